@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The project's test command (README, CI). Sets up what it needs, then runs every test:
+#   1. Debian packages the tests use (scripts/setup-host.sh, idempotent)
+#   2. npm dependencies (npm ci when package-lock.json changed since the last install), addon and dist build
+#   3. strict type check of everything (tsc --noEmit)
+#   4. node's test runner over test/**/*.test.ts (or only the paths given as arguments)
+# Tests that need root and network namespaces run too: CI runs as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${CK_SKIP_SETUP:-}" != 1 ]; then
+  bash scripts/setup-host.sh
+  stamp=node_modules/.ck-lock-sha256
+  want=$(sha256sum package-lock.json | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "test: installing npm dependencies (npm ci)"
+    npm ci --no-audit --no-fund
+    echo "$want" > "$stamp"
+  fi
+  echo "test: building"
+  npm run --silent build
+fi
+
+echo "test: type check"
+npx tsc --noEmit -p tsconfig.json
+
+roots=("$@")
+[ ${#roots[@]} -gt 0 ] || roots=(test)
+mapfile -t files < <(find "${roots[@]}" -name '*.test.ts' -type f | sort)
+if [ ${#files[@]} -eq 0 ]; then
+  echo "test: no test files under ${roots[*]}" >&2
+  exit 1
+fi
+echo "test: running ${#files[@]} test files"
+exec node --import tsx --test --test-reporter=spec "${files[@]}"

@@ -1,0 +1,12 @@
+// SPDX-License-Identifier: UNLICENSED
+// `connector <command> ...`: the datacentre/factory/release tool. Each command lives in its own module
+// under ./commands/ and is loaded only when used, so one command's dependencies never slow another.
+import { runCommand, type CommandTable } from './dispatch.js';
+
+// name -> [module under ./commands/, one-line summary]. Keep alphabetical.
+export const COMMANDS: CommandTable = {
+  lab: ['lab.js', 'network lab in namespaces: up | down | status | exec NODE -- CMD'],
+};
+
+const code = await runCommand('connector', COMMANDS, process.argv.slice(2));
+process.exitCode = code;

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: UNLICENSED
+// One base class with a stable code per condition. Tests and callers match on `code`, never on text.
+
+export type ErrorCode =
+  | 'CK_ERR_USAGE'
+  | 'CK_ERR_CONFIG_INVALID'
+  | 'CK_ERR_IO'
+  | 'CK_ERR_EXEC'
+  | 'CK_ERR_TAP'
+  | 'CK_ERR_TUNNEL_HELLO'
+  | 'CK_ERR_TUNNEL_TLS'
+  | 'CK_ERR_REGISTRY'
+  | 'CK_ERR_AUDIT_CHAIN'
+  | 'CK_ERR_LAB'
+  | 'CK_ERR_EST'
+  | 'CK_ERR_EST_UNCLAIMED'
+  | 'CK_ERR_EST_BAD_CSR'
+  | 'CK_ERR_FACTORY'
+  | 'CK_ERR_FACTORY_BLOCK'
+  | 'CK_ERR_CLOCK_UNSET'
+  | 'CK_ERR_OTA'
+  | 'CK_ERR_OTA_BAD_SIGNATURE'
+  | 'CK_ERR_OTA_BAD_ARTIFACT'
+  | 'CK_ERR_IMAGE'
+  | 'CK_ERR_IMAGE_INPUT_MISSING';
+
+export class ConnectorError extends Error {
+  override name = 'ConnectorError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** A command line the user typed wrong; the CLI prints the message and exits 2. */
+export class UsageError extends ConnectorError {
+  override name = 'UsageError';
+  constructor(message: string) {
+    super('CK_ERR_USAGE', message);
+  }
+}
+
+export class ConfigError extends ConnectorError {
+  override name = 'ConfigError';
+  constructor(
+    readonly key: string,
+    problem: string,
+    options?: ErrorOptions,
+  ) {
+    super('CK_ERR_CONFIG_INVALID', `config "${key}": ${problem}`, options);
+  }
+}
+
+export const hasCode = (e: unknown, code: ErrorCode): e is ConnectorError =>
+  e instanceof ConnectorError && e.code === code;
+
+export const isErrno = (e: unknown, code: string): e is NodeJS.ErrnoException =>
+  e instanceof Error && (e as NodeJS.ErrnoException).code === code;
+
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: UNLICENSED
+// The embedded default storage of the registry: one JSON file an operator can edit by hand. Readers
+// reload it when it changes; writers update it atomically (temp file + rename) under a lock file, so the
+// EST server, the headend and the `connector registry` CLI can share it.
+import { closeSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ConnectorError, isErrno } from '../errors.js';
+import { EMPTY_REGISTRY, parseRegistry, type Registry } from './registry.js';
+
+export function readRegistryFile(path: string): Registry {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    if (isErrno(e, 'ENOENT')) return EMPTY_REGISTRY;
+    throw new ConnectorError('CK_ERR_REGISTRY', `cannot read registry ${path}`, { cause: e });
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new ConnectorError('CK_ERR_REGISTRY', `registry ${path} is not valid JSON: ${(e as Error).message}`);
+  }
+  return parseRegistry(doc);
+}
+
+export function writeRegistryFile(path: string, reg: Registry): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(reg, null, 2) + '\n', { mode: 0o640 });
+  renameSync(tmp, path);
+}
+
+/** Read-modify-write under `<path>.lock`; a lock older than 30 s is taken as left by a crash. */
+export async function updateRegistryFile(path: string, change: (reg: Registry) => Registry): Promise<Registry> {
+  const lock = `${path}.lock`;
+  for (let i = 0; ; i++) {
+    try {
+      closeSync(openSync(lock, 'wx'));
+      break;
+    } catch (e) {
+      if (!isErrno(e, 'EEXIST')) throw e;
+      try {
+        if (Date.now() - statSync(lock).mtimeMs > 30_000) unlinkSync(lock);
+      } catch {
+        // the holder just released it
+      }
+      if (i > 200) throw new ConnectorError('CK_ERR_REGISTRY', `registry ${path} stays locked; remove ${lock} if no writer runs`);
+      await sleep(25);
+    }
+  }
+  try {
+    const next = change(readRegistryFile(path));
+    writeRegistryFile(path, next);
+    return next;
+  } finally {
+    unlinkSync(lock);
+  }
+}
+
+/** A reader that re-parses the file only when its mtime or size changed (cheap to call per request). */
+export class RegistryWatcher {
+  private stamp = '';
+  private current: Registry = EMPTY_REGISTRY;
+  constructor(readonly path: string) {}
+
+  get(): Registry {
+    let stamp: string;
+    try {
+      const st = statSync(this.path);
+      stamp = `${st.mtimeMs}:${st.size}:${st.ino}`;
+    } catch {
+      stamp = 'missing';
+    }
+    if (stamp !== this.stamp) {
+      this.current = readRegistryFile(this.path);
+      this.stamp = stamp;
+    }
+    return this.current;
+  }
+
+  /** Forces a re-read (SIGHUP); keeps the last good registry and rethrows when the file is broken. */
+  reload(): Registry {
+    this.stamp = '';
+    return this.get();
+  }
+}

@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: UNLICENSED
+// Raw UCI text in, a validated frozen AgentConfig out. Defaults live in one table; every key carries its
+// unit. Errors name the UCI section.option that is wrong and what it accepts.
+import { ConfigError } from '../shared/errors.js';
+import { LOG_LEVELS, type LogFormat, type LogLevel } from '../shared/log.js';
+import { macKey, parseMac } from '../shared/l2/mac.js';
+import { findSection, parseUci, type UciSection } from '../shared/uci.js';
+
+export interface AgentConfig {
+  readonly enabled: boolean;
+  readonly headends: readonly URL[];
+  readonly bridge: string;
+  readonly tapName: string;
+  /** Attach the TAP to the bridge with `ip link` ('ip'), or leave it to netifd's br-lan ports ('netifd'). */
+  readonly attach: 'ip' | 'netifd';
+  readonly identityDir: string;
+  readonly site: string;
+  readonly logLevel: LogLevel;
+  readonly logFormat: LogFormat;
+  readonly statusSocket: string;
+  readonly keepaliveMs: number;
+  readonly deadAfterMs: number;
+  readonly sendQueueFrames: number;
+  /** Extra MACs that are the Connector's own (its bridge MAC is always included). */
+  readonly ownMacs: readonly number[];
+  readonly proxy: Readonly<{
+    arpNdProxy: boolean;
+    freshMs: number;
+    splitBrainBlock: boolean;
+    allowDhcpFromDc: boolean;
+  }>;
+  readonly enroll: Readonly<{
+    url: string | undefined;
+    factoryBlockPath: string;
+    factoryBlockOffset: number;
+    /** Seconds since the epoch before which the clock is taken as unset (the image's build time). */
+    minTimeS: number;
+  }>;
+  readonly ota: Readonly<{
+    broker: string | undefined;
+    pubkeySlots: readonly string[];
+    stateDir: string;
+  }>;
+}
+
+const DEFAULTS = {
+  bridge: 'br-lan',
+  tapName: 'tap-dr',
+  attach: 'ip',
+  identityDir: '/etc/connector',
+  logLevel: 'info',
+  logFormat: 'human',
+  statusSocket: '/var/run/connector/agent.sock',
+  keepaliveS: 5,
+  deadAfterS: 15,
+  sendQueueFrames: 512,
+  freshS: 300,
+  factoryBlockPath: '/dev/mmcblk0',
+  factoryBlockOffset: 24 * 1024 * 1024,
+  otaStateDir: '/etc/connector/ota',
+} as const;
+
+type Raw = Readonly<{ section: string; options: Record<string, string>; lists: Record<string, string[]> }>;
+
+function raw(sec: UciSection | undefined, name: string): Raw {
+  return { section: name, options: sec?.options ?? {}, lists: sec?.lists ?? {} };
+}
+
+function key(r: Raw, k: string): string {
+  return `${r.section}.${k}`;
+}
+
+function str(r: Raw, k: string, def: string): string {
+  const v = r.options[k];
+  return v === undefined || v === '' ? def : v;
+}
+
+function bool(r: Raw, k: string, def: boolean): boolean {
+  const v = r.options[k];
+  if (v === undefined || v === '') return def;
+  if (['1', 'on', 'true', 'yes', 'enabled'].includes(v)) return true;
+  if (['0', 'off', 'false', 'no', 'disabled'].includes(v)) return false;
+  throw new ConfigError(key(r, k), `"${v}" is not a boolean (use 1 or 0)`);
+}
+
+function int(r: Raw, k: string, min: number, max: number, def: number): number {
+  const v = r.options[k];
+  if (v === undefined || v === '') return def;
+  if (!/^-?\d+$/.test(v)) throw new ConfigError(key(r, k), `"${v}" is not an integer`);
+  const n = Number(v);
+  if (n < min || n > max) throw new ConfigError(key(r, k), `${n} is outside ${min}..${max}`);
+  return n;
+}
+
+function oneOf<T extends string>(r: Raw, k: string, allowed: readonly T[], def: T): T {
+  const v = str(r, k, def);
+  if (!allowed.includes(v as T)) throw new ConfigError(key(r, k), `"${v}" is not one of ${allowed.join(', ')}`);
+  return v as T;
+}
+
+function ifname(r: Raw, k: string, def: string): string {
+  const v = str(r, k, def);
+  if (!/^[A-Za-z0-9_.@-]{1,15}$/.test(v)) throw new ConfigError(key(r, k), `"${v}" is not a valid interface name (1-15 chars)`);
+  return v;
+}
+
+export function parseHeadendUrl(text: string, where: string): URL {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    throw new ConfigError(where, `"${text}" is not a URL; expected tls://host:port`);
+  }
+  if (u.protocol !== 'tls:') throw new ConfigError(where, `"${text}" must use the tls:// scheme`);
+  if (!u.hostname) throw new ConfigError(where, `"${text}" has no host`);
+  if (!u.port) u.port = '443';
+  return u;
+}
+
+export function parseAgentConfig(text: string): AgentConfig {
+  const doc = parseUci(text);
+  const a = raw(findSection(doc, 'agent'), 'agent');
+  const p = raw(findSection(doc, 'proxy'), 'proxy');
+  const e = raw(findSection(doc, 'enroll'), 'enroll');
+  const o = raw(findSection(doc, 'ota'), 'ota');
+  const headends = (a.lists['headend'] ?? (a.options['headend'] ? [a.options['headend']] : [])).map((h) =>
+    parseHeadendUrl(h, key(a, 'headend')),
+  );
+  if (headends.length === 0) throw new ConfigError(key(a, 'headend'), 'at least one `list headend tls://host:port` is required');
+  const ownMacs = (a.lists['own_mac'] ?? []).map((m) => macKey(parseMac(m, key(a, 'own_mac'))));
+  const slots = [o.options['pubkey_slot0'], o.options['pubkey_slot1']].filter((s): s is string => !!s);
+  const identityDir = str(a, 'identity_dir', DEFAULTS.identityDir);
+  const keepaliveS = int(a, 'keepalive_s', 1, 300, DEFAULTS.keepaliveS);
+  return Object.freeze({
+    enabled: bool(a, 'enabled', true),
+    headends: Object.freeze(headends),
+    bridge: ifname(a, 'bridge', DEFAULTS.bridge),
+    tapName: ifname(a, 'tap_name', DEFAULTS.tapName),
+    attach: oneOf(a, 'attach', ['ip', 'netifd'] as const, DEFAULTS.attach),
+    identityDir,
+    site: str(a, 'site', ''),
+    logLevel: oneOf(a, 'log_level', LOG_LEVELS, DEFAULTS.logLevel),
+    logFormat: oneOf(a, 'log_format', ['human', 'json'] as const, DEFAULTS.logFormat),
+    statusSocket: str(a, 'status_socket', DEFAULTS.statusSocket),
+    keepaliveMs: keepaliveS * 1000,
+    deadAfterMs: int(a, 'dead_after_s', keepaliveS + 1, 600, Math.max(DEFAULTS.deadAfterS, keepaliveS * 3)) * 1000,
+    sendQueueFrames: int(a, 'send_queue_frames', 16, 8192, DEFAULTS.sendQueueFrames),
+    ownMacs: Object.freeze(ownMacs),
+    proxy: Object.freeze({
+      arpNdProxy: bool(p, 'arp_nd_proxy', true),
+      freshMs: int(p, 'fresh_s', 5, 86_400, DEFAULTS.freshS) * 1000,
+      splitBrainBlock: bool(p, 'split_brain_block', true),
+      allowDhcpFromDc: bool(p, 'allow_dhcp_from_dc', false),
+    }),
+    enroll: Object.freeze({
+      url: e.options['url'] || undefined,
+      factoryBlockPath: str(e, 'factory_block_path', DEFAULTS.factoryBlockPath),
+      factoryBlockOffset: int(e, 'factory_block_offset', 0, 2 ** 40, DEFAULTS.factoryBlockOffset),
+      minTimeS: int(e, 'min_time', 0, 2 ** 40, 0),
+    }),
+    ota: Object.freeze({
+      broker: o.options['broker'] || undefined,
+      pubkeySlots: Object.freeze(slots),
+      stateDir: str(o, 'state_dir', DEFAULTS.otaStateDir),
+    }),
+  });
+}

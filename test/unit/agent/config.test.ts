@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: UNLICENSED
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseAgentConfig } from '../../../src/agent/config.js';
+import { ConfigError } from '../../../src/shared/errors.js';
+
+const MIN = `config agent 'agent'\n\tlist headend 'tls://dc1.example.net'\n`;
+
+test('minimal config gets documented defaults', () => {
+  const c = parseAgentConfig(MIN);
+  assert.equal(c.headends[0]?.host, 'dc1.example.net:443');
+  assert.equal(c.bridge, 'br-lan');
+  assert.equal(c.tapName, 'tap-dr');
+  assert.equal(c.keepaliveMs, 5000);
+  assert.equal(c.deadAfterMs, 15000);
+  assert.equal(c.proxy.arpNdProxy, true);
+  assert.equal(c.proxy.allowDhcpFromDc, false);
+  assert.equal(c.proxy.splitBrainBlock, true);
+  assert.ok(Object.isFrozen(c));
+});
+
+test('errors name the section.option and what it accepts', () => {
+  const cases: [string, string][] = [
+    [`config agent 'agent'\n`, 'agent.headend'],
+    [`config agent 'agent'\n\tlist headend 'https://x'\n`, 'agent.headend'],
+    [MIN + `\toption keepalive_s 'often'\n`, 'agent.keepalive_s'],
+    [MIN + `\toption tap_name 'a-name-that-is-far-too-long'\n`, 'agent.tap_name'],
+    [MIN + `config proxy 'proxy'\n\toption arp_nd_proxy 'maybe'\n`, 'proxy.arp_nd_proxy'],
+    [MIN + `\tlist own_mac 'zz:zz'\n`, 'agent.own_mac'],
+  ];
+  for (const [text, k] of cases) {
+    assert.throws(() => parseAgentConfig(text), (e: unknown) => e instanceof ConfigError && e.key === k, k);
+  }
+});
+
+test('dead-peer timeout cannot be shorter than the keepalive', () => {
+  assert.throws(() => parseAgentConfig(MIN + `\toption keepalive_s '10'\n\toption dead_after_s '5'\n`), ConfigError);
+  assert.equal(parseAgentConfig(MIN + `\toption keepalive_s '10'\n`).deadAfterMs, 30000);
+});

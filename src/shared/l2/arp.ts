@@ -42,7 +42,8 @@ const u16At = (b: Uint8Array, o: number): number => ((b[o] ?? 0) << 8) | (b[o + 
 
 export function classifyArp(op: number, senderIp: number, targetIp: number): ArpKind {
   if (op === ARP_OP_REQUEST && senderIp === 0) return 'probe';
-  if (senderIp === targetIp) return 'gratuitous';
+  // A reply "from" 0.0.0.0 announces nothing, so it stays a plain reply.
+  if (senderIp === targetIp && senderIp !== 0) return 'gratuitous';
   return op === ARP_OP_REQUEST ? 'request' : 'reply';
 }
 

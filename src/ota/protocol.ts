@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: UNLICENSED
+// The MQTT contract between the rollout controller and devices: topic names and payloads. Pure.
+// Topics (serial = the device certificate CN, which mosquitto makes the username and client id):
+//   connector/v1/<serial>/status               device -> all, retained, QoS 1; Last Will {"online":false}
+//   connector/v1/<serial>/jobs/<jobId>         controller -> device, retained, QoS 1: the job document
+//   connector/v1/<serial>/jobs/<jobId>/state   device -> controller, retained, QoS 1: every state change
+import type { RejectReason } from './verify-release.js';
+
+export const TOPIC_ROOT = 'connector/v1';
+
+export const statusTopic = (serial: string): string => `${TOPIC_ROOT}/${serial}/status`;
+export const jobTopic = (serial: string, jobId: string): string => `${TOPIC_ROOT}/${serial}/jobs/${jobId}`;
+export const jobStateTopic = (serial: string, jobId: string): string => `${TOPIC_ROOT}/${serial}/jobs/${jobId}/state`;
+export const deviceJobsFilter = (serial: string): string => `${TOPIC_ROOT}/${serial}/jobs/+`;
+export const ALL_JOB_STATES_FILTER = `${TOPIC_ROOT}/+/jobs/+/state`;
+export const ALL_STATUS_FILTER = `${TOPIC_ROOT}/+/status`;
+
+const SERIAL_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const JOB_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+export const isSerial = (s: string): boolean => SERIAL_RE.test(s);
+export const isJobId = (s: string): boolean => JOB_ID_RE.test(s);
+
+/** What the controller sends: the signed manifest verbatim (its bytes are what the signature covers). */
+export interface JobDocument {
+  readonly jobId: string;
+  readonly rolloutId: string;
+  /** Manifest file bytes, base64, so no JSON re-encoding can change what was signed. */
+  readonly manifest: string;
+  /** usign signature file text; absent means unsigned (devices refuse). */
+  readonly signature?: string;
+  readonly issuedAt: string;
+}
+
+/** Device-side job states, in order; the last four are terminal. */
+export type JobState =
+  | 'queued'
+  | 'downloading'
+  | 'verifying'
+  | 'installing'
+  | 'switching'
+  | 'health-check'
+  | 'rebooting'
+  | 'succeeded'
+  | 'failed'
+  | 'rolled-back'
+  | 'rejected';
+export const TERMINAL_JOB_STATES: readonly JobState[] = ['succeeded', 'failed', 'rolled-back', 'rejected'];
+export const isTerminal = (s: JobState): boolean => TERMINAL_JOB_STATES.includes(s);
+
+export interface JobStateReport {
+  readonly jobId: string;
+  readonly state: JobState;
+  /** Agent version the device runs after this state (the proof a rollout reached it). */
+  readonly version: string;
+  readonly targetVersion?: string;
+  readonly reason?: RejectReason | 'health-check-failed' | 'download-failed' | 'artifact-mismatch' | 'install-failed' | 'sysupgrade-failed';
+  readonly detail?: string;
+  readonly progress?: { readonly bytes: number; readonly total: number };
+  readonly at: string;
+}
+
+export interface DeviceStatus {
+  readonly online: boolean;
+  readonly version?: string;
+  readonly board?: string;
+  readonly job?: { readonly jobId: string; readonly state: JobState };
+  readonly at?: string;
+}
+
+const JOB_STATES: readonly JobState[] = [
+  'queued', 'downloading', 'verifying', 'installing', 'switching', 'health-check', 'rebooting',
+  'succeeded', 'failed', 'rolled-back', 'rejected',
+];
+
+function record(v: unknown): Record<string, unknown> | undefined {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+}
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; drop: string };
+
+/** Payloads from the network are counted drops when malformed, never exceptions. */
+export function parseJobDocument(payload: Buffer): Parsed<JobDocument> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(payload.toString('utf8'));
+  } catch {
+    return { ok: false, drop: 'not-json' };
+  }
+  const o = record(raw);
+  if (!o) return { ok: false, drop: 'not-object' };
+  const { jobId, rolloutId, manifest, signature, issuedAt } = o;
+  if (typeof jobId !== 'string' || !isJobId(jobId)) return { ok: false, drop: 'bad-job-id' };
+  if (typeof rolloutId !== 'string' || typeof manifest !== 'string' || typeof issuedAt !== 'string') return { ok: false, drop: 'missing-field' };
+  if (signature !== undefined && typeof signature !== 'string') return { ok: false, drop: 'bad-signature-field' };
+  return { ok: true, value: { jobId, rolloutId, manifest, issuedAt, ...(signature !== undefined ? { signature } : {}) } };
+}
+
+export function parseJobStateReport(payload: Buffer): Parsed<JobStateReport> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(payload.toString('utf8'));
+  } catch {
+    return { ok: false, drop: 'not-json' };
+  }
+  const o = record(raw);
+  if (!o) return { ok: false, drop: 'not-object' };
+  if (typeof o['jobId'] !== 'string' || typeof o['version'] !== 'string' || typeof o['at'] !== 'string') return { ok: false, drop: 'missing-field' };
+  if (!JOB_STATES.includes(o['state'] as JobState)) return { ok: false, drop: 'bad-state' };
+  return { ok: true, value: o as unknown as JobStateReport };
+}
+
+/** Splits `connector/v1/<serial>/jobs/<jobId>[/state]`; undefined for anything else. */
+export function parseJobTopic(topic: string): { serial: string; jobId: string; state: boolean } | undefined {
+  const parts = topic.split('/');
+  if (parts[0] !== 'connector' || parts[1] !== 'v1' || parts[3] !== 'jobs') return undefined;
+  const serial = parts[2];
+  const jobId = parts[4];
+  if (serial === undefined || jobId === undefined) return undefined;
+  if (parts.length === 5) return { serial, jobId, state: false };
+  if (parts.length === 6 && parts[5] === 'state') return { serial, jobId, state: true };
+  return undefined;
+}

@@ -1,0 +1,312 @@
+// SPDX-License-Identifier: UNLICENSED
+// TAP frame I/O for Node, in plain C against N-API and libuv only (no C++ runtime), so one source builds
+// for linux-x64 tests and the linux-arm64 device. It does what the data path needs and nothing more:
+// open or attach a TAP, watch its non-blocking fd with uv_poll, drain up to maxBatch frames per wake-up
+// into one reused buffer and make ONE JS call per batch, write many frames per call. No parsing here.
+//
+// Batch layout handed to JS: repeated [u16 little-endian length][frame bytes], `count` records,
+// `used` bytes. The buffer is reused for the next batch once the JS handler returns.
+#define NAPI_VERSION 8
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include <node_api.h>
+#include <uv.h>
+
+#define TUN_PATH "/dev/net/tun"
+#define MAX_FRAME 65535u           // largest read per frame; a u16 length always fits
+#define SLOT_BYTES 2048u           // per-frame budget of the batch buffer (1518-byte frames + header)
+#define MAX_BATCH 1024u
+
+typedef struct tap {
+  int fd;                          // -1 once closed
+  char ifname[IFNAMSIZ];
+  napi_env env;
+  uv_poll_t *poll;                 // NULL until start(); freed by uv_close's callback
+  napi_ref cb, buf, self;
+  napi_async_context actx;
+  uint8_t *data;
+  size_t cap;
+  uint32_t max_batch;
+  double truncated, write_errors;  // counters JS cannot see itself
+  int last_write_errno;
+} tap_t;
+
+#define CHECK(call) do { if ((call) != napi_ok) { throw_last(env); return NULL; } } while (0)
+
+static void throw_last(napi_env env) {
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) return;
+  const napi_extended_error_info *info = NULL;
+  napi_get_last_error_info(env, &info);
+  napi_throw_error(env, "EINVAL", info && info->error_message ? info->error_message : "N-API call failed");
+}
+
+static void set_str(napi_env env, napi_value obj, const char *key, const char *val) {
+  napi_value v;
+  if (napi_create_string_utf8(env, val, NAPI_AUTO_LENGTH, &v) == napi_ok) napi_set_named_property(env, obj, key, v);
+}
+
+// uv_err_name() only knows libuv's own list (no EBADFD) and leaks a string for the rest.
+static const char *errno_name(int err) {
+#define E(x) case x: return #x;
+  switch (err) {
+    E(EPERM) E(ENOENT) E(EINTR) E(EIO) E(ENXIO) E(EBADF) E(EAGAIN) E(ENOMEM) E(EACCES) E(EFAULT) E(EBUSY)
+    E(EEXIST) E(ENODEV) E(EINVAL) E(ENOSPC) E(ENAMETOOLONG) E(EBADFD) E(EMSGSIZE) E(EALREADY) E(ENOBUFS)
+  }
+#undef E
+  return "EUNKNOWN";
+}
+
+// An Error shaped like Node's own system errors: code 'EPERM', errno -1, syscall, plus the device name.
+static napi_value errno_error(napi_env env, int err, const char *syscall, const char *dev, const char *hint) {
+  char msg[256];
+  const char *name = errno_name(err);
+  snprintf(msg, sizeof msg, "%s %s: %s (%s)%s%s", syscall, dev, name, strerror(err), hint ? ": " : "", hint ? hint : "");
+  napi_value code, text, e, n;
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text);
+  napi_create_error(env, code, text, &e);
+  napi_create_int32(env, -err, &n);
+  napi_set_named_property(env, e, "errno", n);
+  set_str(env, e, "syscall", syscall);
+  set_str(env, e, "device", dev);
+  return e;
+}
+
+static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *dev, const char *hint) {
+  napi_throw(env, errno_error(env, err, syscall, dev, hint));
+  return NULL;
+}
+
+static void on_poll_closed(uv_handle_t *h) { free(h); }
+
+// Safe to call twice and from the env cleanup hook: each resource is released once and marked.
+static void tap_close(tap_t *t) {
+  if (t->poll) {
+    uv_poll_stop(t->poll);
+    uv_close((uv_handle_t *)t->poll, on_poll_closed);
+    t->poll = NULL;
+  }
+  if (t->fd >= 0) { close(t->fd); t->fd = -1; }
+  if (t->cb) { napi_delete_reference(t->env, t->cb); t->cb = NULL; }
+  if (t->buf) { napi_delete_reference(t->env, t->buf); t->buf = NULL; }
+  if (t->self) { napi_delete_reference(t->env, t->self); t->self = NULL; }
+  if (t->actx) { napi_async_destroy(t->env, t->actx); t->actx = NULL; }
+}
+
+static void cleanup_hook(void *arg) { tap_close((tap_t *)arg); }
+
+static void finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  tap_t *t = data;
+  napi_remove_env_cleanup_hook(env, cleanup_hook, t);
+  tap_close(t);
+  free(t);
+}
+
+static tap_t *unwrap(napi_env env, napi_value obj) {
+  void *t = NULL;
+  if (napi_unwrap(env, obj, &t) != napi_ok || !t) { throw_last(env); return NULL; }
+  return t;
+}
+
+// One JS call per batch. napi_make_callback runs it inside an async context and drains ticks and
+// microtasks; an exception escapes to process 'uncaughtException' instead of vanishing in libuv.
+static void deliver(tap_t *t, uint32_t count, size_t used, napi_value err) {
+  napi_env env = t->env;
+  napi_value cb, self, argv[3], result;
+  if (napi_get_reference_value(env, t->cb, &cb) != napi_ok || napi_get_reference_value(env, t->self, &self) != napi_ok) return;
+  napi_create_uint32(env, count, &argv[0]);
+  napi_create_uint32(env, (uint32_t)used, &argv[1]);
+  if (err) argv[2] = err; else napi_get_undefined(env, &argv[2]);
+  if (napi_make_callback(env, t->actx, self, cb, 3, argv, &result) != napi_ok) {
+    napi_value exc;
+    if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) napi_fatal_exception(env, exc);
+  }
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  tap_t *t = h->data;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(t->env, &scope) != napi_ok) return;
+  uint32_t count = 0;
+  size_t off = 0;
+  int err = status < 0 ? -status : 0;
+  while (!err && (events & UV_READABLE) && count < t->max_batch && t->cap - off >= 2 + MAX_FRAME) {
+    ssize_t n = read(t->fd, t->data + off + 2, MAX_FRAME);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) err = errno;
+      break;
+    }
+    if ((size_t)n > MAX_FRAME) { t->truncated++; continue; }  // the kernel cut it; never pass half a frame
+    t->data[off] = (uint8_t)(n & 0xff);
+    t->data[off + 1] = (uint8_t)(n >> 8);
+    off += 2 + (size_t)n;
+    count++;
+  }
+  napi_value e = NULL;
+  if (err) {
+    // A dead device (deleted link: EBADFD) stays readable forever; stop polling so the loop cannot spin.
+    uv_poll_stop(h);
+    e = errno_error(t->env, err, "read", t->ifname, "polling stopped; reopen the TAP");
+  }
+  if (count > 0 || e) deliver(t, count, off, e);
+  napi_close_handle_scope(t->env, scope);
+}
+
+// open(name) -> handle object { ifname, fd }. An empty name lets the kernel pick tapN.
+static napi_value js_open(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], obj;
+  char name[64] = "";
+  size_t len = 0;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok)
+    return napi_throw_type_error(env, "EINVAL", "open(name): name must be a string"), NULL;
+  if (len >= IFNAMSIZ) return throw_errno(env, ENAMETOOLONG, "ioctl(TUNSETIFF)", name, "interface names are at most 15 bytes");
+  int fd = open(TUN_PATH, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    const char *hint = e == ENOENT ? "no TUN/TAP support: load kmod-tun (opkg install kmod-tun; modprobe tun)"
+                     : e == EACCES || e == EPERM ? "needs root or CAP_NET_ADMIN" : NULL;
+    return throw_errno(env, e, "open(" TUN_PATH ")", name, hint);
+  }
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  memcpy(ifr.ifr_name, name, len);
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int e = errno;
+    close(fd);
+    const char *hint = e == EPERM ? "needs root or CAP_NET_ADMIN"
+                     : e == EBUSY ? "another process already has this single-queue TAP open"
+                     : e == EINVAL ? "bad name, or an existing device of another type or with other flags" : NULL;
+    return throw_errno(env, e, "ioctl(TUNSETIFF)", name, hint);
+  }
+  tap_t *t = calloc(1, sizeof *t);
+  if (!t) { close(fd); return throw_errno(env, ENOMEM, "calloc", name, NULL); }
+  t->fd = fd;
+  t->env = env;
+  memcpy(t->ifname, ifr.ifr_name, IFNAMSIZ - 1);
+  napi_value fdv;
+  if (napi_create_object(env, &obj) != napi_ok || napi_wrap(env, obj, t, finalize, NULL, NULL) != napi_ok) {
+    close(fd); free(t); throw_last(env); return NULL;
+  }
+  napi_add_env_cleanup_hook(env, cleanup_hook, t);
+  set_str(env, obj, "ifname", t->ifname);
+  napi_create_int32(env, fd, &fdv);
+  napi_set_named_property(env, obj, "fd", fdv);
+  return obj;
+}
+
+// start(handle, maxBatch, cb(count, used, err?)) -> the batch Buffer, reused for every batch.
+static napi_value js_start(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], buf, name;
+  uint32_t max_batch = 0;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  tap_t *t = unwrap(env, argv[0]);
+  if (!t) return NULL;
+  if (t->fd < 0) return throw_errno(env, EBADF, "uv_poll_start", t->ifname, "the TAP is closed");
+  if (t->poll) return throw_errno(env, EALREADY, "uv_poll_start", t->ifname, "already started");
+  if (napi_get_value_uint32(env, argv[1], &max_batch) != napi_ok || max_batch < 1 || max_batch > MAX_BATCH)
+    return napi_throw_range_error(env, "EINVAL", "start: maxBatch must be an integer from 1 to 1024"), NULL;
+  t->max_batch = max_batch;
+  t->cap = (size_t)max_batch * SLOT_BYTES + 2 + MAX_FRAME;
+  uv_loop_t *loop;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  CHECK(napi_create_buffer(env, t->cap, (void **)&t->data, &buf));
+  CHECK(napi_create_reference(env, buf, 1, &t->buf));
+  CHECK(napi_create_reference(env, argv[2], 1, &t->cb));
+  CHECK(napi_create_reference(env, argv[0], 1, &t->self));  // a polling TAP must not be collected
+  CHECK(napi_create_string_utf8(env, "ConnectorTap", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_async_init(env, argv[0], name, &t->actx));
+  t->poll = calloc(1, sizeof *t->poll);
+  int r = t->poll ? uv_poll_init(loop, t->poll, t->fd) : UV_ENOMEM;
+  if (r == 0) r = uv_poll_start(t->poll, UV_READABLE, on_poll);
+  if (r != 0) {
+    if (t->poll) { free(t->poll); t->poll = NULL; }  // uv_poll_init failed before the handle joined the loop
+    return throw_errno(env, -r, "uv_poll_start", t->ifname, NULL);
+  }
+  t->poll->data = t;
+  return buf;
+}
+
+// write(handle, frames: Uint8Array[]) -> frames accepted. Stops at EAGAIN; a frame the kernel rejects
+// (too short, too long) is skipped and counted, so one bad frame never blocks the rest of the batch.
+static napi_value js_write(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], res;
+  uint32_t n = 0, ok = 0;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  tap_t *t = unwrap(env, argv[0]);
+  if (!t) return NULL;
+  if (argc < 2 || napi_get_array_length(env, argv[1], &n) != napi_ok)
+    return napi_throw_type_error(env, "EINVAL", "write(handle, frames): frames must be an array"), NULL;
+  for (uint32_t i = 0; i < n && t->fd >= 0; i++) {
+    napi_value el;
+    napi_typedarray_type type;
+    size_t len = 0, boff = 0;
+    void *p = NULL;
+    napi_value ab;
+    CHECK(napi_get_element(env, argv[1], i, &el));
+    if (napi_get_typedarray_info(env, el, &type, &len, &p, &ab, &boff) != napi_ok || type != napi_uint8_array) {
+      napi_value exc;
+      napi_get_and_clear_last_exception(env, &exc);
+      t->write_errors++; t->last_write_errno = EINVAL;
+      continue;
+    }
+    ssize_t w;
+    do w = write(t->fd, p, len); while (w < 0 && errno == EINTR);
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (w < 0) { t->write_errors++; t->last_write_errno = errno; continue; }
+    ok++;
+  }
+  CHECK(napi_create_uint32(env, ok, &res));
+  return res;
+}
+
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  tap_t *t = unwrap(env, argv[0]);
+  if (!t) return NULL;
+  tap_close(t);
+  return NULL;
+}
+
+static napi_value js_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], obj, v;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  tap_t *t = unwrap(env, argv[0]);
+  if (!t) return NULL;
+  CHECK(napi_create_object(env, &obj));
+  napi_create_double(env, t->truncated, &v); napi_set_named_property(env, obj, "truncated", v);
+  napi_create_double(env, t->write_errors, &v); napi_set_named_property(env, obj, "writeErrors", v);
+  set_str(env, obj, "lastWriteError", t->last_write_errno ? errno_name(t->last_write_errno) : "");
+  return obj;
+}
+
+NAPI_MODULE_INIT() {
+  napi_property_descriptor props[] = {
+    {"open", NULL, js_open, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"start", NULL, js_start, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"write", NULL, js_write, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"stats", NULL, js_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  return exports;
+}

@@ -87,7 +87,8 @@ export function selectCohort(rolloutId: string, fleet: readonly string[], spec: 
     if (unknown.length > 0) throw usage(`cohort names devices not in the fleet list: ${unknown.join(', ')}`);
     return [...spec.serials];
   }
-  const n = Math.ceil((fleet.length * spec.percent) / 100);
+  // Rounded down but at least one device, so "10%" of a small fleet still tests something.
+  const n = Math.min(fleet.length, Math.max(1, Math.floor((fleet.length * spec.percent) / 100 + 1e-9)));
   return [...fleet].sort((a, b) => (rank(rolloutId, a) < rank(rolloutId, b) ? -1 : 1)).slice(0, n);
 }
 

@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: UNLICENSED
+// Starts a real mosquitto on 127.0.0.1 (free port) with the config `connector ota broker-config` makes,
+// and kills it in t.after.
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { join } from 'node:path';
+import { generateBrokerConfig } from '../../../../src/ota/broker-config.js';
+import type { TestPki } from './pki.js';
+
+export const CONTROLLER_CN = 'connector-controller';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const ok = await new Promise<boolean>((r) => {
+      const c = connect(port, '127.0.0.1', () => {
+        c.destroy();
+        r(true);
+      });
+      c.on('error', () => r(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`mosquitto did not listen on ${port} within ${ms} ms`);
+}
+
+export interface Broker {
+  readonly url: string;
+  readonly port: number;
+  readonly logFile: string;
+}
+
+export async function startMosquitto(t: { after(fn: () => void | Promise<void>): void }, pki: TestPki): Promise<Broker> {
+  const port = await freePort();
+  const aclFile = join(pki.dir, 'acl');
+  const logFile = join(pki.dir, 'mosquitto.log');
+  const files = generateBrokerConfig({
+    cafile: pki.caFile,
+    certfile: pki.server.certFile,
+    keyfile: pki.server.keyFile,
+    aclFile,
+    host: '127.0.0.1',
+    port,
+    controllerUsers: [CONTROLLER_CN],
+    runAsUser: 'root',
+    logFile,
+  });
+  writeFileSync(join(pki.dir, 'mosquitto.conf'), files.mosquittoConf);
+  writeFileSync(aclFile, files.acl);
+  const child = spawn('mosquitto', ['-c', join(pki.dir, 'mosquitto.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  t.after(async () => {
+    if (child.exitCode === null) {
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await gone;
+    }
+  });
+  try {
+    await waitForPort(port, 5000);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}: ${stderr}`);
+  }
+  return { url: `mqtts://127.0.0.1:${port}`, port, logFile };
+}

@@ -5,6 +5,8 @@ import { runCommand, type CommandTable } from './dispatch.js';
 
 // name -> [module under ./commands/, one-line summary]. Keep alphabetical.
 export const COMMANDS: CommandTable = {
+  audit: ['audit.js', 'headend session audit log: export --format csv|jsonl --log FILE | verify --log FILE'],
+  headend: ['headend.js', 'run the datacentre tunnel headend: --config FILE'],
   lab: ['lab.js', 'network lab in namespaces: up | down | status | exec NODE -- CMD'],
 };
 

@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: UNLICENSED
+// Counters and gauges rendered as Prometheus text exposition format 0.0.4. Series are created on first
+// use and kept in insertion order; the hot path increments a number in a Map. Pure.
+
+export type Labels = Readonly<Record<string, string | number>>;
+
+interface Family {
+  help: string;
+  type: 'counter' | 'gauge';
+  series: Map<string, number>;
+}
+
+function labelKey(labels: Labels): string {
+  const parts = Object.keys(labels)
+    .sort()
+    .map((k) => `${k}="${String(labels[k]).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
+  return parts.length ? `{${parts.join(',')}}` : '';
+}
+
+export class Metrics {
+  #families = new Map<string, Family>();
+
+  define(name: string, type: 'counter' | 'gauge', help: string): void {
+    if (!this.#families.has(name)) this.#families.set(name, { help, type, series: new Map() });
+  }
+
+  #family(name: string): Family {
+    const f = this.#families.get(name);
+    if (!f) throw new Error(`metric ${name} is not defined`);
+    return f;
+  }
+
+  inc(name: string, labels: Labels = {}, by = 1): void {
+    const s = this.#family(name).series;
+    const k = labelKey(labels);
+    s.set(k, (s.get(k) ?? 0) + by);
+  }
+
+  set(name: string, labels: Labels, value: number): void {
+    this.#family(name).series.set(labelKey(labels), value);
+  }
+
+  /** Removes every series of a gauge family (before re-setting it from current state). */
+  reset(name: string): void {
+    this.#family(name).series.clear();
+  }
+
+  get(name: string, labels: Labels = {}): number {
+    return this.#families.get(name)?.series.get(labelKey(labels)) ?? 0;
+  }
+
+  render(): string {
+    let out = '';
+    for (const [name, f] of this.#families) {
+      out += `# HELP ${name} ${f.help}\n# TYPE ${name} ${f.type}\n`;
+      for (const [k, v] of f.series) out += `${name}${k} ${v}\n`;
+    }
+    return out;
+  }
+}
+
+/** Every metric the headend exports, defined up front so a scrape shows all families from the start. */
+export function headendMetrics(): Metrics {
+  const m = new Metrics();
+  m.define('connector_headend_sessions', 'gauge', 'Tunnel sessions past the hello, per segment VNI.');
+  m.define('connector_headend_sessions_total', 'counter', 'Tunnel sessions opened since start.');
+  m.define('connector_headend_frames_total', 'counter', 'Frames forwarded, per segment VNI and direction (tunnel-in, tunnel-out, vtep-in, vtep-out).');
+  m.define('connector_headend_bytes_total', 'counter', 'Ethernet frame bytes forwarded, per segment VNI and direction.');
+  m.define('connector_headend_drops_total', 'counter', 'Frames or records dropped, per reason.');
+  m.define('connector_headend_refusals_total', 'counter', 'Connections refused, per reason.');
+  m.define('connector_headend_session_closes_total', 'counter', 'Sessions closed, per reason.');
+  m.define('connector_headend_registry_reloads_total', 'counter', 'Registry reloads, per result (ok, error).');
+  m.define('connector_headend_segment_mtu_too_small', 'gauge', '1 when the VTEP path MTU of a segment cannot carry 1514-byte inner frames (needs >= 1550).');
+  m.define('connector_headend_mac_entries', 'gauge', 'Learned MAC entries per segment VNI.');
+  return m;
+}

@@ -9,6 +9,7 @@ import { dirname, join, parse as parsePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConnectorError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
+import type { FrameDevice } from '../core/ports.js';
 
 /** The batch size the agent uses; the addon accepts 1..TAP_MAX_BATCH. */
 export const TAP_DEFAULT_BATCH = 64;
@@ -145,8 +146,8 @@ export interface TapStats {
   lastTxError: string;
 }
 
-/** The agent's FrameDevice port (src/agent/core/ports.ts), plus TAP-specific extras. */
-export interface TapDevice {
+/** The agent's FrameDevice port, plus what only a TAP has (its name, read errors, counters). */
+export interface TapDevice extends FrameDevice {
   /** The interface name the kernel gave (the requested one, or tapN for an empty request). */
   readonly name: string;
   readonly maxBatch: number;

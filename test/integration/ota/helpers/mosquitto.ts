@@ -44,10 +44,16 @@ export interface Broker {
   readonly logFile: string;
 }
 
-export async function startMosquitto(t: { after(fn: () => void | Promise<void>): void }, pki: TestPki): Promise<Broker> {
+/** `edit` lets a control experiment weaken the generated config to show what a line protects against. */
+export async function startMosquitto(
+  t: { after(fn: () => void | Promise<void>): void },
+  pki: TestPki,
+  edit: (conf: string) => string = (c) => c,
+  name = 'mosquitto',
+): Promise<Broker> {
   const port = await freePort();
-  const aclFile = join(pki.dir, 'acl');
-  const logFile = join(pki.dir, 'mosquitto.log');
+  const aclFile = join(pki.dir, `${name}.acl`);
+  const logFile = join(pki.dir, `${name}.log`);
   const files = generateBrokerConfig({
     cafile: pki.caFile,
     certfile: pki.server.certFile,
@@ -59,9 +65,9 @@ export async function startMosquitto(t: { after(fn: () => void | Promise<void>):
     runAsUser: 'root',
     logFile,
   });
-  writeFileSync(join(pki.dir, 'mosquitto.conf'), files.mosquittoConf);
+  writeFileSync(join(pki.dir, `${name}.conf`), edit(files.mosquittoConf));
   writeFileSync(aclFile, files.acl);
-  const child = spawn('mosquitto', ['-c', join(pki.dir, 'mosquitto.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('mosquitto', ['-c', join(pki.dir, `${name}.conf`)], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
   t.after(async () => {

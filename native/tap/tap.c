@@ -37,6 +37,7 @@ typedef struct tap {
   uint32_t max_batch;
   double truncated, write_errors;  // counters JS cannot see itself
   int last_write_errno;
+  int in_callback;                 // close() from inside the handler defers releasing the JS side
 } tap_t;
 
 #define CHECK(call) do { if ((call) != napi_ok) { throw_last(env); return NULL; } } while (0)
@@ -87,20 +88,24 @@ static napi_value throw_errno(napi_env env, int err, const char *syscall, const 
   return NULL;
 }
 
-static void on_poll_closed(uv_handle_t *h) { free(h); }
+static void release_js(tap_t *t) {
+  if (t->cb) { napi_delete_reference(t->env, t->cb); t->cb = NULL; }
+  if (t->buf) { napi_delete_reference(t->env, t->buf); t->buf = NULL; }
+  if (t->self) { napi_delete_reference(t->env, t->self); t->self = NULL; }
+  if (t->actx) { napi_async_destroy(t->env, t->actx); t->actx = NULL; }
+}
 
 // Safe to call twice and from the env cleanup hook: each resource is released once and marked.
 static void tap_close(tap_t *t) {
   if (t->poll) {
     uv_poll_stop(t->poll);
-    uv_close((uv_handle_t *)t->poll, on_poll_closed);
+    // The close callback is libc's free(), not a function of ours: when a worker thread exits, node
+    // unloads the addon before the loop runs close callbacks, and a pointer into it would dangle.
+    uv_close((uv_handle_t *)t->poll, (uv_close_cb)(void (*)(void))free);
     t->poll = NULL;
   }
   if (t->fd >= 0) { close(t->fd); t->fd = -1; }
-  if (t->cb) { napi_delete_reference(t->env, t->cb); t->cb = NULL; }
-  if (t->buf) { napi_delete_reference(t->env, t->buf); t->buf = NULL; }
-  if (t->self) { napi_delete_reference(t->env, t->self); t->self = NULL; }
-  if (t->actx) { napi_async_destroy(t->env, t->actx); t->actx = NULL; }
+  if (!t->in_callback) release_js(t);  // else deliver() releases once napi_make_callback has returned
 }
 
 static void cleanup_hook(void *arg) { tap_close((tap_t *)arg); }
@@ -128,7 +133,11 @@ static void deliver(tap_t *t, uint32_t count, size_t used, napi_value err) {
   napi_create_uint32(env, count, &argv[0]);
   napi_create_uint32(env, (uint32_t)used, &argv[1]);
   if (err) argv[2] = err; else napi_get_undefined(env, &argv[2]);
-  if (napi_make_callback(env, t->actx, self, cb, 3, argv, &result) != napi_ok) {
+  t->in_callback = 1;
+  napi_status st = napi_make_callback(env, t->actx, self, cb, 3, argv, &result);
+  t->in_callback = 0;
+  if (t->fd < 0) release_js(t);
+  if (st != napi_ok) {
     napi_value exc;
     if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) napi_fatal_exception(env, exc);
   }
@@ -232,13 +241,20 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   CHECK(napi_create_string_utf8(env, "ConnectorTap", NAPI_AUTO_LENGTH, &name));
   CHECK(napi_async_init(env, argv[0], name, &t->actx));
   t->poll = calloc(1, sizeof *t->poll);
-  int r = t->poll ? uv_poll_init(loop, t->poll, t->fd) : UV_ENOMEM;
-  if (r == 0) r = uv_poll_start(t->poll, UV_READABLE, on_poll);
+  if (!t->poll) return throw_errno(env, ENOMEM, "calloc", t->ifname, NULL);
+  int r = uv_poll_init(loop, t->poll, t->fd);
   if (r != 0) {
-    if (t->poll) { free(t->poll); t->poll = NULL; }  // uv_poll_init failed before the handle joined the loop
-    return throw_errno(env, -r, "uv_poll_start", t->ifname, NULL);
+    free(t->poll);  // init failed: the handle never joined the loop
+    t->poll = NULL;
+    return throw_errno(env, -r, "uv_poll_init", t->ifname, NULL);
   }
   t->poll->data = t;
+  r = uv_poll_start(t->poll, UV_READABLE, on_poll);
+  if (r != 0) {
+    uv_close((uv_handle_t *)t->poll, (uv_close_cb)(void (*)(void))free);
+    t->poll = NULL;
+    return throw_errno(env, -r, "uv_poll_start", t->ifname, NULL);
+  }
   return buf;
 }
 

@@ -320,12 +320,19 @@ test('bad names fail with TapError carrying the errno, the call and the name', {
 });
 
 /** Runs a small ES module against the raw addon in a child (other user, mount or network namespace). */
-async function addonChild(prefix: readonly string[], body: string, env: Record<string, string> = {}): Promise<Record<string, unknown>> {
+async function addonChild(
+  prefix: readonly string[],
+  body: string,
+  env: Record<string, string> = {},
+  loadInMain = true,
+): Promise<Record<string, unknown>> {
   const addon = findTapAddon();
   assert.ok(addon, 'the addon is built (node-gyp rebuild)');
   const script =
-    `import { constants } from 'node:os';` +
-    `const m = { exports: {} }; process.dlopen(m, process.env.ADDON, constants.dlopen.RTLD_NOW); const tap = m.exports;` +
+    (loadInMain
+      ? `import { constants } from 'node:os';` +
+        `const m = { exports: {} }; process.dlopen(m, process.env.ADDON, constants.dlopen.RTLD_NOW); const tap = m.exports;`
+      : '') +
     `const out = {}; const attempt = (k, f) => { try { out[k] = f(); } catch (e) { out[k] = { code: e.code, errno: e.errno, syscall: e.syscall, message: e.message }; } };` +
     body +
     `;process.stdout.write(JSON.stringify(out));`;
@@ -410,4 +417,32 @@ test('an exception thrown by the batch handler reaches uncaughtException instead
   );
   assert.equal(out['caught'], 'boom from handler');
   assert.equal(out['calls'], 1);
+});
+
+test('a worker thread that exits with a polling TAP still open neither crashes the process nor leaks the TAP', { skip }, async (t) => {
+  const { ns } = await addNs(t, 'w');
+  // Node unloads the addon when a worker's environment goes away (the main thread never loads it here);
+  // nothing of the addon, such as a uv_close callback, may run after that.
+  const out = await addonChild(
+    ['ip', 'netns', 'exec', ns],
+    `const { Worker } = await import('node:worker_threads');
+     const { execFileSync } = await import('node:child_process');
+     const code = "const m = { exports: {} }; process.dlopen(m, process.env.ADDON); const h = m.exports.open('wk0');" +
+       "m.exports.start(h, 64, () => {}); require('node:worker_threads').parentPort.postMessage(h.ifname);" +
+       "setTimeout(() => process.exit(0), 20);";
+     out.rounds = [];
+     for (let i = 0; i < 3; i++) {
+       const w = new Worker(code, { eval: true, execArgv: [] });
+       const name = await new Promise((resolve) => w.once('message', resolve));
+       await new Promise((resolve) => w.once('exit', resolve));
+       out.rounds.push([name, execFileSync('ip', ['-br', 'link']).toString().includes('wk0')]);
+     }`,
+    {},
+    false,
+  );
+  assert.deepEqual(out['rounds'], [
+    ['wk0', false],
+    ['wk0', false],
+    ['wk0', false],
+  ]);
 });

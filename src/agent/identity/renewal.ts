@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: UNLICENSED
+// Keeps the operational certificate fresh: simplereenroll at 2/3 of its lifetime, authenticated by the
+// current certificate, with a new key. Falls back to the IDevID when the identity is lost or expired.
+import { DEFAULT_MIN_TIME_S } from './clock.js';
+import { backoffDelayMs, enrollOnce, enrollWithIdevid, renewAtOf, waitForClock, type IdentityOptions } from './enroll.js';
+import { loadFactorySource } from './factory-source.js';
+import { loadIdentity, type Identity } from './store.js';
+
+export interface RenewalOptions extends Omit<IdentityOptions, 'signal'> {
+  /** The identity ensureIdentity returned. */
+  identity: Identity;
+  /** Called after new files are in place; the tunnel reloads its TLS context here. */
+  onRenewed(identity: Identity): void;
+  /** Longest single sleep, ms, so a clock step (NTP sync) is noticed. Default 10 min. */
+  maxSleepMs?: number;
+}
+
+/** Starts the renewal loop; returns a stop function that resolves when the loop has ended. */
+export function runRenewal(o: RenewalOptions): () => Promise<void> {
+  const ac = new AbortController();
+  const opts: IdentityOptions = { ...o, signal: ac.signal };
+  let current = o.identity;
+  const loop = async (): Promise<void> => {
+    for (let attempt = 0; ; ) {
+      const renewAt = renewAtOf(current).getTime();
+      const now = o.clock.now();
+      if (now < renewAt) {
+        o.status.update({ renewAt: new Date(renewAt).toISOString() });
+        await o.clock.sleep(Math.min(renewAt - now, o.maxSleepMs ?? 600_000), ac.signal);
+        continue;
+      }
+      await waitForClock(opts, o.minTimeS ?? DEFAULT_MIN_TIME_S);
+      const stored = loadIdentity(o.identityDir, o.clock.now());
+      let next: Identity | undefined;
+      if (!stored.ok) {
+        // Lost (factory reset) or expired: only the IDevID can get us back.
+        o.log.warn('operational identity unusable; re-enrolling with the IDevID', { reason: stored.reason });
+        const factory = loadFactorySource({ path: o.factoryBlockPath, offset: o.factoryBlockOffset, identityDir: o.identityDir, log: o.log }).data;
+        next = await enrollWithIdevid(opts, factory);
+      } else {
+        o.status.update({ state: 'renewing', attempts: attempt + 1, reason: 'simplereenroll at 2/3 of the certificate lifetime' });
+        const factory = loadFactorySource({ path: o.factoryBlockPath, offset: o.factoryBlockOffset, identityDir: o.identityDir, log: o.log }).data;
+        const r = await enrollOnce(opts, 'simplereenroll', {
+          serial: stored.identity.serial,
+          estUrl: o.estUrl || factory.estUrl,
+          anchorPem: factory.dcAnchorPem,
+          authCertPem: stored.identity.certPem,
+          authKeyPem: stored.identity.keyPem,
+        });
+        if (r.ok) next = r.identity;
+        else {
+          const res = r.result;
+          const wait = backoffDelayMs(opts, attempt, res.kind === 'retry' ? res.afterS : undefined);
+          const nextAttemptAt = new Date(o.clock.now() + wait).toISOString();
+          if (res.kind === 'refused') {
+            o.status.update({ state: 'refused', reason: `EST server refused renewal: ${res.message}`, nextAttemptAt });
+            o.log.error('renewal refused', { serial: stored.identity.serial, status: res.status, detail: res.message });
+          } else {
+            o.status.update({ state: res.kind === 'retry' ? 'waiting-for-claim' : 'error', reason: res.message, nextAttemptAt });
+            o.log.warn('renewal failed; will retry', { serial: stored.identity.serial, error: res.message });
+          }
+          attempt++;
+          await o.clock.sleep(wait, ac.signal);
+          continue;
+        }
+      }
+      attempt = 0;
+      current = next;
+      o.log.info('operational certificate renewed', { serial: next.serial, fingerprint: next.fingerprint, notAfter: next.notAfter.toISOString() });
+      o.status.update({
+        state: 'ready',
+        reason: undefined,
+        fingerprint: next.fingerprint,
+        notAfter: next.notAfter.toISOString(),
+        renewAt: renewAtOf(next).toISOString(),
+        nextAttemptAt: undefined,
+        attempts: 0,
+      });
+      o.onRenewed(next);
+    }
+  };
+  const done = loop().catch((e: unknown) => {
+    if (ac.signal.aborted) return;
+    o.status.update({ state: 'error', reason: `renewal stopped: ${(e as Error).message}` });
+    o.log.error('renewal loop stopped', { error: (e as Error).message });
+  });
+  return async () => {
+    ac.abort();
+    await done;
+  };
+}

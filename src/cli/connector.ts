@@ -8,6 +8,8 @@ export const COMMANDS: CommandTable = {
   audit: ['audit.js', 'headend session audit log: export --format csv|jsonl --log FILE | verify --log FILE'],
   headend: ['headend.js', 'run the datacentre tunnel headend: --config FILE'],
   lab: ['lab.js', 'network lab in namespaces: up | down | status | exec NODE -- CMD'],
+  ota: ['ota.js', 'OTA channel: broker-config | serve | rollout | status'],
+  release: ['release.js', 'signed releases: keygen | manifest | sign | verify (usign/signify Ed25519)'],
 };
 
 const code = await runCommand('connector', COMMANDS, process.argv.slice(2));

@@ -374,7 +374,7 @@ test('without /dev/net/tun opening fails with ENOENT and points at kmod-tun', { 
   assert.match(String(err['message']), /cknotun0.*kmod-tun/);
 });
 
-test('a persistent TAP is attached by name; a second opener gets EBUSY; a device of another type gets EINVAL', { skip }, async (t) => {
+test('a persistent TAP is attached by name; a second opener gets EBUSY; another device type gets EINVAL; no name gets tapN', { skip }, async (t) => {
   const { ns } = await addNs(t, 'p');
   await ipIn(ns, 'tuntap', 'add', 'dev', 'keep0', 'mode', 'tap');
   await ipIn(ns, 'link', 'add', 'veth0', 'type', 'veth', 'peer', 'name', 'veth1');
@@ -383,6 +383,7 @@ test('a persistent TAP is attached by name; a second opener gets EBUSY; a device
     `attempt('first', () => { const h = tap.open('keep0'); out.h = h; return h.ifname; });
      attempt('second', () => tap.open('keep0'));
      attempt('veth', () => tap.open('veth0'));
+     attempt('auto', () => { const h = tap.open(''); tap.close(h); return h.ifname; });
      attempt('writeDown', () => [tap.write(out.h, [Buffer.alloc(60)]), tap.stats(out.h).lastWriteError]);
      (await import('node:child_process')).execFileSync('ip', ['link', 'set', 'keep0', 'up']);
      attempt('writeUp', () => tap.write(out.h, [Buffer.alloc(60)]));
@@ -392,6 +393,7 @@ test('a persistent TAP is attached by name; a second opener gets EBUSY; a device
   assert.equal(out['first'], 'keep0');
   assert.equal((out['second'] as Record<string, unknown>)['code'], 'EBUSY');
   assert.equal((out['veth'] as Record<string, unknown>)['code'], 'EINVAL');
+  assert.match(String(out['auto']), /^tap\d+$/, 'an empty name gets the name the kernel picked');
   assert.deepEqual(out['writeDown'], [0, 'EIO'], 'a TAP whose link is down rejects writes with EIO');
   assert.equal(out['writeUp'], 1);
   assert.equal(out['close'], 'ok');

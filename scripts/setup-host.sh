@@ -4,7 +4,8 @@
 set -euo pipefail
 
 PACKAGES=(
-  iproute2 iptables nftables        # lab: namespaces, veth, bridges, NAT in the isp/router nodes
+  iproute2 iptables nftables procps # lab: namespaces, veth, bridges, NAT in the isp/router nodes
+  iputils-ping iputils-arping        # lab and tests: ping (DF, RTT) and gratuitous ARP
   tshark tcpdump                    # interop: capture and dissect our VXLAN and frames
   openssl curl                      # interop: TLS and EST peers we did not write
   mosquitto mosquitto-clients       # OTA broker and its CLI clients

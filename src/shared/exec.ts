@@ -61,6 +61,8 @@ export function exec(cmd: string, args: readonly string[], options: ExecOptions 
       }
       resolve(result);
     });
+    // A child that exits without reading its input closes the pipe first: not an error of ours.
+    child.stdin.on('error', () => {});
     child.stdin.end(options.input ?? '');
   });
 }

@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: UNLICENSED
+// Markdown rendering of a bench result: medians with [min..max], and ratios to OpenVPN-TAP-TCP.
+import type { Summary } from './stats.js';
+
+interface Result {
+  time: string;
+  tools: Record<string, string>;
+  settings: { runs: number; durationS: number; udpRate: string; scenarios: readonly string[] };
+  summary: Record<string, Record<string, Summary>>;
+  samples: readonly { scenario: string; error?: string }[];
+}
+
+const ROWS: [string, string, number][] = [
+  ['tcp1Mbps', 'TCP 1 stream (Mbit/s)', 0],
+  ['tcp4Mbps', 'TCP 4 streams (Mbit/s)', 0],
+  ['udpGoodputMbps', 'UDP goodput at fixed rate (Mbit/s)', 0],
+  ['udpLossPercent', 'UDP loss (%)', 2],
+  ['smallFramesPps', '64-byte frames delivered (frames/s)', 0],
+  ['idleRttP50Ms', 'idle RTT p50 (ms)', 3],
+  ['idleRttP99Ms', 'idle RTT p99 (ms)', 3],
+  ['loadedRttP50Ms', 'loaded RTT p50 (ms)', 2],
+  ['loadedRttP99Ms', 'loaded RTT p99 (ms)', 2],
+  ['loadedRttMaxMs', 'loaded RTT max (ms)', 2],
+];
+
+function cell(s: Summary | undefined, digits: number): string {
+  if (!s || s.n === 0) return 'n/a';
+  const f = (x: number) => x.toFixed(digits);
+  return s.n === 1 ? f(s.median) : `${f(s.median)} [${f(s.min)}..${f(s.max)}]`;
+}
+
+export function renderMarkdown(r: Result): string {
+  const sc = r.settings.scenarios;
+  const base = r.summary['openvpn-tap-tcp'];
+  const lines = [
+    `# Tunnel benchmark ${r.time}`,
+    '',
+    `${r.settings.runs} runs per scenario, alternating order, ${r.settings.durationS} s per iperf3 test, UDP at ${r.settings.udpRate} with 1200-byte datagrams. Median [min..max]. ${Object.entries(r.tools).map(([k, v]) => `${k}: ${v}`).join('; ')}.`,
+    '',
+    `| metric | ${sc.join(' | ')} |`,
+    `|---|${sc.map(() => '---').join('|')}|`,
+  ];
+  for (const [key, label, digits] of ROWS) {
+    lines.push(`| ${label} | ${sc.map((s) => cell(r.summary[s]?.[key], digits)).join(' | ')} |`);
+  }
+  const procKeys = new Set(sc.flatMap((s) => Object.keys(r.summary[s] ?? {}).filter((k) => /PeakRssMb$|CpuS$/.test(k))));
+  for (const k of [...procKeys].sort()) lines.push(`| ${k} | ${sc.map((s) => cell(r.summary[s]?.[k], 1)).join(' | ')} |`);
+  if (base) {
+    lines.push('', '**Ratios to OpenVPN-TAP-TCP** (median / median; > 1 is better for throughput, < 1 is better for RTT):', '');
+    lines.push(`| metric | ${sc.join(' | ')} |`, `|---|${sc.map(() => '---').join('|')}|`);
+    for (const key of ['tcp1Mbps', 'tcp4Mbps', 'loadedRttP99Ms', 'idleRttP50Ms']) {
+      const b = base[key]?.median;
+      lines.push(`| ${key} | ${sc.map((s) => {
+        const v = r.summary[s]?.[key]?.median;
+        return v !== undefined && b ? (v / b).toFixed(2) : 'n/a';
+      }).join(' | ')} |`);
+    }
+  }
+  const errors = r.samples.filter((s) => s.error);
+  if (errors.length) lines.push('', `Failed runs: ${errors.map((e) => `${e.scenario}: ${e.error}`).join('; ')}`);
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: UNLICENSED
+// The four things measured side by side: connector-kit's tunnel (agent + headend + kernel VTEP), OpenVPN
+// 2.6 TAP over TCP with TLS 1.3 and --tcp-nodelay (what users would otherwise run), kernel VXLAN (the
+// ceiling) and a plain bridge (no tunnel: what every tunnel adds is measured against it).
+import { mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { exec } from '../../src/shared/exec.js';
+import { ipIn, nsExec, spawnInNetns } from '../../src/lab/netns.js';
+import { writeLabPki } from '../../src/lab/pki.js';
+import { programCommand } from '../../src/lab/programs.js';
+import { parseRegistry } from '../../src/shared/registry/registry.js';
+import { ADDR, bridgeLan, buildBase, fabricLeg, kernelVxlan, type BenchNet } from './topology.js';
+
+export const SCENARIOS = ['connector', 'openvpn-tap-tcp', 'kernel-vxlan', 'bridge-only'] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+
+export interface Running {
+  /** Processes whose CPU and peak RSS are reported (the tunnel's own daemons). */
+  procs: Record<string, number>;
+  notes: string;
+}
+
+const SERIAL = 'BENCH-0001';
+
+async function connector(net: BenchNet, work: string): Promise<Running> {
+  await buildBase(net, { hostMtu: 1500, hbOn: 'gv' });
+  await bridgeLan(net.ns.ga);
+  await fabricLeg(net);
+  await kernelVxlan(net.ns.gv, ADDR.fabricVtep, ADDR.fabricHeadend, 'f0', 42, 1500);
+  await bridgeLan(net.ns.gv, 'vx0');
+  const pki = await writeLabPki(join(work, 'pki'), {
+    now: new Date(),
+    headendIps: [ADDR.underB],
+    headendDns: ['headend.bench'],
+    devices: [{ serial: SERIAL, issuer: 'device-ca' }],
+  });
+  const registry = parseRegistry({
+    version: 1,
+    tenants: { bench: { segments: { lan: { vni: 42, vteps: [ADDR.fabricVtep], vtepPathMtu: 1600 } } } },
+    devices: { [SERIAL]: { state: 'claimed', tenant: 'bench', segment: 'lan', updatedAt: new Date().toISOString() } },
+    denylist: [],
+  });
+  writeFileSync(join(work, 'registry.json'), JSON.stringify(registry));
+  writeFileSync(
+    join(work, 'headend.json'),
+    JSON.stringify({
+      listen: { host: ADDR.underB, port: 443 },
+      tls: { cert: pki.headendCert, key: pki.headendKey, deviceCa: pki.deviceCa },
+      registry: join(work, 'registry.json'),
+      auditLog: join(work, 'audit.jsonl'),
+      vxlan: { localAddress: ADDR.fabricHeadend },
+    }),
+  );
+  const idDir = join(work, 'identity');
+  mkdirSync(idDir, { recursive: true });
+  const dev = pki.devices[SERIAL];
+  if (!dev) throw new Error('bench PKI has no device certificate');
+  writeFileSync(join(idDir, 'op.cert.pem'), readFileSync(dev.cert));
+  writeFileSync(join(idDir, 'op.key.pem'), readFileSync(dev.key), { mode: 0o600 });
+  writeFileSync(join(idDir, 'dc-ca.pem'), readFileSync(pki.dcCa));
+  writeFileSync(
+    join(work, 'connector.uci'),
+    [
+      "config agent 'agent'",
+      `\tlist headend 'tls://${ADDR.underB}:443'`,
+      "\toption bridge 'br0'",
+      "\toption tap_name 'tap-dr'",
+      `\toption identity_dir '${idDir}'`,
+      `\toption status_socket '${join(work, 'agent.sock')}'`,
+      "\toption log_format 'json'",
+      '',
+    ].join('\n'),
+  );
+  const env = { ...process.env, LOG_FORMAT: 'json' };
+  const he = programCommand('connector');
+  const ag = programCommand('connector-agent');
+  const headend = spawnInNetns(net.ns.gb, he.cmd, [...he.args, 'headend', '--config', join(work, 'headend.json')], {
+    logFile: join(work, 'headend.log'),
+    cwd: he.cwd,
+    env,
+  });
+  await sleep(1500);
+  const agent = spawnInNetns(net.ns.ga, ag.cmd, [...ag.args, 'run', '--config', join(work, 'connector.uci')], {
+    logFile: join(work, 'agent.log'),
+    cwd: ag.cwd,
+    env,
+  });
+  return { procs: { agent, headend }, notes: 'agent TAP on br0 -> TLS 1.3 -> headend -> VXLAN/UDP 4789 -> kernel VTEP; host MTU 1500' };
+}
+
+async function openvpn(net: BenchNet, work: string): Promise<Running> {
+  await buildBase(net, { hostMtu: 1500, hbOn: 'gb' });
+  const pki = await writeLabPki(join(work, 'pki'), {
+    now: new Date(),
+    headendIps: [ADDR.underB],
+    headendDns: ['ovpn-server'],
+    devices: [{ serial: 'ovpn-client', issuer: 'device-ca' }],
+  });
+  const client = pki.devices['ovpn-client'];
+  if (!client) throw new Error('no client certificate');
+  // OpenVPN's --ca must verify both peers: bundle the two lab CAs.
+  const ca = join(work, 'ca-bundle.pem');
+  writeFileSync(ca, readFileSync(pki.dcCa, 'utf8') + readFileSync(pki.deviceCa, 'utf8'));
+  const common = ['--dev', 'tap0', '--dev-type', 'tap', '--data-ciphers', 'AES-256-GCM', '--tls-version-min', '1.3', '--ca', ca, '--verb', '3', '--ping', '5', '--ping-restart', '30', '--tcp-nodelay'];
+  for (const ns of [net.ns.ga, net.ns.gb]) await nsExec(ns, 'openvpn', ['--mktun', '--dev', 'tap0', '--dev-type', 'tap']);
+  await bridgeLan(net.ns.ga, 'tap0');
+  await bridgeLan(net.ns.gb, 'tap0');
+  const server = spawnInNetns(
+    net.ns.gb,
+    'openvpn',
+    [...common, '--proto', 'tcp-server', '--local', ADDR.underB, '--lport', '1194', '--tls-server', '--dh', 'none', '--cert', pki.headendCert, '--key', pki.headendKey, '--remote-cert-tls', 'client'],
+    { logFile: join(work, 'ovpn-server.log') },
+  );
+  const clientPid = spawnInNetns(
+    net.ns.ga,
+    'openvpn',
+    [...common, '--proto', 'tcp-client', '--remote', ADDR.underB, '1194', '--nobind', '--tls-client', '--cert', client.cert, '--key', client.key, '--remote-cert-tls', 'server'],
+    { logFile: join(work, 'ovpn-client.log') },
+  );
+  for (let i = 0; i < 100; i++) {
+    if (existsSync(join(work, 'ovpn-client.log')) && readFileSync(join(work, 'ovpn-client.log'), 'utf8').includes('Initialization Sequence Completed')) break;
+    await sleep(200);
+  }
+  return { procs: { 'openvpn-client': clientPid, 'openvpn-server': server }, notes: 'OpenVPN 2.6 tap, proto tcp, TLS 1.3, AES-256-GCM, --tcp-nodelay; host MTU 1500' };
+}
+
+async function vxlan(net: BenchNet): Promise<Running> {
+  // MTU 1450 on the hosts: the clean kernel VXLAN configuration (RFC 7348's 50 bytes come off the LAN).
+  await buildBase(net, { hostMtu: 1450, hbOn: 'gb' });
+  await kernelVxlan(net.ns.ga, ADDR.underA, ADDR.underB, 'u0', 42, 1450);
+  await kernelVxlan(net.ns.gb, ADDR.underB, ADDR.underA, 'u0', 42, 1450);
+  await bridgeLan(net.ns.ga, 'vx0');
+  await bridgeLan(net.ns.gb, 'vx0');
+  return { procs: {}, notes: 'kernel vxlan VNI 42 UDP 4789; host MTU 1450' };
+}
+
+async function bridgeOnly(net: BenchNet): Promise<Running> {
+  await buildBase(net, { hostMtu: 1500, hbOn: 'gb' });
+  for (const ns of [net.ns.ga, net.ns.gb]) await ipIn(ns, 'addr', 'flush', 'dev', 'u0');
+  await bridgeLan(net.ns.ga, 'u0');
+  await bridgeLan(net.ns.gb, 'u0');
+  return { procs: {}, notes: 'two bridges joined by a veth, no tunnel; host MTU 1500' };
+}
+
+export async function startScenario(name: ScenarioName, net: BenchNet, work: string): Promise<Running> {
+  mkdirSync(work, { recursive: true });
+  switch (name) {
+    case 'connector':
+      return connector(net, work);
+    case 'openvpn-tap-tcp':
+      return openvpn(net, work);
+    case 'kernel-vxlan':
+      return vxlan(net);
+    case 'bridge-only':
+      return bridgeOnly(net);
+  }
+}
+
+/** CPU seconds and peak RSS of a process, from /proc. */
+export function procUsage(pid: number): { cpuS: number; peakRssMb: number } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return { cpuS: ticks / 100, peakRssMb: Number(hwm?.[1] ?? 0) / 1024 };
+  } catch {
+    return undefined;
+  }
+}
+
+export async function toolVersions(): Promise<Record<string, string>> {
+  const v = async (cmd: string, args: string[]): Promise<string> =>
+    ((await exec(cmd, args, { allowFailure: true })).stdout.split('\n')[0] ?? '').trim();
+  return {
+    node: process.version,
+    iperf3: await v('iperf3', ['--version']),
+    openvpn: await v('openvpn', ['--version']),
+    kernel: await v('uname', ['-r']),
+  };
+}

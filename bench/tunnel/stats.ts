@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: UNLICENSED
+// Pure helpers for the tunnel benchmark: parse iperf3/ping output, summarise repeated runs.
+
+export interface Summary {
+  min: number;
+  median: number;
+  max: number;
+  n: number;
+}
+
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[idx] as number;
+}
+
+export function summarise(values: readonly number[]): Summary {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return { min: NaN, median: NaN, max: NaN, n: 0 };
+  const mid = Math.floor(v.length / 2);
+  const median = v.length % 2 ? (v[mid] as number) : ((v[mid - 1] as number) + (v[mid] as number)) / 2;
+  return { min: v[0] as number, median, max: v[v.length - 1] as number, n: v.length };
+}
+
+export interface PingStats {
+  sent: number;
+  received: number;
+  p50: number;
+  p99: number;
+  max: number;
+  avg: number;
+}
+
+/** Per-reply RTTs from `ping` output (`time=0.123 ms`), so percentiles are real, not ping's own avg/mdev. */
+export function parsePing(text: string): PingStats {
+  const rtts = [...text.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
+  const tx = /(\d+) packets transmitted, (\d+) received/.exec(text);
+  const avg = rtts.length ? rtts.reduce((a, b) => a + b, 0) / rtts.length : NaN;
+  return {
+    sent: Number(tx?.[1] ?? 0),
+    received: Number(tx?.[2] ?? rtts.length),
+    p50: percentile(rtts, 50),
+    p99: percentile(rtts, 99),
+    max: rtts.length ? (rtts[rtts.length - 1] as number) : NaN,
+    avg,
+  };
+}
+
+interface Iperf3Json {
+  error?: string;
+  end?: {
+    sum_received?: { bits_per_second?: number };
+    sum_sent?: { retransmits?: number };
+    sum?: { bits_per_second?: number; lost_percent?: number; jitter_ms?: number; packets?: number; lost_packets?: number; seconds?: number };
+  };
+}
+
+export interface TcpResult {
+  mbps: number;
+  retransmits: number;
+}
+
+export function parseIperfTcp(json: string): TcpResult {
+  const j = JSON.parse(json) as Iperf3Json;
+  if (j.error) throw new Error(`iperf3: ${j.error}`);
+  return { mbps: (j.end?.sum_received?.bits_per_second ?? NaN) / 1e6, retransmits: j.end?.sum_sent?.retransmits ?? 0 };
+}
+
+export interface UdpResult {
+  goodputMbps: number;
+  lossPercent: number;
+  jitterMs: number;
+  /** Datagrams delivered per second (for the 64-byte frame rate). */
+  deliveredPps: number;
+}
+
+export function parseIperfUdp(json: string): UdpResult {
+  const j = JSON.parse(json) as Iperf3Json;
+  if (j.error) throw new Error(`iperf3: ${j.error}`);
+  const s = j.end?.sum ?? {};
+  const loss = s.lost_percent ?? NaN;
+  const delivered = (s.packets ?? 0) - (s.lost_packets ?? 0);
+  return {
+    goodputMbps: ((s.bits_per_second ?? NaN) * (1 - loss / 100)) / 1e6,
+    lossPercent: loss,
+    jitterMs: s.jitter_ms ?? NaN,
+    deliveredPps: s.seconds ? delivered / s.seconds : NaN,
+  };
+}

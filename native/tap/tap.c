@@ -21,7 +21,8 @@
 #include <uv.h>
 
 #define TUN_PATH "/dev/net/tun"
-#define MAX_FRAME 65535u           // largest read per frame; a u16 length always fits
+#define MAX_FRAME 65535u           // largest frame passed on; a u16 length always fits
+#define READ_ROOM (MAX_FRAME + 1u) // one spare byte: the kernel silently cuts a frame to the read size
 #define SLOT_BYTES 2048u           // per-frame budget of the batch buffer (1518-byte frames + header)
 #define MAX_BATCH 1024u
 
@@ -150,8 +151,8 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   uint32_t count = 0;
   size_t off = 0;
   int err = status < 0 ? -status : 0;
-  while (!err && (events & UV_READABLE) && count < t->max_batch && t->cap - off >= 2 + MAX_FRAME) {
-    ssize_t n = read(t->fd, t->data + off + 2, MAX_FRAME);
+  while (!err && (events & UV_READABLE) && count < t->max_batch && t->cap - off >= 2 + READ_ROOM) {
+    ssize_t n = read(t->fd, t->data + off + 2, READ_ROOM);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) err = errno;
@@ -231,7 +232,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   if (napi_get_value_uint32(env, argv[1], &max_batch) != napi_ok || max_batch < 1 || max_batch > MAX_BATCH)
     return napi_throw_range_error(env, "EINVAL", "start: maxBatch must be an integer from 1 to 1024"), NULL;
   t->max_batch = max_batch;
-  t->cap = (size_t)max_batch * SLOT_BYTES + 2 + MAX_FRAME;
+  t->cap = (size_t)max_batch * SLOT_BYTES + 2 + READ_ROOM;
   uv_loop_t *loop;
   CHECK(napi_get_uv_event_loop(env, &loop));
   CHECK(napi_create_buffer(env, t->cap, (void **)&t->data, &buf));

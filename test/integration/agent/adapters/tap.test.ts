@@ -448,3 +448,22 @@ test('a worker thread that exits with a polling TAP still open neither crashes t
     ['wk0', false],
   ]);
 });
+
+test('the largest frame a TAP carries (MTU 65521: 65535 bytes) arrives whole, next to a normal one', { skip }, async (t) => {
+  const { ns, name, tap } = await tapInNamespace(t);
+  await ipIn(ns, 'link', 'set', name, 'mtu', '65521'); // the kernel's maximum for a TAP
+  await ipIn(ns, 'neigh', 'replace', '10.77.0.2', 'lladdr', '02:cc:00:00:00:02', 'dev', name, 'nud', 'permanent');
+  const frames: Buffer[] = [];
+  tap.onFrames((batch) => frames.push(...batch.map((f) => Buffer.from(f))));
+  const sender = (size: number, fill: number): string =>
+    `const s = (await import('node:dgram')).createSocket('udp4'); s.send(Buffer.alloc(${size}, ${fill}), 9, '10.77.0.2', () => s.close());`;
+  // 65493 B of UDP payload make a 65521-byte IP packet: a 65535-byte frame, the most a u16 length holds.
+  await run('ip', 'netns', 'exec', ns, process.execPath, '--input-type=module', '-e', sender(65493, 0xab));
+  await run('ip', 'netns', 'exec', ns, process.execPath, '--input-type=module', '-e', sender(1000, 0xcd));
+  await waitFor(() => frames.some((f) => f.length === 1042), 3000, 'the normal frame');
+  const big = frames.find((f) => f.length === 65535);
+  assert.ok(big, `a 65535-byte frame arrived: ${frames.map((f) => f.length).join(',')}`);
+  assert.equal(big.readUInt16BE(12), 0x0800);
+  assert.ok(big.subarray(42).every((b) => b === 0xab), 'its payload is intact to the last byte');
+  assert.equal(tap.stats.rxTruncated, 0);
+});

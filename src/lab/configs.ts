@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: UNLICENSED
+// What the lab's programs read: the device registry, the headend's JSON config and each agent's UCI
+// file. Pure builders (text and objects out); lab.ts writes them to the lab directory.
+import { parseRegistry, type Registry } from '../shared/registry/registry.js';
+import { DC, TENANT_SERIAL, TENANT_VNI, type LabPlan } from './topology.js';
+
+/** Extra device serials for the refusal tests; each has a certificate in the lab PKI. */
+export const LAB_SERIALS = Object.freeze({
+  a: TENANT_SERIAL.a,
+  b: TENANT_SERIAL.b,
+  expired: 'LAB-EXPIRED-01',
+  denied: 'LAB-DENIED-01',
+  rogue: 'LAB-ROGUE-01',
+});
+
+export function labRegistry(now: Date): Registry {
+  const at = now.toISOString();
+  const seg = (vni: number) => ({ vni, vteps: [DC.hvFabricAddr], vtepPathMtu: DC.fabricMtu, multiSite: false, allowDhcpFromDc: false });
+  return parseRegistry({
+    version: 1,
+    tenants: {
+      a: { segments: { default: seg(TENANT_VNI.a) } },
+      b: { segments: { default: seg(TENANT_VNI.b) } },
+    },
+    devices: {
+      [LAB_SERIALS.a]: { state: 'claimed', tenant: 'a', segment: 'default', site: 'lab-site-a', updatedAt: at },
+      [LAB_SERIALS.b]: { state: 'claimed', tenant: 'b', segment: 'default', site: 'lab-site-b', updatedAt: at },
+      // Claimed like a real device, so only the expiry (resp. the denylist) can be the reason for refusal.
+      [LAB_SERIALS.expired]: { state: 'claimed', tenant: 'a', segment: 'default', updatedAt: at },
+      [LAB_SERIALS.denied]: { state: 'claimed', tenant: 'a', segment: 'default', updatedAt: at },
+      [LAB_SERIALS.rogue]: { state: 'claimed', tenant: 'a', segment: 'default', updatedAt: at },
+    },
+    denylist: [LAB_SERIALS.denied],
+  });
+}
+
+export interface HeadendFiles {
+  cert: string;
+  key: string;
+  deviceCa: string;
+  registry: string;
+  auditLog: string;
+}
+
+/** The headend's JSON config (src/headend; see docs/headend.md for the meaning of each key). */
+export function headendConfig(plan: LabPlan, files: HeadendFiles, metricsPort: number): Record<string, unknown> {
+  return {
+    listen: { host: plan.headend.publicAddr, port: plan.headend.port },
+    tls: { cert: files.cert, key: files.key, clientCa: files.deviceCa },
+    registry: files.registry,
+    auditLog: files.auditLog,
+    metrics: { host: '127.0.0.1', port: metricsPort },
+    vxlan: { localAddress: plan.headend.fabricAddr, port: DC.vxlanPort },
+    logFormat: 'json',
+    logLevel: 'info',
+  };
+}
+
+export interface AgentFiles {
+  identityDir: string;
+  statusSocket: string;
+}
+
+function uciQuote(v: string): string {
+  return `'${v.replace(/'/g, `'\\''`)}'`;
+}
+
+/** /etc/config/connector of one lab Connector (format: docs/agent-config.md). */
+export function agentUci(plan: LabPlan, site: string, files: AgentFiles): string {
+  const url = `tls://${plan.headend.publicAddr}:${plan.headend.port}`;
+  const lines = [
+    "config agent 'agent'",
+    `\toption enabled '1'`,
+    `\tlist headend ${uciQuote(url)}`,
+    `\toption bridge 'br-lan'`,
+    `\toption tap_name 'tap-dr'`,
+    `\toption identity_dir ${uciQuote(files.identityDir)}`,
+    `\toption site ${uciQuote(site)}`,
+    `\toption log_level 'info'`,
+    `\toption log_format 'json'`,
+    `\toption status_socket ${uciQuote(files.statusSocket)}`,
+    // Short timers so the fault tests see a recovery in seconds, as on a real device with defaults tuned.
+    `\toption keepalive_s '1'`,
+    `\toption dead_after_s '3'`,
+    `\toption send_queue_frames '512'`,
+    '',
+    "config proxy 'proxy'",
+    `\toption arp_nd_proxy '1'`,
+    `\toption fresh_s '300'`,
+    `\toption split_brain_block '1'`,
+    `\toption allow_dhcp_from_dc '0'`,
+    '',
+  ];
+  return lines.join('\n');
+}

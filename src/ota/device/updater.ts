@@ -90,7 +90,13 @@ export function createUpdater(o: UpdaterOptions): Updater {
     return (await o.slots.versionOf(await o.slots.current())) ?? '0.0.0';
   }
 
-  async function send(job: Pick<ActiveJob, 'jobId' | 'version'>, state: JobState, extra: Partial<JobStateReport> = {}): Promise<void> {
+  // Reports leave in the order they were made, even the fire-and-forget progress ones.
+  let reports: Promise<void> = Promise.resolve();
+  function send(job: Pick<ActiveJob, 'jobId' | 'version'>, state: JobState, extra: Partial<JobStateReport> = {}): Promise<void> {
+    reports = reports.then(() => sendNow(job, state, extra));
+    return reports;
+  }
+  async function sendNow(job: Pick<ActiveJob, 'jobId' | 'version'>, state: JobState, extra: Partial<JobStateReport>): Promise<void> {
     const r: JobStateReport = { jobId: job.jobId, state, version: await runningVersion(), targetVersion: job.version, at: now().toISOString(), ...extra };
     log.info('ota job state', { jobId: job.jobId, state, version: r.version, reason: r.reason, detail: r.detail });
     try {

@@ -176,7 +176,8 @@ export function markSent(s: RolloutState, serials: readonly string[], now: Date)
 export function applyReport(s: RolloutState, serial: string, r: JobStateReport, now: Date): RolloutState {
   const d = s.devices[serial];
   if (!d || r.jobId !== s.rolloutId || !d.inCohort || d.state === 'pending') return s;
-  if (isTerminalish(d.state) && d.state === r.state) return s;
+  // A finished job stays finished: a late progress report (QoS 1 redelivery) must not reopen it.
+  if (isTerminalish(d.state) && (d.state === r.state || !isTerminal(r.state))) return s;
   const entry: DeviceEntry = {
     inCohort: true,
     state: r.state,

@@ -71,6 +71,7 @@ export function headendMetrics(): Metrics {
   m.define('connector_headend_session_closes_total', 'counter', 'Sessions closed, per reason.');
   m.define('connector_headend_registry_reloads_total', 'counter', 'Registry reloads, per result (ok, error).');
   m.define('connector_headend_segment_mtu_too_small', 'gauge', '1 when the VTEP path MTU of a segment cannot carry 1514-byte inner frames (needs >= 1550).');
+  m.define('connector_headend_audit_errors_total', 'counter', 'Audit lines that could not be written.');
   m.define('connector_headend_mac_entries', 'gauge', 'Learned MAC entries per segment VNI.');
   return m;
 }

@@ -89,7 +89,18 @@ export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Pr
     drops.set(reason, (drops.get(reason) ?? 0) + 1);
   };
   const refuse = (reason: string): void => metrics.inc('connector_headend_refusals_total', { reason });
-  const audit: AuditLog = openAuditLog(config.auditLogFile, now, (p) => log.error('audit log problem', { problem: p }));
+  const auditLog: AuditLog = openAuditLog(config.auditLogFile, now, (p) => log.error('audit log problem', { problem: p }));
+  // A failing audit write (disk full) must not take the data path down with it: log loudly and count.
+  const audit = {
+    append(...args: Parameters<AuditLog['append']>): void {
+      try {
+        auditLog.append(...args);
+      } catch (e) {
+        metrics.inc('connector_headend_audit_errors_total');
+        log.error('audit write failed', { error: errorMessage(e), cause: errorMessage((e as Error).cause) });
+      }
+    },
+  };
   const watcher = new RegistryWatcher(config.registryFile);
   let registry = watcher.reload();
 

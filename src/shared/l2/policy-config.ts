@@ -191,7 +191,7 @@ export function parsePolicyConfig(raw: Readonly<Record<string, string | undefine
   const d = DEFAULT_POLICY_CONFIG;
   const num = (k: PolicyConfigKey, def: number, min: number, max: number, scale = 1): number => {
     const t = raw[k];
-    if (t === undefined || t.trim() === '') return def;
+    if (t === undefined || t.trim() === '') return def * scale;
     if (!/^\d+(\.\d+)?$/.test(t.trim())) throw new ConfigError(k, `"${t}" is not a number`);
     const v = Number(t);
     if (v < min || v > max) throw new ConfigError(k, `${v} is out of range ${min}..${max}`);

@@ -83,6 +83,28 @@ async function verifyCapture(path: string): Promise<Verified> {
   return { frames: pcap.records.length, byClass, kernelByClass };
 }
 
+/** Classes in a capture that tcpdump may still be writing (a torn last record is ignored). */
+function capturedKernelClasses(path: string): string[] {
+  let file: Buffer;
+  try {
+    file = readFileSync(path);
+  } catch {
+    return [];
+  }
+  const out = new Set<string>();
+  let off = 24;
+  while (file.length >= 24 && off + 16 <= file.length) {
+    const len = file.readUInt32LE(off + 8);
+    if (off + 16 + len > file.length) break;
+    const frame = file.subarray(off + 16, off + 16 + len);
+    const cls = ourFields(frame).classes.join(' ');
+    out.add(OUR_SOURCES.has(macKeyAt(frame, 6)) ? `ours ${cls}` : cls);
+    if (cls === 'arp:probe') out.add(cls);
+    off += 16 + len;
+  }
+  return [...out];
+}
+
 function assertKernelClasses(v: Verified): void {
   const missing = KERNEL_CLASSES.filter((c) => !v.kernelByClass.has(c));
   assert.deepEqual(missing, [], `kernel frame classes seen: ${[...v.kernelByClass.keys()].join(' | ')}`);
@@ -228,7 +250,17 @@ test('live: the kernel emits ARP, ND and VXLAN frames that we decode as tshark d
   }
   await py(A, ['udp4', '10.98.0.2']);
   await py(A, ['udp6', 'fd98::2']);
-  await sleep(300);
+  // Wait until everything we expect is in the capture (tcpdump -U writes each packet as it comes) rather
+  // than for a fixed time: a loaded CI machine may need longer.
+  const deadline = Date.now() + 15_000;
+  let have: string[] = [];
+  for (;;) {
+    have = capturedKernelClasses(pcapPath);
+    const pending = [...KERNEL_CLASSES, 'arp:probe'].filter((c) => !have.includes(c));
+    if (pending.length === 0 || Date.now() > deadline) break;
+    await sleep(100);
+  }
+  await sleep(100);
   await stopTcpdump(dump);
 
   const v = await verifyCapture(pcapPath);

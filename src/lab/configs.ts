@@ -2,7 +2,7 @@
 // What the lab's programs read: the device registry, the headend's JSON config and each agent's UCI
 // file. Pure builders (text and objects out); lab.ts writes them to the lab directory.
 import { parseRegistry, type Registry } from '../shared/registry/registry.js';
-import { DC, TENANT_SERIAL, TENANT_VNI, type LabPlan } from './topology.js';
+import { DC, SITE, TENANT_SERIAL, TENANT_VNI, type LabPlan } from './topology.js';
 
 /** Extra device serials for the refusal tests; each has a certificate in the lab PKI. */
 export const LAB_SERIALS = Object.freeze({
@@ -11,6 +11,8 @@ export const LAB_SERIALS = Object.freeze({
   expired: 'LAB-EXPIRED-01',
   denied: 'LAB-DENIED-01',
   rogue: 'LAB-ROGUE-01',
+  /** A valid tenant-A device with no agent: the tests' own TLS peer (garbage records, openssl). */
+  spare: 'LAB-SPARE-01',
 });
 
 export function labRegistry(now: Date): Registry {
@@ -29,6 +31,7 @@ export function labRegistry(now: Date): Registry {
       [LAB_SERIALS.expired]: { state: 'claimed', tenant: 'a', segment: 'default', updatedAt: at },
       [LAB_SERIALS.denied]: { state: 'claimed', tenant: 'a', segment: 'default', updatedAt: at },
       [LAB_SERIALS.rogue]: { state: 'claimed', tenant: 'a', segment: 'default', updatedAt: at },
+      [LAB_SERIALS.spare]: { state: 'claimed', tenant: 'a', segment: 'default', site: 'lab-spare', updatedAt: at },
     },
     denylist: [LAB_SERIALS.denied],
   });
@@ -42,17 +45,17 @@ export interface HeadendFiles {
   auditLog: string;
 }
 
-/** The headend's JSON config (src/headend; see docs/headend.md for the meaning of each key). */
+/** The headend's JSON config (src/headend/config.ts; docs/headend.md has every key). */
 export function headendConfig(plan: LabPlan, files: HeadendFiles, metricsPort: number): Record<string, unknown> {
   return {
     listen: { host: plan.headend.publicAddr, port: plan.headend.port },
-    tls: { cert: files.cert, key: files.key, clientCa: files.deviceCa },
+    tls: { cert: files.cert, key: files.key, deviceCa: files.deviceCa },
     registry: files.registry,
     auditLog: files.auditLog,
     metrics: { host: '127.0.0.1', port: metricsPort },
     vxlan: { localAddress: plan.headend.fabricAddr, port: DC.vxlanPort },
-    logFormat: 'json',
-    logLevel: 'info',
+    // Short timers, matching the lab agents', so fault tests see recovery within seconds.
+    session: { keepaliveMs: 1_000, deadAfterMs: 3_000 },
   };
 }
 
@@ -84,11 +87,11 @@ export function agentUci(plan: LabPlan, site: string, files: AgentFiles): string
     `\toption dead_after_s '3'`,
     `\toption send_queue_frames '512'`,
     '',
-    "config proxy 'proxy'",
-    `\toption arp_nd_proxy '1'`,
-    `\toption fresh_s '300'`,
+    // Layer-2 policy (docs/l2-policy.md): proxy ARP and the split-brain block on, as shipped.
+    "config l2 'l2'",
+    `\toption proxy_arp '1'`,
     `\toption split_brain_block '1'`,
-    `\toption allow_dhcp_from_dc '0'`,
+    `\toption own_ip ${uciQuote(SITE.connector.ip)}`,
     '',
   ];
   return lines.join('\n');

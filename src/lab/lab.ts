@@ -154,6 +154,7 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
       { serial: LAB_SERIALS.expired, issuer: 'device-ca', expired: true },
       { serial: LAB_SERIALS.denied, issuer: 'device-ca' },
       { serial: LAB_SERIALS.rogue, issuer: 'rogue-ca' },
+      { serial: LAB_SERIALS.spare, issuer: 'device-ca' },
     ];
     const pki = await writeLabPki(join(o.dir, 'pki'), {
       now,

@@ -6,9 +6,12 @@ import { runCommand, type CommandTable } from './dispatch.js';
 // name -> [module under ./commands/, one-line summary]. Keep alphabetical.
 export const COMMANDS: CommandTable = {
   audit: ['audit.js', 'headend session audit log: export --format csv|jsonl --log FILE | verify --log FILE'],
+  'enroll-server': ['enroll-server.js', 'EST server (RFC 7030) issuing operational certificates: --config FILE'],
+  factory: ['factory.js', 'factory station: init-ca | provision | read (factory block, manifest)'],
   headend: ['headend.js', 'run the datacentre tunnel headend: --config FILE'],
   lab: ['lab.js', 'network lab in namespaces: up | down | status | exec NODE -- CMD'],
   ota: ['ota.js', 'OTA channel: broker-config | serve | rollout | status'],
+  registry: ['registry.js', 'device registry admin: claim | revoke | list | import'],
   release: ['release.js', 'signed releases: keygen | manifest | sign | verify (usign/signify Ed25519)'],
 };
 

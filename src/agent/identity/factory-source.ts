@@ -2,12 +2,12 @@
 // Where the device gets its factory data: the raw block on the eMMC (or a file in the lab), with the
 // copy under identity_dir as a fallback. A blank region is rewritten from the copy (a full-disk
 // sysupgrade after a layout change zeroes the gap); a region holding someone else's data is left alone.
-import { createPublicKey, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { ConnectorError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import { decodeFactoryBlock, type DecodeResult, type FactoryData } from '../../provision/factory-block.js';
 import { readFactoryRegion, writeFactoryRegion } from '../../provision/factory-block-io.js';
+import { checkFactoryData } from '../../provision/factory-verify.js';
 import { identityPaths, writeFileAtomic } from './store.js';
 
 export interface FactorySourceOptions {
@@ -21,20 +21,6 @@ export interface FactorySource {
   data: FactoryData;
   from: 'block' | 'copy';
   repaired: boolean;
-}
-
-/** The IDevID key must belong to the IDevID certificate, or enrollment can only fail later. */
-export function checkFactoryData(d: FactoryData): string | undefined {
-  try {
-    const leaf = new X509Certificate(d.idevidChainPem);
-    const a = leaf.publicKey.export({ type: 'spki', format: 'der' });
-    const b = createPublicKey(d.idevidKeyPem).export({ type: 'spki', format: 'der' });
-    if (!a.equals(b)) return 'the IDevID key does not match the IDevID certificate';
-    new X509Certificate(d.dcAnchorPem);
-  } catch (e) {
-    return `unreadable certificate or key: ${(e as Error).message}`;
-  }
-  return undefined;
 }
 
 export function loadFactorySource(o: FactorySourceOptions): FactorySource {

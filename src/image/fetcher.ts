@@ -10,6 +10,7 @@ import { get as httpsGet } from 'node:https';
 import { dirname, join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 import { silentLogger, type Logger } from '../shared/log.js';
 import { ImageError } from './errors.js';
 import { mirrorPath, type LockedInput } from './lock.js';
@@ -30,6 +31,8 @@ export interface FetchOptions {
   readonly onProgress?: (p: FetchProgress) => void;
   /** Attempts per file; each retry resumes where the previous one stopped. */
   readonly attempts?: number;
+  /** Pause before retry n is n times this (default 1000 ms). */
+  readonly retryDelayMs?: number;
   readonly idleTimeoutMs?: number;
 }
 
@@ -89,7 +92,7 @@ function missingReport(missing: readonly LockedInput[], opts: FetchOptions, why:
   });
   return (
     `${missing.length} build input(s) missing${opts.offline ? ' (offline)' : ''}:\n${lines.join('\n')}\n` +
-    `Fetch them on a connected machine (e.g. \`wget -x -nH\` keeps this layout) and pass --mirror DIR.`
+    `Fetch them on a connected machine (\`wget -x URL\` run inside DIR creates this layout) and pass --mirror DIR.`
   );
 }
 
@@ -157,7 +160,9 @@ async function download(input: LockedInput, opts: FetchOptions, log: Logger): Pr
       break;
     } catch (e) {
       lastError = e as Error;
+      if (isPermanent(lastError)) break;
       log.warn('download interrupted; will resume', { input: input.name, attempt, error: lastError.message });
+      if (attempt < attempts) await delay((opts.retryDelayMs ?? 1000) * attempt);
     }
   }
   if (lastError) throw lastError;
@@ -170,6 +175,12 @@ async function download(input: LockedInput, opts: FetchOptions, log: Logger): Pr
   await rename(part, final);
   log.info('input downloaded', { input: input.name, bytes: d.size });
   return { input, path: final, sha256: d.sha256, size: d.size, source: 'download' };
+}
+
+/** Failures a retry cannot fix: unknown host, refused route, a URL the server does not have. */
+function isPermanent(e: Error): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === 'ENOTFOUND' || code === 'EAI_AGAIN' || /^HTTP (4\d\d) /.test(e.message);
 }
 
 function request(url: string, headers: Record<string, string>, idleMs: number): Promise<IncomingMessage> {

@@ -40,8 +40,16 @@ export interface HeadendDeps {
   registryPollMs?: number;
 }
 
-/** Maps a handshake failure to a refusal reason for metrics and logs. */
-export function handshakeRefusalReason(e: NodeJS.ErrnoException): string {
+/**
+ * Maps a handshake failure to a refusal reason for metrics and logs. With rejectUnauthorized, Node
+ * verifies the client chain after the handshake and destroys the socket, leaving the OpenSSL verify
+ * code in `authorizationError` while the error itself only says "socket hang up".
+ */
+export function handshakeRefusalReason(e: NodeJS.ErrnoException, authorizationError?: string): string {
+  if (authorizationError === 'CERT_HAS_EXPIRED') return 'cert-expired';
+  if (authorizationError === 'CERT_NOT_YET_VALID') return 'cert-not-yet-valid';
+  if (authorizationError === 'CERT_REVOKED') return 'cert-revoked';
+  if (authorizationError) return 'cert-untrusted';
   const code = e.code ?? '';
   const msg = e.message.toLowerCase();
   if (code === 'ERR_SSL_UNSUPPORTED_PROTOCOL' || msg.includes('unsupported protocol') || msg.includes('version')) return 'tls-version';
@@ -256,9 +264,15 @@ export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Pr
   });
   server.on('secureConnection', onSecureConnection);
   server.on('tlsClientError', (e: NodeJS.ErrnoException, socket: TLSSocket) => {
-    const reason = handshakeRefusalReason(e);
+    const verify = socket.authorizationError ? String(socket.authorizationError) : undefined;
+    const reason = handshakeRefusalReason(e, verify);
     refuse(reason);
-    log.warn('refused: TLS handshake', { remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`, reason, error: e.message });
+    log.warn('refused: TLS handshake', {
+      remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`,
+      reason,
+      error: e.message.trim(),
+      ...(verify ? { verify } : {}),
+    });
     socket.destroy();
   });
 

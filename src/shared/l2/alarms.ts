@@ -172,6 +172,25 @@ export class AlarmSet {
     return n;
   }
 
+  /**
+   * Clears active alarms of `code` not raised again for `idleMs`: for conditions only visible while they
+   * happen (rate limits hit, a conflicting claim seen), "ended" means "not seen for a while".
+   */
+  clearIdle(code: AlarmCode, idleMs: number, now: number): number {
+    const m = this.#byCode.get(code);
+    if (!m) return 0;
+    let n = 0;
+    for (const a of m.values()) {
+      if (a.active && now - a.lastMs >= idleMs) {
+        a.active = false;
+        a.clearedMs = now;
+        this.#activeCount--;
+        n++;
+      }
+    }
+    return n;
+  }
+
   isActive(code: AlarmCode, subject: string): boolean {
     return this.#byCode.get(code)?.get(subject)?.active === true;
   }

@@ -77,6 +77,8 @@ export interface PolicySnapshot {
 
 /** How long a rate-limit alarm stays raised after the last drop it was raised for. */
 export const RATE_ALARM_HOLD_MS = 10_000;
+/** How long an address-conflict alarm stays raised after the last conflicting claim. */
+export const CONFLICT_ALARM_HOLD_MS = 300_000;
 
 // Traffic class of the frame being decided, set by the L3 rules.
 const NORMAL = 0;
@@ -95,6 +97,13 @@ const BUM_SUBJECTS = [
 
 const bucket = (l: RateLimit, now: number): TokenBucket => new TokenBucket({ pps: l.pps, bps: l.bps }, now);
 
+const learnableMac = (mac: number): boolean => mac !== 0 && !isMulticastKey(mac);
+/** Not 0.0.0.0/8, loopback, multicast/reserved (224/3) or broadcast. */
+const learnableIpv4 = (ip: number): boolean => {
+  const first = ip >>> 24;
+  return first !== 0 && first !== 127 && first < 224;
+};
+
 export class L2Policy {
   readonly config: PolicyConfig;
   readonly macs: MacTable;
@@ -110,14 +119,8 @@ export class L2Policy {
   readonly #d: PolicyDecision = { action: 'drop', reason: null, replies: [], replyToward: 'lan' };
   /** [from-lan, from-tunnel][broadcast, unknown unicast, multicast] */
   readonly #bum: readonly (readonly TokenBucket[])[];
-  readonly #bumLastDrop: number[][] = [
-    [-Infinity, -Infinity, -Infinity],
-    [-Infinity, -Infinity, -Infinity],
-  ];
   readonly #missBucket: TokenBucket;
-  #missLastDrop = -Infinity;
   readonly #announce: readonly TokenBucket[];
-  #announceLastDrop = [-Infinity, -Infinity];
   #klass = NORMAL;
   #blocked = false;
   #blockedUntil = 0;
@@ -188,7 +191,8 @@ export class L2Policy {
       if (now >= this.#blockedUntil) this.unblockTunnel(now);
       else return this.#drop(c, 'tunnel-blocked');
     }
-    const tagged = eth.vlanCount > 0;
+    // A single tag with VID 0 is an 802.1p priority tag: the frame belongs to the untagged segment.
+    const tagged = eth.vlanCount > 1 || (eth.vlanCount === 1 && (eth.vlanTci & 0x0fff) !== 0);
     if (tagged && this.config.vlanMode === 'drop') return this.#drop(c, 'vlan-tagged');
     const src = eth.src;
     if (src === 0 || isMulticastKey(src)) return this.#drop(c, 'bad-src-mac');
@@ -238,16 +242,10 @@ export class L2Policy {
     this.macs.sweep(now);
     this.neighbours.sweep(now);
     if (this.#blocked && now >= this.#blockedUntil) this.unblockTunnel(now);
-    for (let dir = 0; dir < 2; dir++) {
-      for (let cls = 0; cls < 3; cls++) {
-        const last = this.#bumLastDrop[dir]?.[cls] ?? -Infinity;
-        if (now - last >= RATE_ALARM_HOLD_MS) this.alarms.clear('bum-rate-exceeded', BUM_SUBJECTS[dir as 0 | 1][cls as 0 | 1 | 2], now);
-      }
-      if (now - (this.#announceLastDrop[dir] ?? -Infinity) >= RATE_ALARM_HOLD_MS) {
-        this.alarms.clear('bum-rate-exceeded', dir === 0 ? 'from-lan announcements' : 'from-tunnel announcements', now);
-      }
-    }
-    if (now - this.#missLastDrop >= RATE_ALARM_HOLD_MS) this.alarms.clear('proxy-miss-rate', '', now);
+    this.alarms.clearIdle('bum-rate-exceeded', RATE_ALARM_HOLD_MS, now);
+    this.alarms.clearIdle('proxy-miss-rate', RATE_ALARM_HOLD_MS, now);
+    this.alarms.clearIdle('own-address-conflict', CONFLICT_ALARM_HOLD_MS, now);
+    this.alarms.clearIdle('neighbour-static-conflict', CONFLICT_ALARM_HOLD_MS, now);
     this.alarms.prune(now);
   }
 
@@ -284,6 +282,8 @@ export class L2Policy {
       return this.#drop(c, 'own-traffic');
     }
     if (tagged || kind === 'probe') return null; // probes bind nothing (sender 0.0.0.0); tagged: other domain
+    // Junk bindings (a multicast MAC, a broadcast IP) would make the proxy answer with nonsense.
+    if (!learnableMac(a.senderMac) || !learnableIpv4(a.senderIp)) return null;
     const res = this.neighbours.observe(a.senderIp, a.senderMac, side, kind === 'gratuitous' ? 'garp' : 'arp', now);
     this.#afterObserve(res, a.senderIp, a.senderMac, side, false, now);
     if (!fromLan && this.config.splitBrainBlock && (res === 'split-brain' || res === 'contested')) {
@@ -356,7 +356,7 @@ export class L2Policy {
     }
     if (tagged || kind === 'dad-ns') return null; // DAD binds nothing (source ::); tagged: other domain
     if (kind === 'ns') {
-      if (nd.linkAddr >= 0) {
+      if (nd.linkAddr >= 0 && learnableMac(nd.linkAddr) && nd.srcIp[0] !== 0xff) {
         const key = ipv6Key(nd.srcIp);
         const res = this.neighbours.observe(key, nd.linkAddr, side, 'nd', now);
         this.#afterObserve(res, key, nd.linkAddr, side, false, now);
@@ -388,6 +388,7 @@ export class L2Policy {
     }
     // NA: binds the target to the TLLA (or, when the option is omitted, to the sender's MAC).
     const mac = nd.linkAddr >= 0 ? nd.linkAddr : this.#eth.src;
+    if (!learnableMac(mac)) return null;
     const key = ipv6Key(nd.targetIp);
     const res = this.neighbours.observe(key, mac, side, 'nd', now, nd.router);
     this.#afterObserve(res, key, mac, side, nd.router, now);
@@ -402,7 +403,6 @@ export class L2Policy {
     if (this.neighbours.lookup(target, now)?.current === 'local') return null;
     this.counters.events['proxy-miss']++;
     if (this.#missBucket.take(len, now)) return null;
-    this.#missLastDrop = now;
     this.alarms.raise('proxy-miss-rate', '', now, `more than ${this.config.missLimit.pps} unanswered ARP/NS per second from the LAN`);
     return this.#drop(c, 'proxy-miss-rate');
   }
@@ -454,7 +454,6 @@ export class L2Policy {
     }
     if (this.#klass === ANNOUNCE) {
       if (this.#announce[dir]?.take(len, now) === false) {
-        this.#announceLastDrop[dir] = now;
         this.alarms.raise('bum-rate-exceeded', fromLan ? 'from-lan announcements' : 'from-tunnel announcements', now, 'announcement rate limit exceeded');
         return this.#drop(c, 'announce-rate');
       }
@@ -462,8 +461,6 @@ export class L2Policy {
       return this.#pass(c, fromLan, len);
     }
     if (this.#bum[dir]?.[cls]?.take(len, now) === false) {
-      const row = this.#bumLastDrop[dir];
-      if (row) row[cls] = now;
       this.alarms.raise('bum-rate-exceeded', BUM_SUBJECTS[dir as 0 | 1][cls as 0 | 1 | 2], now, 'BUM rate limit exceeded');
       return this.#drop(c, BUM_REASONS[cls] ?? 'bum-broadcast-rate');
     }

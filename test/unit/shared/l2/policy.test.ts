@@ -462,3 +462,32 @@ test('snapshot: frozen counters with every drop reason, alarms and table sizes',
   const m = countersToMetrics(s.counters);
   assert.ok(m.some((x) => x.name === 'connector_l2_drops_total' && x.labels['direction'] === 'from_tunnel' && x.labels['reason'] === 'eth-short' && x.value === 1));
 });
+
+test('an 802.1p priority tag (VID 0) is treated as untagged: learned, proxied, forwarded', () => {
+  const p = policy();
+  learnRemoteVm(p, 0);
+  const prio = encodeArp({ op: ARP_OP_REQUEST, senderMac: HOST, senderIp: HOST_IP, targetMac: 0, targetIp: VM_IP, vlans: [{ tci: 0x6000 }] });
+  expect(p.decide(prio, 'from-lan', 1), 'reply');
+  assert.equal(p.neighbours.lookup(HOST_IP, 1)?.local?.mac, HOST);
+  expect(p.decide(encodeArp({ op: ARP_OP_REQUEST, senderMac: HOST, senderIp: HOST_IP, targetMac: 0, targetIp: VM_IP, vlans: [{ tci: 0x6005 }] }), 'from-lan', 1), 'drop', 'vlan-tagged');
+});
+
+test('junk bindings (multicast MAC, broadcast or multicast sender IP) are not learned, so never proxied', () => {
+  const p = policy();
+  p.decide(arpReply(0x01_00_5e_00_00_01, VM_IP, HOST, HOST_IP), 'from-tunnel', 0);
+  p.decide(arpReply(VM, 0xffffffff, HOST, HOST_IP), 'from-tunnel', 0);
+  p.decide(arpReply(VM, parseIpv4('224.0.0.5'), HOST, HOST_IP), 'from-tunnel', 0);
+  assert.equal(p.neighbours.size, 0);
+  assert.notEqual(p.decide(arpRequest(HOST, HOST_IP, VM_IP), 'from-lan', 1).action, 'reply');
+});
+
+test('address-conflict alarms clear once the conflicting claims stop', () => {
+  const p = policy();
+  p.decide(encodeGratuitousArp(VM, OWN_IP), 'from-tunnel', 0);
+  assert.ok(p.alarms.isActive('own-address-conflict', '192.0.2.2'));
+  p.tick(299_999);
+  assert.ok(p.alarms.isActive('own-address-conflict', '192.0.2.2'));
+  p.tick(300_000);
+  assert.equal(p.alarms.isActive('own-address-conflict', '192.0.2.2'), false);
+  assert.equal(p.snapshot(300_000).alarms.cleared[0]?.code, 'own-address-conflict');
+});

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: UNLICENSED
 // Known-answer tests against frames the Linux kernel produced: ARP request/reply/gratuitous, NS (also DAD)
 // and NA (solicited and unsolicited), and VXLAN (kernel vxlan device, UDP 4789) carrying ARP, ICMP and ND.
+// The kernel must also accept what we send: probe, ARP request, GARP, NS, unsolicited NA, DAD NS, and one
+// of our stream records (minus its length prefix) as VXLAN/UDP payload into its vxlan device.
 // Our decoders and tshark must agree field by field on every frame. The live part needs root; the
 // committed fixture (test/fixtures/l2/kernel-frames.pcap) is checked everywhere tshark exists and is
 // rewritten from the live capture when CK_UPDATE_FIXTURES=1.
@@ -14,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { ipIn, nsExec } from '../../../src/lab/netns.js';
 import { encodeArp } from '../../../src/shared/l2/arp.js';
 import { parseIpv4 } from '../../../src/shared/l2/ipv4.js';
+import { encodeRecord } from '../../../src/shared/l2/stream.js';
 import { macKeyAt } from '../../../src/shared/l2/mac.js';
 import { encodeNa, encodeNs, parseIpv6 } from '../../../src/shared/l2/nd.js';
 import { isRoot, netnsScope } from '../../helpers/netns.js';
@@ -35,6 +38,8 @@ const OUR_GARP_MAC = 0x02000000aa07;
 const OUR_GARP_IP = '10.99.0.7';
 const OUR_IP6 = 'fd99::9';
 const OUR_NA_IP6 = 'fd99::7';
+const OUR_VX_MAC = 0x02000000aa0b;
+const OUR_VX_IP = '10.98.0.11';
 
 /** Frame classes the kernel must have produced (kernel-only: none of them comes from our encoders). */
 const KERNEL_CLASSES = [
@@ -59,8 +64,10 @@ interface Verified {
   kernelByClass: Map<string, number>;
 }
 
-/** Source MACs of the frames our encoders inject. */
-const OUR_SOURCES = new Set([OUR_MAC, OUR_GARP_MAC]);
+/** Source MACs of the frames our encoders inject (outer or inner). */
+const OUR_SOURCES = new Set([OUR_MAC, OUR_GARP_MAC, OUR_VX_MAC]);
+const isOurs = (frame: Buffer): boolean =>
+  (ourFields(frame).fields['eth.src'] ?? '').split(',').some((m) => OUR_SOURCES.has(macKeyAt(Buffer.from(m.replaceAll(':', ''), 'hex'), 0)));
 
 /** Decodes every frame of a capture both ways and asserts agreement; returns class counts. */
 async function verifyCapture(path: string): Promise<Verified> {
@@ -75,7 +82,7 @@ async function verifyCapture(path: string): Promise<Verified> {
     const ours = ourFields(rec.data);
     const cls = ours.classes.join(' ');
     byClass.set(cls, (byClass.get(cls) ?? 0) + 1);
-    if (!OUR_SOURCES.has(macKeyAt(rec.data, 6))) kernelByClass.set(cls, (kernelByClass.get(cls) ?? 0) + 1);
+    if (!isOurs(rec.data)) kernelByClass.set(cls, (kernelByClass.get(cls) ?? 0) + 1);
     if (ours.classes.some((c) => c.startsWith('drop:'))) problems.push(`frame ${i + 1}: we dropped a kernel frame: ${cls}`);
     problems.push(...compareFields(i + 1, ours, theirs[i] ?? {}));
   });
@@ -98,7 +105,7 @@ function capturedKernelClasses(path: string): string[] {
     if (off + 16 + len > file.length) break;
     const frame = file.subarray(off + 16, off + 16 + len);
     const cls = ourFields(frame).classes.join(' ');
-    out.add(OUR_SOURCES.has(macKeyAt(frame, 6)) ? `ours ${cls}` : cls);
+    out.add(isOurs(frame) ? `ours ${cls}` : cls);
     if (cls === 'arp:probe') out.add(cls);
     off += 16 + len;
   }
@@ -133,6 +140,8 @@ if mode == 'udp4':
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b'ck', (sys.argv[2], 9))
 elif mode == 'udp6':
     s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.sendto(b'ck', (sys.argv[2], 9))
+elif mode == 'udp4hex':
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(bytes.fromhex(sys.argv[4]), (sys.argv[2], int(sys.argv[3])))
 elif mode == 'raw':
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind((sys.argv[2], 0))
     for line in sys.stdin:
@@ -250,6 +259,10 @@ test('live: the kernel emits ARP, ND and VXLAN frames that we decode as tshark d
   }
   await py(A, ['udp4', '10.98.0.2']);
   await py(A, ['udp6', 'fd98::2']);
+  // One of our stream records minus its length prefix, sent as a UDP/4789 payload: B's kernel vxlan
+  // device must take it as VXLAN (it learns the inner sender and answers through the tunnel).
+  const innerArp = encodeArp({ op: 1, senderMac: OUR_VX_MAC, senderIp: parseIpv4(OUR_VX_IP), targetMac: 0, targetIp: parseIpv4('10.98.0.2') });
+  await py(A, ['udp4hex', '10.99.0.2', '4789', encodeRecord(VNI, innerArp).subarray(2).toString('hex')]);
   // Wait until everything we expect is in the capture (tcpdump -U writes each packet as it comes) rather
   // than for a fixed time: a loaded CI machine may need longer.
   const deadline = Date.now() + 15_000;
@@ -268,14 +281,26 @@ test('live: the kernel emits ARP, ND and VXLAN frames that we decode as tshark d
   t.diagnostic(`${v.frames} frames: ${[...v.byClass].map(([c, n]) => `${c}=${n}`).join(', ')}`);
 
   // The kernel accepted our frames: it learned the addresses they claimed.
-  const n4 = (await ipIn(B, '-4', 'neigh', 'show', 'dev', 'vb')).stdout;
-  const n6 = (await ipIn(B, '-6', 'neigh', 'show', 'dev', 'vb')).stdout;
+  const neigh = async (fam: string, dev: string, want: string): Promise<string> => {
+    let out = '';
+    for (let i = 0; i < 30; i++) {
+      out = (await ipIn(B, fam, 'neigh', 'show', 'dev', dev)).stdout;
+      if (out.includes(want)) break;
+      await sleep(100);
+    }
+    return out;
+  };
+  const n4 = await neigh('-4', 'vb', OUR_GARP_IP);
+  const n6 = await neigh('-6', 'vb', OUR_NA_IP6);
   assert.match(n4, new RegExp(`^${OUR_IP.replaceAll('.', '\\.')} lladdr 02:00:00:00:aa:09`, 'm'), n4);
   assert.match(n4, new RegExp(`^${OUR_GARP_IP.replaceAll('.', '\\.')} lladdr 02:00:00:00:aa:07`, 'm'), n4);
   assert.match(n6, new RegExp(`^${OUR_IP6} lladdr 02:00:00:00:aa:09`, 'm'), n6);
   if (existsSync('/proc/sys/net/ipv6/conf/default/accept_untracked_na')) {
     assert.match(n6, new RegExp(`^${OUR_NA_IP6} lladdr 02:00:00:00:aa:07`, 'm'), n6);
   }
+  const nvx = await neigh('-4', 'vxb', OUR_VX_IP);
+  assert.match(nvx, new RegExp(`^${OUR_VX_IP.replaceAll('.', '\\.')} lladdr 02:00:00:00:aa:0b`, 'm'), nvx);
+  assert.ok(v.byClass.has(`vxlan:${VNI} arp:request`));
   // ... and answered the probe (reply to 0.0.0.0) and the DAD NS (NA to all-nodes defending fd99::2).
   assert.ok(v.byClass.has('arp:probe'));
 

@@ -54,6 +54,8 @@ export interface PolicyConfig {
   readonly bumFromLan: BumLimits;
   readonly bumFromTunnel: BumLimits;
   readonly allowDhcpFromTunnel: boolean;
+  /** Learn IP -> MAC bindings from DHCP ACKs (yiaddr -> chaddr) that the policy lets through. */
+  readonly learnFromDhcp: boolean;
   readonly vlanMode: VlanMode;
   /** The Connector's own MACs (48-bit keys). */
   readonly ownMacs: readonly number[];
@@ -95,6 +97,7 @@ export const DEFAULT_POLICY_CONFIG: PolicyConfig = Object.freeze({
     multicast: limit(1000, 8_000_000),
   }),
   allowDhcpFromTunnel: false,
+  learnFromDhcp: true,
   vlanMode: 'drop',
   ownMacs: Object.freeze([]),
   ownIpv4: Object.freeze([]),
@@ -169,6 +172,7 @@ export const POLICY_CONFIG_KEYS = [
   'bum_tunnel_multicast_pps',
   'bum_tunnel_multicast_bps',
   'allow_dhcp_from_tunnel',
+  'learn_dhcp',
   'vlan_mode',
   'own_mac',
   'own_ip',
@@ -243,6 +247,7 @@ export function parsePolicyConfig(raw: Readonly<Record<string, string | undefine
     bumFromLan: bum('lan', d.bumFromLan),
     bumFromTunnel: bum('tunnel', d.bumFromTunnel),
     allowDhcpFromTunnel: bool('allow_dhcp_from_tunnel', d.allowDhcpFromTunnel),
+    learnFromDhcp: bool('learn_dhcp', d.learnFromDhcp),
     vlanMode: vlan as VlanMode,
     ownMacs: words('own_mac').map((w) => macKey(parseMac(w, 'own_mac'))),
     ownIpv4,

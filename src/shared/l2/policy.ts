@@ -31,7 +31,7 @@ import {
 } from './counters.js';
 import { ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, newEthernetView, parseEthernet } from './ethernet.js';
 import { IP_PROTO_UDP, ipv4ToString, newIpv4View, parseIpv4Udp, UDP_PORT_DHCP_CLIENT, UDP_PORT_DHCP_SERVER } from './ipv4.js';
-import { BPDU_MAC_KEY, BROADCAST_MAC_KEY, isMulticastKey, isReservedGroupKey } from './mac.js';
+import { BPDU_MAC_KEY, BROADCAST_MAC_KEY, isMulticastKey, isReservedGroupKey, macKeyAt } from './mac.js';
 import { MacTable, type Side } from './mac-table.js';
 import { encodeNa, ipv6ToString, newNdView, parseNd, IPV6_HEADER_LEN } from './nd.js';
 import { ipv6Key, NeighbourTable, type NeighbourKey, type NeighbourObserveResult } from './neighbour-table.js';
@@ -227,7 +227,7 @@ export class L2Policy {
         l3 = this.#onArp(frame, fromLan, side, tagged, c, now);
         break;
       case ETHERTYPE_IPV4:
-        l3 = this.#onIpv4(frame, fromLan, c);
+        l3 = this.#onIpv4(frame, fromLan, tagged, c, now);
         break;
       case ETHERTYPE_IPV6:
         l3 = this.#onIpv6(frame, fromLan, side, tagged, c, now);
@@ -312,7 +312,7 @@ export class L2Policy {
     return this.#miss(a.targetIp, frame.length, c, now);
   }
 
-  #onIpv4(frame: Uint8Array, fromLan: boolean, c: DirectionCounters): PolicyDecision | null {
+  #onIpv4(frame: Uint8Array, fromLan: boolean, tagged: boolean, c: DirectionCounters, now: number): PolicyDecision | null {
     const ip = this.#ip4;
     const bad = parseIpv4Udp(frame, this.#eth.l3Offset, ip);
     if (bad !== null) return this.#drop(c, bad);
@@ -326,7 +326,43 @@ export class L2Policy {
     ) {
       return this.#drop(c, 'dhcp-server-from-tunnel');
     }
+    if (this.config.learnFromDhcp && !tagged && ip.srcPort === UDP_PORT_DHCP_SERVER && ip.dstPort === UDP_PORT_DHCP_CLIENT) {
+      this.#learnDhcpAck(frame, ip.l4Offset + 8, ip.l4Offset + (ip.totalLen - ip.headerLen), now);
+    }
     return null;
+  }
+
+  /**
+   * DHCP ACK (RFC 2131/2132): binds yiaddr to chaddr on the side where chaddr was learned. Only ACKs the
+   * policy lets through get here, so a rogue DC server blocked by the DHCP guard teaches nothing.
+   */
+  #learnDhcpAck(frame: Uint8Array, b: number, end: number, now: number): void {
+    const stop = Math.min(end, frame.length);
+    if (stop - b < 244 || frame[b] !== 2 || frame[b + 1] !== 1 || frame[b + 2] !== 6) return;
+    if (frame[b + 236] !== 0x63 || frame[b + 237] !== 0x82 || frame[b + 238] !== 0x53 || frame[b + 239] !== 0x63) return;
+    let ack = false;
+    for (let o = b + 240; o < stop; ) {
+      const code = frame[o] ?? 255;
+      if (code === 255) break;
+      if (code === 0) {
+        o++;
+        continue;
+      }
+      const len = frame[o + 1] ?? 0;
+      if (code === 53 && len === 1) {
+        ack = frame[o + 2] === 5;
+        break;
+      }
+      o += 2 + len;
+    }
+    if (!ack) return;
+    const yiaddr = (((frame[b + 16] ?? 0) << 24) | ((frame[b + 17] ?? 0) << 16) | ((frame[b + 18] ?? 0) << 8) | (frame[b + 19] ?? 0)) >>> 0;
+    const chaddr = macKeyAt(frame, b + 28);
+    if (!learnableIpv4(yiaddr) || !learnableMac(chaddr)) return;
+    const client = this.macs.lookup(chaddr, now);
+    if (client === undefined) return;
+    const res = this.neighbours.observe(yiaddr, chaddr, client.side, 'dhcp', now);
+    this.#afterObserve(res, yiaddr, chaddr, client.side, false, now);
   }
 
   #onIpv6(frame: Uint8Array, fromLan: boolean, side: Side, tagged: boolean, c: DirectionCounters, now: number): PolicyDecision | null {

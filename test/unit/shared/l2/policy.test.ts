@@ -491,3 +491,38 @@ test('address-conflict alarms clear once the conflicting claims stop', () => {
   assert.equal(p.alarms.isActive('own-address-conflict', '192.0.2.2'), false);
   assert.equal(p.snapshot(300_000).alarms.cleared[0]?.code, 'own-address-conflict');
 });
+
+function dhcp(type: number, server: number, serverIp: number, client: number, yiaddr: number): Buffer {
+  const b = Buffer.alloc(248);
+  b[0] = 2; // BOOTREPLY
+  b[1] = 1;
+  b[2] = 6;
+  b.writeUInt32BE(yiaddr, 16);
+  b.writeUIntBE(client, 28, 6);
+  b.writeUInt32BE(0x63825363, 236);
+  b.set([53, 1, type, 255], 240);
+  return encodeEthernet({
+    dst: client,
+    src: server,
+    etherType: ETHERTYPE_IPV4,
+    payload: encodeIpv4Udp({ src: serverIp, dst: yiaddr, srcPort: 67, dstPort: 68, payload: b }),
+  });
+}
+
+test('DHCP ACKs teach bindings on the client side; offers and blocked rogue ACKs teach nothing', () => {
+  const p = policy();
+  p.decide(data(VM, BROADCAST_MAC_KEY), 'from-tunnel', 0); // the recovered VM, asking for a lease
+  expect(p.decide(dhcp(2, HOST, HOST_IP, VM, VM_IP), 'from-lan', 1), 'tunnel'); // OFFER
+  assert.equal(p.neighbours.lookup(VM_IP, 1), undefined);
+  expect(p.decide(dhcp(5, HOST, HOST_IP, VM, VM_IP), 'from-lan', 2), 'tunnel'); // ACK
+  assert.deepEqual([p.neighbours.lookup(VM_IP, 2)?.current, p.neighbours.lookup(VM_IP, 2)?.remote?.source], ['remote', 'dhcp']);
+  expect(p.decide(arpRequest(HOST2, HOST2_IP, VM_IP), 'from-lan', 3), 'reply');
+  // A rogue DC server's ACK for a LAN client is dropped by the DHCP guard and teaches nothing.
+  p.decide(data(HOST2, BROADCAST_MAC_KEY), 'from-lan', 4);
+  expect(p.decide(dhcp(5, VM2, VM_IP, HOST2, parseIpv4('192.0.2.77')), 'from-tunnel', 5), 'drop', 'dhcp-server-from-tunnel');
+  assert.equal(p.neighbours.lookup(parseIpv4('192.0.2.77'), 5), undefined);
+  const off = policy({ learnFromDhcp: false });
+  off.decide(data(VM, BROADCAST_MAC_KEY), 'from-tunnel', 0);
+  off.decide(dhcp(5, HOST, HOST_IP, VM, VM_IP), 'from-lan', 1);
+  assert.equal(off.neighbours.lookup(VM_IP, 1), undefined);
+});

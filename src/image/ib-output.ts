@@ -118,7 +118,7 @@ export function classifyIbOutput(output: string, rootfsPartsizeMib: number): Ima
   if (missing.length > 0) {
     return new ImageError('missing-package', `package(s) not available for this release/target: ${missing.join(', ')}. Check the names in board/<board>/board.json against the release's package index.`);
   }
-  const clash = /check_data_file_clashes: Package (\S+) wants to install file (\S+)\s+But that file is already provided by package \*?\s*(\S+)/.exec(output);
+  const clash = /check_data_file_clashes: Package (\S+) wants to install file (\S+)\s+But that file is already provided by package\s+(?:\*\s*)?(\S+)/.exec(output);
   if (clash) {
     return new ImageError('package-conflict', `packages ${clash[1] as string} and ${clash[3] as string} both install ${clash[2] as string}; remove one (e.g. "-${clash[3] as string}" in PACKAGES)`);
   }

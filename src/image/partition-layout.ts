@@ -36,8 +36,8 @@ export function checkRockchipLayout(pt: PartitionTable, want: ExpectedLayout): s
     if (mib(p1.size) !== want.kernelPartsizeMib) problems.push(`p1 is ${mib(p1.size)} MiB, expected ${want.kernelPartsizeMib} MiB`);
     if (p1.type !== '83') problems.push(`p1 type ${p1.type}, expected 83`);
   }
-  if (p2 && p1) {
-    const expectStart = Math.ceil((mib(p1.start) + mib(p1.size)) / ROCKCHIP_ALIGN_MIB) * ROCKCHIP_ALIGN_MIB;
+  if (p2) {
+    const expectStart = Math.ceil((ROCKCHIP_ALIGN_MIB + want.kernelPartsizeMib) / ROCKCHIP_ALIGN_MIB) * ROCKCHIP_ALIGN_MIB;
     if (mib(p2.start) !== expectStart) problems.push(`p2 starts at ${mib(p2.start)} MiB, expected ${expectStart} MiB`);
     if (mib(p2.size) !== want.rootfsPartsizeMib) problems.push(`p2 is ${mib(p2.size)} MiB, expected ROOTFS_PARTSIZE ${want.rootfsPartsizeMib} MiB`);
     if (p2.type !== '83') problems.push(`p2 type ${p2.type}, expected 83`);

@@ -246,6 +246,7 @@ export class L2Policy {
     this.alarms.clearIdle('proxy-miss-rate', RATE_ALARM_HOLD_MS, now);
     this.alarms.clearIdle('own-address-conflict', CONFLICT_ALARM_HOLD_MS, now);
     this.alarms.clearIdle('neighbour-static-conflict', CONFLICT_ALARM_HOLD_MS, now);
+    this.alarms.clearIdle('alarm-overflow', CONFLICT_ALARM_HOLD_MS, now);
     this.alarms.prune(now);
   }
 

@@ -35,7 +35,7 @@ import { BPDU_MAC_KEY, BROADCAST_MAC_KEY, isMulticastKey, isReservedGroupKey, ma
 import { MacTable, type Side } from './mac-table.js';
 import { encodeNa, ipv6ToString, newNdView, parseNd, IPV6_HEADER_LEN } from './nd.js';
 import { ipv6Key, NeighbourTable, type NeighbourKey, type NeighbourObserveResult } from './neighbour-table.js';
-import type { PolicyConfig, RateLimit } from './policy-config.js';
+import { policyConfig, type PolicyConfig, type RateLimit } from './policy-config.js';
 import { Reoriginator, type Toward } from './reoriginate.js';
 import { TokenBucket } from './token-bucket.js';
 import type { AlarmsSnapshot } from './alarms.js';
@@ -105,7 +105,7 @@ const learnableIpv4 = (ip: number): boolean => {
 };
 
 export class L2Policy {
-  readonly config: PolicyConfig;
+  #config: PolicyConfig;
   readonly macs: MacTable;
   readonly neighbours: NeighbourTable;
   readonly reoriginator: Reoriginator;
@@ -126,7 +126,7 @@ export class L2Policy {
   #blockedUntil = 0;
 
   constructor(config: PolicyConfig, tables: Partial<PolicyTables> = {}, now = 0) {
-    this.config = config;
+    this.#config = config;
     this.alarms = tables.alarms ?? new AlarmSet();
     this.macs =
       tables.macs ??
@@ -152,6 +152,18 @@ export class L2Policy {
     this.#bum = [b(config.bumFromLan), b(config.bumFromTunnel)];
     this.#missBucket = bucket(config.missLimit, now);
     this.#announce = [bucket(config.announceLimit, now), bucket(config.announceLimit, now)];
+  }
+
+  get config(): PolicyConfig {
+    return this.#config;
+  }
+
+  /**
+   * Replaces the Connector's own addresses (they change with DHCP, SLAAC, a new bridge MAC) without
+   * losing tables, buckets, counters or a BPDU block. Throws ConfigError for a malformed IPv6 address.
+   */
+  setOwnAddresses(own: { macs: readonly number[]; ipv4: readonly number[]; ipv6: readonly Buffer[] }): void {
+    this.#config = policyConfig({ ...this.#config, ownMacs: own.macs, ownIpv4: own.ipv4, ownIpv6: own.ipv6 });
   }
 
   get tunnelBlocked(): boolean {
@@ -193,7 +205,7 @@ export class L2Policy {
     }
     // A single tag with VID 0 is an 802.1p priority tag: the frame belongs to the untagged segment.
     const tagged = eth.vlanCount > 1 || (eth.vlanCount === 1 && (eth.vlanTci & 0x0fff) !== 0);
-    if (tagged && this.config.vlanMode === 'drop') return this.#drop(c, 'vlan-tagged');
+    if (tagged && this.#config.vlanMode === 'drop') return this.#drop(c, 'vlan-tagged');
     const src = eth.src;
     if (src === 0 || isMulticastKey(src)) return this.#drop(c, 'bad-src-mac');
     if (this.#ownMac(src) || this.#ownMac(eth.dst)) return this.#drop(c, 'own-traffic');
@@ -287,13 +299,13 @@ export class L2Policy {
     if (!learnableMac(a.senderMac) || !learnableIpv4(a.senderIp)) return null;
     const res = this.neighbours.observe(a.senderIp, a.senderMac, side, kind === 'gratuitous' ? 'garp' : 'arp', now);
     this.#afterObserve(res, a.senderIp, a.senderMac, side, false, now);
-    if (!fromLan && this.config.splitBrainBlock && (res === 'split-brain' || res === 'contested')) {
+    if (!fromLan && this.#config.splitBrainBlock && (res === 'split-brain' || res === 'contested')) {
       return this.#drop(c, 'split-brain-claim');
     }
     if (!fromLan || kind !== 'request' || this.#eth.dst !== BROADCAST_MAC_KEY) return null;
     // A broadcast ARP request from the LAN: answer for a fresh remote binding, otherwise it is a miss.
-    if (this.config.proxyArp) {
-      const claim = this.neighbours.proxyClaim(a.targetIp, now, this.config.proxyFreshMs);
+    if (this.#config.proxyArp) {
+      const claim = this.neighbours.proxyClaim(a.targetIp, now, this.#config.proxyFreshMs);
       if (claim !== null) {
         this.counters.events['arp-proxied']++;
         return this.#reply(
@@ -317,17 +329,17 @@ export class L2Policy {
     const ip = this.#ip4;
     const bad = parseIpv4Udp(frame, this.#eth.l3Offset, ip);
     if (bad !== null) return this.#drop(c, bad);
-    if (this.config.ownIpv4.length !== 0 && (this.#ownIpv4(ip.src) || this.#ownIpv4(ip.dst))) return this.#drop(c, 'own-traffic');
+    if (this.#config.ownIpv4.length !== 0 && (this.#ownIpv4(ip.src) || this.#ownIpv4(ip.dst))) return this.#drop(c, 'own-traffic');
     if (
       !fromLan &&
-      !this.config.allowDhcpFromTunnel &&
+      !this.#config.allowDhcpFromTunnel &&
       ip.protocol === IP_PROTO_UDP &&
       ip.srcPort === UDP_PORT_DHCP_SERVER &&
       ip.dstPort === UDP_PORT_DHCP_CLIENT
     ) {
       return this.#drop(c, 'dhcp-server-from-tunnel');
     }
-    if (this.config.learnFromDhcp && !tagged && ip.srcPort === UDP_PORT_DHCP_SERVER && ip.dstPort === UDP_PORT_DHCP_CLIENT) {
+    if (this.#config.learnFromDhcp && !tagged && ip.srcPort === UDP_PORT_DHCP_SERVER && ip.dstPort === UDP_PORT_DHCP_CLIENT) {
       this.#learnDhcpAck(frame, ip.l4Offset + 8, ip.l4Offset + (ip.totalLen - ip.headerLen), now);
     }
     return null;
@@ -374,7 +386,7 @@ export class L2Policy {
     if (r === 'not-nd') {
       if (this.#ownIpv6At(frame, l3 + 8) || this.#ownIpv6At(frame, l3 + 24)) return this.#drop(c, 'own-traffic');
       // DHCPv6 server -> client (UDP 547 -> 546), when UDP follows the fixed header directly.
-      if (!fromLan && !this.config.allowDhcpFromTunnel && frame[l3 + 6] === IP_PROTO_UDP && frame.length - l3 >= IPV6_HEADER_LEN + 8) {
+      if (!fromLan && !this.#config.allowDhcpFromTunnel && frame[l3 + 6] === IP_PROTO_UDP && frame.length - l3 >= IPV6_HEADER_LEN + 8) {
         const sp = ((frame[l3 + 40] ?? 0) << 8) | (frame[l3 + 41] ?? 0);
         const dp = ((frame[l3 + 42] ?? 0) << 8) | (frame[l3 + 43] ?? 0);
         if (sp === 547 && dp === 546) return this.#drop(c, 'dhcp-server-from-tunnel');
@@ -397,12 +409,12 @@ export class L2Policy {
         const key = ipv6Key(nd.srcIp);
         const res = this.neighbours.observe(key, nd.linkAddr, side, 'nd', now);
         this.#afterObserve(res, key, nd.linkAddr, side, false, now);
-        if (!fromLan && this.config.splitBrainBlock && (res === 'split-brain' || res === 'contested')) return this.#drop(c, 'split-brain-claim');
+        if (!fromLan && this.#config.splitBrainBlock && (res === 'split-brain' || res === 'contested')) return this.#drop(c, 'split-brain-claim');
       }
       if (!fromLan || !isMulticastKey(this.#eth.dst)) return null; // unicast NS (NUD) goes to the real host
       const target = ipv6Key(nd.targetIp);
-      if (this.config.proxyNd) {
-        const claim = this.neighbours.proxyClaim(target, now, this.config.proxyFreshMs);
+      if (this.#config.proxyNd) {
+        const claim = this.neighbours.proxyClaim(target, now, this.#config.proxyFreshMs);
         if (claim !== null) {
           this.counters.events['nd-proxied']++;
           return this.#reply(
@@ -429,7 +441,7 @@ export class L2Policy {
     const key = ipv6Key(nd.targetIp);
     const res = this.neighbours.observe(key, mac, side, 'nd', now, nd.router);
     this.#afterObserve(res, key, mac, side, nd.router, now);
-    if (!fromLan && this.config.splitBrainBlock && (res === 'split-brain' || res === 'contested')) return this.#drop(c, 'split-brain-claim');
+    if (!fromLan && this.#config.splitBrainBlock && (res === 'split-brain' || res === 'contested')) return this.#drop(c, 'split-brain-claim');
     return null;
   }
 
@@ -440,7 +452,7 @@ export class L2Policy {
     if (this.neighbours.lookup(target, now)?.current === 'local') return null;
     this.counters.events['proxy-miss']++;
     if (this.#missBucket.take(len, now)) return null;
-    this.alarms.raise('proxy-miss-rate', '', now, `more than ${this.config.missLimit.pps} unanswered ARP/NS per second from the LAN`);
+    this.alarms.raise('proxy-miss-rate', '', now, `more than ${this.#config.missLimit.pps} unanswered ARP/NS per second from the LAN`);
     return this.#drop(c, 'proxy-miss-rate');
   }
 
@@ -531,7 +543,7 @@ export class L2Policy {
   }
 
   #block(now: number): void {
-    this.#blockedUntil = this.config.bpduBlockMs > 0 ? now + this.config.bpduBlockMs : Infinity;
+    this.#blockedUntil = this.#config.bpduBlockMs > 0 ? now + this.#config.bpduBlockMs : Infinity;
     if (!this.#blocked) {
       this.#blocked = true;
       this.counters.events['tunnel-blocked-by-bpdu']++;
@@ -540,19 +552,19 @@ export class L2Policy {
   }
 
   #ownMac(key: number): boolean {
-    const own = this.config.ownMacs;
+    const own = this.#config.ownMacs;
     for (let i = 0; i < own.length; i++) if (own[i] === key) return true;
     return false;
   }
 
   #ownIpv4(ip: number): boolean {
-    const own = this.config.ownIpv4;
+    const own = this.#config.ownIpv4;
     for (let i = 0; i < own.length; i++) if (own[i] === ip) return true;
     return false;
   }
 
   #ownIpv6At(buf: Uint8Array, off: number): boolean {
-    const own = this.config.ownIpv6;
+    const own = this.#config.ownIpv6;
     outer: for (let i = 0; i < own.length; i++) {
       const o = own[i];
       if (o === undefined) continue;

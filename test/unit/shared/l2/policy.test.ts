@@ -526,3 +526,17 @@ test('DHCP ACKs teach bindings on the client side; offers and blocked rogue ACKs
   off.decide(dhcp(5, HOST, HOST_IP, VM, VM_IP), 'from-lan', 1);
   assert.equal(off.neighbours.lookup(VM_IP, 1), undefined);
 });
+
+test('own addresses can change at run time without losing tables or a BPDU block', () => {
+  const p = policy({ bpduBlockMs: 0 });
+  p.decide(data(VM, HOST), 'from-tunnel', 0);
+  p.decide(encodeEthernet({ dst: BPDU_MAC_KEY, src: VM, etherType: 0x0026, payload: Buffer.alloc(38) }), 'from-tunnel', 1);
+  const NEW_OWN = 0x02_00_00_00_00_98;
+  p.setOwnAddresses({ macs: [NEW_OWN], ipv4: [parseIpv4('192.0.2.3')], ipv6: [] });
+  assert.deepEqual(p.config.ownMacs, [NEW_OWN]);
+  assert.equal(p.tunnelBlocked, true);
+  assert.equal(p.macs.lookup(VM, 2)?.side, 'remote');
+  p.unblockTunnel(2);
+  expect(p.decide(data(NEW_OWN, VM), 'from-lan', 3), 'drop', 'own-traffic');
+  expect(p.decide(data(OWN, VM), 'from-lan', 3), 'tunnel');
+});

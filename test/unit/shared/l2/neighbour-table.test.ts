@@ -117,3 +117,74 @@ test('IPv6 keys are 32 hex digits and print in RFC 5952 form', () => {
   assert.equal(t.observe(key, VM, 'remote', 'nd', 0, true), 'new');
   assert.equal(t.proxyClaim(key, 1, 1000)?.router, true);
 });
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+test('invariants over seeded random claims: bounds, split brain and proxy answers are consistent', () => {
+  for (let seed = 1; seed <= 100; seed++) {
+    const r = rng(seed);
+    const age = 100 * (20 + Math.floor(r() * 200));
+    const win = 100 * (5 + Math.floor(r() * 100));
+    const max = 2 + Math.floor(r() * 8);
+    const alarms = new AlarmSet();
+    const t = new NeighbourTable({ ageMs: age, splitBrainWindowMs: win, maxEntries: max, alarms });
+    const ips = Array.from({ length: 3 + Math.floor(r() * 10) }, (_, i) => IP + i);
+    const macs = [SERVER, VM, VM + 1];
+    let now = 0;
+    for (let op = 0; op < 1500; op++) {
+      const ctx = `seed ${seed}, op ${op}, now ${now}`;
+      if (r() < 0.3) now += 100 * Math.floor(r() * (r() < 0.9 ? 10 : 300));
+      const ip = ips[Math.floor(r() * ips.length)] ?? IP;
+      const side = r() < 0.5 ? 'local' : 'remote';
+      const mac = macs[Math.floor(r() * macs.length)] ?? VM;
+      const before = t.lookup(ip, now);
+      const prevCurrent = before?.current;
+      const res = t.observe(ip, mac, side, 'arp', now);
+      const b = t.lookup(ip, now);
+      if (res === 'table-full') {
+        assert.equal(b, undefined, `${ctx}: refused but present`);
+        assert.equal(t.liveCount(now), max, `${ctx}: refused while not full`);
+        continue;
+      }
+      assert.ok(b, `${ctx}: ${res} but not stored`);
+      const split = t.isSplitBrain(ip, now);
+      assert.equal(res === 'split-brain', split, `${ctx}: result ${res} vs isSplitBrain ${split}`);
+      if (split) {
+        assert.ok(b.local && b.remote && b.local.mac !== b.remote.mac, `${ctx}: split brain needs two different claims`);
+        assert.ok(now - b.local.lastSeenMs < win && now - b.remote.lastSeenMs < win, `${ctx}: split brain needs two fresh claims`);
+        assert.ok(alarms.isActive('split-brain', neighbourKeyToString(ip)), `${ctx}: split brain without alarm`);
+        assert.equal(t.proxyClaim(ip, now, age), null, `${ctx}: proxy during split brain`);
+        assert.equal(b.current, prevCurrent, `${ctx}: a split brain must not change the holder`);
+      }
+      if (res === 'contested') {
+        assert.equal(side, 'remote');
+        assert.equal(b.current, 'local', `${ctx}: contested claims leave the LAN holding the IP`);
+      }
+      if (res === 'moved' || res === 'new') assert.equal(b.current, side, `${ctx}: ${res} must make ${side} the holder`);
+      const claim = t.proxyClaim(ip, now, age);
+      if (claim !== null) {
+        assert.equal(b.current, 'remote', `${ctx}: proxy for a local holder`);
+        assert.equal(claim, b.remote);
+      }
+      if (r() < 0.05) t.sweep(now);
+      assert.ok(t.size <= max, `${ctx}: size ${t.size} > ${max}`);
+      if (r() < 0.02) {
+        // After the window with only one side talking, no split-brain alarm may remain.
+        now += win;
+        t.observe(ip, mac, side, 'arp', now);
+        t.sweep(now);
+        assert.equal(t.isSplitBrain(ip, now), false, `${ctx}: split brain outlived the window`);
+        assert.equal(alarms.isActive('split-brain', neighbourKeyToString(ip)), false, `${ctx}: stale split-brain alarm`);
+      }
+    }
+  }
+});

@@ -40,6 +40,7 @@ export const POLICY_EVENTS = [
   'neighbour-learned',
   'neighbour-moved',
   'neighbour-contested',
+  'neighbour-verify-probe',
   'neighbour-split-brain',
   'neighbour-learn-refused-full',
   'neighbour-static-conflict',

@@ -12,10 +12,12 @@
 //   a drill VM took a production address). That raises an alarm and never counts as a move, so the
 //   Connector does not help either side steal the address from the other.
 // The overlap rule matters: at failover the old claim is still recent, but it ended before the new one
-// began, so it is not a split brain. It is not a move yet either: while the LAN holder was seen within the
-// window, a remote claim is 'contested' (production keeps the address; a drill VM booting with a
-// production IP must not take it over). Once the LAN holder has been quiet for the window, the next
-// remote claim is a move.
+// began, so it is not a split brain. It is not a move yet either: a remote claim for an IP the LAN holds
+// is 'contested' (production keeps the address; a drill VM booting with a production address must not
+// take it over) while the LAN holder was seen within the window. Past the window the LAN holder is not
+// believed gone on silence alone, because the Connector only sees broadcast ARP: the result is 'verify'
+// and the caller probes the holder (a unicast ARP probe / DAD NS). An answer makes it a split brain; no
+// answer within `verifyMs` lets the next remote claim move the IP.
 import type { AlarmSet } from './alarms.js';
 import type { Side } from './mac-table.js';
 import { macToString } from './mac.js';
@@ -55,12 +57,15 @@ export interface NeighbourBinding {
   readonly isStatic: boolean;
 }
 
-export const NEIGHBOUR_OBSERVE_RESULTS = ['new', 'refreshed', 'moved', 'contested', 'split-brain', 'static-conflict', 'table-full'] as const;
+export const NEIGHBOUR_OBSERVE_RESULTS = ['new', 'refreshed', 'moved', 'contested', 'verify', 'split-brain', 'static-conflict', 'table-full'] as const;
 /**
- * - contested: the remote side claims an IP the LAN side still holds and was seen using within the
- *   split-brain window. Not a move (yet): the LAN is production and keeps the IP. If the LAN holder speaks
- *   again while the remote claim is fresh it becomes a split brain; if it stays quiet for the window, the
- *   next remote claim is a move.
+ * - contested: the remote side claims an IP the LAN side still holds. Not a move (yet): the LAN is
+ *   production and keeps the IP. If the LAN holder speaks while the remote claim is fresh it becomes a
+ *   split brain; if it stays quiet, a later remote claim is a move.
+ * - verify: contested, and the LAN holder has been quiet for the split-brain window, which proves little
+ *   (the Connector only sees the LAN's broadcast ARP, not the unicast refreshes between hosts). The caller
+ *   should probe the holder now (Reoriginator.scheduleVerify); an answer within `verifyMs` makes it a
+ *   split brain, silence makes the next remote claim a move.
  */
 export type NeighbourObserveResult = (typeof NEIGHBOUR_OBSERVE_RESULTS)[number];
 
@@ -71,6 +76,8 @@ export interface NeighbourTableOptions {
   maxEntries?: number;
   /** Both claims must be seen within this window to be a split brain. Default 60 000. */
   splitBrainWindowMs?: number;
+  /** How long a probed LAN holder has to answer before a remote claim may take its IP. Default 3000; 0 = no probing. */
+  verifyMs?: number;
   /** Receives 'neighbour-table-full', 'split-brain', 'neighbour-static-conflict'. */
   alarms?: AlarmSet;
 }
@@ -91,12 +98,15 @@ interface Binding {
   isStatic: boolean;
   /** Whether a split-brain alarm is raised for this binding (for clearing on transition). */
   split: boolean;
+  /** End of the current verification of the LAN holder, 0 when none was started. */
+  verifyUntil: number;
 }
 
 export class NeighbourTable {
   readonly ageMs: number;
   readonly maxEntries: number;
   readonly splitBrainWindowMs: number;
+  readonly verifyMs: number;
   readonly #alarms: AlarmSet | undefined;
   readonly #map = new Map<NeighbourKey, Binding>();
   #earliestExpiry = Infinity;
@@ -106,6 +116,7 @@ export class NeighbourTable {
     this.ageMs = positive(options.ageMs ?? 600_000, 'ageMs');
     this.maxEntries = Math.floor(positive(options.maxEntries ?? 4096, 'maxEntries'));
     this.splitBrainWindowMs = positive(options.splitBrainWindowMs ?? 60_000, 'splitBrainWindowMs');
+    this.verifyMs = Math.max(0, options.verifyMs ?? 3000);
     this.#alarms = options.alarms;
   }
 
@@ -123,6 +134,7 @@ export class NeighbourTable {
       current: side,
       isStatic: true,
       split: false,
+      verifyUntil: 0,
     });
   }
 
@@ -150,6 +162,7 @@ export class NeighbourTable {
         current: side,
         isStatic: false,
         split: false,
+        verifyUntil: 0,
       });
       this.#lowerExpiry(now + this.ageMs);
       return 'new';
@@ -200,9 +213,18 @@ export class NeighbourTable {
       b.current = side;
       return 'new';
     }
-    if (side === 'remote' && b.current === 'local' && holder.mac !== mac && now - holder.lastSeenMs < this.splitBrainWindowMs) {
-      return 'contested';
+    if (side === 'remote' && b.current === 'local' && holder.mac !== mac) {
+      if (now - holder.lastSeenMs < this.splitBrainWindowMs) return 'contested';
+      if (this.verifyMs > 0) {
+        // A verification answers the question for one window; after that, ask again.
+        if (b.verifyUntil === 0 || now >= b.verifyUntil + this.splitBrainWindowMs) {
+          b.verifyUntil = now + this.verifyMs;
+          return 'verify';
+        }
+        if (now < b.verifyUntil) return 'contested';
+      }
     }
+    b.verifyUntil = 0;
     b.current = side;
     return 'moved';
   }

@@ -43,6 +43,8 @@ export interface PolicyConfig {
   readonly splitBrainWindowMs: number;
   /** Stop DC-side claims for a split-brain or contested IP from reaching the LAN. */
   readonly splitBrainBlock: boolean;
+  /** How long a probed LAN holder has to answer before the DC may take its IP; 0 disables probing. */
+  readonly holderVerifyMs: number;
   readonly proxyArp: boolean;
   readonly proxyNd: boolean;
   /** A remote binding is answered for only if seen within this long. */
@@ -81,6 +83,7 @@ export const DEFAULT_POLICY_CONFIG: PolicyConfig = Object.freeze({
   neighbourMaxEntries: 4096,
   splitBrainWindowMs: 60_000,
   splitBrainBlock: true,
+  holderVerifyMs: 3000,
   proxyArp: true,
   proxyNd: true,
   proxyFreshMs: 120_000,
@@ -116,6 +119,7 @@ export function policyConfig(overrides: PolicyConfigOverrides = {}): PolicyConfi
     const v = c[k];
     if (!(v > 0) || Number.isNaN(v)) throw new ConfigError(k, `must be a number > 0, got ${v}`);
   }
+  if (!(c.holderVerifyMs >= 0)) throw new ConfigError('holderVerifyMs', `must be >= 0, got ${c.holderVerifyMs}`);
   if (!(c.bpduBlockMs >= 0)) throw new ConfigError('bpduBlockMs', `must be >= 0, got ${c.bpduBlockMs}`);
   if (!VLAN_MODES.includes(c.vlanMode)) throw new ConfigError('vlanMode', `must be one of ${VLAN_MODES.join(', ')}, got ${String(c.vlanMode)}`);
   checkLimit('missLimit', c.missLimit);
@@ -154,6 +158,7 @@ export const POLICY_CONFIG_KEYS = [
   'neigh_max_entries',
   'split_brain_window_s',
   'split_brain_block',
+  'holder_verify_ms',
   'proxy_arp',
   'proxy_nd',
   'proxy_fresh_s',
@@ -239,6 +244,7 @@ export function parsePolicyConfig(raw: Readonly<Record<string, string | undefine
     neighbourMaxEntries: num('neigh_max_entries', d.neighbourMaxEntries, 16, 1_000_000),
     splitBrainWindowMs: num('split_brain_window_s', d.splitBrainWindowMs / 1000, 1, 3600, 1000),
     splitBrainBlock: bool('split_brain_block', d.splitBrainBlock),
+    holderVerifyMs: num('holder_verify_ms', d.holderVerifyMs, 0, 60_000),
     proxyArp: bool('proxy_arp', d.proxyArp),
     proxyNd: bool('proxy_nd', d.proxyNd),
     proxyFreshMs: num('proxy_fresh_s', d.proxyFreshMs / 1000, 1, 86_400, 1000),

@@ -97,6 +97,9 @@ const BUM_SUBJECTS = [
 
 const bucket = (l: RateLimit, now: number): TokenBucket => new TokenBucket({ pps: l.pps, bps: l.bps }, now);
 
+/** DC-side claims the split-brain guard keeps from the LAN. */
+const blocksClaim = (res: NeighbourObserveResult): boolean => res === 'split-brain' || res === 'contested' || res === 'verify';
+
 const learnableMac = (mac: number): boolean => mac !== 0 && !isMulticastKey(mac);
 /** Not 0.0.0.0/8, loopback, multicast/reserved (224/3) or broadcast. */
 const learnableIpv4 = (ip: number): boolean => {
@@ -144,6 +147,7 @@ export class L2Policy {
         ageMs: config.neighbourAgeMs,
         maxEntries: config.neighbourMaxEntries,
         splitBrainWindowMs: config.splitBrainWindowMs,
+        verifyMs: config.holderVerifyMs,
         alarms: this.alarms,
       });
     this.reoriginator =
@@ -299,7 +303,7 @@ export class L2Policy {
     if (!learnableMac(a.senderMac) || !learnableIpv4(a.senderIp)) return null;
     const res = this.neighbours.observe(a.senderIp, a.senderMac, side, kind === 'gratuitous' ? 'garp' : 'arp', now);
     this.#afterObserve(res, a.senderIp, a.senderMac, side, false, now);
-    if (!fromLan && this.#config.splitBrainBlock && (res === 'split-brain' || res === 'contested')) {
+    if (!fromLan && this.#config.splitBrainBlock && blocksClaim(res)) {
       return this.#drop(c, 'split-brain-claim');
     }
     if (!fromLan || kind !== 'request' || this.#eth.dst !== BROADCAST_MAC_KEY) return null;
@@ -409,7 +413,7 @@ export class L2Policy {
         const key = ipv6Key(nd.srcIp);
         const res = this.neighbours.observe(key, nd.linkAddr, side, 'nd', now);
         this.#afterObserve(res, key, nd.linkAddr, side, false, now);
-        if (!fromLan && this.#config.splitBrainBlock && (res === 'split-brain' || res === 'contested')) return this.#drop(c, 'split-brain-claim');
+        if (!fromLan && this.#config.splitBrainBlock && blocksClaim(res)) return this.#drop(c, 'split-brain-claim');
       }
       if (!fromLan || !isMulticastKey(this.#eth.dst)) return null; // unicast NS (NUD) goes to the real host
       const target = ipv6Key(nd.targetIp);
@@ -441,7 +445,7 @@ export class L2Policy {
     const key = ipv6Key(nd.targetIp);
     const res = this.neighbours.observe(key, mac, side, 'nd', now, nd.router);
     this.#afterObserve(res, key, mac, side, nd.router, now);
-    if (!fromLan && this.#config.splitBrainBlock && (res === 'split-brain' || res === 'contested')) return this.#drop(c, 'split-brain-claim');
+    if (!fromLan && this.#config.splitBrainBlock && blocksClaim(res)) return this.#drop(c, 'split-brain-claim');
     return null;
   }
 
@@ -471,6 +475,12 @@ export class L2Policy {
       case 'contested':
         ev['neighbour-contested']++;
         break;
+      case 'verify': {
+        ev['neighbour-contested']++;
+        const holder = this.neighbours.lookup(key, now)?.local;
+        if (holder && this.reoriginator.scheduleVerify(key, holder.mac, mac, now)) ev['neighbour-verify-probe']++;
+        break;
+      }
       case 'split-brain':
         ev['neighbour-split-brain']++;
         // A pending announcement for this IP would take a side in the conflict: stop it.

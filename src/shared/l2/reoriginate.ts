@@ -7,8 +7,8 @@
 // Pure scheduler: `schedule` records what to send, `due(now)` hands back the frames whose time has come.
 // The agent calls due() from its timer and after each batch of frames. One schedule per IP: a newer move
 // of the same IP replaces the pending copies of the older one.
-import { encodeGratuitousArp } from './arp.js';
-import { encodeNa } from './nd.js';
+import { ARP_OP_REQUEST, encodeArp, encodeGratuitousArp } from './arp.js';
+import { encodeNa, encodeNs, IPV6_UNSPECIFIED } from './nd.js';
 import type { NeighbourKey } from './neighbour-table.js';
 
 export type Toward = 'lan' | 'tunnel';
@@ -83,6 +83,24 @@ export class Reoriginator {
     return true;
   }
 
+  /**
+   * Asks the LAN holder of `key` whether it is still alive before `claimantMac` (on the other side) may
+   * take the address: a unicast ARP probe (sender IP 0.0.0.0, RFC 5227) or a DAD NS (source ::) sent to
+   * the holder's MAC, from the claimant's MAC. A live holder answers toward the claimant's MAC, which the
+   * LAN bridge has learned on the Connector's port, so the answer passes through the policy and shows the
+   * split brain. Probes update no caches (RFC 5227 2.1.1, RFC 4862 5.4), so nobody's view of the address
+   * changes. The Connector's own MAC cannot be used: the bridge would deliver the answer to the host
+   * stack, not to the tap. Two copies, `intervalMs` apart; replaces pending copies for the same IP.
+   */
+  scheduleVerify(key: NeighbourKey, holderMac: number, claimantMac: number, now: number): boolean {
+    if (!this.#pending.has(key) && this.#pending.size >= this.maxPending) {
+      this.#refused++;
+      return false;
+    }
+    this.#pending.set(key, { toward: 'lan', frame: verifyProbe(key, holderMac, claimantMac), nextMs: now, left: Math.min(2, this.copies) });
+    return true;
+  }
+
   cancel(key: NeighbourKey): void {
     this.#pending.delete(key);
   }
@@ -109,6 +127,14 @@ export class Reoriginator {
     }
     return out ?? NONE;
   }
+}
+
+function verifyProbe(key: NeighbourKey, holderMac: number, claimantMac: number): Buffer {
+  if (typeof key === 'number') {
+    return encodeArp({ op: ARP_OP_REQUEST, senderMac: claimantMac, senderIp: 0, targetMac: 0, targetIp: key, ethDst: holderMac });
+  }
+  const ip = Buffer.from(key, 'hex');
+  return encodeNs({ srcMac: claimantMac, srcIp: IPV6_UNSPECIFIED, targetIp: ip, ethDst: holderMac });
 }
 
 function announcement(spec: ReoriginateSpec): Buffer {

@@ -20,23 +20,43 @@ test('learning, refresh and aging', () => {
   assert.equal(t.sweep(601_000), 1);
 });
 
-test('DR failover: the VM claims the IP after the server went quiet -> a move, once the window passed', () => {
-  const t = new NeighbourTable({ splitBrainWindowMs: W });
+test('DR failover: the VM claims the IP after the server went quiet -> verified, then a move', () => {
+  const t = new NeighbourTable({ splitBrainWindowMs: W, verifyMs: 3000 });
   t.observe(IP, SERVER, 'local', 'arp', 0);
   // The VM boots 5 s after the server's last sighting: contested, the LAN keeps the address.
   assert.equal(t.observe(IP, VM, 'remote', 'garp', 5000), 'contested');
   assert.equal(t.lookup(IP, 5000)?.current, 'local');
   assert.equal(t.isSplitBrain(IP, 5000), false, 'the claims do not overlap: not a split brain');
-  // The server stays silent; the VM's next claim after the window is a move.
-  assert.equal(t.observe(IP, VM, 'remote', 'arp', W + 1), 'moved');
-  assert.equal(t.lookup(IP, W + 1)?.current, 'remote');
-  assert.equal(t.observe(IP, VM, 'remote', 'arp', W + 2), 'refreshed');
+  // Past the window, silence is not proof: the server is probed first.
+  assert.equal(t.observe(IP, VM, 'remote', 'arp', W + 1), 'verify');
+  assert.equal(t.observe(IP, VM, 'remote', 'arp', W + 2), 'contested', 'one probe per verification');
+  assert.equal(t.lookup(IP, W + 2)?.current, 'local');
+  // No answer within verifyMs: the next claim moves the IP.
+  assert.equal(t.observe(IP, VM, 'remote', 'arp', W + 1 + 3000), 'moved');
+  assert.equal(t.lookup(IP, W + 3001)?.current, 'remote');
+  assert.equal(t.observe(IP, VM, 'remote', 'arp', W + 3002), 'refreshed');
 });
 
-test('a remote claim for an address unused on the LAN for longer than the window moves at once', () => {
-  const t = new NeighbourTable({ splitBrainWindowMs: W });
+test('a LAN holder answering the verification probe turns the claim into a split brain', () => {
+  const t = new NeighbourTable({ splitBrainWindowMs: W, verifyMs: 3000 });
+  t.observe(IP, SERVER, 'local', 'arp', 0);
+  assert.equal(t.observe(IP, VM, 'remote', 'garp', 200_000), 'verify');
+  assert.equal(t.observe(IP, SERVER, 'local', 'arp', 200_500), 'split-brain', 'the probe reply');
+  assert.equal(t.observe(IP, VM, 'remote', 'arp', 204_000), 'split-brain');
+  assert.equal(t.lookup(IP, 204_000)?.current, 'local');
+});
+
+test('with verification off, a remote claim for an address quiet on the LAN for the window moves at once', () => {
+  const t = new NeighbourTable({ splitBrainWindowMs: W, verifyMs: 0 });
   t.observe(IP, SERVER, 'local', 'arp', 0);
   assert.equal(t.observe(IP, VM, 'remote', 'garp', 200_000), 'moved');
+});
+
+test('a verification is valid for one window; a much later claim is verified again', () => {
+  const t = new NeighbourTable({ splitBrainWindowMs: W, verifyMs: 3000 });
+  t.observe(IP, SERVER, 'local', 'arp', 0);
+  assert.equal(t.observe(IP, VM, 'remote', 'garp', 100_000), 'verify');
+  assert.equal(t.observe(IP, VM, 'remote', 'garp', 103_000 + W), 'verify');
 });
 
 test('split brain: both sides keep claiming with different MACs -> alarm; it clears when one side stops', () => {
@@ -59,8 +79,9 @@ test('split brain: both sides keep claiming with different MACs -> alarm; it cle
 test('failback: the server returns after the VM is gone -> a move back to the LAN', () => {
   const t = new NeighbourTable({ splitBrainWindowMs: W });
   t.observe(IP, SERVER, 'local', 'arp', 0);
-  t.observe(IP, VM, 'remote', 'garp', 100_000);
-  assert.equal(t.lookup(IP, 100_000)?.current, 'remote');
+  assert.equal(t.observe(IP, VM, 'remote', 'garp', 100_000), 'verify');
+  assert.equal(t.observe(IP, VM, 'remote', 'garp', 103_000), 'moved');
+  assert.equal(t.lookup(IP, 103_000)?.current, 'remote');
   assert.equal(t.observe(IP, SERVER, 'local', 'garp', 300_000), 'moved');
   assert.equal(t.lookup(IP, 300_000)?.current, 'local');
 });
@@ -165,7 +186,7 @@ test('invariants over seeded random claims: bounds, split brain and proxy answer
         assert.equal(t.proxyClaim(ip, now, age), null, `${ctx}: proxy during split brain`);
         assert.equal(b.current, prevCurrent, `${ctx}: a split brain must not change the holder`);
       }
-      if (res === 'contested') {
+      if (res === 'contested' || res === 'verify') {
         assert.equal(side, 'remote');
         assert.equal(b.current, 'local', `${ctx}: contested claims leave the LAN holding the IP`);
       }

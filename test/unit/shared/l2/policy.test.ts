@@ -355,26 +355,65 @@ test('with splitBrainBlock off, the alarm is still raised but DC claims reach th
 
 // --- re-origination ---------------------------------------------------------------------------------------
 
-test('DR failover: the VM takes over a quiet address -> GARPs re-originated toward the LAN', () => {
-  const p = policy({ splitBrainWindowMs: 60_000 });
+test('DR failover: the VM claims a quiet address -> the LAN holder is probed; no answer -> a move, GARPs to the LAN', () => {
+  const p = policy({ splitBrainWindowMs: 60_000, holderVerifyMs: 3000 });
   p.decide(arpRequest(HOST, HOST_IP, OWN_IP + 1), 'from-lan', 0); // server alive at t=0, then dies
-  expect(p.decide(encodeGratuitousArp(VM, HOST_IP), 'from-tunnel', 120_000), 'lan');
-  assert.equal(p.counters.events['neighbour-moved'], 1);
-  const due = p.reoriginator.due(120_000);
-  assert.equal(due.length, 1);
-  assert.equal(due[0]?.toward, 'lan');
+  // The VM's GARP is held back while the server is probed (a unicast ARP probe from the VM's MAC).
+  expect(p.decide(encodeGratuitousArp(VM, HOST_IP), 'from-tunnel', 120_000), 'drop', 'split-brain-claim');
+  assert.equal(p.counters.events['neighbour-verify-probe'], 1);
+  const probe = p.reoriginator.due(120_000);
+  assert.equal(probe.length, 1);
+  assert.equal(probe[0]?.toward, 'lan');
   const a = newArpView();
   const eth = newEthernetView();
+  const pf = probe[0]?.frame ?? Buffer.alloc(0);
+  parseEthernet(pf, eth);
+  parseArp(pf, eth.l3Offset, a);
+  assert.deepEqual([eth.dst, eth.src, a.kind, a.senderMac, a.targetIp], [HOST, VM, 'probe', VM, HOST_IP]);
+  assert.equal(p.reoriginator.due(121_000).length, 1, 'a second copy');
+  // No answer: 3 s later the VM's next claim takes the address, and it is announced to the LAN.
+  expect(p.decide(arpRequest(VM, HOST_IP, HOST2_IP), 'from-tunnel', 123_000), 'lan');
+  assert.equal(p.counters.events['neighbour-moved'], 1);
+  const due = p.reoriginator.due(123_000);
+  assert.equal(due.length, 1);
+  assert.equal(due[0]?.toward, 'lan');
   const f = due[0]?.frame ?? Buffer.alloc(0);
   parseEthernet(f, eth);
   parseArp(f, eth.l3Offset, a);
   assert.deepEqual([a.kind, a.senderMac, a.senderIp], ['gratuitous', VM, HOST_IP]);
-  assert.equal(p.reoriginator.due(121_000).length, 1);
-  assert.equal(p.reoriginator.due(122_000).length, 1);
-  assert.equal(p.reoriginator.due(123_000).length, 0);
+  assert.equal(p.reoriginator.due(124_000).length, 1);
+  assert.equal(p.reoriginator.due(125_000).length, 1);
+  assert.equal(p.reoriginator.due(126_000).length, 0);
   // Failback: the server announces itself after the VM is gone -> re-originated toward the tunnel.
   expect(p.decide(encodeGratuitousArp(HOST, HOST_IP), 'from-lan', 400_000), 'tunnel');
   assert.equal(p.reoriginator.due(400_000)[0]?.toward, 'tunnel');
+});
+
+test('drill: a production server that answers the verification probe keeps its address', () => {
+  const p = policy({ splitBrainWindowMs: 60_000 });
+  p.decide(arpRequest(HOST, HOST_IP, OWN_IP + 1), 'from-lan', 0); // last broadcast seen from the server
+  expect(p.decide(encodeGratuitousArp(VM, HOST_IP), 'from-tunnel', 300_000), 'drop', 'split-brain-claim');
+  // The server answers the probe (Linux replies to a sender-0 probe toward the probe's sender MAC).
+  const answer = encodeArp({ op: ARP_OP_REPLY, senderMac: HOST, senderIp: HOST_IP, targetMac: VM, targetIp: 0 });
+  expect(p.decide(answer, 'from-lan', 300_200), 'tunnel');
+  assert.ok(p.alarms.isActive('split-brain', '192.0.2.20'));
+  expect(p.decide(encodeGratuitousArp(VM, HOST_IP), 'from-tunnel', 304_000), 'drop', 'split-brain-claim');
+  expect(p.decide(arpReply(VM, HOST_IP, HOST2, HOST2_IP), 'from-tunnel', 310_000), 'drop', 'split-brain-claim');
+  assert.equal(p.neighbours.lookup(HOST_IP, 310_000)?.current, 'local');
+  assert.equal(p.counters.events['neighbour-moved'], 0);
+});
+
+test('IPv6: the verification probe is a DAD NS sent to the LAN holder', () => {
+  const p = policy();
+  p.decide(encodeNa({ srcMac: HOST, srcIp: HOST6, targetIp: HOST6, router: false, solicited: false, override: true }), 'from-lan', 0);
+  const vmNa = encodeNa({ srcMac: VM, srcIp: HOST6, targetIp: HOST6, router: false, solicited: false, override: true });
+  expect(p.decide(vmNa, 'from-tunnel', 200_000), 'drop', 'split-brain-claim');
+  const f = p.reoriginator.due(200_000)[0]?.frame ?? Buffer.alloc(0);
+  const eth = newEthernetView();
+  parseEthernet(f, eth);
+  const nd = newNdView();
+  assert.equal(parseNd(f, eth.l3Offset, nd), null);
+  assert.deepEqual([eth.dst, eth.src, nd.kind, ipv6ToString(nd.targetIp)], [HOST, VM, 'dad-ns', 'fd00::20']);
 });
 
 // --- own traffic ------------------------------------------------------------------------------------------

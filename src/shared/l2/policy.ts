@@ -14,7 +14,8 @@
 //  5. multicast or zero source MAC -> 'bad-src-mac'
 //  6. to or from the Connector's own MACs -> 'own-traffic'
 //  7. learn the source MAC on this side; a MAC frozen on the other side -> 'mac-frozen'
-//  8. ARP / NS / NA: own IPs -> 'own-traffic'; learn bindings; split-brain guard; proxy or miss limit;
+//  8. ARP / NS / NA: own IPs -> 'own-traffic'; learn bindings; split-brain guard (DC claims for an IP
+//     the LAN holds are dropped; a quiet LAN holder is probed first); proxy or miss limit;
 //     GARP, probes, unsolicited NA, DAD NS are "announcements": never proxied, never miss-limited
 //     IPv4 / IPv6: own IPs -> 'own-traffic'; DHCP(v6) server messages from the tunnel -> dropped
 //  9. forwarding: LAN unicast to a local MAC -> 'local-unicast'; known unicast passes; announcements

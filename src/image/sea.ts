@@ -153,20 +153,22 @@ const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex
 
 export async function buildSea(o: SeaBuildOptions): Promise<SeaBuildResult> {
   await mkdir(o.workDir, { recursive: true });
-  const main = join(o.workDir, 'sea-main.cjs');
+  // Relative names only: the blob records the main script's path, and build directories differ.
   const blob = join(o.workDir, 'sea.blob');
-  await writeFile(main, o.launcher);
+  await writeFile(join(o.workDir, 'connector-agent.cjs'), o.launcher);
   const config: Record<string, unknown> = {
-    main,
-    output: blob,
+    main: 'connector-agent.cjs',
+    output: 'sea.blob',
     disableExperimentalSEAWarning: true,
     useSnapshot: false,
     useCodeCache: false,
   };
-  if (o.tapAddon) config['assets'] = { [TAP_ASSET]: o.tapAddon };
-  const configFile = join(o.workDir, 'sea-config.json');
-  await writeFile(configFile, JSON.stringify(config, null, 2));
-  await exec(o.hostNode, ['--experimental-sea-config', configFile], { cwd: o.workDir }).catch((e: unknown) => {
+  if (o.tapAddon) {
+    await copyFile(o.tapAddon, join(o.workDir, TAP_ASSET));
+    config['assets'] = { [TAP_ASSET]: TAP_ASSET };
+  }
+  await writeFile(join(o.workDir, 'sea-config.json'), JSON.stringify(config, null, 2));
+  await exec(o.hostNode, ['--experimental-sea-config', 'sea-config.json'], { cwd: o.workDir }).catch((e: unknown) => {
     throw new ImageError('sea-failed', `making the SEA blob failed: ${(e as Error).message}`, { cause: e });
   });
   const blobBytes = await readFile(blob);

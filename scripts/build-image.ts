@@ -137,7 +137,7 @@ main(process.argv.slice(2)).then(
   },
   (e: unknown) => {
     if (e instanceof UsageError) {
-      process.stderr.write(`build-image: ${e.message}\n\n${HELP}\n`);
+      process.stderr.write(`build-image: ${e.message} (see --help)\n`);
       process.exitCode = 2;
     } else if (e instanceof ConnectorError) {
       process.stderr.write(`build-image: ${e.code}: ${e.message}\n`);

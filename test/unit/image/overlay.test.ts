@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: UNLICENSED
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isImageFailure } from '../../../src/image/errors.js';
+import { checkOverlay, overlayDigest, type OverlayEntry } from '../../../src/image/overlay.js';
+
+const f = (path: string, sha = 'a'.repeat(64), mode = '0644'): OverlayEntry => ({ path, type: 'file', mode, size: 1, sha256: sha });
+const d = (path: string): OverlayEntry => ({ path, type: 'dir', mode: '0755', size: 0 });
+
+test('an ordinary overlay passes', () => {
+  checkOverlay([d('etc'), d('etc/config'), f('etc/config/connector'), d('etc/init.d'), f('etc/init.d/connector', undefined, '0755')]);
+});
+
+for (const [entries, what] of [
+  [[d('var'), f('var/run/x')], /\/var/],
+  [[d('etc'), d('etc/config'), f('etc/config/network')], /\/etc\/config\/network.*uci/],
+  [[d('etc'), d('etc/config'), f('etc/config/firewall')], /\/etc\/config\/firewall/],
+] as const) {
+  test(`an overlay with ${String(what)} is refused`, () => {
+    assert.throws(
+      () => checkOverlay(entries),
+      (e: unknown) => isImageFailure(e, 'overlay-invalid') && what.test((e as Error).message),
+    );
+  });
+}
+
+test('the digest changes with content, mode or path, and only then', () => {
+  const base = [d('etc'), f('etc/a')];
+  assert.equal(overlayDigest(base), overlayDigest([d('etc'), f('etc/a')]));
+  assert.notEqual(overlayDigest(base), overlayDigest([d('etc'), f('etc/a', 'b'.repeat(64))]));
+  assert.notEqual(overlayDigest(base), overlayDigest([d('etc'), f('etc/a', undefined, '0755')]));
+  assert.notEqual(overlayDigest(base), overlayDigest([d('etc'), f('etc/b')]));
+});

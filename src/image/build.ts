@@ -18,7 +18,7 @@ import { assembleGlibcRuntime, RUNTIME_LIBS } from './glibc-runtime.js';
 import { DEFAULT_BUILD_USER, makeImage, makeInfo, makeManifest, prepareForUser, unpackImageBuilder, type BuildUser } from './imagebuilder.js';
 import { allBuildInputs, parseImageLock, pickInputs, type BuildInputs, type LockedInput } from './lock.js';
 import { encodeBuildManifest, encodeSbom, isoFromEpoch } from './manifest.js';
-import { checkOverlay, checkScripts, copyTree, listOverlay, normaliseOverlay, overlayDigest, packOverlay } from './overlay.js';
+import { checkOverlay, checkScripts, copyTree, listOverlay, normaliseOverlay, overlayDigest, packOverlay, stampMinTime } from './overlay.js';
 import { checkBuildResult } from './result-check.js';
 import { bundleAgent, buildSea, elfNeeded, launcherSource, unpackNpmTarball } from './sea.js';
 import { parseSha256Sums } from './sha256sums.js';
@@ -128,6 +128,8 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
   const overlay = work('overlay');
   await copyTree(join(o.repoRoot, 'firmware', 'rootfs-overlay'), overlay);
   if (o.extraFilesDir) await copyTree(o.extraFilesDir, overlay);
+  const uciFile = join(overlay, 'etc/config/connector');
+  await writeFile(uciFile, stampMinTime(await readFile(uciFile, 'utf8'), o.sourceDateEpoch));
   const runtimeDir = join(overlay, board.runtimeDir);
   await mkdir(runtimeDir, { recursive: true });
   const libs = await assembleGlibcRuntime(picked.glibc.map(at), work('glibc'), runtimeDir);

@@ -106,3 +106,15 @@ export async function packOverlay(root: string, out: string, epochS: number): Pr
     out,
   ]);
 }
+
+/**
+ * Writes the build time into /etc/config/connector's `enroll.min_time`: the agent treats an earlier clock
+ * as unset (no RTC on the R3S), and the image cannot be older than its own build.
+ */
+export function stampMinTime(uciText: string, epochS: number): string {
+  const re = /^(config enroll\b[^\n]*\n(?:(?!config )[^\n]*\n)*?\s*option min_time )'[^'\n]*'/m;
+  if (!re.test(uciText)) {
+    throw new ImageError('overlay-invalid', "/etc/config/connector has no `option min_time` in its `config enroll` section; the build writes the image's build time there");
+  }
+  return uciText.replace(re, `$1'${epochS}'`);
+}

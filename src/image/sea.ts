@@ -105,7 +105,7 @@ globalThis.__ck_meta_url = require('node:url').pathToFileURL(process.execPath).h
   try { bytes = Buffer.from(sea.getAsset(${JSON.stringify(TAP_ASSET)})); } catch { return; }
   const fs = require('node:fs'), path = require('node:path');
   const hash = require('node:crypto').createHash('sha256').update(bytes).digest('hex').slice(0, 16);
-  const dir = path.join(process.env.PKG_NATIVE_CACHE_PATH || '/tmp/connector', 'addon');
+  const dir = process.env.CONNECTOR_ADDON_DIR || '/tmp/connector/addon';
   const file = path.join(dir, 'tap-' + hash + '.node');
   try {
     if (!fs.existsSync(file)) {

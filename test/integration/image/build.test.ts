@@ -154,6 +154,7 @@ test('the arm64 agent runs under qemu-aarch64 in a root with no glibc: --version
   // nothing but our own runtime: no /lib, no ld-linux outside /usr/lib/connector
   assert.equal(existsSync(join(root, 'lib/ld-linux-aarch64.so.1')), false);
   assert.equal(existsSync(join(root, 'lib/aarch64-linux-gnu')), false);
+  assert.match(readFileSync(join(root, 'etc/config/connector'), 'utf8'), new RegExp(`option min_time '${EPOCH}'`), 'build time stamped');
   const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
   const run = (args: string[]) => {
     if (process.getuid?.() === 0) {

@@ -46,8 +46,8 @@ const STOCK: Record<string, Section[]> = {
 
 function connectorConfig(mode: string): Section[] {
   return [
-    { name: 'agent', type: 'agent', options: { enabled: '1', tap_name: 'tap-dr' } },
-    { name: 'network', type: 'network', options: { mode, bridge: 'br-lan' } },
+    { name: 'agent', type: 'agent', options: { enabled: '1', bridge: 'br-lan', tap_name: 'tap-dr' } },
+    { name: 'network', type: 'network', options: { mode } },
   ];
 }
 

@@ -31,3 +31,14 @@ test('the digest changes with content, mode or path, and only then', () => {
   assert.notEqual(overlayDigest(base), overlayDigest([d('etc'), f('etc/a', undefined, '0755')]));
   assert.notEqual(overlayDigest(base), overlayDigest([d('etc'), f('etc/b')]));
 });
+
+test('the build time lands in enroll.min_time of /etc/config/connector, and only there', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { fileURLToPath } = await import('node:url');
+  const { stampMinTime } = await import('../../../src/image/overlay.js');
+  const text = readFileSync(fileURLToPath(new URL('../../../firmware/rootfs-overlay/etc/config/connector', import.meta.url)), 'utf8');
+  const out = stampMinTime(text, 1_764_000_000);
+  assert.match(out, /config enroll 'enroll'\n(?:.*\n)*?\toption min_time '1764000000'\n/);
+  assert.equal(out.split('\n').length, text.split('\n').length);
+  assert.throws(() => stampMinTime("config agent 'agent'\n\toption min_time '0'\n", 1), (e: unknown) => isImageFailure(e, 'overlay-invalid'));
+});

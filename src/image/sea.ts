@@ -121,11 +121,26 @@ globalThis.__ck_meta_url = require('node:url').pathToFileURL(process.execPath).h
 })();
 `;
   if (bundle.format === 'cjs') return `${prelude}${bundle.code}`;
+  // The ESM bundle is served under a file: URL next to the binary through module hooks, so stack traces
+  // and resolver errors name a path instead of a megabyte of base64; data: is the fallback.
   const b64 = Buffer.from(bundle.code, 'utf8').toString('base64');
-  return `${prelude}import('data:text/javascript;base64,${b64}').catch((e) => {
-  process.stderr.write(String(e && e.stack || e) + '\\n');
-  process.exit(70);
-});
+  return `${prelude}(function runBundle() {
+  const b64 = ${JSON.stringify(b64)};
+  const code = Buffer.from(b64, 'base64').toString('utf8');
+  const mod = require('node:module');
+  let url = 'data:text/javascript;base64,' + b64;
+  if (typeof mod.registerHooks === 'function') {
+    url = require('node:url').pathToFileURL(process.execPath + '.bundle.mjs').href;
+    mod.registerHooks({
+      resolve(spec, ctx, next) { return spec === url ? { url, format: 'module', shortCircuit: true } : next(spec, ctx); },
+      load(u, ctx, next) { return u === url ? { format: 'module', source: code, shortCircuit: true } : next(u, ctx); },
+    });
+  }
+  import(url).catch((e) => {
+    process.stderr.write(String((e && e.stack) || e) + '\\n');
+    process.exit(70);
+  });
+})();
 `;
 }
 

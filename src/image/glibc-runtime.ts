@@ -2,7 +2,7 @@
 // The glibc island the agent binary runs on: OpenWrt is musl-only, official Node is glibc, so the loader
 // and the libraries node needs are taken from pinned Debian arm64 packages and installed at a fixed
 // absolute path (the binary's PT_INTERP and rpath point there). Their copyright files go along (LGPL).
-import { copyFile, mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exec } from '../shared/exec.js';
 import { ImageError } from './errors.js';
@@ -52,6 +52,9 @@ export async function assembleGlibcRuntime(debs: readonly string[], scratch: str
       continue;
     }
     await copyFile(found, join(dest, lib)); // copyFile follows symlinks: the real library lands under its soname
+    // The kernel opens PT_INTERP with exec permission checks (open_exec); qemu-user does not, so a test
+    // under qemu would not notice a loader without its x bit.
+    await chmod(join(dest, lib), 0o755);
     copied.push(lib);
   }
   if (missing.length > 0) {

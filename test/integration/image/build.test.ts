@@ -112,6 +112,11 @@ test('a build from the mirror produces the image, its sha256, manifest, SBOM and
   assert.ok(manifest.outputs.some((o) => o.file === image && o.sha256 === first?.imageSha256));
   assert.ok(manifest.packages.some((p) => p.name === 'kmod-tun'));
   const paths = manifest.overlay.files.map((f) => f.path);
+  const modeOf = (p: string): string | undefined => (manifest.overlay.files as { path: string; mode?: string }[]).find((f) => f.path === p)?.mode;
+  assert.equal(modeOf('usr/lib/connector/ld-linux-aarch64.so.1'), '0755', 'the kernel needs x on PT_INTERP');
+  assert.equal(modeOf('usr/bin/connector-agent'), '0755');
+  assert.equal(modeOf('etc/init.d/connector'), '0755');
+  assert.equal(modeOf('etc/config/connector'), '0644');
   for (const p of ['usr/bin/connector-agent', 'usr/lib/connector/ld-linux-aarch64.so.1', 'etc/init.d/connector', 'etc/uci-defaults/99-connector', 'lib/upgrade/keep.d/connector']) {
     assert.ok(paths.includes(p), `overlay has /${p}`);
   }

@@ -3,6 +3,7 @@
 // (`ip -n`, `ip netns exec`); nothing is created in the caller's namespace.
 import { exec } from '../shared/exec.js';
 import { addNetns, addVeth, ipIn, nsExec, sysctlIn } from './netns.js';
+import { PY_TX_CSUM_OFF } from './py-tools.js';
 import { nsName, type LabNat, type LabPlan } from './topology.js';
 
 export type Progress = (line: string) => void;
@@ -57,6 +58,7 @@ export async function buildLab(prefix: string, plan: LabPlan, progress: Progress
       if (end.bridge) await ipIn(ns(end.node), 'link', 'set', end.ifname, 'master', end.bridge);
       for (const a of end.addrs ?? []) await ipIn(ns(end.node), 'addr', 'add', a, 'dev', end.ifname);
       await ipIn(ns(end.node), 'link', 'set', end.ifname, 'up');
+      if (end.txChecksumOff) await nsExec(ns(end.node), 'python3', ['-c', PY_TX_CSUM_OFF, end.ifname]);
     }
   }
 

@@ -15,7 +15,7 @@ import { programCommand } from './programs.js';
 import { readLabState, removeLabState, tryReadLabState, writeLabState, type LabProcess, type LabState } from './state.js';
 import { nsName, planLab, type LabPlan, type TenantId, type Wiring } from './topology.js';
 
-export const REQUIRED_TOOLS = ['ip', 'nft', 'sysctl', 'ss'] as const;
+export const REQUIRED_TOOLS = ['ip', 'nft', 'sysctl', 'ss', 'python3'] as const;
 export const DEFAULT_LAB_DIR = '/tmp/connector-lab';
 const METRICS_PORT = 9105;
 
@@ -42,7 +42,7 @@ export async function preflight(o: { agents: boolean }): Promise<void> {
   }
   const missing = await checkTools(REQUIRED_TOOLS);
   if (missing.length > 0) {
-    throw labError(`missing tools: ${missing.join(', ')} (Debian: apt-get install iproute2 nftables procps)`);
+    throw labError(`missing tools: ${missing.join(', ')} (Debian: apt-get install iproute2 nftables procps python3)`);
   }
   if (o.agents && !existsSync('/dev/net/tun')) {
     throw labError('/dev/net/tun is missing: the agents need TAP devices (modprobe tun), or use --no-agents');

@@ -89,3 +89,18 @@ for k in range(count):
     if k + 1 < count: time.sleep(interval)
 print(json.dumps({'sent': count}))
 `;
+
+/** argv: ifname... -> turns transmit checksum offload off (ETHTOOL_STXCSUM; ethtool may not be installed). */
+export const PY_TX_CSUM_OFF = String.raw`
+import array, fcntl, json, socket, struct, sys
+SIOCETHTOOL, ETHTOOL_GTXCSUM, ETHTOOL_STXCSUM = 0x8946, 0x16, 0x17
+def ethtool(ifname, cmd, value=0):
+    buf = array.array('B', struct.pack('II', cmd, value))
+    ifr = struct.pack('16sP', ifname.encode(), buf.buffer_info()[0])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        fcntl.ioctl(s.fileno(), SIOCETHTOOL, ifr)
+    return struct.unpack('II', buf.tobytes())[1]
+for ifname in sys.argv[1:]:
+    ethtool(ifname, ETHTOOL_STXCSUM, 0)
+print(json.dumps({ifname: ethtool(ifname, ETHTOOL_GTXCSUM) for ifname in sys.argv[1:]}))
+`;

@@ -34,6 +34,12 @@ export interface LinkEnd {
   addrs?: readonly string[];
   /** Bridge (in the same node) this end becomes a port of. */
   bridge?: string;
+  /**
+   * Compute checksums in software before sending. A veth otherwise hands the peer partially
+   * checksummed packets, which a userspace receiver (the headend's VXLAN socket) would forward as
+   * corrupt inner frames; a real NIC always puts complete checksums on the wire.
+   */
+  txChecksumOff?: boolean;
 }
 
 export interface LabLink {
@@ -146,7 +152,7 @@ export function planLab(wiring: Wiring = 'one-port'): LabPlan {
     },
     {
       a: { node: 'dc', ifname: 'fabric', addrs: [withCidr(DC.fabricAddr, DC.fabricPrefixLen)] },
-      b: { node: 'hv', ifname: 'fabric', addrs: [withCidr(DC.hvFabricAddr, DC.fabricPrefixLen)] },
+      b: { node: 'hv', ifname: 'fabric', addrs: [withCidr(DC.hvFabricAddr, DC.fabricPrefixLen)], txChecksumOff: true },
       mtu: DC.fabricMtu,
     },
   ];

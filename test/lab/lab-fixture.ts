@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fetchStatus } from '../../src/agent/adapters/status-socket.js';
 import { exec, type ExecOptions, type ExecResult } from '../../src/shared/exec.js';
 import { labDown, labUp, nodeNs, startLabProcess, stopLabProcess } from '../../src/lab/lab.js';
 import { removeNetnsWithPrefix } from '../../src/lab/netns.js';
@@ -210,11 +211,8 @@ export async function openLab(
       return { sent, received };
     },
     async agentStatus(tenant) {
-      const st = readLabState(dir);
       const node = tenant === 'a' ? 'connector' : 'connector-b';
-      const uci = st.files[`uci:${node}`] ?? '';
-      const r = await exec(process.execPath, ['--import', 'tsx', join(ROOT, 'src/agent/cli.ts'), 'status', '--json', '--config', uci], { cwd: ROOT, timeoutMs: 10_000 });
-      return JSON.parse(r.stdout) as Record<string, unknown>;
+      return (await fetchStatus(readLabState(dir).files[`sock:${node}`] ?? '')) as Record<string, unknown>;
     },
     async kill(name, signal = 'SIGKILL') {
       await stopLabProcess(readLabState(dir), name, signal);
@@ -231,4 +229,22 @@ export async function openLab(
 export async function pcapLines(file: string, filter = ''): Promise<string[]> {
   const r = await exec('tcpdump', ['-r', file, '-nn', '-e', ...(filter ? [filter] : [])], { allowFailure: true });
   return r.stdout.split('\n').filter(Boolean);
+}
+
+/** A number at a dotted path in a status document (0 when absent). */
+export function num(doc: unknown, path: string): number {
+  let v: unknown = doc;
+  for (const k of path.split('.')) v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined;
+  return typeof v === 'number' ? v : 0;
+}
+
+/** Polls until check() returns a value other than undefined, or throws after timeoutMs. */
+export async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, everyMs = 100): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
 }

@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: UNLICENSED
+// The product's promise on real Linux networking: a LAN host and the recovered VM on the same subnet talk
+// through agent -> TLS -> headend -> kernel VXLAN, two tenants with identical addresses never see each
+// other, and the Layer-2 policy (ARP proxy, GARP, split-brain guard) behaves on the wire. One shared lab
+// (one-port wiring: the tunnel leaves through the LAN it extends, through two NATs).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { exec } from '../../src/shared/exec.js';
+import { addNetns, addVeth, ipIn } from '../../src/lab/netns.js';
+import { PY_GARP } from '../../src/lab/py-tools.js';
+import { DC, SITE, TENANT_VNI } from '../../src/lab/topology.js';
+import { labSkipReason, num, openLab, pcapLines, waitFor, type LabHandle } from './lab-fixture.js';
+
+const skip = labSkipReason({ headend: true, agents: true });
+
+const PY_BCAST = String.raw`
+import json, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+for _ in range(3): s.sendto(sys.argv[1].encode(), ('192.168.10.255', 9999))
+print(json.dumps({'sent': 3}))
+`;
+
+async function neighMac(lab: LabHandle, node: string, ip: string): Promise<string | undefined> {
+  const r = await lab.run(node, 'ip', ['neigh', 'show', ip]);
+  return /lladdr ([0-9a-f:]{17})/.exec(r.stdout)?.[1];
+}
+
+describe('data path through the lab (one-port wiring)', { skip }, () => {
+  let lab: LabHandle;
+  before(async () => {
+    lab = await openLab(undefined, { headend: true, agents: true });
+    // The tunnels come up in the background; the first reply proves the whole path.
+    await lab.waitPing('lan-host', SITE.vm.ip, 30_000);
+    await lab.waitPing('lan-b', SITE.vm.ip, 30_000);
+  });
+  after(() => lab?.down());
+
+  test('lan-host and vm ping each other (both tenants)', async () => {
+    for (const [from, to] of [['lan-host', SITE.vm.ip], ['vm', SITE.lanHost.ip], ['lan-b', SITE.vm.ip], ['vm-b', SITE.lanHost.ip]] as const) {
+      const r = await lab.ping(from, to, { count: 3 });
+      assert.equal(r.received, 3, `${from} -> ${to}: ${JSON.stringify(r)}`);
+    }
+  });
+
+  test('DF pings of 1500-byte IP packets pass in both directions', async () => {
+    for (const [from, to] of [['lan-host', SITE.vm.ip], ['vm', SITE.lanHost.ip]] as const) {
+      const r = await lab.ping(from, to, { count: 3, size: 1472, df: true });
+      assert.equal(r.ipBytes, 1500);
+      assert.equal(r.received, 3, `${from} -> ${to}: ${JSON.stringify(r)}`);
+    }
+  });
+
+  test('a 50 MB TCP transfer from lan-host to vm arrives intact', async () => {
+    const bytes = 50 * 1024 * 1024;
+    const { sent, received } = await lab.tcpTransfer('lan-host', 'vm', SITE.vm.ip, bytes);
+    assert.equal(received.bytes, bytes);
+    assert.equal(received.sha256, sent.sha256);
+    console.log(`# 50 MB lan-host -> vm: ${sent.seconds.toFixed(2)} s, ${((bytes * 8) / sent.seconds / 1e6).toFixed(0)} Mbit/s`);
+  });
+
+  test('after learning, the Connector answers lan-host\'s ARP for the VM locally; the request does not cross', async () => {
+    await lab.ping('lan-host', SITE.vm.ip, { count: 1 }); // fresh remote binding for 192.168.10.5
+    const before = num(await lab.agentStatus('a'), 'counters.core.fromLan.answered');
+    const capHv = await lab.capture('hv', 'vm-a', 'arp');
+    const capLan = await lab.capture('lan-host', 'eth0', 'arp');
+    await lab.run('lan-host', 'ip', ['neigh', 'flush', 'dev', 'eth0']);
+    const r = await lab.ping('lan-host', SITE.vm.ip, { count: 2 });
+    assert.equal(r.received, 2);
+    const hv = await pcapLines(await capHv.stop());
+    const lan = await pcapLines(await capLan.stop());
+    const after = num(await lab.agentStatus('a'), 'counters.core.fromLan.answered');
+    assert.ok(after > before, `answered counter ${before} -> ${after}`);
+    assert.ok(lan.some((l) => /Request who-has 192\.168\.10\.5 tell 192\.168\.10\.20/.test(l)), lan.join('\n'));
+    assert.ok(lan.some((l) => /Reply 192\.168\.10\.5 is-at 02:00:00:00:10:05/.test(l)), 'lan-host got its answer');
+    assert.deepEqual(hv.filter((l) => /who-has 192\.168\.10\.5 tell 192\.168\.10\.20/.test(l)), [], 'the request did not reach the hypervisor');
+    assert.equal(await neighMac(lab, 'lan-host', SITE.vm.ip), SITE.vm.mac);
+  });
+
+  test('a GARP from vm after a MAC change updates lan-host\'s neighbour entry within 1 s', async () => {
+    const newMac = '02:00:00:00:10:55';
+    await lab.ping('lan-host', SITE.vm.ip, { count: 1 });
+    assert.equal(await neighMac(lab, 'lan-host', SITE.vm.ip), SITE.vm.mac);
+    await new Promise((r) => setTimeout(r, 1_100)); // past the kernel's neighbour locktime (1 s)
+    try {
+      await lab.run('vm', 'ip', ['link', 'set', 'dev', 'eth0', 'address', newMac]);
+      const t0 = Date.now();
+      await lab.garp('vm', 'eth0', newMac, SITE.vm.ip, 1);
+      const ms = await waitFor('lan-host to learn the new MAC', 1_000, async () =>
+        (await neighMac(lab, 'lan-host', SITE.vm.ip)) === newMac ? Date.now() - t0 : undefined, 20);
+      console.log(`# GARP -> lan-host neighbour updated in ${ms} ms`);
+    } finally {
+      await lab.run('vm', 'ip', ['link', 'set', 'dev', 'eth0', 'address', SITE.vm.mac]);
+      await new Promise((r) => setTimeout(r, 1_100));
+      await lab.garp('vm', 'eth0', SITE.vm.mac, SITE.vm.ip, 1);
+    }
+    await waitFor('lan-host back on the original MAC', 5_000, async () =>
+      (await neighMac(lab, 'lan-host', SITE.vm.ip)) === SITE.vm.mac ? true : undefined);
+  });
+
+  test('tenant isolation: captures in each tenant see zero frames of the other', async () => {
+    const nodes = { a: ['lan-host', 'vm'], b: ['lan-b', 'vm-b'] } as const;
+    const caps = await Promise.all([...nodes.a, ...nodes.b].map(async (n) => ({ n, cap: await lab.capture(n, 'eth0', '') })));
+    // Same addresses, same MACs: only the payload tells the tenants apart.
+    await Promise.all([
+      lab.ping('lan-host', SITE.vm.ip, { count: 3, pattern: 'aaaaaaaa' }),
+      lab.ping('vm', SITE.lanHost.ip, { count: 3, pattern: 'aaaaaaaa' }),
+      lab.ping('lan-b', SITE.vm.ip, { count: 3, pattern: 'bbbbbbbb' }),
+      lab.ping('vm-b', SITE.lanHost.ip, { count: 3, pattern: 'bbbbbbbb' }),
+      lab.py('lan-host', PY_BCAST, ['TENANT-A']),
+      lab.py('lan-b', PY_BCAST, ['TENANT-B']),
+    ]);
+    for (const { n, cap } of caps) {
+      const file = await cap.stop();
+      const mine = nodes.a.includes(n as 'lan-host') ? 'a' : 'b';
+      const [own, other] = mine === 'a' ? ['0xaaaaaaaa', '0xbbbbbbbb'] : ['0xbbbbbbbb', '0xaaaaaaaa'];
+      assert.ok((await pcapLines(file, `icmp[8:4] = ${own}`)).length >= 6, `${n} saw its own tenant's pings`);
+      assert.deepEqual(await pcapLines(file, `icmp[8:4] = ${other}`), [], `${n} saw the other tenant's pings`);
+      const raw = readFileSync(file);
+      assert.equal(raw.includes(Buffer.from(mine === 'a' ? 'TENANT-B' : 'TENANT-A')), false, `${n} saw the other tenant's broadcast`);
+      assert.equal(raw.includes(Buffer.from(mine === 'a' ? 'TENANT-A' : 'TENANT-B')), true, `${n} saw its own tenant's broadcast`);
+    }
+  });
+
+  test('interop: tshark decodes our VXLAN on the hv link (VNI, inner ARP and ICMP), nothing malformed', async () => {
+    const cap = await lab.capture('hv', 'fabric', 'udp port 4789');
+    await lab.run('vm', 'ip', ['neigh', 'flush', 'dev', 'eth0']); // the VM must ARP across the tunnel
+    await lab.run('vm-b', 'ip', ['neigh', 'flush', 'dev', 'eth0']);
+    await lab.ping('vm', SITE.lanHost.ip, { count: 2 });
+    await lab.ping('vm-b', SITE.lanHost.ip, { count: 2 });
+    await lab.ping('lan-host', SITE.vm.ip, { count: 2 });
+    const file = await cap.stop();
+    const fields = await exec('tshark', ['-r', file, '-d', 'udp.port==4789,vxlan', '-T', 'fields', '-E', 'separator=|', '-E', 'occurrence=f',
+      '-e', 'ip.src', '-e', 'vxlan.vni', '-e', 'arp.opcode', '-e', 'icmp.type']);
+    const rows = fields.stdout.trim().split('\n').filter(Boolean).map((l) => l.split('|'));
+    assert.ok(rows.length > 0);
+    const vnis = new Set(rows.map((r) => r[1]));
+    assert.deepEqual([...vnis].sort(), [String(TENANT_VNI.a), String(TENANT_VNI.b)]);
+    const fromHeadend = rows.filter((r) => r[0] === DC.fabricAddr);
+    const fromHv = rows.filter((r) => r[0] === DC.hvFabricAddr);
+    assert.ok(fromHeadend.some((r) => r[3]?.includes('8')) && fromHv.some((r) => r[3]?.includes('0')), 'echo requests from the headend, replies from the kernel VTEP');
+    assert.ok(rows.some((r) => r[2] === '1') && rows.some((r) => r[2] === '2'), 'ARP requests and replies inside VXLAN');
+    const bad = await exec('tshark', ['-r', file, '-d', 'udp.port==4789,vxlan', '-Y', '_ws.malformed || _ws.expert.severity >= error']);
+    assert.equal(bad.stdout.trim(), '', 'malformed or erroneous packets');
+  });
+
+  test('no listening socket in the connector namespaces; the headend sees the tunnel through the NAT', async () => {
+    for (const node of ['connector', 'connector-b']) {
+      const r = await lab.run(node, 'ss', ['-Hlntu']);
+      assert.equal(r.stdout.trim(), '', `${node} listens: ${r.stdout}`);
+    }
+    const audit = readFileSync(lab.state().files['auditLog'] ?? '', 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const connects = audit.filter((e) => JSON.stringify(e).includes('"connect"'));
+    assert.ok(connects.length >= 2, 'both sessions are in the audit log');
+    for (const c of connects) assert.match(JSON.stringify(c), new RegExp(`"remote":"${DC.ispAddr.replace(/\./g, '\\.')}:\\d+"`), 'remote = the CGNAT address');
+  });
+
+  test('garbage on another session is counted and does not disturb the tenants', async () => {
+    const metric = async (): Promise<number> => {
+      const r = await lab.run('dc', 'curl', ['-s', `http://${lab.state().files['headendMetrics'] ?? ''}/metrics`]);
+      return r.stdout.split('\n').filter((l) => l.startsWith('connector_headend_drops_total') || l.startsWith('connector_headend_session_closes_total'))
+        .reduce((a, l) => a + Number(l.split(' ').pop()), 0);
+    };
+    const before = await metric();
+    const files = lab.state().files;
+    // A valid device whose stream is nonsense: a huge length prefix, then random bytes.
+    const junk = Buffer.concat([Buffer.from([0xff, 0xff]), Buffer.alloc(4096, 0x5a)]);
+    await lab.run('router', 'sh', ['-c', `(printf '%s' "$1" | base64 -d; sleep 1) | timeout 5 openssl s_client -quiet -connect ${DC.publicAddr}:${DC.tlsPort} -alpn connector-l2/1 -tls1_3 -cert "$2" -key "$3" -CAfile "$4"`, 'sh',
+      junk.toString('base64'), files['cert:LAB-SPARE-01'] ?? '', files['key:LAB-SPARE-01'] ?? '', files['dcCa'] ?? ''], { allowFailure: true, timeoutMs: 10_000 });
+    const afterCount = await metric();
+    assert.ok(afterCount > before, `drops/closes counted: ${before} -> ${afterCount}`);
+    assert.equal((await lab.ping('lan-host', SITE.vm.ip, { count: 2 })).received, 2);
+    assert.equal((await lab.ping('lan-b', SITE.vm.ip, { count: 2 })).received, 2);
+  });
+
+  // Last: it leaves an intruder on tenant A's LAN.
+  test('split brain: a LAN host taking the VM\'s address raises an alarm; cloud-side claims stop reaching the LAN', async () => {
+    await lab.ping('lan-host', SITE.vm.ip, { count: 1 }); // the VM's binding is live on the tunnel side
+    const intruder = `${lab.prefix}-intruder`;
+    const intruderMac = '02:00:00:00:66:05';
+    await addNetns(intruder);
+    await addVeth({ ns: lab.ns('sw'), ifname: 'p-intr' }, { ns: intruder, ifname: 'eth0', mac: intruderMac });
+    await ipIn(lab.ns('sw'), 'link', 'set', 'p-intr', 'master', 'sw', 'up');
+    await ipIn(intruder, 'addr', 'add', `${SITE.vm.ip}/24`, 'dev', 'eth0');
+    await ipIn(intruder, 'link', 'set', 'eth0', 'up');
+    await new Promise((r) => setTimeout(r, 300)); // carrier up on both ends of the new port
+    // The intruder announces the address; then the VM claims it again from the DC: both live = split brain.
+    await exec('ip', ['netns', 'exec', intruder, 'python3', '-c', PY_GARP, 'eth0', intruderMac, SITE.vm.ip, '2', '0.2']);
+    const blockedBefore = num(await lab.agentStatus('a'), 'counters.core.fromTunnel.drops.split-brain-claim');
+    const cap = await lab.capture('lan-host', 'eth0', `arp and ether src ${SITE.vm.mac}`);
+    await lab.garp('vm', 'eth0', SITE.vm.mac, SITE.vm.ip, 2);
+
+    const alarm = await waitFor('a split-brain alarm', 5_000, async () => {
+      const st = await lab.agentStatus('a');
+      const active = ((st['alarms'] as { active?: Record<string, unknown>[] } | undefined)?.active ?? []);
+      return active.find((a) => a['code'] === 'split-brain');
+    });
+    assert.equal(alarm['subject'], SITE.vm.ip);
+    await lab.garp('vm', 'eth0', SITE.vm.mac, SITE.vm.ip, 1);
+    const lines = await pcapLines(await cap.stop());
+    assert.deepEqual(lines, [], 'the VM\'s claim for 192.168.10.5 did not reach the LAN');
+    const blockedAfter = num(await lab.agentStatus('a'), 'counters.core.fromTunnel.drops.split-brain-claim');
+    assert.ok(blockedAfter > blockedBefore, `split-brain-claim drops ${blockedBefore} -> ${blockedAfter}`);
+  });
+});

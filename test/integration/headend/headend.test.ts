@@ -21,6 +21,7 @@ import {
   headendConfigDoc,
   rawTunnel,
   registryDoc,
+  spawnHeadend,
   tempDir,
   testFrame,
   until,
@@ -294,4 +295,36 @@ test('audit CLI: export csv/jsonl is well formed; verify passes, then fails afte
   }
   writeFileSync(log, original);
   assert.equal(cli('verify', '--log', log).status, 0);
+});
+
+test('registry file changes are picked up without a signal', async (t) => {
+  const d = tempDir(t, 'ck-he-', true);
+  const pki = await createTestPki(d);
+  writeJson(d.path('registry.json'), registryDoc({ acme: { vni: 100 } }, { 'A-1': 'acme' }));
+  const headend = await startHeadend(parseHeadendConfig(headendConfigDoc(d, pki, { metricsPort: null }), d.dir), { log: silentLogger, registryPollMs: 50 });
+  t.after(async () => {
+    await headend.close();
+    d.remove();
+  });
+  const c = await rawTunnel(headend.tunnelAddress.port, await pki.device('A-1'), pki.dcCa);
+  await c.hello();
+  writeJson(d.path('registry.json'), registryDoc({ acme: { vni: 100 } }, { 'A-1': { state: 'revoked' } }));
+  await c.closed;
+  assert.equal(c.control.find((m) => m.type === 'bye')?.type === 'bye', true);
+});
+
+test('connector headend reloads the registry on SIGHUP and stops on SIGTERM', async (t) => {
+  const d = tempDir(t, 'ck-he-', true);
+  const pki = await createTestPki(d);
+  writeJson(d.path('registry.json'), registryDoc({ acme: { vni: 100 } }, { 'A-1': 'acme' }));
+  writeJson(d.path('headend.json'), headendConfigDoc(d, pki, { metricsPort: null }));
+  const h = await spawnHeadend(d.path('headend.json'));
+  t.after(async () => {
+    await h.kill('SIGKILL');
+    d.remove();
+  });
+  h.child.kill('SIGHUP');
+  await h.waitForLine((l) => l['msg'] === 'registry loaded' && l['why'] === 'sighup');
+  await h.kill('SIGTERM');
+  assert.equal(h.child.exitCode, 0);
 });

@@ -53,6 +53,7 @@ async function iperf(net: ReturnType<typeof benchNet>, args: string[]): Promise<
   await sleep(300);
   try {
     const r = await nsExec(net.ns.ha, 'iperf3', ['-c', ADDR.hostB, '-p', '5201', '-J', ...args], { allowFailure: true, timeoutMs: (DUR + 20) * 1000 });
+    if (!r.stdout.trim()) throw new Error(`iperf3 ${args.join(' ')} printed nothing (exit ${r.code}): ${r.stderr.trim().slice(0, 200)}`);
     return r.stdout;
   } finally {
     try {
@@ -177,4 +178,5 @@ const md = renderMarkdown(result);
 writeFileSync(jsonPath, JSON.stringify(result, null, 2) + '\n');
 writeFileSync(join(opt.out ?? 'bench/results', 'latest.md'), md);
 process.stdout.write(md + `\nJSON: ${jsonPath}\n`);
-rmSync(work, { recursive: true, force: true });
+if (samples.some((x) => x.error)) progress(`some runs failed; logs kept in ${work}`);
+else rmSync(work, { recursive: true, force: true });

@@ -69,6 +69,17 @@ export async function fabricLeg(net: BenchNet): Promise<void> {
   await ipIn(net.ns.gv, 'addr', 'add', `${ADDR.fabricVtep}/30`, 'dev', 'f0');
   await ipIn(net.ns.gb, 'link', 'set', 'f0', 'up');
   await ipIn(net.ns.gv, 'link', 'set', 'f0', 'up');
+  await disableTxChecksumOffload(net.ns.gv, 'f0');
+}
+
+/**
+ * Between namespaces a veth passes packets on with their checksums still to be done by a "NIC" that never
+ * comes; a VXLAN payload read by a userspace socket then carries inner TCP checksums that were never
+ * filled in. A real VTEP's NIC (or the kernel, when the NIC lacks the offload) finalises them: turning
+ * the offload off on the VTEP's uplink makes the kernel do it here too.
+ */
+export async function disableTxChecksumOffload(ns: string, dev: string): Promise<void> {
+  await nsExec(ns, 'ethtool', ['-K', dev, 'tx', 'off']);
 }
 
 export async function waitForPing(ns: string, addr: string, timeoutMs: number): Promise<boolean> {

@@ -5,6 +5,7 @@ import { ConfigError } from '../shared/errors.js';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from '../shared/log.js';
 import { macKey, parseMac } from '../shared/l2/mac.js';
 import { findSection, parseUci, type UciSection } from '../shared/uci.js';
+import { parsePolicyConfig, type PolicyConfig } from '../shared/l2/policy-config.js';
 
 export interface AgentConfig {
   readonly enabled: boolean;
@@ -23,12 +24,8 @@ export interface AgentConfig {
   readonly sendQueueFrames: number;
   /** Extra MACs that are the Connector's own (its bridge MAC is always included). */
   readonly ownMacs: readonly number[];
-  readonly proxy: Readonly<{
-    arpNdProxy: boolean;
-    freshMs: number;
-    splitBrainBlock: boolean;
-    allowDhcpFromDc: boolean;
-  }>;
+  /** The Layer-2 policy, from the `config l2` section (keys: docs/l2-policy.md). */
+  readonly l2: PolicyConfig;
   readonly enroll: Readonly<{
     url: string | undefined;
     factoryBlockPath: string;
@@ -54,7 +51,6 @@ const DEFAULTS = {
   keepaliveS: 5,
   deadAfterS: 15,
   sendQueueFrames: 512,
-  freshS: 300,
   factoryBlockPath: '/dev/mmcblk0',
   factoryBlockOffset: 24 * 1024 * 1024,
   otaStateDir: '/etc/connector/ota',
@@ -117,10 +113,19 @@ export function parseHeadendUrl(text: string, where: string): URL {
   return u;
 }
 
+function l2Config(sec: UciSection | undefined): PolicyConfig {
+  try {
+    return parsePolicyConfig(sec?.options ?? {});
+  } catch (e) {
+    if (e instanceof ConfigError) throw new ConfigError(`l2.${e.key}`, e.message.replace(/^config "[^"]*": /, ''), { cause: e });
+    throw e;
+  }
+}
+
 export function parseAgentConfig(text: string): AgentConfig {
   const doc = parseUci(text);
   const a = raw(findSection(doc, 'agent'), 'agent');
-  const p = raw(findSection(doc, 'proxy'), 'proxy');
+  if (findSection(doc, 'proxy')) throw new ConfigError('proxy', 'the `config proxy` section was renamed `config l2` (see docs/l2-policy.md)');
   const e = raw(findSection(doc, 'enroll'), 'enroll');
   const o = raw(findSection(doc, 'ota'), 'ota');
   const headends = (a.lists['headend'] ?? (a.options['headend'] ? [a.options['headend']] : [])).map((h) =>
@@ -146,12 +151,7 @@ export function parseAgentConfig(text: string): AgentConfig {
     deadAfterMs: int(a, 'dead_after_s', keepaliveS + 1, 600, Math.max(DEFAULTS.deadAfterS, keepaliveS * 3)) * 1000,
     sendQueueFrames: int(a, 'send_queue_frames', 16, 8192, DEFAULTS.sendQueueFrames),
     ownMacs: Object.freeze(ownMacs),
-    proxy: Object.freeze({
-      arpNdProxy: bool(p, 'arp_nd_proxy', true),
-      freshMs: int(p, 'fresh_s', 5, 86_400, DEFAULTS.freshS) * 1000,
-      splitBrainBlock: bool(p, 'split_brain_block', true),
-      allowDhcpFromDc: bool(p, 'allow_dhcp_from_dc', false),
-    }),
+    l2: l2Config(findSection(doc, 'l2')),
     enroll: Object.freeze({
       url: e.options['url'] || undefined,
       factoryBlockPath: str(e, 'factory_block_path', DEFAULTS.factoryBlockPath),

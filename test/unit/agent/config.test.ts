@@ -13,9 +13,9 @@ test('minimal config gets documented defaults', () => {
   assert.equal(c.tapName, 'tap-dr');
   assert.equal(c.keepaliveMs, 5000);
   assert.equal(c.deadAfterMs, 15000);
-  assert.equal(c.proxy.arpNdProxy, true);
-  assert.equal(c.proxy.allowDhcpFromDc, false);
-  assert.equal(c.proxy.splitBrainBlock, true);
+  assert.equal(c.l2.proxyArp, true);
+  assert.equal(c.l2.allowDhcpFromTunnel, false);
+  assert.equal(c.l2.splitBrainBlock, true);
   assert.ok(Object.isFrozen(c));
 });
 
@@ -25,7 +25,9 @@ test('errors name the section.option and what it accepts', () => {
     [`config agent 'agent'\n\tlist headend 'https://x'\n`, 'agent.headend'],
     [MIN + `\toption keepalive_s 'often'\n`, 'agent.keepalive_s'],
     [MIN + `\toption tap_name 'a-name-that-is-far-too-long'\n`, 'agent.tap_name'],
-    [MIN + `config proxy 'proxy'\n\toption arp_nd_proxy 'maybe'\n`, 'proxy.arp_nd_proxy'],
+    [MIN + `config l2 'l2'\n\toption proxy_arp 'maybe'\n`, 'l2.proxy_arp'],
+    [MIN + `config l2 'l2'\n\toption proxy_arpp '1'\n`, 'l2.proxy_arpp'],
+    [MIN + `config proxy 'proxy'\n`, 'proxy'],
     [MIN + `\tlist own_mac 'zz:zz'\n`, 'agent.own_mac'],
   ];
   for (const [text, k] of cases) {

@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: UNLICENSED
+// `connector-agent run --config FILE`: the only place that knows which implementations are real.
+import { readFileSync } from 'node:fs';
+import { parseCommandArgs, str } from '../../cli/args.js';
+import { ConnectorError } from '../../shared/errors.js';
+import { createLogger } from '../../shared/log.js';
+import { productVersion } from '../../shared/version.js';
+import { attachToBridge, readOwnAddresses } from '../adapters/host-net.js';
+import { serveStatus } from '../adapters/status-socket.js';
+import { openTap } from '../adapters/tap.js';
+import { createTunnelClient } from '../adapters/tunnel-tls.js';
+import { startAgent } from '../agent.js';
+import { parseAgentConfig } from '../config.js';
+import { createL2Decider } from '../core/l2-decider.js';
+import { monotonicClock } from '../core/ports.js';
+import { fileIdentitySource } from '../identity-files.js';
+
+const HELP = `usage: connector-agent run [--config FILE]
+
+Runs the Connector agent in the foreground (procd supervises it on the device).
+  --config FILE   OpenWrt UCI file (default /etc/config/connector); see docs/agent-config.md
+Environment: LOG_LEVEL and LOG_FORMAT override the config's log_level / log_format.`;
+
+export async function run(argv: string[]): Promise<number> {
+  const p = parseCommandArgs(argv, { config: { type: 'string' } }, false);
+  if (p.help) {
+    process.stdout.write(HELP + '\n');
+    return 0;
+  }
+  const configPath = str(p, 'config') ?? '/etc/config/connector';
+  let text: string;
+  try {
+    text = readFileSync(configPath, 'utf8');
+  } catch (e) {
+    throw new ConnectorError('CK_ERR_CONFIG_INVALID', `cannot read config ${configPath}: ${(e as Error).message}`, { cause: e });
+  }
+  const config = parseAgentConfig(text);
+  const env = process.env;
+  const log = createLogger({
+    level: (env['LOG_LEVEL'] as typeof config.logLevel | undefined) ?? config.logLevel,
+    format: env['LOG_FORMAT'] === 'json' || env['LOG_FORMAT'] === 'human' ? env['LOG_FORMAT'] : config.logFormat,
+    base: { component: 'agent' },
+  });
+  if (!config.enabled) {
+    log.info('agent disabled in config (agent.enabled=0); exiting');
+    return 0;
+  }
+  const version = productVersion();
+  const clock = monotonicClock;
+  const agent = await startAgent({
+    config,
+    version,
+    log,
+    clock,
+    identity: fileIdentitySource(config.identityDir),
+    openTap: async () => openTap({ name: config.tapName, maxBatch: 64, log }),
+    attachTap: async () => {
+      if (config.attach === 'ip') await attachToBridge(config.tapName, config.bridge);
+    },
+    readOwnAddresses: () => readOwnAddresses(config.bridge),
+    createTunnel: (getIdentity) =>
+      createTunnelClient({
+        headends: config.headends,
+        getIdentity,
+        hello: { agentVersion: version, site: config.site, capabilities: ['l2', 'arp-nd-proxy'] },
+        keepaliveMs: config.keepaliveMs,
+        deadAfterMs: config.deadAfterMs,
+        backoff: { initialMs: 250, maxMs: 30_000, jitter: 0.5 },
+        sendQueueFrames: config.sendQueueFrames,
+        log: log.child({ part: 'tunnel' }),
+      }),
+    createDecider: () => createL2Decider(config.l2, clock.now()),
+    serveStatus: (snapshot) => serveStatus(config.statusSocket, snapshot),
+  });
+  await new Promise<void>((resolve) => {
+    const onSignal = (sig: NodeJS.Signals): void => {
+      log.info('shutting down', { signal: sig });
+      agent.stop().then(resolve, resolve);
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  });
+  return 0;
+}

@@ -231,14 +231,16 @@ export function createTunnelClient(options: TunnelClientOptions): TunnelLink {
         attempt = 0;
         lastRxAt = performance.now();
         lastPingAt = 0;
-        const tickMs = Math.max(50, Math.min(o.keepaliveMs, Math.floor(o.deadAfterMs / 4)));
+        // Ping at least as often as the headend asks, so its idle timer never closes a healthy session.
+        const keepaliveMs = msg.keepaliveMs > 0 ? Math.min(o.keepaliveMs, msg.keepaliveMs) : o.keepaliveMs;
+        const tickMs = Math.max(50, Math.min(keepaliveMs, Math.floor(o.deadAfterMs / 4)));
         tickTimer = setInterval(() => {
           const now = performance.now();
           if (now - lastRxAt >= o.deadAfterMs) {
             fail(s, 'dead-peer');
             return;
           }
-          if (now - lastPingAt >= o.keepaliveMs) {
+          if (now - lastPingAt >= keepaliveMs) {
             lastPingAt = now;
             pingNonce = (pingNonce + 1) >>> 0;
             sendControl(s, { type: 'ping', nonce: pingNonce, t: now });

@@ -155,21 +155,31 @@ describe('data path through the lab (one-port wiring)', { skip }, () => {
     for (const c of connects) assert.match(JSON.stringify(c), new RegExp(`"remote":"${DC.ispAddr.replace(/\./g, '\\.')}:\\d+"`), 'remote = the CGNAT address');
   });
 
-  test('garbage on another session is counted and does not disturb the tenants', async () => {
-    const metric = async (): Promise<number> => {
+  test('garbage and oversize records on another session are counted and do not disturb the tenants', async () => {
+    const metric = async (): Promise<Map<string, number>> => {
       const r = await lab.run('dc', 'curl', ['-s', `http://${lab.state().files['headendMetrics'] ?? ''}/metrics`]);
-      return r.stdout.split('\n').filter((l) => l.startsWith('connector_headend_drops_total') || l.startsWith('connector_headend_session_closes_total'))
-        .reduce((a, l) => a + Number(l.split(' ').pop()), 0);
+      const m = new Map<string, number>();
+      for (const l of r.stdout.split('\n')) {
+        const x = /^connector_headend_(drops|session_closes)_total\{reason="([^"]+)"\} (\d+)/.exec(l);
+        if (x?.[1] && x[2] && x[3]) m.set(`${x[1]}:${x[2]}`, Number(x[3]));
+      }
+      return m;
     };
     const before = await metric();
     const files = lab.state().files;
-    // A valid device whose stream is nonsense: a huge length prefix, then random bytes.
-    const junk = Buffer.concat([Buffer.from([0xff, 0xff]), Buffer.alloc(4096, 0x5a)]);
+    // A valid device whose stream is nonsense: two 20-byte records too short to hold VXLAN + Ethernet,
+    // then a length prefix beyond the maximum record.
+    const tiny = Buffer.concat([Buffer.from([0x00, 0x14]), Buffer.alloc(20)]);
+    const junk = Buffer.concat([tiny, tiny, Buffer.from([0xff, 0xff]), Buffer.alloc(4096, 0x5a)]);
+    const pingsA = lab.ping('lan-host', SITE.vm.ip, { count: 10, intervalS: 0.1 });
     await lab.run('router', 'sh', ['-c', `(printf '%s' "$1" | base64 -d; sleep 1) | timeout 5 openssl s_client -quiet -connect ${DC.publicAddr}:${DC.tlsPort} -alpn connector-l2/1 -tls1_3 -cert "$2" -key "$3" -CAfile "$4"`, 'sh',
       junk.toString('base64'), files['cert:LAB-SPARE-01'] ?? '', files['key:LAB-SPARE-01'] ?? '', files['dcCa'] ?? ''], { allowFailure: true, timeoutMs: 10_000 });
-    const afterCount = await metric();
-    assert.ok(afterCount > before, `drops/closes counted: ${before} -> ${afterCount}`);
-    assert.equal((await lab.ping('lan-host', SITE.vm.ip, { count: 2 })).received, 2);
+    const after = await metric();
+    const delta = (k: string): number => (after.get(k) ?? 0) - (before.get(k) ?? 0);
+    assert.ok(delta('drops:record-undersize') >= 2, JSON.stringify([...after]));
+    assert.equal(delta('drops:record-oversize'), 1);
+    assert.equal(delta('session_closes:record-oversize'), 1, 'only the offending session is closed');
+    assert.equal((await pingsA).received, 10, 'tenant A kept working while it happened');
     assert.equal((await lab.ping('lan-b', SITE.vm.ip, { count: 2 })).received, 2);
   });
 

@@ -4,6 +4,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fetchStatus } from '../agent/adapters/status-socket.js';
 import { ConnectorError, errorMessage } from '../shared/errors.js';
 import { exec } from '../shared/exec.js';
 import { writeRegistryFile } from '../shared/registry/registry-file.js';
@@ -112,6 +113,37 @@ async function waitHeadend(state: LabState, p: LabProcess, port: number, timeout
     await sleep(100);
   }
   throw labError(`the headend did not listen on port ${port} within ${timeoutMs / 1000} s; log ${p.log}:\n${tail(p.log)}`);
+}
+
+export interface TunnelSummary {
+  node: string;
+  state: string;
+  vni?: number;
+  rttMs?: number;
+  activeAlarms: number;
+  error?: string;
+}
+
+/** What the agent in a connector node says about its tunnel (through its status socket). */
+export async function tunnelSummary(state: LabState, node: string, timeoutMs = 1_000): Promise<TunnelSummary> {
+  const sock = state.files[`sock:${node}`];
+  if (!sock) return { node, state: 'unknown', activeAlarms: 0, error: 'no status socket recorded' };
+  try {
+    const doc = (await fetchStatus(sock, timeoutMs)) as {
+      tunnel?: { state?: unknown; vni?: unknown; rttMs?: unknown };
+      alarms?: { active?: readonly unknown[] };
+    };
+    const t = doc.tunnel ?? {};
+    return {
+      node,
+      state: typeof t.state === 'string' ? t.state : 'unknown',
+      ...(typeof t.vni === 'number' ? { vni: t.vni } : {}),
+      ...(typeof t.rttMs === 'number' ? { rttMs: t.rttMs } : {}),
+      activeAlarms: doc.alarms?.active?.length ?? 0,
+    };
+  } catch (e) {
+    return { node, state: 'unreachable', activeAlarms: 0, error: errorMessage(e) };
+  }
 }
 
 function agentProcessName(t: TenantId): string {
@@ -237,10 +269,23 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
         progress(`starting the agent in ${nsName(prefix, t.nodes.connector)} (tenant ${t.id.toUpperCase()}, VNI ${t.vni})`);
         state = startLabProcess(state, agentProcessName(t.id));
       }
-      await sleep(300);
+      // Wait for the tunnels, so that when `lab up` returns the first ping already works.
+      const until = Date.now() + 20_000;
       for (const t of plan.tenants) {
         const p = state.processes.find((x) => x.name === agentProcessName(t.id));
-        if (p && !isAlive(p.pid)) throw labError(`the agent of tenant ${t.id} exited during start-up; ${p.log} ends with:\n${tail(p.log)}`);
+        for (;;) {
+          if (p && !isAlive(p.pid)) throw labError(`the agent of tenant ${t.id} exited during start-up; ${p.log} ends with:\n${tail(p.log)}`);
+          const s = await tunnelSummary(state, t.nodes.connector, 500);
+          if (s.state === 'up') {
+            progress(`tunnel of tenant ${t.id.toUpperCase()} is up (VNI ${s.vni ?? '?'}${s.rttMs !== undefined ? `, RTT ${s.rttMs.toFixed(2)} ms` : ''})`);
+            break;
+          }
+          if (Date.now() > until) {
+            progress(`warning: the tunnel of tenant ${t.id.toUpperCase()} is not up yet (${s.state}); see ${p?.log ?? 'the agent log'}`);
+            break;
+          }
+          await sleep(100);
+        }
       }
     }
     state = { ...state, phase: 'up' };
@@ -292,6 +337,7 @@ export interface LabStatusReport {
   phase: LabState['phase'];
   nodes: NodeStatus[];
   processes: { name: string; node: string; pid: number; alive: boolean; log: string }[];
+  tunnels: TunnelSummary[];
 }
 
 export async function labStatus(dir: string): Promise<LabStatusReport> {
@@ -310,14 +356,10 @@ export async function labStatus(dir: string): Promise<LabStatusReport> {
     }
     nodes.push({ node, ns, exists, addrs, pids: exists ? netnsPids(ns) : [] });
   }
-  return {
-    dir,
-    prefix: state.prefix,
-    wiring: state.wiring,
-    phase: state.phase,
-    nodes,
-    processes: state.processes.map((p) => ({ name: p.name, node: p.node, pid: p.pid, alive: p.pid > 0 && isAlive(p.pid), log: p.log })),
-  };
+  const processes = state.processes.map((p) => ({ name: p.name, node: p.node, pid: p.pid, alive: p.pid > 0 && isAlive(p.pid), log: p.log }));
+  const tunnels: TunnelSummary[] = [];
+  for (const p of processes) if (p.name.startsWith('agent-') && p.alive) tunnels.push(await tunnelSummary(state, p.node));
+  return { dir, prefix: state.prefix, wiring: state.wiring, phase: state.phase, nodes, processes, tunnels };
 }
 
 /** What `lab up` prints after the nodes: commands worth trying first. */

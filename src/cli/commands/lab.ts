@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { UsageError } from '../../shared/errors.js';
 import { DEFAULT_LAB_DIR, labDown, labHints, labStatus, labUp, nodeNs, type LabStatusReport } from '../../lab/lab.js';
+import { checkTools } from '../../lab/build.js';
 import { readLabState } from '../../lab/state.js';
 import { planLab, WIRINGS, type Wiring } from '../../lab/topology.js';
 import { flag, parseCommandArgs, str } from '../args.js';
@@ -60,6 +61,7 @@ async function up(argv: string[]): Promise<number> {
   }
   out('\ntry:');
   for (const h of labHints(dir)) out(`  ${h}`);
+  if ((await checkTools(['ping'])).length > 0) out('  (ping is not installed on this host: apt-get install iputils-ping)');
   return 0;
 }
 
@@ -81,6 +83,11 @@ function printStatus(s: LabStatusReport): void {
   }
   for (const x of s.processes) {
     out(`  ${x.name.padEnd(width)}  ${x.alive ? `running, pid ${x.pid}` : x.pid > 0 ? `EXITED (pid ${x.pid})` : 'not started'}  log ${x.log}`);
+  }
+  for (const t of s.tunnels) {
+    const rtt = t.rttMs !== undefined ? `, RTT ${t.rttMs.toFixed(2)} ms` : '';
+    const alarms = t.activeAlarms > 0 ? `, ${t.activeAlarms} ACTIVE ALARM(S) (see connector-agent status --config ${s.dir}/${t.node}/connector.uci)` : '';
+    out(`  tunnel of ${t.node}: ${t.state}${t.vni !== undefined ? `, VNI ${t.vni}` : ''}${rtt}${alarms}${t.error ? ` (${t.error})` : ''}`);
   }
 }
 

@@ -6,7 +6,7 @@ import { dirname, resolve } from 'node:path';
 import { ConfigError, errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { parseHeadendConfigText, type HeadendConfig } from './config.js';
-import { startHeadend } from './server.js';
+import { startHeadend, type Headend } from './server.js';
 
 export function loadHeadendConfig(file: string): HeadendConfig {
   const path = resolve(file);
@@ -22,17 +22,31 @@ export function loadHeadendConfig(file: string): HeadendConfig {
 /** Runs until SIGTERM/SIGINT; resolves with the exit code. */
 export async function runHeadend(configFile: string, log: Logger): Promise<number> {
   const config = loadHeadendConfig(configFile);
-  const headend = await startHeadend(config, { log });
-  const onHup = (): void => headend.reload();
+  // Handlers go in before the listeners open: a signal sent as soon as "headend listening" is logged
+  // must not hit Node's default action (SIGHUP would terminate the process).
+  let headend: Headend | null = null;
+  let stopSignal: string | null = null;
+  let wake: () => void = () => {};
+  const stopped = new Promise<void>((r) => (wake = r));
+  const onHup = (): void => headend?.reload();
+  const onStop = (signal: string) => (): void => {
+    stopSignal ??= signal;
+    wake();
+  };
+  const onTerm = onStop('SIGTERM');
+  const onInt = onStop('SIGINT');
   process.on('SIGHUP', onHup);
-  await new Promise<void>((resolveStop) => {
-    const stop = (signal: string): void => {
-      log.info('headend stopping', { signal });
-      process.removeListener('SIGHUP', onHup);
-      void headend.close().then(resolveStop);
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  process.once('SIGTERM', onTerm);
+  process.once('SIGINT', onInt);
+  try {
+    headend = await startHeadend(config, { log });
+    await stopped;
+    log.info('headend stopping', { signal: stopSignal ?? '' });
+    await headend.close();
+  } finally {
+    process.removeListener('SIGHUP', onHup);
+    process.removeListener('SIGTERM', onTerm);
+    process.removeListener('SIGINT', onInt);
+  }
   return 0;
 }

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import {
   createSelfSignedCa,
   exportPrivateKeyPem,
@@ -13,6 +14,9 @@ import {
   issueCertificate,
   type Issuer,
 } from '../../../src/shared/pki/x509.js';
+import { encodeEthernet } from '../../../src/shared/l2/ethernet.js';
+import { RecordDecoder, encodeRecord } from '../../../src/shared/l2/stream.js';
+import { CONTROL_VNI, decodeControl, encodeControl, isControlFrame, type ControlMessage } from '../../../src/shared/tunnel/control.js';
 
 export const REPO = new URL('../../../', import.meta.url).pathname;
 export const CLI = join(REPO, 'src/cli/connector.ts');
@@ -228,10 +232,6 @@ export async function spawnHeadend(configFile: string, ns?: string): Promise<Hea
   };
 }
 
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import { RecordDecoder, encodeRecord } from '../../../src/shared/l2/stream.js';
-import { CONTROL_VNI, decodeControl, encodeControl, isControlFrame, type ControlMessage } from '../../../src/shared/tunnel/control.js';
-import { encodeEthernet } from '../../../src/shared/l2/ethernet.js';
 
 /** A hand-driven tunnel peer: speaks the record stream directly so tests can send what the agent never would. */
 export interface RawTunnel {

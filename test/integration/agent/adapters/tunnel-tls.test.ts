@@ -198,6 +198,19 @@ test('agent client: dead-peer detection against a stopped (SIGSTOP) headend, in 
   });
   h.child.kill('SIGSTOP');
   const t0 = performance.now();
+  // While the peer is stopped, offered frames fill the socket budget, then the queue head-drops:
+  // memory and queueing delay stay bounded instead of growing with the backlog.
+  const big = Buffer.alloc(1514, 0x55);
+  big.fill(0xff, 0, 6);
+  const batch = Array.from({ length: 64 }, () => big);
+  for (let i = 0; i < 400 && link.state === 'up'; i++) {
+    link.sendFrames(batch);
+    await new Promise((r) => setImmediate(r));
+  }
+  const congested = link.status();
+  t.diagnostic(`while stopped: queued ${congested.queuedFrames}, head-dropped ${congested.counters.queueDrops}, sent ${congested.counters.txFrames}`);
+  assert.ok(congested.counters.queueDrops > 0, 'the full queue head-drops');
+  assert.ok(congested.queuedFrames <= 64);
   // The TCP connection stays open (the kernel still ACKs): only the keepalive can tell the peer is gone.
   await until(() => reasons.length > 0, 10_000, 'dead peer detected');
   t.diagnostic(`dead-peer detected after ${Math.round(performance.now() - t0)} ms (deadAfterMs 1500)`);

@@ -2,7 +2,7 @@
 // Safety checks before the station writes anything: never a mounted device, never the host's own root
 // disk, never a target too small for the image. Facts are gathered by a thin adapter; the verdict is pure.
 import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
 export interface MountEntry {
   device: string;
@@ -81,7 +81,8 @@ function diskOf(name: string, h: HostPaths): string {
   const sys = join(h.sysClassBlock, name);
   if (existsSync(join(sys, 'partition'))) {
     try {
-      return basename(realpathSync(join(sys, '..')));
+      // resolve the sysfs link first: join(sys, '..') would normalise lexically to /sys/class/block
+      return basename(dirname(realpathSync(sys)));
     } catch {
       return name;
     }

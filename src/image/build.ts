@@ -4,7 +4,7 @@
 // user -> result checks -> outputs (image, .sha256, build manifest, SBOM, overlay tarball, agent binary,
 // optionally the signed OTA release). Wiring only; each step lives in its own module.
 import { createHash } from 'node:crypto';
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { exec } from '../shared/exec.js';
@@ -15,7 +15,7 @@ import { parseBoardConfig, type BoardConfig } from './board.js';
 import { ImageError } from './errors.js';
 import { fetchInputs, type FetchProgress, type ResolvedInput } from './fetcher.js';
 import { assembleGlibcRuntime, RUNTIME_LIBS } from './glibc-runtime.js';
-import { DEFAULT_BUILD_USER, makeImage, makeInfo, makeManifest, prepareForUser, unpackImageBuilder, type BuildUser } from './imagebuilder.js';
+import { checkReadableBy, DEFAULT_BUILD_USER, makeImage, makeInfo, makeManifest, pointFeedsAtMirror, prepareForUser, unpackImageBuilder, type BuildUser } from './imagebuilder.js';
 import { allBuildInputs, parseImageLock, pickInputs, type BuildInputs, type LockedInput } from './lock.js';
 import { encodeBuildManifest, encodeSbom, isoFromEpoch } from './manifest.js';
 import { checkOverlay, checkScripts, copyTree, listOverlay, normaliseOverlay, overlayDigest, packOverlay, stampMinTime } from './overlay.js';
@@ -81,28 +81,25 @@ async function verifyImageBuilder(b: BuildInputs, got: ReadonlyMap<string, Resol
   return path(b.imagebuilder);
 }
 
-export async function buildImage(o: BuildOptions): Promise<BuildResult> {
-  const log = o.log ?? silentLogger;
-  const board = parseBoardConfig(await readText(join(o.boardDir, 'board.json'), 'board file'));
-  const lock = parseImageLock(await readText(o.lockFile, 'lock file'));
-  const picked = pickInputs(lock, o.openwrt ?? lock.defaults.openwrt, o.node ?? lock.defaults.node);
+interface AgentAndOverlay {
+  readonly overlay: string;
+  readonly agentOut: string;
+  readonly entries: Awaited<ReturnType<typeof listOverlay>>;
+  readonly digest: string;
+  readonly sea: Awaited<ReturnType<typeof buildSea>>;
+  readonly bundle: Awaited<ReturnType<typeof bundleAgent>>;
+  readonly libs: string[];
+}
 
-  log.info('checking pinned inputs', { count: allBuildInputs(picked).length, offline: o.offline, mirror: o.mirrorDir });
-  const got = await fetchInputs(allBuildInputs(picked), {
-    cacheDir: o.cacheDir,
-    mirrorDir: o.mirrorDir,
-    offline: o.offline,
-    log,
-    ...(o.onProgress ? { onProgress: o.onProgress } : {}),
-  });
-  const at = (i: LockedInput): string => (got.get(i.name) as ResolvedInput).path;
-  const ibTarball = await verifyImageBuilder(picked, got, o.verify);
-  log.info('ImageBuilder sha256sums signature good', { key: picked.key.keyId });
-
-  await rm(o.workDir, { recursive: true, force: true });
-  await mkdir(o.workDir, { recursive: true });
-  const work = (p: string): string => join(o.workDir, p);
-
+/** The agent binary, the glibc runtime and the rootfs overlay, checked and normalised. */
+async function buildAgentAndOverlay(
+  o: BuildOptions,
+  board: BoardConfig,
+  picked: BuildInputs,
+  at: (i: LockedInput) => string,
+  work: (p: string) => string,
+  log: Logger,
+): Promise<AgentAndOverlay> {
   // --- agent binary ---
   const hostPkg = await unpackNpmTarball(at(picked.nodeHost), work('node-host'));
   const targetPkg = await unpackNpmTarball(at(picked.nodeTarget), work('node-target'));
@@ -162,7 +159,32 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
   const digest = overlayDigest(entries);
   log.info('overlay ready', { files: entries.filter((e) => e.type === 'file').length, digest });
 
-  // --- ImageBuilder ---
+  return { overlay, agentOut, entries, digest, sea, bundle, libs };
+}
+
+export async function buildImage(o: BuildOptions): Promise<BuildResult> {
+  const log = o.log ?? silentLogger;
+  const board = parseBoardConfig(await readText(join(o.boardDir, 'board.json'), 'board file'));
+  const lock = parseImageLock(await readText(o.lockFile, 'lock file'));
+  const picked = pickInputs(lock, o.openwrt ?? lock.defaults.openwrt, o.node ?? lock.defaults.node);
+
+  log.info('checking pinned inputs', { count: allBuildInputs(picked).length, offline: o.offline, mirror: o.mirrorDir });
+  const got = await fetchInputs(allBuildInputs(picked), {
+    cacheDir: o.cacheDir,
+    mirrorDir: o.mirrorDir,
+    offline: o.offline,
+    log,
+    ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+  });
+  const at = (i: LockedInput): string => (got.get(i.name) as ResolvedInput).path;
+  const ibTarball = await verifyImageBuilder(picked, got, o.verify);
+  log.info('ImageBuilder sha256sums signature good', { key: picked.key.keyId });
+
+  await rm(o.workDir, { recursive: true, force: true });
+  await mkdir(o.workDir, { recursive: true });
+  const work = (p: string): string => join(o.workDir, p);
+
+  // --- ImageBuilder first: a wrong tarball, profile, feed or package name fails before the slow steps ---
   const root = typeof process.getuid === 'function' && process.getuid() === 0;
   const user = o.buildUser ?? (root ? DEFAULT_BUILD_USER : undefined);
   // Somewhere the build user can reach whatever the repository's permissions are.
@@ -170,9 +192,14 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
   try {
     await chmod(ibWork, 0o755);
     const ibDir = await unpackImageBuilder(ibTarball, join(ibWork, 'ib'));
+    if (o.mirrorDir) {
+      const feeds = await pointFeedsAtMirror(ibDir, o.mirrorDir, !o.offline);
+      log.info('package feeds read from the mirror', { feeds: feeds.length });
+      const present: string[] = [];
+      for (const f of feeds) if (await stat(f).then((s) => s.isDirectory(), () => false)) present.push(f);
+      await checkReadableBy(user, present);
+    }
     const files = join(ibWork, 'files');
-    await copyTree(overlay, files);
-    await normaliseOverlay(files, o.sourceDateEpoch);
     const binDir = join(ibWork, 'bin');
     await prepareForUser([join(ibWork, 'ib'), binDir], user);
     const ibOpts = { ibDir, user, sourceDateEpoch: o.sourceDateEpoch, log, timeoutMs: 30 * 60_000 };
@@ -187,6 +214,10 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
     };
     const packages = await makeManifest(ibOpts, board, req);
     log.info('package set resolved', { packages: packages.length });
+
+    const { overlay, agentOut, entries, digest, sea, bundle, libs } = await buildAgentAndOverlay(o, board, picked, at, work, log);
+    await copyTree(overlay, files);
+    await normaliseOverlay(files, o.sourceDateEpoch);
     await makeImage(ibOpts, board, req);
     const image = await checkBuildResult(binDir, board);
     log.info('image verified', { file: image.file, sha256: image.sha256 });

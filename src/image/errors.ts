@@ -15,6 +15,8 @@ export type ImageFailure =
   | 'ib-info-mismatch'
   | 'rootfs-too-big'
   | 'missing-package'
+  | 'package-feed-missing'
+  | 'mirror-unreadable'
   | 'package-conflict'
   | 'kmod-mismatch'
   | 'prereq-missing'

@@ -8,8 +8,6 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { get as httpGet, type IncomingMessage } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { dirname, join } from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { silentLogger, type Logger } from '../shared/log.js';
 import { ImageError } from './errors.js';
@@ -231,17 +229,32 @@ async function downloadOnce(input: LockedInput, part: string, opts: FetchOptions
   const len = Number(res.headers['content-length']);
   const total = Number.isFinite(len) && len > 0 ? have + len : input.size;
   let received = have;
-  const progress = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      received += chunk.length;
+  // Not stream.pipeline: on a cut it destroys the file stream and drops buffered bytes, and the resume
+  // then starts earlier (or from zero). Here the file is always ended, so every byte received is kept.
+  await new Promise<void>((resolve, reject) => {
+    const out = createWriteStream(part, { flags: append ? 'a' : 'w' });
+    let failed: Error | undefined;
+    const fail = (e: Error): void => {
+      if (failed) return;
+      failed = new Error(`connection cut after ${received} bytes: ${e.message}`, { cause: e });
+      out.end();
+    };
+    res.on('data', (c: Buffer) => {
+      received += c.length;
       opts.onProgress?.({ name: input.name, received, total });
-      done(null, chunk);
-    },
+      if (!out.write(c)) {
+        res.pause();
+        out.once('drain', () => res.resume());
+      }
+    });
+    res.on('end', () => out.end());
+    res.on('aborted', () => fail(new Error('aborted')));
+    res.on('error', fail);
+    out.on('error', (e) => {
+      failed ??= e;
+      res.destroy();
+    });
+    out.on('close', () => (failed ? reject(failed) : resolve()));
   });
-  try {
-    await pipeline(res, progress, createWriteStream(part, { flags: append ? 'a' : 'w' }));
-  } catch (e) {
-    throw new Error(`connection cut after ${received} bytes: ${(e as Error).message}`, { cause: e });
-  }
   if (total !== undefined && received < total) throw new Error(`connection cut after ${received} of ${total} bytes`);
 }

@@ -98,6 +98,14 @@ export function classifyIbOutput(output: string, rootfsPartsizeMib: number): Ima
     const what = uniq([...output.matchAll(/Build dependency: (.+)$/gm)].map((m) => (m[1] as string).trim()));
     return new ImageError('prereq-missing', `ImageBuilder host prerequisites missing${what.length ? `: ${what.join('; ')}` : ''}. Install them (see docs/image.md, "Host requirements").`);
   }
+  const feeds = uniq([...output.matchAll(/Failed to download the package list from (\S+?)\/Packages\.gz/g)].map((m) => m[1] as string));
+  if (feeds.length > 0) {
+    return new ImageError(
+      'package-feed-missing',
+      `the ImageBuilder cannot read these OpenWrt package feeds: ${feeds.join(', ')}. Offline, the mirror must hold each feed directory ` +
+        '(Packages.gz, Packages.sig and the .ipk files the image needs) under its host/path; see docs/image.md, "Package feeds".',
+    );
+  }
   const kmods = [
     ...[...output.matchAll(/cannot find dependency kernel \(= ([^)]+)\) for (\S+)/g)].map((m) => `${m[2] as string} (wants kernel ${m[1] as string})`),
     ...[...output.matchAll(/Cannot satisfy the following dependencies for (kmod-\S+?):?\s*\n\s*\*\s*kernel \(= ([^)]+)\)/g)].map(

@@ -3,7 +3,7 @@
 // and `make image`, dropping root to an unprivileged build user first (the IB is not meant to run as
 // root and runs package scripts on the host), and turn its known failures into ImageErrors.
 import { spawn } from 'node:child_process';
-import { chown, mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { chown, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exec } from '../shared/exec.js';
 import { silentLogger, type Logger } from '../shared/log.js';
@@ -157,4 +157,57 @@ export async function chownBack(path: string): Promise<void> {
   if (typeof process.getuid !== 'function') return;
   await chown(path, process.getuid(), process.getgid?.() ?? 0).catch(() => undefined);
   await exec('chown', ['-R', `${process.getuid()}:${process.getgid?.() ?? 0}`, path], { allowFailure: true });
+}
+
+/**
+ * Points the ImageBuilder's remote package feeds (repositories.conf `src/gz` lines) at the same host/path
+ * below a mirror directory, so `make image` installs packages without the network (offline: every feed;
+ * online: only the feeds the mirror has). opkg still checks each
+ * feed's Packages.sig against the keys shipped inside the (pinned) ImageBuilder. Returns the feed
+ * directories it now expects, for messages.
+ */
+export async function pointFeedsAtMirror(ibDir: string, mirrorDir: string, onlyPresent: boolean): Promise<string[]> {
+  const file = join(ibDir, 'repositories.conf');
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    return []; // 25.x ImageBuilders use `repositories` (apk); not supported yet
+  }
+  const feeds: string[] = [];
+  const lines = text.split('\n');
+  for (const [i, line] of lines.entries()) {
+    const m = /^(src\/gz\s+\S+\s+)https?:\/\/(\S+?)\/*$/.exec(line);
+    if (!m) continue;
+    const dir = join(mirrorDir, m[2] as string);
+    if (onlyPresent && !(await stat(dir).then((s) => s.isDirectory(), () => false))) continue;
+    feeds.push(dir);
+    lines[i] = `${m[1] as string}file://${dir}`;
+  }
+  const out = lines.join('\n');
+  await writeFile(file, out);
+  return feeds;
+}
+
+/** Fails when the build user cannot read the given directories (e.g. a mirror under /root). */
+export async function checkReadableBy(user: BuildUser | undefined, dirs: readonly string[]): Promise<void> {
+  if (!user || dirs.length === 0) return;
+  const r = await new Promise<string>((resolve, reject) => {
+    const child = spawn('sh', ['-c', 'for d; do [ -r "$d" ] && [ -x "$d" ] || echo "$d"; done', 'check', ...dirs], {
+      uid: user.uid,
+      gid: user.gid,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    child.on('error', reject);
+    child.on('close', () => resolve(out));
+  });
+  const bad = r.split('\n').filter(Boolean);
+  if (bad.length > 0) {
+    throw new ImageError(
+      'mirror-unreadable',
+      `the ImageBuilder runs as ${user.uid}:${user.gid} and cannot read: ${bad.join(', ')}. Make the mirror world-readable (chmod -R o+rX, including its parent directories) or pass --build-user.`,
+    );
+  }
 }

@@ -9,7 +9,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildImage, type BuildOptions, type BuildResult } from '../../../src/image/build.js';
@@ -87,9 +87,19 @@ test('a sha256sums not signed by the pinned key is refused', { skip }, async () 
   await assert.rejects(buildImage(options('forged', { mirrorDir: mirror })), (e: unknown) => isImageFailure(e, 'bad-signature'));
 });
 
+test('as root, a mirror the unprivileged build user cannot read is reported, naming the directories', { skip: skip || (process.getuid?.() === 0 ? false : 'needs root') }, async () => {
+  chmodSync(dir, 0o700); // mkdtemp's default: nobody cannot enter it
+  await assert.rejects(buildImage(options('unreadable')), (e: unknown) => {
+    assert.ok(isImageFailure(e, 'mirror-unreadable'), String(e));
+    assert.match((e as Error).message, /65534:65534 and cannot read: .*downloads\.openwrt\.org\/releases\/24\.10\.8/);
+    return true;
+  });
+});
+
 let first: BuildResult | undefined;
 
 test('a build from the mirror produces the image, its sha256, manifest, SBOM and a signed OTA release', { skip }, async () => {
+  chmodSync(dir, 0o755); // the ImageBuilder's user reads the package feeds in the mirror
   const releaseKey = makeStandInKey(join(dir, 'release-key'), 'release');
   first = await buildImage(options('a', { release: { secretKeyFile: releaseKey.secFile, urlBase: 'https://updates.example.net/r3s' } }));
   const out = join(dir, 'out-a');

@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
@@ -14,9 +14,9 @@ import { gunzipSync } from 'node:zlib';
 import { parseBoardConfig, type BoardConfig } from '../../../src/image/board.js';
 import { ImageError } from '../../../src/image/errors.js';
 import { appendFwMetadata, readFwMetadata } from '../../../src/image/fw-metadata.js';
-import { makeImage, makeInfo, makeManifest, prepareForUser, unpackImageBuilder, DEFAULT_BUILD_USER, type ImageRequest } from '../../../src/image/imagebuilder.js';
+import { makeImage, makeInfo, makeManifest, pointFeedsAtMirror, prepareForUser, unpackImageBuilder, DEFAULT_BUILD_USER, type ImageRequest } from '../../../src/image/imagebuilder.js';
 import { checkBuildResult } from '../../../src/image/result-check.js';
-import { packStandInImageBuilder, REPO } from './stand-in.js';
+import { packStandInImageBuilder, REPO, writeStandInFeeds } from './stand-in.js';
 
 const isRoot = process.getuid?.() === 0;
 const BOARD: BoardConfig = { ...parseBoardConfig(readFileSync(join(REPO, 'board/nanopi-r3s/board.json'), 'utf8')), rootfsPartsizeMib: 8 };
@@ -59,6 +59,9 @@ before(async () => {
   execFileSync('chmod', ['755', work]);
   const tarball = packStandInImageBuilder(work);
   ibDir = await unpackImageBuilder(tarball.path, join(work, 'ib'));
+  writeStandInFeeds(join(work, 'mirror'));
+  const feeds = await pointFeedsAtMirror(ibDir, join(work, 'mirror'), false);
+  assert.equal(feeds.length, 4);
   await prepareForUser([join(work, 'ib')], isRoot ? DEFAULT_BUILD_USER : undefined);
 });
 
@@ -130,6 +133,19 @@ test('a rootfs larger than ROOTFS_PARTSIZE is reported even though make exits 0'
   );
 });
 
+test('a package feed missing from the mirror is named, with what the mirror must hold', async () => {
+  const kmods = join(work, 'mirror/downloads.openwrt.org/releases/24.10.8/targets/rockchip/armv8/kmods');
+  renameSync(kmods, `${kmods}.away`);
+  try {
+    const req = await request('nofeed', ['kmod-tun'], overlay('ov-nofeed'));
+    const e = await failureOf(makeManifest(opts(), BOARD, req));
+    assert.equal(e.reason, 'package-feed-missing');
+    assert.ok(e.message.includes(`file://${kmods}/6.6.144-1-77d4782035a23e6f19f9c4751451b4e3`), e.message);
+  } finally {
+    renameSync(`${kmods}.away`, kmods);
+  }
+});
+
 test('an ImageBuilder without the board profile is refused at make info', async () => {
   const e = await failureOf(makeInfo(opts(), { ...BOARD, profile: 'friendlyarm_nanopi-r6s' }));
   assert.equal(e.reason, 'ib-info-mismatch');
@@ -181,4 +197,20 @@ test('broken result: an image whose rootfs partition is not ROOTFS_PARTSIZE', as
   const e = await failureOf(checkBuildResult(good, { ...BOARD, rootfsPartsizeMib: 104 }));
   assert.equal(e.reason, 'image-layout');
   assert.match(e.message, /p2 is 8 MiB, expected ROOTFS_PARTSIZE 104/);
+});
+
+test('online, only the feeds the mirror has are redirected to it', async () => {
+  const ib = join(work, 'fake-ib');
+  mkdirSync(ib, { recursive: true });
+  writeFileSync(
+    join(ib, 'repositories.conf'),
+    'src/gz a https://downloads.example.org/feed/a\nsrc/gz b https://downloads.example.org/feed/b/\nsrc imagebuilder file:packages\n',
+  );
+  const mirror = join(work, 'partial-mirror');
+  mkdirSync(join(mirror, 'downloads.example.org/feed/a'), { recursive: true });
+  assert.deepEqual(await pointFeedsAtMirror(ib, mirror, true), [join(mirror, 'downloads.example.org/feed/a')]);
+  assert.equal(
+    readFileSync(join(ib, 'repositories.conf'), 'utf8'),
+    `src/gz a file://${mirror}/downloads.example.org/feed/a\nsrc/gz b https://downloads.example.org/feed/b/\nsrc imagebuilder file:packages\n`,
+  );
 });

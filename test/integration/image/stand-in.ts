@@ -2,7 +2,8 @@
 // Test helpers for the image build. Everything named "stand-in" here is NOT OpenWrt: a labelled ImageBuilder
 // stand-in (./stand-in-ib, packed under the real tarball name), a usign key made with signify-openbsd
 // standing in for OpenWrt's release key, and a lock file that pins both; the Node, glibc and postject
-// inputs are the real pinned ones from board/nanopi-r3s/image.lock.json.
+// inputs are the real pinned ones from board/nanopi-r3s/image.lock.json. The stand-in package feeds hold
+// only `Packages` indexes (no .ipk files): the stand-in ImageBuilder resolves names against them.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -60,6 +61,50 @@ export function packStandInImageBuilder(outDir: string, version = OPENWRT): { fi
   return { file, path, sha256: sha256File(path) };
 }
 
+const KERNEL = '6.6.144-1-77d4782035a23e6f19f9c4751451b4e3';
+const STALE_KERNEL = '6.6.73-1-f35e93bc2c89b98d107e57cdea041972';
+
+/** STAND-IN package feeds (opkg `Packages` stanzas only, no .ipk files) for the stand-in ImageBuilder. */
+const FEEDS: Record<string, [name: string, version: string, kernel?: string][]> = {
+  [`targets/rockchip/armv8/kmods/${KERNEL}`]: [
+    ['kmod-gpio-button-hotplug', '6.6.144-r5', KERNEL],
+    ['kmod-nft-offload', '6.6.144-r1', KERNEL],
+    ['kmod-r8169', '6.6.144-r1', KERNEL],
+    ['kmod-tun', '6.6.144-r1', KERNEL],
+    ['kmod-stale', '6.6.73-r1', STALE_KERNEL],
+  ],
+  'targets/rockchip/armv8/packages': [
+    ['kernel', KERNEL],
+    ['libc', '1.2.5-r4'],
+    ['libgcc', '13.3.0-r4'],
+  ],
+  'packages/aarch64_generic/base': [
+    ['base-files', '1640-r28xxx'], ['busybox', '1.36.1-r2'], ['ca-bundle', '20240203-r1'], ['dnsmasq', '2.90-r4'],
+    ['dropbear', '2024.86-r1'], ['e2fsprogs', '1.47.0-r2'], ['firewall4', '2024.12.18-r1'], ['fstools', '2024.07.14-r1'],
+    ['libustream-mbedtls', '2024.07.28-r1'], ['logd', '2024.04.26-r1'], ['mkf2fs', '1.16.0-r3'], ['mtd', '26'],
+    ['netifd', '2024.12.17-r1'], ['nftables', '1.1.1-r1'], ['odhcp6c', '2024.09.25-r1'], ['odhcpd-ipv6only', '2024.05.08-r1'],
+    ['opkg', '2024.10.16-r1'], ['partx-utils', '2.40.2-r1'], ['ppp', '2.5.1-r1'], ['ppp-mod-pppoe', '2.5.1-r1'],
+    ['procd-ujail', '2024.12.22-r1'], ['uboot-envtools', '2024.01-r2'], ['uci', '2024.10.10-r1'], ['uclient-fetch', '2024.10.22-r1'],
+    ['urandom-seed', '3'], ['urngd', '2023.11.01-r1'],
+  ],
+  'packages/aarch64_generic/packages': [['tcpdump', '4.99.5-r1']],
+};
+
+/** Writes the stand-in feeds below `mirror` at the host/path the stand-in repositories.conf names. */
+export function writeStandInFeeds(mirror: string, version = OPENWRT): string[] {
+  const dirs: string[] = [];
+  for (const [rel, pkgs] of Object.entries(FEEDS)) {
+    const dir = join(mirror, 'downloads.openwrt.org/releases', version, rel);
+    mkdirSync(dir, { recursive: true });
+    const text = pkgs
+      .map(([n, v, k]) => `Package: ${n}\nVersion: ${v}\n${k ? `Depends: kernel (= ${k})\n` : ''}Architecture: aarch64_generic\nFilename: ${n}_${v}_aarch64_generic.ipk\n`)
+      .join('\n');
+    writeFileSync(join(dir, 'Packages'), text + '\n');
+    dirs.push(dir);
+  }
+  return dirs;
+}
+
 export interface StandInRelease {
   /** Mirror directory holding the stand-in IB, its signed sha256sums and links to the real inputs. */
   mirror: string;
@@ -88,6 +133,7 @@ export async function makeStandInRelease(dir: string, version = OPENWRT): Promis
   const relDir = join(mirror, STAND_IN_HOST, 'releases', version, 'targets/rockchip/armv8');
   mkdirSync(relDir, { recursive: true });
   const ib = packStandInImageBuilder(relDir, version);
+  writeStandInFeeds(mirror, version);
   writeFileSync(join(relDir, 'sha256sums'), `${ib.sha256} *${ib.file}\n`);
   signifySign(key, join(relDir, 'sha256sums'));
   for (const i of runtime) {

@@ -65,6 +65,11 @@ const cases: [string, string, RegExp][] = [
   ['cannot find dependency kernel (= 6.6.73-1-abc) for kmod-vxlan', 'kmod-mismatch', /kmod-vxlan/],
   ['Prerequisite check failed. Use FORCE=1 to override.', 'prereq-missing', /prerequisites/],
   [
+    ' * opkg_update_cmd: Failed to download the package list from file:///m/downloads.openwrt.org/releases/24.10.8/packages/aarch64_generic/base/Packages.gz.\n * opkg_install_cmd: Cannot install package dnsmasq.',
+    'package-feed-missing',
+    /file:\/\/\/m\/downloads\.openwrt\.org\/releases\/24\.10\.8\/packages\/aarch64_generic\/base\./,
+  ],
+  [
     ' * check_data_file_clashes: Package dnsmasq-full wants to install file /usr/sbin/dnsmasq\n\tBut that file is already provided by package  * dnsmasq',
     'package-conflict',
     /-dnsmasq/,

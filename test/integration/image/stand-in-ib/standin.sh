@@ -35,8 +35,30 @@ check_profile() {
   fi
 }
 
-# Resolves DEFAULT + profile + PACKAGES ("-name" removes) against packages.txt; prints "name version".
+# Reads the package feeds named in repositories.conf (opkg "Package:/Version:/Depends:" stanzas in
+# <feed>/Packages). Only file:// feeds can be read here; anything else fails the way opkg does offline.
+load_index() {
+  local kind name url dir
+  : > "$here/tmp.index"
+  while read -r kind name url; do
+    case $kind in src/gz) ;; *) continue ;; esac
+    case $url in
+      file://*) dir=${url#file://} ;;
+      *) echo " * opkg_download: Failed to download $url/Packages.gz, wget returned 4." >&2
+         echo " * opkg_update_cmd: Failed to download the package list from $url/Packages.gz." >&2
+         return 1 ;;
+    esac
+    if [ ! -f "$dir/Packages" ]; then
+      echo " * opkg_update_cmd: Failed to download the package list from $url/Packages.gz." >&2
+      return 1
+    fi
+    awk '/^Package:/ {p=$2} /^Version:/ {v=$2} /^Depends:/ {d=$0} /^$/ {if (p) print p, v, d; p=""; v=""; d=""} END {if (p) print p, v, d}' "$dir/Packages" >> "$here/tmp.index"
+  done < "$here/repositories.conf"
+}
+
+# Resolves DEFAULT + profile + PACKAGES ("-name" removes) against the feeds; prints "name - version".
 resolve() {
+  load_index || { echo "make[2]: *** [Makefile:210: package_reload] Error 255" >&2; exit 1; }
   local want=() removed=() p
   for p in $DEFAULT_PACKAGES $PROFILE_PACKAGES $PACKAGES; do
     case $p in -*) removed+=("${p#-}") ;; *) want+=("$p") ;; esac
@@ -45,19 +67,21 @@ resolve() {
   for p in $(printf '%s\n' "${want[@]}" | sort -u); do
     if printf '%s\n' "${removed[@]:-}" | grep -qx "$p"; then continue; fi
     local line
-    line=$(grep -E "^$p " "$here/packages.txt" || true)
+    line=$(grep -E "^$p " "$here/tmp.index" | head -n1 || true)
     if [ -z "$line" ]; then
       echo " * opkg_install_cmd: Cannot install package $p." >&2
       fail=1
       continue
     fi
-    set -- $line
-    if [ -n "${3:-}" ] && [ "$3" != "$KERNEL" ]; then
+    local kdep
+    kdep=$(printf '%s\n' "$line" | sed -n 's/.*kernel (= \([^)]*\)).*/\1/p')
+    if [ -n "$kdep" ] && [ "$kdep" != "$KERNEL" ]; then
       echo " * satisfy_dependencies_for: Cannot satisfy the following dependencies for $p:" >&2
-      echo " * 	kernel (= $3)" >&2
+      echo " * 	kernel (= $kdep)" >&2
       fail=1
       continue
     fi
+    set -- $line
     out+=("$1 - $2")
   done
   [ $fail = 0 ] || { echo "make[2]: *** [Makefile:218: package_install] Error 255" >&2; exit 1; }
@@ -123,7 +147,7 @@ image() {
   printf '{"target":"%s","version_number":"%s","profiles":{"%s":{"images":[{"name":"%s","type":"sysupgrade"}]}}}\n' \
     "$TARGET" "$VERSION" "$PROFILE" "$name" > "$BIN_DIR/profiles.json"
   (cd "$BIN_DIR" && find . -maxdepth 1 -type f ! -name sha256sums -printf '%P\n' | sort | xargs -r sha256sum -b > sha256sums)
-  rm -rf "$work"
+  rm -rf "$work" "$here/tmp.index"
 }
 
 case ${1:-} in

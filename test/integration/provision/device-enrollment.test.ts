@@ -159,7 +159,10 @@ test('an unclaimed unit waits, honouring Retry-After, and enrolls after the clai
   await until('waiting-for-claim', () => status.snapshot().state === 'waiting-for-claim' && clock.sleeps.length >= 2);
   assert.ok(clock.sleeps.every((ms) => ms === 42_000), `sleeps follow Retry-After: ${clock.sleeps.join(',')}`);
   assert.match(status.snapshot().reason ?? '', /not claimed/);
-  await fx.claim(serial);
+  // the operator's command, on the same registry file the EST server watches
+  const { exec } = await import('../../../src/shared/exec.js');
+  const claim = await exec(process.execPath, ['--import', 'tsx', join(process.cwd(), 'src/cli/connector.ts'), 'registry', 'claim', '--registry', fx.registryFile, '--serial', serial, '--tenant', 'acme']);
+  assert.match(claim.stdout, /claimed R3S-DEV-0002 for tenant acme/);
   const id = await pending;
   assert.equal(id.serial, serial);
   assert.equal(status.snapshot().state, 'ready');

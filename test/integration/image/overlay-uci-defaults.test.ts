@@ -105,6 +105,7 @@ test('uci-defaults: one-port mode makes the unit a transparent DHCP client with 
   assert.equal(lan?.options['ipaddr'], undefined, 'no static 192.168.1.1');
   assert.equal(lan?.options['ip6assign'], undefined);
   assert.equal(sec(net, 'lan6')?.options['proto'], 'dhcpv6');
+  assert.equal(br?.options['ipv6'], undefined, 'IPv6 stays on: the management address may be IPv6');
 
   const dhcp = sec(d.config('dhcp'), 'lan');
   assert.equal(dhcp?.options['ignore'], '1', 'no DHCPv4 server');
@@ -141,6 +142,7 @@ test('uci-defaults: two-port mode leaves br-lan without an address and keeps the
   const net = d.config('network');
   assert.equal(sec(net, 'lan')?.options['proto'], 'none');
   assert.equal(sec(net, 'lan6'), undefined);
+  assert.equal(net.find((s) => s.options['name'] === 'br-lan')?.options['ipv6'], '0', 'no IPv6 address of its own on the customer LAN');
   assert.equal(sec(net, 'wan')?.options['proto'], 'dhcp');
   const first = d.snapshot();
   assert.equal(d.run().status, 0);

@@ -78,11 +78,13 @@ function segmentsOf(reg: Registry): SegmentInfo[] {
   return out;
 }
 
-function listen(server: TlsServer | HttpServer, host: string, port: number): Promise<AddressInfo> {
+function listen(server: TlsServer | HttpServer, host: string, port: number, what: string): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (e) =>
+      reject(new ConnectorError('CK_ERR_IO', `cannot listen for ${what} on ${host}:${port}: ${errorMessage(e)}`, { cause: e })),
+    );
     server.listen(port, host, () => {
-      server.removeListener('error', reject);
+      server.removeAllListeners('error');
       resolve(server.address() as AddressInfo);
     });
   });
@@ -277,9 +279,11 @@ export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Pr
   });
 
   await new Promise<void>((resolve, reject) => {
-    udp.once('error', reject);
+    const onError = (e: Error): void =>
+      reject(new ConnectorError('CK_ERR_IO', `cannot bind the VXLAN socket to ${config.vxlan.localAddress}:${config.vxlan.port}: ${e.message}`, { cause: e }));
+    udp.once('error', onError);
     udp.bind(config.vxlan.port, config.vxlan.localAddress, () => {
-      udp.removeListener('error', reject);
+      udp.removeListener('error', onError);
       resolve();
     });
   });
@@ -293,7 +297,8 @@ export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Pr
     forwarder.fromVtep(rinfo.address, vni, msg.subarray(VXLAN_HEADER_LEN));
   });
 
-  const tunnelAddress = await listen(server, config.listen.host, config.listen.port);
+  const tunnelAddress = await listen(server, config.listen.host, config.listen.port, 'tunnels (listen)');
+  server.on('error', (e) => log.error('tunnel listener error', { error: e.message }));
 
   const renderMetrics = (): string => {
     metrics.reset('connector_headend_sessions');
@@ -324,7 +329,8 @@ export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Pr
         res.end('not found; try GET /metrics\n');
       }
     });
-    metricsAddress = await listen(metricsServer, config.metrics.host, config.metrics.port);
+    metricsAddress = await listen(metricsServer, config.metrics.host, config.metrics.port, 'metrics');
+    metricsServer.on('error', (e) => log.error('metrics listener error', { error: e.message }));
   }
 
   const pollMs = deps.registryPollMs ?? 2_000;

@@ -107,7 +107,9 @@ test('a unit with only a factory block obtains an operational identity', async (
 
   const clock = fakeClock(Date.now());
   const status = new IdentityStatusTracker(clock.now);
+  const started = performance.now();
   const id = await ensureIdentity(opts(u, clock, status));
+  t.diagnostic(`first enrollment (factory block read, keygen, CSR, simpleenroll, cacerts, store): ${(performance.now() - started).toFixed(1)} ms`);
   assert.equal(id.serial, serial);
   assert.equal(status.snapshot().state, 'ready');
   const leaf = new X509Certificate(readFileSync(join(u.identityDir, 'op.cert.pem')));

@@ -135,8 +135,10 @@ function walk(dir: string): string[] {
 test('provisioning an image file keeps every partition byte-identical and leaves a valid factory block', async (t) => {
   const s = await buildStation(t);
   const out = join(s.dir, 'unit-0001.img');
+  const started = Date.now();
   const r = await cli(s.args('R3S-0001', out, ['--image', s.gz]));
   assert.equal(r.code, 0, r.stderr + r.stdout);
+  t.diagnostic(`provision (CLI start to exit, ${IMAGE_BYTES / MiB} MiB stand-in, gunzip + write + fsync + read-back + block): ${Date.now() - started} ms`);
 
   assert.equal(statSync(out).size, IMAGE_BYTES);
   for (const [name, start, len] of [

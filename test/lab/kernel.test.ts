@@ -3,7 +3,7 @@
 // the hypervisor's kernel VXLAN VTEPs, checked with a kernel VTEP standing in for the headend.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exec } from '../../src/shared/exec.js';
@@ -134,10 +134,28 @@ describe('one-port wiring and the kernel VTEPs', { skip }, () => {
   });
 });
 
-test('two-port wiring: the connector has its own WAN leg to the ISP', { skip }, async (t) => {
-  const lab = await openLab(t, { wiring: 'two-port' });
+test('lab up without root says so and creates nothing', { skip: skip ?? (existsSync('/usr/bin/setpriv') ? undefined : 'needs setpriv') }, async (t) => {
+  const dir = join(tmpdir(), `ck-lab-nonroot-${process.pid}`);
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const r = await exec('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--import', 'tsx', join(ROOT, 'src/cli/connector.ts'), 'lab', 'up', '--dir', dir], { cwd: ROOT, allowFailure: true, timeoutMs: 30_000 });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /needs root: run it with sudo.*CK_ERR_LAB/);
+  assert.equal(existsSync(dir), false);
+});
+
+const skipTwoPort = labSkipReason({ headend: true, agents: true });
+
+test('two-port wiring: the connector has its own WAN leg to the ISP and the tunnel uses it', { skip: skipTwoPort }, async (t) => {
+  const lab = await openLab(t, { wiring: 'two-port', headend: true, agents: true });
   const route = await lab.run('connector-b', 'ip', ['route', 'get', DC.publicAddr]);
   assert.match(route.stdout, /via 100\.64\.4\.1 dev eth0/);
   assert.equal((await lab.ping('connector', DC.publicAddr, { count: 1 })).received, 1);
   assert.equal((await lab.ping('lan-host', DC.publicAddr, { count: 1 })).received, 1, 'the LAN still has its router');
+  await lab.waitPing('lan-host', SITE.vm.ip, 30_000);
+  assert.equal((await lab.ping('vm-b', SITE.lanHost.ip, { count: 2 })).received, 2);
+  const audit = readFileSync(lab.state().files['auditLog'] ?? '', 'utf8');
+  assert.match(audit, new RegExp(`"remote":"${DC.ispAddr.replace(/\./g, '\\.')}:`), 'sessions arrive through the CGNAT');
+  const conns = await lab.run('connector', 'ss', ['-Htn', 'state', 'established', 'dst', `${DC.publicAddr}:${DC.tlsPort}`]);
+  assert.match(conns.stdout, /100\.64\.2\.2:/, 'the tunnel leaves through eth0 (100.64.2.2), not the LAN');
+  assert.equal((await lab.run('connector', 'ss', ['-Hlntu'])).stdout.trim(), '', 'nothing listens on the WAN leg');
 });

@@ -21,7 +21,7 @@ export interface IdentityOptions {
   factoryBlockOffset: number;
   /** UCI enroll.url; empty or absent means the URL in the factory block. */
   estUrl?: string;
-  /** UCI enroll.min_time (epoch seconds, image build time); defaults to DEFAULT_MIN_TIME_S. */
+  /** UCI enroll.min_time (epoch seconds, image build time); 0 or absent means DEFAULT_MIN_TIME_S. */
   minTimeS?: number;
   clock: WallClock;
   log: Logger;
@@ -133,7 +133,7 @@ export async function enrollWithIdevid(o: IdentityOptions, factory: FactoryData)
     authCertPem: factory.idevidChainPem,
     authKeyPem: factory.idevidKeyPem,
   };
-  const floorS = Math.max(o.minTimeS ?? DEFAULT_MIN_TIME_S, Math.floor(Date.parse(factory.createdAt) / 1000) || 0);
+  const floorS = Math.max(o.minTimeS || DEFAULT_MIN_TIME_S, Math.floor(Date.parse(factory.createdAt) / 1000) || 0);
   for (let attempt = 0; ; attempt++) {
     await waitForClock(o, floorS);
     aborted(o.signal);
@@ -168,7 +168,7 @@ export async function enrollWithIdevid(o: IdentityOptions, factory: FactoryData)
  * unclaimed, or the server is unreachable; rejects only when the factory block is unusable or on abort.
  */
 export async function ensureIdentity(o: IdentityOptions): Promise<Identity> {
-  await waitForClock(o, o.minTimeS ?? DEFAULT_MIN_TIME_S);
+  await waitForClock(o, o.minTimeS || DEFAULT_MIN_TIME_S);
   const stored = loadIdentity(o.identityDir, o.clock.now());
   // Read (and if needed repair) the factory block even when the identity is valid, so a wiped block is
   // restored while the copy is still at hand.

@@ -29,7 +29,7 @@ export function runRenewal(o: RenewalOptions): () => Promise<void> {
         await o.clock.sleep(Math.min(renewAt - now, o.maxSleepMs ?? 600_000), ac.signal);
         continue;
       }
-      await waitForClock(opts, o.minTimeS ?? DEFAULT_MIN_TIME_S);
+      await waitForClock(opts, o.minTimeS || DEFAULT_MIN_TIME_S);
       const stored = loadIdentity(o.identityDir, o.clock.now());
       let next: Identity | undefined;
       if (!stored.ok) {

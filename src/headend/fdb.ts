@@ -1,58 +1,57 @@
 // SPDX-License-Identifier: UNLICENSED
 // Per-segment forwarding database of the headend: MAC -> where it was last seen (a tunnel session or a
-// VTEP address), with aging and a size bound. One instance per segment, so identical MACs in two tenants
-// never meet. Pure: time comes in as an argument.
+// VTEP address). A thin naming layer over the shared MacTable (aging, size bound, MAC-move freeze), with
+// tunnel sessions as side 'remote' and VTEPs as side 'local', each with a numeric port. One instance per
+// segment, so identical MACs in two tenants never meet. Pure: time comes in as an argument.
+import { MacTable, type Side } from '../shared/l2/mac-table.js';
 
 export type Port = { kind: 'session'; id: string } | { kind: 'vtep'; address: string };
 
-interface Entry {
-  port: Port;
-  seenAt: number;
-}
-
 export class Fdb {
-  #map = new Map<number, Entry>();
-  constructor(
-    readonly ageMs: number,
-    readonly maxEntries: number,
-  ) {}
+  readonly #table: MacTable;
+  readonly #ports = new Map<string, number>();
+  readonly #byNumber = new Map<number, Port>();
+  #nextPort = 1;
 
-  get size(): number {
-    return this.#map.size;
+  constructor(ageMs: number, maxEntries: number) {
+    // 'latest': the headend's sides are not LAN vs tunnel, so a flapping MAC is pinned where it was last seen.
+    this.#table = new MacTable({ ageMs, maxEntries, freezeSide: 'latest' });
   }
 
-  /** Records `mac` behind `port`; returns false when the table is full and the MAC is new (not learned). */
+  get size(): number {
+    return this.#table.size;
+  }
+
+  #portNumber(port: Port): number {
+    const name = port.kind === 'session' ? `s:${port.id}` : `v:${port.address}`;
+    let n = this.#ports.get(name);
+    if (n === undefined) {
+      n = this.#nextPort++;
+      this.#ports.set(name, n);
+      this.#byNumber.set(n, port);
+    }
+    return n;
+  }
+
+  /** Records `mac` behind `port`; false when it was not learned (table full, or frozen elsewhere). */
   learn(mac: number, port: Port, now: number): boolean {
-    const e = this.#map.get(mac);
-    if (e) {
-      e.port = port;
-      e.seenAt = now;
-      return true;
-    }
-    if (this.#map.size >= this.maxEntries) {
-      this.expire(now);
-      if (this.#map.size >= this.maxEntries) return false;
-    }
-    this.#map.set(mac, { port, seenAt: now });
-    return true;
+    const side: Side = port.kind === 'session' ? 'remote' : 'local';
+    const r = this.#table.learn(mac, side, this.#portNumber(port), now);
+    return r !== 'table-full' && r !== 'ignored-frozen';
   }
 
   lookup(mac: number, now: number): Port | undefined {
-    const e = this.#map.get(mac);
-    if (!e) return undefined;
-    if (now - e.seenAt >= this.ageMs) {
-      this.#map.delete(mac);
-      return undefined;
+    const e = this.#table.lookup(mac, now);
+    return e ? this.#byNumber.get(e.port) : undefined;
+  }
+
+  /** Forgets everything learned behind the matching ports (a closed session, a VTEP that left). */
+  forgetPort(match: (p: Port) => boolean, now = 0): void {
+    for (const [n, p] of this.#byNumber) {
+      if (!match(p)) continue;
+      this.#table.flushPort(p.kind === 'session' ? 'remote' : 'local', n, now);
+      this.#byNumber.delete(n);
+      this.#ports.delete(p.kind === 'session' ? `s:${p.id}` : `v:${p.address}`);
     }
-    return e.port;
-  }
-
-  expire(now: number): void {
-    for (const [mac, e] of this.#map) if (now - e.seenAt >= this.ageMs) this.#map.delete(mac);
-  }
-
-  /** Forgets everything learned behind a session (it closed) or a VTEP (it left the segment). */
-  forgetPort(match: (p: Port) => boolean): void {
-    for (const [mac, e] of this.#map) if (match(e.port)) this.#map.delete(mac);
   }
 }

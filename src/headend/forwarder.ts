@@ -82,7 +82,7 @@ export class Forwarder {
       const old = this.#segments.get(info.vni);
       if (old) {
         old.info = info;
-        old.fdb.forgetPort((p) => p.kind === 'vtep' && !info.vteps.includes(p.address));
+        old.fdb.forgetPort((p) => p.kind === 'vtep' && !info.vteps.includes(p.address), this.now());
         next.set(info.vni, old);
       } else {
         next.set(info.vni, { info, fdb: new Fdb(this.fdbOptions.ageMs, this.fdbOptions.maxEntries), sessions: new Set(), stats: newStats() });
@@ -111,7 +111,7 @@ export class Forwarder {
     const s = this.#segments.get(vni);
     if (!s) return;
     s.sessions.delete(sessionId);
-    s.fdb.forgetPort((p) => p.kind === 'session' && p.id === sessionId);
+    s.fdb.forgetPort((p) => p.kind === 'session' && p.id === sessionId, this.now());
   }
 
   #parse(frame: Buffer): boolean {

@@ -328,3 +328,14 @@ test('connector headend reloads the registry on SIGHUP and stops on SIGTERM', as
   await h.kill('SIGTERM');
   assert.equal(h.child.exitCode, 0);
 });
+
+test('a session that goes silent is closed as dead-peer after session.deadAfterMs', async (t) => {
+  const { d, pki, headend } = await setup(t);
+  const c = await rawTunnel(headend.tunnelAddress.port, await pki.device('A-1'), pki.dcCa);
+  t.after(() => c.socket.destroy());
+  await c.hello();
+  const t0 = performance.now();
+  await c.closed;
+  t.diagnostic(`silent session closed after ${Math.round(performance.now() - t0)} ms (deadAfterMs 3000)`);
+  await until(() => auditLines(d).some((l) => l['event'] === 'disconnect' && l['reason'] === 'dead-peer'), 3_000, 'dead-peer audit line');
+});

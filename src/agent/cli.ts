@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: UNLICENSED
 // `connector-agent <command>`: the device program. Entry point only: parse argv, load the command.
+// Literal imports and no top-level await: the image build bundles this file into one CommonJS binary.
 import { runCommand, usage, type CommandTable } from '../cli/dispatch.js';
 import { productVersion } from '../shared/version.js';
 
 export const AGENT_COMMANDS: CommandTable = {
-  run: ['run.js', 'run the agent: --config FILE (OpenWrt UCI format, default /etc/config/connector)'],
-  status: ['status.js', 'print tunnel state, RTT, counters, MAC/neighbour tables, alarms [--json]'],
+  run: [() => import('./commands/run.js'), 'run the agent: --config FILE (OpenWrt UCI format, default /etc/config/connector)'],
+  status: [() => import('./commands/status.js'), 'print tunnel state, RTT, counters, MAC/neighbour tables, alarms [--json]'],
 };
 
 const HELP_EXTRA = `
@@ -13,17 +14,30 @@ options:
   --version    print the version
   --self-test  check this binary's runtime: TAP addon, crypto, TLS 1.3`;
 
-const argv = process.argv.slice(2);
-if (argv[0] === '--version' || argv[0] === '-V') {
-  process.stdout.write(`connector-agent ${productVersion()}\n`);
-} else if (argv[0] === '--self-test') {
-  const { runSelfTest } = await import('./self-test.js');
-  const result = runSelfTest();
-  for (const c of result.checks) process.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}\n`);
-  process.exitCode = result.ok ? 0 : 1;
-} else if (argv[0] === '--help' || argv[0] === '-h' || argv.length === 0) {
-  process.stdout.write(usage('connector-agent', AGENT_COMMANDS) + '\n' + HELP_EXTRA + '\n');
-  process.exitCode = argv.length === 0 ? 2 : 0;
-} else {
-  process.exitCode = await runCommand('connector-agent', AGENT_COMMANDS, argv, new URL('./commands/', import.meta.url));
+async function main(argv: string[]): Promise<number> {
+  if (argv[0] === '--version' || argv[0] === '-V') {
+    process.stdout.write(`connector-agent ${productVersion()}\n`);
+    return 0;
+  }
+  if (argv[0] === '--self-test') {
+    const { runSelfTest } = await import('./self-test.js');
+    const result = runSelfTest();
+    for (const c of result.checks) process.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}\n`);
+    return result.ok ? 0 : 1;
+  }
+  if (argv[0] === '--help' || argv[0] === '-h' || argv.length === 0) {
+    process.stdout.write(usage('connector-agent', AGENT_COMMANDS) + '\n' + HELP_EXTRA + '\n');
+    return argv.length === 0 ? 2 : 0;
+  }
+  return runCommand('connector-agent', AGENT_COMMANDS, argv);
 }
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`connector-agent: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exitCode = 1;
+  },
+);

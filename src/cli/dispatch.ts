@@ -5,7 +5,11 @@ import { ConnectorError, UsageError, errorMessage } from '../shared/errors.js';
 export interface CommandModule {
   run(argv: string[]): Promise<number>;
 }
-export type CommandTable = Readonly<Record<string, readonly [module: string, summary: string]>>;
+/**
+ * name -> [module, summary]. The module is a file name under the command directory, or a loader with a
+ * literal import(): bundled programs (the agent's single binary) need the latter so esbuild sees it.
+ */
+export type CommandTable = Readonly<Record<string, readonly [module: string | (() => Promise<CommandModule>), summary: string]>>;
 
 export function usage(program: string, table: CommandTable): string {
   const width = Math.max(...Object.keys(table).map((n) => n.length));
@@ -31,7 +35,8 @@ export async function runCommand(
     return 2;
   }
   try {
-    const mod = (await import(new URL(entry[0], commandDir).href)) as CommandModule;
+    const load = entry[0];
+    const mod = typeof load === 'string' ? ((await import(new URL(load, commandDir).href)) as CommandModule) : await load();
     return await mod.run(rest);
   } catch (e) {
     return reportError(program, e);

@@ -150,8 +150,7 @@ test('provisioning an image file keeps every partition byte-identical and leaves
     assert.equal(hashRange(out, start, len), hashRange(s.raw, start, len), `${name} changed`);
   }
   // the partitions still read as filesystems
-  const fsck = await exec('e2fsck', ['-fn', `${out}`], { allowFailure: true });
-  void fsck; // e2fsck on the whole image is not meaningful; check p1 through a copy instead
+  // p1 still checks clean as an ext4 filesystem
   const p1copy = join(s.dir, 'p1-after.ext4');
   writeFileSync(p1copy, readFileSync(out).subarray(P1.start, P1.start + P1.size));
   await exec('e2fsck', ['-fn', p1copy]);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: UNLICENSED
 // Keeps the operational certificate fresh: simplereenroll at 2/3 of its lifetime, authenticated by the
 // current certificate, with a new key. Falls back to the IDevID when the identity is lost or expired.
+// The loop only ends when stopped: every failure becomes a status reason and a retry.
 import { DEFAULT_MIN_TIME_S } from './clock.js';
 import { backoffDelayMs, enrollOnce, enrollWithIdevid, renewAtOf, waitForClock, type IdentityOptions } from './enroll.js';
 import { loadFactorySource } from './factory-source.js';
@@ -9,10 +10,44 @@ import { loadIdentity, type Identity } from './store.js';
 export interface RenewalOptions extends Omit<IdentityOptions, 'signal'> {
   /** The identity ensureIdentity returned. */
   identity: Identity;
-  /** Called after new files are in place; the tunnel reloads its TLS context here. */
+  /** Called after new files are in place; the tunnel uses them for its next handshake. */
   onRenewed(identity: Identity): void;
   /** Longest single sleep, ms, so a clock step (NTP sync) is noticed. Default 10 min. */
   maxSleepMs?: number;
+}
+
+type Step = { ok: true; identity: Identity } | { ok: false; waitMs: number };
+
+async function renewOnce(o: RenewalOptions, opts: IdentityOptions, attempt: number): Promise<Step> {
+  const stored = loadIdentity(o.identityDir, o.clock.now());
+  const factory = () => loadFactorySource({ path: o.factoryBlockPath, offset: o.factoryBlockOffset, identityDir: o.identityDir, log: o.log }).data;
+  if (!stored.ok) {
+    // Lost (factory reset) or expired: only the IDevID can get us back.
+    o.log.warn('operational identity unusable; re-enrolling with the IDevID', { reason: stored.reason });
+    return { ok: true, identity: await enrollWithIdevid(opts, factory()) };
+  }
+  o.status.update({ state: 'renewing', attempts: attempt + 1, reason: 'simplereenroll at 2/3 of the certificate lifetime' });
+  // The stored anchor and a configured URL suffice; the factory block is only needed for its URL.
+  const estUrl = o.estUrl || factory().estUrl;
+  const r = await enrollOnce(opts, 'simplereenroll', {
+    serial: stored.identity.serial,
+    estUrl,
+    anchorPem: stored.identity.caPem || factory().dcAnchorPem,
+    authCertPem: stored.identity.certPem,
+    authKeyPem: stored.identity.keyPem,
+  });
+  if (r.ok) return r;
+  const res = r.result;
+  const waitMs = backoffDelayMs(opts, attempt, res.kind === 'retry' ? res.afterS : undefined);
+  const nextAttemptAt = new Date(o.clock.now() + waitMs).toISOString();
+  if (res.kind === 'refused') {
+    o.status.update({ state: 'refused', reason: `EST server refused renewal: ${res.message}`, nextAttemptAt });
+    o.log.error('renewal refused', { serial: stored.identity.serial, status: res.status, detail: res.message });
+  } else {
+    o.status.update({ state: res.kind === 'retry' ? 'waiting-for-claim' : 'error', reason: res.message, nextAttemptAt });
+    o.log.warn('renewal failed; will retry', { serial: stored.identity.serial, error: res.message });
+  }
+  return { ok: false, waitMs };
 }
 
 /** Starts the renewal loop; returns a stop function that resolves when the loop has ended. */
@@ -21,7 +56,7 @@ export function runRenewal(o: RenewalOptions): () => Promise<void> {
   const opts: IdentityOptions = { ...o, signal: ac.signal };
   let current = o.identity;
   const loop = async (): Promise<void> => {
-    for (let attempt = 0; ; ) {
+    for (let attempt = 0; !ac.signal.aborted; ) {
       const renewAt = renewAtOf(current).getTime();
       const now = o.clock.now();
       if (now < renewAt) {
@@ -30,40 +65,22 @@ export function runRenewal(o: RenewalOptions): () => Promise<void> {
         continue;
       }
       await waitForClock(opts, o.minTimeS || DEFAULT_MIN_TIME_S);
-      const stored = loadIdentity(o.identityDir, o.clock.now());
-      let next: Identity | undefined;
-      if (!stored.ok) {
-        // Lost (factory reset) or expired: only the IDevID can get us back.
-        o.log.warn('operational identity unusable; re-enrolling with the IDevID', { reason: stored.reason });
-        const factory = loadFactorySource({ path: o.factoryBlockPath, offset: o.factoryBlockOffset, identityDir: o.identityDir, log: o.log }).data;
-        next = await enrollWithIdevid(opts, factory);
-      } else {
-        o.status.update({ state: 'renewing', attempts: attempt + 1, reason: 'simplereenroll at 2/3 of the certificate lifetime' });
-        const factory = loadFactorySource({ path: o.factoryBlockPath, offset: o.factoryBlockOffset, identityDir: o.identityDir, log: o.log }).data;
-        const r = await enrollOnce(opts, 'simplereenroll', {
-          serial: stored.identity.serial,
-          estUrl: o.estUrl || factory.estUrl,
-          anchorPem: factory.dcAnchorPem,
-          authCertPem: stored.identity.certPem,
-          authKeyPem: stored.identity.keyPem,
-        });
-        if (r.ok) next = r.identity;
-        else {
-          const res = r.result;
-          const wait = backoffDelayMs(opts, attempt, res.kind === 'retry' ? res.afterS : undefined);
-          const nextAttemptAt = new Date(o.clock.now() + wait).toISOString();
-          if (res.kind === 'refused') {
-            o.status.update({ state: 'refused', reason: `EST server refused renewal: ${res.message}`, nextAttemptAt });
-            o.log.error('renewal refused', { serial: stored.identity.serial, status: res.status, detail: res.message });
-          } else {
-            o.status.update({ state: res.kind === 'retry' ? 'waiting-for-claim' : 'error', reason: res.message, nextAttemptAt });
-            o.log.warn('renewal failed; will retry', { serial: stored.identity.serial, error: res.message });
-          }
-          attempt++;
-          await o.clock.sleep(wait, ac.signal);
-          continue;
-        }
+      let step: Step;
+      try {
+        step = await renewOnce(o, opts, attempt);
+      } catch (e) {
+        if (ac.signal.aborted) return;
+        const waitMs = backoffDelayMs(opts, attempt);
+        o.status.update({ state: 'error', reason: `renewal: ${(e as Error).message}`, nextAttemptAt: new Date(o.clock.now() + waitMs).toISOString() });
+        o.log.error('renewal failed', { error: (e as Error).message });
+        step = { ok: false, waitMs };
       }
+      if (!step.ok) {
+        attempt++;
+        await o.clock.sleep(step.waitMs, ac.signal);
+        continue;
+      }
+      const next = step.identity;
       attempt = 0;
       current = next;
       o.log.info('operational certificate renewed', { serial: next.serial, fingerprint: next.fingerprint, notAfter: next.notAfter.toISOString() });
@@ -76,7 +93,11 @@ export function runRenewal(o: RenewalOptions): () => Promise<void> {
         nextAttemptAt: undefined,
         attempts: 0,
       });
-      o.onRenewed(next);
+      try {
+        o.onRenewed(next);
+      } catch (e) {
+        o.log.error('onRenewed handler failed', { error: (e as Error).message });
+      }
     }
   };
   const done = loop().catch((e: unknown) => {

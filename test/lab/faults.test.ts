@@ -33,12 +33,11 @@ describe('faults: headend crash and WAN cut (one-port wiring)', { skip }, () => 
     lab.start('headend');
     await waitFor('the headend to listen again', 20_000, async () => ((await listening(lab)) ? true : undefined), 50);
     const backAt = Date.now();
-    const msA = await lab.waitPing('lan-host', SITE.vm.ip, 60_000);
-    await lab.waitPing('lan-b', SITE.vm.ip, 60_000);
-    const msB = Date.now() - backAt;
+    // Both tenants probed at once, each from the moment the headend listens again.
+    const [msA, msB] = await Promise.all([lab.waitPing('lan-host', SITE.vm.ip, 60_000), lab.waitPing('lan-b', SITE.vm.ip, 60_000)]);
     console.log(
       `# headend kill -9: listening ${backAt - restartedAt} ms after restart; traffic recovered ${msA} ms (tenant A) ` +
-        `and <= ${msB} ms (tenant B) after the headend was back (target <= 3000 ms)`,
+        `and ${msB} ms (tenant B) after the headend was back (target <= 3000 ms)`,
     );
     assert.ok(num(await lab.agentStatus('a'), 'tunnel.reconnects') > reconnectsBefore, 'the agent reconnected');
     assert.equal((await lab.ping('vm', SITE.lanHost.ip, { count: 2 })).received, 2);

@@ -45,6 +45,8 @@ export interface AgentDeps {
 export interface RunningAgent {
   stop(): Promise<void>;
   status(): StatusDoc;
+  /** Settles when bring-up is complete; rejects when it failed (the caller exits so procd restarts it). */
+  readonly up: Promise<void>;
 }
 
 const TICK_MS = 1000;
@@ -94,11 +96,12 @@ export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
     log.info('agent stopped');
   };
 
+  const bringUp = async (): Promise<void> => {
   try {
     phase = 'identity';
     reason = 'waiting for an operational identity';
     await deps.identity.ready();
-    if (stopped) return { stop, status };
+    if (stopped) return;
     reason = undefined;
 
     phase = 'attaching';
@@ -129,10 +132,14 @@ export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
     );
     log.info('agent running', { tap: deps.config.tapName, bridge: deps.config.bridge, headends: deps.config.headends.map((u) => u.host).join(',') });
   } catch (e) {
+    if (stopped) return; // SIGTERM while waiting (e.g. for enrollment): not a failure
     phase = 'failed';
     reason = e instanceof Error ? e.message : String(e);
     await stop();
     throw e;
   }
-  return { stop, status };
+  };
+  const up = bringUp();
+  up.catch(() => {}); // observed by the caller through `up`
+  return { stop, status, up };
 }

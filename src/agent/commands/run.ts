@@ -13,7 +13,7 @@ import { startAgent } from '../agent.js';
 import { parseAgentConfig } from '../config.js';
 import { createL2Decider } from '../core/l2-decider.js';
 import { monotonicClock } from '../core/ports.js';
-import { fileIdentitySource } from '../identity-files.js';
+import { enrollmentIdentitySource } from '../identity-source.js';
 
 const HELP = `usage: connector-agent run [--config FILE]
 
@@ -52,7 +52,7 @@ export async function run(argv: string[]): Promise<number> {
     version,
     log,
     clock,
-    identity: fileIdentitySource(config.identityDir),
+    identity: enrollmentIdentitySource(config, log),
     openTap: async () => openTap({ name: config.tapName, maxBatch: 64, log }),
     attachTap: async () => {
       if (config.attach === 'ip') await attachToBridge(config.tapName, config.bridge);
@@ -72,13 +72,20 @@ export async function run(argv: string[]): Promise<number> {
     createDecider: () => createL2Decider(config.l2, clock.now()),
     serveStatus: (snapshot) => serveStatus(config.statusSocket, snapshot),
   });
-  await new Promise<void>((resolve) => {
+  return new Promise<number>((resolve) => {
     const onSignal = (sig: NodeJS.Signals): void => {
       log.info('shutting down', { signal: sig });
-      agent.stop().then(resolve, resolve);
+      agent.stop().then(
+        () => resolve(0),
+        () => resolve(1),
+      );
     };
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
+    agent.up.catch((e: unknown) => {
+      // procd restarts us; the log says why (and the status socket said so while it was up).
+      log.error('agent failed', { error: e instanceof Error ? e.message : String(e) });
+      resolve(1);
+    });
   });
-  return 0;
 }

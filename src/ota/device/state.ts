@@ -100,3 +100,79 @@ export function parsePersisted(text: string): PersistedUpdater | undefined {
     return undefined;
   }
 }
+
+/** What the action of the current phase produced; the adapter reports it, `transition` decides. */
+export type StepOutcome =
+  | { readonly kind: 'downloaded' }
+  | { readonly kind: 'download-failed'; readonly detail: string }
+  | { readonly kind: 'hash-ok'; readonly currentSlot: SlotName }
+  | { readonly kind: 'hash-mismatch'; readonly detail: string }
+  | { readonly kind: 'installed' }
+  | { readonly kind: 'install-failed'; readonly detail: string }
+  | { readonly kind: 'switched' }
+  | { readonly kind: 'health-start' }
+  | { readonly kind: 'healthy' }
+  | { readonly kind: 'unhealthy'; readonly detail: string }
+  | { readonly kind: 'switched-back' }
+  | { readonly kind: 'dry-run-exit'; readonly code: number }
+  | { readonly kind: 'flash-exit'; readonly code: number }
+  | { readonly kind: 'booted' };
+
+export type FinishReason = 'download-failed' | 'artifact-mismatch' | 'install-failed' | 'health-check-failed' | 'sysupgrade-failed';
+export type Transition =
+  | { readonly next: Exclude<UpdaterState, { phase: 'idle' }> }
+  | { readonly done: 'succeeded' | 'failed' | 'rejected' | 'rolled-back'; readonly reason?: FinishReason; readonly detail?: string };
+
+/**
+ * The updater's state machine: the phase it is in plus what its action produced gives the next phase or
+ * the job's end. Pure, so every edge is unit-tested; an outcome that does not belong to the phase is a
+ * programming error and throws.
+ */
+export function transition(s: UpdaterState, o: StepOutcome): Transition {
+  const wrong = (): never => {
+    throw new Error(`updater: outcome "${o.kind}" is not valid in phase "${s.phase}"`);
+  };
+  switch (s.phase) {
+    case 'idle':
+      return wrong();
+    case 'downloading':
+      if (o.kind === 'downloaded') return { next: { phase: 'verifying', job: s.job } };
+      if (o.kind === 'download-failed') return { done: 'failed', reason: 'download-failed', detail: o.detail };
+      return wrong();
+    case 'verifying':
+      if (o.kind === 'hash-mismatch') return { done: 'rejected', reason: 'artifact-mismatch', detail: o.detail };
+      if (o.kind !== 'hash-ok') return wrong();
+      if (s.job.artifact.kind === 'sysupgrade') return { next: { phase: 'os-upgrading', job: s.job } };
+      return { next: { phase: 'installing', job: s.job, from: o.currentSlot, to: otherSlot(o.currentSlot) } };
+    case 'installing':
+      if (o.kind === 'installed') return { next: { phase: 'switching', job: s.job, from: s.from, to: s.to } };
+      if (o.kind === 'install-failed') return { done: 'failed', reason: 'install-failed', detail: o.detail };
+      return wrong();
+    case 'switching':
+      if (o.kind === 'switched') return { next: { phase: 'health-check', job: s.job, from: s.from, to: s.to, attempts: 0 } };
+      return wrong();
+    case 'health-check':
+      if (o.kind === 'health-start') {
+        if (s.attempts + 1 > MAX_HEALTH_ATTEMPTS) {
+          return { next: { phase: 'rolling-back', job: s.job, from: s.from, to: s.to, detail: `no healthy start in ${MAX_HEALTH_ATTEMPTS} attempts` } };
+        }
+        return { next: { ...s, attempts: s.attempts + 1 } };
+      }
+      if (o.kind === 'healthy') return { done: 'succeeded' };
+      if (o.kind === 'unhealthy') return { next: { phase: 'rolling-back', job: s.job, from: s.from, to: s.to, detail: o.detail } };
+      return wrong();
+    case 'rolling-back':
+      if (o.kind === 'switched-back') return { done: 'rolled-back', reason: 'health-check-failed', detail: s.detail };
+      return wrong();
+    case 'os-upgrading':
+      if (o.kind === 'dry-run-exit') {
+        return o.code === 0 ? { next: { phase: 'os-rebooting', job: s.job } } : { done: 'failed', reason: 'sysupgrade-failed', detail: `sysupgrade -T exited ${o.code}` };
+      }
+      return wrong();
+    case 'os-rebooting':
+      if (o.kind === 'flash-exit') return o.code === 0 ? { next: s } : { done: 'failed', reason: 'sysupgrade-failed', detail: `sysupgrade exited ${o.code}` };
+      // Running again after the flash means the new OS booted and brought the agent up.
+      if (o.kind === 'booted') return { done: 'succeeded' };
+      return wrong();
+  }
+}

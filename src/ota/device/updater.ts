@@ -14,13 +14,13 @@ import { downloadWithResume } from './downloader.js';
 import { sha256File, type SlotStore } from './slots.js';
 import {
   INITIAL,
-  MAX_HEALTH_ATTEMPTS,
-  otherSlot,
   parsePersisted,
   progressBucket,
+  transition,
   withHistory,
   type ActiveJob,
   type PersistedUpdater,
+  type Transition,
   type UpdaterState,
 } from './state.js';
 import { writeFileAtomic } from '../atomic-file.js';
@@ -67,6 +67,8 @@ export function createUpdater(o: UpdaterOptions): Updater {
   const at = o.at ?? (async () => {});
   const log = o.log.child({ serial: o.serial });
   let chain: Promise<unknown> = Promise.resolve();
+  // True while this process runs a job that may reach the flash; after a restart os-rebooting means "booted".
+  let flashing = false;
 
   const serialize = <T>(fn: () => Promise<T>): Promise<T> => {
     const p = chain.then(fn, fn);
@@ -138,7 +140,14 @@ export function createUpdater(o: UpdaterOptions): Updater {
     }
   }
 
-  /** Runs one phase's action and returns the persisted state that follows it. */
+  async function apply(p: PersistedUpdater, t: Transition): Promise<PersistedUpdater> {
+    if ('next' in t) return enter(p, t.next);
+    const s = p.state;
+    if (s.phase === 'idle') return p;
+    return finish(p, s.job, t.done, { ...(t.reason ? { reason: t.reason } : {}), ...(t.detail ? { detail: t.detail } : {}) });
+  }
+
+  /** Runs one phase's action (the I/O) and applies the pure transition its outcome leads to. */
   async function step(p: PersistedUpdater): Promise<PersistedUpdater> {
     const s = p.state;
     switch (s.phase) {
@@ -165,51 +174,46 @@ export function createUpdater(o: UpdaterOptions): Updater {
               },
             });
             if (r.resumedFrom > 0) log.info('ota download resumed', { jobId: job.jobId, from: r.resumedFrom });
-            return enter(p, { phase: 'verifying', job });
+            return apply(p, transition(s, { kind: 'downloaded' }));
           } catch (e) {
             lastError = errorMessage(e);
             log.warn('ota download attempt failed', { jobId: job.jobId, url, attempt: i + 1, error: lastError });
             await sleep(Math.min(500 * 2 ** i, 10_000));
           }
         }
-        return finish(p, job, 'failed', { reason: 'download-failed', detail: lastError });
+        return apply(p, transition(s, { kind: 'download-failed', detail: lastError }));
       }
       case 'verifying': {
-        const job = s.job;
-        const got = await sha256File(partFile(job)).catch(() => ({ sha256: '', size: -1 }));
-        if (got.sha256 !== job.artifact.sha256 || got.size !== job.artifact.size) {
-          return finish(p, job, 'rejected', {
-            reason: 'artifact-mismatch',
-            detail: `downloaded ${job.artifact.name} has sha256 ${got.sha256 || 'none'} (${got.size} bytes), manifest says ${job.artifact.sha256} (${job.artifact.size} bytes)`,
-          });
+        const a = s.job.artifact;
+        const got = await sha256File(partFile(s.job)).catch(() => ({ sha256: '', size: -1 }));
+        if (got.sha256 !== a.sha256 || got.size !== a.size) {
+          const detail = `downloaded ${a.name} has sha256 ${got.sha256 || 'none'} (${got.size} bytes), manifest says ${a.sha256} (${a.size} bytes)`;
+          return apply(p, transition(s, { kind: 'hash-mismatch', detail }));
         }
-        if (job.artifact.kind === 'sysupgrade') return enter(p, { phase: 'os-upgrading', job });
-        const from = await o.slots.current();
-        return enter(p, { phase: 'installing', job, from, to: otherSlot(from) });
+        return apply(p, transition(s, { kind: 'hash-ok', currentSlot: await o.slots.current() }));
       }
       case 'installing': {
         try {
           await o.slots.install(s.to, partFile(s.job), s.job.artifact.name, s.job.version, Buffer.from(s.job.manifest, 'base64'));
         } catch (e) {
-          return finish(p, s.job, 'failed', { reason: 'install-failed', detail: errorMessage(e) });
+          return apply(p, transition(s, { kind: 'install-failed', detail: errorMessage(e) }));
         }
-        return enter(p, { phase: 'switching', job: s.job, from: s.from, to: s.to });
+        return apply(p, transition(s, { kind: 'installed' }));
       }
       case 'switching': {
         await at('switching:before-rename');
         await o.slots.switchTo(s.to);
         await at('switching:after-rename');
-        const next = await enter(p, { phase: 'health-check', job: s.job, from: s.from, to: s.to, attempts: 0 });
+        const next = await apply(p, transition(s, { kind: 'switched' }));
         await o.restart('switched');
         return next;
       }
       case 'health-check': {
         if ((await o.slots.current()) !== s.to) await o.slots.switchTo(s.to);
-        const attempts = s.attempts + 1;
-        if (attempts > MAX_HEALTH_ATTEMPTS) {
-          return enter(p, { phase: 'rolling-back', job: s.job, from: s.from, to: s.to, detail: `no healthy start in ${MAX_HEALTH_ATTEMPTS} attempts` });
-        }
-        const counted: PersistedUpdater = { ...p, state: { ...s, attempts } };
+        // Counted (and persisted) before the check starts, so a crash during it uses up an attempt.
+        const t = transition(s, { kind: 'health-start' });
+        if (!('next' in t) || t.next.phase !== 'health-check') return apply(p, t);
+        const counted: PersistedUpdater = { ...p, state: t.next };
         await save(counted);
         await at('health-check:polling');
         const deadline = Date.now() + o.healthDeadlineMs;
@@ -219,36 +223,35 @@ export function createUpdater(o: UpdaterOptions): Updater {
           if (ok) break;
           await sleep(o.healthPollMs ?? 250);
         } while (Date.now() < deadline);
-        if (ok) return finish(counted, s.job, 'succeeded');
-        return enter(counted, { phase: 'rolling-back', job: s.job, from: s.from, to: s.to, detail: `not healthy within ${o.healthDeadlineMs} ms` });
+        return apply(counted, transition(t.next, ok ? { kind: 'healthy' } : { kind: 'unhealthy', detail: `not healthy within ${o.healthDeadlineMs} ms` }));
       }
       case 'rolling-back': {
         await o.slots.switchTo(s.from);
-        const next = await finish(p, s.job, 'rolled-back', { reason: 'health-check-failed', detail: s.detail });
+        const next = await apply(p, transition(s, { kind: 'switched-back' }));
         await o.restart('rolled-back');
         return next;
       }
       case 'os-upgrading': {
-        const image = partFile(s.job);
-        const test = await o.sysupgrade(['-T', image]).catch(() => -1);
-        if (test !== 0) return finish(p, s.job, 'failed', { reason: 'sysupgrade-failed', detail: `sysupgrade -T exited ${test}` });
-        const next = await enter(p, { phase: 'os-rebooting', job: s.job });
-        // On a real device this flashes and reboots; the next boot resumes in os-rebooting.
-        const code = await o.sysupgrade([image]).catch(() => -1);
-        if (code !== 0) return finish(next, s.job, 'failed', { reason: 'sysupgrade-failed', detail: `sysupgrade exited ${code}` });
-        return next;
+        const code = await o.sysupgrade(['-T', partFile(s.job)]).catch(() => -1);
+        return apply(p, transition(s, { kind: 'dry-run-exit', code }));
       }
       case 'os-rebooting':
-        // Running again after the flash means the new OS booted and brought the agent up.
-        return finish(p, s.job, 'succeeded');
+        if (!flashing) return apply(p, transition(s, { kind: 'booted' }));
+        flashing = false;
+        // On a real device this flashes and reboots; the next boot resumes here and reports success.
+        {
+          const code = await o.sysupgrade([partFile(s.job)]).catch(() => -1);
+          return code === 0 ? p : apply(p, transition(s, { kind: 'flash-exit', code }));
+        }
     }
   }
 
-  async function drive(p: PersistedUpdater, stopAtRebooting: boolean): Promise<PersistedUpdater> {
+  async function drive(p: PersistedUpdater): Promise<PersistedUpdater> {
     let cur = p;
     while (cur.state.phase !== 'idle') {
-      if (stopAtRebooting && cur.state.phase === 'os-rebooting') return cur;
+      const wasFlash = cur.state.phase === 'os-rebooting' && flashing;
       cur = await step(cur);
+      if (wasFlash && cur.state.phase === 'os-rebooting') return cur; // flashed; wait for the reboot
     }
     return cur;
   }
@@ -260,7 +263,7 @@ export function createUpdater(o: UpdaterOptions): Updater {
       serialize(async () => {
         const p = await load();
         if (p.state.phase !== 'idle') log.info('ota resuming', { phase: p.state.phase, jobId: p.state.job.jobId });
-        await drive(p, false);
+        await drive(p);
       }),
     handleJob: (doc) =>
       serialize(async (): Promise<JobState> => {
@@ -288,7 +291,13 @@ export function createUpdater(o: UpdaterOptions): Updater {
         if (!artifact) throw new Error('unreachable: manifest without artifacts');
         const job: ActiveJob = { jobId: doc.jobId, rolloutId: doc.rolloutId, version: m.version, fromVersion: version, manifest: doc.manifest, artifact };
         log.info('ota job accepted', { jobId: doc.jobId, version: m.version, keyId: check.keyId, kind: artifact.kind });
-        const end = await drive(await enter(p, { phase: 'downloading', job }), true);
+        flashing = true;
+        let end: PersistedUpdater;
+        try {
+          end = await drive(await enter(p, { phase: 'downloading', job }));
+        } finally {
+          flashing = false;
+        }
         if (end.state.phase === 'os-rebooting') return 'rebooting';
         return end.history.find((h) => h.jobId === doc.jobId)?.state ?? 'failed';
       }),

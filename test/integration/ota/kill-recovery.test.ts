@@ -48,18 +48,23 @@ function startChild(env: Record<string, string>): Run {
       }
     }
   });
-  const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  // 'close' (not 'exit'): all of stdout has been read by then, so no line is missed under load.
+  const exit = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
   return {
     child,
     lines,
     exit,
-    waitFor: (prefix, ms = 20_000) =>
+    waitFor: (prefix, ms = 45_000) =>
       new Promise<string>((resolve, reject) => {
         const hit = lines.find((l) => l.startsWith(prefix));
         if (hit) return resolve(hit);
         const timer = setTimeout(() => reject(new Error(`child never printed "${prefix}"; lines: ${lines.join(' | ')}; stderr: ${stderr}`)), ms);
         waiters.push({ prefix, resolve: (l) => (clearTimeout(timer), resolve(l)) });
-        void exit.then(() => setTimeout(() => reject(new Error(`child exited before "${prefix}"; lines: ${lines.join(' | ')}; stderr: ${stderr}`)), 100));
+        void exit.then(() => {
+          const late = lines.find((l) => l.startsWith(prefix));
+          if (late) return resolve(late);
+          reject(new Error(`child exited before "${prefix}"; lines: ${lines.join(' | ')}; stderr: ${stderr}`));
+        });
       }),
   };
 }

@@ -22,6 +22,8 @@ export interface AgentConfig {
   readonly keepaliveMs: number;
   readonly deadAfterMs: number;
   readonly sendQueueFrames: number;
+  /** Ceiling of the jittered exponential reconnect backoff. */
+  readonly reconnectMaxMs: number;
   /** Extra MACs that are the Connector's own (its bridge MAC is always included). */
   readonly ownMacs: readonly number[];
   /** The Layer-2 policy, from the `config l2` section (keys: docs/l2-policy.md). */
@@ -51,6 +53,8 @@ const DEFAULTS = {
   keepaliveS: 5,
   deadAfterS: 15,
   sendQueueFrames: 512,
+  // Short, so a unit is back within seconds of a headend restart; raise it for very large fleets.
+  reconnectMaxS: 2,
   factoryBlockPath: '/dev/mmcblk0',
   factoryBlockOffset: 24 * 1024 * 1024,
   otaStateDir: '/etc/connector/ota',
@@ -150,6 +154,7 @@ export function parseAgentConfig(text: string): AgentConfig {
     keepaliveMs: keepaliveS * 1000,
     deadAfterMs: int(a, 'dead_after_s', keepaliveS + 1, 600, Math.max(DEFAULTS.deadAfterS, keepaliveS * 3)) * 1000,
     sendQueueFrames: int(a, 'send_queue_frames', 16, 8192, DEFAULTS.sendQueueFrames),
+    reconnectMaxMs: int(a, 'reconnect_max_s', 1, 600, DEFAULTS.reconnectMaxS) * 1000,
     ownMacs: Object.freeze(ownMacs),
     l2: l2Config(findSection(doc, 'l2')),
     enroll: Object.freeze({

@@ -65,7 +65,7 @@ export async function run(argv: string[]): Promise<number> {
         hello: { agentVersion: version, site: config.site, capabilities: ['l2', 'arp-nd-proxy'] },
         keepaliveMs: config.keepaliveMs,
         deadAfterMs: config.deadAfterMs,
-        backoff: { initialMs: 250, maxMs: 30_000, jitter: 0.5 },
+        backoff: { initialMs: 250, maxMs: config.reconnectMaxMs, jitter: 0.5 },
         sendQueueFrames: config.sendQueueFrames,
         log: log.child({ part: 'tunnel' }),
       }),

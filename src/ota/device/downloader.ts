@@ -33,7 +33,22 @@ async function sizeOnDisk(file: string): Promise<number> {
   }
 }
 
+const MAX_REDIRECTS = 5;
+
+/** Follows up to five https redirects (CDNs, release hosts); the signed sha256 still decides. */
 export async function downloadWithResume(o: DownloadOptions): Promise<DownloadResult> {
+  let url = o.url;
+  for (let hop = 0; ; hop++) {
+    const r = await downloadOnce({ ...o, url });
+    if (!('redirect' in r)) return r;
+    if (hop >= MAX_REDIRECTS) throw new ConnectorError('CK_ERR_OTA_DOWNLOAD', `download ${o.url}: more than ${MAX_REDIRECTS} redirects`);
+    const next = new URL(r.redirect, url);
+    if (next.protocol !== 'https:') throw new ConnectorError('CK_ERR_OTA_DOWNLOAD', `download ${o.url}: redirect to non-https ${next.href} refused`);
+    url = next.href;
+  }
+}
+
+async function downloadOnce(o: DownloadOptions): Promise<DownloadResult | { redirect: string }> {
   let have = await sizeOnDisk(o.file);
   if (have > o.size) {
     await truncate(o.file, 0);
@@ -41,7 +56,7 @@ export async function downloadWithResume(o: DownloadOptions): Promise<DownloadRe
   }
   const resumedFrom = have;
   if (have === o.size) return { resumedFrom, bytes: have };
-  return new Promise<DownloadResult>((resolve, reject) => {
+  return new Promise<DownloadResult | { redirect: string }>((resolve, reject) => {
     const fail = (msg: string, cause?: unknown): void =>
       reject(new ConnectorError('CK_ERR_OTA_DOWNLOAD', `download ${o.url}: ${msg}`, cause === undefined ? undefined : { cause }));
     const req = request(
@@ -65,6 +80,9 @@ export async function downloadWithResume(o: DownloadOptions): Promise<DownloadRe
           offset = have;
         } else if (status === 200) {
           offset = 0;
+        } else if ([301, 302, 303, 307, 308].includes(status) && typeof res.headers.location === 'string') {
+          res.resume();
+          return resolve({ redirect: res.headers.location });
         } else {
           res.resume();
           return fail(`HTTP ${status}`);

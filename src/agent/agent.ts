@@ -8,6 +8,7 @@ import { Forwarder } from './forwarder.js';
 import type { StatusDoc } from './status-format.js';
 import type { Logger } from '../shared/log.js';
 import type { OwnAddresses } from './adapters/host-net.js';
+import type { OtaChannel } from './ota.js';
 import { macToString } from '../shared/l2/mac.js';
 
 export interface Identity {
@@ -26,6 +27,11 @@ export interface IdentitySource {
   close(): Promise<void>;
 }
 
+export interface OtaContext {
+  identity: () => Promise<Identity>;
+  tunnelUp: () => boolean;
+}
+
 export interface AgentDeps {
   config: AgentConfig;
   version: string;
@@ -38,8 +44,8 @@ export interface AgentDeps {
   createTunnel(getIdentity: () => Promise<Identity>): TunnelLink;
   createDecider(): FrameDecider;
   serveStatus(snapshot: () => StatusDoc): Promise<{ close(): Promise<void> }>;
-  /** Optional extra status section (OTA). */
-  extraStatus?: () => Partial<StatusDoc>;
+  /** The OTA channel, when configured; started once the tunnel is running. */
+  startOta?: (ctx: OtaContext) => OtaChannel;
 }
 
 export interface RunningAgent {
@@ -60,6 +66,7 @@ export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
   let tap: FrameDevice | undefined;
   let tunnel: TunnelLink | undefined;
   let forwarder: Forwarder | undefined;
+  let ota: OtaChannel | undefined;
   const core = deps.createDecider();
   const timers: NodeJS.Timeout[] = [];
   let stopped = false;
@@ -79,7 +86,7 @@ export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
       macTable: snap.macTable,
       neighbours: snap.neighbours,
       alarms: snap.alarms,
-      ...(deps.extraStatus?.() ?? {}),
+      ...(ota ? { ota: ota.status() } : {}),
     };
   };
   const statusServer = await deps.serveStatus(status);
@@ -89,6 +96,7 @@ export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
     stopped = true;
     phase = 'stopping';
     for (const t of timers) clearInterval(t);
+    await ota?.close();
     await tunnel?.close();
     await tap?.close();
     await deps.identity.close();
@@ -123,6 +131,8 @@ export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
     });
     tunnel.start();
     phase = 'running';
+    const link = tunnel;
+    if (deps.startOta) ota = deps.startOta({ identity: () => deps.identity.current(), tunnelUp: () => link.state === 'up' });
     const fwd = forwarder;
     timers.push(setInterval(() => fwd.tick(), TICK_MS));
     timers.push(

@@ -36,9 +36,17 @@ export interface AgentConfig {
     minTimeS: number;
   }>;
   readonly ota: Readonly<{
+    /** mqtts://host:port of the fleet broker; unset: no OTA channel. */
     broker: string | undefined;
+    /** CA that signs the broker's and the artifact server's certificates (default: the DC anchor). */
+    caFile: string | undefined;
     pubkeySlots: readonly string[];
     stateDir: string;
+    /** A/B agent slots: <slots_dir>/slots/{a,b} and <slots_dir>/current. */
+    slotsDir: string;
+    board: string;
+    sysupgradeCommand: string;
+    healthDeadlineMs: number;
   }>;
 }
 
@@ -58,6 +66,10 @@ const DEFAULTS = {
   factoryBlockPath: '/dev/mmcblk0',
   factoryBlockOffset: 24 * 1024 * 1024,
   otaStateDir: '/etc/connector/ota',
+  otaSlotsDir: '/opt/connector',
+  board: 'friendlyarm,nanopi-r3s',
+  sysupgrade: '/sbin/sysupgrade',
+  healthDeadlineS: 120,
 } as const;
 
 type Raw = Readonly<{ section: string; options: Record<string, string>; lists: Record<string, string[]> }>;
@@ -135,9 +147,13 @@ export function parseAgentConfig(text: string): AgentConfig {
   const headends = (a.lists['headend'] ?? (a.options['headend'] ? [a.options['headend']] : [])).map((h) =>
     parseHeadendUrl(h, key(a, 'headend')),
   );
+  const slots = [o.options['pubkey_slot0'], o.options['pubkey_slot1']].filter((s): s is string => !!s);
+  if (o.options['broker'] && !/^mqtts:\/\/[^/]+/.test(o.options['broker'])) {
+    throw new ConfigError(key(o, 'broker'), `"${o.options['broker']}" must be mqtts://host:port (TLS with the device certificate)`);
+  }
+  if (o.options['broker'] && slots.length === 0) throw new ConfigError(key(o, 'pubkey_slot0'), 'an OTA broker needs at least one release public key slot');
   if (headends.length === 0) throw new ConfigError(key(a, 'headend'), 'at least one `list headend tls://host:port` is required');
   const ownMacs = (a.lists['own_mac'] ?? []).map((m) => macKey(parseMac(m, key(a, 'own_mac'))));
-  const slots = [o.options['pubkey_slot0'], o.options['pubkey_slot1']].filter((s): s is string => !!s);
   const identityDir = str(a, 'identity_dir', DEFAULTS.identityDir);
   const keepaliveS = int(a, 'keepalive_s', 1, 300, DEFAULTS.keepaliveS);
   return Object.freeze({
@@ -165,8 +181,13 @@ export function parseAgentConfig(text: string): AgentConfig {
     }),
     ota: Object.freeze({
       broker: o.options['broker'] || undefined,
+      caFile: o.options['ca_file'] || undefined,
       pubkeySlots: Object.freeze(slots),
       stateDir: str(o, 'state_dir', DEFAULTS.otaStateDir),
+      slotsDir: str(o, 'slots_dir', DEFAULTS.otaSlotsDir),
+      board: str(o, 'board', DEFAULTS.board),
+      sysupgradeCommand: str(o, 'sysupgrade_command', DEFAULTS.sysupgrade),
+      healthDeadlineMs: int(o, 'health_deadline_s', 5, 3600, DEFAULTS.healthDeadlineS) * 1000,
     }),
   });
 }

@@ -9,11 +9,12 @@ import { attachToBridge, readOwnAddresses } from '../adapters/host-net.js';
 import { serveStatus } from '../adapters/status-socket.js';
 import { openTap } from '../adapters/tap.js';
 import { createTunnelClient } from '../adapters/tunnel-tls.js';
-import { startAgent } from '../agent.js';
+import { startAgent, type OtaContext } from '../agent.js';
 import { parseAgentConfig } from '../config.js';
 import { createL2Decider } from '../core/l2-decider.js';
 import { monotonicClock } from '../core/ports.js';
 import { enrollmentIdentitySource } from '../identity-source.js';
+import { startOta } from '../ota.js';
 
 const HELP = `usage: connector-agent run [--config FILE]
 
@@ -47,6 +48,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const version = productVersion();
   const clock = monotonicClock;
+  let restarting: ((reason: string) => Promise<void>) | undefined;
   const agent = await startAgent({
     config,
     version,
@@ -71,8 +73,20 @@ export async function run(argv: string[]): Promise<number> {
       }),
     createDecider: () => createL2Decider(config.l2, clock.now()),
     serveStatus: (snapshot) => serveStatus(config.statusSocket, snapshot),
+    ...(config.ota.broker
+      ? {
+          startOta: (ctx: OtaContext) =>
+            startOta({ config, log, ...ctx, restart: (reason) => restarting?.(reason) ?? Promise.resolve() }),
+        }
+      : {}),
   });
   return new Promise<number>((resolve) => {
+    // An OTA switch or rollback: stop cleanly and exit; procd starts the binary `current` points to.
+    restarting = async (reason) => {
+      log.info('restarting', { reason });
+      await agent.stop();
+      resolve(0);
+    };
     const onSignal = (sig: NodeJS.Signals): void => {
       log.info('shutting down', { signal: sig });
       agent.stop().then(

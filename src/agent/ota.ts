@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: UNLICENSED
+// The agent's end of the OTA channel: MQTT 5 over TLS with the operational certificate, the A/B updater
+// (src/ota/device), and the two things only the agent knows: whether the tunnel is up (the health check
+// of a new version) and how to make a new version run (exit, and procd starts `current` again).
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { errorMessage } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import { subjectSerial } from '../shared/pki/x509.js';
+import { parseUsignPublicKey } from '../shared/usign/index.js';
+import { connectDeviceMqtt, type DeviceMqtt } from '../ota/device/mqtt-client.js';
+import { openSlotStore } from '../ota/device/slots.js';
+import { sysupgradeRunner } from '../ota/device/sysupgrade.js';
+import { createUpdater, type Updater } from '../ota/device/updater.js';
+import type { Identity } from './agent.js';
+import type { AgentConfig } from './config.js';
+
+export interface OtaDeps {
+  config: AgentConfig;
+  log: Logger;
+  identity: () => Promise<Identity>;
+  tunnelUp: () => boolean;
+  /** Stops the agent and exits so the supervisor starts the version `current` now points to. */
+  restart: (reason: string) => Promise<void>;
+}
+
+export interface OtaChannel {
+  status(): Record<string, unknown>;
+  close(): Promise<void>;
+}
+
+const RETRY_MS = 30_000;
+
+export function startOta(d: OtaDeps): OtaChannel {
+  const o = d.config.ota;
+  const log = d.log.child({ part: 'ota' });
+  let state = 'starting';
+  let lastError: string | undefined;
+  let mqtt: DeviceMqtt | undefined;
+  let updater: Updater | undefined;
+  let closed = false;
+  const abort = new AbortController();
+  const keys = o.pubkeySlots.map((f) => parseUsignPublicKey(readFileSync(f, 'utf8')));
+
+  const run = async (): Promise<void> => {
+    const id = await d.identity();
+    const serial = subjectSerial(new X509Certificate(id.cert).subject) ?? '';
+    const ca = o.caFile ? readFileSync(o.caFile, 'utf8') : id.ca;
+    updater ??= createUpdater({
+      serial,
+      board: o.board,
+      trustedKeys: keys,
+      slots: openSlotStore(o.slotsDir),
+      stateDir: o.stateDir,
+      report: (r) => mqtt?.report(r),
+      healthy: async () => d.tunnelUp(),
+      healthDeadlineMs: o.healthDeadlineMs,
+      restart: (reason) => d.restart(`ota ${reason}`),
+      sysupgrade: sysupgradeRunner(o.sysupgradeCommand, log),
+      downloadCa: ca,
+      log,
+    });
+    state = 'resuming';
+    // Finish what a previous run left: health-check a freshly switched version, or roll it back.
+    await updater.resume();
+    state = 'connecting';
+    mqtt = await connectDeviceMqtt({ url: o.broker ?? '', serial, ca, cert: id.cert, key: id.key, board: o.board, log });
+    await mqtt.attach(updater);
+    state = 'ready';
+    lastError = undefined;
+  };
+
+  const loop = (async () => {
+    while (!closed) {
+      try {
+        await run();
+        return;
+      } catch (e) {
+        lastError = errorMessage(e);
+        state = 'retrying';
+        log.warn('ota channel not ready; retrying', { error: lastError, retryS: RETRY_MS / 1000 });
+        await mqtt?.close().catch(() => {});
+        mqtt = undefined;
+        await sleep(RETRY_MS, undefined, { signal: abort.signal }).catch(() => {});
+      }
+    }
+  })();
+
+  return {
+    status: () => ({ state, broker: o.broker, ...(lastError ? { lastError } : {}), drops: mqtt?.drops ?? {} }),
+    async close() {
+      closed = true;
+      abort.abort();
+      await loop;
+      await mqtt?.close().catch(() => {});
+    },
+  };
+}

@@ -17,20 +17,11 @@ import { AlarmSet } from '../../src/shared/l2/alarms.js';
 import { MacTable } from '../../src/shared/l2/mac-table.js';
 import { NeighbourTable } from '../../src/shared/l2/neighbour-table.js';
 import { Reoriginator } from '../../src/shared/l2/reoriginate.js';
+import { prng as rng } from '../helpers/prng.js';
 
 const FRAMES = Number(process.env['CK_FUZZ_POLICY_FRAMES'] ?? 1_000_000);
 const SEED = Number(process.env['CK_FUZZ_SEED'] ?? 20261125);
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Valid frames of every kind the policy treats specially, over small address pools (so bindings collide). */
 function corpus(r: () => number): Buffer[] {

@@ -3,20 +3,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MacTable, type MacLearnResult, type Side } from '../../../../src/shared/l2/mac-table.js';
 import { AlarmSet } from '../../../../src/shared/l2/alarms.js';
+import { prng as rng } from '../../../helpers/prng.js';
 
 const A = 0x02_00_00_00_00_0a;
 const B = 0x02_00_00_00_00_0b;
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('an entry ages out exactly at ageMs after it was last seen', () => {
   const t = new MacTable({ ageMs: 300_000 });

@@ -5,6 +5,7 @@ import { NeighbourTable, ipv6Key, neighbourKeyToString } from '../../../../src/s
 import { AlarmSet } from '../../../../src/shared/l2/alarms.js';
 import { parseIpv4 } from '../../../../src/shared/l2/ipv4.js';
 import { parseIpv6 } from '../../../../src/shared/l2/nd.js';
+import { prng as rng } from '../../../helpers/prng.js';
 
 const IP = parseIpv4('192.0.2.10');
 const SERVER = 0x02_00_00_00_00_01; // the physical server on the LAN
@@ -139,16 +140,6 @@ test('IPv6 keys are 32 hex digits and print in RFC 5952 form', () => {
   assert.equal(t.proxyClaim(key, 1, 1000)?.router, true);
 });
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('invariants over seeded random claims: bounds, split brain and proxy answers are consistent', () => {
   for (let seed = 1; seed <= 100; seed++) {

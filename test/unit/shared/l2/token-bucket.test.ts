@@ -2,17 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TokenBucket } from '../../../../src/shared/l2/token-bucket.js';
+import { prng as rng } from '../../../helpers/prng.js';
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('a full bucket passes its burst, then exactly the packet rate', () => {
   const b = new TokenBucket({ pps: 100, bps: 0, burstPackets: 10 }, 0);

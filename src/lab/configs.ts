@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: UNLICENSED
-// What the lab's programs read: the device registry, the headend's JSON config and each agent's UCI
-// file. Pure builders (text and objects out); lab.ts writes them to the lab directory.
+// What the lab's programs read: the device registry, the headend's and the EST server's JSON configs and
+// each agent's UCI file. Pure builders (text and objects out); lab.ts writes them to the lab directory.
 import { parseRegistry, type Registry } from '../shared/registry/registry.js';
 import { DC, SITE, TENANT_SERIAL, TENANT_VNI, type LabPlan } from './topology.js';
 
-/** Extra device serials for the refusal tests; each has a certificate in the lab PKI. */
+/**
+ * The Connectors' serials (a, b: they enroll from their factory block) and extra serials for the headend
+ * refusal tests, which hold ready-made certificates from the lab PKI.
+ */
 export const LAB_SERIALS = Object.freeze({
   a: TENANT_SERIAL.a,
   b: TENANT_SERIAL.b,
@@ -15,6 +18,10 @@ export const LAB_SERIALS = Object.freeze({
   spare: 'LAB-SPARE-01',
 });
 
+/**
+ * The registry before any unit is provisioned: the tenants and the ready-made refusal-test devices. The
+ * Connectors join it the way real units do: allowlist import from the station, then a claim.
+ */
 export function labRegistry(now: Date): Registry {
   const at = now.toISOString();
   const seg = (vni: number) => ({ vni, vteps: [DC.hvFabricAddr], vtepPathMtu: DC.fabricMtu, multiSite: false, allowDhcpFromDc: false });
@@ -25,8 +32,6 @@ export function labRegistry(now: Date): Registry {
       b: { segments: { default: seg(TENANT_VNI.b) } },
     },
     devices: {
-      [LAB_SERIALS.a]: { state: 'claimed', tenant: 'a', segment: 'default', site: 'lab-site-a', updatedAt: at },
-      [LAB_SERIALS.b]: { state: 'claimed', tenant: 'b', segment: 'default', site: 'lab-site-b', updatedAt: at },
       // Claimed like a real device, so only the expiry (resp. the denylist) can be the reason for refusal.
       [LAB_SERIALS.expired]: { state: 'claimed', tenant: 'a', segment: 'default', updatedAt: at },
       [LAB_SERIALS.denied]: { state: 'claimed', tenant: 'a', segment: 'default', updatedAt: at },
@@ -59,9 +64,56 @@ export function headendConfig(plan: LabPlan, files: HeadendFiles, metricsPort: n
   };
 }
 
+export interface EstFiles {
+  cert: string;
+  key: string;
+  factoryCas: readonly string[];
+  deviceCaCert: string;
+  deviceCaKey: string;
+  registry: string;
+  issuanceLog: string;
+}
+
+export interface EstTimers {
+  /** Operational certificate lifetime, s (the renewal test uses a short one). */
+  certLifetimeS: number;
+  /** Retry-After for unclaimed units, s: short so a claim takes effect within seconds. */
+  retryAfterS: number;
+}
+
+/** Lab EST defaults: one day, and a 2 s retry so the claim test is quick. */
+export const LAB_EST_TIMERS: EstTimers = Object.freeze({ certLifetimeS: 86_400, retryAfterS: 2 });
+
+/** `connector enroll-server` config (docs/provisioning.md) listening next to the headend in `dc`. */
+export function estConfig(plan: LabPlan, files: EstFiles, timers: EstTimers): Record<string, unknown> {
+  return {
+    host: plan.headend.publicAddr,
+    port: DC.estPort,
+    tlsCertFile: files.cert,
+    tlsKeyFile: files.key,
+    factoryCaFiles: [...files.factoryCas],
+    deviceCaCertFile: files.deviceCaCert,
+    deviceCaKeyFile: files.deviceCaKey,
+    registryFile: files.registry,
+    issuanceLogFile: files.issuanceLog,
+    certLifetimeS: timers.certLifetimeS,
+    retryAfterS: timers.retryAfterS,
+    // The agent renews at 2/3 of notAfter - notBefore; a 300 s backdate would put that point in the
+    // past for lifetimes under 150 s, so the lab's clocks (all the same host clock) need only a little.
+    backdateS: 5,
+  };
+}
+
+export function estUrl(plan: LabPlan): string {
+  return `https://${plan.headend.publicAddr}:${DC.estPort}/.well-known/est`;
+}
+
 export interface AgentFiles {
   identityDir: string;
   statusSocket: string;
+  /** The unit's disk file holding the factory block. */
+  factoryBlockPath?: string;
+  factoryBlockOffset?: number;
 }
 
 function uciQuote(v: string): string {
@@ -94,5 +146,14 @@ export function agentUci(plan: LabPlan, site: string, files: AgentFiles): string
     `\toption own_ip ${uciQuote(SITE.connector.ip)}`,
     '',
   ];
+  if (files.factoryBlockPath) {
+    // Zero-touch: the identity comes from EST enrollment with the IDevID in the factory block.
+    lines.push(
+      "config enroll 'enroll'",
+      `\toption factory_block_path ${uciQuote(files.factoryBlockPath)}`,
+      `\toption factory_block_offset '${files.factoryBlockOffset ?? 25_165_824}'`,
+      '',
+    );
+  }
   return lines.join('\n');
 }

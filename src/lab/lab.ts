@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: UNLICENSED
 // `connector lab up|down|status|exec`: builds the network lab in namespaces, writes its PKI, registry and
-// configs, starts the headend and the agents, and takes everything down again from any state.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+// configs, provisions each Connector's factory block, starts the EST server, the headend and the agents
+// (which enroll for their identity before their tunnel), and takes everything down again from any state.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fetchStatus } from '../agent/adapters/status-socket.js';
@@ -9,12 +10,14 @@ import { ConnectorError, errorMessage } from '../shared/errors.js';
 import { exec } from '../shared/exec.js';
 import { writeRegistryFile } from '../shared/registry/registry-file.js';
 import { buildLab, checkTools, type Progress } from './build.js';
-import { agentUci, headendConfig, LAB_SERIALS, labRegistry } from './configs.js';
+import { agentUci, estConfig, estUrl, headendConfig, LAB_EST_TIMERS, LAB_SERIALS, labRegistry } from './configs.js';
 import { isAlive, netnsExists, netnsPids, removeNetnsWithPrefix, spawnInNetns, uniquePrefix } from './netns.js';
 import { writeLabPki, type DeviceSpec } from './pki.js';
 import { programCommand } from './programs.js';
 import { readLabState, removeLabState, tryReadLabState, writeLabState, type LabProcess, type LabState } from './state.js';
-import { nsName, planLab, type LabPlan, type TenantId, type Wiring } from './topology.js';
+import { DC, nsName, planLab, type LabPlan, type TenantId, type Wiring } from './topology.js';
+import { provisionLabUnit, registerLabUnit } from './units.js';
+import { silentLogger } from '../shared/log.js';
 
 export const REQUIRED_TOOLS = ['ip', 'nft', 'sysctl', 'ss', 'python3'] as const;
 export const DEFAULT_LAB_DIR = '/tmp/connector-lab';
@@ -27,6 +30,8 @@ export interface LabUpOptions {
   headend?: boolean;
   /** Start an agent in each connector namespace (default true; needs the headend). */
   agents?: boolean;
+  /** Lifetime of the operational certificates the lab's EST server issues, s (default one day). */
+  certLifetimeS?: number;
   /** Namespace prefix; default a fresh unique one. */
   prefix?: string;
   progress?: Progress;
@@ -104,15 +109,15 @@ async function listening(ns: string, port: number): Promise<boolean> {
   return r.stdout.trim() !== '';
 }
 
-async function waitHeadend(state: LabState, p: LabProcess, port: number, timeoutMs: number): Promise<void> {
+async function waitListening(state: LabState, p: LabProcess, port: number, timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs;
   const ns = nodeNs(state, p.node);
   while (Date.now() < until) {
-    if (!isAlive(p.pid)) throw labError(`the headend exited during start-up; its log (${p.log}) ends with:\n${tail(p.log)}`);
+    if (!isAlive(p.pid)) throw labError(`the ${p.name} exited during start-up; its log (${p.log}) ends with:\n${tail(p.log)}`);
     if (await listening(ns, port)) return;
     await sleep(100);
   }
-  throw labError(`the headend did not listen on port ${port} within ${timeoutMs / 1000} s; log ${p.log}:\n${tail(p.log)}`);
+  throw labError(`the ${p.name} did not listen on port ${port} within ${timeoutMs / 1000} s; log ${p.log}:\n${tail(p.log)}`);
 }
 
 export interface TunnelSummary {
@@ -121,6 +126,9 @@ export interface TunnelSummary {
   vni?: number;
   rttMs?: number;
   activeAlarms: number;
+  /** Enrollment state of the agent's identity (ready, waiting-for-claim, refused, ...) and why. */
+  identity?: string;
+  identityReason?: string;
   error?: string;
 }
 
@@ -132,11 +140,16 @@ export async function tunnelSummary(state: LabState, node: string, timeoutMs = 1
     const doc = (await fetchStatus(sock, timeoutMs)) as {
       tunnel?: { state?: unknown; vni?: unknown; rttMs?: unknown };
       alarms?: { active?: readonly unknown[] };
+      identity?: { state?: unknown; reason?: unknown };
     };
     const t = doc.tunnel ?? {};
+    const id = doc.identity ?? {};
     return {
       node,
-      state: typeof t.state === 'string' ? t.state : 'unknown',
+      // No tunnel yet: the agent is still getting its identity.
+      state: typeof t.state === 'string' ? t.state : doc.tunnel ? 'unknown' : 'no-tunnel',
+      ...(typeof id.state === 'string' ? { identity: id.state } : {}),
+      ...(typeof id.reason === 'string' ? { identityReason: id.reason } : {}),
       ...(typeof t.vni === 'number' ? { vni: t.vni } : {}),
       ...(typeof t.rttMs === 'number' ? { rttMs: t.rttMs } : {}),
       activeAlarms: doc.alarms?.active?.length ?? 0,
@@ -179,10 +192,8 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
   try {
     await buildLab(prefix, plan, progress);
 
-    progress('generating the lab PKI (DC CA, device CA, headend and device certificates)');
+    progress('generating the lab PKI (DC CA, device CA, factory CA, headend and EST server certificates)');
     const devices: DeviceSpec[] = [
-      { serial: LAB_SERIALS.a, issuer: 'device-ca' },
-      { serial: LAB_SERIALS.b, issuer: 'device-ca' },
       { serial: LAB_SERIALS.expired, issuer: 'device-ca', expired: true },
       { serial: LAB_SERIALS.denied, issuer: 'device-ca' },
       { serial: LAB_SERIALS.rogue, issuer: 'rogue-ca' },
@@ -192,6 +203,8 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
       now,
       headendIps: [plan.headend.publicAddr],
       headendDns: ['headend.lab.example'],
+      estIps: [plan.headend.publicAddr],
+      estDns: ['est.lab.example'],
       devices,
     });
 
@@ -206,13 +219,37 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
       METRICS_PORT,
     );
     writeFileSync(headendJson, JSON.stringify(heCfg, null, 2) + '\n');
+    const estJson = join(dcDir, 'est.json');
+    const issuanceLog = join(dcDir, 'est-issued.jsonl');
+    const est = estConfig(
+      plan,
+      {
+        cert: pki.estCert,
+        key: pki.estKey,
+        factoryCas: [pki.factoryCa],
+        deviceCaCert: pki.deviceCa,
+        deviceCaKey: pki.deviceCaKey,
+        registry,
+        issuanceLog,
+      },
+      { ...LAB_EST_TIMERS, ...(o.certLifetimeS !== undefined ? { certLifetimeS: o.certLifetimeS } : {}) },
+    );
+    writeFileSync(estJson, JSON.stringify(est, null, 2) + '\n');
+    const manifestDir = join(o.dir, 'factory');
+    mkdirSync(manifestDir, { recursive: true });
     const files: Record<string, string> = {
       registry,
       headendConfig: headendJson,
       auditLog: join(dcDir, 'audit.jsonl'),
+      estConfig: estJson,
+      estUrl: estUrl(plan),
+      issuanceLog,
       dcCa: pki.dcCa,
       deviceCa: pki.deviceCa,
       rogueCa: pki.rogueCa,
+      factoryCaDir: pki.factoryCaDir,
+      rogueFactoryCaDir: pki.rogueFactoryCaDir,
+      manifestDir,
       headendMetrics: `127.0.0.1:${METRICS_PORT}`,
     };
     for (const [serial, pair] of Object.entries(pki.devices)) {
@@ -223,6 +260,14 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
     const connector = programCommand('connector');
     const agentCmd = programCommand('connector-agent');
     const processes: LabProcess[] = [
+      {
+        name: 'est',
+        node: plan.headend.node,
+        pid: 0,
+        cmd: [connector.cmd, ...connector.args, 'enroll-server', '--config', estJson],
+        cwd: connector.cwd,
+        log: join(dcDir, 'est.log'),
+      },
       {
         name: 'headend',
         node: plan.headend.node,
@@ -236,16 +281,27 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
       const nodeDir = join(o.dir, t.nodes.connector);
       const identityDir = join(nodeDir, 'identity');
       mkdirSync(identityDir, { recursive: true, mode: 0o700 });
-      const pair = pki.devices[t.serial];
-      if (!pair) throw labError(`internal: no certificate for ${t.serial}`);
-      copyFileSync(pair.key, join(identityDir, 'op.key.pem'));
-      copyFileSync(pair.cert, join(identityDir, 'op.cert.pem'));
-      copyFileSync(pki.dcCa, join(identityDir, 'dc-ca.pem'));
+      // Factory: a disk with nothing but the factory block. DC: allowlist import, then the tenant's claim.
+      progress(`provisioning ${t.serial}: factory block in ${join(nodeDir, 'unit.img')}, allowlisted and claimed for tenant ${t.id.toUpperCase()}`);
+      const unit = await provisionLabUnit({
+        serial: t.serial,
+        target: join(nodeDir, 'unit.img'),
+        factoryCaDir: pki.factoryCaDir,
+        estUrl: estUrl(plan),
+        dcAnchorFile: pki.dcCa,
+        manifestDir,
+        now: () => now,
+        // The station's warnings (one per forced check: a bare file has no partition table) are not news here.
+        log: silentLogger,
+      });
+      await registerLabUnit(registry, unit, now, { tenant: t.id, segment: 'default', site: `lab-site-${t.id}` });
       const uci = join(nodeDir, 'connector.uci');
       const sock = join(nodeDir, 'agent.sock');
-      writeFileSync(uci, agentUci(plan, `lab-site-${t.id}`, { identityDir, statusSocket: sock }));
+      writeFileSync(uci, agentUci(plan, `lab-site-${t.id}`, { identityDir, statusSocket: sock, factoryBlockPath: unit.target, factoryBlockOffset: unit.offset }));
       files[`uci:${t.nodes.connector}`] = uci;
       files[`sock:${t.nodes.connector}`] = sock;
+      files[`unit:${t.nodes.connector}`] = unit.target;
+      files[`identity:${t.nodes.connector}`] = identityDir;
       processes.push({
         name: agentProcessName(t.id),
         node: t.nodes.connector,
@@ -259,14 +315,18 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
     writeLabState(state);
 
     if (wantHeadend) {
+      progress(`starting the EST server in ${nsName(prefix, plan.headend.node)} (${estUrl(plan)})`);
+      state = startLabProcess(state, 'est');
       progress(`starting the headend in ${nsName(prefix, plan.headend.node)} (${plan.headend.publicAddr}:${plan.headend.port})`);
       state = startLabProcess(state, 'headend');
+      const es = state.processes.find((p) => p.name === 'est');
+      if (es) await waitListening(state, es, DC.estPort, 20_000);
       const he = state.processes.find((p) => p.name === 'headend');
-      if (he) await waitHeadend(state, he, plan.headend.port, 20_000);
+      if (he) await waitListening(state, he, plan.headend.port, 20_000);
     }
     if (wantAgents) {
       for (const t of plan.tenants) {
-        progress(`starting the agent in ${nsName(prefix, t.nodes.connector)} (tenant ${t.id.toUpperCase()}, VNI ${t.vni})`);
+        progress(`starting the agent in ${nsName(prefix, t.nodes.connector)} (tenant ${t.id.toUpperCase()}, VNI ${t.vni}): enrolls over EST, then opens its tunnel`);
         state = startLabProcess(state, agentProcessName(t.id));
       }
       // Wait for the tunnels, so that when `lab up` returns the first ping already works.
@@ -281,7 +341,8 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
             break;
           }
           if (Date.now() > until) {
-            progress(`warning: the tunnel of tenant ${t.id.toUpperCase()} is not up yet (${s.state}); see ${p?.log ?? 'the agent log'}`);
+            const why = s.identity && s.identity !== 'ready' ? `; identity ${s.identity}${s.identityReason ? `: ${s.identityReason}` : ''}` : '';
+            progress(`warning: the tunnel of tenant ${t.id.toUpperCase()} is not up yet (${s.state}${why}); see ${p?.log ?? 'the agent log'}`);
             break;
           }
           await sleep(100);

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: UNLICENSED
-// The lab PKI, generated fresh for every lab: a DC CA (the headend's server certificate; agents pin it),
-// a device CA (operational client certificates), and the negative cases the tests need: an expired
-// device certificate, a denylisted one and one issued by an unrelated CA. Replaced by EST enrollment
-// once provisioning lands; until then this is what the lab's devices hold.
+// The lab PKI, generated fresh for every lab: the DC CA (trust anchor written into factory blocks; signs
+// the headend's and the EST server's certificates), the device CA whose key the EST server issues
+// operational certificates with, the factory CA that signs IDevIDs (and a foreign factory CA for the
+// refusal test). The Connectors get nothing from here but their factory block: they enroll over EST.
+// A few ready-made device certificates remain for the headend refusal tests driven by openssl
+// (expired, denylisted, other CA, and a valid spare).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { initFactoryCa } from '../provision/factory-ca.js';
 import {
   createSelfSignedCa,
   exportPrivateKeyPem,
@@ -33,16 +36,25 @@ export interface LabPkiFiles {
   dir: string;
   dcCa: string;
   deviceCa: string;
+  /** The device CA's key: the EST server signs operational certificates with it. */
+  deviceCaKey: string;
   rogueCa: string;
   headendCert: string;
   headendKey: string;
+  estCert: string;
+  estKey: string;
+  /** Directories in `connector factory init-ca` layout (factory-ca.{cert,key}.pem). */
+  factoryCaDir: string;
+  factoryCa: string;
+  /** Another manufacturer's factory CA: blocks signed by it must be refused by the EST server. */
+  rogueFactoryCaDir: string;
   devices: Readonly<Record<string, { cert: string; key: string }>>;
 }
 
-async function newCa(cn: string, now: Date): Promise<{ issuer: Issuer; pem: string }> {
+async function newCa(cn: string, now: Date): Promise<{ issuer: Issuer; pem: string; keyPem: string }> {
   const keys = await generateKeyPair();
   const cert = await createSelfSignedCa({ cn, o: 'connector-kit lab' }, keys, new Date(now.getTime() - HOUR_MS), new Date(now.getTime() + 365 * DAY_MS), 0);
-  return { issuer: { cert, privateKey: keys.privateKey }, pem: cert.toString('pem') };
+  return { issuer: { cert, privateKey: keys.privateKey }, pem: cert.toString('pem'), keyPem: (await exportPrivateKeyPem(keys.privateKey)) + '\n' };
 }
 
 async function leaf(
@@ -65,7 +77,14 @@ async function leaf(
 
 export async function writeLabPki(
   dir: string,
-  o: { now: Date; headendIps: readonly string[]; headendDns: readonly string[]; devices: readonly DeviceSpec[] },
+  o: {
+    now: Date;
+    headendIps: readonly string[];
+    headendDns: readonly string[];
+    estIps: readonly string[];
+    estDns: readonly string[];
+    devices: readonly DeviceSpec[];
+  },
 ): Promise<LabPkiFiles> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const write = (name: string, text: string, mode = 0o644): string => {
@@ -84,6 +103,11 @@ export async function writeLabPki(
     dns: [...o.headendDns],
     ips: [...o.headendIps],
   });
+  const est = await leaf(dcCa.issuer, { cn: o.estDns[0] ?? 'est', profile: 'server', ...valid, dns: [...o.estDns], ips: [...o.estIps] });
+  const factoryCaDir = join(dir, 'factory-ca');
+  const rogueFactoryCaDir = join(dir, 'rogue-factory-ca');
+  const factory = await initFactoryCa({ dir: factoryCaDir, commonName: 'connector-kit lab factory CA', now: new Date(o.now.getTime() - HOUR_MS), validityYears: 5 });
+  await initFactoryCa({ dir: rogueFactoryCaDir, commonName: 'somebody else factory CA', now: new Date(o.now.getTime() - HOUR_MS), validityYears: 5 });
   const devices: Record<string, { cert: string; key: string }> = {};
   for (const d of o.devices) {
     const when = d.expired
@@ -104,9 +128,15 @@ export async function writeLabPki(
     dir,
     dcCa: write('dc-ca.pem', dcCa.pem + '\n'),
     deviceCa: write('device-ca.pem', deviceCa.pem + '\n'),
+    deviceCaKey: write('device-ca.key.pem', deviceCa.keyPem, 0o600),
     rogueCa: write('rogue-ca.pem', rogueCa.pem + '\n'),
     headendCert: write('headend.cert.pem', server.cert),
     headendKey: write('headend.key.pem', server.key, 0o600),
+    estCert: write('est.cert.pem', est.cert),
+    estKey: write('est.key.pem', est.key, 0o600),
+    factoryCaDir,
+    factoryCa: factory.paths.certFile,
+    rogueFactoryCaDir,
     devices,
   };
 }

@@ -121,6 +121,8 @@ export const DC = Object.freeze({
   publicAddr: '203.0.113.10',
   publicPrefixLen: 24,
   tlsPort: 443,
+  /** The EST enrollment server (connector enroll-server), next to the headend. */
+  estPort: 8443,
   fabricAddr: '198.18.0.1',
   hvFabricAddr: '198.18.0.11',
   fabricPrefixLen: 24,
@@ -141,7 +143,7 @@ const withCidr = (ip: string, len: number): string => `${ip}/${len}`;
 export function planLab(wiring: Wiring = 'one-port'): LabPlan {
   const nodes: LabNode[] = [
     { name: 'isp', role: 'isp', description: 'ISP / CGNAT: masquerades 100.64.0.0/10 towards the DC' },
-    { name: 'dc', role: 'dc', description: `datacentre edge: headend on ${DC.publicAddr}:${DC.tlsPort}, fabric ${DC.fabricAddr}` },
+    { name: 'dc', role: 'dc', description: `datacentre edge: headend on ${DC.publicAddr}:${DC.tlsPort}, EST on :${DC.estPort}, fabric ${DC.fabricAddr}` },
     { name: 'hv', role: 'hv', description: `hypervisor: kernel vxlan VTEPs on ${DC.hvFabricAddr}, one bridge per tenant` },
   ];
   const bridges: LabBridge[] = [];

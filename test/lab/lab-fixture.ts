@@ -84,7 +84,7 @@ export interface LabHandle {
  */
 export async function openLab(
   hooks: { after(fn: () => unknown): void } | undefined,
-  o: { wiring?: Wiring; headend?: boolean; agents?: boolean } = {},
+  o: { wiring?: Wiring; headend?: boolean; agents?: boolean; certLifetimeS?: number } = {},
 ): Promise<LabHandle> {
   const dir = mkdtempSync(join(tmpdir(), 'ck-lab-'));
   let prefix = '';
@@ -108,6 +108,7 @@ export async function openLab(
     ...(o.wiring ? { wiring: o.wiring } : {}),
     headend: o.headend ?? false,
     agents: o.agents ?? false,
+    ...(o.certLifetimeS !== undefined ? { certLifetimeS: o.certLifetimeS } : {}),
   });
   prefix = state.prefix;
 

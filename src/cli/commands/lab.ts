@@ -11,9 +11,11 @@ import { flag, parseCommandArgs, str } from '../args.js';
 
 const HELP = `usage: connector lab <up|down|status|exec> [options]
 
-  up      [--dir DIR] [--wiring one-port|two-port] [--no-headend] [--no-agents]
-          build the lab in network namespaces, generate its PKI, registry and configs, start the
-          headend (dc) and the agents (connector, connector-b)
+  up      [--dir DIR] [--wiring one-port|two-port] [--no-headend] [--no-agents] [--cert-lifetime S]
+          build the lab in network namespaces, generate its PKI, registry and configs, write each
+          Connector's factory block (its only identity), start the EST server and the headend (dc)
+          and the agents (connector, connector-b), which enroll and then open their tunnels
+          --cert-lifetime: operational certificate lifetime in s (60..), default 86400
   down    [--dir DIR] [--prefix PFX]   stop the lab's processes and delete its namespaces (any state)
   status  [--dir DIR] [--json]         nodes, namespaces, addresses, processes
   exec    [--dir DIR] NODE -- CMD...   run CMD inside NODE's namespace
@@ -36,10 +38,17 @@ async function up(argv: string[]): Promise<number> {
     wiring: { type: 'string' },
     'no-headend': { type: 'boolean' },
     'no-agents': { type: 'boolean' },
+    'cert-lifetime': { type: 'string' },
   }, false);
   if (p.help) return help();
   const wiring = str(p, 'wiring') ?? 'one-port';
   if (!WIRINGS.includes(wiring as Wiring)) throw new UsageError(`--wiring must be one of ${WIRINGS.join(', ')}, not "${wiring}"`);
+  const lifetime = str(p, 'cert-lifetime');
+  if (lifetime !== undefined && !/^\d+$/.test(lifetime)) throw new UsageError(`--cert-lifetime must be whole seconds (60 or more), not "${lifetime}"`);
+  const certLifetimeS = lifetime === undefined ? undefined : Number(lifetime);
+  if (certLifetimeS !== undefined && (certLifetimeS < 60 || certLifetimeS > 398 * 86_400)) {
+    throw new UsageError(`--cert-lifetime must be 60..${398 * 86_400} s, not ${certLifetimeS}`);
+  }
   const dir = dirOf(p);
   const started = Date.now();
   const state = await labUp({
@@ -47,6 +56,7 @@ async function up(argv: string[]): Promise<number> {
     wiring: wiring as Wiring,
     headend: !flag(p, 'no-headend'),
     agents: !flag(p, 'no-agents'),
+    ...(certLifetimeS !== undefined ? { certLifetimeS } : {}),
     progress: (l) => out(`lab: ${l}`),
   });
   out(`lab: up in ${((Date.now() - started) / 1000).toFixed(1)} s, prefix ${state.prefix}, ${wiring} wiring, files in ${dir}\n`);
@@ -87,7 +97,8 @@ function printStatus(s: LabStatusReport): void {
   for (const t of s.tunnels) {
     const rtt = t.rttMs !== undefined ? `, RTT ${t.rttMs.toFixed(2)} ms` : '';
     const alarms = t.activeAlarms > 0 ? `, ${t.activeAlarms} ACTIVE ALARM(S) (see connector-agent status --config ${s.dir}/${t.node}/connector.uci)` : '';
-    out(`  tunnel of ${t.node}: ${t.state}${t.vni !== undefined ? `, VNI ${t.vni}` : ''}${rtt}${alarms}${t.error ? ` (${t.error})` : ''}`);
+    const id = t.identity ? `, identity ${t.identity}${t.identity !== 'ready' && t.identityReason ? ` (${t.identityReason})` : ''}` : '';
+    out(`  tunnel of ${t.node}: ${t.state}${t.vni !== undefined ? `, VNI ${t.vni}` : ''}${rtt}${id}${alarms}${t.error ? ` (${t.error})` : ''}`);
   }
 }
 

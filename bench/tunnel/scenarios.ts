@@ -33,6 +33,8 @@ async function connector(net: BenchNet, work: string): Promise<Running> {
     now: new Date(),
     headendIps: [ADDR.underB],
     headendDns: ['headend.bench'],
+    estIps: [],
+    estDns: [],
     devices: [{ serial: SERIAL, issuer: 'device-ca' }],
   });
   const registry = parseRegistry({
@@ -95,6 +97,8 @@ async function openvpn(net: BenchNet, work: string): Promise<Running> {
     now: new Date(),
     headendIps: [ADDR.underB],
     headendDns: ['ovpn-server'],
+    estIps: [],
+    estDns: [],
     devices: [{ serial: 'ovpn-client', issuer: 'device-ca' }],
   });
   const client = pki.devices['ovpn-client'];

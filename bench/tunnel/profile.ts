@@ -76,8 +76,19 @@ if (process.getuid?.() !== 0) {
 
 const work = mkdtempSync(join(tmpdir(), 'ck-prof-'));
 const net = benchNet(uniquePrefix('ckp'));
-process.once('exit', () => teardown(net));
+const daemons: number[] = [];
+process.once('exit', () => {
+  for (const pid of daemons) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  teardown(net);
+});
 process.once('SIGINT', () => process.exit(130));
+process.once('SIGTERM', () => process.exit(143));
 const profDir = join(work, 'prof');
 if (mode === 'cpuprof') {
   // node refuses --cpu-prof in NODE_OPTIONS; a preloaded hook takes the profile instead.
@@ -87,6 +98,7 @@ if (mode === 'cpuprof') {
 if (mode === 'perf') process.env.NODE_OPTIONS = '--perf-basic-prof-only-functions --interpreted-frames-native-stack';
 const running = await startScenario('connector', net, work);
 delete process.env.NODE_OPTIONS;
+daemons.push(...Object.values(running.procs));
 delete process.env.CK_CPU_PROF_DIR;
 if (!(await waitForPing(net.ns.ha, ADDR.hostB, 30_000))) throw new Error(`no connectivity; logs in ${work}`);
 progress(`up: agent ${running.procs.agent}, headend ${running.procs.headend}; work dir ${work}`);

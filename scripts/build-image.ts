@@ -26,6 +26,7 @@ const HELP = `usage: npm run build-image -- --board NAME [options]
   --out DIR             outputs (default: out/NAME)
   --work DIR            scratch directory (default: .cache/image-work/NAME)
   --files DIR           extra files merged over firmware/rootfs-overlay (trust anchors, OTA keys)
+  --headend URL         tls://host[:port] of a DC headend the units dial (repeat for failover order)
   --tap-addon FILE      prebuilt arm64 tap.node (default: cross-compile native/tap/tap.c)
   --no-tap-addon        build without the TAP addon (the agent's self-test will report it missing)
   --build-user UID:GID  user that runs the ImageBuilder when run as root (default 65534:65534)
@@ -68,6 +69,7 @@ async function main(argv: string[]): Promise<number> {
       out: { type: 'string' },
       work: { type: 'string' },
       files: { type: 'string' },
+      headend: { type: 'string', multiple: true },
       'tap-addon': { type: 'string' },
       'no-tap-addon': { type: 'boolean' },
       'build-user': { type: 'string' },
@@ -116,6 +118,7 @@ async function main(argv: string[]): Promise<number> {
     outDir: resolve(str(p, 'out') ?? join(repo, 'out', boardName)),
     workDir: resolve(str(p, 'work') ?? join(repo, '.cache', 'image-work', boardName)),
     sourceDateEpoch: epoch,
+    headends: (p.values['headend'] as string[] | undefined) ?? [],
     agentEntry: resolve(str(p, 'entry') ?? join(repo, 'src', 'agent', 'cli.ts')),
     tapAddon: flag(p, 'no-tap-addon') ? 'none' : str(p, 'tap-addon'),
     extraFilesDir: str(p, 'files') === undefined ? undefined : resolve(str(p, 'files') as string),

@@ -18,7 +18,7 @@ import { assembleGlibcRuntime, RUNTIME_LIBS } from './glibc-runtime.js';
 import { checkReadableBy, DEFAULT_BUILD_USER, makeImage, makeInfo, makeManifest, pointFeedsAtMirror, prepareForUser, unpackImageBuilder, type BuildUser } from './imagebuilder.js';
 import { allBuildInputs, parseImageLock, pickInputs, type BuildInputs, type LockedInput } from './lock.js';
 import { encodeBuildManifest, encodeSbom, isoFromEpoch } from './manifest.js';
-import { checkOverlay, checkScripts, copyTree, listOverlay, normaliseOverlay, overlayDigest, packOverlay, stampMinTime } from './overlay.js';
+import { checkOverlay, checkScripts, copyTree, listOverlay, normaliseOverlay, overlayDigest, packOverlay, stampHeadends, stampMinTime } from './overlay.js';
 import { checkBuildResult } from './result-check.js';
 import { bundleAgent, buildSea, elfNeeded, launcherSource, unpackNpmTarball } from './sea.js';
 import { parseSha256Sums } from './sha256sums.js';
@@ -37,6 +37,8 @@ export interface BuildOptions {
   /** Scratch space, emptied at the start of each build. */
   readonly workDir: string;
   readonly sourceDateEpoch: number;
+  /** tls://host:port of the DC headends, written into /etc/config/connector. */
+  readonly headends?: readonly string[];
   readonly agentEntry: string;
   /** A prebuilt arm64 tap.node; when undefined it is cross-compiled with scripts/build-addon-arm64.sh. */
   readonly tapAddon?: string | 'none' | undefined;
@@ -126,7 +128,7 @@ async function buildAgentAndOverlay(
   await copyTree(join(o.repoRoot, 'firmware', 'rootfs-overlay'), overlay);
   if (o.extraFilesDir) await copyTree(o.extraFilesDir, overlay);
   const uciFile = join(overlay, 'etc/config/connector');
-  await writeFile(uciFile, stampMinTime(await readFile(uciFile, 'utf8'), o.sourceDateEpoch));
+  await writeFile(uciFile, stampHeadends(stampMinTime(await readFile(uciFile, 'utf8'), o.sourceDateEpoch), o.headends ?? []));
   const runtimeDir = join(overlay, board.runtimeDir);
   await mkdir(runtimeDir, { recursive: true });
   const libs = await assembleGlibcRuntime(picked.glibc.map(at), work('glibc'), runtimeDir);

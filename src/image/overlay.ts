@@ -118,3 +118,17 @@ export function stampMinTime(uciText: string, epochS: number): string {
   }
   return uciText.replace(re, `$1'${epochS}'`);
 }
+
+/**
+ * Lists the DC headends in /etc/config/connector's `config agent` section (build-time setting of a DR
+ * provider's image: the units dial out to them once enrolled). Existing `list headend` lines are kept.
+ */
+export function stampHeadends(uciText: string, urls: readonly string[]): string {
+  if (urls.length === 0) return uciText;
+  for (const u of urls) {
+    if (!/^tls:\/\/[A-Za-z0-9.:[\]-]+(:\d+)?$/.test(u)) throw new ImageError('overlay-invalid', `--headend "${u}" must be tls://host[:port]`);
+  }
+  const re = /^config agent\b[^\n]*\n/m;
+  if (!re.test(uciText)) throw new ImageError('overlay-invalid', '/etc/config/connector has no `config agent` section');
+  return uciText.replace(re, (head) => head + urls.map((u) => `\tlist headend '${u}'\n`).join(''));
+}

@@ -39,3 +39,14 @@ test('dead-peer timeout cannot be shorter than the keepalive', () => {
   assert.throws(() => parseAgentConfig(MIN + `\toption keepalive_s '10'\n\toption dead_after_s '5'\n`), ConfigError);
   assert.equal(parseAgentConfig(MIN + `\toption keepalive_s '10'\n`).deadAfterMs, 30000);
 });
+
+test('the OTA channel needs an mqtts broker and at least one release key slot', () => {
+  const ota = (lines: string) => parseAgentConfig(MIN + `config ota 'ota'\n${lines}`);
+  assert.throws(() => ota(`\toption broker 'mqtt://broker:1883'\n\toption pubkey_slot0 '/etc/connector/ota-0.pub'\n`), (e: unknown) => e instanceof ConfigError && e.key === 'ota.broker');
+  assert.throws(() => ota(`\toption broker 'mqtts://broker:8883'\n`), (e: unknown) => e instanceof ConfigError && e.key === 'ota.pubkey_slot0');
+  const c = ota(`\toption broker 'mqtts://broker:8883'\n\toption pubkey_slot0 '/k0'\n\toption pubkey_slot1 '/k1'\n`);
+  assert.deepEqual(c.ota.pubkeySlots, ['/k0', '/k1']);
+  assert.equal(c.ota.slotsDir, '/opt/connector');
+  assert.equal(c.ota.healthDeadlineMs, 120_000);
+  assert.equal(parseAgentConfig(MIN).ota.broker, undefined, 'no broker: no OTA channel');
+});

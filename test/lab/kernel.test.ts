@@ -52,9 +52,20 @@ test('lab CLI: up, status, exec, down, and down again', { skip }, async (t) => {
   assert.match(bad.stderr, /no node "nowhere".*lan-host/);
   assert.equal((await cli(['exec', '--dir', dir, 'lan-host'])).code, 2, 'missing -- CMD is a usage error');
 
+  // restart starts a process that was not running (built with --no-headend) and names the valid ones
+  const rs = await cli(['restart', '--dir', dir, 'est']);
+  assert.equal(rs.code, 0, rs.stderr);
+  assert.match(rs.stdout, /est restarted, pid \d+/);
+  const est = readLabState(dir).processes.find((p) => p.name === 'est');
+  assert.ok(est && isAlive(est.pid), 'the EST server runs after restart');
+  const rsBad = await cli(['restart', '--dir', dir, 'nothing']);
+  assert.equal(rsBad.code, 2);
+  assert.match(rsBad.stderr, /no process "nothing".*agent-a/);
+
   const down = await cli(['down', '--dir', dir]);
   assert.equal(down.code, 0, down.stderr);
   assert.match(down.stdout, new RegExp(`removed ${report.nodes.length} namespaces`));
+  assert.match(down.stdout, /stopped est/);
   assert.equal(netnsExists(`${report.prefix}-lan-host`), false);
   const again = await cli(['down', '--dir', dir]);
   assert.equal(again.code, 1);

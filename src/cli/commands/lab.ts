@@ -3,13 +3,23 @@
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { UsageError } from '../../shared/errors.js';
-import { DEFAULT_LAB_DIR, labDown, labHints, labStatus, labUp, nodeNs, type LabStatusReport } from '../../lab/lab.js';
+import {
+  DEFAULT_LAB_DIR,
+  labDown,
+  labHints,
+  labStatus,
+  labUp,
+  nodeNs,
+  startLabProcess,
+  stopLabProcess,
+  type LabStatusReport,
+} from '../../lab/lab.js';
 import { checkTools } from '../../lab/build.js';
 import { readLabState } from '../../lab/state.js';
 import { planLab, WIRINGS, type Wiring } from '../../lab/topology.js';
 import { flag, parseCommandArgs, str } from '../args.js';
 
-const HELP = `usage: connector lab <up|down|status|exec> [options]
+const HELP = `usage: connector lab <up|down|status|restart|exec> [options]
 
   up      [--dir DIR] [--wiring one-port|two-port] [--no-headend] [--no-agents] [--cert-lifetime S]
           build the lab in network namespaces, generate its PKI, registry and configs, write each
@@ -18,6 +28,7 @@ const HELP = `usage: connector lab <up|down|status|exec> [options]
           --cert-lifetime: operational certificate lifetime in s (60..), default 86400
   down    [--dir DIR] [--prefix PFX]   stop the lab's processes and delete its namespaces (any state)
   status  [--dir DIR] [--json]         nodes, namespaces, addresses, processes
+  restart [--dir DIR] PROCESS          stop (SIGTERM) and start one of est, headend, agent-a, agent-b
   exec    [--dir DIR] NODE -- CMD...   run CMD inside NODE's namespace
 
   --dir DIR   where the lab keeps its state, PKI, configs and logs (default ${DEFAULT_LAB_DIR})
@@ -111,6 +122,23 @@ async function status(argv: string[]): Promise<number> {
   return 0;
 }
 
+async function restart(argv: string[]): Promise<number> {
+  const p = parseCommandArgs(argv, { dir: { type: 'string' } });
+  if (p.help) return help();
+  const name = p.positionals[0];
+  if (name === undefined || p.positionals.length !== 1) throw new UsageError('usage: connector lab restart [--dir DIR] PROCESS (est, headend, agent-a, agent-b)');
+  const dir = dirOf(p);
+  const state = readLabState(dir);
+  if (!state.processes.some((x) => x.name === name)) {
+    throw new UsageError(`no process "${name}" in this lab; processes: ${state.processes.map((x) => x.name).join(', ')}`);
+  }
+  await stopLabProcess(state, name, 'SIGTERM', 3_000);
+  const next = startLabProcess(readLabState(dir), name);
+  const x = next.processes.find((q) => q.name === name);
+  out(`lab: ${name} restarted, pid ${x?.pid ?? '?'}, log ${x?.log ?? '?'}`);
+  return 0;
+}
+
 async function execIn(argv: string[]): Promise<number> {
   const sep = argv.indexOf('--');
   const own = sep === -1 ? argv : argv.slice(0, sep);
@@ -146,6 +174,8 @@ export async function run(argv: string[]): Promise<number> {
       return down(rest);
     case 'status':
       return status(rest);
+    case 'restart':
+      return restart(rest);
     case 'exec':
       return execIn(rest);
     case undefined:
@@ -155,6 +185,6 @@ export async function run(argv: string[]): Promise<number> {
       out(HELP);
       return sub === undefined ? 2 : 0;
     default:
-      throw new UsageError(`unknown lab command "${sub}"; use up, down, status or exec`);
+      throw new UsageError(`unknown lab command "${sub}"; use up, down, status, restart or exec`);
   }
 }

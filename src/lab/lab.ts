@@ -433,6 +433,7 @@ export function labHints(dir: string, cli = 'npx connector'): string[] {
     `${cli} lab exec${d} lan-host -- ip neigh                        # ARP entries (answered by the Connector's proxy)`,
     `${cli} lab exec${d} hv -- tcpdump -ni fabric udp port 4789      # the VXLAN the headend sends to the kernel VTEP`,
     `${cli} lab status${d}                                           # nodes, addresses, processes, logs`,
+    `${cli} registry list --registry ${dir}/dc/registry.json   # enrolled units, their state and tenant (claim, revoke)`,
     `${cli} lab down${d}                                             # remove everything`,
   ];
 }

@@ -4,6 +4,7 @@
 //   --mode cpuprof : agent and headend run with --cpu-prof; prints the top self-time JS functions of each
 //   --mode perf    : `perf record -a -g` over the load (agent/headend with --perf-basic-prof), prints the
 //                    per-process split between kernel, JS and native code
+//   --mode loop    : event-loop delay percentiles of agent and headend under the load
 //   --mode none    : load only, prints throughput and each daemon's CPU seconds per GB carried
 //   --hold         : leave the topology up until Ctrl-C (for poking by hand)
 // Root only. Usage: node --import tsx bench/tunnel/profile.ts [--mode cpuprof] [--duration 10] [--reverse]
@@ -27,11 +28,12 @@ const { values: opt } = parseArgs({
     udp: { type: 'string' },
     hold: { type: 'boolean', default: false },
     top: { type: 'string', default: '25' },
+    nice: { type: 'string' },
   },
 });
 const DUR = Number(opt.duration);
 const mode = opt.mode ?? 'none';
-if (!['none', 'cpuprof', 'perf'].includes(mode)) throw new Error(`--mode must be none, cpuprof or perf, got ${mode}`);
+if (!['none', 'cpuprof', 'perf', 'loop'].includes(mode)) throw new Error(`--mode must be none, cpuprof, perf or loop, got ${mode}`);
 
 interface ProfileNode {
   id: number;
@@ -95,12 +97,18 @@ if (mode === 'cpuprof') {
   process.env.NODE_OPTIONS = `--import ${new URL('./cpu-prof-hook.mjs', import.meta.url).href}`;
   process.env.CK_CPU_PROF_DIR = profDir;
 }
+if (mode === 'loop') {
+  process.env.NODE_OPTIONS = `--import ${new URL('./loop-delay-hook.mjs', import.meta.url).href}`;
+  process.env.CK_LOOP_DELAY_DIR = profDir;
+}
 if (mode === 'perf') process.env.NODE_OPTIONS = '--perf-basic-prof-only-functions --interpreted-frames-native-stack';
 const running = await startScenario('connector', net, work);
 delete process.env.NODE_OPTIONS;
 daemons.push(...Object.values(running.procs));
 delete process.env.CK_CPU_PROF_DIR;
+delete process.env.CK_LOOP_DELAY_DIR;
 if (!(await waitForPing(net.ns.ha, ADDR.hostB, 30_000))) throw new Error(`no connectivity; logs in ${work}`);
+if (opt.nice) for (const pid of Object.values(running.procs)) await exec('renice', ['-n', opt.nice, '-p', String(pid)]);
 progress(`up: agent ${running.procs.agent}, headend ${running.procs.headend}; work dir ${work}`);
 const idle = parsePing((await nsExec(net.ns.ha, 'ping', ['-c', '100', '-i', '0.01', ADDR.hostB], { allowFailure: true })).stdout);
 progress(`idle RTT p50 ${idle.p50} ms p99 ${idle.p99} ms`);
@@ -123,7 +131,7 @@ const signal = (sig: NodeJS.Signals): void => {
     }
   }
 };
-if (mode === 'cpuprof') signal('SIGUSR2');
+if (mode === 'cpuprof' || mode === 'loop') signal('SIGUSR2');
 const pids = Object.values(running.procs).join(',');
 const perf = mode === 'perf' ? exec('perf', ['record', '-g', '-F', '999', '-p', pids, '-o', join(work, 'perf.data'), '--', 'sleep', String(DUR)], { allowFailure: true }) : undefined;
 const loadedPing = nsExec(net.ns.ha, 'ping', ['-c', String(Math.max(20, (DUR - 2) * 50)), '-i', '0.02', ADDR.hostB], { allowFailure: true });
@@ -132,7 +140,7 @@ if (opt.reverse) iperfArgs.push('-R');
 if (opt.udp) iperfArgs.push('-u', '-b', opt.udp, '-l', '1200');
 const ip = await nsExec(net.ns.ha, 'iperf3', iperfArgs, { allowFailure: true, timeoutMs: (DUR + 20) * 1000 });
 const loaded = parsePing((await loadedPing).stdout);
-if (mode === 'cpuprof') {
+if (mode === 'cpuprof' || mode === 'loop') {
   signal('SIGUSR2');
   await sleep(1000);
 }
@@ -180,6 +188,12 @@ if (mode === 'cpuprof') {
     const role = Object.entries(running.procs).find(([, p]) => p === pid)?.[0] ?? f;
     process.stdout.write(`\n== ${role} (${join(profDir, f)})\n`);
     for (const t of topSelf(prof, Number(opt.top))) process.stdout.write(`${t.pct.toFixed(1).padStart(5)}%  ${t.name}\n`);
+  }
+}
+if (mode === 'loop') {
+  for (const [role, pid] of Object.entries(running.procs)) {
+    const f = join(profDir, `ELD.${pid}.json`);
+    if (existsSync(f)) progress(`${role} event-loop delay (ms): ${readFileSync(f, 'utf8')}`);
   }
 }
 if (mode === 'perf') {

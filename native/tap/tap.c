@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <node_api.h>
 #include <uv.h>
@@ -62,7 +63,7 @@ static const char *errno_name(int err) {
 #define E(x) case x: return #x;
   switch (err) {
     E(EPERM) E(ENOENT) E(EINTR) E(EIO) E(ENXIO) E(EBADF) E(EAGAIN) E(ENOMEM) E(EACCES) E(EFAULT) E(EBUSY)
-    E(EEXIST) E(ENODEV) E(EINVAL) E(ENOSPC) E(ENAMETOOLONG) E(EBADFD) E(EMSGSIZE) E(EALREADY) E(ENOBUFS)
+    E(EEXIST) E(ENODEV) E(EINVAL) E(ENOSPC) E(ENAMETOOLONG) E(EBADFD) E(EMSGSIZE) E(EALREADY) E(ENOBUFS) E(ENOPROTOOPT) E(ENOTSOCK)
   }
 #undef E
   return "EUNKNOWN";
@@ -316,6 +317,27 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   return obj;
 }
 
+// setsockopt(fd, level, name, value) -> the value the kernel reports back (getsockopt). Node exposes no
+// socket options for TCP; the tunnel needs TCP_NOTSENT_LOWAT and small buffers to bound its queues
+// (dropping beats queueing). `fd` is a socket node already owns; nothing else is done to it.
+static napi_value js_setsockopt(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], res;
+  int32_t fd = -1, level = 0, name = 0, value = 0;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int32(env, argv[1], &level) != napi_ok ||
+      napi_get_value_int32(env, argv[2], &name) != napi_ok || napi_get_value_int32(env, argv[3], &value) != napi_ok || fd < 0)
+    return napi_throw_type_error(env, "EINVAL", "setsockopt(fd, level, name, value): four integers, fd >= 0"), NULL;
+  char what[32];
+  snprintf(what, sizeof what, "fd %d", fd);
+  if (setsockopt(fd, level, name, &value, sizeof value) < 0) return throw_errno(env, errno, "setsockopt", what, NULL);
+  int got = 0;
+  socklen_t len = sizeof got;
+  if (getsockopt(fd, level, name, &got, &len) < 0) return throw_errno(env, errno, "getsockopt", what, NULL);
+  CHECK(napi_create_int32(env, got, &res));
+  return res;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     {"open", NULL, js_open, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -323,6 +345,7 @@ NAPI_MODULE_INIT() {
     {"write", NULL, js_write, NULL, NULL, NULL, napi_enumerable, NULL},
     {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
     {"stats", NULL, js_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"setsockopt", NULL, js_setsockopt, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -37,6 +37,8 @@ export interface TapAddon {
   write(tap: NativeTap, frames: readonly Uint8Array[]): number;
   close(tap: NativeTap): void;
   stats(tap: NativeTap): NativeStats;
+  /** setsockopt(2) with an int value on a socket fd; returns what getsockopt reads back. Older builds lack it. */
+  setsockopt?(fd: number, level: number, name: number, value: number): number;
 }
 
 /** A failed system call on the TAP: which device, which call, and the errno code (EPERM, ENOENT, ...). */

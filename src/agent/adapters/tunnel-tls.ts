@@ -23,6 +23,7 @@ import {
 } from '../../shared/tunnel/control.js';
 import { backoffDelay, checkBackoffOptions, type BackoffOptions } from '../core/backoff.js';
 import { SendQueue } from '../core/send-queue.js';
+import { tuneSocket } from './socket-options.js';
 
 export type TunnelState = 'idle' | 'connecting' | 'up' | 'backoff' | 'closed';
 
@@ -47,6 +48,8 @@ export interface TunnelClientOptions {
   localAddress?: string;
   /** Unsent bytes the socket may hold before frames wait (and head-drop) in the queue; default 64 KiB. */
   maxBufferedBytes?: number;
+  /** A frame that waited this long in the send queue is dropped instead of sent; default 2 ms. */
+  maxQueueDelayMs?: number;
   /** TCP connect + TLS handshake + hello must finish within this; default deadAfterMs. */
   connectTimeoutMs?: number;
   /** Injected for tests; defaults to Math.random. */
@@ -60,6 +63,8 @@ export type TunnelCounters = {
   rxBytes: number;
   /** Frames dropped at the head of the full send queue. */
   queueDrops: number;
+  /** Frames dropped at the head of the send queue after waiting longer than maxQueueDelayMs. */
+  queueExpired: number;
   /** Frames offered while the tunnel was not up. */
   notUpDrops: number;
   decodeDrops: Record<string, number>;
@@ -92,6 +97,10 @@ export interface TunnelLink {
 }
 
 const DEFAULT_MAX_BUFFERED = 64 * 1024;
+/** Longer than a busy loop turn, short enough that a saturating flow cannot build a standing queue. */
+const DEFAULT_MAX_QUEUE_DELAY_MS = 2;
+/** TCP_NOTSENT_LOWAT for the tunnel socket: about ten full records beyond what is in flight. */
+const NOTSENT_LOWAT = 16 * 1024;
 
 function validate(o: TunnelClientOptions): void {
   if (o.headends.length === 0) throw new RangeError('createTunnelClient: at least one headend URL is required');
@@ -110,10 +119,10 @@ function hostOf(u: URL): string {
 
 export function createTunnelClient(options: TunnelClientOptions): TunnelLink {
   validate(options);
-  const o = { maxBufferedBytes: DEFAULT_MAX_BUFFERED, connectTimeoutMs: options.deadAfterMs, random: Math.random, ...options };
+  const o = { maxBufferedBytes: DEFAULT_MAX_BUFFERED, maxQueueDelayMs: DEFAULT_MAX_QUEUE_DELAY_MS, connectTimeoutMs: options.deadAfterMs, random: Math.random, ...options };
   const log = o.log;
   const queue = new SendQueue(o.sendQueueFrames);
-  const counters: TunnelCounters = { txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, queueDrops: 0, notUpDrops: 0, decodeDrops: {} };
+  const counters: TunnelCounters = { txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, queueDrops: 0, queueExpired: 0, notUpDrops: 0, decodeDrops: {} };
   const frameHandlers: ((frames: readonly Buffer[]) => void)[] = [];
   const stateHandlers: ((state: TunnelState, info: StateInfo) => void)[] = [];
 
@@ -164,6 +173,8 @@ export function createTunnelClient(options: TunnelClientOptions): TunnelLink {
     flushScheduled = false;
     const s = socket;
     if (!s || state !== 'up' || vni === null || queue.length === 0) return;
+    counters.queueExpired += queue.dropOlderThan(performance.now() - o.maxQueueDelayMs);
+    if (queue.length === 0) return;
     if (s.writableLength >= o.maxBufferedBytes) {
       if (!waitingDrain) {
         waitingDrain = true;
@@ -359,6 +370,9 @@ export function createTunnelClient(options: TunnelClientOptions): TunnelLink {
         return;
       }
       s.setNoDelay(true);
+      // Unsent bytes in the kernel are queueing delay for every inner flow: keep them to a few records.
+      const tuned = tuneSocket(s, { notsentLowat: NOTSENT_LOWAT });
+      if (!tuned.ok) log.debug('tunnel socket not tuned', { reason: tuned.reason });
       sendControl(s, { type: 'hello', agentVersion: o.hello.agentVersion, site: o.hello.site, capabilities: o.hello.capabilities });
     });
     attach(s);
@@ -379,7 +393,8 @@ export function createTunnelClient(options: TunnelClientOptions): TunnelLink {
       }
       let n = 0;
       const before = queue.drops;
-      for (const f of frames) if (queue.push(f)) n++;
+      const now = performance.now();
+      for (const f of frames) if (queue.push(f, now)) n++;
       counters.queueDrops += queue.drops - before;
       if (n > 0) scheduleFlush();
       return n;

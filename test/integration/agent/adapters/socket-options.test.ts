@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: UNLICENSED
+// The tunnel bounds kernel socket queues through the addon's setsockopt: what the kernel reads back is
+// what the data path relies on for loaded latency.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, connect, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { tuneSocket } from '../../../../src/agent/adapters/socket-options.js';
+import { loadTapAddon, type TapAddon } from '../../../../src/agent/adapters/tap.js';
+
+test('sets TCP_NOTSENT_LOWAT on a connected socket and SO_RCVBUF on a listener (kernel doubles buffers)', async (t) => {
+  const server = createServer((c) => c.destroy());
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => server.close());
+  const l = tuneSocket(server, { rcvbuf: 64 * 1024 });
+  assert.deepEqual(l, { ok: true, applied: { rcvbuf: 128 * 1024 } });
+
+  const port = (server.address() as { port: number }).port;
+  const c: Socket = connect(port, '127.0.0.1');
+  t.after(() => c.destroy());
+  await once(c, 'connect');
+  const r = tuneSocket(c, { notsentLowat: 16 * 1024, sndbuf: 32 * 1024 });
+  assert.deepEqual(r, { ok: true, applied: { sndbuf: 64 * 1024, notsentLowat: 16 * 1024 } });
+});
+
+test('never throws: no fd, no addon, and a failing call come back as reasons', async (t) => {
+  assert.deepEqual(tuneSocket({}, { rcvbuf: 1024 }), { ok: false, reason: 'socket has no file descriptor' });
+  assert.equal(tuneSocket({}, { rcvbuf: 1024 }, null).ok, false);
+  const addon = loadTapAddon();
+  const failing: TapAddon = { ...addon, setsockopt: () => { throw Object.assign(new Error('setsockopt fd 3: ENOTSOCK'), { code: 'ENOTSOCK' }); } };
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => server.close());
+  const r = tuneSocket(server, { rcvbuf: 1024 }, failing);
+  assert.equal(r.ok, false);
+  assert.match(r.ok ? '' : r.reason, /ENOTSOCK/);
+});

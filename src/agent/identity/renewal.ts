@@ -55,9 +55,18 @@ export function runRenewal(o: RenewalOptions): () => Promise<void> {
   const ac = new AbortController();
   const opts: IdentityOptions = { ...o, signal: ac.signal };
   let current = o.identity;
+  // When the current certificate arrived (unknown for one found on disk). A CA that backdates notBefore
+  // by more than a short lifetime's third would otherwise put the renewal time in the past on arrival
+  // and renew in a tight loop: count two thirds of what is left from arrival instead.
+  let receivedMs: number | undefined;
+  const dueOf = (id: typeof current): number => {
+    const byCert = renewAtOf(id).getTime();
+    if (receivedMs === undefined) return byCert;
+    return Math.max(byCert, receivedMs + Math.floor(((id.notAfter.getTime() - receivedMs) * 2) / 3));
+  };
   const loop = async (): Promise<void> => {
     for (let attempt = 0; !ac.signal.aborted; ) {
-      const renewAt = renewAtOf(current).getTime();
+      const renewAt = dueOf(current);
       const now = o.clock.now();
       if (now < renewAt) {
         o.status.update({ renewAt: new Date(renewAt).toISOString() });
@@ -83,13 +92,14 @@ export function runRenewal(o: RenewalOptions): () => Promise<void> {
       const next = step.identity;
       attempt = 0;
       current = next;
+      receivedMs = o.clock.now();
       o.log.info('operational certificate renewed', { serial: next.serial, fingerprint: next.fingerprint, notAfter: next.notAfter.toISOString() });
       o.status.update({
         state: 'ready',
         reason: undefined,
         fingerprint: next.fingerprint,
         notAfter: next.notAfter.toISOString(),
-        renewAt: renewAtOf(next).toISOString(),
+        renewAt: new Date(dueOf(next)).toISOString(),
         nextAttemptAt: undefined,
         attempts: 0,
       });

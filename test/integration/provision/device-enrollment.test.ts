@@ -276,3 +276,37 @@ test('with the clock before min_time the unit waits with a reason, then resumes 
   assert.equal(id.serial, serial);
   assert.equal(status.snapshot().state, 'ready');
 });
+
+// Regression: with a lifetime shorter than 3/2 of the CA's notBefore backdating (300 s by default), the
+// 2/3 point of a fresh certificate lies in the past on arrival and renewal ran in a tight loop.
+test('a short-lived certificate is renewed 2/3 into what is left of it on arrival, not again at once', async (t) => {
+  const fx = await createEstFixture({ lifetimeS: 120 });
+  t.after(() => fx.close());
+  const serial = 'R3S-DEV-0005';
+  const u = await unitFiles(t, fx, serial);
+  const { importAllowlist, claimDevice } = await import('../../../src/shared/registry/registry.js');
+  const { updateRegistryFile } = await import('../../../src/shared/registry/registry-file.js');
+  await updateRegistryFile(fx.registryFile, (r) => claimDevice(importAllowlist(r, [{ serial }], new Date()), serial, 'acme', new Date()));
+  const clock = fakeClock(Date.now());
+  fx.setNow(new Date(clock.now()));
+  const status = new IdentityStatusTracker(clock.now);
+  const first = await ensureIdentity(opts(u, clock, status));
+  const renewed: { identity: Identity; at: number }[] = [];
+  const stop = runRenewal({
+    ...opts(u, clock, status),
+    identity: first,
+    onRenewed: (identity) => {
+      renewed.push({ identity, at: clock.now() });
+      fx.setNow(new Date(clock.now()));
+    },
+  });
+  t.after(stop);
+  await until('two renewals', () => renewed.length >= 2);
+  await stop();
+  const [r0, r1] = renewed;
+  assert.ok(r0 && r1);
+  const gap = r1.at - r0.at;
+  const left = r0.identity.notAfter.getTime() - r0.at;
+  assert.ok(gap >= Math.floor((left * 2) / 3), `second renewal ${gap} ms after the first; expected >= 2/3 of the ${left} ms left`);
+  assert.ok(r1.at < r0.identity.notAfter.getTime(), 'still renewed before expiry');
+});

@@ -9,7 +9,7 @@ export const COMMANDS: CommandTable = {
   'enroll-server': ['enroll-server.js', 'EST server (RFC 7030) issuing operational certificates: --config FILE'],
   factory: ['factory.js', 'factory station: init-ca | provision | read (factory block, manifest)'],
   headend: ['headend.js', 'run the datacentre tunnel headend: --config FILE'],
-  lab: ['lab.js', 'network lab in namespaces: up | down | status | exec NODE -- CMD'],
+  lab: ['lab.js', 'network lab in namespaces: up | down | status | restart PROCESS | exec NODE -- CMD'],
   ota: ['ota.js', 'OTA channel: broker-config | serve | rollout | status'],
   registry: ['registry.js', 'device registry admin: claim | revoke | list | import'],
   release: ['release.js', 'signed releases: keygen | manifest | sign | verify (usign/signify Ed25519)'],

@@ -21,6 +21,7 @@ import type { HeadendConfig } from './config.js';
 import { Forwarder, type SegmentInfo } from './forwarder.js';
 import { headendMetrics, type Metrics } from './metrics.js';
 import { HeadendSession } from './session.js';
+import { createVtepSender, type VtepSender } from './vtep-sender.js';
 import { tuneSocket } from '../agent/adapters/socket-options.js';
 
 export interface Headend {
@@ -122,10 +123,16 @@ export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Pr
   const bySerial = new Map<string, HeadendSession>();
 
   const udp: UdpSocket = createSocket({ type: isIPv6(config.vxlan.localAddress) ? 'udp6' : 'udp4' });
+  // Set once the VXLAN socket is bound; batches full-size frames per VTEP with UDP GSO.
+  let vtep: VtepSender | null = null;
   const forwarder = new Forwarder(
     {
       toSession: (id, frame) => sessions.get(id)?.sendFrame(frame) ?? false,
       toVtep: (address, vni, frame) => {
+        if (vtep) {
+          vtep.send(address, vni, frame);
+          return;
+        }
         const pkt = Buffer.allocUnsafe(VXLAN_HEADER_LEN + frame.length);
         writeVxlanHeader(pkt, 0, vni);
         frame.copy(pkt, VXLAN_HEADER_LEN);
@@ -292,6 +299,9 @@ export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Pr
     });
   });
   udp.on('error', (e) => log.error('VXLAN socket error', { error: e.message }));
+  const sender = await createVtepSender({ udp, localAddress: config.vxlan.localAddress, port: config.vxlan.vtepPort });
+  if (!sender.gso) log.info('VXLAN egress without UDP GSO: one send per frame', { reason: sender.gsoReason });
+  vtep = sender;
   udp.on('message', (msg, rinfo) => {
     const vni = readVxlanVni(msg, 0);
     if (typeof vni === 'string') {
@@ -375,6 +385,7 @@ export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Pr
         metricsServer.closeAllConnections();
         await new Promise<void>((r) => metricsServer?.close(() => r()));
       }
+      await vtep?.close();
       await new Promise<void>((r) => udp.close(() => r()));
     },
   };

@@ -11,6 +11,8 @@ const SO_SNDBUF = 7;
 const SO_RCVBUF = 8;
 const IPPROTO_TCP = 6;
 const TCP_NOTSENT_LOWAT = 25;
+const SOL_UDP = 17;
+const UDP_SEGMENT = 103;
 
 export interface SocketTuning {
   /** TCP_NOTSENT_LOWAT: unsent bytes the kernel accepts beyond what is in flight. */
@@ -18,13 +20,22 @@ export interface SocketTuning {
   /** SO_SNDBUF / SO_RCVBUF in bytes (the kernel doubles them and stops autotuning). */
   sndbuf?: number;
   rcvbuf?: number;
+  /** UDP_SEGMENT (UDP GSO): a send longer than this is cut into datagrams of this size by the kernel. */
+  udpSegment?: number;
 }
 
 export type TuneResult = { ok: true; applied: Record<string, number> } | { ok: false; reason: string };
 
-/** net/tls sockets and servers keep their libuv handle (which knows its fd) in `_handle`. */
+/**
+ * net/tls sockets and servers keep their libuv handle (which knows its fd) in `_handle`; a dgram socket
+ * keeps it in its internal state object, under a symbol.
+ */
 function fdOf(s: object): number | undefined {
-  const h = (s as { _handle?: { fd?: unknown } | null })._handle;
+  // The symbol first: dgram's own `_handle` getter is deprecated and warns.
+  const sym = Object.getOwnPropertySymbols(s).find((x) => x.description === 'state symbol');
+  const h = sym
+    ? (s as Record<symbol, { handle?: { fd?: unknown } } | undefined>)[sym]?.handle
+    : (s as { _handle?: { fd?: unknown } | null })._handle;
   return typeof h?.fd === 'number' && h.fd >= 0 ? h.fd : undefined;
 }
 
@@ -50,6 +61,7 @@ export function tuneSocket(s: object, t: SocketTuning, addon: TapAddon | null = 
     if (t.sndbuf !== undefined) applied.sndbuf = addon.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, t.sndbuf);
     if (t.rcvbuf !== undefined) applied.rcvbuf = addon.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, t.rcvbuf);
     if (t.notsentLowat !== undefined) applied.notsentLowat = addon.setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, t.notsentLowat);
+    if (t.udpSegment !== undefined) applied.udpSegment = addon.setsockopt(fd, SOL_UDP, UDP_SEGMENT, t.udpSegment);
   } catch (e) {
     return { ok: false, reason: e instanceof Error ? e.message : String(e) };
   }

@@ -121,10 +121,10 @@ export class RecordDecoder {
         if (this.#have === this.#need) this.#state = READ_LENGTH;
       } else if (this.#have === 0 && n - pos >= this.#need) {
         // Whole record inside this chunk: hand out a view, no copy.
-        const rec = chunk.subarray(pos, pos + this.#need);
+        const at = pos;
         pos += this.#need;
         this.#state = READ_LENGTH;
-        this.#deliver(rec);
+        this.#deliver(chunk, at, this.#need);
       } else {
         const take = Math.min(this.#need - this.#have, n - pos);
         chunk.copy(this.#partial, this.#have, pos, pos + take);
@@ -132,7 +132,7 @@ export class RecordDecoder {
         pos += take;
         if (this.#have === this.#need) {
           this.#state = READ_LENGTH;
-          this.#deliver(this.#partial.subarray(0, this.#need));
+          this.#deliver(this.#partial, 0, this.#need);
         }
       }
     }
@@ -140,12 +140,13 @@ export class RecordDecoder {
     return null;
   }
 
-  #deliver(rec: Buffer): void {
-    if (((rec[0] ?? 0) & VXLAN_FLAG_I) === 0) {
+  /** The record is buf[at, at + len); one view (the frame) is the only allocation per record. */
+  #deliver(buf: Buffer, at: number, len: number): void {
+    if (((buf[at] ?? 0) & VXLAN_FLAG_I) === 0) {
       this.onDrop('record-no-i-flag');
       return;
     }
-    const vni = ((rec[4] ?? 0) << 16) | ((rec[5] ?? 0) << 8) | (rec[6] ?? 0);
-    this.onRecord(vni, rec.subarray(VXLAN_HEADER_LEN));
+    const vni = ((buf[at + 4] ?? 0) << 16) | ((buf[at + 5] ?? 0) << 8) | (buf[at + 6] ?? 0);
+    this.onRecord(vni, buf.subarray(at + VXLAN_HEADER_LEN, at + len));
   }
 }

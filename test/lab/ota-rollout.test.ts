@@ -261,7 +261,7 @@ describe('lab: OTA rollout to three Connectors (real agents, mosquitto, rollout 
     try {
       const t0 = Date.now();
       const r = await rollout(rel, stateFile, victim.serial, ['--max-parallel', '1']);
-      t.diagnostic(`bad release: rollout paused after ${Date.now() - t0} ms (health deadline 8 s)`);
+      t.diagnostic(`bad release: rollout command ended after ${Date.now() - t0} ms (health deadline 8 s)`);
       assert.equal(r.code, 3, `rollout should pause at the threshold (exit 3), got ${r.code}${hung(r.code)}: ${r.stderr.slice(-2000)}`);
       const s = await rolloutStatus(stateFile);
       assert.equal(s.status, 'paused');

@@ -13,6 +13,7 @@ import { connectDeviceMqtt, type DeviceMqtt } from '../ota/device/mqtt-client.js
 import { openSlotStore } from '../ota/device/slots.js';
 import { sysupgradeRunner } from '../ota/device/sysupgrade.js';
 import { createUpdater, type Updater } from '../ota/device/updater.js';
+import type { JobStateReport } from '../ota/protocol.js';
 import type { Identity } from './agent.js';
 import type { AgentConfig } from './config.js';
 
@@ -40,6 +41,9 @@ export function startOta(d: OtaDeps): OtaChannel {
   let mqtt: DeviceMqtt | undefined;
   let updater: Updater | undefined;
   let closed = false;
+  let version: string | undefined;
+  // Reports made before the broker connection exists (the outcome of resume() after a restart).
+  const pending: JobStateReport[] = [];
   const abort = new AbortController();
   const keys = o.pubkeySlots.map((f) => parseUsignPublicKey(readFileSync(f, 'utf8')));
 
@@ -53,7 +57,7 @@ export function startOta(d: OtaDeps): OtaChannel {
       trustedKeys: keys,
       slots: openSlotStore(o.slotsDir),
       stateDir: o.stateDir,
-      report: (r) => mqtt?.report(r),
+      report: (r) => (mqtt ? mqtt.report(r) : void pending.push(r)),
       healthy: async () => d.tunnelUp(),
       healthDeadlineMs: o.healthDeadlineMs,
       restart: (reason) => d.restart(`ota ${reason}`),
@@ -62,16 +66,25 @@ export function startOta(d: OtaDeps): OtaChannel {
       log,
     });
     state = 'resuming';
-    // Finish what a previous run left: health-check a freshly switched version, or roll it back.
+    // Connect while resume() finishes what a previous run left (health-check a freshly switched version,
+    // or roll it back), so its outcome reaches the controller.
+    const connecting = connectDeviceMqtt({ url: o.broker ?? '', serial, ca, cert: id.cert, key: id.key, board: o.board, log }).then(
+      async (m) => {
+        mqtt = m;
+        for (const r of pending.splice(0)) await m.report(r);
+        return m;
+      },
+    );
+    connecting.catch(() => undefined); // observed below
     await updater.resume();
+    version = await updater.runningVersion();
     state = 'connecting';
-    mqtt = await connectDeviceMqtt({ url: o.broker ?? '', serial, ca, cert: id.cert, key: id.key, board: o.board, log });
-    await mqtt.attach(updater);
+    await (await connecting).attach(updater);
     state = 'ready';
     lastError = undefined;
   };
 
-  const loop = (async () => {
+  void (async () => {
     while (!closed) {
       try {
         await run();
@@ -88,11 +101,11 @@ export function startOta(d: OtaDeps): OtaChannel {
   })();
 
   return {
-    status: () => ({ state, broker: o.broker, ...(lastError ? { lastError } : {}), drops: mqtt?.drops ?? {} }),
+    status: () => ({ state, broker: o.broker, ...(version ? { version } : {}), ...(lastError ? { lastError } : {}), drops: mqtt?.drops ?? {} }),
     async close() {
+      // Not awaiting the loop: close() is also reached from inside it (a restart during resume()).
       closed = true;
       abort.abort();
-      await loop;
       await mqtt?.close().catch(() => {});
     },
   };

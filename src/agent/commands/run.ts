@@ -82,10 +82,13 @@ export async function run(argv: string[]): Promise<number> {
   });
   return new Promise<number>((resolve) => {
     // An OTA switch or rollback: stop cleanly and exit; procd starts the binary `current` points to.
+    // An OTA switch or rollback: the updater has persisted its phase, and this process must not go on
+    // with it. Stop cleanly and exit; procd starts the binary `current` points to, which resumes the job.
     restarting = async (reason) => {
       log.info('restarting', { reason });
-      await agent.stop();
-      resolve(0);
+      setTimeout(() => process.exit(0), 5_000).unref();
+      await agent.stop().catch(() => undefined);
+      process.exit(0);
     };
     const onSignal = (sig: NodeJS.Signals): void => {
       log.info('shutting down', { signal: sig });

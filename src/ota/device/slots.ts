@@ -3,7 +3,7 @@
 // Switching writes a new link beside `current` and renames it over, which is atomic on POSIX.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConnectorError, isErrno } from '../../shared/errors.js';
 import type { SlotName } from './state.js';
@@ -53,6 +53,8 @@ export function openSlotStore(root: string): SlotStore {
       await rm(tmp, { recursive: true, force: true });
       await mkdir(tmp, { recursive: true });
       await copyFile(artifactFile, join(tmp, name));
+      // The download cache file is 0644; the supervisor only runs an executable slot binary.
+      await chmod(join(tmp, name), 0o755);
       await writeFile(join(tmp, MANIFEST_FILE), manifest);
       await writeFile(join(tmp, VERSION_FILE), version + '\n');
       await rm(dir, { recursive: true, force: true });

@@ -8,7 +8,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { exec } from '../../src/shared/exec.js';
 import { ipIn, nsExec, spawnInNetns } from '../../src/lab/netns.js';
 import { writeLabPki } from '../../src/lab/pki.js';
-import { programCommand } from '../../src/lab/programs.js';
+import { projectRoot } from '../../src/lab/programs.js';
+import { findTapAddon, TAP_ADDON_ENV } from '../../src/agent/adapters/tap.js';
+import { build } from 'esbuild';
 import { parseRegistry } from '../../src/shared/registry/registry.js';
 import { ADDR, bridgeLan, buildBase, fabricLeg, kernelVxlan, type BenchNet } from './topology.js';
 
@@ -22,6 +24,44 @@ export interface Running {
 }
 
 const SERIAL = 'BENCH-0001';
+
+/**
+ * The daemons run as esbuild bundles, the way the device runs the agent (src/image/sea.ts), not under
+ * tsx: tsx's loader thread would add tens of MB to the RSS measured and CPU at start-up. Bundled once per
+ * bench process from the current sources.
+ */
+let bundles: Promise<{ agent: string; headend: string }> | undefined;
+function benchBundles(dir: string): Promise<{ agent: string; headend: string }> {
+  bundles ??= (async () => {
+    const root = projectRoot();
+    const common = {
+      bundle: true,
+      platform: 'node' as const,
+      format: 'esm' as const,
+      target: 'node20',
+      logLevel: 'warning' as const,
+      banner: { js: "import { createRequire as __benchRequire } from 'node:module'; const require = __benchRequire(import.meta.url);" },
+    };
+    mkdirSync(dir, { recursive: true });
+    const agent = join(dir, 'connector-agent.mjs');
+    const headend = join(dir, 'connector-headend.mjs');
+    await build({ ...common, entryPoints: [join(root, 'src/agent/cli.ts')], outfile: agent });
+    await build({
+      ...common,
+      outfile: headend,
+      stdin: {
+        contents:
+          "import { runCommand } from './src/cli/dispatch.ts';\n" +
+          "import * as headend from './src/cli/commands/headend.ts';\n" +
+          "process.exitCode = await runCommand('connector', { headend: [async () => headend, 'headend'] }, process.argv.slice(2));\n",
+        resolveDir: root,
+        loader: 'ts',
+      },
+    });
+    return { agent, headend };
+  })();
+  return bundles;
+}
 
 async function connector(net: BenchNet, work: string): Promise<Running> {
   await buildBase(net, { hostMtu: 1500, hbOn: 'gv' });
@@ -74,18 +114,17 @@ async function connector(net: BenchNet, work: string): Promise<Running> {
       '',
     ].join('\n'),
   );
-  const env = { ...process.env, LOG_FORMAT: 'json' };
-  const he = programCommand('connector');
-  const ag = programCommand('connector-agent');
-  const headend = spawnInNetns(net.ns.gb, he.cmd, [...he.args, 'headend', '--config', join(work, 'headend.json')], {
+  const addon = findTapAddon();
+  if (!addon) throw new Error('TAP addon not built: npm run build:addon');
+  const env = { ...process.env, LOG_FORMAT: 'json', [TAP_ADDON_ENV]: addon };
+  const bin = await benchBundles(join(work, 'bin'));
+  const headend = spawnInNetns(net.ns.gb, process.execPath, [bin.headend, 'headend', '--config', join(work, 'headend.json')], {
     logFile: join(work, 'headend.log'),
-    cwd: he.cwd,
     env,
   });
   await sleep(1500);
-  const agent = spawnInNetns(net.ns.ga, ag.cmd, [...ag.args, 'run', '--config', join(work, 'connector.uci')], {
+  const agent = spawnInNetns(net.ns.ga, process.execPath, [bin.agent, 'run', '--config', join(work, 'connector.uci')], {
     logFile: join(work, 'agent.log'),
-    cwd: ag.cwd,
     env,
   });
   return { procs: { agent, headend }, notes: 'agent TAP on br0 -> TLS 1.3 -> headend -> VXLAN/UDP 4789 -> kernel VTEP; host MTU 1500' };

@@ -29,6 +29,7 @@ const { values: opt } = parseArgs({
     hold: { type: 'boolean', default: false },
     top: { type: 'string', default: '25' },
     nice: { type: 'string' },
+    cc: { type: 'string' },
   },
 });
 const DUR = Number(opt.duration);
@@ -137,6 +138,7 @@ const perf = mode === 'perf' ? exec('perf', ['record', '-g', '-F', '999', '-p', 
 const loadedPing = nsExec(net.ns.ha, 'ping', ['-c', String(Math.max(20, (DUR - 2) * 50)), '-i', '0.02', ADDR.hostB], { allowFailure: true });
 const iperfArgs = ['-c', ADDR.hostB, '-p', '5201', '-J', '-t', String(DUR), '-P', opt.streams ?? '1'];
 if (opt.reverse) iperfArgs.push('-R');
+if (opt.cc) iperfArgs.push('-C', opt.cc);
 if (opt.udp) iperfArgs.push('-u', '-b', opt.udp, '-l', '1200');
 const ip = await nsExec(net.ns.ha, 'iperf3', iperfArgs, { allowFailure: true, timeoutMs: (DUR + 20) * 1000 });
 const loaded = parsePing((await loadedPing).stdout);

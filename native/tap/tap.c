@@ -338,6 +338,25 @@ static napi_value js_setsockopt(napi_env env, napi_callback_info info) {
   return res;
 }
 
+// unreadBytes(fd) -> bytes waiting in the socket's receive queue (ioctl SIOCINQ/FIONREAD): lets the
+// headend see that the kernel buffer has become a queue behind it, and drop instead of delay.
+static napi_value js_unread(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], res;
+  int32_t fd = -1;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0)
+    return napi_throw_type_error(env, "EINVAL", "unreadBytes(fd): fd must be an integer >= 0"), NULL;
+  int n = 0;
+  if (ioctl(fd, FIONREAD, &n) < 0) {
+    char what[32];
+    snprintf(what, sizeof what, "fd %d", fd);
+    return throw_errno(env, errno, "ioctl(FIONREAD)", what, NULL);
+  }
+  CHECK(napi_create_int32(env, n, &res));
+  return res;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     {"open", NULL, js_open, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -346,6 +365,7 @@ NAPI_MODULE_INIT() {
     {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
     {"stats", NULL, js_stats, NULL, NULL, NULL, napi_enumerable, NULL},
     {"setsockopt", NULL, js_setsockopt, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"unreadBytes", NULL, js_unread, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -22,7 +22,6 @@ import { Forwarder, type SegmentInfo } from './forwarder.js';
 import { headendMetrics, type Metrics } from './metrics.js';
 import { HeadendSession } from './session.js';
 import { createVtepSender, type VtepSender } from './vtep-sender.js';
-import { tuneSocket } from '../agent/adapters/socket-options.js';
 
 export interface Headend {
   readonly tunnelAddress: AddressInfo;
@@ -61,9 +60,6 @@ export function handshakeRefusalReason(e: NodeJS.ErrnoException, authorizationEr
   if (code === 'ECONNRESET' || msg.includes('socket hang up')) return 'handshake-aborted';
   return 'handshake-failed';
 }
-
-/** Receive buffer of each tunnel session (the kernel doubles it): ~1 ms of a gigabit, then back-pressure. */
-const SESSION_RCVBUF = 128 * 1024;
 
 function readPem(path: string, what: string): string {
   try {
@@ -312,10 +308,6 @@ export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Pr
   });
 
   const tunnelAddress = await listen(server, config.listen.host, config.listen.port, 'tunnels (listen)');
-  // Accepted sessions inherit a bounded receive buffer: when the headend is the slower end, frames
-  // wait (and are dropped) at the agent's head-drop queue instead of in megabytes of kernel buffer.
-  const tuned = tuneSocket(server, { rcvbuf: SESSION_RCVBUF });
-  if (!tuned.ok) log.warn('tunnel listener not tuned; loaded latency may grow', { reason: tuned.reason });
   server.on('error', (e) => log.error('tunnel listener error', { error: e.message }));
 
   const renderMetrics = (): string => {

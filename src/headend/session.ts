@@ -12,6 +12,7 @@ import {
   isControlFrame,
   type ControlMessage,
 } from '../shared/tunnel/control.js';
+import { unreadBytesProbe } from '../agent/adapters/socket-options.js';
 
 export interface SessionIdentity {
   id: string;
@@ -29,7 +30,12 @@ export interface SessionOptions {
   helloTimeoutMs: number;
   maxBufferedBytes: number;
   headendVersion: string;
+  /** Unread bytes in the kernel receive queue above which data frames are dropped; default 128 KiB. */
+  maxRxBacklogBytes?: number;
 }
+
+/** About 1 ms of a gigabit: more than that waiting behind the frame being read is queueing delay. */
+const DEFAULT_MAX_RX_BACKLOG = 128 * 1024;
 
 export interface SessionHooks {
   /** Hello accepted: attach to the segment. */
@@ -60,6 +66,10 @@ export class HeadendSession {
   #flushScheduled = false;
   #helloTimer: NodeJS.Timeout;
   #log: Logger;
+  #unread: (() => number) | undefined;
+  #behind = false;
+  /** Data frames dropped because the kernel held more than maxRxBacklogBytes behind them. */
+  rxBacklogDrops = 0;
 
   constructor(
     readonly socket: TLSSocket,
@@ -76,7 +86,14 @@ export class HeadendSession {
     socket.setNoDelay(true);
     socket.setTimeout(options.deadAfterMs);
     socket.on('timeout', () => this.close('dead-peer'));
+    // The receive buffer must stay autotuned (a WAN needs a window of rate x RTT), so when this process
+    // falls behind, megabytes can wait in the kernel. The frames being read are the oldest: while more
+    // than maxRxBacklogBytes wait behind them, they are dropped (head-drop), which inner TCPs see as
+    // loss at once instead of as milliseconds of delay.
+    this.#unread = unreadBytesProbe(socket);
+    const maxBacklog = options.maxRxBacklogBytes ?? DEFAULT_MAX_RX_BACKLOG;
     socket.on('data', (chunk: Buffer) => {
+      this.#behind = this.#unread !== undefined && this.state === 'up' && this.#unread() > maxBacklog;
       const err = this.#decoder.push(chunk);
       if (err) {
         hooks.onDrop(err);
@@ -105,6 +122,11 @@ export class HeadendSession {
     }
     if (this.state !== 'up') {
       this.hooks.onDrop('before-hello');
+      return;
+    }
+    if (this.#behind) {
+      this.rxBacklogDrops++;
+      this.hooks.onDrop('rx-backlog');
       return;
     }
     this.counters.framesIn++;

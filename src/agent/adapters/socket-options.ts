@@ -67,3 +67,20 @@ export function tuneSocket(s: object, t: SocketTuning, addon: TapAddon | null = 
   }
   return { ok: true, applied };
 }
+
+/**
+ * A function returning the bytes waiting unread in `s`'s kernel receive queue, or undefined when that
+ * cannot be known (no addon, no fd). Resolve once per socket; each call is one ioctl.
+ */
+export function unreadBytesProbe(s: object, addon: TapAddon | null = defaultAddon()): (() => number) | undefined {
+  const fd = fdOf(s);
+  const a = addon;
+  if (fd === undefined || !a?.unreadBytes) return undefined;
+  return () => {
+    try {
+      return a.unreadBytes?.(fd) ?? 0;
+    } catch {
+      return 0; // closed under us: nothing is waiting
+    }
+  };
+}

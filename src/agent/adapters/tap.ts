@@ -39,6 +39,8 @@ export interface TapAddon {
   stats(tap: NativeTap): NativeStats;
   /** setsockopt(2) with an int value on a socket fd; returns what getsockopt reads back. Older builds lack it. */
   setsockopt?(fd: number, level: number, name: number, value: number): number;
+  /** Bytes waiting in a socket's receive queue (FIONREAD). Older builds lack it. */
+  unreadBytes?(fd: number): number;
 }
 
 /** A failed system call on the TAP: which device, which call, and the errno code (EPERM, ENOENT, ...). */

@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, connect, type Socket } from 'node:net';
 import { once } from 'node:events';
-import { tuneSocket } from '../../../../src/agent/adapters/socket-options.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { tuneSocket, unreadBytesProbe } from '../../../../src/agent/adapters/socket-options.js';
 import { loadTapAddon, type TapAddon } from '../../../../src/agent/adapters/tap.js';
 
 test('sets TCP_NOTSENT_LOWAT on a connected socket and SO_RCVBUF on a listener (kernel doubles buffers)', async (t) => {
@@ -36,4 +37,32 @@ test('never throws: no fd, no addon, and a failing call come back as reasons', a
   const r = tuneSocket(server, { rcvbuf: 1024 }, failing);
   assert.equal(r.ok, false);
   assert.match(r.ok ? '' : r.reason, /ENOTSOCK/);
+});
+
+test('unreadBytesProbe reports what waits in the kernel receive queue', async (t) => {
+  let peer: Socket | undefined;
+  // pauseOnConnect: the handle never reads, so the bytes stay in the kernel.
+  const server = createServer({ pauseOnConnect: true }, (c) => {
+    peer = c;
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => server.close());
+  const c = connect((server.address() as { port: number }).port, '127.0.0.1');
+  t.after(() => c.destroy());
+  await once(c, 'connect');
+  for (let i = 0; i < 50 && !peer; i++) await sleep(10);
+  assert.ok(peer);
+  t.after(() => peer?.destroy());
+  const probe = unreadBytesProbe(peer);
+  assert.ok(probe, 'the addon has unreadBytes');
+  assert.equal(probe(), 0);
+  c.write(Buffer.alloc(3000));
+  let n = 0;
+  for (let i = 0; i < 50 && n < 3000; i++) {
+    await sleep(10);
+    n = probe();
+  }
+  assert.equal(n, 3000);
+  assert.equal(unreadBytesProbe({}), undefined);
 });

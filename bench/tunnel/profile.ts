@@ -168,6 +168,8 @@ for (const [k, pid] of Object.entries(running.procs)) {
   progress(`${k}: ${cpu.toFixed(2)} CPU s over ${DUR} s (${((100 * cpu) / DUR).toFixed(0)}% of a core), ${(cpu / gb).toFixed(2)} CPU s/GB, peak RSS ${u.peakRssMb.toFixed(0)} MB`);
 }
 if (perf) await perf;
+const warm = parsePing((await nsExec(net.ns.ha, 'ping', ['-c', '100', '-i', '0.01', ADDR.hostB], { allowFailure: true })).stdout);
+progress(`idle RTT after the load (code warm) p50 ${warm.p50} ms p99 ${warm.p99} ms`);
 
 if (opt.hold) {
   progress('holding; Ctrl-C to tear down');

@@ -86,6 +86,10 @@ async function measure(name: ScenarioName, run: number, work: string): Promise<R
     const running = await startScenario(name, net, join(work, `${name}-${run}`));
     if (!(await waitForPing(net.ns.ha, ADDR.hostB, 30_000))) throw new Error('no connectivity between the hosts');
     await nsExec(net.ns.ha, 'ping', ['-c', '20', '-i', '0.05', ADDR.hostB], { allowFailure: true }); // warm caches
+    // Two seconds of bulk traffic first, in every scenario: a daemon that has carried traffic has its
+    // hot path compiled; idle RTT is measured on that steady state, not on a just-started process.
+    await iperf(net, ['-t', '2']);
+    await sleep(1000);
     const idle = parsePing((await nsExec(net.ns.ha, 'ping', ['-c', '200', '-i', '0.01', ADDR.hostB], { allowFailure: true })).stdout);
     sample.idleRtt = { p50: idle.p50, p99: idle.p99, max: idle.max };
     const loadedPing = nsExec(net.ns.ha, 'ping', ['-c', String(Math.max(50, (DUR - 3) * 50)), '-i', '0.02', ADDR.hostB], { allowFailure: true });

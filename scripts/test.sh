@@ -32,4 +32,5 @@ if [ ${#files[@]} -eq 0 ]; then
   exit 1
 fi
 echo "test: running ${#files[@]} test files"
-exec node --import tsx --test --test-reporter=spec "${files[@]}"
+# A test that never settles must fail the run, not hang CI: 10 minutes per test at most.
+exec node --import tsx --test --test-timeout=600000 --test-reporter=spec "${files[@]}"

@@ -111,13 +111,18 @@ export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
     await deps.identity.ready();
     if (stopped) return;
     reason = undefined;
+    if (deps.config.headends.length === 0) {
+      phase = 'idle';
+      reason = 'no headend configured: add `list headend tls://host:port` to `config agent` in /etc/config/connector';
+      log.warn('no headend configured; the tunnel stays down', { reason });
+      return;
+    }
 
     phase = 'attaching';
     tap = await deps.openTap();
     await deps.attachTap();
     const refreshOwn = async (): Promise<void> => {
       const own = await deps.readOwnAddresses();
-      own.macs.push(...deps.config.ownMacs);
       core.setOwnAddresses(own);
       log.debug('own addresses', { macs: own.macs.map((m) => macToString(m)).join(','), ipv4: own.ipv4.join(',') });
     };

@@ -3,12 +3,12 @@
 // unit. Errors name the UCI section.option that is wrong and what it accepts.
 import { ConfigError } from '../shared/errors.js';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from '../shared/log.js';
-import { macKey, parseMac } from '../shared/l2/mac.js';
 import { findSection, parseUci, type UciSection } from '../shared/uci.js';
 import { parsePolicyConfig, type PolicyConfig } from '../shared/l2/policy-config.js';
 
 export interface AgentConfig {
   readonly enabled: boolean;
+  /** May be empty: the unit still enrolls, then waits with a clear status (no restart loop under procd). */
   readonly headends: readonly URL[];
   readonly bridge: string;
   readonly tapName: string;
@@ -24,8 +24,6 @@ export interface AgentConfig {
   readonly sendQueueFrames: number;
   /** Ceiling of the jittered exponential reconnect backoff. */
   readonly reconnectMaxMs: number;
-  /** Extra MACs that are the Connector's own (its bridge MAC is always included). */
-  readonly ownMacs: readonly number[];
   /** The Layer-2 policy, from the `config l2` section (keys: docs/l2-policy.md). */
   readonly l2: PolicyConfig;
   readonly enroll: Readonly<{
@@ -130,8 +128,12 @@ export function parseHeadendUrl(text: string, where: string): URL {
 }
 
 function l2Config(sec: UciSection | undefined): PolicyConfig {
+  // Lists (own_mac, own_ip) are space-separated values to the policy parser, so a `list` line works as
+  // well as an option, and an unknown list name is rejected like an unknown option.
+  const raw: Record<string, string> = { ...(sec?.options ?? {}) };
+  for (const [k, vs] of Object.entries(sec?.lists ?? {})) raw[k] = [raw[k], ...vs].filter(Boolean).join(' ');
   try {
-    return parsePolicyConfig(sec?.options ?? {});
+    return parsePolicyConfig(raw);
   } catch (e) {
     if (e instanceof ConfigError) throw new ConfigError(`l2.${e.key}`, e.message.replace(/^config "[^"]*": /, ''), { cause: e });
     throw e;
@@ -152,8 +154,8 @@ export function parseAgentConfig(text: string): AgentConfig {
     throw new ConfigError(key(o, 'broker'), `"${o.options['broker']}" must be mqtts://host:port (TLS with the device certificate)`);
   }
   if (o.options['broker'] && slots.length === 0) throw new ConfigError(key(o, 'pubkey_slot0'), 'an OTA broker needs at least one release public key slot');
-  if (headends.length === 0) throw new ConfigError(key(a, 'headend'), 'at least one `list headend tls://host:port` is required');
-  const ownMacs = (a.lists['own_mac'] ?? []).map((m) => macKey(parseMac(m, key(a, 'own_mac'))));
+
+  if (a.lists['own_mac'] || a.options['own_mac']) throw new ConfigError(key(a, 'own_mac'), 'moved to the l2 section: `option own_mac` in `config l2` (see docs/l2-policy.md)');
   const identityDir = str(a, 'identity_dir', DEFAULTS.identityDir);
   const keepaliveS = int(a, 'keepalive_s', 1, 300, DEFAULTS.keepaliveS);
   return Object.freeze({
@@ -171,7 +173,6 @@ export function parseAgentConfig(text: string): AgentConfig {
     deadAfterMs: int(a, 'dead_after_s', keepaliveS + 1, 600, Math.max(DEFAULTS.deadAfterS, keepaliveS * 3)) * 1000,
     sendQueueFrames: int(a, 'send_queue_frames', 16, 8192, DEFAULTS.sendQueueFrames),
     reconnectMaxMs: int(a, 'reconnect_max_s', 1, 600, DEFAULTS.reconnectMaxS) * 1000,
-    ownMacs: Object.freeze(ownMacs),
     l2: l2Config(findSection(doc, 'l2')),
     enroll: Object.freeze({
       url: e.options['url'] || undefined,

@@ -19,10 +19,6 @@ export async function attachToBridge(tap: string, bridge: string): Promise<void>
   }
 }
 
-export async function setLinkUp(dev: string): Promise<void> {
-  await exec('ip', ['link', 'set', 'dev', dev, 'up']);
-}
-
 export interface OwnAddresses {
   macs: number[];
   ipv4: string[];

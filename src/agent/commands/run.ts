@@ -2,8 +2,8 @@
 // `connector-agent run --config FILE`: the only place that knows which implementations are real.
 import { readFileSync } from 'node:fs';
 import { parseCommandArgs, str } from '../../cli/args.js';
-import { ConnectorError } from '../../shared/errors.js';
-import { createLogger } from '../../shared/log.js';
+import { ConnectorError, UsageError } from '../../shared/errors.js';
+import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel } from '../../shared/log.js';
 import { productVersion } from '../../shared/version.js';
 import { attachToBridge, readOwnAddresses } from '../adapters/host-net.js';
 import { serveStatus } from '../adapters/status-socket.js';
@@ -37,9 +37,13 @@ export async function run(argv: string[]): Promise<number> {
   }
   const config = parseAgentConfig(text);
   const env = process.env;
+  const envLevel = env['LOG_LEVEL'];
+  const envFormat = env['LOG_FORMAT'];
+  if (envLevel !== undefined && !LOG_LEVELS.includes(envLevel as LogLevel)) throw new UsageError(`LOG_LEVEL "${envLevel}" is not one of ${LOG_LEVELS.join(', ')}`);
+  if (envFormat !== undefined && envFormat !== 'json' && envFormat !== 'human') throw new UsageError(`LOG_FORMAT "${envFormat}" is not json or human`);
   const log = createLogger({
-    level: (env['LOG_LEVEL'] as typeof config.logLevel | undefined) ?? config.logLevel,
-    format: env['LOG_FORMAT'] === 'json' || env['LOG_FORMAT'] === 'human' ? env['LOG_FORMAT'] : config.logFormat,
+    level: (envLevel as LogLevel | undefined) ?? config.logLevel,
+    format: (envFormat as LogFormat | undefined) ?? config.logFormat,
     base: { component: 'agent' },
   });
   if (!config.enabled) {

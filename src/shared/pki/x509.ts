@@ -147,17 +147,6 @@ export async function importPrivateKeyPem(pem: string): Promise<CryptoKey> {
   return webcrypto.subtle.importKey('pkcs8', der, EC_ALG, true, ['sign']);
 }
 
-/** Recovers the public half of a P-256 private key (node:crypto can derive it; WebCrypto cannot). */
-export async function keyPairFromPrivatePem(pem: string): Promise<KeyPair> {
-  const { createPrivateKey, createPublicKey } = await import('node:crypto');
-  const priv = createPrivateKey(pem);
-  const spki = createPublicKey(priv).export({ type: 'spki', format: 'der' });
-  return {
-    privateKey: await importPrivateKeyPem(pem),
-    publicKey: await webcrypto.subtle.importKey('spki', spki, EC_ALG, true, ['verify']),
-  };
-}
-
 export function certFromPem(pem: string): x509.X509Certificate {
   return new x509.X509Certificate(pem);
 }

@@ -79,7 +79,7 @@ const FEEDS: Record<string, [name: string, version: string, kernel?: string][]> 
     ['libgcc', '13.3.0-r4'],
   ],
   'packages/aarch64_generic/base': [
-    ['base-files', '1640-r28xxx'], ['busybox', '1.36.1-r2'], ['ca-bundle', '20240203-r1'], ['dnsmasq', '2.90-r4'],
+    ['base-files', '1640-r28xxx'], ['busybox', '1.36.1-r2'], ['ca-bundle', '20240203-r1'], ['dnsmasq', '2.90-r4'], ['ip-full', '6.11.0-r1'],
     ['dropbear', '2024.86-r1'], ['e2fsprogs', '1.47.0-r2'], ['firewall4', '2024.12.18-r1'], ['fstools', '2024.07.14-r1'],
     ['libustream-mbedtls', '2024.07.28-r1'], ['logd', '2024.04.26-r1'], ['mkf2fs', '1.16.0-r3'], ['mtd', '26'],
     ['netifd', '2024.12.17-r1'], ['nftables', '1.1.1-r1'], ['odhcp6c', '2024.09.25-r1'], ['odhcpd-ipv6only', '2024.05.08-r1'],

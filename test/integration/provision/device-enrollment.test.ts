@@ -157,7 +157,11 @@ test('an unclaimed unit waits, honouring Retry-After, and enrolls after the clai
   await updateRegistryFile(fx.registryFile, (r) => importAllowlist(r, [{ serial }], new Date()));
   const clock = fakeClock(Date.now());
   const status = new IdentityStatusTracker(clock.now);
-  const pending = ensureIdentity(opts(u, clock, status));
+  // Aborted after the test, so a failed assertion cannot leave the enrollment loop keeping the file alive.
+  const ac = new AbortController();
+  t.after(() => ac.abort());
+  const pending = ensureIdentity(opts(u, clock, status, ac.signal));
+  pending.catch(() => {});
   await until('waiting-for-claim', () => status.snapshot().state === 'waiting-for-claim' && clock.sleeps.length >= 2);
   assert.ok(clock.sleeps.every((ms) => ms === 42_000), `sleeps follow Retry-After: ${clock.sleeps.join(',')}`);
   assert.match(status.snapshot().reason ?? '', /not claimed/);
@@ -189,6 +193,29 @@ test('a factory block whose IDevID comes from another CA is refused', async (t) 
   ac.abort();
   await assert.rejects(p);
   assert.equal(existsSync(join(u.identityDir, 'op.cert.pem')), false);
+  assert.equal(issuedCount(fx), 0);
+});
+
+// The allowlist binds a serial to the IDevID the station issued: a copied serial with another IDevID
+// (same factory CA) must not enroll.
+test('an IDevID whose fingerprint differs from the allowlisted one is refused', async (t) => {
+  const fx = await createEstFixture();
+  t.after(() => fx.close());
+  const serial = 'R3S-DEV-0006';
+  const u = await unitFiles(t, fx, serial);
+  const { importAllowlist, claimDevice } = await import('../../../src/shared/registry/registry.js');
+  const { updateRegistryFile } = await import('../../../src/shared/registry/registry-file.js');
+  await updateRegistryFile(fx.registryFile, (r) =>
+    claimDevice(importAllowlist(r, [{ serial, idevidFingerprint: 'ab'.repeat(32) }], new Date()), serial, 'acme', new Date()),
+  );
+  const clock = fakeClock(Date.now());
+  const status = new IdentityStatusTracker(clock.now);
+  const ac = new AbortController();
+  t.after(() => ac.abort());
+  const p = ensureIdentity(opts(u, clock, status, ac.signal));
+  p.catch(() => {});
+  await until('refused', () => status.snapshot().state === 'refused');
+  assert.match(status.snapshot().reason ?? '', /403/);
   assert.equal(issuedCount(fx), 0);
 });
 

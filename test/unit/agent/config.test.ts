@@ -21,14 +21,16 @@ test('minimal config gets documented defaults', () => {
 
 test('errors name the section.option and what it accepts', () => {
   const cases: [string, string][] = [
-    [`config agent 'agent'\n`, 'agent.headend'],
     [`config agent 'agent'\n\tlist headend 'https://x'\n`, 'agent.headend'],
     [MIN + `\toption keepalive_s 'often'\n`, 'agent.keepalive_s'],
     [MIN + `\toption tap_name 'a-name-that-is-far-too-long'\n`, 'agent.tap_name'],
     [MIN + `config l2 'l2'\n\toption proxy_arp 'maybe'\n`, 'l2.proxy_arp'],
     [MIN + `config l2 'l2'\n\toption proxy_arpp '1'\n`, 'l2.proxy_arpp'],
     [MIN + `config proxy 'proxy'\n`, 'proxy'],
-    [MIN + `\tlist own_mac 'zz:zz'\n`, 'agent.own_mac'],
+    [MIN + `\tlist own_mac '02:00:00:00:00:01'\n`, 'agent.own_mac'],
+    [MIN + `config l2 'l2'\n\tlist own_mac 'zz:zz'\n`, 'l2.own_mac'],
+    [MIN + `config l2 'l2'\n\tlist own_ipp '192.0.2.1'\n`, 'l2.own_ipp'],
+    [MIN + `\toption enabled 'maybe'\n`, 'agent.enabled'],
   ];
   for (const [text, k] of cases) {
     assert.throws(() => parseAgentConfig(text), (e: unknown) => e instanceof ConfigError && e.key === k, k);
@@ -49,4 +51,11 @@ test('the OTA channel needs an mqtts broker and at least one release key slot', 
   assert.equal(c.ota.slotsDir, '/opt/connector');
   assert.equal(c.ota.healthDeadlineMs, 120_000);
   assert.equal(parseAgentConfig(MIN).ota.broker, undefined, 'no broker: no OTA channel');
+});
+
+test('l2 lists and options both reach the policy; no headend is allowed (the unit enrolls and waits)', () => {
+  const c = parseAgentConfig(`config agent 'agent'\nconfig l2 'l2'\n\tlist own_ip '192.0.2.1'\n\tlist own_ip '192.0.2.2'\n\toption own_mac '02:00:00:00:00:01'\n`);
+  assert.equal(c.headends.length, 0);
+  assert.equal(c.l2.ownIpv4.length, 2);
+  assert.equal(c.l2.ownMacs.length, 1);
 });

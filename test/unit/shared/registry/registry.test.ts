@@ -81,3 +81,25 @@ test('file storage: missing file is empty, updates are atomic, the watcher sees 
   writeFileSync(path, '{ not json');
   assert.throws(() => watcher.reload(), (e: unknown) => hasCode(e, 'CK_ERR_REGISTRY'));
 });
+
+test('a device claimed onto a named segment joins that segment, not the first one', () => {
+  const reg0 = parseRegistry({
+    version: 1,
+    tenants: { acme: { segments: { a: { vni: 2001 }, b: { vni: 2002 } } } },
+  });
+  const reg = claimDevice(importAllowlist(reg0, [{ serial: 'CK-0010' }], NOW), 'CK-0010', 'acme', NOW, 'b');
+  const adm = admitDevice(reg, 'CK-0010');
+  assert.ok(adm.ok);
+  assert.equal(adm.segmentName, 'b');
+  assert.equal(adm.segment.vni, 2002);
+});
+
+test('an allowlisted device that names a tenant but was never claimed is neither admitted nor enrolled', () => {
+  const reg = parseRegistry({
+    version: 1,
+    tenants: { acme: { segments: { lan: { vni: 1001 } } } },
+    devices: { 'CK-0011': { state: 'allowed', tenant: 'acme', updatedAt: '' } },
+  });
+  assert.deepEqual(admitDevice(reg, 'CK-0011'), { ok: false, serial: 'CK-0011', reason: 'unclaimed' });
+  assert.deepEqual(enrollmentDecision(reg, 'CK-0011'), { ok: false, reason: 'unclaimed' });
+});

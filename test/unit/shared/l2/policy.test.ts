@@ -344,6 +344,25 @@ test('split brain for IPv6: DC NAs for the address are blocked', () => {
   assert.ok(p.alarms.isActive('split-brain', 'fd00::20'));
 });
 
+test('split brain for IPv6: a DC NS carrying the contested address as source is blocked too', () => {
+  const p = policy();
+  p.decide(encodeNa({ srcMac: HOST, srcIp: HOST6, targetIp: HOST6, router: false, solicited: false, override: true }), 'from-lan', 0);
+  expect(p.decide(encodeNs({ srcMac: VM, srcIp: HOST6, targetIp: parseIpv6('fd00::1') }), 'from-tunnel', 1000), 'drop', 'split-brain-claim');
+});
+
+test('unsolicited NA crosses past exhausted multicast buckets in both directions', () => {
+  const one = { broadcast: { pps: 1, bps: 0 }, unknownUnicast: { pps: 1, bps: 0 }, multicast: { pps: 1, bps: 0 } };
+  const p = policy({ bumFromLan: one, bumFromTunnel: one });
+  const mcast = (src: number): Buffer =>
+    encodeEthernet({ dst: 0x01_00_5e_00_00_fb, src, etherType: ETHERTYPE_IPV4, payload: encodeIpv4Udp({ src: HOST_IP, dst: parseIpv4('224.0.0.251'), srcPort: 5353, dstPort: 5353, payload: Buffer.alloc(20) }) });
+  p.decide(mcast(HOST), 'from-lan', 0);
+  expect(p.decide(mcast(HOST), 'from-lan', 0), 'drop', 'bum-multicast-rate');
+  p.decide(mcast(VM), 'from-tunnel', 0);
+  expect(p.decide(mcast(VM), 'from-tunnel', 0), 'drop', 'bum-multicast-rate');
+  expect(p.decide(encodeNa({ srcMac: HOST, srcIp: HOST6, targetIp: HOST6, router: false, solicited: false, override: true }), 'from-lan', 0), 'tunnel');
+  expect(p.decide(encodeNa({ srcMac: VM, srcIp: VM6, targetIp: VM6, router: false, solicited: false, override: true }), 'from-tunnel', 0), 'lan');
+});
+
 test('with splitBrainBlock off, the alarm is still raised but DC claims reach the LAN', () => {
   const p = policy({ splitBrainBlock: false });
   p.decide(arpRequest(HOST, HOST_IP, OWN_IP + 1), 'from-lan', 0);

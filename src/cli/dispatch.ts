@@ -22,7 +22,7 @@ export async function runCommand(
   program: string,
   table: CommandTable,
   argv: string[],
-  commandDir: URL = new URL('./commands/', import.meta.url),
+  commandDir?: URL,
 ): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
@@ -36,7 +36,10 @@ export async function runCommand(
   }
   try {
     const load = entry[0];
-    const mod = typeof load === 'string' ? ((await import(new URL(load, commandDir).href)) as CommandModule) : await load();
+    const mod =
+      typeof load === 'string'
+        ? ((await import(new URL(load, commandDir ?? new URL('./commands/', import.meta.url)).href)) as CommandModule)
+        : await load();
     return await mod.run(rest);
   } catch (e) {
     return reportError(program, e);

@@ -185,4 +185,11 @@ test('the arm64 agent runs under qemu-aarch64 in a root with no glibc: --version
   assert.equal(s.status, 0, s.stdout + s.stderr);
   assert.match(s.stdout, /ok {3}runtime: node v24\.21\.0 linux-arm64 glibc 2\.36/);
   assert.match(s.stdout, /ok {3}tap-addon: loaded \/tmp\/connector\/addon\/tap-[0-9a-f]{16}\.node/);
+  // The commands themselves are inside the single binary (bundled, not loaded from files beside it).
+  const h = run(['run', '--help']);
+  assert.equal(h.status, 0, h.stderr);
+  assert.match(h.stdout, /usage: connector-agent run/);
+  const st = run(['status', '--socket', '/tmp/no-agent.sock']);
+  assert.equal(st.status, 1);
+  assert.match(st.stderr, /CK_ERR_IO/);
 });

@@ -295,7 +295,12 @@ export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Pr
     });
   });
   udp.on('error', (e) => log.error('VXLAN socket error', { error: e.message }));
-  const sender = await createVtepSender({ udp, localAddress: config.vxlan.localAddress, port: config.vxlan.vtepPort });
+  const sender = await createVtepSender({
+    udp,
+    localAddress: config.vxlan.localAddress,
+    port: config.vxlan.vtepPort,
+    onGsoOff: (reason) => log.warn('VXLAN egress: UDP GSO switched off, one send per frame from now on', { reason, fix: 'check the VTEP path MTU (>= 1550)' }),
+  });
   if (!sender.gso) log.info('VXLAN egress without UDP GSO: one send per frame', { reason: sender.gsoReason });
   vtep = sender;
   udp.on('message', (msg, rinfo) => {

@@ -21,6 +21,8 @@ export interface VtepSenderStats {
   single: number;
   batched: number;
   gsoSends: number;
+  /** GSO sends the kernel refused; their frames were re-sent one by one and GSO was switched off. */
+  gsoFailures: number;
 }
 
 export interface VtepSender {
@@ -28,6 +30,8 @@ export interface VtepSender {
   /** Sends a pending run now (the sender also does this at the end of the current JS turn). */
   flush(): void;
   readonly gso: boolean;
+  /** Why GSO is off, when it is. */
+  readonly gsoReason: string | undefined;
   readonly stats: Readonly<VtepSenderStats>;
   close(): Promise<void>;
 }
@@ -39,10 +43,12 @@ export interface VtepSenderOptions {
   port: number;
   /** Try UDP GSO; default true. */
   gso?: boolean;
+  /** Told once when GSO is switched off after a failed send (for a log line). */
+  onGsoOff?: (reason: string) => void;
 }
 
-export async function createVtepSender(o: VtepSenderOptions): Promise<VtepSender & { gsoReason?: string }> {
-  const stats: VtepSenderStats = { single: 0, batched: 0, gsoSends: 0 };
+export async function createVtepSender(o: VtepSenderOptions): Promise<VtepSender> {
+  const stats: VtepSenderStats = { single: 0, batched: 0, gsoSends: 0, gsoFailures: 0 };
   let gsoSock: UdpSocket | null = null;
   let gsoReason: string | undefined;
   if (o.gso !== false) {
@@ -58,7 +64,7 @@ export async function createVtepSender(o: VtepSenderOptions): Promise<VtepSender
     if (t.ok && t.applied.udpSegment === SEGMENT) {
       gsoSock = s;
       gsoSock.on('error', () => {
-        // a failed GSO send (EIO from a device without checksum offload) is a lost run, like a lost datagram
+        // send errors arrive through the send callbacks below
       });
     } else {
       gsoReason = t.ok ? 'UDP_SEGMENT not applied' : t.reason;
@@ -77,6 +83,15 @@ export async function createVtepSender(o: VtepSenderOptions): Promise<VtepSender
   let runCount = 0;
   let flushQueued = false;
 
+  const disableGso = (err: Error): void => {
+    if (!gsoSock) return;
+    const s = gsoSock;
+    gsoSock = null;
+    gsoReason = `UDP GSO send failed: ${err.message}`;
+    o.onGsoOff?.(gsoReason);
+    s.close();
+  };
+
   const sendOne = (address: string, vni: number, frame: Buffer): void => {
     const pkt = Buffer.allocUnsafe(VXLAN_HEADER_LEN + frame.length);
     writeVxlanHeader(pkt, 0, vni);
@@ -89,13 +104,28 @@ export async function createVtepSender(o: VtepSenderOptions): Promise<VtepSender
     flushQueued = false;
     if (!run || runCount === 0) return;
     const buf = run;
-    const done = (): void => release(buf);
-    if (runCount === 1 || !gsoSock) {
-      o.udp.send(buf, 0, runCount * SEGMENT, o.port, runAddr, done);
-      stats.single += runCount;
+    const count = runCount;
+    const addr = runAddr;
+    if (count === 1 || !gsoSock) {
+      o.udp.send(buf, 0, count * SEGMENT, o.port, addr, () => release(buf));
+      stats.single += count;
     } else {
-      gsoSock.send(buf, 0, runCount * SEGMENT, o.port, runAddr, done);
-      stats.batched += runCount;
+      // The kernel refuses a GSO send whose segments exceed the path MTU (EINVAL) or that the device
+      // cannot segment (EIO). Such a path gets what it got before GSO existed: one datagram per frame
+      // (which IP may fragment), for this run and from now on. The resent frames may trail frames sent
+      // since, once.
+      gsoSock.send(buf, 0, count * SEGMENT, o.port, addr, (err) => {
+        if (!err) {
+          release(buf);
+          return;
+        }
+        stats.gsoFailures++;
+        disableGso(err);
+        for (let i = 0; i < count; i++) o.udp.send(buf.subarray(i * SEGMENT, (i + 1) * SEGMENT), o.port, addr);
+        stats.single += count;
+        stats.batched -= count;
+      });
+      stats.batched += count;
       stats.gsoSends++;
     }
     run = null;
@@ -103,8 +133,12 @@ export async function createVtepSender(o: VtepSenderOptions): Promise<VtepSender
   };
 
   return {
-    gso: gsoSock !== null,
-    ...(gsoReason ? { gsoReason } : {}),
+    get gso() {
+      return gsoSock !== null;
+    },
+    get gsoReason() {
+      return gsoReason;
+    },
     stats,
     flush,
     send(address, vni, frame) {
@@ -130,7 +164,9 @@ export async function createVtepSender(o: VtepSenderOptions): Promise<VtepSender
     },
     async close() {
       flush();
-      if (gsoSock) await new Promise<void>((r) => gsoSock?.close(() => r()));
+      const s = gsoSock;
+      gsoSock = null;
+      if (s) await new Promise<void>((r) => s.close(() => r()));
     },
   };
 }

@@ -17,7 +17,7 @@ import { exec } from '../../src/shared/exec.js';
 import { nsExec, spawnInNetns, uniquePrefix, isAlive } from '../../src/lab/netns.js';
 import { ADDR, benchNet, teardown, waitForPing } from './topology.js';
 import { procUsage, startScenario } from './scenarios.js';
-import { parseIperfTcp, parsePing } from './stats.js';
+import { parseIperfTcp, parseIperfUdp, parsePing } from './stats.js';
 
 const { values: opt } = parseArgs({
   options: {
@@ -30,6 +30,7 @@ const { values: opt } = parseArgs({
     top: { type: 'string', default: '25' },
     nice: { type: 'string' },
     cc: { type: 'string' },
+    len: { type: 'string', default: '1200' },
   },
 });
 const DUR = Number(opt.duration);
@@ -139,7 +140,7 @@ const loadedPing = nsExec(net.ns.ha, 'ping', ['-c', String(Math.max(20, (DUR - 2
 const iperfArgs = ['-c', ADDR.hostB, '-p', '5201', '-J', '-t', String(DUR), '-P', opt.streams ?? '1'];
 if (opt.reverse) iperfArgs.push('-R');
 if (opt.cc) iperfArgs.push('-C', opt.cc);
-if (opt.udp) iperfArgs.push('-u', '-b', opt.udp, '-l', '1200');
+if (opt.udp) iperfArgs.push('-u', '-b', opt.udp, '-l', opt.len ?? '1200');
 const ip = await nsExec(net.ns.ha, 'iperf3', iperfArgs, { allowFailure: true, timeoutMs: (DUR + 20) * 1000 });
 const loaded = parsePing((await loadedPing).stdout);
 if (mode === 'cpuprof' || mode === 'loop') {
@@ -153,7 +154,11 @@ try {
 }
 let mbps = NaN;
 try {
-  mbps = opt.udp ? NaN : parseIperfTcp(ip.stdout).mbps;
+  if (opt.udp) {
+    const u = parseIperfUdp(ip.stdout);
+    progress(`udp: ${u.deliveredPps.toFixed(0)} datagrams/s delivered, loss ${u.lossPercent.toFixed(1)} %`);
+    mbps = u.goodputMbps;
+  } else mbps = parseIperfTcp(ip.stdout).mbps;
 } catch (e) {
   progress(`iperf3: ${e instanceof Error ? e.message : String(e)}`);
 }

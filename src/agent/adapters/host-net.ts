@@ -2,6 +2,7 @@
 // What the agent needs from the host's network configuration: attach its TAP to the bridge, and know the
 // bridge's own MAC and addresses (the Connector's management identity, which must never be tunnelled).
 import { readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { exec } from '../../shared/exec.js';
 import { ConnectorError } from '../../shared/errors.js';
 import { macKey, parseMac } from '../../shared/l2/mac.js';
@@ -25,7 +26,10 @@ export interface OwnAddresses {
   ipv6: string[];
 }
 
-/** The bridge MAC and the addresses configured on it; missing bridge -> empty lists (retried later). */
+/**
+ * The bridge MAC and the addresses configured on it; a missing bridge gives empty lists (retried later).
+ * Read from /sys and the kernel's interface list in-process: no child process on the agent's event loop.
+ */
 export async function readOwnAddresses(bridge: string): Promise<OwnAddresses> {
   const out: OwnAddresses = { macs: [], ipv4: [], ipv6: [] };
   try {
@@ -33,18 +37,9 @@ export async function readOwnAddresses(bridge: string): Promise<OwnAddresses> {
   } catch {
     return out;
   }
-  const r = await exec('ip', ['-j', 'addr', 'show', 'dev', bridge], { allowFailure: true });
-  if (r.code !== 0) return out;
-  try {
-    const links = JSON.parse(r.stdout) as { addr_info?: { family: string; local: string }[] }[];
-    for (const l of links) {
-      for (const a of l.addr_info ?? []) {
-        if (a.family === 'inet') out.ipv4.push(a.local);
-        else if (a.family === 'inet6') out.ipv6.push(a.local);
-      }
-    }
-  } catch {
-    // busybox `ip` without -j support: management addresses stay unknown, own MAC still protects
+  for (const a of networkInterfaces()[bridge] ?? []) {
+    if (a.family === 'IPv4') out.ipv4.push(a.address);
+    else out.ipv6.push(a.address);
   }
   return out;
 }

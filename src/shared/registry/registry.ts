@@ -2,6 +2,7 @@
 // The device registry: serial -> tenant -> segment (VNI, VTEPs, options), plus the enrollment allowlist
 // state of every serial and a denylist. Pure: parse/validate JSON, look up, and return updated copies.
 // The EST server, the headend and `connector registry` all read the same document.
+import { isIP } from 'node:net';
 import { ConnectorError } from '../errors.js';
 
 export type DeviceState = 'allowed' | 'claimed' | 'revoked';
@@ -73,11 +74,11 @@ function parseSegment(v: unknown, path: string): Segment {
     fail(`${path}.vni`, 'must be an integer 1..16777215');
   }
   const vteps = o['vteps'] ?? [];
-  if (!Array.isArray(vteps) || vteps.some((x) => typeof x !== 'string' || !/^[\d.]+$|^[0-9a-fA-F:]+$/.test(x))) {
+  if (!Array.isArray(vteps) || vteps.some((x) => typeof x !== 'string' || isIP(x) === 0)) {
     fail(`${path}.vteps`, 'must be a list of IP addresses');
   }
   const mtu = o['vtepPathMtu'] ?? 1550;
-  if (typeof mtu !== 'number' || mtu < 576 || mtu > 9216) fail(`${path}.vtepPathMtu`, 'must be 576..9216');
+  if (typeof mtu !== 'number' || !Number.isInteger(mtu) || mtu < 576 || mtu > 9216) fail(`${path}.vtepPathMtu`, 'must be an integer 576..9216');
   return Object.freeze({
     vni,
     vteps: Object.freeze([...(vteps as string[])]),

@@ -57,6 +57,8 @@ test('validation names the JSON path: duplicate VNIs, bad VNI, claimed device wi
     [{ version: 1, tenants: { a: { segments: { x: { vni: 5 } } }, b: { segments: { y: { vni: 5 } } } } }, /already used by a\/x/],
     [{ version: 1, tenants: { a: { segments: { x: { vni: 0x1000000 } } } } }, /tenants\.a\.segments\.x\.vni/],
     [{ version: 1, devices: { 'CK-1': { state: 'claimed' } } }, /devices\.CK-1\.tenant/],
+    [{ version: 1, tenants: { a: { segments: { x: { vni: 7, vteps: ['999.1..2'] } } } } }, /tenants\.a\.segments\.x\.vteps/],
+    [{ version: 1, tenants: { a: { segments: { x: { vni: 7, vtepPathMtu: 1550.5 } } } } }, /vtepPathMtu/],
     [{ version: 1, devices: { 'bad serial': { state: 'allowed' } } }, /devices\.bad serial/],
   ];
   for (const [doc, re] of bad) assert.throws(() => parseRegistry(doc), re);

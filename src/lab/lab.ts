@@ -2,7 +2,7 @@
 // `connector lab up|down|status|exec`: builds the network lab in namespaces, writes its PKI, registry and
 // configs, provisions each Connector's factory block, starts the EST server, the headend and the agents
 // (which enroll for their identity before their tunnel), and takes everything down again from any state.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fetchStatus } from '../agent/adapters/status-socket.js';
@@ -163,6 +163,9 @@ function agentProcessName(t: TenantId): string {
   return `agent-${t}`;
 }
 
+/** Top-level entries of a lab directory that `lab up` creates. */
+const LAB_GENERATED = ['pki', 'factory', 'dc', 'connector', 'connector-b', 'registry.json', 'registry.json.lock'];
+
 export async function labUp(o: LabUpOptions): Promise<LabState> {
   const progress = o.progress ?? (() => {});
   const wantHeadend = o.headend ?? true;
@@ -175,6 +178,9 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
   const now = o.now ?? new Date();
   const plan: LabPlan = planLab(o.wiring ?? 'one-port');
   const prefix = o.prefix ?? uniquePrefix('ck');
+  // A lab taken down leaves its files for reading; a new lab starts from fresh ones (PKI, factory CA,
+  // unit disks, logs). Only the names a lab creates are removed, never anything else in --dir.
+  for (const name of LAB_GENERATED) rmSync(join(o.dir, name), { recursive: true, force: true });
   mkdirSync(o.dir, { recursive: true });
   let state: LabState = {
     version: 1,

@@ -39,3 +39,27 @@ export function requireStr(p: Parsed, key: string): string {
 export function flag(p: Parsed, key: string): boolean {
   return p.values[key] === true;
 }
+
+/**
+ * `connector <command> <sub> [options]` with every option parsed up front: prints HELP for --help or a
+ * missing subcommand, refuses extra positionals and unknown subcommands, and runs the handler.
+ */
+export function runSubcommand(
+  command: string,
+  p: Parsed,
+  help: string,
+  handlers: Readonly<Record<string, (p: Parsed) => Promise<number> | number>>,
+): Promise<number> | number {
+  const [sub, ...extra] = p.positionals;
+  if (p.help || sub === undefined) {
+    process.stdout.write(help);
+    return p.help ? 0 : 2;
+  }
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
+  const handler = Object.hasOwn(handlers, sub) ? handlers[sub] : undefined;
+  if (!handler) {
+    const names = Object.keys(handlers);
+    throw new UsageError(`unknown ${command} subcommand "${sub}"; use ${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}`);
+  }
+  return handler(p);
+}

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { flag, parseCommandArgs, requireStr, str, type Parsed } from '../args.js';
+import { flag, parseCommandArgs, requireStr, str, runSubcommand, type Parsed } from '../args.js';
 import { ConnectorError, UsageError } from '../../shared/errors.js';
 import { loggerFromEnv } from '../../shared/log.js';
 import { assertUsign, parseUsignPublicKey } from '../../shared/usign/index.js';
@@ -200,22 +200,5 @@ export async function run(argv: string[]): Promise<number> {
     'resume-paused': { type: 'boolean' },
     json: { type: 'boolean' },
   });
-  const [sub, ...extra] = p.positionals;
-  if (p.help || sub === undefined) {
-    process.stdout.write(HELP);
-    return p.help ? 0 : 2;
-  }
-  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
-  switch (sub) {
-    case 'broker-config':
-      return brokerConfig(p);
-    case 'serve':
-      return serve(p);
-    case 'rollout':
-      return rollout(p);
-    case 'status':
-      return status(p);
-    default:
-      throw new UsageError(`unknown ota subcommand "${sub}"; use broker-config, serve, rollout or status`);
-  }
+  return runSubcommand('ota', p, HELP, { 'broker-config': brokerConfig, serve, rollout, status });
 }

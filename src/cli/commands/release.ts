@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { parseCommandArgs, requireStr, str, type Parsed } from '../args.js';
+import { parseCommandArgs, requireStr, str, runSubcommand, type Parsed } from '../args.js';
 import { ConnectorError, UsageError, isErrno } from '../../shared/errors.js';
 import {
   assertUsign,
@@ -143,22 +143,5 @@ export async function run(argv: string[]): Promise<number> {
     'os-compat-version': { type: 'string' },
     notes: { type: 'string' },
   });
-  const [sub, ...extra] = p.positionals;
-  if (p.help || sub === undefined) {
-    process.stdout.write(HELP);
-    return p.help ? 0 : 2;
-  }
-  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
-  switch (sub) {
-    case 'keygen':
-      return keygen(p);
-    case 'manifest':
-      return manifest(p);
-    case 'sign':
-      return sign(p);
-    case 'verify':
-      return verify(p);
-    default:
-      throw new UsageError(`unknown release subcommand "${sub}"; use keygen, manifest, sign or verify`);
-  }
+  return runSubcommand('release', p, HELP, { keygen, manifest, sign, verify });
 }

@@ -81,6 +81,13 @@ function opts(u: { disk: string; identityDir: string }, clock: WallClock, status
   };
 }
 
+/** The factory allowlist import and the tenant's claim, as the operator does them. */
+async function allowAndClaim(fx: EstFixture, serial: string): Promise<void> {
+  const { importAllowlist, claimDevice } = await import('../../../src/shared/registry/registry.js');
+  const { updateRegistryFile } = await import('../../../src/shared/registry/registry-file.js');
+  await updateRegistryFile(fx.registryFile, (r) => claimDevice(importAllowlist(r, [{ serial }], new Date()), serial, 'acme', new Date()));
+}
+
 async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
@@ -181,9 +188,7 @@ test('a factory block whose IDevID comes from another CA is refused', async (t) 
   const rogue = await createSelfSignedCa({ cn: 'Rogue Factory' }, keys, new Date(Date.now() - 3600_000), new Date(Date.now() + 86_400_000));
   const serial = 'R3S-DEV-0003';
   const u = await unitFiles(t, fx, serial, { cert: rogue, privateKey: keys.privateKey });
-  const { importAllowlist, claimDevice } = await import('../../../src/shared/registry/registry.js');
-  const { updateRegistryFile } = await import('../../../src/shared/registry/registry-file.js');
-  await updateRegistryFile(fx.registryFile, (r) => claimDevice(importAllowlist(r, [{ serial }], new Date()), serial, 'acme', new Date()));
+  await allowAndClaim(fx, serial);
   const clock = fakeClock(Date.now());
   const status = new IdentityStatusTracker(clock.now);
   const ac = new AbortController();
@@ -224,9 +229,7 @@ test('renewal at 2/3 of the lifetime replaces the files atomically; a revoked un
   t.after(() => fx.close());
   const serial = 'R3S-DEV-0004';
   const u = await unitFiles(t, fx, serial);
-  const { importAllowlist, claimDevice } = await import('../../../src/shared/registry/registry.js');
-  const { updateRegistryFile } = await import('../../../src/shared/registry/registry-file.js');
-  await updateRegistryFile(fx.registryFile, (r) => claimDevice(importAllowlist(r, [{ serial }], new Date()), serial, 'acme', new Date()));
+  await allowAndClaim(fx, serial);
   const clock = fakeClock(Date.now());
   fx.setNow(new Date(clock.now()));
   const status = new IdentityStatusTracker(clock.now);
@@ -287,9 +290,7 @@ test('with the clock before min_time the unit waits with a reason, then resumes 
   t.after(() => fx.close());
   const serial = 'R3S-DEV-0005';
   const u = await unitFiles(t, fx, serial);
-  const { importAllowlist, claimDevice } = await import('../../../src/shared/registry/registry.js');
-  const { updateRegistryFile } = await import('../../../src/shared/registry/registry-file.js');
-  await updateRegistryFile(fx.registryFile, (r) => claimDevice(importAllowlist(r, [{ serial }], new Date()), serial, 'acme', new Date()));
+  await allowAndClaim(fx, serial);
   const realNow = Date.now();
   // an R3S after power loss: 1970, and sleeping does not bring it anywhere near the build time
   const clock = fakeClock(0);
@@ -311,9 +312,7 @@ test('a short-lived certificate is renewed 2/3 into what is left of it on arriva
   t.after(() => fx.close());
   const serial = 'R3S-DEV-0005';
   const u = await unitFiles(t, fx, serial);
-  const { importAllowlist, claimDevice } = await import('../../../src/shared/registry/registry.js');
-  const { updateRegistryFile } = await import('../../../src/shared/registry/registry-file.js');
-  await updateRegistryFile(fx.registryFile, (r) => claimDevice(importAllowlist(r, [{ serial }], new Date()), serial, 'acme', new Date()));
+  await allowAndClaim(fx, serial);
   const clock = fakeClock(Date.now());
   fx.setNow(new Date(clock.now()));
   const status = new IdentityStatusTracker(clock.now);

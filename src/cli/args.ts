@@ -40,6 +40,30 @@ export function flag(p: Parsed, key: string): boolean {
   return p.values[key] === true;
 }
 
+function unknownSubcommand(command: string, sub: string, names: readonly string[]): UsageError {
+  return new UsageError(`unknown ${command} subcommand "${sub}"; use ${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}`);
+}
+
+/**
+ * `connector <command> <sub> [options]` where each subcommand parses its own options: HELP for
+ * help/--help (exit 0) or a missing subcommand (exit 2), a usage error naming the known ones otherwise.
+ */
+export function runArgvSubcommand(
+  command: string,
+  argv: readonly string[],
+  help: string,
+  handlers: Readonly<Record<string, (rest: string[]) => Promise<number> | number>>,
+): Promise<number> | number {
+  const [sub, ...rest] = argv;
+  if (sub === undefined || sub === 'help' || sub === '--help' || sub === '-h') {
+    process.stdout.write(help.endsWith('\n') ? help : help + '\n');
+    return sub === undefined ? 2 : 0;
+  }
+  const handler = Object.hasOwn(handlers, sub) ? handlers[sub] : undefined;
+  if (!handler) throw unknownSubcommand(command, sub, Object.keys(handlers));
+  return handler(rest);
+}
+
 /**
  * `connector <command> <sub> [options]` with every option parsed up front: prints HELP for --help or a
  * missing subcommand, refuses extra positionals and unknown subcommands, and runs the handler.
@@ -57,9 +81,6 @@ export function runSubcommand(
   }
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
   const handler = Object.hasOwn(handlers, sub) ? handlers[sub] : undefined;
-  if (!handler) {
-    const names = Object.keys(handlers);
-    throw new UsageError(`unknown ${command} subcommand "${sub}"; use ${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}`);
-  }
+  if (!handler) throw unknownSubcommand(command, sub, Object.keys(handlers));
   return handler(p);
 }

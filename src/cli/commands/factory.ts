@@ -12,7 +12,7 @@ import { readFactoryBlock } from '../../provision/factory-block-io.js';
 import { checkFactoryData, idevidIssuedBy } from '../../provision/factory-verify.js';
 import { provisionUnit } from '../../provision/station.js';
 import { certFingerprint } from '../../shared/pki/x509.js';
-import { flag, parseCommandArgs, requireStr, str } from '../args.js';
+import { flag, parseCommandArgs, requireStr, runArgvSubcommand, str } from '../args.js';
 
 const HELP = `usage: connector factory <init-ca|provision|read> [options]
 
@@ -182,20 +182,5 @@ function help(): number {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  switch (sub) {
-    case 'init-ca':
-      return initCa(rest);
-    case 'provision':
-      return provision(rest);
-    case 'read':
-      return read(rest);
-    case undefined:
-    case '--help':
-    case '-h':
-    case 'help':
-      return help();
-    default:
-      throw new UsageError(`unknown factory subcommand "${sub}"; try init-ca, provision or read`);
-  }
+  return runArgvSubcommand('factory', argv, HELP, { 'init-ca': initCa, provision, read });
 }

@@ -17,7 +17,7 @@ import {
 import { checkTools } from '../../lab/build.js';
 import { readLabState } from '../../lab/state.js';
 import { planLab, WIRINGS, type Wiring } from '../../lab/topology.js';
-import { flag, parseCommandArgs, str } from '../args.js';
+import { flag, parseCommandArgs, runArgvSubcommand, str } from '../args.js';
 
 const HELP = `usage: connector lab <up|down|status|restart|exec> [options]
 
@@ -166,25 +166,5 @@ function help(): number {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  switch (sub) {
-    case 'up':
-      return up(rest);
-    case 'down':
-      return down(rest);
-    case 'status':
-      return status(rest);
-    case 'restart':
-      return restart(rest);
-    case 'exec':
-      return execIn(rest);
-    case undefined:
-    case '--help':
-    case '-h':
-    case 'help':
-      out(HELP);
-      return sub === undefined ? 2 : 0;
-    default:
-      throw new UsageError(`unknown lab command "${sub}"; use up, down, status, restart or exec`);
-  }
+  return runArgvSubcommand('lab', argv, HELP, { up, down, status, restart, exec: execIn });
 }

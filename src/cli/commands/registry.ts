@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { ConnectorError, UsageError } from '../../shared/errors.js';
 import { readRegistryFile, updateRegistryFile } from '../../shared/registry/registry-file.js';
 import { claimDevice, importAllowlist, revokeDevice } from '../../shared/registry/registry.js';
-import { flag, parseCommandArgs, requireStr, str } from '../args.js';
+import { flag, parseCommandArgs, requireStr, runArgvSubcommand, str } from '../args.js';
 
 const HELP = `usage: connector registry <claim|revoke|list|import> --registry FILE [options]
 
@@ -52,54 +52,48 @@ export function parseAllowlist(text: string, file: string): { serial: string; ba
   });
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  switch (sub) {
-    case 'claim': {
-      const p = parseCommandArgs(rest, { ...COMMON, serial: { type: 'string' }, tenant: { type: 'string' }, segment: { type: 'string' }, site: { type: 'string' } }, false);
-      const serial = requireStr(p, 'serial');
-      const tenant = requireStr(p, 'tenant');
-      await updateRegistryFile(registryPath(p), (r) => claimDevice(r, serial, tenant, new Date(), str(p, 'segment'), str(p, 'site')));
-      out(`claimed ${serial} for tenant ${tenant}`);
-      return 0;
-    }
-    case 'revoke': {
-      const p = parseCommandArgs(rest, { ...COMMON, serial: { type: 'string' } }, false);
-      const serial = requireStr(p, 'serial');
-      await updateRegistryFile(registryPath(p), (r) => revokeDevice(r, serial, new Date()));
-      out(`revoked ${serial}: renewal refused, headend denies it`);
-      return 0;
-    }
-    case 'list': {
-      const p = parseCommandArgs(rest, { ...COMMON, json: { type: 'boolean' } }, false);
-      const reg = readRegistryFile(registryPath(p));
-      if (flag(p, 'json')) {
-        out(JSON.stringify({ devices: reg.devices, denylist: reg.denylist }, null, 2));
-        return 0;
-      }
-      out('serial                           state     tenant           segment  batch');
-      for (const [serial, d] of Object.entries(reg.devices).sort(([a], [b]) => a.localeCompare(b))) {
-        out(`${serial.padEnd(32)} ${d.state.padEnd(9)} ${(d.tenant ?? '-').padEnd(16)} ${(d.segment ?? '-').padEnd(8)} ${d.batch ?? '-'}`);
-      }
-      if (reg.denylist.length) out(`denylist: ${reg.denylist.join(' ')}`);
-      return 0;
-    }
-    case 'import': {
-      const p = parseCommandArgs(rest, COMMON, true);
-      if (p.positionals.length === 0) throw new UsageError('import needs at least one allowlist FILE');
-      const entries = p.positionals.flatMap((f) => parseAllowlist(readFileSync(f, 'utf8'), f));
-      const before = Object.keys(readRegistryFile(registryPath(p)).devices).length;
-      const next = await updateRegistryFile(registryPath(p), (r) => importAllowlist(r, entries, new Date()));
-      out(`imported ${entries.length} entries, ${Object.keys(next.devices).length - before} new serials`);
-      return 0;
-    }
-    case undefined:
-    case '--help':
-    case '-h':
-    case 'help':
-      out(HELP);
-      return 0;
-    default:
-      throw new UsageError(`unknown registry subcommand "${sub}"; try claim, revoke, list or import`);
+async function claim(rest: string[]): Promise<number> {
+  const p = parseCommandArgs(rest, { ...COMMON, serial: { type: 'string' }, tenant: { type: 'string' }, segment: { type: 'string' }, site: { type: 'string' } }, false);
+  const serial = requireStr(p, 'serial');
+  const tenant = requireStr(p, 'tenant');
+  await updateRegistryFile(registryPath(p), (r) => claimDevice(r, serial, tenant, new Date(), str(p, 'segment'), str(p, 'site')));
+  out(`claimed ${serial} for tenant ${tenant}`);
+  return 0;
+}
+
+async function revoke(rest: string[]): Promise<number> {
+  const p = parseCommandArgs(rest, { ...COMMON, serial: { type: 'string' } }, false);
+  const serial = requireStr(p, 'serial');
+  await updateRegistryFile(registryPath(p), (r) => revokeDevice(r, serial, new Date()));
+  out(`revoked ${serial}: renewal refused, headend denies it`);
+  return 0;
+}
+
+function list(rest: string[]): number {
+  const p = parseCommandArgs(rest, { ...COMMON, json: { type: 'boolean' } }, false);
+  const reg = readRegistryFile(registryPath(p));
+  if (flag(p, 'json')) {
+    out(JSON.stringify({ devices: reg.devices, denylist: reg.denylist }, null, 2));
+    return 0;
   }
+  out('serial                           state     tenant           segment  batch');
+  for (const [serial, d] of Object.entries(reg.devices).sort(([a], [b]) => a.localeCompare(b))) {
+    out(`${serial.padEnd(32)} ${d.state.padEnd(9)} ${(d.tenant ?? '-').padEnd(16)} ${(d.segment ?? '-').padEnd(8)} ${d.batch ?? '-'}`);
+  }
+  if (reg.denylist.length) out(`denylist: ${reg.denylist.join(' ')}`);
+  return 0;
+}
+
+async function importAllowlists(rest: string[]): Promise<number> {
+  const p = parseCommandArgs(rest, COMMON, true);
+  if (p.positionals.length === 0) throw new UsageError('import needs at least one allowlist FILE');
+  const entries = p.positionals.flatMap((f) => parseAllowlist(readFileSync(f, 'utf8'), f));
+  const before = Object.keys(readRegistryFile(registryPath(p)).devices).length;
+  const next = await updateRegistryFile(registryPath(p), (r) => importAllowlist(r, entries, new Date()));
+  out(`imported ${entries.length} entries, ${Object.keys(next.devices).length - before} new serials`);
+  return 0;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  return runArgvSubcommand('registry', argv, HELP, { claim, revoke, list, import: importAllowlists });
 }

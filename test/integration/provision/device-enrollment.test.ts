@@ -88,6 +88,19 @@ async function allowAndClaim(fx: EstFixture, serial: string): Promise<void> {
   await updateRegistryFile(fx.registryFile, (r) => claimDevice(importAllowlist(r, [{ serial }], new Date()), serial, 'acme', new Date()));
 }
 
+/** A claimed unit enrolled on a fake clock that the EST server shares (so lifetimes are predictable). */
+async function enrolledUnit(t: TestContext, lifetimeS: number, serial: string) {
+  const fx = await createEstFixture({ lifetimeS });
+  t.after(() => fx.close());
+  const u = await unitFiles(t, fx, serial);
+  await allowAndClaim(fx, serial);
+  const clock = fakeClock(Date.now());
+  fx.setNow(new Date(clock.now()));
+  const status = new IdentityStatusTracker(clock.now);
+  const first = await ensureIdentity(opts(u, clock, status));
+  return { fx, u, clock, status, first };
+}
+
 async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
@@ -225,15 +238,8 @@ test('an IDevID whose fingerprint differs from the allowlisted one is refused', 
 });
 
 test('renewal at 2/3 of the lifetime replaces the files atomically; a revoked unit is refused', async (t) => {
-  const fx = await createEstFixture({ lifetimeS: 3 * 3600 });
-  t.after(() => fx.close());
   const serial = 'R3S-DEV-0004';
-  const u = await unitFiles(t, fx, serial);
-  await allowAndClaim(fx, serial);
-  const clock = fakeClock(Date.now());
-  fx.setNow(new Date(clock.now()));
-  const status = new IdentityStatusTracker(clock.now);
-  const first = await ensureIdentity(opts(u, clock, status));
+  const { fx, u, clock, status, first } = await enrolledUnit(t, 3 * 3600, serial);
   const certPath = join(u.identityDir, 'op.cert.pem');
   const keyPath = join(u.identityDir, 'op.key.pem');
   const inoBefore = statSync(certPath).ino;
@@ -308,15 +314,7 @@ test('with the clock before min_time the unit waits with a reason, then resumes 
 // Regression: with a lifetime shorter than 3/2 of the CA's notBefore backdating (300 s by default), the
 // 2/3 point of a fresh certificate lies in the past on arrival and renewal ran in a tight loop.
 test('a short-lived certificate is renewed 2/3 into what is left of it on arrival, not again at once', async (t) => {
-  const fx = await createEstFixture({ lifetimeS: 120 });
-  t.after(() => fx.close());
-  const serial = 'R3S-DEV-0005';
-  const u = await unitFiles(t, fx, serial);
-  await allowAndClaim(fx, serial);
-  const clock = fakeClock(Date.now());
-  fx.setNow(new Date(clock.now()));
-  const status = new IdentityStatusTracker(clock.now);
-  const first = await ensureIdentity(opts(u, clock, status));
+  const { fx, u, clock, status, first } = await enrolledUnit(t, 120, 'R3S-DEV-0005');
   const renewed: { identity: Identity; at: number }[] = [];
   const stop = runRenewal({
     ...opts(u, clock, status),

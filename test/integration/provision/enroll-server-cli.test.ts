@@ -6,26 +6,13 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { estCaCerts } from '../../../src/agent/identity/est-client.js';
-import { createEstFixture } from './est-fixture.js';
+import { createEstFixture, EST_CONFIG_DOC } from './est-fixture.js';
 
 test('enroll-server CLI serves cacerts from its config and exits 0 on SIGTERM', async (t) => {
   const fx = await createEstFixture();
   t.after(() => fx.close());
   const cfgFile = join(fx.dir, 'est.json');
-  writeFileSync(
-    cfgFile,
-    JSON.stringify({
-      host: '127.0.0.1',
-      port: 0,
-      tlsCertFile: 'est.cert.pem',
-      tlsKeyFile: 'est.key.pem',
-      factoryCaFiles: ['factory/factory-ca.cert.pem'],
-      deviceCaCertFile: 'device-ca.cert.pem',
-      deviceCaKeyFile: 'device-ca.key.pem',
-      registryFile: 'registry.json',
-      issuanceLogFile: 'issued.jsonl',
-    }),
-  );
+  writeFileSync(cfgFile, JSON.stringify(EST_CONFIG_DOC));
   const child = spawn(process.execPath, ['--import', 'tsx', join(process.cwd(), 'src/cli/connector.ts'), 'enroll-server', '--config', cfgFile], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -46,6 +46,19 @@ async function ca(cn: string): Promise<Issuer & { pem: string; keyPem: string }>
   return { cert, privateKey: keys.privateKey, pem: cert.toString('pem') + '\n', keyPem: await exportPrivateKeyPem(keys.privateKey) };
 }
 
+/** The EST server's JSON config for a fixture directory (paths relative to it), as an operator writes it. */
+export const EST_CONFIG_DOC = Object.freeze({
+  host: '127.0.0.1',
+  port: 0,
+  tlsCertFile: 'est.cert.pem',
+  tlsKeyFile: 'est.key.pem',
+  factoryCaFiles: ['factory/factory-ca.cert.pem'],
+  deviceCaCertFile: 'device-ca.cert.pem',
+  deviceCaKeyFile: 'device-ca.key.pem',
+  registryFile: 'registry.json',
+  issuanceLogFile: 'issued.jsonl',
+});
+
 export async function createEstFixture(opts: { lifetimeS?: number; retryAfterS?: number } = {}): Promise<EstFixture> {
   const dir = mkdtempSync(join(tmpdir(), 'ck-est-'));
   const now = new Date();
@@ -84,15 +97,7 @@ export async function createEstFixture(opts: { lifetimeS?: number; retryAfterS?:
   );
   const config = parseEstServerConfig(
     {
-      host: '127.0.0.1',
-      port: 0,
-      tlsCertFile: 'est.cert.pem',
-      tlsKeyFile: 'est.key.pem',
-      factoryCaFiles: ['factory/factory-ca.cert.pem'],
-      deviceCaCertFile: 'device-ca.cert.pem',
-      deviceCaKeyFile: 'device-ca.key.pem',
-      registryFile: 'registry.json',
-      issuanceLogFile: 'issued.jsonl',
+      ...EST_CONFIG_DOC,
       certLifetimeS: opts.lifetimeS ?? 30 * 86_400,
       retryAfterS: opts.retryAfterS ?? 1,
     },

@@ -78,8 +78,7 @@ function record(v: unknown): Record<string, unknown> | undefined {
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; drop: string };
 
-/** Payloads from the network are counted drops when malformed, never exceptions. */
-export function parseJobDocument(payload: Buffer): Parsed<JobDocument> {
+function jsonObject(payload: Buffer): Parsed<Record<string, unknown>> {
   let raw: unknown;
   try {
     raw = JSON.parse(payload.toString('utf8'));
@@ -87,7 +86,14 @@ export function parseJobDocument(payload: Buffer): Parsed<JobDocument> {
     return { ok: false, drop: 'not-json' };
   }
   const o = record(raw);
-  if (!o) return { ok: false, drop: 'not-object' };
+  return o ? { ok: true, value: o } : { ok: false, drop: 'not-object' };
+}
+
+/** Payloads from the network are counted drops when malformed, never exceptions. */
+export function parseJobDocument(payload: Buffer): Parsed<JobDocument> {
+  const parsed = jsonObject(payload);
+  if (!parsed.ok) return parsed;
+  const o = parsed.value;
   const { jobId, rolloutId, manifest, signature, issuedAt } = o;
   if (typeof jobId !== 'string' || !isJobId(jobId)) return { ok: false, drop: 'bad-job-id' };
   if (typeof rolloutId !== 'string' || typeof manifest !== 'string' || typeof issuedAt !== 'string') return { ok: false, drop: 'missing-field' };
@@ -96,14 +102,9 @@ export function parseJobDocument(payload: Buffer): Parsed<JobDocument> {
 }
 
 export function parseJobStateReport(payload: Buffer): Parsed<JobStateReport> {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(payload.toString('utf8'));
-  } catch {
-    return { ok: false, drop: 'not-json' };
-  }
-  const o = record(raw);
-  if (!o) return { ok: false, drop: 'not-object' };
+  const parsed = jsonObject(payload);
+  if (!parsed.ok) return parsed;
+  const o = parsed.value;
   if (typeof o['jobId'] !== 'string' || typeof o['version'] !== 'string' || typeof o['at'] !== 'string') return { ok: false, drop: 'missing-field' };
   if (!JOB_STATES.includes(o['state'] as JobState)) return { ok: false, drop: 'bad-state' };
   return { ok: true, value: o as unknown as JobStateReport };

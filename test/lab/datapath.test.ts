@@ -10,7 +10,7 @@ import { exec } from '../../src/shared/exec.js';
 import { addNetns, addVeth, ipIn } from '../../src/lab/netns.js';
 import { PY_GARP } from '../../src/lab/py-tools.js';
 import { DC, SITE, TENANT_VNI } from '../../src/lab/topology.js';
-import { labSkipReason, num, openLab, pcapLines, waitFor, type LabHandle } from './lab-fixture.js';
+import { labSkipReason, num, openLabWithTunnels, pcapLines, waitFor, type LabHandle } from './lab-fixture.js';
 
 const skip = labSkipReason({ headend: true, agents: true });
 
@@ -29,10 +29,7 @@ async function neighMac(lab: LabHandle, node: string, ip: string): Promise<strin
 describe('data path through the lab (one-port wiring)', { skip }, () => {
   let lab: LabHandle;
   before(async () => {
-    lab = await openLab(undefined, { headend: true, agents: true });
-    // The tunnels come up in the background; the first reply proves the whole path.
-    await lab.waitPing('lan-host', SITE.vm.ip, 30_000);
-    await lab.waitPing('lan-b', SITE.vm.ip, 30_000);
+    lab = await openLabWithTunnels();
   });
   after(() => lab?.down());
 

@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DC, SITE } from '../../src/lab/topology.js';
-import { labSkipReason, num, openLab, waitFor, type LabHandle } from './lab-fixture.js';
+import { labSkipReason, num, openLabWithTunnels, waitFor, type LabHandle } from './lab-fixture.js';
 
 const skip = labSkipReason({ headend: true, agents: true });
 
@@ -18,9 +18,7 @@ async function listening(lab: LabHandle): Promise<boolean> {
 describe('faults: headend crash and WAN cut (one-port wiring)', { skip }, () => {
   let lab: LabHandle;
   before(async () => {
-    lab = await openLab(undefined, { headend: true, agents: true });
-    await lab.waitPing('lan-host', SITE.vm.ip, 30_000);
-    await lab.waitPing('lan-b', SITE.vm.ip, 30_000);
+    lab = await openLabWithTunnels();
   });
   after(() => lab?.down());
 

@@ -13,7 +13,7 @@ import { removeNetnsWithPrefix } from '../../src/lab/netns.js';
 import { PY_GARP, PY_PING, PY_TCP_RECV, PY_TCP_SEND } from '../../src/lab/py-tools.js';
 import { projectRoot } from '../../src/lab/programs.js';
 import { readLabState, type LabState } from '../../src/lab/state.js';
-import type { TenantId, Wiring } from '../../src/lab/topology.js';
+import { SITE, type TenantId, type Wiring } from '../../src/lab/topology.js';
 
 const ROOT = projectRoot();
 
@@ -248,4 +248,13 @@ export async function waitFor<T>(what: string, timeoutMs: number, check: () => P
     if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(everyMs);
   }
+}
+
+/** A full lab (headend and both agents) for a describe block, resolved once both tenants reach their VM. */
+export async function openLabWithTunnels(): Promise<LabHandle> {
+  const lab = await openLab(undefined, { headend: true, agents: true });
+  // The tunnels come up in the background; the first reply proves the whole path.
+  await lab.waitPing('lan-host', SITE.vm.ip, 30_000);
+  await lab.waitPing('lan-b', SITE.vm.ip, 30_000);
+  return lab;
 }

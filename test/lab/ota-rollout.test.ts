@@ -12,9 +12,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { exec } from '../../src/shared/exec.js';
 import { agentStandIn, ARTIFACT_PORT, BOARD, DC_ADDR, openOtaLab, ROOT, type OtaLab, type Site } from './ota/ota-lab.js';
+import { waitFor } from './lab-fixture.js';
 
 const FACTORY = '1.0.0';
 const GOOD = '1.1.0';
@@ -32,15 +32,6 @@ const ROLLOUT_TIMEOUT_MS = 60_000;
 const hung = (code: number): string =>
   code === 128 ? ` (killed after ${ROLLOUT_TIMEOUT_MS / 1000} s: a cohort device never reported a final job state)` : '';
 
-async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, everyMs = 250): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
 
 type Doc = Record<string, unknown>;
 const get = (doc: unknown, path: string): unknown =>

@@ -93,12 +93,12 @@ describe('zero-touch enrollment in the lab (EST through the NATs, then the tunne
     assert.equal(back.received, 2, 'and back');
   });
 
-  test('an unclaimed unit waits, says why, and enrolls after `connector registry claim`', async () => {
-    const serial = 'LAB-B-0002';
+  /** Writes a new factory block onto connector-b's disk (from the given factory CA) and empties its identity. */
+  async function reprovisionUnitB(serial: string, factoryCa: 'factoryCaDir' | 'rogueFactoryCaDir') {
     const unit = await provisionLabUnit({
       serial,
       target: f('unit:connector-b'),
-      factoryCaDir: f('factoryCaDir'),
+      factoryCaDir: f(factoryCa),
       estUrl: f('estUrl'),
       dcAnchorFile: f('dcCa'),
       manifestDir: f('manifestDir'),
@@ -106,6 +106,12 @@ describe('zero-touch enrollment in the lab (EST through the NATs, then the tunne
       log: silentLogger,
     });
     wipeIdentity(f('identity:connector-b'));
+    return unit;
+  }
+
+  test('an unclaimed unit waits, says why, and enrolls after `connector registry claim`', async () => {
+    const serial = 'LAB-B-0002';
+    const unit = await reprovisionUnitB(serial, 'factoryCaDir');
     const imp = await connectorCli(['registry', 'import', '--registry', f('registry'), unit.allowlist]);
     assert.equal(imp.code, 0, imp.out);
 
@@ -134,17 +140,7 @@ describe('zero-touch enrollment in the lab (EST through the NATs, then the tunne
   test('a factory block signed by another CA is refused: no identity, a clear reason, nothing issued', async () => {
     await lab.kill('agent-b', 'SIGTERM');
     const serial = 'LAB-B-0003';
-    const unit = await provisionLabUnit({
-      serial,
-      target: f('unit:connector-b'),
-      factoryCaDir: f('rogueFactoryCaDir'),
-      estUrl: f('estUrl'),
-      dcAnchorFile: f('dcCa'),
-      manifestDir: f('manifestDir'),
-      now: () => new Date(),
-      log: silentLogger,
-    });
-    wipeIdentity(f('identity:connector-b'));
+    const unit = await reprovisionUnitB(serial, 'rogueFactoryCaDir');
     // Allowlisted and claimed, so the foreign CA is the only thing wrong with it.
     assert.equal((await connectorCli(['registry', 'import', '--registry', f('registry'), unit.allowlist])).code, 0);
     const claim = await connectorCli(['registry', 'claim', '--registry', f('registry'), '--serial', serial, '--tenant', 'b', '--segment', 'default']);

@@ -9,7 +9,9 @@ export type Port = { kind: 'session'; id: string } | { kind: 'vtep'; address: st
 
 export class Fdb {
   readonly #table: MacTable;
-  readonly #ports = new Map<string, number>();
+  // Port numbers by session id and by VTEP address: looked up per frame, so no key is built per frame.
+  readonly #sessions = new Map<string, number>();
+  readonly #vteps = new Map<string, number>();
   readonly #byNumber = new Map<number, Port>();
   #nextPort = 1;
 
@@ -22,12 +24,17 @@ export class Fdb {
     return this.#table.size;
   }
 
+  #numbers(port: Port): Map<string, number> {
+    return port.kind === 'session' ? this.#sessions : this.#vteps;
+  }
+
   #portNumber(port: Port): number {
-    const name = port.kind === 'session' ? `s:${port.id}` : `v:${port.address}`;
-    let n = this.#ports.get(name);
+    const numbers = this.#numbers(port);
+    const name = port.kind === 'session' ? port.id : port.address;
+    let n = numbers.get(name);
     if (n === undefined) {
       n = this.#nextPort++;
-      this.#ports.set(name, n);
+      numbers.set(name, n);
       this.#byNumber.set(n, port);
     }
     return n;
@@ -51,7 +58,7 @@ export class Fdb {
       if (!match(p)) continue;
       this.#table.flushPort(p.kind === 'session' ? 'remote' : 'local', n, now);
       this.#byNumber.delete(n);
-      this.#ports.delete(p.kind === 'session' ? `s:${p.id}` : `v:${p.address}`);
+      this.#numbers(p).delete(p.kind === 'session' ? p.id : p.address);
     }
   }
 }

@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   iproute2 iptables nftables procps # lab: namespaces, veth, bridges, NAT in the isp/router nodes
-  iputils-ping iputils-arping ethtool # lab and tests: ping (DF, RTT), gratuitous ARP, veth offloads
+  iputils-ping iputils-arping        # lab and tests: ping (DF, RTT), gratuitous ARP
   tshark tcpdump                    # interop: capture and dissect our VXLAN and frames
   openssl curl                      # interop: TLS and EST peers we did not write
   mosquitto mosquitto-clients       # OTA broker and its CLI clients

@@ -7,6 +7,7 @@
 // In the connector scenario gb runs the headend, which re-emits frames as VXLAN/UDP to a kernel VTEP in
 // a fifth namespace gv (198.18.1.0/30 fabric leg), where hb's LAN leg is bridged: the product's own path.
 import { addNetns, addVeth, ipIn, nsExec, removeNetnsWithPrefix, sysctlIn } from '../../src/lab/netns.js';
+import { PY_TX_CSUM_OFF } from '../../src/lab/py-tools.js';
 
 export const ADDR = {
   hostA: '198.19.0.1',
@@ -79,7 +80,7 @@ export async function fabricLeg(net: BenchNet): Promise<void> {
  * the offload off on the VTEP's uplink makes the kernel do it here too.
  */
 export async function disableTxChecksumOffload(ns: string, dev: string): Promise<void> {
-  await nsExec(ns, 'ethtool', ['-K', dev, 'tx', 'off']);
+  await nsExec(ns, 'python3', ['-c', PY_TX_CSUM_OFF, dev]);
 }
 
 export async function waitForPing(ns: string, addr: string, timeoutMs: number): Promise<boolean> {

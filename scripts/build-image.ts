@@ -5,14 +5,14 @@ import 'reflect-metadata';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseCommandArgs, str, flag } from '../src/cli/args.js';
+import { parseCommandArgs, str, flag } from '../src/shared/cli/args.js';
 import { ConnectorError, UsageError, errorMessage } from '../src/shared/errors.js';
 import { execSync } from '../src/shared/exec.js';
 import { loggerFromEnv } from '../src/shared/log.js';
 import { parseUsignPublicKey, verifyUsign } from '../src/shared/usign/index.js';
-import { buildImage } from '../src/image/build.js';
-import type { FetchProgress } from '../src/image/fetcher.js';
-import type { UsignVerify } from '../src/image/signature.js';
+import { buildImage } from '../src/image/adapters/build.js';
+import type { FetchProgress } from '../src/image/adapters/fetcher.js';
+import type { UsignVerify } from '../src/image/adapters/signature.js';
 
 const HELP = `usage: npm run build-image -- --board NAME [options]
 

@@ -8,7 +8,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { openTap } from '../../src/agent/adapters/tap.js';
-import { removeNetnsWithPrefix, uniquePrefix } from '../../src/lab/netns.js';
+import { removeNetnsWithPrefix, uniquePrefix } from '../../src/lab/adapters/netns.js';
 import { silentLogger } from '../../src/shared/log.js';
 
 const execFileP = promisify(execFile);

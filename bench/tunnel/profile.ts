@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { exec } from '../../src/shared/exec.js';
-import { nsExec, spawnInNetns, uniquePrefix, isAlive } from '../../src/lab/netns.js';
+import { nsExec, spawnInNetns, uniquePrefix, isAlive } from '../../src/lab/adapters/netns.js';
 import { ADDR, benchNet, teardown, waitForPing } from './topology.js';
 import { procUsage, startScenario } from './scenarios.js';
 import { parseIperfTcp, parseIperfUdp, parsePing } from './stats.js';

@@ -7,7 +7,7 @@ import { tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { nsExec, spawnInNetns, uniquePrefix } from '../../src/lab/netns.js';
+import { nsExec, spawnInNetns, uniquePrefix } from '../../src/lab/adapters/netns.js';
 import { ADDR, benchNet, teardown, waitForPing } from './topology.js';
 import { procUsage, SCENARIOS, startScenario, toolVersions, type ScenarioName } from './scenarios.js';
 import { parseIperfTcp, parseIperfUdp, parsePing, summarise, type Summary } from './stats.js';

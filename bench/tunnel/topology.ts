@@ -6,8 +6,8 @@
 //
 // In the connector scenario gb runs the headend, which re-emits frames as VXLAN/UDP to a kernel VTEP in
 // a fifth namespace gv (198.18.1.0/30 fabric leg), where hb's LAN leg is bridged: the product's own path.
-import { addNetns, addVeth, ipIn, nsExec, removeNetnsWithPrefix, sysctlIn } from '../../src/lab/netns.js';
-import { PY_TX_CSUM_OFF } from '../../src/lab/py-tools.js';
+import { addNetns, addVeth, ipIn, nsExec, removeNetnsWithPrefix, sysctlIn } from '../../src/lab/adapters/netns.js';
+import { PY_TX_CSUM_OFF } from '../../src/lab/core/py-tools.js';
 
 export const ADDR = {
   hostA: '198.19.0.1',

@@ -5,8 +5,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ConfigError, errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { parseHeadendConfigText, type HeadendConfig } from './config.js';
-import { startHeadend, type Headend } from './server.js';
+import { parseHeadendConfigText, type HeadendConfig } from './core/config.js';
+import { startHeadend, type Headend } from './adapters/server.js';
 
 export function loadHeadendConfig(file: string): HeadendConfig {
   const path = resolve(file);

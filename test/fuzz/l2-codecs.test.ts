@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { ARP_DROPS, ARP_KINDS, encodeArp, encodeGratuitousArp, newArpView, parseArp } from '../../src/shared/l2/arp.js';
+import { ARP_DROPS, ARP_KINDS, encodeArp, encodeGratuitousArp, newArpView, parseArp } from '../../src/agent/core/l2/arp.js';
 import {
   encodeEthernet,
   ETH_MAX_FRAME,
@@ -22,9 +22,9 @@ import {
   newEthernetView,
   parseEthernet,
 } from '../../src/shared/l2/ethernet.js';
-import { encodeIpv4Udp, IPV4_DROPS, newIpv4View, parseIpv4, parseIpv4Udp } from '../../src/shared/l2/ipv4.js';
-import { encodeNa, encodeNs, ND_DROPS, ND_KINDS, newNdView, parseIpv6, parseNd } from '../../src/shared/l2/nd.js';
-import { encodeRecord, MAX_RECORD, RecordDecoder, STREAM_DROPS, STREAM_ERRORS, type StreamDrop } from '../../src/shared/l2/stream.js';
+import { encodeIpv4Udp, IPV4_DROPS, newIpv4View, parseIpv4, parseIpv4Udp } from '../../src/agent/core/l2/ipv4.js';
+import { encodeNa, encodeNs, ND_DROPS, ND_KINDS, newNdView, parseIpv6, parseNd } from '../../src/agent/core/l2/nd.js';
+import { encodeRecord, MAX_RECORD, RecordDecoder, STREAM_DROPS, STREAM_ERRORS, type StreamDrop } from '../../src/shared/tunnel/records.js';
 import { readVxlanVni, VXLAN_DROPS, VXLAN_HEADER_LEN, VXLAN_MAX_VNI, VXLAN_UDP_PORT, writeVxlanHeader } from '../../src/shared/l2/vxlan.js';
 import { readPcap } from '../helpers/pcap.js';
 import { prng, randInt, seedFromEnv } from '../helpers/prng.js';

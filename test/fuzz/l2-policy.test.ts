@@ -5,18 +5,18 @@
 // alarm set stay within their bounds. Seeded: a failure prints the seed and frame to replay.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { L2Policy, type Direction } from '../../src/shared/l2/policy.js';
-import { policyConfig, type PolicyConfig } from '../../src/shared/l2/policy-config.js';
-import { POLICY_DROPS, totalDrops, type PolicyDropReason } from '../../src/shared/l2/counters.js';
-import { ARP_OP_REPLY, ARP_OP_REQUEST, encodeArp, encodeGratuitousArp } from '../../src/shared/l2/arp.js';
+import { L2Policy, type Direction } from '../../src/agent/core/l2/policy.js';
+import { policyConfig, type PolicyConfig } from '../../src/agent/core/l2/policy-config.js';
+import { POLICY_DROPS, totalDrops, type PolicyDropReason } from '../../src/agent/core/l2/counters.js';
+import { ARP_OP_REPLY, ARP_OP_REQUEST, encodeArp, encodeGratuitousArp } from '../../src/agent/core/l2/arp.js';
 import { encodeEthernet, ETHERTYPE_IPV4, newEthernetView, parseEthernet } from '../../src/shared/l2/ethernet.js';
-import { encodeIpv4Udp } from '../../src/shared/l2/ipv4.js';
-import { encodeNa, encodeNs, IPV6_UNSPECIFIED } from '../../src/shared/l2/nd.js';
+import { encodeIpv4Udp } from '../../src/agent/core/l2/ipv4.js';
+import { encodeNa, encodeNs, IPV6_UNSPECIFIED } from '../../src/agent/core/l2/nd.js';
 import { BPDU_MAC_KEY, BROADCAST_MAC_KEY, writeMacKey } from '../../src/shared/l2/mac.js';
-import { AlarmSet } from '../../src/shared/l2/alarms.js';
+import { AlarmSet } from '../../src/agent/core/l2/alarms.js';
 import { MacTable } from '../../src/shared/l2/mac-table.js';
-import { NeighbourTable } from '../../src/shared/l2/neighbour-table.js';
-import { Reoriginator } from '../../src/shared/l2/reoriginate.js';
+import { NeighbourTable } from '../../src/agent/core/l2/neighbour-table.js';
+import { Reoriginator } from '../../src/agent/core/l2/reoriginate.js';
 import { prng as rng } from '../helpers/prng.js';
 
 const FRAMES = Number(process.env['CK_FUZZ_POLICY_FRAMES'] ?? 1_000_000);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: UNLICENSED
 // Per-test namespace scope: unique prefix, cleanup after the test and on process exit (even on failure).
 import type { TestContext } from 'node:test';
-import { addNetns, removeNetnsWithPrefix, uniquePrefix } from '../../src/lab/netns.js';
+import { addNetns, removeNetnsWithPrefix, uniquePrefix } from '../../src/lab/adapters/netns.js';
 
 export interface NetnsScope {
   prefix: string;

@@ -7,9 +7,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { exec } from '../../src/shared/exec.js';
-import { addNetns, addVeth, ipIn } from '../../src/lab/netns.js';
-import { PY_GARP } from '../../src/lab/py-tools.js';
-import { DC, SITE, TENANT_VNI } from '../../src/lab/topology.js';
+import { addNetns, addVeth, ipIn } from '../../src/lab/adapters/netns.js';
+import { PY_GARP } from '../../src/lab/core/py-tools.js';
+import { DC, SITE, TENANT_VNI } from '../../src/lab/core/topology.js';
 import { labSkipReason, num, openLabWithTunnels, pcapLines, waitFor, type LabHandle } from './lab-fixture.js';
 
 const skip = labSkipReason({ headend: true, agents: true });

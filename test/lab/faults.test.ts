@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DC, SITE } from '../../src/lab/topology.js';
+import { DC, SITE } from '../../src/lab/core/topology.js';
 import { labSkipReason, num, openLabWithTunnels, waitFor, type LabHandle } from './lab-fixture.js';
 
 const skip = labSkipReason({ headend: true, agents: true });

@@ -7,11 +7,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exec } from '../../src/shared/exec.js';
-import { addNetns, addVeth, ipIn, isAlive, netnsExists, spawnInNetns } from '../../src/lab/netns.js';
-import { projectRoot } from '../../src/lab/programs.js';
-import { PY_PING } from '../../src/lab/py-tools.js';
-import { readLabState, statePath } from '../../src/lab/state.js';
-import { DC, SITE, TENANT_VNI, planLab } from '../../src/lab/topology.js';
+import { addNetns, addVeth, ipIn, isAlive, netnsExists, spawnInNetns } from '../../src/lab/adapters/netns.js';
+import { projectRoot } from '../../src/lab/adapters/programs.js';
+import { PY_PING } from '../../src/lab/core/py-tools.js';
+import { readLabState, statePath } from '../../src/lab/adapters/state.js';
+import { DC, SITE, TENANT_VNI, planLab } from '../../src/lab/core/topology.js';
 import { labSkipReason, openLab, pcapLines, type LabHandle } from './lab-fixture.js';
 
 const skip = labSkipReason();

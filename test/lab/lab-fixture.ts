@@ -8,12 +8,12 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fetchStatus } from '../../src/agent/adapters/status-socket.js';
 import { exec, type ExecOptions, type ExecResult } from '../../src/shared/exec.js';
-import { labDown, labUp, nodeNs, startLabProcess, stopLabProcess } from '../../src/lab/lab.js';
-import { removeNetnsWithPrefix } from '../../src/lab/netns.js';
-import { PY_GARP, PY_PING, PY_TCP_RECV, PY_TCP_SEND } from '../../src/lab/py-tools.js';
-import { projectRoot } from '../../src/lab/programs.js';
-import { readLabState, type LabState } from '../../src/lab/state.js';
-import { SITE, type TenantId, type Wiring } from '../../src/lab/topology.js';
+import { labDown, labUp, nodeNs, startLabProcess, stopLabProcess } from '../../src/lab/main.js';
+import { removeNetnsWithPrefix } from '../../src/lab/adapters/netns.js';
+import { PY_GARP, PY_PING, PY_TCP_RECV, PY_TCP_SEND } from '../../src/lab/core/py-tools.js';
+import { projectRoot } from '../../src/lab/adapters/programs.js';
+import { readLabState, type LabState } from '../../src/lab/adapters/state.js';
+import { SITE, type TenantId, type Wiring } from '../../src/lab/core/topology.js';
 
 const ROOT = projectRoot();
 
@@ -26,7 +26,7 @@ export function labSkipReason(o: { headend?: boolean; agents?: boolean } = {}): 
     }
   }
   if (o.headend && !existsSync(join(ROOT, 'src/headend'))) return 'headend (src/headend) not implemented yet';
-  if (o.agents && !existsSync(join(ROOT, 'src/agent/commands/run.ts'))) return 'agent run command (src/agent/commands/run.ts) not implemented yet';
+  if (o.agents && !existsSync(join(ROOT, 'src/agent/main.ts'))) return 'agent run command (src/agent/main.ts) not implemented yet';
   return undefined;
 }
 

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { labDown, labUp } from '../../src/lab/lab.js';
-import { removeNetnsWithPrefix, uniquePrefix } from '../../src/lab/netns.js';
+import { labDown, labUp } from '../../src/lab/main.js';
+import { removeNetnsWithPrefix, uniquePrefix } from '../../src/lab/adapters/netns.js';
 import { isRoot } from '../helpers/netns.js';
 
 test('a lab can be taken down and brought up again in the same directory', { skip: !isRoot() && 'needs root' }, async (t) => {

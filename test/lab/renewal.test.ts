@@ -9,8 +9,8 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exec } from '../../src/shared/exec.js';
-import { programCommand } from '../../src/lab/programs.js';
-import { TENANT_SERIAL } from '../../src/lab/topology.js';
+import { programCommand } from '../../src/lab/adapters/programs.js';
+import { TENANT_SERIAL } from '../../src/lab/core/topology.js';
 import { labSkipReason, openLab, waitFor, type LabHandle } from './lab-fixture.js';
 
 const skip = labSkipReason({ headend: true, agents: true });

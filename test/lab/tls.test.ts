@@ -5,8 +5,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { LAB_SERIALS } from '../../src/lab/configs.js';
-import { DC } from '../../src/lab/topology.js';
+import { LAB_SERIALS } from '../../src/lab/core/configs.js';
+import { DC } from '../../src/lab/core/topology.js';
 import { labSkipReason, openLab, type LabHandle } from './lab-fixture.js';
 
 const skip = labSkipReason({ headend: true });

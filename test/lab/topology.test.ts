@@ -2,11 +2,11 @@
 // The lab plan as data (no root needed): tenant B really is a copy of tenant A, names fit the kernel.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { agentUci, estConfig, estUrl, labRegistry } from '../../src/lab/configs.js';
-import { parseAgentConfig } from '../../src/agent/config.js';
-import { parseEstServerConfig } from '../../src/provision/est/config.js';
+import { agentUci, estConfig, estUrl, labRegistry } from '../../src/lab/core/configs.js';
+import { parseAgentConfig } from '../../src/agent/core/config.js';
+import { parseEstServerConfig } from '../../src/enroll/core/config.js';
 import { admitDevice, claimDevice, importAllowlist } from '../../src/shared/registry/registry.js';
-import { planLab, SITE, TENANT_SERIAL, TENANT_VNI, type LabPlan, type LinkEnd } from '../../src/lab/topology.js';
+import { planLab, SITE, TENANT_SERIAL, TENANT_VNI, type LabPlan, type LinkEnd } from '../../src/lab/core/topology.js';
 
 function endsOf(plan: LabPlan, node: string): LinkEnd[] {
   return plan.links.flatMap((l) => [l.a, l.b]).filter((e) => e.node === node);

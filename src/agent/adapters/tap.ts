@@ -3,46 +3,14 @@
 // maxBatch frames per wake-up into one reused buffer; this file only slices that buffer into frames,
 // keeps counters and turns native errors into TapError. No policy here: link state, MTU and bridge
 // membership belong to `ip` in the callers.
-import { existsSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
-import { dirname, join, parse as parsePath } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ConnectorError } from '../../shared/errors.js';
+import { loadTapAddon, type NativeTap, type TapAddon } from '../../shared/native/addon.js';
 import type { Logger } from '../../shared/log.js';
 import type { FrameDevice } from '../core/ports.js';
 
 /** The batch size the agent uses; the addon accepts 1..TAP_MAX_BATCH. */
 export const TAP_DEFAULT_BATCH = 64;
 export const TAP_MAX_BATCH = 1024;
-/** Environment variable naming the addon file (set by the single-binary image, which extracts it). */
-export const TAP_ADDON_ENV = 'CONNECTOR_TAP_ADDON';
-const ADDON_RELATIVE = join('build', 'Release', 'tap.node');
-
-/** The native handle; opaque to everyone but this file. */
-interface NativeTap {
-  readonly ifname: string;
-  readonly fd: number;
-}
-
-interface NativeStats {
-  truncated: number;
-  writeErrors: number;
-  lastWriteError: string;
-}
-
-/** The addon's exports, as the C code defines them. */
-export interface TapAddon {
-  open(name: string): NativeTap;
-  start(tap: NativeTap, maxBatch: number, onBatch: (count: number, used: number, err?: Error) => void): Buffer;
-  write(tap: NativeTap, frames: readonly Uint8Array[]): number;
-  close(tap: NativeTap): void;
-  stats(tap: NativeTap): NativeStats;
-  /** setsockopt(2) with an int value on a socket fd; returns what getsockopt reads back. Older builds lack it. */
-  setsockopt?(fd: number, level: number, name: number, value: number): number;
-  /** Bytes waiting in a socket's receive queue (FIONREAD). Older builds lack it. */
-  unreadBytes?(fd: number): number;
-}
-
 /** A failed system call on the TAP: which device, which call, and the errno code (EPERM, ENOENT, ...). */
 export class TapError extends ConnectorError {
   override name = 'TapError';
@@ -74,65 +42,6 @@ function isNativeError(e: unknown): e is NativeError {
 function toTapError(e: unknown, device: string): Error {
   if (isNativeError(e)) return new TapError(device, e.code, e.syscall, e.message, { cause: e });
   return e instanceof Error ? e : new Error(String(e));
-}
-
-function isTapAddon(m: unknown): m is TapAddon {
-  if (typeof m !== 'object' || m === null) return false;
-  const o = m as Record<string, unknown>;
-  return ['open', 'start', 'write', 'close', 'stats'].every((k) => typeof o[k] === 'function');
-}
-
-export interface LoadTapAddonOptions {
-  env?: NodeJS.ProcessEnv;
-  /** Directory to search upwards from for build/Release/tap.node; defaults to this module's directory. */
-  searchFrom?: string;
-}
-
-/** Where the addon would be loaded from, or undefined when neither the env nor a build directory has it. */
-export function findTapAddon(options: LoadTapAddonOptions = {}): string | undefined {
-  const fromEnv = (options.env ?? process.env)[TAP_ADDON_ENV];
-  if (fromEnv) return fromEnv;
-  // Works from src/ (tsx), dist/src/ (tsc) and any install prefix: walk up to the package's build/.
-  let dir = options.searchFrom ?? dirname(fileURLToPath(import.meta.url));
-  const root = parsePath(dir).root;
-  for (;;) {
-    const candidate = join(dir, ADDON_RELATIVE);
-    if (existsSync(candidate)) return candidate;
-    if (dir === root) return undefined;
-    dir = dirname(dir);
-  }
-}
-
-const loaded = new Map<string, TapAddon>();
-
-/** Loads the addon from $CONNECTOR_TAP_ADDON or the nearest build/Release/tap.node. */
-export function loadTapAddon(options: LoadTapAddonOptions = {}): TapAddon {
-  const path = findTapAddon(options);
-  if (path === undefined) {
-    throw new ConnectorError(
-      'CK_ERR_TAP',
-      `TAP addon not found: set ${TAP_ADDON_ENV} to the tap.node file, or build it with ` +
-        '`node-gyp rebuild --nodedir=/usr` in the package directory (npm install does this)',
-    );
-  }
-  const cached = loaded.get(path);
-  if (cached) return cached;
-  const mod: { exports: unknown } = { exports: {} };
-  try {
-    process.dlopen(mod, path, osConstants.dlopen.RTLD_NOW);
-  } catch (e) {
-    throw new ConnectorError(
-      'CK_ERR_TAP',
-      `cannot load the TAP addon ${path}: ${e instanceof Error ? e.message : String(e)} ` +
-        '(wrong architecture or C library? rebuild it for this host)',
-      { cause: e },
-    );
-  }
-  if (!isTapAddon(mod.exports)) {
-    throw new ConnectorError('CK_ERR_TAP', `${path} is not the TAP addon (missing open/start/write/close/stats)`);
-  }
-  loaded.set(path, mod.exports);
-  return mod.exports;
 }
 
 export interface TapStats {

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: UNLICENSED
 // Adapts the shared Layer-2 policy (src/shared/l2/policy.ts) to the agent's FrameDecider port: LAN is
 // the local side, the tunnel the remote side, and re-originated announcements come out of tick().
-import { parseIpv4 } from '../../shared/l2/ipv4.js';
+import { parseIpv4 } from './l2/ipv4.js';
 import { macToString } from '../../shared/l2/mac.js';
-import { neighbourKeyToString } from '../../shared/l2/neighbour-table.js';
-import { parseIpv6 } from '../../shared/l2/nd.js';
-import { L2Policy } from '../../shared/l2/policy.js';
-import type { PolicyConfig } from '../../shared/l2/policy-config.js';
+import { neighbourKeyToString } from './l2/neighbour-table.js';
+import { parseIpv6 } from './l2/nd.js';
+import { L2Policy } from './l2/policy.js';
+import type { PolicyConfig } from './l2/policy-config.js';
 import type { FrameDecider, FrameSide, Verdict } from './ports.js';
 
 export function createL2Decider(base: PolicyConfig, now: number): FrameDecider {

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: UNLICENSED
 // `connector audit export|verify`: read the headend's hash-chained session audit log (docs/headend.md).
-import { parseCommandArgs, requireStr, str } from '../args.js';
+import { parseCommandArgs, requireStr, str } from '../../shared/cli/args.js';
 import { UsageError } from '../../shared/errors.js';
-import { auditToCsv, auditToJsonl } from '../../headend/audit-chain.js';
-import { readAuditFile, verifyAuditFile } from '../../headend/audit-log.js';
+import { auditToCsv, auditToJsonl } from '../../headend/core/audit-chain.js';
+import { readAuditFile, verifyAuditFile } from '../../headend/adapters/audit-log.js';
 
 const HELP = `usage: connector audit export --format csv|jsonl --log FILE
        connector audit verify --log FILE

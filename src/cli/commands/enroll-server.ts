@@ -4,9 +4,9 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ConnectorError } from '../../shared/errors.js';
 import { loggerFromEnv } from '../../shared/log.js';
-import { parseEstServerConfig } from '../../provision/est/config.js';
-import { startEstServer } from '../../provision/est/server.js';
-import { parseCommandArgs, requireStr } from '../args.js';
+import { parseEstServerConfig } from '../../enroll/core/config.js';
+import { startEstServer } from '../../enroll/adapters/est-server.js';
+import { parseCommandArgs, requireStr } from '../../shared/cli/args.js';
 
 const HELP = `usage: connector enroll-server --config FILE
 

@@ -6,13 +6,13 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { ConnectorError, UsageError } from '../../shared/errors.js';
 import { loggerFromEnv } from '../../shared/log.js';
-import { initFactoryCa } from '../../provision/factory-ca.js';
-import { FACTORY_BLOCK_OFFSET } from '../../provision/factory-block.js';
-import { readFactoryBlock } from '../../provision/factory-block-io.js';
-import { checkFactoryData, idevidIssuedBy } from '../../provision/factory-verify.js';
-import { provisionUnit } from '../../provision/station.js';
+import { initFactoryCa } from '../../factory/adapters/factory-ca.js';
+import { FACTORY_BLOCK_OFFSET } from '../../shared/factory-block/factory-block.js';
+import { readFactoryBlock } from '../../shared/factory-block/block-io.js';
+import { checkFactoryData, idevidIssuedBy } from '../../shared/factory-block/verify.js';
+import { provisionUnit } from '../../factory/adapters/station.js';
 import { certFingerprint } from '../../shared/pki/x509.js';
-import { flag, parseCommandArgs, requireStr, runArgvSubcommand, str } from '../args.js';
+import { flag, parseCommandArgs, requireStr, runArgvSubcommand, str } from '../../shared/cli/args.js';
 
 const HELP = `usage: connector factory <init-ca|provision|read> [options]
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: UNLICENSED
 // `connector headend --config FILE`: run the datacentre tunnel terminator (docs/headend.md).
-import { parseCommandArgs, requireStr } from '../args.js';
+import { parseCommandArgs, requireStr } from '../../shared/cli/args.js';
 import { loggerFromEnv } from '../../shared/log.js';
 import { runHeadend } from '../../headend/main.js';
 

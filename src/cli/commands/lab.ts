@@ -13,11 +13,11 @@ import {
   startLabProcess,
   stopLabProcess,
   type LabStatusReport,
-} from '../../lab/lab.js';
-import { checkTools } from '../../lab/build.js';
-import { readLabState } from '../../lab/state.js';
-import { planLab, WIRINGS, type Wiring } from '../../lab/topology.js';
-import { flag, parseCommandArgs, runArgvSubcommand, str } from '../args.js';
+} from '../../lab/main.js';
+import { checkTools } from '../../lab/adapters/build.js';
+import { readLabState } from '../../lab/adapters/state.js';
+import { planLab, WIRINGS, type Wiring } from '../../lab/core/topology.js';
+import { flag, parseCommandArgs, runArgvSubcommand, str } from '../../shared/cli/args.js';
 
 const HELP = `usage: connector lab <up|down|status|restart|exec> [options]
 

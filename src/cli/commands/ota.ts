@@ -4,16 +4,16 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { flag, parseCommandArgs, requireStr, str, runSubcommand, type Parsed } from '../args.js';
+import { flag, parseCommandArgs, requireStr, str, runSubcommand, type Parsed } from '../../shared/cli/args.js';
 import { ConnectorError, UsageError } from '../../shared/errors.js';
 import { loggerFromEnv } from '../../shared/log.js';
 import { assertUsign, parseUsignPublicKey } from '../../shared/usign/index.js';
-import { generateBrokerConfig } from '../../ota/broker-config.js';
-import { startArtifactServer } from '../../ota/artifact-server.js';
-import { parseReleaseManifest } from '../../ota/manifest.js';
-import { isSerial } from '../../ota/protocol.js';
-import { connectController, loadRolloutState, runRollout } from '../../ota/rollout/controller.js';
-import { createRollout, formatStatus, parseCohort, parseWindow, widenCohort } from '../../ota/rollout/rollout-state.js';
+import { generateBrokerConfig } from '../../ota/core/broker-config.js';
+import { startArtifactServer } from '../../ota/adapters/artifact-server.js';
+import { parseReleaseManifest } from '../../shared/ota/manifest.js';
+import { isSerial } from '../../shared/ota/protocol.js';
+import { connectController, loadRolloutState, runRollout } from '../../ota/adapters/rollout-controller.js';
+import { createRollout, formatStatus, parseCohort, parseWindow, widenCohort } from '../../ota/core/rollout-state.js';
 
 const HELP = `usage: connector ota broker-config --out DIR --cafile F --certfile F --keyfile F [--host 0.0.0.0] [--port 8883]
                                     [--controller CN ...] [--crlfile F] [--acl-file PATH] [--user NAME]

@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { ConnectorError, UsageError } from '../../shared/errors.js';
 import { readRegistryFile, updateRegistryFile } from '../../shared/registry/registry-file.js';
 import { claimDevice, importAllowlist, revokeDevice } from '../../shared/registry/registry.js';
-import { flag, parseCommandArgs, requireStr, runArgvSubcommand, str } from '../args.js';
+import { flag, parseCommandArgs, requireStr, runArgvSubcommand, str } from '../../shared/cli/args.js';
 
 const HELP = `usage: connector registry <claim|revoke|list|import> --registry FILE [options]
 

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { parseCommandArgs, requireStr, str, runSubcommand, type Parsed } from '../args.js';
+import { parseCommandArgs, requireStr, str, runSubcommand, type Parsed } from '../../shared/cli/args.js';
 import { ConnectorError, UsageError, isErrno } from '../../shared/errors.js';
 import {
   assertUsign,
@@ -17,7 +17,7 @@ import {
   signUsign,
 } from '../../shared/usign/index.js';
 import { randomBytes } from 'node:crypto';
-import { encodeReleaseManifest, parseReleaseManifest, type ReleaseArtifact, type ReleaseManifest } from '../../ota/manifest.js';
+import { encodeReleaseManifest, parseReleaseManifest, type ReleaseArtifact, type ReleaseManifest } from '../../shared/ota/manifest.js';
 
 const HELP = `usage: connector release keygen --out PREFIX [--comment TEXT]
        connector release manifest --version V --board BOARD --artifact KIND=FILE=URL[,URL...] [--artifact ...]

@@ -12,10 +12,15 @@
 //   is ever evicted to make room (RFC 9161 / the reference notes: stop learning, flood, alarm);
 // - a move is a learn at a different location; the move that makes `moveThreshold` moves within
 //   `moveWindowMs` freezes the entry for `freezeMs`: its location stops changing and it does not age.
-import type { AlarmSet } from './alarms.js';
 import { macToString } from './mac.js';
 
 export type Side = 'local' | 'remote';
+
+/** Where the table reports its two alarms (the agent's MacTableAlarms; the headend passes none). */
+export interface MacTableAlarms {
+  raise(code: 'mac-table-full' | 'mac-move-frozen', subject: string, now: number, detail: string): void;
+  clear(code: 'mac-table-full' | 'mac-move-frozen', subject: string, now: number): void;
+}
 
 export interface MacEntry {
   readonly key: number;
@@ -51,7 +56,7 @@ export interface MacTableOptions {
    */
   freezeSide?: 'local' | 'latest';
   /** Receives 'mac-table-full' and 'mac-move-frozen'. */
-  alarms?: AlarmSet;
+  alarms?: MacTableAlarms;
   /** A 'mac-table-full' alarm clears once live entries fall to this fraction of maxEntries. Default 0.9. */
   clearFullRatio?: number;
 }
@@ -73,7 +78,7 @@ export class MacTable {
   readonly moveWindowMs: number;
   readonly freezeMs: number;
   readonly freezeSide: 'local' | 'latest';
-  readonly #alarms: AlarmSet | undefined;
+  readonly #alarms: MacTableAlarms | undefined;
   readonly #clearFullAt: number;
   readonly #map = new Map<number, Entry>();
   /** A lower bound of every stored entry's expiry: until then no entry can have died, so no sweep is needed. */

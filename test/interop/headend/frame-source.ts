@@ -4,11 +4,11 @@
 // resolves 192.168.10.5 by ARP and pings it. Events go to stdout as JSON lines. Not a test file itself.
 // Env: CK_HEADEND_URL, CK_KEY, CK_CERT, CK_CA (file paths).
 import { readFileSync } from 'node:fs';
-import { createTunnelClient } from '../../../src/agent/adapters/tunnel-tls.js';
-import { ARP_OP_REPLY, ARP_OP_REQUEST, encodeArp, newArpView, parseArp } from '../../../src/shared/l2/arp.js';
-import { checksumAdd, checksumFinish } from '../../../src/shared/l2/checksum.js';
+import { createTunnelClient } from '../../../src/agent/adapters/tunnel-client.js';
+import { ARP_OP_REPLY, ARP_OP_REQUEST, encodeArp, newArpView, parseArp } from '../../../src/agent/core/l2/arp.js';
+import { checksumAdd, checksumFinish } from '../../../src/agent/core/l2/checksum.js';
 import { encodeEthernet, newEthernetView, parseEthernet, ETHERTYPE_ARP, ETHERTYPE_IPV4 } from '../../../src/shared/l2/ethernet.js';
-import { parseIpv4 } from '../../../src/shared/l2/ipv4.js';
+import { parseIpv4 } from '../../../src/agent/core/l2/ipv4.js';
 import { silentLogger } from '../../../src/shared/log.js';
 
 const MY_MAC = 0x0200_0000_0020;

@@ -10,9 +10,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { exec } from '../../../src/shared/exec.js';
-import { ipIn, nsExec } from '../../../src/lab/netns.js';
+import { ipIn, nsExec } from '../../../src/lab/adapters/netns.js';
 import { isRoot, netnsScope } from '../../helpers/netns.js';
-import { REPO, createTestPki, headendConfigDoc, registryDoc, spawnHeadend, tempDir, until, writeJson } from '../../integration/headend/fixtures.js';
+import { REPO, createTestPki, headendConfigDoc, registryDoc, spawnHeadend, tempDir, until, writeJson } from '../../integration/headend/adapters/fixtures.js';
 
 test('kernel vxlan VTEP interoperates with the headend (ARP, ping, tshark)', { skip: !isRoot() && 'needs root for network namespaces' }, async (t) => {
   const scope = netnsScope(t, 'ckv');

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createTestPki, headendConfigDoc, registryDoc, spawnHeadend, tempDir, writeJson, type HeadendProcess } from '../../integration/headend/fixtures.js';
+import { createTestPki, headendConfigDoc, registryDoc, spawnHeadend, tempDir, writeJson, type HeadendProcess } from '../../integration/headend/adapters/fixtures.js';
 
 interface SClient {
   code: number;

@@ -2,7 +2,7 @@
 // The same per-frame fields computed two ways: by our decoders and by tshark. Interop tests compare them
 // key by key, so a disagreement names the field, the frame and both values.
 import { exec } from '../../../src/shared/exec.js';
-import { newArpView, parseArp } from '../../../src/shared/l2/arp.js';
+import { newArpView, parseArp } from '../../../src/agent/core/l2/arp.js';
 import {
   ETHERTYPE_ARP,
   ETHERTYPE_IPV4,
@@ -13,9 +13,9 @@ import {
   newEthernetView,
   parseEthernet,
 } from '../../../src/shared/l2/ethernet.js';
-import { ipv4ToString, IP_PROTO_UDP, newIpv4View, parseIpv4Udp } from '../../../src/shared/l2/ipv4.js';
+import { ipv4ToString, IP_PROTO_UDP, newIpv4View, parseIpv4Udp } from '../../../src/agent/core/l2/ipv4.js';
 import { macToString } from '../../../src/shared/l2/mac.js';
-import { ipv6ToString, newNdView, parseNd } from '../../../src/shared/l2/nd.js';
+import { ipv6ToString, newNdView, parseNd } from '../../../src/agent/core/l2/nd.js';
 import { readVxlanVni, VXLAN_HEADER_LEN, VXLAN_UDP_PORT } from '../../../src/shared/l2/vxlan.js';
 
 /** The tshark fields we compare; each is a comma-joined list over protocol layers (outer first). */

@@ -13,12 +13,12 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ipIn, nsExec } from '../../../src/lab/netns.js';
-import { encodeArp } from '../../../src/shared/l2/arp.js';
-import { parseIpv4 } from '../../../src/shared/l2/ipv4.js';
-import { encodeRecord } from '../../../src/shared/l2/stream.js';
+import { ipIn, nsExec } from '../../../src/lab/adapters/netns.js';
+import { encodeArp } from '../../../src/agent/core/l2/arp.js';
+import { parseIpv4 } from '../../../src/agent/core/l2/ipv4.js';
+import { encodeRecord } from '../../../src/shared/tunnel/records.js';
 import { macKeyAt } from '../../../src/shared/l2/mac.js';
-import { encodeNa, encodeNs, parseIpv6 } from '../../../src/shared/l2/nd.js';
+import { encodeNa, encodeNs, parseIpv6 } from '../../../src/agent/core/l2/nd.js';
 import { isRoot, netnsScope } from '../../helpers/netns.js';
 import { readPcap } from '../../helpers/pcap.js';
 import { compareFields, CONTEXT_FIELDS, FIELDS, hasTool, ourFields, tsharkFields } from './frame-fields.js';

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
-import { jobStateTopic, jobTopic, statusTopic } from '../../../src/ota/protocol.js';
+import { jobStateTopic, jobTopic, statusTopic } from '../../../src/shared/ota/protocol.js';
 import { createTestPki, type TestPki } from '../../integration/ota/helpers/pki.js';
 import { CONTROLLER_CN, startMosquitto } from '../../integration/ota/helpers/mosquitto.js';
 

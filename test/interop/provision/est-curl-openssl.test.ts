@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exec } from '../../../src/shared/exec.js';
-import { createEstFixture } from '../../integration/provision/est-fixture.js';
+import { createEstFixture } from '../../integration/enroll/est-fixture.js';
 import { createSelfSignedCa, exportPrivateKeyPem, generateKeyPair, issueCertificate } from '../../../src/shared/pki/x509.js';
 
 interface CurlResult {

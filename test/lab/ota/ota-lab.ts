@@ -15,9 +15,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fetchStatus } from '../../../src/agent/adapters/status-socket.js';
-import { initSlots } from '../../../src/ota/device/slots.js';
-import { addNetns, ipIn, removeNetnsWithPrefix, sysctlIn, uniquePrefix } from '../../../src/lab/netns.js';
-import { projectRoot } from '../../../src/lab/programs.js';
+import { initSlots } from '../../../src/agent/adapters/ota/slots.js';
+import { addNetns, ipIn, removeNetnsWithPrefix, sysctlIn, uniquePrefix } from '../../../src/lab/adapters/netns.js';
+import { projectRoot } from '../../../src/lab/adapters/programs.js';
 import { exec, type ExecResult } from '../../../src/shared/exec.js';
 import {
   createSelfSignedCa,

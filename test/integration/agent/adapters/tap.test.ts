@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { silentLogger } from '../../../../src/shared/log.js';
-import { findTapAddon, openTap, TapError, type TapDevice } from '../../../../src/agent/adapters/tap.js';
+import { openTap, TapError, type TapDevice } from '../../../../src/agent/adapters/tap.js';
+import { findTapAddon } from '../../../../src/shared/native/addon.js';
 import { isRoot, netnsScope } from '../../../helpers/netns.js';
 
 const execFileP = promisify(execFile);

@@ -7,9 +7,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { silentLogger } from '../../../../src/shared/log.js';
 import { parseUsignPublicKey } from '../../../../src/shared/usign/index.js';
-import { openSlotStore } from '../../../../src/ota/device/slots.js';
-import { createUpdater } from '../../../../src/ota/device/updater.js';
-import type { JobDocument } from '../../../../src/ota/protocol.js';
+import { openSlotStore } from '../../../../src/agent/adapters/ota/slots.js';
+import { createUpdater } from '../../../../src/agent/adapters/ota/updater.js';
+import type { JobDocument } from '../../../../src/shared/ota/protocol.js';
 import { currentAgentHealthy } from './device.js';
 import { BOARD } from './release.js';
 

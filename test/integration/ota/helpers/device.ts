@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../../../src/shared/log.js';
 import type { UsignPublicKey } from '../../../../src/shared/usign/index.js';
-import { connectDeviceMqtt, type DeviceMqtt } from '../../../../src/ota/device/mqtt-client.js';
-import { initSlots, openSlotStore } from '../../../../src/ota/device/slots.js';
-import { createUpdater, type Updater, type UpdaterOptions } from '../../../../src/ota/device/updater.js';
-import type { JobStateReport } from '../../../../src/ota/protocol.js';
+import { connectDeviceMqtt, type DeviceMqtt } from '../../../../src/agent/adapters/ota/mqtt-client.js';
+import { initSlots, openSlotStore } from '../../../../src/agent/adapters/ota/slots.js';
+import { createUpdater, type Updater, type UpdaterOptions } from '../../../../src/agent/adapters/ota/updater.js';
+import type { JobStateReport } from '../../../../src/shared/ota/protocol.js';
 import { agentArtifact, BOARD } from './release.js';
 import type { TestPki } from './pki.js';
 

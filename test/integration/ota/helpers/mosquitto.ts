@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { join } from 'node:path';
-import { generateBrokerConfig } from '../../../../src/ota/broker-config.js';
+import { generateBrokerConfig } from '../../../../src/ota/core/broker-config.js';
 import type { TestPki } from './pki.js';
 
 export const CONTROLLER_CN = 'connector-controller';

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodeReleaseManifest, type ArtifactKind, type ReleaseManifest } from '../../../../src/ota/manifest.js';
+import { encodeReleaseManifest, type ArtifactKind, type ReleaseManifest } from '../../../../src/shared/ota/manifest.js';
 import { encodeUsignSignature, signUsign, type UsignSecretKey } from '../../../../src/shared/usign/index.js';
 
 export const BOARD = 'friendlyarm,nanopi-r3s';

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MacTable, type MacLearnResult, type Side } from '../../../../src/shared/l2/mac-table.js';
-import { AlarmSet } from '../../../../src/shared/l2/alarms.js';
+import { AlarmSet } from '../../../../src/agent/core/l2/alarms.js';
 import { prng as rng } from '../../../helpers/prng.js';
 
 const A = 0x02_00_00_00_00_0a;

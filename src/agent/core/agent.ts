@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: UNLICENSED
+// The agent's life cycle: status first (so an installer can see why it waits), then identity, then the
+// TAP on the bridge, then the tunnel and the data path. Every dependency is passed in; run.ts picks the
+// real ones.
+import type { AgentConfig } from './config.js';
+import type { Clock, FrameDecider, FrameDevice, TunnelLink } from './ports.js';
+import { Forwarder } from './forwarder.js';
+import type { StatusDoc } from './status-format.js';
+import type { Logger } from '../../shared/log.js';
+import type { OwnAddresses } from '../adapters/host-net.js';
+import type { OtaChannel } from '../adapters/ota/channel.js';
+import { macToString } from '../../shared/l2/mac.js';
+
+export interface Identity {
+  key: string;
+  cert: string;
+  ca: string;
+}
+
+/** Where the operational identity comes from: files, or first-boot enrollment. */
+export interface IdentitySource {
+  /** Resolves once a usable identity exists; reports progress through `status()` meanwhile. */
+  ready(): Promise<void>;
+  /** The current identity; called per tunnel connection so a renewed certificate is picked up. */
+  current(): Promise<Identity>;
+  status(): Record<string, unknown>;
+  close(): Promise<void>;
+}
+
+export interface OtaContext {
+  identity: () => Promise<Identity>;
+  tunnelUp: () => boolean;
+}
+
+export interface AgentDeps {
+  config: AgentConfig;
+  version: string;
+  log: Logger;
+  clock: Clock;
+  identity: IdentitySource;
+  openTap(): Promise<FrameDevice>;
+  attachTap(): Promise<void>;
+  readOwnAddresses(): Promise<OwnAddresses>;
+  createTunnel(getIdentity: () => Promise<Identity>): TunnelLink;
+  createDecider(): FrameDecider;
+  serveStatus(snapshot: () => StatusDoc): Promise<{ close(): Promise<void> }>;
+  /** The OTA channel, when configured; started once the tunnel is running. */
+  startOta?: (ctx: OtaContext) => OtaChannel;
+}
+
+export interface RunningAgent {
+  stop(): Promise<void>;
+  status(): StatusDoc;
+  /** Settles when bring-up is complete; rejects when it failed (the caller exits so procd restarts it). */
+  readonly up: Promise<void>;
+}
+
+const TICK_MS = 1000;
+const OWN_ADDRESS_REFRESH_MS = 10_000;
+
+export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
+  const { log, clock } = deps;
+  const started = clock.now();
+  let phase = 'starting';
+  let reason: string | undefined;
+  let tap: FrameDevice | undefined;
+  let tunnel: TunnelLink | undefined;
+  let forwarder: Forwarder | undefined;
+  let ota: OtaChannel | undefined;
+  const core = deps.createDecider();
+  const timers: NodeJS.Timeout[] = [];
+  let stopped = false;
+
+  const status = (): StatusDoc => {
+    const now = clock.now();
+    const snap = core.snapshot(now);
+    return {
+      version: deps.version,
+      pid: process.pid,
+      uptimeS: Math.round((now - started) / 1000),
+      phase,
+      ...(reason ? { reason } : {}),
+      identity: deps.identity.status(),
+      ...(tunnel ? { tunnel: tunnel.status() } : {}),
+      counters: { forwarder: forwarder?.counters ?? {}, core: snap.counters },
+      macTable: snap.macTable,
+      neighbours: snap.neighbours,
+      alarms: snap.alarms,
+      ...(ota ? { ota: ota.status() } : {}),
+    };
+  };
+  const statusServer = await deps.serveStatus(status);
+
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    phase = 'stopping';
+    for (const t of timers) clearInterval(t);
+    await ota?.close();
+    await tunnel?.close();
+    await tap?.close();
+    await deps.identity.close();
+    await statusServer.close();
+    log.info('agent stopped');
+  };
+
+  const bringUp = async (): Promise<void> => {
+  try {
+    phase = 'identity';
+    reason = 'waiting for an operational identity';
+    await deps.identity.ready();
+    if (stopped) return;
+    reason = undefined;
+    if (deps.config.headends.length === 0) {
+      phase = 'idle';
+      reason = 'no headend configured: add `list headend tls://host:port` to `config agent` in /etc/config/connector';
+      log.warn('no headend configured; the tunnel stays down', { reason });
+      return;
+    }
+
+    phase = 'attaching';
+    tap = await deps.openTap();
+    await deps.attachTap();
+    const refreshOwn = async (): Promise<void> => {
+      const own = await deps.readOwnAddresses();
+      core.setOwnAddresses(own);
+      log.debug('own addresses', { macs: own.macs.map((m) => macToString(m)).join(','), ipv4: own.ipv4.join(',') });
+    };
+    await refreshOwn();
+
+    tunnel = deps.createTunnel(() => deps.identity.current());
+    forwarder = new Forwarder(tap, tunnel, core, clock);
+    forwarder.start();
+    tunnel.onStateChange((state, info) => {
+      log.info('tunnel state', { state, headend: info.headend, reason: info.reason });
+    });
+    tunnel.start();
+    phase = 'running';
+    const link = tunnel;
+    if (deps.startOta) ota = deps.startOta({ identity: () => deps.identity.current(), tunnelUp: () => link.state === 'up' });
+    const fwd = forwarder;
+    timers.push(setInterval(() => fwd.tick(), TICK_MS));
+    timers.push(
+      setInterval(() => {
+        refreshOwn().catch((e: unknown) => log.warn('cannot read own addresses', { error: String(e) }));
+      }, OWN_ADDRESS_REFRESH_MS),
+    );
+    log.info('agent running', { tap: deps.config.tapName, bridge: deps.config.bridge, headends: deps.config.headends.map((u) => u.host).join(',') });
+  } catch (e) {
+    if (stopped) return; // SIGTERM while waiting (e.g. for enrollment): not a failure
+    phase = 'failed';
+    reason = e instanceof Error ? e.message : String(e);
+    await stop();
+    throw e;
+  }
+  };
+  const up = bringUp();
+  up.catch(() => {}); // observed by the caller through `up`
+  return { stop, status, up };
+}

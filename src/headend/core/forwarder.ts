@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: UNLICENSED
+// The headend's Layer-2 switch: one logical bridge per segment (keyed by VNI) whose ports are the tunnel
+// sessions admitted to that segment and the segment's VTEPs. Learning per segment, split horizon:
+//   - a frame from a tunnel goes to the VTEPs, and to other tunnels of the segment only if multiSite;
+//   - a frame from a VTEP goes to tunnels only (the DC fabric floods among its own VTEPs).
+// Pure: egress goes through the ports given to the constructor, time through `now`.
+import { isMulticastKey } from '../../shared/l2/mac.js';
+import { newEthernetView, parseEthernet } from '../../shared/l2/ethernet.js';
+import { Fdb, type Port } from './fdb.js';
+
+export const FORWARD_DROPS = [
+  'unknown-vni',
+  'vtep-not-in-segment',
+  'split-horizon',
+  'hairpin',
+  'session-congested',
+  'eth-short',
+  'eth-oversize',
+  'eth-too-many-tags',
+  'eth-bad-length',
+] as const;
+export type ForwardDrop = (typeof FORWARD_DROPS)[number];
+
+export interface SegmentInfo {
+  vni: number;
+  /** "tenant/segment", for logs and metrics labels. */
+  name: string;
+  vteps: readonly string[];
+  multiSite: boolean;
+}
+
+export interface ForwarderPorts {
+  /** Queues a frame to a session; false when the session dropped it (congested or gone). */
+  toSession(sessionId: string, frame: Buffer): boolean;
+  toVtep(address: string, vni: number, frame: Buffer): void;
+}
+
+export interface DirectionStats {
+  frames: number;
+  bytes: number;
+}
+
+export interface SegmentStats {
+  tunnelIn: DirectionStats;
+  tunnelOut: DirectionStats;
+  vtepIn: DirectionStats;
+  vtepOut: DirectionStats;
+}
+
+interface SegmentState {
+  info: SegmentInfo;
+  fdb: Fdb;
+  sessions: Set<string>;
+  stats: SegmentStats;
+}
+
+const newStats = (): SegmentStats => ({
+  tunnelIn: { frames: 0, bytes: 0 },
+  tunnelOut: { frames: 0, bytes: 0 },
+  vtepIn: { frames: 0, bytes: 0 },
+  vtepOut: { frames: 0, bytes: 0 },
+});
+
+export class Forwarder {
+  readonly drops: Record<ForwardDrop, number> = Object.fromEntries(FORWARD_DROPS.map((d) => [d, 0])) as Record<ForwardDrop, number>;
+  #segments = new Map<number, SegmentState>();
+  #view = newEthernetView();
+
+  constructor(
+    private readonly ports: ForwarderPorts,
+    private readonly fdbOptions: { ageMs: number; maxEntries: number },
+    private readonly now: () => number,
+  ) {}
+
+  /**
+   * Replaces the segment set (registry load or reload). Learned entries and attached sessions survive
+   * for segments that still exist; entries behind VTEPs that left a segment are forgotten.
+   */
+  setSegments(segments: readonly SegmentInfo[]): void {
+    const next = new Map<number, SegmentState>();
+    for (const info of segments) {
+      const old = this.#segments.get(info.vni);
+      if (old) {
+        old.info = info;
+        old.fdb.forgetPort((p) => p.kind === 'vtep' && !info.vteps.includes(p.address), this.now());
+        next.set(info.vni, old);
+      } else {
+        next.set(info.vni, { info, fdb: new Fdb(this.fdbOptions.ageMs, this.fdbOptions.maxEntries), sessions: new Set(), stats: newStats() });
+      }
+    }
+    this.#segments = next;
+  }
+
+  segment(vni: number): SegmentInfo | undefined {
+    return this.#segments.get(vni)?.info;
+  }
+
+  /** Per-segment counters and table sizes for metrics. */
+  *segmentStats(): Generator<{ info: SegmentInfo; stats: SegmentStats; macs: number; sessions: number }> {
+    for (const s of this.#segments.values()) yield { info: s.info, stats: s.stats, macs: s.fdb.size, sessions: s.sessions.size };
+  }
+
+  attach(vni: number, sessionId: string): boolean {
+    const s = this.#segments.get(vni);
+    if (!s) return false;
+    s.sessions.add(sessionId);
+    return true;
+  }
+
+  detach(vni: number, sessionId: string): void {
+    const s = this.#segments.get(vni);
+    if (!s) return;
+    s.sessions.delete(sessionId);
+    s.fdb.forgetPort((p) => p.kind === 'session' && p.id === sessionId, this.now());
+  }
+
+  #parse(frame: Buffer): boolean {
+    const drop = parseEthernet(frame, this.#view);
+    if (drop) {
+      this.drops[drop]++;
+      return false;
+    }
+    return true;
+  }
+
+  #sendSession(s: SegmentState, id: string, frame: Buffer): void {
+    if (this.ports.toSession(id, frame)) {
+      s.stats.tunnelOut.frames++;
+      s.stats.tunnelOut.bytes += frame.length;
+    } else {
+      this.drops['session-congested']++;
+    }
+  }
+
+  #sendVtep(s: SegmentState, address: string, frame: Buffer): void {
+    this.ports.toVtep(address, s.info.vni, frame);
+    s.stats.vtepOut.frames++;
+    s.stats.vtepOut.bytes += frame.length;
+  }
+
+  /** A data frame from session `sessionId`, already bound to segment `vni` by admission. */
+  fromSession(vni: number, sessionId: string, frame: Buffer): void {
+    const s = this.#segments.get(vni);
+    if (!s || !s.sessions.has(sessionId)) {
+      this.drops['unknown-vni']++;
+      return;
+    }
+    if (!this.#parse(frame)) return;
+    s.stats.tunnelIn.frames++;
+    s.stats.tunnelIn.bytes += frame.length;
+    const now = this.now();
+    const { src, dst } = this.#view;
+    if (!isMulticastKey(src)) s.fdb.learn(src, { kind: 'session', id: sessionId }, now);
+    const to = isMulticastKey(dst) ? undefined : s.fdb.lookup(dst, now);
+    if (to) {
+      if (to.kind === 'vtep') this.#sendVtep(s, to.address, frame);
+      else if (to.id === sessionId) this.drops.hairpin++;
+      else if (s.info.multiSite) this.#sendSession(s, to.id, frame);
+      else this.drops['split-horizon']++;
+      return;
+    }
+    for (const v of s.info.vteps) this.#sendVtep(s, v, frame);
+    if (s.info.multiSite) for (const id of s.sessions) if (id !== sessionId) this.#sendSession(s, id, frame);
+  }
+
+  /** A frame from a VTEP (UDP source `address`) carrying `vni`. */
+  fromVtep(address: string, vni: number, frame: Buffer): void {
+    const s = this.#segments.get(vni);
+    if (!s) {
+      this.drops['unknown-vni']++;
+      return;
+    }
+    if (!s.info.vteps.includes(address)) {
+      this.drops['vtep-not-in-segment']++;
+      return;
+    }
+    if (!this.#parse(frame)) return;
+    s.stats.vtepIn.frames++;
+    s.stats.vtepIn.bytes += frame.length;
+    const now = this.now();
+    const { src, dst } = this.#view;
+    if (!isMulticastKey(src)) s.fdb.learn(src, { kind: 'vtep', address }, now);
+    const to = isMulticastKey(dst) ? undefined : s.fdb.lookup(dst, now);
+    if (to) {
+      if (to.kind === 'session') this.#sendSession(s, to.id, frame);
+      else this.drops['split-horizon']++;
+      return;
+    }
+    for (const id of s.sessions) this.#sendSession(s, id, frame);
+  }
+}
+
+export type { Port };

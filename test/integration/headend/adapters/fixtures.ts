@@ -1,0 +1,314 @@
+// SPDX-License-Identifier: UNLICENSED
+// Test fixtures for the headend and tunnel tests: a fresh PKI per run (device CA, DC CA, headend server
+// certificate, device certificates incl. expired and foreign-CA ones), a registry, a headend config, and
+// a headend child process whose log lines the test can wait on.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import {
+  createSelfSignedCa,
+  exportPrivateKeyPem,
+  generateKeyPair,
+  issueCertificate,
+  type Issuer,
+} from '../../../../src/shared/pki/x509.js';
+import { encodeEthernet } from '../../../../src/shared/l2/ethernet.js';
+import { RecordDecoder, encodeRecord } from '../../../../src/shared/tunnel/records.js';
+import { CONTROL_VNI, decodeControl, encodeControl, isControlFrame, type ControlMessage } from '../../../../src/shared/tunnel/control.js';
+
+export const REPO = new URL('../../../../', import.meta.url).pathname;
+export const CLI = join(REPO, 'src/cli/connector.ts');
+
+export interface TestDir {
+  dir: string;
+  path(name: string): string;
+  remove(): void;
+}
+
+/** A temp dir removed after the test; pass `manual` to remove it yourself after servers writing into it closed. */
+export function tempDir(t: { after(fn: () => void): void }, stem = 'ck-he-', manual = false): TestDir {
+  const dir = mkdtempSync(join(tmpdir(), stem));
+  const remove = (): void => rmSync(dir, { recursive: true, force: true });
+  if (!manual) t.after(remove);
+  return { dir, path: (n) => join(dir, n), remove };
+}
+
+export interface DeviceIdentity {
+  serial: string;
+  key: string;
+  cert: string;
+  keyFile: string;
+  certFile: string;
+}
+
+export interface TestPki {
+  deviceCaFile: string;
+  dcCaFile: string;
+  dcCa: string;
+  headendCertFile: string;
+  headendKeyFile: string;
+  device(serial: string, opts?: { expired?: boolean; foreign?: boolean; noSerialAttr?: boolean }): Promise<DeviceIdentity>;
+}
+
+const DAY = 86_400_000;
+
+async function makeCa(cn: string): Promise<{ issuer: Issuer; pem: string }> {
+  const keys = await generateKeyPair();
+  const cert = await createSelfSignedCa({ cn, o: 'connector-kit test' }, keys, new Date(Date.now() - DAY), new Date(Date.now() + 30 * DAY));
+  return { issuer: { cert, privateKey: keys.privateKey }, pem: cert.toString('pem') };
+}
+
+/** Builds a PKI in `d`; the headend certificate covers `ips` (127.0.0.1 always) and localhost. */
+export async function createTestPki(d: TestDir, ips: readonly string[] = []): Promise<TestPki> {
+  const deviceCa = await makeCa('test device CA');
+  const foreignCa = await makeCa('test device CA'); // same name, other key: must still be refused
+  const dcCa = await makeCa('test DC CA');
+  writeFileSync(d.path('device-ca.pem'), deviceCa.pem);
+  writeFileSync(d.path('dc-ca.pem'), dcCa.pem);
+  const hk = await generateKeyPair();
+  const hc = await issueCertificate({
+    issuer: dcCa.issuer,
+    subject: { cn: 'headend.test' },
+    publicKey: hk.publicKey,
+    profile: 'server',
+    notBefore: new Date(Date.now() - DAY),
+    notAfter: new Date(Date.now() + 30 * DAY),
+    dns: ['localhost', 'headend.test'],
+    ips: ['127.0.0.1', ...ips],
+  });
+  writeFileSync(d.path('headend.crt'), hc.toString('pem'));
+  writeFileSync(d.path('headend.key'), await exportPrivateKeyPem(hk.privateKey));
+  return {
+    deviceCaFile: d.path('device-ca.pem'),
+    dcCaFile: d.path('dc-ca.pem'),
+    dcCa: dcCa.pem,
+    headendCertFile: d.path('headend.crt'),
+    headendKeyFile: d.path('headend.key'),
+    async device(serial, opts = {}) {
+      const k = await generateKeyPair();
+      const now = Date.now();
+      const cert = await issueCertificate({
+        issuer: (opts.foreign ? foreignCa : deviceCa).issuer,
+        subject: opts.noSerialAttr ? { cn: serial } : { cn: serial, serialNumber: serial },
+        publicKey: k.publicKey,
+        profile: 'client',
+        notBefore: new Date(now - (opts.expired ? 10 : 1) * DAY),
+        notAfter: new Date(now + (opts.expired ? -DAY : 7 * DAY)),
+      });
+      const tag = `${serial}${opts.expired ? '-expired' : ''}${opts.foreign ? '-foreign' : ''}`;
+      const key = await exportPrivateKeyPem(k.privateKey);
+      const pem = cert.toString('pem');
+      writeFileSync(d.path(`${tag}.key`), key);
+      writeFileSync(d.path(`${tag}.crt`), pem);
+      return { serial, key, cert: pem, keyFile: d.path(`${tag}.key`), certFile: d.path(`${tag}.crt`) };
+    },
+  };
+}
+
+export interface SegmentSpec {
+  vni: number;
+  vteps?: string[];
+  multiSite?: boolean;
+  vtepPathMtu?: number;
+}
+
+/** A registry with tenants {name: {segments: {lan: spec}}} and devices claimed onto them. */
+export function registryDoc(
+  tenants: Record<string, SegmentSpec>,
+  devices: Record<string, string | { state: 'allowed' | 'revoked' }>,
+  denylist: string[] = [],
+): unknown {
+  return {
+    version: 1,
+    tenants: Object.fromEntries(Object.entries(tenants).map(([t, s]) => [t, { segments: { lan: { vteps: [], ...s } } }])),
+    devices: Object.fromEntries(
+      Object.entries(devices).map(([serial, v]) => [
+        serial,
+        typeof v === 'string' ? { state: 'claimed', tenant: v, updatedAt: '2026-01-01T00:00:00Z' } : { ...v, updatedAt: '2026-01-01T00:00:00Z' },
+      ]),
+    ),
+    denylist,
+  };
+}
+
+export function writeJson(path: string, doc: unknown): void {
+  writeFileSync(path, JSON.stringify(doc, null, 2) + '\n');
+}
+
+export interface HeadendConfigSpec {
+  listenHost?: string;
+  listenPort?: number;
+  vxlanAddress?: string;
+  vxlanPort?: number;
+  vtepPort?: number;
+  metricsPort?: number | null;
+  keepaliveMs?: number;
+  deadAfterMs?: number;
+}
+
+export function headendConfigDoc(d: TestDir, pki: TestPki, spec: HeadendConfigSpec = {}): Record<string, unknown> {
+  return {
+    listen: { host: spec.listenHost ?? '127.0.0.1', port: spec.listenPort ?? 0 },
+    tls: { cert: pki.headendCertFile, key: pki.headendKeyFile, deviceCa: pki.deviceCaFile },
+    registry: d.path('registry.json'),
+    auditLog: d.path('audit.jsonl'),
+    metrics: spec.metricsPort === null ? null : { host: spec.listenHost ?? '127.0.0.1', port: spec.metricsPort ?? 0 },
+    vxlan: { localAddress: spec.vxlanAddress ?? '127.0.0.1', port: spec.vxlanPort ?? 0, vtepPort: spec.vtepPort ?? 4789 },
+    session: { keepaliveMs: spec.keepaliveMs ?? 1_000, deadAfterMs: spec.deadAfterMs ?? 3_000, helloTimeoutMs: 5_000 },
+  };
+}
+
+export interface HeadendProcess {
+  child: ChildProcess;
+  tunnelPort: number;
+  vxlanPort: number;
+  metricsPort: number | null;
+  lines: Record<string, unknown>[];
+  waitForLine(pred: (l: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Starts `connector headend --config FILE` as a child (optionally inside a namespace) and waits until it listens. */
+export async function spawnHeadend(configFile: string, ns?: string): Promise<HeadendProcess> {
+  const args = ['--import', 'tsx', CLI, 'headend', '--config', configFile];
+  const child = ns ? spawn('ip', ['netns', 'exec', ns, process.execPath, ...args], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] }) : spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
+  const lines: Record<string, unknown>[] = [];
+  const waiters: { pred: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }[] = [];
+  let buf = '';
+  let stderrText = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (s: string) => {
+    buf += s;
+    stderrText += s;
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const text = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      let l: Record<string, unknown>;
+      try {
+        l = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        continue;
+      }
+      lines.push(l);
+      for (const w of [...waiters]) {
+        if (w.pred(l)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(l);
+        }
+      }
+    }
+  });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const waitForLine = (pred: (l: Record<string, unknown>) => boolean, timeoutMs = 15_000): Promise<Record<string, unknown>> => {
+    const have = lines.find(pred);
+    if (have) return Promise.resolve(have);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`headend log line not seen within ${timeoutMs} ms; stderr:\n${stderrText.slice(-3000)}`)), timeoutMs);
+      waiters.push({ pred, resolve: (l) => { clearTimeout(timer); resolve(l); } });
+      void exited.then(() => {
+        clearTimeout(timer);
+        reject(new Error(`headend exited; stderr:\n${stderrText.slice(-3000)}`));
+      });
+    });
+  };
+  const up = await waitForLine((l) => l['msg'] === 'headend listening');
+  const port = (s: unknown): number => Number(String(s).split(':').pop());
+  return {
+    child,
+    tunnelPort: port(up['tunnel']),
+    vxlanPort: port(up['vxlan']),
+    metricsPort: up['metrics'] === 'off' ? null : port(up['metrics']),
+    lines,
+    waitForLine,
+    async kill(signal = 'SIGKILL') {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      // In a namespace the child is `ip netns exec`, which execs node: same pid.
+      child.kill(signal);
+      if (signal === 'SIGKILL' || signal === 'SIGTERM') await exited;
+    },
+  };
+}
+
+
+/** A hand-driven tunnel peer: speaks the record stream directly so tests can send what the agent never would. */
+export interface RawTunnel {
+  socket: TLSSocket;
+  control: ControlMessage[];
+  frames: { vni: number; frame: Buffer }[];
+  closed: Promise<void>;
+  hello(): Promise<ControlMessage>;
+  send(vni: number, frame: Buffer): void;
+  waitFor<T>(pick: () => T | undefined, timeoutMs?: number): Promise<T>;
+}
+
+export function rawTunnel(port: number, id: DeviceIdentity, ca: string, host = '127.0.0.1'): Promise<RawTunnel> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host, port, key: id.key, cert: id.cert, ca, ALPNProtocols: ['connector-l2/1'], minVersion: 'TLSv1.3' });
+    const control: ControlMessage[] = [];
+    const frames: { vni: number; frame: Buffer }[] = [];
+    const dec = new RecordDecoder(
+      (vni, frame) => {
+        if (isControlFrame(vni, frame)) {
+          const d = decodeControl(frame);
+          if (d.ok) control.push(d.msg);
+        } else {
+          frames.push({ vni, frame: Buffer.from(frame) });
+        }
+      },
+      () => {},
+    );
+    socket.on('data', (c: Buffer) => dec.push(c));
+    socket.on('error', () => {});
+    const closed = new Promise<void>((r) => socket.once('close', () => r()));
+    const waitFor = <T>(pick: () => T | undefined, timeoutMs = 5_000): Promise<T> =>
+      new Promise((res, rej) => {
+        const start = Date.now();
+        const iv = setInterval(() => {
+          const v = pick();
+          if (v !== undefined) {
+            clearInterval(iv);
+            res(v);
+          } else if (Date.now() - start > timeoutMs) {
+            clearInterval(iv);
+            rej(new Error('condition not met in time'));
+          }
+        }, 10);
+      });
+    socket.once('secureConnect', () =>
+      resolve({
+        socket,
+        control,
+        frames,
+        closed,
+        send: (vni, frame) => socket.write(encodeRecord(vni, frame)),
+        async hello() {
+          socket.write(encodeRecord(CONTROL_VNI, encodeControl({ type: 'hello', agentVersion: 'raw-test', site: 'test', capabilities: [], vni: 4242 })));
+          return waitFor(() => control.find((m) => m.type === 'hello-ack' || m.type === 'error'));
+        },
+        waitFor,
+      }),
+    );
+    socket.once('error', reject);
+  });
+}
+
+/** A broadcast or unicast test frame with a recognisable payload. */
+export function testFrame(src: string, dst: string, tag: string): Buffer {
+  return encodeEthernet({ src: macBytes(src), dst: macBytes(dst), etherType: 0x88b6, payload: Buffer.from(tag) });
+}
+
+function macBytes(s: string): Buffer {
+  return Buffer.from(s.split(':').map((h) => Number.parseInt(h, 16)));
+}
+
+/** Resolves when `pred` holds, polling every 10 ms; rejects after timeoutMs with `what`. */
+export async function until(pred: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const start = Date.now();
+  while (!pred()) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

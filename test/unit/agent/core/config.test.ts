@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: UNLICENSED
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseAgentConfig } from '../../../../src/agent/core/config.js';
+import { ConfigError } from '../../../../src/shared/errors.js';
+
+const MIN = `config agent 'agent'\n\tlist headend 'tls://dc1.example.net'\n`;
+
+test('minimal config gets documented defaults', () => {
+  const c = parseAgentConfig(MIN);
+  assert.equal(c.headends[0]?.host, 'dc1.example.net:443');
+  assert.equal(c.bridge, 'br-lan');
+  assert.equal(c.tapName, 'tap-dr');
+  assert.equal(c.keepaliveMs, 5000);
+  assert.equal(c.deadAfterMs, 15000);
+  assert.equal(c.l2.proxyArp, true);
+  assert.equal(c.l2.allowDhcpFromTunnel, false);
+  assert.equal(c.l2.splitBrainBlock, true);
+  assert.ok(Object.isFrozen(c));
+});
+
+test('errors name the section.option and what it accepts', () => {
+  const cases: [string, string][] = [
+    [`config agent 'agent'\n\tlist headend 'https://x'\n`, 'agent.headend'],
+    [MIN + `\toption keepalive_s 'often'\n`, 'agent.keepalive_s'],
+    [MIN + `\toption tap_name 'a-name-that-is-far-too-long'\n`, 'agent.tap_name'],
+    [MIN + `config l2 'l2'\n\toption proxy_arp 'maybe'\n`, 'l2.proxy_arp'],
+    [MIN + `config l2 'l2'\n\toption proxy_arpp '1'\n`, 'l2.proxy_arpp'],
+    [MIN + `config proxy 'proxy'\n`, 'proxy'],
+    [MIN + `\tlist own_mac '02:00:00:00:00:01'\n`, 'agent.own_mac'],
+    [MIN + `config l2 'l2'\n\tlist own_mac 'zz:zz'\n`, 'l2.own_mac'],
+    [MIN + `config l2 'l2'\n\tlist own_ipp '192.0.2.1'\n`, 'l2.own_ipp'],
+    [MIN + `\toption enabled 'maybe'\n`, 'agent.enabled'],
+  ];
+  for (const [text, k] of cases) {
+    assert.throws(() => parseAgentConfig(text), (e: unknown) => e instanceof ConfigError && e.key === k, k);
+  }
+});
+
+test('dead-peer timeout cannot be shorter than the keepalive', () => {
+  assert.throws(() => parseAgentConfig(MIN + `\toption keepalive_s '10'\n\toption dead_after_s '5'\n`), ConfigError);
+  assert.equal(parseAgentConfig(MIN + `\toption keepalive_s '10'\n`).deadAfterMs, 30000);
+});
+
+test('the OTA channel needs an mqtts broker and at least one release key slot', () => {
+  const ota = (lines: string) => parseAgentConfig(MIN + `config ota 'ota'\n${lines}`);
+  assert.throws(() => ota(`\toption broker 'mqtt://broker:1883'\n\toption pubkey_slot0 '/etc/connector/ota-0.pub'\n`), (e: unknown) => e instanceof ConfigError && e.key === 'ota.broker');
+  assert.throws(() => ota(`\toption broker 'mqtts://broker:8883'\n`), (e: unknown) => e instanceof ConfigError && e.key === 'ota.pubkey_slot0');
+  const c = ota(`\toption broker 'mqtts://broker:8883'\n\toption pubkey_slot0 '/k0'\n\toption pubkey_slot1 '/k1'\n`);
+  assert.deepEqual(c.ota.pubkeySlots, ['/k0', '/k1']);
+  assert.equal(c.ota.slotsDir, '/opt/connector');
+  assert.equal(c.ota.healthDeadlineMs, 120_000);
+  assert.equal(parseAgentConfig(MIN).ota.broker, undefined, 'no broker: no OTA channel');
+});
+
+test('l2 lists and options both reach the policy; no headend is allowed (the unit enrolls and waits)', () => {
+  const c = parseAgentConfig(`config agent 'agent'\nconfig l2 'l2'\n\tlist own_ip '192.0.2.1'\n\tlist own_ip '192.0.2.2'\n\toption own_mac '02:00:00:00:00:01'\n`);
+  assert.equal(c.headends.length, 0);
+  assert.equal(c.l2.ownIpv4.length, 2);
+  assert.equal(c.l2.ownMacs.length, 1);
+});

@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: UNLICENSED
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { auditToCsv, auditToJsonl, AUDIT_COLUMNS, splitAuditText, verifyAuditLines } from '../../../../src/headend/core/audit-chain.js';
+import { openAuditLog, readAuditFile, verifyAuditFile } from '../../../../src/headend/adapters/audit-log.js';
+
+function tempLog(t: { after(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'ck-audit-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return join(dir, 'audit.jsonl');
+}
+
+function writeSample(path: string, n = 5): void {
+  let ms = Date.parse('2026-01-01T00:00:00Z');
+  const log = openAuditLog(path, () => new Date(ms++), () => assert.fail('fresh log reported a problem'));
+  for (let i = 0; i < n; i++) {
+    log.append(i % 2 ? 'disconnect' : 'connect', {
+      sessionId: `s${i}`,
+      serial: `CN-${i}`,
+      tenant: 'acme',
+      remote: '10.0.0.1:5000',
+      fingerprint: 'ab'.repeat(32),
+      bytesIn: i * 100,
+      reason: i === 3 ? 'quote " and, comma' : undefined,
+    } as never);
+  }
+}
+
+test('a fresh log verifies, and reopening continues the chain', (t) => {
+  const path = tempLog(t);
+  writeSample(path, 3);
+  const again = openAuditLog(path, () => new Date(), (p) => assert.fail(p));
+  assert.equal(again.head.seq, 3);
+  again.append('refused', { serial: 'X', reason: 'denylisted' });
+  const v = verifyAuditFile(path);
+  assert.equal(v.ok, true);
+  assert.equal(v.ok && v.lines, 4);
+  assert.equal(v.headChecked, true);
+});
+
+for (const [name, mutate, badLine] of [
+  // An edit shows where the next line's prev hash no longer matches.
+  ['an edited line', (l: string[]) => { l[2] = (l[2] ?? '').replace('"bytesIn":200', '"bytesIn":201'); }, 4],
+  ['an edited last line', (l: string[]) => { l[4] = (l[4] ?? '').replace('"bytesIn":400', '"bytesIn":0'); }, 5],
+  ['a removed line', (l: string[]) => { l.splice(1, 1); }, 2],
+  ['an inserted line', (l: string[]) => { l.splice(2, 0, l[1] ?? ''); }, 3],
+  ['a removed tail', (l: string[]) => { l.pop(); }, 4],
+  ['an appended line', (l: string[]) => { l.push(l[0] ?? ''); }, 6],
+] as const) {
+  test(`verify fails on ${name}`, (t) => {
+    const path = tempLog(t);
+    writeSample(path);
+    assert.equal(verifyAuditFile(path).ok, true);
+    const lines = splitAuditText(readFileSync(path, 'utf8')).lines;
+    mutate(lines);
+    writeFileSync(path, lines.join('\n') + '\n');
+    const v = verifyAuditFile(path);
+    assert.equal(v.ok, false);
+    assert.equal(!v.ok && v.line, badLine);
+  });
+}
+
+test('without a head pointer the chain alone still catches edits inside the log', () => {
+  const lines: string[] = [];
+  assert.deepEqual(verifyAuditLines(lines), { ok: true, lines: 0, head: { seq: 0, hash: '0'.repeat(64) } });
+  assert.equal(verifyAuditLines(['{"seq":1,"time":"x","prev":"bad","event":"connect"}']).ok, false);
+  assert.equal(verifyAuditLines(['not json']).ok, false);
+});
+
+test('csv export has a header and one well-formed row per record, quoting per RFC 4180', (t) => {
+  const path = tempLog(t);
+  writeSample(path);
+  const csv = auditToCsv(readAuditFile(path).lines);
+  const rows = csv.split('\r\n');
+  assert.equal(rows.pop(), '');
+  assert.equal(rows[0], AUDIT_COLUMNS.join(','));
+  assert.equal(rows.length, 6);
+  assert.ok(rows[4]?.includes('"quote "" and, comma"'));
+  // Every data row has as many cells as the header once quoted cells are taken as one.
+  for (const r of rows.slice(1)) {
+    const cells = r.match(/("([^"]|"")*"|[^,]*)(,|$)/g)?.filter((c) => c !== '') ?? [];
+    assert.equal(cells.length, AUDIT_COLUMNS.length, r);
+  }
+});
+
+test('jsonl export is one JSON object per line with its own hash', (t) => {
+  const path = tempLog(t);
+  writeSample(path);
+  const out = auditToJsonl(readAuditFile(path).lines).trimEnd().split('\n');
+  assert.equal(out.length, 5);
+  const recs = out.map((l) => JSON.parse(l) as { seq: number; hash: string; prev: string });
+  for (let i = 1; i < recs.length; i++) assert.equal(recs[i]?.prev, recs[i - 1]?.hash);
+});
+
+test('a log cut off mid-line is terminated on reopen and reported', (t) => {
+  const path = tempLog(t);
+  writeSample(path, 2);
+  writeFileSync(path, readFileSync(path, 'utf8') + '{"seq":3,"ti');
+  const problems: string[] = [];
+  openAuditLog(path, () => new Date(), (p) => problems.push(p));
+  assert.ok(problems.some((p) => p.includes('partial line')));
+  assert.equal(verifyAuditFile(path).ok, false);
+});

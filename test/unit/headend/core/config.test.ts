@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: UNLICENSED
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseHeadendConfig } from '../../../../src/headend/core/config.js';
+import { hasCode } from '../../../../src/shared/errors.js';
+
+const minimal = {
+  tls: { cert: 'headend.crt', key: 'headend.key', deviceCa: '/etc/ck/device-ca.pem' },
+  registry: 'registry.json',
+  auditLog: 'audit.jsonl',
+};
+
+test('defaults apply and relative paths resolve against the config directory', () => {
+  const c = parseHeadendConfig(minimal, '/srv/headend');
+  assert.equal(c.listen.port, 443);
+  assert.equal(c.vxlan.port, 4789);
+  assert.equal(c.vxlan.vtepPort, 4789);
+  assert.equal(c.tls.certFile, '/srv/headend/headend.crt');
+  assert.equal(c.tls.deviceCaFile, '/etc/ck/device-ca.pem');
+  assert.equal(c.metrics, null);
+  assert.equal(c.minVtepPathMtu, 1550);
+  assert.equal(c.mac.ageMs, 300_000);
+  assert.ok(Object.isFrozen(c));
+});
+
+test('errors name the key', () => {
+  for (const [doc, key] of [
+    [{ ...minimal, tls: { cert: 'a', key: 'b' } }, 'tls.deviceCa'],
+    [{ ...minimal, listen: { port: 70000 } }, 'listen.port'],
+    [{ ...minimal, session: { keepaliveMs: 5000, deadAfterMs: 4000 } }, 'session.deadAfterMs'],
+    [{ ...minimal, listne: {} }, 'listne'],
+  ] as const) {
+    assert.throws(() => parseHeadendConfig(doc, '/'), (e: unknown) => hasCode(e, 'CK_ERR_CONFIG_INVALID') && (e as Error).message.includes(`"${key}"`));
+  }
+});
+
+test('metrics address defaults to loopback', () => {
+  const c = parseHeadendConfig({ ...minimal, metrics: { port: 9464 } }, '/');
+  assert.deepEqual(c.metrics, { host: '127.0.0.1', port: 9464 });
+});

@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: UNLICENSED
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ImageError } from '../../../../src/image/core/errors.js';
+import { checkInfo, classifyIbOutput, parseMakeInfo, parseManifest } from '../../../../src/image/core/ib-output.js';
+
+const INFO = `Current Target: "rockchip/armv8"
+Current Architecture: "aarch64"
+Current Revision: "r28739-d9340319c6"
+Default Packages: base-files ca-bundle dnsmasq dropbear
+Available Profiles:
+
+friendlyarm_nanopi-r2s:
+    FriendlyARM NanoPi R2S
+    Packages: kmod-usb-net-rtl8152
+    hasImageMetadata: 1
+    SupportedDevices: friendlyarm,nanopi-r2s
+friendlyarm_nanopi-r3s:
+    FriendlyARM NanoPi R3S
+    Packages: kmod-r8169
+    hasImageMetadata: 1
+    SupportedDevices: friendlyarm,nanopi-r3s
+`;
+
+const R3S = { target: 'rockchip/armv8', profile: 'friendlyarm_nanopi-r3s', boardName: 'friendlyarm,nanopi-r3s' };
+
+test('make info: target, revision, default packages and profiles', () => {
+  const info = parseMakeInfo(INFO);
+  assert.equal(info.target, 'rockchip/armv8');
+  assert.equal(info.revision, 'r28739-d9340319c6');
+  assert.deepEqual(info.defaultPackages, ['base-files', 'ca-bundle', 'dnsmasq', 'dropbear']);
+  const p = checkInfo(info, R3S);
+  assert.equal(p.title, 'FriendlyARM NanoPi R3S');
+  assert.deepEqual(p.packages, ['kmod-r8169']);
+  assert.deepEqual(p.supportedDevices, ['friendlyarm,nanopi-r3s']);
+});
+
+test('make info for another target or without the profile is refused before building', () => {
+  const reason = (f: () => unknown): string | undefined => {
+    try {
+      f();
+    } catch (e) {
+      return e instanceof ImageError ? e.reason : 'other';
+    }
+    return undefined;
+  };
+  assert.equal(reason(() => checkInfo(parseMakeInfo(INFO.replace('rockchip/armv8', 'x86/64')), R3S)), 'ib-info-mismatch');
+  assert.equal(reason(() => checkInfo(parseMakeInfo(INFO.replace(/friendlyarm_nanopi-r3s:[\s\S]*/, '')), R3S)), 'ib-info-mismatch');
+});
+
+test('make manifest lines become name/version pairs', () => {
+  assert.deepEqual(parseManifest('base-files - 1640-r28739\nkmod-tun - 6.6.144-r1\nnoise line\n'), [
+    { name: 'base-files', version: '1640-r28739' },
+    { name: 'kmod-tun', version: '6.6.144-r1' },
+  ]);
+});
+
+const cases: [string, string, RegExp][] = [
+  ['WARNING: Image file /b/root.squashfs is too big: 700000000 > 536870912', 'rootfs-too-big', /ROOTFS_PARTSIZE=512/],
+  ['ext4_allocate_best_fit_partial: failed to allocate 12 blocks, out of space?', 'rootfs-too-big', /does not fit/],
+  [' * opkg_install_cmd: Cannot install package kmod-foo.\n * opkg_install_cmd: Cannot install package luci-app-x.', 'missing-package', /kmod-foo, luci-app-x/],
+  ["Unknown package 'tcpdump-mini'.", 'missing-package', /tcpdump-mini/],
+  ['ERROR: unable to select packages:\n  nonexistent (no such package):', 'missing-package', /nonexistent/],
+  [' * satisfy_dependencies_for: Cannot satisfy the following dependencies for kmod-tun:\n * \tkernel (= 6.6.73-1-f35e93bc2c89b98d107e57cdea041972)', 'kmod-mismatch', /kmod-tun \(wants kernel 6\.6\.73-1-f35e/],
+  ['cannot find dependency kernel (= 6.6.73-1-abc) for kmod-vxlan', 'kmod-mismatch', /kmod-vxlan/],
+  ['Prerequisite check failed. Use FORCE=1 to override.', 'prereq-missing', /prerequisites/],
+  [
+    ' * opkg_update_cmd: Failed to download the package list from file:///m/downloads.openwrt.org/releases/24.10.8/packages/aarch64_generic/base/Packages.gz.\n * opkg_install_cmd: Cannot install package dnsmasq.',
+    'package-feed-missing',
+    /file:\/\/\/m\/downloads\.openwrt\.org\/releases\/24\.10\.8\/packages\/aarch64_generic\/base\./,
+  ],
+  [
+    ' * check_data_file_clashes: Package dnsmasq-full wants to install file /usr/sbin/dnsmasq\n\tBut that file is already provided by package  * dnsmasq',
+    'package-conflict',
+    /-dnsmasq/,
+  ],
+];
+
+for (const [output, reason, message] of cases) {
+  test(`ImageBuilder output maps to ${reason}: ${output.split('\n')[0]?.slice(0, 50)}`, () => {
+    const e = classifyIbOutput(output, 512);
+    assert.ok(e, 'recognised');
+    assert.equal(e.reason, reason);
+    assert.match(e.message, message);
+  });
+}
+
+test('ordinary ImageBuilder chatter is not a failure', () => {
+  assert.equal(classifyIbOutput('Building images for rockchip - FriendlyARM NanoPi R3S\nPackages: base-files\n', 512), undefined);
+});

@@ -16,7 +16,7 @@ import { writeRegistryFile, updateRegistryFile } from '../../../src/shared/regis
 import { claimDevice, importAllowlist, parseRegistry, revokeDevice } from '../../../src/shared/registry/registry.js';
 import { initFactoryCa, issueIdevid, loadFactoryCa, factoryCaPaths, type Idevid } from '../../../src/factory/adapters/factory-ca.js';
 import { parseEstServerConfig, type EstServerConfig } from '../../../src/enroll/core/config.js';
-import { startEstServer, type EstServer } from '../../../src/enroll/adapters/est-server.js';
+import { startEnrollServer, type EstServer } from '../../../src/enroll/main.js';
 import { certFingerprint } from '../../../src/shared/pki/x509.js';
 
 export interface EstFixture {
@@ -104,7 +104,7 @@ export async function createEstFixture(opts: { lifetimeS?: number; retryAfterS?:
     dir,
   );
   let clock: Date | undefined;
-  const server = await startEstServer(config, { log: silentLogger, now: () => clock ?? new Date() });
+  const server = await startEnrollServer(config, { log: silentLogger, now: () => clock ?? new Date() });
   return {
     dir,
     factoryCa,

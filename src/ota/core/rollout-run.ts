@@ -1,52 +1,39 @@
 // SPDX-License-Identifier: UNLICENSED
-// The rollout controller: one MQTT 5 client with the controller certificate. It publishes retained QoS 1
-// job documents to the devices the pure state says are due, folds their job-state reports into the
-// state, and writes the state file (atomically) after every change so a restart picks up where it was.
-import mqtt, { type MqttClient } from 'mqtt';
-import { readFile } from 'node:fs/promises';
-import { errorMessage, isErrno } from '../../shared/errors.js';
+// The rollout controller's loop: send the jobs the state says are due, fold device reports into the state,
+// persist after every change, stop when the rollout settles (or when told). The broker, the state file and
+// the clock are ports; the decisions are rollout-state.ts's.
+import { errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
-import { writeFileAtomic } from '../../shared/atomic-file.js';
-import { ALL_JOB_STATES_FILTER, jobTopic, parseJobStateReport, parseJobTopic, type JobDocument } from '../../shared/ota/protocol.js';
-import { applyReport, evaluate, jobsToSend, markSent, parseRolloutState, type RolloutState } from '../core/rollout-state.js';
+import { jobTopic, parseJobStateReport, parseJobTopic, type JobDocument } from '../../shared/ota/protocol.js';
+import { applyReport, evaluate, jobsToSend, markSent, type RolloutState } from './rollout-state.js';
 
-export interface ControllerMqttOptions {
-  readonly url: string;
-  readonly ca: string | Buffer;
-  readonly cert: string | Buffer;
-  readonly key: string | Buffer;
+/** The controller's side of the OTA channel. */
+export interface RolloutChannel {
+  /** Delivers every device's job-state reports to `onReport` from now on. */
+  subscribeReports(onReport: (topic: string, payload: Buffer) => void): Promise<void>;
+  /** Stops delivering reports; never throws. */
+  unsubscribeReports(): Promise<void>;
+  /** Publishes one job document (retained, at least once). */
+  publishJob(topic: string, payload: string): Promise<void>;
 }
 
-export async function connectController(o: ControllerMqttOptions, clientId: string): Promise<MqttClient> {
-  return mqtt.connectAsync(o.url, {
-    protocolVersion: 5,
-    clientId,
-    ca: o.ca,
-    cert: o.cert,
-    key: o.key,
-    clean: true,
-    reconnectPeriod: 1000,
-  });
+export interface RolloutStore {
+  /** Persists a snapshot so a restarted controller resumes from it. */
+  save(state: RolloutState): Promise<void>;
 }
 
-export async function loadRolloutState(file: string): Promise<RolloutState | undefined> {
-  try {
-    return parseRolloutState(await readFile(file, 'utf8'), file);
-  } catch (e) {
-    if (isErrno(e, 'ENOENT')) return undefined;
-    throw e;
-  }
-}
-
-export interface RunRolloutOptions {
-  readonly client: MqttClient;
-  readonly stateFile: string;
+export interface RolloutRunOptions {
+  readonly channel: RolloutChannel;
+  readonly store: RolloutStore;
   readonly initial: RolloutState;
   /** Signed manifest bytes and signature text, sent verbatim in every job. */
   readonly manifest: Buffer;
   readonly signature: string | undefined;
   readonly log: Logger;
-  readonly now?: () => Date;
+  /** Wall clock: job and report times, maintenance windows. */
+  readonly now: () => Date;
+  /** Resolves after `ms`: the pause between two rounds. */
+  readonly wait: (ms: number) => Promise<void>;
   readonly tickMs?: number;
   /** Stop when the rollout completes or pauses (the CLI); otherwise run until the signal aborts. */
   readonly untilSettled?: boolean;
@@ -54,8 +41,8 @@ export interface RunRolloutOptions {
   readonly onChange?: (s: RolloutState) => void;
 }
 
-export async function runRollout(o: RunRolloutOptions): Promise<RolloutState> {
-  const now = o.now ?? (() => new Date());
+export async function runRolloutLoop(o: RolloutRunOptions): Promise<RolloutState> {
+  const now = o.now;
   const log = o.log.child({ rollout: o.initial.rolloutId });
   let state = evaluate(o.initial);
   let dirty = true;
@@ -66,12 +53,12 @@ export async function runRollout(o: RunRolloutOptions): Promise<RolloutState> {
     if (!dirty) return;
     dirty = false;
     const snapshot = state;
-    saving = saving.then(() => writeFileAtomic(o.stateFile, JSON.stringify(snapshot, null, 2) + '\n'));
+    saving = saving.then(() => o.store.save(snapshot));
     await saving;
     o.onChange?.(snapshot);
   };
 
-  const onMessage = (topic: string, payload: Buffer): void => {
+  const onReport = (topic: string, payload: Buffer): void => {
     const t = parseJobTopic(topic);
     if (!t || !t.state || payload.length === 0) return;
     const r = parseJobStateReport(payload);
@@ -88,8 +75,7 @@ export async function runRollout(o: RunRolloutOptions): Promise<RolloutState> {
       if (before.status !== 'paused' && state.status === 'paused') log.warn('rollout paused', { reason: state.pauseReason });
     }
   };
-  o.client.on('message', onMessage);
-  await o.client.subscribeAsync(ALL_JOB_STATES_FILTER, { qos: 1 });
+  await o.channel.subscribeReports(onReport);
 
   try {
     for (;;) {
@@ -108,7 +94,7 @@ export async function runRollout(o: RunRolloutOptions): Promise<RolloutState> {
         state = markSent(state, [serial], now());
         dirty = true;
         try {
-          await o.client.publishAsync(jobTopic(serial, state.rolloutId), JSON.stringify(doc), { qos: 1, retain: true });
+          await o.channel.publishJob(jobTopic(serial, state.rolloutId), JSON.stringify(doc));
           log.info('job sent', { serial });
         } catch (e) {
           state = { ...state, devices: { ...state.devices, [serial]: before.devices[serial] ?? { inCohort: true, state: 'pending', updatedAt: now().toISOString() } } };
@@ -117,11 +103,10 @@ export async function runRollout(o: RunRolloutOptions): Promise<RolloutState> {
       }
       await persist();
       if (o.untilSettled && state.status !== 'active') break;
-      await new Promise((r) => setTimeout(r, o.tickMs ?? 200));
+      await o.wait(o.tickMs ?? 200);
     }
   } finally {
-    o.client.removeListener('message', onMessage);
-    await o.client.unsubscribeAsync(ALL_JOB_STATES_FILTER).catch(() => undefined);
+    await o.channel.unsubscribeReports();
     await persist();
   }
   return state;

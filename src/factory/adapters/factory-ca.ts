@@ -1,24 +1,13 @@
 // SPDX-License-Identifier: UNLICENSED
-// The factory CA on disk (`connector factory init-ca`) and the IDevID it issues per unit. The CA key file
-// is 0600; the IDevID key is returned to the caller, which writes it into the unit and drops it.
+// The factory CA on disk (`connector factory init-ca`): DIR/factory-ca.cert.pem and DIR/factory-ca.key.pem
+// (0600). Created once, never overwritten; loaded by the station for every unit.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConnectorError } from '../../shared/errors.js';
-import {
-  certFromPem,
-  createSelfSignedCa,
-  exportPrivateKeyPem,
-  generateKeyPair,
-  importPrivateKeyPem,
-  issueCertificate,
-  type Issuer,
-  x509,
-} from '../../shared/pki/x509.js';
+import { certFromPem, createSelfSignedCa, exportPrivateKeyPem, generateKeyPair, importPrivateKeyPem, type Issuer, x509 } from '../../shared/pki/x509.js';
 
 export const FACTORY_CA_CERT = 'factory-ca.cert.pem';
 export const FACTORY_CA_KEY = 'factory-ca.key.pem';
-/** IEEE 802.1AR: an IDevID has no meaningful expiry (GeneralizedTime 99991231235959Z). */
-export const IDEVID_NOT_AFTER = new Date('9999-12-31T23:59:59Z');
 
 export interface FactoryCaPaths {
   certFile: string;
@@ -52,6 +41,11 @@ export async function initFactoryCa(o: InitCaOptions): Promise<{ paths: FactoryC
   return { paths, cert };
 }
 
+export function factoryCaExists(dir: string): boolean {
+  const paths = factoryCaPaths(dir);
+  return existsSync(paths.certFile) && existsSync(paths.keyFile);
+}
+
 export async function loadFactoryCa(paths: FactoryCaPaths): Promise<Issuer> {
   try {
     return {
@@ -65,28 +59,4 @@ export async function loadFactoryCa(paths: FactoryCaPaths): Promise<Issuer> {
       { cause: e },
     );
   }
-}
-
-export interface Idevid {
-  cert: x509.X509Certificate;
-  /** Leaf then factory CA, PEM. */
-  chainPem: string;
-  keyPem: string;
-}
-
-export async function issueIdevid(ca: Issuer, serial: string, hwRev: string, now: Date): Promise<Idevid> {
-  const keys = await generateKeyPair(true);
-  const cert = await issueCertificate({
-    issuer: ca,
-    subject: { cn: serial, serialNumber: serial, ou: `hw ${hwRev}` },
-    publicKey: keys.publicKey,
-    profile: 'client',
-    notBefore: new Date(now.getTime() - 3600_000),
-    notAfter: IDEVID_NOT_AFTER,
-  });
-  return {
-    cert,
-    chainPem: `${cert.toString('pem')}\n${ca.cert.toString('pem')}\n`,
-    keyPem: await exportPrivateKeyPem(keys.privateKey),
-  };
 }

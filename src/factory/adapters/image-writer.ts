@@ -10,13 +10,7 @@ import { createGunzip } from 'node:zlib';
 import { ConnectorError } from '../../shared/errors.js';
 import { execSync } from '../../shared/exec.js';
 import { fwtoolDataLength } from '../core/fwtool.js';
-
-export interface ImageInfo {
-  path: string;
-  compressed: boolean;
-  /** Bytes of image data in the file (fwtool trailers excluded). */
-  dataBytes: number;
-}
+import type { ImageInfo, WriteResult } from '../core/ports.js';
 
 export function inspectImage(path: string): ImageInfo {
   let fd: number;
@@ -57,11 +51,6 @@ export async function readImageHead(img: ImageInfo, n: number): Promise<Buffer> 
     src.destroy();
   }
   return Buffer.concat(parts).subarray(0, n);
-}
-
-export interface WriteResult {
-  bytes: number;
-  sha256: string;
 }
 
 /** Writes the image from byte 0 of the target; a regular-file target is truncated first. */

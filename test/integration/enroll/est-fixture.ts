@@ -14,7 +14,8 @@ import {
 } from '../../../src/shared/pki/x509.js';
 import { writeRegistryFile, updateRegistryFile } from '../../../src/shared/registry/registry-file.js';
 import { claimDevice, importAllowlist, parseRegistry, revokeDevice } from '../../../src/shared/registry/registry.js';
-import { initFactoryCa, issueIdevid, loadFactoryCa, factoryCaPaths, type Idevid } from '../../../src/factory/adapters/factory-ca.js';
+import { initFactoryCa, loadFactoryCa, factoryCaPaths } from '../../../src/factory/adapters/factory-ca.js';
+import { issueIdevid, type Idevid } from '../../../src/factory/core/idevid.js';
 import { parseEstServerConfig, type EstServerConfig } from '../../../src/enroll/core/config.js';
 import { startEnrollServer, type EstServer } from '../../../src/enroll/main.js';
 import { certFingerprint } from '../../../src/shared/pki/x509.js';

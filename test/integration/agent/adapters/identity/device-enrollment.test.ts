@@ -10,7 +10,7 @@ import { silentLogger } from '../../../../../src/shared/log.js';
 import { createSelfSignedCa, generateKeyPair, type Issuer } from '../../../../../src/shared/pki/x509.js';
 import { encodeFactoryBlock, FACTORY_BLOCK_OFFSET, FACTORY_REGION_SIZE } from '../../../../../src/shared/factory-block/factory-block.js';
 import { writeFactoryRegion, readFactoryBlock } from '../../../../../src/shared/factory-block/block-io.js';
-import { issueIdevid } from '../../../../../src/factory/adapters/factory-ca.js';
+import { issueIdevid } from '../../../../../src/factory/core/idevid.js';
 import { ensureIdentity, runRenewal, IdentityStatusTracker, renewAtOf, type WallClock, type Identity } from '../../../../../src/agent/adapters/identity/index.js';
 import { createEstFixture, type EstFixture } from '../../../enroll/est-fixture.js';
 

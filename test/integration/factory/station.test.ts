@@ -9,12 +9,12 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, r
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { exec, execSync, type ExecResult } from '../../../../src/shared/exec.js';
-import { readFactoryBlock } from '../../../../src/shared/factory-block/block-io.js';
-import { FACTORY_BLOCK_OFFSET, FACTORY_REGION_SIZE } from '../../../../src/shared/factory-block/factory-block.js';
-import { MANIFEST_COLUMNS } from '../../../../src/factory/adapters/batch-manifest.js';
-import { gatherTargetFacts } from '../../../../src/factory/adapters/target-checks.js';
-import { createSelfSignedCa, generateKeyPair } from '../../../../src/shared/pki/x509.js';
+import { exec, execSync, type ExecResult } from '../../../src/shared/exec.js';
+import { readFactoryBlock } from '../../../src/shared/factory-block/block-io.js';
+import { FACTORY_BLOCK_OFFSET, FACTORY_REGION_SIZE } from '../../../src/shared/factory-block/factory-block.js';
+import { MANIFEST_COLUMNS } from '../../../src/factory/core/batch-manifest.js';
+import { gatherTargetFacts } from '../../../src/factory/adapters/target-facts.js';
+import { createSelfSignedCa, generateKeyPair } from '../../../src/shared/pki/x509.js';
 
 const MiB = 1024 * 1024;
 const P1 = { start: 32 * MiB, size: 16 * MiB };

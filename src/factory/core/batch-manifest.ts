@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: UNLICENSED
 // The batch manifest: one line per provisioned unit, as CSV (for spreadsheets/MES) and JSON Lines (for
-// tools), plus the enrollment allowlist the DC imports with `connector registry import`. Pure formatting
-// here; appendManifest does the file appends.
-import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+// tools), plus the enrollment allowlist the DC imports with `connector registry import`. Pure formatting;
+// adapters/manifest-files.ts appends the lines.
 import { join } from 'node:path';
 
 export interface ManifestRecord {
@@ -69,16 +68,12 @@ export function allowlistLine(r: ManifestRecord): string {
   return JSON.stringify(e) + '\n';
 }
 
-export function manifestFiles(dir: string, batch: string): { csv: string; jsonl: string; allowlist: string } {
-  return { csv: join(dir, `${batch}.csv`), jsonl: join(dir, `${batch}.jsonl`), allowlist: join(dir, `${batch}.allowlist.jsonl`) };
+export interface ManifestFiles {
+  csv: string;
+  jsonl: string;
+  allowlist: string;
 }
 
-export function appendManifest(dir: string, r: ManifestRecord): { csv: string; jsonl: string; allowlist: string } {
-  mkdirSync(dir, { recursive: true });
-  const f = manifestFiles(dir, r.batch);
-  if (!existsSync(f.csv)) appendFileSync(f.csv, csvHeader());
-  appendFileSync(f.csv, csvLine(r));
-  appendFileSync(f.jsonl, jsonLine(r));
-  appendFileSync(f.allowlist, allowlistLine(r));
-  return f;
+export function manifestFiles(dir: string, batch: string): ManifestFiles {
+  return { csv: join(dir, `${batch}.csv`), jsonl: join(dir, `${batch}.jsonl`), allowlist: join(dir, `${batch}.allowlist.jsonl`) };
 }

@@ -2,13 +2,12 @@
 // `connector factory provision`: image -> target (verified by read-back), then the factory block in the
 // gap before p1, then one manifest line. Refuses unsafe targets unless forced; --dry-run only plans.
 // The IDevID key exists only in memory and in the unit's factory block: the station never stores it.
+// The disk, the image, the CA and the manifest files are ports (ports.ts); the decisions are here.
 import { createHash, X509Certificate } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
 import { ConnectorError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import { certFingerprint } from '../../shared/pki/x509.js';
 import { isValidSerial } from '../../shared/registry/registry.js';
-import { factoryCaPaths, issueIdevid, loadFactoryCa } from './factory-ca.js';
 import {
   decodeFactoryBlock,
   encodeFactoryBlock,
@@ -16,12 +15,12 @@ import {
   FACTORY_REGION_SIZE,
   type FactoryData,
 } from '../../shared/factory-block/factory-block.js';
-import { readFactoryRegion, writeFactoryRegion } from '../../shared/factory-block/block-io.js';
 import { checkFactoryData } from '../../shared/factory-block/verify.js';
-import { hashTarget, inspectImage, readImageHead, writeImage } from './image-writer.js';
-import { appendManifest, type ManifestRecord } from './batch-manifest.js';
-import { parseMbr, type MbrResult } from '../core/mbr.js';
-import { DEFAULT_HOST_PATHS, gatherTargetFacts, targetProblems, type HostPaths, type TargetProblem } from './target-checks.js';
+import type { ManifestFiles, ManifestRecord } from './batch-manifest.js';
+import { issueIdevid } from './idevid.js';
+import { parseMbr, type MbrResult } from './mbr.js';
+import type { StationPorts } from './ports.js';
+import { targetProblems, type TargetProblem } from './target-checks.js';
 
 export interface ProvisionOptions {
   serial: string;
@@ -44,7 +43,6 @@ export interface ProvisionOptions {
   log: Logger;
   /** Bytes written so far, and the expected total when the partition table tells it. */
   onProgress?: (written: number, total: number | undefined) => void;
-  hostPaths?: HostPaths;
 }
 
 export type LayoutProblem = { code: 'no-partition-table' | 'gpt' | 'overlaps-partition' | 'region-in-use' | 'already-provisioned'; message: string };
@@ -56,7 +54,7 @@ export interface ProvisionReport {
   problems: Problem[];
   forced: boolean;
   record?: ManifestRecord;
-  files?: { csv: string; jsonl: string; allowlist: string };
+  files?: ManifestFiles;
 }
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -96,46 +94,31 @@ function layoutProblems(mbr: MbrResult, offset: number): LayoutProblem[] {
   return out;
 }
 
-function readSector0(path: string): Buffer {
-  try {
-    return readFactoryRegion(path, 0).subarray(0, 512);
-  } catch {
-    return Buffer.alloc(0);
-  }
-}
-
-export async function provisionUnit(o: ProvisionOptions): Promise<ProvisionReport> {
+export async function provisionUnit(o: ProvisionOptions, io: StationPorts): Promise<ProvisionReport> {
   validate(o);
   const offset = o.offset ?? FACTORY_BLOCK_OFFSET;
-  const anchorPem = (() => {
-    try {
-      return readFileSync(o.dcAnchorFile, 'utf8');
-    } catch (e) {
-      throw new ConnectorError('CK_ERR_FACTORY', `cannot read the DC trust anchor ${o.dcAnchorFile}: ${(e as Error).message}`);
-    }
-  })();
+  const anchorPem = io.readAnchor(o.dcAnchorFile);
   try {
     new X509Certificate(anchorPem);
   } catch {
     throw new ConnectorError('CK_ERR_FACTORY', `${o.dcAnchorFile} holds no PEM certificate (the DC trust anchor)`);
   }
-  const caPaths = factoryCaPaths(o.caDir);
-  if (!existsSync(caPaths.certFile) || !existsSync(caPaths.keyFile)) {
+  if (!io.caExists(o.caDir)) {
     throw new ConnectorError('CK_ERR_FACTORY', `no factory CA in ${o.caDir}; run 'connector factory init-ca --dir ${o.caDir}'`);
   }
 
-  const img = o.image ? inspectImage(o.image) : undefined;
-  const head = img ? await readImageHead(img, 512) : readSector0(o.target);
+  const img = o.image ? io.inspectImage(o.image) : undefined;
+  const head = img ? await io.readImageHead(img, 512) : io.readSector0(o.target);
   const mbr = parseMbr(head);
   const imageEnd = img && mbr.ok ? Math.max(0, ...mbr.partitions.map((p) => p.startByte + p.sizeBytes)) : 0;
   const minBytes = Math.max(imageEnd, offset + FACTORY_REGION_SIZE);
-  const facts = gatherTargetFacts(o.target, o.hostPaths ?? DEFAULT_HOST_PATHS);
+  const facts = io.targetFacts(o.target);
   const problems: Problem[] = [...targetProblems(facts, { minBytes, fileMayGrow: img !== undefined }), ...layoutProblems(mbr, offset)];
   if (!img && facts.kind === 'missing') {
     throw new ConnectorError('CK_ERR_FACTORY', `target ${o.target} does not exist; give --image to create it`);
   }
   if (!img && facts.kind !== 'missing') {
-    const existing = decodeFactoryBlock(readFactoryRegion(o.target, offset));
+    const existing = decodeFactoryBlock(io.readRegion(o.target, offset));
     if (existing.ok) problems.push({ code: 'already-provisioned', message: `${o.target} already holds the factory block of ${existing.data.serial}` });
     else if (existing.reason !== 'empty') problems.push({ code: 'region-in-use', message: `bytes at ${offset} are not blank (${existing.detail})` });
   }
@@ -156,21 +139,21 @@ export async function provisionUnit(o: ProvisionOptions): Promise<ProvisionRepor
   let imageSha256 = '';
   if (img) {
     o.log.info('writing image', { image: img.path, target: o.target });
-    const w = await writeImage(img, o.target, (n) => o.onProgress?.(n, imageEnd || undefined));
-    const back = hashTarget(o.target, w.bytes);
+    const w = await io.writeImage(img, o.target, (n) => o.onProgress?.(n, imageEnd || undefined));
+    const back = io.hashTarget(o.target, w.bytes);
     if (back !== w.sha256) {
       throw new ConnectorError('CK_ERR_FACTORY', `read-back verification failed on ${o.target}: wrote ${w.sha256}, read ${back}`);
     }
     imageSha256 = w.sha256;
     o.log.info('image verified', { bytes: w.bytes, sha256: w.sha256 });
     // the image itself must leave the gap blank, or its layout is not the one this offset was chosen for
-    const gap = decodeFactoryBlock(readFactoryRegion(o.target, offset));
+    const gap = decodeFactoryBlock(io.readRegion(o.target, offset));
     if (!gap.ok && gap.reason !== 'empty' && !o.force) {
       throw new ConnectorError('CK_ERR_FACTORY', `the image has data at byte ${offset} (${gap.detail}); its layout differs from OpenWrt rockchip`);
     }
   }
 
-  const ca = await loadFactoryCa(caPaths);
+  const ca = await io.loadCa(o.caDir);
   const now = o.now();
   const idevid = await issueIdevid(ca, o.serial, o.hwRev, now);
   const data: FactoryData = {
@@ -186,9 +169,9 @@ export async function provisionUnit(o: ProvisionOptions): Promise<ProvisionRepor
     createdAt: now.toISOString(),
   };
   const block = encodeFactoryBlock(data);
-  writeFactoryRegion(o.target, offset, block);
-  const back = decodeFactoryBlock(readFactoryRegion(o.target, offset));
-  if (!back.ok || !readFactoryRegion(o.target, offset).subarray(0, block.length).equals(block)) {
+  io.writeRegion(o.target, offset, block);
+  const back = decodeFactoryBlock(io.readRegion(o.target, offset));
+  if (!back.ok || !io.readRegion(o.target, offset).subarray(0, block.length).equals(block)) {
     throw new ConnectorError('CK_ERR_FACTORY_BLOCK', `factory block read-back failed on ${o.target}: ${back.ok ? 'bytes differ' : back.detail}`);
   }
   const semantic = checkFactoryData(back.data);
@@ -209,7 +192,7 @@ export async function provisionUnit(o: ProvisionOptions): Promise<ProvisionRepor
     blockSha256: createHash('sha256').update(block).digest('hex'),
     target: facts.path,
   };
-  const files = appendManifest(o.manifestDir, record);
+  const files = io.appendManifest(o.manifestDir, record);
   o.log.info('unit provisioned', { serial: o.serial, fingerprint: record.idevidFingerprint, batch: o.batch });
   return { dryRun: false, plan, problems, forced: o.force && problems.length > 0, record, files };
 }

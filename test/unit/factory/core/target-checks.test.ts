@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: UNLICENSED
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseMounts, targetProblems, type TargetFacts } from '../../../../src/factory/adapters/target-checks.js';
-import { csvField, csvHeader, csvLine, jsonLine, MANIFEST_COLUMNS, type ManifestRecord } from '../../../../src/factory/adapters/batch-manifest.js';
+import { parseMounts, targetProblems, type TargetFacts } from '../../../../src/factory/core/target-checks.js';
 
 const base: TargetFacts = { path: '/dev/sdb', kind: 'block', sizeBytes: 8e9, mountedAt: [], disk: '/dev/sdb', rootDisk: '/dev/vda' };
 const needs = { minBytes: 200e6, fileMayGrow: false };
@@ -27,34 +26,4 @@ test('/proc/mounts parsing decodes octal escapes', () => {
     { device: '/dev/sdb1', mountpoint: '/media/my disk' },
     { device: 'proc', mountpoint: '/proc' },
   ]);
-});
-
-const REC: ManifestRecord = {
-  time: '2026-11-25T10:00:00.000Z',
-  serial: 'R3S-1',
-  hwRev: '1.1',
-  macs: ['aa:bb:cc:00:00:01', 'aa:bb:cc:00:00:02'],
-  batch: 'B1',
-  station: 'st1',
-  idevidCertSerial: '0a',
-  idevidFingerprint: 'f'.repeat(64),
-  idevidSpkiSha256: 'e'.repeat(64),
-  imageSha256: '',
-  blockSha256: 'd'.repeat(64),
-  target: '/dev/mmc, "odd"',
-};
-
-test('CSV lines follow RFC 4180 and have one field per column', () => {
-  assert.equal(csvHeader(), MANIFEST_COLUMNS.join(',') + '\r\n');
-  const line = csvLine(REC);
-  assert.ok(line.endsWith('\r\n'));
-  assert.match(line, /,"\/dev\/mmc, ""odd"""\r\n$/);
-  assert.equal(csvField('=cmd()'), "'=cmd()");
-  assert.equal(csvField('plain'), 'plain');
-});
-
-test('JSONL lines are one JSON object per line with every column', () => {
-  const l = jsonLine(REC);
-  assert.equal(l.indexOf('\n'), l.length - 1);
-  assert.deepEqual(Object.keys(JSON.parse(l) as object).sort(), [...MANIFEST_COLUMNS].sort());
 });

@@ -1,26 +1,29 @@
 // SPDX-License-Identifier: UNLICENSED
-// `connector lab up|down|status|exec`: builds the network lab in namespaces, writes its PKI, registry and
-// configs, provisions each Connector's factory block, starts the EST server, the headend and the agents
-// (which enroll for their identity before their tunnel), and takes everything down again from any state.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+// `connector lab up|down|status|restart|exec`: builds the network lab in namespaces, writes its PKI,
+// registry and configs, provisions each Connector's factory block with the factory tool, starts the EST
+// server, the headend and the agents (which enroll for their identity before their tunnel), and takes
+// everything down again from any state. Wiring only; nothing runs at import.
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fetchStatus } from '../agent/adapters/status-socket.js';
-import { ConnectorError, errorMessage } from '../shared/errors.js';
+import { ConnectorError, UsageError, errorMessage } from '../shared/errors.js';
 import { exec } from '../shared/exec.js';
 import { writeRegistryFile } from '../shared/registry/registry-file.js';
-import { buildLab, checkTools, type Progress } from './adapters/build.js';
 import { agentUci, estConfig, estUrl, headendConfig, LAB_EST_TIMERS, LAB_SERIALS, labRegistry } from './core/configs.js';
-import { isAlive, netnsExists, netnsPids, removeNetnsWithPrefix, spawnInNetns, uniquePrefix } from './adapters/netns.js';
+import { DEFAULT_LAB_DIR, labHints, statusLines, tunnelSummaryOf, type LabStatusReport, type NodeStatus, type TunnelSummary } from './core/report.js';
+import { DC, nsName, planLab, WIRINGS, type LabPlan, type TenantId, type Wiring } from './core/topology.js';
+import { buildLab, checkTools, type Progress } from './adapters/build.js';
+import { execInNetnsInteractive, isAlive, netnsExists, netnsPids, removeNetnsWithPrefix, uniquePrefix } from './adapters/netns.js';
 import { writeLabPki, type DeviceSpec } from './adapters/pki.js';
+import { startLabProcess, stopLabProcess, tail, waitListening } from './adapters/processes.js';
 import { programCommand } from './adapters/programs.js';
-import { readLabState, removeLabState, tryReadLabState, writeLabState, type LabProcess, type LabState } from './adapters/state.js';
-import { DC, nsName, planLab, type LabPlan, type TenantId, type Wiring } from './core/topology.js';
+import { nodeNs, readLabState, removeLabState, tryReadLabState, writeLabState, type LabProcess, type LabState } from './adapters/state.js';
+import { agentStatus, FACTORY_CA_CERT_FILE, factoryInitCa } from './adapters/tools.js';
 import { provisionLabUnit, registerLabUnit } from './adapters/units.js';
-import { silentLogger } from '../shared/log.js';
+
+export { DEFAULT_LAB_DIR } from './core/report.js';
 
 export const REQUIRED_TOOLS = ['ip', 'nft', 'sysctl', 'ss', 'python3'] as const;
-export const DEFAULT_LAB_DIR = '/tmp/connector-lab';
 const METRICS_PORT = 9105;
 
 export interface LabUpOptions {
@@ -28,7 +31,7 @@ export interface LabUpOptions {
   wiring?: Wiring;
   /** Start the headend in `dc` (default true). */
   headend?: boolean;
-  /** Start an agent in each connector namespace (default true; needs the headend). */
+  /** Start an agent in each connector node (default true; needs the headend). */
   agents?: boolean;
   /** Lifetime of the operational certificates the lab's EST server issues, s (default one day). */
   certLifetimeS?: number;
@@ -55,105 +58,12 @@ export async function preflight(o: { agents: boolean }): Promise<void> {
   }
 }
 
-/** Namespace of a node, with a helpful error listing the nodes when the name is wrong. */
-export function nodeNs(state: LabState, node: string): string {
-  const ns = state.nodes[node];
-  if (!ns) throw labError(`no node "${node}" in this lab; nodes: ${Object.keys(state.nodes).join(', ')}`);
-  return ns;
-}
-
-function tail(path: string, lines = 15): string {
-  try {
-    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
-/** Starts (or restarts) a process recorded in the state; returns the updated state, already saved. */
-export function startLabProcess(state: LabState, name: string): LabState {
-  const p = state.processes.find((x) => x.name === name);
-  if (!p) throw labError(`no process "${name}" in this lab; processes: ${state.processes.map((x) => x.name).join(', ')}`);
-  if (p.pid > 0 && isAlive(p.pid)) return state;
-  const [cmd, ...args] = p.cmd;
-  if (cmd === undefined) throw labError(`process "${name}" has no command`);
-  writeFileSync(p.log, `--- ${new Date().toISOString()} start ${name}\n`, { flag: 'a' });
-  const pid = spawnInNetns(nodeNs(state, p.node), cmd, args, { logFile: p.log, cwd: p.cwd });
-  const next = { ...state, processes: state.processes.map((x) => (x.name === name ? { ...x, pid } : x)) };
-  writeLabState(next);
-  return next;
-}
-
-/** Signals a lab process and waits (up to timeoutMs) for it to exit; SIGKILL is the fault-test tool. */
-export async function stopLabProcess(state: LabState, name: string, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 5_000): Promise<void> {
-  const p = state.processes.find((x) => x.name === name);
-  if (!p || p.pid <= 0) return;
-  try {
-    process.kill(p.pid, signal);
-  } catch {
-    return;
-  }
-  const until = Date.now() + timeoutMs;
-  while (isAlive(p.pid) && Date.now() < until) await sleep(50);
-  if (isAlive(p.pid)) {
-    try {
-      process.kill(p.pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-}
-
-async function listening(ns: string, port: number): Promise<boolean> {
-  const r = await exec('ip', ['netns', 'exec', ns, 'ss', '-Hltn', `sport = :${port}`], { allowFailure: true });
-  return r.stdout.trim() !== '';
-}
-
-async function waitListening(state: LabState, p: LabProcess, port: number, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  const ns = nodeNs(state, p.node);
-  while (Date.now() < until) {
-    if (!isAlive(p.pid)) throw labError(`the ${p.name} exited during start-up; its log (${p.log}) ends with:\n${tail(p.log)}`);
-    if (await listening(ns, port)) return;
-    await sleep(100);
-  }
-  throw labError(`the ${p.name} did not listen on port ${port} within ${timeoutMs / 1000} s; log ${p.log}:\n${tail(p.log)}`);
-}
-
-export interface TunnelSummary {
-  node: string;
-  state: string;
-  vni?: number;
-  rttMs?: number;
-  activeAlarms: number;
-  /** Enrollment state of the agent's identity (ready, waiting-for-claim, refused, ...) and why. */
-  identity?: string;
-  identityReason?: string;
-  error?: string;
-}
-
-/** What the agent in a connector node says about its tunnel (through its status socket). */
+/** What the agent in a connector node says about its tunnel (`connector-agent status --json`). */
 export async function tunnelSummary(state: LabState, node: string, timeoutMs = 1_000): Promise<TunnelSummary> {
   const sock = state.files[`sock:${node}`];
   if (!sock) return { node, state: 'unknown', activeAlarms: 0, error: 'no status socket recorded' };
   try {
-    const doc = (await fetchStatus(sock, timeoutMs)) as {
-      tunnel?: { state?: unknown; vni?: unknown; rttMs?: unknown };
-      alarms?: { active?: readonly unknown[] };
-      identity?: { state?: unknown; reason?: unknown };
-    };
-    const t = doc.tunnel ?? {};
-    const id = doc.identity ?? {};
-    return {
-      node,
-      // No tunnel yet: the agent is still getting its identity.
-      state: typeof t.state === 'string' ? t.state : doc.tunnel ? 'unknown' : 'no-tunnel',
-      ...(typeof id.state === 'string' ? { identity: id.state } : {}),
-      ...(typeof id.reason === 'string' ? { identityReason: id.reason } : {}),
-      ...(typeof t.vni === 'number' ? { vni: t.vni } : {}),
-      ...(typeof t.rttMs === 'number' ? { rttMs: t.rttMs } : {}),
-      activeAlarms: doc.alarms?.active?.length ?? 0,
-    };
+    return tunnelSummaryOf(node, await agentStatus(sock, timeoutMs));
   } catch (e) {
     return { node, state: 'unreachable', activeAlarms: 0, error: errorMessage(e) };
   }
@@ -165,6 +75,144 @@ function agentProcessName(t: TenantId): string {
 
 /** Top-level entries of a lab directory that `lab up` creates. */
 const LAB_GENERATED = ['pki', 'factory', 'dc', 'connector', 'connector-b', 'registry.json', 'registry.json.lock'];
+
+/** PKI, factory CAs, registry, EST and headend configs, one provisioned unit and UCI file per tenant. */
+async function writeLabFiles(o: LabUpOptions, plan: LabPlan, now: Date, progress: Progress): Promise<Pick<LabState, 'processes' | 'files'>> {
+  progress('generating the lab PKI (DC CA, device CA, factory CA, headend and EST server certificates)');
+  const devices: DeviceSpec[] = [
+    { serial: LAB_SERIALS.expired, issuer: 'device-ca', expired: true },
+    { serial: LAB_SERIALS.denied, issuer: 'device-ca' },
+    { serial: LAB_SERIALS.rogue, issuer: 'rogue-ca' },
+    { serial: LAB_SERIALS.spare, issuer: 'device-ca' },
+  ];
+  const pkiDir = join(o.dir, 'pki');
+  const pki = await writeLabPki(pkiDir, {
+    now,
+    headendIps: [plan.headend.publicAddr],
+    headendDns: ['headend.lab.example'],
+    estIps: [plan.headend.publicAddr],
+    estDns: ['est.lab.example'],
+    devices,
+  });
+  // The factory's own tool makes the factory CAs: ours, and another manufacturer's for the refusal test.
+  const factoryCaDir = join(pkiDir, 'factory-ca');
+  const rogueFactoryCaDir = join(pkiDir, 'rogue-factory-ca');
+  await Promise.all([
+    factoryInitCa(factoryCaDir, 'connector-kit lab factory CA', 5),
+    factoryInitCa(rogueFactoryCaDir, 'somebody else factory CA', 5),
+  ]);
+
+  const dcDir = join(o.dir, 'dc');
+  mkdirSync(dcDir, { recursive: true });
+  const registry = join(dcDir, 'registry.json');
+  writeRegistryFile(registry, labRegistry(now));
+  const headendJson = join(dcDir, 'headend.json');
+  const heFiles = { cert: pki.headendCert, key: pki.headendKey, deviceCa: pki.deviceCa, registry, auditLog: join(dcDir, 'audit.jsonl') };
+  writeFileSync(headendJson, JSON.stringify(headendConfig(plan, heFiles, METRICS_PORT), null, 2) + '\n');
+  const estJson = join(dcDir, 'est.json');
+  const issuanceLog = join(dcDir, 'est-issued.jsonl');
+  const est = estConfig(
+    plan,
+    {
+      cert: pki.estCert,
+      key: pki.estKey,
+      factoryCas: [join(factoryCaDir, FACTORY_CA_CERT_FILE)],
+      deviceCaCert: pki.deviceCa,
+      deviceCaKey: pki.deviceCaKey,
+      registry,
+      issuanceLog,
+    },
+    { ...LAB_EST_TIMERS, ...(o.certLifetimeS !== undefined ? { certLifetimeS: o.certLifetimeS } : {}) },
+  );
+  writeFileSync(estJson, JSON.stringify(est, null, 2) + '\n');
+  const manifestDir = join(o.dir, 'factory');
+  mkdirSync(manifestDir, { recursive: true });
+  const files: Record<string, string> = {
+    registry,
+    headendConfig: headendJson,
+    auditLog: join(dcDir, 'audit.jsonl'),
+    estConfig: estJson,
+    estUrl: estUrl(plan),
+    issuanceLog,
+    dcCa: pki.dcCa,
+    deviceCa: pki.deviceCa,
+    rogueCa: pki.rogueCa,
+    factoryCaDir,
+    rogueFactoryCaDir,
+    manifestDir,
+    headendMetrics: `127.0.0.1:${METRICS_PORT}`,
+  };
+  for (const [serial, pair] of Object.entries(pki.devices)) {
+    files[`cert:${serial}`] = pair.cert;
+    files[`key:${serial}`] = pair.key;
+  }
+
+  const connector = programCommand('connector');
+  const agentCmd = programCommand('connector-agent');
+  const dcProcess = (name: string, args: string[]): LabProcess => ({
+    name,
+    node: plan.headend.node,
+    pid: 0,
+    cmd: [connector.cmd, ...connector.args, ...args],
+    cwd: connector.cwd,
+    log: join(dcDir, `${name}.log`),
+  });
+  const processes: LabProcess[] = [dcProcess('est', ['enroll-server', '--config', estJson]), dcProcess('headend', ['headend', '--config', headendJson])];
+  for (const t of plan.tenants) {
+    const nodeDir = join(o.dir, t.nodes.connector);
+    const identityDir = join(nodeDir, 'identity');
+    mkdirSync(identityDir, { recursive: true, mode: 0o700 });
+    // Factory: a disk with nothing but the factory block. DC: allowlist import, then the tenant's claim.
+    progress(`provisioning ${t.serial}: factory block in ${join(nodeDir, 'unit.img')}, allowlisted and claimed for tenant ${t.id.toUpperCase()}`);
+    const unit = await provisionLabUnit({
+      serial: t.serial,
+      target: join(nodeDir, 'unit.img'),
+      factoryCaDir,
+      estUrl: estUrl(plan),
+      dcAnchorFile: pki.dcCa,
+      manifestDir,
+    });
+    await registerLabUnit(registry, unit, now, { tenant: t.id, segment: 'default', site: `lab-site-${t.id}` });
+    const uci = join(nodeDir, 'connector.uci');
+    const sock = join(nodeDir, 'agent.sock');
+    writeFileSync(uci, agentUci(plan, `lab-site-${t.id}`, { identityDir, statusSocket: sock, factoryBlockPath: unit.target, factoryBlockOffset: unit.offset }));
+    files[`uci:${t.nodes.connector}`] = uci;
+    files[`sock:${t.nodes.connector}`] = sock;
+    files[`unit:${t.nodes.connector}`] = unit.target;
+    files[`identity:${t.nodes.connector}`] = identityDir;
+    processes.push({
+      name: agentProcessName(t.id),
+      node: t.nodes.connector,
+      pid: 0,
+      cmd: [agentCmd.cmd, ...agentCmd.args, 'run', '--config', uci],
+      cwd: agentCmd.cwd,
+      log: join(nodeDir, 'agent.log'),
+    });
+  }
+  return { processes, files };
+}
+
+/** Waits (20 s at most) for every tenant's tunnel, so that when `lab up` returns the first ping works. */
+async function waitTunnels(state: LabState, plan: LabPlan, progress: Progress): Promise<void> {
+  const until = Date.now() + 20_000;
+  for (const t of plan.tenants) {
+    const p = state.processes.find((x) => x.name === agentProcessName(t.id));
+    for (;;) {
+      if (p && !isAlive(p.pid)) throw labError(`the agent of tenant ${t.id} exited during start-up; ${p.log} ends with:\n${tail(p.log)}`);
+      const s = await tunnelSummary(state, t.nodes.connector, 500);
+      if (s.state === 'up') {
+        progress(`tunnel of tenant ${t.id.toUpperCase()} is up (VNI ${s.vni ?? '?'}${s.rttMs !== undefined ? `, RTT ${s.rttMs.toFixed(2)} ms` : ''})`);
+        break;
+      }
+      if (Date.now() > until) {
+        const why = s.identity && s.identity !== 'ready' ? `; identity ${s.identity}${s.identityReason ? `: ${s.identityReason}` : ''}` : '';
+        progress(`warning: the tunnel of tenant ${t.id.toUpperCase()} is not up yet (${s.state}${why}); see ${p?.log ?? 'the agent log'}`);
+        break;
+      }
+      await sleep(100);
+    }
+  }
+}
 
 export async function labUp(o: LabUpOptions): Promise<LabState> {
   const progress = o.progress ?? (() => {});
@@ -197,127 +245,7 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
   writeLabState(state);
   try {
     await buildLab(prefix, plan, progress);
-
-    progress('generating the lab PKI (DC CA, device CA, factory CA, headend and EST server certificates)');
-    const devices: DeviceSpec[] = [
-      { serial: LAB_SERIALS.expired, issuer: 'device-ca', expired: true },
-      { serial: LAB_SERIALS.denied, issuer: 'device-ca' },
-      { serial: LAB_SERIALS.rogue, issuer: 'rogue-ca' },
-      { serial: LAB_SERIALS.spare, issuer: 'device-ca' },
-    ];
-    const pki = await writeLabPki(join(o.dir, 'pki'), {
-      now,
-      headendIps: [plan.headend.publicAddr],
-      headendDns: ['headend.lab.example'],
-      estIps: [plan.headend.publicAddr],
-      estDns: ['est.lab.example'],
-      devices,
-    });
-
-    const dcDir = join(o.dir, 'dc');
-    mkdirSync(dcDir, { recursive: true });
-    const registry = join(dcDir, 'registry.json');
-    writeRegistryFile(registry, labRegistry(now));
-    const headendJson = join(dcDir, 'headend.json');
-    const heCfg = headendConfig(
-      plan,
-      { cert: pki.headendCert, key: pki.headendKey, deviceCa: pki.deviceCa, registry, auditLog: join(dcDir, 'audit.jsonl') },
-      METRICS_PORT,
-    );
-    writeFileSync(headendJson, JSON.stringify(heCfg, null, 2) + '\n');
-    const estJson = join(dcDir, 'est.json');
-    const issuanceLog = join(dcDir, 'est-issued.jsonl');
-    const est = estConfig(
-      plan,
-      {
-        cert: pki.estCert,
-        key: pki.estKey,
-        factoryCas: [pki.factoryCa],
-        deviceCaCert: pki.deviceCa,
-        deviceCaKey: pki.deviceCaKey,
-        registry,
-        issuanceLog,
-      },
-      { ...LAB_EST_TIMERS, ...(o.certLifetimeS !== undefined ? { certLifetimeS: o.certLifetimeS } : {}) },
-    );
-    writeFileSync(estJson, JSON.stringify(est, null, 2) + '\n');
-    const manifestDir = join(o.dir, 'factory');
-    mkdirSync(manifestDir, { recursive: true });
-    const files: Record<string, string> = {
-      registry,
-      headendConfig: headendJson,
-      auditLog: join(dcDir, 'audit.jsonl'),
-      estConfig: estJson,
-      estUrl: estUrl(plan),
-      issuanceLog,
-      dcCa: pki.dcCa,
-      deviceCa: pki.deviceCa,
-      rogueCa: pki.rogueCa,
-      factoryCaDir: pki.factoryCaDir,
-      rogueFactoryCaDir: pki.rogueFactoryCaDir,
-      manifestDir,
-      headendMetrics: `127.0.0.1:${METRICS_PORT}`,
-    };
-    for (const [serial, pair] of Object.entries(pki.devices)) {
-      files[`cert:${serial}`] = pair.cert;
-      files[`key:${serial}`] = pair.key;
-    }
-
-    const connector = programCommand('connector');
-    const agentCmd = programCommand('connector-agent');
-    const processes: LabProcess[] = [
-      {
-        name: 'est',
-        node: plan.headend.node,
-        pid: 0,
-        cmd: [connector.cmd, ...connector.args, 'enroll-server', '--config', estJson],
-        cwd: connector.cwd,
-        log: join(dcDir, 'est.log'),
-      },
-      {
-        name: 'headend',
-        node: plan.headend.node,
-        pid: 0,
-        cmd: [connector.cmd, ...connector.args, 'headend', '--config', headendJson],
-        cwd: connector.cwd,
-        log: join(dcDir, 'headend.log'),
-      },
-    ];
-    for (const t of plan.tenants) {
-      const nodeDir = join(o.dir, t.nodes.connector);
-      const identityDir = join(nodeDir, 'identity');
-      mkdirSync(identityDir, { recursive: true, mode: 0o700 });
-      // Factory: a disk with nothing but the factory block. DC: allowlist import, then the tenant's claim.
-      progress(`provisioning ${t.serial}: factory block in ${join(nodeDir, 'unit.img')}, allowlisted and claimed for tenant ${t.id.toUpperCase()}`);
-      const unit = await provisionLabUnit({
-        serial: t.serial,
-        target: join(nodeDir, 'unit.img'),
-        factoryCaDir: pki.factoryCaDir,
-        estUrl: estUrl(plan),
-        dcAnchorFile: pki.dcCa,
-        manifestDir,
-        now: () => now,
-        // The station's warnings (one per forced check: a bare file has no partition table) are not news here.
-        log: silentLogger,
-      });
-      await registerLabUnit(registry, unit, now, { tenant: t.id, segment: 'default', site: `lab-site-${t.id}` });
-      const uci = join(nodeDir, 'connector.uci');
-      const sock = join(nodeDir, 'agent.sock');
-      writeFileSync(uci, agentUci(plan, `lab-site-${t.id}`, { identityDir, statusSocket: sock, factoryBlockPath: unit.target, factoryBlockOffset: unit.offset }));
-      files[`uci:${t.nodes.connector}`] = uci;
-      files[`sock:${t.nodes.connector}`] = sock;
-      files[`unit:${t.nodes.connector}`] = unit.target;
-      files[`identity:${t.nodes.connector}`] = identityDir;
-      processes.push({
-        name: agentProcessName(t.id),
-        node: t.nodes.connector,
-        pid: 0,
-        cmd: [agentCmd.cmd, ...agentCmd.args, 'run', '--config', uci],
-        cwd: agentCmd.cwd,
-        log: join(nodeDir, 'agent.log'),
-      });
-    }
-    state = { ...state, processes, files };
+    state = { ...state, ...(await writeLabFiles(o, plan, now, progress)) };
     writeLabState(state);
 
     if (wantHeadend) {
@@ -335,25 +263,7 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
         progress(`starting the agent in ${nsName(prefix, t.nodes.connector)} (tenant ${t.id.toUpperCase()}, VNI ${t.vni}): enrolls over EST, then opens its tunnel`);
         state = startLabProcess(state, agentProcessName(t.id));
       }
-      // Wait for the tunnels, so that when `lab up` returns the first ping already works.
-      const until = Date.now() + 20_000;
-      for (const t of plan.tenants) {
-        const p = state.processes.find((x) => x.name === agentProcessName(t.id));
-        for (;;) {
-          if (p && !isAlive(p.pid)) throw labError(`the agent of tenant ${t.id} exited during start-up; ${p.log} ends with:\n${tail(p.log)}`);
-          const s = await tunnelSummary(state, t.nodes.connector, 500);
-          if (s.state === 'up') {
-            progress(`tunnel of tenant ${t.id.toUpperCase()} is up (VNI ${s.vni ?? '?'}${s.rttMs !== undefined ? `, RTT ${s.rttMs.toFixed(2)} ms` : ''})`);
-            break;
-          }
-          if (Date.now() > until) {
-            const why = s.identity && s.identity !== 'ready' ? `; identity ${s.identity}${s.identityReason ? `: ${s.identityReason}` : ''}` : '';
-            progress(`warning: the tunnel of tenant ${t.id.toUpperCase()} is not up yet (${s.state}${why}); see ${p?.log ?? 'the agent log'}`);
-            break;
-          }
-          await sleep(100);
-        }
-      }
+      await waitTunnels(state, plan, progress);
     }
     state = { ...state, phase: 'up' };
     writeLabState(state);
@@ -389,24 +299,6 @@ export async function labDown(dir: string, prefix?: string): Promise<LabDownResu
   return { prefix: pfx, namespaces, killed };
 }
 
-export interface NodeStatus {
-  node: string;
-  ns: string;
-  exists: boolean;
-  addrs: string[];
-  pids: number[];
-}
-
-export interface LabStatusReport {
-  dir: string;
-  prefix: string;
-  wiring: Wiring;
-  phase: LabState['phase'];
-  nodes: NodeStatus[];
-  processes: { name: string; node: string; pid: number; alive: boolean; log: string }[];
-  tunnels: TunnelSummary[];
-}
-
 export async function labStatus(dir: string): Promise<LabStatusReport> {
   const state = readLabState(dir);
   const nodes: NodeStatus[] = [];
@@ -429,17 +321,71 @@ export async function labStatus(dir: string): Promise<LabStatusReport> {
   return { dir, prefix: state.prefix, wiring: state.wiring, phase: state.phase, nodes, processes, tunnels };
 }
 
-/** What `lab up` prints after the nodes: commands worth trying first. */
-export function labHints(dir: string, cli = 'npx connector'): string[] {
-  const d = dir === DEFAULT_LAB_DIR ? '' : ` --dir ${dir}`;
-  return [
-    `${cli} lab exec${d} lan-host -- ping -c 3 192.168.10.5          # LAN host -> recovered VM through the tunnel`,
-    `${cli} lab exec${d} vm -- ping -c 3 192.168.10.20               # and back`,
-    `${cli} lab exec${d} lan-b -- ping -c 3 192.168.10.5             # tenant B: same addresses, its own VM`,
-    `${cli} lab exec${d} lan-host -- ip neigh                        # ARP entries (answered by the Connector's proxy)`,
-    `${cli} lab exec${d} hv -- tcpdump -ni fabric udp port 4789      # the VXLAN the headend sends to the kernel VTEP`,
-    `${cli} lab status${d}                                           # nodes, addresses, processes, logs`,
-    `${cli} registry list --registry ${dir}/dc/registry.json   # enrolled units, their state and tenant (claim, revoke)`,
-    `${cli} lab down${d}                                             # remove everything`,
-  ];
+// --- the `connector lab` subcommands ---
+
+function out(line: string): void {
+  process.stdout.write(line + '\n');
+}
+
+const dirOf = (dir: string | undefined): string => resolve(dir ?? DEFAULT_LAB_DIR);
+
+export async function up(o: { dir?: string | undefined; wiring: string; headend: boolean; agents: boolean; certLifetimeS?: number | undefined }): Promise<number> {
+  const wiring = o.wiring as Wiring;
+  if (!WIRINGS.includes(wiring)) throw new UsageError(`--wiring must be one of ${WIRINGS.join(', ')}, not "${o.wiring}"`);
+  const dir = dirOf(o.dir);
+  const started = Date.now();
+  const state = await labUp({
+    dir,
+    wiring,
+    headend: o.headend,
+    agents: o.agents,
+    ...(o.certLifetimeS !== undefined ? { certLifetimeS: o.certLifetimeS } : {}),
+    progress: (l) => out(`lab: ${l}`),
+  });
+  out(`lab: up in ${((Date.now() - started) / 1000).toFixed(1)} s, prefix ${state.prefix}, ${wiring} wiring, files in ${dir}\n`);
+  const plan = planLab(state.wiring);
+  const width = Math.max(...plan.nodes.map((n) => n.name.length));
+  out('nodes:');
+  for (const n of plan.nodes) out(`  ${n.name.padEnd(width)}  ${n.description}`);
+  const procs = state.processes.filter((x) => x.pid > 0);
+  if (procs.length > 0) {
+    out('\nprocesses:');
+    for (const x of procs) out(`  ${x.name.padEnd(width)}  pid ${x.pid} in ${x.node}, log ${x.log}`);
+  }
+  out('\ntry:');
+  for (const h of labHints(dir)) out(`  ${h}`);
+  if ((await checkTools(['ping'])).length > 0) out('  (ping is not installed on this host: apt-get install iputils-ping)');
+  return 0;
+}
+
+export async function down(o: { dir?: string | undefined; prefix?: string | undefined }): Promise<number> {
+  const r = await labDown(dirOf(o.dir), o.prefix);
+  if (r.killed.length > 0) out(`lab: stopped ${r.killed.join(', ')}`);
+  out(`lab: removed ${r.namespaces.length} namespaces (${r.prefix}-*)`);
+  return 0;
+}
+
+export async function status(o: { dir?: string | undefined; json: boolean }): Promise<number> {
+  const s = await labStatus(dirOf(o.dir));
+  if (o.json) out(JSON.stringify(s, null, 2));
+  else for (const l of statusLines(s)) out(l);
+  return 0;
+}
+
+export async function restart(o: { dir?: string | undefined; name: string }): Promise<number> {
+  const dir = dirOf(o.dir);
+  const state = readLabState(dir);
+  if (!state.processes.some((x) => x.name === o.name)) {
+    throw new UsageError(`no process "${o.name}" in this lab; processes: ${state.processes.map((x) => x.name).join(', ')}`);
+  }
+  await stopLabProcess(state, o.name, 'SIGTERM', 3_000);
+  const next = startLabProcess(readLabState(dir), o.name);
+  const x = next.processes.find((q) => q.name === o.name);
+  out(`lab: ${o.name} restarted, pid ${x?.pid ?? '?'}, log ${x?.log ?? '?'}`);
+  return 0;
+}
+
+/** Runs CMD in NODE's namespace with the caller's terminal; the exit code is CMD's. */
+export function execIn(o: { dir?: string | undefined; node: string; cmd: readonly string[] }): Promise<number> {
+  return execInNetnsInteractive(nodeNs(readLabState(dirOf(o.dir)), o.node), o.cmd);
 }

@@ -12,7 +12,6 @@ import { readFactoryBlock } from '../../src/shared/factory-block/block-io.js';
 import { idevidIssuedBy } from '../../src/shared/factory-block/verify.js';
 import { FACTORY_BLOCK_OFFSET } from '../../src/shared/factory-block/factory-block.js';
 import { exec } from '../../src/shared/exec.js';
-import { silentLogger } from '../../src/shared/log.js';
 import { programCommand } from '../../src/lab/adapters/programs.js';
 import { TENANT_SERIAL } from '../../src/lab/core/topology.js';
 import { provisionLabUnit, wipeIdentity } from '../../src/lab/adapters/units.js';
@@ -102,8 +101,6 @@ describe('zero-touch enrollment in the lab (EST through the NATs, then the tunne
       estUrl: f('estUrl'),
       dcAnchorFile: f('dcCa'),
       manifestDir: f('manifestDir'),
-      now: () => new Date(),
-      log: silentLogger,
     });
     wipeIdentity(f('identity:connector-b'));
     return unit;

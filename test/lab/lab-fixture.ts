@@ -8,11 +8,12 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fetchStatus } from '../../src/agent/adapters/status-socket.js';
 import { exec, type ExecOptions, type ExecResult } from '../../src/shared/exec.js';
-import { labDown, labUp, nodeNs, startLabProcess, stopLabProcess } from '../../src/lab/main.js';
+import { labDown, labUp } from '../../src/lab/main.js';
+import { startLabProcess, stopLabProcess } from '../../src/lab/adapters/processes.js';
 import { removeNetnsWithPrefix } from '../../src/lab/adapters/netns.js';
 import { PY_GARP, PY_PING, PY_TCP_RECV, PY_TCP_SEND } from '../../src/lab/core/py-tools.js';
 import { projectRoot } from '../../src/lab/adapters/programs.js';
-import { readLabState, type LabState } from '../../src/lab/adapters/state.js';
+import { nodeNs, readLabState, type LabState } from '../../src/lab/adapters/state.js';
 import { SITE, type TenantId, type Wiring } from '../../src/lab/core/topology.js';
 
 const ROOT = projectRoot();

@@ -123,3 +123,15 @@ export function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+/** Runs CMD in a namespace with the caller's terminal; resolves with its exit code. */
+export function execInNetnsInteractive(ns: string, cmd: readonly string[]): Promise<number> {
+  return new Promise((res) => {
+    const child = spawn('ip', ['netns', 'exec', ns, ...cmd], { stdio: 'inherit' });
+    child.on('error', (e) => {
+      process.stderr.write(`connector lab exec: ${e.message}\n`);
+      res(1);
+    });
+    child.on('close', (code, signal) => res(code ?? (signal ? 128 : 1)));
+  });
+}

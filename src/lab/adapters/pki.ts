@@ -1,13 +1,12 @@
 // SPDX-License-Identifier: UNLICENSED
 // The lab PKI, generated fresh for every lab: the DC CA (trust anchor written into factory blocks; signs
-// the headend's and the EST server's certificates), the device CA whose key the EST server issues
-// operational certificates with, the factory CA that signs IDevIDs (and a foreign factory CA for the
-// refusal test). The Connectors get nothing from here but their factory block: they enroll over EST.
+// the headend's and the EST server's certificates) and the device CA whose key the EST server issues
+// operational certificates with. The factory CAs come from `connector factory init-ca` (main.ts). The
+// Connectors get nothing from here but, through their factory block, the DC CA: they enroll over EST.
 // A few ready-made device certificates remain for the headend refusal tests driven by openssl
 // (expired, denylisted, other CA, and a valid spare).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { initFactoryCa } from '../../factory/adapters/factory-ca.js';
 import {
   createSelfSignedCa,
   exportPrivateKeyPem,
@@ -43,11 +42,6 @@ export interface LabPkiFiles {
   headendKey: string;
   estCert: string;
   estKey: string;
-  /** Directories in `connector factory init-ca` layout (factory-ca.{cert,key}.pem). */
-  factoryCaDir: string;
-  factoryCa: string;
-  /** Another manufacturer's factory CA: blocks signed by it must be refused by the EST server. */
-  rogueFactoryCaDir: string;
   devices: Readonly<Record<string, { cert: string; key: string }>>;
 }
 
@@ -104,10 +98,6 @@ export async function writeLabPki(
     ips: [...o.headendIps],
   });
   const est = await leaf(dcCa.issuer, { cn: o.estDns[0] ?? 'est', profile: 'server', ...valid, dns: [...o.estDns], ips: [...o.estIps] });
-  const factoryCaDir = join(dir, 'factory-ca');
-  const rogueFactoryCaDir = join(dir, 'rogue-factory-ca');
-  const factory = await initFactoryCa({ dir: factoryCaDir, commonName: 'connector-kit lab factory CA', now: new Date(o.now.getTime() - HOUR_MS), validityYears: 5 });
-  await initFactoryCa({ dir: rogueFactoryCaDir, commonName: 'somebody else factory CA', now: new Date(o.now.getTime() - HOUR_MS), validityYears: 5 });
   const devices: Record<string, { cert: string; key: string }> = {};
   for (const d of o.devices) {
     const when = d.expired
@@ -134,9 +124,6 @@ export async function writeLabPki(
     headendKey: write('headend.key.pem', server.key, 0o600),
     estCert: write('est.cert.pem', est.cert),
     estKey: write('est.key.pem', est.key, 0o600),
-    factoryCaDir,
-    factoryCa: factory.paths.certFile,
-    rogueFactoryCaDir,
     devices,
   };
 }

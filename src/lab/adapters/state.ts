@@ -71,3 +71,10 @@ export function writeLabState(state: LabState): void {
 export function removeLabState(dir: string): void {
   rmSync(statePath(dir), { force: true });
 }
+
+/** Namespace of a node, with a helpful error listing the nodes when the name is wrong. */
+export function nodeNs(state: LabState, node: string): string {
+  const ns = state.nodes[node];
+  if (!ns) throw new ConnectorError('CK_ERR_LAB', `no node "${node}" in this lab; nodes: ${Object.keys(state.nodes).join(', ')}`);
+  return ns;
+}

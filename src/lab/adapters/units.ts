@@ -1,15 +1,15 @@
 // SPDX-License-Identifier: UNLICENSED
-// A lab Connector's "eMMC": a sparse 32 MiB file that receives a factory block exactly as the factory
-// station writes one (provisionUnit), plus the DC-side steps that follow at a real site: import the
-// batch allowlist into the registry and, when the unit is meant to work at once, claim it for a tenant.
+// A lab Connector's "eMMC": a sparse 32 MiB file that receives a factory block from
+// `connector factory provision`, exactly as at the factory, plus the DC-side steps that follow at a real
+// site: import the batch allowlist into the registry and, when the unit is meant to work at once, claim
+// it for a tenant.
 import { closeSync, openSync, readFileSync, rmSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
-import { provisionUnit } from '../../factory/adapters/station.js';
 import { FACTORY_BLOCK_OFFSET } from '../../shared/factory-block/factory-block.js';
 import { ConnectorError } from '../../shared/errors.js';
-import type { Logger } from '../../shared/log.js';
 import { updateRegistryFile } from '../../shared/registry/registry-file.js';
 import { claimDevice, importAllowlist } from '../../shared/registry/registry.js';
+import { factoryProvision } from './tools.js';
 
 /** Size of a lab unit's disk file: the factory region at 24 MiB fits with room to spare. */
 export const LAB_UNIT_BYTES = 32 * 1024 * 1024;
@@ -25,8 +25,6 @@ export interface LabUnitSpec {
   estUrl: string;
   dcAnchorFile: string;
   manifestDir: string;
-  now: () => Date;
-  log: Logger;
 }
 
 export interface LabUnit {
@@ -40,28 +38,24 @@ export interface LabUnit {
 
 /**
  * Writes a factory block for `serial` into the unit's disk file. The file has no partition table (only
- * the gap matters here), which the station rightly refuses without force; the lab forces past that and
+ * the gap matters here), which the station rightly refuses without --force; the lab forces past that and
  * past "already provisioned" when a test gives a unit a new identity.
  */
 export async function provisionLabUnit(o: LabUnitSpec): Promise<LabUnit> {
   closeSync(openSync(o.target, 'a'));
   truncateSync(o.target, LAB_UNIT_BYTES);
-  const report = await provisionUnit({
+  const report = await factoryProvision({
     serial: o.serial,
     target: o.target,
     batch: LAB_BATCH,
     station: LAB_STATION,
     hwRev: '1.0',
-    macs: [],
     caDir: o.factoryCaDir,
     estUrl: o.estUrl,
     dcAnchorFile: o.dcAnchorFile,
     manifestDir: o.manifestDir,
     offset: FACTORY_BLOCK_OFFSET,
     force: true,
-    dryRun: false,
-    now: o.now,
-    log: o.log,
   });
   if (!report.record || !report.files) throw new ConnectorError('CK_ERR_LAB', `provisioning ${o.serial} into ${o.target} wrote no manifest record`);
   return {

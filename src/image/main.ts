@@ -2,27 +2,33 @@
 // One firmware build, start to finish: pinned inputs -> signature of OpenWrt's sha256sums -> agent SEA
 // binary + glibc runtime -> rootfs overlay -> ImageBuilder (info, manifest, image) as an unprivileged
 // user -> result checks -> outputs (image, .sha256, build manifest, SBOM, overlay tarball, agent binary,
-// optionally the signed OTA release). Wiring only; each step lives in its own module.
+// optionally the signed OTA release). Wiring only: each step is an adapter, each verdict a core module.
+// `runBuildImage` is `npm run build-image` (scripts/build-image.ts parses its command line).
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
-import { exec } from '../../shared/exec.js';
-import { silentLogger, type Logger } from '../../shared/log.js';
-import { encodeUsignSignature, parseUsignSecretKey, signUsign } from '../../shared/usign/index.js';
-import { encodeReleaseManifest, type ReleaseManifest } from '../../shared/ota/manifest.js';
-import { parseBoardConfig, type BoardConfig } from '../core/board.js';
-import { ImageError } from '../core/errors.js';
-import { fetchInputs, type FetchProgress, type ResolvedInput } from './fetcher.js';
-import { assembleGlibcRuntime, RUNTIME_LIBS } from './glibc-runtime.js';
-import { checkReadableBy, DEFAULT_BUILD_USER, makeImage, makeInfo, makeManifest, pointFeedsAtMirror, prepareForUser, unpackImageBuilder, type BuildUser } from './imagebuilder.js';
-import { allBuildInputs, parseImageLock, pickInputs, type BuildInputs, type LockedInput } from '../core/lock.js';
-import { encodeBuildManifest, encodeSbom, isoFromEpoch } from '../core/manifest.js';
-import { checkOverlay, checkScripts, copyTree, listOverlay, normaliseOverlay, overlayDigest, packOverlay, stampHeadends, stampMinTime } from './overlay.js';
-import { checkBuildResult } from './result-check.js';
-import { bundleAgent, buildSea, elfNeeded, launcherSource, unpackNpmTarball } from './sea.js';
-import { parseSha256Sums } from '../core/sha256sums.js';
-import { checkSignedSums, type UsignVerify } from './signature.js';
+import { basename, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { UsageError } from '../shared/errors.js';
+import { exec, execSync } from '../shared/exec.js';
+import { loggerFromEnv, silentLogger, type Logger } from '../shared/log.js';
+import { encodeUsignSignature, parseUsignPublicKey, parseUsignSecretKey, signUsign, verifyUsign } from '../shared/usign/index.js';
+import { encodeReleaseManifest } from '../shared/ota/manifest.js';
+import { parseBoardConfig, type BoardConfig } from './core/board.js';
+import { checkHostNode, checkImageBuilderListed, checkRuntimeLibs } from './core/build-checks.js';
+import { ImageError } from './core/errors.js';
+import { allBuildInputs, parseImageLock, pickInputs, type BuildInputs, type LockedInput } from './core/lock.js';
+import { encodeBuildManifest, encodeSbom } from './core/manifest.js';
+import { checkOverlay, overlayDigest, stampHeadends, stampMinTime } from './core/overlay.js';
+import { imageRelease, releaseSignatureComment } from './core/release.js';
+import { fetchInputs, type FetchProgress, type ResolvedInput } from './adapters/fetcher.js';
+import { assembleGlibcRuntime, RUNTIME_LIBS } from './adapters/glibc-runtime.js';
+import { checkReadableBy, DEFAULT_BUILD_USER, makeImage, makeInfo, makeManifest, pointFeedsAtMirror, prepareForUser, unpackImageBuilder, type BuildUser } from './adapters/imagebuilder.js';
+import { checkScripts, copyTree, listOverlay, normaliseOverlay, packOverlay } from './adapters/overlay.js';
+import { checkBuildResult } from './adapters/result-check.js';
+import { bundleAgent, buildSea, elfNeeded, launcherSource, unpackNpmTarball } from './adapters/sea.js';
+import { checkSignedSums, type UsignVerify } from './adapters/signature.js';
 
 export interface BuildOptions {
   readonly repoRoot: string;
@@ -75,11 +81,7 @@ async function verifyImageBuilder(b: BuildInputs, got: ReadonlyMap<string, Resol
   const sums = await readFile(path(b.sums));
   const sig = await readFile(path(b.sumsSig), 'utf8');
   await checkSignedSums(verify, sums, sig, b.key, `${b.sums.name} (${b.sums.url})`);
-  const listed = parseSha256Sums(sums.toString('utf8')).get(b.imagebuilder.file);
-  if (!listed) throw new ImageError('not-in-sums', `${b.imagebuilder.file} is not listed in the signed ${b.sums.name}`);
-  if (listed !== b.imagebuilder.sha256) {
-    throw new ImageError('input-tampered', `the signed ${b.sums.name} lists ${b.imagebuilder.file} as ${listed}, the lock file pins ${b.imagebuilder.sha256 ?? '-'}`);
-  }
+  checkImageBuilderListed(sums.toString('utf8'), b);
   return path(b.imagebuilder);
 }
 
@@ -107,10 +109,7 @@ async function buildAgentAndOverlay(
   const targetPkg = await unpackNpmTarball(at(picked.nodeTarget), work('node-target'));
   const postjectPkg = await unpackNpmTarball(at(picked.postject), work('postject'));
   const hostNode = join(hostPkg, 'bin', 'node');
-  const hv = (await exec(hostNode, ['--version'])).stdout.trim();
-  if (hv !== `v${picked.nodeTarget.version}`) {
-    throw new ImageError('sea-failed', `host node is ${hv}, target is v${picked.nodeTarget.version}: the SEA blob format needs the same version`);
-  }
+  checkHostNode((await exec(hostNode, ['--version'])).stdout.trim(), picked.nodeTarget.version);
   let tapAddon: string | undefined;
   if (o.tapAddon === 'none') tapAddon = undefined;
   else if (o.tapAddon) tapAddon = o.tapAddon;
@@ -149,9 +148,7 @@ async function buildAgentAndOverlay(
     out: agentOut,
     strip: 'aarch64-linux-gnu-strip',
   });
-  const needed = await elfNeeded(agentOut);
-  const lacking = needed.filter((n) => !(RUNTIME_LIBS as readonly string[]).includes(n));
-  if (lacking.length > 0) throw new ImageError('sea-failed', `the agent binary needs ${lacking.join(', ')}, which the glibc runtime does not ship`);
+  checkRuntimeLibs(await elfNeeded(agentOut), RUNTIME_LIBS);
 
   // --- overlay ---
   await normaliseOverlay(overlay, o.sourceDateEpoch);
@@ -243,21 +240,19 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
     outputs.push({ file: 'overlay.tar.gz', sha256: sha256(ovBytes), size: ovBytes.length });
 
     if (o.release) {
-      const manifest: ReleaseManifest = {
-        schema: 1,
+      const manifest = imageRelease({
         version: o.kit.version,
-        board: board.boardName,
-        compat: { osCompatVersion: String(image.metadata.compat_version ?? '1.0') },
-        createdAt: isoFromEpoch(o.sourceDateEpoch),
-        artifacts: [
-          { kind: 'sysupgrade', name: image.file, sha256: image.sha256, size: image.size, urls: [`${o.release.urlBase.replace(/\/$/, '')}/${image.file}`] },
-          { kind: 'agent', name: agentFile, sha256: sha256(agentBytes), size: agentBytes.length, urls: [`${o.release.urlBase.replace(/\/$/, '')}/${agentFile}`] },
-        ],
-      };
+        boardName: board.boardName,
+        osCompatVersion: String(image.metadata.compat_version ?? '1.0'),
+        sourceDateEpoch: o.sourceDateEpoch,
+        urlBase: o.release.urlBase,
+        image: { name: image.file, sha256: image.sha256, size: image.size },
+        agent: { name: agentFile, sha256: sha256(agentBytes), size: agentBytes.length },
+      });
       const text = encodeReleaseManifest(manifest);
       const secret = parseUsignSecretKey(await readFile(o.release.secretKeyFile, 'utf8'));
       await put('release.json', text);
-      await put('release.json.sig', encodeUsignSignature(signUsign(Buffer.from(text), secret, `signed by connector release key ${secret.keyId}`)));
+      await put('release.json.sig', encodeUsignSignature(signUsign(Buffer.from(text), secret, releaseSignatureComment(secret.keyId))));
     }
 
     const facts = {
@@ -283,4 +278,78 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
   } finally {
     await rm(ibWork, { recursive: true, force: true });
   }
+}
+
+// --- npm run build-image ---
+
+export interface BuildImageCommand {
+  readonly board: string;
+  readonly openwrt?: string | undefined;
+  readonly node?: string | undefined;
+  readonly lock?: string | undefined;
+  readonly mirror?: string | undefined;
+  readonly offline: boolean;
+  readonly cache?: string | undefined;
+  readonly out?: string | undefined;
+  readonly work?: string | undefined;
+  readonly files?: string | undefined;
+  readonly headends: readonly string[];
+  readonly tapAddon?: string | 'none' | undefined;
+  readonly buildUser?: BuildUser | undefined;
+  readonly release?: { readonly key: string; readonly url: string } | undefined;
+  readonly entry?: string | undefined;
+}
+
+const sharedVerify: UsignVerify = (message, sigText, pubkeyText) => verifyUsign(message, sigText, parseUsignPublicKey(pubkeyText)).ok;
+
+function progressPrinter(): (p: FetchProgress) => void {
+  const last = new Map<string, number>();
+  return (p) => {
+    const step = p.total ? Math.floor((p.received / p.total) * 10) : Math.floor(p.received / (16 * 1024 * 1024));
+    if (last.get(p.name) === step) return;
+    last.set(p.name, step);
+    const mb = (n: number): string => (n / 1048576).toFixed(1);
+    process.stderr.write(`  fetching ${p.name}: ${mb(p.received)}${p.total ? ` / ${mb(p.total)} MiB (${step * 10}%)` : ' MiB'}\n`);
+  };
+}
+
+function gitValue(args: string[], fallback: string): string {
+  const r = execSync('git', args, true);
+  return r.code === 0 && r.stdout.trim() ? r.stdout.trim() : fallback;
+}
+
+/** Builds for a board of this repository; prints the image path and every output's hash. */
+export async function runBuildImage(o: BuildImageCommand): Promise<number> {
+  // src/image/main.ts and dist/image/main.js are both two levels below the repository root.
+  const repo = fileURLToPath(new URL('../../', import.meta.url));
+  const envEpoch = process.env['SOURCE_DATE_EPOCH'];
+  if (envEpoch !== undefined && !/^\d+$/.test(envEpoch)) throw new UsageError('SOURCE_DATE_EPOCH must be whole seconds since 1970');
+  const epoch = Number(envEpoch ?? gitValue(['-C', repo, 'log', '-1', '--format=%ct'], '0'));
+  const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { name: string; version: string };
+  const result = await buildImage({
+    repoRoot: repo,
+    boardDir: join(repo, 'board', o.board),
+    lockFile: resolve(o.lock ?? join(repo, 'board', o.board, 'image.lock.json')),
+    openwrt: o.openwrt,
+    node: o.node,
+    cacheDir: resolve(o.cache ?? join(repo, '.cache', 'image-inputs')),
+    mirrorDir: o.mirror === undefined ? undefined : resolve(o.mirror),
+    offline: o.offline,
+    outDir: resolve(o.out ?? join(repo, 'out', o.board)),
+    workDir: resolve(o.work ?? join(repo, '.cache', 'image-work', o.board)),
+    sourceDateEpoch: epoch,
+    headends: o.headends,
+    agentEntry: resolve(o.entry ?? join(repo, 'src', 'agent', 'cli.ts')),
+    tapAddon: o.tapAddon,
+    extraFilesDir: o.files === undefined ? undefined : resolve(o.files),
+    buildUser: o.buildUser,
+    verify: sharedVerify,
+    kit: { name: pkg.name, version: pkg.version, commit: gitValue(['-C', repo, 'rev-parse', 'HEAD'], 'unknown') },
+    release: o.release ? { secretKeyFile: resolve(o.release.key), urlBase: o.release.url } : undefined,
+    log: loggerFromEnv(process.env, { component: 'build-image' }),
+    onProgress: progressPrinter(),
+  });
+  process.stdout.write(`${result.image}\n`);
+  for (const x of result.outputs) process.stdout.write(`  ${x.sha256}  ${x.file} (${x.size} bytes)\n`);
+  return 0;
 }

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import type { BoardConfig } from './board.js';
 import type { ManifestEntry } from './ib-output.js';
 import type { LockedInput } from './lock.js';
-import type { OverlayEntry } from '../adapters/overlay.js';
+import type { OverlayEntry } from './overlay.js';
 
 export interface BuildFacts {
   readonly kit: { readonly name: string; readonly version: string; readonly commit: string };

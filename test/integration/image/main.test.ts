@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: UNLICENSED
-// The whole build (scripts/build-image.ts's buildImage) against the STAND-IN ImageBuilder and a STAND-IN
+// The whole build (src/image/main.ts's buildImage) against the STAND-IN ImageBuilder and a STAND-IN
 // usign key, with the real pinned Node, glibc and postject inputs served from a mirror directory, offline:
 // - with an empty cache and no mirror it fails at once listing every input;
 // - a tampered input or a forged sha256sums is refused;
@@ -12,11 +12,11 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildImage, type BuildOptions, type BuildResult } from '../../../../src/image/adapters/build.js';
-import { isImageFailure } from '../../../../src/image/core/errors.js';
-import { signifyVerify } from '../../../../src/image/adapters/signature.js';
-import { silentLogger } from '../../../../src/shared/log.js';
-import { makeStandInKey, makeStandInRelease, REPO, type StandInRelease } from './stand-in.js';
+import { buildImage, type BuildOptions, type BuildResult } from '../../../src/image/main.js';
+import { isImageFailure } from '../../../src/image/core/errors.js';
+import { signifyVerify } from '../../../src/image/adapters/signature.js';
+import { silentLogger } from '../../../src/shared/log.js';
+import { makeStandInKey, makeStandInRelease, REPO, type StandInRelease } from './adapters/stand-in.js';
 
 const EPOCH = 1_764_000_000;
 let dir: string;

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isImageFailure } from '../../../../src/image/core/errors.js';
-import { checkOverlay, overlayDigest, type OverlayEntry } from '../../../../src/image/adapters/overlay.js';
+import { checkOverlay, overlayDigest, type OverlayEntry } from '../../../../src/image/core/overlay.js';
 
 const f = (path: string, sha = 'a'.repeat(64), mode = '0644'): OverlayEntry => ({ path, type: 'file', mode, size: 1, sha256: sha });
 const d = (path: string): OverlayEntry => ({ path, type: 'dir', mode: '0755', size: 0 });
@@ -35,7 +35,7 @@ test('the digest changes with content, mode or path, and only then', () => {
 test('the build time lands in enroll.min_time of /etc/config/connector, and only there', async () => {
   const { readFileSync } = await import('node:fs');
   const { fileURLToPath } = await import('node:url');
-  const { stampMinTime } = await import('../../../../src/image/adapters/overlay.js');
+  const { stampMinTime } = await import('../../../../src/image/core/overlay.js');
   const text = readFileSync(fileURLToPath(new URL('../../../../firmware/rootfs-overlay/etc/config/connector', import.meta.url)), 'utf8');
   const out = stampMinTime(text, 1_764_000_000);
   assert.match(out, /config enroll 'enroll'\n(?:.*\n)*?\toption min_time '1764000000'\n/);
@@ -46,7 +46,7 @@ test('the build time lands in enroll.min_time of /etc/config/connector, and only
 test('--headend URLs become `list headend` lines the agent parses, in failover order', async () => {
   const { readFileSync } = await import('node:fs');
   const { fileURLToPath } = await import('node:url');
-  const { stampHeadends, stampMinTime } = await import('../../../../src/image/adapters/overlay.js');
+  const { stampHeadends, stampMinTime } = await import('../../../../src/image/core/overlay.js');
   const { parseAgentConfig } = await import('../../../../src/agent/core/config.js');
   const text = readFileSync(fileURLToPath(new URL('../../../../firmware/rootfs-overlay/etc/config/connector', import.meta.url)), 'utf8');
   const out = stampHeadends(stampMinTime(text, 1_764_000_000), ['tls://dc1.example.net:443', 'tls://dc2.example.net']);

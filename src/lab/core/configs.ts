@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: UNLICENSED
 // What the lab's programs read: the device registry, the headend's and the EST server's JSON configs and
-// each agent's UCI file. Pure builders (text and objects out); lab.ts writes them to the lab directory.
+// each agent's UCI file. Pure builders (text and objects out); main.ts writes them to the lab directory.
 import { parseRegistry, type Registry } from '../../shared/registry/registry.js';
 import { DC, SITE, TENANT_SERIAL, TENANT_VNI, type LabPlan } from './topology.js';
 

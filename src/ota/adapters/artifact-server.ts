@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: UNLICENSED
 // A small static HTTPS server for release artifacts with single-range support, so devices can resume.
 // Any HTTPS server with Range works for devices; this one exists for the lab and for small installs.
+// What to answer is core/artifact-response.ts's; this file stats, streams, throttles and logs.
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { join, resolve, sep } from 'node:path';
+import { resolve } from 'node:path';
 import type { Logger } from '../../shared/log.js';
-import { parseRange } from '../core/range.js';
+import { artifactAnswer, artifactPath, methodAllowed, METHOD_NOT_ALLOWED, NOT_FOUND, type ArtifactAnswer } from '../core/artifact-response.js';
 
 export interface ArtifactServerOptions {
   readonly dir: string;
@@ -32,46 +33,28 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
     void (async () => {
       const started = Date.now();
       const url = new URL(req.url ?? '/', 'https://x');
-      const file = resolve(join(root, decodeURIComponent(url.pathname)));
       const range = req.headers.range;
       const done = (status: number, bytes: number): void =>
         o.log.info('artifact request', { method: req.method, path: url.pathname, range, status, bytes, ms: Date.now() - started });
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
-        res.writeHead(405, { allow: 'GET, HEAD' }).end();
-        return done(405, 0);
-      }
-      if (!file.startsWith(root + sep)) {
-        res.writeHead(404).end();
-        return done(404, 0);
-      }
-      let size: number;
-      try {
-        const st = await stat(file);
-        if (!st.isFile()) throw new Error('not a file');
-        size = st.size;
-      } catch {
-        res.writeHead(404).end();
-        return done(404, 0);
-      }
-      const r = parseRange(range, size);
-      if (r.kind === 'unsatisfiable') {
-        res.writeHead(416, { 'content-range': `bytes */${size}` }).end();
-        return done(416, 0);
-      }
-      const start = r.kind === 'partial' ? r.start : 0;
-      const end = r.kind === 'partial' ? r.end : size - 1;
-      const headers: Record<string, string | number> = {
-        'accept-ranges': 'bytes',
-        'content-type': 'application/octet-stream',
-        'content-length': end - start + 1,
+      const decide = async (): Promise<{ answer: ArtifactAnswer; file?: string }> => {
+        if (!methodAllowed(req.method)) return { answer: METHOD_NOT_ALLOWED };
+        const file = artifactPath(root, url.pathname);
+        if (file === undefined) return { answer: NOT_FOUND };
+        try {
+          const st = await stat(file);
+          return st.isFile() ? { answer: artifactAnswer(req.method, st.size, range), file } : { answer: NOT_FOUND };
+        } catch {
+          return { answer: NOT_FOUND };
+        }
       };
-      if (r.kind === 'partial') headers['content-range'] = `bytes ${start}-${end}/${size}`;
-      const status = r.kind === 'partial' ? 206 : 200;
-      res.writeHead(status, headers);
-      if (req.method === 'HEAD' || size === 0) {
+      const { answer: a, file } = await decide();
+      res.writeHead(a.status, a.headers);
+      if (a.kind === 'status' || a.range === undefined || file === undefined) {
         res.end();
-        return done(status, 0);
+        return done(a.status, 0);
       }
+      const { start, end } = a.range;
+      const status = a.status;
       const stream = createReadStream(file, { start, end, highWaterMark: 16 * 1024 });
       let sent = 0;
       const rate = o.throttleBytesPerS ?? 0;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: UNLICENSED
 // Rollout bookkeeping as pure functions over a plain JSON object: cohort choice, which jobs to send now,
 // device reports, the failure threshold that pauses the rollout, maintenance windows. The controller
-// (controller.ts) persists the object after every change and owns all I/O.
+// (rollout-run.ts, over its ports) persists the object after every change; adapters own all I/O.
 import { createHash } from 'node:crypto';
 import { ConnectorError } from '../../shared/errors.js';
 import { isSerial, isTerminal, type JobState, type JobStateReport } from '../../shared/ota/protocol.js';

@@ -48,14 +48,21 @@ export class UsageError extends ConnectorError {
   }
 }
 
+export interface ConfigErrorOptions extends ErrorOptions {
+  /** How an operator finds the key in the file, e.g. `config agent 'main', option tap_nam`; default `config "<key>"`. */
+  where?: string;
+}
+
+/** A configuration value that is wrong: `key` is the stable name programs and tests match on. */
 export class ConfigError extends ConnectorError {
   override name = 'ConfigError';
   constructor(
     readonly key: string,
-    problem: string,
-    options?: ErrorOptions,
+    readonly problem: string,
+    options: ConfigErrorOptions = {},
   ) {
-    super('CK_ERR_CONFIG_INVALID', `config "${key}": ${problem}`, options);
+    const { where, ...errorOptions } = options;
+    super('CK_ERR_CONFIG_INVALID', `${where ?? `config "${key}"`}: ${problem}`, errorOptions);
   }
 }
 

@@ -77,10 +77,10 @@ export interface StringRule {
 }
 
 export function string(rule: StringRule = {}): Schema<string> {
+  const what = `${rule.allowEmpty ? 'must be a string' : 'must be a non-empty string'}${rule.hint ? ` (${rule.hint})` : ''}`;
   return (v, path) => {
     if (v === undefined) return missing(path);
-    if (typeof v !== 'string') return issue(path, rule.allowEmpty ? 'must be a string' : 'must be a non-empty string');
-    if (v === '' && !rule.allowEmpty) return issue(path, 'must be a non-empty string');
+    if (typeof v !== 'string' || (v === '' && !rule.allowEmpty)) return issue(path, what);
     if (rule.pattern && !rule.pattern.test(v)) {
       return issue(path, rule.hint ? `"${v}" is not ${rule.hint}` : `"${v}" does not match ${String(rule.pattern)}`);
     }
@@ -190,6 +190,12 @@ export function object<S extends Shape>(shape: S, rule: ObjectRule = {}): Schema
     for (const k of known) out[k] = (shape[k] as Schema<unknown>)(Object.hasOwn(v, k) ? v[k] : undefined, [...path, k]);
     return out as ObjectOf<S>;
   };
+}
+
+/** An object that may be left out: absent, it is an empty one, so each of its keys takes its own default. */
+export function section<S extends Shape>(shape: S, rule: ObjectRule = {}): Schema<ObjectOf<S>> {
+  const schema = object(shape, rule);
+  return (v, path) => schema(v === undefined ? {} : v, path);
 }
 
 export interface RecordRule {

@@ -98,6 +98,15 @@ export function integer(min: number, max: number): Schema<number> {
   };
 }
 
+/** A count of something, e.g. `positiveInteger('bytes')`: a safe integer above zero. */
+export function positiveInteger(unit: string): Schema<number> {
+  return (v, path) => {
+    if (v === undefined) return missing(path);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) return issue(path, `must be a positive integer (${unit})`);
+    return v;
+  };
+}
+
 export function boolean(): Schema<boolean> {
   return (v, path) => {
     if (v === undefined) return missing(path);

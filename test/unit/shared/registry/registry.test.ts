@@ -105,3 +105,13 @@ test('an allowlisted device that names a tenant but was never claimed is neither
   assert.deepEqual(admitDevice(reg, 'CK-0011'), { ok: false, serial: 'CK-0011', reason: 'unclaimed' });
   assert.deepEqual(enrollmentDecision(reg, 'CK-0011'), { ok: false, reason: 'unclaimed' });
 });
+
+test('unknown keys are refused with their JSON path and the closest known key; flags must be booleans', () => {
+  const bad: [unknown, RegExp][] = [
+    [{ version: 1, tenants: { acme: { segments: { lan: { vni: 7, vtep: ['198.51.100.2'] } } } } }, /^registry tenants\.acme\.segments\.lan\.vtep: unknown key; did you mean vteps\?/],
+    [{ version: 1, tenants: { acme: { segments: { lan: { vni: 7, multiSite: 'yes' } } } } }, /tenants\.acme\.segments\.lan\.multiSite: must be true or false/],
+    [{ version: 1, devices: { 'CK-1': { state: 'allowed', tennant: 'acme' } } }, /devices\.CK-1\.tennant: unknown key; did you mean tenant\?/],
+    [{ version: 1, denylsit: [] }, /denylsit: unknown key; did you mean denylist\?/],
+  ];
+  for (const [doc, re] of bad) assert.throws(() => parseRegistry(doc), (e: unknown) => hasCode(e, 'CK_ERR_REGISTRY') && re.test((e as Error).message), String(re));
+});

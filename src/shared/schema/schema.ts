@@ -42,10 +42,16 @@ export function issue(path: Path, problem: string): never {
 
 /** Runs `schema` over a whole document; the first problem goes to `fail`, which throws the document's error. */
 export function parseWith<T>(schema: Schema<T>, value: unknown, fail: (issue: SchemaIssue) => never): T {
+  const r = check(schema, value);
+  return r.ok ? r.value : fail(r.issue);
+}
+
+/** Runs `schema` and returns the first problem instead of throwing: for payloads from the network, which are drops. */
+export function check<T>(schema: Schema<T>, value: unknown): { ok: true; value: T } | { ok: false; issue: SchemaIssue } {
   try {
-    return schema(value, []);
+    return { ok: true, value: schema(value, []) };
   } catch (e) {
-    if (e instanceof SchemaIssue) return fail(e);
+    if (e instanceof SchemaIssue) return { ok: false, issue: e };
     throw e;
   }
 }

@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseCommandArgs, str, flag } from '../src/shared/cli/args.js';
-import { ConnectorError, UsageError, errorMessage } from '../src/shared/errors.js';
+import { runProgram } from '../src/shared/cli/dispatch.js';
+import { UsageError } from '../src/shared/errors.js';
 import { execSync } from '../src/shared/exec.js';
 import { loggerFromEnv } from '../src/shared/log.js';
 import { parseUsignPublicKey, verifyUsign } from '../src/shared/usign/index.js';
@@ -134,20 +135,4 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e: unknown) => {
-    if (e instanceof UsageError) {
-      process.stderr.write(`build-image: ${e.message} (see --help)\n`);
-      process.exitCode = 2;
-    } else if (e instanceof ConnectorError) {
-      process.stderr.write(`build-image: ${e.code}: ${e.message}\n`);
-      process.exitCode = 1;
-    } else {
-      process.stderr.write(`build-image: unexpected error: ${errorMessage(e)}\n${e instanceof Error ? (e.stack ?? '') : ''}\n`);
-      process.exitCode = 70;
-    }
-  },
-);
+void runProgram('build-image', () => main(process.argv.slice(2)));

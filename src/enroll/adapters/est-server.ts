@@ -53,8 +53,6 @@ function readPem(path: string, what: string): string {
   }
 }
 
-const fp256 = (raw: Buffer): string => new NodeX509(raw).fingerprint256;
-
 /** The peer's chain as Node completed it, leaf first. */
 function peerChain(socket: TLSSocket): DetailedPeerCertificate[] {
   const out: DetailedPeerCertificate[] = [];

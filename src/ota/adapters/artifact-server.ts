@@ -44,15 +44,13 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
         res.writeHead(404).end();
         return done(404, 0);
       }
-      let size: number;
-      try {
-        const st = await stat(file);
-        if (!st.isFile()) throw new Error('not a file');
-        size = st.size;
-      } catch {
+      // Missing, unreadable or not a regular file: 404 alike, so the reply says nothing about the tree.
+      const st = await stat(file).catch(() => undefined);
+      if (!st?.isFile()) {
         res.writeHead(404).end();
         return done(404, 0);
       }
+      const size = st.size;
       const r = parseRange(range, size);
       if (r.kind === 'unsatisfiable') {
         res.writeHead(416, { 'content-range': `bytes */${size}` }).end();

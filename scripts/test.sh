@@ -4,7 +4,8 @@
 #   2. npm dependencies (npm ci when package-lock.json changed since the last install), addon and dist build
 #   3. strict type check of everything (tsc --noEmit), lint (eslint: the architecture's walls included) and,
 #      once the tree has been formatted (a `.prettier-enforced` file at the root), the format check
-#   4. node's test runner over test/**/*.test.ts (or only the paths given as arguments)
+#   4. node's test runner over test/**/*.test.ts (or only the paths given as arguments), with a leak check
+#      after every integration test file; with CI=true a test that would skip for a missing tool fails
 # Tests that need root and network namespaces run too: CI runs as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,5 +42,6 @@ if [ ${#files[@]} -eq 0 ]; then
   exit 1
 fi
 echo "test: running ${#files[@]} test files"
-# A test that never settles must fail the run, not hang CI: 10 minutes per test at most.
-exec node --import tsx --test --test-timeout=600000 --test-reporter=spec "${files[@]}"
+# A test that never settles must fail the run, not hang CI: 10 minutes per test at most. The leak check
+# fails an integration test file that leaves a server, socket, child or timer open (test/helpers/leak-check.ts).
+exec node --import tsx --import ./test/helpers/leak-check.ts --test --test-timeout=600000 --test-reporter=spec "${files[@]}"

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: UNLICENSED
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hasCode } from '../../../../src/shared/errors.js';
 import {
@@ -15,6 +14,7 @@ import {
   revokeDevice,
 } from '../../../../src/shared/registry/registry.js';
 import { RegistryWatcher, readRegistryFile, updateRegistryFile } from '../../../../src/shared/registry/registry-file.js';
+import { tempDir } from '../../../helpers/tmp.js';
 
 const NOW = new Date('2026-11-25T12:00:00Z');
 const BASE = parseRegistry({
@@ -65,8 +65,7 @@ test('validation names the JSON path: duplicate VNIs, bad VNI, claimed device wi
 });
 
 test('file storage: missing file is empty, updates are atomic, the watcher sees edits', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'ck-reg-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'ck-reg-').dir;
   const path = join(dir, 'registry.json');
   assert.deepEqual(readRegistryFile(path), EMPTY_REGISTRY);
   writeFileSync(path, JSON.stringify(BASE));

@@ -17,7 +17,7 @@ const CORE_GLOBALS = ['setTimeout', 'setInterval', 'setImmediate', 'clearTimeout
 );
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'build/**', 'node_modules/**', 'bench/results/**', '**/*.d.ts'] },
+  { ignores: ['dist/**', 'build/**', 'out/**', '.cache/**', 'node_modules/**', 'bench/results/**', '**/*.d.ts'] },
   ...tseslint.configs.recommended,
   {
     rules: {

@@ -4,7 +4,8 @@
 // line; src/image/main.ts does the build.
 import 'reflect-metadata';
 import { parseCommandArgs, str, flag } from '../src/shared/cli/args.js';
-import { ConnectorError, UsageError, errorMessage } from '../src/shared/errors.js';
+import { runProgram } from '../src/shared/cli/dispatch.js';
+import { UsageError } from '../src/shared/errors.js';
 import { runBuildImage } from '../src/image/main.js';
 
 const HELP = `usage: npm run build-image -- --board NAME [options]
@@ -92,20 +93,4 @@ async function main(argv: string[]): Promise<number> {
   });
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e: unknown) => {
-    if (e instanceof UsageError) {
-      process.stderr.write(`build-image: ${e.message} (see --help)\n`);
-      process.exitCode = 2;
-    } else if (e instanceof ConnectorError) {
-      process.stderr.write(`build-image: ${e.code}: ${e.message}\n`);
-      process.exitCode = 1;
-    } else {
-      process.stderr.write(`build-image: unexpected error: ${errorMessage(e)}\n${e instanceof Error ? (e.stack ?? '') : ''}\n`);
-      process.exitCode = 70;
-    }
-  },
-);
+void runProgram('build-image', () => main(process.argv.slice(2)));

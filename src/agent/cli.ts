@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: UNLICENSED
 // `connector-agent <command>`: the device program. Entry point only: parse argv, load the command.
 // Literal imports and no top-level await: the image build bundles this file into one CommonJS binary.
-import { runCommand, usage, type CommandTable } from '../shared/cli/dispatch.js';
+import { runCommand, runProgram, usage, type CommandTable } from '../shared/cli/dispatch.js';
 import { productVersion } from '../shared/version.js';
 
 export const AGENT_COMMANDS: CommandTable = {
@@ -32,12 +32,4 @@ async function main(argv: string[]): Promise<number> {
   return runCommand('connector-agent', AGENT_COMMANDS, argv);
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e: unknown) => {
-    process.stderr.write(`connector-agent: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    process.exitCode = 1;
-  },
-);
+void runProgram('connector-agent', () => main(process.argv.slice(2)));

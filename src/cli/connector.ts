@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: UNLICENSED
 // `connector <command> ...`: the datacentre/factory/release tool. Each command lives in its own module
 // under ./commands/ and is loaded only when used, so one command's dependencies never slow another.
-import { runCommand, type CommandTable } from '../shared/cli/dispatch.js';
+import { runCommand, runProgram, type CommandTable } from '../shared/cli/dispatch.js';
 
 // name -> [module under ./commands/, one-line summary]. Keep alphabetical.
 export const COMMANDS: CommandTable = {
@@ -15,5 +15,4 @@ export const COMMANDS: CommandTable = {
   release: ['release.js', 'signed releases: keygen | manifest | sign | verify (usign/signify Ed25519)'],
 };
 
-const code = await runCommand('connector', COMMANDS, process.argv.slice(2), new URL('./commands/', import.meta.url));
-process.exitCode = code;
+await runProgram('connector', () => runCommand('connector', COMMANDS, process.argv.slice(2), new URL('./commands/', import.meta.url)));

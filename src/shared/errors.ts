@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: UNLICENSED
 // One base class with a stable code per condition. Tests and callers match on `code`, never on text.
+// docs/errors.md lists every code: what it means, what to do, and the exit code (src/shared/cli/dispatch.ts).
+// A code is added with its first throw site and its docs line; a bug (a call the code should never make)
+// throws a TypeError or RangeError instead and exits 70.
 
 export type ErrorCode =
   | 'CK_ERR_USAGE'
@@ -7,22 +10,14 @@ export type ErrorCode =
   | 'CK_ERR_IO'
   | 'CK_ERR_EXEC'
   | 'CK_ERR_TAP'
-  | 'CK_ERR_TUNNEL_HELLO'
-  | 'CK_ERR_TUNNEL_TLS'
+  | 'CK_ERR_RUNTIME'
   | 'CK_ERR_REGISTRY'
-  | 'CK_ERR_AUDIT_CHAIN'
   | 'CK_ERR_LAB'
   | 'CK_ERR_EST'
-  | 'CK_ERR_EST_UNCLAIMED'
-  | 'CK_ERR_EST_BAD_CSR'
   | 'CK_ERR_FACTORY'
   | 'CK_ERR_FACTORY_BLOCK'
-  | 'CK_ERR_CLOCK_UNSET'
-  | 'CK_ERR_OTA'
   | 'CK_ERR_OTA_BAD_SIGNATURE'
-  | 'CK_ERR_OTA_BAD_ARTIFACT'
   | 'CK_ERR_OTA_MANIFEST'
-  | 'CK_ERR_OTA_INCOMPATIBLE'
   | 'CK_ERR_OTA_DOWNLOAD'
   | 'CK_ERR_OTA_STATE'
   | 'CK_ERR_USIGN_FORMAT'
@@ -48,14 +43,21 @@ export class UsageError extends ConnectorError {
   }
 }
 
+export interface ConfigErrorOptions extends ErrorOptions {
+  /** How an operator finds the key in the file, e.g. `config agent 'main', option tap_nam`; default `config "<key>"`. */
+  where?: string;
+}
+
+/** A configuration value that is wrong: `key` is the stable name programs and tests match on. */
 export class ConfigError extends ConnectorError {
   override name = 'ConfigError';
   constructor(
     readonly key: string,
-    problem: string,
-    options?: ErrorOptions,
+    readonly problem: string,
+    options: ConfigErrorOptions = {},
   ) {
-    super('CK_ERR_CONFIG_INVALID', `config "${key}": ${problem}`, options);
+    const { where, ...errorOptions } = options;
+    super('CK_ERR_CONFIG_INVALID', `${where ?? `config "${key}"`}: ${problem}`, errorOptions);
   }
 }
 

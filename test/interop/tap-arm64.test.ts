@@ -6,11 +6,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { tempDir } from '../helpers/tmp.js';
 
 const execFileP = promisify(execFile);
 const repo = fileURLToPath(new URL('../../', import.meta.url));
@@ -31,8 +31,7 @@ int main(int argc, char **argv) {
 `;
 
 test('build-addon-arm64.sh produces an AArch64 addon that needs only libc, napi and uv', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'ck-tap-arm64-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'ck-tap-arm64-').dir;
   const out = join(dir, 'tap.node');
   await run('bash', 'scripts/build-addon-arm64.sh', out);
 
@@ -52,8 +51,7 @@ test('build-addon-arm64.sh produces an AArch64 addon that needs only libc, napi 
 });
 
 test('the arm64 dynamic loader under qemu-user loads the addon and finds its N-API entry point', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'ck-tap-arm64-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'ck-tap-arm64-').dir;
   const out = join(dir, 'tap.node');
   await run('bash', 'scripts/build-addon-arm64.sh', out);
   await writeFile(join(dir, 'probe.c'), PROBE_C);

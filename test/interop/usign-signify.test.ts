@@ -4,8 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   encodeUsignPublicKey,
@@ -17,17 +16,18 @@ import {
   signUsign,
   verifyUsign,
 } from '../../src/shared/usign/index.js';
+import { tempDir } from '../helpers/tmp.js';
+import { skipUnlessCi } from '../helpers/skip.js';
 
 const SIGNIFY = 'signify-openbsd';
 const haveSignify = spawnSync(SIGNIFY, [], { stdio: 'ignore' }).error === undefined;
 
 function scratch(t: { after(fn: () => void): void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'ck-usign-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'ck-usign-').dir;
   return dir;
 }
 
-test('signify -V accepts a signature we made, and rejects it for a changed message', { skip: !haveSignify }, (t) => {
+test('signify -V accepts a signature we made, and rejects it for a changed message', { skip: skipUnlessCi(!haveSignify && `${SIGNIFY} is not installed`) }, (t) => {
   const dir = scratch(t);
   const pair = generateUsignKeyPair();
   const msg = Buffer.from('{"version":"2.0.0","board":"friendlyarm,nanopi-r3s"}\n');
@@ -42,7 +42,7 @@ test('signify -V accepts a signature we made, and rejects it for a changed messa
   assert.notEqual(bad.status, 0);
 });
 
-test('we verify a signature signify made with a key signify generated', { skip: !haveSignify }, (t) => {
+test('we verify a signature signify made with a key signify generated', { skip: skipUnlessCi(!haveSignify && `${SIGNIFY} is not installed`) }, (t) => {
   const dir = scratch(t);
   execFileSync(SIGNIFY, ['-G', '-n', '-p', join(dir, 's.pub'), '-s', join(dir, 's.sec')]);
   writeFileSync(join(dir, 'msg'), 'sha256sums content\n');
@@ -57,7 +57,7 @@ test('we verify a signature signify made with a key signify generated', { skip: 
   assert.equal(verifyUsign(Buffer.from('z'), signUsign(Buffer.from('z'), sec), pub).ok, true);
 });
 
-test('signify -S signs with a secret key we generated', { skip: !haveSignify }, (t) => {
+test('signify -S signs with a secret key we generated', { skip: skipUnlessCi(!haveSignify && `${SIGNIFY} is not installed`) }, (t) => {
   const dir = scratch(t);
   const pair = generateUsignKeyPair();
   writeFileSync(join(dir, 'k.sec'), encodeUsignSecretKey(pair.secretKey, Buffer.alloc(16, 1)), { mode: 0o600 });

@@ -10,7 +10,8 @@ import { exec } from '../../src/shared/exec.js';
 import { addNetns, addVeth, ipIn } from '../../src/lab/adapters/netns.js';
 import { PY_GARP } from '../../src/lab/core/py-tools.js';
 import { DC, SITE, TENANT_VNI } from '../../src/lab/core/topology.js';
-import { labSkipReason, num, openLabWithTunnels, pcapLines, waitFor, type LabHandle } from './lab-fixture.js';
+import { labSkipReason, num, openLabWithTunnels, pcapLines, type LabHandle } from './lab-fixture.js';
+import { waitFor } from '../helpers/wait.js';
 
 const skip = labSkipReason({ headend: true, agents: true });
 

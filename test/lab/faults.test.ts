@@ -6,7 +6,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DC, SITE } from '../../src/lab/core/topology.js';
-import { labSkipReason, num, openLabWithTunnels, waitFor, type LabHandle } from './lab-fixture.js';
+import { labSkipReason, num, openLabWithTunnels, type LabHandle } from './lab-fixture.js';
+import { waitFor } from '../helpers/wait.js';
 
 const skip = labSkipReason({ headend: true, agents: true });
 

@@ -13,8 +13,10 @@ import { PY_PING } from '../../src/lab/core/py-tools.js';
 import { readLabState, statePath } from '../../src/lab/adapters/state.js';
 import { DC, SITE, TENANT_VNI, planLab } from '../../src/lab/core/topology.js';
 import { labSkipReason, openLab, pcapLines, type LabHandle } from './lab-fixture.js';
+import { tempDir } from '../helpers/tmp.js';
+import { skipUnlessCi } from '../helpers/skip.js';
 
-const skip = labSkipReason();
+const skip = skipUnlessCi(labSkipReason()) || undefined;
 const ROOT = projectRoot();
 
 function cli(args: string[]) {
@@ -73,8 +75,7 @@ test('lab CLI: up, status, exec, down, and down again', { skip }, async (t) => {
 });
 
 test('lab down cleans up after a crash halfway through lab up', { skip }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'ck-lab-crash-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'ck-lab-crash-').dir;
   const up = await cli(['up', '--dir', dir, '--no-headend']);
   assert.equal(up.code, 0, up.stderr);
   const state = readLabState(dir);
@@ -145,7 +146,7 @@ describe('one-port wiring and the kernel VTEPs', { skip }, () => {
   });
 });
 
-test('lab up without root says so and creates nothing', { skip: skip ?? (existsSync('/usr/bin/setpriv') ? undefined : 'needs setpriv') }, async (t) => {
+test('lab up without root says so and creates nothing', { skip: skip ?? (skipUnlessCi(!existsSync('/usr/bin/setpriv') && 'needs setpriv') || undefined) }, async (t) => {
   const dir = join(tmpdir(), `ck-lab-nonroot-${process.pid}`);
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const r = await exec('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--import', 'tsx', join(ROOT, 'src/cli/connector.ts'), 'lab', 'up', '--dir', dir], { cwd: ROOT, allowFailure: true, timeoutMs: 30_000 });
@@ -154,7 +155,7 @@ test('lab up without root says so and creates nothing', { skip: skip ?? (existsS
   assert.equal(existsSync(dir), false);
 });
 
-const skipTwoPort = labSkipReason({ headend: true, agents: true });
+const skipTwoPort = skipUnlessCi(labSkipReason({ headend: true, agents: true }));
 
 test('two-port wiring: the connector has its own WAN leg to the ISP and the tunnel uses it', { skip: skipTwoPort }, async (t) => {
   const lab = await openLab(t, { wiring: 'two-port', headend: true, agents: true });

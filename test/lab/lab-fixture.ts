@@ -240,16 +240,6 @@ export function num(doc: unknown, path: string): number {
   return typeof v === 'number' ? v : 0;
 }
 
-/** Polls until check() returns a value other than undefined, or throws after timeoutMs. */
-export async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, everyMs = 100): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
 
 /** A full lab (headend and both agents) for a describe block, resolved once both tenants reach their VM. */
 export async function openLabWithTunnels(): Promise<LabHandle> {

@@ -14,7 +14,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { exec } from '../../src/shared/exec.js';
 import { agentStandIn, ARTIFACT_PORT, BOARD, DC_ADDR, openOtaLab, ROOT, type OtaLab, type Site } from './ota/ota-lab.js';
-import { waitFor } from './lab-fixture.js';
+import {  } from './lab-fixture.js';
+import { waitFor } from '../helpers/wait.js';
+import { skipUnlessCi } from '../helpers/skip.js';
 
 const FACTORY = '1.0.0';
 const GOOD = '1.1.0';
@@ -50,7 +52,7 @@ interface RolloutStatus {
   devices: Record<string, RolloutDevice>;
 }
 
-describe('lab: OTA rollout to three Connectors (real agents, mosquitto, rollout controller)', { skip: skipReason(), timeout: 240_000 }, () => {
+describe('lab: OTA rollout to three Connectors (real agents, mosquitto, rollout controller)', { skip: skipUnlessCi(skipReason()), timeout: 240_000 }, () => {
   let lab: (OtaLab & { startSupervisors(): Promise<void> }) | undefined;
   let keys = '';
   const L = (): OtaLab => {

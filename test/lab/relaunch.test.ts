@@ -9,8 +9,9 @@ import { join } from 'node:path';
 import { labDown, labUp } from '../../src/lab/main.js';
 import { removeNetnsWithPrefix, uniquePrefix } from '../../src/lab/adapters/netns.js';
 import { isRoot } from '../helpers/netns.js';
+import { skipUnlessCi } from '../helpers/skip.js';
 
-test('a lab can be taken down and brought up again in the same directory', { skip: !isRoot() && 'needs root' }, async (t) => {
+test('a lab can be taken down and brought up again in the same directory', { skip: skipUnlessCi(!isRoot() && 'needs root') }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ck-relaunch-'));
   const prefixes = [uniquePrefix('ckr'), uniquePrefix('ckr')];
   t.after(() => {

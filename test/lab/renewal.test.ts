@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { exec } from '../../src/shared/exec.js';
 import { programCommand } from '../../src/lab/adapters/programs.js';
 import { TENANT_SERIAL } from '../../src/lab/core/topology.js';
-import { labSkipReason, openLab, waitFor, type LabHandle } from './lab-fixture.js';
+import { labSkipReason, openLab, type LabHandle } from './lab-fixture.js';
+import { waitFor } from '../helpers/wait.js';
 
 const skip = labSkipReason({ headend: true, agents: true });
 const VM = '192.168.10.5';

@@ -3,6 +3,7 @@
 // the TAP addon loads, the crypto the tunnel and enrollment use is there, and which runtime it is.
 import { generateKeyPairSync, getCiphers, sign, verify } from 'node:crypto';
 import { DEFAULT_MAX_VERSION } from 'node:tls';
+import { ConnectorError } from '../../shared/errors.js';
 import { findTapAddon, loadTapAddon } from '../../shared/native/addon.js';
 
 interface Check {
@@ -33,18 +34,18 @@ export function runSelfTest(): { ok: boolean; checks: Check[] } {
     check('ecdsa-p256', () => {
       const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
       const msg = Buffer.from('connector self-test');
-      if (!verify('sha256', msg, publicKey, sign('sha256', msg, privateKey))) throw new Error('verify failed');
+      if (!verify('sha256', msg, publicKey, sign('sha256', msg, privateKey))) throw new ConnectorError('CK_ERR_RUNTIME', 'verify failed');
       return 'sign/verify ok';
     }),
     check('ed25519', () => {
       const { privateKey, publicKey } = generateKeyPairSync('ed25519');
       const msg = Buffer.from('release manifest');
-      if (!verify(null, msg, publicKey, sign(null, msg, privateKey))) throw new Error('verify failed');
+      if (!verify(null, msg, publicKey, sign(null, msg, privateKey))) throw new ConnectorError('CK_ERR_RUNTIME', 'verify failed');
       return 'sign/verify ok';
     }),
     check('tls13', () => {
-      if (DEFAULT_MAX_VERSION !== 'TLSv1.3') throw new Error(`max TLS version is ${DEFAULT_MAX_VERSION}`);
-      if (!getCiphers().includes('aes-256-gcm')) throw new Error('aes-256-gcm missing');
+      if (DEFAULT_MAX_VERSION !== 'TLSv1.3') throw new ConnectorError('CK_ERR_RUNTIME', `max TLS version is ${DEFAULT_MAX_VERSION}`);
+      if (!getCiphers().includes('aes-256-gcm')) throw new ConnectorError('CK_ERR_RUNTIME', 'aes-256-gcm missing');
       return 'TLSv1.3, aes-256-gcm';
     }),
   ];

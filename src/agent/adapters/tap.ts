@@ -41,7 +41,7 @@ function isNativeError(e: unknown): e is NativeError {
 
 function toTapError(e: unknown, device: string): Error {
   if (isNativeError(e)) return new TapError(device, e.code, e.syscall, e.message, { cause: e });
-  return e instanceof Error ? e : new Error(String(e));
+  return e instanceof Error ? e : new ConnectorError('CK_ERR_TAP', `${device}: ${String(e)}`);
 }
 
 export interface TapStats {

@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: UNLICENSED
 // Raw UCI text in, a validated frozen AgentConfig out. Defaults live in one table; every key carries its
-// unit. Errors name the UCI section.option that is wrong and what it accepts.
+// unit. Every section and option of /etc/config/connector is checked against a schema (src/shared/schema):
+// an unknown one is refused with the closest known name, so a typo never leaves a default in place.
+// Errors carry the key `section.option` and say where it is: `config agent 'main', option tap_nam`.
 import { ConfigError } from '../../shared/errors.js';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from '../../shared/log.js';
-import { findSection, parseUci, type UciSection } from './uci.js';
-import { parsePolicyConfig, type PolicyConfig } from './l2/policy-config.js';
+import { object, optional, parseWith, removed, unknownKeyProblem, type ObjectOf, type Schema, type SchemaIssue, type Shape } from '../../shared/schema/schema.js';
+import { boolText, intText, listText, oneOfText, patternText, text } from '../../shared/schema/text.js';
+import { parseUci, type UciSection } from './uci.js';
+import { parsePolicyConfig, POLICY_CONFIG_KEYS, type PolicyConfig } from './l2/policy-config.js';
 
 export interface AgentConfig {
   readonly enabled: boolean;
@@ -70,125 +74,179 @@ const DEFAULTS = {
   healthDeadlineS: 120,
 } as const;
 
-type Raw = Readonly<{ section: string; options: Record<string, string>; lists: Record<string, string[]> }>;
+const ifname = (): Schema<string> => patternText(/^[A-Za-z0-9_.@-]{1,15}$/, 'a valid interface name (1-15 chars)');
+const MOVED_OWN_MAC = 'moved to the l2 section: `option own_mac` in `config l2` (see docs/l2-policy.md)';
 
-function raw(sec: UciSection | undefined, name: string): Raw {
-  return { section: name, options: sec?.options ?? {}, lists: sec?.lists ?? {} };
+/** Every section of /etc/config/connector and its options, in the order they are checked. */
+const SECTIONS = {
+  agent: {
+    enabled: optional(boolText(), true),
+    headend: optional(listText(), []),
+    bridge: optional(ifname(), DEFAULTS.bridge),
+    tap_name: optional(ifname(), DEFAULTS.tapName),
+    attach: optional(oneOfText(['ip', 'netifd'] as const), DEFAULTS.attach),
+    identity_dir: optional(text(), DEFAULTS.identityDir),
+    site: optional(text(), ''),
+    log_level: optional(oneOfText(LOG_LEVELS), DEFAULTS.logLevel),
+    log_format: optional(oneOfText(['human', 'json'] as const), DEFAULTS.logFormat),
+    status_socket: optional(text(), DEFAULTS.statusSocket),
+    keepalive_s: optional(intText(1, 300), DEFAULTS.keepaliveS),
+    // Its lower bound depends on keepalive_s: checked in parseAgentConfig.
+    dead_after_s: optional(intText(1, 600)),
+    send_queue_frames: optional(intText(16, 8192), DEFAULTS.sendQueueFrames),
+    reconnect_max_s: optional(intText(1, 600), DEFAULTS.reconnectMaxS),
+    own_mac: removed(MOVED_OWN_MAC),
+  },
+  enroll: {
+    url: optional(text()),
+    factory_block_path: optional(text(), DEFAULTS.factoryBlockPath),
+    factory_block_offset: optional(intText(0, 2 ** 40), DEFAULTS.factoryBlockOffset),
+    min_time: optional(intText(0, 2 ** 40), 0),
+  },
+  ota: {
+    broker: optional(text()),
+    ca_file: optional(text()),
+    pubkey_slot0: optional(text()),
+    pubkey_slot1: optional(text()),
+    state_dir: optional(text(), DEFAULTS.otaStateDir),
+    slots_dir: optional(text(), DEFAULTS.otaSlotsDir),
+    board: optional(text(), DEFAULTS.board),
+    sysupgrade_command: optional(text(), DEFAULTS.sysupgrade),
+    health_deadline_s: optional(intText(5, 3600), DEFAULTS.healthDeadlineS),
+  },
+  // Values stay text: the policy parser owns their types and ranges (docs/l2-policy.md).
+  l2: Object.fromEntries(POLICY_CONFIG_KEYS.map((k) => [k, optional(listText())])) as Record<(typeof POLICY_CONFIG_KEYS)[number], Schema<string[] | undefined>>,
+  // Read by the image's uci-defaults script (one-port / two-port), not by the agent; known so it is not refused.
+  network: { mode: optional(text()) },
+} as const satisfies Record<string, Shape>;
+
+type SectionType = keyof typeof SECTIONS;
+const SECTION_TYPES = Object.keys(SECTIONS) as SectionType[];
+/** Section types that were renamed, refused with a message naming the replacement. */
+const RENAMED_SECTIONS: Readonly<Record<string, string>> = {
+  proxy: 'the `config proxy` section was renamed `config l2` (see docs/l2-policy.md)',
+};
+
+function sectionLabel(sec: UciSection): string {
+  return sec.name.startsWith('@') ? `config ${sec.type}` : `config ${sec.type} '${sec.name}'`;
 }
 
-function key(r: Raw, k: string): string {
-  return `${r.section}.${k}`;
+/** A section's options and lists as one object: an empty option is unset (UCI's meaning), a list an array. */
+function sectionValues(sec: UciSection): Record<string, string | string[] | undefined> {
+  const out: Record<string, string | string[] | undefined> = {};
+  for (const [k, v] of Object.entries(sec.options)) out[k] = v === '' ? undefined : v;
+  for (const [k, vs] of Object.entries(sec.lists)) {
+    const opt = out[k];
+    out[k] = [...(typeof opt === 'string' ? [opt] : []), ...vs];
+  }
+  return out;
 }
 
-function str(r: Raw, k: string, def: string): string {
-  const v = r.options[k];
-  return v === undefined || v === '' ? def : v;
+/** Where an operator finds `type.option`: `config agent 'main', option tap_name`. */
+function whereIs(doc: readonly UciSection[], type: SectionType, option: string): string {
+  const sec = doc.find((s) => s.type === type);
+  return `${sec ? sectionLabel(sec) : `config ${type}`}, option ${option}`;
 }
 
-function bool(r: Raw, k: string, def: boolean): boolean {
-  const v = r.options[k];
-  if (v === undefined || v === '') return def;
-  if (['1', 'on', 'true', 'yes', 'enabled'].includes(v)) return true;
-  if (['0', 'off', 'false', 'no', 'disabled'].includes(v)) return false;
-  throw new ConfigError(key(r, k), `"${v}" is not a boolean (use 1 or 0)`);
+function parseSection<T extends SectionType>(doc: readonly UciSection[], type: T): ObjectOf<(typeof SECTIONS)[T]> {
+  const found = doc.filter((s) => s.type === type);
+  const sec = found[0] ?? { type, name: `@${type}[0]`, options: {}, lists: {} };
+  if (found[1]) {
+    throw new ConfigError(type, `more than one \`config ${type}\` section (${found.map(sectionLabel).join(', ')}); the agent reads one`, { where: sectionLabel(found[1]) });
+  }
+  const fail = (i: SchemaIssue): never => {
+    const option = String(i.path[0]);
+    throw new ConfigError(`${type}.${option}`, i.problem, { where: whereIs(doc, type, option) });
+  };
+  return parseWith(object(SECTIONS[type], { noun: 'option' }), sectionValues(sec), fail) as ObjectOf<(typeof SECTIONS)[T]>;
 }
 
-function int(r: Raw, k: string, min: number, max: number, def: number): number {
-  const v = r.options[k];
-  if (v === undefined || v === '') return def;
-  if (!/^-?\d+$/.test(v)) throw new ConfigError(key(r, k), `"${v}" is not an integer`);
-  const n = Number(v);
-  if (n < min || n > max) throw new ConfigError(key(r, k), `${n} is outside ${min}..${max}`);
-  return n;
+function checkSectionTypes(doc: readonly UciSection[]): void {
+  for (const sec of doc) {
+    if (Object.hasOwn(SECTIONS, sec.type)) continue;
+    const renamed = RENAMED_SECTIONS[sec.type];
+    throw new ConfigError(sec.type, renamed ?? unknownKeyProblem(sec.type, SECTION_TYPES, 'section type'), { where: sectionLabel(sec) });
+  }
 }
 
-function oneOf<T extends string>(r: Raw, k: string, allowed: readonly T[], def: T): T {
-  const v = str(r, k, def);
-  if (!allowed.includes(v as T)) throw new ConfigError(key(r, k), `"${v}" is not one of ${allowed.join(', ')}`);
-  return v as T;
-}
-
-function ifname(r: Raw, k: string, def: string): string {
-  const v = str(r, k, def);
-  if (!/^[A-Za-z0-9_.@-]{1,15}$/.test(v)) throw new ConfigError(key(r, k), `"${v}" is not a valid interface name (1-15 chars)`);
-  return v;
-}
-
-export function parseHeadendUrl(text: string, where: string): URL {
+/** `key` is what the error names (e.g. `agent.headend`); `where` how an operator finds it in the file. */
+export function parseHeadendUrl(text: string, key: string, where?: string): URL {
+  const problem = (p: string): ConfigError => new ConfigError(key, p, where !== undefined ? { where } : {});
   let u: URL;
   try {
     u = new URL(text);
   } catch {
-    throw new ConfigError(where, `"${text}" is not a URL; expected tls://host:port`);
+    throw problem(`"${text}" is not a URL; expected tls://host:port`);
   }
-  if (u.protocol !== 'tls:') throw new ConfigError(where, `"${text}" must use the tls:// scheme`);
-  if (!u.hostname) throw new ConfigError(where, `"${text}" has no host`);
+  if (u.protocol !== 'tls:') throw problem(`"${text}" must use the tls:// scheme`);
+  if (!u.hostname) throw problem(`"${text}" has no host`);
   if (!u.port) u.port = '443';
   return u;
 }
 
-function l2Config(sec: UciSection | undefined): PolicyConfig {
+function l2Config(doc: readonly UciSection[]): PolicyConfig {
+  const values: Readonly<Record<string, readonly string[] | undefined>> = parseSection(doc, 'l2');
   // Lists (own_mac, own_ip) are space-separated values to the policy parser, so a `list` line works as
-  // well as an option, and an unknown list name is rejected like an unknown option.
-  const raw: Record<string, string> = { ...(sec?.options ?? {}) };
-  for (const [k, vs] of Object.entries(sec?.lists ?? {})) raw[k] = [raw[k], ...vs].filter(Boolean).join(' ');
+  // well as an option.
+  const raw: Record<string, string> = {};
+  for (const [k, vs] of Object.entries(values)) if (vs !== undefined) raw[k] = vs.join(' ');
   try {
     return parsePolicyConfig(raw);
   } catch (e) {
-    if (e instanceof ConfigError) throw new ConfigError(`l2.${e.key}`, e.message.replace(/^config "[^"]*": /, ''), { cause: e });
+    if (e instanceof ConfigError) throw new ConfigError(`l2.${e.key}`, e.problem, { cause: e, where: whereIs(doc, 'l2', e.key) });
     throw e;
   }
 }
 
 export function parseAgentConfig(text: string): AgentConfig {
   const doc = parseUci(text);
-  const a = raw(findSection(doc, 'agent'), 'agent');
-  if (findSection(doc, 'proxy')) throw new ConfigError('proxy', 'the `config proxy` section was renamed `config l2` (see docs/l2-policy.md)');
-  const e = raw(findSection(doc, 'enroll'), 'enroll');
-  const o = raw(findSection(doc, 'ota'), 'ota');
-  const headends = (a.lists['headend'] ?? (a.options['headend'] ? [a.options['headend']] : [])).map((h) =>
-    parseHeadendUrl(h, key(a, 'headend')),
-  );
-  const slots = [o.options['pubkey_slot0'], o.options['pubkey_slot1']].filter((s): s is string => !!s);
-  if (o.options['broker'] && !/^mqtts:\/\/[^/]+/.test(o.options['broker'])) {
-    throw new ConfigError(key(o, 'broker'), `"${o.options['broker']}" must be mqtts://host:port (TLS with the device certificate)`);
-  }
-  if (o.options['broker'] && slots.length === 0) throw new ConfigError(key(o, 'pubkey_slot0'), 'an OTA broker needs at least one release public key slot');
-
-  if (a.lists['own_mac'] || a.options['own_mac']) throw new ConfigError(key(a, 'own_mac'), 'moved to the l2 section: `option own_mac` in `config l2` (see docs/l2-policy.md)');
-  const identityDir = str(a, 'identity_dir', DEFAULTS.identityDir);
-  const keepaliveS = int(a, 'keepalive_s', 1, 300, DEFAULTS.keepaliveS);
+  checkSectionTypes(doc);
+  const a = parseSection(doc, 'agent');
+  const e = parseSection(doc, 'enroll');
+  const o = parseSection(doc, 'ota');
+  // Rules across options, with the same key and location as a single option's.
+  const refuse = (type: SectionType, option: string, problem: string): never => {
+    throw new ConfigError(`${type}.${option}`, problem, { where: whereIs(doc, type, option) });
+  };
+  const headends = a.headend.map((h) => parseHeadendUrl(h, 'agent.headend', whereIs(doc, 'agent', 'headend')));
+  const slots = [o.pubkey_slot0, o.pubkey_slot1].filter((s): s is string => !!s);
+  if (o.broker && !/^mqtts:\/\/[^/]+/.test(o.broker)) refuse('ota', 'broker', `"${o.broker}" must be mqtts://host:port (TLS with the device certificate)`);
+  if (o.broker && slots.length === 0) refuse('ota', 'pubkey_slot0', 'an OTA broker needs at least one release public key slot');
+  const keepaliveS = a.keepalive_s;
+  const deadAfterS = a.dead_after_s ?? Math.max(DEFAULTS.deadAfterS, keepaliveS * 3);
+  if (deadAfterS < keepaliveS + 1) refuse('agent', 'dead_after_s', `${deadAfterS} is outside ${keepaliveS + 1}..600`);
+  parseSection(doc, 'network');
   return Object.freeze({
-    enabled: bool(a, 'enabled', true),
+    enabled: a.enabled,
     headends: Object.freeze(headends),
-    bridge: ifname(a, 'bridge', DEFAULTS.bridge),
-    tapName: ifname(a, 'tap_name', DEFAULTS.tapName),
-    attach: oneOf(a, 'attach', ['ip', 'netifd'] as const, DEFAULTS.attach),
-    identityDir,
-    site: str(a, 'site', ''),
-    logLevel: oneOf(a, 'log_level', LOG_LEVELS, DEFAULTS.logLevel),
-    logFormat: oneOf(a, 'log_format', ['human', 'json'] as const, DEFAULTS.logFormat),
-    statusSocket: str(a, 'status_socket', DEFAULTS.statusSocket),
+    bridge: a.bridge,
+    tapName: a.tap_name,
+    attach: a.attach,
+    identityDir: a.identity_dir,
+    site: a.site,
+    logLevel: a.log_level,
+    logFormat: a.log_format,
+    statusSocket: a.status_socket,
     keepaliveMs: keepaliveS * 1000,
-    deadAfterMs: int(a, 'dead_after_s', keepaliveS + 1, 600, Math.max(DEFAULTS.deadAfterS, keepaliveS * 3)) * 1000,
-    sendQueueFrames: int(a, 'send_queue_frames', 16, 8192, DEFAULTS.sendQueueFrames),
-    reconnectMaxMs: int(a, 'reconnect_max_s', 1, 600, DEFAULTS.reconnectMaxS) * 1000,
-    l2: l2Config(findSection(doc, 'l2')),
+    deadAfterMs: deadAfterS * 1000,
+    sendQueueFrames: a.send_queue_frames,
+    reconnectMaxMs: a.reconnect_max_s * 1000,
+    l2: l2Config(doc),
     enroll: Object.freeze({
-      url: e.options['url'] || undefined,
-      factoryBlockPath: str(e, 'factory_block_path', DEFAULTS.factoryBlockPath),
-      factoryBlockOffset: int(e, 'factory_block_offset', 0, 2 ** 40, DEFAULTS.factoryBlockOffset),
-      minTimeS: int(e, 'min_time', 0, 2 ** 40, 0),
+      url: e.url,
+      factoryBlockPath: e.factory_block_path,
+      factoryBlockOffset: e.factory_block_offset,
+      minTimeS: e.min_time,
     }),
     ota: Object.freeze({
-      broker: o.options['broker'] || undefined,
-      caFile: o.options['ca_file'] || undefined,
+      broker: o.broker,
+      caFile: o.ca_file,
       pubkeySlots: Object.freeze(slots),
-      stateDir: str(o, 'state_dir', DEFAULTS.otaStateDir),
-      slotsDir: str(o, 'slots_dir', DEFAULTS.otaSlotsDir),
-      board: str(o, 'board', DEFAULTS.board),
-      sysupgradeCommand: str(o, 'sysupgrade_command', DEFAULTS.sysupgrade),
-      healthDeadlineMs: int(o, 'health_deadline_s', 5, 3600, DEFAULTS.healthDeadlineS) * 1000,
+      stateDir: o.state_dir,
+      slotsDir: o.slots_dir,
+      board: o.board,
+      sysupgradeCommand: o.sysupgrade_command,
+      healthDeadlineMs: o.health_deadline_s * 1000,
     }),
   });
 }

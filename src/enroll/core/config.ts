@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: UNLICENSED
 // `connector enroll-server --config FILE`: a JSON document in, a validated EstServerConfig out. Paths
-// are relative to the config file's directory. Pure apart from the caller reading the file.
+// are relative to the config file's directory; unknown keys are refused. Pure apart from the caller reading the file.
 import { isAbsolute, resolve } from 'node:path';
 import { ConfigError } from '../../shared/errors.js';
+import { array, formatPath, integer, object, optional, parseWith, string, type SchemaIssue } from '../../shared/schema/schema.js';
 
 export interface EstServerConfig {
   host: string;
@@ -34,44 +35,45 @@ export const EST_DEFAULTS = {
   backdateS: 300,
 } as const;
 
-function str(o: Record<string, unknown>, key: string, base: string, required = true): string | undefined {
-  const v = o[key];
-  if (v === undefined && !required) return undefined;
-  if (typeof v !== 'string' || v === '') throw new ConfigError(key, 'must be a non-empty string (a file path)');
-  return isAbsolute(v) ? v : resolve(base, v);
-}
+const file = () => string({ hint: 'a file path' });
 
-function int(o: Record<string, unknown>, key: string, min: number, max: number, dflt: number): number {
-  const v = o[key] ?? dflt;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new ConfigError(key, `must be an integer ${min}..${max}`);
-  }
-  return v;
-}
+/** The document as written (docs/provisioning.md); paths are resolved against the config's directory after. */
+const EST_SCHEMA = object({
+  host: optional(string({ allowEmpty: true }), EST_DEFAULTS.host),
+  port: optional(integer(0, 65_535), EST_DEFAULTS.port),
+  tlsCertFile: file(),
+  tlsKeyFile: file(),
+  factoryCaFiles: array(file(), { nonEmpty: true }),
+  deviceCaCertFile: file(),
+  deviceCaKeyFile: file(),
+  deviceCaChainFile: optional(file()),
+  registryFile: file(),
+  issuanceLogFile: file(),
+  certLifetimeS: optional(integer(60, 398 * 24 * 3600), EST_DEFAULTS.certLifetimeS),
+  retryAfterS: optional(integer(1, 86_400), EST_DEFAULTS.retryAfterS),
+  backdateS: optional(integer(0, 86_400), EST_DEFAULTS.backdateS),
+});
+
+const fail = (i: SchemaIssue): never => {
+  throw new ConfigError(formatPath(i.path), i.problem);
+};
 
 export function parseEstServerConfig(doc: unknown, baseDir: string): EstServerConfig {
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ConfigError('(root)', 'must be a JSON object');
-  const o = doc as Record<string, unknown>;
-  const fca = o['factoryCaFiles'];
-  if (!Array.isArray(fca) || fca.length === 0 || fca.some((x) => typeof x !== 'string')) {
-    throw new ConfigError('factoryCaFiles', 'must be a non-empty list of CA certificate files');
-  }
-  const host = o['host'] ?? EST_DEFAULTS.host;
-  if (typeof host !== 'string') throw new ConfigError('host', 'must be a string');
-  const chain = str(o, 'deviceCaChainFile', baseDir, false);
+  const c = parseWith(EST_SCHEMA, doc, fail);
+  const path = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
   return Object.freeze({
-    host,
-    port: int(o, 'port', 0, 65535, EST_DEFAULTS.port),
-    tlsCertFile: str(o, 'tlsCertFile', baseDir) as string,
-    tlsKeyFile: str(o, 'tlsKeyFile', baseDir) as string,
-    factoryCaFiles: Object.freeze((fca as string[]).map((f) => (isAbsolute(f) ? f : resolve(baseDir, f)))),
-    deviceCaCertFile: str(o, 'deviceCaCertFile', baseDir) as string,
-    deviceCaKeyFile: str(o, 'deviceCaKeyFile', baseDir) as string,
-    ...(chain ? { deviceCaChainFile: chain } : {}),
-    registryFile: str(o, 'registryFile', baseDir) as string,
-    issuanceLogFile: str(o, 'issuanceLogFile', baseDir) as string,
-    certLifetimeS: int(o, 'certLifetimeS', 60, 398 * 24 * 3600, EST_DEFAULTS.certLifetimeS),
-    retryAfterS: int(o, 'retryAfterS', 1, 86_400, EST_DEFAULTS.retryAfterS),
-    backdateS: int(o, 'backdateS', 0, 86_400, EST_DEFAULTS.backdateS),
+    host: c.host,
+    port: c.port,
+    tlsCertFile: path(c.tlsCertFile),
+    tlsKeyFile: path(c.tlsKeyFile),
+    factoryCaFiles: Object.freeze(c.factoryCaFiles.map(path)),
+    deviceCaCertFile: path(c.deviceCaCertFile),
+    deviceCaKeyFile: path(c.deviceCaKeyFile),
+    ...(c.deviceCaChainFile !== undefined ? { deviceCaChainFile: path(c.deviceCaChainFile) } : {}),
+    registryFile: path(c.registryFile),
+    issuanceLogFile: path(c.issuanceLogFile),
+    certLifetimeS: c.certLifetimeS,
+    retryAfterS: c.retryAfterS,
+    backdateS: c.backdateS,
   });
 }

@@ -4,6 +4,7 @@
 // Pure apart from the caller handing in the text and the base directory.
 import { isAbsolute, resolve } from 'node:path';
 import { ConfigError } from '../../shared/errors.js';
+import { formatPath, integer, nullable, object, optional, parseJsonText, parseWith, section, string, type SchemaIssue } from '../../shared/schema/schema.js';
 import { VXLAN_UDP_PORT } from '../../shared/l2/vxlan.js';
 
 export interface HostPort {
@@ -45,87 +46,62 @@ export const HEADEND_DEFAULTS = Object.freeze({
   minVtepPathMtu: 1_550,
 });
 
-type Obj = Record<string, unknown>;
+const port = (min = 0) => integer(min, 65_535);
 
-function obj(v: unknown, key: string): Obj {
-  if (v === undefined) return {};
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(key, 'must be a JSON object');
-  return v as Obj;
-}
+/** The document as written (docs/headend.md); parseHeadendConfig resolves paths and units. */
+const HEADEND_SCHEMA = object({
+  listen: section({ host: optional(string(), HEADEND_DEFAULTS.listenHost), port: optional(port(), HEADEND_DEFAULTS.listenPort) }),
+  tls: object({ cert: string(), key: string(), deviceCa: string() }),
+  registry: string(),
+  auditLog: string(),
+  metrics: optional(nullable(object({ host: optional(string(), '127.0.0.1'), port: port() })), null),
+  vxlan: section({
+    localAddress: optional(string(), HEADEND_DEFAULTS.vxlanLocalAddress),
+    port: optional(port(), VXLAN_UDP_PORT),
+    vtepPort: optional(port(1), VXLAN_UDP_PORT),
+  }),
+  session: section({
+    keepaliveMs: optional(integer(100, 600_000), HEADEND_DEFAULTS.keepaliveMs),
+    deadAfterMs: optional(integer(300, 3_600_000), HEADEND_DEFAULTS.deadAfterMs),
+    helloTimeoutMs: optional(integer(100, 600_000), HEADEND_DEFAULTS.helloTimeoutMs),
+    maxBufferedBytes: optional(integer(16 * 1024, 64 * 1024 * 1024), HEADEND_DEFAULTS.maxBufferedBytes),
+  }),
+  mac: section({
+    ageS: optional(integer(10, 86_400), HEADEND_DEFAULTS.macAgeS),
+    maxEntriesPerSegment: optional(integer(16, 1_000_000), HEADEND_DEFAULTS.maxEntriesPerSegment),
+  }),
+  minVtepPathMtu: optional(integer(576, 9_216), HEADEND_DEFAULTS.minVtepPathMtu),
+  headendVersion: optional(string(), '0.1.0'),
+});
 
-function str(o: Obj, key: string, path: string, dflt?: string): string {
-  const v = o[key];
-  if (v === undefined && dflt !== undefined) return dflt;
-  if (typeof v !== 'string' || v === '') throw new ConfigError(path, dflt === undefined ? 'is required (a non-empty string)' : 'must be a non-empty string');
-  return v;
-}
-
-function int(o: Obj, key: string, path: string, min: number, max: number, dflt?: number): number {
-  const v = o[key];
-  if (v === undefined && dflt !== undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new ConfigError(path, `must be an integer from ${min} to ${max}${v === undefined ? ' (required)' : `, got ${JSON.stringify(v)}`}`);
-  }
-  return v;
-}
-
-function hostPort(o: Obj, path: string, dfltHost: string, dfltPort?: number): HostPort {
-  return Object.freeze({ host: str(o, 'host', `${path}.host`, dfltHost), port: int(o, 'port', `${path}.port`, 0, 65_535, dfltPort) });
-}
-
-const KNOWN_KEYS = ['listen', 'tls', 'registry', 'auditLog', 'metrics', 'vxlan', 'session', 'mac', 'minVtepPathMtu', 'headendVersion'];
+const fail = (i: SchemaIssue): never => {
+  throw new ConfigError(formatPath(i.path), i.problem);
+};
 
 export function parseHeadendConfig(doc: unknown, baseDir: string): HeadendConfig {
-  const root = obj(doc, '(root)');
-  for (const k of Object.keys(root)) {
-    if (!KNOWN_KEYS.includes(k)) throw new ConfigError(k, `unknown key; known keys are ${KNOWN_KEYS.join(', ')}`);
-  }
+  const c = parseWith(HEADEND_SCHEMA, doc, fail);
   const path = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
-  const tls = obj(root['tls'], 'tls');
-  const vx = obj(root['vxlan'], 'vxlan');
-  const sess = obj(root['session'], 'session');
-  const mac = obj(root['mac'], 'mac');
-  const keepaliveMs = int(sess, 'keepaliveMs', 'session.keepaliveMs', 100, 600_000, HEADEND_DEFAULTS.keepaliveMs);
-  const deadAfterMs = int(sess, 'deadAfterMs', 'session.deadAfterMs', 300, 3_600_000, HEADEND_DEFAULTS.deadAfterMs);
-  if (deadAfterMs <= keepaliveMs) throw new ConfigError('session.deadAfterMs', `must be larger than session.keepaliveMs (${keepaliveMs})`);
-  const metricsRaw = root['metrics'];
+  if (c.session.deadAfterMs <= c.session.keepaliveMs) {
+    throw new ConfigError('session.deadAfterMs', `must be larger than session.keepaliveMs (${c.session.keepaliveMs})`);
+  }
   return Object.freeze({
-    listen: hostPort(obj(root['listen'], 'listen'), 'listen', HEADEND_DEFAULTS.listenHost, HEADEND_DEFAULTS.listenPort),
-    tls: Object.freeze({
-      certFile: path(str(tls, 'cert', 'tls.cert')),
-      keyFile: path(str(tls, 'key', 'tls.key')),
-      deviceCaFile: path(str(tls, 'deviceCa', 'tls.deviceCa')),
-    }),
-    registryFile: path(str(root, 'registry', 'registry')),
-    auditLogFile: path(str(root, 'auditLog', 'auditLog')),
-    metrics: metricsRaw === null || metricsRaw === undefined ? null : hostPort(obj(metricsRaw, 'metrics'), 'metrics', '127.0.0.1'),
-    vxlan: Object.freeze({
-      localAddress: str(vx, 'localAddress', 'vxlan.localAddress', HEADEND_DEFAULTS.vxlanLocalAddress),
-      port: int(vx, 'port', 'vxlan.port', 0, 65_535, VXLAN_UDP_PORT),
-      vtepPort: int(vx, 'vtepPort', 'vxlan.vtepPort', 1, 65_535, VXLAN_UDP_PORT),
-    }),
-    session: Object.freeze({
-      keepaliveMs,
-      deadAfterMs,
-      helloTimeoutMs: int(sess, 'helloTimeoutMs', 'session.helloTimeoutMs', 100, 600_000, HEADEND_DEFAULTS.helloTimeoutMs),
-      maxBufferedBytes: int(sess, 'maxBufferedBytes', 'session.maxBufferedBytes', 16 * 1024, 64 * 1024 * 1024, HEADEND_DEFAULTS.maxBufferedBytes),
-    }),
-    mac: Object.freeze({
-      ageMs: int(mac, 'ageS', 'mac.ageS', 10, 86_400, HEADEND_DEFAULTS.macAgeS) * 1_000,
-      maxEntriesPerSegment: int(mac, 'maxEntriesPerSegment', 'mac.maxEntriesPerSegment', 16, 1_000_000, HEADEND_DEFAULTS.maxEntriesPerSegment),
-    }),
-    minVtepPathMtu: int(root, 'minVtepPathMtu', 'minVtepPathMtu', 576, 9_216, HEADEND_DEFAULTS.minVtepPathMtu),
-    headendVersion: str(root, 'headendVersion', 'headendVersion', '0.1.0'),
+    listen: Object.freeze(c.listen),
+    tls: Object.freeze({ certFile: path(c.tls.cert), keyFile: path(c.tls.key), deviceCaFile: path(c.tls.deviceCa) }),
+    registryFile: path(c.registry),
+    auditLogFile: path(c.auditLog),
+    metrics: c.metrics === null ? null : Object.freeze(c.metrics),
+    vxlan: Object.freeze(c.vxlan),
+    session: Object.freeze(c.session),
+    mac: Object.freeze({ ageMs: c.mac.ageS * 1_000, maxEntriesPerSegment: c.mac.maxEntriesPerSegment }),
+    minVtepPathMtu: c.minVtepPathMtu,
+    headendVersion: c.headendVersion,
   });
 }
 
 /** Parses config text; JSON errors become a ConfigError pointing at the file. */
 export function parseHeadendConfigText(text: string, file: string, baseDir: string): HeadendConfig {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (e) {
-    throw new ConfigError(file, `is not valid JSON: ${(e as Error).message}`);
-  }
+  const doc = parseJsonText(text, (problem, cause) => {
+    throw new ConfigError(file, problem, { cause });
+  });
   return parseHeadendConfig(doc, baseDir);
 }

@@ -26,7 +26,7 @@ export class Metrics {
 
   #family(name: string): Family {
     const f = this.#families.get(name);
-    if (!f) throw new Error(`metric ${name} is not defined`);
+    if (!f) throw new RangeError(`metric ${name} is not defined`);
     return f;
   }
 

@@ -185,7 +185,7 @@ function request(url: string, headers: Record<string, string>, idleMs: number): 
   return new Promise((resolve, reject) => {
     const get = url.startsWith('https:') ? httpsGet : httpGet;
     const req = get(url, { headers }, resolve);
-    req.setTimeout(idleMs, () => req.destroy(new Error(`no data from ${url} for ${idleMs} ms`)));
+    req.setTimeout(idleMs, () => req.destroy(new ImageError('download-failed', `no data from ${url} for ${idleMs} ms`)));
     req.on('error', reject);
   });
 }
@@ -212,17 +212,17 @@ async function downloadOnce(input: LockedInput, part: string, opts: FetchOptions
     }
     break;
   }
-  if (!res) throw new Error(`too many redirects from ${input.url}`);
+  if (!res) throw new ImageError('download-failed', `too many redirects from ${input.url}`);
   const status = res.statusCode ?? 0;
   if (status === 416 && have > 0) {
     // The partial file is already whole (or larger than the file); start over to be sure of it.
     res.resume();
     await rm(part, { force: true });
-    throw new Error('server refused the resume range; restarting from zero');
+    throw new ImageError('download-failed', 'server refused the resume range; restarting from zero');
   }
   if (status !== 200 && status !== 206) {
     res.resume();
-    throw new Error(`HTTP ${status} from ${url}`);
+    throw new ImageError('download-failed', `HTTP ${status} from ${url}`);
   }
   const append = status === 206 && have > 0;
   if (!append) have = 0;
@@ -236,7 +236,7 @@ async function downloadOnce(input: LockedInput, part: string, opts: FetchOptions
     let failed: Error | undefined;
     const fail = (e: Error): void => {
       if (failed) return;
-      failed = new Error(`connection cut after ${received} bytes: ${e.message}`, { cause: e });
+      failed = new ImageError('download-failed', `connection cut after ${received} bytes: ${e.message}`, { cause: e });
       out.end();
     };
     res.on('data', (c: Buffer) => {
@@ -248,7 +248,7 @@ async function downloadOnce(input: LockedInput, part: string, opts: FetchOptions
       }
     });
     res.on('end', () => out.end());
-    res.on('aborted', () => fail(new Error('aborted')));
+    res.on('aborted', () => fail(new ImageError('download-failed', 'aborted')));
     res.on('error', fail);
     out.on('error', (e) => {
       failed ??= e;
@@ -256,5 +256,5 @@ async function downloadOnce(input: LockedInput, part: string, opts: FetchOptions
     });
     out.on('close', () => (failed ? reject(failed) : resolve()));
   });
-  if (total !== undefined && received < total) throw new Error(`connection cut after ${received} of ${total} bytes`);
+  if (total !== undefined && received < total) throw new ImageError('download-failed', `connection cut after ${received} of ${total} bytes`);
 }

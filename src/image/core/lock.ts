@@ -1,6 +1,23 @@
 // SPDX-License-Identifier: UNLICENSED
 // The image lock file: every external input of a firmware build, pinned by version, URL and sha256 (or, for
 // a publisher's checksum list, by the signature that covers it). Pure: JSON text in, a frozen model out.
+import {
+  array,
+  formatPath,
+  isRecord,
+  literal,
+  object,
+  oneOf,
+  optional,
+  parseJsonText,
+  parseWith,
+  positiveInteger,
+  record,
+  refine,
+  string,
+  type Infer,
+  type Path,
+} from '../../shared/schema/schema.js';
 import { ImageError } from './errors.js';
 
 export type InputRole =
@@ -62,132 +79,107 @@ const HEX64 = /^[0-9a-f]{64}$/;
 const NAME = /^[a-z0-9][a-z0-9._+-]*$/;
 const FILE = /^[A-Za-z0-9][A-Za-z0-9._+~-]*$/;
 
-type Json = Record<string, unknown>;
-
 function fail(where: string, problem: string): never {
   throw new ImageError('lock-invalid', `lock file: ${where}: ${problem}`);
 }
 
-function obj(v: unknown, where: string): Json {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(where, 'must be an object');
-  return v as Json;
-}
-
-function str(o: Json, key: string, where: string, re?: RegExp): string {
-  const v = o[key];
-  if (typeof v !== 'string' || v === '') fail(`${where}.${key}`, 'must be a non-empty string');
-  if (re && !re.test(v)) fail(`${where}.${key}`, `"${v}" does not match ${String(re)}`);
-  return v;
-}
-
-function optStr(o: Json, key: string, where: string, re?: RegExp): string | undefined {
-  return o[key] === undefined ? undefined : str(o, key, where, re);
-}
-
-function onlyKeys(o: Json, allowed: readonly string[], where: string): void {
-  for (const k of Object.keys(o)) {
-    if (!allowed.includes(k)) fail(`${where}.${k}`, `unknown key (allowed: ${allowed.join(', ')})`);
-  }
-}
-
-function parseKey(name: string, v: unknown): SigningKey {
-  const where = `keys.${name}`;
-  const o = obj(v, where);
-  onlyKeys(o, ['type', 'keyId', 'publicKey'], where);
-  if (o['type'] !== 'usign') fail(`${where}.type`, 'only "usign" keys are supported');
-  const keyId = str(o, 'keyId', where, /^[0-9a-f]{16}$/);
-  const publicKey = str(o, 'publicKey', where, /^[A-Za-z0-9+/]{54}==?$|^[A-Za-z0-9+/]{56}$/);
-  // The key id is bytes 2..10 of the decoded key; a mismatch means the two fields were pasted from
-  // different keys, which would make every later signature check meaningless.
-  const raw = Buffer.from(publicKey, 'base64');
-  if (raw.length !== 42 || raw.subarray(0, 2).toString('latin1') !== 'Ed') {
-    fail(`${where}.publicKey`, 'is not a usign Ed25519 public key (42 bytes starting "Ed")');
-  }
-  if (raw.subarray(2, 10).toString('hex') !== keyId) {
-    fail(`${where}.keyId`, `${keyId} is not the key id inside publicKey (${raw.subarray(2, 10).toString('hex')})`);
-  }
-  return Object.freeze({ name, type: 'usign', keyId, publicKey });
-}
-
-function parseInput(v: unknown, i: number): LockedInput {
-  const where = `inputs[${i}]`;
-  const o = obj(v, where);
-  onlyKeys(
-    o,
-    ['name', 'role', 'version', 'url', 'file', 'sha256', 'integrity', 'size', 'signedSums', 'signature', 'license', 'note'],
-    where,
-  );
-  const name = str(o, 'name', where, NAME);
-  const w = `input "${name}"`;
-  const role = str(o, 'role', w) as InputRole;
-  if (!INPUT_ROLES.includes(role)) fail(`${w}.role`, `"${role}" is not one of ${INPUT_ROLES.join(', ')}`);
-  const url = str(o, 'url', w);
+function urlProblem(url: string): string | undefined {
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    fail(`${w}.url`, `"${url}" is not a URL`);
+    return `"${url}" is not a URL`;
   }
-  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') fail(`${w}.url`, 'must be http(s)');
-  const file = str(o, 'file', w, FILE);
-  if (!decodeURIComponent(parsed.pathname).endsWith('/' + file)) fail(`${w}.file`, `"${file}" is not the last part of the URL`);
-  const sha256 = optStr(o, 'sha256', w, HEX64);
-  const integrity = optStr(o, 'integrity', w, /^sha512-[A-Za-z0-9+/]{86}==$/);
-  const size = o['size'];
-  if (size !== undefined && (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0)) {
-    fail(`${w}.size`, 'must be a positive integer (bytes)');
+  return parsed.protocol === 'https:' || parsed.protocol === 'http:' ? undefined : 'must be http(s)';
+}
+
+const KEY_SCHEMA = object({
+  type: refine(string(), (t) => (t === 'usign' ? undefined : 'only "usign" keys are supported')),
+  keyId: string({ pattern: /^[0-9a-f]{16}$/ }),
+  publicKey: string({ pattern: /^[A-Za-z0-9+/]{54}==?$|^[A-Za-z0-9+/]{56}$/ }),
+});
+
+const INPUT_SCHEMA = object({
+  name: string({ pattern: NAME }),
+  role: oneOf(INPUT_ROLES),
+  url: refine(string(), urlProblem),
+  file: string({ pattern: FILE }),
+  sha256: optional(string({ pattern: HEX64 })),
+  integrity: optional(string({ pattern: /^sha512-[A-Za-z0-9+/]{86}==$/ })),
+  size: optional(positiveInteger('bytes')),
+  version: string(),
+  signedSums: optional(object({ sums: string(), sig: string(), key: string() })),
+  signature: optional(object({ sig: string(), key: string() })),
+  license: optional(string()),
+  note: optional(string()),
+});
+
+const LOCK_SCHEMA = object(
+  {
+    lockVersion: literal(1),
+    defaults: object({ openwrt: string(), node: string() }),
+    keys: optional(record(KEY_SCHEMA), {}),
+    inputs: array(INPUT_SCHEMA),
+  },
+  { ignoredKeys: ['$comment'] },
+);
+
+/**
+ * Paths as people read the lock file: an input by its name once it has a valid one (`input "x".sha256`),
+ * the top level as `top level`.
+ */
+function where(raw: unknown, path: Path): string {
+  if (path.length === 0) return 'top level';
+  const [first, i, ...rest] = path;
+  const entries = isRecord(raw) ? raw['inputs'] : undefined;
+  const entry: unknown = first === 'inputs' && typeof i === 'number' && Array.isArray(entries) ? entries[i] : undefined;
+  const name = isRecord(entry) ? entry['name'] : undefined;
+  if (typeof name !== 'string' || !NAME.test(name)) return formatPath(path);
+  return rest.length === 0 ? `input "${name}"` : `input "${name}".${formatPath(rest)}`;
+}
+
+function checkKey(name: string, k: Infer<typeof KEY_SCHEMA>): SigningKey {
+  // The key id is bytes 2..10 of the decoded key; a mismatch means the two fields were pasted from
+  // different keys, which would make every later signature check meaningless.
+  const raw = Buffer.from(k.publicKey, 'base64');
+  if (raw.length !== 42 || raw.subarray(0, 2).toString('latin1') !== 'Ed') {
+    fail(`keys.${name}.publicKey`, 'is not a usign Ed25519 public key (42 bytes starting "Ed")');
   }
-  const out: {
-    -readonly [K in keyof LockedInput]: LockedInput[K];
-  } = { name, role, version: str(o, 'version', w), url, file };
-  if (sha256 !== undefined) out.sha256 = sha256;
-  if (integrity !== undefined) out.integrity = integrity;
-  if (typeof size === 'number') out.size = size;
-  if (o['signedSums'] !== undefined) {
-    const s = obj(o['signedSums'], `${w}.signedSums`);
-    onlyKeys(s, ['sums', 'sig', 'key'], `${w}.signedSums`);
-    out.signedSums = Object.freeze({
-      sums: str(s, 'sums', `${w}.signedSums`),
-      sig: str(s, 'sig', `${w}.signedSums`),
-      key: str(s, 'key', `${w}.signedSums`),
-    });
+  if (raw.subarray(2, 10).toString('hex') !== k.keyId) {
+    fail(`keys.${name}.keyId`, `${k.keyId} is not the key id inside publicKey (${raw.subarray(2, 10).toString('hex')})`);
   }
-  if (o['signature'] !== undefined) {
-    const s = obj(o['signature'], `${w}.signature`);
-    onlyKeys(s, ['sig', 'key'], `${w}.signature`);
-    out.signature = Object.freeze({ sig: str(s, 'sig', `${w}.signature`), key: str(s, 'key', `${w}.signature`) });
-  }
-  const license = optStr(o, 'license', w);
-  if (license !== undefined) out.license = license;
-  const note = optStr(o, 'note', w);
-  if (note !== undefined) out.note = note;
+  return Object.freeze({ name, type: 'usign', keyId: k.keyId, publicKey: k.publicKey });
+}
+
+function checkInput(i: Infer<typeof INPUT_SCHEMA>): LockedInput {
+  const w = `input "${i.name}"`;
+  if (!decodeURIComponent(new URL(i.url).pathname).endsWith('/' + i.file)) fail(`${w}.file`, `"${i.file}" is not the last part of the URL`);
   // Every byte we build from must be pinned: by its own hash, or (checksum lists) by a signature, or
   // (signatures) by being checked against a pinned key.
-  if (role === 'imagebuilder-sums') {
-    if (!out.signature) fail(w, 'a checksum list needs "signature" {sig, key}');
-  } else if (role !== 'imagebuilder-sums-sig' && !sha256) {
+  if (i.role === 'imagebuilder-sums') {
+    if (!i.signature) fail(w, 'a checksum list needs "signature" {sig, key}');
+  } else if (i.role !== 'imagebuilder-sums-sig' && !i.sha256) {
     fail(`${w}.sha256`, 'is required (64 hex digits): an unpinned input cannot be verified');
   }
+  const out: { -readonly [K in keyof LockedInput]: LockedInput[K] } = { name: i.name, role: i.role, version: i.version, url: i.url, file: i.file };
+  if (i.sha256 !== undefined) out.sha256 = i.sha256;
+  if (i.integrity !== undefined) out.integrity = i.integrity;
+  if (i.size !== undefined) out.size = i.size;
+  if (i.signedSums) out.signedSums = Object.freeze(i.signedSums);
+  if (i.signature) out.signature = Object.freeze(i.signature);
+  if (i.license !== undefined) out.license = i.license;
+  if (i.note !== undefined) out.note = i.note;
   return Object.freeze(out);
 }
 
 export function parseImageLock(text: string): ImageLock {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new ImageError('lock-invalid', `lock file: not JSON: ${(e as Error).message}`);
-  }
-  const o = obj(raw, 'top level');
-  onlyKeys(o, ['$comment', 'lockVersion', 'defaults', 'keys', 'inputs'], 'top level');
-  if (o['lockVersion'] !== 1) fail('lockVersion', 'must be 1');
-  const d = obj(o['defaults'], 'defaults');
-  onlyKeys(d, ['openwrt', 'node'], 'defaults');
-  const keysRaw = obj(o['keys'] ?? {}, 'keys');
+  const raw = parseJsonText(text, (problem, cause) => {
+    throw new ImageError('lock-invalid', `lock file: ${problem}`, { cause });
+  });
+  const doc = parseWith(LOCK_SCHEMA, raw, (i) => fail(where(raw, i.path), i.problem));
   const keys: Record<string, SigningKey> = {};
-  for (const [name, v] of Object.entries(keysRaw)) keys[name] = parseKey(name, v);
-  if (!Array.isArray(o['inputs'])) fail('inputs', 'must be an array');
-  const inputs = (o['inputs'] as unknown[]).map(parseInput);
+  for (const [name, k] of Object.entries(doc.keys)) keys[name] = checkKey(name, k);
+  const inputs = doc.inputs.map(checkInput);
 
   const byName = new Map<string, LockedInput>();
   for (const inp of inputs) {
@@ -220,8 +212,8 @@ export function parseImageLock(text: string): ImageLock {
       needKey(inp.signature.key, `input "${inp.name}".signature.key`);
     }
   }
-  const defaults = { openwrt: str(d, 'openwrt', 'defaults'), node: str(d, 'node', 'defaults') };
-  const lock: ImageLock = { lockVersion: 1, defaults: Object.freeze(defaults), keys: Object.freeze(keys), inputs: Object.freeze(inputs) };
+  const defaults = Object.freeze({ ...doc.defaults });
+  const lock: ImageLock = { lockVersion: 1, defaults, keys: Object.freeze(keys), inputs: Object.freeze(inputs) };
   pickInputs(lock, defaults.openwrt, defaults.node); // the defaults must name a complete set
   return Object.freeze(lock);
 }

@@ -2,6 +2,7 @@
 // The rockchip sysupgrade image layout (OpenWrt target/linux/rockchip/image, gen_image_generic.sh): an MBR,
 // 32 MiB reserved for idbloader/U-Boot, p1 "kernel" (ext4, KERNEL_PARTSIZE) and p2 rootfs
 // (ROOTFS_PARTSIZE), both type 0x83 and aligned to 32 MiB. Pure: `sfdisk -J` JSON in, findings out.
+import { ImageError } from './errors.js';
 
 export const SECTOR = 512;
 export const MIB = 1024 * 1024;
@@ -15,7 +16,7 @@ export interface PartitionTable {
 export function parseSfdiskJson(text: string): PartitionTable {
   const raw = JSON.parse(text) as { partitiontable?: { label?: string; partitions?: { start: number; size: number; type: string }[] } };
   const pt = raw.partitiontable;
-  if (!pt) throw new Error('sfdisk output has no partitiontable');
+  if (!pt) throw new ImageError('image-layout', 'sfdisk output has no partitiontable');
   return { label: pt.label ?? '', partitions: (pt.partitions ?? []).map((p) => ({ start: p.start, size: p.size, type: String(p.type) })) };
 }
 

@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
+import { ConnectorError } from '../../shared/errors.js';
 import { exec, execSync, type ExecOptions, type ExecResult } from '../../shared/exec.js';
 
 /** A short unique prefix: interface names are limited to 15 bytes, so keep it at 6. */
@@ -108,7 +109,7 @@ export function spawnInNetns(ns: string, cmd: string, args: readonly string[], o
       // reported by the caller, which checks that the pid is alive
     });
     child.unref();
-    if (child.pid === undefined) throw new Error(`cannot start ${cmd} in ${ns}`);
+    if (child.pid === undefined) throw new ConnectorError('CK_ERR_LAB', `cannot start ${cmd} in ${ns}`);
     return child.pid;
   } finally {
     closeSync(fd);

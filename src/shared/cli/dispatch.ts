@@ -17,7 +17,7 @@ export function usage(program: string, table: CommandTable): string {
   return `usage: ${program} <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun '${program} <command> --help' for the options of one command.`;
 }
 
-/** Maps errors to exit codes at exactly one edge: usage 2, known failures 1 with their code. */
+/** Runs one command of `table`; its errors become exit codes through reportError. */
 export async function runCommand(
   program: string,
   table: CommandTable,
@@ -27,12 +27,12 @@ export async function runCommand(
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(usage(program, table) + '\n');
-    return name === undefined ? 2 : 0;
+    return name === undefined ? EXIT.usage : EXIT.ok;
   }
   const entry = table[name];
   if (!entry) {
     process.stderr.write(`${program}: unknown command "${name}"\n\n${usage(program, table)}\n`);
-    return 2;
+    return EXIT.usage;
   }
   try {
     const load = entry[0];
@@ -44,16 +44,48 @@ export async function runCommand(
   }
 }
 
+/**
+ * The exit codes of every program of the kit (connector, connector-agent, build-image). This is the only
+ * place that maps an error to one; docs/errors.md lists the codes behind 1.
+ */
+export const EXIT = Object.freeze({
+  ok: 0,
+  /** A known failure: a ConnectorError, printed with its stable code. */
+  failure: 1,
+  /** The command line was wrong (UsageError): fix the arguments, see --help. */
+  usage: 2,
+  /** An error without a code: a bug. The stack is printed; report it (EX_SOFTWARE of sysexits.h). */
+  bug: 70,
+});
+
+export function exitCodeFor(e: unknown): number {
+  if (e instanceof UsageError) return EXIT.usage;
+  if (e instanceof ConnectorError) return EXIT.failure;
+  return EXIT.bug;
+}
+
+/** Prints an error the way its exit code says (the stable code for known failures) and returns that code. */
 export function reportError(program: string, e: unknown): number {
+  const code = exitCodeFor(e);
   if (e instanceof UsageError) {
     process.stderr.write(`${program}: ${e.message}\n`);
-    return 2;
-  }
-  if (e instanceof ConnectorError) {
+  } else if (e instanceof ConnectorError) {
     process.stderr.write(`${program}: ${e.message} [${e.code}]\n`);
     if (process.env['CONNECTOR_DEBUG'] && e.cause) process.stderr.write(`cause: ${errorMessage(e.cause)}\n`);
-    return 1;
+  } else {
+    process.stderr.write(`${program}: unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
   }
-  process.stderr.write(`${program}: unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-  return 1;
+  return code;
+}
+
+/** A program's entry: runs `main` and sets the process exit code from its result or its error. */
+export function runProgram(program: string, main: () => Promise<number>): Promise<void> {
+  return main().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.exitCode = reportError(program, e);
+    },
+  );
 }

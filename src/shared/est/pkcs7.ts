@@ -38,7 +38,7 @@ export function decodeCertsOnly(der: Uint8Array): Buffer[] {
   let sd: SignedData;
   try {
     const ci = AsnConvert.parse(der, ContentInfo);
-    if (ci.contentType !== id_signedData) throw new Error(`content type ${ci.contentType} is not signedData`);
+    if (ci.contentType !== id_signedData) throw new ConnectorError('CK_ERR_EST', `content type ${ci.contentType} is not signedData`);
     sd = AsnConvert.parse(ci.content, SignedData);
   } catch (e) {
     throw new ConnectorError('CK_ERR_EST', `response is not a CMS certs-only structure: ${(e as Error).message}`, {

@@ -2,6 +2,7 @@
 // The release manifest: the one object we sign. Devices verify the signature over the exact bytes they
 // received, then parse them here; nothing else about a release is trusted. Pure: bytes in, typed value out.
 import { ConnectorError } from '../errors.js';
+import { array, formatPath, literal, object, oneOf, optional, parseJsonText, parseWith, positiveInteger, refine, section, string } from '../schema/schema.js';
 import { isVersion } from './version.js';
 
 export const MANIFEST_SCHEMA = 1;
@@ -43,87 +44,64 @@ function bad(path: string, problem: string): ConnectorError {
   return new ConnectorError('CK_ERR_OTA_MANIFEST', `release manifest ${path}: ${problem}`);
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+const version = refine(string(), (v) => (isVersion(v) ? undefined : `"${v}" is not a version like 1.2.3`));
 
-function str(o: Record<string, unknown>, key: string, path: string, re?: RegExp, hint?: string): string {
-  const v = o[key];
-  if (typeof v !== 'string' || v === '') throw bad(`${path}${key}`, 'must be a non-empty string');
-  if (re && !re.test(v)) throw bad(`${path}${key}`, `"${v}" is invalid${hint ? `: ${hint}` : ''}`);
-  return v;
-}
+// Unknown keys are ignored, not refused: a manifest is a message from the release tool to devices that
+// may run an older agent, and the signature, not the key set, is what makes it trustworthy.
+const tolerant = { unknownKeys: 'ignore' } as const;
 
-function optVersion(o: Record<string, unknown>, key: string, path: string): string | undefined {
-  const v = o[key];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string') throw bad(`${path}${key}`, 'must be a string');
-  return checkVersion(v, `${path}${key}`);
-}
+const ARTIFACT_SCHEMA = object(
+  {
+    kind: oneOf(ARTIFACT_KINDS),
+    name: refine(string({ pattern: /^[A-Za-z0-9._-]{1,128}$/, hint: 'a plain file name' }), (n) => (n === '.' || n === '..' ? 'must be a file name' : undefined)),
+    sha256: string({ pattern: /^[0-9a-f]{64}$/, hint: '64 lower-case hex digits' }),
+    size: positiveInteger('bytes'),
+    urls: array(string({ pattern: /^https:\/\/[^\s]+$/, hint: 'an https:// URL' }), { nonEmpty: true }),
+  },
+  tolerant,
+);
 
-function checkVersion(v: string, path: string): string {
-  if (!isVersion(v)) throw bad(path, `"${v}" is not a version like 1.2.3`);
-  return v;
-}
-
-function parseArtifact(raw: unknown, i: number): ReleaseArtifact {
-  const path = `artifacts[${i}].`;
-  if (!isRecord(raw)) throw bad(`artifacts[${i}]`, 'must be an object');
-  const kind = raw['kind'];
-  if (kind !== 'agent' && kind !== 'sysupgrade') throw bad(`${path}kind`, 'must be "agent" or "sysupgrade"');
-  const name = str(raw, 'name', path, /^[A-Za-z0-9._-]{1,128}$/, 'a plain file name');
-  if (name === '.' || name === '..') throw bad(`${path}name`, 'must be a file name');
-  const sha256 = str(raw, 'sha256', path, /^[0-9a-f]{64}$/, '64 lower-case hex digits');
-  const size = raw['size'];
-  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0) throw bad(`${path}size`, 'must be a positive integer (bytes)');
-  const urls = raw['urls'];
-  if (!Array.isArray(urls) || urls.length === 0) throw bad(`${path}urls`, 'must be a non-empty array');
-  for (const [j, u] of urls.entries()) {
-    if (typeof u !== 'string' || !/^https:\/\/[^\s]+$/.test(u)) throw bad(`${path}urls[${j}]`, 'must be an https:// URL');
-  }
-  return Object.freeze({ kind, name, sha256, size, urls: Object.freeze([...(urls as string[])]) });
-}
+const MANIFEST_SCHEMA_V1 = object(
+  {
+    schema: literal(MANIFEST_SCHEMA),
+    version,
+    board: string({ pattern: /^[a-z0-9][a-z0-9,._-]{0,127}$/, hint: 'an OpenWrt board name like friendlyarm,nanopi-r3s' }),
+    createdAt: refine(string(), (t) => (Number.isNaN(Date.parse(t)) ? 'must be an ISO 8601 time' : undefined)),
+    compat: section({ minVersion: optional(version), osCompatVersion: optional(string({ pattern: /^\d+\.\d+$/, hint: 'a compat version like 1.1' })) }, tolerant),
+    artifacts: refine(array(ARTIFACT_SCHEMA, { nonEmpty: true }), (as) => {
+      const twice = ARTIFACT_KINDS.find((kind) => as.filter((a) => a.kind === kind).length > 1);
+      return twice ? `more than one "${twice}" artifact` : undefined;
+    }),
+    notes: optional(string({ allowEmpty: true })),
+  },
+  tolerant,
+);
 
 /** Parses and validates manifest bytes (or text); throws CK_ERR_OTA_MANIFEST naming the bad field. */
 export function parseReleaseManifest(input: Uint8Array | string): ReleaseManifest {
   const text = typeof input === 'string' ? input : Buffer.from(input).toString('utf8');
-  if (Buffer.byteLength(text) > MAX_MANIFEST_BYTES) throw bad('', `larger than ${MAX_MANIFEST_BYTES} bytes`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new ConnectorError('CK_ERR_OTA_MANIFEST', `release manifest is not JSON: ${(e as Error).message}`, { cause: e });
-  }
-  if (!isRecord(raw)) throw bad('', 'must be a JSON object');
-  if (raw['schema'] !== MANIFEST_SCHEMA) throw bad('schema', `must be ${MANIFEST_SCHEMA}`);
-  const version = checkVersion(str(raw, 'version', ''), 'version');
-  const board = str(raw, 'board', '', /^[a-z0-9][a-z0-9,._-]{0,127}$/, 'an OpenWrt board name like friendlyarm,nanopi-r3s');
-  const createdAt = str(raw, 'createdAt', '');
-  if (Number.isNaN(Date.parse(createdAt))) throw bad('createdAt', 'must be an ISO 8601 time');
-  const compatRaw = raw['compat'] ?? {};
-  if (!isRecord(compatRaw)) throw bad('compat', 'must be an object');
-  const minVersion = optVersion(compatRaw, 'minVersion', 'compat.');
-  const osCompatVersion = compatRaw['osCompatVersion'] === undefined ? undefined : str(compatRaw, 'osCompatVersion', 'compat.', /^\d+\.\d+$/, 'like 1.1');
-  const artifactsRaw = raw['artifacts'];
-  if (!Array.isArray(artifactsRaw) || artifactsRaw.length === 0) throw bad('artifacts', 'must be a non-empty array');
-  const artifacts = artifactsRaw.map(parseArtifact);
-  for (const kind of ARTIFACT_KINDS) {
-    if (artifacts.filter((a) => a.kind === kind).length > 1) throw bad('artifacts', `more than one "${kind}" artifact`);
-  }
-  const notes = raw['notes'];
-  if (notes !== undefined && typeof notes !== 'string') throw bad('notes', 'must be a string');
-  const compat: ReleaseCompat = Object.freeze({
-    ...(minVersion !== undefined ? { minVersion } : {}),
-    ...(osCompatVersion !== undefined ? { osCompatVersion } : {}),
+  if (Buffer.byteLength(text) > MAX_MANIFEST_BYTES) throw new ConnectorError('CK_ERR_OTA_MANIFEST', `release manifest is larger than ${MAX_MANIFEST_BYTES} bytes`);
+  const raw = parseJsonText(text, (problem, cause) => {
+    throw new ConnectorError('CK_ERR_OTA_MANIFEST', `release manifest ${problem}`, { cause });
   });
+  const m = parseWith(MANIFEST_SCHEMA_V1, raw, (i) => {
+    throw bad(formatPath(i.path), i.problem);
+  });
+  const compat: ReleaseCompat = Object.freeze({
+    ...(m.compat.minVersion !== undefined ? { minVersion: m.compat.minVersion } : {}),
+    ...(m.compat.osCompatVersion !== undefined ? { osCompatVersion: m.compat.osCompatVersion } : {}),
+  });
+  // Key order is the encoding's (encodeReleaseManifest), so parse(encode(m)) round-trips byte for byte.
   return Object.freeze({
     schema: MANIFEST_SCHEMA,
-    version,
-    board,
+    version: m.version,
+    board: m.board,
     compat,
-    createdAt,
-    ...(notes !== undefined ? { notes } : {}),
-    artifacts: Object.freeze(artifacts),
+    createdAt: m.createdAt,
+    ...(m.notes !== undefined ? { notes: m.notes } : {}),
+    artifacts: Object.freeze(
+      m.artifacts.map((a) => Object.freeze({ kind: a.kind, name: a.name, sha256: a.sha256, size: a.size, urls: Object.freeze(a.urls) })),
+    ),
   });
 }
 

@@ -4,6 +4,7 @@
 //   connector/v1/<serial>/status               device -> all, retained, QoS 1; Last Will {"online":false}
 //   connector/v1/<serial>/jobs/<jobId>         controller -> device, retained, QoS 1: the job document
 //   connector/v1/<serial>/jobs/<jobId>/state   device -> controller, retained, QoS 1: every state change
+import { check, integer, isRecord, object, oneOf, optional, refine, string, type Schema } from '../schema/schema.js';
 import type { RejectReason } from './verify-release.js';
 
 export const TOPIC_ROOT = 'connector/v1';
@@ -72,42 +73,83 @@ const JOB_STATES: readonly JobState[] = [
   'succeeded', 'failed', 'rolled-back', 'rejected',
 ];
 
-function record(v: unknown): Record<string, unknown> | undefined {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-}
-
 export type Parsed<T> = { ok: true; value: T } | { ok: false; drop: string };
 
-function jsonObject(payload: Buffer): Parsed<Record<string, unknown>> {
+// Unknown keys are ignored: controller and devices run different versions during a rollout, and a newer
+// sender may add a field. A known field of the wrong type is a drop named after the field.
+const tolerant = { unknownKeys: 'ignore' } as const;
+const anyString = (): Schema<string> => string({ allowEmpty: true });
+
+const JOB_DOCUMENT_SCHEMA = object(
+  {
+    jobId: refine(anyString(), (id) => (isJobId(id) ? undefined : 'is not a job id')),
+    rolloutId: anyString(),
+    manifest: anyString(),
+    signature: optional(anyString()),
+    issuedAt: anyString(),
+  },
+  tolerant,
+);
+
+const count = integer(0, Number.MAX_SAFE_INTEGER);
+const JOB_STATE_REPORT_SCHEMA = object(
+  {
+    jobId: anyString(),
+    version: anyString(),
+    at: anyString(),
+    state: oneOf(JOB_STATES),
+    targetVersion: optional(anyString()),
+    reason: optional(anyString()),
+    detail: optional(anyString()),
+    progress: optional(object({ bytes: count, total: count }, tolerant)),
+  },
+  tolerant,
+);
+
+/** A JSON object payload checked by `schema`; the drop reason comes from the first bad field. */
+function parsePayload<T>(payload: Buffer, schema: Schema<T>, drops: Readonly<Record<string, string>>, otherwise: string): Parsed<T> {
   let raw: unknown;
   try {
     raw = JSON.parse(payload.toString('utf8'));
   } catch {
     return { ok: false, drop: 'not-json' };
   }
-  const o = record(raw);
-  return o ? { ok: true, value: o } : { ok: false, drop: 'not-object' };
+  if (!isRecord(raw)) return { ok: false, drop: 'not-object' };
+  const r = check(schema, raw);
+  return r.ok ? r : { ok: false, drop: drops[String(r.issue.path[0])] ?? otherwise };
 }
 
 /** Payloads from the network are counted drops when malformed, never exceptions. */
 export function parseJobDocument(payload: Buffer): Parsed<JobDocument> {
-  const parsed = jsonObject(payload);
-  if (!parsed.ok) return parsed;
-  const o = parsed.value;
-  const { jobId, rolloutId, manifest, signature, issuedAt } = o;
-  if (typeof jobId !== 'string' || !isJobId(jobId)) return { ok: false, drop: 'bad-job-id' };
-  if (typeof rolloutId !== 'string' || typeof manifest !== 'string' || typeof issuedAt !== 'string') return { ok: false, drop: 'missing-field' };
-  if (signature !== undefined && typeof signature !== 'string') return { ok: false, drop: 'bad-signature-field' };
+  const r = parsePayload(payload, JOB_DOCUMENT_SCHEMA, { jobId: 'bad-job-id', signature: 'bad-signature-field' }, 'missing-field');
+  if (!r.ok) return r;
+  const { jobId, rolloutId, manifest, signature, issuedAt } = r.value;
   return { ok: true, value: { jobId, rolloutId, manifest, issuedAt, ...(signature !== undefined ? { signature } : {}) } };
 }
 
 export function parseJobStateReport(payload: Buffer): Parsed<JobStateReport> {
-  const parsed = jsonObject(payload);
-  if (!parsed.ok) return parsed;
-  const o = parsed.value;
-  if (typeof o['jobId'] !== 'string' || typeof o['version'] !== 'string' || typeof o['at'] !== 'string') return { ok: false, drop: 'missing-field' };
-  if (!JOB_STATES.includes(o['state'] as JobState)) return { ok: false, drop: 'bad-state' };
-  return { ok: true, value: o as unknown as JobStateReport };
+  const r = parsePayload(
+    payload,
+    JOB_STATE_REPORT_SCHEMA,
+    { state: 'bad-state', targetVersion: 'bad-field', reason: 'bad-field', detail: 'bad-field', progress: 'bad-field' },
+    'missing-field',
+  );
+  if (!r.ok) return r;
+  const { jobId, state, version, at, targetVersion, reason, detail, progress } = r.value;
+  return {
+    ok: true,
+    value: {
+      jobId,
+      state,
+      version,
+      ...(targetVersion !== undefined ? { targetVersion } : {}),
+      // A reason this version does not know is kept as text: the controller shows it, it decides nothing.
+      ...(reason !== undefined ? { reason: reason as NonNullable<JobStateReport['reason']> } : {}),
+      ...(detail !== undefined ? { detail } : {}),
+      ...(progress !== undefined ? { progress: { bytes: progress.bytes, total: progress.total } } : {}),
+      at,
+    },
+  };
 }
 
 /** Splits `connector/v1/<serial>/jobs/<jobId>[/state]`; undefined for anything else. */

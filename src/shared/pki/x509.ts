@@ -5,6 +5,7 @@ import 'reflect-metadata';
 import { createHash, webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
 import type { webcrypto as WebCryptoTypes } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
+import { ConnectorError } from '../errors.js';
 
 type CryptoKey = WebCryptoTypes.CryptoKey;
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
@@ -143,7 +144,7 @@ export async function exportPrivateKeyPem(key: CryptoKey): Promise<string> {
 
 export async function importPrivateKeyPem(pem: string): Promise<CryptoKey> {
   const der = x509.PemConverter.decode(pem)[0];
-  if (!der) throw new Error('no PEM block in private key text');
+  if (!der) throw new ConnectorError('CK_ERR_CONFIG_INVALID', 'no PEM block in private key text');
   return webcrypto.subtle.importKey('pkcs8', der, EC_ALG, true, ['sign']);
 }
 

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: UNLICENSED
 // The device registry: serial -> tenant -> segment (VNI, VTEPs, options), plus the enrollment allowlist
-// state of every serial and a denylist. Pure: parse/validate JSON, look up, and return updated copies.
+// state of every serial and a denylist. Pure: parse/validate JSON (unknown keys refused), look up, and
+// return updated copies.
 // The EST server, the headend and `connector registry` all read the same document.
 import { isIP } from 'node:net';
 import { ConnectorError } from '../errors.js';
+import { array, boolean, formatPath, integer, literal, object, oneOf, optional, parseWith, record, refine, string } from '../schema/schema.js';
 
 export type DeviceState = 'allowed' | 'claimed' | 'revoked';
 export const DEVICE_STATES: readonly DeviceState[] = ['allowed', 'claimed', 'revoked'];
@@ -51,71 +53,65 @@ function fail(path: string, problem: string): never {
   throw new ConnectorError('CK_ERR_REGISTRY', `registry ${path}: ${problem}`);
 }
 
-function obj(v: unknown, path: string): Record<string, unknown> {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(path, 'must be an object');
-  return v as Record<string, unknown>;
-}
-
-function optStr(o: Record<string, unknown>, key: string, path: string): string | undefined {
-  const v = o[key];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string') fail(`${path}.${key}`, 'must be a string');
-  return v;
-}
-
 export function isValidSerial(s: string): boolean {
   return SERIAL_RE.test(s);
 }
 
-function parseSegment(v: unknown, path: string): Segment {
-  const o = obj(v, path);
-  const vni = o['vni'];
-  if (typeof vni !== 'number' || !Number.isInteger(vni) || vni < 1 || vni > 0xffffff) {
-    fail(`${path}.vni`, 'must be an integer 1..16777215');
-  }
-  const vteps = o['vteps'] ?? [];
-  if (!Array.isArray(vteps) || vteps.some((x) => typeof x !== 'string' || isIP(x) === 0)) {
-    fail(`${path}.vteps`, 'must be a list of IP addresses');
-  }
-  const mtu = o['vtepPathMtu'] ?? 1550;
-  if (typeof mtu !== 'number' || !Number.isInteger(mtu) || mtu < 576 || mtu > 9216) fail(`${path}.vtepPathMtu`, 'must be an integer 576..9216');
-  return Object.freeze({
-    vni,
-    vteps: Object.freeze([...(vteps as string[])]),
-    multiSite: o['multiSite'] === true,
-    allowDhcpFromDc: o['allowDhcpFromDc'] === true,
-    vtepPathMtu: mtu,
-  });
-}
+const ipAddress = refine(string(), (v) => (isIP(v) === 0 ? `"${v}" is not an IP address` : undefined));
+
+const SEGMENT_SCHEMA = object({
+  vni: integer(1, 0xffffff),
+  vteps: optional(array(ipAddress), []),
+  multiSite: optional(boolean(), false),
+  allowDhcpFromDc: optional(boolean(), false),
+  vtepPathMtu: optional(integer(576, 9216), 1550),
+});
+
+const DEVICE_SCHEMA = object({
+  state: oneOf(DEVICE_STATES),
+  tenant: optional(string({ allowEmpty: true })),
+  segment: optional(string({ allowEmpty: true })),
+  site: optional(string({ allowEmpty: true })),
+  batch: optional(string({ allowEmpty: true })),
+  idevidFingerprint: optional(string({ allowEmpty: true })),
+  updatedAt: optional(string({ allowEmpty: true }), ''),
+});
+
+/** The document as written; parseRegistry adds the rules across entries (unique VNIs, claims). */
+const REGISTRY_SCHEMA = object({
+  version: literal(1),
+  tenants: optional(
+    record(object({ segments: optional(record(SEGMENT_SCHEMA), {}) }), {
+      keyPattern: NAME_RE,
+      keyProblem: 'tenant names are lowercase letters, digits, - and _',
+    }),
+    {},
+  ),
+  devices: optional(record(DEVICE_SCHEMA, { keyPattern: SERIAL_RE, keyProblem: 'serials are 1-64 letters, digits, ., _ or -' }), {}),
+  denylist: optional(array(string({ allowEmpty: true })), []),
+});
 
 /** Validates a registry document; errors name the JSON path and what is expected there. */
 export function parseRegistry(doc: unknown): Registry {
-  const root = obj(doc, '(root)');
-  if (root['version'] !== 1) fail('version', 'must be 1');
+  const root = parseWith(REGISTRY_SCHEMA, doc, (i) => fail(formatPath(i.path), i.problem));
   const tenants: Record<string, Tenant> = {};
   const vnis = new Map<number, string>();
-  for (const [name, t] of Object.entries(obj(root['tenants'] ?? {}, 'tenants'))) {
-    if (!NAME_RE.test(name)) fail(`tenants.${name}`, 'tenant names are lowercase letters, digits, - and _');
+  for (const [name, t] of Object.entries(root.tenants)) {
     const segs: Record<string, Segment> = {};
-    for (const [sname, s] of Object.entries(obj(obj(t, `tenants.${name}`)['segments'] ?? {}, `tenants.${name}.segments`))) {
-      const seg = parseSegment(s, `tenants.${name}.segments.${sname}`);
+    for (const [sname, seg] of Object.entries(t.segments)) {
       const other = vnis.get(seg.vni);
       if (other) fail(`tenants.${name}.segments.${sname}.vni`, `VNI ${seg.vni} is already used by ${other}`);
       vnis.set(seg.vni, `${name}/${sname}`);
-      segs[sname] = seg;
+      segs[sname] = Object.freeze({ ...seg, vteps: Object.freeze(seg.vteps) });
     }
     tenants[name] = Object.freeze({ segments: Object.freeze(segs) });
   }
   const devices: Record<string, Device> = {};
-  for (const [serial, d] of Object.entries(obj(root['devices'] ?? {}, 'devices'))) {
+  for (const [serial, d] of Object.entries(root.devices)) {
     const path = `devices.${serial}`;
-    if (!isValidSerial(serial)) fail(path, 'serials are 1-64 letters, digits, ., _ or -');
-    const o = obj(d, path);
-    const state = o['state'];
-    if (!DEVICE_STATES.includes(state as DeviceState)) fail(`${path}.state`, `must be one of ${DEVICE_STATES.join(', ')}`);
-    const dev: Device = { state: state as DeviceState, updatedAt: optStr(o, 'updatedAt', path) ?? '' };
+    const dev: Device = { state: d.state, updatedAt: d.updatedAt };
     for (const k of ['tenant', 'segment', 'site', 'batch', 'idevidFingerprint'] as const) {
-      const v = optStr(o, k, path);
+      const v = d[k];
       if (v !== undefined) dev[k] = v;
     }
     if (dev.state === 'claimed') {
@@ -126,13 +122,11 @@ export function parseRegistry(doc: unknown): Registry {
     }
     devices[serial] = Object.freeze(dev);
   }
-  const deny = root['denylist'] ?? [];
-  if (!Array.isArray(deny) || deny.some((x) => typeof x !== 'string')) fail('denylist', 'must be a list of serials');
   return Object.freeze({
     version: 1,
     tenants: Object.freeze(tenants),
     devices: Object.freeze(devices),
-    denylist: Object.freeze([...(deny as string[])]),
+    denylist: Object.freeze(root.denylist),
   });
 }
 

@@ -1,17 +1,12 @@
 // SPDX-License-Identifier: UNLICENSED
 // Test PKI and an in-process EST server on 127.0.0.1:0: factory CA, DC trust anchor (signs the EST
 // server certificate), DC device CA (signs operational certificates), a registry with one tenant.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../../src/shared/log.js';
-import {
-  createSelfSignedCa,
-  exportPrivateKeyPem,
-  generateKeyPair,
-  issueCertificate,
-  type Issuer,
-} from '../../../src/shared/pki/x509.js';
+import type { Issuer } from '../../../src/shared/pki/x509.js';
+import { createTestPki } from '../../helpers/pki.js';
 import { writeRegistryFile, updateRegistryFile } from '../../../src/shared/registry/registry-file.js';
 import { claimDevice, importAllowlist, parseRegistry, revokeDevice } from '../../../src/shared/registry/registry.js';
 import { initFactoryCa, loadFactoryCa, factoryCaPaths } from '../../../src/factory/adapters/factory-ca.js';
@@ -40,21 +35,14 @@ export interface EstFixture {
   close(): Promise<void>;
 }
 
-async function ca(cn: string): Promise<Issuer & { pem: string; keyPem: string }> {
-  const keys = await generateKeyPair(true);
-  const now = Date.now();
-  const cert = await createSelfSignedCa({ cn }, keys, new Date(now - 86_400_000), new Date(now + 10 * 365 * 86_400_000));
-  return { cert, privateKey: keys.privateKey, pem: cert.toString('pem') + '\n', keyPem: await exportPrivateKeyPem(keys.privateKey) };
-}
-
 /** The EST server's JSON config for a fixture directory (paths relative to it), as an operator writes it. */
 export const EST_CONFIG_DOC = Object.freeze({
   host: '127.0.0.1',
   port: 0,
-  tlsCertFile: 'est.cert.pem',
-  tlsKeyFile: 'est.key.pem',
+  tlsCertFile: 'server.cert.pem',
+  tlsKeyFile: 'server.key.pem',
   factoryCaFiles: ['factory/factory-ca.cert.pem'],
-  deviceCaCertFile: 'device-ca.cert.pem',
+  deviceCaCertFile: 'device-ca.pem',
   deviceCaKeyFile: 'device-ca.key.pem',
   registryFile: 'registry.json',
   issuanceLogFile: 'issued.jsonl',
@@ -65,33 +53,9 @@ export async function createEstFixture(opts: { lifetimeS?: number; retryAfterS?:
   const now = new Date();
   await initFactoryCa({ dir: join(dir, 'factory'), commonName: 'Test Factory CA', now: new Date(now.getTime() - 86_400_000), validityYears: 20 });
   const factoryCa = await loadFactoryCa(factoryCaPaths(join(dir, 'factory')));
-  const anchor = await ca('Test DC Anchor');
-  const deviceCa = await ca('Test DC Device CA');
-  const tlsKeys = await generateKeyPair(true);
-  const tlsCert = await issueCertificate({
-    issuer: anchor,
-    subject: { cn: 'est.test' },
-    publicKey: tlsKeys.publicKey,
-    profile: 'server',
-    notBefore: new Date(now.getTime() - 86_400_000),
-    notAfter: new Date(now.getTime() + 365 * 86_400_000),
-    dns: ['localhost', 'est.test'],
-    ips: ['127.0.0.1'],
-  });
-  const files = {
-    anchor: join(dir, 'dc-anchor.pem'),
-    deviceCaCert: join(dir, 'device-ca.cert.pem'),
-    deviceCaKey: join(dir, 'device-ca.key.pem'),
-    tlsCert: join(dir, 'est.cert.pem'),
-    tlsKey: join(dir, 'est.key.pem'),
-    registry: join(dir, 'registry.json'),
-    log: join(dir, 'issued.jsonl'),
-  };
-  writeFileSync(files.anchor, anchor.pem);
-  writeFileSync(files.deviceCaCert, deviceCa.pem);
-  writeFileSync(files.deviceCaKey, deviceCa.keyPem, { mode: 0o600 });
-  writeFileSync(files.tlsCert, tlsCert.toString('pem') + '\n');
-  writeFileSync(files.tlsKey, await exportPrivateKeyPem(tlsKeys.privateKey), { mode: 0o600 });
+  // The DC CA is the trust anchor (signs the EST server certificate); the device CA signs what EST issues.
+  const pki = await createTestPki(dir, { caNames: { dc: 'Test DC Anchor', device: 'Test DC Device CA' } });
+  const files = { registry: join(dir, 'registry.json'), log: join(dir, 'issued.jsonl') };
   writeRegistryFile(
     files.registry,
     parseRegistry({ version: 1, tenants: { acme: { segments: { lan: { vni: 1001, vteps: ['10.0.0.1'] } } } }, devices: {}, denylist: [] }),
@@ -110,9 +74,9 @@ export async function createEstFixture(opts: { lifetimeS?: number; retryAfterS?:
     dir,
     factoryCa,
     factoryCaFile: join(dir, 'factory', 'factory-ca.cert.pem'),
-    anchorPem: anchor.pem,
-    anchorFile: files.anchor,
-    deviceCaPem: deviceCa.pem,
+    anchorPem: pki.dcCa.pem,
+    anchorFile: pki.dcCa.file,
+    deviceCaPem: pki.deviceCa.pem,
     registryFile: files.registry,
     issuanceLogFile: files.log,
     config,

@@ -5,8 +5,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { exec, execSync, type ExecResult } from '../../../src/shared/exec.js';
@@ -15,6 +14,8 @@ import { FACTORY_BLOCK_OFFSET, FACTORY_REGION_SIZE } from '../../../src/shared/f
 import { MANIFEST_COLUMNS } from '../../../src/factory/core/batch-manifest.js';
 import { gatherTargetFacts } from '../../../src/factory/adapters/target-facts.js';
 import { createSelfSignedCa, generateKeyPair } from '../../../src/shared/pki/x509.js';
+import { tempDir } from '../../helpers/tmp.js';
+import { skipUnlessCi, skipOrFail } from '../../helpers/skip.js';
 
 const MiB = 1024 * 1024;
 const P1 = { start: 32 * MiB, size: 16 * MiB };
@@ -75,8 +76,7 @@ interface Station {
 }
 
 async function buildStation(t: TestContext): Promise<Station> {
-  const dir = mkdtempSync(join(tmpdir(), 'ck-station-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'ck-station-').dir;
   const raw = join(dir, 'standin-openwrt-rockchip.img');
   writeFileSync(raw, '');
   truncateSync(raw, IMAGE_BYTES);
@@ -247,7 +247,7 @@ test('refusals: dry run, already provisioned, the host root disk', async (t) => 
   assert.match(root.stdout, /REFUSE \[root-disk\]/);
 });
 
-test('refusals on block devices: mounted and too small', { skip: !isRoot && 'needs root for loop devices' }, async (t) => {
+test('refusals on block devices: mounted and too small', { skip: skipUnlessCi(!isRoot && 'needs root for loop devices') }, async (t) => {
   const attached: string[] = [];
   const mounts: string[] = [];
   // registered before buildStation's directory removal: unmount and detach first
@@ -270,7 +270,7 @@ test('refusals on block devices: mounted and too small', { skip: !isRoot && 'nee
   truncateSync(small, 20 * MiB);
   const smallDev = await loop(small);
   if (!smallDev) {
-    t.skip('no free loop device');
+    skipOrFail(t, 'no free loop device');
     return;
   }
   const tooSmall = await cli(s.args('R3S-0200', smallDev, ['--image', s.gz]));

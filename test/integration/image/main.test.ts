@@ -17,6 +17,7 @@ import { isImageFailure } from '../../../src/image/core/errors.js';
 import { signifyVerify } from '../../../src/image/adapters/signature.js';
 import { silentLogger } from '../../../src/shared/log.js';
 import { makeStandInKey, makeStandInRelease, REPO, type StandInRelease } from './adapters/stand-in.js';
+import { skipOrFail, skipUnlessCi } from '../../helpers/skip.js';
 
 const EPOCH = 1_764_000_000;
 let dir: string;
@@ -53,7 +54,8 @@ function options(name: string, over: Partial<BuildOptions> = {}): BuildOptions {
   };
 }
 
-test('offline with an empty cache and no mirror: fails before building, listing all nine inputs', { skip }, async () => {
+test('offline with an empty cache and no mirror: fails before building, listing all nine inputs', async (t) => {
+  if (skip) return skipOrFail(t, skip);
   await assert.rejects(buildImage(options('empty', { mirrorDir: undefined })), (e: unknown) => {
     assert.ok(isImageFailure(e, 'input-missing'));
     const msg = (e as Error).message;
@@ -66,7 +68,8 @@ test('offline with an empty cache and no mirror: fails before building, listing 
   assert.equal(existsSync(join(dir, 'work-empty')), false, 'nothing was unpacked or built');
 });
 
-test('a tampered ImageBuilder tarball in the mirror is refused', { skip }, async () => {
+test('a tampered ImageBuilder tarball in the mirror is refused', async (t) => {
+  if (skip) return skipOrFail(t, skip);
   assert.ok(rel);
   const mirror = join(dir, 'mirror-tampered');
   execFileSync('cp', ['-a', rel.mirror, mirror]);
@@ -77,7 +80,8 @@ test('a tampered ImageBuilder tarball in the mirror is refused', { skip }, async
   await assert.rejects(buildImage(options('tampered', { mirrorDir: mirror })), (e: unknown) => isImageFailure(e, 'input-tampered'));
 });
 
-test('a sha256sums not signed by the pinned key is refused', { skip }, async () => {
+test('a sha256sums not signed by the pinned key is refused', async (t) => {
+  if (skip) return skipOrFail(t, skip);
   assert.ok(rel);
   const mirror = join(dir, 'mirror-forged');
   execFileSync('cp', ['-a', rel.mirror, mirror]);
@@ -87,7 +91,8 @@ test('a sha256sums not signed by the pinned key is refused', { skip }, async () 
   await assert.rejects(buildImage(options('forged', { mirrorDir: mirror })), (e: unknown) => isImageFailure(e, 'bad-signature'));
 });
 
-test('as root, a mirror the unprivileged build user cannot read is reported, naming the directories', { skip: skip || (process.getuid?.() === 0 ? false : 'needs root') }, async () => {
+test('as root, a mirror the unprivileged build user cannot read is reported, naming the directories', { skip: skipUnlessCi(process.getuid?.() === 0 ? false : 'needs root') }, async (t) => {
+  if (skip) return skipOrFail(t, skip);
   chmodSync(dir, 0o700); // mkdtemp's default: nobody cannot enter it
   await assert.rejects(buildImage(options('unreadable')), (e: unknown) => {
     assert.ok(isImageFailure(e, 'mirror-unreadable'), String(e));
@@ -98,7 +103,8 @@ test('as root, a mirror the unprivileged build user cannot read is reported, nam
 
 let first: BuildResult | undefined;
 
-test('a build from the mirror produces the image, its sha256, manifest, SBOM and a signed OTA release', { skip }, async () => {
+test('a build from the mirror produces the image, its sha256, manifest, SBOM and a signed OTA release', async (t) => {
+  if (skip) return skipOrFail(t, skip);
   chmodSync(dir, 0o755); // the ImageBuilder's user reads the package feeds in the mirror
   const releaseKey = makeStandInKey(join(dir, 'release-key'), 'release');
   first = await buildImage(options('a', { release: { secretKeyFile: releaseKey.secFile, urlBase: 'https://updates.example.net/r3s' } }));
@@ -144,7 +150,8 @@ test('a build from the mirror produces the image, its sha256, manifest, SBOM and
   assert.equal(r.status, 0, String(r.stderr));
 });
 
-test('a second build from the same inputs gives the same bytes', { skip }, async () => {
+test('a second build from the same inputs gives the same bytes', async (t) => {
+  if (skip) return skipOrFail(t, skip);
   assert.ok(first, 'first build ran');
   await buildImage(options('b'));
   const a = join(dir, 'out-a');
@@ -161,7 +168,8 @@ test('a second build from the same inputs gives the same bytes', { skip }, async
   assert.deepEqual(strip(join(a, 'build-manifest.json')), strip(join(b, 'build-manifest.json')));
 });
 
-test('the arm64 agent runs under qemu-aarch64 in a root with no glibc: --version and --self-test', { skip }, () => {
+test('the arm64 agent runs under qemu-aarch64 in a root with no glibc: --version and --self-test', (t) => {
+  if (skip) return skipOrFail(t, skip);
   assert.ok(first, 'first build ran');
   const root = join(dir, 'arm64-root');
   mkdirSync(join(root, 'tmp'), { recursive: true });

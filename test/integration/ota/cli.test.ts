@@ -5,12 +5,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseUsignPublicKey } from '../../../src/shared/usign/index.js';
-import { createTestPki } from './helpers/pki.js';
+import { createTestPki } from '../../helpers/pki.js';
+import { tempDir } from '../../helpers/tmp.js';
 import { CONTROLLER_CN, freePort } from './helpers/mosquitto.js';
 import { agentArtifact } from './helpers/release.js';
 import { createTestDevice } from './helpers/device.js';
@@ -35,8 +35,7 @@ function cliAsync(args: string[]): Promise<{ code: number | null; stdout: string
 }
 
 test('release keygen, manifest, sign, verify; signify verifies the result', (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'ck-ota-cli-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'ck-ota-cli-').dir;
   const k = cli(['release', 'keygen', '--out', join(dir, 'rel')]);
   assert.equal(k.code, 0, k.stderr);
   assert.equal(statSync(join(dir, 'rel.sec')).mode & 0o777, 0o600);
@@ -58,13 +57,12 @@ test('release keygen, manifest, sign, verify; signify verifies the result', (t) 
 });
 
 test('ota broker-config, serve, rollout and status drive three devices to the new version', async (t) => {
-  const pki = createTestPki(t, [...FLEET, CONTROLLER_CN]);
-  const dir = mkdtempSync(join(tmpdir(), 'ck-ota-cli-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const pki = await createTestPki(tempDir(t, 'ck-ota-pki-').dir, { singleCa: true, clients: [...FLEET, CONTROLLER_CN] });
+  const dir = tempDir(t, 'ck-ota-cli-').dir;
 
   // Broker from the generated config (plus `user root` and a log file for the test host).
   const port = await freePort();
-  const bc = cli(['ota', 'broker-config', '--out', join(dir, 'broker'), '--cafile', pki.caFile, '--certfile', pki.server.certFile, '--keyfile', pki.server.keyFile, '--host', '127.0.0.1', '--port', String(port), '--controller', CONTROLLER_CN, '--user', 'root']);
+  const bc = cli(['ota', 'broker-config', '--out', join(dir, 'broker'), '--cafile', pki.dcCa.file, '--certfile', pki.server.certFile, '--keyfile', pki.server.keyFile, '--host', '127.0.0.1', '--port', String(port), '--controller', CONTROLLER_CN, '--user', 'root']);
   assert.equal(bc.code, 0, bc.stderr);
   const conf = readFileSync(join(dir, 'broker', 'mosquitto.conf'), 'utf8');
   for (const line of ['require_certificate true', 'use_identity_as_username true', 'use_username_as_clientid true', 'tls_version tlsv1.3', 'allow_anonymous false', 'per_listener_settings false']) assert.ok(conf.includes(line), line);
@@ -80,7 +78,7 @@ test('ota broker-config, serve, rollout and status drive three devices to the ne
   t.after(() => void srv.kill('SIGTERM'));
   await new Promise<void>((r) => srv.stdout.once('data', () => r()));
   const base = `https://127.0.0.1:${httpsPort}`;
-  const curl = spawnSync('curl', ['-s', '--cacert', pki.caFile, '-r', '100-199', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', `${base}/connector-agent-2.0.0.mjs`], { encoding: 'utf8' });
+  const curl = spawnSync('curl', ['-s', '--cacert', pki.dcCa.file, '-r', '100-199', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', `${base}/connector-agent-2.0.0.mjs`], { encoding: 'utf8' });
   assert.equal(curl.stdout, '206 100');
 
   assert.equal(cli(['release', 'keygen', '--out', join(dir, 'k')]).code, 0);
@@ -89,11 +87,11 @@ test('ota broker-config, serve, rollout and status drive three devices to the ne
 
   const key = parseUsignPublicKey(readFileSync(join(dir, 'k.pub'), 'utf8'));
   const url = `mqtts://127.0.0.1:${port}`;
-  const devices = await Promise.all(FLEET.map((serial) => createTestDevice(t, { serial, keys: [key], artifactCa: pki.ca, pki, brokerUrl: url })));
+  const devices = await Promise.all(FLEET.map((serial) => createTestDevice(t, { serial, keys: [key], artifactCa: pki.dcCa.pem, pki, brokerUrl: url })));
 
   const ctl = pki.identity(CONTROLLER_CN);
   const state = join(dir, 'rollout.json');
-  const r = await cliAsync(['ota', 'rollout', '--release', join(dir, 'm.json'), '--pub', join(dir, 'k.pub'), '--devices', FLEET.join(','), '--cohort', '100%', '--fail-threshold', '1', '--state', state, '--broker', url, '--ca', pki.caFile, '--cert', ctl.certFile, '--key', ctl.keyFile]);
+  const r = await cliAsync(['ota', 'rollout', '--release', join(dir, 'm.json'), '--pub', join(dir, 'k.pub'), '--devices', FLEET.join(','), '--cohort', '100%', '--fail-threshold', '1', '--state', state, '--broker', url, '--ca', pki.dcCa.file, '--cert', ctl.certFile, '--key', ctl.keyFile]);
   assert.equal(r.code, 0, r.stdout + r.stderr);
   for (const d of devices) assert.equal(await d.updater.runningVersion(), '2.0.0');
   const st = cli(['ota', 'status', '--state', state]);

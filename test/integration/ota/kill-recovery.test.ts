@@ -5,9 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { readFileSync, readlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../../../src/shared/log.js';
@@ -15,7 +14,8 @@ import { encodeUsignPublicKey, generateUsignKeyPair } from '../../../src/shared/
 import { startArtifactServer } from '../../../src/ota/adapters/artifact-server.js';
 import { initSlots } from '../../../src/agent/adapters/ota/slots.js';
 import type { JobDocument } from '../../../src/shared/ota/protocol.js';
-import { createTestPki } from './helpers/pki.js';
+import { createTestPki } from '../../helpers/pki.js';
+import { tempDir } from '../../helpers/tmp.js';
 import { agentArtifact, buildRelease, type BuiltRelease } from './helpers/release.js';
 import { FIRST_VERSION } from './helpers/device.js';
 
@@ -84,9 +84,8 @@ function goodVersion(root: string, known: Map<string, Buffer>): string {
 }
 
 test('kill -9 at every step of an A/B update always leaves and ends on a good version', async (t) => {
-  const pki = createTestPki(t, []);
-  const dir = mkdtempSync(join(tmpdir(), 'ck-ota-kill-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const pki = await createTestPki(tempDir(t, 'ck-ota-pki-').dir, { singleCa: true });
+  const dir = tempDir(t, 'ck-ota-kill-').dir;
   const logLines: string[] = [];
   const log = createLogger({ write: (l) => logLines.push(l) });
   const fast = await startArtifactServer({ dir, cert: pki.server.cert, key: pki.server.key, host: '127.0.0.1', port: 0, log });
@@ -107,7 +106,7 @@ test('kill -9 at every step of an A/B update always leaves and ends on a good ve
     const job: JobDocument = { jobId: `job-${name}`, rolloutId: 'r', manifest: rel.manifestBytes.toString('base64'), signature: rel.signature, issuedAt: new Date().toISOString() };
     const jobFile = join(dir, `job-${name}.json`);
     writeFileSync(jobFile, JSON.stringify(job));
-    const env = { CK_ROOT: root, CK_PUBKEY: pub, CK_CA: pki.caFile, CK_JOB: jobFile };
+    const env = { CK_ROOT: root, CK_PUBKEY: pub, CK_CA: pki.dcCa.file, CK_JOB: jobFile };
     const a = startChild({ ...env, CK_KILL_AT: killAt });
     await a.waitFor(`AT ${killAt}`);
     a.child.kill('SIGKILL');

@@ -4,15 +4,15 @@
 // `sysupgrade -T` then `sysupgrade` through the configured (recording stand-in) command.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { silentLogger } from '../../../src/shared/log.js';
 import { encodeUsignSignature, generateUsignKeyPair, signUsign } from '../../../src/shared/usign/index.js';
 import { startArtifactServer } from '../../../src/ota/adapters/artifact-server.js';
 import { sysupgradeRunner } from '../../../src/agent/adapters/ota/sysupgrade.js';
 import type { JobDocument } from '../../../src/shared/ota/protocol.js';
-import { createTestPki } from './helpers/pki.js';
+import { createTestPki } from '../../helpers/pki.js';
+import { tempDir } from '../../helpers/tmp.js';
 import { agentArtifact, buildRelease, type BuiltRelease } from './helpers/release.js';
 import { createTestDevice, FIRST_VERSION, hashDeviceTree } from './helpers/device.js';
 
@@ -26,9 +26,8 @@ const job = (id: string, rel: BuiltRelease, signature: string | null = rel.signa
 });
 
 async function env(t: { after(fn: () => void | Promise<void>): void }) {
-  const pki = createTestPki(t, []);
-  const dir = mkdtempSync(join(tmpdir(), 'ck-ota-ref-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const pki = await createTestPki(tempDir(t, 'ck-ota-pki-').dir, { singleCa: true });
+  const dir = tempDir(t, 'ck-ota-ref-').dir;
   const server = await startArtifactServer({ dir, cert: pki.server.cert, key: pki.server.key, host: '127.0.0.1', port: 0, log: silentLogger });
   t.after(() => server.close());
   const oldKey = generateUsignKeyPair();
@@ -38,7 +37,7 @@ async function env(t: { after(fn: () => void | Promise<void>): void }) {
 
 test('bad releases are refused before anything on the device changes', async (t) => {
   const e = await env(t);
-  const dev = await createTestDevice(t, { serial: 'R3S-0009', keys: [e.oldKey.publicKey, e.newKey.publicKey], artifactCa: e.pki.ca });
+  const dev = await createTestDevice(t, { serial: 'R3S-0009', keys: [e.oldKey.publicKey, e.newKey.publicKey], artifactCa: e.pki.dcCa.pem });
   const before = hashDeviceTree(dev.root);
   const good = buildRelease({ dir: e.dir, baseUrl: e.server.url, version: '1.1.0', key: e.oldKey.secretKey, content: agentArtifact('1.1.0', true) });
 
@@ -91,7 +90,7 @@ test('an OS release runs sysupgrade -T, then sysupgrade, through the configured 
   const standIn = join(e.dir, 'sysupgrade-recording-stand-in.sh');
   writeFileSync(standIn, `#!/bin/sh\n# Recording stand-in for /sbin/sysupgrade: logs its arguments, checks the image exists, changes nothing.\necho "$@" >> '${log}'\nfor a in "$@"; do last="$a"; done\n[ -f "$last" ]\n`);
   chmodSync(standIn, 0o755);
-  const dev = await createTestDevice(t, { serial: 'R3S-0010', keys: [e.oldKey.publicKey], artifactCa: e.pki.ca, sysupgrade: sysupgradeRunner(standIn, silentLogger) });
+  const dev = await createTestDevice(t, { serial: 'R3S-0010', keys: [e.oldKey.publicKey], artifactCa: e.pki.dcCa.pem, sysupgrade: sysupgradeRunner(standIn, silentLogger) });
   const image = Buffer.alloc(64 * 1024, 0x5a);
   const rel = buildRelease({ dir: e.dir, baseUrl: e.server.url, version: '1.5.0', key: e.oldKey.secretKey, kind: 'sysupgrade', content: image });
   assert.equal(await dev.updater.handleJob(job('j-os', rel)), 'rebooting');

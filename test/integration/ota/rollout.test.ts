@@ -4,8 +4,6 @@
 // whose health check fails rolls back on each device and pauses the rollout at the threshold.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../../src/shared/log.js';
 import { generateUsignKeyPair } from '../../../src/shared/usign/index.js';
@@ -15,7 +13,8 @@ import { connectController } from '../../../src/ota/adapters/rollout-mqtt.js';
 import { loadRolloutState } from '../../../src/ota/adapters/files.js';
 import { createRollout, formatStatus, parseCohort, widenCohort } from '../../../src/ota/core/rollout-state.js';
 import { ALL_STATUS_FILTER, type DeviceStatus } from '../../../src/shared/ota/protocol.js';
-import { createTestPki } from './helpers/pki.js';
+import { createTestPki } from '../../helpers/pki.js';
+import { tempDir } from '../../helpers/tmp.js';
 import { CONTROLLER_CN, startMosquitto } from './helpers/mosquitto.js';
 import { agentArtifact, buildRelease } from './helpers/release.js';
 import { createTestDevice, FIRST_VERSION } from './helpers/device.js';
@@ -23,18 +22,17 @@ import { createTestDevice, FIRST_VERSION } from './helpers/device.js';
 const FLEET = ['R3S-0001', 'R3S-0002', 'R3S-0003'];
 
 async function setup(t: { after(fn: () => void | Promise<void>): void }) {
-  const pki = createTestPki(t, [...FLEET, CONTROLLER_CN]);
+  const pki = await createTestPki(tempDir(t, 'ck-ota-pki-').dir, { singleCa: true, clients: [...FLEET, CONTROLLER_CN] });
   const broker = await startMosquitto(t, pki);
-  const artifactsDir = mkdtempSync(join(tmpdir(), 'ck-ota-art-'));
-  t.after(() => rmSync(artifactsDir, { recursive: true, force: true }));
+  const artifactsDir = tempDir(t, 'ck-ota-art-').dir;
   const server = await startArtifactServer({ dir: artifactsDir, cert: pki.server.cert, key: pki.server.key, host: '127.0.0.1', port: 0, log: silentLogger });
   t.after(() => server.close());
   const key = generateUsignKeyPair();
   const devices = await Promise.all(
-    FLEET.map((serial) => createTestDevice(t, { serial, keys: [key.publicKey], artifactCa: pki.ca, pki, brokerUrl: broker.url })),
+    FLEET.map((serial) => createTestDevice(t, { serial, keys: [key.publicKey], artifactCa: pki.dcCa.pem, pki, brokerUrl: broker.url })),
   );
   const ctl = pki.identity(CONTROLLER_CN);
-  const client = await connectController({ url: broker.url, ca: pki.ca, cert: ctl.cert, key: ctl.key }, CONTROLLER_CN);
+  const client = await connectController({ url: broker.url, ca: pki.dcCa.pem, cert: ctl.cert, key: ctl.key }, CONTROLLER_CN);
   t.after(() => client.endAsync());
   const stateFile = join(artifactsDir, 'rollout-state.json');
   return { pki, broker, artifactsDir, server, key, devices, client, stateFile };

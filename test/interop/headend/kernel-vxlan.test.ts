@@ -12,9 +12,13 @@ import { join } from 'node:path';
 import { exec } from '../../../src/shared/exec.js';
 import { ipIn, nsExec } from '../../../src/lab/adapters/netns.js';
 import { isRoot, netnsScope } from '../../helpers/netns.js';
-import { REPO, createTestPki, headendConfigDoc, registryDoc, spawnHeadend, tempDir, until, writeJson } from '../../integration/headend/adapters/fixtures.js';
+import { REPO, headendConfigDoc, registryDoc, spawnHeadend, writeJson } from '../../integration/headend/adapters/fixtures.js';
+import { createTestPki } from '../../helpers/pki.js';
+import { tempDir } from '../../helpers/tmp.js';
+import { waitFor } from '../../helpers/wait.js';
+import { skipUnlessCi } from '../../helpers/skip.js';
 
-test('kernel vxlan VTEP interoperates with the headend (ARP, ping, tshark)', { skip: !isRoot() && 'needs root for network namespaces' }, async (t) => {
+test('kernel vxlan VTEP interoperates with the headend (ARP, ping, tshark)', { skip: skipUnlessCi(!isRoot() && 'needs root for network namespaces') }, async (t) => {
   const scope = netnsScope(t, 'ckv');
   const site = await scope.ns('site');
   const dc = await scope.ns('dc');
@@ -40,8 +44,8 @@ test('kernel vxlan VTEP interoperates with the headend (ARP, ping, tshark)', { s
   await ipIn(vm, 'addr', 'add', '192.168.10.5/24', 'dev', vmh);
 
   const d = tempDir(t, 'ck-kvx-', true);
-  const pki = await createTestPki(d, ['10.99.0.1']);
-  const dev = await pki.device('CN-0001');
+  const pki = await createTestPki(d.dir, { serverIps: ['10.99.0.1'] });
+  const dev = await pki.client('CN-0001');
   writeJson(d.path('registry.json'), registryDoc({ acme: { vni: 100, vteps: ['10.98.0.2'] } }, { 'CN-0001': 'acme' }));
   writeJson(d.path('headend.json'), headendConfigDoc(d, pki, { listenHost: '10.99.0.1', listenPort: 8443, vxlanAddress: '10.98.0.1', vxlanPort: 4789, vtepPort: 4789 }));
   const pcap = d.path('hv.pcap');
@@ -61,7 +65,7 @@ test('kernel vxlan VTEP interoperates with the headend (ARP, ping, tshark)', { s
   const src = spawn('ip', ['netns', 'exec', site, process.execPath, '--import', 'tsx', join(REPO, 'test/interop/headend/frame-source.ts')], {
     cwd: REPO,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, CK_HEADEND_URL: 'tls://10.99.0.1:8443', CK_KEY: dev.keyFile, CK_CERT: dev.certFile, CK_CA: pki.dcCaFile },
+    env: { ...process.env, CK_HEADEND_URL: 'tls://10.99.0.1:8443', CK_KEY: dev.keyFile, CK_CERT: dev.certFile, CK_CA: pki.dcCa.file },
   });
   children.push(src);
   const events: Record<string, unknown>[] = [];
@@ -77,10 +81,10 @@ test('kernel vxlan VTEP interoperates with the headend (ARP, ping, tshark)', { s
     }
   });
   const has = (e: string) => events.some((x) => x['event'] === e);
-  await until(() => has('state') && events.some((x) => x['state'] === 'up'), 20_000, `tunnel up (${srcErr})`);
+  await waitFor(`tunnel up (${srcErr})`, 20_000, () => has('state') && events.some((x) => x['state'] === 'up'));
 
   // Tunnel side -> kernel: ARP resolution of 192.168.10.5, then ICMP echo replies from the kernel.
-  await until(() => events.filter((x) => x['event'] === 'echo-reply').length >= 3, 15_000, 'echo replies from the kernel host');
+  await waitFor('echo replies from the kernel host', 15_000, () => events.filter((x) => x['event'] === 'echo-reply').length >= 3);
   // Kernel -> tunnel side: the kernel host ARPs for and pings 192.168.10.20 (answered in software). Its
   // neighbour entry was created by our ARP request; flush it so the kernel has to ask.
   await ipIn(vm, 'neigh', 'flush', 'dev', vmh);

@@ -6,7 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createTestPki, headendConfigDoc, registryDoc, spawnHeadend, tempDir, writeJson, type HeadendProcess } from '../../integration/headend/adapters/fixtures.js';
+import { headendConfigDoc, registryDoc, spawnHeadend, writeJson, type HeadendProcess } from '../../integration/headend/adapters/fixtures.js';
+import { createTestPki } from '../../helpers/pki.js';
+import { tempDir } from '../../helpers/tmp.js';
 
 interface SClient {
   code: number;
@@ -31,11 +33,11 @@ function sClient(port: number, args: string[]): Promise<SClient> {
 
 test('openssl s_client peers: only a valid device certificate over TLS 1.3 is admitted', async (t) => {
   const d = tempDir(t, 'ck-ossl-', true);
-  const pki = await createTestPki(d);
-  const good = await pki.device('CN-0001');
-  const foreign = await pki.device('CN-0001', { foreign: true });
-  const expired = await pki.device('CN-0001', { expired: true });
-  const denied = await pki.device('CN-0666');
+  const pki = await createTestPki(d.dir);
+  const good = await pki.client('CN-0001');
+  const foreign = await pki.client('CN-0001', { foreign: true });
+  const expired = await pki.client('CN-0001', { expired: true });
+  const denied = await pki.client('CN-0666');
   writeJson(d.path('registry.json'), registryDoc({ acme: { vni: 100 } }, { 'CN-0001': 'acme', 'CN-0666': 'acme' }, ['CN-0666']));
   writeJson(d.path('headend.json'), headendConfigDoc(d, pki, {}));
   const h: HeadendProcess = await spawnHeadend(d.path('headend.json'));
@@ -43,7 +45,7 @@ test('openssl s_client peers: only a valid device certificate over TLS 1.3 is ad
     await h.kill('SIGKILL');
     d.remove();
   });
-  const base = ['-CAfile', pki.dcCaFile, '-alpn', 'connector-l2/1'];
+  const base = ['-CAfile', pki.dcCa.file, '-alpn', 'connector-l2/1'];
   const withCert = (id: { certFile: string; keyFile: string }) => [...base, '-cert', id.certFile, '-key', id.keyFile];
 
   const ok = await sClient(h.tunnelPort, [...withCert(good), '-tls1_3']);

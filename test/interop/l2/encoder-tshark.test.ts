@@ -3,8 +3,7 @@
 // above "chat", good IPv4/UDP/ICMPv6 checksums, and the fields tshark dissects are the ones we encoded.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeArp, encodeGratuitousArp } from '../../../src/agent/core/l2/arp.js';
 import { encodeEthernet, ETHERTYPE_IPV4, ETHERTYPE_QINQ } from '../../../src/shared/l2/ethernet.js';
@@ -14,6 +13,8 @@ import { encodeRecord, RecordDecoder } from '../../../src/shared/tunnel/records.
 import { VXLAN_HEADER_LEN, VXLAN_UDP_PORT, writeVxlanHeader } from '../../../src/shared/l2/vxlan.js';
 import { writePcap } from '../../helpers/pcap.js';
 import { compareFields, CONTEXT_FIELDS, FIELDS, hasTool, ourFields, tsharkFields } from './frame-fields.js';
+import { tempDir } from '../../helpers/tmp.js';
+import { skipOrFail } from '../../helpers/skip.js';
 
 const MAC_A = 0x02005e100001;
 const MAC_B = 0x02005e100002;
@@ -149,9 +150,8 @@ function cases(): Case[] {
 const SEVERITY_NOTE = 0x00400000;
 
 test('tshark accepts every frame our encoders build and reads back what we encoded', async (t) => {
-  if (!(await hasTool('tshark'))) return t.skip('tshark is not installed');
-  const dir = mkdtempSync(join(tmpdir(), 'ck-l2-enc-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  if (!(await hasTool('tshark'))) return skipOrFail(t, 'tshark is not installed');
+  const dir = tempDir(t, 'ck-l2-enc-').dir;
   const all = cases();
   const path = join(dir, 'ours.pcap');
   writeFileSync(path, writePcap(all.map((c) => c.frame)));
@@ -181,9 +181,8 @@ test('tshark accepts every frame our encoders build and reads back what we encod
 });
 
 test('tshark -z expert,error reports nothing for our frames', async (t) => {
-  if (!(await hasTool('tshark'))) return t.skip('tshark is not installed');
-  const dir = mkdtempSync(join(tmpdir(), 'ck-l2-enc-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  if (!(await hasTool('tshark'))) return skipOrFail(t, 'tshark is not installed');
+  const dir = tempDir(t, 'ck-l2-enc-').dir;
   const path = join(dir, 'ours.pcap');
   writeFileSync(path, writePcap(cases().map((c) => c.frame)));
   const { exec } = await import('../../../src/shared/exec.js');

@@ -9,8 +9,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ipIn, nsExec } from '../../../src/lab/adapters/netns.js';
@@ -124,7 +123,7 @@ const tools = async (...names: string[]): Promise<string | false> => {
 
 test('committed kernel capture: our decoders agree with tshark on every frame', async (t) => {
   const skip = await tools('tshark');
-  if (skip) return t.skip(skip);
+  if (skip) return skipOrFail(t, skip);
   const v = await verifyCapture(FIXTURE);
   assertKernelClasses(v);
   assert.ok(v.byClass.has('arp:probe'), 'the fixture holds the probe we injected');
@@ -147,6 +146,8 @@ elif mode == 'raw':
     for line in sys.stdin:
         if line.strip(): s.send(bytes.fromhex(line.strip()))
 `;
+import { tempDir } from '../../helpers/tmp.js';
+import { skipOrFail } from '../../helpers/skip.js';
 
 const py = (ns: string, args: string[], input?: string): Promise<unknown> =>
   nsExec(ns, 'python3', ['-c', PY, ...args], input === undefined ? {} : { input });
@@ -196,12 +197,11 @@ async function stopTcpdump(child: ChildProcess): Promise<void> {
 }
 
 test('live: the kernel emits ARP, ND and VXLAN frames that we decode as tshark does, and accepts ours', async (t) => {
-  if (!isRoot()) return t.skip('needs root for network namespaces');
+  if (!isRoot()) return skipOrFail(t, 'needs root for network namespaces');
   const skip = await tools('tshark', 'tcpdump', 'python3', 'sysctl');
-  if (skip) return t.skip(skip);
+  if (skip) return skipOrFail(t, skip);
   const scope = netnsScope(t, 'ckl2');
-  const dir = mkdtempSync(join(tmpdir(), 'ck-l2-kernel-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'ck-l2-kernel-').dir;
   const pcapPath = join(dir, 'kernel.pcap');
   const A = await scope.ns('a');
   const B = await scope.ns('b');

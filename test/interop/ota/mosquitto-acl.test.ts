@@ -9,7 +9,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { jobStateTopic, jobTopic, statusTopic } from '../../../src/shared/ota/protocol.js';
-import { createTestPki, type TestPki } from '../../integration/ota/helpers/pki.js';
+import { createTestPki, type TestPki } from '../../helpers/pki.js';
+import { tempDir } from '../../helpers/tmp.js';
 import { CONTROLLER_CN, startMosquitto } from '../../integration/ota/helpers/mosquitto.js';
 
 const A = 'R3S-0001';
@@ -17,7 +18,7 @@ const B = 'R3S-0002';
 
 async function connectAs(t: { after(fn: () => void | Promise<void>): void }, url: string, pki: TestPki, cn: string, clientId = cn): Promise<MqttClient> {
   const id = pki.identity(cn);
-  const c = await mqtt.connectAsync(url, { protocolVersion: 5, clientId, ca: pki.ca, cert: id.cert, key: id.key, reconnectPeriod: 0 });
+  const c = await mqtt.connectAsync(url, { protocolVersion: 5, clientId, ca: pki.dcCa.pem, cert: id.cert, key: id.key, reconnectPeriod: 0 });
   t.after(() => c.endAsync(true));
   return c;
 }
@@ -25,7 +26,7 @@ async function connectAs(t: { after(fn: () => void | Promise<void>): void }, url
 const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('mosquitto enforces per-device topics and client ids', async (t) => {
-  const pki = createTestPki(t, [A, B, CONTROLLER_CN]);
+  const pki = await createTestPki(tempDir(t, 'ck-ota-pki-').dir, { singleCa: true, clients: [A, B, CONTROLLER_CN] });
   const broker = await startMosquitto(t, pki);
   const ctl = await connectAs(t, broker.url, pki, CONTROLLER_CN);
   const a = await connectAs(t, broker.url, pki, A);
@@ -86,7 +87,7 @@ test('mosquitto enforces per-device topics and client ids', async (t) => {
   await t.test('a self-signed certificate with a valid-looking CN is refused', async () => {
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'rogue.key', '-out', 'rogue.pem', '-days', '1', '-subj', `/CN=${B}`], { cwd: pki.dir, stdio: 'ignore' });
     await assert.rejects(
-      mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: B, ca: pki.ca, cert: readFileSync(join(pki.dir, 'rogue.pem')), key: readFileSync(join(pki.dir, 'rogue.key')), reconnectPeriod: 0, connectTimeout: 3000 }),
+      mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: B, ca: pki.dcCa.pem, cert: readFileSync(join(pki.dir, 'rogue.pem')), key: readFileSync(join(pki.dir, 'rogue.key')), reconnectPeriod: 0, connectTimeout: 3000 }),
     );
     assert.equal(b.connected, true);
   });

@@ -13,7 +13,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fetchStatus } from '../../../src/agent/adapters/status-socket.js';
 import { initSlots } from '../../../src/agent/adapters/ota/slots.js';
 import { addNetns, ipIn, removeNetnsWithPrefix, sysctlIn, uniquePrefix } from '../../../src/lab/adapters/netns.js';
@@ -28,6 +27,7 @@ import {
 } from '../../../src/shared/pki/x509.js';
 import { parseRegistry } from '../../../src/shared/registry/registry.js';
 import { writeRegistryFile } from '../../../src/shared/registry/registry-file.js';
+import { waitFor } from '../../helpers/wait.js';
 
 export const ROOT = projectRoot();
 export const DC_ADDR = '203.0.113.10';
@@ -357,13 +357,9 @@ export async function openOtaLab(o: { pubKey: string; factoryVersion: string }):
 
     // Wait for the three DC services to listen.
     for (const port of [HEADEND_PORT, BROKER_PORT, ARTIFACT_PORT]) {
-      const until = Date.now() + 30_000;
-      for (;;) {
-        const r = await exec('ip', ['netns', 'exec', dc, 'ss', '-Htln', `sport = :${port}`], { allowFailure: true });
-        if (r.stdout.trim()) break;
-        if (Date.now() > until) throw new Error(`nothing listens on ${DC_ADDR}:${port} in dc after 30 s`);
-        await sleep(100);
-      }
+      const listens = async (): Promise<boolean> =>
+        (await exec('ip', ['netns', 'exec', dc, 'ss', '-Htln', `sport = :${port}`], { allowFailure: true })).stdout.trim() !== '';
+      await waitFor(`a listener on ${DC_ADDR}:${port} in dc`, 30_000, listens, 100);
     }
 
     const lab: OtaLab & { startSupervisors(): Promise<void> } = {

@@ -4,6 +4,7 @@
 import { request } from 'node:https';
 import { CT_PKCS10, estOperationUrl, parseRetryAfter, type EstOperation } from '../../../shared/est/protocol.js';
 import { decodeBase64Body, decodeCertsOnly, encodeBase64Body } from '../../../shared/est/pkcs7.js';
+import { ConnectorError } from '../../../shared/errors.js';
 
 export interface EstTls {
   /** PEM trust anchor for the server. */
@@ -46,7 +47,7 @@ function call(url: URL, method: 'GET' | 'POST', tls: EstTls, body: string | unde
         res.on('error', reject);
       },
     );
-    req.on('timeout', () => req.destroy(new Error(`no answer from ${url.host} within ${timeoutMs} ms`)));
+    req.on('timeout', () => req.destroy(new ConnectorError('CK_ERR_EST', `no answer from ${url.host} within ${timeoutMs} ms`)));
     req.on('error', reject);
     req.end(body);
   });

@@ -47,7 +47,7 @@ export function enrollmentIdentitySource(config: AgentConfig, log: Logger, clock
       });
     },
     async current() {
-      if (!identity) throw new Error('identity requested before it was ready');
+      if (!identity) throw new TypeError('identity requested before ready() resolved');
       return { key: identity.keyPem, cert: identity.certPem, ca: identity.caPem };
     },
     status: () => ({ ...status.snapshot() }),

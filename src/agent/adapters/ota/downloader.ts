@@ -113,7 +113,7 @@ async function downloadOnce(o: DownloadOptions): Promise<DownloadResult | { redi
         });
       },
     );
-    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('timeout', () => req.destroy(new ConnectorError('CK_ERR_OTA_DOWNLOAD', 'timeout')));
     req.on('error', (e) => fail(e.message, e));
     req.end();
   });

@@ -288,7 +288,7 @@ export function createUpdater(o: UpdaterOptions): Updater {
         }
         const m = check.manifest;
         const artifact = m.artifacts.find((a) => a.kind === 'sysupgrade') ?? m.artifacts.find((a) => a.kind === 'agent');
-        if (!artifact) throw new Error('unreachable: manifest without artifacts');
+        if (!artifact) throw new TypeError('unreachable: the manifest parser accepted a release without artifacts');
         const job: ActiveJob = { jobId: doc.jobId, rolloutId: doc.rolloutId, version: m.version, fromVersion: version, manifest: doc.manifest, artifact };
         log.info('ota job accepted', { jobId: doc.jobId, version: m.version, keyId: check.keyId, kind: artifact.kind });
         flashing = true;

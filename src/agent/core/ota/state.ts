@@ -130,7 +130,7 @@ export type Transition =
  */
 export function transition(s: UpdaterState, o: StepOutcome): Transition {
   const wrong = (): never => {
-    throw new Error(`updater: outcome "${o.kind}" is not valid in phase "${s.phase}"`);
+    throw new TypeError(`updater: outcome "${o.kind}" is not valid in phase "${s.phase}"`);
   };
   switch (s.phase) {
     case 'idle':

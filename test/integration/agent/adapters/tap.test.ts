@@ -10,6 +10,8 @@ import { silentLogger } from '../../../../src/shared/log.js';
 import { openTap, TapError, type TapDevice } from '../../../../src/agent/adapters/tap.js';
 import { findTapAddon } from '../../../../src/shared/native/addon.js';
 import { isRoot, netnsScope } from '../../../helpers/netns.js';
+import { waitFor } from '../../../helpers/wait.js';
+import { skipUnlessCi } from '../../../helpers/skip.js';
 
 const execFileP = promisify(execFile);
 // Commands run through execFile: the shared exec() writes stdin and can EPIPE when `ip` exits first.
@@ -24,7 +26,7 @@ async function addNs(t: TestContext, role: string): Promise<{ ns: string; ifname
   await ipIn(ns, 'link', 'set', 'lo', 'up');
   return { ns, ifname: scope.ifname };
 }
-const skip = isRoot() ? false : 'needs root (network namespaces, TUNSETIFF)';
+const skip = skipUnlessCi(!isRoot() && 'needs root (network namespaces, TUNSETIFF)');
 
 const PEER_MAC = Buffer.from('02cc00000002', 'hex');
 const KERNEL_IP = Buffer.from([10, 77, 0, 1]);
@@ -152,17 +154,6 @@ async function tapInNamespace(t: TestContext, maxBatch = 64): Promise<Fixture> {
   return { ns, name, tap, kernelMac };
 }
 
-function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const tick = (): void => {
-      if (cond()) return resolve();
-      if (Date.now() - started > timeoutMs) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 10);
-    };
-    tick();
-  });
-}
 
 test('the kernel ARPs out of the TAP, our reply fills its neighbour table and releases the queued echo reply', { skip }, async (t) => {
   const { ns, name, tap, kernelMac } = await tapInNamespace(t);
@@ -182,7 +173,7 @@ test('the kernel ARPs out of the TAP, our reply fills its neighbour table and re
   const payload = Buffer.from('connector-kit tap test payload 0123456789');
   // The kernel must resolve 10.77.0.2 before it can answer, so the first frame out is its ARP request.
   assert.equal(tap.writeFrames([echoRequest(kernelMac, 0x4242, 1, payload)]), 1);
-  await waitFor(() => echoes.length > 0, 3000, 'the echo reply');
+  await waitFor('the echo reply', 3000, () => echoes.length > 0, 10);
 
   const req = arps[0];
   assert.ok(req, 'an ARP request came out of the TAP');
@@ -225,7 +216,7 @@ test('a burst written in one call is accepted whole, and the replies arrive in b
   const payloadOf = (seq: number): Buffer => Buffer.alloc(200, seq & 0xff);
   const requests = Array.from({ length: count }, (_, seq) => echoRequest(kernelMac, 7, seq, payloadOf(seq)));
   assert.equal(tap.writeFrames(requests), count);
-  await waitFor(() => replies.size === count, 5000, `${count} echo replies (have ${replies.size})`);
+  await waitFor(`${count} echo replies (have ${replies.size})`, 5000, () => replies.size === count, 10);
 
   for (let seq = 0; seq < count; seq++) {
     const r = replies.get(seq);
@@ -253,7 +244,7 @@ test('frames the kernel rejects are skipped and counted; the rest of the batch s
   const runt = Buffer.alloc(4); // shorter than an Ethernet header: the kernel answers EINVAL
   const accepted = tap.writeFrames([echoRequest(kernelMac, 9, 1, Buffer.alloc(8)), runt, echoRequest(kernelMac, 9, 2, Buffer.alloc(8))]);
   assert.equal(accepted, 2);
-  await waitFor(() => seqs.length === 2, 3000, 'both echo replies');
+  await waitFor('both echo replies', 3000, () => seqs.length === 2, 10);
   assert.deepEqual(seqs, [1, 2]);
   assert.equal(tap.stats.txDrops, 1);
   assert.equal(tap.stats.txErrors, 1);
@@ -271,7 +262,7 @@ test('close removes the TAP, stops callbacks, can be called again, and later wri
   });
   const requests = Array.from({ length: 50 }, (_, seq) => echoRequest(kernelMac, 11, seq, Buffer.alloc(16)));
   assert.equal(tap.writeFrames(requests), 50);
-  await waitFor(() => closing !== undefined, 3000, 'the first batch');
+  await waitFor('the first batch', 3000, () => closing !== undefined, 10);
   await closing;
   await new Promise((r) => setTimeout(r, 200));
   assert.equal(calls, 1, 'no batch is delivered after close');
@@ -291,7 +282,7 @@ test('deleting the link under an open TAP reports one read error and stops polli
   tap.onFrames(() => {});
   tap.onError((e) => errors.push(e));
   await ipIn(ns, 'link', 'del', name);
-  await waitFor(() => errors.length > 0, 3000, 'the read error');
+  await waitFor('the read error', 3000, () => errors.length > 0, 10);
   await new Promise((r) => setTimeout(r, 200));
   assert.equal(errors.length, 1, 'reported once, not once per loop iteration');
   assert.equal(errors[0]?.code, 'CK_ERR_TAP');
@@ -461,7 +452,7 @@ test('the largest frame a TAP carries (MTU 65521: 65535 bytes) arrives whole, ne
   // 65493 B of UDP payload make a 65521-byte IP packet: a 65535-byte frame, the most a u16 length holds.
   await run('ip', 'netns', 'exec', ns, process.execPath, '--input-type=module', '-e', sender(65493, 0xab));
   await run('ip', 'netns', 'exec', ns, process.execPath, '--input-type=module', '-e', sender(1000, 0xcd));
-  await waitFor(() => frames.some((f) => f.length === 1042), 3000, 'the normal frame');
+  await waitFor('the normal frame', 3000, () => frames.some((f) => f.length === 1042), 10);
   const big = frames.find((f) => f.length === 65535);
   assert.ok(big, `a 65535-byte frame arrived: ${frames.map((f) => f.length).join(',')}`);
   assert.equal(big.readUInt16BE(12), 0x0800);

@@ -11,19 +11,16 @@ import type { TunnelLink as PortTunnelLink } from '../../../../src/agent/core/po
 import { silentLogger } from '../../../../src/shared/log.js';
 import { writeVxlanHeader } from '../../../../src/shared/l2/vxlan.js';
 import {
-  createTestPki,
   headendConfigDoc,
   registryDoc,
   spawnHeadend,
-  tempDir,
   testFrame,
-  until,
   writeJson,
-  type DeviceIdentity,
   type HeadendProcess,
-  type TestDir,
-  type TestPki,
 } from '../../headend/adapters/fixtures.js';
+import { createTestPki, type Identity, type TestPki } from '../../../helpers/pki.js';
+import { tempDir, type TempDir } from '../../../helpers/tmp.js';
+import { waitFor } from '../../../helpers/wait.js';
 
 // The client satisfies the agent's port interface (compile-time check).
 const _portCompatible = (l: ClientLink): PortTunnelLink => l;
@@ -52,17 +49,17 @@ function toHeadend(v: Vtep, port: number, frame: Buffer): void {
 }
 
 interface Env {
-  d: TestDir;
+  d: TempDir;
   pki: TestPki;
-  id: DeviceIdentity;
+  id: Identity;
   v: Vtep;
   start(name: string, port?: number): Promise<HeadendProcess>;
 }
 
 async function env(t: { after(fn: () => void | Promise<void>): void }): Promise<Env> {
   const d = tempDir(t, 'ck-tun-', true);
-  const pki = await createTestPki(d);
-  const id = await pki.device('CN-0001');
+  const pki = await createTestPki(d.dir);
+  const id = await pki.client('CN-0001');
   const v = await vtep(t);
   writeJson(d.path('registry.json'), registryDoc({ acme: { vni: 100, vteps: ['127.0.0.2'] } }, { 'CN-0001': 'acme' }));
   const procs: HeadendProcess[] = [];
@@ -92,7 +89,7 @@ async function env(t: { after(fn: () => void | Promise<void>): void }): Promise<
 function client(e: Env, ports: number[]): ClientLink {
   return createTunnelClient({
     headends: ports.map((p) => new URL(`tls://127.0.0.1:${p}`)),
-    getIdentity: async () => ({ key: e.id.key, cert: e.id.cert, ca: e.pki.dcCa }),
+    getIdentity: async () => ({ key: e.id.key, cert: e.id.cert, ca: e.pki.dcCa.pem }),
     hello: { agentVersion: '0.1.0-test', site: 'site-a', capabilities: ['l2'] },
     keepaliveMs: 250,
     deadAfterMs: 1_500,
@@ -105,11 +102,11 @@ function client(e: Env, ports: number[]): ClientLink {
 async function roundTrip(e: Env, link: ClientLink, h: HeadendProcess, tag: string, received: Buffer[]): Promise<void> {
   const before = e.v.got.length;
   link.sendFrames([testFrame('02:00:00:00:00:01', 'ff:ff:ff:ff:ff:ff', `up-${tag}`)]);
-  await until(() => e.v.got.slice(before).some((p) => p.includes(Buffer.from(`up-${tag}`))), 5_000, `frame ${tag} at the VTEP`);
+  await waitFor(`frame ${tag} at the VTEP`, 5_000, () => e.v.got.slice(before).some((p) => p.includes(Buffer.from(`up-${tag}`))));
   const pkt = e.v.got.slice(before).find((p) => p.includes(Buffer.from(`up-${tag}`)));
   assert.equal(pkt?.readUIntBE(4, 3), 100);
   toHeadend(e.v, h.vxlanPort, testFrame('02:00:00:00:00:05', '02:00:00:00:00:01', `down-${tag}`));
-  await until(() => received.some((f) => f.includes(Buffer.from(`down-${tag}`))), 5_000, `frame ${tag} at the agent`);
+  await waitFor(`frame ${tag} at the agent`, 5_000, () => received.some((f) => f.includes(Buffer.from(`down-${tag}`))));
 }
 
 test('agent client: hello, registry VNI, frames both ways, RTT', async (t) => {
@@ -123,11 +120,11 @@ test('agent client: hello, registry VNI, frames both ways, RTT', async (t) => {
   link.onStateChange((s) => states.push(s));
   assert.equal(link.sendFrames([testFrame('02:00:00:00:00:01', 'ff:ff:ff:ff:ff:ff', 'early')]), 0);
   link.start();
-  await until(() => link.state === 'up', 10_000, 'tunnel up');
+  await waitFor('tunnel up', 10_000, () => link.state === 'up');
   assert.deepEqual(states, ['connecting', 'up']);
   assert.equal(link.status().vni, 100);
   await roundTrip(e, link, h, 'a', received);
-  await until(() => link.status().rttMs !== null, 5_000, 'RTT');
+  await waitFor('RTT', 5_000, () => link.status().rttMs !== null);
   const st = link.status();
   assert.ok((st.rttMs ?? -1) >= 0);
   assert.equal(st.counters.txFrames, 1);
@@ -148,16 +145,16 @@ test('agent client: kill -9 of the headend and restart: reconnects with backoff,
   const received: Buffer[] = [];
   link.onFrames((fs) => received.push(...fs.map((f) => Buffer.from(f))));
   link.start();
-  await until(() => link.state === 'up', 10_000, 'tunnel up');
+  await waitFor('tunnel up', 10_000, () => link.state === 'up');
   await roundTrip(e, link, h, 'before', received);
   await h.kill('SIGKILL');
-  await until(() => link.state !== 'up', 5_000, 'tunnel down after kill');
+  await waitFor('tunnel down after kill', 5_000, () => link.state !== 'up');
   await new Promise((r) => setTimeout(r, 1_500)); // several failed attempts: backoff grows
   const failedAttempts = link.status().reconnects;
   assert.ok(failedAttempts >= 2, `reconnect attempts while the headend was down: ${failedAttempts}`);
   h = await e.start('h1', port);
   const back = performance.now();
-  await until(() => link.state === 'up', 10_000, 'tunnel up again');
+  await waitFor('tunnel up again', 10_000, () => link.state === 'up');
   t.diagnostic(`recovery after headend restart: ${Math.round(performance.now() - back)} ms (attempts while down: ${failedAttempts})`);
   await roundTrip(e, link, h, 'after', received);
 });
@@ -175,11 +172,11 @@ test('agent client: fails over to the second headend of the list', async (t) => 
     if (s === 'up') ups.push(info.headend ?? '');
   });
   link.start();
-  await until(() => link.state === 'up', 10_000, 'tunnel up');
+  await waitFor('tunnel up', 10_000, () => link.state === 'up');
   assert.equal(ups[0], `127.0.0.1:${h1.tunnelPort}`);
   await h1.kill('SIGKILL');
   const t0 = performance.now();
-  await until(() => ups.length === 2, 10_000, 'up on the second headend');
+  await waitFor('up on the second headend', 10_000, () => ups.length === 2);
   t.diagnostic(`failover to the second headend: ${Math.round(performance.now() - t0)} ms`);
   assert.equal(ups[1], `127.0.0.1:${h2.tunnelPort}`);
   await roundTrip(e, link, h2, 'h2', received);
@@ -191,7 +188,7 @@ test('agent client: dead-peer detection against a stopped (SIGSTOP) headend, in 
   const link = client(e, [h.tunnelPort]);
   t.after(() => link.close());
   link.start();
-  await until(() => link.state === 'up', 10_000, 'tunnel up');
+  await waitFor('tunnel up', 10_000, () => link.state === 'up');
   const reasons: string[] = [];
   link.onStateChange((s, info) => {
     if (s === 'backoff') reasons.push(info.reason ?? '');
@@ -212,9 +209,9 @@ test('agent client: dead-peer detection against a stopped (SIGSTOP) headend, in 
   assert.ok(congested.counters.queueDrops > 0, 'the full queue head-drops');
   assert.ok(congested.queuedFrames <= 64);
   // The TCP connection stays open (the kernel still ACKs): only the keepalive can tell the peer is gone.
-  await until(() => reasons.length > 0, 10_000, 'dead peer detected');
+  await waitFor('dead peer detected', 10_000, () => reasons.length > 0);
   t.diagnostic(`dead-peer detected after ${Math.round(performance.now() - t0)} ms (deadAfterMs 1500)`);
   assert.equal(reasons[0], 'dead-peer');
   h.child.kill('SIGCONT');
-  await until(() => link.state === 'up', 10_000, 'tunnel back after SIGCONT');
+  await waitFor('tunnel back after SIGCONT', 10_000, () => link.state === 'up');
 });

@@ -1,111 +1,19 @@
 // SPDX-License-Identifier: UNLICENSED
-// Test fixtures for the headend and tunnel tests: a fresh PKI per run (device CA, DC CA, headend server
-// certificate, device certificates incl. expired and foreign-CA ones), a registry, a headend config, and
-// a headend child process whose log lines the test can wait on.
+// Test fixtures for the headend and tunnel tests: a registry, a headend config (over the PKI of
+// test/helpers/pki.ts), a headend child process whose log lines the test can wait on, and a raw tunnel peer.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import {
-  createSelfSignedCa,
-  exportPrivateKeyPem,
-  generateKeyPair,
-  issueCertificate,
-  type Issuer,
-} from '../../../../src/shared/pki/x509.js';
+import type { Identity, TestPki } from '../../../helpers/pki.js';
+import type { TempDir } from '../../../helpers/tmp.js';
+import { waitFor } from '../../../helpers/wait.js';
 import { encodeEthernet } from '../../../../src/shared/l2/ethernet.js';
 import { RecordDecoder, encodeRecord } from '../../../../src/shared/tunnel/records.js';
 import { CONTROL_VNI, decodeControl, encodeControl, isControlFrame, type ControlMessage } from '../../../../src/shared/tunnel/control.js';
 
 export const REPO = new URL('../../../../', import.meta.url).pathname;
 export const CLI = join(REPO, 'src/cli/connector.ts');
-
-export interface TestDir {
-  dir: string;
-  path(name: string): string;
-  remove(): void;
-}
-
-/** A temp dir removed after the test; pass `manual` to remove it yourself after servers writing into it closed. */
-export function tempDir(t: { after(fn: () => void): void }, stem = 'ck-he-', manual = false): TestDir {
-  const dir = mkdtempSync(join(tmpdir(), stem));
-  const remove = (): void => rmSync(dir, { recursive: true, force: true });
-  if (!manual) t.after(remove);
-  return { dir, path: (n) => join(dir, n), remove };
-}
-
-export interface DeviceIdentity {
-  serial: string;
-  key: string;
-  cert: string;
-  keyFile: string;
-  certFile: string;
-}
-
-export interface TestPki {
-  deviceCaFile: string;
-  dcCaFile: string;
-  dcCa: string;
-  headendCertFile: string;
-  headendKeyFile: string;
-  device(serial: string, opts?: { expired?: boolean; foreign?: boolean; noSerialAttr?: boolean }): Promise<DeviceIdentity>;
-}
-
-const DAY = 86_400_000;
-
-async function makeCa(cn: string): Promise<{ issuer: Issuer; pem: string }> {
-  const keys = await generateKeyPair();
-  const cert = await createSelfSignedCa({ cn, o: 'connector-kit test' }, keys, new Date(Date.now() - DAY), new Date(Date.now() + 30 * DAY));
-  return { issuer: { cert, privateKey: keys.privateKey }, pem: cert.toString('pem') };
-}
-
-/** Builds a PKI in `d`; the headend certificate covers `ips` (127.0.0.1 always) and localhost. */
-export async function createTestPki(d: TestDir, ips: readonly string[] = []): Promise<TestPki> {
-  const deviceCa = await makeCa('test device CA');
-  const foreignCa = await makeCa('test device CA'); // same name, other key: must still be refused
-  const dcCa = await makeCa('test DC CA');
-  writeFileSync(d.path('device-ca.pem'), deviceCa.pem);
-  writeFileSync(d.path('dc-ca.pem'), dcCa.pem);
-  const hk = await generateKeyPair();
-  const hc = await issueCertificate({
-    issuer: dcCa.issuer,
-    subject: { cn: 'headend.test' },
-    publicKey: hk.publicKey,
-    profile: 'server',
-    notBefore: new Date(Date.now() - DAY),
-    notAfter: new Date(Date.now() + 30 * DAY),
-    dns: ['localhost', 'headend.test'],
-    ips: ['127.0.0.1', ...ips],
-  });
-  writeFileSync(d.path('headend.crt'), hc.toString('pem'));
-  writeFileSync(d.path('headend.key'), await exportPrivateKeyPem(hk.privateKey));
-  return {
-    deviceCaFile: d.path('device-ca.pem'),
-    dcCaFile: d.path('dc-ca.pem'),
-    dcCa: dcCa.pem,
-    headendCertFile: d.path('headend.crt'),
-    headendKeyFile: d.path('headend.key'),
-    async device(serial, opts = {}) {
-      const k = await generateKeyPair();
-      const now = Date.now();
-      const cert = await issueCertificate({
-        issuer: (opts.foreign ? foreignCa : deviceCa).issuer,
-        subject: opts.noSerialAttr ? { cn: serial } : { cn: serial, serialNumber: serial },
-        publicKey: k.publicKey,
-        profile: 'client',
-        notBefore: new Date(now - (opts.expired ? 10 : 1) * DAY),
-        notAfter: new Date(now + (opts.expired ? -DAY : 7 * DAY)),
-      });
-      const tag = `${serial}${opts.expired ? '-expired' : ''}${opts.foreign ? '-foreign' : ''}`;
-      const key = await exportPrivateKeyPem(k.privateKey);
-      const pem = cert.toString('pem');
-      writeFileSync(d.path(`${tag}.key`), key);
-      writeFileSync(d.path(`${tag}.crt`), pem);
-      return { serial, key, cert: pem, keyFile: d.path(`${tag}.key`), certFile: d.path(`${tag}.crt`) };
-    },
-  };
-}
 
 export interface SegmentSpec {
   vni: number;
@@ -148,10 +56,10 @@ export interface HeadendConfigSpec {
   deadAfterMs?: number;
 }
 
-export function headendConfigDoc(d: TestDir, pki: TestPki, spec: HeadendConfigSpec = {}): Record<string, unknown> {
+export function headendConfigDoc(d: TempDir, pki: TestPki, spec: HeadendConfigSpec = {}): Record<string, unknown> {
   return {
     listen: { host: spec.listenHost ?? '127.0.0.1', port: spec.listenPort ?? 0 },
-    tls: { cert: pki.headendCertFile, key: pki.headendKeyFile, deviceCa: pki.deviceCaFile },
+    tls: { cert: pki.server.certFile, key: pki.server.keyFile, deviceCa: pki.deviceCa.file },
     registry: d.path('registry.json'),
     auditLog: d.path('audit.jsonl'),
     metrics: spec.metricsPort === null ? null : { host: spec.listenHost ?? '127.0.0.1', port: spec.metricsPort ?? 0 },
@@ -241,10 +149,9 @@ export interface RawTunnel {
   closed: Promise<void>;
   hello(): Promise<ControlMessage>;
   send(vni: number, frame: Buffer): void;
-  waitFor<T>(pick: () => T | undefined, timeoutMs?: number): Promise<T>;
 }
 
-export function rawTunnel(port: number, id: DeviceIdentity, ca: string, host = '127.0.0.1'): Promise<RawTunnel> {
+export function rawTunnel(port: number, id: Identity, ca: string, host = '127.0.0.1'): Promise<RawTunnel> {
   return new Promise((resolve, reject) => {
     const socket = tlsConnect({ host, port, key: id.key, cert: id.cert, ca, ALPNProtocols: ['connector-l2/1'], minVersion: 'TLSv1.3' });
     const control: ControlMessage[] = [];
@@ -263,20 +170,6 @@ export function rawTunnel(port: number, id: DeviceIdentity, ca: string, host = '
     socket.on('data', (c: Buffer) => dec.push(c));
     socket.on('error', () => {});
     const closed = new Promise<void>((r) => socket.once('close', () => r()));
-    const waitFor = <T>(pick: () => T | undefined, timeoutMs = 5_000): Promise<T> =>
-      new Promise((res, rej) => {
-        const start = Date.now();
-        const iv = setInterval(() => {
-          const v = pick();
-          if (v !== undefined) {
-            clearInterval(iv);
-            res(v);
-          } else if (Date.now() - start > timeoutMs) {
-            clearInterval(iv);
-            rej(new Error('condition not met in time'));
-          }
-        }, 10);
-      });
     socket.once('secureConnect', () =>
       resolve({
         socket,
@@ -286,9 +179,8 @@ export function rawTunnel(port: number, id: DeviceIdentity, ca: string, host = '
         send: (vni, frame) => socket.write(encodeRecord(vni, frame)),
         async hello() {
           socket.write(encodeRecord(CONTROL_VNI, encodeControl({ type: 'hello', agentVersion: 'raw-test', site: 'test', capabilities: [], vni: 4242 })));
-          return waitFor(() => control.find((m) => m.type === 'hello-ack' || m.type === 'error'));
+          return waitFor('hello-ack or error', 5_000, () => control.find((m) => m.type === 'hello-ack' || m.type === 'error'));
         },
-        waitFor,
       }),
     );
     socket.once('error', reject);
@@ -302,13 +194,4 @@ export function testFrame(src: string, dst: string, tag: string): Buffer {
 
 function macBytes(s: string): Buffer {
   return Buffer.from(s.split(':').map((h) => Number.parseInt(h, 16)));
-}
-
-/** Resolves when `pred` holds, polling every 10 ms; rejects after timeoutMs with `what`. */
-export async function until(pred: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const start = Date.now();
-  while (!pred()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }

@@ -17,18 +17,16 @@ import { encodeRecord } from '../../../../src/shared/tunnel/records.js';
 import {
   CLI,
   REPO,
-  createTestPki,
   headendConfigDoc,
   rawTunnel,
   registryDoc,
   spawnHeadend,
-  tempDir,
   testFrame,
-  until,
   writeJson,
-  type TestDir,
-  type TestPki,
 } from './fixtures.js';
+import { createTestPki, type TestPki } from '../../../helpers/pki.js';
+import { tempDir, type TempDir } from '../../../helpers/tmp.js';
+import { waitFor } from '../../../helpers/wait.js';
 
 interface Vtep {
   sock: Socket;
@@ -57,7 +55,7 @@ async function fakeVtep(t: { after(fn: () => void): void }, address: string, por
 }
 
 interface Env {
-  d: TestDir;
+  d: TempDir;
   pki: TestPki;
   headend: Headend;
   vtepA: Vtep;
@@ -67,7 +65,7 @@ interface Env {
 /** Tenants acme (VNI 100, VTEP 127.0.0.2) and globex (VNI 200, VTEP 127.0.0.3), same VTEP UDP port. */
 async function setup(t: { after(fn: () => void | Promise<void>): void }, opts: { multiSite?: boolean; deny?: string[] } = {}): Promise<Env> {
   const d = tempDir(t, 'ck-he-', true);
-  const pki = await createTestPki(d);
+  const pki = await createTestPki(d.dir);
   const vtepA = await fakeVtep(t, '127.0.0.2');
   const vtepB = await fakeVtep(t, '127.0.0.3', vtepA.port);
   writeJson(
@@ -87,7 +85,7 @@ async function setup(t: { after(fn: () => void | Promise<void>): void }, opts: {
   return { d, pki, headend, vtepA, vtepB };
 }
 
-function auditLines(d: TestDir): Record<string, unknown>[] {
+function auditLines(d: TempDir): Record<string, unknown>[] {
   return readFileSync(d.path('audit.jsonl'), 'utf8')
     .trimEnd()
     .split('\n')
@@ -96,19 +94,19 @@ function auditLines(d: TestDir): Record<string, unknown>[] {
 
 test('hello gets the registry VNI; a device-sent VNI is ignored; frames flow both ways', async (t) => {
   const { pki, headend, vtepA } = await setup(t);
-  const id = await pki.device('A-1');
-  const c = await rawTunnel(headend.tunnelAddress.port, id, pki.dcCa);
+  const id = await pki.client('A-1');
+  const c = await rawTunnel(headend.tunnelAddress.port, id, pki.dcCa.pem);
   t.after(() => c.socket.destroy());
   const ack = await c.hello();
   assert.equal(ack.type, 'hello-ack');
   assert.equal(ack.type === 'hello-ack' && ack.vni, 100);
   // The device claims VNI 200 (another tenant's): the headend uses 100 from the registry.
   c.send(200, testFrame('02:00:00:00:00:01', 'ff:ff:ff:ff:ff:ff', 'from-site'));
-  await until(() => vtepA.got.length === 1, 3_000, 'frame at VTEP A');
+  await waitFor('frame at VTEP A', 3_000, () => vtepA.got.length === 1);
   assert.equal(vtepA.got[0]?.vni, 100);
   assert.ok(vtepA.got[0]?.frame.includes(Buffer.from('from-site')));
   vtepA.send(100, testFrame('02:00:00:00:00:99', '02:00:00:00:00:01', 'from-dc'), headend.vxlanAddress.port);
-  const back = await c.waitFor(() => c.frames[0]);
+  const back = await waitFor('the frame from the DC at the device', 5_000, () => c.frames[0]);
   assert.equal(back.vni, 100);
   assert.ok(back.frame.includes(Buffer.from('from-dc')));
 });
@@ -116,7 +114,7 @@ test('hello gets the registry VNI; a device-sent VNI is ignored; frames flow bot
 test('unknown, unclaimed, revoked and denylisted serials are refused with a reason and an audit line', async (t) => {
   const { d, pki, headend } = await setup(t);
   for (const [serial, reason] of [['X-9', 'unknown-serial'], ['U-1', 'unclaimed'], ['R-1', 'revoked'], ['D-1', 'denylisted']] as const) {
-    const c = await rawTunnel(headend.tunnelAddress.port, await pki.device(serial), pki.dcCa);
+    const c = await rawTunnel(headend.tunnelAddress.port, await pki.client(serial), pki.dcCa.pem);
     await c.closed;
     const err = c.control.find((m) => m.type === 'error');
     assert.equal(err?.type === 'error' && err.message, reason, serial);
@@ -130,8 +128,8 @@ test('unknown, unclaimed, revoked and denylisted serials are refused with a reas
 
 test('two tenants with identical MACs see none of each other\'s frames', async (t) => {
   const { pki, headend, vtepA, vtepB } = await setup(t);
-  const a = await rawTunnel(headend.tunnelAddress.port, await pki.device('A-1'), pki.dcCa);
-  const g = await rawTunnel(headend.tunnelAddress.port, await pki.device('G-1'), pki.dcCa);
+  const a = await rawTunnel(headend.tunnelAddress.port, await pki.client('A-1'), pki.dcCa.pem);
+  const g = await rawTunnel(headend.tunnelAddress.port, await pki.client('G-1'), pki.dcCa.pem);
   t.after(() => { a.socket.destroy(); g.socket.destroy(); });
   await a.hello();
   await g.hello();
@@ -141,12 +139,12 @@ test('two tenants with identical MACs see none of each other\'s frames', async (
     a.send(100, testFrame(mac, 'ff:ff:ff:ff:ff:ff', `acme-bcast-${i}`));
     g.send(200, testFrame(mac, 'ff:ff:ff:ff:ff:ff', `globex-bcast-${i}`));
   }
-  await until(() => vtepA.got.length === 5 && vtepB.got.length === 5, 3_000, 'broadcasts at both VTEPs');
+  await waitFor('broadcasts at both VTEPs', 3_000, () => vtepA.got.length === 5 && vtepB.got.length === 5);
   // Each VM answers the (same) MAC; learned entries are per segment, so each reply reaches only its tenant.
   vtepA.send(100, testFrame(vm, mac, 'acme-reply'), headend.vxlanAddress.port);
   vtepB.send(200, testFrame(vm, mac, 'globex-reply'), headend.vxlanAddress.port);
   vtepA.send(100, testFrame(vm, 'ff:ff:ff:ff:ff:ff', 'acme-dc-bcast'), headend.vxlanAddress.port);
-  await until(() => a.frames.length === 2 && g.frames.length === 1, 3_000, 'replies');
+  await waitFor('replies', 3_000, () => a.frames.length === 2 && g.frames.length === 1);
   await new Promise((r) => setTimeout(r, 200));
   assert.ok(vtepA.got.every((p) => p.vni === 100 && p.frame.includes(Buffer.from('acme'))));
   assert.ok(vtepB.got.every((p) => p.vni === 200 && p.frame.includes(Buffer.from('globex'))));
@@ -156,7 +154,7 @@ test('two tenants with identical MACs see none of each other\'s frames', async (
   // A VTEP sending another tenant's VNI is dropped, not delivered.
   vtepB.send(100, testFrame(vm, mac, 'spoof'), headend.vxlanAddress.port);
   vtepA.send(4242, testFrame(vm, mac, 'unknown-vni'), headend.vxlanAddress.port);
-  await until(() => /reason="vtep-not-in-segment"\} 1/.test(headend.renderMetrics()) && /reason="unknown-vni"\} 1/.test(headend.renderMetrics()), 3_000, 'drop counters');
+  await waitFor('drop counters', 3_000, () => /reason="vtep-not-in-segment"\} 1/.test(headend.renderMetrics()) && /reason="unknown-vni"\} 1/.test(headend.renderMetrics()));
   assert.equal(a.frames.length, 2);
 });
 
@@ -164,13 +162,13 @@ test('split horizon: sites of one segment reach each other only with multiSite',
   for (const multiSite of [false, true]) {
     await t.test(`multiSite ${multiSite}`, async (t2) => {
       const { pki, headend, vtepA } = await setup(t2, { multiSite });
-      const s1 = await rawTunnel(headend.tunnelAddress.port, await pki.device('A-1'), pki.dcCa);
-      const s2 = await rawTunnel(headend.tunnelAddress.port, await pki.device('A-2'), pki.dcCa);
+      const s1 = await rawTunnel(headend.tunnelAddress.port, await pki.client('A-1'), pki.dcCa.pem);
+      const s2 = await rawTunnel(headend.tunnelAddress.port, await pki.client('A-2'), pki.dcCa.pem);
       t2.after(() => { s1.socket.destroy(); s2.socket.destroy(); });
       await s1.hello();
       await s2.hello();
       s1.send(100, testFrame('02:00:00:00:00:01', 'ff:ff:ff:ff:ff:ff', 'site1'));
-      await until(() => vtepA.got.length === 1, 3_000, 'frame at VTEP');
+      await waitFor('frame at VTEP', 3_000, () => vtepA.got.length === 1);
       await new Promise((r) => setTimeout(r, 200));
       assert.equal(s2.frames.length, multiSite ? 1 : 0);
       if (!multiSite) assert.equal(s1.frames.length, 0);
@@ -180,9 +178,9 @@ test('split horizon: sites of one segment reach each other only with multiSite',
 
 test('garbage and an oversize record close only the offending session, counted', async (t) => {
   const { pki, headend, vtepA } = await setup(t);
-  const good = await rawTunnel(headend.tunnelAddress.port, await pki.device('A-1'), pki.dcCa);
-  const bad = await rawTunnel(headend.tunnelAddress.port, await pki.device('A-2'), pki.dcCa);
-  const bad2 = await rawTunnel(headend.tunnelAddress.port, await pki.device('G-1'), pki.dcCa);
+  const good = await rawTunnel(headend.tunnelAddress.port, await pki.client('A-1'), pki.dcCa.pem);
+  const bad = await rawTunnel(headend.tunnelAddress.port, await pki.client('A-2'), pki.dcCa.pem);
+  const bad2 = await rawTunnel(headend.tunnelAddress.port, await pki.client('G-1'), pki.dcCa.pem);
   t.after(() => { good.socket.destroy(); bad.socket.destroy(); bad2.socket.destroy(); });
   await good.hello();
   await bad.hello();
@@ -197,7 +195,7 @@ test('garbage and an oversize record close only the offending session, counted',
   await bad.closed;
   await bad2.closed;
   good.send(100, testFrame('02:00:00:00:00:01', 'ff:ff:ff:ff:ff:ff', 'still-fine'));
-  await until(() => vtepA.got.some((p) => p.frame.includes(Buffer.from('still-fine'))), 3_000, 'good session frame');
+  await waitFor('good session frame', 3_000, () => vtepA.got.some((p) => p.frame.includes(Buffer.from('still-fine'))));
   assert.equal(good.socket.destroyed, false);
   const m = headend.renderMetrics();
   assert.match(m, /connector_headend_drops_total\{reason="record-undersize"\} 1/);
@@ -209,7 +207,7 @@ test('garbage and an oversize record close only the offending session, counted',
 
 test('registry reload (SIGHUP path) disconnects a newly denylisted device with an audit line', async (t) => {
   const { d, pki, headend } = await setup(t);
-  const c = await rawTunnel(headend.tunnelAddress.port, await pki.device('A-1'), pki.dcCa);
+  const c = await rawTunnel(headend.tunnelAddress.port, await pki.client('A-1'), pki.dcCa.pem);
   t.after(() => c.socket.destroy());
   await c.hello();
   const reg = JSON.parse(readFileSync(d.path('registry.json'), 'utf8')) as { denylist: string[] };
@@ -229,11 +227,11 @@ test('registry reload (SIGHUP path) disconnects a newly denylisted device with a
 
 test('metrics endpoint serves Prometheus text with the counters and the MTU warning', async (t) => {
   const { pki, headend, vtepA } = await setup(t);
-  const c = await rawTunnel(headend.tunnelAddress.port, await pki.device('A-1'), pki.dcCa);
+  const c = await rawTunnel(headend.tunnelAddress.port, await pki.client('A-1'), pki.dcCa.pem);
   t.after(() => c.socket.destroy());
   await c.hello();
   c.send(100, testFrame('02:00:00:00:00:01', 'ff:ff:ff:ff:ff:ff', 'm'));
-  await until(() => vtepA.got.length === 1, 3_000, 'frame');
+  await waitFor('frame', 3_000, () => vtepA.got.length === 1);
   const port = headend.metricsAddress?.port;
   assert.ok(port);
   const { status, type, body } = await new Promise<{ status: number; type: string; body: string }>((resolve, reject) => {
@@ -261,11 +259,11 @@ test('metrics endpoint serves Prometheus text with the counters and the MTU warn
 test('audit CLI: export csv/jsonl is well formed; verify passes, then fails after an edit, removal or insertion', async (t) => {
   const { d, pki, headend } = await setup(t);
   for (const serial of ['A-1', 'G-1', 'X-1']) {
-    const c = await rawTunnel(headend.tunnelAddress.port, await pki.device(serial), pki.dcCa);
+    const c = await rawTunnel(headend.tunnelAddress.port, await pki.client(serial), pki.dcCa.pem);
     await c.hello();
     c.socket.destroy();
   }
-  await until(() => auditLines(d).filter((l) => l['event'] === 'disconnect').length === 2, 3_000, 'disconnect lines');
+  await waitFor('disconnect lines', 3_000, () => auditLines(d).filter((l) => l['event'] === 'disconnect').length === 2);
   const log = d.path('audit.jsonl');
   const cli = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', CLI, 'audit', ...args], { cwd: REPO, encoding: 'utf8' });
   const csv = cli('export', '--format', 'csv', '--log', log);
@@ -299,14 +297,14 @@ test('audit CLI: export csv/jsonl is well formed; verify passes, then fails afte
 
 test('registry file changes are picked up without a signal', async (t) => {
   const d = tempDir(t, 'ck-he-', true);
-  const pki = await createTestPki(d);
+  const pki = await createTestPki(d.dir);
   writeJson(d.path('registry.json'), registryDoc({ acme: { vni: 100 } }, { 'A-1': 'acme' }));
   const headend = await startHeadend(parseHeadendConfig(headendConfigDoc(d, pki, { metricsPort: null }), d.dir), { log: silentLogger, registryPollMs: 50 });
   t.after(async () => {
     await headend.close();
     d.remove();
   });
-  const c = await rawTunnel(headend.tunnelAddress.port, await pki.device('A-1'), pki.dcCa);
+  const c = await rawTunnel(headend.tunnelAddress.port, await pki.client('A-1'), pki.dcCa.pem);
   await c.hello();
   writeJson(d.path('registry.json'), registryDoc({ acme: { vni: 100 } }, { 'A-1': { state: 'revoked' } }));
   await c.closed;
@@ -315,7 +313,7 @@ test('registry file changes are picked up without a signal', async (t) => {
 
 test('connector headend reloads the registry on SIGHUP and stops on SIGTERM', async (t) => {
   const d = tempDir(t, 'ck-he-', true);
-  const pki = await createTestPki(d);
+  const pki = await createTestPki(d.dir);
   writeJson(d.path('registry.json'), registryDoc({ acme: { vni: 100 } }, { 'A-1': 'acme' }));
   writeJson(d.path('headend.json'), headendConfigDoc(d, pki, { metricsPort: null }));
   const h = await spawnHeadend(d.path('headend.json'));
@@ -331,11 +329,11 @@ test('connector headend reloads the registry on SIGHUP and stops on SIGTERM', as
 
 test('a session that goes silent is closed as dead-peer after session.deadAfterMs', async (t) => {
   const { d, pki, headend } = await setup(t);
-  const c = await rawTunnel(headend.tunnelAddress.port, await pki.device('A-1'), pki.dcCa);
+  const c = await rawTunnel(headend.tunnelAddress.port, await pki.client('A-1'), pki.dcCa.pem);
   t.after(() => c.socket.destroy());
   await c.hello();
   const t0 = performance.now();
   await c.closed;
   t.diagnostic(`silent session closed after ${Math.round(performance.now() - t0)} ms (deadAfterMs 3000)`);
-  await until(() => auditLines(d).some((l) => l['event'] === 'disconnect' && l['reason'] === 'dead-peer'), 3_000, 'dead-peer audit line');
+  await waitFor('dead-peer audit line', 3_000, () => auditLines(d).some((l) => l['event'] === 'disconnect' && l['reason'] === 'dead-peer'));
 });

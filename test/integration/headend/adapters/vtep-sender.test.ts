@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createVtepSender } from '../../../../src/headend/adapters/vtep-sender.js';
 import { nsExec } from '../../../../src/lab/adapters/netns.js';
 import { isRoot, netnsScope } from '../../../helpers/netns.js';
+import { skipUnlessCi } from '../../../helpers/skip.js';
 
 async function bound(): Promise<Socket> {
   const s = createSocket('udp4');
@@ -52,7 +53,7 @@ for (const gso of [true, false]) {
   });
 }
 
-const skipNs = isRoot() ? false : 'needs root (network namespaces)';
+const skipNs = skipUnlessCi(!isRoot() && 'needs root (network namespaces)');
 
 test('a path whose MTU is below a VXLAN packet: the refused GSO run is re-sent frame by frame and GSO goes off', { skip: skipNs }, async (t) => {
   // The kernel refuses GSO segments larger than the path MTU (EMSGSIZE); single datagrams get fragmented.

@@ -4,20 +4,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { isImageFailure } from '../../../../src/image/core/errors.js';
 import { fetchInputs, type FetchProgress } from '../../../../src/image/adapters/fetcher.js';
 import { mirrorPath, type LockedInput } from '../../../../src/image/core/lock.js';
+import { tempDir } from '../../../helpers/tmp.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 function tmp(t: { after(fn: () => void): void }): string {
-  const d = mkdtempSync(join(tmpdir(), 'ck-fetch-'));
-  t.after(() => rmSync(d, { recursive: true, force: true }));
+  const d = tempDir(t, 'ck-fetch-').dir;
   return d;
 }
 

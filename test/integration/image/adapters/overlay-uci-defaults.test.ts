@@ -5,10 +5,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { tempDir } from '../../../helpers/tmp.js';
 
 const REPO = fileURLToPath(new URL('../../../../', import.meta.url));
 const SCRIPT = join(REPO, 'firmware/rootfs-overlay/etc/uci-defaults/99-connector');
@@ -59,8 +59,7 @@ interface Device {
 }
 
 function device(t: { after(fn: () => void): void }, mode: string): Device {
-  const dir = mkdtempSync(join(tmpdir(), 'ck-uci-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'ck-uci-').dir;
   const store = join(dir, 'store');
   const bin = join(dir, 'bin');
   for (const d of [store, bin]) spawnSync('mkdir', ['-p', d]);

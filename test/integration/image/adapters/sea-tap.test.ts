@@ -15,10 +15,12 @@ import { mirrorPath, parseImageLock, type LockedInput } from '../../../../src/im
 import { bundleAgent, buildSea, launcherSource, unpackNpmTarball } from '../../../../src/image/adapters/sea.js';
 import { isRoot, netnsScope } from '../../../helpers/netns.js';
 import { REAL_CACHE, REAL_LOCK, REPO, realRuntimeInputs } from './stand-in.js';
+import { skipOrFail, skipUnlessCi } from '../../../helpers/skip.js';
 
 let dir: string;
 let root: string;
-let skip: string | false = isRoot() ? false : 'needs root (network namespace, chroot)';
+const needsRoot = skipUnlessCi(!isRoot() && 'needs root (network namespace, chroot)');
+let skip: string | false = needsRoot;
 
 before(async () => {
   if (skip) return;
@@ -65,7 +67,8 @@ after(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-test('the arm64 SEA binary creates a TAP in a namespace under qemu-aarch64, with no glibc in its root', { skip }, async (t) => {
+test('the arm64 SEA binary creates a TAP in a namespace under qemu-aarch64, with no glibc in its root', { skip: needsRoot }, async (t) => {
+  if (skip) return skipOrFail(t, skip);
   const scope = netnsScope(t, 'ckimg');
   const ns = await scope.ns('dev');
   const ifname = scope.ifname('tap');

@@ -3,14 +3,14 @@
 // signify-openbsd: the kit's own verifier (src/shared/usign) and stock signify must agree.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseUsignPublicKey, verifyUsign } from '../../../../src/shared/usign/index.js';
 import { isImageFailure } from '../../../../src/image/core/errors.js';
 import type { SigningKey } from '../../../../src/image/core/lock.js';
 import { checkSignedSums, signifyVerify, signatureKeyId, type UsignVerify } from '../../../../src/image/adapters/signature.js';
 import { makeStandInKey, signifySign } from './stand-in.js';
+import { tempDir } from '../../../helpers/tmp.js';
 
 const shared: UsignVerify = (m, sig, pub) => verifyUsign(m, sig, parseUsignPublicKey(pub)).ok;
 const VERIFIERS: [string, UsignVerify][] = [
@@ -19,8 +19,7 @@ const VERIFIERS: [string, UsignVerify][] = [
 ];
 
 function setup(t: { after(fn: () => void): void }) {
-  const dir = mkdtempSync(join(tmpdir(), 'ck-sig-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'ck-sig-').dir;
   const k = makeStandInKey(dir);
   const key: SigningKey = { name: 'stand-in', type: 'usign', keyId: k.keyId, publicKey: k.publicKey };
   const sums = join(dir, 'sha256sums');

@@ -2,9 +2,8 @@
 // A test Connector: slot tree in a temp dir (v1.0.0 in slot a), an updater, and optionally its own MQTT
 // identity. "Healthy" means the agent file in `current` says HEALTHY = true: the stand-in for "tunnel up".
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../../../src/shared/log.js';
 import type { UsignPublicKey } from '../../../../src/shared/usign/index.js';
@@ -13,7 +12,8 @@ import { initSlots, openSlotStore } from '../../../../src/agent/adapters/ota/slo
 import { createUpdater, type Updater, type UpdaterOptions } from '../../../../src/agent/adapters/ota/updater.js';
 import type { JobStateReport } from '../../../../src/shared/ota/protocol.js';
 import { agentArtifact, BOARD } from './release.js';
-import type { TestPki } from './pki.js';
+import type { TestPki } from '../../../helpers/pki.js';
+import { tempDir } from '../../../helpers/tmp.js';
 
 export const FIRST_VERSION = '1.0.0';
 
@@ -65,9 +65,8 @@ export async function createTestDevice(
     sysupgrade?: UpdaterOptions['sysupgrade'];
   },
 ): Promise<TestDevice> {
-  const root = mkdtempSync(join(tmpdir(), `ck-ota-dev-${o.serial}-`));
+  const root = tempDir(t, `ck-ota-dev-${o.serial}-`).dir;
   const stateDir = join(root, 'var');
-  t.after(() => rmSync(root, { recursive: true, force: true }));
   await initSlots(root, FIRST_VERSION, { [`connector-agent-${FIRST_VERSION}.mjs`]: agentArtifact(FIRST_VERSION, true) });
   const reports: JobStateReport[] = [];
   const restarts: string[] = [];
@@ -75,7 +74,7 @@ export async function createTestDevice(
   let mqtt: DeviceMqtt | undefined;
   if (o.pki && o.brokerUrl) {
     const id = o.pki.identity(o.serial);
-    mqtt = await connectDeviceMqtt({ url: o.brokerUrl, serial: o.serial, ca: o.pki.ca, cert: id.cert, key: id.key, board: o.board ?? BOARD, log: silentLogger });
+    mqtt = await connectDeviceMqtt({ url: o.brokerUrl, serial: o.serial, ca: o.pki.dcCa.pem, cert: id.cert, key: id.key, board: o.board ?? BOARD, log: silentLogger });
     const m = mqtt;
     t.after(() => m.close());
   }

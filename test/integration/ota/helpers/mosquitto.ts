@@ -6,7 +6,8 @@ import { writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { join } from 'node:path';
 import { generateBrokerConfig } from '../../../../src/ota/core/broker-config.js';
-import type { TestPki } from './pki.js';
+import type { TestPki } from '../../../helpers/pki.js';
+import { waitFor } from '../../../helpers/wait.js';
 
 export const CONTROLLER_CN = 'connector-controller';
 
@@ -22,20 +23,15 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function waitForPort(port: number, ms: number): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    const ok = await new Promise<boolean>((r) => {
-      const c = connect(port, '127.0.0.1', () => {
-        c.destroy();
-        r(true);
-      });
-      c.on('error', () => r(false));
+/** Whether something accepts TCP connections on 127.0.0.1:port. */
+function listening(port: number): Promise<boolean> {
+  return new Promise<boolean>((r) => {
+    const c = connect(port, '127.0.0.1', () => {
+      c.destroy();
+      r(true);
     });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`mosquitto did not listen on ${port} within ${ms} ms`);
+    c.on('error', () => r(false));
+  });
 }
 
 export interface Broker {
@@ -55,7 +51,7 @@ export async function startMosquitto(
   const aclFile = join(pki.dir, `${name}.acl`);
   const logFile = join(pki.dir, `${name}.log`);
   const files = generateBrokerConfig({
-    cafile: pki.caFile,
+    cafile: pki.dcCa.file,
     certfile: pki.server.certFile,
     keyfile: pki.server.keyFile,
     aclFile,
@@ -78,7 +74,7 @@ export async function startMosquitto(
     }
   });
   try {
-    await waitForPort(port, 5000);
+    await waitFor(`mosquitto listening on ${port}`, 5000, () => listening(port), 50);
   } catch (e) {
     throw new Error(`${(e as Error).message}: ${stderr}`);
   }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: UNLICENSED
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { parseAgentConfig } from '../../../../src/agent/core/config.js';
 import { ConfigError } from '../../../../src/shared/errors.js';
 
@@ -58,4 +59,34 @@ test('l2 lists and options both reach the policy; no headend is allowed (the uni
   assert.equal(c.headends.length, 0);
   assert.equal(c.l2.ownIpv4.length, 2);
   assert.equal(c.l2.ownMacs.length, 1);
+});
+
+test('an unknown option in any section is refused with its name, its section and the closest known option', () => {
+  const cases: [string, string, RegExp][] = [
+    [`config agent 'main'\n\toption tap_nam 'tap-x'\n`, 'agent.tap_nam', /^config agent 'main', option tap_nam: unknown option; did you mean tap_name\?/],
+    [MIN + `config enroll 'enroll'\n\toption min_tim '0'\n`, 'enroll.min_tim', /config enroll 'enroll', option min_tim: .*did you mean min_time\?/],
+    [MIN + `config ota 'ota'\n\toption brokr 'mqtts://b:8883'\n`, 'ota.brokr', /did you mean broker\?/],
+    [MIN + `config l2 'l2'\n\toption proxy_arpp '1'\n`, 'l2.proxy_arpp', /config l2 'l2', option proxy_arpp: .*did you mean proxy_arp\?/],
+    [MIN + `config l2 'l2'\n\tlist own_ipp '192.0.2.1'\n`, 'l2.own_ipp', /did you mean own_ip\?/],
+    [MIN + `config network 'network'\n\toption mdoe 'one-port'\n`, 'network.mdoe', /did you mean mode\?/],
+    [MIN + `\toption zzzzzzzz '1'\n`, 'agent.zzzzzzzz', /unknown option; known options: enabled, headend, /],
+    [MIN + `config agnet 'x'\n`, 'agnet', /^config agnet 'x': unknown section type; did you mean agent\?/],
+    [MIN + `config agent 'second'\n`, 'agent', /more than one `config agent` section/],
+    [MIN + `\tlist bridge 'br-lan'\n`, 'agent.bridge', /`option`, not `list`/],
+  ];
+  for (const [text, k, re] of cases) {
+    assert.throws(() => parseAgentConfig(text), (e: unknown) => e instanceof ConfigError && e.key === k && re.test(e.message), k);
+  }
+});
+
+test('values keep their UCI meaning: an empty option is unset, booleans take the UCI spellings', () => {
+  const c = parseAgentConfig(MIN + `\toption tap_name ''\n\toption enabled 'disabled'\nconfig network 'network'\n\toption mode 'two-port'\n`);
+  assert.equal(c.tapName, 'tap-dr');
+  assert.equal(c.enabled, false);
+  assert.equal(parseAgentConfig(`config agent\n\toption headend 'tls://h:8443'\n`).headends[0]?.port, '8443');
+});
+
+test('the shipped /etc/config/connector parses', () => {
+  const shipped = readFileSync(new URL('../../../../firmware/rootfs-overlay/etc/config/connector', import.meta.url), 'utf8');
+  assert.equal(parseAgentConfig(shipped).tapName, 'tap-dr');
 });

@@ -1,15 +1,14 @@
 // SPDX-License-Identifier: UNLICENSED
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { auditToCsv, auditToJsonl, AUDIT_COLUMNS, splitAuditText, verifyAuditLines } from '../../../../src/headend/core/audit-chain.js';
 import { openAuditLog, readAuditFile, verifyAuditFile } from '../../../../src/headend/adapters/audit-log.js';
+import { tempDir } from '../../../helpers/tmp.js';
 
 function tempLog(t: { after(fn: () => void): void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'ck-audit-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'ck-audit-').dir;
   return join(dir, 'audit.jsonl');
 }
 

@@ -38,3 +38,13 @@ test('metrics address defaults to loopback', () => {
   const c = parseHeadendConfig({ ...minimal, metrics: { port: 9464 } }, '/');
   assert.deepEqual(c.metrics, { host: '127.0.0.1', port: 9464 });
 });
+
+test('an unknown key at any depth is refused with its JSON path and the closest known key', () => {
+  for (const [doc, re] of [
+    [{ ...minimal, listne: {} }, /^config "listne": unknown key; did you mean listen\?/],
+    [{ ...minimal, session: { keepaliveMS: 1000 } }, /^config "session.keepaliveMS": unknown key; did you mean keepaliveMs\?/],
+    [{ ...minimal, tls: { ...minimal.tls, devicCa: 'x' } }, /^config "tls.devicCa": unknown key; did you mean deviceCa\?/],
+  ] as const) {
+    assert.throws(() => parseHeadendConfig(doc, '/'), (e: unknown) => hasCode(e, 'CK_ERR_CONFIG_INVALID') && re.test((e as Error).message));
+  }
+});

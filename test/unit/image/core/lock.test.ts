@@ -82,3 +82,9 @@ test('mirror paths keep the host and the URL path, so equal file names never col
     'downloads.openwrt.org/releases/24.10.8/targets/rockchip/armv8/sha256sums',
   ]);
 });
+
+test('an unknown key names the input and the closest known key', () => {
+  rejects(mutate((l) => (input(l, 'postject-1.0.0-alpha.6')['sha265'] = 'x')), /^lock file: input "postject-1\.0\.0-alpha\.6"\.sha265: unknown key; did you mean sha256\?/);
+  rejects(mutate((l) => ((l.defaults as Mutable)['opnewrt'] = '24.10.8')), /^lock file: defaults\.opnewrt: unknown key; did you mean openwrt\?/);
+  rejects(mutate((l) => ((l as unknown as Mutable)['input'] = [])), /^lock file: input: unknown key; did you mean inputs\?/);
+});

@@ -22,3 +22,16 @@ test('malformed payloads are drops with a reason, never exceptions', () => {
     assert.doesNotThrow(() => parseJobStateReport(junk));
   }
 });
+
+test('a known field of the wrong type is a drop named after it; unknown fields from a newer sender are ignored', () => {
+  const report = (extra: Record<string, unknown>) => Buffer.from(JSON.stringify({ jobId: 'j', version: '1.0.0', at: 't', state: 'downloading', ...extra }));
+  assert.deepEqual(parseJobStateReport(report({ progress: { bytes: 'lots', total: 9 } })), { ok: false, drop: 'bad-field' });
+  assert.deepEqual(parseJobStateReport(report({ detail: { nested: true } })), { ok: false, drop: 'bad-field' });
+  assert.deepEqual(parseJobStateReport(report({ version: 7 })), { ok: false, drop: 'missing-field' });
+  assert.deepEqual(parseJobStateReport(report({ progress: { bytes: 1, total: 9 }, addedLater: 1 })), {
+    ok: true,
+    value: { jobId: 'j', state: 'downloading', version: '1.0.0', progress: { bytes: 1, total: 9 }, at: 't' },
+  });
+  assert.deepEqual(parseJobDocument(Buffer.from('{"jobId":"j","rolloutId":"r","manifest":"","issuedAt":"t","signature":5}')), { ok: false, drop: 'bad-signature-field' });
+  assert.deepEqual(parseJobDocument(Buffer.from('{"jobId":"j","rolloutId":"r","manifest":"","issuedAt":"t","priority":1}')).ok, true);
+});

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: UNLICENSED
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hasCode } from '../../../../src/shared/errors.js';
 import {
@@ -15,6 +14,7 @@ import {
   revokeDevice,
 } from '../../../../src/shared/registry/registry.js';
 import { RegistryWatcher, readRegistryFile, updateRegistryFile } from '../../../../src/shared/registry/registry-file.js';
+import { tempDir } from '../../../helpers/tmp.js';
 
 const NOW = new Date('2026-11-25T12:00:00Z');
 const BASE = parseRegistry({
@@ -65,8 +65,7 @@ test('validation names the JSON path: duplicate VNIs, bad VNI, claimed device wi
 });
 
 test('file storage: missing file is empty, updates are atomic, the watcher sees edits', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'ck-reg-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'ck-reg-').dir;
   const path = join(dir, 'registry.json');
   assert.deepEqual(readRegistryFile(path), EMPTY_REGISTRY);
   writeFileSync(path, JSON.stringify(BASE));
@@ -104,4 +103,14 @@ test('an allowlisted device that names a tenant but was never claimed is neither
   });
   assert.deepEqual(admitDevice(reg, 'CK-0011'), { ok: false, serial: 'CK-0011', reason: 'unclaimed' });
   assert.deepEqual(enrollmentDecision(reg, 'CK-0011'), { ok: false, reason: 'unclaimed' });
+});
+
+test('unknown keys are refused with their JSON path and the closest known key; flags must be booleans', () => {
+  const bad: [unknown, RegExp][] = [
+    [{ version: 1, tenants: { acme: { segments: { lan: { vni: 7, vtep: ['198.51.100.2'] } } } } }, /^registry tenants\.acme\.segments\.lan\.vtep: unknown key; did you mean vteps\?/],
+    [{ version: 1, tenants: { acme: { segments: { lan: { vni: 7, multiSite: 'yes' } } } } }, /tenants\.acme\.segments\.lan\.multiSite: must be true or false/],
+    [{ version: 1, devices: { 'CK-1': { state: 'allowed', tennant: 'acme' } } }, /devices\.CK-1\.tennant: unknown key; did you mean tenant\?/],
+    [{ version: 1, denylsit: [] }, /denylsit: unknown key; did you mean denylist\?/],
+  ];
+  for (const [doc, re] of bad) assert.throws(() => parseRegistry(doc), (e: unknown) => hasCode(e, 'CK_ERR_REGISTRY') && re.test((e as Error).message), String(re));
 });

@@ -13,6 +13,7 @@ import { writeFactoryRegion, readFactoryBlock } from '../../../../../src/shared/
 import { issueIdevid } from '../../../../../src/factory/core/idevid.js';
 import { ensureIdentity, runRenewal, IdentityStatusTracker, renewAtOf, type WallClock, type Identity } from '../../../../../src/agent/adapters/identity/index.js';
 import { createEstFixture, type EstFixture } from '../../../enroll/est-fixture.js';
+import { waitFor } from '../../../../helpers/wait.js';
 
 interface FakeClock extends WallClock {
   set(ms: number): void;
@@ -101,13 +102,6 @@ async function enrolledUnit(t: TestContext, lifetimeS: number, serial: string) {
   return { fx, u, clock, status, first };
 }
 
-async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 const issuedCount = (fx: EstFixture): number =>
   existsSync(fx.issuanceLogFile) ? readFileSync(fx.issuanceLogFile, 'utf8').trim().split('\n').length : 0;
@@ -182,7 +176,7 @@ test('an unclaimed unit waits, honouring Retry-After, and enrolls after the clai
   t.after(() => ac.abort());
   const pending = ensureIdentity(opts(u, clock, status, ac.signal));
   pending.catch(() => {});
-  await until('waiting-for-claim', () => status.snapshot().state === 'waiting-for-claim' && clock.sleeps.length >= 2);
+  await waitFor('waiting-for-claim', 10_000, () => status.snapshot().state === 'waiting-for-claim' && clock.sleeps.length >= 2, 5);
   assert.ok(clock.sleeps.every((ms) => ms === 42_000), `sleeps follow Retry-After: ${clock.sleeps.join(',')}`);
   assert.match(status.snapshot().reason ?? '', /not claimed/);
   // the operator's command, on the same registry file the EST server watches
@@ -206,7 +200,7 @@ test('a factory block whose IDevID comes from another CA is refused', async (t) 
   const status = new IdentityStatusTracker(clock.now);
   const ac = new AbortController();
   const p = ensureIdentity(opts(u, clock, status, ac.signal));
-  await until('refused', () => status.snapshot().state === 'refused');
+  await waitFor('refused', 10_000, () => status.snapshot().state === 'refused', 5);
   assert.match(status.snapshot().reason ?? '', /403/);
   ac.abort();
   await assert.rejects(p);
@@ -232,7 +226,7 @@ test('an IDevID whose fingerprint differs from the allowlisted one is refused', 
   t.after(() => ac.abort());
   const p = ensureIdentity(opts(u, clock, status, ac.signal));
   p.catch(() => {});
-  await until('refused', () => status.snapshot().state === 'refused');
+  await waitFor('refused', 10_000, () => status.snapshot().state === 'refused', 5);
   assert.match(status.snapshot().reason ?? '', /403/);
   assert.equal(issuedCount(fx), 0);
 });
@@ -258,7 +252,7 @@ test('renewal at 2/3 of the lifetime replaces the files atomically; a revoked un
   });
   t.after(stop);
   // the server issues on the device's (fake) clock, so the cert's 2/3 point is predictable
-  await until('first renewal', () => renewed.length >= 1);
+  await waitFor('first renewal', 10_000, () => renewed.length >= 1, 5);
   const r0 = renewed[0];
   assert.ok(r0);
   assert.equal(clock.sleeps[0], renewAtOf(first).getTime() - start, 'slept exactly until 2/3 of the lifetime');
@@ -285,7 +279,7 @@ test('renewal at 2/3 of the lifetime replaces the files atomically; a revoked un
   await fx.revoke(serial);
   const stop2 = runRenewal({ ...opts(u, clock, status2), identity: current, maxSleepMs: 24 * 3600_000, onRenewed: () => assert.fail('renewed a revoked unit') });
   t.after(stop2);
-  await until('renewal refused', () => status2.snapshot().state === 'refused');
+  await waitFor('renewal refused', 10_000, () => status2.snapshot().state === 'refused', 5);
   assert.match(status2.snapshot().reason ?? '', /revoked|denylisted/);
   await stop2();
   assert.equal(new X509Certificate(readFileSync(certPath)).fingerprint256, new X509Certificate(current.certPem).fingerprint256);
@@ -302,7 +296,7 @@ test('with the clock before min_time the unit waits with a reason, then resumes 
   const clock = fakeClock(0);
   const status = new IdentityStatusTracker(clock.now);
   const p = ensureIdentity({ ...opts(u, clock, status), minTimeS: Math.floor(realNow / 1000) - 3600, clockPollMs: 1000 });
-  await until('waiting-for-time', () => status.snapshot().state === 'waiting-for-time' && clock.sleeps.length >= 3);
+  await waitFor('waiting-for-time', 10_000, () => status.snapshot().state === 'waiting-for-time' && clock.sleeps.length >= 3, 5);
   assert.match(status.snapshot().reason ?? '', /earlier than the image build time/);
   assert.equal(existsSync(join(u.identityDir, 'op.cert.pem')), false, 'nothing enrolled while the clock is unset');
   clock.set(realNow); // sysntpd synced
@@ -325,7 +319,7 @@ test('a short-lived certificate is renewed 2/3 into what is left of it on arriva
     },
   });
   t.after(stop);
-  await until('two renewals', () => renewed.length >= 2);
+  await waitFor('two renewals', 10_000, () => renewed.length >= 2, 5);
   await stop();
   const [r0, r1] = renewed;
   assert.ok(r0 && r1);

@@ -3,21 +3,20 @@
 // Range, follow https redirects (refuse http ones), never grow past the manifest size.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hasCode } from '../../../../../src/shared/errors.js';
 import { createLogger } from '../../../../../src/shared/log.js';
 import { startArtifactServer } from '../../../../../src/ota/adapters/artifact-server.js';
 import { downloadWithResume } from '../../../../../src/agent/adapters/ota/downloader.js';
-import { createTestPki } from '../../../ota/helpers/pki.js';
+import { createTestPki } from '../../../../helpers/pki.js';
+import { tempDir } from '../../../../helpers/tmp.js';
 
 test('resume, restart, redirects and the size cap', async (t) => {
-  const pki = createTestPki(t, []);
-  const dir = mkdtempSync(join(tmpdir(), 'ck-ota-dl-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const pki = await createTestPki(tempDir(t, 'ck-ota-pki-').dir, { singleCa: true });
+  const dir = tempDir(t, 'ck-ota-dl-').dir;
   const body = Buffer.from(Array.from({ length: 100_000 }, (_, i) => i % 251));
   writeFileSync(join(dir, 'a.bin'), body);
   const log: string[] = [];
@@ -36,23 +35,23 @@ test('resume, restart, redirects and the size cap', async (t) => {
   const file = join(dir, 'out.part');
 
   writeFileSync(file, body.subarray(0, 30_000));
-  const r1 = await downloadWithResume({ url: `${art.url}/a.bin`, file, size: body.length, ca: pki.ca });
+  const r1 = await downloadWithResume({ url: `${art.url}/a.bin`, file, size: body.length, ca: pki.dcCa.pem });
   assert.deepEqual(r1, { resumedFrom: 30_000, bytes: body.length });
   assert.ok(readFileSync(file).equals(body));
   assert.match(log.at(-1) ?? '', /"range":"bytes=30000-","status":206,"bytes":70000/);
 
   writeFileSync(file, body.subarray(0, 30_000));
-  const r2 = await downloadWithResume({ url: `${otherUrl}/norange`, file, size: body.length, ca: pki.ca });
+  const r2 = await downloadWithResume({ url: `${otherUrl}/norange`, file, size: body.length, ca: pki.dcCa.pem });
   assert.equal(r2.resumedFrom, 0, 'a 200 answer restarts the file');
   assert.ok(readFileSync(file).equals(body));
 
   rmSync(file);
-  await downloadWithResume({ url: `${otherUrl}/r/a.bin`, file, size: body.length, ca: pki.ca });
+  await downloadWithResume({ url: `${otherUrl}/r/a.bin`, file, size: body.length, ca: pki.dcCa.pem });
   assert.ok(readFileSync(file).equals(body), 'followed the redirect');
-  await assert.rejects(downloadWithResume({ url: `${otherUrl}/insecure`, file: join(dir, 'x'), size: 10, ca: pki.ca }), (e) => hasCode(e, 'CK_ERR_OTA_DOWNLOAD') && /non-https/.test(e.message));
-  await assert.rejects(downloadWithResume({ url: `${otherUrl}/loop`, file: join(dir, 'y'), size: 10, ca: pki.ca }), /redirects/);
+  await assert.rejects(downloadWithResume({ url: `${otherUrl}/insecure`, file: join(dir, 'x'), size: 10, ca: pki.dcCa.pem }), (e) => hasCode(e, 'CK_ERR_OTA_DOWNLOAD') && /non-https/.test(e.message));
+  await assert.rejects(downloadWithResume({ url: `${otherUrl}/loop`, file: join(dir, 'y'), size: 10, ca: pki.dcCa.pem }), /redirects/);
 
   rmSync(file);
-  await assert.rejects(downloadWithResume({ url: `${art.url}/a.bin`, file, size: 50_000, ca: pki.ca }), /more than the 50000 bytes/);
-  await assert.rejects(downloadWithResume({ url: `${art.url}/missing.bin`, file: join(dir, 'z'), size: 10, ca: pki.ca }), /HTTP 404/);
+  await assert.rejects(downloadWithResume({ url: `${art.url}/a.bin`, file, size: 50_000, ca: pki.dcCa.pem }), /more than the 50000 bytes/);
+  await assert.rejects(downloadWithResume({ url: `${art.url}/missing.bin`, file: join(dir, 'z'), size: 10, ca: pki.dcCa.pem }), /HTTP 404/);
 });

@@ -5,13 +5,13 @@ import { generateKeyPairSync, getCiphers, sign, verify } from 'node:crypto';
 import { DEFAULT_MAX_VERSION } from 'node:tls';
 import { findTapAddon, loadTapAddon } from '../../shared/native/addon.js';
 
-interface Check {
+export interface SelfTestCheck {
   name: string;
   ok: boolean;
   detail: string;
 }
 
-function check(name: string, fn: () => string): Check {
+function check(name: string, fn: () => string): SelfTestCheck {
   try {
     return { name, ok: true, detail: fn() };
   } catch (e) {
@@ -19,7 +19,12 @@ function check(name: string, fn: () => string): Check {
   }
 }
 
-export function runSelfTest(): { ok: boolean; checks: Check[] } {
+export interface SelfTestResult {
+  ok: boolean;
+  checks: SelfTestCheck[];
+}
+
+export function runSelfTest(): SelfTestResult {
   const checks = [
     check('runtime', () => {
       const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;

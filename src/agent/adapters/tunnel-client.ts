@@ -133,6 +133,8 @@ class Client implements TunnelClient {
   #attempt = 0;
   #reconnects = 0;
   #notUpDrops = 0;
+  /** The RTT of the last session that measured one: kept across reconnects until a new one is known. */
+  #lastRtt: number | null = null;
   #lastError: string | null = null;
   #retryTimer: NodeJS.Timeout | null = null;
   #connectTimer: NodeJS.Timeout | null = null;
@@ -181,7 +183,7 @@ class Client implements TunnelClient {
     const s = this.#session;
     const d = this.#done;
     const e = s?.egress.counters;
-    const rtt = s?.rttMs ?? null;
+    const rtt = s?.rttMs ?? this.#lastRtt;
     const up = s !== null && s.state === 'up';
     return {
       state: this.#state,
@@ -250,6 +252,7 @@ class Client implements TunnelClient {
   }
 
   #keepCounters(s: TunnelSession): void {
+    if (s.rttMs !== null) this.#lastRtt = s.rttMs;
     const d = this.#done;
     const e = s.egress.counters;
     d.txFrames += e.sentFrames;

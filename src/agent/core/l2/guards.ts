@@ -59,7 +59,7 @@ export function ethernetGuards(x: PolicyContext, bpdu: BpduBlock, frame: Uint8Ar
     }
     return x.drop(c, 'reserved-group');
   }
-  if (bpdu.holds(now)) return x.drop(c, 'tunnel-blocked');
+  if (bpdu.blocked && bpdu.holds(now)) return x.drop(c, 'tunnel-blocked');
   // A single tag with VID 0 is an 802.1p priority tag: the frame belongs to the untagged segment.
   x.tagged = eth.vlanCount > 1 || (eth.vlanCount === 1 && (eth.vlanTci & 0x0fff) !== 0);
   if (x.tagged && x.config.vlanMode === 'drop') return x.drop(c, 'vlan-tagged');

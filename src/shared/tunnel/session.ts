@@ -105,6 +105,10 @@ export class TunnelSession {
   readonly #out: Buffer[] = [];
   readonly #controls: Buffer[] = [];
   readonly #maxBacklog: number;
+  /** Whether queued frames carry a time (only a delay budget needs it: no clock read per frame otherwise). */
+  readonly #stamped: boolean;
+  /** Whether the egress bound is checked at push time, against the transport's unsent bytes. */
+  readonly #boundAtPush: boolean;
   #controlBytes = 0;
   #flushCancel: Cancel | null = null;
   #helloCancel: Cancel | null = null;
@@ -122,6 +126,8 @@ export class TunnelSession {
     this.#events = events;
     this.#maxBacklog = options.maxRxBacklogBytes ?? Infinity;
     this.egress = new EgressQueue(options.egress);
+    this.#stamped = this.egress.options.maxDelayMs !== Infinity;
+    this.#boundAtPush = this.egress.options.overflow === 'refuse-newest';
     if (options.role === 'server') this.vni = options.ack.vni;
     this.#decoder = new RecordDecoder(
       (vni, frame) => this.#onRecord(vni, frame),
@@ -163,7 +169,7 @@ export class TunnelSession {
   /** Queues one data frame for this turn's write; false when not up, refused or not carriable. */
   send(frame: Uint8Array): boolean {
     if (this.state !== 'up' || this.vni === null) return false;
-    const ok = this.egress.push(this.vni, frame, this.#o.clock.now(), this.#unsentForPush());
+    const ok = this.egress.push(this.vni, frame, this.#stamped ? this.#o.clock.now() : 0, this.#unsentForPush());
     if (ok) this.#scheduleFlush();
     return ok;
   }
@@ -171,7 +177,7 @@ export class TunnelSession {
   /** Queues a batch of data frames; returns how many were queued. */
   sendBatch(frames: readonly Uint8Array[]): number {
     if (this.state !== 'up' || this.vni === null) return 0;
-    const now = this.#o.clock.now();
+    const now = this.#stamped ? this.#o.clock.now() : 0;
     let n = 0;
     for (const f of frames) if (this.egress.push(this.vni, f, now, this.#unsentForPush())) n++;
     if (n > 0) this.#scheduleFlush();
@@ -208,7 +214,7 @@ export class TunnelSession {
   }
 
   #unsentForPush(): number {
-    return this.egress.options.overflow === 'refuse-newest' ? this.#transport.unsentBytes() + this.#controlBytes : 0;
+    return this.#boundAtPush ? this.#transport.unsentBytes() + this.#controlBytes : 0;
   }
 
   #onRecord(vni: number, frame: Buffer): void {

@@ -7,7 +7,15 @@
 //   - a core/ file imports no adapters/, no main.ts and none of shared's I/O modules.
 import { dirname, relative, resolve, sep } from 'node:path';
 
-const SHARED_IO = ['shared/native/', 'shared/exec.', 'shared/atomic-file.', 'shared/factory-block/block-io.', 'shared/registry/registry-file.'];
+const SHARED_IO = [
+  'shared/native/',
+  'shared/exec.',
+  'shared/atomic-file.',
+  'shared/system-time.',
+  'shared/tunnel/tls-transport.',
+  'shared/factory-block/block-io.',
+  'shared/registry/registry-file.',
+];
 
 /** 'src/agent/core/x.ts' -> { house: 'agent', rest: 'core/x.ts' }; null outside src/. */
 function place(repoPath) {

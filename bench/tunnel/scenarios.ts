@@ -51,7 +51,7 @@ function benchBundles(dir: string): Promise<{ agent: string; headend: string }> 
       outfile: headend,
       stdin: {
         contents:
-          "import { runCommand } from './src/cli/dispatch.ts';\n" +
+          "import { runCommand } from './src/shared/cli/dispatch.ts';\n" +
           "import * as headend from './src/cli/commands/headend.ts';\n" +
           "process.exitCode = await runCommand('connector', { headend: [async () => headend, 'headend'] }, process.argv.slice(2));\n",
         resolveDir: root,

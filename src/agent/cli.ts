@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: UNLICENSED
-// `connector-agent <command>`: the device program. Entry point only: parse argv, load the command.
+// `connector-agent <command>`: the device program. Entry point only: parse argv, call main.ts.
 // Literal imports and no top-level await: the image build bundles this file into one CommonJS binary.
 import { runCommand, runProgram, usage, type CommandTable } from '../shared/cli/dispatch.js';
 import { productVersion } from '../shared/version.js';
 
 export const AGENT_COMMANDS: CommandTable = {
-  run: [() => import('./main.js'), 'run the agent: --config FILE (OpenWrt UCI format, default /etc/config/connector)'],
-  status: [() => import('./status-command.js'), 'print tunnel state, RTT, counters, MAC/neighbour tables, alarms [--json]'],
+  run: [async () => ({ run: (await import('./main.js')).run }), 'run the agent: --config FILE (OpenWrt UCI format, default /etc/config/connector)'],
+  status: [async () => ({ run: (await import('./main.js')).status }), 'print tunnel state, RTT, counters, MAC/neighbour tables, alarms [--json]'],
 };
 
 const HELP_EXTRA = `
@@ -20,8 +20,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (argv[0] === '--self-test') {
-    const { runSelfTest } = await import('./adapters/self-test.js');
-    const result = runSelfTest();
+    const result = (await import('./main.js')).selfTest();
     for (const c of result.checks) process.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}\n`);
     return result.ok ? 0 : 1;
   }

@@ -1,12 +1,47 @@
 // SPDX-License-Identifier: UNLICENSED
-// `connector headend --config FILE`: wiring only. Reads the config, starts the headend, reloads the
-// registry on SIGHUP, shuts down on SIGTERM/SIGINT.
+// The headend's only wiring (`connector headend`, `connector audit`): reads the config and the registry,
+// opens the real sockets (VXLAN, the TLS listener, metrics), the audit file and the registry watch, and
+// hands them to core/headend.ts; reloads the registry on SIGHUP, stops on SIGTERM/SIGINT. Also the audit
+// log's export and verification. Nothing runs at import.
 import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
-import { ConfigError, errorMessage } from '../shared/errors.js';
+import { ConfigError, ConnectorError, errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
+import { RegistryWatcher } from '../shared/registry/registry-file.js';
+import { monotonicClock, systemScheduler, systemWallClock } from '../shared/system-time.js';
+import { feedSession, tlsTransport } from '../shared/tunnel/tls-transport.js';
+import { openAuditLog, readAuditFile, verifyAuditFile } from './adapters/audit-log.js';
+import { openMetricsServer, type MetricsServer } from './adapters/metrics-server.js';
+import { watchRegistryFile } from './adapters/registry-watch.js';
+import { openTlsListener, refuseConnection } from './adapters/tls-listener.js';
+import { openVxlanSocket } from './adapters/vxlan-socket.js';
+import { auditToCsv, auditToJsonl, type AuditVerdict } from './core/audit-chain.js';
 import { parseHeadendConfigText, type HeadendConfig } from './core/config.js';
-import { startHeadend, type Headend } from './adapters/server.js';
+import { HeadendCore } from './core/headend.js';
+
+export { handshakeRefusalReason } from './adapters/tls-listener.js';
+
+export interface Headend {
+  readonly tunnelAddress: AddressInfo;
+  readonly vxlanAddress: AddressInfo;
+  readonly metricsAddress: AddressInfo | null;
+  /** Re-reads the registry (SIGHUP): new segments and VTEPs apply, refused devices are disconnected. */
+  reload(): void;
+  renderMetrics(): string;
+  sessions(): readonly { id: string; serial: string; tenant: string; vni: number; state: string }[];
+  close(): Promise<void>;
+}
+
+export interface HeadendDeps {
+  log: Logger;
+  now?: () => Date;
+  /** Poll interval for registry file changes, ms (0 disables; SIGHUP still works). */
+  registryPollMs?: number;
+}
+
+/** How long a session that said bye may linger half-closed before its socket is destroyed. */
+const BYE_GRACE_MS = 2_000;
 
 export function loadHeadendConfig(file: string): HeadendConfig {
   const path = resolve(file);
@@ -19,7 +54,94 @@ export function loadHeadendConfig(file: string): HeadendConfig {
   return parseHeadendConfigText(text, path, dirname(path));
 }
 
-/** Runs until SIGTERM/SIGINT; resolves with the exit code. */
+function readPem(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConnectorError('CK_ERR_CONFIG_INVALID', `cannot read ${what} ${path}: ${errorMessage(e)}`, { cause: e });
+  }
+}
+
+/** Starts a headend with the real sockets; resolves once it listens. */
+export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Promise<Headend> {
+  const { log } = deps;
+  const auditLog = openAuditLog(config.auditLogFile, deps.now ?? (() => new Date()), (p) => log.error('audit log problem', { problem: p }));
+  const watcher = new RegistryWatcher(config.registryFile);
+  const registry = watcher.reload();
+  const tls = {
+    key: readPem(config.tls.keyFile, 'headend key (tls.key)'),
+    cert: readPem(config.tls.certFile, 'headend certificate (tls.cert)'),
+    deviceCa: readPem(config.tls.deviceCaFile, 'device CA bundle (tls.deviceCa)'),
+  };
+  const vxlan = await openVxlanSocket({ localAddress: config.vxlan.localAddress, port: config.vxlan.port, vtepPort: config.vxlan.vtepPort, log });
+  const core = new HeadendCore(config, registry, {
+    log,
+    audit: (event, fields) => auditLog.append(event, fields),
+    clock: monotonicClock,
+    wallClock: systemWallClock,
+    scheduler: systemScheduler,
+    vtep: vxlan,
+  });
+  vxlan.receiveInto(core.forwarder, (reason) => core.countDrop(reason));
+
+  const listener = await openTlsListener({
+    host: config.listen.host,
+    port: config.listen.port,
+    ...tls,
+    handshakeTimeoutMs: config.session.helloTimeoutMs,
+    log,
+    onRefused: (reason) => core.refuse(reason),
+    onPeer: (socket, peer) => {
+      const r = core.connect(peer, tlsTransport(socket, { endGraceMs: BYE_GRACE_MS, probeUnread: true }));
+      if (!r.ok) {
+        refuseConnection(socket, r.reason);
+        return;
+      }
+      feedSession(socket, r.session, {
+        error: (e) => {
+          log.debug('session socket error', { remote: peer.remote, serial: peer.serial, error: e.message });
+          return 'socket-error';
+        },
+        end: 'peer-closed',
+        close: 'peer-closed',
+      });
+      r.session.open();
+    },
+  });
+
+  let metrics: MetricsServer | null = null;
+  if (config.metrics) metrics = await openMetricsServer(config.metrics.host, config.metrics.port, () => core.renderMetrics(), log);
+
+  const pollMs = deps.registryPollMs ?? 2_000;
+  const reload = (why: string): void => core.reload(() => watcher.reload(), why);
+  const stopWatch = pollMs > 0 ? watchRegistryFile(config.registryFile, pollMs, () => reload('file-changed')) : () => {};
+
+  const tunnelAddress = listener.address;
+  core.audit('headend-start', { remote: `${tunnelAddress.address}:${tunnelAddress.port}` });
+  log.info('headend listening', {
+    tunnel: `${tunnelAddress.address}:${tunnelAddress.port}`,
+    vxlan: `${config.vxlan.localAddress}:${vxlan.address.port}`,
+    metrics: metrics ? `${metrics.address.address}:${metrics.address.port}` : 'off',
+  });
+
+  return {
+    tunnelAddress,
+    vxlanAddress: vxlan.address,
+    metricsAddress: metrics?.address ?? null,
+    reload: () => reload('sighup'),
+    renderMetrics: () => core.renderMetrics(),
+    sessions: () => core.sessions(),
+    async close() {
+      stopWatch();
+      core.closeAll('headend-shutdown');
+      await listener.close();
+      await metrics?.close();
+      await vxlan.close();
+    },
+  };
+}
+
+/** `connector headend`: runs until SIGTERM/SIGINT; resolves with the exit code. */
 export async function runHeadend(configFile: string, log: Logger): Promise<number> {
   const config = loadHeadendConfig(configFile);
   // Handlers go in before the listeners open: a signal sent as soon as "headend listening" is logged
@@ -49,4 +171,15 @@ export async function runHeadend(configFile: string, log: Logger): Promise<numbe
     process.removeListener('SIGINT', onInt);
   }
   return 0;
+}
+
+/** `connector audit export`: every record with its own hash, as CSV (RFC 4180) or JSON Lines. */
+export function exportAuditLog(file: string, format: 'csv' | 'jsonl'): string {
+  const f = readAuditFile(file);
+  return format === 'csv' ? auditToCsv(f.lines) : auditToJsonl(f.lines);
+}
+
+/** `connector audit verify`: the hash chain, and the head pointer when there is one. */
+export function verifyAuditLog(file: string): AuditVerdict & { headChecked: boolean } {
+  return verifyAuditFile(file);
 }

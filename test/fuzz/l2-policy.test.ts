@@ -5,7 +5,7 @@
 // alarm set stay within their bounds. Seeded: a failure prints the seed and frame to replay.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { L2Policy, type Direction } from '../../src/agent/core/l2/policy.js';
+import { L2Policy, type FrameSide } from '../../src/agent/core/l2/policy.js';
 import { policyConfig, type PolicyConfig } from '../../src/agent/core/l2/policy-config.js';
 import { POLICY_DROPS, totalDrops, type PolicyDropReason } from '../../src/agent/core/l2/counters.js';
 import { ARP_OP_REPLY, ARP_OP_REQUEST, encodeArp, encodeGratuitousArp } from '../../src/agent/core/l2/arp.js';
@@ -73,7 +73,7 @@ function fuzz(seed: number, frames: number, config: PolicyConfig, bounds: { mac:
   const alarms = new AlarmSet({ maxAlarms: bounds.alarms });
   const p = new L2Policy(config, {
     alarms,
-    macs: new MacTable({ maxEntries: bounds.mac, ageMs: config.macAgeMs, moveThreshold: 3, moveWindowMs: 10_000, freezeMs: 20_000, alarms }),
+    macs: new MacTable<FrameSide>({ maxEntries: bounds.mac, ageMs: config.macAgeMs, moveThreshold: 3, moveWindowMs: 10_000, freezeMs: 20_000, freezeSide: 'lan', alarms }),
     neighbours: new NeighbourTable({ maxEntries: bounds.neigh, ageMs: config.neighbourAgeMs, splitBrainWindowMs: config.splitBrainWindowMs, alarms }),
     reoriginator: new Reoriginator({ maxPending: bounds.pending }),
   });
@@ -105,7 +105,7 @@ function fuzz(seed: number, frames: number, config: PolicyConfig, bounds: { mac:
       for (let k = 0; k < len; k++) scratch[k] = Math.floor(r() * 256);
     }
     const frame = scratch.subarray(0, len);
-    const dir: Direction = r() < 0.5 ? 'from-lan' : 'from-tunnel';
+    const dir: FrameSide = r() < 0.5 ? 'lan' : 'tunnel';
     now += r() < 0.999 ? Math.floor(r() * 3) : Math.floor(r() * 400_000);
     let d;
     try {
@@ -127,8 +127,8 @@ function fuzz(seed: number, frames: number, config: PolicyConfig, bounds: { mac:
     } else if (d.replies.length !== 0) {
       assert.fail(`seed ${seed}, frame ${i}: replies on a ${d.action} decision`);
     }
-    if (dir === 'from-lan' && d.action === 'lan') assert.fail(`seed ${seed}, frame ${i}: a LAN frame sent back to the LAN`);
-    if (dir === 'from-tunnel' && d.action === 'tunnel') assert.fail(`seed ${seed}, frame ${i}: split horizon broken`);
+    if (dir === 'lan' && d.action === 'lan') assert.fail(`seed ${seed}, frame ${i}: a LAN frame sent back to the LAN`);
+    if (dir === 'tunnel' && d.action === 'tunnel') assert.fail(`seed ${seed}, frame ${i}: split horizon broken`);
     if (now >= nextTick) {
       p.tick(now);
       p.reoriginator.due(now);

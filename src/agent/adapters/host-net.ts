@@ -6,6 +6,7 @@ import { networkInterfaces } from 'node:os';
 import { exec } from '../../shared/exec.js';
 import { ConnectorError } from '../../shared/errors.js';
 import { macKey, parseMac } from '../../shared/l2/mac.js';
+import type { OwnAddresses } from '../core/own-addresses.js';
 
 export async function attachToBridge(tap: string, bridge: string): Promise<void> {
   try {
@@ -20,11 +21,7 @@ export async function attachToBridge(tap: string, bridge: string): Promise<void>
   }
 }
 
-export interface OwnAddresses {
-  macs: number[];
-  ipv4: string[];
-  ipv6: string[];
-}
+export type { OwnAddresses };
 
 /**
  * The bridge MAC and the addresses configured on it; a missing bridge gives empty lists (retried later).

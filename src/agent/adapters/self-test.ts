@@ -6,13 +6,13 @@ import { DEFAULT_MAX_VERSION } from 'node:tls';
 import { ConnectorError } from '../../shared/errors.js';
 import { findTapAddon, loadTapAddon } from '../../shared/native/addon.js';
 
-interface Check {
+export interface SelfTestCheck {
   name: string;
   ok: boolean;
   detail: string;
 }
 
-function check(name: string, fn: () => string): Check {
+function check(name: string, fn: () => string): SelfTestCheck {
   try {
     return { name, ok: true, detail: fn() };
   } catch (e) {
@@ -20,7 +20,12 @@ function check(name: string, fn: () => string): Check {
   }
 }
 
-export function runSelfTest(): { ok: boolean; checks: Check[] } {
+export interface SelfTestResult {
+  ok: boolean;
+  checks: SelfTestCheck[];
+}
+
+export function runSelfTest(): SelfTestResult {
   const checks = [
     check('runtime', () => {
       const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;

@@ -5,10 +5,9 @@ import { mkdirSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { dirname } from 'node:path';
 import { ConnectorError, isErrno } from '../../shared/errors.js';
+import type { StatusServer } from '../core/ports.js';
 
-export interface StatusServer {
-  close(): Promise<void>;
-}
+export type { StatusServer };
 
 export async function serveStatus(path: string, snapshot: () => unknown): Promise<StatusServer> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });

@@ -1,31 +1,27 @@
 // SPDX-License-Identifier: UNLICENSED
-// The agent's side of the tunnel: an outbound TLS 1.3 client (never listens) that carries Ethernet frames
-// as records (src/shared/l2/stream.ts) to one headend of a failover list. Behaviour (docs/tunnel-protocol.md):
+// The agent's side of the tunnel: an outbound TLS 1.3 client (never listens) to one headend of a failover
+// list. The protocol (hello, keepalive, dead peer, the bounded egress queue) is the shared session core
+// (src/shared/tunnel/session.ts, role 'client'); this adapter holds what only the client does
+// (docs/tunnel-protocol.md):
 //   - mutual TLS: the device certificate from getIdentity() on every attempt (a renewed certificate is
 //     used on the next connection), the headend verified against the configured CA only, ALPN required;
-//   - versioned hello before data; the VNI comes from the headend's hello-ack;
-//   - keepalive pings with RTT, dead peer after deadAfterMs without any record from the headend;
+//   - a connect timeout over TCP, TLS and the hello;
 //   - reconnect with jittered exponential backoff, walking the headend list on failed attempts;
-//   - setNoDelay, one write per event-loop turn, a bounded send queue with head-drop and a bound on the
-//     bytes the socket may hold unsent (dropping beats queueing: TCP-over-TCP, see the data-plane notes).
+//   - the socket tuning (TCP_NOTSENT_LOWAT) and counters that survive reconnects.
 import { isIP } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { errorMessage } from '../../shared/errors.js';
-import { MAX_RECORD, RecordDecoder, encodeRecord, recordSize } from '../../shared/tunnel/records.js';
 import type { Logger } from '../../shared/log.js';
-import {
-  ALPN_PROTOCOL,
-  CONTROL_VNI,
-  decodeControl,
-  encodeControl,
-  isControlFrame,
-  type ControlMessage,
-} from '../../shared/tunnel/control.js';
-import { backoffDelay, checkBackoffOptions, type BackoffOptions } from '../core/backoff.js';
-import { SendQueue } from '../../shared/tunnel/egress-queue.js';
 import { tuneSocket } from '../../shared/native/socket-options.js';
+import type { Clock, Scheduler } from '../../shared/ports.js';
+import { monotonicClock, systemScheduler } from '../../shared/system-time.js';
+import { ALPN_PROTOCOL } from '../../shared/tunnel/control.js';
+import { TunnelSession } from '../../shared/tunnel/session.js';
+import { feedSession, tlsTransport } from '../../shared/tunnel/tls-transport.js';
+import { backoffDelay, checkBackoffOptions, type BackoffOptions } from '../core/backoff.js';
+import type { TunnelLink, TunnelState } from '../core/ports.js';
 
-export type TunnelState = 'idle' | 'connecting' | 'up' | 'backoff' | 'closed';
+export type { TunnelState };
 
 export interface TunnelIdentity {
   key: string;
@@ -54,6 +50,9 @@ export interface TunnelClientOptions {
   connectTimeoutMs?: number;
   /** Injected for tests; defaults to Math.random. */
   random?: () => number;
+  /** The session's time; default the real monotonic clock and timers. */
+  clock?: Clock;
+  scheduler?: Scheduler;
 }
 
 export type TunnelCounters = {
@@ -86,14 +85,8 @@ export type TunnelStatus = {
 
 export type StateInfo = { headend?: string; reason?: string };
 
-export interface TunnelLink {
-  readonly state: TunnelState;
-  start(): void;
-  sendFrames(frames: readonly Buffer[]): number;
-  onFrames(handler: (frames: readonly Buffer[]) => void): void;
-  onStateChange(handler: (state: TunnelState, info: StateInfo) => void): void;
+export interface TunnelClient extends TunnelLink {
   status(): TunnelStatus;
-  close(): Promise<void>;
 }
 
 const DEFAULT_MAX_BUFFERED = 64 * 1024;
@@ -101,6 +94,8 @@ const DEFAULT_MAX_BUFFERED = 64 * 1024;
 const DEFAULT_MAX_QUEUE_DELAY_MS = 2;
 /** TCP_NOTSENT_LOWAT for the tunnel socket: about ten full records beyond what is in flight. */
 const NOTSENT_LOWAT = 16 * 1024;
+/** How long a socket that sent its bye may linger before it is destroyed. */
+const BYE_GRACE_MS = 1_000;
 
 function validate(o: TunnelClientOptions): void {
   if (o.headends.length === 0) throw new RangeError('createTunnelClient: at least one headend URL is required');
@@ -117,238 +112,210 @@ function hostOf(u: URL): string {
   return u.hostname.replace(/^\[(.*)\]$/, '$1');
 }
 
-export function createTunnelClient(options: TunnelClientOptions): TunnelLink {
+export function createTunnelClient(options: TunnelClientOptions): TunnelClient {
   validate(options);
-  const o = { maxBufferedBytes: DEFAULT_MAX_BUFFERED, maxQueueDelayMs: DEFAULT_MAX_QUEUE_DELAY_MS, connectTimeoutMs: options.deadAfterMs, random: Math.random, ...options };
-  const log = o.log;
-  const queue = new SendQueue(o.sendQueueFrames);
-  const counters: TunnelCounters = { txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, queueDrops: 0, queueExpired: 0, notUpDrops: 0, decodeDrops: {} };
-  const frameHandlers: ((frames: readonly Buffer[]) => void)[] = [];
-  const stateHandlers: ((state: TunnelState, info: StateInfo) => void)[] = [];
+  return new Client(options);
+}
 
-  let state: TunnelState = 'idle';
-  let sinceMs = Date.now();
-  let socket: TLSSocket | null = null;
-  let index = 0;
-  let attempt = 0;
-  let reconnects = 0;
-  let lastError: string | null = null;
-  let vni: number | null = null;
-  let sessionId: string | null = null;
-  let rttMs: number | null = null;
-  let retryTimer: NodeJS.Timeout | null = null;
-  let connectTimer: NodeJS.Timeout | null = null;
-  let tickTimer: NodeJS.Timeout | null = null;
-  let lastRxAt = 0;
-  let lastPingAt = 0;
-  let pingNonce = 0;
-  let flushScheduled = false;
-  let waitingDrain = false;
-  let closedPromise: Promise<void> | null = null;
+class Client implements TunnelClient {
+  readonly #o: Required<Omit<TunnelClientOptions, 'localAddress'>> & Pick<TunnelClientOptions, 'localAddress'>;
+  readonly #log: Logger;
+  /** Counters of sessions that ended; the live session's are added in status(). */
+  readonly #done = { txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, queueDrops: 0, queueExpired: 0 };
+  readonly #decodeDrops: Record<string, number> = {};
+  readonly #frameHandlers: ((frames: readonly Buffer[]) => void)[] = [];
+  readonly #stateHandlers: ((state: TunnelState, info: StateInfo) => void)[] = [];
+  #state: TunnelState = 'idle';
+  #sinceMs = Date.now();
+  #socket: TLSSocket | null = null;
+  #session: TunnelSession | null = null;
+  #index = 0;
+  #attempt = 0;
+  #reconnects = 0;
+  #notUpDrops = 0;
+  /** The RTT of the last session that measured one: kept across reconnects until a new one is known. */
+  #lastRtt: number | null = null;
+  #lastError: string | null = null;
+  #retryTimer: NodeJS.Timeout | null = null;
+  #connectTimer: NodeJS.Timeout | null = null;
+  #closed: Promise<void> | null = null;
 
-  const current = (): string => o.headends[index]?.host ?? '';
-  const countDrop = (reason: string): void => {
-    counters.decodeDrops[reason] = (counters.decodeDrops[reason] ?? 0) + 1;
-  };
+  constructor(options: TunnelClientOptions) {
+    this.#o = {
+      maxBufferedBytes: DEFAULT_MAX_BUFFERED,
+      maxQueueDelayMs: DEFAULT_MAX_QUEUE_DELAY_MS,
+      connectTimeoutMs: options.deadAfterMs,
+      random: Math.random,
+      clock: monotonicClock,
+      scheduler: systemScheduler,
+      ...options,
+    };
+    this.#log = options.log;
+  }
 
-  const setState = (next: TunnelState, info: StateInfo): void => {
-    if (state === next) return;
-    state = next;
-    sinceMs = Date.now();
-    for (const h of stateHandlers) h(next, info);
-  };
+  get state(): TunnelState {
+    return this.#state;
+  }
 
-  const clearTimers = (): void => {
-    for (const t of [connectTimer, tickTimer]) if (t) clearTimeout(t);
-    connectTimer = null;
-    if (tickTimer) clearInterval(tickTimer);
-    tickTimer = null;
-  };
+  start(): void {
+    if (this.#state !== 'idle') return;
+    void this.#connect();
+  }
 
-  const sendControl = (s: TLSSocket, msg: ControlMessage): void => {
-    s.write(encodeRecord(CONTROL_VNI, encodeControl(msg)));
-  };
-
-  const flush = (): void => {
-    flushScheduled = false;
-    const s = socket;
-    if (!s || state !== 'up' || vni === null || queue.length === 0) return;
-    counters.queueExpired += queue.dropOlderThan(performance.now() - o.maxQueueDelayMs);
-    if (queue.length === 0) return;
-    if (s.writableLength >= o.maxBufferedBytes) {
-      if (!waitingDrain) {
-        waitingDrain = true;
-        s.once('drain', () => {
-          waitingDrain = false;
-          flush();
-        });
-      }
-      return;
+  sendFrames(frames: readonly Buffer[]): number {
+    const s = this.#session;
+    if (this.#state !== 'up' || s === null) {
+      this.#notUpDrops += frames.length;
+      return 0;
     }
-    const limit = Math.max(o.maxBufferedBytes - s.writableLength, recordSize(MAX_RECORD));
-    const buf = Buffer.allocUnsafe(Math.min(queue.recordBytes, limit));
-    const { end, frames } = queue.drainInto(buf, 0, buf.length, vni);
-    if (frames === 0) return;
-    counters.txFrames += frames;
-    counters.txBytes += end - frames * recordSize(0);
-    s.write(buf.subarray(0, end));
-    if (queue.length > 0) flush();
-  };
+    return s.sendBatch(frames);
+  }
 
-  const scheduleFlush = (): void => {
-    if (flushScheduled) return;
-    flushScheduled = true;
-    setImmediate(flush);
-  };
+  onFrames(handler: (frames: readonly Buffer[]) => void): void {
+    this.#frameHandlers.push(handler);
+  }
 
-  const fail = (s: TLSSocket, reason: string): void => {
-    if (s !== socket) return; // a stale socket's late event
-    const wasUp = state === 'up';
-    socket = null;
-    clearTimers();
-    s.destroy();
-    queue.clear();
-    waitingDrain = false;
-    vni = null;
-    sessionId = null;
-    lastError = reason;
-    if (state === 'closed') return;
+  onStateChange(handler: (state: TunnelState, info: StateInfo) => void): void {
+    this.#stateHandlers.push(handler);
+  }
+
+  status(): TunnelStatus {
+    const s = this.#session;
+    const d = this.#done;
+    const e = s?.egress.counters;
+    const rtt = s?.rttMs ?? this.#lastRtt;
+    const up = s !== null && s.state === 'up';
+    return {
+      state: this.#state,
+      headend: this.#state === 'idle' || this.#state === 'closed' ? null : this.#current(),
+      vni: up ? s.vni : null,
+      sessionId: up ? (s.peerAck?.sessionId ?? null) : null,
+      rttMs: rtt === null ? null : Math.round(rtt * 1000) / 1000,
+      sinceMs: this.#sinceMs,
+      reconnects: this.#reconnects,
+      lastError: this.#lastError,
+      queuedFrames: s?.egress.length ?? 0,
+      counters: {
+        txFrames: d.txFrames + (e?.sentFrames ?? 0),
+        txBytes: d.txBytes + (e?.sentBytes ?? 0),
+        rxFrames: d.rxFrames + (s?.counters.framesIn ?? 0),
+        rxBytes: d.rxBytes + (s?.counters.bytesIn ?? 0),
+        queueDrops: d.queueDrops + (e?.drops ?? 0),
+        queueExpired: d.queueExpired + (e?.expired ?? 0),
+        notUpDrops: this.#notUpDrops,
+        decodeDrops: { ...this.#decodeDrops },
+      },
+    };
+  }
+
+  close(): Promise<void> {
+    if (this.#closed) return this.#closed;
+    const socket = this.#socket;
+    const session = this.#session;
+    const wasUp = this.#state === 'up';
+    this.#clearTimers();
+    this.#setState('closed', { reason: 'closed by the agent' });
+    this.#socket = null;
+    this.#session = null;
+    if (session) this.#keepCounters(session);
+    this.#closed = new Promise<void>((resolve) => {
+      if (!socket || socket.destroyed) {
+        session?.close('closed by the agent');
+        resolve();
+        return;
+      }
+      socket.once('close', () => resolve());
+      session?.close('closed by the agent', wasUp ? 'agent-shutdown' : undefined);
+    });
+    return this.#closed;
+  }
+
+  #current(): string {
+    return this.#o.headends[this.#index]?.host ?? '';
+  }
+
+  #setState(next: TunnelState, info: StateInfo): void {
+    if (this.#state === next) return;
+    this.#state = next;
+    this.#sinceMs = Date.now();
+    for (const h of this.#stateHandlers) h(next, info);
+  }
+
+  #clearTimers(): void {
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    this.#retryTimer = this.#connectTimer = null;
+  }
+
+  #countDrop(reason: string): void {
+    this.#decodeDrops[reason] = (this.#decodeDrops[reason] ?? 0) + 1;
+  }
+
+  #keepCounters(s: TunnelSession): void {
+    if (s.rttMs !== null) this.#lastRtt = s.rttMs;
+    const d = this.#done;
+    const e = s.egress.counters;
+    d.txFrames += e.sentFrames;
+    d.txBytes += e.sentBytes;
+    d.queueDrops += e.drops;
+    d.queueExpired += e.expired;
+    d.rxFrames += s.counters.framesIn;
+    d.rxBytes += s.counters.bytesIn;
+  }
+
+  #retry(delayMs: number): void {
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null;
+      void this.#connect();
+    }, delayMs);
+  }
+
+  /** The current session ended (`reason`): back off, and move on in the list unless it had been up. */
+  #onSessionClosed(s: TunnelSession, reason: string): void {
+    if (s !== this.#session) return; // closed by close(), or a stale session
+    const wasUp = this.#state === 'up';
+    this.#keepCounters(s);
+    this.#session = null;
+    this.#socket = null;
+    this.#clearTimers();
+    this.#lastError = reason;
     if (wasUp) {
       // The headend worked a moment ago: retry it first, from the shortest delay.
-      attempt = 0;
-      log.warn('tunnel down', { headend: current(), reason });
+      this.#attempt = 0;
+      this.#log.warn('tunnel down', { headend: this.#current(), reason });
     } else {
-      attempt++;
-      log.warn('tunnel attempt failed', { headend: current(), reason, attempt });
-      index = (index + 1) % o.headends.length;
+      this.#attempt++;
+      this.#log.warn('tunnel attempt failed', { headend: this.#current(), reason, attempt: this.#attempt });
+      this.#index = (this.#index + 1) % this.#o.headends.length;
     }
-    reconnects++;
-    const delay = backoffDelay(wasUp ? 0 : attempt - 1, o.backoff, o.random());
-    setState('backoff', { headend: current(), reason });
-    retryTimer = setTimeout(() => {
-      retryTimer = null;
-      void connect();
-    }, delay);
-  };
+    this.#reconnects++;
+    const delay = backoffDelay(wasUp ? 0 : this.#attempt - 1, this.#o.backoff, this.#o.random());
+    this.#setState('backoff', { headend: this.#current(), reason });
+    this.#retry(delay);
+  }
 
-  const onControl = (s: TLSSocket, msg: ControlMessage): void => {
-    switch (msg.type) {
-      case 'hello-ack': {
-        if (state !== 'connecting') return;
-        if (connectTimer) clearTimeout(connectTimer);
-        connectTimer = null;
-        vni = msg.vni;
-        sessionId = msg.sessionId;
-        attempt = 0;
-        lastRxAt = performance.now();
-        lastPingAt = 0;
-        // Ping at least as often as the headend asks, so its idle timer never closes a healthy session.
-        const keepaliveMs = msg.keepaliveMs > 0 ? Math.min(o.keepaliveMs, msg.keepaliveMs) : o.keepaliveMs;
-        const tickMs = Math.max(50, Math.min(keepaliveMs, Math.floor(o.deadAfterMs / 4)));
-        tickTimer = setInterval(() => {
-          const now = performance.now();
-          if (now - lastRxAt >= o.deadAfterMs) {
-            fail(s, 'dead-peer');
-            return;
-          }
-          if (now - lastPingAt >= keepaliveMs) {
-            lastPingAt = now;
-            pingNonce = (pingNonce + 1) >>> 0;
-            sendControl(s, { type: 'ping', nonce: pingNonce, t: now });
-          }
-        }, tickMs);
-        log.info('tunnel up', { headend: current(), vni: msg.vni, session: msg.sessionId, headendVersion: msg.headendVersion });
-        setState('up', { headend: current() });
-        // First ping right away so RTT is known within one round trip of coming up.
-        lastPingAt = performance.now();
-        pingNonce = (pingNonce + 1) >>> 0;
-        sendControl(s, { type: 'ping', nonce: pingNonce, t: lastPingAt });
-        return;
-      }
-      case 'pong':
-        if (msg.nonce === pingNonce) rttMs = Math.max(0, performance.now() - msg.t);
-        return;
-      case 'ping':
-        sendControl(s, { type: 'pong', nonce: msg.nonce, t: msg.t });
-        return;
-      case 'bye':
-        fail(s, `bye:${msg.reason}`);
-        return;
-      case 'error':
-        fail(s, `headend-error:${msg.code}:${msg.message}`);
-        return;
-      default:
-        return;
-    }
-  };
-
-  const attach = (s: TLSSocket): void => {
-    let batch: Buffer[] = [];
-    let arena: Buffer = Buffer.alloc(0);
-    let arenaPos = 0;
-    const decoder = new RecordDecoder(
-      (recVni, frame) => {
-        lastRxAt = performance.now();
-        if (isControlFrame(recVni, frame)) {
-          const d = decodeControl(frame);
-          if (d.ok) onControl(s, d.msg);
-          else countDrop(d.drop);
-          return;
-        }
-        if (state !== 'up') {
-          countDrop('before-hello');
-          return;
-        }
-        if (recVni !== vni) {
-          countDrop('vni-mismatch');
-          return;
-        }
-        // The decoder's views die with the callback; copy into this chunk's arena (one allocation per chunk).
-        frame.copy(arena, arenaPos);
-        batch.push(arena.subarray(arenaPos, arenaPos + frame.length));
-        arenaPos += frame.length;
-        counters.rxFrames++;
-        counters.rxBytes += frame.length;
-      },
-      countDrop,
-    );
-    s.on('data', (chunk: Buffer) => {
-      arena = Buffer.allocUnsafe(chunk.length + MAX_RECORD);
-      arenaPos = 0;
-      const err = decoder.push(chunk);
-      if (batch.length > 0) {
-        const out = batch;
-        batch = [];
-        for (const h of frameHandlers) h(out);
-      }
-      if (err) {
-        countDrop(err);
-        fail(s, err);
-      }
-    });
-  };
-
-  const connect = async (): Promise<void> => {
-    if (state === 'closed') return;
-    const url = o.headends[index];
+  async #connect(): Promise<void> {
+    if (this.#state === 'closed') return;
+    const o = this.#o;
+    const url = o.headends[this.#index];
     if (!url) return;
-    setState('connecting', { headend: url.host });
+    this.#setState('connecting', { headend: url.host });
     let id: TunnelIdentity;
     try {
       id = await o.getIdentity();
     } catch (e) {
-      // No socket yet: schedule the retry through a placeholder so backoff applies the same way.
-      lastError = `identity: ${errorMessage(e)}`;
-      log.error('cannot load the device identity', { error: errorMessage(e) });
-      attempt++;
-      reconnects++;
-      setState('backoff', { reason: lastError });
-      retryTimer = setTimeout(() => void connect(), backoffDelay(attempt - 1, o.backoff, o.random()));
+      // No socket yet: back off the same way as after a failed attempt.
+      this.#lastError = `identity: ${errorMessage(e)}`;
+      this.#log.error('cannot load the device identity', { error: errorMessage(e) });
+      this.#attempt++;
+      this.#reconnects++;
+      this.#setState('backoff', { reason: this.#lastError });
+      this.#retry(backoffDelay(this.#attempt - 1, o.backoff, o.random()));
       return;
     }
-    if ((state as TunnelState) === 'closed') return;
+    if ((this.#state as TunnelState) === 'closed') return;
     const host = hostOf(url);
-    const s = tlsConnect({
+    const socket = tlsConnect({
       host,
       port: url.port ? Number(url.port) : 443,
       key: id.key,
@@ -359,91 +326,50 @@ export function createTunnelClient(options: TunnelClientOptions): TunnelLink {
       ...(isIP(host) ? {} : { servername: host }),
       ...(o.localAddress ? { localAddress: o.localAddress } : {}),
     });
-    socket = s;
-    connectTimer = setTimeout(() => fail(s, 'connect-timeout'), o.connectTimeoutMs);
-    s.on('error', (e: NodeJS.ErrnoException) => fail(s, e.code ? `${e.code}: ${e.message}` : e.message));
-    s.on('close', () => fail(s, 'connection closed'));
-    s.on('end', () => fail(s, 'connection closed by headend'));
-    s.once('secureConnect', () => {
-      if (s.alpnProtocol !== ALPN_PROTOCOL) {
-        fail(s, `alpn: headend chose ${String(s.alpnProtocol)}`);
+    const session = new TunnelSession(
+      {
+        role: 'client',
+        clock: o.clock,
+        scheduler: o.scheduler,
+        egress: { overflow: 'drop-oldest', maxFrames: o.sendQueueFrames, maxUnsentBytes: o.maxBufferedBytes, maxDelayMs: o.maxQueueDelayMs },
+        hello: o.hello,
+        keepaliveMs: o.keepaliveMs,
+        deadAfterMs: o.deadAfterMs,
+      },
+      tlsTransport(socket, { endGraceMs: BYE_GRACE_MS }),
+      {
+        up: (s) => {
+          if (this.#connectTimer) clearTimeout(this.#connectTimer);
+          this.#connectTimer = null;
+          this.#attempt = 0;
+          const ack = s.peerAck;
+          this.#log.info('tunnel up', { headend: this.#current(), vni: ack?.vni, session: ack?.sessionId, headendVersion: ack?.headendVersion });
+          this.#setState('up', { headend: this.#current() });
+        },
+        frames: (batch) => {
+          for (const h of this.#frameHandlers) h(batch);
+        },
+        drop: (reason) => this.#countDrop(reason),
+        closed: (reason) => this.#onSessionClosed(session, reason),
+      },
+    );
+    this.#socket = socket;
+    this.#session = session;
+    this.#connectTimer = setTimeout(() => session.close('connect-timeout'), o.connectTimeoutMs);
+    feedSession(socket, session, {
+      error: (e) => (e.code ? `${e.code}: ${e.message}` : e.message),
+      end: 'connection closed by headend',
+      close: 'connection closed',
+    });
+    socket.once('secureConnect', () => {
+      if (socket.alpnProtocol !== ALPN_PROTOCOL) {
+        session.close(`alpn: headend chose ${String(socket.alpnProtocol)}`);
         return;
       }
-      s.setNoDelay(true);
       // Unsent bytes in the kernel are queueing delay for every inner flow: keep them to a few records.
-      const tuned = tuneSocket(s, { notsentLowat: NOTSENT_LOWAT });
-      if (!tuned.ok) log.debug('tunnel socket not tuned', { reason: tuned.reason });
-      sendControl(s, { type: 'hello', agentVersion: o.hello.agentVersion, site: o.hello.site, capabilities: o.hello.capabilities });
+      const tuned = tuneSocket(socket, { notsentLowat: NOTSENT_LOWAT });
+      if (!tuned.ok) this.#log.debug('tunnel socket not tuned', { reason: tuned.reason });
+      session.open();
     });
-    attach(s);
-  };
-
-  return {
-    get state() {
-      return state;
-    },
-    start() {
-      if (state !== 'idle') return;
-      void connect();
-    },
-    sendFrames(frames) {
-      if (state !== 'up') {
-        counters.notUpDrops += frames.length;
-        return 0;
-      }
-      let n = 0;
-      const before = queue.drops;
-      const now = performance.now();
-      for (const f of frames) if (queue.push(f, now)) n++;
-      counters.queueDrops += queue.drops - before;
-      if (n > 0) scheduleFlush();
-      return n;
-    },
-    onFrames(handler) {
-      frameHandlers.push(handler);
-    },
-    onStateChange(handler) {
-      stateHandlers.push(handler);
-    },
-    status() {
-      return {
-        state,
-        headend: state === 'idle' || state === 'closed' ? null : current(),
-        vni,
-        sessionId,
-        rttMs: rttMs === null ? null : Math.round(rttMs * 1000) / 1000,
-        sinceMs,
-        reconnects,
-        lastError,
-        queuedFrames: queue.length,
-        counters: { ...counters, decodeDrops: { ...counters.decodeDrops } },
-      };
-    },
-    close() {
-      if (closedPromise) return closedPromise;
-      const s = socket;
-      const wasUp = state === 'up';
-      if (wasUp) flush();
-      if (retryTimer) clearTimeout(retryTimer);
-      retryTimer = null;
-      clearTimers();
-      setState('closed', { reason: 'closed by the agent' });
-      socket = null;
-      closedPromise = new Promise<void>((resolve) => {
-        if (!s || s.destroyed) {
-          resolve();
-          return;
-        }
-        s.once('close', () => resolve());
-        if (wasUp) {
-          sendControl(s, { type: 'bye', reason: 'agent-shutdown' });
-          s.end();
-          setTimeout(() => s.destroy(), 1_000).unref();
-        } else {
-          s.destroy();
-        }
-      });
-      return closedPromise;
-    },
-  };
+  }
 }

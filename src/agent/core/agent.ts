@@ -1,49 +1,32 @@
 // SPDX-License-Identifier: UNLICENSED
 // The agent's life cycle: status first (so an installer can see why it waits), then identity, then the
-// TAP on the bridge, then the tunnel and the data path. Every dependency is passed in; run.ts picks the
-// real ones.
+// TAP on the bridge, then the tunnel and the data path. Every dependency is passed in; main.ts picks the
+// real ones, test/unit/agent/core/agent.test.ts in-memory ones on a manual clock.
 import type { AgentConfig } from './config.js';
-import type { Clock, FrameDecider, FrameDevice, TunnelLink } from './ports.js';
 import { Forwarder } from './forwarder.js';
+import { L2Policy } from './l2/policy.js';
+import { policyStatus } from './l2/policy-status.js';
+import { ownAddressUpdater, type OwnAddresses } from './own-addresses.js';
+import type { FrameDevice, IdentitySource, OtaChannel, OtaContext, StatusServer, TunnelIdentity, TunnelLink } from './ports.js';
 import type { StatusDoc } from './status-format.js';
 import type { Logger } from '../../shared/log.js';
-import type { OwnAddresses } from '../adapters/host-net.js';
-import type { OtaChannel } from '../adapters/ota/channel.js';
 import { macToString } from '../../shared/l2/mac.js';
-
-export interface Identity {
-  key: string;
-  cert: string;
-  ca: string;
-}
-
-/** Where the operational identity comes from: files, or first-boot enrollment. */
-export interface IdentitySource {
-  /** Resolves once a usable identity exists; reports progress through `status()` meanwhile. */
-  ready(): Promise<void>;
-  /** The current identity; called per tunnel connection so a renewed certificate is picked up. */
-  current(): Promise<Identity>;
-  status(): Record<string, unknown>;
-  close(): Promise<void>;
-}
-
-export interface OtaContext {
-  identity: () => Promise<Identity>;
-  tunnelUp: () => boolean;
-}
+import type { Cancel, Clock, Scheduler } from '../../shared/ports.js';
 
 export interface AgentDeps {
   config: AgentConfig;
   version: string;
+  /** This process's id, for the status document. */
+  pid: number;
   log: Logger;
   clock: Clock;
+  scheduler: Scheduler;
   identity: IdentitySource;
   openTap(): Promise<FrameDevice>;
   attachTap(): Promise<void>;
   readOwnAddresses(): Promise<OwnAddresses>;
-  createTunnel(getIdentity: () => Promise<Identity>): TunnelLink;
-  createDecider(): FrameDecider;
-  serveStatus(snapshot: () => StatusDoc): Promise<{ close(): Promise<void> }>;
+  createTunnel(getIdentity: () => Promise<TunnelIdentity>): TunnelLink;
+  serveStatus(snapshot: () => StatusDoc): Promise<StatusServer>;
   /** The OTA channel, when configured; started once the tunnel is running. */
   startOta?: (ctx: OtaContext) => OtaChannel;
 }
@@ -55,8 +38,10 @@ export interface RunningAgent {
   readonly up: Promise<void>;
 }
 
-const TICK_MS = 1000;
-const OWN_ADDRESS_REFRESH_MS = 10_000;
+/** Housekeeping of the Layer-2 tables and re-originated announcements. */
+export const TICK_MS = 1000;
+/** How often the bridge's own addresses are read again (DHCP, SLAAC). */
+export const OWN_ADDRESS_REFRESH_MS = 10_000;
 
 export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
   const { log, clock } = deps;
@@ -67,25 +52,26 @@ export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
   let tunnel: TunnelLink | undefined;
   let forwarder: Forwarder | undefined;
   let ota: OtaChannel | undefined;
-  const core = deps.createDecider();
-  const timers: NodeJS.Timeout[] = [];
+  const policy = new L2Policy(deps.config.l2, {}, started);
+  const setOwn = ownAddressUpdater(policy, deps.config.l2);
+  const timers: Cancel[] = [];
   let stopped = false;
 
   const status = (): StatusDoc => {
     const now = clock.now();
-    const snap = core.snapshot(now);
+    const l2 = policyStatus(policy, now);
     return {
       version: deps.version,
-      pid: process.pid,
+      pid: deps.pid,
       uptimeS: Math.round((now - started) / 1000),
       phase,
       ...(reason ? { reason } : {}),
       identity: deps.identity.status(),
       ...(tunnel ? { tunnel: tunnel.status() } : {}),
-      counters: { forwarder: forwarder?.counters ?? {}, core: snap.counters },
-      macTable: snap.macTable,
-      neighbours: snap.neighbours,
-      alarms: snap.alarms,
+      counters: { forwarder: forwarder?.counters ?? {}, core: l2.counters },
+      macTable: l2.macTable,
+      neighbours: l2.neighbours,
+      alarms: l2.alarms,
       ...(ota ? { ota: ota.status() } : {}),
     };
   };
@@ -95,7 +81,7 @@ export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
     if (stopped) return;
     stopped = true;
     phase = 'stopping';
-    for (const t of timers) clearInterval(t);
+    for (const cancel of timers) cancel();
     await ota?.close();
     await tunnel?.close();
     await tap?.close();
@@ -105,54 +91,54 @@ export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
   };
 
   const bringUp = async (): Promise<void> => {
-  try {
-    phase = 'identity';
-    reason = 'waiting for an operational identity';
-    await deps.identity.ready();
-    if (stopped) return;
-    reason = undefined;
-    if (deps.config.headends.length === 0) {
-      phase = 'idle';
-      reason = 'no headend configured: add `list headend tls://host:port` to `config agent` in /etc/config/connector';
-      log.warn('no headend configured; the tunnel stays down', { reason });
-      return;
+    try {
+      phase = 'identity';
+      reason = 'waiting for an operational identity';
+      await deps.identity.ready();
+      if (stopped) return;
+      reason = undefined;
+      if (deps.config.headends.length === 0) {
+        phase = 'idle';
+        reason = 'no headend configured: add `list headend tls://host:port` to `config agent` in /etc/connector';
+        log.warn('no headend configured; the tunnel stays down', { reason });
+        return;
+      }
+
+      phase = 'attaching';
+      tap = await deps.openTap();
+      await deps.attachTap();
+      const refreshOwn = async (): Promise<void> => {
+        const own = await deps.readOwnAddresses();
+        setOwn(own);
+        log.debug('own addresses', { macs: own.macs.map((m) => macToString(m)).join(','), ipv4: own.ipv4.join(',') });
+      };
+      await refreshOwn();
+
+      tunnel = deps.createTunnel(() => deps.identity.current());
+      forwarder = new Forwarder(tap, tunnel, policy, clock);
+      forwarder.start();
+      tunnel.onStateChange((state, info) => {
+        log.info('tunnel state', { state, headend: info.headend, reason: info.reason });
+      });
+      tunnel.start();
+      phase = 'running';
+      const link = tunnel;
+      if (deps.startOta) ota = deps.startOta({ identity: () => deps.identity.current(), tunnelUp: () => link.state === 'up' });
+      const fwd = forwarder;
+      timers.push(deps.scheduler.setInterval(() => fwd.tick(), TICK_MS));
+      timers.push(
+        deps.scheduler.setInterval(() => {
+          refreshOwn().catch((e: unknown) => log.warn('cannot read own addresses', { error: String(e) }));
+        }, OWN_ADDRESS_REFRESH_MS),
+      );
+      log.info('agent running', { tap: deps.config.tapName, bridge: deps.config.bridge, headends: deps.config.headends.map((u) => u.host).join(',') });
+    } catch (e) {
+      if (stopped) return; // SIGTERM while waiting (e.g. for enrollment): not a failure
+      phase = 'failed';
+      reason = e instanceof Error ? e.message : String(e);
+      await stop();
+      throw e;
     }
-
-    phase = 'attaching';
-    tap = await deps.openTap();
-    await deps.attachTap();
-    const refreshOwn = async (): Promise<void> => {
-      const own = await deps.readOwnAddresses();
-      core.setOwnAddresses(own);
-      log.debug('own addresses', { macs: own.macs.map((m) => macToString(m)).join(','), ipv4: own.ipv4.join(',') });
-    };
-    await refreshOwn();
-
-    tunnel = deps.createTunnel(() => deps.identity.current());
-    forwarder = new Forwarder(tap, tunnel, core, clock);
-    forwarder.start();
-    tunnel.onStateChange((state, info) => {
-      log.info('tunnel state', { state, headend: info.headend, reason: info.reason });
-    });
-    tunnel.start();
-    phase = 'running';
-    const link = tunnel;
-    if (deps.startOta) ota = deps.startOta({ identity: () => deps.identity.current(), tunnelUp: () => link.state === 'up' });
-    const fwd = forwarder;
-    timers.push(setInterval(() => fwd.tick(), TICK_MS));
-    timers.push(
-      setInterval(() => {
-        refreshOwn().catch((e: unknown) => log.warn('cannot read own addresses', { error: String(e) }));
-      }, OWN_ADDRESS_REFRESH_MS),
-    );
-    log.info('agent running', { tap: deps.config.tapName, bridge: deps.config.bridge, headends: deps.config.headends.map((u) => u.host).join(',') });
-  } catch (e) {
-    if (stopped) return; // SIGTERM while waiting (e.g. for enrollment): not a failure
-    phase = 'failed';
-    reason = e instanceof Error ? e.message : String(e);
-    await stop();
-    throw e;
-  }
   };
   const up = bringUp();
   up.catch(() => {}); // observed by the caller through `up`

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: UNLICENSED
-// The agent's data path: frames from the TAP and from the tunnel go through the Layer-2 core in batches,
-// and each batch leaves in one call per direction. No per-frame allocation: the batch arrays are reused.
-import type { Clock, FrameDecider, FrameDevice, FrameSide, TunnelLink } from './ports.js';
+// The agent's data path: frames from the TAP and from the tunnel go through the Layer-2 policy in batches,
+// and each batch leaves in one call per side. No per-frame allocation: the batch arrays are reused.
+import type { L2Policy } from './l2/policy.js';
+import type { FrameSide } from './l2/side.js';
+import type { FrameDevice, TunnelLink } from './ports.js';
+import type { Clock } from '../../shared/ports.js';
 
 export interface ForwarderCounters {
   lanRxFrames: number;
@@ -31,7 +34,7 @@ export class Forwarder {
   constructor(
     private readonly tap: FrameDevice,
     private readonly tunnel: TunnelLink,
-    private readonly core: FrameDecider,
+    private readonly policy: L2Policy,
     private readonly clock: Clock,
   ) {}
 
@@ -40,10 +43,12 @@ export class Forwarder {
     this.tunnel.onFrames((frames) => this.process(frames, 'tunnel'));
   }
 
-  /** Runs the core's periodic work and sends what it generated (GARP / unsolicited NA re-origination). */
+  /** Runs the policy's periodic work and sends what it generated (GARP / unsolicited NA re-origination). */
   tick(): void {
-    for (const { side, frame } of this.core.tick(this.clock.now())) {
-      (side === 'lan' ? this.toLan : this.toTunnel).push(frame);
+    const now = this.clock.now();
+    this.policy.tick(now);
+    for (const { toward, frame } of this.policy.reoriginator.due(now)) {
+      (toward === 'lan' ? this.toLan : this.toTunnel).push(frame);
     }
     this.flush();
   }
@@ -53,16 +58,20 @@ export class Forwarder {
     if (from === 'lan') this.counters.lanRxFrames += frames.length;
     else this.counters.tunnelRxFrames += frames.length;
     for (const frame of frames) {
-      const v = this.core.decide(frame, from, now);
-      if (v.toTunnel && from === 'lan') this.toTunnel.push(frame);
-      if (v.toLan && from === 'tunnel') this.toLan.push(frame);
-      for (const r of v.replies) {
-        if (r.side === 'lan') {
-          this.toLan.push(r.frame);
-          this.counters.repliesToLan++;
-        } else {
-          this.toTunnel.push(r.frame);
-          this.counters.repliesToTunnel++;
+      const d = this.policy.decide(frame, from, now);
+      if (d.action === 'tunnel') {
+        if (from === 'lan') this.toTunnel.push(frame);
+      } else if (d.action === 'lan') {
+        if (from === 'tunnel') this.toLan.push(frame);
+      } else if (d.action === 'reply') {
+        for (const r of d.replies) {
+          if (d.replyToward === 'lan') {
+            this.toLan.push(r);
+            this.counters.repliesToLan++;
+          } else {
+            this.toTunnel.push(r);
+            this.counters.repliesToTunnel++;
+          }
         }
       }
     }

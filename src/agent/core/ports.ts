@@ -1,12 +1,8 @@
 // SPDX-License-Identifier: UNLICENSED
-// What the agent's wiring needs from the outside world and from the Layer-2 core, nothing more.
-
-export interface Clock {
-  /** Monotonic milliseconds. */
-  now(): number;
-}
-
-export const monotonicClock: Clock = { now: () => performance.now() };
+// What the agent's core needs from the outside world, nothing more: main.ts wires the real adapters,
+// tests the in-memory ones (test/helpers/ports.ts). Time is the shared Clock / Scheduler (src/shared/ports.ts).
+export type { FrameSide } from './l2/side.js';
+export type { OwnAddresses } from './own-addresses.js';
 
 /** The TAP, or an in-memory stand-in in tests. */
 export interface FrameDevice {
@@ -25,31 +21,43 @@ export interface TunnelLink {
   start(): void;
   /** Copies the frames into its bounded queue; returns how many were queued (the rest are counted drops). */
   sendFrames(frames: readonly Buffer[]): number;
+  /** One batch per read; the buffers stay valid during the call. */
   onFrames(handler: (frames: readonly Buffer[]) => void): void;
   onStateChange(handler: (state: TunnelState, info: { headend?: string; reason?: string }) => void): void;
   status(): Record<string, unknown>;
   close(): Promise<void>;
 }
 
-export type FrameSide = 'lan' | 'tunnel';
-
-/** Where one frame goes, as decided by the Layer-2 core. Reused between frames: read it, do not keep it. */
-export interface Verdict {
-  toTunnel: boolean;
-  toLan: boolean;
-  /** Frames generated locally (proxy replies), each with the side it must be sent to. */
-  replies: readonly { side: FrameSide; frame: Buffer }[];
+/** The device's TLS identity, PEM: key, certificate chain, and the DC CA the headend must chain to. */
+export interface TunnelIdentity {
+  key: string;
+  cert: string;
+  ca: string;
 }
 
-export interface FrameDecider {
-  decide(frame: Buffer, from: FrameSide, now: number): Verdict;
-  /** Periodic work: aging, re-originated GARPs/NAs that are due. */
-  tick(now: number): readonly { side: FrameSide; frame: Buffer }[];
-  setOwnAddresses(own: { macs: readonly number[]; ipv4: readonly string[]; ipv6: readonly string[] }): void;
-  snapshot(now: number): {
-    counters: Record<string, unknown>;
-    macTable: Record<string, unknown>[];
-    neighbours: Record<string, unknown>[];
-    alarms: { active: Record<string, unknown>[]; cleared: Record<string, unknown>[] };
-  };
+/** Where the operational identity comes from: files, or first-boot enrollment. */
+export interface IdentitySource {
+  /** Resolves once a usable identity exists; reports progress through `status()` meanwhile. */
+  ready(): Promise<void>;
+  /** The current identity; called per tunnel connection so a renewed certificate is picked up. */
+  current(): Promise<TunnelIdentity>;
+  status(): Record<string, unknown>;
+  close(): Promise<void>;
+}
+
+/** What the OTA channel gets from the agent once the tunnel runs. */
+export interface OtaContext {
+  identity: () => Promise<TunnelIdentity>;
+  /** The health check of a freshly installed version. */
+  tunnelUp: () => boolean;
+}
+
+export interface OtaChannel {
+  status(): Record<string, unknown>;
+  close(): Promise<void>;
+}
+
+/** The local status endpoint. */
+export interface StatusServer {
+  close(): Promise<void>;
 }

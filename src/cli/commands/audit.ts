@@ -2,8 +2,7 @@
 // `connector audit export|verify`: read the headend's hash-chained session audit log (docs/headend.md).
 import { parseCommandArgs, requireStr, str } from '../../shared/cli/args.js';
 import { UsageError } from '../../shared/errors.js';
-import { auditToCsv, auditToJsonl } from '../../headend/core/audit-chain.js';
-import { readAuditFile, verifyAuditFile } from '../../headend/adapters/audit-log.js';
+import { exportAuditLog, verifyAuditLog } from '../../headend/main.js';
 
 const HELP = `usage: connector audit export --format csv|jsonl --log FILE
        connector audit verify --log FILE
@@ -25,12 +24,11 @@ export async function run(argv: string[]): Promise<number> {
   if (sub === 'export') {
     const format = str(p, 'format') ?? 'jsonl';
     if (format !== 'csv' && format !== 'jsonl') throw new UsageError(`--format must be csv or jsonl, got "${format}"`);
-    const f = readAuditFile(log);
-    process.stdout.write(format === 'csv' ? auditToCsv(f.lines) : auditToJsonl(f.lines));
+    process.stdout.write(exportAuditLog(log, format));
     return 0;
   }
   if (sub === 'verify') {
-    const v = verifyAuditFile(log);
+    const v = verifyAuditLog(log);
     if (v.ok) {
       const tail = v.headChecked ? 'head pointer matches' : `no head pointer (${log}.head): a removed tail cannot be detected`;
       process.stdout.write(`ok: ${v.lines} lines, chain intact, ${tail}, last hash ${v.head.hash}\n`);

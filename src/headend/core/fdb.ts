@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: UNLICENSED
 // Per-segment forwarding database of the headend: MAC -> where it was last seen (a tunnel session or a
 // VTEP address). A thin naming layer over the shared MacTable (aging, size bound, MAC-move freeze), with
-// tunnel sessions as side 'remote' and VTEPs as side 'local', each with a numeric port. One instance per
-// segment, so identical MACs in two tenants never meet. Pure: time comes in as an argument.
-import { MacTable, type Side } from '../../shared/l2/mac-table.js';
+// sides 'session' and 'vtep', each with a numeric port. One instance per segment, so identical MACs in
+// two tenants never meet. Pure: time comes in as an argument.
+import { MacTable } from '../../shared/l2/mac-table.js';
 
 export type Port = { kind: 'session'; id: string } | { kind: 'vtep'; address: string };
 
 export class Fdb {
-  readonly #table: MacTable;
+  readonly #table: MacTable<Port['kind']>;
   // Port numbers by session id and by VTEP address: looked up per frame, so no key is built per frame.
   readonly #sessions = new Map<string, number>();
   readonly #vteps = new Map<string, number>();
@@ -16,8 +16,8 @@ export class Fdb {
   #nextPort = 1;
 
   constructor(ageMs: number, maxEntries: number) {
-    // 'latest': the headend's sides are not LAN vs tunnel, so a flapping MAC is pinned where it was last seen.
-    this.#table = new MacTable({ ageMs, maxEntries, freezeSide: 'latest' });
+    // 'latest': neither side outranks the other here, so a flapping MAC is pinned where it was last seen.
+    this.#table = new MacTable<Port['kind']>({ ageMs, maxEntries, freezeSide: 'latest' });
   }
 
   get size(): number {
@@ -42,8 +42,7 @@ export class Fdb {
 
   /** Records `mac` behind `port`; false when it was not learned (table full, or frozen elsewhere). */
   learn(mac: number, port: Port, now: number): boolean {
-    const side: Side = port.kind === 'session' ? 'remote' : 'local';
-    const r = this.#table.learn(mac, side, this.#portNumber(port), now);
+    const r = this.#table.learn(mac, port.kind, this.#portNumber(port), now);
     return r !== 'table-full' && r !== 'ignored-frozen';
   }
 
@@ -56,7 +55,7 @@ export class Fdb {
   forgetPort(match: (p: Port) => boolean, now = 0): void {
     for (const [n, p] of this.#byNumber) {
       if (!match(p)) continue;
-      this.#table.flushPort(p.kind === 'session' ? 'remote' : 'local', n, now);
+      this.#table.flushPort(p.kind, n, now);
       this.#byNumber.delete(n);
       this.#numbers(p).delete(p.kind === 'session' ? p.id : p.address);
     }

@@ -3,7 +3,8 @@
 // sessions admitted to that segment and the segment's VTEPs. Learning per segment, split horizon:
 //   - a frame from a tunnel goes to the VTEPs, and to other tunnels of the segment only if multiSite;
 //   - a frame from a VTEP goes to tunnels only (the DC fabric floods among its own VTEPs).
-// Pure: egress goes through the ports given to the constructor, time through `now`.
+// Pure: frames leave through the session and VTEP ports handed in (direct calls, no lookup closures),
+// time comes through `now`.
 import { isMulticastKey } from '../../shared/l2/mac.js';
 import { newEthernetView, parseEthernet } from '../../shared/l2/ethernet.js';
 import { Fdb, type Port } from './fdb.js';
@@ -29,10 +30,15 @@ export interface SegmentInfo {
   multiSite: boolean;
 }
 
-export interface ForwarderPorts {
-  /** Queues a frame to a session; false when the session dropped it (congested or gone). */
-  toSession(sessionId: string, frame: Buffer): boolean;
-  toVtep(address: string, vni: number, frame: Buffer): void;
+/** A tunnel session as the switch sees it. */
+export interface SessionPort {
+  /** Queues a frame for the session; false when it dropped it (congested or closing). */
+  send(frame: Buffer): boolean;
+}
+
+/** The VXLAN egress toward the VTEPs. */
+export interface VtepPort {
+  send(address: string, vni: number, frame: Buffer): void;
 }
 
 export interface DirectionStats {
@@ -50,7 +56,7 @@ export interface SegmentStats {
 interface SegmentState {
   info: SegmentInfo;
   fdb: Fdb;
-  sessions: Set<string>;
+  sessions: Map<string, SessionPort>;
   stats: SegmentStats;
 }
 
@@ -67,7 +73,7 @@ export class Forwarder {
   #view = newEthernetView();
 
   constructor(
-    private readonly ports: ForwarderPorts,
+    private readonly vtep: VtepPort,
     private readonly fdbOptions: { ageMs: number; maxEntries: number },
     private readonly now: () => number,
   ) {}
@@ -85,7 +91,7 @@ export class Forwarder {
         old.fdb.forgetPort((p) => p.kind === 'vtep' && !info.vteps.includes(p.address), this.now());
         next.set(info.vni, old);
       } else {
-        next.set(info.vni, { info, fdb: new Fdb(this.fdbOptions.ageMs, this.fdbOptions.maxEntries), sessions: new Set(), stats: newStats() });
+        next.set(info.vni, { info, fdb: new Fdb(this.fdbOptions.ageMs, this.fdbOptions.maxEntries), sessions: new Map(), stats: newStats() });
       }
     }
     this.#segments = next;
@@ -100,10 +106,10 @@ export class Forwarder {
     for (const s of this.#segments.values()) yield { info: s.info, stats: s.stats, macs: s.fdb.size, sessions: s.sessions.size };
   }
 
-  attach(vni: number, sessionId: string): boolean {
+  attach(vni: number, sessionId: string, session: SessionPort): boolean {
     const s = this.#segments.get(vni);
     if (!s) return false;
-    s.sessions.add(sessionId);
+    s.sessions.set(sessionId, session);
     return true;
   }
 
@@ -124,7 +130,13 @@ export class Forwarder {
   }
 
   #sendSession(s: SegmentState, id: string, frame: Buffer): void {
-    if (this.ports.toSession(id, frame)) {
+    const port = s.sessions.get(id);
+    if (port) this.#sendTo(s, port, frame);
+    else this.drops['session-congested']++;
+  }
+
+  #sendTo(s: SegmentState, port: SessionPort, frame: Buffer): void {
+    if (port.send(frame)) {
       s.stats.tunnelOut.frames++;
       s.stats.tunnelOut.bytes += frame.length;
     } else {
@@ -133,7 +145,7 @@ export class Forwarder {
   }
 
   #sendVtep(s: SegmentState, address: string, frame: Buffer): void {
-    this.ports.toVtep(address, s.info.vni, frame);
+    this.vtep.send(address, s.info.vni, frame);
     s.stats.vtepOut.frames++;
     s.stats.vtepOut.bytes += frame.length;
   }
@@ -160,7 +172,9 @@ export class Forwarder {
       return;
     }
     for (const v of s.info.vteps) this.#sendVtep(s, v, frame);
-    if (s.info.multiSite) for (const id of s.sessions) if (id !== sessionId) this.#sendSession(s, id, frame);
+    if (s.info.multiSite) {
+      for (const [id, port] of s.sessions) if (id !== sessionId) this.#sendTo(s, port, frame);
+    }
   }
 
   /** A frame from a VTEP (UDP source `address`) carrying `vni`. */
@@ -186,7 +200,7 @@ export class Forwarder {
       else this.drops['split-horizon']++;
       return;
     }
-    for (const id of s.sessions) this.#sendSession(s, id, frame);
+    for (const port of s.sessions.values()) this.#sendTo(s, port, frame);
   }
 }
 

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: UNLICENSED
-// MAC learning table with local (LAN) and remote (tunnel) sides, aging, a hard capacity bound and
-// EVPN-style MAC-move detection (RFC 7432 section 15; vendors default to 5 moves in 180 s). Time is
-// passed in as `now` (monotonic ms). Keys are 48-bit MAC numbers (mac.ts).
+// MAC learning table with named sides, aging, a hard capacity bound and EVPN-style MAC-move detection
+// (RFC 7432 section 15; vendors default to 5 moves in 180 s). Time is passed in as `now` (monotonic
+// ms). Keys are 48-bit MAC numbers (mac.ts).
 //
-// A location is a side plus a port id, so the headend can use the same table per segment with one port
-// per tunnel session (side 'remote') and the DC fabric as side 'local'. The agent uses port 0 only.
+// A location is a side plus a port id. The agent's sides are 'lan' and 'tunnel' (port 0 only); the
+// headend uses one table per segment with sides 'session' (one port per tunnel session) and 'vtep'.
 //
 // Semantics (the reference-model test checks exactly these):
 // - an entry is live while now - lastSeen < ageMs, or while it is frozen (now < frozenUntil);
@@ -14,17 +14,15 @@
 //   `moveWindowMs` freezes the entry for `freezeMs`: its location stops changing and it does not age.
 import { macToString } from './mac.js';
 
-export type Side = 'local' | 'remote';
-
 /** Where the table reports its two alarms (the agent's MacTableAlarms; the headend passes none). */
 export interface MacTableAlarms {
   raise(code: 'mac-table-full' | 'mac-move-frozen', subject: string, now: number, detail: string): void;
   clear(code: 'mac-table-full' | 'mac-move-frozen', subject: string, now: number): void;
 }
 
-export interface MacEntry {
+export interface MacEntry<S extends string = string> {
   readonly key: number;
-  readonly side: Side;
+  readonly side: S;
   readonly port: number;
   readonly lastSeenMs: number;
   /** 0 when not frozen; otherwise the time the freeze ends. */
@@ -38,7 +36,7 @@ export const MAC_LEARN_RESULTS = ['new', 'refreshed', 'moved', 'frozen', 'ignore
  */
 export type MacLearnResult = (typeof MAC_LEARN_RESULTS)[number];
 
-export interface MacTableOptions {
+export interface MacTableOptions<S extends string = string> {
   /** Default 300 000 (300 s, the Linux bridge and vxlan default). */
   ageMs?: number;
   /** Default 4096. */
@@ -50,20 +48,20 @@ export interface MacTableOptions {
   /** How long a flapping entry stays frozen. Default 300 000; Infinity freezes until flushed. */
   freezeMs?: number;
   /**
-   * Where a flapping entry that moved between sides is pinned. 'local' (default): the LAN side wins, so
-   * a loop or a drill VM cloning a production MAC cannot steal it. 'latest': where the last frame came
-   * from (the headend, whose sides mean something else).
+   * Where a flapping entry that moved between sides is pinned. A side name: that side wins when the
+   * entry was there (the agent's 'lan', so a loop or a drill VM cloning a production MAC cannot steal
+   * it). 'latest' (default): where the last frame came from (the headend, whose sides are peers).
    */
-  freezeSide?: 'local' | 'latest';
+  freezeSide?: S | 'latest';
   /** Receives 'mac-table-full' and 'mac-move-frozen'. */
   alarms?: MacTableAlarms;
   /** A 'mac-table-full' alarm clears once live entries fall to this fraction of maxEntries. Default 0.9. */
   clearFullRatio?: number;
 }
 
-interface Entry {
+interface Entry<S extends string> {
   key: number;
-  side: Side;
+  side: S;
   port: number;
   lastSeenMs: number;
   frozenUntilMs: number;
@@ -71,27 +69,27 @@ interface Entry {
   moves: number[] | null;
 }
 
-export class MacTable {
+export class MacTable<S extends string = string> {
   readonly ageMs: number;
   readonly maxEntries: number;
   readonly moveThreshold: number;
   readonly moveWindowMs: number;
   readonly freezeMs: number;
-  readonly freezeSide: 'local' | 'latest';
+  readonly freezeSide: S | 'latest';
   readonly #alarms: MacTableAlarms | undefined;
   readonly #clearFullAt: number;
-  readonly #map = new Map<number, Entry>();
+  readonly #map = new Map<number, Entry<S>>();
   /** A lower bound of every stored entry's expiry: until then no entry can have died, so no sweep is needed. */
   #earliestExpiry = Infinity;
   #full = false;
 
-  constructor(options: MacTableOptions = {}) {
+  constructor(options: MacTableOptions<S> = {}) {
     this.ageMs = positive(options.ageMs ?? 300_000, 'ageMs');
     this.maxEntries = Math.floor(positive(options.maxEntries ?? 4096, 'maxEntries'));
     this.moveThreshold = Math.floor(positive(options.moveThreshold ?? 5, 'moveThreshold'));
     this.moveWindowMs = positive(options.moveWindowMs ?? 180_000, 'moveWindowMs');
     this.freezeMs = positive(options.freezeMs ?? 300_000, 'freezeMs');
-    this.freezeSide = options.freezeSide ?? 'local';
+    this.freezeSide = options.freezeSide ?? 'latest';
     this.#alarms = options.alarms;
     this.#clearFullAt = Math.floor(this.maxEntries * (options.clearFullRatio ?? 0.9));
   }
@@ -102,12 +100,12 @@ export class MacTable {
   }
 
   /** The live entry for `key`, or undefined. Returns the table's own object: read it, do not keep it. */
-  lookup(key: number, now: number): MacEntry | undefined {
+  lookup(key: number, now: number): MacEntry<S> | undefined {
     const e = this.#map.get(key);
     return e !== undefined && this.#live(e, now) ? e : undefined;
   }
 
-  learn(key: number, side: Side, port: number, now: number): MacLearnResult {
+  learn(key: number, side: S, port: number, now: number): MacLearnResult {
     let e = this.#map.get(key);
     if (e !== undefined && !this.#live(e, now)) {
       this.#endFreeze(e, now);
@@ -138,8 +136,8 @@ export class MacTable {
     while (moves.length > 0 && now - (moves[0] ?? now) >= this.moveWindowMs) moves.shift();
     if (moves.length >= this.moveThreshold) {
       moves.length = 0;
-      if (this.freezeSide === 'local' && e.side === 'local' && side !== 'local') {
-        // Pinned where it was: the LAN side wins.
+      if (this.freezeSide !== 'latest' && e.side === this.freezeSide && side !== e.side) {
+        // Pinned where it was: the winning side keeps it.
       } else {
         e.side = side;
         e.port = port;
@@ -184,7 +182,7 @@ export class MacTable {
   }
 
   /** Forgets every entry at one location, e.g. a tunnel session that closed. Returns removals. */
-  flushPort(side: Side, port: number, now: number): number {
+  flushPort(side: S, port: number, now: number): number {
     let removed = 0;
     for (const e of this.#map.values()) {
       if (e.side === side && e.port === port) {
@@ -204,8 +202,8 @@ export class MacTable {
   }
 
   /** Frozen copies of the live entries, for status output. */
-  entries(now: number): readonly MacEntry[] {
-    const out: MacEntry[] = [];
+  entries(now: number): readonly MacEntry<S>[] {
+    const out: MacEntry<S>[] = [];
     for (const e of this.#map.values()) {
       if (this.#live(e, now)) {
         out.push(Object.freeze({ key: e.key, side: e.side, port: e.port, lastSeenMs: e.lastSeenMs, frozenUntilMs: e.frozenUntilMs }));
@@ -214,7 +212,7 @@ export class MacTable {
     return Object.freeze(out);
   }
 
-  #live(e: Entry, now: number): boolean {
+  #live(e: Entry<S>, now: number): boolean {
     return now - e.lastSeenMs < this.ageMs || now < e.frozenUntilMs;
   }
 
@@ -222,7 +220,7 @@ export class MacTable {
     if (t < this.#earliestExpiry) this.#earliestExpiry = t;
   }
 
-  #endFreeze(e: Entry, now: number): void {
+  #endFreeze(e: Entry<S>, now: number): void {
     if (e.frozenUntilMs === 0) return;
     e.frozenUntilMs = 0;
     this.#alarms?.clear('mac-move-frozen', macToString(e.key), now);

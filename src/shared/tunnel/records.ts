@@ -57,8 +57,9 @@ const SKIP_BODY = 2;
 
 /**
  * Incremental record decoder for one connection. Frames given to `onRecord` are views into the pushed
- * chunk or an internal buffer, valid only during the callback: copy to keep. State is updated before each
- * callback, so a callback that throws loses the rest of that chunk but not the stream's sync.
+ * chunk or into a buffer the decoder never writes again, so they stay valid after the callback as long
+ * as nobody modifies the chunk: a whole read can be handed on as one batch of views. State is updated
+ * before each callback, so a callback that throws loses the rest of that chunk but not the stream's sync.
  */
 export class RecordDecoder {
   #state = READ_LENGTH;
@@ -66,7 +67,7 @@ export class RecordDecoder {
   #need = 0;
   #have = 0;
   #poisoned = false;
-  readonly #partial = Buffer.allocUnsafe(MAX_RECORD);
+  #partial = Buffer.allocUnsafe(MAX_RECORD);
 
   constructor(
     private readonly onRecord: (vni: number, frame: Buffer) => void,
@@ -132,7 +133,10 @@ export class RecordDecoder {
         pos += take;
         if (this.#have === this.#need) {
           this.#state = READ_LENGTH;
-          this.#deliver(this.#partial, 0, this.#need);
+          const done = this.#partial;
+          // A record that straddled reads gets a buffer of its own: its view outlives the next partial one.
+          this.#partial = Buffer.allocUnsafe(MAX_RECORD);
+          this.#deliver(done, 0, this.#need);
         }
       }
     }

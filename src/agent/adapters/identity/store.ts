@@ -9,26 +9,14 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, re
 import { createPublicKey, X509Certificate } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { certFingerprint, subjectSerial } from '../../../shared/pki/x509.js';
+import type { Identity, LoadResult } from '../../core/identity/lifecycle.js';
+
+export type { Identity, LoadResult };
 
 export const OP_KEY_FILE = 'op.key.pem';
 export const OP_CERT_FILE = 'op.cert.pem';
 export const DC_CA_FILE = 'dc-ca.pem';
 export const FACTORY_COPY_FILE = 'factory-block.bin';
-
-/** What the tunnel needs: file paths plus the same material in memory. */
-export interface Identity {
-  serial: string;
-  keyFile: string;
-  certFile: string;
-  caFile: string;
-  keyPem: string;
-  /** Leaf first, then the device CA chain. */
-  certPem: string;
-  caPem: string;
-  fingerprint: string;
-  notBefore: Date;
-  notAfter: Date;
-}
 
 export function identityPaths(dir: string): { key: string; cert: string; ca: string; factoryCopy: string } {
   return { key: join(dir, OP_KEY_FILE), cert: join(dir, OP_CERT_FILE), ca: join(dir, DC_CA_FILE), factoryCopy: join(dir, FACTORY_COPY_FILE) };
@@ -57,8 +45,6 @@ function fsyncDir(dir: string): void {
     closeSync(fd);
   }
 }
-
-export type LoadResult = { ok: true; identity: Identity } | { ok: false; reason: string };
 
 /** Loads and checks the stored identity: files present, key matches cert, valid at `nowMs`. */
 export function loadIdentity(dir: string, nowMs: number): LoadResult {

@@ -7,18 +7,15 @@ import { chmod, copyFile, mkdir, readFile, readlink, rename, rm, symlink, writeF
 import { join } from 'node:path';
 import { ConnectorError, isErrno } from '../../../shared/errors.js';
 import type { SlotName } from '../../core/ota/state.js';
+import type { SlotStore as CoreSlotStore } from '../../core/ota/updater.js';
 
 export const VERSION_FILE = 'VERSION';
 export const MANIFEST_FILE = 'release.json';
 
-export interface SlotStore {
+/** The slots on disk: the updater's port, plus where they live. */
+export interface SlotStore extends CoreSlotStore {
   readonly root: string;
   slotDir(slot: SlotName): string;
-  current(): Promise<SlotName>;
-  versionOf(slot: SlotName): Promise<string | undefined>;
-  /** Replaces `slot` with a fresh copy of `artifactFile` named `name`, plus VERSION and the manifest. */
-  install(slot: SlotName, artifactFile: string, name: string, version: string, manifest: Buffer): Promise<void>;
-  switchTo(slot: SlotName): Promise<void>;
 }
 
 export function openSlotStore(root: string): SlotStore {

@@ -12,14 +12,14 @@
 //   a drill VM took a production address). That raises an alarm and never counts as a move, so the
 //   Connector does not help either side steal the address from the other.
 // The overlap rule matters: at failover the old claim is still recent, but it ended before the new one
-// began, so it is not a split brain. It is not a move yet either: a remote claim for an IP the LAN holds
+// began, so it is not a split brain. It is not a move yet either: a tunnel claim for an IP the LAN holds
 // is 'contested' (production keeps the address; a drill VM booting with a production address must not
 // take it over) while the LAN holder was seen within the window. Past the window the LAN holder is not
 // believed gone on silence alone, because the Connector only sees broadcast ARP: the result is 'verify'
 // and the caller probes the holder (a unicast ARP probe / DAD NS). An answer makes it a split brain; no
-// answer within `verifyMs` lets the next remote claim move the IP.
+// answer within `verifyMs` lets the next tunnel claim move the IP.
 import type { AlarmSet } from './alarms.js';
-import type { Side } from '../../../shared/l2/mac-table.js';
+import type { FrameSide } from './side.js';
 import { macToString } from '../../../shared/l2/mac.js';
 import { ipv4ToString } from './ipv4.js';
 import { ipv6ToString } from './nd.js';
@@ -50,22 +50,22 @@ export interface NeighbourClaim {
 
 export interface NeighbourBinding {
   readonly key: NeighbourKey;
-  readonly local: NeighbourClaim | null;
-  readonly remote: NeighbourClaim | null;
+  readonly lan: NeighbourClaim | null;
+  readonly tunnel: NeighbourClaim | null;
   /** The side holding the IP: the side of the latest new claim or move. */
-  readonly current: Side;
+  readonly current: FrameSide;
   readonly isStatic: boolean;
 }
 
 export const NEIGHBOUR_OBSERVE_RESULTS = ['new', 'refreshed', 'moved', 'contested', 'verify', 'split-brain', 'static-conflict', 'table-full'] as const;
 /**
- * - contested: the remote side claims an IP the LAN side still holds. Not a move (yet): the LAN is
- *   production and keeps the IP. If the LAN holder speaks while the remote claim is fresh it becomes a
- *   split brain; if it stays quiet, a later remote claim is a move.
+ * - contested: the tunnel side claims an IP the LAN side still holds. Not a move (yet): the LAN is
+ *   production and keeps the IP. If the LAN holder speaks while the tunnel claim is fresh it becomes a
+ *   split brain; if it stays quiet, a later tunnel claim is a move.
  * - verify: contested, and the LAN holder has been quiet for the split-brain window, which proves little
  *   (the Connector only sees the LAN's broadcast ARP, not the unicast refreshes between hosts). The caller
  *   should probe the holder now (Reoriginator.scheduleVerify); an answer within `verifyMs` makes it a
- *   split brain, silence makes the next remote claim a move.
+ *   split brain, silence makes the next tunnel claim a move.
  */
 export type NeighbourObserveResult = (typeof NEIGHBOUR_OBSERVE_RESULTS)[number];
 
@@ -76,7 +76,7 @@ export interface NeighbourTableOptions {
   maxEntries?: number;
   /** Both claims must be seen within this window to be a split brain. Default 60 000. */
   splitBrainWindowMs?: number;
-  /** How long a probed LAN holder has to answer before a remote claim may take its IP. Default 3000; 0 = no probing. */
+  /** How long a probed LAN holder has to answer before a tunnel claim may take its IP. Default 3000; 0 = no probing. */
   verifyMs?: number;
   /** Receives 'neighbour-table-full', 'split-brain', 'neighbour-static-conflict'. */
   alarms?: AlarmSet;
@@ -92,9 +92,9 @@ interface Claim {
 
 interface Binding {
   key: NeighbourKey;
-  local: Claim | null;
-  remote: Claim | null;
-  current: Side;
+  lan: Claim | null;
+  tunnel: Claim | null;
+  current: FrameSide;
   isStatic: boolean;
   /** Whether a split-brain alarm is raised for this binding (for clearing on transition). */
   split: boolean;
@@ -125,12 +125,12 @@ export class NeighbourTable {
   }
 
   /** A static binding (e.g. the gateway): never ages, never moves, conflicting claims are alarmed. */
-  addStatic(key: NeighbourKey, mac: number, side: Side, router = false): void {
+  addStatic(key: NeighbourKey, mac: number, side: FrameSide, router = false): void {
     const claim: Claim = { mac, firstSeenMs: -Infinity, lastSeenMs: Infinity, source: 'static', router };
     this.#map.set(key, {
       key,
-      local: side === 'local' ? claim : null,
-      remote: side === 'remote' ? claim : null,
+      lan: side === 'lan' ? claim : null,
+      tunnel: side === 'tunnel' ? claim : null,
       current: side,
       isStatic: true,
       split: false,
@@ -139,7 +139,7 @@ export class NeighbourTable {
   }
 
   /** Records that `side` announced `key` at `mac` now. */
-  observe(key: NeighbourKey, mac: number, side: Side, source: NeighbourSource, now: number, router = false): NeighbourObserveResult {
+  observe(key: NeighbourKey, mac: number, side: FrameSide, source: NeighbourSource, now: number, router = false): NeighbourObserveResult {
     let b = this.#map.get(key);
     if (b !== undefined && !this.#live(b, now)) {
       this.#drop(b, now);
@@ -157,8 +157,8 @@ export class NeighbourTable {
       const claim: Claim = { mac, firstSeenMs: now, lastSeenMs: now, source, router };
       this.#map.set(key, {
         key,
-        local: side === 'local' ? claim : null,
-        remote: side === 'remote' ? claim : null,
+        lan: side === 'lan' ? claim : null,
+        tunnel: side === 'tunnel' ? claim : null,
         current: side,
         isStatic: false,
         split: false,
@@ -168,7 +168,7 @@ export class NeighbourTable {
       return 'new';
     }
     if (b.isStatic) {
-      const own = b.local ?? b.remote;
+      const own = b.lan ?? b.tunnel;
       if (own !== null && own.mac === mac) return 'refreshed';
       this.#alarms?.raise(
         'neighbour-static-conflict',
@@ -179,16 +179,16 @@ export class NeighbourTable {
       return 'static-conflict';
     }
     // Forget a claim that aged out, so it cannot take part in move or split-brain decisions.
-    if (b.local !== null && now - b.local.lastSeenMs >= this.ageMs) b.local = null;
-    if (b.remote !== null && now - b.remote.lastSeenMs >= this.ageMs) b.remote = null;
-    const prevCurrent = side === 'local' ? b.local : b.remote;
-    const holder = b.current === 'local' ? b.local : b.remote;
+    if (b.lan !== null && now - b.lan.lastSeenMs >= this.ageMs) b.lan = null;
+    if (b.tunnel !== null && now - b.tunnel.lastSeenMs >= this.ageMs) b.tunnel = null;
+    const prevCurrent = side === 'lan' ? b.lan : b.tunnel;
+    const holder = b.current === 'lan' ? b.lan : b.tunnel;
     const wasHolderSame = b.current === side && holder !== null && holder.mac === mac;
     let claim = prevCurrent;
     if (claim === null || claim.mac !== mac) {
       claim = { mac, firstSeenMs: now, lastSeenMs: now, source, router };
-      if (side === 'local') b.local = claim;
-      else b.remote = claim;
+      if (side === 'lan') b.lan = claim;
+      else b.tunnel = claim;
     } else {
       claim.lastSeenMs = now;
       claim.source = source;
@@ -197,12 +197,12 @@ export class NeighbourTable {
     this.#lowerExpiry(now + this.ageMs);
     if (this.#splitActive(b, now)) {
       if (!b.split) b.split = true;
-      const other = side === 'local' ? b.remote : b.local;
+      const other = side === 'lan' ? b.tunnel : b.lan;
       this.#alarms?.raise(
         'split-brain',
         neighbourKeyToString(key),
         now,
-        `IP live on both sides: ${macToString(b.local?.mac ?? 0)} on the LAN and ${macToString(b.remote?.mac ?? 0)} in the DC (latest claim ${macToString(mac)}, other seen ${now - (other?.lastSeenMs ?? now)} ms ago)`,
+        `IP live on both sides: ${macToString(b.lan?.mac ?? 0)} on the LAN and ${macToString(b.tunnel?.mac ?? 0)} in the DC (latest claim ${macToString(mac)}, other seen ${now - (other?.lastSeenMs ?? now)} ms ago)`,
       );
       return 'split-brain';
     }
@@ -213,7 +213,7 @@ export class NeighbourTable {
       b.current = side;
       return 'new';
     }
-    if (side === 'remote' && b.current === 'local' && holder.mac !== mac) {
+    if (side === 'tunnel' && b.current === 'lan' && holder.mac !== mac) {
       if (now - holder.lastSeenMs < this.splitBrainWindowMs) return 'contested';
       if (this.verifyMs > 0) {
         // A verification answers the question for one window; after that, ask again.
@@ -236,15 +236,15 @@ export class NeighbourTable {
   }
 
   /**
-   * The remote claim to answer a LAN ARP request / NS with, or null. Only when the remote side holds the
+   * The tunnel claim to answer a LAN ARP request / NS with, or null. Only when the tunnel side holds the
    * IP, its claim was seen within `freshMs` (static claims are always fresh) and there is no split brain.
    */
   proxyClaim(key: NeighbourKey, now: number, freshMs: number): NeighbourClaim | null {
     const b = this.#map.get(key);
-    if (b === undefined || b.current !== 'remote' || b.remote === null) return null;
-    if (now - b.remote.lastSeenMs >= Math.min(freshMs, this.ageMs)) return null;
+    if (b === undefined || b.current !== 'tunnel' || b.tunnel === null) return null;
+    if (now - b.tunnel.lastSeenMs >= Math.min(freshMs, this.ageMs)) return null;
     if (this.#splitActive(b, now)) return null;
-    return b.remote;
+    return b.tunnel;
   }
 
   /** Whether both sides currently claim `key` with different MACs (see the file comment). */
@@ -265,7 +265,7 @@ export class NeighbourTable {
       }
       if (b.split && !this.#splitActive(b, now)) this.#endSplit(b, now);
       if (!b.isStatic) {
-        const exp = Math.max(b.local?.lastSeenMs ?? -Infinity, b.remote?.lastSeenMs ?? -Infinity) + this.ageMs;
+        const exp = Math.max(b.lan?.lastSeenMs ?? -Infinity, b.tunnel?.lastSeenMs ?? -Infinity) + this.ageMs;
         if (exp < earliest) earliest = exp;
       }
     }
@@ -289,19 +289,19 @@ export class NeighbourTable {
     const copy = (c: Claim | null): NeighbourClaim | null => (c === null ? null : Object.freeze({ ...c }));
     for (const b of this.#map.values()) {
       if (!this.#live(b, now)) continue;
-      out.push(Object.freeze({ key: b.key, local: copy(b.local), remote: copy(b.remote), current: b.current, isStatic: b.isStatic }));
+      out.push(Object.freeze({ key: b.key, lan: copy(b.lan), tunnel: copy(b.tunnel), current: b.current, isStatic: b.isStatic }));
     }
     return Object.freeze(out);
   }
 
   #live(b: Binding, now: number): boolean {
     if (b.isStatic) return true;
-    return (b.local !== null && now - b.local.lastSeenMs < this.ageMs) || (b.remote !== null && now - b.remote.lastSeenMs < this.ageMs);
+    return (b.lan !== null && now - b.lan.lastSeenMs < this.ageMs) || (b.tunnel !== null && now - b.tunnel.lastSeenMs < this.ageMs);
   }
 
   #splitActive(b: Binding, now: number): boolean {
-    const l = b.local;
-    const r = b.remote;
+    const l = b.lan;
+    const r = b.tunnel;
     if (b.isStatic || l === null || r === null || l.mac === r.mac) return false;
     const w = this.splitBrainWindowMs;
     return now - l.lastSeenMs < w && now - r.lastSeenMs < w && l.firstSeenMs <= r.lastSeenMs && r.firstSeenMs <= l.lastSeenMs;

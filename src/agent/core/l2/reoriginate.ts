@@ -10,11 +10,10 @@
 import { ARP_OP_REQUEST, encodeArp, encodeGratuitousArp } from './arp.js';
 import { encodeNa, encodeNs, IPV6_UNSPECIFIED } from './nd.js';
 import type { NeighbourKey } from './neighbour-table.js';
-
-export type Toward = 'lan' | 'tunnel';
+import type { FrameSide } from './side.js';
 
 export interface DueFrame {
-  readonly toward: Toward;
+  readonly toward: FrameSide;
   /** Shared between the copies of one schedule: write it, do not modify it. */
   readonly frame: Buffer;
 }
@@ -31,13 +30,13 @@ export interface ReoriginatorOptions {
 export interface ReoriginateSpec {
   key: NeighbourKey;
   mac: number;
-  toward: Toward;
+  toward: FrameSide;
   /** IPv6 only: the router flag of the holder, repeated in the NA. */
   router?: boolean;
 }
 
 interface Pending {
-  toward: Toward;
+  toward: FrameSide;
   frame: Buffer;
   nextMs: number;
   left: number;

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import type { AddressInfo } from 'node:net';
-import { createTunnelClient, type TunnelLink as ClientLink } from '../../../../src/agent/adapters/tunnel-client.js';
+import { createTunnelClient, type TunnelClient as ClientLink } from '../../../../src/agent/adapters/tunnel-client.js';
 import type { TunnelLink as PortTunnelLink } from '../../../../src/agent/core/ports.js';
 import { silentLogger } from '../../../../src/shared/log.js';
 import { writeVxlanHeader } from '../../../../src/shared/l2/vxlan.js';

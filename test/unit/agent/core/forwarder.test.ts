@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: UNLICENSED
-// The agent's data path end to end in memory: TAP -> Layer-2 core -> tunnel and back, with the real
+// The agent's data path end to end in memory: TAP -> Layer-2 policy -> tunnel and back, with the real
 // policy and in-memory ports (no root, no sockets).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createL2Decider } from '../../../../src/agent/core/l2-decider.js';
 import { Forwarder } from '../../../../src/agent/core/forwarder.js';
+import { L2Policy } from '../../../../src/agent/core/l2/policy.js';
+import { ownAddressUpdater } from '../../../../src/agent/core/own-addresses.js';
 import { ARP_OP_REPLY, ARP_OP_REQUEST, encodeArp, newArpView, parseArp } from '../../../../src/agent/core/l2/arp.js';
 import { newEthernetView, parseEthernet } from '../../../../src/shared/l2/ethernet.js';
 import { parseIpv4 } from '../../../../src/agent/core/l2/ipv4.js';
@@ -21,12 +22,12 @@ function setup() {
   const clock = { now: () => now };
   const tap = memoryTap();
   const tunnel = memoryTunnel();
-  const core = createL2Decider(DEFAULT_POLICY_CONFIG, now);
-  core.setOwnAddresses({ macs: [BRIDGE], ipv4: ['192.168.10.2'], ipv6: [] });
-  const fwd = new Forwarder(tap, tunnel, core, clock);
+  const policy = new L2Policy(DEFAULT_POLICY_CONFIG, {}, now);
+  ownAddressUpdater(policy, DEFAULT_POLICY_CONFIG)({ macs: [BRIDGE], ipv4: ['192.168.10.2'], ipv6: [] });
+  const fwd = new Forwarder(tap, tunnel, policy, clock);
   fwd.start();
   tunnel.start();
-  return { tap, tunnel, fwd, core, advance: (ms: number) => (now += ms) };
+  return { tap, tunnel, fwd, policy, advance: (ms: number) => (now += ms) };
 }
 
 const request = (from: typeof HOST, target: number) =>

@@ -14,11 +14,7 @@ function rig(segments: SegmentInfo[]) {
   const out: string[] = [];
   const fw = new Forwarder(
     {
-      toSession: (id) => {
-        out.push(`s:${id}`);
-        return id !== 'congested';
-      },
-      toVtep: (a, vni) => {
+      send: (a, vni) => {
         out.push(`v:${a}/${vni}`);
       },
     },
@@ -26,7 +22,15 @@ function rig(segments: SegmentInfo[]) {
     () => now,
   );
   fw.setSegments(segments);
-  return { fw, out, take: () => out.splice(0).sort(), tick: (ms: number) => (now += ms) };
+  // Each attached session is a port that records what it was sent; 'congested' refuses everything.
+  const attach = (vni: number, id: string): boolean =>
+    fw.attach(vni, id, {
+      send: () => {
+        out.push(`s:${id}`);
+        return id !== 'congested';
+      },
+    });
+  return { fw, out, attach, take: () => out.splice(0).sort(), tick: (ms: number) => (now += ms) };
 }
 
 const A: SegmentInfo = { vni: 100, name: 'a/lan', vteps: ['10.0.0.1', '10.0.0.2'], multiSite: false };
@@ -34,9 +38,9 @@ const B: SegmentInfo = { vni: 200, name: 'b/lan', vteps: ['10.0.1.1'], multiSite
 
 test('BUM from a tunnel goes to every VTEP of its segment only; split horizon blocks other tunnels', () => {
   const r = rig([A, B]);
-  r.fw.attach(100, 's1');
-  r.fw.attach(100, 's2');
-  r.fw.attach(200, 's3');
+  r.attach(100, 's1');
+  r.attach(100, 's2');
+  r.attach(200, 's3');
   r.fw.fromSession(100, 's1', f(mac(1), BCAST));
   assert.deepEqual(r.take(), ['v:10.0.0.1/100', 'v:10.0.0.2/100']);
   assert.equal(r.fw.drops['split-horizon'], 0);
@@ -44,15 +48,15 @@ test('BUM from a tunnel goes to every VTEP of its segment only; split horizon bl
 
 test('multiSite floods to the other tunnels of the segment, never back to the sender', () => {
   const r = rig([B]);
-  r.fw.attach(200, 's1');
-  r.fw.attach(200, 's2');
+  r.attach(200, 's1');
+  r.attach(200, 's2');
   r.fw.fromSession(200, 's1', f(mac(1), BCAST));
   assert.deepEqual(r.take(), ['s:s2', 'v:10.0.1.1/200']);
 });
 
 test('learned unicast goes only where the MAC lives; VTEP-to-VTEP is not our job', () => {
   const r = rig([A]);
-  r.fw.attach(100, 's1');
+  r.attach(100, 's1');
   r.fw.fromVtep('10.0.0.2', 100, f(mac(5), BCAST));
   assert.deepEqual(r.take(), ['s:s1']);
   r.fw.fromSession(100, 's1', f(mac(1), mac(5)));
@@ -66,8 +70,8 @@ test('learned unicast goes only where the MAC lives; VTEP-to-VTEP is not our job
 
 test('identical MACs in two segments are separate entries', () => {
   const r = rig([A, B]);
-  r.fw.attach(100, 'a1');
-  r.fw.attach(200, 'b1');
+  r.attach(100, 'a1');
+  r.attach(200, 'b1');
   r.fw.fromSession(100, 'a1', f(mac(1), BCAST));
   r.fw.fromSession(200, 'b1', f(mac(1), BCAST));
   r.take();
@@ -79,7 +83,7 @@ test('identical MACs in two segments are separate entries', () => {
 
 test('unknown VNI, foreign VTEP, bad frames and congestion are counted drops', () => {
   const r = rig([A]);
-  r.fw.attach(100, 'congested');
+  r.attach(100, 'congested');
   r.fw.fromVtep('10.0.0.1', 999, f(mac(1), BCAST));
   r.fw.fromVtep('10.9.9.9', 100, f(mac(1), BCAST));
   r.fw.fromVtep('10.0.0.1', 100, Buffer.alloc(10));
@@ -92,7 +96,7 @@ test('unknown VNI, foreign VTEP, bad frames and congestion are counted drops', (
 
 test('entries age out and a closed session forgets its MACs', () => {
   const r = rig([A]);
-  r.fw.attach(100, 's1');
+  r.attach(100, 's1');
   r.fw.fromSession(100, 's1', f(mac(1), BCAST));
   r.take();
   r.fw.fromVtep('10.0.0.1', 100, f(mac(5), mac(1)));
@@ -100,7 +104,7 @@ test('entries age out and a closed session forgets its MACs', () => {
   r.tick(1_000);
   r.fw.fromVtep('10.0.0.1', 100, f(mac(5), mac(1)));
   assert.deepEqual(r.take(), ['s:s1']); // flooded to all sessions: same place, but by flooding
-  r.fw.attach(100, 's2');
+  r.attach(100, 's2');
   r.fw.fromSession(100, 's2', f(mac(2), BCAST));
   r.fw.detach(100, 's2');
   r.take();

@@ -1,21 +1,24 @@
 // SPDX-License-Identifier: UNLICENSED
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MacTable, type MacLearnResult, type Side } from '../../../../src/shared/l2/mac-table.js';
+import { MacTable, type MacLearnResult } from '../../../../src/shared/l2/mac-table.js';
 import { AlarmSet } from '../../../../src/agent/core/l2/alarms.js';
 import { prng as rng } from '../../../helpers/prng.js';
 
 const A = 0x02_00_00_00_00_0a;
 const B = 0x02_00_00_00_00_0b;
 
+/** The agent's sides; the LAN side wins a freeze. */
+type Side = 'lan' | 'tunnel';
+
 
 test('an entry ages out exactly at ageMs after it was last seen', () => {
   const t = new MacTable({ ageMs: 300_000 });
-  assert.equal(t.learn(A, 'local', 0, 1000), 'new');
-  assert.equal(t.lookup(A, 300_999)?.side, 'local');
+  assert.equal(t.learn(A, 'lan', 0, 1000), 'new');
+  assert.equal(t.lookup(A, 300_999)?.side, 'lan');
   assert.equal(t.lookup(A, 301_000), undefined);
-  assert.equal(t.learn(A, 'local', 0, 200_000), 'refreshed');
-  assert.equal(t.lookup(A, 499_999)?.side, 'local');
+  assert.equal(t.learn(A, 'lan', 0, 200_000), 'refreshed');
+  assert.equal(t.lookup(A, 499_999)?.side, 'lan');
   assert.equal(t.sweep(500_000), 1);
   assert.equal(t.size, 0);
 });
@@ -23,58 +26,58 @@ test('an entry ages out exactly at ageMs after it was last seen', () => {
 test('a full table stops learning, never evicts, alarms, and clears the alarm once there is room', () => {
   const alarms = new AlarmSet();
   const t = new MacTable({ maxEntries: 10, ageMs: 1000, alarms });
-  for (let i = 0; i < 10; i++) assert.equal(t.learn(0x0200_0000_0000 + i, 'local', 0, 0), 'new');
-  assert.equal(t.learn(A, 'remote', 0, 10), 'table-full');
+  for (let i = 0; i < 10; i++) assert.equal(t.learn(0x0200_0000_0000 + i, 'lan', 0, 0), 'new');
+  assert.equal(t.learn(A, 'tunnel', 0, 10), 'table-full');
   assert.equal(t.lookup(A, 10), undefined);
   for (let i = 0; i < 10; i++) assert.ok(t.lookup(0x0200_0000_0000 + i, 10), 'nothing was evicted');
   assert.ok(alarms.isActive('mac-table-full', ''));
   // Existing entries still refresh and move while full.
-  assert.equal(t.learn(0x0200_0000_0000, 'remote', 0, 20), 'moved');
+  assert.equal(t.learn(0x0200_0000_0000, 'tunnel', 0, 20), 'moved');
   // Once entries age out, learning works again and housekeeping clears the alarm.
-  assert.equal(t.learn(A, 'remote', 0, 1000), 'new', 'dead entries make room without an explicit sweep');
+  assert.equal(t.learn(A, 'tunnel', 0, 1000), 'new', 'dead entries make room without an explicit sweep');
   t.sweep(1000);
   assert.equal(alarms.isActive('mac-table-full', ''), false);
 });
 
 test('5 moves within 180 s freeze the entry on the LAN side and alarm; the freeze ends and clears', () => {
   const alarms = new AlarmSet();
-  const t = new MacTable({ freezeMs: 60_000, alarms });
-  t.learn(A, 'local', 0, 0);
-  const sides: Side[] = ['remote', 'local', 'remote', 'local'];
+  const t = new MacTable<Side>({ freezeMs: 60_000, alarms, freezeSide: 'lan' });
+  t.learn(A, 'lan', 0, 0);
+  const sides: Side[] = ['tunnel', 'lan', 'tunnel', 'lan'];
   sides.forEach((s, i) => assert.equal(t.learn(A, s, 0, (i + 1) * 10_000), 'moved'));
-  assert.equal(t.learn(A, 'remote', 0, 50_000), 'frozen');
-  assert.equal(t.lookup(A, 50_000)?.side, 'local', 'pinned on the LAN side');
+  assert.equal(t.learn(A, 'tunnel', 0, 50_000), 'frozen');
+  assert.equal(t.lookup(A, 50_000)?.side, 'lan', 'pinned on the LAN side');
   assert.ok(alarms.isActive('mac-move-frozen', '02:00:00:00:00:0a'));
-  assert.equal(t.learn(A, 'remote', 0, 60_000), 'ignored-frozen');
-  assert.equal(t.lookup(A, 60_000)?.side, 'local');
+  assert.equal(t.learn(A, 'tunnel', 0, 60_000), 'ignored-frozen');
+  assert.equal(t.lookup(A, 60_000)?.side, 'lan');
   // A frozen entry does not age while frozen, even unseen for longer than ageMs... (here freeze < age)
-  assert.equal(t.learn(A, 'remote', 0, 110_000), 'moved', 'after the freeze, moves are applied again');
+  assert.equal(t.learn(A, 'tunnel', 0, 110_000), 'moved', 'after the freeze, moves are applied again');
   assert.equal(alarms.isActive('mac-move-frozen', '02:00:00:00:00:0a'), false);
 });
 
 test('moves spread wider than the window never freeze', () => {
   const t = new MacTable({ moveThreshold: 5, moveWindowMs: 180_000 });
-  t.learn(A, 'local', 0, 0);
-  let side: Side = 'local';
+  t.learn(A, 'lan', 0, 0);
+  let side: Side = 'lan';
   for (let i = 1; i <= 20; i++) {
-    side = side === 'local' ? 'remote' : 'local';
+    side = side === 'lan' ? 'tunnel' : 'lan';
     assert.equal(t.learn(A, side, 0, i * 45_000), 'moved', `move ${i}`);
   }
 });
 
 test("freezeSide 'latest' pins where the last frame came from (headend use)", () => {
-  const t = new MacTable({ moveThreshold: 2, freezeSide: 'latest' });
-  t.learn(B, 'remote', 1, 0);
-  assert.equal(t.learn(B, 'remote', 2, 1), 'moved', 'a port change on the same side is a move');
-  assert.equal(t.learn(B, 'local', 0, 2), 'frozen');
-  assert.deepEqual([t.lookup(B, 3)?.side, t.lookup(B, 3)?.port], ['local', 0]);
+  const t = new MacTable<'session' | 'vtep'>({ moveThreshold: 2, freezeSide: 'latest' });
+  t.learn(B, 'session', 1, 0);
+  assert.equal(t.learn(B, 'session', 2, 1), 'moved', 'a port change on the same side is a move');
+  assert.equal(t.learn(B, 'vtep', 0, 2), 'frozen');
+  assert.deepEqual([t.lookup(B, 3)?.side, t.lookup(B, 3)?.port], ['vtep', 0]);
 });
 
 test('flushPort forgets one session’s entries only', () => {
   const t = new MacTable();
-  t.learn(A, 'remote', 7, 0);
-  t.learn(B, 'remote', 8, 0);
-  assert.equal(t.flushPort('remote', 7, 1), 1);
+  t.learn(A, 'tunnel', 7, 0);
+  t.learn(B, 'tunnel', 8, 0);
+  assert.equal(t.flushPort('tunnel', 7, 1), 1);
   assert.equal(t.lookup(A, 1), undefined);
   assert.equal(t.lookup(B, 1)?.port, 8);
 });
@@ -131,7 +134,7 @@ class NaiveMacTable {
     e.moves.push(now);
     if (e.moves.length >= this.threshold) {
       e.moves = [];
-      if (!(e.side === 'local' && side !== 'local')) {
+      if (!(e.side === 'lan' && side !== 'lan')) {
         e.side = side;
         e.port = port;
       }
@@ -155,7 +158,7 @@ test('reference model: MacTable agrees with a naive model over seeded random ope
     const threshold = 2 + Math.floor(r() * 4);
     const window = 100 * (10 + Math.floor(r() * 200));
     const freeze = 100 * (5 + Math.floor(r() * 400));
-    const real = new MacTable({ ageMs: age, maxEntries: max, moveThreshold: threshold, moveWindowMs: window, freezeMs: freeze, alarms: new AlarmSet() });
+    const real = new MacTable<Side>({ ageMs: age, maxEntries: max, moveThreshold: threshold, moveWindowMs: window, freezeMs: freeze, alarms: new AlarmSet(), freezeSide: 'lan' });
     const model = new NaiveMacTable(age, max, threshold, window, freeze);
     const keys = Array.from({ length: 4 + Math.floor(r() * 20) }, (_, i) => 0x0200_0000_0000 + i * 0x1_0001);
     let now = 0;
@@ -166,7 +169,7 @@ test('reference model: MacTable agrees with a naive model over seeded random ope
       const key = keys[Math.floor(r() * keys.length)] ?? 0;
       const y = r();
       if (y < 0.6) {
-        const side: Side = r() < 0.5 ? 'local' : 'remote';
+        const side: Side = r() < 0.5 ? 'lan' : 'tunnel';
         const port = r() < 0.8 ? 0 : 1 + Math.floor(r() * 2);
         const got = real.learn(key, side, port, now);
         const want = model.learn(key, side, port, now);

@@ -11,11 +11,11 @@ import { createSelfSignedCa, generateKeyPair, type Issuer } from '../../../../..
 import { encodeFactoryBlock, FACTORY_BLOCK_OFFSET, FACTORY_REGION_SIZE } from '../../../../../src/shared/factory-block/factory-block.js';
 import { writeFactoryRegion, readFactoryBlock } from '../../../../../src/shared/factory-block/block-io.js';
 import { issueIdevid } from '../../../../../src/factory/core/idevid.js';
-import { ensureIdentity, runRenewal, IdentityStatusTracker, renewAtOf, type WallClock, type Identity } from '../../../../../src/agent/adapters/identity/index.js';
+import { ensureIdentity, runRenewal, IdentityStatusTracker, renewAtOf, type IdentityClock, type Identity } from '../../../../../src/agent/adapters/identity/index.js';
 import { createEstFixture, type EstFixture } from '../../../enroll/est-fixture.js';
 import { waitFor } from '../../../../helpers/wait.js';
 
-interface FakeClock extends WallClock {
+interface FakeClock extends IdentityClock {
   set(ms: number): void;
   sleeps: number[];
 }
@@ -69,7 +69,7 @@ async function unitFiles(t: TestContext, fx: EstFixture, serial: string, factory
   return { disk, identityDir, idevid: id };
 }
 
-function opts(u: { disk: string; identityDir: string }, clock: WallClock, status: IdentityStatusTracker, signal?: AbortSignal) {
+function opts(u: { disk: string; identityDir: string }, clock: IdentityClock, status: IdentityStatusTracker, signal?: AbortSignal) {
   return {
     identityDir: u.identityDir,
     factoryBlockPath: u.disk,

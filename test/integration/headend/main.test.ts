@@ -9,11 +9,11 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { spawnSync } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
-import { silentLogger } from '../../../../src/shared/log.js';
-import { parseHeadendConfig } from '../../../../src/headend/core/config.js';
-import { startHeadend, type Headend } from '../../../../src/headend/adapters/server.js';
-import { writeVxlanHeader } from '../../../../src/shared/l2/vxlan.js';
-import { encodeRecord } from '../../../../src/shared/tunnel/records.js';
+import { silentLogger } from '../../../src/shared/log.js';
+import { parseHeadendConfig } from '../../../src/headend/core/config.js';
+import { startHeadend, type Headend } from '../../../src/headend/main.js';
+import { writeVxlanHeader } from '../../../src/shared/l2/vxlan.js';
+import { encodeRecord } from '../../../src/shared/tunnel/records.js';
 import {
   CLI,
   REPO,
@@ -23,10 +23,10 @@ import {
   spawnHeadend,
   testFrame,
   writeJson,
-} from './fixtures.js';
-import { createTestPki, type TestPki } from '../../../helpers/pki.js';
-import { tempDir, type TempDir } from '../../../helpers/tmp.js';
-import { waitFor } from '../../../helpers/wait.js';
+} from './adapters/fixtures.js';
+import { createTestPki, type TestPki } from '../../helpers/pki.js';
+import { tempDir, type TempDir } from '../../helpers/tmp.js';
+import { waitFor } from '../../helpers/wait.js';
 
 interface Vtep {
   sock: Socket;

@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: UNLICENSED
+// Binds a TCP server (the tunnel listener, the metrics endpoint), turning a bind failure into our error.
+import type { Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Server as TlsServer } from 'node:tls';
+import { ConnectorError, errorMessage } from '../../shared/errors.js';
+
+export function listen(server: TlsServer | HttpServer, host: string, port: number, what: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (e) =>
+      reject(new ConnectorError('CK_ERR_IO', `cannot listen for ${what} on ${host}:${port}: ${errorMessage(e)}`, { cause: e })),
+    );
+    server.listen(port, host, () => {
+      server.removeAllListeners('error');
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}

@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: UNLICENSED
+// The headend's VXLAN side: one UDP socket bound to vxlan.localAddress:port. Egress goes through the
+// VTEP sender (UDP GSO runs where the kernel supports them); ingress hands each datagram's VNI and
+// frame straight to the switch. A datagram that is not VXLAN is counted, never thrown.
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { isIPv6, type AddressInfo } from 'node:net';
+import { ConnectorError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/log.js';
+import { readVxlanVni, VXLAN_HEADER_LEN } from '../../shared/l2/vxlan.js';
+import type { VtepPort } from '../core/forwarder.js';
+import { createVtepSender, type VtepSender } from './vtep-sender.js';
+
+export interface VxlanIngress {
+  fromVtep(address: string, vni: number, frame: Buffer): void;
+}
+
+export interface VxlanSocket extends VtepPort {
+  readonly address: AddressInfo;
+  /** Starts delivering datagrams to `ingress`; malformed ones go to `onDrop` by reason. */
+  receiveInto(ingress: VxlanIngress, onDrop: (reason: string) => void): void;
+  close(): Promise<void>;
+}
+
+export interface VxlanSocketOptions {
+  localAddress: string;
+  port: number;
+  /** Destination UDP port of the VTEPs (4789). */
+  vtepPort: number;
+  log: Logger;
+}
+
+export async function openVxlanSocket(o: VxlanSocketOptions): Promise<VxlanSocket> {
+  const { log } = o;
+  const udp: UdpSocket = createSocket({ type: isIPv6(o.localAddress) ? 'udp6' : 'udp4' });
+  await new Promise<void>((resolve, reject) => {
+    const onError = (e: Error): void =>
+      reject(new ConnectorError('CK_ERR_IO', `cannot bind the VXLAN socket to ${o.localAddress}:${o.port}: ${e.message}`, { cause: e }));
+    udp.once('error', onError);
+    udp.bind(o.port, o.localAddress, () => {
+      udp.removeListener('error', onError);
+      resolve();
+    });
+  });
+  udp.on('error', (e) => log.error('VXLAN socket error', { error: e.message }));
+  const sender: VtepSender = await createVtepSender({
+    udp,
+    localAddress: o.localAddress,
+    port: o.vtepPort,
+    onGsoOff: (reason) => log.warn('VXLAN egress: UDP GSO switched off, one send per frame from now on', { reason, fix: 'check the VTEP path MTU (>= 1550)' }),
+  });
+  if (!sender.gso) log.info('VXLAN egress without UDP GSO: one send per frame', { reason: sender.gsoReason });
+  return {
+    address: udp.address() as AddressInfo,
+    // The sender's own function: the switch calls it per frame with nothing in between.
+    send: sender.send,
+    receiveInto(ingress, onDrop) {
+      udp.on('message', (msg, rinfo) => {
+        const vni = readVxlanVni(msg, 0);
+        if (typeof vni === 'string') {
+          onDrop(vni);
+          return;
+        }
+        ingress.fromVtep(rinfo.address, vni, msg.subarray(VXLAN_HEADER_LEN));
+      });
+    },
+    async close() {
+      await sender.close();
+      await new Promise<void>((r) => udp.close(() => r()));
+    },
+  };
+}

@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: UNLICENSED
+// The headend's admission decisions, pure: which segment a certificate's serial belongs to (the registry
+// decides, never the device), what a registry change means for the sessions already up, and which
+// segments' VTEP paths are too small for 1514-byte inner frames.
+import { admitDevice, type Registry } from '../../shared/registry/registry.js';
+import type { SegmentInfo } from './forwarder.js';
+
+/** Who is on the other end of an admitted session, for logs, metrics and the audit log. */
+export interface SessionIdentity {
+  id: string;
+  serial: string;
+  tenant: string;
+  segmentName: string;
+  vni: number;
+  /** address:port of the peer. */
+  remote: string;
+  /** SHA-256 of the client certificate (hex). */
+  fingerprint: string;
+}
+
+/** A connection that completed the TLS handshake with a client certificate. */
+export interface PeerCertificate {
+  serial: string;
+  fingerprint: string;
+  remote: string;
+}
+
+export type AdmissionDecision = { ok: true; identity: SessionIdentity } | { ok: false; reason: string };
+
+/** Certificate serial -> registry -> segment. `sessionId` names the session if it is admitted. */
+export function admit(registry: Registry, peer: PeerCertificate, sessionId: string): AdmissionDecision {
+  const a = admitDevice(registry, peer.serial);
+  if (!a.ok) return { ok: false, reason: a.reason };
+  return {
+    ok: true,
+    identity: { id: sessionId, serial: peer.serial, tenant: a.tenant, segmentName: a.segmentName, vni: a.segment.vni, remote: peer.remote, fingerprint: peer.fingerprint },
+  };
+}
+
+/** The segments of every tenant, as the switch sees them. */
+export function segmentsOf(reg: Registry): SegmentInfo[] {
+  const out: SegmentInfo[] = [];
+  for (const [tname, t] of Object.entries(reg.tenants)) {
+    for (const [sname, s] of Object.entries(t.segments)) {
+      out.push({ vni: s.vni, name: `${tname}/${sname}`, vteps: s.vteps, multiSite: s.multiSite });
+    }
+  }
+  return out;
+}
+
+/**
+ * The sessions a new registry no longer allows where they are, with the reason each is closed for:
+ * `registry:<refusal>` for a device refused now, `segment-changed` for one moved to another segment.
+ */
+export function closedByRegistry<S extends { identity: Pick<SessionIdentity, 'serial' | 'vni'> }>(
+  reg: Registry,
+  sessions: Iterable<S>,
+): { session: S; reason: string }[] {
+  const out: { session: S; reason: string }[] = [];
+  for (const s of sessions) {
+    const a = admitDevice(reg, s.identity.serial);
+    if (!a.ok) out.push({ session: s, reason: `registry:${a.reason}` });
+    else if (a.segment.vni !== s.identity.vni) out.push({ session: s, reason: 'segment-changed' });
+  }
+  return out;
+}
+
+export interface MtuFinding {
+  segment: string;
+  vni: number;
+  vtepPathMtu: number;
+  /** The VTEP path cannot carry 1514-byte inner frames (needs minVtepPathMtu). */
+  tooSmall: boolean;
+}
+
+/** One finding per segment: 1514 + 8 VXLAN + 8 UDP + 20 IPv4 needs an IP MTU of 1550 on the fabric. */
+export function mtuFindings(reg: Registry, minVtepPathMtu: number): MtuFinding[] {
+  const out: MtuFinding[] = [];
+  for (const [tname, t] of Object.entries(reg.tenants)) {
+    for (const [sname, s] of Object.entries(t.segments)) {
+      out.push({ segment: `${tname}/${sname}`, vni: s.vni, vtepPathMtu: s.vtepPathMtu, tooSmall: s.vtepPathMtu < minVtepPathMtu });
+    }
+  }
+  return out;
+}

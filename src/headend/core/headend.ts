@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: UNLICENSED
+// The headend's orchestration, pure: admission of connections that completed TLS (admission.ts), one
+// tunnel session per admitted device (the shared session core, role 'server'), the switch between
+// sessions and VTEPs (forwarder.ts), registry changes, metrics and the audit trail. The sockets, the
+// UDP egress, the audit file and the timers are ports; main.ts wires the real ones.
+import { randomBytes } from 'node:crypto';
+import { errorMessage } from '../../shared/errors.js';
+import type { Logger } from '../../shared/log.js';
+import type { Clock, Scheduler, WallClock } from '../../shared/ports.js';
+import type { Registry } from '../../shared/registry/registry.js';
+import { TunnelSession, type TunnelTransport } from '../../shared/tunnel/session.js';
+import { admit, closedByRegistry, mtuFindings, segmentsOf, type PeerCertificate, type SessionIdentity } from './admission.js';
+import type { AuditEvent, AuditFields } from './audit-chain.js';
+import type { HeadendConfig } from './config.js';
+import { Forwarder, type VtepPort } from './forwarder.js';
+import { headendMetrics, type Metrics } from './metrics.js';
+
+export interface HeadendPorts {
+  log: Logger;
+  /** Appends one audit line; may throw (disk full), which is counted and logged, never fatal. */
+  audit(event: AuditEvent, fields: AuditFields): void;
+  clock: Clock;
+  wallClock: WallClock;
+  scheduler: Scheduler;
+  vtep: VtepPort;
+  /** Default: 8 random bytes in hex. */
+  newSessionId?: () => string;
+}
+
+export interface AdmittedSession {
+  readonly identity: SessionIdentity;
+  readonly tunnel: TunnelSession;
+  readonly startedAtMs: number;
+}
+
+/** Unread bytes in the kernel receive queue above which data frames are dropped: about 1 ms of a gigabit. */
+const MAX_RX_BACKLOG = 128 * 1024;
+
+export class HeadendCore {
+  readonly metrics: Metrics = headendMetrics();
+  readonly forwarder: Forwarder;
+  readonly #config: HeadendConfig;
+  readonly #p: HeadendPorts;
+  readonly #log: Logger;
+  readonly #drops = new Map<string, number>();
+  readonly #sessions = new Map<string, AdmittedSession>();
+  readonly #bySerial = new Map<string, AdmittedSession>();
+  #registry: Registry;
+
+  constructor(config: HeadendConfig, registry: Registry, ports: HeadendPorts) {
+    this.#config = config;
+    this.#p = ports;
+    this.#log = ports.log;
+    this.#registry = registry;
+    this.forwarder = new Forwarder(ports.vtep, { ageMs: config.mac.ageMs, maxEntries: config.mac.maxEntriesPerSegment }, () => ports.clock.now());
+    this.applyRegistry(registry, 'start');
+  }
+
+  countDrop(reason: string): void {
+    this.#drops.set(reason, (this.#drops.get(reason) ?? 0) + 1);
+  }
+
+  /** A connection refused before admission (TLS handshake, ALPN, no certificate). */
+  refuse(reason: string): void {
+    this.metrics.inc('connector_headend_refusals_total', { reason });
+  }
+
+  audit(event: AuditEvent, fields: AuditFields): void {
+    // A failing audit write (disk full) must not take the data path down with it: log loudly and count.
+    try {
+      this.#p.audit(event, fields);
+    } catch (e) {
+      this.metrics.inc('connector_headend_audit_errors_total');
+      this.#log.error('audit write failed', { error: errorMessage(e), cause: errorMessage((e as Error).cause) });
+    }
+  }
+
+  /**
+   * A connection with a client certificate: refused (the caller tells the peer why and closes it), or
+   * admitted as a session over `transport` that replaces the device's older one. The caller feeds the
+   * transport's reads to the session and opens it.
+   */
+  connect(peer: PeerCertificate, transport: TunnelTransport): { ok: true; session: TunnelSession } | { ok: false; reason: string } {
+    const id = this.#p.newSessionId?.() ?? randomBytes(8).toString('hex');
+    const a = admit(this.#registry, peer, id);
+    if (!a.ok) {
+      this.refuse(a.reason);
+      this.#log.warn('refused', { remote: peer.remote, serial: peer.serial, reason: a.reason, fingerprint: peer.fingerprint });
+      this.audit('refused', { serial: peer.serial, remote: peer.remote, fingerprint: peer.fingerprint, reason: a.reason });
+      return a;
+    }
+    const identity = a.identity;
+    const old = this.#bySerial.get(identity.serial);
+    if (old) old.tunnel.close('replaced', 'replaced');
+    const { serial, tenant, segmentName, vni, remote, fingerprint } = identity;
+    this.audit('connect', { sessionId: id, serial, tenant, segment: segmentName, vni, remote, fingerprint });
+    this.metrics.inc('connector_headend_sessions_total');
+    const c = this.#config.session;
+    const log = this.#log.child({ session: id, serial });
+    const tunnel = new TunnelSession(
+      {
+        role: 'server',
+        clock: this.#p.clock,
+        scheduler: this.#p.scheduler,
+        egress: { overflow: 'refuse-newest', maxFrames: Infinity, maxUnsentBytes: c.maxBufferedBytes },
+        maxRxBacklogBytes: MAX_RX_BACKLOG,
+        helloTimeoutMs: c.helloTimeoutMs,
+        ack: { vni, sessionId: id, headendVersion: this.#config.headendVersion, keepaliveMs: c.keepaliveMs, deadAfterMs: c.deadAfterMs, capabilities: [] },
+      },
+      transport,
+      {
+        up: (s) => {
+          log.info('session up', { site: s.peerHello?.site, agentVersion: s.peerHello?.agentVersion, vni });
+          this.forwarder.attach(vni, id, s);
+        },
+        frames: (batch) => {
+          // The VNI on the records is the device's claim; the segment comes from admission only.
+          for (const f of batch) this.forwarder.fromSession(vni, id, f);
+        },
+        drop: (reason) => this.countDrop(reason),
+        closed: (reason) => {
+          const e = this.#sessions.get(id);
+          if (e) this.#closed(e, reason);
+        },
+      },
+    );
+    const entry: AdmittedSession = { identity, tunnel, startedAtMs: this.#p.wallClock.now() };
+    this.#sessions.set(id, entry);
+    this.#bySerial.set(serial, entry);
+    this.#log.info('session admitted', { session: id, serial, tenant, segment: segmentName, vni, remote, fingerprint });
+    return { ok: true, session: tunnel };
+  }
+
+  #closed(e: AdmittedSession, reason: string): void {
+    const { identity: i, tunnel: t } = e;
+    this.#sessions.delete(i.id);
+    if (this.#bySerial.get(i.serial) === e) this.#bySerial.delete(i.serial);
+    this.forwarder.detach(i.vni, i.id);
+    this.metrics.inc('connector_headend_session_closes_total', { reason: reason.split(':')[0] ?? reason });
+    const c = { framesIn: t.counters.framesIn, bytesIn: t.counters.bytesIn, framesOut: t.egress.counters.sentFrames, bytesOut: t.egress.counters.sentBytes };
+    this.audit('disconnect', {
+      sessionId: i.id,
+      serial: i.serial,
+      tenant: i.tenant,
+      segment: i.segmentName,
+      vni: i.vni,
+      remote: i.remote,
+      fingerprint: i.fingerprint,
+      site: t.peerHello?.site ?? '',
+      agentVersion: t.peerHello?.agentVersion ?? '',
+      bytesIn: c.bytesIn,
+      bytesOut: c.bytesOut,
+      framesIn: c.framesIn,
+      framesOut: c.framesOut,
+      durationMs: this.#p.wallClock.now() - e.startedAtMs,
+      reason,
+    });
+    this.#log.info('session closed', { session: i.id, serial: i.serial, reason, framesIn: c.framesIn, framesOut: c.framesOut });
+  }
+
+  /** A new registry: segments and VTEPs apply, sessions it refuses or moves are closed with a bye. */
+  applyRegistry(reg: Registry, why: string): void {
+    this.#registry = reg;
+    this.forwarder.setSegments(segmentsOf(reg));
+    this.metrics.reset('connector_headend_segment_mtu_too_small');
+    for (const f of mtuFindings(reg, this.#config.minVtepPathMtu)) {
+      this.metrics.set('connector_headend_segment_mtu_too_small', { vni: f.vni, segment: f.segment }, f.tooSmall ? 1 : 0);
+      if (f.tooSmall) {
+        this.#log.warn('segment VTEP path MTU cannot carry 1514-byte inner frames', {
+          segment: f.segment,
+          vni: f.vni,
+          vtepPathMtu: f.vtepPathMtu,
+          needed: this.#config.minVtepPathMtu,
+          fix: 'raise the fabric MTU to >= 1550 or set the tenant VM MTU to 1450',
+        });
+      }
+    }
+    for (const { session, reason } of closedByRegistry(reg, [...this.#sessions.values()])) {
+      if (reason !== 'segment-changed') {
+        this.#log.warn('registry change refuses a connected device', { serial: session.identity.serial, reason: reason.slice('registry:'.length) });
+      }
+      session.tunnel.close(reason, reason);
+    }
+    this.#log.info('registry loaded', { why, tenants: Object.keys(reg.tenants).length, devices: Object.keys(reg.devices).length, denylist: reg.denylist.length });
+  }
+
+  /** Re-reads the registry through `read`; a broken file keeps the previous registry and counts the error. */
+  reload(read: () => Registry, why: string): void {
+    try {
+      this.applyRegistry(read(), why);
+      this.metrics.inc('connector_headend_registry_reloads_total', { result: 'ok' });
+    } catch (e) {
+      this.metrics.inc('connector_headend_registry_reloads_total', { result: 'error' });
+      this.#log.error('registry reload failed; keeping the previous registry', { error: errorMessage(e) });
+    }
+  }
+
+  renderMetrics(): string {
+    const m = this.metrics;
+    m.reset('connector_headend_sessions');
+    m.reset('connector_headend_mac_entries');
+    for (const { info, stats, macs, sessions: n } of this.forwarder.segmentStats()) {
+      const l = { vni: info.vni, segment: info.name };
+      m.set('connector_headend_sessions', l, n);
+      m.set('connector_headend_mac_entries', l, macs);
+      for (const [dir, st] of [['tunnel-in', stats.tunnelIn], ['tunnel-out', stats.tunnelOut], ['vtep-in', stats.vtepIn], ['vtep-out', stats.vtepOut]] as const) {
+        m.set('connector_headend_frames_total', { ...l, direction: dir }, st.frames);
+        m.set('connector_headend_bytes_total', { ...l, direction: dir }, st.bytes);
+      }
+    }
+    for (const [reason, n] of Object.entries(this.forwarder.drops)) if (n > 0) this.#drops.set(`fwd:${reason}`, n);
+    for (const [reason, n] of this.#drops) m.set('connector_headend_drops_total', { reason: reason.replace(/^fwd:/, '') }, n);
+    return m.render();
+  }
+
+  sessions(): { id: string; serial: string; tenant: string; vni: number; state: string }[] {
+    return [...this.#sessions.values()].map((s) => ({ id: s.identity.id, serial: s.identity.serial, tenant: s.identity.tenant, vni: s.identity.vni, state: s.tunnel.state }));
+  }
+
+  /** Says bye to every session (shutdown). */
+  closeAll(reason: string): void {
+    for (const s of [...this.#sessions.values()]) s.tunnel.close(reason, reason);
+  }
+}

@@ -1,0 +1,361 @@
+// SPDX-License-Identifier: UNLICENSED
+// One tunnel session, the same code at both ends (docs/tunnel-protocol.md): the record stream, the hello
+// exchange, keepalive ping/pong with RTT, dead-peer detection, control dispatch, and per-turn writes of
+// control and data records through the bounded egress queue. The agent's client is role 'client', the
+// headend's session role 'server'. Pure: bytes come in through receive(), leave through the transport
+// port, and time comes from the injected clock and scheduler.
+//
+// Liveness: a session is dead when no byte arrived for deadAfterMs. The client starts watching when the
+// hello-ack arrives and pings every keepaliveMs (the smaller of its own and the headend's), so a healthy
+// session never goes quiet; the server watches from the start, never pings, and also closes a session
+// that sends no hello within helloTimeoutMs.
+import type { Clock, Cancel, Scheduler } from '../ports.js';
+import {
+  CONTROL_VNI,
+  decodeControl,
+  encodeControl,
+  isControlFrame,
+  type ControlMessage,
+  type HelloAckMessage,
+  type HelloMessage,
+} from './control.js';
+import { EgressQueue, type EgressQueueOptions } from './egress-queue.js';
+import { RecordDecoder, encodeRecord } from './records.js';
+
+/** What a session needs from its connection (a TLS socket, or an in-memory pipe in tests). */
+export interface TunnelTransport {
+  /** Writes the buffers in order, as one write where the transport can gather them. */
+  write(chunks: readonly Buffer[]): void;
+  /** Bytes written but not yet taken by the kernel. */
+  unsentBytes(): number;
+  /** Bytes waiting unread in the kernel's receive queue; undefined when that cannot be known. */
+  readonly unreadBytes: (() => number) | undefined;
+  /** Half-closes after what was written, and forces the close after the transport's grace period. */
+  end(): void;
+  destroy(): void;
+}
+
+export interface TunnelSessionEvents {
+  /** The hello exchange completed: the client got its hello-ack, or the server acked a hello. */
+  up(session: TunnelSession): void;
+  /**
+   * The data frames of one read, in order. The views stay valid after the call (RecordDecoder), the
+   * array does not: it is reused for the next read.
+   */
+  frames(batch: readonly Buffer[]): void;
+  /** A record, control message or frame dropped, by reason (for counters). */
+  drop(reason: string): void;
+  closed(reason: string): void;
+}
+
+interface CommonOptions {
+  readonly clock: Clock;
+  readonly scheduler: Scheduler;
+  readonly egress: EgressQueueOptions;
+  /** Unread kernel bytes above which data frames are dropped as 'rx-backlog'; default Infinity. */
+  readonly maxRxBacklogBytes?: number;
+}
+
+export interface ClientSessionOptions extends CommonOptions {
+  readonly role: 'client';
+  readonly hello: Readonly<Pick<HelloMessage, 'agentVersion' | 'site' | 'capabilities'>>;
+  readonly keepaliveMs: number;
+  readonly deadAfterMs: number;
+}
+
+export interface ServerSessionOptions extends CommonOptions {
+  readonly role: 'server';
+  /** The answer to a hello: the VNI and session id come from admission, never from the device. */
+  readonly ack: Readonly<Omit<HelloAckMessage, 'type'>>;
+  readonly helloTimeoutMs: number;
+}
+
+export type TunnelSessionOptions = ClientSessionOptions | ServerSessionOptions;
+
+export type SessionState = 'hello' | 'up' | 'closed';
+
+export interface SessionCounters {
+  framesIn: number;
+  /** Ethernet bytes of the data frames received. */
+  bytesIn: number;
+  /** Data frames dropped because the kernel held more than maxRxBacklogBytes behind them. */
+  rxBacklogDrops: number;
+}
+
+const MIN_TICK_MS = 50;
+
+export class TunnelSession {
+  state: SessionState = 'hello';
+  readonly role: 'client' | 'server';
+  readonly counters: SessionCounters = { framesIn: 0, bytesIn: 0, rxBacklogDrops: 0 };
+  readonly egress: EgressQueue;
+  /** The peer's hello (server) or hello-ack (client), once the exchange completed. */
+  peerHello: HelloMessage | null = null;
+  peerAck: HelloAckMessage | null = null;
+  /** VNI of this session's data records: the server's from admission, the client's from the hello-ack. */
+  vni: number | null = null;
+  /** Round-trip time of the latest answered ping, ms (client only). */
+  rttMs: number | null = null;
+
+  readonly #o: TunnelSessionOptions;
+  readonly #transport: TunnelTransport;
+  readonly #events: TunnelSessionEvents;
+  readonly #decoder: RecordDecoder;
+  readonly #batch: Buffer[] = [];
+  readonly #out: Buffer[] = [];
+  readonly #controls: Buffer[] = [];
+  readonly #maxBacklog: number;
+  /** Whether queued frames carry a time (only a delay budget needs it: no clock read per frame otherwise). */
+  readonly #stamped: boolean;
+  /** Whether the egress bound is checked at push time, against the transport's unsent bytes. */
+  readonly #boundAtPush: boolean;
+  #controlBytes = 0;
+  #flushCancel: Cancel | null = null;
+  #helloCancel: Cancel | null = null;
+  #tickCancel: Cancel | null = null;
+  #lastRxAt = 0;
+  #lastPingAt = 0;
+  #pingEveryMs = 0;
+  #pingNonce = 0;
+  #behind = false;
+
+  constructor(options: TunnelSessionOptions, transport: TunnelTransport, events: TunnelSessionEvents) {
+    this.#o = options;
+    this.role = options.role;
+    this.#transport = transport;
+    this.#events = events;
+    this.#maxBacklog = options.maxRxBacklogBytes ?? Infinity;
+    this.egress = new EgressQueue(options.egress);
+    this.#stamped = this.egress.options.maxDelayMs !== Infinity;
+    this.#boundAtPush = this.egress.options.overflow === 'refuse-newest';
+    if (options.role === 'server') this.vni = options.ack.vni;
+    this.#decoder = new RecordDecoder(
+      (vni, frame) => this.#onRecord(vni, frame),
+      (reason) => events.drop(reason),
+    );
+  }
+
+  /** The transport is ready: the client says hello, the server starts its hello and liveness timers. */
+  open(): void {
+    if (this.state !== 'hello') return;
+    const o = this.#o;
+    if (o.role === 'client') {
+      this.sendControl({ type: 'hello', agentVersion: o.hello.agentVersion, site: o.hello.site, capabilities: o.hello.capabilities });
+      return;
+    }
+    this.#helloCancel = o.scheduler.setTimeout(() => this.close('hello-timeout'), o.helloTimeoutMs);
+    this.#watch(o.ack.deadAfterMs, 0);
+  }
+
+  /** Bytes read from the transport. */
+  receive(chunk: Buffer): void {
+    if (this.state === 'closed') return;
+    this.#lastRxAt = this.#o.clock.now();
+    const unread = this.#transport.unreadBytes;
+    this.#behind = unread !== undefined && this.state === 'up' && this.#maxBacklog !== Infinity && unread() > this.#maxBacklog;
+    const err = this.#decoder.push(chunk);
+    this.#deliver();
+    if (err) {
+      this.#events.drop(err);
+      this.close(err);
+    }
+  }
+
+  /** The transport took its unsent bytes: what waited for room may leave. */
+  drain(): void {
+    if (this.state !== 'closed' && (this.egress.length > 0 || this.#controls.length > 0)) this.#flush();
+  }
+
+  /** Queues one data frame for this turn's write; false when not up, refused or not carriable. */
+  send(frame: Uint8Array): boolean {
+    if (this.state !== 'up' || this.vni === null) return false;
+    const ok = this.egress.push(this.vni, frame, this.#stamped ? this.#o.clock.now() : 0, this.#unsentForPush());
+    if (ok) this.#scheduleFlush();
+    return ok;
+  }
+
+  /** Queues a batch of data frames; returns how many were queued. */
+  sendBatch(frames: readonly Uint8Array[]): number {
+    if (this.state !== 'up' || this.vni === null) return 0;
+    const now = this.#stamped ? this.#o.clock.now() : 0;
+    let n = 0;
+    for (const f of frames) if (this.egress.push(this.vni, f, now, this.#unsentForPush())) n++;
+    if (n > 0) this.#scheduleFlush();
+    return n;
+  }
+
+  /** Queues a control message ahead of this turn's data (control traffic is tiny and never dropped). */
+  sendControl(msg: ControlMessage): void {
+    if (this.state === 'closed') return;
+    const rec = encodeRecord(CONTROL_VNI, encodeControl(msg));
+    this.#controls.push(rec);
+    this.#controlBytes += rec.length;
+    this.#scheduleFlush();
+  }
+
+  /**
+   * Closes once. With `bye`, what is queued leaves first, then a bye with that reason, and the transport
+   * half-closes; without, the transport is destroyed at once.
+   */
+  close(reason: string, bye?: string): void {
+    if (this.state === 'closed') return;
+    if (bye !== undefined) {
+      // What was queued before the bye leaves before it.
+      this.#flush();
+      this.#transport.write([encodeRecord(CONTROL_VNI, encodeControl({ type: 'bye', reason: bye }))]);
+    }
+    this.state = 'closed';
+    this.#cancelTimers();
+    this.#controls.length = 0;
+    this.egress.clear();
+    if (bye !== undefined) this.#transport.end();
+    else this.#transport.destroy();
+    this.#events.closed(reason);
+  }
+
+  #unsentForPush(): number {
+    return this.#boundAtPush ? this.#transport.unsentBytes() + this.#controlBytes : 0;
+  }
+
+  #onRecord(vni: number, frame: Buffer): void {
+    if (isControlFrame(vni, frame)) {
+      // Frames before a control message are handed on first: a bye must not overtake the data before it.
+      this.#deliver();
+      const d = decodeControl(frame);
+      if (d.ok) this.#onControl(d.msg);
+      else this.#events.drop(d.drop);
+      return;
+    }
+    if (this.state !== 'up') {
+      this.#events.drop('before-hello');
+      return;
+    }
+    // The server takes the segment from admission only; a client expects the VNI it was given.
+    if (this.role === 'client' && vni !== this.vni) {
+      this.#events.drop('vni-mismatch');
+      return;
+    }
+    if (this.#behind) {
+      this.counters.rxBacklogDrops++;
+      this.#events.drop('rx-backlog');
+      return;
+    }
+    this.counters.framesIn++;
+    this.counters.bytesIn += frame.length;
+    this.#batch.push(frame);
+  }
+
+  #deliver(): void {
+    if (this.#batch.length === 0) return;
+    try {
+      if (this.state !== 'closed') this.#events.frames(this.#batch);
+    } finally {
+      this.#batch.length = 0;
+    }
+  }
+
+  #onControl(msg: ControlMessage): void {
+    const o = this.#o;
+    switch (msg.type) {
+      case 'hello':
+        if (o.role !== 'server' || this.state !== 'hello') return;
+        this.#helloCancel?.();
+        this.#helloCancel = null;
+        this.peerHello = msg;
+        this.state = 'up';
+        this.sendControl({ type: 'hello-ack', ...o.ack });
+        this.#events.up(this);
+        return;
+      case 'hello-ack': {
+        if (o.role !== 'client' || this.state !== 'hello') return;
+        this.peerAck = msg;
+        this.vni = msg.vni;
+        this.state = 'up';
+        // Ping at least as often as the headend asks, so its idle timer never closes a healthy session.
+        const every = msg.keepaliveMs > 0 ? Math.min(o.keepaliveMs, msg.keepaliveMs) : o.keepaliveMs;
+        this.#watch(o.deadAfterMs, every);
+        this.#events.up(this);
+        // First ping right away, so the RTT is known within one round trip of coming up.
+        if (this.state === 'up') this.#ping(o.clock.now());
+        return;
+      }
+      case 'ping':
+        this.sendControl({ type: 'pong', nonce: msg.nonce, t: msg.t });
+        return;
+      case 'pong':
+        if (o.role === 'client' && msg.nonce === this.#pingNonce) this.rttMs = Math.max(0, o.clock.now() - msg.t);
+        return;
+      case 'bye':
+        this.close(`bye:${msg.reason}`.slice(0, 64));
+        return;
+      case 'error':
+        if (o.role === 'client') this.close(`headend-error:${msg.code}:${msg.message}`);
+        return;
+    }
+  }
+
+  /** Starts the liveness tick: dead after `deadAfterMs` without a byte, a ping every `pingEveryMs` (0: none). */
+  #watch(deadAfterMs: number, pingEveryMs: number): void {
+    const o = this.#o;
+    this.#lastRxAt = o.clock.now();
+    this.#lastPingAt = 0;
+    this.#pingEveryMs = pingEveryMs;
+    const tickMs = Math.max(MIN_TICK_MS, pingEveryMs > 0 ? Math.min(pingEveryMs, Math.floor(deadAfterMs / 4)) : Math.floor(deadAfterMs / 4));
+    this.#tickCancel = o.scheduler.setInterval(() => {
+      const now = o.clock.now();
+      if (now - this.#lastRxAt >= deadAfterMs) {
+        this.close('dead-peer');
+        return;
+      }
+      if (this.#pingEveryMs > 0 && now - this.#lastPingAt >= this.#pingEveryMs) this.#ping(now);
+    }, tickMs);
+  }
+
+  #ping(now: number): void {
+    this.#lastPingAt = now;
+    this.#pingNonce = (this.#pingNonce + 1) >>> 0;
+    this.sendControl({ type: 'ping', nonce: this.#pingNonce, t: now });
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushCancel !== null) return;
+    this.#flushCancel = this.#o.scheduler.setImmediate(() => {
+      this.#flushCancel = null;
+      this.#flush();
+    });
+  }
+
+  /** Writes the queued control records, then the data records the egress queue lets go, as one write. */
+  #flush(): void {
+    this.#flushCancel?.();
+    this.#flushCancel = null;
+    if (this.state === 'closed') return;
+    const out = this.#out;
+    const t = this.#transport;
+    let pending = 0;
+    if (this.#controls.length > 0) {
+      for (const c of this.#controls) out.push(c);
+      pending = this.#controlBytes;
+      this.#controls.length = 0;
+      this.#controlBytes = 0;
+    }
+    if (this.state === 'up') {
+      const now = this.#o.clock.now();
+      for (let first = true; this.egress.length > 0; first = false) {
+        if (!first) {
+          t.write(out);
+          out.length = 0;
+          pending = 0;
+        }
+        if (this.egress.drain(now, t.unsentBytes() + pending, out) === 0) break;
+      }
+    }
+    if (out.length > 0) t.write(out);
+    out.length = 0;
+  }
+
+  #cancelTimers(): void {
+    for (const c of [this.#flushCancel, this.#helloCancel, this.#tickCancel]) c?.();
+    this.#flushCancel = this.#helloCancel = this.#tickCancel = null;
+  }
+}

@@ -5,7 +5,9 @@
 //   connector/v1/<serial>/jobs/<jobId>         controller -> device, retained, QoS 1: the job document
 //   connector/v1/<serial>/jobs/<jobId>/state   device -> controller, retained, QoS 1: every state change
 import { check, integer, isRecord, object, oneOf, optional, refine, string, type Schema } from '../schema/schema.js';
-import type { RejectReason } from './verify-release.js';
+
+/** Why a device refused a release before touching anything (the device's gate, agent/core/ota/verify-release.ts). */
+export type RejectReason = 'unsigned' | 'bad-signature' | 'bad-manifest' | 'wrong-board' | 'incompatible' | 'downgrade';
 
 export const TOPIC_ROOT = 'connector/v1';
 

@@ -9,7 +9,7 @@ import { errorMessage } from '../../../shared/errors.js';
 import type { Logger } from '../../../shared/log.js';
 import type { UsignPublicKey } from '../../../shared/usign/index.js';
 import type { JobDocument, JobState, JobStateReport } from '../../../shared/ota/protocol.js';
-import { checkRelease } from '../../../shared/ota/verify-release.js';
+import { checkRelease } from './verify-release.js';
 import {
   progressBucket,
   transition,

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: UNLICENSED
 // The device's gate: signature (either key slot), then schema, board, compatibility and anti-rollback,
 // all before a single byte is downloaded or written. Pure; returns a result, never throws.
-import { errorMessage, hasCode } from '../errors.js';
-import { verifyUsign, type UsignPublicKey } from '../usign/index.js';
-import { parseReleaseManifest, type ReleaseManifest } from './manifest.js';
-import { compareVersions } from './version.js';
+import { errorMessage, hasCode } from '../../../shared/errors.js';
+import { verifyUsign, type UsignPublicKey } from '../../../shared/usign/index.js';
+import { parseReleaseManifest, type ReleaseManifest } from '../../../shared/ota/manifest.js';
+import { compareVersions } from '../../../shared/ota/version.js';
+import type { RejectReason } from '../../../shared/ota/protocol.js';
 
 export interface DeviceFacts {
   readonly board: string;
@@ -14,7 +15,6 @@ export interface DeviceFacts {
   readonly osCompatVersion?: string;
 }
 
-export type RejectReason = 'unsigned' | 'bad-signature' | 'bad-manifest' | 'wrong-board' | 'incompatible' | 'downgrade';
 export type ReleaseCheck =
   | { readonly ok: true; readonly manifest: ReleaseManifest; readonly keyId: string }
   | { readonly ok: false; readonly reason: RejectReason; readonly detail: string };

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: UNLICENSED
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeUsignSignature, generateUsignKeyPair, signUsign } from '../../../../src/shared/usign/index.js';
-import { checkRelease } from '../../../../src/shared/ota/verify-release.js';
+import { encodeUsignSignature, generateUsignKeyPair, signUsign } from '../../../../../src/shared/usign/index.js';
+import { checkRelease } from '../../../../../src/agent/core/ota/verify-release.js';
 
 const key = generateUsignKeyPair();
 const device = { board: 'friendlyarm,nanopi-r3s', version: '1.5.0', osCompatVersion: '1.1' };

@@ -7,9 +7,29 @@ import houseWalls from './eslint/house-walls.js';
 const HOUSES = ['agent', 'headend', 'enroll', 'ota', 'factory', 'image', 'lab', 'admin'];
 
 const IO_MODULES = [
-  'node:net', 'node:tls', 'node:fs', 'node:fs/promises', 'node:dgram', 'node:child_process', 'node:http',
-  'node:https', 'node:http2', 'node:timers', 'node:timers/promises', 'node:worker_threads', 'node:cluster',
-  'net', 'tls', 'fs', 'fs/promises', 'dgram', 'child_process', 'http', 'https', 'timers', 'worker_threads',
+  'node:net',
+  'node:tls',
+  'node:fs',
+  'node:fs/promises',
+  'node:dgram',
+  'node:child_process',
+  'node:http',
+  'node:https',
+  'node:http2',
+  'node:timers',
+  'node:timers/promises',
+  'node:worker_threads',
+  'node:cluster',
+  'net',
+  'tls',
+  'fs',
+  'fs/promises',
+  'dgram',
+  'child_process',
+  'http',
+  'https',
+  'timers',
+  'worker_threads',
 ].map((name) => ({ name, message: 'core/ is pure: I/O belongs in adapters/, wired in main.ts' }));
 
 const CORE_GLOBALS = ['setTimeout', 'setInterval', 'setImmediate', 'clearTimeout', 'clearInterval', 'clearImmediate', 'process'].map(

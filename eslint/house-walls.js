@@ -53,7 +53,8 @@ export default {
         }
         return;
       }
-      if (to.house !== from.house && to.house !== 'shared') return say(`src/${from.house} must not import another program (src/${to.house})`);
+      if (to.house !== from.house && to.house !== 'shared')
+        return say(`src/${from.house} must not import another program (src/${to.house})`);
       if (!isCore(from)) return;
       const rel = `${to.house}/${to.rest}`;
       if (to.house === from.house && (to.rest.startsWith('adapters/') || /^main\.[jt]s$/.test(to.rest))) {

@@ -142,7 +142,9 @@ async function main(): Promise<void> {
   console.log(`tap-batch: ${FRAMES} UDP frames of ${SIZE} B payload, node ${process.version}`);
   console.log('  maxBatch      sent      read  callbacks  frames/cb     cb/frame   frames/s  kernel-drop');
   for (const r of reads) {
-    console.log(`${f(r.maxBatch)}${f(r.sent)}${f(r.read)} ${f(r.callbacks)} ${f(r.framesPerCallback, 1)}   ${f(r.callbacksPerFrame, 4)} ${f(r.framesPerSecond)}   ${f(r.txDroppedByKernel)}`);
+    console.log(
+      `${f(r.maxBatch)}${f(r.sent)}${f(r.read)} ${f(r.callbacks)} ${f(r.framesPerCallback, 1)}   ${f(r.callbacksPerFrame, 4)} ${f(r.framesPerSecond)}   ${f(r.txDroppedByKernel)}`,
+    );
   }
   console.log(`  writeFrames x64: ${write.accepted}/${write.frames} accepted, ${write.framesPerSecond.toFixed(0)} frames/s`);
   console.log(JSON.stringify({ bench: 'tap-batch', frames: FRAMES, size: SIZE, node: process.version, reads, write }));

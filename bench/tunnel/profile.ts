@@ -135,8 +135,15 @@ const signal = (sig: NodeJS.Signals): void => {
 };
 if (mode === 'cpuprof' || mode === 'loop') signal('SIGUSR2');
 const pids = Object.values(running.procs).join(',');
-const perf = mode === 'perf' ? exec('perf', ['record', '-g', '-F', '999', '-p', pids, '-o', join(work, 'perf.data'), '--', 'sleep', String(DUR)], { allowFailure: true }) : undefined;
-const loadedPing = nsExec(net.ns.ha, 'ping', ['-c', String(Math.max(20, (DUR - 2) * 50)), '-i', '0.02', ADDR.hostB], { allowFailure: true });
+const perf =
+  mode === 'perf'
+    ? exec('perf', ['record', '-g', '-F', '999', '-p', pids, '-o', join(work, 'perf.data'), '--', 'sleep', String(DUR)], {
+        allowFailure: true,
+      })
+    : undefined;
+const loadedPing = nsExec(net.ns.ha, 'ping', ['-c', String(Math.max(20, (DUR - 2) * 50)), '-i', '0.02', ADDR.hostB], {
+  allowFailure: true,
+});
 const iperfArgs = ['-c', ADDR.hostB, '-p', '5201', '-J', '-t', String(DUR), '-P', opt.streams ?? '1'];
 if (opt.reverse) iperfArgs.push('-R');
 if (opt.cc) iperfArgs.push('-C', opt.cc);
@@ -165,12 +172,16 @@ try {
 const sys1 = cpuTotals();
 const gb = (mbps * DUR) / 8000;
 progress(`machine: ${((100 * (sys1.busy - sys0.busy)) / (sys1.all - sys0.all)).toFixed(0)}% of all CPUs busy during the load`);
-progress(`tcp ${mbps.toFixed(0)} Mbit/s; loaded RTT p50 ${loaded.p50} p99 ${loaded.p99} max ${loaded.max} ms (${loaded.received}/${loaded.sent})`);
+progress(
+  `tcp ${mbps.toFixed(0)} Mbit/s; loaded RTT p50 ${loaded.p50} p99 ${loaded.p99} max ${loaded.max} ms (${loaded.received}/${loaded.sent})`,
+);
 for (const [k, pid] of Object.entries(running.procs)) {
   const u = procUsage(pid);
   if (!u) continue;
   const cpu = u.cpuS - (before[k] ?? 0);
-  progress(`${k}: ${cpu.toFixed(2)} CPU s over ${DUR} s (${((100 * cpu) / DUR).toFixed(0)}% of a core), ${(cpu / gb).toFixed(2)} CPU s/GB, peak RSS ${u.peakRssMb.toFixed(0)} MB`);
+  progress(
+    `${k}: ${cpu.toFixed(2)} CPU s over ${DUR} s (${((100 * cpu) / DUR).toFixed(0)}% of a core), ${(cpu / gb).toFixed(2)} CPU s/GB, peak RSS ${u.peakRssMb.toFixed(0)} MB`,
+  );
 }
 if (perf) await perf;
 const warm = parsePing((await nsExec(net.ns.ha, 'ping', ['-c', '100', '-i', '0.01', ADDR.hostB], { allowFailure: true })).stdout);
@@ -206,8 +217,16 @@ if (mode === 'loop') {
   }
 }
 if (mode === 'perf') {
-  const r = await exec('perf', ['report', '-i', join(work, 'perf.data'), '--no-children', '--sort', 'pid,dso', '--stdio'], { allowFailure: true });
-  process.stdout.write(r.stdout.split('\n').filter((l) => l && !l.startsWith('#') && /%/.test(l)).slice(0, 40).join('\n') + '\n');
+  const r = await exec('perf', ['report', '-i', join(work, 'perf.data'), '--no-children', '--sort', 'pid,dso', '--stdio'], {
+    allowFailure: true,
+  });
+  process.stdout.write(
+    r.stdout
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#') && /%/.test(l))
+      .slice(0, 40)
+      .join('\n') + '\n',
+  );
   progress(`perf data: ${join(work, 'perf.data')} (perf report -i ... --sort comm,sym)`);
 }
 process.exit(0);

@@ -35,7 +35,11 @@ export function renderMarkdown(r: Result): string {
   const lines = [
     `# Tunnel benchmark ${r.time}`,
     '',
-    `${r.settings.runs} runs per scenario, alternating order, ${r.settings.durationS} s per iperf3 test, UDP at ${r.settings.udpRate} with 1200-byte datagrams. Median [min..max]. ${Object.entries(r.tools).map(([k, v]) => `${k}: ${v}`).join('; ')}.`,
+    `${r.settings.runs} runs per scenario, alternating order, ${r.settings.durationS} s per iperf3 test, UDP at ${r.settings.udpRate} with 1200-byte datagrams. Median [min..max]. ${Object.entries(
+      r.tools,
+    )
+      .map(([k, v]) => `${k}: ${v}`)
+      .join('; ')}.`,
     '',
     `| metric | ${sc.join(' | ')} |`,
     `|---|${sc.map(() => '---').join('|')}|`,
@@ -50,10 +54,14 @@ export function renderMarkdown(r: Result): string {
     lines.push(`| metric | ${sc.join(' | ')} |`, `|---|${sc.map(() => '---').join('|')}|`);
     for (const key of ['tcp1Mbps', 'tcp4Mbps', 'loadedRttP99Ms', 'idleRttP50Ms']) {
       const b = base[key]?.median;
-      lines.push(`| ${key} | ${sc.map((s) => {
-        const v = r.summary[s]?.[key]?.median;
-        return v !== undefined && b ? (v / b).toFixed(2) : 'n/a';
-      }).join(' | ')} |`);
+      lines.push(
+        `| ${key} | ${sc
+          .map((s) => {
+            const v = r.summary[s]?.[key]?.median;
+            return v !== undefined && b ? (v / b).toFixed(2) : 'n/a';
+          })
+          .join(' | ')} |`,
+      );
     }
   }
   const errors = r.samples.filter((s) => s.error);

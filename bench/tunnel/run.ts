@@ -52,7 +52,10 @@ async function iperf(net: ReturnType<typeof benchNet>, args: string[]): Promise<
   const server = spawnInNetns(net.ns.hb, 'iperf3', ['-s', '-1', '-p', '5201'], { logFile: '/dev/null' });
   await sleep(300);
   try {
-    const r = await nsExec(net.ns.ha, 'iperf3', ['-c', ADDR.hostB, '-p', '5201', '-J', ...args], { allowFailure: true, timeoutMs: (DUR + 20) * 1000 });
+    const r = await nsExec(net.ns.ha, 'iperf3', ['-c', ADDR.hostB, '-p', '5201', '-J', ...args], {
+      allowFailure: true,
+      timeoutMs: (DUR + 20) * 1000,
+    });
     if (!r.stdout.trim()) throw new Error(`iperf3 ${args.join(' ')} printed nothing (exit ${r.code}): ${r.stderr.trim().slice(0, 200)}`);
     return r.stdout;
   } finally {
@@ -92,7 +95,9 @@ async function measure(name: ScenarioName, run: number, work: string): Promise<R
     await sleep(1000);
     const idle = parsePing((await nsExec(net.ns.ha, 'ping', ['-c', '200', '-i', '0.01', ADDR.hostB], { allowFailure: true })).stdout);
     sample.idleRtt = { p50: idle.p50, p99: idle.p99, max: idle.max };
-    const loadedPing = nsExec(net.ns.ha, 'ping', ['-c', String(Math.max(50, (DUR - 3) * 50)), '-i', '0.02', ADDR.hostB], { allowFailure: true });
+    const loadedPing = nsExec(net.ns.ha, 'ping', ['-c', String(Math.max(50, (DUR - 3) * 50)), '-i', '0.02', ADDR.hostB], {
+      allowFailure: true,
+    });
     const tcp1 = parseIperfTcp(await iperf(net, ['-t', String(DUR)]));
     const loaded = parsePing((await loadedPing).stdout);
     sample.tcp1Mbps = tcp1.mbps;
@@ -163,7 +168,9 @@ for (let run = 1; run <= RUNS; run++) {
     const sample = await measure(s, run, work);
     samples.push(sample);
     if (!sample.error) {
-      progress(`  tcp1 ${sample.tcp1Mbps.toFixed(0)} Mbit/s, loaded RTT p99 ${sample.loadedRtt.p99.toFixed(2)} ms, idle p50 ${sample.idleRtt.p50.toFixed(3)} ms`);
+      progress(
+        `  tcp1 ${sample.tcp1Mbps.toFixed(0)} Mbit/s, loaded RTT p99 ${sample.loadedRtt.p99.toFixed(2)} ms, idle p50 ${sample.idleRtt.p50.toFixed(3)} ms`,
+      );
     }
   }
 }

@@ -145,27 +145,84 @@ async function openvpn(net: BenchNet, work: string): Promise<Running> {
   // OpenVPN's --ca must verify both peers: bundle the two lab CAs.
   const ca = join(work, 'ca-bundle.pem');
   writeFileSync(ca, readFileSync(pki.dcCa, 'utf8') + readFileSync(pki.deviceCa, 'utf8'));
-  const common = ['--dev', 'tap0', '--dev-type', 'tap', '--data-ciphers', 'AES-256-GCM', '--tls-version-min', '1.3', '--ca', ca, '--verb', '3', '--ping', '5', '--ping-restart', '30', '--tcp-nodelay'];
+  const common = [
+    '--dev',
+    'tap0',
+    '--dev-type',
+    'tap',
+    '--data-ciphers',
+    'AES-256-GCM',
+    '--tls-version-min',
+    '1.3',
+    '--ca',
+    ca,
+    '--verb',
+    '3',
+    '--ping',
+    '5',
+    '--ping-restart',
+    '30',
+    '--tcp-nodelay',
+  ];
   for (const ns of [net.ns.ga, net.ns.gb]) await nsExec(ns, 'openvpn', ['--mktun', '--dev', 'tap0', '--dev-type', 'tap']);
   await bridgeLan(net.ns.ga, 'tap0');
   await bridgeLan(net.ns.gb, 'tap0');
   const server = spawnInNetns(
     net.ns.gb,
     'openvpn',
-    [...common, '--proto', 'tcp-server', '--local', ADDR.underB, '--lport', '1194', '--tls-server', '--dh', 'none', '--cert', pki.headendCert, '--key', pki.headendKey, '--remote-cert-tls', 'client'],
+    [
+      ...common,
+      '--proto',
+      'tcp-server',
+      '--local',
+      ADDR.underB,
+      '--lport',
+      '1194',
+      '--tls-server',
+      '--dh',
+      'none',
+      '--cert',
+      pki.headendCert,
+      '--key',
+      pki.headendKey,
+      '--remote-cert-tls',
+      'client',
+    ],
     { logFile: join(work, 'ovpn-server.log') },
   );
   const clientPid = spawnInNetns(
     net.ns.ga,
     'openvpn',
-    [...common, '--proto', 'tcp-client', '--remote', ADDR.underB, '1194', '--nobind', '--tls-client', '--cert', client.cert, '--key', client.key, '--remote-cert-tls', 'server'],
+    [
+      ...common,
+      '--proto',
+      'tcp-client',
+      '--remote',
+      ADDR.underB,
+      '1194',
+      '--nobind',
+      '--tls-client',
+      '--cert',
+      client.cert,
+      '--key',
+      client.key,
+      '--remote-cert-tls',
+      'server',
+    ],
     { logFile: join(work, 'ovpn-client.log') },
   );
   for (let i = 0; i < 100; i++) {
-    if (existsSync(join(work, 'ovpn-client.log')) && readFileSync(join(work, 'ovpn-client.log'), 'utf8').includes('Initialization Sequence Completed')) break;
+    if (
+      existsSync(join(work, 'ovpn-client.log')) &&
+      readFileSync(join(work, 'ovpn-client.log'), 'utf8').includes('Initialization Sequence Completed')
+    )
+      break;
     await sleep(200);
   }
-  return { procs: { 'openvpn-client': clientPid, 'openvpn-server': server }, notes: 'OpenVPN 2.6 tap, proto tcp, TLS 1.3, AES-256-GCM, --tcp-nodelay; host MTU 1500' };
+  return {
+    procs: { 'openvpn-client': clientPid, 'openvpn-server': server },
+    notes: 'OpenVPN 2.6 tap, proto tcp, TLS 1.3, AES-256-GCM, --tcp-nodelay; host MTU 1500',
+  };
 }
 
 async function vxlan(net: BenchNet): Promise<Running> {

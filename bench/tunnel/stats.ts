@@ -51,7 +51,14 @@ interface Iperf3Json {
   end?: {
     sum_received?: { bits_per_second?: number };
     sum_sent?: { retransmits?: number };
-    sum?: { bits_per_second?: number; lost_percent?: number; jitter_ms?: number; packets?: number; lost_packets?: number; seconds?: number };
+    sum?: {
+      bits_per_second?: number;
+      lost_percent?: number;
+      jitter_ms?: number;
+      packets?: number;
+      lost_packets?: number;
+      seconds?: number;
+    };
   };
 }
 

@@ -25,7 +25,9 @@ export interface RegistryOption {
   readonly registry?: string | undefined;
 }
 
-export async function registryClaim(o: RegistryOption & { serial: string; tenant: string; segment?: string | undefined; site?: string | undefined }): Promise<number> {
+export async function registryClaim(
+  o: RegistryOption & { serial: string; tenant: string; segment?: string | undefined; site?: string | undefined },
+): Promise<number> {
   await updateRegistryFile(registryPath(o.registry), (r) => claimDevice(r, o.serial, o.tenant, new Date(), o.segment, o.site));
   out(`claimed ${o.serial} for tenant ${o.tenant}`);
   return 0;

@@ -5,8 +5,14 @@ import { runCommand, runProgram, usage, type CommandTable } from '../shared/cli/
 import { productVersion } from '../shared/version.js';
 
 export const AGENT_COMMANDS: CommandTable = {
-  run: [async () => ({ run: (await import('./main.js')).run }), 'run the agent: --config FILE (OpenWrt UCI format, default /etc/config/connector)'],
-  status: [async () => ({ run: (await import('./main.js')).status }), 'print tunnel state, RTT, counters, MAC/neighbour tables, alarms [--json]'],
+  run: [
+    async () => ({ run: (await import('./main.js')).run }),
+    'run the agent: --config FILE (OpenWrt UCI format, default /etc/config/connector)',
+  ],
+  status: [
+    async () => ({ run: (await import('./main.js')).status }),
+    'print tunnel state, RTT, counters, MAC/neighbour tables, alarms [--json]',
+  ],
 };
 
 const HELP_EXTRA = `

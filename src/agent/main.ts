@@ -55,8 +55,10 @@ function loadConfig(path: string): AgentConfig {
 function agentLogger(config: AgentConfig, env: NodeJS.ProcessEnv): Logger {
   const envLevel = env['LOG_LEVEL'];
   const envFormat = env['LOG_FORMAT'];
-  if (envLevel !== undefined && !LOG_LEVELS.includes(envLevel as LogLevel)) throw new UsageError(`LOG_LEVEL "${envLevel}" is not one of ${LOG_LEVELS.join(', ')}`);
-  if (envFormat !== undefined && envFormat !== 'json' && envFormat !== 'human') throw new UsageError(`LOG_FORMAT "${envFormat}" is not json or human`);
+  if (envLevel !== undefined && !LOG_LEVELS.includes(envLevel as LogLevel))
+    throw new UsageError(`LOG_LEVEL "${envLevel}" is not one of ${LOG_LEVELS.join(', ')}`);
+  if (envFormat !== undefined && envFormat !== 'json' && envFormat !== 'human')
+    throw new UsageError(`LOG_FORMAT "${envFormat}" is not json or human`);
   return createLogger({
     level: (envLevel as LogLevel | undefined) ?? config.logLevel,
     format: (envFormat as LogFormat | undefined) ?? config.logFormat,
@@ -68,7 +70,11 @@ function agentLogger(config: AgentConfig, env: NodeJS.ProcessEnv): Logger {
 function identitySource(config: AgentConfig, log: Logger): IdentitySource {
   const clock = systemIdentityClock;
   const ilog = log.child({ part: 'identity' });
-  const files = { identityDir: config.identityDir, factoryBlockPath: config.enroll.factoryBlockPath, factoryBlockOffset: config.enroll.factoryBlockOffset };
+  const files = {
+    identityDir: config.identityDir,
+    factoryBlockPath: config.enroll.factoryBlockPath,
+    factoryBlockOffset: config.enroll.factoryBlockOffset,
+  };
   return createIdentitySource(
     {
       ...(config.enroll.url ? { estUrl: config.enroll.url } : {}),

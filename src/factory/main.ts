@@ -41,7 +41,12 @@ export function hostStation(hostPaths: HostPaths = DEFAULT_HOST_PATHS): StationP
 }
 
 export async function initCa(o: { dir: string; commonName: string; validityYears: number }): Promise<number> {
-  const { paths, cert } = await initFactoryCa({ dir: resolve(o.dir), commonName: o.commonName, now: new Date(), validityYears: o.validityYears });
+  const { paths, cert } = await initFactoryCa({
+    dir: resolve(o.dir),
+    commonName: o.commonName,
+    now: new Date(),
+    validityYears: o.validityYears,
+  });
   out(`factory CA created: ${paths.certFile}`);
   out(`key (keep offline, mode 0600): ${paths.keyFile}`);
   out(`fingerprint sha256: ${certFingerprint(cert)}`);
@@ -97,7 +102,11 @@ export async function provision(o: ProvisionCommand): Promise<number> {
       target: o.target,
       ...(o.image ? { image: resolve(o.image) } : {}),
       batch: o.batch,
-      station: o.station ?? hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64),
+      station:
+        o.station ??
+        hostname()
+          .replace(/[^A-Za-z0-9._-]/g, '-')
+          .slice(0, 64),
       hwRev: o.hwRev,
       macs: o.macs.map((m) => m.toLowerCase()),
       caDir: resolve(o.caDir),

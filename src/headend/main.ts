@@ -73,7 +73,12 @@ export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Pr
     cert: readPem(config.tls.certFile, 'headend certificate (tls.cert)'),
     deviceCa: readPem(config.tls.deviceCaFile, 'device CA bundle (tls.deviceCa)'),
   };
-  const vxlan = await openVxlanSocket({ localAddress: config.vxlan.localAddress, port: config.vxlan.port, vtepPort: config.vxlan.vtepPort, log });
+  const vxlan = await openVxlanSocket({
+    localAddress: config.vxlan.localAddress,
+    port: config.vxlan.port,
+    vtepPort: config.vxlan.vtepPort,
+    log,
+  });
   const core = new HeadendCore(config, registry, {
     log,
     audit: (event, fields) => auditLog.append(event, fields),

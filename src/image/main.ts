@@ -24,7 +24,17 @@ import { checkOverlay, overlayDigest, stampHeadends, stampMinTime } from './core
 import { imageRelease, releaseSignatureComment } from './core/release.js';
 import { fetchInputs, type FetchProgress, type ResolvedInput } from './adapters/fetcher.js';
 import { assembleGlibcRuntime, RUNTIME_LIBS } from './adapters/glibc-runtime.js';
-import { checkReadableBy, DEFAULT_BUILD_USER, makeImage, makeInfo, makeManifest, pointFeedsAtMirror, prepareForUser, unpackImageBuilder, type BuildUser } from './adapters/imagebuilder.js';
+import {
+  checkReadableBy,
+  DEFAULT_BUILD_USER,
+  makeImage,
+  makeInfo,
+  makeManifest,
+  pointFeedsAtMirror,
+  prepareForUser,
+  unpackImageBuilder,
+  type BuildUser,
+} from './adapters/imagebuilder.js';
 import { checkScripts, copyTree, listOverlay, normaliseOverlay, packOverlay } from './adapters/overlay.js';
 import { checkBuildResult } from './adapters/result-check.js';
 import { bundleAgent, buildSea, elfNeeded, launcherSource, unpackNpmTarball } from './adapters/sea.js';
@@ -71,7 +81,9 @@ async function readText(path: string, what: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch (e) {
-    throw new ImageError(what === 'lock file' ? 'lock-invalid' : 'board-invalid', `cannot read ${what} ${path}: ${(e as Error).message}`, { cause: e });
+    throw new ImageError(what === 'lock file' ? 'lock-invalid' : 'board-invalid', `cannot read ${what} ${path}: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
 }
 
@@ -119,7 +131,11 @@ async function buildAgentAndOverlay(
       cwd: o.repoRoot,
       env: { ...process.env, NODE_INCLUDE: join(hostPkg, 'include', 'node') },
     }).catch((e: unknown) => {
-      throw new ImageError('sea-failed', `cross-compiling the TAP addon failed (pass --tap-addon FILE to use a prebuilt one): ${(e as Error).message}`, { cause: e });
+      throw new ImageError(
+        'sea-failed',
+        `cross-compiling the TAP addon failed (pass --tap-addon FILE to use a prebuilt one): ${(e as Error).message}`,
+        { cause: e },
+      );
     });
   }
 
@@ -195,7 +211,14 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
       const feeds = await pointFeedsAtMirror(ibDir, o.mirrorDir, !o.offline);
       log.info('package feeds read from the mirror', { feeds: feeds.length });
       const present: string[] = [];
-      for (const f of feeds) if (await stat(f).then((s) => s.isDirectory(), () => false)) present.push(f);
+      for (const f of feeds)
+        if (
+          await stat(f).then(
+            (s) => s.isDirectory(),
+            () => false,
+          )
+        )
+          present.push(f);
       await checkReadableBy(user, present);
     }
     const files = join(ibWork, 'files');
@@ -203,7 +226,12 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
     await prepareForUser([join(ibWork, 'ib'), binDir], user);
     const ibOpts = { ibDir, user, sourceDateEpoch: o.sourceDateEpoch, log, timeoutMs: 30 * 60_000 };
     const info = await makeInfo(ibOpts, board);
-    log.info('ImageBuilder', { target: info.target, revision: info.revision, profile: board.profile, user: user ? `${user.uid}:${user.gid}` : 'self' });
+    log.info('ImageBuilder', {
+      target: info.target,
+      revision: info.revision,
+      profile: board.profile,
+      user: user ? `${user.uid}:${user.gid}` : 'self',
+    });
     const req = {
       packages: board.packages,
       filesDir: files,
@@ -266,7 +294,13 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
       }),
       packages,
       bundledNpm: bundle.packages,
-      agent: { sha256: sea.sha256, size: sea.size, blobSha256: sea.blobSha256, bundleSha256: sha256(bundle.code), bundleFormat: bundle.format },
+      agent: {
+        sha256: sea.sha256,
+        size: sea.size,
+        blobSha256: sea.blobSha256,
+        bundleSha256: sha256(bundle.code),
+        bundleFormat: bundle.format,
+      },
       runtimeLibs: libs,
       overlay: { digest, entries },
       outputs: [...outputs],

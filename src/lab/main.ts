@@ -10,7 +10,15 @@ import { ConnectorError, UsageError, errorMessage } from '../shared/errors.js';
 import { exec } from '../shared/exec.js';
 import { writeRegistryFile } from '../shared/registry/registry-file.js';
 import { agentUci, estConfig, estUrl, headendConfig, LAB_EST_TIMERS, LAB_SERIALS, labRegistry } from './core/configs.js';
-import { DEFAULT_LAB_DIR, labHints, statusLines, tunnelSummaryOf, type LabStatusReport, type NodeStatus, type TunnelSummary } from './core/report.js';
+import {
+  DEFAULT_LAB_DIR,
+  labHints,
+  statusLines,
+  tunnelSummaryOf,
+  type LabStatusReport,
+  type NodeStatus,
+  type TunnelSummary,
+} from './core/report.js';
 import { DC, nsName, planLab, WIRINGS, type LabPlan, type TenantId, type Wiring } from './core/topology.js';
 import { buildLab, checkTools, type Progress } from './adapters/build.js';
 import { execInNetnsInteractive, isAlive, netnsExists, netnsPids, removeNetnsWithPrefix, uniquePrefix } from './adapters/netns.js';
@@ -77,7 +85,12 @@ function agentProcessName(t: TenantId): string {
 const LAB_GENERATED = ['pki', 'factory', 'dc', 'connector', 'connector-b', 'registry.json', 'registry.json.lock'];
 
 /** PKI, factory CAs, registry, EST and headend configs, one provisioned unit and UCI file per tenant. */
-async function writeLabFiles(o: LabUpOptions, plan: LabPlan, now: Date, progress: Progress): Promise<Pick<LabState, 'processes' | 'files'>> {
+async function writeLabFiles(
+  o: LabUpOptions,
+  plan: LabPlan,
+  now: Date,
+  progress: Progress,
+): Promise<Pick<LabState, 'processes' | 'files'>> {
   progress('generating the lab PKI (DC CA, device CA, factory CA, headend and EST server certificates)');
   const devices: DeviceSpec[] = [
     { serial: LAB_SERIALS.expired, issuer: 'device-ca', expired: true },
@@ -157,13 +170,18 @@ async function writeLabFiles(o: LabUpOptions, plan: LabPlan, now: Date, progress
     cwd: connector.cwd,
     log: join(dcDir, `${name}.log`),
   });
-  const processes: LabProcess[] = [dcProcess('est', ['enroll-server', '--config', estJson]), dcProcess('headend', ['headend', '--config', headendJson])];
+  const processes: LabProcess[] = [
+    dcProcess('est', ['enroll-server', '--config', estJson]),
+    dcProcess('headend', ['headend', '--config', headendJson]),
+  ];
   for (const t of plan.tenants) {
     const nodeDir = join(o.dir, t.nodes.connector);
     const identityDir = join(nodeDir, 'identity');
     mkdirSync(identityDir, { recursive: true, mode: 0o700 });
     // Factory: a disk with nothing but the factory block. DC: allowlist import, then the tenant's claim.
-    progress(`provisioning ${t.serial}: factory block in ${join(nodeDir, 'unit.img')}, allowlisted and claimed for tenant ${t.id.toUpperCase()}`);
+    progress(
+      `provisioning ${t.serial}: factory block in ${join(nodeDir, 'unit.img')}, allowlisted and claimed for tenant ${t.id.toUpperCase()}`,
+    );
     const unit = await provisionLabUnit({
       serial: t.serial,
       target: join(nodeDir, 'unit.img'),
@@ -175,7 +193,15 @@ async function writeLabFiles(o: LabUpOptions, plan: LabPlan, now: Date, progress
     await registerLabUnit(registry, unit, now, { tenant: t.id, segment: 'default', site: `lab-site-${t.id}` });
     const uci = join(nodeDir, 'connector.uci');
     const sock = join(nodeDir, 'agent.sock');
-    writeFileSync(uci, agentUci(plan, `lab-site-${t.id}`, { identityDir, statusSocket: sock, factoryBlockPath: unit.target, factoryBlockOffset: unit.offset }));
+    writeFileSync(
+      uci,
+      agentUci(plan, `lab-site-${t.id}`, {
+        identityDir,
+        statusSocket: sock,
+        factoryBlockPath: unit.target,
+        factoryBlockOffset: unit.offset,
+      }),
+    );
     files[`uci:${t.nodes.connector}`] = uci;
     files[`sock:${t.nodes.connector}`] = sock;
     files[`unit:${t.nodes.connector}`] = unit.target;
@@ -201,11 +227,14 @@ async function waitTunnels(state: LabState, plan: LabPlan, progress: Progress): 
       if (p && !isAlive(p.pid)) throw labError(`the agent of tenant ${t.id} exited during start-up; ${p.log} ends with:\n${tail(p.log)}`);
       const s = await tunnelSummary(state, t.nodes.connector, 500);
       if (s.state === 'up') {
-        progress(`tunnel of tenant ${t.id.toUpperCase()} is up (VNI ${s.vni ?? '?'}${s.rttMs !== undefined ? `, RTT ${s.rttMs.toFixed(2)} ms` : ''})`);
+        progress(
+          `tunnel of tenant ${t.id.toUpperCase()} is up (VNI ${s.vni ?? '?'}${s.rttMs !== undefined ? `, RTT ${s.rttMs.toFixed(2)} ms` : ''})`,
+        );
         break;
       }
       if (Date.now() > until) {
-        const why = s.identity && s.identity !== 'ready' ? `; identity ${s.identity}${s.identityReason ? `: ${s.identityReason}` : ''}` : '';
+        const why =
+          s.identity && s.identity !== 'ready' ? `; identity ${s.identity}${s.identityReason ? `: ${s.identityReason}` : ''}` : '';
         progress(`warning: the tunnel of tenant ${t.id.toUpperCase()} is not up yet (${s.state}${why}); see ${p?.log ?? 'the agent log'}`);
         break;
       }
@@ -260,7 +289,9 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
     }
     if (wantAgents) {
       for (const t of plan.tenants) {
-        progress(`starting the agent in ${nsName(prefix, t.nodes.connector)} (tenant ${t.id.toUpperCase()}, VNI ${t.vni}): enrolls over EST, then opens its tunnel`);
+        progress(
+          `starting the agent in ${nsName(prefix, t.nodes.connector)} (tenant ${t.id.toUpperCase()}, VNI ${t.vni}): enrolls over EST, then opens its tunnel`,
+        );
         state = startLabProcess(state, agentProcessName(t.id));
       }
       await waitTunnels(state, plan, progress);
@@ -315,7 +346,13 @@ export async function labStatus(dir: string): Promise<LabStatusReport> {
     }
     nodes.push({ node, ns, exists, addrs, pids: exists ? netnsPids(ns) : [] });
   }
-  const processes = state.processes.map((p) => ({ name: p.name, node: p.node, pid: p.pid, alive: p.pid > 0 && isAlive(p.pid), log: p.log }));
+  const processes = state.processes.map((p) => ({
+    name: p.name,
+    node: p.node,
+    pid: p.pid,
+    alive: p.pid > 0 && isAlive(p.pid),
+    log: p.log,
+  }));
   const tunnels: TunnelSummary[] = [];
   for (const p of processes) if (p.name.startsWith('agent-') && p.alive) tunnels.push(await tunnelSummary(state, p.node));
   return { dir, prefix: state.prefix, wiring: state.wiring, phase: state.phase, nodes, processes, tunnels };
@@ -329,7 +366,13 @@ function out(line: string): void {
 
 const dirOf = (dir: string | undefined): string => resolve(dir ?? DEFAULT_LAB_DIR);
 
-export async function up(o: { dir?: string | undefined; wiring: string; headend: boolean; agents: boolean; certLifetimeS?: number | undefined }): Promise<number> {
+export async function up(o: {
+  dir?: string | undefined;
+  wiring: string;
+  headend: boolean;
+  agents: boolean;
+  certLifetimeS?: number | undefined;
+}): Promise<number> {
   const wiring = o.wiring as Wiring;
   if (!WIRINGS.includes(wiring)) throw new UsageError(`--wiring must be one of ${WIRINGS.join(', ')}, not "${o.wiring}"`);
   const dir = dirOf(o.dir);

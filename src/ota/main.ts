@@ -189,7 +189,16 @@ export async function rollout(o: RolloutCommand): Promise<number> {
   process.once('SIGINT', () => abort.abort());
   process.once('SIGTERM', () => abort.abort());
   try {
-    const end = await runRollout({ client, stateFile: o.state, initial: state, manifest: manifestBytes, signature, log, untilSettled: true, signal: abort.signal });
+    const end = await runRollout({
+      client,
+      stateFile: o.state,
+      initial: state,
+      manifest: manifestBytes,
+      signature,
+      log,
+      untilSettled: true,
+      signal: abort.signal,
+    });
     out(formatStatus(end));
     return rolloutExitCode(end);
   } finally {
@@ -226,7 +235,8 @@ export interface ReleaseManifestCommand {
 
 export async function releaseManifest(o: ReleaseManifestCommand): Promise<number> {
   const artifacts = [];
-  for (const a of o.artifacts) artifacts.push({ kind: a.kind, name: basename(a.file), data: await readInput(a.file, 'artifact'), urls: a.urls });
+  for (const a of o.artifacts)
+    artifacts.push({ kind: a.kind, name: basename(a.file), data: await readInput(a.file, 'artifact'), urls: a.urls });
   const { manifest, text } = composeRelease({
     version: o.version,
     board: o.board,
@@ -256,7 +266,8 @@ export async function releaseVerify(o: { pubs: readonly string[]; manifest: stri
   const keys = await Promise.all(o.pubs.map(async (f) => parseUsignPublicKey(await readInputText(f, 'public key'))));
   const bytes = await readInput(o.manifest, 'manifest');
   const sigFile = o.sig ?? `${o.manifest}.sig`;
-  if (!(await exists(sigFile))) throw new ConnectorError('CK_ERR_OTA_BAD_SIGNATURE', `no signature ${sigFile}: unsigned releases are refused`);
+  if (!(await exists(sigFile)))
+    throw new ConnectorError('CK_ERR_OTA_BAD_SIGNATURE', `no signature ${sigFile}: unsigned releases are refused`);
   const keyId = assertUsign(bytes, await readInputText(sigFile, 'signature'), keys);
   out(`ok: ${o.manifest} signed by key ${keyId}; ${describeRelease(parseReleaseManifest(bytes))}`);
   return 0;

@@ -61,8 +61,7 @@ export class ConfigError extends ConnectorError {
   }
 }
 
-export const hasCode = (e: unknown, code: ErrorCode): e is ConnectorError =>
-  e instanceof ConnectorError && e.code === code;
+export const hasCode = (e: unknown, code: ErrorCode): e is ConnectorError => e instanceof ConnectorError && e.code === code;
 
 export const isErrno = (e: unknown, code: string): e is NodeJS.ErrnoException =>
   e instanceof Error && (e as NodeJS.ErrnoException).code === code;

@@ -42,13 +42,7 @@ function humanValue(v: LogValue): string {
   return /[\s"=]/.test(s) ? JSON.stringify(s) : s;
 }
 
-export function formatLine(
-  format: LogFormat,
-  time: Date,
-  level: LogLevel,
-  msg: string,
-  fields: LogFields,
-): string {
+export function formatLine(format: LogFormat, time: Date, level: LogLevel, msg: string, fields: LogFields): string {
   if (format === 'json') {
     return JSON.stringify({ time: time.toISOString(), level, msg, ...fields });
   }

@@ -69,7 +69,12 @@ function corpus(): Buffer[] {
     encodeNa({ srcMac: A, srcIp: ip6a, targetIp: ip6a, router: false, solicited: false, override: true, vlans: [{ tci: 3 }] }),
     vx(arp),
     vx(ns),
-    encodeEthernet({ dst: B, src: A, etherType: ETHERTYPE_IPV4, payload: encodeIpv4Udp({ src: 1, dst: 0xffffffff, srcPort: 67, dstPort: 68, payload: Buffer.alloc(240) }) }),
+    encodeEthernet({
+      dst: B,
+      src: A,
+      etherType: ETHERTYPE_IPV4,
+      payload: encodeIpv4Udp({ src: 1, dst: 0xffffffff, srcPort: 67, dstPort: 68, payload: Buffer.alloc(240) }),
+    }),
   );
   return out;
 }
@@ -185,7 +190,8 @@ test('fuzz: a million random and mutated frames through every decoder', (t) => {
           const k = randInt(rand, 1, 3);
           for (let j = 0; j < k; j++) {
             const at = targets[(rand() * targets.length) | 0]!;
-            if (at < base.length) scratch[at] = rand() < 0.5 ? (rand() * 256) | 0 : [0, 1, 0xff, 0x86, 0x08, 255, 58, 135, 136][(rand() * 9) | 0]!;
+            if (at < base.length)
+              scratch[at] = rand() < 0.5 ? (rand() * 256) | 0 : [0, 1, 0xff, 0x86, 0x08, 255, 58, 135, 136][(rand() * 9) | 0]!;
           }
           frame = scratch.subarray(0, base.length);
           break;
@@ -208,12 +214,36 @@ test('fuzz: a million random and mutated frames through every decoder', (t) => {
   }
   gc();
   const grown = process.memoryUsage().heapUsed - heapBefore;
-  const summary = [...counts].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}=${v}`).join(' ');
+  const summary = [...counts]
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
   console.log(`fuzz frames: ${total} frames, heap +${(grown / 1e6).toFixed(1)} MB; ${summary}`);
   t.diagnostic(`${total} frames (seed ${seed}): ${summary}`);
   assert.ok(grown < 64e6, `heap grew by ${grown} bytes`);
   // The run must have reached the interesting paths, not only the first checks.
-  for (const k of ['eth-ok', 'eth-short', 'eth-oversize', 'eth-bad-length', 'eth-too-many-tags', 'arp:request', 'arp:probe', 'arp:gratuitous', 'arp-unsupported', 'arp-short', 'nd:ns', 'nd:dad-ns', 'nd:na-solicited', 'nd:na-unsolicited', 'nd-bad-checksum', 'nd-short', 'nd-bad-hop-limit', 'not-nd', 'ipv4-ok', 'vxlan-ok']) {
+  for (const k of [
+    'eth-ok',
+    'eth-short',
+    'eth-oversize',
+    'eth-bad-length',
+    'eth-too-many-tags',
+    'arp:request',
+    'arp:probe',
+    'arp:gratuitous',
+    'arp-unsupported',
+    'arp-short',
+    'nd:ns',
+    'nd:dad-ns',
+    'nd:na-solicited',
+    'nd:na-unsolicited',
+    'nd-bad-checksum',
+    'nd-short',
+    'nd-bad-hop-limit',
+    'not-nd',
+    'ipv4-ok',
+    'vxlan-ok',
+  ]) {
     if (total >= 1_000_000) assert.ok((counts.get(k) ?? 0) > 0, `fuzz never reached ${k} (seed ${seed})`);
   }
 });
@@ -276,7 +306,8 @@ test('fuzz: a million stream chunks through the record decoder', (t) => {
     const drops: StreamDrop[] = [];
     const d = new RecordDecoder(
       (vni, frame) => {
-        if (vni < 0 || vni > VXLAN_MAX_VNI || frame.length < 14 || frame.length > ETH_MAX_FRAME) throw new Error(`bad record vni ${vni} len ${frame.length}`);
+        if (vni < 0 || vni > VXLAN_MAX_VNI || frame.length < 14 || frame.length > ETH_MAX_FRAME)
+          throw new Error(`bad record vni ${vni} len ${frame.length}`);
         got.push({ vni, len: frame.length });
       },
       (r) => {
@@ -288,7 +319,7 @@ test('fuzz: a million stream chunks through the record decoder', (t) => {
     // Chunking: byte by byte, whole, or random splits (many records per chunk and records split).
     const mode = rand();
     let errors = 0;
-    for (let pos = 0; pos < stream.length; ) {
+    for (let pos = 0; pos < stream.length;) {
       const step = mode < 0.05 ? 1 : mode < 0.1 ? stream.length : randInt(rand, 1, rand() < 0.5 ? 16 : 3000);
       const chunk = stream.subarray(pos, pos + step);
       pos += chunk.length;

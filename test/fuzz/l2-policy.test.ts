@@ -22,7 +22,6 @@ import { prng as rng } from '../helpers/prng.js';
 const FRAMES = Number(process.env['CK_FUZZ_POLICY_FRAMES'] ?? 1_000_000);
 const SEED = Number(process.env['CK_FUZZ_SEED'] ?? 20261125);
 
-
 /** Valid frames of every kind the policy treats specially, over small address pools (so bindings collide). */
 function corpus(r: () => number): Buffer[] {
   const mac = (): number => 0x02_00_00_00_00_00 + Math.floor(r() * 64);
@@ -42,7 +41,9 @@ function corpus(r: () => number): Buffer[] {
     out.push(encodeNs({ srcMac: mac(), srcIp: IPV6_UNSPECIFIED, targetIp: ip6() }));
     const t = ip6();
     out.push(encodeNa({ srcMac: mac(), srcIp: t, targetIp: t, router: r() < 0.2, solicited: false, override: true }));
-    out.push(encodeNa({ srcMac: mac(), srcIp: t, targetIp: t, dstIp: ip6(), ethDst: mac(), router: false, solicited: true, override: true }));
+    out.push(
+      encodeNa({ srcMac: mac(), srcIp: t, targetIp: t, dstIp: ip6(), ethDst: mac(), router: false, solicited: true, override: true }),
+    );
     const sp = r() < 0.3 ? 67 : 1000;
     const dp = sp === 67 ? 68 : 2000;
     const dst = r() < 0.3 ? BROADCAST_MAC_KEY : r() < 0.5 ? 0x01_00_5e_00_00_fb : mac();
@@ -56,7 +57,10 @@ function corpus(r: () => number): Buffer[] {
       }),
     );
     // Rare, or a BPDU from the tunnel would keep the tunnel blocked for the whole run.
-    if (i % 50 === 0) out.push(encodeEthernet({ dst: r() < 0.5 ? BPDU_MAC_KEY : 0x01_80_c2_00_00_0e, src: mac(), etherType: 0x0026, payload: Buffer.alloc(38) }));
+    if (i % 50 === 0)
+      out.push(
+        encodeEthernet({ dst: r() < 0.5 ? BPDU_MAC_KEY : 0x01_80_c2_00_00_0e, src: mac(), etherType: 0x0026, payload: Buffer.alloc(38) }),
+      );
   }
   return out;
 }
@@ -67,14 +71,32 @@ interface Run {
   replies: number;
 }
 
-function fuzz(seed: number, frames: number, config: PolicyConfig, bounds: { mac: number; neigh: number; alarms: number; pending: number }): Run {
+function fuzz(
+  seed: number,
+  frames: number,
+  config: PolicyConfig,
+  bounds: { mac: number; neigh: number; alarms: number; pending: number },
+): Run {
   const r = rng(seed);
   const base = corpus(r);
   const alarms = new AlarmSet({ maxAlarms: bounds.alarms });
   const p = new L2Policy(config, {
     alarms,
-    macs: new MacTable<FrameSide>({ maxEntries: bounds.mac, ageMs: config.macAgeMs, moveThreshold: 3, moveWindowMs: 10_000, freezeMs: 20_000, freezeSide: 'lan', alarms }),
-    neighbours: new NeighbourTable({ maxEntries: bounds.neigh, ageMs: config.neighbourAgeMs, splitBrainWindowMs: config.splitBrainWindowMs, alarms }),
+    macs: new MacTable<FrameSide>({
+      maxEntries: bounds.mac,
+      ageMs: config.macAgeMs,
+      moveThreshold: 3,
+      moveWindowMs: 10_000,
+      freezeMs: 20_000,
+      freezeSide: 'lan',
+      alarms,
+    }),
+    neighbours: new NeighbourTable({
+      maxEntries: bounds.neigh,
+      ageMs: config.neighbourAgeMs,
+      splitBrainWindowMs: config.splitBrainWindowMs,
+      alarms,
+    }),
     reoriginator: new Reoriginator({ maxPending: bounds.pending }),
   });
   const known = new Set<string>(POLICY_DROPS);
@@ -116,7 +138,8 @@ function fuzz(seed: number, frames: number, config: PolicyConfig, bounds: { mac:
     run.frames++;
     if (d.action === 'drop') {
       run.drops++;
-      if (d.reason === null || !known.has(d.reason)) assert.fail(`seed ${seed}, frame ${i}: drop without a known reason (${String(d.reason)})`);
+      if (d.reason === null || !known.has(d.reason))
+        assert.fail(`seed ${seed}, frame ${i}: drop without a known reason (${String(d.reason)})`);
     } else if (d.reason !== null) {
       assert.fail(`seed ${seed}, frame ${i}: ${d.action} with a reason ${d.reason}`);
     }
@@ -157,13 +180,23 @@ test(`policy fuzz: ${FRAMES} random and mutated frames, both directions, bounded
   const started = process.hrtime.bigint();
   const heapBefore = process.memoryUsage().heapUsed;
   const half = Math.ceil(FRAMES / 2);
-  const small = fuzz(SEED, half, policyConfig({ macAgeMs: 30_000, neighbourAgeMs: 60_000, bpduBlockMs: 2000, ownMacs: [0x02_00_00_00_00_05], ownIpv4: [0xc0_00_02_05] }), {
-    mac: 256,
-    neigh: 128,
-    alarms: 64,
-    pending: 16,
+  const small = fuzz(
+    SEED,
+    half,
+    policyConfig({ macAgeMs: 30_000, neighbourAgeMs: 60_000, bpduBlockMs: 2000, ownMacs: [0x02_00_00_00_00_05], ownIpv4: [0xc0_00_02_05] }),
+    {
+      mac: 256,
+      neigh: 128,
+      alarms: 64,
+      pending: 16,
+    },
+  );
+  const dflt = fuzz(SEED + 1, FRAMES - half, policyConfig({ vlanMode: 'transparent', bpduBlockMs: 0 }), {
+    mac: 4096,
+    neigh: 4096,
+    alarms: 256,
+    pending: 256,
   });
-  const dflt = fuzz(SEED + 1, FRAMES - half, policyConfig({ vlanMode: 'transparent', bpduBlockMs: 0 }), { mac: 4096, neigh: 4096, alarms: 256, pending: 256 });
   const heapGrowthMb = (process.memoryUsage().heapUsed - heapBefore) / 1e6;
   const secs = Number(process.hrtime.bigint() - started) / 1e9;
   const total = small.frames + dflt.frames;

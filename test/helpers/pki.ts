@@ -94,22 +94,38 @@ export async function createTestPki(dir: string, o: TestPkiOptions = {}): Promis
   const deviceCa = o.singleCa ? dcCa : await createCa(dir, 'device-ca', deviceName);
   const foreignCa = await createCa(dir, 'foreign-ca', deviceName);
   let n = 0;
-  const leaf = async (ca: TestCa, cn: string, cert: Omit<Parameters<typeof issueCertificate>[0], 'issuer' | 'publicKey'>, stem?: string): Promise<Identity> => {
+  const leaf = async (
+    ca: TestCa,
+    cn: string,
+    cert: Omit<Parameters<typeof issueCertificate>[0], 'issuer' | 'publicKey'>,
+    stem?: string,
+  ): Promise<Identity> => {
     const keys = await generateKeyPair();
     const pem = (await issueCertificate({ ...cert, issuer: ca.issuer, publicKey: keys.publicKey })).toString('pem') + '\n';
     const key = await exportPrivateKeyPem(keys.privateKey);
     const name = stem ?? `${cn.replace(/[^A-Za-z0-9._-]/g, '_')}-${++n}`;
-    return { cn, cert: pem, key, certFile: writeWorldReadable(join(dir, `${name}.cert.pem`), pem), keyFile: writeWorldReadable(join(dir, `${name}.key.pem`), key) };
+    return {
+      cn,
+      cert: pem,
+      key,
+      certFile: writeWorldReadable(join(dir, `${name}.cert.pem`), pem),
+      keyFile: writeWorldReadable(join(dir, `${name}.key.pem`), key),
+    };
   };
   const now = Date.now();
-  const server = await leaf(dcCa, 'localhost', {
-    subject: { cn: 'localhost' },
-    profile: 'server',
-    notBefore: new Date(now - DAY_MS),
-    notAfter: new Date(now + 365 * DAY_MS),
-    dns: ['localhost', ...(o.serverDns ?? [])],
-    ips: ['127.0.0.1', ...(o.serverIps ?? [])],
-  }, 'server');
+  const server = await leaf(
+    dcCa,
+    'localhost',
+    {
+      subject: { cn: 'localhost' },
+      profile: 'server',
+      notBefore: new Date(now - DAY_MS),
+      notAfter: new Date(now + 365 * DAY_MS),
+      dns: ['localhost', ...(o.serverDns ?? [])],
+      ips: ['127.0.0.1', ...(o.serverIps ?? [])],
+    },
+    'server',
+  );
   const client = (cn: string, c: ClientOptions = {}): Promise<Identity> => {
     const at = Date.now();
     return leaf(c.foreign ? foreignCa : deviceCa, cn, {

@@ -7,7 +7,9 @@ import type { TestContext } from 'node:test';
 export const IN_CI = process.env['CI'] === 'true';
 
 function ciFailure(reason: string): Error {
-  return new Error(`CI=true and a test would skip: ${reason}. CI must have every tool the tests use and run as root (scripts/setup-host.sh)`);
+  return new Error(
+    `CI=true and a test would skip: ${reason}. CI must have every tool the tests use and run as root (scripts/setup-host.sh)`,
+  );
 }
 
 /** For a test's `skip` option: the reason (skip) outside CI, false when nothing is missing; under CI a reason throws. */

@@ -16,7 +16,21 @@ const execFileP = promisify(execFile);
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const run = async (cmd: string, ...args: string[]): Promise<string> => (await execFileP(cmd, args, { cwd: repo })).stdout;
 
-const LIBC = new Set(['close', 'free', 'calloc', 'ioctl', 'memcpy', 'open', 'read', 'write', 'setsockopt', 'getsockopt', 'snprintf', 'strerror', '__errno_location']);
+const LIBC = new Set([
+  'close',
+  'free',
+  'calloc',
+  'ioctl',
+  'memcpy',
+  'open',
+  'read',
+  'write',
+  'setsockopt',
+  'getsockopt',
+  'snprintf',
+  'strerror',
+  '__errno_location',
+]);
 // Weak references the toolchain's crt files always add; unresolved weak symbols are fine.
 const CRT_WEAK = new Set(['__cxa_finalize', '__gmon_start__', '_ITM_deregisterTMCloneTable', '_ITM_registerTMCloneTable']);
 

@@ -35,14 +35,22 @@ describe('data path through the lab (one-port wiring)', { skip }, () => {
   after(() => lab?.down());
 
   test('lan-host and vm ping each other (both tenants)', async () => {
-    for (const [from, to] of [['lan-host', SITE.vm.ip], ['vm', SITE.lanHost.ip], ['lan-b', SITE.vm.ip], ['vm-b', SITE.lanHost.ip]] as const) {
+    for (const [from, to] of [
+      ['lan-host', SITE.vm.ip],
+      ['vm', SITE.lanHost.ip],
+      ['lan-b', SITE.vm.ip],
+      ['vm-b', SITE.lanHost.ip],
+    ] as const) {
       const r = await lab.ping(from, to, { count: 3 });
       assert.equal(r.received, 3, `${from} -> ${to}: ${JSON.stringify(r)}`);
     }
   });
 
   test('DF pings of 1500-byte IP packets pass in both directions', async () => {
-    for (const [from, to] of [['lan-host', SITE.vm.ip], ['vm', SITE.lanHost.ip]] as const) {
+    for (const [from, to] of [
+      ['lan-host', SITE.vm.ip],
+      ['vm', SITE.lanHost.ip],
+    ] as const) {
       const r = await lab.ping(from, to, { count: 3, size: 1472, df: true });
       assert.equal(r.ipBytes, 1500);
       assert.equal(r.received, 3, `${from} -> ${to}: ${JSON.stringify(r)}`);
@@ -57,7 +65,7 @@ describe('data path through the lab (one-port wiring)', { skip }, () => {
     console.log(`# 50 MB lan-host -> vm: ${sent.seconds.toFixed(2)} s, ${((bytes * 8) / sent.seconds / 1e6).toFixed(0)} Mbit/s`);
   });
 
-  test('after learning, the Connector answers lan-host\'s ARP for the VM locally; the request does not cross', async () => {
+  test("after learning, the Connector answers lan-host's ARP for the VM locally; the request does not cross", async () => {
     await lab.ping('lan-host', SITE.vm.ip, { count: 1 }); // fresh remote binding for 192.168.10.5
     const before = num(await lab.agentStatus('a'), 'counters.core.fromLan.answered');
     const capHv = await lab.capture('hv', 'vm-a', 'arp');
@@ -69,13 +77,23 @@ describe('data path through the lab (one-port wiring)', { skip }, () => {
     const lan = await pcapLines(await capLan.stop());
     const after = num(await lab.agentStatus('a'), 'counters.core.fromLan.answered');
     assert.ok(after > before, `answered counter ${before} -> ${after}`);
-    assert.ok(lan.some((l) => /Request who-has 192\.168\.10\.5 tell 192\.168\.10\.20/.test(l)), lan.join('\n'));
-    assert.ok(lan.some((l) => /Reply 192\.168\.10\.5 is-at 02:00:00:00:10:05/.test(l)), 'lan-host got its answer');
-    assert.deepEqual(hv.filter((l) => /who-has 192\.168\.10\.5 tell 192\.168\.10\.20/.test(l)), [], 'the request did not reach the hypervisor');
+    assert.ok(
+      lan.some((l) => /Request who-has 192\.168\.10\.5 tell 192\.168\.10\.20/.test(l)),
+      lan.join('\n'),
+    );
+    assert.ok(
+      lan.some((l) => /Reply 192\.168\.10\.5 is-at 02:00:00:00:10:05/.test(l)),
+      'lan-host got its answer',
+    );
+    assert.deepEqual(
+      hv.filter((l) => /who-has 192\.168\.10\.5 tell 192\.168\.10\.20/.test(l)),
+      [],
+      'the request did not reach the hypervisor',
+    );
     assert.equal(await neighMac(lab, 'lan-host', SITE.vm.ip), SITE.vm.mac);
   });
 
-  test('a GARP from vm after a MAC change updates lan-host\'s neighbour entry within 1 s', async () => {
+  test("a GARP from vm after a MAC change updates lan-host's neighbour entry within 1 s", async () => {
     const newMac = '02:00:00:00:10:55';
     await lab.ping('lan-host', SITE.vm.ip, { count: 1 });
     assert.equal(await neighMac(lab, 'lan-host', SITE.vm.ip), SITE.vm.mac);
@@ -84,8 +102,12 @@ describe('data path through the lab (one-port wiring)', { skip }, () => {
       await lab.run('vm', 'ip', ['link', 'set', 'dev', 'eth0', 'address', newMac]);
       const t0 = Date.now();
       await lab.garp('vm', 'eth0', newMac, SITE.vm.ip, 1);
-      const ms = await waitFor('lan-host to learn the new MAC', 1_000, async () =>
-        (await neighMac(lab, 'lan-host', SITE.vm.ip)) === newMac ? Date.now() - t0 : undefined, 20);
+      const ms = await waitFor(
+        'lan-host to learn the new MAC',
+        1_000,
+        async () => ((await neighMac(lab, 'lan-host', SITE.vm.ip)) === newMac ? Date.now() - t0 : undefined),
+        20,
+      );
       console.log(`# GARP -> lan-host neighbour updated in ${ms} ms`);
     } finally {
       await lab.run('vm', 'ip', ['link', 'set', 'dev', 'eth0', 'address', SITE.vm.mac]);
@@ -93,7 +115,8 @@ describe('data path through the lab (one-port wiring)', { skip }, () => {
       await lab.garp('vm', 'eth0', SITE.vm.mac, SITE.vm.ip, 1);
     }
     await waitFor('lan-host back on the original MAC', 5_000, async () =>
-      (await neighMac(lab, 'lan-host', SITE.vm.ip)) === SITE.vm.mac ? true : undefined);
+      (await neighMac(lab, 'lan-host', SITE.vm.ip)) === SITE.vm.mac ? true : undefined,
+    );
   });
 
   test('tenant isolation: captures in each tenant see zero frames of the other', async () => {
@@ -128,15 +151,40 @@ describe('data path through the lab (one-port wiring)', { skip }, () => {
     await lab.ping('vm-b', SITE.lanHost.ip, { count: 2 });
     await lab.ping('lan-host', SITE.vm.ip, { count: 2 });
     const file = await cap.stop();
-    const fields = await exec('tshark', ['-r', file, '-d', 'udp.port==4789,vxlan', '-T', 'fields', '-E', 'separator=|', '-E', 'occurrence=f',
-      '-e', 'ip.src', '-e', 'vxlan.vni', '-e', 'arp.opcode', '-e', 'icmp.type']);
-    const rows = fields.stdout.trim().split('\n').filter(Boolean).map((l) => l.split('|'));
+    const fields = await exec('tshark', [
+      '-r',
+      file,
+      '-d',
+      'udp.port==4789,vxlan',
+      '-T',
+      'fields',
+      '-E',
+      'separator=|',
+      '-E',
+      'occurrence=f',
+      '-e',
+      'ip.src',
+      '-e',
+      'vxlan.vni',
+      '-e',
+      'arp.opcode',
+      '-e',
+      'icmp.type',
+    ]);
+    const rows = fields.stdout
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split('|'));
     assert.ok(rows.length > 0);
     const vnis = new Set(rows.map((r) => r[1]));
     assert.deepEqual([...vnis].sort(), [String(TENANT_VNI.a), String(TENANT_VNI.b)]);
     const fromHeadend = rows.filter((r) => r[0] === DC.fabricAddr);
     const fromHv = rows.filter((r) => r[0] === DC.hvFabricAddr);
-    assert.ok(fromHeadend.some((r) => r[3]?.includes('8')) && fromHv.some((r) => r[3]?.includes('0')), 'echo requests from the headend, replies from the kernel VTEP');
+    assert.ok(
+      fromHeadend.some((r) => r[3]?.includes('8')) && fromHv.some((r) => r[3]?.includes('0')),
+      'echo requests from the headend, replies from the kernel VTEP',
+    );
     assert.ok(rows.some((r) => r[2] === '1') && rows.some((r) => r[2] === '2'), 'ARP requests and replies inside VXLAN');
     const bad = await exec('tshark', ['-r', file, '-d', 'udp.port==4789,vxlan', '-Y', '_ws.malformed || _ws.expert.severity >= error']);
     assert.equal(bad.stdout.trim(), '', 'malformed or erroneous packets');
@@ -147,10 +195,14 @@ describe('data path through the lab (one-port wiring)', { skip }, () => {
       const r = await lab.run(node, 'ss', ['-Hlntu']);
       assert.equal(r.stdout.trim(), '', `${node} listens: ${r.stdout}`);
     }
-    const audit = readFileSync(lab.state().files['auditLog'] ?? '', 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const audit = readFileSync(lab.state().files['auditLog'] ?? '', 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     const connects = audit.filter((e) => JSON.stringify(e).includes('"connect"'));
     assert.ok(connects.length >= 2, 'both sessions are in the audit log');
-    for (const c of connects) assert.match(JSON.stringify(c), new RegExp(`"remote":"${DC.ispAddr.replace(/\./g, '\\.')}:\\d+"`), 'remote = the CGNAT address');
+    for (const c of connects)
+      assert.match(JSON.stringify(c), new RegExp(`"remote":"${DC.ispAddr.replace(/\./g, '\\.')}:\\d+"`), 'remote = the CGNAT address');
   });
 
   test('garbage and oversize records on another session are counted and do not disturb the tenants', async () => {
@@ -170,8 +222,20 @@ describe('data path through the lab (one-port wiring)', { skip }, () => {
     const tiny = Buffer.concat([Buffer.from([0x00, 0x14]), Buffer.alloc(20)]);
     const junk = Buffer.concat([tiny, tiny, Buffer.from([0xff, 0xff]), Buffer.alloc(4096, 0x5a)]);
     const pingsA = lab.ping('lan-host', SITE.vm.ip, { count: 10, intervalS: 0.1 });
-    await lab.run('router', 'sh', ['-c', `(printf '%s' "$1" | base64 -d; sleep 1) | timeout 5 openssl s_client -quiet -connect ${DC.publicAddr}:${DC.tlsPort} -alpn connector-l2/1 -tls1_3 -cert "$2" -key "$3" -CAfile "$4"`, 'sh',
-      junk.toString('base64'), files['cert:LAB-SPARE-01'] ?? '', files['key:LAB-SPARE-01'] ?? '', files['dcCa'] ?? ''], { allowFailure: true, timeoutMs: 10_000 });
+    await lab.run(
+      'router',
+      'sh',
+      [
+        '-c',
+        `(printf '%s' "$1" | base64 -d; sleep 1) | timeout 5 openssl s_client -quiet -connect ${DC.publicAddr}:${DC.tlsPort} -alpn connector-l2/1 -tls1_3 -cert "$2" -key "$3" -CAfile "$4"`,
+        'sh',
+        junk.toString('base64'),
+        files['cert:LAB-SPARE-01'] ?? '',
+        files['key:LAB-SPARE-01'] ?? '',
+        files['dcCa'] ?? '',
+      ],
+      { allowFailure: true, timeoutMs: 10_000 },
+    );
     const after = await metric();
     const delta = (k: string): number => (after.get(k) ?? 0) - (before.get(k) ?? 0);
     assert.ok(delta('drops:record-undersize') >= 2, JSON.stringify([...after]));
@@ -182,7 +246,7 @@ describe('data path through the lab (one-port wiring)', { skip }, () => {
   });
 
   // Last: it leaves an intruder on tenant A's LAN.
-  test('split brain: a LAN host taking the VM\'s address raises an alarm; cloud-side claims stop reaching the LAN', async () => {
+  test("split brain: a LAN host taking the VM's address raises an alarm; cloud-side claims stop reaching the LAN", async () => {
     await lab.ping('lan-host', SITE.vm.ip, { count: 1 }); // the VM's binding is live on the tunnel side
     const intruder = `${lab.prefix}-intruder`;
     const intruderMac = '02:00:00:00:66:05';
@@ -200,13 +264,13 @@ describe('data path through the lab (one-port wiring)', { skip }, () => {
 
     const alarm = await waitFor('a split-brain alarm', 5_000, async () => {
       const st = await lab.agentStatus('a');
-      const active = ((st['alarms'] as { active?: Record<string, unknown>[] } | undefined)?.active ?? []);
+      const active = (st['alarms'] as { active?: Record<string, unknown>[] } | undefined)?.active ?? [];
       return active.find((a) => a['code'] === 'split-brain');
     });
     assert.equal(alarm['subject'], SITE.vm.ip);
     await lab.garp('vm', 'eth0', SITE.vm.mac, SITE.vm.ip, 1);
     const lines = await pcapLines(await cap.stop());
-    assert.deepEqual(lines, [], 'the VM\'s claim for 192.168.10.5 did not reach the LAN');
+    assert.deepEqual(lines, [], "the VM's claim for 192.168.10.5 did not reach the LAN");
     const blockedAfter = num(await lab.agentStatus('a'), 'counters.core.fromTunnel.drops.split-brain-claim');
     assert.ok(blockedAfter > blockedBefore, `split-brain-claim drops ${blockedBefore} -> ${blockedAfter}`);
   });

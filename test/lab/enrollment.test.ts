@@ -66,7 +66,14 @@ describe('zero-touch enrollment in the lab (EST through the NATs, then the tunne
     assert.ok(block.ok, 'the unit disk holds a factory block at 24 MiB');
     assert.equal(block.data.serial, TENANT_SERIAL.a);
     assert.ok(idevidIssuedBy(block.data, readFileSync(join(f('factoryCaDir'), 'factory-ca.cert.pem'), 'utf8')));
-    const read = await connectorCli(['factory', 'read', '--target', f('unit:connector'), '--ca', join(f('factoryCaDir'), 'factory-ca.cert.pem')]);
+    const read = await connectorCli([
+      'factory',
+      'read',
+      '--target',
+      f('unit:connector'),
+      '--ca',
+      join(f('factoryCaDir'), 'factory-ca.cert.pem'),
+    ]);
     assert.equal(read.code, 0, read.out);
 
     const t0 = Date.now();
@@ -76,7 +83,9 @@ describe('zero-touch enrollment in the lab (EST through the NATs, then the tunne
     const enrolled = logTimes(log, 'enrolled');
     const up = logTimes(log, 'tunnel up');
     console.log(`# zero-touch: agent start -> first frame across the tunnel (lan-host ping answered by vm): ${ms} ms`);
-    console.log(`#   of which: agent start -> enrolled ${enrolled ? enrolled - t0 : '?'} ms, -> tunnel up ${up ? up - t0 : '?'} ms (agent log)`);
+    console.log(
+      `#   of which: agent start -> enrolled ${enrolled ? enrolled - t0 : '?'} ms, -> tunnel up ${up ? up - t0 : '?'} ms (agent log)`,
+    );
 
     const id = await identityOf(lab, 'a');
     assert.equal(id.state, 'ready', JSON.stringify(id));
@@ -86,8 +95,15 @@ describe('zero-touch enrollment in the lab (EST through the NATs, then the tunne
     const cert = new X509Certificate(certPem);
     assert.ok(cert.checkIssued(new X509Certificate(readFileSync(f('deviceCa'), 'utf8'))), 'issued by the DC device CA the headend trusts');
     assert.match(cert.subject, new RegExp(`CN=${TENANT_SERIAL.a}`));
-    const issued = readFileSync(f('issuanceLog'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, string>);
-    assert.ok(issued.some((r) => r['serial'] === TENANT_SERIAL.a && r['op'] === 'simpleenroll' && r['tenant'] === 'a' && r['fingerprint'] === id.fingerprint));
+    const issued = readFileSync(f('issuanceLog'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, string>);
+    assert.ok(
+      issued.some(
+        (r) => r['serial'] === TENANT_SERIAL.a && r['op'] === 'simpleenroll' && r['tenant'] === 'a' && r['fingerprint'] === id.fingerprint,
+      ),
+    );
     assert.equal(issued.find((r) => r['serial'] === TENANT_SERIAL.a)?.['remote'], '203.0.113.1', 'the EST server saw the CGNAT address');
     const back = await lab.ping('vm', '192.168.10.20', { count: 2 });
     assert.equal(back.received, 2, 'and back');
@@ -114,10 +130,15 @@ describe('zero-touch enrollment in the lab (EST through the NATs, then the tunne
     assert.equal(imp.code, 0, imp.out);
 
     lab.start('agent-b');
-    const waiting = await waitFor('agent-b waiting for its claim', 20_000, async () => {
-      const id = await identityOf(lab, 'b');
-      return id.state === 'waiting-for-claim' && (id.attempts ?? 0) >= 2 ? id : undefined;
-    }, 200);
+    const waiting = await waitFor(
+      'agent-b waiting for its claim',
+      20_000,
+      async () => {
+        const id = await identityOf(lab, 'b');
+        return id.state === 'waiting-for-claim' && (id.attempts ?? 0) >= 2 ? id : undefined;
+      },
+      200,
+    );
     console.log(`# unclaimed unit: identity ${waiting.state}, reason "${waiting.reason}", ${waiting.attempts} attempts`);
     assert.match(waiting.reason ?? '', /not claimed/);
     assert.equal(waiting.phase, 'identity', 'no tunnel before an identity');
@@ -125,7 +146,18 @@ describe('zero-touch enrollment in the lab (EST through the NATs, then the tunne
     assert.equal(existsSync(join(f('identity:connector-b'), 'op.cert.pem')), false);
     assert.equal((await lab.ping('lan-b', VM, { count: 1, timeoutS: 0.5 })).received, 0, 'tenant B has no tunnel yet');
 
-    const claim = await connectorCli(['registry', 'claim', '--registry', f('registry'), '--serial', serial, '--tenant', 'b', '--segment', 'default']);
+    const claim = await connectorCli([
+      'registry',
+      'claim',
+      '--registry',
+      f('registry'),
+      '--serial',
+      serial,
+      '--tenant',
+      'b',
+      '--segment',
+      'default',
+    ]);
     assert.equal(claim.code, 0, claim.out);
     const t1 = Date.now();
     await lab.waitPing('lan-b', VM, 30_000);
@@ -141,20 +173,37 @@ describe('zero-touch enrollment in the lab (EST through the NATs, then the tunne
     const unit = await reprovisionUnitB(serial, 'rogueFactoryCaDir');
     // Allowlisted and claimed, so the foreign CA is the only thing wrong with it.
     assert.equal((await connectorCli(['registry', 'import', '--registry', f('registry'), unit.allowlist])).code, 0);
-    const claim = await connectorCli(['registry', 'claim', '--registry', f('registry'), '--serial', serial, '--tenant', 'b', '--segment', 'default']);
+    const claim = await connectorCli([
+      'registry',
+      'claim',
+      '--registry',
+      f('registry'),
+      '--serial',
+      serial,
+      '--tenant',
+      'b',
+      '--segment',
+      'default',
+    ]);
     assert.equal(claim.code, 0, claim.out);
     const issuedBefore = readFileSync(f('issuanceLog'), 'utf8');
 
     lab.start('agent-b');
-    const refused = await waitFor('agent-b refused', 20_000, async () => {
-      const id = await identityOf(lab, 'b');
-      return id.state === 'refused' ? id : undefined;
-    }, 200);
+    const refused = await waitFor(
+      'agent-b refused',
+      20_000,
+      async () => {
+        const id = await identityOf(lab, 'b');
+        return id.state === 'refused' ? id : undefined;
+      },
+      200,
+    );
     console.log(`# foreign factory CA: identity ${refused.state}, reason "${refused.reason}"`);
     assert.match(refused.reason ?? '', /refused enrollment: HTTP 403/);
     assert.equal(refused.phase, 'identity');
     assert.equal(refused.tunnel, undefined);
-    for (const file of ['op.key.pem', 'op.cert.pem']) assert.equal(existsSync(join(f('identity:connector-b'), file)), false, `${file} must not exist`);
+    for (const file of ['op.key.pem', 'op.cert.pem'])
+      assert.equal(existsSync(join(f('identity:connector-b'), file)), false, `${file} must not exist`);
     assert.equal(readFileSync(f('issuanceLog'), 'utf8'), issuedBefore, 'nothing issued');
     const estLog = readFileSync(lab.state().processes.find((p) => p.name === 'est')?.log ?? '', 'utf8');
     assert.match(estLog, /"msg":"est refused".*"reason":"untrusted-client-cert"/);

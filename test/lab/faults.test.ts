@@ -42,7 +42,7 @@ describe('faults: headend crash and WAN cut (one-port wiring)', { skip }, () => 
     assert.equal((await lab.ping('vm', SITE.lanHost.ip, { count: 2 })).received, 2);
   });
 
-  test('a 10 s cut of the customer router\'s uplink: traffic resumes, the other tenant is untouched', async () => {
+  test("a 10 s cut of the customer router's uplink: traffic resumes, the other tenant is untouched", async () => {
     await lab.waitPing('lan-host', SITE.vm.ip, 30_000);
     const reconnectsBefore = num(await lab.agentStatus('a'), 'tunnel.reconnects');
     // Cut at the ISP's end of the router's uplink: the router sees its carrier drop and keeps its routes.

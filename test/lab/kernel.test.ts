@@ -113,19 +113,39 @@ describe('one-port wiring and the kernel VTEPs', { skip }, () => {
     const lines = await pcapLines(await cap.stop(), 'icmp[icmptype] == icmp-echo');
     assert.ok(lines.length >= 3);
     // Double NAT: the DC only ever sees the ISP's address.
-    assert.ok(lines.every((l) => l.includes(`${DC.ispAddr} > ${DC.publicAddr}`)), lines.join('\n'));
+    assert.ok(
+      lines.every((l) => l.includes(`${DC.ispAddr} > ${DC.publicAddr}`)),
+      lines.join('\n'),
+    );
     const route = await lab.run('connector', 'ip', ['route', 'get', DC.publicAddr]);
     assert.match(route.stdout, new RegExp(`via ${SITE.router.ip} dev br-lan`), 'one-port: the tunnel leaves through the LAN');
     const inbound = await lab.ping('dc', '100.64.1.2', { count: 1, timeoutS: 0.3 });
     assert.equal(inbound.received, 0, 'nothing in the DC can open a path into the site');
   });
 
-  test('a kernel VTEP in dc reaches tenant A\'s VM over the hv VXLAN, and only tenant A\'s', async () => {
+  test("a kernel VTEP in dc reaches tenant A's VM over the hv VXLAN, and only tenant A's", async () => {
     // A probe host behind a kernel vxlan in dc, on tenant A's VNI: what the headend will do in userspace.
     const probe = `${lab.prefix}-probe`;
     await addNetns(probe);
     const dc = lab.ns('dc');
-    await ipIn(dc, 'link', 'add', 'vx-test', 'type', 'vxlan', 'id', String(TENANT_VNI.a), 'local', DC.fabricAddr, 'remote', DC.hvFabricAddr, 'dstport', String(DC.vxlanPort), 'dev', 'fabric');
+    await ipIn(
+      dc,
+      'link',
+      'add',
+      'vx-test',
+      'type',
+      'vxlan',
+      'id',
+      String(TENANT_VNI.a),
+      'local',
+      DC.fabricAddr,
+      'remote',
+      DC.hvFabricAddr,
+      'dstport',
+      String(DC.vxlanPort),
+      'dev',
+      'fabric',
+    );
     await ipIn(dc, 'link', 'add', 'br-test', 'type', 'bridge');
     await addVeth({ ns: dc, ifname: 'p-probe' }, { ns: probe, ifname: 'eth0' });
     for (const i of ['vx-test', 'p-probe']) await ipIn(dc, 'link', 'set', i, 'master', 'br-test', 'up');
@@ -139,21 +159,50 @@ describe('one-port wiring and the kernel VTEPs', { skip }, () => {
     const res = JSON.parse(viaProbe.stdout) as { received: number };
     assert.equal(res.received, 3, 'full-size DF pings cross the kernel VXLAN (fabric MTU 9000)');
     const linesB = await pcapLines(await capB.stop());
-    assert.deepEqual(linesB, [], 'tenant B\'s VM sees nothing of VNI 1001');
-    const tshark = await exec('tshark', ['-r', await capFabric.stop(), '-d', 'udp.port==4789,vxlan', '-T', 'fields', '-e', 'vxlan.vni', '-e', 'eth.src', '-e', 'icmp.type'], { allowFailure: true });
-    const vnis = new Set(tshark.stdout.split('\n').filter(Boolean).map((l) => l.split('\t')[0]));
+    assert.deepEqual(linesB, [], "tenant B's VM sees nothing of VNI 1001");
+    const tshark = await exec(
+      'tshark',
+      ['-r', await capFabric.stop(), '-d', 'udp.port==4789,vxlan', '-T', 'fields', '-e', 'vxlan.vni', '-e', 'eth.src', '-e', 'icmp.type'],
+      { allowFailure: true },
+    );
+    const vnis = new Set(
+      tshark.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.split('\t')[0]),
+    );
     assert.deepEqual([...vnis], [String(TENANT_VNI.a)]);
   });
 });
 
-test('lab up without root says so and creates nothing', { skip: skip ?? (skipUnlessCi(!existsSync('/usr/bin/setpriv') && 'needs setpriv') || undefined) }, async (t) => {
-  const dir = join(tmpdir(), `ck-lab-nonroot-${process.pid}`);
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const r = await exec('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--import', 'tsx', join(ROOT, 'src/cli/connector.ts'), 'lab', 'up', '--dir', dir], { cwd: ROOT, allowFailure: true, timeoutMs: 30_000 });
-  assert.equal(r.code, 1);
-  assert.match(r.stderr, /needs root: run it with sudo.*CK_ERR_LAB/);
-  assert.equal(existsSync(dir), false);
-});
+test(
+  'lab up without root says so and creates nothing',
+  { skip: skip ?? (skipUnlessCi(!existsSync('/usr/bin/setpriv') && 'needs setpriv') || undefined) },
+  async (t) => {
+    const dir = join(tmpdir(), `ck-lab-nonroot-${process.pid}`);
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const r = await exec(
+      'setpriv',
+      [
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+        process.execPath,
+        '--import',
+        'tsx',
+        join(ROOT, 'src/cli/connector.ts'),
+        'lab',
+        'up',
+        '--dir',
+        dir,
+      ],
+      { cwd: ROOT, allowFailure: true, timeoutMs: 30_000 },
+    );
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /needs root: run it with sudo.*CK_ERR_LAB/);
+    assert.equal(existsSync(dir), false);
+  },
+);
 
 const skipTwoPort = skipUnlessCi(labSkipReason({ headend: true, agents: true }));
 

@@ -72,7 +72,12 @@ export interface LabHandle {
   waitPing(node: string, dst: string, timeoutMs: number): Promise<number>;
   capture(node: string, iface: string, filter: string): Promise<Capture>;
   garp(node: string, iface: string, mac: string, ip: string, count?: number): Promise<void>;
-  tcpTransfer(from: string, to: string, toAddr: string, bytes: number): Promise<{ sent: { bytes: number; sha256: string; seconds: number }; received: { bytes: number; sha256: string } }>;
+  tcpTransfer(
+    from: string,
+    to: string,
+    toAddr: string,
+    bytes: number,
+  ): Promise<{ sent: { bytes: number; sha256: string; seconds: number }; received: { bytes: number; sha256: string } }>;
   agentStatus(tenant: TenantId): Promise<Record<string, unknown>>;
   kill(name: string, signal?: NodeJS.Signals): Promise<void>;
   start(name: string): void;
@@ -122,15 +127,7 @@ export async function openLab(
     return JSON.parse(last) as T;
   };
   const ping = (node: string, dst: string, p: PingOptions = {}): Promise<PingResult> =>
-    py<PingResult>(node, PY_PING, [
-      dst,
-      p.count ?? 3,
-      p.size ?? 56,
-      p.df ? 1 : 0,
-      p.intervalS ?? 0.2,
-      p.timeoutS ?? 1,
-      p.pattern ?? 'ab',
-    ]);
+    py<PingResult>(node, PY_PING, [dst, p.count ?? 3, p.size ?? 56, p.df ? 1 : 0, p.intervalS ?? 0.2, p.timeoutS ?? 1, p.pattern ?? 'ab']);
 
   const handle: LabHandle = {
     dir,
@@ -151,9 +148,30 @@ export async function openLab(
     },
     async capture(node, iface, filter) {
       const file = join(dir, `cap-${node}-${iface}-${Date.now()}-${children.size}.pcap`);
-      const child = spawn('ip', ['netns', 'exec', ns(node), 'tcpdump', '-Z', 'root', '--immediate-mode', '-i', iface, '-n', '-U', '-s', '256', '-w', file, ...(filter ? [filter] : [])], {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
+      const child = spawn(
+        'ip',
+        [
+          'netns',
+          'exec',
+          ns(node),
+          'tcpdump',
+          '-Z',
+          'root',
+          '--immediate-mode',
+          '-i',
+          iface,
+          '-n',
+          '-U',
+          '-s',
+          '256',
+          '-w',
+          file,
+          ...(filter ? [filter] : []),
+        ],
+        {
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
+      );
       children.add(child);
       await new Promise<void>((res, rej) => {
         let err = '';
@@ -188,7 +206,9 @@ export async function openLab(
     },
     async tcpTransfer(from, to, toAddr, bytes) {
       const port = 5001;
-      const recv = spawn('ip', ['netns', 'exec', ns(to), 'python3', '-c', PY_TCP_RECV, toAddr, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const recv = spawn('ip', ['netns', 'exec', ns(to), 'python3', '-c', PY_TCP_RECV, toAddr, String(port)], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       children.add(recv);
       const lines: string[] = [];
       let buf = '';
@@ -239,7 +259,6 @@ export function num(doc: unknown, path: string): number {
   for (const k of path.split('.')) v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined;
   return typeof v === 'number' ? v : 0;
 }
-
 
 /** A full lab (headend and both agents) for a describe block, resolved once both tenants reach their VM. */
 export async function openLabWithTunnels(): Promise<LabHandle> {

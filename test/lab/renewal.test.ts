@@ -64,7 +64,9 @@ describe(`renewal and revocation in the lab (${LIFETIME_S} s certificates)`, { s
     const renewAt = Date.parse(a0.identity.renewAt ?? '');
     assert.ok(Number.isFinite(renewAt), `renewAt in status: ${JSON.stringify(a0.identity)}`);
     const notAfter = Date.parse(a0.identity.notAfter ?? '');
-    console.log(`# tenant A certificate: renewal due in ${((renewAt - Date.now()) / 1000).toFixed(1)} s, expires in ${((notAfter - Date.now()) / 1000).toFixed(1)} s`);
+    console.log(
+      `# tenant A certificate: renewal due in ${((renewAt - Date.now()) / 1000).toFixed(1)} s, expires in ${((notAfter - Date.now()) / 1000).toFixed(1)} s`,
+    );
 
     // A continuous ping across the renewal (5 per second until 6 s past the renewal point).
     const count = Math.ceil((renewAt - Date.now() + 6_000) / 200);
@@ -75,11 +77,15 @@ describe(`renewal and revocation in the lab (${LIFETIME_S} s certificates)`, { s
     assert.equal(revoke.code, 0, revoke.out);
     const tRevoke = Date.now();
     process.kill(pid('headend'), 'SIGHUP');
-    await waitFor('the headend to drop the revoked unit', 10_000, async () => ((await view(lab, 'b')).tunnel.state !== 'up' ? true : undefined));
+    await waitFor('the headend to drop the revoked unit', 10_000, async () =>
+      (await view(lab, 'b')).tunnel.state !== 'up' ? true : undefined,
+    );
     console.log(`# revoke + reload -> tenant B's session dropped in ${Date.now() - tRevoke} ms`);
     const heLog = jsonLines(lab.state().processes.find((p) => p.name === 'headend')?.log ?? '');
     assert.ok(
-      heLog.some((l) => l['msg'] === 'registry change refuses a connected device' && l['serial'] === TENANT_SERIAL.b && l['reason'] === 'denylisted'),
+      heLog.some(
+        (l) => l['msg'] === 'registry change refuses a connected device' && l['serial'] === TENANT_SERIAL.b && l['reason'] === 'denylisted',
+      ),
       'the headend says why it dropped the session',
     );
     await new Promise((r) => setTimeout(r, 3_000)); // the agent keeps retrying; each attempt must be refused
@@ -91,12 +97,19 @@ describe(`renewal and revocation in the lab (${LIFETIME_S} s certificates)`, { s
     assert.equal((await lab.ping('lan-b', VM, { count: 1, timeoutS: 0.5 })).received, 0);
 
     // Renewal of A: a new certificate on disk and in status, the same session.
-    const a1 = await waitFor('tenant A to renew', renewAt - Date.now() + 20_000, async () => {
-      const v = await view(lab, 'a');
-      return v.identity.fingerprint && v.identity.fingerprint !== fp0 && v.identity.state === 'ready' ? v : undefined;
-    }, 250);
+    const a1 = await waitFor(
+      'tenant A to renew',
+      renewAt - Date.now() + 20_000,
+      async () => {
+        const v = await view(lab, 'a');
+        return v.identity.fingerprint && v.identity.fingerprint !== fp0 && v.identity.state === 'ready' ? v : undefined;
+      },
+      250,
+    );
     const fp1 = hexFp(readFileSync(certFile, 'utf8'));
-    console.log(`# tenant A renewed ${((Date.now() - renewAt) / 1000).toFixed(1)} s after the renewal point: ${fp0.slice(0, 12)}... -> ${fp1.slice(0, 12)}...`);
+    console.log(
+      `# tenant A renewed ${((Date.now() - renewAt) / 1000).toFixed(1)} s after the renewal point: ${fp0.slice(0, 12)}... -> ${fp1.slice(0, 12)}...`,
+    );
     assert.equal(a1.identity.fingerprint, fp1, 'status and op.cert.pem agree on the new certificate');
     assert.equal(a1.tunnel.state, 'up');
     assert.equal(a1.tunnel.sessionId, a0.tunnel.sessionId, 'same tunnel session');
@@ -110,13 +123,21 @@ describe(`renewal and revocation in the lab (${LIFETIME_S} s certificates)`, { s
     assert.ok(ping.received >= ping.sent - 1, `at most one ping lost across the renewal: ${ping.received}/${ping.sent}`);
 
     // B tried to renew too (its certificate was issued at the same time): the EST server says 403.
-    const b1 = await waitFor('tenant B renewal refused', 20_000, async () => {
-      const v = await view(lab, 'b');
-      return v.identity.state === 'refused' ? v : undefined;
-    }, 250);
+    const b1 = await waitFor(
+      'tenant B renewal refused',
+      20_000,
+      async () => {
+        const v = await view(lab, 'b');
+        return v.identity.state === 'refused' ? v : undefined;
+      },
+      250,
+    );
     console.log(`# revoked unit at renewal: identity ${b1.identity.state}, reason "${b1.identity.reason}"`);
     assert.match(b1.identity.reason ?? '', /refused renewal: HTTP 403/);
-    assert.ok(!issued.some((r) => r['serial'] === TENANT_SERIAL.b && r['op'] === 'simplereenroll'), 'nothing re-issued to the revoked unit');
+    assert.ok(
+      !issued.some((r) => r['serial'] === TENANT_SERIAL.b && r['op'] === 'simplereenroll'),
+      'nothing re-issued to the revoked unit',
+    );
   });
 
   test('the next handshake presents the renewed certificate', async () => {
@@ -130,8 +151,20 @@ describe(`renewal and revocation in the lab (${LIFETIME_S} s certificates)`, { s
     const connects = jsonLines(f('auditLog')).filter((r) => r['event'] === 'connect' && r['serial'] === TENANT_SERIAL.a);
     const last = connects.at(-1);
     assert.ok(last, 'audit log has tenant A connects');
-    const fp = String(last['fingerprint'] ?? last['certFingerprint'] ?? '').replace(/:/g, '').toLowerCase();
-    assert.equal(fp, after.identity.fingerprint, `the audit record of the new session carries the renewed certificate: ${JSON.stringify(last)}`);
-    assert.notEqual(fp, String(connects[0]?.['fingerprint'] ?? '').replace(/:/g, '').toLowerCase(), 'and not the first one');
+    const fp = String(last['fingerprint'] ?? last['certFingerprint'] ?? '')
+      .replace(/:/g, '')
+      .toLowerCase();
+    assert.equal(
+      fp,
+      after.identity.fingerprint,
+      `the audit record of the new session carries the renewed certificate: ${JSON.stringify(last)}`,
+    );
+    assert.notEqual(
+      fp,
+      String(connects[0]?.['fingerprint'] ?? '')
+        .replace(/:/g, '')
+        .toLowerCase(),
+      'and not the first one',
+    );
   });
 });

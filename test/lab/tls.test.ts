@@ -19,8 +19,22 @@ interface Attempt {
 
 /** Connects with s_client and keeps stdin open: a refused peer is disconnected, an admitted one is not. */
 function attempt(lab: LabHandle, extra: string[], windowMs = 2_500): Promise<Attempt> {
-  const args = ['netns', 'exec', lab.ns('router'), 'openssl', 's_client', '-connect', `${DC.publicAddr}:${DC.tlsPort}`,
-    '-alpn', 'connector-l2/1', '-CAfile', lab.state().files['dcCa'] ?? '', '-verify_return_error', '-no_ign_eof', ...extra];
+  const args = [
+    'netns',
+    'exec',
+    lab.ns('router'),
+    'openssl',
+    's_client',
+    '-connect',
+    `${DC.publicAddr}:${DC.tlsPort}`,
+    '-alpn',
+    'connector-l2/1',
+    '-CAfile',
+    lab.state().files['dcCa'] ?? '',
+    '-verify_return_error',
+    '-no_ign_eof',
+    ...extra,
+  ];
   return new Promise((resolve) => {
     const child = spawn('ip', args, { stdio: ['pipe', 'pipe', 'pipe'] });
     let output = '';
@@ -55,7 +69,12 @@ describe('headend TLS admission (openssl s_client through the CGNAT)', { skip },
   });
   after(() => lab?.down());
 
-  const cert = (serial: string): string[] => ['-cert', lab.state().files[`cert:${serial}`] ?? '', '-key', lab.state().files[`key:${serial}`] ?? ''];
+  const cert = (serial: string): string[] => [
+    '-cert',
+    lab.state().files[`cert:${serial}`] ?? '',
+    '-key',
+    lab.state().files[`key:${serial}`] ?? '',
+  ];
 
   test('a claimed device with a current certificate gets TLS 1.3, ALPN connector-l2/1, and stays connected', async () => {
     const a = await attempt(lab, ['-tls1_3', ...cert(LAB_SERIALS.spare)]);

@@ -14,7 +14,12 @@ export function parseAllowlist(text: string, file: string): AllowlistEntry[] {
   const trimmed = text.trim();
   let items: unknown[];
   try {
-    items = trimmed.startsWith('[') ? (JSON.parse(trimmed) as unknown[]) : trimmed.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as unknown);
+    items = trimmed.startsWith('[')
+      ? (JSON.parse(trimmed) as unknown[])
+      : trimmed
+          .split('\n')
+          .filter((l) => l.trim() !== '')
+          .map((l) => JSON.parse(l) as unknown);
   } catch (e) {
     throw new ConnectorError('CK_ERR_REGISTRY', `${file}: not JSON Lines or a JSON array: ${(e as Error).message}`);
   }

@@ -33,9 +33,7 @@ interface NativeError extends Error {
 
 function isNativeError(e: unknown): e is NativeError {
   return (
-    e instanceof Error &&
-    typeof (e as Partial<NativeError>).code === 'string' &&
-    typeof (e as Partial<NativeError>).syscall === 'string'
+    e instanceof Error && typeof (e as Partial<NativeError>).code === 'string' && typeof (e as Partial<NativeError>).syscall === 'string'
   );
 }
 

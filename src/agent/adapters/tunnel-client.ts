@@ -331,7 +331,12 @@ class Client implements TunnelClient {
         role: 'client',
         clock: o.clock,
         scheduler: o.scheduler,
-        egress: { overflow: 'drop-oldest', maxFrames: o.sendQueueFrames, maxUnsentBytes: o.maxBufferedBytes, maxDelayMs: o.maxQueueDelayMs },
+        egress: {
+          overflow: 'drop-oldest',
+          maxFrames: o.sendQueueFrames,
+          maxUnsentBytes: o.maxBufferedBytes,
+          maxDelayMs: o.maxQueueDelayMs,
+        },
         hello: o.hello,
         keepaliveMs: o.keepaliveMs,
         deadAfterMs: o.deadAfterMs,
@@ -343,7 +348,12 @@ class Client implements TunnelClient {
           this.#connectTimer = null;
           this.#attempt = 0;
           const ack = s.peerAck;
-          this.#log.info('tunnel up', { headend: this.#current(), vni: ack?.vni, session: ack?.sessionId, headendVersion: ack?.headendVersion });
+          this.#log.info('tunnel up', {
+            headend: this.#current(),
+            vni: ack?.vni,
+            session: ack?.sessionId,
+            headendVersion: ack?.headendVersion,
+          });
           this.#setState('up', { headend: this.#current() });
         },
         frames: (batch) => {

@@ -131,7 +131,11 @@ export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
           refreshOwn().catch((e: unknown) => log.warn('cannot read own addresses', { error: String(e) }));
         }, OWN_ADDRESS_REFRESH_MS),
       );
-      log.info('agent running', { tap: deps.config.tapName, bridge: deps.config.bridge, headends: deps.config.headends.map((u) => u.host).join(',') });
+      log.info('agent running', {
+        tap: deps.config.tapName,
+        bridge: deps.config.bridge,
+        headends: deps.config.headends.map((u) => u.host).join(','),
+      });
     } catch (e) {
       if (stopped) return; // SIGTERM while waiting (e.g. for enrollment): not a failure
       phase = 'failed';

@@ -5,7 +5,17 @@
 // Errors carry the key `section.option` and say where it is: `config agent 'main', option tap_nam`.
 import { ConfigError } from '../../shared/errors.js';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from '../../shared/log.js';
-import { object, optional, parseWith, removed, unknownKeyProblem, type ObjectOf, type Schema, type SchemaIssue, type Shape } from '../../shared/schema/schema.js';
+import {
+  object,
+  optional,
+  parseWith,
+  removed,
+  unknownKeyProblem,
+  type ObjectOf,
+  type Schema,
+  type SchemaIssue,
+  type Shape,
+} from '../../shared/schema/schema.js';
 import { boolText, intText, listText, oneOfText, patternText, text } from '../../shared/schema/text.js';
 import { parseUci, type UciSection } from './uci.js';
 import { parsePolicyConfig, POLICY_CONFIG_KEYS, type PolicyConfig } from './l2/policy-config.js';
@@ -115,7 +125,10 @@ const SECTIONS = {
     health_deadline_s: optional(intText(5, 3600), DEFAULTS.healthDeadlineS),
   },
   // Values stay text: the policy parser owns their types and ranges (docs/l2-policy.md).
-  l2: Object.fromEntries(POLICY_CONFIG_KEYS.map((k) => [k, optional(listText())])) as Record<(typeof POLICY_CONFIG_KEYS)[number], Schema<string[] | undefined>>,
+  l2: Object.fromEntries(POLICY_CONFIG_KEYS.map((k) => [k, optional(listText())])) as Record<
+    (typeof POLICY_CONFIG_KEYS)[number],
+    Schema<string[] | undefined>
+  >,
   // Read by the image's uci-defaults script (one-port / two-port), not by the agent; known so it is not refused.
   network: { mode: optional(text()) },
 } as const satisfies Record<string, Shape>;
@@ -152,7 +165,9 @@ function parseSection<T extends SectionType>(doc: readonly UciSection[], type: T
   const found = doc.filter((s) => s.type === type);
   const sec = found[0] ?? { type, name: `@${type}[0]`, options: {}, lists: {} };
   if (found[1]) {
-    throw new ConfigError(type, `more than one \`config ${type}\` section (${found.map(sectionLabel).join(', ')}); the agent reads one`, { where: sectionLabel(found[1]) });
+    throw new ConfigError(type, `more than one \`config ${type}\` section (${found.map(sectionLabel).join(', ')}); the agent reads one`, {
+      where: sectionLabel(found[1]),
+    });
   }
   const fail = (i: SchemaIssue): never => {
     const option = String(i.path[0]);
@@ -210,7 +225,8 @@ export function parseAgentConfig(text: string): AgentConfig {
   };
   const headends = a.headend.map((h) => parseHeadendUrl(h, 'agent.headend', whereIs(doc, 'agent', 'headend')));
   const slots = [o.pubkey_slot0, o.pubkey_slot1].filter((s): s is string => !!s);
-  if (o.broker && !/^mqtts:\/\/[^/]+/.test(o.broker)) refuse('ota', 'broker', `"${o.broker}" must be mqtts://host:port (TLS with the device certificate)`);
+  if (o.broker && !/^mqtts:\/\/[^/]+/.test(o.broker))
+    refuse('ota', 'broker', `"${o.broker}" must be mqtts://host:port (TLS with the device certificate)`);
   if (o.broker && slots.length === 0) refuse('ota', 'pubkey_slot0', 'an OTA broker needs at least one release public key slot');
   const keepaliveS = a.keepalive_s;
   const deadAfterS = a.dead_after_s ?? Math.max(DEFAULTS.deadAfterS, keepaliveS * 3);

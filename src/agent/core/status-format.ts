@@ -35,7 +35,12 @@ function table(rows: readonly Record<string, unknown>[], cols: readonly string[]
   if (rows.length === 0) return ['  (empty)'];
   const cells = rows.map((r) => cols.map((c) => (r[c] === undefined ? '' : String(r[c]))));
   const widths = cols.map((c, i) => Math.max(c.length, ...cells.map((row) => (row[i] ?? '').length)));
-  const line = (vals: readonly string[]) => '  ' + vals.map((v, i) => v.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  const line = (vals: readonly string[]) =>
+    '  ' +
+    vals
+      .map((v, i) => v.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
   return [line(cols), ...cells.map(line)];
 }
 
@@ -51,10 +56,7 @@ export function renderStatus(s: StatusDoc): string {
     for (let i = 0; i < out.length; i += 4) lines.push('  ' + out.slice(i, i + 4).join('  '));
   }
   lines.push(`MAC table (${s.macTable?.length ?? 0})`, ...table(s.macTable ?? [], ['mac', 'side', 'ageS', 'state']));
-  lines.push(
-    `neighbours (${s.neighbours?.length ?? 0})`,
-    ...table(s.neighbours ?? [], ['ip', 'mac', 'side', 'ageS', 'source']),
-  );
+  lines.push(`neighbours (${s.neighbours?.length ?? 0})`, ...table(s.neighbours ?? [], ['ip', 'mac', 'side', 'ageS', 'source']));
   const active = s.alarms?.active ?? [];
   lines.push(`alarms (${active.length} active)`, ...table(active, ['severity', 'code', 'subject', 'count', 'message']));
   return lines.join('\n');

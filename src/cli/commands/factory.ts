@@ -28,7 +28,8 @@ function offsetOf(p: ReturnType<typeof parseCommandArgs>): number {
   const s = str(p, 'offset');
   if (s === undefined) return FACTORY_BLOCK_OFFSET;
   const n = Number(s);
-  if (!Number.isInteger(n) || n < 512 || n % 512 !== 0) throw new UsageError(`--offset must be a positive multiple of 512 bytes, not "${s}"`);
+  if (!Number.isInteger(n) || n < 512 || n % 512 !== 0)
+    throw new UsageError(`--offset must be a positive multiple of 512 bytes, not "${s}"`);
   return n;
 }
 
@@ -83,7 +84,11 @@ async function provision(argv: string[]): Promise<number> {
 }
 
 async function read(argv: string[]): Promise<number> {
-  const p = parseCommandArgs(argv, { target: { type: 'string' }, offset: { type: 'string' }, ca: { type: 'string' }, json: { type: 'boolean' } }, false);
+  const p = parseCommandArgs(
+    argv,
+    { target: { type: 'string' }, offset: { type: 'string' }, ca: { type: 'string' }, json: { type: 'boolean' } },
+    false,
+  );
   if (p.help) return help();
   return readBlock({ target: requireStr(p, 'target'), offset: offsetOf(p), ca: str(p, 'ca'), json: flag(p, 'json') });
 }

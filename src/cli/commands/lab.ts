@@ -3,7 +3,14 @@
 // command line; src/lab/main.ts does the work.
 import { UsageError } from '../../shared/errors.js';
 import { flag, parseCommandArgs, runArgvSubcommand, str } from '../../shared/cli/args.js';
-import { DEFAULT_LAB_DIR, down as labDown, execIn as labExec, restart as labRestart, status as labStatus, up as labUp } from '../../lab/main.js';
+import {
+  DEFAULT_LAB_DIR,
+  down as labDown,
+  execIn as labExec,
+  restart as labRestart,
+  status as labStatus,
+  up as labUp,
+} from '../../lab/main.js';
 
 const HELP = `usage: connector lab <up|down|status|restart|exec> [options]
 
@@ -27,16 +34,21 @@ function help(): number {
 }
 
 async function up(argv: string[]): Promise<number> {
-  const p = parseCommandArgs(argv, {
-    dir: { type: 'string' },
-    wiring: { type: 'string' },
-    'no-headend': { type: 'boolean' },
-    'no-agents': { type: 'boolean' },
-    'cert-lifetime': { type: 'string' },
-  }, false);
+  const p = parseCommandArgs(
+    argv,
+    {
+      dir: { type: 'string' },
+      wiring: { type: 'string' },
+      'no-headend': { type: 'boolean' },
+      'no-agents': { type: 'boolean' },
+      'cert-lifetime': { type: 'string' },
+    },
+    false,
+  );
   if (p.help) return help();
   const lifetime = str(p, 'cert-lifetime');
-  if (lifetime !== undefined && !/^\d+$/.test(lifetime)) throw new UsageError(`--cert-lifetime must be whole seconds (60 or more), not "${lifetime}"`);
+  if (lifetime !== undefined && !/^\d+$/.test(lifetime))
+    throw new UsageError(`--cert-lifetime must be whole seconds (60 or more), not "${lifetime}"`);
   const certLifetimeS = lifetime === undefined ? undefined : Number(lifetime);
   if (certLifetimeS !== undefined && (certLifetimeS < 60 || certLifetimeS > 398 * 86_400)) {
     throw new UsageError(`--cert-lifetime must be 60..${398 * 86_400} s, not ${certLifetimeS}`);
@@ -66,7 +78,8 @@ async function restart(argv: string[]): Promise<number> {
   const p = parseCommandArgs(argv, { dir: { type: 'string' } });
   if (p.help) return help();
   const name = p.positionals[0];
-  if (name === undefined || p.positionals.length !== 1) throw new UsageError('usage: connector lab restart [--dir DIR] PROCESS (est, headend, agent-a, agent-b)');
+  if (name === undefined || p.positionals.length !== 1)
+    throw new UsageError('usage: connector lab restart [--dir DIR] PROCESS (est, headend, agent-a, agent-b)');
   return labRestart({ dir: str(p, 'dir'), name });
 }
 

@@ -18,7 +18,11 @@ const HELP = `usage: connector registry <claim|revoke|list|import> --registry FI
 const COMMON = { registry: { type: 'string' as const } };
 
 function claim(rest: string[]): Promise<number> {
-  const p = parseCommandArgs(rest, { ...COMMON, serial: { type: 'string' }, tenant: { type: 'string' }, segment: { type: 'string' }, site: { type: 'string' } }, false);
+  const p = parseCommandArgs(
+    rest,
+    { ...COMMON, serial: { type: 'string' }, tenant: { type: 'string' }, segment: { type: 'string' }, site: { type: 'string' } },
+    false,
+  );
   const serial = requireStr(p, 'serial');
   const tenant = requireStr(p, 'tenant');
   return registryClaim({ registry: str(p, 'registry'), serial, tenant, segment: str(p, 'segment'), site: str(p, 'site') });

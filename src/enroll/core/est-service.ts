@@ -8,14 +8,7 @@ import type { Logger } from '../../shared/log.js';
 import { certFingerprint, subjectSerial, type Issuer } from '../../shared/pki/x509.js';
 import type { Registry } from '../../shared/registry/registry.js';
 import { decodeBase64Body, encodeBase64Body, encodeCertsOnly } from '../../shared/est/pkcs7.js';
-import {
-  CT_CSRATTRS,
-  CT_PKCS10,
-  CT_PKCS7,
-  CT_PKCS7_CERTS_ONLY,
-  EST_MAX_BODY_BYTES,
-  EST_PATH_PREFIX,
-} from '../../shared/est/protocol.js';
+import { CT_CSRATTRS, CT_PKCS10, CT_PKCS7, CT_PKCS7_CERTS_ONLY, EST_MAX_BODY_BYTES, EST_PATH_PREFIX } from '../../shared/est/protocol.js';
 import { encodeCsrAttrs } from './csrattrs.js';
 import { decideEnrollment, type EnrollOp, type IssuanceRecord } from './issuer.js';
 
@@ -95,7 +88,10 @@ export function createEstService(o: EstServiceOptions): EstHandler {
     const leaf = chain[0];
     if (!leaf) {
       log.warn('est refused', { op, remote, reason: 'no-client-cert' });
-      return text(401, `${op} needs a TLS client certificate (${op === 'simpleenroll' ? 'the factory IDevID' : 'the current operational certificate'})`);
+      return text(
+        401,
+        `${op} needs a TLS client certificate (${op === 'simpleenroll' ? 'the factory IDevID' : 'the current operational certificate'})`,
+      );
     }
     const anchors = op === 'simpleenroll' ? o.factoryAnchors : o.deviceAnchors;
     const clientFp = certFingerprint(leaf);
@@ -135,7 +131,14 @@ export function createEstService(o: EstServiceOptions): EstHandler {
     switch (outcome.kind) {
       case 'issued':
         o.recordIssuance(outcome.record);
-        log.info('est issued', { op, serial, tenant: outcome.record.tenant, fingerprint: outcome.record.fingerprint, notAfter: outcome.record.notAfter, remote });
+        log.info('est issued', {
+          op,
+          serial,
+          tenant: outcome.record.tenant,
+          fingerprint: outcome.record.fingerprint,
+          notAfter: outcome.record.notAfter,
+          remote,
+        });
         return base64(CT_PKCS7_CERTS_ONLY, encodeBase64Body(encodeCertsOnly([outcome.certDer])));
       case 'pending':
         log.info('est pending', { op, serial, reason: outcome.reason, retryAfterS: outcome.retryAfterS, remote });

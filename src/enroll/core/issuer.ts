@@ -2,13 +2,7 @@
 // The EST server's policy: given who authenticated (serial from the IDevID or the operational cert),
 // the CSR and the registry, issue an operational certificate, ask the client to come back, or refuse.
 // No sockets or files; time comes in as `now`.
-import {
-  certFingerprint,
-  issueCertificate,
-  subjectSerial,
-  x509,
-  type Issuer,
-} from '../../shared/pki/x509.js';
+import { certFingerprint, issueCertificate, subjectSerial, x509, type Issuer } from '../../shared/pki/x509.js';
 import { enrollmentDecision, type Registry } from '../../shared/registry/registry.js';
 
 export type EnrollOp = 'simpleenroll' | 'simplereenroll';

@@ -4,7 +4,15 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConnectorError } from '../../shared/errors.js';
-import { certFromPem, createSelfSignedCa, exportPrivateKeyPem, generateKeyPair, importPrivateKeyPem, type Issuer, x509 } from '../../shared/pki/x509.js';
+import {
+  certFromPem,
+  createSelfSignedCa,
+  exportPrivateKeyPem,
+  generateKeyPair,
+  importPrivateKeyPem,
+  type Issuer,
+  x509,
+} from '../../shared/pki/x509.js';
 
 export const FACTORY_CA_CERT = 'factory-ca.cert.pem';
 export const FACTORY_CA_KEY = 'factory-ca.key.pem';

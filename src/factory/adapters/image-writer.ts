@@ -54,11 +54,7 @@ export async function readImageHead(img: ImageInfo, n: number): Promise<Buffer> 
 }
 
 /** Writes the image from byte 0 of the target; a regular-file target is truncated first. */
-export async function writeImage(
-  img: ImageInfo,
-  target: string,
-  onProgress: (written: number) => void,
-): Promise<WriteResult> {
+export async function writeImage(img: ImageInfo, target: string, onProgress: (written: number) => void): Promise<WriteResult> {
   let isFile = true;
   try {
     isFile = statSync(target).isFile();

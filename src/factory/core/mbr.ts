@@ -9,9 +9,7 @@ export interface MbrPartition {
   sizeBytes: number;
 }
 
-export type MbrResult =
-  | { ok: true; partitions: MbrPartition[]; protectiveGpt: boolean }
-  | { ok: false; reason: string };
+export type MbrResult = { ok: true; partitions: MbrPartition[]; protectiveGpt: boolean } | { ok: false; reason: string };
 
 const SECTOR = 512;
 

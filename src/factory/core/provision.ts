@@ -45,7 +45,10 @@ export interface ProvisionOptions {
   onProgress?: (written: number, total: number | undefined) => void;
 }
 
-export type LayoutProblem = { code: 'no-partition-table' | 'gpt' | 'overlaps-partition' | 'region-in-use' | 'already-provisioned'; message: string };
+export type LayoutProblem = {
+  code: 'no-partition-table' | 'gpt' | 'overlaps-partition' | 'region-in-use' | 'already-provisioned';
+  message: string;
+};
 export type Problem = TargetProblem | LayoutProblem;
 
 export interface ProvisionReport {
@@ -80,7 +83,8 @@ function validate(o: ProvisionOptions): void {
 }
 
 function layoutProblems(mbr: MbrResult, offset: number): LayoutProblem[] {
-  if (!mbr.ok) return [{ code: 'no-partition-table', message: `no MBR partition table (${mbr.reason}): cannot prove the gap at ${offset} is free` }];
+  if (!mbr.ok)
+    return [{ code: 'no-partition-table', message: `no MBR partition table (${mbr.reason}): cannot prove the gap at ${offset} is free` }];
   if (mbr.protectiveGpt) return [{ code: 'gpt', message: 'GPT disk: the OpenWrt rockchip layout is MBR; the gap is not known to be free' }];
   const out: LayoutProblem[] = [];
   for (const p of mbr.partitions) {
@@ -119,20 +123,29 @@ export async function provisionUnit(o: ProvisionOptions, io: StationPorts): Prom
   }
   if (!img && facts.kind !== 'missing') {
     const existing = decodeFactoryBlock(io.readRegion(o.target, offset));
-    if (existing.ok) problems.push({ code: 'already-provisioned', message: `${o.target} already holds the factory block of ${existing.data.serial}` });
-    else if (existing.reason !== 'empty') problems.push({ code: 'region-in-use', message: `bytes at ${offset} are not blank (${existing.detail})` });
+    if (existing.ok)
+      problems.push({ code: 'already-provisioned', message: `${o.target} already holds the factory block of ${existing.data.serial}` });
+    else if (existing.reason !== 'empty')
+      problems.push({ code: 'region-in-use', message: `bytes at ${offset} are not blank (${existing.detail})` });
   }
   const plan = [
     `target ${facts.path} (${facts.kind}, ${facts.sizeBytes} bytes${facts.mountedAt.length ? `, mounted at ${facts.mountedAt.join(' ')}` : ''})`,
-    img ? `write image ${img.path} (${img.compressed ? 'gzip' : 'raw'}, ${img.dataBytes} bytes in file${imageEnd ? `, partitions end at ${imageEnd}` : ''}), fsync, verify by read-back SHA-256` : 'keep the existing image',
-    mbr.ok ? `partitions: ${mbr.partitions.map((p) => `p${p.index}@${p.startByte / 1048576}MiB+${Math.round(p.sizeBytes / 1048576)}MiB`).join(' ')}` : 'partitions: none found',
+    img
+      ? `write image ${img.path} (${img.compressed ? 'gzip' : 'raw'}, ${img.dataBytes} bytes in file${imageEnd ? `, partitions end at ${imageEnd}` : ''}), fsync, verify by read-back SHA-256`
+      : 'keep the existing image',
+    mbr.ok
+      ? `partitions: ${mbr.partitions.map((p) => `p${p.index}@${p.startByte / 1048576}MiB+${Math.round(p.sizeBytes / 1048576)}MiB`).join(' ')}`
+      : 'partitions: none found',
     `factory block for ${o.serial} (hw ${o.hwRev}) at byte ${offset} (${offset / 1048576} MiB), region ${FACTORY_REGION_SIZE} bytes`,
     `IDevID from the factory CA in ${o.caDir}; EST ${o.estUrl}`,
     `manifest ${o.manifestDir}/${o.batch}.{csv,jsonl,allowlist.jsonl}`,
   ];
   if (o.dryRun) return { dryRun: true, plan, problems, forced: o.force };
   if (problems.length > 0 && !o.force) {
-    throw new ConnectorError('CK_ERR_FACTORY', `refusing to provision ${o.target}:\n  ${problems.map((p) => p.message).join('\n  ')}\n(--force overrides)`);
+    throw new ConnectorError(
+      'CK_ERR_FACTORY',
+      `refusing to provision ${o.target}:\n  ${problems.map((p) => p.message).join('\n  ')}\n(--force overrides)`,
+    );
   }
   for (const p of problems) o.log.warn('forced past a safety check', { code: p.code, detail: p.message });
 
@@ -149,7 +162,10 @@ export async function provisionUnit(o: ProvisionOptions, io: StationPorts): Prom
     // the image itself must leave the gap blank, or its layout is not the one this offset was chosen for
     const gap = decodeFactoryBlock(io.readRegion(o.target, offset));
     if (!gap.ok && gap.reason !== 'empty' && !o.force) {
-      throw new ConnectorError('CK_ERR_FACTORY', `the image has data at byte ${offset} (${gap.detail}); its layout differs from OpenWrt rockchip`);
+      throw new ConnectorError(
+        'CK_ERR_FACTORY',
+        `the image has data at byte ${offset} (${gap.detail}); its layout differs from OpenWrt rockchip`,
+      );
     }
   }
 
@@ -172,7 +188,10 @@ export async function provisionUnit(o: ProvisionOptions, io: StationPorts): Prom
   io.writeRegion(o.target, offset, block);
   const back = decodeFactoryBlock(io.readRegion(o.target, offset));
   if (!back.ok || !io.readRegion(o.target, offset).subarray(0, block.length).equals(block)) {
-    throw new ConnectorError('CK_ERR_FACTORY_BLOCK', `factory block read-back failed on ${o.target}: ${back.ok ? 'bytes differ' : back.detail}`);
+    throw new ConnectorError(
+      'CK_ERR_FACTORY_BLOCK',
+      `factory block read-back failed on ${o.target}: ${back.ok ? 'bytes differ' : back.detail}`,
+    );
   }
   const semantic = checkFactoryData(back.data);
   if (semantic) throw new ConnectorError('CK_ERR_FACTORY_BLOCK', `factory block on ${o.target}: ${semantic}`);

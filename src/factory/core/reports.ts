@@ -40,7 +40,11 @@ export interface BlockSummary {
 }
 
 /** Checks a decoded block (key matches certificate; optionally, the IDevID chains to `ca`). */
-export function summariseBlock(d: FactoryData, block: { length: number; checksum: string }, ca?: { file: string; pem: string }): BlockSummary {
+export function summariseBlock(
+  d: FactoryData,
+  block: { length: number; checksum: string },
+  ca?: { file: string; pem: string },
+): BlockSummary {
   const problems: string[] = [];
   const semantic = checkFactoryData(d);
   if (semantic) problems.push(semantic);
@@ -57,7 +61,12 @@ export function summariseBlock(d: FactoryData, block: { length: number; checksum
     batch: d.batch,
     station: d.station,
     createdAt: d.createdAt,
-    idevid: { subject: leaf.subject.replace(/\n/g, ', '), issuer: leaf.issuer.replace(/\n/g, ', '), fingerprint: certFingerprint(leaf), notAfter: leaf.validTo },
+    idevid: {
+      subject: leaf.subject.replace(/\n/g, ', '),
+      issuer: leaf.issuer.replace(/\n/g, ', '),
+      fingerprint: certFingerprint(leaf),
+      notAfter: leaf.validTo,
+    },
     dcAnchor: { subject: anchor.subject.replace(/\n/g, ', '), fingerprint: certFingerprint(anchor) },
     blockBytes: block.length,
     blockSha256: block.checksum,
@@ -66,7 +75,8 @@ export function summariseBlock(d: FactoryData, block: { length: number; checksum
 
 export function blockSummaryLines(s: BlockSummary): string[] {
   const lines = [`factory block ${s.valid ? 'OK' : 'INVALID'} (${s.blockBytes} bytes, sha256 ${s.blockSha256})`];
-  for (const [k, v] of Object.entries(s)) if (k !== 'valid' && k !== 'problems') lines.push(`  ${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
+  for (const [k, v] of Object.entries(s))
+    if (k !== 'valid' && k !== 'problems') lines.push(`  ${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
   for (const pr of s.problems) lines.push(`  problem: ${pr}`);
   return lines;
 }

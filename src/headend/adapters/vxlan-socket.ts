@@ -46,7 +46,8 @@ export async function openVxlanSocket(o: VxlanSocketOptions): Promise<VxlanSocke
     udp,
     localAddress: o.localAddress,
     port: o.vtepPort,
-    onGsoOff: (reason) => log.warn('VXLAN egress: UDP GSO switched off, one send per frame from now on', { reason, fix: 'check the VTEP path MTU (>= 1550)' }),
+    onGsoOff: (reason) =>
+      log.warn('VXLAN egress: UDP GSO switched off, one send per frame from now on', { reason, fix: 'check the VTEP path MTU (>= 1550)' }),
   });
   if (!sender.gso) log.info('VXLAN egress without UDP GSO: one send per frame', { reason: sender.gsoReason });
   return {

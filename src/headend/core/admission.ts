@@ -33,7 +33,15 @@ export function admit(registry: Registry, peer: PeerCertificate, sessionId: stri
   if (!a.ok) return { ok: false, reason: a.reason };
   return {
     ok: true,
-    identity: { id: sessionId, serial: peer.serial, tenant: a.tenant, segmentName: a.segmentName, vni: a.segment.vni, remote: peer.remote, fingerprint: peer.fingerprint },
+    identity: {
+      id: sessionId,
+      serial: peer.serial,
+      tenant: a.tenant,
+      segmentName: a.segmentName,
+      vni: a.segment.vni,
+      remote: peer.remote,
+      fingerprint: peer.fingerprint,
+    },
   };
 }
 

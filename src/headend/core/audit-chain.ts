@@ -43,8 +43,26 @@ export interface AuditHead {
 }
 
 export const AUDIT_COLUMNS = [
-  'seq', 'time', 'event', 'sessionId', 'serial', 'tenant', 'segment', 'vni', 'remote', 'fingerprint', 'site',
-  'agentVersion', 'bytesIn', 'bytesOut', 'framesIn', 'framesOut', 'durationMs', 'reason', 'prev', 'hash',
+  'seq',
+  'time',
+  'event',
+  'sessionId',
+  'serial',
+  'tenant',
+  'segment',
+  'vni',
+  'remote',
+  'fingerprint',
+  'site',
+  'agentVersion',
+  'bytesIn',
+  'bytesOut',
+  'framesIn',
+  'framesOut',
+  'durationMs',
+  'reason',
+  'prev',
+  'hash',
 ] as const;
 
 export function sha256Hex(text: string): string {
@@ -58,9 +76,7 @@ export function buildAuditLine(head: AuditHead, time: Date, event: AuditEvent, f
   return { line, head: { seq: rec.seq, hash: sha256Hex(line) } };
 }
 
-export type AuditVerdict =
-  | { ok: true; lines: number; head: AuditHead }
-  | { ok: false; line: number; problem: string };
+export type AuditVerdict = { ok: true; lines: number; head: AuditHead } | { ok: false; line: number; problem: string };
 
 /** Splits file text into lines; a missing final newline means the last line was cut off while written. */
 export function splitAuditText(text: string): { lines: string[]; partialTail: boolean } {

@@ -4,7 +4,18 @@
 // Pure apart from the caller handing in the text and the base directory.
 import { isAbsolute, resolve } from 'node:path';
 import { ConfigError } from '../../shared/errors.js';
-import { formatPath, integer, nullable, object, optional, parseJsonText, parseWith, section, string, type SchemaIssue } from '../../shared/schema/schema.js';
+import {
+  formatPath,
+  integer,
+  nullable,
+  object,
+  optional,
+  parseJsonText,
+  parseWith,
+  section,
+  string,
+  type SchemaIssue,
+} from '../../shared/schema/schema.js';
 import { VXLAN_UDP_PORT } from '../../shared/l2/vxlan.js';
 
 export interface HostPort {

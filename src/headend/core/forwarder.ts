@@ -91,7 +91,12 @@ export class Forwarder {
         old.fdb.forgetPort((p) => p.kind === 'vtep' && !info.vteps.includes(p.address), this.now());
         next.set(info.vni, old);
       } else {
-        next.set(info.vni, { info, fdb: new Fdb(this.fdbOptions.ageMs, this.fdbOptions.maxEntries), sessions: new Map(), stats: newStats() });
+        next.set(info.vni, {
+          info,
+          fdb: new Fdb(this.fdbOptions.ageMs, this.fdbOptions.maxEntries),
+          sessions: new Map(),
+          stats: newStats(),
+        });
       }
     }
     this.#segments = next;

@@ -52,7 +52,9 @@ export class HeadendCore {
     this.#p = ports;
     this.#log = ports.log;
     this.#registry = registry;
-    this.forwarder = new Forwarder(ports.vtep, { ageMs: config.mac.ageMs, maxEntries: config.mac.maxEntriesPerSegment }, () => ports.clock.now());
+    this.forwarder = new Forwarder(ports.vtep, { ageMs: config.mac.ageMs, maxEntries: config.mac.maxEntriesPerSegment }, () =>
+      ports.clock.now(),
+    );
     this.applyRegistry(registry, 'start');
   }
 
@@ -105,7 +107,14 @@ export class HeadendCore {
         egress: { overflow: 'refuse-newest', maxFrames: Infinity, maxUnsentBytes: c.maxBufferedBytes },
         maxRxBacklogBytes: MAX_RX_BACKLOG,
         helloTimeoutMs: c.helloTimeoutMs,
-        ack: { vni, sessionId: id, headendVersion: this.#config.headendVersion, keepaliveMs: c.keepaliveMs, deadAfterMs: c.deadAfterMs, capabilities: [] },
+        ack: {
+          vni,
+          sessionId: id,
+          headendVersion: this.#config.headendVersion,
+          keepaliveMs: c.keepaliveMs,
+          deadAfterMs: c.deadAfterMs,
+          capabilities: [],
+        },
       },
       transport,
       {
@@ -137,7 +146,12 @@ export class HeadendCore {
     if (this.#bySerial.get(i.serial) === e) this.#bySerial.delete(i.serial);
     this.forwarder.detach(i.vni, i.id);
     this.metrics.inc('connector_headend_session_closes_total', { reason: reason.split(':')[0] ?? reason });
-    const c = { framesIn: t.counters.framesIn, bytesIn: t.counters.bytesIn, framesOut: t.egress.counters.sentFrames, bytesOut: t.egress.counters.sentBytes };
+    const c = {
+      framesIn: t.counters.framesIn,
+      bytesIn: t.counters.bytesIn,
+      framesOut: t.egress.counters.sentFrames,
+      bytesOut: t.egress.counters.sentBytes,
+    };
     this.audit('disconnect', {
       sessionId: i.id,
       serial: i.serial,
@@ -177,11 +191,19 @@ export class HeadendCore {
     }
     for (const { session, reason } of closedByRegistry(reg, [...this.#sessions.values()])) {
       if (reason !== 'segment-changed') {
-        this.#log.warn('registry change refuses a connected device', { serial: session.identity.serial, reason: reason.slice('registry:'.length) });
+        this.#log.warn('registry change refuses a connected device', {
+          serial: session.identity.serial,
+          reason: reason.slice('registry:'.length),
+        });
       }
       session.tunnel.close(reason, reason);
     }
-    this.#log.info('registry loaded', { why, tenants: Object.keys(reg.tenants).length, devices: Object.keys(reg.devices).length, denylist: reg.denylist.length });
+    this.#log.info('registry loaded', {
+      why,
+      tenants: Object.keys(reg.tenants).length,
+      devices: Object.keys(reg.devices).length,
+      denylist: reg.denylist.length,
+    });
   }
 
   /** Re-reads the registry through `read`; a broken file keeps the previous registry and counts the error. */
@@ -203,7 +225,12 @@ export class HeadendCore {
       const l = { vni: info.vni, segment: info.name };
       m.set('connector_headend_sessions', l, n);
       m.set('connector_headend_mac_entries', l, macs);
-      for (const [dir, st] of [['tunnel-in', stats.tunnelIn], ['tunnel-out', stats.tunnelOut], ['vtep-in', stats.vtepIn], ['vtep-out', stats.vtepOut]] as const) {
+      for (const [dir, st] of [
+        ['tunnel-in', stats.tunnelIn],
+        ['tunnel-out', stats.tunnelOut],
+        ['vtep-in', stats.vtepIn],
+        ['vtep-out', stats.vtepOut],
+      ] as const) {
         m.set('connector_headend_frames_total', { ...l, direction: dir }, st.frames);
         m.set('connector_headend_bytes_total', { ...l, direction: dir }, st.bytes);
       }
@@ -214,7 +241,13 @@ export class HeadendCore {
   }
 
   sessions(): { id: string; serial: string; tenant: string; vni: number; state: string }[] {
-    return [...this.#sessions.values()].map((s) => ({ id: s.identity.id, serial: s.identity.serial, tenant: s.identity.tenant, vni: s.identity.vni, state: s.tunnel.state }));
+    return [...this.#sessions.values()].map((s) => ({
+      id: s.identity.id,
+      serial: s.identity.serial,
+      tenant: s.identity.tenant,
+      vni: s.identity.vni,
+      state: s.tunnel.state,
+    }));
   }
 
   /** Says bye to every session (shutdown). */

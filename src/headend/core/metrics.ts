@@ -64,13 +64,21 @@ export function headendMetrics(): Metrics {
   const m = new Metrics();
   m.define('connector_headend_sessions', 'gauge', 'Tunnel sessions past the hello, per segment VNI.');
   m.define('connector_headend_sessions_total', 'counter', 'Tunnel sessions opened since start.');
-  m.define('connector_headend_frames_total', 'counter', 'Frames forwarded, per segment VNI and direction (tunnel-in, tunnel-out, vtep-in, vtep-out).');
+  m.define(
+    'connector_headend_frames_total',
+    'counter',
+    'Frames forwarded, per segment VNI and direction (tunnel-in, tunnel-out, vtep-in, vtep-out).',
+  );
   m.define('connector_headend_bytes_total', 'counter', 'Ethernet frame bytes forwarded, per segment VNI and direction.');
   m.define('connector_headend_drops_total', 'counter', 'Frames or records dropped, per reason.');
   m.define('connector_headend_refusals_total', 'counter', 'Connections refused, per reason.');
   m.define('connector_headend_session_closes_total', 'counter', 'Sessions closed, per reason.');
   m.define('connector_headend_registry_reloads_total', 'counter', 'Registry reloads, per result (ok, error).');
-  m.define('connector_headend_segment_mtu_too_small', 'gauge', '1 when the VTEP path MTU of a segment cannot carry 1514-byte inner frames (needs >= 1550).');
+  m.define(
+    'connector_headend_segment_mtu_too_small',
+    'gauge',
+    '1 when the VTEP path MTU of a segment cannot carry 1514-byte inner frames (needs >= 1550).',
+  );
   m.define('connector_headend_audit_errors_total', 'counter', 'Audit lines that could not be written.');
   m.define('connector_headend_mac_entries', 'gauge', 'Learned MAC entries per segment VNI.');
   return m;

@@ -64,7 +64,8 @@ export async function digestFile(path: string): Promise<Digest> {
 /** Why the bytes are not the pinned ones, or undefined when they are. */
 function mismatch(input: LockedInput, d: Digest): string | undefined {
   if (input.sha256 && d.sha256 !== input.sha256) return `sha256 is ${d.sha256}, the lock file pins ${input.sha256}`;
-  if (input.integrity && `sha512-${d.sha512}` !== input.integrity) return `sha512 is sha512-${d.sha512}, the lock file pins ${input.integrity}`;
+  if (input.integrity && `sha512-${d.sha512}` !== input.integrity)
+    return `sha512 is sha512-${d.sha512}, the lock file pins ${input.integrity}`;
   if (input.size !== undefined && d.size !== input.size) return `size is ${d.size} bytes, the lock file pins ${input.size}`;
   return undefined;
 }
@@ -119,7 +120,11 @@ export async function fetchInputs(inputs: readonly LockedInput[], opts: FetchOpt
       if (await exists(mirrored)) {
         const d = await digestFile(mirrored);
         const bad = mismatch(input, d);
-        if (bad) throw new ImageError('input-tampered', `input ${input.name} in the mirror (${mirrored}) is not the pinned file: ${bad}. Refusing to use it.`);
+        if (bad)
+          throw new ImageError(
+            'input-tampered',
+            `input ${input.name} in the mirror (${mirrored}) is not the pinned file: ${bad}. Refusing to use it.`,
+          );
         found.set(input.name, { input, path: mirrored, sha256: d.sha256, size: d.size, source: 'mirror' });
         continue;
       }
@@ -168,7 +173,10 @@ async function download(input: LockedInput, opts: FetchOptions, log: Logger): Pr
   const bad = mismatch(input, d);
   if (bad) {
     await rm(part, { force: true });
-    throw new ImageError('input-tampered', `input ${input.name} downloaded from ${input.url} is not the pinned file: ${bad}. Refusing to use it.`);
+    throw new ImageError(
+      'input-tampered',
+      `input ${input.name} downloaded from ${input.url} is not the pinned file: ${bad}. Refusing to use it.`,
+    );
   }
   await rename(part, final);
   log.info('input downloaded', { input: input.name, bytes: d.size });
@@ -256,5 +264,6 @@ async function downloadOnce(input: LockedInput, part: string, opts: FetchOptions
     });
     out.on('close', () => (failed ? reject(failed) : resolve()));
   });
-  if (total !== undefined && received < total) throw new ImageError('download-failed', `connection cut after ${received} of ${total} bytes`);
+  if (total !== undefined && received < total)
+    throw new ImageError('download-failed', `connection cut after ${received} of ${total} bytes`);
 }

@@ -58,7 +58,10 @@ export async function assembleGlibcRuntime(debs: readonly string[], scratch: str
     copied.push(lib);
   }
   if (missing.length > 0) {
-    throw new ImageError('sea-failed', `glibc runtime packages lack ${missing.join(', ')}; the lock file's "glibc-runtime" inputs must be libc6, libstdc++6 and libgcc-s1 for arm64`);
+    throw new ImageError(
+      'sea-failed',
+      `glibc runtime packages lack ${missing.join(', ')}; the lock file's "glibc-runtime" inputs must be libc6, libstdc++6 and libgcc-s1 for arm64`,
+    );
   }
   const docs = join(scratch, 'usr/share/doc');
   for (const pkg of (await readdir(docs).catch(() => [] as string[])).sort()) {

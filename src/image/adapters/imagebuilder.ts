@@ -35,7 +35,8 @@ export async function unpackImageBuilder(tarball: string, dest: string): Promise
   const z = tarball.endsWith('.zst') ? '--zstd' : tarball.endsWith('.xz') ? '--xz' : '--gzip';
   await exec('tar', [z, '-xf', tarball, '-C', dest, '--no-same-owner']);
   const top = (await readdir(dest)).filter((n) => !n.startsWith('.'));
-  if (top.length !== 1) throw new ImageError('ib-failed', `ImageBuilder tarball ${tarball} should hold one top directory, found ${top.length}`);
+  if (top.length !== 1)
+    throw new ImageError('ib-failed', `ImageBuilder tarball ${tarball} should hold one top directory, found ${top.length}`);
   const dir = join(dest, top[0] as string);
   try {
     await stat(join(dir, 'Makefile'));
@@ -180,7 +181,14 @@ export async function pointFeedsAtMirror(ibDir: string, mirrorDir: string, onlyP
     const m = /^(src\/gz\s+\S+\s+)https?:\/\/(\S+?)\/*$/.exec(line);
     if (!m) continue;
     const dir = join(mirrorDir, m[2] as string);
-    if (onlyPresent && !(await stat(dir).then((s) => s.isDirectory(), () => false))) continue;
+    if (
+      onlyPresent &&
+      !(await stat(dir).then(
+        (s) => s.isDirectory(),
+        () => false,
+      ))
+    )
+      continue;
     feeds.push(dir);
     lines[i] = `${m[1] as string}file://${dir}`;
   }

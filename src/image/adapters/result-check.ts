@@ -40,13 +40,18 @@ async function readPartitionTable(imageGz: string, payloadLength: number): Promi
     const out = createWriteStream(head);
     let written = 0;
     const limit = 1024 * 1024;
-    await pipeline(createReadStream(imageGz, { end: payloadLength - 1 }), gunzip, async function* (src: AsyncIterable<Buffer>) {
-      for await (const chunk of src) {
-        if (written >= limit) break;
-        written += chunk.length;
-        yield chunk;
-      }
-    }, out).catch((e: unknown) => {
+    await pipeline(
+      createReadStream(imageGz, { end: payloadLength - 1 }),
+      gunzip,
+      async function* (src: AsyncIterable<Buffer>) {
+        for await (const chunk of src) {
+          if (written >= limit) break;
+          written += chunk.length;
+          yield chunk;
+        }
+      },
+      out,
+    ).catch((e: unknown) => {
       // Stopping early closes the gunzip stream; that is not an error.
       if (written < 512) throw e;
     });
@@ -93,15 +98,20 @@ export async function checkBuildResult(binDir: string, board: BoardConfig): Prom
     await fh.close();
   }
   const md = readFwMetadata(bytes);
-  if (!md.ok) throw new ImageError('image-board', `${file} has no valid fwtool metadata trailer (${md.problem}); sysupgrade would refuse it`);
+  if (!md.ok)
+    throw new ImageError('image-board', `${file} has no valid fwtool metadata trailer (${md.problem}); sysupgrade would refuse it`);
   const devices = md.metadata.supported_devices ?? [];
   if (!Array.isArray(devices) || !devices.includes(board.boardName)) {
-    throw new ImageError('image-board', `${file} metadata names ${JSON.stringify(devices)}, not ${board.boardName}: wrong profile or ImageBuilder`);
+    throw new ImageError(
+      'image-board',
+      `${file} metadata names ${JSON.stringify(devices)}, not ${board.boardName}: wrong profile or ImageBuilder`,
+    );
   }
   const problems = checkRockchipLayout(parseSfdiskJson(await readPartitionTable(path, md.payloadLength)), {
     kernelPartsizeMib: board.kernelPartsizeMib,
     rootfsPartsizeMib: board.rootfsPartsizeMib,
   });
-  if (problems.length > 0) throw new ImageError('image-layout', `${file}: partition layout is not the rockchip layout: ${problems.join('; ')}`);
+  if (problems.length > 0)
+    throw new ImageError('image-layout', `${file}: partition layout is not the rockchip layout: ${problems.join('; ')}`);
   return { path, file, sha256: d.sha256, size: d.size, metadata: md.metadata };
 }

@@ -71,7 +71,11 @@ export async function bundleAgent(entry: string, root: string, version: string):
       ...common,
       format,
       ...(format === 'esm'
-        ? { banner: { js: "import { createRequire as __ckCreateRequire } from 'node:module';\nconst require = __ckCreateRequire(process.execPath);" } }
+        ? {
+            banner: {
+              js: "import { createRequire as __ckCreateRequire } from 'node:module';\nconst require = __ckCreateRequire(process.execPath);",
+            },
+          }
         : {}),
     });
     const file = r.outputFiles?.[0];
@@ -190,24 +194,27 @@ export async function buildSea(o: SeaBuildOptions): Promise<SeaBuildResult> {
 
   const target = await readFile(o.targetNode);
   const fuses = target.toString('latin1').split(`${SEA_FUSE}:0`).length - 1;
-  if (fuses !== 1) throw new ImageError('sea-failed', `${o.targetNode} has ${fuses} SEA fuses, expected exactly one unblown: not a SEA-capable node`);
+  if (fuses !== 1)
+    throw new ImageError('sea-failed', `${o.targetNode} has ${fuses} SEA fuses, expected exactly one unblown: not a SEA-capable node`);
   await copyFile(o.targetNode, o.out);
   if (o.strip) await exec(o.strip, ['--strip-all', o.out]);
 
   // In a child process: postject's wasm module installs process-wide handlers and needs ~1 GB for the
   // binary; its "Can't find string offset for section name" lines for arm64 ELF notes are harmless.
   const inject = [
-    "const { inject } = require(process.argv[1]);",
+    'const { inject } = require(process.argv[1]);',
     "const data = require('node:fs').readFileSync(process.argv[3]);",
     "inject(process.argv[2], 'NODE_SEA_BLOB', data, { sentinelFuse: process.argv[4] })",
-    "  .then(() => process.exit(0), (e) => { console.error(e && e.message || e); process.exit(1); });",
+    '  .then(() => process.exit(0), (e) => { console.error(e && e.message || e); process.exit(1); });',
   ].join('\n');
   await exec(process.execPath, ['-e', inject, join(o.postjectDir, 'dist', 'api.js'), o.out, blob, SEA_FUSE]).catch((e: unknown) => {
     throw new ImageError('sea-failed', `postject could not inject the SEA blob: ${(e as Error).message}`, { cause: e });
   });
-  await exec('patchelf', ['--set-interpreter', `${o.runtimeDir}/ld-linux-aarch64.so.1`, '--set-rpath', o.runtimeDir, o.out]).catch((e: unknown) => {
-    throw new ImageError('sea-failed', `patchelf failed: ${(e as Error).message}`, { cause: e });
-  });
+  await exec('patchelf', ['--set-interpreter', `${o.runtimeDir}/ld-linux-aarch64.so.1`, '--set-rpath', o.runtimeDir, o.out]).catch(
+    (e: unknown) => {
+      throw new ImageError('sea-failed', `patchelf failed: ${(e as Error).message}`, { cause: e });
+    },
+  );
   const final = await readFile(o.out);
   return { blobSha256: sha256(blobBytes), sha256: sha256(final), size: final.length };
 }
@@ -215,5 +222,8 @@ export async function buildSea(o: SeaBuildOptions): Promise<SeaBuildResult> {
 /** DT_NEEDED of an ELF file, via patchelf. */
 export async function elfNeeded(file: string): Promise<string[]> {
   const r = await exec('patchelf', ['--print-needed', file]);
-  return r.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+  return r.stdout
+    .split('\n')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }

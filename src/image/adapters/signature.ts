@@ -25,13 +25,7 @@ export function signatureKeyId(sigText: string): string | undefined {
   return raw.subarray(2, 10).toString('hex');
 }
 
-export async function checkSignedSums(
-  verify: UsignVerify,
-  sums: Buffer,
-  sigText: string,
-  key: SigningKey,
-  what: string,
-): Promise<void> {
+export async function checkSignedSums(verify: UsignVerify, sums: Buffer, sigText: string, key: SigningKey, what: string): Promise<void> {
   const id = signatureKeyId(sigText);
   if (id === undefined) throw new ImageError('bad-signature', `${what}: the signature file is not a usign signature`);
   if (id !== key.keyId) {

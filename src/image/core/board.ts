@@ -42,13 +42,15 @@ export function parseBoardConfig(text: string): BoardConfig {
   };
   const list = (k: string, re: RegExp): string[] => {
     const v = o[k];
-    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && re.test(x))) fail(k, `must be a list of strings matching ${String(re)}`);
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && re.test(x)))
+      fail(k, `must be a list of strings matching ${String(re)}`);
     return v as string[];
   };
   const ifs = o['interfaces'] as Record<string, unknown> | undefined;
   const ifname = (k: string): string => {
     const v = ifs?.[k];
-    if (typeof v !== 'string' || !/^[a-z][a-z0-9_.-]{0,14}$/.test(v)) fail(`interfaces.${k}`, 'must be a Linux interface name (max 15 characters)');
+    if (typeof v !== 'string' || !/^[a-z][a-z0-9_.-]{0,14}$/.test(v))
+      fail(`interfaces.${k}`, 'must be a Linux interface name (max 15 characters)');
     return v;
   };
   return Object.freeze({

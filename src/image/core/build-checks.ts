@@ -11,18 +11,25 @@ export function checkImageBuilderListed(sumsText: string, b: BuildInputs): void 
   const listed = parseSha256Sums(sumsText).get(b.imagebuilder.file);
   if (!listed) throw new ImageError('not-in-sums', `${b.imagebuilder.file} is not listed in the signed ${b.sums.name}`);
   if (listed !== b.imagebuilder.sha256) {
-    throw new ImageError('input-tampered', `the signed ${b.sums.name} lists ${b.imagebuilder.file} as ${listed}, the lock file pins ${b.imagebuilder.sha256 ?? '-'}`);
+    throw new ImageError(
+      'input-tampered',
+      `the signed ${b.sums.name} lists ${b.imagebuilder.file} as ${listed}, the lock file pins ${b.imagebuilder.sha256 ?? '-'}`,
+    );
   }
 }
 
 /** `node --version` of the host Node against the target's version: the SEA blob format needs both equal. */
 export function checkHostNode(hostVersion: string, targetVersion: string): void {
   if (hostVersion !== `v${targetVersion}`) {
-    throw new ImageError('sea-failed', `host node is ${hostVersion}, target is v${targetVersion}: the SEA blob format needs the same version`);
+    throw new ImageError(
+      'sea-failed',
+      `host node is ${hostVersion}, target is v${targetVersion}: the SEA blob format needs the same version`,
+    );
   }
 }
 
 export function checkRuntimeLibs(needed: readonly string[], shipped: readonly string[]): void {
   const lacking = needed.filter((n) => !shipped.includes(n));
-  if (lacking.length > 0) throw new ImageError('sea-failed', `the agent binary needs ${lacking.join(', ')}, which the glibc runtime does not ship`);
+  if (lacking.length > 0)
+    throw new ImageError('sea-failed', `the agent binary needs ${lacking.join(', ')}, which the glibc runtime does not ship`);
 }

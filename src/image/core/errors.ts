@@ -41,5 +41,4 @@ export class ImageError extends ConnectorError {
   }
 }
 
-export const isImageFailure = (e: unknown, reason: ImageFailure): e is ImageError =>
-  e instanceof ImageError && e.reason === reason;
+export const isImageFailure = (e: unknown, reason: ImageFailure): e is ImageError => e instanceof ImageError && e.reason === reason;

@@ -57,12 +57,18 @@ export function parseMakeInfo(text: string): IbInfo {
 /** Checks `make info` against the board before anything is built. */
 export function checkInfo(info: IbInfo, want: { target: string; profile: string; boardName: string }): IbProfile {
   if (info.target !== want.target) {
-    throw new ImageError('ib-info-mismatch', `ImageBuilder is for target "${info.target}", the board needs "${want.target}": wrong ImageBuilder tarball in the lock file`);
+    throw new ImageError(
+      'ib-info-mismatch',
+      `ImageBuilder is for target "${info.target}", the board needs "${want.target}": wrong ImageBuilder tarball in the lock file`,
+    );
   }
   const p = info.profiles.get(want.profile);
   if (!p) {
     const have = [...info.profiles.keys()].slice(0, 20).join(', ');
-    throw new ImageError('ib-info-mismatch', `ImageBuilder has no profile "${want.profile}" (it has: ${have}); the release may predate the board (R3S needs OpenWrt 24.10.0 or later)`);
+    throw new ImageError(
+      'ib-info-mismatch',
+      `ImageBuilder has no profile "${want.profile}" (it has: ${have}); the release may predate the board (R3S needs OpenWrt 24.10.0 or later)`,
+    );
   }
   if (p.supportedDevices.length > 0 && !p.supportedDevices.includes(want.boardName)) {
     throw new ImageError('ib-info-mismatch', `profile ${want.profile} supports ${p.supportedDevices.join(', ')}, not ${want.boardName}`);
@@ -96,7 +102,10 @@ function uniq(xs: Iterable<string>): string[] {
 export function classifyIbOutput(output: string, rootfsPartsizeMib: number): ImageError | undefined {
   if (/Prerequisite check failed/.test(output)) {
     const what = uniq([...output.matchAll(/Build dependency: (.+)$/gm)].map((m) => (m[1] as string).trim()));
-    return new ImageError('prereq-missing', `ImageBuilder host prerequisites missing${what.length ? `: ${what.join('; ')}` : ''}. Install them (see docs/image.md, "Host requirements").`);
+    return new ImageError(
+      'prereq-missing',
+      `ImageBuilder host prerequisites missing${what.length ? `: ${what.join('; ')}` : ''}. Install them (see docs/image.md, "Host requirements").`,
+    );
   }
   const feeds = uniq([...output.matchAll(/Failed to download the package list from (\S+?)\/Packages\.gz/g)].map((m) => m[1] as string));
   if (feeds.length > 0) {
@@ -107,7 +116,9 @@ export function classifyIbOutput(output: string, rootfsPartsizeMib: number): Ima
     );
   }
   const kmods = [
-    ...[...output.matchAll(/cannot find dependency kernel \(= ([^)]+)\) for (\S+)/g)].map((m) => `${m[2] as string} (wants kernel ${m[1] as string})`),
+    ...[...output.matchAll(/cannot find dependency kernel \(= ([^)]+)\) for (\S+)/g)].map(
+      (m) => `${m[2] as string} (wants kernel ${m[1] as string})`,
+    ),
     ...[...output.matchAll(/Cannot satisfy the following dependencies for (kmod-\S+?):?\s*\n\s*\*\s*kernel \(= ([^)]+)\)/g)].map(
       (m) => `${m[1] as string} (wants kernel ${m[2] as string})`,
     ),
@@ -124,11 +135,20 @@ export function classifyIbOutput(output: string, rootfsPartsizeMib: number): Ima
     ...[...output.matchAll(/^\s*(\S+) \(no such package\)/gm)].map((m) => m[1] as string),
   ]);
   if (missing.length > 0) {
-    return new ImageError('missing-package', `package(s) not available for this release/target: ${missing.join(', ')}. Check the names in board/<board>/board.json against the release's package index.`);
+    return new ImageError(
+      'missing-package',
+      `package(s) not available for this release/target: ${missing.join(', ')}. Check the names in board/<board>/board.json against the release's package index.`,
+    );
   }
-  const clash = /check_data_file_clashes: Package (\S+) wants to install file (\S+)\s+But that file is already provided by package\s+(?:\*\s*)?(\S+)/.exec(output);
+  const clash =
+    /check_data_file_clashes: Package (\S+) wants to install file (\S+)\s+But that file is already provided by package\s+(?:\*\s*)?(\S+)/.exec(
+      output,
+    );
   if (clash) {
-    return new ImageError('package-conflict', `packages ${clash[1] as string} and ${clash[3] as string} both install ${clash[2] as string}; remove one (e.g. "-${clash[3] as string}" in PACKAGES)`);
+    return new ImageError(
+      'package-conflict',
+      `packages ${clash[1] as string} and ${clash[3] as string} both install ${clash[2] as string}; remove one (e.g. "-${clash[3] as string}" in PACKAGES)`,
+    );
   }
   if (/is too big|images are too big|out of space\?|failed to allocate \d+ blocks/.test(output)) {
     return new ImageError(

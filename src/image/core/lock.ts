@@ -21,13 +21,7 @@ import {
 import { ImageError } from './errors.js';
 
 export type InputRole =
-  | 'imagebuilder'
-  | 'imagebuilder-sums'
-  | 'imagebuilder-sums-sig'
-  | 'node-host'
-  | 'node-target'
-  | 'glibc-runtime'
-  | 'postject';
+  'imagebuilder' | 'imagebuilder-sums' | 'imagebuilder-sums-sig' | 'node-host' | 'node-target' | 'glibc-runtime' | 'postject';
 
 export const INPUT_ROLES: readonly InputRole[] = [
   'imagebuilder',
@@ -161,7 +155,13 @@ function checkInput(i: Infer<typeof INPUT_SCHEMA>): LockedInput {
   } else if (i.role !== 'imagebuilder-sums-sig' && !i.sha256) {
     fail(`${w}.sha256`, 'is required (64 hex digits): an unpinned input cannot be verified');
   }
-  const out: { -readonly [K in keyof LockedInput]: LockedInput[K] } = { name: i.name, role: i.role, version: i.version, url: i.url, file: i.file };
+  const out: { -readonly [K in keyof LockedInput]: LockedInput[K] } = {
+    name: i.name,
+    role: i.role,
+    version: i.version,
+    url: i.url,
+    file: i.file,
+  };
   if (i.sha256 !== undefined) out.sha256 = i.sha256;
   if (i.integrity !== undefined) out.integrity = i.integrity;
   if (i.size !== undefined) out.size = i.size;

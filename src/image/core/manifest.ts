@@ -16,7 +16,13 @@ export interface BuildFacts {
   readonly inputs: readonly { readonly input: LockedInput; readonly sha256: string; readonly size: number }[];
   readonly packages: readonly ManifestEntry[];
   readonly bundledNpm: readonly { readonly name: string; readonly version: string }[];
-  readonly agent: { readonly sha256: string; readonly size: number; readonly blobSha256: string; readonly bundleSha256: string; readonly bundleFormat: string };
+  readonly agent: {
+    readonly sha256: string;
+    readonly size: number;
+    readonly blobSha256: string;
+    readonly bundleSha256: string;
+    readonly bundleFormat: string;
+  };
   readonly runtimeLibs: readonly string[];
   readonly overlay: { readonly digest: string; readonly entries: readonly OverlayEntry[] };
   readonly outputs: readonly { readonly file: string; readonly sha256: string; readonly size: number }[];

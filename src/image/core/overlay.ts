@@ -42,7 +42,10 @@ export function overlayDigest(entries: readonly OverlayEntry[]): string {
 export function stampMinTime(uciText: string, epochS: number): string {
   const re = /^(config enroll\b[^\n]*\n(?:(?!config )[^\n]*\n)*?\s*option min_time )'[^'\n]*'/m;
   if (!re.test(uciText)) {
-    throw new ImageError('overlay-invalid', "/etc/config/connector has no `option min_time` in its `config enroll` section; the build writes the image's build time there");
+    throw new ImageError(
+      'overlay-invalid',
+      "/etc/config/connector has no `option min_time` in its `config enroll` section; the build writes the image's build time there",
+    );
   }
   return uciText.replace(re, `$1'${epochS}'`);
 }
@@ -54,7 +57,8 @@ export function stampMinTime(uciText: string, epochS: number): string {
 export function stampHeadends(uciText: string, urls: readonly string[]): string {
   if (urls.length === 0) return uciText;
   for (const u of urls) {
-    if (!/^tls:\/\/[A-Za-z0-9.:[\]-]+(:\d+)?$/.test(u)) throw new ImageError('overlay-invalid', `--headend "${u}" must be tls://host[:port]`);
+    if (!/^tls:\/\/[A-Za-z0-9.:[\]-]+(:\d+)?$/.test(u))
+      throw new ImageError('overlay-invalid', `--headend "${u}" must be tls://host[:port]`);
   }
   const re = /^config agent\b[^\n]*\n/m;
   if (!re.test(uciText)) throw new ImageError('overlay-invalid', '/etc/config/connector has no `config agent` section');

@@ -40,7 +40,8 @@ export function checkRockchipLayout(pt: PartitionTable, want: ExpectedLayout): s
   if (p2) {
     const expectStart = Math.ceil((ROCKCHIP_ALIGN_MIB + want.kernelPartsizeMib) / ROCKCHIP_ALIGN_MIB) * ROCKCHIP_ALIGN_MIB;
     if (mib(p2.start) !== expectStart) problems.push(`p2 starts at ${mib(p2.start)} MiB, expected ${expectStart} MiB`);
-    if (mib(p2.size) !== want.rootfsPartsizeMib) problems.push(`p2 is ${mib(p2.size)} MiB, expected ROOTFS_PARTSIZE ${want.rootfsPartsizeMib} MiB`);
+    if (mib(p2.size) !== want.rootfsPartsizeMib)
+      problems.push(`p2 is ${mib(p2.size)} MiB, expected ROOTFS_PARTSIZE ${want.rootfsPartsizeMib} MiB`);
     if (p2.type !== '83') problems.push(`p2 type ${p2.type}, expected 83`);
   }
   return problems;

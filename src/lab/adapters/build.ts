@@ -41,7 +41,19 @@ export async function buildLab(prefix: string, plan: LabPlan, progress: Progress
   progress('creating bridges');
   for (const b of plan.bridges) {
     // STP off: a lab switch must forward at once (a real customer switch may not, that is the agent's problem).
-    await ipIn(ns(b.node), 'link', 'add', b.name, ...(b.mac ? ['address', b.mac] : []), 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0');
+    await ipIn(
+      ns(b.node),
+      'link',
+      'add',
+      b.name,
+      ...(b.mac ? ['address', b.mac] : []),
+      'type',
+      'bridge',
+      'stp_state',
+      '0',
+      'forward_delay',
+      '0',
+    );
     // Bridged frames must not pass through iptables when br_netfilter happens to be loaded on the host.
     await sysctlIn(ns(b.node), 'net.bridge.bridge-nf-call-iptables', '0', true);
     await sysctlIn(ns(b.node), 'net.bridge.bridge-nf-call-arptables', '0', true);
@@ -66,8 +78,23 @@ export async function buildLab(prefix: string, plan: LabPlan, progress: Progress
   for (const v of plan.vxlans) {
     await ipIn(
       ns(v.node),
-      'link', 'add', v.name, 'mtu', '1500', 'type', 'vxlan', 'id', String(v.vni),
-      'local', v.local, 'remote', v.remote, 'dstport', String(v.dstport), 'dev', v.dev,
+      'link',
+      'add',
+      v.name,
+      'mtu',
+      '1500',
+      'type',
+      'vxlan',
+      'id',
+      String(v.vni),
+      'local',
+      v.local,
+      'remote',
+      v.remote,
+      'dstport',
+      String(v.dstport),
+      'dev',
+      v.dev,
     );
     await ipIn(ns(v.node), 'link', 'set', v.name, 'master', v.bridge);
     await ipIn(ns(v.node), 'link', 'set', v.name, 'up');

@@ -62,10 +62,7 @@ export function netnsExists(ns: string): boolean {
 
 /** Process ids running inside a namespace (empty when it does not exist). */
 export function netnsPids(ns: string): number[] {
-  return execSync('ip', ['netns', 'pids', ns], true)
-    .stdout.split(/\s+/)
-    .filter(Boolean)
-    .map(Number);
+  return execSync('ip', ['netns', 'pids', ns], true).stdout.split(/\s+/).filter(Boolean).map(Number);
 }
 
 export interface VethEnd {

@@ -7,13 +7,7 @@
 // (expired, denylisted, other CA, and a valid spare).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  createSelfSignedCa,
-  exportPrivateKeyPem,
-  generateKeyPair,
-  issueCertificate,
-  type Issuer,
-} from '../../shared/pki/x509.js';
+import { createSelfSignedCa, exportPrivateKeyPem, generateKeyPair, issueCertificate, type Issuer } from '../../shared/pki/x509.js';
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
@@ -47,8 +41,18 @@ export interface LabPkiFiles {
 
 async function newCa(cn: string, now: Date): Promise<{ issuer: Issuer; pem: string; keyPem: string }> {
   const keys = await generateKeyPair();
-  const cert = await createSelfSignedCa({ cn, o: 'connector-kit lab' }, keys, new Date(now.getTime() - HOUR_MS), new Date(now.getTime() + 365 * DAY_MS), 0);
-  return { issuer: { cert, privateKey: keys.privateKey }, pem: cert.toString('pem'), keyPem: (await exportPrivateKeyPem(keys.privateKey)) + '\n' };
+  const cert = await createSelfSignedCa(
+    { cn, o: 'connector-kit lab' },
+    keys,
+    new Date(now.getTime() - HOUR_MS),
+    new Date(now.getTime() + 365 * DAY_MS),
+    0,
+  );
+  return {
+    issuer: { cert, privateKey: keys.privateKey },
+    pem: cert.toString('pem'),
+    keyPem: (await exportPrivateKeyPem(keys.privateKey)) + '\n',
+  };
 }
 
 async function leaf(
@@ -66,7 +70,7 @@ async function leaf(
     ...(o.dns ? { dns: o.dns } : {}),
     ...(o.ips ? { ips: o.ips } : {}),
   });
-  return { cert: cert.toString('pem') + '\n', key: await exportPrivateKeyPem(keys.privateKey) + '\n' };
+  return { cert: cert.toString('pem') + '\n', key: (await exportPrivateKeyPem(keys.privateKey)) + '\n' };
 }
 
 export async function writeLabPki(
@@ -100,9 +104,7 @@ export async function writeLabPki(
   const est = await leaf(dcCa.issuer, { cn: o.estDns[0] ?? 'est', profile: 'server', ...valid, dns: [...o.estDns], ips: [...o.estIps] });
   const devices: Record<string, { cert: string; key: string }> = {};
   for (const d of o.devices) {
-    const when = d.expired
-      ? { notBefore: new Date(o.now.getTime() - 10 * DAY_MS), notAfter: new Date(o.now.getTime() - DAY_MS) }
-      : valid;
+    const when = d.expired ? { notBefore: new Date(o.now.getTime() - 10 * DAY_MS), notAfter: new Date(o.now.getTime() - DAY_MS) } : valid;
     const pair = await leaf(d.issuer === 'device-ca' ? deviceCa.issuer : rogueCa.issuer, {
       cn: d.serial,
       serialNumber: d.serial,

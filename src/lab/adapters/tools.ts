@@ -48,17 +48,28 @@ export interface ProvisionOutcome {
 
 export async function factoryProvision(a: ProvisionArgs): Promise<ProvisionOutcome> {
   const args = [
-    'factory', 'provision',
-    '--serial', a.serial,
-    '--target', a.target,
-    '--batch', a.batch,
-    '--station', a.station,
-    '--hw-rev', a.hwRev,
-    '--ca-dir', a.caDir,
-    '--est-url', a.estUrl,
-    '--dc-anchor', a.dcAnchorFile,
-    '--manifest-dir', a.manifestDir,
-    '--offset', String(a.offset),
+    'factory',
+    'provision',
+    '--serial',
+    a.serial,
+    '--target',
+    a.target,
+    '--batch',
+    a.batch,
+    '--station',
+    a.station,
+    '--hw-rev',
+    a.hwRev,
+    '--ca-dir',
+    a.caDir,
+    '--est-url',
+    a.estUrl,
+    '--dc-anchor',
+    a.dcAnchorFile,
+    '--manifest-dir',
+    a.manifestDir,
+    '--offset',
+    String(a.offset),
     ...(a.force ? ['--force'] : []),
     '--json',
   ];
@@ -74,7 +85,8 @@ export async function factoryProvision(a: ProvisionArgs): Promise<ProvisionOutco
 /** `connector-agent status --json --socket PATH`: the agent's status document. */
 export async function agentStatus(socket: string, timeoutMs: number): Promise<unknown> {
   const r = await run('connector-agent', ['status', '--json', '--socket', socket], timeoutMs + START_MS);
-  if (r.code !== 0) throw new ConnectorError('CK_ERR_LAB', r.stderr.trim().replace(/^connector-agent: /, '') || `connector-agent status exited ${r.code}`);
+  if (r.code !== 0)
+    throw new ConnectorError('CK_ERR_LAB', r.stderr.trim().replace(/^connector-agent: /, '') || `connector-agent status exited ${r.code}`);
   try {
     return JSON.parse(r.stdout) as unknown;
   } catch (e) {

@@ -57,7 +57,8 @@ export async function provisionLabUnit(o: LabUnitSpec): Promise<LabUnit> {
     offset: FACTORY_BLOCK_OFFSET,
     force: true,
   });
-  if (!report.record || !report.files) throw new ConnectorError('CK_ERR_LAB', `provisioning ${o.serial} into ${o.target} wrote no manifest record`);
+  if (!report.record || !report.files)
+    throw new ConnectorError('CK_ERR_LAB', `provisioning ${o.serial} into ${o.target} wrote no manifest record`);
   return {
     serial: o.serial,
     target: o.target,

@@ -64,13 +64,20 @@ export function statusLines(s: LabStatusReport): string[] {
     lines.push(`  ${n.node.padEnd(width)}  ${state}${n.pids.length ? `  pids ${n.pids.join(' ')}` : ''}`);
   }
   for (const x of s.processes) {
-    lines.push(`  ${x.name.padEnd(width)}  ${x.alive ? `running, pid ${x.pid}` : x.pid > 0 ? `EXITED (pid ${x.pid})` : 'not started'}  log ${x.log}`);
+    lines.push(
+      `  ${x.name.padEnd(width)}  ${x.alive ? `running, pid ${x.pid}` : x.pid > 0 ? `EXITED (pid ${x.pid})` : 'not started'}  log ${x.log}`,
+    );
   }
   for (const t of s.tunnels) {
     const rtt = t.rttMs !== undefined ? `, RTT ${t.rttMs.toFixed(2)} ms` : '';
-    const alarms = t.activeAlarms > 0 ? `, ${t.activeAlarms} ACTIVE ALARM(S) (see connector-agent status --config ${s.dir}/${t.node}/connector.uci)` : '';
+    const alarms =
+      t.activeAlarms > 0
+        ? `, ${t.activeAlarms} ACTIVE ALARM(S) (see connector-agent status --config ${s.dir}/${t.node}/connector.uci)`
+        : '';
     const id = t.identity ? `, identity ${t.identity}${t.identity !== 'ready' && t.identityReason ? ` (${t.identityReason})` : ''}` : '';
-    lines.push(`  tunnel of ${t.node}: ${t.state}${t.vni !== undefined ? `, VNI ${t.vni}` : ''}${rtt}${id}${alarms}${t.error ? ` (${t.error})` : ''}`);
+    lines.push(
+      `  tunnel of ${t.node}: ${t.state}${t.vni !== undefined ? `, VNI ${t.vni}` : ''}${rtt}${id}${alarms}${t.error ? ` (${t.error})` : ''}`,
+    );
   }
   return lines;
 }

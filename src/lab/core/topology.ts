@@ -143,7 +143,11 @@ const withCidr = (ip: string, len: number): string => `${ip}/${len}`;
 export function planLab(wiring: Wiring = 'one-port'): LabPlan {
   const nodes: LabNode[] = [
     { name: 'isp', role: 'isp', description: 'ISP / CGNAT: masquerades 100.64.0.0/10 towards the DC' },
-    { name: 'dc', role: 'dc', description: `datacentre edge: headend on ${DC.publicAddr}:${DC.tlsPort}, EST on :${DC.estPort}, fabric ${DC.fabricAddr}` },
+    {
+      name: 'dc',
+      role: 'dc',
+      description: `datacentre edge: headend on ${DC.publicAddr}:${DC.tlsPort}, EST on :${DC.estPort}, fabric ${DC.fabricAddr}`,
+    },
     { name: 'hv', role: 'hv', description: `hypervisor: kernel vxlan VTEPs on ${DC.hvFabricAddr}, one bridge per tenant` },
   ];
   const bridges: LabBridge[] = [];
@@ -177,7 +181,12 @@ export function planLab(wiring: Wiring = 'one-port'): LabPlan {
       { name: n.switch, role: 'switch', tenant: t, description: `tenant ${T} LAN switch (bridge sw)` },
       { name: n.lanHost, role: 'lan-host', tenant: t, description: `tenant ${T} LAN host ${SITE.lanHost.ip}` },
       { name: n.router, role: 'router', tenant: t, description: `tenant ${T} customer router ${SITE.router.ip}, NAT to isp` },
-      { name: n.connector, role: 'connector', tenant: t, description: `tenant ${T} Connector: br-lan ${SITE.connector.ip} + tap-dr (agent)` },
+      {
+        name: n.connector,
+        role: 'connector',
+        tenant: t,
+        description: `tenant ${T} Connector: br-lan ${SITE.connector.ip} + tap-dr (agent)`,
+      },
       { name: n.vm, role: 'vm', tenant: t, description: `tenant ${T} recovered VM ${SITE.vm.ip} behind hv` },
     );
     bridges.push(

@@ -8,7 +8,14 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import type { Logger } from '../../shared/log.js';
-import { artifactAnswer, artifactPath, methodAllowed, METHOD_NOT_ALLOWED, NOT_FOUND, type ArtifactAnswer } from '../core/artifact-response.js';
+import {
+  artifactAnswer,
+  artifactPath,
+  methodAllowed,
+  METHOD_NOT_ALLOWED,
+  NOT_FOUND,
+  type ArtifactAnswer,
+} from '../core/artifact-response.js';
 
 export interface ArtifactServerOptions {
   readonly dir: string;

@@ -46,5 +46,10 @@ export function artifactAnswer(method: string | undefined, size: number, rangeHe
     'content-length': end - start + 1,
   };
   if (r.kind === 'partial') headers['content-range'] = `bytes ${start}-${end}/${size}`;
-  return { kind: 'file', status: r.kind === 'partial' ? 206 : 200, headers, range: method === 'HEAD' || size === 0 ? undefined : { start, end } };
+  return {
+    kind: 'file',
+    status: r.kind === 'partial' ? 206 : 200,
+    headers,
+    range: method === 'HEAD' || size === 0 ? undefined : { start, end },
+  };
 }

@@ -2,7 +2,13 @@
 // `connector release manifest|sign`: the manifest composed from the artifacts' bytes, and the comment a
 // signature carries. Pure: bytes and time in, manifest text out.
 import { createHash } from 'node:crypto';
-import { encodeReleaseManifest, parseReleaseManifest, type ArtifactKind, type ReleaseArtifact, type ReleaseManifest } from '../../shared/ota/manifest.js';
+import {
+  encodeReleaseManifest,
+  parseReleaseManifest,
+  type ArtifactKind,
+  type ReleaseArtifact,
+  type ReleaseManifest,
+} from '../../shared/ota/manifest.js';
 
 export interface ArtifactInput {
   readonly kind: ArtifactKind;

@@ -9,7 +9,10 @@ import { createRollout, parseWindow, widenCohort, type CohortSpec, type RolloutS
 
 /** Serials separated by commas or whitespace; `#` entries are comments. */
 export function parseFleet(text: string): string[] {
-  const serials = text.split(/[\s,]+/).map((s) => s.trim()).filter((s) => s !== '' && !s.startsWith('#'));
+  const serials = text
+    .split(/[\s,]+/)
+    .map((s) => s.trim())
+    .filter((s) => s !== '' && !s.startsWith('#'));
   const bad = serials.find((s) => !isSerial(s));
   if (bad !== undefined) throw new UsageError(`--devices: "${bad}" is not a device serial`);
   if (serials.length === 0) throw new UsageError('--devices lists no devices');
@@ -37,7 +40,10 @@ export async function planRollout(existing: RolloutState | undefined, r: Rollout
   const sha = createHash('sha256').update(r.manifestBytes).digest('hex');
   if (existing) {
     if (existing.release.manifestSha256 !== sha) {
-      throw new ConnectorError('CK_ERR_OTA_STATE', `${r.stateFile} belongs to release ${existing.release.version} (another manifest); use a new --state for this release`);
+      throw new ConnectorError(
+        'CK_ERR_OTA_STATE',
+        `${r.stateFile} belongs to release ${existing.release.version} (another manifest); use a new --state for this release`,
+      );
     }
     const widened = widenCohort(existing, r.cohort, r.now);
     return r.resumePaused && widened.status === 'paused' ? { ...widened, status: 'active' } : widened;

@@ -97,7 +97,13 @@ export async function runRolloutLoop(o: RolloutRunOptions): Promise<RolloutState
           await o.channel.publishJob(jobTopic(serial, state.rolloutId), JSON.stringify(doc));
           log.info('job sent', { serial });
         } catch (e) {
-          state = { ...state, devices: { ...state.devices, [serial]: before.devices[serial] ?? { inCohort: true, state: 'pending', updatedAt: now().toISOString() } } };
+          state = {
+            ...state,
+            devices: {
+              ...state.devices,
+              [serial]: before.devices[serial] ?? { inCohort: true, state: 'pending', updatedAt: now().toISOString() },
+            },
+          };
           log.warn('job publish failed', { serial, error: errorMessage(e) });
         }
       }

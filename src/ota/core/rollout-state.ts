@@ -24,7 +24,8 @@ export interface MaintenanceWindow {
   readonly endMin: number;
 }
 
-export type CohortSpec = { readonly kind: 'percent'; readonly percent: number } | { readonly kind: 'list'; readonly serials: readonly string[] };
+export type CohortSpec =
+  { readonly kind: 'percent'; readonly percent: number } | { readonly kind: 'list'; readonly serials: readonly string[] };
 
 export interface RolloutState {
   readonly v: 1;
@@ -52,9 +53,15 @@ export function parseCohort(spec: string): CohortSpec {
     if (percent <= 0 || percent > 100) throw usage(`cohort "${spec}": percent must be in (0, 100]`);
     return { kind: 'percent', percent };
   }
-  const serials = spec.split(',').map((s) => s.trim()).filter(Boolean);
+  const serials = spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const badOne = serials.find((s) => !isSerial(s));
-  if (serials.length === 0 || badOne !== undefined) throw usage(`cohort "${spec}": give a percentage like 10% or serials separated by commas${badOne ? ` ("${badOne}" is not a serial)` : ''}`);
+  if (serials.length === 0 || badOne !== undefined)
+    throw usage(
+      `cohort "${spec}": give a percentage like 10% or serials separated by commas${badOne ? ` ("${badOne}" is not a serial)` : ''}`,
+    );
   return { kind: 'list', serials };
 }
 
@@ -129,7 +136,8 @@ export function createRollout(o: CreateRolloutOptions): RolloutState {
 export function widenCohort(s: RolloutState, spec: CohortSpec, now: Date): RolloutState {
   const add = new Set(selectCohort(s.rolloutId, Object.keys(s.devices), spec));
   const devices: Record<string, DeviceEntry> = {};
-  for (const [serial, d] of Object.entries(s.devices)) devices[serial] = add.has(serial) && !d.inCohort ? { ...d, inCohort: true, updatedAt: now.toISOString() } : d;
+  for (const [serial, d] of Object.entries(s.devices))
+    devices[serial] = add.has(serial) && !d.inCohort ? { ...d, inCohort: true, updatedAt: now.toISOString() } : d;
   return evaluate({ ...s, devices, status: s.status === 'completed' ? 'active' : s.status });
 }
 
@@ -195,7 +203,11 @@ export function parseRolloutState(text: string, file: string): RolloutState {
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new ConnectorError('CK_ERR_OTA_STATE', `rollout state ${file} is not JSON; restore it or start a new rollout with another --state`, { cause: e });
+    throw new ConnectorError(
+      'CK_ERR_OTA_STATE',
+      `rollout state ${file} is not JSON; restore it or start a new rollout with another --state`,
+      { cause: e },
+    );
   }
   const o = raw as Partial<RolloutState>;
   if (o.v !== 1 || typeof o.rolloutId !== 'string' || typeof o.devices !== 'object' || o.devices === null) {

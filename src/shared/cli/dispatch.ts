@@ -18,12 +18,7 @@ export function usage(program: string, table: CommandTable): string {
 }
 
 /** Runs one command of `table`; its errors become exit codes through reportError. */
-export async function runCommand(
-  program: string,
-  table: CommandTable,
-  argv: string[],
-  commandDir?: URL,
-): Promise<number> {
+export async function runCommand(program: string, table: CommandTable, argv: string[], commandDir?: URL): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(usage(program, table) + '\n');
@@ -36,7 +31,8 @@ export async function runCommand(
   }
   try {
     const load = entry[0];
-    if (typeof load === 'string' && !commandDir) throw new TypeError(`command "${name}" names a module file but runCommand got no commandDir`);
+    if (typeof load === 'string' && !commandDir)
+      throw new TypeError(`command "${name}" names a module file but runCommand got no commandDir`);
     const mod = typeof load === 'string' ? ((await import(new URL(load, commandDir).href)) as CommandModule) : await load();
     return await mod.run(rest);
   } catch (e) {

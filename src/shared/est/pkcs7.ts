@@ -19,9 +19,7 @@ import { ConnectorError } from '../errors.js';
 
 /** DER certificates in, DER ContentInfo out. */
 export function encodeCertsOnly(certsDer: readonly Uint8Array[]): Buffer {
-  const set = new CertificateSet(
-    certsDer.map((der) => new CertificateChoices({ certificate: AsnConvert.parse(der, Certificate) })),
-  );
+  const set = new CertificateSet(certsDer.map((der) => new CertificateChoices({ certificate: AsnConvert.parse(der, Certificate) })));
   const sd = new SignedData({
     version: 1,
     digestAlgorithms: new DigestAlgorithmIdentifiers([]),
@@ -63,5 +61,11 @@ export function decodeBase64Body(body: Buffer | string): Buffer {
 
 /** Base64 with 64-column lines, as MIME does. */
 export function encodeBase64Body(der: Uint8Array): string {
-  return (Buffer.from(der).toString('base64').match(/.{1,64}/g) ?? []).join('\r\n') + '\r\n';
+  return (
+    (
+      Buffer.from(der)
+        .toString('base64')
+        .match(/.{1,64}/g) ?? []
+    ).join('\r\n') + '\r\n'
+  );
 }

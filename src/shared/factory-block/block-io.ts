@@ -11,7 +11,9 @@ export function readFactoryRegion(path: string, offset: number): Buffer {
   try {
     fd = openSync(path, 'r');
   } catch (e) {
-    throw new ConnectorError('CK_ERR_FACTORY_BLOCK', `cannot open ${path} to read the factory block: ${(e as Error).message}`, { cause: e });
+    throw new ConnectorError('CK_ERR_FACTORY_BLOCK', `cannot open ${path} to read the factory block: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
   try {
     const buf = Buffer.alloc(FACTORY_REGION_SIZE);
@@ -40,7 +42,9 @@ export function writeFactoryRegion(path: string, offset: number, block: Buffer):
   try {
     fd = openSync(path, 'r+');
   } catch (e) {
-    throw new ConnectorError('CK_ERR_FACTORY_BLOCK', `cannot open ${path} to write the factory block: ${(e as Error).message}`, { cause: e });
+    throw new ConnectorError('CK_ERR_FACTORY_BLOCK', `cannot open ${path} to write the factory block: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
   try {
     let done = 0;

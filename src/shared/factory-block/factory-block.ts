@@ -50,7 +50,17 @@ export type DecodeResult =
   | { ok: true; data: FactoryData; length: number; checksum: string }
   | { ok: false; reason: 'empty' | 'no-magic' | 'bad-version' | 'bad-length' | 'bad-checksum' | 'bad-payload'; detail: string };
 
-const STRING_FIELDS = ['serial', 'hwRev', 'idevidChainPem', 'idevidKeyPem', 'estUrl', 'dcAnchorPem', 'batch', 'station', 'createdAt'] as const;
+const STRING_FIELDS = [
+  'serial',
+  'hwRev',
+  'idevidChainPem',
+  'idevidKeyPem',
+  'estUrl',
+  'dcAnchorPem',
+  'batch',
+  'station',
+  'createdAt',
+] as const;
 
 /** Checks field types and shapes; returns a problem description or undefined. */
 export function validateFactoryData(v: unknown): string | undefined {
@@ -98,7 +108,8 @@ export function decodeFactoryBlock(region: Uint8Array): DecodeResult {
       : { ok: false, reason: 'no-magic', detail: `magic is ${buf.subarray(0, 4).toString('hex')}, expected 434b4642 ("CKFB")` };
   }
   const version = buf.readUInt16BE(4);
-  if (version !== FACTORY_VERSION) return { ok: false, reason: 'bad-version', detail: `format version ${version}; this build reads ${FACTORY_VERSION}` };
+  if (version !== FACTORY_VERSION)
+    return { ok: false, reason: 'bad-version', detail: `format version ${version}; this build reads ${FACTORY_VERSION}` };
   const headerLen = buf.readUInt16BE(6);
   const len = buf.readUInt32BE(8);
   if (headerLen < FACTORY_HEADER_LEN || len > FACTORY_MAX_PAYLOAD || headerLen + len + FACTORY_CHECKSUM_LEN > buf.length) {

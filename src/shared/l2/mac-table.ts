@@ -117,7 +117,12 @@ export class MacTable<S extends string = string> {
         if (now >= this.#earliestExpiry) this.sweep(now);
         if (this.#map.size >= this.maxEntries) {
           this.#full = true;
-          this.#alarms?.raise('mac-table-full', '', now, `MAC table full (${this.maxEntries} entries): new MACs are not learned and their frames flood`);
+          this.#alarms?.raise(
+            'mac-table-full',
+            '',
+            now,
+            `MAC table full (${this.maxEntries} entries): new MACs are not learned and their frames flood`,
+          );
           return 'table-full';
         }
       }

@@ -47,7 +47,10 @@ export function macKey(mac: MacInput): number {
 /** Lower-case, colon separated: `02:00:5e:10:00:01`. */
 export function macToString(mac: MacInput): string {
   const key = macKey(mac);
-  return key.toString(16).padStart(12, '0').replace(/(..)(?!$)/g, '$1:');
+  return key
+    .toString(16)
+    .padStart(12, '0')
+    .replace(/(..)(?!$)/g, '$1:');
 }
 
 /**

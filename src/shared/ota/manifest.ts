@@ -2,7 +2,20 @@
 // The release manifest: the one object we sign. Devices verify the signature over the exact bytes they
 // received, then parse them here; nothing else about a release is trusted. Pure: bytes in, typed value out.
 import { ConnectorError } from '../errors.js';
-import { array, formatPath, literal, object, oneOf, optional, parseJsonText, parseWith, positiveInteger, refine, section, string } from '../schema/schema.js';
+import {
+  array,
+  formatPath,
+  literal,
+  object,
+  oneOf,
+  optional,
+  parseJsonText,
+  parseWith,
+  positiveInteger,
+  refine,
+  section,
+  string,
+} from '../schema/schema.js';
 import { isVersion } from './version.js';
 
 export const MANIFEST_SCHEMA = 1;
@@ -53,7 +66,9 @@ const tolerant = { unknownKeys: 'ignore' } as const;
 const ARTIFACT_SCHEMA = object(
   {
     kind: oneOf(ARTIFACT_KINDS),
-    name: refine(string({ pattern: /^[A-Za-z0-9._-]{1,128}$/, hint: 'a plain file name' }), (n) => (n === '.' || n === '..' ? 'must be a file name' : undefined)),
+    name: refine(string({ pattern: /^[A-Za-z0-9._-]{1,128}$/, hint: 'a plain file name' }), (n) =>
+      n === '.' || n === '..' ? 'must be a file name' : undefined,
+    ),
     sha256: string({ pattern: /^[0-9a-f]{64}$/, hint: '64 lower-case hex digits' }),
     size: positiveInteger('bytes'),
     urls: array(string({ pattern: /^https:\/\/[^\s]+$/, hint: 'an https:// URL' }), { nonEmpty: true }),
@@ -67,7 +82,10 @@ const MANIFEST_SCHEMA_V1 = object(
     version,
     board: string({ pattern: /^[a-z0-9][a-z0-9,._-]{0,127}$/, hint: 'an OpenWrt board name like friendlyarm,nanopi-r3s' }),
     createdAt: refine(string(), (t) => (Number.isNaN(Date.parse(t)) ? 'must be an ISO 8601 time' : undefined)),
-    compat: section({ minVersion: optional(version), osCompatVersion: optional(string({ pattern: /^\d+\.\d+$/, hint: 'a compat version like 1.1' })) }, tolerant),
+    compat: section(
+      { minVersion: optional(version), osCompatVersion: optional(string({ pattern: /^\d+\.\d+$/, hint: 'a compat version like 1.1' })) },
+      tolerant,
+    ),
     artifacts: refine(array(ARTIFACT_SCHEMA, { nonEmpty: true }), (as) => {
       const twice = ARTIFACT_KINDS.find((kind) => as.filter((a) => a.kind === kind).length > 1);
       return twice ? `more than one "${twice}" artifact` : undefined;
@@ -80,7 +98,8 @@ const MANIFEST_SCHEMA_V1 = object(
 /** Parses and validates manifest bytes (or text); throws CK_ERR_OTA_MANIFEST naming the bad field. */
 export function parseReleaseManifest(input: Uint8Array | string): ReleaseManifest {
   const text = typeof input === 'string' ? input : Buffer.from(input).toString('utf8');
-  if (Buffer.byteLength(text) > MAX_MANIFEST_BYTES) throw new ConnectorError('CK_ERR_OTA_MANIFEST', `release manifest is larger than ${MAX_MANIFEST_BYTES} bytes`);
+  if (Buffer.byteLength(text) > MAX_MANIFEST_BYTES)
+    throw new ConnectorError('CK_ERR_OTA_MANIFEST', `release manifest is larger than ${MAX_MANIFEST_BYTES} bytes`);
   const raw = parseJsonText(text, (problem, cause) => {
     throw new ConnectorError('CK_ERR_OTA_MANIFEST', `release manifest ${problem}`, { cause });
   });

@@ -71,8 +71,17 @@ export interface DeviceStatus {
 }
 
 const JOB_STATES: readonly JobState[] = [
-  'queued', 'downloading', 'verifying', 'installing', 'switching', 'health-check', 'rebooting',
-  'succeeded', 'failed', 'rolled-back', 'rejected',
+  'queued',
+  'downloading',
+  'verifying',
+  'installing',
+  'switching',
+  'health-check',
+  'rebooting',
+  'succeeded',
+  'failed',
+  'rolled-back',
+  'rejected',
 ];
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; drop: string };

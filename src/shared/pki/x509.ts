@@ -74,9 +74,7 @@ async function extensionsFor(o: IssueOptions | { profile: 'ca'; publicKey: Crypt
   const exts: x509.Extension[] = [];
   if (o.profile === 'ca') {
     exts.push(new x509.BasicConstraintsExtension(true, o.pathLength, true));
-    exts.push(
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-    );
+    exts.push(new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true));
   } else {
     exts.push(new x509.BasicConstraintsExtension(false, undefined, true));
     exts.push(new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true));
@@ -159,12 +157,7 @@ export function splitPemChain(pem: string): string[] {
 
 /** SHA-256 over the DER certificate, lowercase hex: what audit logs and manifests record. */
 export function certFingerprint(cert: x509.X509Certificate | NodeX509 | string): string {
-  const der =
-    typeof cert === 'string'
-      ? new NodeX509(cert).raw
-      : cert instanceof NodeX509
-        ? cert.raw
-        : Buffer.from(cert.rawData);
+  const der = typeof cert === 'string' ? new NodeX509(cert).raw : cert instanceof NodeX509 ? cert.raw : Buffer.from(cert.rawData);
   return createHash('sha256').update(der).digest('hex');
 }
 

@@ -5,7 +5,20 @@
 // The EST server, the headend and `connector registry` all read the same document.
 import { isIP } from 'node:net';
 import { ConnectorError } from '../errors.js';
-import { array, boolean, formatPath, integer, literal, object, oneOf, optional, parseWith, record, refine, string } from '../schema/schema.js';
+import {
+  array,
+  boolean,
+  formatPath,
+  integer,
+  literal,
+  object,
+  oneOf,
+  optional,
+  parseWith,
+  record,
+  refine,
+  string,
+} from '../schema/schema.js';
 
 export type DeviceState = 'allowed' | 'claimed' | 'revoked';
 export const DEVICE_STATES: readonly DeviceState[] = ['allowed', 'claimed', 'revoked'];
@@ -149,9 +162,7 @@ export function admitDevice(reg: Registry, serial: string): Admission {
 }
 
 export type EnrollmentDecision =
-  | { ok: true; tenant: string }
-  | { ok: false; reason: 'unknown-serial' | 'revoked' | 'denylisted' }
-  | { ok: false; reason: 'unclaimed' };
+  { ok: true; tenant: string } | { ok: false; reason: 'unknown-serial' | 'revoked' | 'denylisted' } | { ok: false; reason: 'unclaimed' };
 
 /** EST's question: may this serial get an operational certificate now (202 while unclaimed)? */
 export function enrollmentDecision(reg: Registry, serial: string): EnrollmentDecision {

@@ -198,7 +198,8 @@ export function object<S extends Shape>(shape: S, rule: ObjectRule = {}): Schema
     if (!isRecord(v)) return issue(path, 'must be an object');
     if (rule.unknownKeys !== 'ignore') {
       for (const k of Object.keys(v)) {
-        if (!Object.hasOwn(shape, k) && !rule.ignoredKeys?.includes(k)) issue([...path, k], unknownKeyProblem(k, known, rule.noun ?? 'key'));
+        if (!Object.hasOwn(shape, k) && !rule.ignoredKeys?.includes(k))
+          issue([...path, k], unknownKeyProblem(k, known, rule.noun ?? 'key'));
       }
     }
     const out: Record<string, unknown> = {};
@@ -227,7 +228,8 @@ export function record<T>(value: Schema<T>, rule: RecordRule = {}): Schema<Recor
     if (!isRecord(v)) return issue(path, 'must be an object');
     const out: Record<string, T> = {};
     for (const [k, x] of Object.entries(v)) {
-      if (rule.keyPattern && !rule.keyPattern.test(k)) issue([...path, k], rule.keyProblem ?? `key "${k}" does not match ${String(rule.keyPattern)}`);
+      if (rule.keyPattern && !rule.keyPattern.test(k))
+        issue([...path, k], rule.keyProblem ?? `key "${k}" does not match ${String(rule.keyPattern)}`);
       out[k] = value(x, [...path, k]);
     }
     return out;
@@ -259,7 +261,9 @@ export function closest(name: string, known: readonly string[]): string | undefi
 
 /** Optimal string alignment distance: insertions, deletions, substitutions and adjacent swaps. */
 export function editDistance(a: string, b: string): number {
-  const rows: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  const rows: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
   const at = (i: number, j: number): number => (rows[i] as number[])[j] as number;
   for (let i = 1; i <= a.length; i++) {
     for (let j = 1; j <= b.length; j++) {

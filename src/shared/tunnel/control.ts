@@ -18,9 +18,7 @@ export const CONTROL_MAX_BODY = 1200;
 
 const TYPE_CODES = { hello: 1, 'hello-ack': 2, ping: 3, pong: 4, bye: 5, error: 6 } as const;
 export type ControlType = keyof typeof TYPE_CODES;
-const TYPE_BY_CODE = new Map<number, ControlType>(
-  Object.entries(TYPE_CODES).map(([k, v]) => [v, k as ControlType]),
-);
+const TYPE_BY_CODE = new Map<number, ControlType>(Object.entries(TYPE_CODES).map(([k, v]) => [v, k as ControlType]));
 
 export interface HelloMessage {
   type: 'hello';
@@ -80,11 +78,7 @@ const CONTROL_SRC = Buffer.from([0x02, 0, 0, 0, 0, 0x01]);
 
 /** True when a record's inner frame is a control frame (VNI 0 and EtherType 0x88B5). */
 export function isControlFrame(vni: number, frame: Uint8Array): boolean {
-  return (
-    vni === CONTROL_VNI &&
-    frame.length >= ETH_HEADER_LEN &&
-    (((frame[12] ?? 0) << 8) | (frame[13] ?? 0)) === CONTROL_ETHERTYPE
-  );
+  return vni === CONTROL_VNI && frame.length >= ETH_HEADER_LEN && (((frame[12] ?? 0) << 8) | (frame[13] ?? 0)) === CONTROL_ETHERTYPE;
 }
 
 function bodyOf(msg: ControlMessage): Record<string, unknown> {
@@ -110,8 +104,7 @@ export function encodeControl(msg: ControlMessage): Buffer {
 }
 
 const isStr = (v: unknown, max = 256): v is string => typeof v === 'string' && v.length <= max;
-const isUint = (v: unknown, max: number): v is number =>
-  typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
+const isUint = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
 const isStrList = (v: unknown): v is string[] => Array.isArray(v) && v.length <= 64 && v.every((x) => isStr(x, 64));
 
 function fieldDrop(type: ControlType, field: string): DecodedControl {

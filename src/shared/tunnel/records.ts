@@ -20,7 +20,9 @@ export type StreamError = (typeof STREAM_ERRORS)[number];
 
 function checkFrame(vni: number, frame: Uint8Array): void {
   if (frame.length < ETH_HEADER_LEN || frame.length > ETH_MAX_FRAME) {
-    throw new RangeError(`a tunnel record carries a ${ETH_HEADER_LEN}..${ETH_MAX_FRAME}-byte frame, got ${frame.length} bytes (vni ${vni})`);
+    throw new RangeError(
+      `a tunnel record carries a ${ETH_HEADER_LEN}..${ETH_MAX_FRAME}-byte frame, got ${frame.length} bytes (vni ${vni})`,
+    );
   }
 }
 

@@ -300,7 +300,10 @@ export class TunnelSession {
     this.#lastRxAt = o.clock.now();
     this.#lastPingAt = 0;
     this.#pingEveryMs = pingEveryMs;
-    const tickMs = Math.max(MIN_TICK_MS, pingEveryMs > 0 ? Math.min(pingEveryMs, Math.floor(deadAfterMs / 4)) : Math.floor(deadAfterMs / 4));
+    const tickMs = Math.max(
+      MIN_TICK_MS,
+      pingEveryMs > 0 ? Math.min(pingEveryMs, Math.floor(deadAfterMs / 4)) : Math.floor(deadAfterMs / 4),
+    );
     this.#tickCancel = o.scheduler.setInterval(() => {
       const now = o.clock.now();
       if (now - this.#lastRxAt >= deadAfterMs) {

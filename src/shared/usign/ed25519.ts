@@ -3,13 +3,7 @@
 // No I/O: callers read and write the files. Randomness comes from node:crypto unless injected (tests).
 import { createPrivateKey, createPublicKey, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
 import { ConnectorError } from '../errors.js';
-import {
-  keyIdOf,
-  parseUsignSignature,
-  type UsignPublicKey,
-  type UsignSecretKey,
-  type UsignSignature,
-} from './format.js';
+import { keyIdOf, parseUsignSignature, type UsignPublicKey, type UsignSecretKey, type UsignSignature } from './format.js';
 
 // DER prefixes that wrap raw Ed25519 keys (RFC 8410) so node:crypto accepts them.
 const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
@@ -69,8 +63,7 @@ export function signUsign(message: Uint8Array, secret: UsignSecretKey, comment?:
 
 export type UsignVerifyFailure = 'malformed-signature' | 'unknown-key' | 'bad-signature';
 export type UsignVerifyResult =
-  | { readonly ok: true; readonly keyId: string }
-  | { readonly ok: false; readonly reason: UsignVerifyFailure; readonly detail: string };
+  { readonly ok: true; readonly keyId: string } | { readonly ok: false; readonly reason: UsignVerifyFailure; readonly detail: string };
 
 /**
  * Verifies `message` against a usign/signify signature (file text or parsed) with whichever trusted key

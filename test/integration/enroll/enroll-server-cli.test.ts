@@ -13,9 +13,13 @@ test('enroll-server CLI serves cacerts from its config and exits 0 on SIGTERM', 
   t.after(() => fx.close());
   const cfgFile = join(fx.dir, 'est.json');
   writeFileSync(cfgFile, JSON.stringify(EST_CONFIG_DOC));
-  const child = spawn(process.execPath, ['--import', 'tsx', join(process.cwd(), 'src/cli/connector.ts'), 'enroll-server', '--config', cfgFile], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(process.cwd(), 'src/cli/connector.ts'), 'enroll-server', '--config', cfgFile],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   t.after(() => child.kill('SIGKILL'));
   const url = await new Promise<string>((resolve, reject) => {
     let buf = '';

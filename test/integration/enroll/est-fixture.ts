@@ -51,7 +51,12 @@ export const EST_CONFIG_DOC = Object.freeze({
 export async function createEstFixture(opts: { lifetimeS?: number; retryAfterS?: number } = {}): Promise<EstFixture> {
   const dir = mkdtempSync(join(tmpdir(), 'ck-est-'));
   const now = new Date();
-  await initFactoryCa({ dir: join(dir, 'factory'), commonName: 'Test Factory CA', now: new Date(now.getTime() - 86_400_000), validityYears: 20 });
+  await initFactoryCa({
+    dir: join(dir, 'factory'),
+    commonName: 'Test Factory CA',
+    now: new Date(now.getTime() - 86_400_000),
+    validityYears: 20,
+  });
   const factoryCa = await loadFactoryCa(factoryCaPaths(join(dir, 'factory')));
   // The DC CA is the trust anchor (signs the EST server certificate); the device CA signs what EST issues.
   const pki = await createTestPki(dir, { caNames: { dc: 'Test DC Anchor', device: 'Test DC Device CA' } });

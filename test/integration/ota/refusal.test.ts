@@ -28,7 +28,14 @@ const job = (id: string, rel: BuiltRelease, signature: string | null = rel.signa
 async function env(t: { after(fn: () => void | Promise<void>): void }) {
   const pki = await createTestPki(tempDir(t, 'ck-ota-pki-').dir, { singleCa: true });
   const dir = tempDir(t, 'ck-ota-ref-').dir;
-  const server = await startArtifactServer({ dir, cert: pki.server.cert, key: pki.server.key, host: '127.0.0.1', port: 0, log: silentLogger });
+  const server = await startArtifactServer({
+    dir,
+    cert: pki.server.cert,
+    key: pki.server.key,
+    host: '127.0.0.1',
+    port: 0,
+    log: silentLogger,
+  });
   t.after(() => server.close());
   const oldKey = generateUsignKeyPair();
   const newKey = generateUsignKeyPair();
@@ -39,10 +46,22 @@ test('bad releases are refused before anything on the device changes', async (t)
   const e = await env(t);
   const dev = await createTestDevice(t, { serial: 'R3S-0009', keys: [e.oldKey.publicKey, e.newKey.publicKey], artifactCa: e.pki.dcCa.pem });
   const before = hashDeviceTree(dev.root);
-  const good = buildRelease({ dir: e.dir, baseUrl: e.server.url, version: '1.1.0', key: e.oldKey.secretKey, content: agentArtifact('1.1.0', true) });
+  const good = buildRelease({
+    dir: e.dir,
+    baseUrl: e.server.url,
+    version: '1.1.0',
+    key: e.oldKey.secretKey,
+    content: agentArtifact('1.1.0', true),
+  });
 
   // Corrupted artifact: the server holds different bytes than the signed manifest describes.
-  const corrupt = buildRelease({ dir: e.dir, baseUrl: e.server.url, version: '1.1.1', key: e.oldKey.secretKey, content: agentArtifact('1.1.1', true) });
+  const corrupt = buildRelease({
+    dir: e.dir,
+    baseUrl: e.server.url,
+    version: '1.1.1',
+    key: e.oldKey.secretKey,
+    content: agentArtifact('1.1.1', true),
+  });
   const bytes = readFileSync(corrupt.artifactFile);
   bytes[10] = (bytes[10] ?? 0) ^ 0xff;
   writeFileSync(corrupt.artifactFile, bytes);
@@ -50,8 +69,21 @@ test('bad releases are refused before anything on the device changes', async (t)
   const forged = encodeUsignSignature(signUsign(Buffer.from('something else'), e.oldKey.secretKey));
   const stranger = generateUsignKeyPair();
   const foreign = encodeUsignSignature(signUsign(good.manifestBytes, stranger.secretKey));
-  const wrongBoard = buildRelease({ dir: e.dir, baseUrl: e.server.url, version: '1.1.2', key: e.oldKey.secretKey, board: 'friendlyarm,nanopi-r4s', content: agentArtifact('1.1.2', true) });
-  const older = buildRelease({ dir: e.dir, baseUrl: e.server.url, version: '0.9.0', key: e.oldKey.secretKey, content: agentArtifact('0.9.0', true) });
+  const wrongBoard = buildRelease({
+    dir: e.dir,
+    baseUrl: e.server.url,
+    version: '1.1.2',
+    key: e.oldKey.secretKey,
+    board: 'friendlyarm,nanopi-r4s',
+    content: agentArtifact('1.1.2', true),
+  });
+  const older = buildRelease({
+    dir: e.dir,
+    baseUrl: e.server.url,
+    version: '0.9.0',
+    key: e.oldKey.secretKey,
+    content: agentArtifact('0.9.0', true),
+  });
 
   const cases: [string, JobDocument, string][] = [
     ['corrupted artifact', job('j-corrupt', corrupt), 'artifact-mismatch'],
@@ -71,14 +103,26 @@ test('bad releases are refused before anything on the device changes', async (t)
     assert.equal(await dev.updater.runningVersion(), FIRST_VERSION);
   }
   // Only the corrupted artifact was ever downloaded (signature and board are checked first).
-  assert.deepEqual(dev.reports.filter((r) => r.state === 'downloading').map((r) => r.jobId).filter((v, i, a) => a.indexOf(v) === i), ['j-corrupt']);
+  assert.deepEqual(
+    dev.reports
+      .filter((r) => r.state === 'downloading')
+      .map((r) => r.jobId)
+      .filter((v, i, a) => a.indexOf(v) === i),
+    ['j-corrupt'],
+  );
   assert.equal(dev.restarts.length, 0);
 
   // A redelivered finished job is not re-run.
   assert.equal(await dev.updater.handleJob(job('j-board', wrongBoard)), 'rejected');
 
   // Key rotation: a release signed with the second slot's key installs.
-  const rotated = buildRelease({ dir: e.dir, baseUrl: e.server.url, version: '1.2.0', key: e.newKey.secretKey, content: agentArtifact('1.2.0', true) });
+  const rotated = buildRelease({
+    dir: e.dir,
+    baseUrl: e.server.url,
+    version: '1.2.0',
+    key: e.newKey.secretKey,
+    content: agentArtifact('1.2.0', true),
+  });
   assert.equal(await dev.updater.handleJob(job('j-rotated', rotated)), 'succeeded');
   assert.equal(await dev.updater.runningVersion(), '1.2.0');
   assert.notEqual(hashDeviceTree(dev.root), before);
@@ -88,11 +132,26 @@ test('an OS release runs sysupgrade -T, then sysupgrade, through the configured 
   const e = await env(t);
   const log = join(e.dir, 'sysupgrade-calls.log');
   const standIn = join(e.dir, 'sysupgrade-recording-stand-in.sh');
-  writeFileSync(standIn, `#!/bin/sh\n# Recording stand-in for /sbin/sysupgrade: logs its arguments, checks the image exists, changes nothing.\necho "$@" >> '${log}'\nfor a in "$@"; do last="$a"; done\n[ -f "$last" ]\n`);
+  writeFileSync(
+    standIn,
+    `#!/bin/sh\n# Recording stand-in for /sbin/sysupgrade: logs its arguments, checks the image exists, changes nothing.\necho "$@" >> '${log}'\nfor a in "$@"; do last="$a"; done\n[ -f "$last" ]\n`,
+  );
   chmodSync(standIn, 0o755);
-  const dev = await createTestDevice(t, { serial: 'R3S-0010', keys: [e.oldKey.publicKey], artifactCa: e.pki.dcCa.pem, sysupgrade: sysupgradeRunner(standIn, silentLogger) });
+  const dev = await createTestDevice(t, {
+    serial: 'R3S-0010',
+    keys: [e.oldKey.publicKey],
+    artifactCa: e.pki.dcCa.pem,
+    sysupgrade: sysupgradeRunner(standIn, silentLogger),
+  });
   const image = Buffer.alloc(64 * 1024, 0x5a);
-  const rel = buildRelease({ dir: e.dir, baseUrl: e.server.url, version: '1.5.0', key: e.oldKey.secretKey, kind: 'sysupgrade', content: image });
+  const rel = buildRelease({
+    dir: e.dir,
+    baseUrl: e.server.url,
+    version: '1.5.0',
+    key: e.oldKey.secretKey,
+    kind: 'sysupgrade',
+    content: image,
+  });
   assert.equal(await dev.updater.handleJob(job('j-os', rel)), 'rebooting');
   const calls = readFileSync(log, 'utf8').trim().split('\n');
   assert.equal(calls.length, 2);
@@ -105,7 +164,14 @@ test('an OS release runs sysupgrade -T, then sysupgrade, through the configured 
 
   // A failing dry run stops before the flash.
   writeFileSync(standIn, `#!/bin/sh\necho "$@" >> '${log}'\n[ "$1" != "-T" ]\n`);
-  const rel2 = buildRelease({ dir: e.dir, baseUrl: e.server.url, version: '1.6.0', key: e.oldKey.secretKey, kind: 'sysupgrade', content: Buffer.alloc(1024, 1) });
+  const rel2 = buildRelease({
+    dir: e.dir,
+    baseUrl: e.server.url,
+    version: '1.6.0',
+    key: e.oldKey.secretKey,
+    kind: 'sysupgrade',
+    content: Buffer.alloc(1024, 1),
+  });
   assert.equal(await dev.updater.handleJob(job('j-os2', rel2)), 'failed');
   assert.equal(dev.reports.at(-1)?.reason, 'sysupgrade-failed');
   assert.equal(readFileSync(log, 'utf8').trim().split('\n').length, 3, 'only the -T call ran');

@@ -25,7 +25,14 @@ async function setup(t: { after(fn: () => void | Promise<void>): void }) {
   const pki = await createTestPki(tempDir(t, 'ck-ota-pki-').dir, { singleCa: true, clients: [...FLEET, CONTROLLER_CN] });
   const broker = await startMosquitto(t, pki);
   const artifactsDir = tempDir(t, 'ck-ota-art-').dir;
-  const server = await startArtifactServer({ dir: artifactsDir, cert: pki.server.cert, key: pki.server.key, host: '127.0.0.1', port: 0, log: silentLogger });
+  const server = await startArtifactServer({
+    dir: artifactsDir,
+    cert: pki.server.cert,
+    key: pki.server.key,
+    host: '127.0.0.1',
+    port: 0,
+    log: silentLogger,
+  });
   t.after(() => server.close());
   const key = generateUsignKeyPair();
   const devices = await Promise.all(
@@ -40,7 +47,13 @@ async function setup(t: { after(fn: () => void | Promise<void>): void }) {
 
 test('a rollout moves its cohort to the new agent, survives a controller restart, and widens to the fleet', async (t) => {
   const env = await setup(t);
-  const rel = buildRelease({ dir: env.artifactsDir, baseUrl: env.server.url, version: '1.1.0', key: env.key.secretKey, content: agentArtifact('1.1.0', true) });
+  const rel = buildRelease({
+    dir: env.artifactsDir,
+    baseUrl: env.server.url,
+    version: '1.1.0',
+    key: env.key.secretKey,
+    content: agentArtifact('1.1.0', true),
+  });
   const now = () => new Date();
   const first = createRollout({
     rolloutId: 'r-1.1.0',
@@ -53,7 +66,16 @@ test('a rollout moves its cohort to the new agent, survives a controller restart
   });
   const cohort = FLEET.filter((s) => first.devices[s]?.inCohort);
   assert.equal(cohort.length, 2);
-  const s1 = await runRollout({ client: env.client, stateFile: env.stateFile, initial: first, manifest: rel.manifestBytes, signature: rel.signature, log: silentLogger, untilSettled: true, tickMs: 50 });
+  const s1 = await runRollout({
+    client: env.client,
+    stateFile: env.stateFile,
+    initial: first,
+    manifest: rel.manifestBytes,
+    signature: rel.signature,
+    log: silentLogger,
+    untilSettled: true,
+    tickMs: 50,
+  });
   assert.equal(s1.status, 'completed', formatStatus(s1));
   for (const d of env.devices) {
     const expected = cohort.includes(d.serial) ? '1.1.0' : FIRST_VERSION;
@@ -66,13 +88,23 @@ test('a rollout moves its cohort to the new agent, survives a controller restart
   assert.ok(loaded);
   assert.equal(loaded.status, 'completed');
   const widened = widenCohort(loaded, parseCohort('100%'), now());
-  const s2 = await runRollout({ client: env.client, stateFile: env.stateFile, initial: widened, manifest: rel.manifestBytes, signature: rel.signature, log: silentLogger, untilSettled: true, tickMs: 50 });
+  const s2 = await runRollout({
+    client: env.client,
+    stateFile: env.stateFile,
+    initial: widened,
+    manifest: rel.manifestBytes,
+    signature: rel.signature,
+    log: silentLogger,
+    untilSettled: true,
+    tickMs: 50,
+  });
   assert.equal(s2.status, 'completed', formatStatus(s2));
   for (const d of env.devices) {
     assert.equal(await d.updater.runningVersion(), '1.1.0');
     assert.equal(s2.devices[d.serial]?.version, '1.1.0');
     const states = d.reports.map((r) => r.state);
-    for (const st of ['downloading', 'verifying', 'installing', 'switching', 'health-check', 'succeeded'] as const) assert.ok(states.includes(st), `${d.serial} reported ${st}`);
+    for (const st of ['downloading', 'verifying', 'installing', 'switching', 'health-check', 'succeeded'] as const)
+      assert.ok(states.includes(st), `${d.serial} reported ${st}`);
   }
   const table = formatStatus(s2);
   assert.match(table, /completed/);
@@ -94,7 +126,13 @@ test('a rollout moves its cohort to the new agent, survives a controller restart
 
 test('a release that fails its health check rolls back on each device and pauses the rollout at the threshold', async (t) => {
   const env = await setup(t);
-  const rel = buildRelease({ dir: env.artifactsDir, baseUrl: env.server.url, version: '1.2.0', key: env.key.secretKey, content: agentArtifact('1.2.0', false) });
+  const rel = buildRelease({
+    dir: env.artifactsDir,
+    baseUrl: env.server.url,
+    version: '1.2.0',
+    key: env.key.secretKey,
+    content: agentArtifact('1.2.0', false),
+  });
   const initial = createRollout({
     rolloutId: 'r-1.2.0',
     release: { version: '1.2.0', manifestSha256: 'x' },
@@ -104,7 +142,16 @@ test('a release that fails its health check rolls back on each device and pauses
     maxParallel: 1,
     now: new Date(),
   });
-  const s = await runRollout({ client: env.client, stateFile: env.stateFile, initial, manifest: rel.manifestBytes, signature: rel.signature, log: silentLogger, untilSettled: true, tickMs: 50 });
+  const s = await runRollout({
+    client: env.client,
+    stateFile: env.stateFile,
+    initial,
+    manifest: rel.manifestBytes,
+    signature: rel.signature,
+    log: silentLogger,
+    untilSettled: true,
+    tickMs: 50,
+  });
   assert.equal(s.status, 'paused', formatStatus(s));
   const states = FLEET.map((serial) => s.devices[serial]?.state);
   assert.deepEqual(states.filter((x) => x === 'rolled-back').length, 2);

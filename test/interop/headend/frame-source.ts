@@ -49,7 +49,11 @@ function icmpEcho(type: 0 | 8, ident: number, seq: number, data: Buffer): Buffer
 
 const link = createTunnelClient({
   headends: [new URL(env('CK_HEADEND_URL'))],
-  getIdentity: async () => ({ key: readFileSync(env('CK_KEY'), 'utf8'), cert: readFileSync(env('CK_CERT'), 'utf8'), ca: readFileSync(env('CK_CA'), 'utf8') }),
+  getIdentity: async () => ({
+    key: readFileSync(env('CK_KEY'), 'utf8'),
+    cert: readFileSync(env('CK_CERT'), 'utf8'),
+    ca: readFileSync(env('CK_CA'), 'utf8'),
+  }),
   hello: { agentVersion: 'frame-source', site: 'interop', capabilities: [] },
   keepaliveMs: 500,
   deadAfterMs: 3_000,
@@ -70,7 +74,9 @@ link.onFrames((frames) => {
     if (parseEthernet(f, eth)) continue;
     if (eth.etherType === ETHERTYPE_ARP && !parseArp(f, eth.l3Offset, arp)) {
       if (arp.op === ARP_OP_REQUEST && arp.targetIp === MY_IP) {
-        link.sendFrames([encodeArp({ op: ARP_OP_REPLY, senderMac: MY_MAC, senderIp: MY_IP, targetMac: arp.senderMac, targetIp: arp.senderIp })]);
+        link.sendFrames([
+          encodeArp({ op: ARP_OP_REPLY, senderMac: MY_MAC, senderIp: MY_IP, targetMac: arp.senderMac, targetIp: arp.senderIp }),
+        ]);
         emit({ event: 'answered-arp', from: arp.senderIp });
       } else if (arp.op === ARP_OP_REPLY && arp.senderIp === PEER_IP && peerMac === null) {
         peerMac = arp.senderMac;
@@ -86,7 +92,9 @@ link.onFrames((frames) => {
       if (dst !== MY_IP) continue;
       if (icmp[0] === 8) {
         const reply = icmpEcho(0, icmp.readUInt16BE(4), icmp.readUInt16BE(6), Buffer.from(icmp.subarray(8)));
-        link.sendFrames([encodeEthernet({ dst: eth.src, src: MY_MAC, etherType: ETHERTYPE_IPV4, payload: ipv4Icmp(MY_IP, src, reply, 1) })]);
+        link.sendFrames([
+          encodeEthernet({ dst: eth.src, src: MY_MAC, etherType: ETHERTYPE_IPV4, payload: ipv4Icmp(MY_IP, src, reply, 1) }),
+        ]);
         emit({ event: 'answered-echo', seq: icmp.readUInt16BE(6) });
       } else if (icmp[0] === 0 && src === PEER_IP) {
         emit({ event: 'echo-reply', seq: icmp.readUInt16BE(6) });
@@ -106,7 +114,9 @@ link.onStateChange((s) => {
     } else if (seq < 5) {
       seq++;
       const echo = icmpEcho(8, 0x4242, seq, Buffer.alloc(56, 0x61));
-      link.sendFrames([encodeEthernet({ dst: peerMac, src: MY_MAC, etherType: ETHERTYPE_IPV4, payload: ipv4Icmp(MY_IP, PEER_IP, echo, seq) })]);
+      link.sendFrames([
+        encodeEthernet({ dst: peerMac, src: MY_MAC, etherType: ETHERTYPE_IPV4, payload: ipv4Icmp(MY_IP, PEER_IP, echo, seq) }),
+      ]);
     }
   }, 300);
   timer.unref();

@@ -6,7 +6,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { headendConfigDoc, registryDoc, spawnHeadend, writeJson, type HeadendProcess } from '../../integration/headend/adapters/fixtures.js';
+import {
+  headendConfigDoc,
+  registryDoc,
+  spawnHeadend,
+  writeJson,
+  type HeadendProcess,
+} from '../../integration/headend/adapters/fixtures.js';
 import { createTestPki } from '../../helpers/pki.js';
 import { tempDir } from '../../helpers/tmp.js';
 
@@ -18,7 +24,9 @@ interface SClient {
 /** Runs s_client, keeps stdin open briefly (TLS 1.3 client-cert refusals arrive after the client's Finished). */
 function sClient(port: number, args: string[]): Promise<SClient> {
   return new Promise((resolve) => {
-    const child = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
     child.stderr.on('data', (b: Buffer) => (out += b.toString()));
@@ -73,7 +81,10 @@ test('openssl s_client peers: only a valid device certificate over TLS 1.3 is ad
   await sClient(h.tunnelPort, [...withCert(denied), '-tls1_3']);
   const refused = await h.waitForLine((l) => l['msg'] === 'refused' && l['serial'] === 'CN-0666');
   assert.equal(refused['reason'], 'denylisted');
-  const audit = readFileSync(d.path('audit.jsonl'), 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const audit = readFileSync(d.path('audit.jsonl'), 'utf8')
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   const line = audit.find((l) => l['event'] === 'refused' && l['serial'] === 'CN-0666');
   assert.equal(line?.['reason'], 'denylisted');
   assert.match(String(line?.['fingerprint']), /^[0-9a-f]{64}$/);

@@ -36,7 +36,14 @@ function vxlanUdp(vni: number, inner: Buffer, udpChecksum = true): Buffer {
 }
 
 function outerUdp(payload: Buffer, udpChecksum = true): Buffer {
-  const ip = encodeIpv4Udp({ src: parseIpv4('198.51.100.1'), dst: parseIpv4('198.51.100.2'), srcPort: 49152, dstPort: VXLAN_UDP_PORT, payload, udpChecksum });
+  const ip = encodeIpv4Udp({
+    src: parseIpv4('198.51.100.1'),
+    dst: parseIpv4('198.51.100.2'),
+    srcPort: 49152,
+    dstPort: VXLAN_UDP_PORT,
+    payload,
+    udpChecksum,
+  });
   return encodeEthernet({ dst: VTEP_B, src: VTEP_A, etherType: ETHERTYPE_IPV4, payload: ip });
 }
 
@@ -50,22 +57,54 @@ interface Case {
 function cases(): Case[] {
   const arpReq = encodeArp({ op: 1, senderMac: MAC_A, senderIp: IP_A, targetMac: 0, targetIp: IP_B });
   const ns = encodeNs({ srcMac: MAC_A, srcIp: IP6_A, targetIp: IP6_B });
-  const naSol = encodeNa({ srcMac: MAC_B, srcIp: IP6_B, dstIp: IP6_A, ethDst: MAC_A, targetIp: IP6_B, router: false, solicited: true, override: true });
+  const naSol = encodeNa({
+    srcMac: MAC_B,
+    srcIp: IP6_B,
+    dstIp: IP6_A,
+    ethDst: MAC_A,
+    targetIp: IP6_B,
+    router: false,
+    solicited: true,
+    override: true,
+  });
   const list: Case[] = [
     {
       name: 'ARP request',
       frame: arpReq,
-      want: { 'eth.dst': BCAST, 'arp.opcode': '1', 'arp.src.hw_mac': '02:00:5e:10:00:01', 'arp.src.proto_ipv4': '192.0.2.1', 'arp.dst.hw_mac': '00:00:00:00:00:00', 'arp.dst.proto_ipv4': '192.0.2.2', 'arp.isgratuitous': '', 'arp.isprobe': '' },
+      want: {
+        'eth.dst': BCAST,
+        'arp.opcode': '1',
+        'arp.src.hw_mac': '02:00:5e:10:00:01',
+        'arp.src.proto_ipv4': '192.0.2.1',
+        'arp.dst.hw_mac': '00:00:00:00:00:00',
+        'arp.dst.proto_ipv4': '192.0.2.2',
+        'arp.isgratuitous': '',
+        'arp.isprobe': '',
+      },
     },
     {
       name: 'ARP reply',
       frame: encodeArp({ op: 2, senderMac: MAC_B, senderIp: IP_B, targetMac: MAC_A, targetIp: IP_A }),
-      want: { 'eth.dst': '02:00:5e:10:00:01', 'eth.src': '02:00:5e:10:00:02', 'arp.opcode': '2', 'arp.src.proto_ipv4': '192.0.2.2', 'arp.dst.hw_mac': '02:00:5e:10:00:01', 'arp.isgratuitous': '' },
+      want: {
+        'eth.dst': '02:00:5e:10:00:01',
+        'eth.src': '02:00:5e:10:00:02',
+        'arp.opcode': '2',
+        'arp.src.proto_ipv4': '192.0.2.2',
+        'arp.dst.hw_mac': '02:00:5e:10:00:01',
+        'arp.isgratuitous': '',
+      },
     },
     {
       name: 'gratuitous ARP request (announcement)',
       frame: encodeGratuitousArp(MAC_A, IP_A),
-      want: { 'eth.dst': BCAST, 'arp.opcode': '1', 'arp.src.proto_ipv4': '192.0.2.1', 'arp.dst.proto_ipv4': '192.0.2.1', 'arp.isgratuitous': '1', 'arp.isannouncement': '1' },
+      want: {
+        'eth.dst': BCAST,
+        'arp.opcode': '1',
+        'arp.src.proto_ipv4': '192.0.2.1',
+        'arp.dst.proto_ipv4': '192.0.2.1',
+        'arp.isgratuitous': '1',
+        'arp.isannouncement': '1',
+      },
     },
     {
       name: 'gratuitous ARP reply',
@@ -75,7 +114,14 @@ function cases(): Case[] {
     {
       name: 'ARP probe',
       frame: encodeArp({ op: 1, senderMac: MAC_A, senderIp: 0, targetMac: 0, targetIp: IP_B }),
-      want: { 'eth.dst': BCAST, 'arp.opcode': '1', 'arp.src.proto_ipv4': '0.0.0.0', 'arp.dst.proto_ipv4': '192.0.2.2', 'arp.isprobe': '1', 'arp.isgratuitous': '' },
+      want: {
+        'eth.dst': BCAST,
+        'arp.opcode': '1',
+        'arp.src.proto_ipv4': '0.0.0.0',
+        'arp.dst.proto_ipv4': '192.0.2.2',
+        'arp.isprobe': '1',
+        'arp.isgratuitous': '',
+      },
     },
     {
       name: 'ARP in 802.1Q',
@@ -84,28 +130,71 @@ function cases(): Case[] {
     },
     {
       name: 'ARP in QinQ (802.1ad + 802.1Q)',
-      frame: encodeArp({ op: 2, senderMac: MAC_B, senderIp: IP_B, targetMac: MAC_A, targetIp: IP_A, vlans: [{ tpid: ETHERTYPE_QINQ, tci: 300 }, { tci: 20 }] }),
+      frame: encodeArp({
+        op: 2,
+        senderMac: MAC_B,
+        senderIp: IP_B,
+        targetMac: MAC_A,
+        targetIp: IP_A,
+        vlans: [{ tpid: ETHERTYPE_QINQ, tci: 300 }, { tci: 20 }],
+      }),
       want: { 'eth.type': '0x88a8', 'ieee8021ad.id': '300', 'vlan.id': '20', 'arp.opcode': '2' },
     },
     {
       name: 'NS',
       frame: ns,
-      want: { 'eth.dst': '33:33:ff:00:00:0b', 'ipv6.src': '2001:db8::a', 'ipv6.dst': 'ff02::1:ff00:b', 'ipv6.hlim': '255', 'icmpv6.type': '135', 'icmpv6.checksum.status': '1', 'icmpv6.nd.ns.target_address': '2001:db8::b', 'icmpv6.opt.type': '1', 'icmpv6.opt.linkaddr': '02:00:5e:10:00:01' },
+      want: {
+        'eth.dst': '33:33:ff:00:00:0b',
+        'ipv6.src': '2001:db8::a',
+        'ipv6.dst': 'ff02::1:ff00:b',
+        'ipv6.hlim': '255',
+        'icmpv6.type': '135',
+        'icmpv6.checksum.status': '1',
+        'icmpv6.nd.ns.target_address': '2001:db8::b',
+        'icmpv6.opt.type': '1',
+        'icmpv6.opt.linkaddr': '02:00:5e:10:00:01',
+      },
     },
     {
       name: 'DAD NS',
       frame: encodeNs({ srcMac: MAC_A, srcIp: parseIpv6('::'), targetIp: IP6_A }),
-      want: { 'ipv6.src': '::', 'ipv6.dst': 'ff02::1:ff00:a', 'icmpv6.type': '135', 'icmpv6.checksum.status': '1', 'icmpv6.nd.ns.target_address': '2001:db8::a', 'icmpv6.opt.type': '' },
+      want: {
+        'ipv6.src': '::',
+        'ipv6.dst': 'ff02::1:ff00:a',
+        'icmpv6.type': '135',
+        'icmpv6.checksum.status': '1',
+        'icmpv6.nd.ns.target_address': '2001:db8::a',
+        'icmpv6.opt.type': '',
+      },
     },
     {
       name: 'solicited NA',
       frame: naSol,
-      want: { 'eth.dst': '02:00:5e:10:00:01', 'ipv6.dst': '2001:db8::a', 'icmpv6.type': '136', 'icmpv6.checksum.status': '1', 'icmpv6.nd.na.flag.r': '0', 'icmpv6.nd.na.flag.s': '1', 'icmpv6.nd.na.flag.o': '1', 'icmpv6.nd.na.target_address': '2001:db8::b', 'icmpv6.opt.type': '2', 'icmpv6.opt.linkaddr': '02:00:5e:10:00:02' },
+      want: {
+        'eth.dst': '02:00:5e:10:00:01',
+        'ipv6.dst': '2001:db8::a',
+        'icmpv6.type': '136',
+        'icmpv6.checksum.status': '1',
+        'icmpv6.nd.na.flag.r': '0',
+        'icmpv6.nd.na.flag.s': '1',
+        'icmpv6.nd.na.flag.o': '1',
+        'icmpv6.nd.na.target_address': '2001:db8::b',
+        'icmpv6.opt.type': '2',
+        'icmpv6.opt.linkaddr': '02:00:5e:10:00:02',
+      },
     },
     {
       name: 'unsolicited NA from a router',
       frame: encodeNa({ srcMac: MAC_A, srcIp: LL_A, targetIp: IP6_A, router: true, solicited: false, override: true }),
-      want: { 'eth.dst': '33:33:00:00:00:01', 'ipv6.src': 'fe80::a', 'ipv6.dst': 'ff02::1', 'icmpv6.checksum.status': '1', 'icmpv6.nd.na.flag.r': '1', 'icmpv6.nd.na.flag.s': '0', 'icmpv6.nd.na.flag.o': '1' },
+      want: {
+        'eth.dst': '33:33:00:00:00:01',
+        'ipv6.src': 'fe80::a',
+        'ipv6.dst': 'ff02::1',
+        'icmpv6.checksum.status': '1',
+        'icmpv6.nd.na.flag.r': '1',
+        'icmpv6.nd.na.flag.s': '0',
+        'icmpv6.nd.na.flag.o': '1',
+      },
     },
     {
       name: 'NS in 802.1Q',
@@ -115,12 +204,30 @@ function cases(): Case[] {
     {
       name: 'VXLAN/UDP carrying ARP',
       frame: vxlanUdp(4242, arpReq),
-      want: { 'udp.dstport': '4789', 'udp.checksum.status': '1', 'ip.checksum.status': '1', 'vxlan.vni': '4242', 'vxlan.flag_i': '1', 'vxlan.flags': '0x0800', 'vxlan.flags_reserved': '0x0000', 'vxlan.gbp': '0', 'vxlan.reserved8': '0', 'arp.opcode': '1', 'eth.type': '0x0800,0x0806' },
+      want: {
+        'udp.dstport': '4789',
+        'udp.checksum.status': '1',
+        'ip.checksum.status': '1',
+        'vxlan.vni': '4242',
+        'vxlan.flag_i': '1',
+        'vxlan.flags': '0x0800',
+        'vxlan.flags_reserved': '0x0000',
+        'vxlan.gbp': '0',
+        'vxlan.reserved8': '0',
+        'arp.opcode': '1',
+        'eth.type': '0x0800,0x0806',
+      },
     },
     {
       name: 'VXLAN/UDP (zero UDP checksum) carrying an NS, highest VNI',
       frame: vxlanUdp(0xffffff, ns, false),
-      want: { 'udp.checksum.status': '3' /* not present: RFC 7348 allows 0 over IPv4 */, 'vxlan.vni': '16777215', 'icmpv6.type': '135', 'icmpv6.checksum.status': '1', 'eth.type': '0x0800,0x86dd' },
+      want: {
+        'udp.checksum.status': '3' /* not present: RFC 7348 allows 0 over IPv4 */,
+        'vxlan.vni': '16777215',
+        'icmpv6.type': '135',
+        'icmpv6.checksum.status': '1',
+        'eth.type': '0x0800,0x86dd',
+      },
     },
   ];
   // Stream records: the bytes after the u16 length are exactly a VXLAN header and the frame, so they are
@@ -140,7 +247,14 @@ function cases(): Case[] {
     list.push({
       name: `stream record vni ${vni} as VXLAN/UDP`,
       frame: outerUdp(rec.subarray(2)),
-      want: { 'vxlan.vni': String(vni), 'vxlan.flag_i': '1', 'vxlan.flags': '0x0800', 'vxlan.reserved8': '0', 'udp.checksum.status': '1', 'udp.length': String(8 + rec.length - 2) },
+      want: {
+        'vxlan.vni': String(vni),
+        'vxlan.flag_i': '1',
+        'vxlan.flags': '0x0800',
+        'vxlan.reserved8': '0',
+        'udp.checksum.status': '1',
+        'udp.length': String(8 + rec.length - 2),
+      },
     });
   }
   return list;
@@ -156,7 +270,14 @@ test('tshark accepts every frame our encoders build and reads back what we encod
   const path = join(dir, 'ours.pcap');
   writeFileSync(path, writePcap(all.map((c) => c.frame)));
   const wantKeys = [...new Set(all.flatMap((c) => Object.keys(c.want)))];
-  const extra = ['_ws.malformed', '_ws.expert.severity', '_ws.expert.message', 'ip.checksum.status', 'udp.checksum.status', 'icmpv6.checksum.status'];
+  const extra = [
+    '_ws.malformed',
+    '_ws.expert.severity',
+    '_ws.expert.message',
+    'ip.checksum.status',
+    'udp.checksum.status',
+    'icmpv6.checksum.status',
+  ];
   const fields = [...new Set([...CONTEXT_FIELDS, ...FIELDS, ...wantKeys, ...extra])];
   const rows = await tsharkFields(path, fields);
   assert.equal(rows.length, all.length);

@@ -66,7 +66,9 @@ interface Verified {
 /** Source MACs of the frames our encoders inject (outer or inner). */
 const OUR_SOURCES = new Set([OUR_MAC, OUR_GARP_MAC, OUR_VX_MAC]);
 const isOurs = (frame: Buffer): boolean =>
-  (ourFields(frame).fields['eth.src'] ?? '').split(',').some((m) => OUR_SOURCES.has(macKeyAt(Buffer.from(m.replaceAll(':', ''), 'hex'), 0)));
+  (ourFields(frame).fields['eth.src'] ?? '')
+    .split(',')
+    .some((m) => OUR_SOURCES.has(macKeyAt(Buffer.from(m.replaceAll(':', ''), 'hex'), 0)));
 
 /** Decodes every frame of a capture both ways and asserts agreement; returns class counts. */
 async function verifyCapture(path: string): Promise<Verified> {
@@ -167,9 +169,13 @@ async function waitDad(ns: string, dev: string): Promise<void> {
 }
 
 function startTcpdump(t: TestContext, ns: string, dev: string, out: string): Promise<ChildProcess> {
-  const child = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '-i', dev, '-w', out, '-U', '-s', '0', '-n', '-Z', 'root', '--immediate-mode'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = spawn(
+    'ip',
+    ['netns', 'exec', ns, 'tcpdump', '-i', dev, '-w', out, '-U', '-s', '0', '-n', '-Z', 'root', '--immediate-mode'],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   t.after(() => {
     if (child.exitCode === null) child.kill('SIGKILL');
   });
@@ -212,7 +218,13 @@ test('live: the kernel emits ARP, ND and VXLAN frames that we decode as tshark d
   // arp_accept / accept_untracked_na let B learn from unsolicited announcements: that is how we see the
   // kernel accepted our gratuitous ARP and unsolicited NA.
   // (untracked NAs are only learned by routers, hence forwarding on B.)
-  await sysctl(B, ...quiet('vb'), 'net.ipv4.conf.vb.arp_accept=1', 'net.ipv6.conf.vb.forwarding=1', 'net.ipv6.conf.vb.accept_untracked_na=1');
+  await sysctl(
+    B,
+    ...quiet('vb'),
+    'net.ipv4.conf.vb.arp_accept=1',
+    'net.ipv6.conf.vb.forwarding=1',
+    'net.ipv6.conf.vb.accept_untracked_na=1',
+  );
   await ipIn(A, 'addr', 'add', '10.99.0.1/24', 'dev', 'va');
   await ipIn(A, 'addr', 'add', 'fd99::1/64', 'dev', 'va');
   await ipIn(B, 'addr', 'add', '10.99.0.2/24', 'dev', 'vb');
@@ -237,9 +249,23 @@ test('live: the kernel emits ARP, ND and VXLAN frames that we decode as tshark d
   const ours = [
     encodeArp({ op: 1, senderMac: OUR_MAC, senderIp: 0, targetMac: 0, targetIp: parseIpv4('10.99.0.2') }),
     encodeArp({ op: 1, senderMac: OUR_MAC, senderIp: parseIpv4(OUR_IP), targetMac: 0, targetIp: parseIpv4('10.99.0.2') }),
-    encodeArp({ op: 2, senderMac: OUR_GARP_MAC, senderIp: parseIpv4(OUR_GARP_IP), targetMac: OUR_GARP_MAC, targetIp: parseIpv4(OUR_GARP_IP), ethDst: 0xffffffffffff }),
+    encodeArp({
+      op: 2,
+      senderMac: OUR_GARP_MAC,
+      senderIp: parseIpv4(OUR_GARP_IP),
+      targetMac: OUR_GARP_MAC,
+      targetIp: parseIpv4(OUR_GARP_IP),
+      ethDst: 0xffffffffffff,
+    }),
     encodeNs({ srcMac: OUR_MAC, srcIp: parseIpv6(OUR_IP6), targetIp: parseIpv6('fd99::2') }),
-    encodeNa({ srcMac: OUR_GARP_MAC, srcIp: parseIpv6(OUR_NA_IP6), targetIp: parseIpv6(OUR_NA_IP6), router: false, solicited: false, override: true }),
+    encodeNa({
+      srcMac: OUR_GARP_MAC,
+      srcIp: parseIpv6(OUR_NA_IP6),
+      targetIp: parseIpv6(OUR_NA_IP6),
+      router: false,
+      solicited: false,
+      override: true,
+    }),
     encodeNs({ srcMac: OUR_MAC, srcIp: parseIpv6('::'), targetIp: parseIpv6('fd99::2') }),
   ];
   await py(A, ['raw', 'va'], ours.map((f) => f.toString('hex')).join('\n') + '\n');
@@ -250,7 +276,26 @@ test('live: the kernel emits ARP, ND and VXLAN frames that we decode as tshark d
     [A, 'vxa', MAC_VXA, '10.99.0.1', '10.99.0.2', 'va'],
     [B, 'vxb', MAC_VXB, '10.99.0.2', '10.99.0.1', 'vb'],
   ] as const) {
-    await ipIn(ns, 'link', 'add', dev, 'address', mac, 'type', 'vxlan', 'id', String(VNI), 'dstport', '4789', 'local', local, 'remote', remote, 'dev', under);
+    await ipIn(
+      ns,
+      'link',
+      'add',
+      dev,
+      'address',
+      mac,
+      'type',
+      'vxlan',
+      'id',
+      String(VNI),
+      'dstport',
+      '4789',
+      'local',
+      local,
+      'remote',
+      remote,
+      'dev',
+      under,
+    );
     await ipIn(ns, 'link', 'set', dev, 'addrgenmode', 'none');
     await sysctl(ns, ...quiet(dev));
     await ipIn(ns, 'addr', 'add', ns === A ? '10.98.0.1/24' : '10.98.0.2/24', 'dev', dev);
@@ -261,7 +306,13 @@ test('live: the kernel emits ARP, ND and VXLAN frames that we decode as tshark d
   await py(A, ['udp6', 'fd98::2']);
   // One of our stream records minus its length prefix, sent as a UDP/4789 payload: B's kernel vxlan
   // device must take it as VXLAN (it learns the inner sender and answers through the tunnel).
-  const innerArp = encodeArp({ op: 1, senderMac: OUR_VX_MAC, senderIp: parseIpv4(OUR_VX_IP), targetMac: 0, targetIp: parseIpv4('10.98.0.2') });
+  const innerArp = encodeArp({
+    op: 1,
+    senderMac: OUR_VX_MAC,
+    senderIp: parseIpv4(OUR_VX_IP),
+    targetMac: 0,
+    targetIp: parseIpv4('10.98.0.2'),
+  });
   await py(A, ['udp4hex', '10.99.0.2', '4789', encodeRecord(VNI, innerArp).subarray(2).toString('hex')]);
   // Wait until everything we expect is in the capture (tcpdump -U writes each packet as it comes) rather
   // than for a fixed time: a loaded CI machine may need longer.

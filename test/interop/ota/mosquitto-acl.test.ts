@@ -16,9 +16,22 @@ import { CONTROLLER_CN, startMosquitto } from '../../integration/ota/helpers/mos
 const A = 'R3S-0001';
 const B = 'R3S-0002';
 
-async function connectAs(t: { after(fn: () => void | Promise<void>): void }, url: string, pki: TestPki, cn: string, clientId = cn): Promise<MqttClient> {
+async function connectAs(
+  t: { after(fn: () => void | Promise<void>): void },
+  url: string,
+  pki: TestPki,
+  cn: string,
+  clientId = cn,
+): Promise<MqttClient> {
   const id = pki.identity(cn);
-  const c = await mqtt.connectAsync(url, { protocolVersion: 5, clientId, ca: pki.dcCa.pem, cert: id.cert, key: id.key, reconnectPeriod: 0 });
+  const c = await mqtt.connectAsync(url, {
+    protocolVersion: 5,
+    clientId,
+    ca: pki.dcCa.pem,
+    cert: id.cert,
+    key: id.key,
+    reconnectPeriod: 0,
+  });
   t.after(() => c.endAsync(true));
   return c;
 }
@@ -32,19 +45,22 @@ test('mosquitto enforces per-device topics and client ids', async (t) => {
   const a = await connectAs(t, broker.url, pki, A);
   const b = await connectAs(t, broker.url, pki, B);
 
-  await t.test('own status is accepted, another device\'s status gets PUBACK 135', async () => {
+  await t.test("own status is accepted, another device's status gets PUBACK 135", async () => {
     const seen: string[] = [];
     ctl.on('message', (topic) => seen.push(topic));
     await ctl.subscribeAsync('connector/v1/+/status', { qos: 1 });
     await a.publishAsync(statusTopic(A), '{"online":true}', { qos: 1 });
-    await assert.rejects(a.publishAsync(statusTopic(B), '{"online":false,"forged":true}', { qos: 1 }), (e: unknown) => (e as { code?: number }).code === 135);
+    await assert.rejects(
+      a.publishAsync(statusTopic(B), '{"online":false,"forged":true}', { qos: 1 }),
+      (e: unknown) => (e as { code?: number }).code === 135,
+    );
     await assert.rejects(a.publishAsync(jobStateTopic(B, 'j1'), '{}', { qos: 1 }), (e: unknown) => (e as { code?: number }).code === 135);
     await settle(300);
     assert.ok(seen.includes(statusTopic(A)));
     assert.ok(!seen.includes(statusTopic(B)), 'forged status never delivered');
   });
 
-  await t.test('a device subscribing to another device\'s jobs receives nothing', async () => {
+  await t.test("a device subscribing to another device's jobs receives nothing", async () => {
     const gotA: string[] = [];
     const gotB: string[] = [];
     a.on('message', (topic) => gotA.push(topic));
@@ -60,7 +76,7 @@ test('mosquitto enforces per-device topics and client ids', async (t) => {
     await assert.rejects(a.publishAsync(jobTopic(A, 'self'), '{}', { qos: 1 }), (e: unknown) => (e as { code?: number }).code === 135);
   });
 
-  await t.test('reusing another device\'s client id does not kick it off', async () => {
+  await t.test("reusing another device's client id does not kick it off", async () => {
     let bClosed = false;
     b.on('close', () => (bClosed = true));
     const imposter = await connectAs(t, broker.url, pki, A, B);
@@ -85,9 +101,37 @@ test('mosquitto enforces per-device topics and client ids', async (t) => {
   });
 
   await t.test('a self-signed certificate with a valid-looking CN is refused', async () => {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'rogue.key', '-out', 'rogue.pem', '-days', '1', '-subj', `/CN=${B}`], { cwd: pki.dir, stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        'rogue.key',
+        '-out',
+        'rogue.pem',
+        '-days',
+        '1',
+        '-subj',
+        `/CN=${B}`,
+      ],
+      { cwd: pki.dir, stdio: 'ignore' },
+    );
     await assert.rejects(
-      mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: B, ca: pki.dcCa.pem, cert: readFileSync(join(pki.dir, 'rogue.pem')), key: readFileSync(join(pki.dir, 'rogue.key')), reconnectPeriod: 0, connectTimeout: 3000 }),
+      mqtt.connectAsync(broker.url, {
+        protocolVersion: 5,
+        clientId: B,
+        ca: pki.dcCa.pem,
+        cert: readFileSync(join(pki.dir, 'rogue.pem')),
+        key: readFileSync(join(pki.dir, 'rogue.key')),
+        reconnectPeriod: 0,
+        connectTimeout: 3000,
+      }),
     );
     assert.equal(b.connected, true);
   });

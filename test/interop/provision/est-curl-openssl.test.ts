@@ -62,9 +62,29 @@ test('curl + openssl enroll against the EST server (cacerts, csrattrs, 202, simp
 
   // a CSR made by openssl req, sent as base64 DER
   await exec('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', join(d, 'op.key')]);
-  await exec('openssl', ['req', '-new', '-key', join(d, 'op.key'), '-subj', `/CN=${serial}/serialNumber=${serial}`, '-outform', 'DER', '-out', join(d, 'csr.der')]);
+  await exec('openssl', [
+    'req',
+    '-new',
+    '-key',
+    join(d, 'op.key'),
+    '-subj',
+    `/CN=${serial}/serialNumber=${serial}`,
+    '-outform',
+    'DER',
+    '-out',
+    join(d, 'csr.der'),
+  ]);
   await exec('openssl', ['base64', '-in', join(d, 'csr.der'), '-out', join(d, 'csr.b64')]);
-  const enrollArgs = ['--cert', join(d, 'idevid.pem'), '--key', join(d, 'idevid.key'), '-H', 'Content-Type: application/pkcs10', '--data-binary', `@${join(d, 'csr.b64')}`];
+  const enrollArgs = [
+    '--cert',
+    join(d, 'idevid.pem'),
+    '--key',
+    join(d, 'idevid.key'),
+    '-H',
+    'Content-Type: application/pkcs10',
+    '--data-binary',
+    `@${join(d, 'csr.b64')}`,
+  ];
 
   // unclaimed: 202 + Retry-After
   const pending = await curl('simpleenroll', enrollArgs);
@@ -74,7 +94,12 @@ test('curl + openssl enroll against the EST server (cacerts, csrattrs, 202, simp
   // no client certificate: 401; IDevID from a foreign CA: 403
   assert.equal((await curl('simpleenroll', enrollArgs.slice(4))).status, 401);
   const rogueKeys = await generateKeyPair(true);
-  const rogueCa = await createSelfSignedCa({ cn: 'Rogue CA' }, rogueKeys, new Date(Date.now() - 3600_000), new Date(Date.now() + 86_400_000));
+  const rogueCa = await createSelfSignedCa(
+    { cn: 'Rogue CA' },
+    rogueKeys,
+    new Date(Date.now() - 3600_000),
+    new Date(Date.now() + 86_400_000),
+  );
   const rogueLeafKeys = await generateKeyPair(true);
   const rogueLeaf = await issueCertificate({
     issuer: { cert: rogueCa, privateKey: rogueKeys.privateKey },
@@ -96,7 +121,8 @@ test('curl + openssl enroll against the EST server (cacerts, csrattrs, 202, simp
   assert.equal(issued.headers['content-type'], 'application/pkcs7-mime; smime-type=certs-only');
   const p7 = await exec('openssl', ['pkcs7', '-inform', 'DER', '-in', await b64d(issued.bodyFile), '-print_certs']);
   writeFileSync(join(d, 'op.pem'), p7.stdout);
-  const text = (await exec('openssl', ['x509', '-in', join(d, 'op.pem'), '-noout', '-subject', '-ext', 'extendedKeyUsage', '-dates'])).stdout;
+  const text = (await exec('openssl', ['x509', '-in', join(d, 'op.pem'), '-noout', '-subject', '-ext', 'extendedKeyUsage', '-dates']))
+    .stdout;
   assert.match(text, new RegExp(`CN = ${serial}`));
   assert.match(text, new RegExp(`serialNumber = ${serial}`));
   assert.match(text, /TLS Web Client Authentication/);
@@ -108,21 +134,59 @@ test('curl + openssl enroll against the EST server (cacerts, csrattrs, 202, simp
 
   // simplereenroll with the operational certificate and a fresh key (rekey)
   await exec('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', join(d, 'op2.key')]);
-  await exec('openssl', ['req', '-new', '-key', join(d, 'op2.key'), '-subj', `/CN=${serial}/serialNumber=${serial}`, '-outform', 'DER', '-out', join(d, 'csr2.der')]);
+  await exec('openssl', [
+    'req',
+    '-new',
+    '-key',
+    join(d, 'op2.key'),
+    '-subj',
+    `/CN=${serial}/serialNumber=${serial}`,
+    '-outform',
+    'DER',
+    '-out',
+    join(d, 'csr2.der'),
+  ]);
   await exec('openssl', ['base64', '-in', join(d, 'csr2.der'), '-out', join(d, 'csr2.b64')]);
-  const reArgs = ['--cert', join(d, 'op.pem'), '--key', join(d, 'op.key'), '-H', 'Content-Type: application/pkcs10', '--data-binary', `@${join(d, 'csr2.b64')}`];
+  const reArgs = [
+    '--cert',
+    join(d, 'op.pem'),
+    '--key',
+    join(d, 'op.key'),
+    '-H',
+    'Content-Type: application/pkcs10',
+    '--data-binary',
+    `@${join(d, 'csr2.b64')}`,
+  ];
   const re = await curl('simplereenroll', reArgs);
   assert.equal(re.status, 200);
   const p7b = await exec('openssl', ['pkcs7', '-inform', 'DER', '-in', await b64d(re.bodyFile), '-print_certs']);
   assert.match(p7b.stdout, new RegExp(`subject=CN = ${serial}`));
 
   // the IDevID is not accepted for re-enrollment, the operational cert not for first enrollment
-  assert.equal((await curl('simplereenroll', ['--cert', join(d, 'idevid.pem'), '--key', join(d, 'idevid.key'), ...reArgs.slice(4)])).status, 403);
+  assert.equal(
+    (await curl('simplereenroll', ['--cert', join(d, 'idevid.pem'), '--key', join(d, 'idevid.key'), ...reArgs.slice(4)])).status,
+    403,
+  );
   assert.equal((await curl('simpleenroll', ['--cert', join(d, 'op.pem'), '--key', join(d, 'op.key'), ...enrollArgs.slice(4)])).status, 403);
 
   // wrong content type: 415; a CSR for another serial: 400
-  assert.equal((await curl('simpleenroll', [...enrollArgs.slice(0, 4), '-H', 'Content-Type: text/plain', '--data-binary', `@${join(d, 'csr.b64')}`])).status, 415);
-  await exec('openssl', ['req', '-new', '-key', join(d, 'op.key'), '-subj', '/CN=OTHER-1/serialNumber=OTHER-1', '-outform', 'DER', '-out', join(d, 'csr3.der')]);
+  assert.equal(
+    (await curl('simpleenroll', [...enrollArgs.slice(0, 4), '-H', 'Content-Type: text/plain', '--data-binary', `@${join(d, 'csr.b64')}`]))
+      .status,
+    415,
+  );
+  await exec('openssl', [
+    'req',
+    '-new',
+    '-key',
+    join(d, 'op.key'),
+    '-subj',
+    '/CN=OTHER-1/serialNumber=OTHER-1',
+    '-outform',
+    'DER',
+    '-out',
+    join(d, 'csr3.der'),
+  ]);
   await exec('openssl', ['base64', '-in', join(d, 'csr3.der'), '-out', join(d, 'csr3.b64')]);
   assert.equal((await curl('simpleenroll', [...enrollArgs.slice(0, 6), '--data-binary', `@${join(d, 'csr3.b64')}`])).status, 400);
 
@@ -131,6 +195,15 @@ test('curl + openssl enroll against the EST server (cacerts, csrattrs, 202, simp
   assert.equal((await curl('simplereenroll', reArgs)).status, 403);
 
   // every issuance is recorded
-  const log = readFileSync(fx.issuanceLogFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { op: string; serial: string });
-  assert.deepEqual(log.map((r) => [r.op, r.serial]), [['simpleenroll', serial], ['simplereenroll', serial]]);
+  const log = readFileSync(fx.issuanceLogFile, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { op: string; serial: string });
+  assert.deepEqual(
+    log.map((r) => [r.op, r.serial]),
+    [
+      ['simpleenroll', serial],
+      ['simplereenroll', serial],
+    ],
+  );
 });

@@ -18,13 +18,7 @@ import { initSlots } from '../../../src/agent/adapters/ota/slots.js';
 import { addNetns, ipIn, removeNetnsWithPrefix, sysctlIn, uniquePrefix } from '../../../src/lab/adapters/netns.js';
 import { projectRoot } from '../../../src/lab/adapters/programs.js';
 import { exec, type ExecResult } from '../../../src/shared/exec.js';
-import {
-  createSelfSignedCa,
-  exportPrivateKeyPem,
-  generateKeyPair,
-  issueCertificate,
-  type Issuer,
-} from '../../../src/shared/pki/x509.js';
+import { createSelfSignedCa, exportPrivateKeyPem, generateKeyPair, issueCertificate, type Issuer } from '../../../src/shared/pki/x509.js';
 import { parseRegistry } from '../../../src/shared/registry/registry.js';
 import { writeRegistryFile } from '../../../src/shared/registry/registry-file.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -129,7 +123,11 @@ async function issuePair(
   return { cert: cert.toString('pem') + '\n', key: (await exportPrivateKeyPem(keys.privateKey)) + '\n' };
 }
 
-function uci(site: { index: number; dir: string; slots: string; stateDir: string; sock: string }, files: { ca: string; pub: string }, headend: string): string {
+function uci(
+  site: { index: number; dir: string; slots: string; stateDir: string; sock: string },
+  files: { ca: string; pub: string },
+  headend: string,
+): string {
   return [
     "config agent 'agent'",
     "\toption enabled '1'",
@@ -287,7 +285,13 @@ export async function openOtaLab(o: { pubKey: string; factoryVersion: string }):
     const pkiDir = join(dir, 'pki');
     mkdirSync(pkiDir, { recursive: true });
     const caKeys = await generateKeyPair();
-    const caCert = await createSelfSignedCa({ cn: 'connector-kit ota lab CA', o: 'connector-kit ota lab' }, caKeys, new Date(Date.now() - HOUR), new Date(Date.now() + 48 * HOUR), 0);
+    const caCert = await createSelfSignedCa(
+      { cn: 'connector-kit ota lab CA', o: 'connector-kit ota lab' },
+      caKeys,
+      new Date(Date.now() - HOUR),
+      new Date(Date.now() + 48 * HOUR),
+      0,
+    );
     const issuer: Issuer = { cert: caCert, privateKey: caKeys.privateKey };
     const w = (name: string, text: string): string => {
       const p = join(pkiDir, name);
@@ -311,7 +315,12 @@ export async function openOtaLab(o: { pubKey: string; factoryVersion: string }):
       parseRegistry({
         version: 1,
         tenants: Object.fromEntries(sites.map((s) => [`t${s.index}`, { segments: { default: seg(2000 + s.index) } }])),
-        devices: Object.fromEntries(sites.map((s) => [s.serial, { state: 'claimed', tenant: `t${s.index}`, segment: 'default', site: `ota-site-${s.index}`, updatedAt: at }])),
+        devices: Object.fromEntries(
+          sites.map((s) => [
+            s.serial,
+            { state: 'claimed', tenant: `t${s.index}`, segment: 'default', site: `ota-site-${s.index}`, updatedAt: at },
+          ]),
+        ),
         denylist: [],
       }),
     );
@@ -332,13 +341,46 @@ export async function openOtaLab(o: { pubKey: string; factoryVersion: string }):
 
     // ---- broker: the config `connector ota broker-config` writes, mosquitto inside dc ----
     const brokerDir = join(dir, 'broker');
-    await connector(dc, ['ota', 'broker-config', '--out', brokerDir, '--cafile', ca, '--certfile', server.cert, '--keyfile', server.key, '--host', DC_ADDR, '--port', String(BROKER_PORT), '--user', 'root']);
+    await connector(dc, [
+      'ota',
+      'broker-config',
+      '--out',
+      brokerDir,
+      '--cafile',
+      ca,
+      '--certfile',
+      server.cert,
+      '--keyfile',
+      server.key,
+      '--host',
+      DC_ADDR,
+      '--port',
+      String(BROKER_PORT),
+      '--user',
+      'root',
+    ]);
     start(dc, 'mosquitto', 'mosquitto', ['-c', join(brokerDir, 'mosquitto.conf'), '-v']);
 
     // ---- artifact server ----
     const serveDir = join(dir, 'releases');
     mkdirSync(serveDir, { recursive: true });
-    start(dc, 'artifact-server', process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/connector.ts'), 'ota', 'serve', '--dir', serveDir, '--cert', server.cert, '--key', server.key, '--host', DC_ADDR, '--port', String(ARTIFACT_PORT)]);
+    start(dc, 'artifact-server', process.execPath, [
+      '--import',
+      'tsx',
+      join(ROOT, 'src/cli/connector.ts'),
+      'ota',
+      'serve',
+      '--dir',
+      serveDir,
+      '--cert',
+      server.cert,
+      '--key',
+      server.key,
+      '--host',
+      DC_ADDR,
+      '--port',
+      String(ARTIFACT_PORT),
+    ]);
 
     // ---- each site: identity, UCI, factory slot a ----
     for (const s of sites) {

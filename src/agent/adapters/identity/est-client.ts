@@ -37,7 +37,10 @@ function call(url: URL, method: 'GET' | 'POST', tls: EstTls, body: string | unde
         ...(tls.key ? { key: tls.key } : {}),
         minVersion: 'TLSv1.3',
         timeout: timeoutMs,
-        headers: body !== undefined ? { 'Content-Type': CT_PKCS10, 'Content-Transfer-Encoding': 'base64', 'Content-Length': String(Buffer.byteLength(body)) } : {},
+        headers:
+          body !== undefined
+            ? { 'Content-Type': CT_PKCS10, 'Content-Transfer-Encoding': 'base64', 'Content-Length': String(Buffer.byteLength(body)) }
+            : {},
         agent: false,
       },
       (res) => {
@@ -67,13 +70,21 @@ export interface EstClientOptions {
 async function exchange(o: EstClientOptions, op: EstOperation, csrDer?: Uint8Array): Promise<EstResult> {
   let res: RawResponse;
   try {
-    res = await call(estOperationUrl(o.baseUrl, op), csrDer ? 'POST' : 'GET', o.tls, csrDer ? encodeBase64Body(csrDer) : undefined, o.timeoutMs ?? 30_000);
+    res = await call(
+      estOperationUrl(o.baseUrl, op),
+      csrDer ? 'POST' : 'GET',
+      o.tls,
+      csrDer ? encodeBase64Body(csrDer) : undefined,
+      o.timeoutMs ?? 30_000,
+    );
   } catch (e) {
     return { kind: 'error', message: `EST ${op} to ${o.baseUrl}: ${(e as Error).message}` };
   }
   const text = res.body.toString('utf8').trim().slice(0, 300);
-  if (res.status === 202) return { kind: 'retry', afterS: parseRetryAfter(firstHeader(res.headers['retry-after']), o.nowMs), message: text };
-  if (res.status === 503) return { kind: 'retry', afterS: parseRetryAfter(firstHeader(res.headers['retry-after']), o.nowMs), message: `server busy: ${text}` };
+  if (res.status === 202)
+    return { kind: 'retry', afterS: parseRetryAfter(firstHeader(res.headers['retry-after']), o.nowMs), message: text };
+  if (res.status === 503)
+    return { kind: 'retry', afterS: parseRetryAfter(firstHeader(res.headers['retry-after']), o.nowMs), message: `server busy: ${text}` };
   if (res.status !== 200) {
     if (res.status >= 500) return { kind: 'error', message: `EST ${op}: HTTP ${res.status}: ${text}` };
     return { kind: 'refused', status: res.status, message: `HTTP ${res.status}: ${text}` };

@@ -54,13 +54,18 @@ export function loadFactorySource(o: FactorySourceOptions): FactorySource {
   const problem = checkFactoryData(fromCopy.data);
   if (problem) throw new ConnectorError('CK_ERR_FACTORY_BLOCK', `factory block copy ${copyFile}: ${problem}`);
   // Only rewrite a region that is blank or holds a damaged block of ours; never overwrite foreign data.
-  const ours = onDisk.reason === 'empty' || onDisk.reason === 'bad-checksum' || onDisk.reason === 'bad-payload' || onDisk.reason === 'bad-version';
+  const ours =
+    onDisk.reason === 'empty' || onDisk.reason === 'bad-checksum' || onDisk.reason === 'bad-payload' || onDisk.reason === 'bad-version';
   let repaired = false;
   if (region !== undefined && ours) {
     try {
       writeFactoryRegion(o.path, o.offset, copy.subarray(0, fromCopy.length));
       repaired = true;
-      o.log.warn('factory block was missing on disk; rewritten from the identity-dir copy', { path: o.path, offset: o.offset, was: onDisk.reason });
+      o.log.warn('factory block was missing on disk; rewritten from the identity-dir copy', {
+        path: o.path,
+        offset: o.offset,
+        was: onDisk.reason,
+      });
     } catch (e) {
       o.log.warn('cannot rewrite the factory block; using the copy', { path: o.path, error: (e as Error).message });
     }

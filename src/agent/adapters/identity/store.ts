@@ -19,7 +19,12 @@ export const DC_CA_FILE = 'dc-ca.pem';
 export const FACTORY_COPY_FILE = 'factory-block.bin';
 
 export function identityPaths(dir: string): { key: string; cert: string; ca: string; factoryCopy: string } {
-  return { key: join(dir, OP_KEY_FILE), cert: join(dir, OP_CERT_FILE), ca: join(dir, DC_CA_FILE), factoryCopy: join(dir, FACTORY_COPY_FILE) };
+  return {
+    key: join(dir, OP_KEY_FILE),
+    cert: join(dir, OP_CERT_FILE),
+    ca: join(dir, DC_CA_FILE),
+    factoryCopy: join(dir, FACTORY_COPY_FILE),
+  };
 }
 
 export function writeFileAtomic(path: string, data: string | Buffer, mode: number): void {
@@ -69,7 +74,18 @@ export function loadIdentity(dir: string, nowMs: number): LoadResult {
   if (!serial) return { ok: false, reason: 'operational certificate has no serial' };
   return {
     ok: true,
-    identity: { serial, keyFile: p.key, certFile: p.cert, caFile: p.ca, keyPem, certPem, caPem, fingerprint: certFingerprint(leaf), notBefore, notAfter },
+    identity: {
+      serial,
+      keyFile: p.key,
+      certFile: p.cert,
+      caFile: p.ca,
+      keyPem,
+      certPem,
+      caPem,
+      fingerprint: certFingerprint(leaf),
+      notBefore,
+      notAfter,
+    },
   };
 }
 

@@ -43,7 +43,8 @@ export async function downloadWithResume(o: DownloadOptions): Promise<DownloadRe
     if (!('redirect' in r)) return r;
     if (hop >= MAX_REDIRECTS) throw new ConnectorError('CK_ERR_OTA_DOWNLOAD', `download ${o.url}: more than ${MAX_REDIRECTS} redirects`);
     const next = new URL(r.redirect, url);
-    if (next.protocol !== 'https:') throw new ConnectorError('CK_ERR_OTA_DOWNLOAD', `download ${o.url}: redirect to non-https ${next.href} refused`);
+    if (next.protocol !== 'https:')
+      throw new ConnectorError('CK_ERR_OTA_DOWNLOAD', `download ${o.url}: redirect to non-https ${next.href} refused`);
     url = next.href;
   }
 }

@@ -60,7 +60,14 @@ export async function connectDeviceMqtt(o: DeviceMqttOptions): Promise<DeviceMqt
 
   const publishStatus = async (extra: Partial<DeviceStatus> = {}): Promise<void> => {
     const version = updater ? await updater.runningVersion() : undefined;
-    const s: DeviceStatus = { online: true, board: o.board, at: new Date().toISOString(), ...(version ? { version } : {}), ...(lastJob ? { job: lastJob } : {}), ...extra };
+    const s: DeviceStatus = {
+      online: true,
+      board: o.board,
+      at: new Date().toISOString(),
+      ...(version ? { version } : {}),
+      ...(lastJob ? { job: lastJob } : {}),
+      ...extra,
+    };
     await client.publishAsync(statusTopic(o.serial), JSON.stringify(s), { qos: 1, retain: true });
   };
 

@@ -29,7 +29,9 @@ export function openSlotStore(root: string): SlotStore {
       try {
         target = await readlink(link);
       } catch (e) {
-        throw new ConnectorError('CK_ERR_OTA_STATE', `${link} is not a symlink to slots/a or slots/b; run the factory install`, { cause: e });
+        throw new ConnectorError('CK_ERR_OTA_STATE', `${link} is not a symlink to slots/a or slots/b; run the factory install`, {
+          cause: e,
+        });
       }
       const m = /(?:^|\/)slots\/([ab])\/?$/.exec(target);
       if (!m) throw new ConnectorError('CK_ERR_OTA_STATE', `${link} points to "${target}", expected slots/a or slots/b`);

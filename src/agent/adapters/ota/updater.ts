@@ -5,7 +5,13 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../../shared/atomic-file.js';
-import { runUpdater, type ArtifactCache, type Updater, type UpdaterOptions as CoreOptions, type UpdaterStore } from '../../core/ota/updater.js';
+import {
+  runUpdater,
+  type ArtifactCache,
+  type Updater,
+  type UpdaterOptions as CoreOptions,
+  type UpdaterStore,
+} from '../../core/ota/updater.js';
 import { INITIAL, parsePersisted } from '../../core/ota/state.js';
 import { downloadWithResume } from './downloader.js';
 import { sha256File } from './slots.js';

@@ -7,7 +7,16 @@
 import { ConnectorError } from '../../../shared/errors.js';
 import type { FactoryData } from '../../../shared/factory-block/factory-block.js';
 import type { Logger } from '../../../shared/log.js';
-import { backoffDelayMs, checkClock, DEFAULT_MIN_TIME_S, enrollmentFloorS, renewAtOf, renewalDueMs, type BackoffSettings, type IdentityClock } from './policy.js';
+import {
+  backoffDelayMs,
+  checkClock,
+  DEFAULT_MIN_TIME_S,
+  enrollmentFloorS,
+  renewAtOf,
+  renewalDueMs,
+  type BackoffSettings,
+  type IdentityClock,
+} from './policy.js';
 import type { IdentityStatusTracker } from './status.js';
 
 /** The operational identity: file paths plus the same material in memory. */
@@ -119,7 +128,11 @@ export async function enrollWithIdevid(o: IdentityOptions, factory: FactoryData)
     o.log.info('enrolling', { serial: m.serial, url: m.estUrl, attempt: attempt + 1 });
     const r = await o.ports.enroll('simpleenroll', m);
     if (r.ok) {
-      o.log.info('enrolled', { serial: r.identity.serial, fingerprint: r.identity.fingerprint, notAfter: r.identity.notAfter.toISOString() });
+      o.log.info('enrolled', {
+        serial: r.identity.serial,
+        fingerprint: r.identity.fingerprint,
+        notAfter: r.identity.notAfter.toISOString(),
+      });
       readyStatus(o, r.identity);
       return r.identity;
     }
@@ -221,7 +234,7 @@ export function runRenewal(o: RenewalOptions): () => Promise<void> {
   let current = o.identity;
   let receivedMs: number | undefined;
   const loop = async (): Promise<void> => {
-    for (let attempt = 0; !ac.signal.aborted; ) {
+    for (let attempt = 0; !ac.signal.aborted;) {
       const renewAt = renewalDueMs(current, receivedMs);
       const now = o.clock.now();
       if (now < renewAt) {
@@ -236,7 +249,11 @@ export function runRenewal(o: RenewalOptions): () => Promise<void> {
       } catch (e) {
         if (ac.signal.aborted) return;
         const waitMs = backoffDelayMs(opts, attempt);
-        o.status.update({ state: 'error', reason: `renewal: ${(e as Error).message}`, nextAttemptAt: new Date(o.clock.now() + waitMs).toISOString() });
+        o.status.update({
+          state: 'error',
+          reason: `renewal: ${(e as Error).message}`,
+          nextAttemptAt: new Date(o.clock.now() + waitMs).toISOString(),
+        });
         o.log.error('renewal failed', { error: (e as Error).message });
         step = { ok: false, waitMs };
       }
@@ -249,7 +266,11 @@ export function runRenewal(o: RenewalOptions): () => Promise<void> {
       attempt = 0;
       current = next;
       receivedMs = o.clock.now();
-      o.log.info('operational certificate renewed', { serial: next.serial, fingerprint: next.fingerprint, notAfter: next.notAfter.toISOString() });
+      o.log.info('operational certificate renewed', {
+        serial: next.serial,
+        fingerprint: next.fingerprint,
+        notAfter: next.notAfter.toISOString(),
+      });
       o.status.update({
         state: 'ready',
         reason: undefined,

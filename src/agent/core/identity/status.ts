@@ -2,14 +2,7 @@
 // A plain-data snapshot of the device identity lifecycle for the agent's status socket and logs.
 
 export type IdentityState =
-  | 'starting'
-  | 'waiting-for-time'
-  | 'enrolling'
-  | 'waiting-for-claim'
-  | 'refused'
-  | 'ready'
-  | 'renewing'
-  | 'error';
+  'starting' | 'waiting-for-time' | 'enrolling' | 'waiting-for-claim' | 'refused' | 'ready' | 'renewing' | 'error';
 
 export interface IdentityStatus {
   state: IdentityState;

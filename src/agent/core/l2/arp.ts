@@ -97,7 +97,11 @@ export function encodeArp(spec: ArpSpec): Buffer {
   writeIpv4(arp, 24, spec.targetIp);
   const dst = spec.ethDst ?? (spec.op === ARP_OP_REQUEST ? BROADCAST_MAC_KEY : spec.targetMac);
   const src = spec.ethSrc ?? spec.senderMac;
-  return encodeEthernet(spec.vlans ? { dst, src, etherType: ETHERTYPE_ARP, payload: arp, vlans: spec.vlans } : { dst, src, etherType: ETHERTYPE_ARP, payload: arp });
+  return encodeEthernet(
+    spec.vlans
+      ? { dst, src, etherType: ETHERTYPE_ARP, payload: arp, vlans: spec.vlans }
+      : { dst, src, etherType: ETHERTYPE_ARP, payload: arp },
+  );
 }
 
 /**

@@ -117,7 +117,10 @@ export interface MetricSample {
  */
 export function countersToMetrics(s: PolicyCountersSnapshot, prefix = 'connector_l2'): MetricSample[] {
   const out: MetricSample[] = [];
-  for (const [direction, d] of [['from_lan', s.fromLan], ['from_tunnel', s.fromTunnel]] as const) {
+  for (const [direction, d] of [
+    ['from_lan', s.fromLan],
+    ['from_tunnel', s.fromTunnel],
+  ] as const) {
     out.push({ name: `${prefix}_frames_total`, labels: { direction }, value: d.frames });
     out.push({ name: `${prefix}_bytes_total`, labels: { direction }, value: d.bytes });
     out.push({ name: `${prefix}_forwarded_frames_total`, labels: { direction }, value: d.forwarded });

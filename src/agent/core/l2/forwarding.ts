@@ -28,7 +28,11 @@ export class FloodBuckets {
   readonly announce: readonly TokenBucket[];
 
   constructor(config: PolicyConfig, now: number) {
-    const b = (x: PolicyConfig['bumFromLan']): TokenBucket[] => [bucket(x.broadcast, now), bucket(x.unknownUnicast, now), bucket(x.multicast, now)];
+    const b = (x: PolicyConfig['bumFromLan']): TokenBucket[] => [
+      bucket(x.broadcast, now),
+      bucket(x.unknownUnicast, now),
+      bucket(x.multicast, now),
+    ];
     this.bum = [b(config.bumFromLan), b(config.bumFromTunnel)];
     this.announce = [bucket(config.announceLimit, now), bucket(config.announceLimit, now)];
   }
@@ -61,7 +65,14 @@ export function learnSource(x: PolicyContext, side: FrameSide, c: DirectionCount
 }
 
 /** Rule 9: where a frame that passed every other rule goes. */
-export function forward(x: PolicyContext, buckets: FloodBuckets, from: FrameSide, c: DirectionCounters, len: number, now: number): PolicyDecision {
+export function forward(
+  x: PolicyContext,
+  buckets: FloodBuckets,
+  from: FrameSide,
+  c: DirectionCounters,
+  len: number,
+  now: number,
+): PolicyDecision {
   const dst = x.eth.dst;
   const dir = from === 'lan' ? 0 : 1;
   let cls: number;
@@ -77,7 +88,12 @@ export function forward(x: PolicyContext, buckets: FloodBuckets, from: FrameSide
   }
   if (x.klass === ANNOUNCE) {
     if (buckets.announce[dir]?.take(len, now) === false) {
-      x.alarms.raise('bum-rate-exceeded', dir === 0 ? 'from-lan announcements' : 'from-tunnel announcements', now, 'announcement rate limit exceeded');
+      x.alarms.raise(
+        'bum-rate-exceeded',
+        dir === 0 ? 'from-lan announcements' : 'from-tunnel announcements',
+        now,
+        'announcement rate limit exceeded',
+      );
       return x.drop(c, 'announce-rate');
     }
     x.counters.events['announcement-forwarded']++;

@@ -26,7 +26,12 @@ export class BpduBlock {
       this.blocked = true;
       x.counters.events['tunnel-blocked-by-bpdu']++;
     }
-    x.alarms.raise('bpdu-from-tunnel', '', now, 'a BPDU arrived from the tunnel (loop or a bridge running STP in the DC): the tunnel is blocked');
+    x.alarms.raise(
+      'bpdu-from-tunnel',
+      '',
+      now,
+      'a BPDU arrived from the tunnel (loop or a bridge running STP in the DC): the tunnel is blocked',
+    );
   }
 
   unblock(now: number): void {
@@ -48,7 +53,14 @@ export class BpduBlock {
  * Rules 1-6 on the Ethernet header: returns the drop decision, or null when the frame may go on (with
  * `x.eth` parsed and `x.tagged` set).
  */
-export function ethernetGuards(x: PolicyContext, bpdu: BpduBlock, frame: Uint8Array, from: FrameSide, c: DirectionCounters, now: number): PolicyDecision | null {
+export function ethernetGuards(
+  x: PolicyContext,
+  bpdu: BpduBlock,
+  frame: Uint8Array,
+  from: FrameSide,
+  c: DirectionCounters,
+  now: number,
+): PolicyDecision | null {
   const eth = x.eth;
   const bad = parseEthernet(frame, eth);
   if (bad !== null) return x.drop(c, bad);
@@ -100,7 +112,7 @@ function learnDhcpAck(x: PolicyContext, frame: Uint8Array, b: number, end: numbe
   if (stop - b < 244 || frame[b] !== 2 || frame[b + 1] !== 1 || frame[b + 2] !== 6) return;
   if (frame[b + 236] !== 0x63 || frame[b + 237] !== 0x82 || frame[b + 238] !== 0x53 || frame[b + 239] !== 0x63) return;
   let ack = false;
-  for (let o = b + 240; o < stop; ) {
+  for (let o = b + 240; o < stop;) {
     const code = frame[o] ?? 255;
     if (code === 255) break;
     if (code === 0) {

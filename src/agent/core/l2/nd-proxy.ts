@@ -31,7 +31,12 @@ export function onIpv6(x: PolicyContext, frame: Uint8Array, side: FrameSide, c: 
   const srcOwn = kind !== 'dad-ns' && x.ownIpv6At(nd.srcIp, 0);
   if (srcOwn || x.ownIpv6At(nd.targetIp, 0)) {
     if (srcOwn || nd.type === 136) {
-      x.alarms.raise('own-address-conflict', ipv6ToString(srcOwn ? nd.srcIp : nd.targetIp), now, `the ${side} side claims the Connector's own address`);
+      x.alarms.raise(
+        'own-address-conflict',
+        ipv6ToString(srcOwn ? nd.srcIp : nd.targetIp),
+        now,
+        `the ${side} side claims the Connector's own address`,
+      );
     }
     return x.drop(c, 'own-traffic');
   }

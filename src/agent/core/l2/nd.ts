@@ -109,7 +109,7 @@ export function parseNd(frame: Uint8Array, l3Offset: number, view: NdView): NdDr
   const flags = frame[icmp + 4] ?? 0;
   const wantedOpt = type === ICMPV6_NS ? ND_OPT_SLLA : ND_OPT_TLLA;
   let linkAddr = -1;
-  for (let o = icmp + ND_MIN_LEN; o < icmp + len; ) {
+  for (let o = icmp + ND_MIN_LEN; o < icmp + len;) {
     if (icmp + len - o < 2) return 'nd-malformed';
     const optType = frame[o] ?? 0;
     const optLen = (frame[o + 1] ?? 0) * 8;
@@ -149,7 +149,7 @@ export function ipv6ToString(ip: Uint8Array, off = 0): string {
   for (let i = 0; i < 8; i++) g.push(u16At(ip, off + 2 * i));
   let bestStart = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (g[i] !== 0) {
       i++;
       continue;
@@ -305,8 +305,7 @@ export function encodeNs(spec: NsSpec): Buffer {
 
 /** Builds a whole Ethernet frame with a neighbour advertisement. */
 export function encodeNa(spec: NaSpec): Buffer {
-  const flags =
-    (spec.router ? NA_FLAG_ROUTER : 0) | (spec.solicited ? NA_FLAG_SOLICITED : 0) | (spec.override ? NA_FLAG_OVERRIDE : 0);
+  const flags = (spec.router ? NA_FLAG_ROUTER : 0) | (spec.solicited ? NA_FLAG_SOLICITED : 0) | (spec.override ? NA_FLAG_OVERRIDE : 0);
   const tlla = spec.tlla === undefined ? spec.srcMac : spec.tlla;
   return encodeNd(ICMPV6_NA, flags, spec, spec.dstIp ?? IPV6_ALL_NODES, spec.ethDst, tlla);
 }

@@ -57,7 +57,16 @@ export interface NeighbourBinding {
   readonly isStatic: boolean;
 }
 
-export const NEIGHBOUR_OBSERVE_RESULTS = ['new', 'refreshed', 'moved', 'contested', 'verify', 'split-brain', 'static-conflict', 'table-full'] as const;
+export const NEIGHBOUR_OBSERVE_RESULTS = [
+  'new',
+  'refreshed',
+  'moved',
+  'contested',
+  'verify',
+  'split-brain',
+  'static-conflict',
+  'table-full',
+] as const;
 /**
  * - contested: the tunnel side claims an IP the LAN side still holds. Not a move (yet): the LAN is
  *   production and keeps the IP. If the LAN holder speaks while the tunnel claim is fresh it becomes a
@@ -150,7 +159,12 @@ export class NeighbourTable {
         if (now >= this.#earliestExpiry) this.sweep(now);
         if (this.#map.size >= this.maxEntries) {
           this.#full = true;
-          this.#alarms?.raise('neighbour-table-full', '', now, `neighbour table full (${this.maxEntries} bindings): new IPs are not learned or proxied`);
+          this.#alarms?.raise(
+            'neighbour-table-full',
+            '',
+            now,
+            `neighbour table full (${this.maxEntries} bindings): new IPs are not learned or proxied`,
+          );
           return 'table-full';
         }
       }

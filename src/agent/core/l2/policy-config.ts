@@ -115,13 +115,26 @@ export type PolicyConfigOverrides = { readonly [K in keyof PolicyConfig]?: Polic
 /** Defaults merged with typed overrides, validated and frozen. Throws ConfigError naming the field. */
 export function policyConfig(overrides: PolicyConfigOverrides = {}): PolicyConfig {
   const c: PolicyConfig = { ...DEFAULT_POLICY_CONFIG, ...stripUndefined(overrides) };
-  for (const k of ['macAgeMs', 'macMaxEntries', 'macMoveThreshold', 'macMoveWindowMs', 'macFreezeMs', 'neighbourAgeMs', 'neighbourMaxEntries', 'splitBrainWindowMs', 'proxyFreshMs', 'reoriginateCopies', 'reoriginateIntervalMs'] as const) {
+  for (const k of [
+    'macAgeMs',
+    'macMaxEntries',
+    'macMoveThreshold',
+    'macMoveWindowMs',
+    'macFreezeMs',
+    'neighbourAgeMs',
+    'neighbourMaxEntries',
+    'splitBrainWindowMs',
+    'proxyFreshMs',
+    'reoriginateCopies',
+    'reoriginateIntervalMs',
+  ] as const) {
     const v = c[k];
     if (!(v > 0) || Number.isNaN(v)) throw new ConfigError(k, `must be a number > 0, got ${v}`);
   }
   if (!(c.holderVerifyMs >= 0)) throw new ConfigError('holderVerifyMs', `must be >= 0, got ${c.holderVerifyMs}`);
   if (!(c.bpduBlockMs >= 0)) throw new ConfigError('bpduBlockMs', `must be >= 0, got ${c.bpduBlockMs}`);
-  if (!VLAN_MODES.includes(c.vlanMode)) throw new ConfigError('vlanMode', `must be one of ${VLAN_MODES.join(', ')}, got ${String(c.vlanMode)}`);
+  if (!VLAN_MODES.includes(c.vlanMode))
+    throw new ConfigError('vlanMode', `must be one of ${VLAN_MODES.join(', ')}, got ${String(c.vlanMode)}`);
   checkLimit('missLimit', c.missLimit);
   checkLimit('announceLimit', c.announceLimit);
   for (const dir of ['bumFromLan', 'bumFromTunnel'] as const) {
@@ -137,8 +150,10 @@ export function policyConfig(overrides: PolicyConfigOverrides = {}): PolicyConfi
 }
 
 function checkLimit(key: string, l: RateLimit): void {
-  if (!(l.pps >= 0) || !Number.isFinite(l.pps)) throw new ConfigError(key, `pps must be a finite number >= 0 (0 = unlimited), got ${l.pps}`);
-  if (!(l.bps >= 0) || !Number.isFinite(l.bps)) throw new ConfigError(key, `bps must be a finite number >= 0 (0 = unlimited), got ${l.bps}`);
+  if (!(l.pps >= 0) || !Number.isFinite(l.pps))
+    throw new ConfigError(key, `pps must be a finite number >= 0 (0 = unlimited), got ${l.pps}`);
+  if (!(l.bps >= 0) || !Number.isFinite(l.bps))
+    throw new ConfigError(key, `bps must be a finite number >= 0 (0 = unlimited), got ${l.bps}`);
 }
 
 function stripUndefined(o: PolicyConfigOverrides): Partial<PolicyConfig> {
@@ -233,7 +248,8 @@ export function parsePolicyConfig(raw: Readonly<Record<string, string | undefine
     else ownIpv4.push(parseIpv4(w, 'own_ip'));
   }
   const vlan = raw['vlan_mode']?.trim() || d.vlanMode;
-  if (!(VLAN_MODES as readonly string[]).includes(vlan)) throw new ConfigError('vlan_mode', `"${vlan}" is not one of ${VLAN_MODES.join(', ')}`);
+  if (!(VLAN_MODES as readonly string[]).includes(vlan))
+    throw new ConfigError('vlan_mode', `"${vlan}" is not one of ${VLAN_MODES.join(', ')}`);
   return policyConfig({
     macAgeMs: num('mac_age_s', d.macAgeMs / 1000, 10, 86_400, 1000),
     macMaxEntries: num('mac_max_entries', d.macMaxEntries, 16, 1_000_000),

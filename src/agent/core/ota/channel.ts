@@ -95,7 +95,13 @@ export function startOtaChannel(d: OtaChannelPorts): OtaChannel {
   })();
 
   return {
-    status: () => ({ state, broker: d.broker, ...(version ? { version } : {}), ...(lastError ? { lastError } : {}), drops: broker?.drops ?? {} }),
+    status: () => ({
+      state,
+      broker: d.broker,
+      ...(version ? { version } : {}),
+      ...(lastError ? { lastError } : {}),
+      drops: broker?.drops ?? {},
+    }),
     async close() {
       // Not awaiting the loop: close() is also reached from inside it (a restart during resume()).
       closed = true;

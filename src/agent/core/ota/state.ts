@@ -154,7 +154,15 @@ export function transition(s: UpdaterState, o: StepOutcome): Transition {
     case 'health-check':
       if (o.kind === 'health-start') {
         if (s.attempts + 1 > MAX_HEALTH_ATTEMPTS) {
-          return { next: { phase: 'rolling-back', job: s.job, from: s.from, to: s.to, detail: `no healthy start in ${MAX_HEALTH_ATTEMPTS} attempts` } };
+          return {
+            next: {
+              phase: 'rolling-back',
+              job: s.job,
+              from: s.from,
+              to: s.to,
+              detail: `no healthy start in ${MAX_HEALTH_ATTEMPTS} attempts`,
+            },
+          };
         }
         return { next: { ...s, attempts: s.attempts + 1 } };
       }
@@ -166,11 +174,14 @@ export function transition(s: UpdaterState, o: StepOutcome): Transition {
       return wrong();
     case 'os-upgrading':
       if (o.kind === 'dry-run-exit') {
-        return o.code === 0 ? { next: { phase: 'os-rebooting', job: s.job } } : { done: 'failed', reason: 'sysupgrade-failed', detail: `sysupgrade -T exited ${o.code}` };
+        return o.code === 0
+          ? { next: { phase: 'os-rebooting', job: s.job } }
+          : { done: 'failed', reason: 'sysupgrade-failed', detail: `sysupgrade -T exited ${o.code}` };
       }
       return wrong();
     case 'os-rebooting':
-      if (o.kind === 'flash-exit') return o.code === 0 ? { next: s } : { done: 'failed', reason: 'sysupgrade-failed', detail: `sysupgrade exited ${o.code}` };
+      if (o.kind === 'flash-exit')
+        return o.code === 0 ? { next: s } : { done: 'failed', reason: 'sysupgrade-failed', detail: `sysupgrade exited ${o.code}` };
       // Running again after the flash means the new OS booted and brought the agent up.
       if (o.kind === 'booted') return { done: 'succeeded' };
       return wrong();

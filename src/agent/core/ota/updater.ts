@@ -110,7 +110,14 @@ export function runUpdater(o: UpdaterOptions): Updater {
     return reports;
   }
   async function sendNow(job: Pick<ActiveJob, 'jobId' | 'version'>, state: JobState, extra: Partial<JobStateReport>): Promise<void> {
-    const r: JobStateReport = { jobId: job.jobId, state, version: await runningVersion(), targetVersion: job.version, at: now().toISOString(), ...extra };
+    const r: JobStateReport = {
+      jobId: job.jobId,
+      state,
+      version: await runningVersion(),
+      targetVersion: job.version,
+      at: now().toISOString(),
+      ...extra,
+    };
     log.info('ota job state', { jobId: job.jobId, state, version: r.version, reason: r.reason, detail: r.detail });
     try {
       await o.report(r);
@@ -122,7 +129,12 @@ export function runUpdater(o: UpdaterOptions): Updater {
 
   const partFile = (job: ActiveJob): string => o.artifacts.fileOf(job);
 
-  async function finish(p: PersistedUpdater, job: ActiveJob, state: JobState, extra: Partial<JobStateReport> = {}): Promise<PersistedUpdater> {
+  async function finish(
+    p: PersistedUpdater,
+    job: ActiveJob,
+    state: JobState,
+    extra: Partial<JobStateReport> = {},
+  ): Promise<PersistedUpdater> {
     const next = withHistory(p, { jobId: job.jobId, state, version: await runningVersion(), at: now().toISOString() });
     await save(next);
     await o.artifacts.clear();
@@ -227,7 +239,10 @@ export function runUpdater(o: UpdaterOptions): Updater {
           if (ok) break;
           await sleep(o.healthPollMs ?? 250);
         } while (now().getTime() < deadline);
-        return apply(counted, transition(t.next, ok ? { kind: 'healthy' } : { kind: 'unhealthy', detail: `not healthy within ${o.healthDeadlineMs} ms` }));
+        return apply(
+          counted,
+          transition(t.next, ok ? { kind: 'healthy' } : { kind: 'unhealthy', detail: `not healthy within ${o.healthDeadlineMs} ms` }),
+        );
       }
       case 'rolling-back': {
         await o.slots.switchTo(s.from);
@@ -293,7 +308,14 @@ export function runUpdater(o: UpdaterOptions): Updater {
         const m = check.manifest;
         const artifact = m.artifacts.find((a) => a.kind === 'sysupgrade') ?? m.artifacts.find((a) => a.kind === 'agent');
         if (!artifact) throw new TypeError('unreachable: the manifest parser accepted a release without artifacts');
-        const job: ActiveJob = { jobId: doc.jobId, rolloutId: doc.rolloutId, version: m.version, fromVersion: version, manifest: doc.manifest, artifact };
+        const job: ActiveJob = {
+          jobId: doc.jobId,
+          rolloutId: doc.rolloutId,
+          version: m.version,
+          fromVersion: version,
+          manifest: doc.manifest,
+          artifact,
+        };
         log.info('ota job accepted', { jobId: doc.jobId, version: m.version, keyId: check.keyId, kind: artifact.kind });
         flashing = true;
         let end: PersistedUpdater;

@@ -46,7 +46,11 @@ export function checkRelease(
   }
   const os = manifest.compat.osCompatVersion;
   if (os !== undefined && manifest.artifacts.some((a) => a.kind === 'sysupgrade') && device.osCompatVersion !== os) {
-    return { ok: false, reason: 'incompatible', detail: `release needs OpenWrt compat_version ${os}, device has ${device.osCompatVersion ?? 'unknown'}` };
+    return {
+      ok: false,
+      reason: 'incompatible',
+      detail: `release needs OpenWrt compat_version ${os}, device has ${device.osCompatVersion ?? 'unknown'}`,
+    };
   }
   if (compareVersions(manifest.version, device.version) < 0) {
     // A replayed old signed manifest must not walk a device back to a version with known holes.

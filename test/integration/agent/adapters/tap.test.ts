@@ -154,7 +154,6 @@ async function tapInNamespace(t: TestContext, maxBatch = 64): Promise<Fixture> {
   return { ns, name, tap, kernelMac };
 }
 
-
 test('the kernel ARPs out of the TAP, our reply fills its neighbour table and releases the queued echo reply', { skip }, async (t) => {
   const { ns, name, tap, kernelMac } = await tapInNamespace(t);
   const arps: Arp[] = [];
@@ -342,9 +341,21 @@ test('without CAP_NET_ADMIN creating a TAP fails with EPERM and says what is nee
   // the privilege check is the kernel's TUNSETIFF.
   const out = await addonChild(
     [
-      'unshare', '--mount', '--propagation', 'private', 'sh', '-c',
-      'mount -t tmpfs none /dev/net && mknod -m 666 /dev/net/tun c 10 200 && exec "$@"', 'sh',
-      'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all'],
+      'unshare',
+      '--mount',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      'mount -t tmpfs none /dev/net && mknod -m 666 /dev/net/tun c 10 200 && exec "$@"',
+      'sh',
+      'setpriv',
+      '--reuid=65534',
+      '--regid=65534',
+      '--clear-groups',
+      '--inh-caps=-all',
+      '--bounding-set=-all',
+    ],
     `attempt('open', () => tap.open('ckperm0'))`,
   );
   assert.deepEqual(out['open'], {
@@ -366,13 +377,16 @@ test('without /dev/net/tun opening fails with ENOENT and points at kmod-tun', { 
   assert.match(String(err['message']), /cknotun0.*kmod-tun/);
 });
 
-test('a persistent TAP is attached by name; a second opener gets EBUSY; another device type gets EINVAL; no name gets tapN', { skip }, async (t) => {
-  const { ns } = await addNs(t, 'p');
-  await ipIn(ns, 'tuntap', 'add', 'dev', 'keep0', 'mode', 'tap');
-  await ipIn(ns, 'link', 'add', 'veth0', 'type', 'veth', 'peer', 'name', 'veth1');
-  const out = await addonChild(
-    ['ip', 'netns', 'exec', ns],
-    `attempt('first', () => { const h = tap.open('keep0'); out.h = h; return h.ifname; });
+test(
+  'a persistent TAP is attached by name; a second opener gets EBUSY; another device type gets EINVAL; no name gets tapN',
+  { skip },
+  async (t) => {
+    const { ns } = await addNs(t, 'p');
+    await ipIn(ns, 'tuntap', 'add', 'dev', 'keep0', 'mode', 'tap');
+    await ipIn(ns, 'link', 'add', 'veth0', 'type', 'veth', 'peer', 'name', 'veth1');
+    const out = await addonChild(
+      ['ip', 'netns', 'exec', ns],
+      `attempt('first', () => { const h = tap.open('keep0'); out.h = h; return h.ifname; });
      attempt('second', () => tap.open('keep0'));
      attempt('veth', () => tap.open('veth0'));
      attempt('auto', () => { const h = tap.open(''); tap.close(h); return h.ifname; });
@@ -381,16 +395,17 @@ test('a persistent TAP is attached by name; a second opener gets EBUSY; another 
      attempt('writeUp', () => tap.write(out.h, [Buffer.alloc(60)]));
      attempt('close', () => { tap.close(out.h); tap.close(out.h); return 'ok'; });
      delete out.h;`,
-  );
-  assert.equal(out['first'], 'keep0');
-  assert.equal((out['second'] as Record<string, unknown>)['code'], 'EBUSY');
-  assert.equal((out['veth'] as Record<string, unknown>)['code'], 'EINVAL');
-  assert.match(String(out['auto']), /^tap\d+$/, 'an empty name gets the name the kernel picked');
-  assert.deepEqual(out['writeDown'], [0, 'EIO'], 'a TAP whose link is down rejects writes with EIO');
-  assert.equal(out['writeUp'], 1);
-  assert.equal(out['close'], 'ok');
-  await ipIn(ns, 'link', 'show', 'keep0'); // still there: closing never deletes a persistent TAP
-});
+    );
+    assert.equal(out['first'], 'keep0');
+    assert.equal((out['second'] as Record<string, unknown>)['code'], 'EBUSY');
+    assert.equal((out['veth'] as Record<string, unknown>)['code'], 'EINVAL');
+    assert.match(String(out['auto']), /^tap\d+$/, 'an empty name gets the name the kernel picked');
+    assert.deepEqual(out['writeDown'], [0, 'EIO'], 'a TAP whose link is down rejects writes with EIO');
+    assert.equal(out['writeUp'], 1);
+    assert.equal(out['close'], 'ok');
+    await ipIn(ns, 'link', 'show', 'keep0'); // still there: closing never deletes a persistent TAP
+  },
+);
 
 test('an exception thrown by the batch handler reaches uncaughtException instead of vanishing', { skip }, async (t) => {
   const { ns } = await addNs(t, 'x');
@@ -456,6 +471,9 @@ test('the largest frame a TAP carries (MTU 65521: 65535 bytes) arrives whole, ne
   const big = frames.find((f) => f.length === 65535);
   assert.ok(big, `a 65535-byte frame arrived: ${frames.map((f) => f.length).join(',')}`);
   assert.equal(big.readUInt16BE(12), 0x0800);
-  assert.ok(big.subarray(42).every((b) => b === 0xab), 'its payload is intact to the last byte');
+  assert.ok(
+    big.subarray(42).every((b) => b === 0xab),
+    'its payload is intact to the last byte',
+  );
   assert.equal(tap.stats.rxTruncated, 0);
 });

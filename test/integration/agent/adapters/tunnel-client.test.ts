@@ -10,14 +10,7 @@ import { createTunnelClient, type TunnelClient as ClientLink } from '../../../..
 import type { TunnelLink as PortTunnelLink } from '../../../../src/agent/core/ports.js';
 import { silentLogger } from '../../../../src/shared/log.js';
 import { writeVxlanHeader } from '../../../../src/shared/l2/vxlan.js';
-import {
-  headendConfigDoc,
-  registryDoc,
-  spawnHeadend,
-  testFrame,
-  writeJson,
-  type HeadendProcess,
-} from '../../headend/adapters/fixtures.js';
+import { headendConfigDoc, registryDoc, spawnHeadend, testFrame, writeJson, type HeadendProcess } from '../../headend/adapters/fixtures.js';
 import { createTestPki, type Identity, type TestPki } from '../../../helpers/pki.js';
 import { tempDir, type TempDir } from '../../../helpers/tmp.js';
 import { waitFor } from '../../../helpers/wait.js';
@@ -205,7 +198,9 @@ test('agent client: dead-peer detection against a stopped (SIGSTOP) headend, in 
     await new Promise((r) => setImmediate(r));
   }
   const congested = link.status();
-  t.diagnostic(`while stopped: queued ${congested.queuedFrames}, head-dropped ${congested.counters.queueDrops}, sent ${congested.counters.txFrames}`);
+  t.diagnostic(
+    `while stopped: queued ${congested.queuedFrames}, head-dropped ${congested.counters.queueDrops}, sent ${congested.counters.txFrames}`,
+  );
   assert.ok(congested.counters.queueDrops > 0, 'the full queue head-drops');
   assert.ok(congested.queuedFrames <= 64);
   // The TCP connection stays open (the kernel still ACKs): only the keepalive can tell the peer is gone.

@@ -34,7 +34,9 @@ export function registryDoc(
     devices: Object.fromEntries(
       Object.entries(devices).map(([serial, v]) => [
         serial,
-        typeof v === 'string' ? { state: 'claimed', tenant: v, updatedAt: '2026-01-01T00:00:00Z' } : { ...v, updatedAt: '2026-01-01T00:00:00Z' },
+        typeof v === 'string'
+          ? { state: 'claimed', tenant: v, updatedAt: '2026-01-01T00:00:00Z' }
+          : { ...v, updatedAt: '2026-01-01T00:00:00Z' },
       ]),
     ),
     denylist,
@@ -81,7 +83,9 @@ export interface HeadendProcess {
 /** Starts `connector headend --config FILE` as a child (optionally inside a namespace) and waits until it listens. */
 export async function spawnHeadend(configFile: string, ns?: string): Promise<HeadendProcess> {
   const args = ['--import', 'tsx', CLI, 'headend', '--config', configFile];
-  const child = ns ? spawn('ip', ['netns', 'exec', ns, process.execPath, ...args], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] }) : spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = ns
+    ? spawn('ip', ['netns', 'exec', ns, process.execPath, ...args], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
   const lines: Record<string, unknown>[] = [];
   const waiters: { pred: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }[] = [];
   let buf = '';
@@ -114,8 +118,17 @@ export async function spawnHeadend(configFile: string, ns?: string): Promise<Hea
     const have = lines.find(pred);
     if (have) return Promise.resolve(have);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`headend log line not seen within ${timeoutMs} ms; stderr:\n${stderrText.slice(-3000)}`)), timeoutMs);
-      waiters.push({ pred, resolve: (l) => { clearTimeout(timer); resolve(l); } });
+      const timer = setTimeout(
+        () => reject(new Error(`headend log line not seen within ${timeoutMs} ms; stderr:\n${stderrText.slice(-3000)}`)),
+        timeoutMs,
+      );
+      waiters.push({
+        pred,
+        resolve: (l) => {
+          clearTimeout(timer);
+          resolve(l);
+        },
+      });
       void exited.then(() => {
         clearTimeout(timer);
         reject(new Error(`headend exited; stderr:\n${stderrText.slice(-3000)}`));
@@ -139,7 +152,6 @@ export async function spawnHeadend(configFile: string, ns?: string): Promise<Hea
     },
   };
 }
-
 
 /** A hand-driven tunnel peer: speaks the record stream directly so tests can send what the agent never would. */
 export interface RawTunnel {
@@ -178,7 +190,12 @@ export function rawTunnel(port: number, id: Identity, ca: string, host = '127.0.
         closed,
         send: (vni, frame) => socket.write(encodeRecord(vni, frame)),
         async hello() {
-          socket.write(encodeRecord(CONTROL_VNI, encodeControl({ type: 'hello', agentVersion: 'raw-test', site: 'test', capabilities: [], vni: 4242 })));
+          socket.write(
+            encodeRecord(
+              CONTROL_VNI,
+              encodeControl({ type: 'hello', agentVersion: 'raw-test', site: 'test', capabilities: [], vni: 4242 }),
+            ),
+          );
           return waitFor('hello-ack or error', 5_000, () => control.find((m) => m.type === 'hello-ack' || m.type === 'error'));
         },
       }),

@@ -37,7 +37,15 @@ for (const gso of [true, false]) {
     const got: Buffer[] = [];
     vtepA.on('message', (m) => got.push(m));
     // Full-size frames around a short one and a VLAN-tagged maximum (1518): order must survive.
-    const sent = [frame(1514, 1), frame(1514, 2), frame(1514, 3), frame(60, 4), frame(1514, 5), frame(1518, 6), ...Array.from({ length: 50 }, (_, i) => frame(1514, 10 + i))];
+    const sent = [
+      frame(1514, 1),
+      frame(1514, 2),
+      frame(1514, 3),
+      frame(60, 4),
+      frame(1514, 5),
+      frame(1518, 6),
+      ...Array.from({ length: 50 }, (_, i) => frame(1514, 10 + i)),
+    ];
     for (const [i, f] of sent.entries()) sender.send('127.0.0.1', 100 + i, f);
     for (let i = 0; i < 100 && got.length < sent.length; i++) await sleep(10);
     assert.equal(got.length, sent.length);
@@ -55,24 +63,38 @@ for (const gso of [true, false]) {
 
 const skipNs = skipUnlessCi(!isRoot() && 'needs root (network namespaces)');
 
-test('a path whose MTU is below a VXLAN packet: the refused GSO run is re-sent frame by frame and GSO goes off', { skip: skipNs }, async (t) => {
-  // The kernel refuses GSO segments larger than the path MTU (EMSGSIZE); single datagrams get fragmented.
-  // The sender runs in its own namespace (a child process), where the veth has MTU 1500.
-  const scope = netnsScope(t, 'ckg');
-  const a = await scope.ns('a');
-  const b = await scope.ns('b');
-  await nsExec(a, 'ip', ['link', 'add', 'name', 'va', 'mtu', '1500', 'type', 'veth', 'peer', 'name', 'vb', 'netns', b]);
-  await nsExec(a, 'ip', ['addr', 'add', '10.77.0.1/24', 'dev', 'va']);
-  await nsExec(b, 'ip', ['addr', 'add', '10.77.0.2/24', 'dev', 'vb']);
-  await nsExec(a, 'ip', ['link', 'set', 'dev', 'va', 'up']);
-  await nsExec(b, 'ip', ['link', 'set', 'dev', 'vb', 'up']);
-  const receiver = nsExec(b, process.execPath, ['-e', `
+test(
+  'a path whose MTU is below a VXLAN packet: the refused GSO run is re-sent frame by frame and GSO goes off',
+  { skip: skipNs },
+  async (t) => {
+    // The kernel refuses GSO segments larger than the path MTU (EMSGSIZE); single datagrams get fragmented.
+    // The sender runs in its own namespace (a child process), where the veth has MTU 1500.
+    const scope = netnsScope(t, 'ckg');
+    const a = await scope.ns('a');
+    const b = await scope.ns('b');
+    await nsExec(a, 'ip', ['link', 'add', 'name', 'va', 'mtu', '1500', 'type', 'veth', 'peer', 'name', 'vb', 'netns', b]);
+    await nsExec(a, 'ip', ['addr', 'add', '10.77.0.1/24', 'dev', 'va']);
+    await nsExec(b, 'ip', ['addr', 'add', '10.77.0.2/24', 'dev', 'vb']);
+    await nsExec(a, 'ip', ['link', 'set', 'dev', 'va', 'up']);
+    await nsExec(b, 'ip', ['link', 'set', 'dev', 'vb', 'up']);
+    const receiver = nsExec(b, process.execPath, [
+      '-e',
+      `
     const s = require('node:dgram').createSocket('udp4'); let n = 0, bytes = 0;
     s.on('message', (m) => { n++; bytes += m.length; });
-    s.bind(4789, '10.77.0.2', () => setTimeout(() => { console.log(JSON.stringify({ n, bytes })); s.close(); }, 2500));`]);
-  await sleep(500);
-  const mod = new URL('../../../../src/headend/adapters/vtep-sender.ts', import.meta.url).href;
-  const sender = await nsExec(a, process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `
+    s.bind(4789, '10.77.0.2', () => setTimeout(() => { console.log(JSON.stringify({ n, bytes })); s.close(); }, 2500));`,
+    ]);
+    await sleep(500);
+    const mod = new URL('../../../../src/headend/adapters/vtep-sender.ts', import.meta.url).href;
+    const sender = await nsExec(
+      a,
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        `
     import { createSocket } from 'node:dgram';
     import { once } from 'node:events';
     const { createVtepSender } = await import(${JSON.stringify(mod)});
@@ -86,13 +108,22 @@ test('a path whose MTU is below a VXLAN packet: the refused GSO run is re-sent f
     for (let i = 0; i < 10; i++) s.send('10.77.0.2', 42, f);
     await new Promise((r) => setTimeout(r, 200));
     console.log(JSON.stringify({ gsoAtStart, gso: s.gso, off, stats: s.stats }));
-    await s.close(); udp.close();`], { cwd: new URL('../../../../', import.meta.url).pathname });
-  const out = JSON.parse(sender.stdout.trim().split('\n').pop() ?? '{}') as { gsoAtStart: boolean; gso: boolean; off: string; stats: { single: number; gsoFailures: number } };
-  assert.equal(out.gsoAtStart, true, `GSO available at start: ${sender.stderr}`);
-  assert.equal(out.gso, false);
-  assert.match(out.off, /EMSGSIZE|EINVAL/);
-  assert.equal(out.stats.gsoFailures, 1);
-  assert.equal(out.stats.single, 20);
-  const got = JSON.parse((await receiver).stdout.trim()) as { n: number; bytes: number };
-  assert.deepEqual(got, { n: 20, bytes: 20 * 1522 }, 'every frame arrived (as a reassembled fragmented datagram)');
-});
+    await s.close(); udp.close();`,
+      ],
+      { cwd: new URL('../../../../', import.meta.url).pathname },
+    );
+    const out = JSON.parse(sender.stdout.trim().split('\n').pop() ?? '{}') as {
+      gsoAtStart: boolean;
+      gso: boolean;
+      off: string;
+      stats: { single: number; gsoFailures: number };
+    };
+    assert.equal(out.gsoAtStart, true, `GSO available at start: ${sender.stderr}`);
+    assert.equal(out.gso, false);
+    assert.match(out.off, /EMSGSIZE|EINVAL/);
+    assert.equal(out.stats.gsoFailures, 1);
+    assert.equal(out.stats.single, 20);
+    const got = JSON.parse((await receiver).stdout.trim()) as { n: number; bytes: number };
+    assert.deepEqual(got, { n: 20, bytes: 20 * 1522 }, 'every frame arrived (as a reassembled fragmented datagram)');
+  },
+);

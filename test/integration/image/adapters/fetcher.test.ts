@@ -155,7 +155,10 @@ test('a partial file left by an earlier run is resumed, not restarted', async (t
   mkdirSync(dirname(part), { recursive: true });
   writeFileSync(part, body.subarray(0, 123_456));
   await fetchInputs([input], { cacheDir: join(d, 'cache'), offline: false });
-  assert.deepEqual(srv.requests.map((r) => r.range), ['bytes=123456-']);
+  assert.deepEqual(
+    srv.requests.map((r) => r.range),
+    ['bytes=123456-'],
+  );
   assert.equal(existsSync(part), false);
 });
 
@@ -164,7 +167,9 @@ test('a downloaded file that does not match the pin is refused and not kept', as
   const body = randomBytes(10_000);
   const srv = await serve(t, { '/x.deb': body });
   const input = { ...pinned('x', `${srv.base}/x.deb`, body), sha256: 'f'.repeat(64) };
-  await assert.rejects(fetchInputs([input], { cacheDir: join(d, 'cache'), offline: false }), (e: unknown) => isImageFailure(e, 'input-tampered'));
+  await assert.rejects(fetchInputs([input], { cacheDir: join(d, 'cache'), offline: false }), (e: unknown) =>
+    isImageFailure(e, 'input-tampered'),
+  );
   assert.equal(existsSync(join(d, 'cache', mirrorPath(input))), false);
   assert.equal(existsSync(join(d, 'cache', `${mirrorPath(input)}.part`)), false);
 });

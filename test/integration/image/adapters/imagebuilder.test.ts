@@ -6,7 +6,19 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import {
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  chmodSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
@@ -14,7 +26,16 @@ import { gunzipSync } from 'node:zlib';
 import { parseBoardConfig, type BoardConfig } from '../../../../src/image/core/board.js';
 import { ImageError } from '../../../../src/image/core/errors.js';
 import { appendFwMetadata, readFwMetadata } from '../../../../src/image/core/fw-metadata.js';
-import { makeImage, makeInfo, makeManifest, pointFeedsAtMirror, prepareForUser, unpackImageBuilder, DEFAULT_BUILD_USER, type ImageRequest } from '../../../../src/image/adapters/imagebuilder.js';
+import {
+  makeImage,
+  makeInfo,
+  makeManifest,
+  pointFeedsAtMirror,
+  prepareForUser,
+  unpackImageBuilder,
+  DEFAULT_BUILD_USER,
+  type ImageRequest,
+} from '../../../../src/image/adapters/imagebuilder.js';
 import { checkBuildResult } from '../../../../src/image/adapters/result-check.js';
 import { packStandInImageBuilder, REPO, writeStandInFeeds } from './stand-in.js';
 
@@ -122,7 +143,11 @@ test('a kmod built for another kernel is reported as a kmod mismatch', async () 
 });
 
 test('a rootfs larger than ROOTFS_PARTSIZE is reported even though make exits 0', async () => {
-  const req = await request('big', ['kmod-tun'], overlay('ov-big', (d) => writeFileSync(join(d, 'blob.bin'), randomBytes(10 * 1024 * 1024))));
+  const req = await request(
+    'big',
+    ['kmod-tun'],
+    overlay('ov-big', (d) => writeFileSync(join(d, 'blob.bin'), randomBytes(10 * 1024 * 1024))),
+  );
   const e = await failureOf(makeImage(opts(), BOARD, req));
   assert.equal(e.reason, 'rootfs-too-big');
   assert.match(e.message, /ROOTFS_PARTSIZE=8 MiB/);

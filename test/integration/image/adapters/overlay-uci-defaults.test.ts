@@ -23,23 +23,39 @@ const STOCK: Record<string, Section[]> = {
     { name: 'loopback', type: 'interface', options: { device: 'lo', proto: 'static', ipaddr: '127.0.0.1', netmask: '255.0.0.0' } },
     { name: 'globals', type: 'globals', options: { ula_prefix: 'fd12:3456:789a::/48' } },
     { name: 'cfg030f15', type: 'device', options: { name: 'br-lan', type: 'bridge', ports: ['eth1'] } },
-    { name: 'lan', type: 'interface', options: { device: 'br-lan', proto: 'static', ipaddr: '192.168.1.1', netmask: '255.255.255.0', ip6assign: '60' } },
+    {
+      name: 'lan',
+      type: 'interface',
+      options: { device: 'br-lan', proto: 'static', ipaddr: '192.168.1.1', netmask: '255.255.255.0', ip6assign: '60' },
+    },
     { name: 'wan', type: 'interface', options: { device: 'eth0', proto: 'dhcp' } },
     { name: 'wan6', type: 'interface', options: { device: 'eth0', proto: 'dhcpv6' } },
   ],
   dhcp: [
     { name: 'cfg01411c', type: 'dnsmasq', options: { domainneeded: '1', localise_queries: '1' } },
-    { name: 'lan', type: 'dhcp', options: { interface: 'lan', start: '100', limit: '150', leasetime: '12h', dhcpv4: 'server', dhcpv6: 'server', ra: 'server' } },
+    {
+      name: 'lan',
+      type: 'dhcp',
+      options: { interface: 'lan', start: '100', limit: '150', leasetime: '12h', dhcpv4: 'server', dhcpv6: 'server', ra: 'server' },
+    },
     { name: 'wan', type: 'dhcp', options: { interface: 'wan', ignore: '1' } },
     { name: 'odhcpd', type: 'odhcpd', options: { maindhcp: '0', leasefile: '/tmp/hosts/odhcpd' } },
   ],
   firewall: [
     { name: 'cfg01e63d', type: 'defaults', options: { syn_flood: '1', input: 'REJECT', output: 'ACCEPT', forward: 'REJECT' } },
     { name: 'cfg02dc81', type: 'zone', options: { name: 'lan', network: ['lan'], input: 'ACCEPT', output: 'ACCEPT', forward: 'ACCEPT' } },
-    { name: 'cfg03dc81', type: 'zone', options: { name: 'wan', network: ['wan', 'wan6'], input: 'REJECT', output: 'ACCEPT', forward: 'REJECT', masq: '1' } },
+    {
+      name: 'cfg03dc81',
+      type: 'zone',
+      options: { name: 'wan', network: ['wan', 'wan6'], input: 'REJECT', output: 'ACCEPT', forward: 'REJECT', masq: '1' },
+    },
     { name: 'cfg04ad58', type: 'forwarding', options: { src: 'lan', dest: 'wan' } },
     { name: 'cfg0592bd', type: 'rule', options: { name: 'Allow-DHCP-Renew', src: 'wan', proto: 'udp', dest_port: '68', target: 'ACCEPT' } },
-    { name: 'cfg0692bd', type: 'rule', options: { name: 'Allow-Ping', src: 'wan', proto: 'icmp', icmp_type: 'echo-request', target: 'ACCEPT' } },
+    {
+      name: 'cfg0692bd',
+      type: 'rule',
+      options: { name: 'Allow-Ping', src: 'wan', proto: 'icmp', icmp_type: 'echo-request', target: 'ACCEPT' },
+    },
     { name: 'cfg0792bd', type: 'rule', options: { name: 'Allow-IPSec-ESP', src: 'wan', dest: 'lan', proto: 'esp', target: 'ACCEPT' } },
   ],
 };

@@ -37,7 +37,10 @@ before(async () => {
   const target = await unpackNpmTarball(path('node-target'), join(dir, 'target'));
   const postject = await unpackNpmTarball(path('postject'), join(dir, 'postject'));
   const addon = join(dir, 'tap.node');
-  execFileSync('bash', [join(REPO, 'scripts/build-addon-arm64.sh'), addon], { cwd: REPO, env: { ...process.env, NODE_INCLUDE: join(host, 'include/node') } });
+  execFileSync('bash', [join(REPO, 'scripts/build-addon-arm64.sh'), addon], {
+    cwd: REPO,
+    env: { ...process.env, NODE_INCLUDE: join(host, 'include/node') },
+  });
   root = join(dir, 'root');
   mkdirSync(join(root, 'usr/bin'), { recursive: true });
   mkdirSync(join(root, 'tmp'), { recursive: true });

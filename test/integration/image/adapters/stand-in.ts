@@ -79,13 +79,33 @@ const FEEDS: Record<string, [name: string, version: string, kernel?: string][]> 
     ['libgcc', '13.3.0-r4'],
   ],
   'packages/aarch64_generic/base': [
-    ['base-files', '1640-r28xxx'], ['busybox', '1.36.1-r2'], ['ca-bundle', '20240203-r1'], ['dnsmasq', '2.90-r4'], ['ip-full', '6.11.0-r1'],
-    ['dropbear', '2024.86-r1'], ['e2fsprogs', '1.47.0-r2'], ['firewall4', '2024.12.18-r1'], ['fstools', '2024.07.14-r1'],
-    ['libustream-mbedtls', '2024.07.28-r1'], ['logd', '2024.04.26-r1'], ['mkf2fs', '1.16.0-r3'], ['mtd', '26'],
-    ['netifd', '2024.12.17-r1'], ['nftables', '1.1.1-r1'], ['odhcp6c', '2024.09.25-r1'], ['odhcpd-ipv6only', '2024.05.08-r1'],
-    ['opkg', '2024.10.16-r1'], ['partx-utils', '2.40.2-r1'], ['ppp', '2.5.1-r1'], ['ppp-mod-pppoe', '2.5.1-r1'],
-    ['procd-ujail', '2024.12.22-r1'], ['uboot-envtools', '2024.01-r2'], ['uci', '2024.10.10-r1'], ['uclient-fetch', '2024.10.22-r1'],
-    ['urandom-seed', '3'], ['urngd', '2023.11.01-r1'],
+    ['base-files', '1640-r28xxx'],
+    ['busybox', '1.36.1-r2'],
+    ['ca-bundle', '20240203-r1'],
+    ['dnsmasq', '2.90-r4'],
+    ['ip-full', '6.11.0-r1'],
+    ['dropbear', '2024.86-r1'],
+    ['e2fsprogs', '1.47.0-r2'],
+    ['firewall4', '2024.12.18-r1'],
+    ['fstools', '2024.07.14-r1'],
+    ['libustream-mbedtls', '2024.07.28-r1'],
+    ['logd', '2024.04.26-r1'],
+    ['mkf2fs', '1.16.0-r3'],
+    ['mtd', '26'],
+    ['netifd', '2024.12.17-r1'],
+    ['nftables', '1.1.1-r1'],
+    ['odhcp6c', '2024.09.25-r1'],
+    ['odhcpd-ipv6only', '2024.05.08-r1'],
+    ['opkg', '2024.10.16-r1'],
+    ['partx-utils', '2.40.2-r1'],
+    ['ppp', '2.5.1-r1'],
+    ['ppp-mod-pppoe', '2.5.1-r1'],
+    ['procd-ujail', '2024.12.22-r1'],
+    ['uboot-envtools', '2024.01-r2'],
+    ['uci', '2024.10.10-r1'],
+    ['uclient-fetch', '2024.10.22-r1'],
+    ['urandom-seed', '3'],
+    ['urngd', '2023.11.01-r1'],
   ],
   'packages/aarch64_generic/packages': [['tcpdump', '4.99.5-r1']],
 };
@@ -97,7 +117,10 @@ export function writeStandInFeeds(mirror: string, version = OPENWRT): string[] {
     const dir = join(mirror, 'downloads.openwrt.org/releases', version, rel);
     mkdirSync(dir, { recursive: true });
     const text = pkgs
-      .map(([n, v, k]) => `Package: ${n}\nVersion: ${v}\n${k ? `Depends: kernel (= ${k})\n` : ''}Architecture: aarch64_generic\nFilename: ${n}_${v}_aarch64_generic.ipk\n`)
+      .map(
+        ([n, v, k]) =>
+          `Package: ${n}\nVersion: ${v}\n${k ? `Depends: kernel (= ${k})\n` : ''}Architecture: aarch64_generic\nFilename: ${n}_${v}_aarch64_generic.ipk\n`,
+      )
       .join('\n');
     writeFileSync(join(dir, 'Packages'), text + '\n');
     dirs.push(dir);
@@ -164,7 +187,13 @@ export async function makeStandInRelease(dir: string, version = OPENWRT): Promis
         file: 'sha256sums',
         signature: { sig: `stand-in-${version}-sha256sums-sig`, key: 'stand-in' },
       },
-      { name: `stand-in-${version}-sha256sums-sig`, role: 'imagebuilder-sums-sig', version, url: standInUrl(version, 'sha256sums.sig'), file: 'sha256sums.sig' },
+      {
+        name: `stand-in-${version}-sha256sums-sig`,
+        role: 'imagebuilder-sums-sig',
+        version,
+        url: standInUrl(version, 'sha256sums.sig'),
+        file: 'sha256sums.sig',
+      },
       ...runtime,
     ],
   };

@@ -74,7 +74,15 @@ export async function createTestDevice(
   let mqtt: DeviceMqtt | undefined;
   if (o.pki && o.brokerUrl) {
     const id = o.pki.identity(o.serial);
-    mqtt = await connectDeviceMqtt({ url: o.brokerUrl, serial: o.serial, ca: o.pki.dcCa.pem, cert: id.cert, key: id.key, board: o.board ?? BOARD, log: silentLogger });
+    mqtt = await connectDeviceMqtt({
+      url: o.brokerUrl,
+      serial: o.serial,
+      ca: o.pki.dcCa.pem,
+      cert: id.cert,
+      key: id.key,
+      board: o.board ?? BOARD,
+      log: silentLogger,
+    });
     const m = mqtt;
     t.after(() => m.close());
   }

@@ -18,7 +18,9 @@ export interface BuiltRelease {
 }
 
 export function agentArtifact(version: string, healthy: boolean, padBytes = 0): Buffer {
-  return Buffer.from(`// connector-agent ${version}\nexport const VERSION = '${version}';\nexport const HEALTHY = ${healthy};\n// ${'x'.repeat(padBytes)}\n`);
+  return Buffer.from(
+    `// connector-agent ${version}\nexport const VERSION = '${version}';\nexport const HEALTHY = ${healthy};\n// ${'x'.repeat(padBytes)}\n`,
+  );
 }
 
 export function buildRelease(o: {

@@ -9,7 +9,13 @@ import type { AddressInfo } from 'node:net';
 import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { ALPN_PROTOCOL, CONTROL_VNI, encodeControl } from '../../../../src/shared/tunnel/control.js';
 import { encodeRecord, recordSize } from '../../../../src/shared/tunnel/records.js';
-import { TunnelSession, type ClientSessionOptions, type ServerSessionOptions, type TunnelSessionEvents, type TunnelTransport } from '../../../../src/shared/tunnel/session.js';
+import {
+  TunnelSession,
+  type ClientSessionOptions,
+  type ServerSessionOptions,
+  type TunnelSessionEvents,
+  type TunnelTransport,
+} from '../../../../src/shared/tunnel/session.js';
 import { feedSession, tlsTransport } from '../../../../src/shared/tunnel/tls-transport.js';
 import { manualTime, memoryPipe, type ManualTime } from '../../../helpers/ports.js';
 import { testFrame } from '../../headend/adapters/fixtures.js';
@@ -60,7 +66,14 @@ const serverOptions = (t: ManualTime, maxUnsentBytes = 64 * 1024): ServerSession
   scheduler: t.scheduler,
   egress: { overflow: 'refuse-newest', maxFrames: Infinity, maxUnsentBytes },
   helloTimeoutMs: HELLO_TIMEOUT_MS,
-  ack: { vni: VNI, sessionId: 's-1', headendVersion: 'headend-test', keepaliveMs: KEEPALIVE_MS, deadAfterMs: DEAD_AFTER_MS, capabilities: [] },
+  ack: {
+    vni: VNI,
+    sessionId: 's-1',
+    headendVersion: 'headend-test',
+    keepaliveMs: KEEPALIVE_MS,
+    deadAfterMs: DEAD_AFTER_MS,
+    capabilities: [],
+  },
 });
 
 interface LinkOptions {
@@ -149,7 +162,15 @@ const tlsLink: MakeLink = async (t, o = {}) => {
   const accepted = new Promise<TLSSocket>((resolve) => server.once('secureConnection', resolve));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const port = (server.address() as AddressInfo).port;
-  const socket = tlsConnect({ host: '127.0.0.1', port, key: device.key, cert: device.cert, ca: p.dcCa.pem, minVersion: 'TLSv1.3', ALPNProtocols: [ALPN_PROTOCOL] });
+  const socket = tlsConnect({
+    host: '127.0.0.1',
+    port,
+    key: device.key,
+    cert: device.cert,
+    ca: p.dcCa.pem,
+    minVersion: 'TLSv1.3',
+    ALPNProtocols: [ALPN_PROTOCOL],
+  });
   await new Promise<void>((resolve, reject) => {
     socket.once('secureConnect', () => resolve());
     socket.once('error', reject);
@@ -315,7 +336,7 @@ const CASES: Record<string, (t: TestContext, make: MakeLink) => Promise<void>> =
     assert.equal(l.client.egress.counters.drops, 6);
   },
 
-  "the server refuses frames past its unsent-bytes bound; control messages still pass": async (t, make) => {
+  'the server refuses frames past its unsent-bytes bound; control messages still pass': async (t, make) => {
     const l = await make(t, { serverMaxUnsentBytes: 3 * recordSize(60) });
     await up(l);
     const accepted = Array.from({ length: 5 }, (_, i) => l.server.send(frame(`r${i}`)));

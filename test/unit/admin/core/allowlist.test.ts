@@ -11,6 +11,12 @@ test('allowlists are read as JSON Lines (the station output) or as one JSON arra
 });
 
 test('a broken allowlist is a CK_ERR_REGISTRY error naming the entry', () => {
-  assert.throws(() => parseAllowlist('{"serial":', 'f'), (e) => hasCode(e, 'CK_ERR_REGISTRY'));
-  assert.throws(() => parseAllowlist('{"serial":"A"}\n{"batch":"B"}', 'f'), (e) => hasCode(e, 'CK_ERR_REGISTRY'));
+  assert.throws(
+    () => parseAllowlist('{"serial":', 'f'),
+    (e) => hasCode(e, 'CK_ERR_REGISTRY'),
+  );
+  assert.throws(
+    () => parseAllowlist('{"serial":"A"}\n{"batch":"B"}', 'f'),
+    (e) => hasCode(e, 'CK_ERR_REGISTRY'),
+  );
 });

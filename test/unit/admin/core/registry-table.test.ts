@@ -9,7 +9,10 @@ test('the registry table lists devices sorted by serial, then the denylist', () 
   const reg = parseRegistry({
     version: 1,
     tenants: { t: { segments: { s: { vni: 5, vteps: ['10.0.0.1'] } } } },
-    devices: { 'B-2': { state: 'revoked', updatedAt: at }, 'A-1': { state: 'claimed', tenant: 't', segment: 's', batch: 'L1', updatedAt: at } },
+    devices: {
+      'B-2': { state: 'revoked', updatedAt: at },
+      'A-1': { state: 'claimed', tenant: 't', segment: 's', batch: 'L1', updatedAt: at },
+    },
     denylist: ['B-2'],
   });
   const lines = registryTable(reg);

@@ -140,26 +140,23 @@ test('startAgent: status while waiting for the identity, then bring-up, frames b
   assert.equal(s.version, '9.9.9-test');
   assert.deepEqual(s.identity, { state: 'ready', serial: 'CN-0001' });
   assert.deepEqual(s.tunnel, { state: 'up' });
-  const counters = s.counters as { forwarder: Record<string, number>; core: { fromLan: { answered: number; drops: Record<string, number> } } };
+  const counters = s.counters as {
+    forwarder: Record<string, number>;
+    core: { fromLan: { answered: number; drops: Record<string, number> } };
+  };
   assert.equal(counters.forwarder['lanRxFrames'], 3);
   assert.equal(counters.forwarder['tunnelRxFrames'], 1);
   assert.equal(counters.forwarder['repliesToLan'], 1);
   assert.equal(counters.core.fromLan.answered, 1);
   assert.equal(counters.core.fromLan.drops['own-traffic'], 1);
-  assert.deepEqual(
-    s.macTable?.map((e) => [e['mac'], e['side']]).sort(),
-    [
-      ['02:00:00:00:10:05', 'tunnel'],
-      ['02:00:00:00:10:20', 'lan'],
-    ],
-  );
-  assert.deepEqual(
-    s.neighbours?.map((n) => [n['ip'], n['side'], n['holder']]).sort(),
-    [
-      ['192.168.10.20', 'lan', true],
-      ['192.168.10.5', 'tunnel', true],
-    ],
-  );
+  assert.deepEqual(s.macTable?.map((e) => [e['mac'], e['side']]).sort(), [
+    ['02:00:00:00:10:05', 'tunnel'],
+    ['02:00:00:00:10:20', 'lan'],
+  ]);
+  assert.deepEqual(s.neighbours?.map((n) => [n['ip'], n['side'], n['holder']]).sort(), [
+    ['192.168.10.20', 'lan', true],
+    ['192.168.10.5', 'tunnel', true],
+  ]);
   assert.equal(s.uptimeS, 0);
 
   // Periodic work runs on the injected scheduler only: table housekeeping, own addresses re-read.

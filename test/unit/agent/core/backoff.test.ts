@@ -7,7 +7,10 @@ import { backoffDelay, checkBackoffOptions } from '../../../../src/agent/core/ba
 const B = { initialMs: 100, maxMs: 2_000, jitter: 0.5 };
 
 test('backoff doubles from initialMs up to maxMs, jitter only shortens within its fraction', () => {
-  assert.deepEqual([0, 1, 2, 3, 4, 5, 10, 1000].map((a) => backoffDelay(a, B, 1)), [100, 200, 400, 800, 1600, 2000, 2000, 2000]);
+  assert.deepEqual(
+    [0, 1, 2, 3, 4, 5, 10, 1000].map((a) => backoffDelay(a, B, 1)),
+    [100, 200, 400, 800, 1600, 2000, 2000, 2000],
+  );
   assert.equal(backoffDelay(0, B, 0), 50);
   assert.equal(backoffDelay(6, B, 0), 1000);
   assert.equal(backoffDelay(3, { ...B, jitter: 0 }, 0.3), 800);

@@ -34,7 +34,11 @@ test('errors name the section.option and what it accepts', () => {
     [MIN + `\toption enabled 'maybe'\n`, 'agent.enabled'],
   ];
   for (const [text, k] of cases) {
-    assert.throws(() => parseAgentConfig(text), (e: unknown) => e instanceof ConfigError && e.key === k, k);
+    assert.throws(
+      () => parseAgentConfig(text),
+      (e: unknown) => e instanceof ConfigError && e.key === k,
+      k,
+    );
   }
 });
 
@@ -45,8 +49,14 @@ test('dead-peer timeout cannot be shorter than the keepalive', () => {
 
 test('the OTA channel needs an mqtts broker and at least one release key slot', () => {
   const ota = (lines: string) => parseAgentConfig(MIN + `config ota 'ota'\n${lines}`);
-  assert.throws(() => ota(`\toption broker 'mqtt://broker:1883'\n\toption pubkey_slot0 '/etc/connector/ota-0.pub'\n`), (e: unknown) => e instanceof ConfigError && e.key === 'ota.broker');
-  assert.throws(() => ota(`\toption broker 'mqtts://broker:8883'\n`), (e: unknown) => e instanceof ConfigError && e.key === 'ota.pubkey_slot0');
+  assert.throws(
+    () => ota(`\toption broker 'mqtt://broker:1883'\n\toption pubkey_slot0 '/etc/connector/ota-0.pub'\n`),
+    (e: unknown) => e instanceof ConfigError && e.key === 'ota.broker',
+  );
+  assert.throws(
+    () => ota(`\toption broker 'mqtts://broker:8883'\n`),
+    (e: unknown) => e instanceof ConfigError && e.key === 'ota.pubkey_slot0',
+  );
   const c = ota(`\toption broker 'mqtts://broker:8883'\n\toption pubkey_slot0 '/k0'\n\toption pubkey_slot1 '/k1'\n`);
   assert.deepEqual(c.ota.pubkeySlots, ['/k0', '/k1']);
   assert.equal(c.ota.slotsDir, '/opt/connector');
@@ -55,7 +65,9 @@ test('the OTA channel needs an mqtts broker and at least one release key slot', 
 });
 
 test('l2 lists and options both reach the policy; no headend is allowed (the unit enrolls and waits)', () => {
-  const c = parseAgentConfig(`config agent 'agent'\nconfig l2 'l2'\n\tlist own_ip '192.0.2.1'\n\tlist own_ip '192.0.2.2'\n\toption own_mac '02:00:00:00:00:01'\n`);
+  const c = parseAgentConfig(
+    `config agent 'agent'\nconfig l2 'l2'\n\tlist own_ip '192.0.2.1'\n\tlist own_ip '192.0.2.2'\n\toption own_mac '02:00:00:00:00:01'\n`,
+  );
   assert.equal(c.headends.length, 0);
   assert.equal(c.l2.ownIpv4.length, 2);
   assert.equal(c.l2.ownMacs.length, 1);
@@ -63,8 +75,16 @@ test('l2 lists and options both reach the policy; no headend is allowed (the uni
 
 test('an unknown option in any section is refused with its name, its section and the closest known option', () => {
   const cases: [string, string, RegExp][] = [
-    [`config agent 'main'\n\toption tap_nam 'tap-x'\n`, 'agent.tap_nam', /^config agent 'main', option tap_nam: unknown option; did you mean tap_name\?/],
-    [MIN + `config enroll 'enroll'\n\toption min_tim '0'\n`, 'enroll.min_tim', /config enroll 'enroll', option min_tim: .*did you mean min_time\?/],
+    [
+      `config agent 'main'\n\toption tap_nam 'tap-x'\n`,
+      'agent.tap_nam',
+      /^config agent 'main', option tap_nam: unknown option; did you mean tap_name\?/,
+    ],
+    [
+      MIN + `config enroll 'enroll'\n\toption min_tim '0'\n`,
+      'enroll.min_tim',
+      /config enroll 'enroll', option min_tim: .*did you mean min_time\?/,
+    ],
     [MIN + `config ota 'ota'\n\toption brokr 'mqtts://b:8883'\n`, 'ota.brokr', /did you mean broker\?/],
     [MIN + `config l2 'l2'\n\toption proxy_arpp '1'\n`, 'l2.proxy_arpp', /config l2 'l2', option proxy_arpp: .*did you mean proxy_arp\?/],
     [MIN + `config l2 'l2'\n\tlist own_ipp '192.0.2.1'\n`, 'l2.own_ipp', /did you mean own_ip\?/],
@@ -75,12 +95,18 @@ test('an unknown option in any section is refused with its name, its section and
     [MIN + `\tlist bridge 'br-lan'\n`, 'agent.bridge', /`option`, not `list`/],
   ];
   for (const [text, k, re] of cases) {
-    assert.throws(() => parseAgentConfig(text), (e: unknown) => e instanceof ConfigError && e.key === k && re.test(e.message), k);
+    assert.throws(
+      () => parseAgentConfig(text),
+      (e: unknown) => e instanceof ConfigError && e.key === k && re.test(e.message),
+      k,
+    );
   }
 });
 
 test('values keep their UCI meaning: an empty option is unset, booleans take the UCI spellings', () => {
-  const c = parseAgentConfig(MIN + `\toption tap_name ''\n\toption enabled 'disabled'\nconfig network 'network'\n\toption mode 'two-port'\n`);
+  const c = parseAgentConfig(
+    MIN + `\toption tap_name ''\n\toption enabled 'disabled'\nconfig network 'network'\n\toption mode 'two-port'\n`,
+  );
   assert.equal(c.tapName, 'tap-dr');
   assert.equal(c.enabled, false);
   assert.equal(parseAgentConfig(`config agent\n\toption headend 'tls://h:8443'\n`).headends[0]?.port, '8443');

@@ -96,6 +96,11 @@ test('a binding that moves to the DC side is re-announced on the LAN by tick()',
   }
   const arp = newArpView();
   const eth = newEthernetView();
-  const announced = tap.written.slice(before).filter((f) => parseEthernet(f, eth) === null && parseArp(f, eth.l3Offset, arp) === null && arp.senderIp === VM.ip && arp.senderMac === newMac);
+  const announced = tap.written
+    .slice(before)
+    .filter(
+      (f) =>
+        parseEthernet(f, eth) === null && parseArp(f, eth.l3Offset, arp) === null && arp.senderIp === VM.ip && arp.senderMac === newMac,
+    );
   assert.ok(announced.length >= 2, `expected re-originated announcements of the new MAC, got ${announced.length}`);
 });

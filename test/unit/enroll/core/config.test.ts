@@ -37,6 +37,10 @@ test('errors name the key; unknown keys get the closest known one', () => {
     [{ ...minimal, retryAfterSec: 5 }, 'retryAfterSec', /did you mean retryAfterS\?/],
     [[], '(root)', /object/],
   ] as const) {
-    assert.throws(() => parseEstServerConfig(doc, '/'), (e: unknown) => e instanceof ConfigError && e.key === key && re.test(e.message), key);
+    assert.throws(
+      () => parseEstServerConfig(doc, '/'),
+      (e: unknown) => e instanceof ConfigError && e.key === key && re.test(e.message),
+      key,
+    );
   }
 });

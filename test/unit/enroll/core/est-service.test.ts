@@ -17,7 +17,10 @@ const DAY = 86_400_000;
 
 async function ca(cn: string): Promise<Issuer> {
   const keys = await generateKeyPair();
-  return { cert: await createSelfSignedCa({ cn }, keys, new Date(NOW.getTime() - DAY), new Date(NOW.getTime() + 365 * DAY)), privateKey: keys.privateKey };
+  return {
+    cert: await createSelfSignedCa({ cn }, keys, new Date(NOW.getTime() - DAY), new Date(NOW.getTime() + 365 * DAY)),
+    privateKey: keys.privateKey,
+  };
 }
 
 async function setup(o: { recordIssuance?: (r: IssuanceRecord) => void } = {}) {
@@ -54,7 +57,11 @@ async function setup(o: { recordIssuance?: (r: IssuanceRecord) => void } = {}) {
     now: () => NOW,
     log: silentLogger,
   });
-  const client: EstClient = { chain: [new Uint8Array(idevid.rawData), new Uint8Array(factory.cert.rawData)], authorized: true, remote: '192.0.2.7' };
+  const client: EstClient = {
+    chain: [new Uint8Array(idevid.rawData), new Uint8Array(factory.cert.rawData)],
+    authorized: true,
+    remote: '192.0.2.7',
+  };
   const csrBody = Buffer.from(encodeBase64Body(Buffer.from(csr.rawData)));
   const enroll = (o: Partial<EstRequest> = {}): EstRequest => ({
     method: 'POST',
@@ -69,7 +76,13 @@ async function setup(o: { recordIssuance?: (r: IssuanceRecord) => void } = {}) {
 
 test('paths and methods: unknown paths are 404, a wrong method is 405 with Allow, cacerts is public', async () => {
   const { service, client } = await setup();
-  const get = (url: string, method = 'GET'): EstRequest => ({ method, url, contentType: undefined, client: { ...client, chain: [] }, readBody: async () => Buffer.alloc(0) });
+  const get = (url: string, method = 'GET'): EstRequest => ({
+    method,
+    url,
+    contentType: undefined,
+    client: { ...client, chain: [] },
+    readBody: async () => Buffer.alloc(0),
+  });
   assert.equal((await service(get('/nope'))).status, 404);
   const wrong = await service(get('/.well-known/est/simpleenroll'));
   assert.equal(wrong.status, 405);
@@ -84,7 +97,11 @@ test('enrollment needs a client certificate from the right CA', async () => {
   const { service, enroll, client } = await setup();
   assert.equal((await service(enroll({ client: { ...client, chain: [] } }))).status, 401);
   assert.equal((await service(enroll({ client: { ...client, authorized: false, authorizationError: 'CERT_HAS_EXPIRED' } }))).status, 403);
-  assert.equal((await service(enroll({ url: '/.well-known/est/simplereenroll' }))).status, 403, 'reenroll takes an operational cert, not an IDevID');
+  assert.equal(
+    (await service(enroll({ url: '/.well-known/est/simplereenroll' }))).status,
+    403,
+    'reenroll takes an operational cert, not an IDevID',
+  );
 });
 
 test('content type, body size and body encoding are checked before the CSR', async () => {

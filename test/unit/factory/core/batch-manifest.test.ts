@@ -1,7 +1,14 @@
 // SPDX-License-Identifier: UNLICENSED
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { csvField, csvHeader, csvLine, jsonLine, MANIFEST_COLUMNS, type ManifestRecord } from '../../../../src/factory/core/batch-manifest.js';
+import {
+  csvField,
+  csvHeader,
+  csvLine,
+  jsonLine,
+  MANIFEST_COLUMNS,
+  type ManifestRecord,
+} from '../../../../src/factory/core/batch-manifest.js';
 
 const REC: ManifestRecord = {
   time: '2026-11-25T10:00:00.000Z',

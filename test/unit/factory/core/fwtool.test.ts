@@ -15,5 +15,8 @@ test('fwtool trailers are stripped from the end of a sysupgrade image', () => {
   const file = Buffer.concat([data, chunk(1, Buffer.from('{"x":1}')), chunk(0, Buffer.alloc(40, 9))]);
   const readAt = (pos: number, len: number): Buffer => file.subarray(pos, pos + len);
   assert.equal(fwtoolDataLength(file.length, readAt), 1000);
-  assert.equal(fwtoolDataLength(data.length, (p, l) => data.subarray(p, p + l)), 1000);
+  assert.equal(
+    fwtoolDataLength(data.length, (p, l) => data.subarray(p, p + l)),
+    1000,
+  );
 });

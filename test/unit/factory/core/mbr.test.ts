@@ -17,7 +17,12 @@ function mbrWith(parts: [type: number, startLba: number, count: number][]): Buff
 }
 
 test('MBR: the rockchip layout, empty slots, GPT and a missing signature', () => {
-  const r = parseMbr(mbrWith([[0x83, 65536, 32768], [0x83, 131072, 212992]]));
+  const r = parseMbr(
+    mbrWith([
+      [0x83, 65536, 32768],
+      [0x83, 131072, 212992],
+    ]),
+  );
   assert.ok(r.ok);
   assert.equal(firstPartitionStart(r), 32 * 1024 * 1024);
   assert.equal(r.partitions.length, 2);

@@ -17,7 +17,10 @@ const DISK_BYTES = 32 * 1024 * 1024;
 
 async function memoryStation() {
   const keys = await generateKeyPair();
-  const ca: Issuer = { cert: await createSelfSignedCa({ cn: 'factory' }, keys, NOW, new Date(NOW.getTime() + 1e10)), privateKey: keys.privateKey };
+  const ca: Issuer = {
+    cert: await createSelfSignedCa({ cn: 'factory' }, keys, NOW, new Date(NOW.getTime() + 1e10)),
+    privateKey: keys.privateKey,
+  };
   const anchor = (await createSelfSignedCa({ cn: 'dc' }, await generateKeyPair(), NOW, new Date(NOW.getTime() + 1e10))).toString('pem');
   const disk = Buffer.alloc(DISK_BYTES);
   const records: ManifestRecord[] = [];
@@ -67,7 +70,10 @@ const opts = (o: Partial<ProvisionOptions> = {}): ProvisionOptions => ({
 test('a disk without a partition table: the dry run names the problem and writes nothing; a real run refuses', async () => {
   const s = await memoryStation();
   const dry = await provisionUnit(opts({ dryRun: true }), s.io);
-  assert.deepEqual(dry.problems.map((p) => p.code), ['no-partition-table']);
+  assert.deepEqual(
+    dry.problems.map((p) => p.code),
+    ['no-partition-table'],
+  );
   assert.equal(s.writes(), 0);
   await assert.rejects(provisionUnit(opts(), s.io), (e) => hasCode(e, 'CK_ERR_FACTORY'));
   assert.equal(s.writes(), 0);
@@ -95,7 +101,13 @@ test('a target that already holds a block is refused: the dry run names it', asy
 
 test('bad names are refused before anything is read', async () => {
   const s = await memoryStation();
-  for (const bad of [{ serial: 'no spaces' }, { batch: '../x' }, { macs: ['AA:BB:CC:DD:EE:FF'] }, { estUrl: 'http://est' }, { offset: 1000 }]) {
+  for (const bad of [
+    { serial: 'no spaces' },
+    { batch: '../x' },
+    { macs: ['AA:BB:CC:DD:EE:FF'] },
+    { estUrl: 'http://est' },
+    { offset: 1000 },
+  ]) {
     await assert.rejects(provisionUnit(opts(bad), s.io), (e) => hasCode(e, 'CK_ERR_FACTORY'), JSON.stringify(bad));
   }
 });

@@ -14,7 +14,11 @@ function tempLog(t: { after(fn: () => void): void }): string {
 
 function writeSample(path: string, n = 5): void {
   let ms = Date.parse('2026-01-01T00:00:00Z');
-  const log = openAuditLog(path, () => new Date(ms++), () => assert.fail('fresh log reported a problem'));
+  const log = openAuditLog(
+    path,
+    () => new Date(ms++),
+    () => assert.fail('fresh log reported a problem'),
+  );
   for (let i = 0; i < n; i++) {
     log.append(i % 2 ? 'disconnect' : 'connect', {
       sessionId: `s${i}`,
@@ -31,7 +35,11 @@ function writeSample(path: string, n = 5): void {
 test('a fresh log verifies, and reopening continues the chain', (t) => {
   const path = tempLog(t);
   writeSample(path, 3);
-  const again = openAuditLog(path, () => new Date(), (p) => assert.fail(p));
+  const again = openAuditLog(
+    path,
+    () => new Date(),
+    (p) => assert.fail(p),
+  );
   assert.equal(again.head.seq, 3);
   again.append('refused', { serial: 'X', reason: 'denylisted' });
   const v = verifyAuditFile(path);
@@ -42,12 +50,48 @@ test('a fresh log verifies, and reopening continues the chain', (t) => {
 
 for (const [name, mutate, badLine] of [
   // An edit shows where the next line's prev hash no longer matches.
-  ['an edited line', (l: string[]) => { l[2] = (l[2] ?? '').replace('"bytesIn":200', '"bytesIn":201'); }, 4],
-  ['an edited last line', (l: string[]) => { l[4] = (l[4] ?? '').replace('"bytesIn":400', '"bytesIn":0'); }, 5],
-  ['a removed line', (l: string[]) => { l.splice(1, 1); }, 2],
-  ['an inserted line', (l: string[]) => { l.splice(2, 0, l[1] ?? ''); }, 3],
-  ['a removed tail', (l: string[]) => { l.pop(); }, 4],
-  ['an appended line', (l: string[]) => { l.push(l[0] ?? ''); }, 6],
+  [
+    'an edited line',
+    (l: string[]) => {
+      l[2] = (l[2] ?? '').replace('"bytesIn":200', '"bytesIn":201');
+    },
+    4,
+  ],
+  [
+    'an edited last line',
+    (l: string[]) => {
+      l[4] = (l[4] ?? '').replace('"bytesIn":400', '"bytesIn":0');
+    },
+    5,
+  ],
+  [
+    'a removed line',
+    (l: string[]) => {
+      l.splice(1, 1);
+    },
+    2,
+  ],
+  [
+    'an inserted line',
+    (l: string[]) => {
+      l.splice(2, 0, l[1] ?? '');
+    },
+    3,
+  ],
+  [
+    'a removed tail',
+    (l: string[]) => {
+      l.pop();
+    },
+    4,
+  ],
+  [
+    'an appended line',
+    (l: string[]) => {
+      l.push(l[0] ?? '');
+    },
+    6,
+  ],
 ] as const) {
   test(`verify fails on ${name}`, (t) => {
     const path = tempLog(t);
@@ -99,7 +143,11 @@ test('a log cut off mid-line is terminated on reopen and reported', (t) => {
   writeSample(path, 2);
   writeFileSync(path, readFileSync(path, 'utf8') + '{"seq":3,"ti');
   const problems: string[] = [];
-  openAuditLog(path, () => new Date(), (p) => problems.push(p));
+  openAuditLog(
+    path,
+    () => new Date(),
+    (p) => problems.push(p),
+  );
   assert.ok(problems.some((p) => p.includes('partial line')));
   assert.equal(verifyAuditFile(path).ok, false);
 });

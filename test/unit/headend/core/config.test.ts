@@ -30,7 +30,10 @@ test('errors name the key', () => {
     [{ ...minimal, session: { keepaliveMs: 5000, deadAfterMs: 4000 } }, 'session.deadAfterMs'],
     [{ ...minimal, listne: {} }, 'listne'],
   ] as const) {
-    assert.throws(() => parseHeadendConfig(doc, '/'), (e: unknown) => hasCode(e, 'CK_ERR_CONFIG_INVALID') && (e as Error).message.includes(`"${key}"`));
+    assert.throws(
+      () => parseHeadendConfig(doc, '/'),
+      (e: unknown) => hasCode(e, 'CK_ERR_CONFIG_INVALID') && (e as Error).message.includes(`"${key}"`),
+    );
   }
 });
 
@@ -45,6 +48,9 @@ test('an unknown key at any depth is refused with its JSON path and the closest 
     [{ ...minimal, session: { keepaliveMS: 1000 } }, /^config "session.keepaliveMS": unknown key; did you mean keepaliveMs\?/],
     [{ ...minimal, tls: { ...minimal.tls, devicCa: 'x' } }, /^config "tls.devicCa": unknown key; did you mean deviceCa\?/],
   ] as const) {
-    assert.throws(() => parseHeadendConfig(doc, '/'), (e: unknown) => hasCode(e, 'CK_ERR_CONFIG_INVALID') && re.test((e as Error).message));
+    assert.throws(
+      () => parseHeadendConfig(doc, '/'),
+      (e: unknown) => hasCode(e, 'CK_ERR_CONFIG_INVALID') && re.test((e as Error).message),
+    );
   }
 });

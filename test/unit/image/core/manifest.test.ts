@@ -50,7 +50,16 @@ test('the SBOM is CycloneDX 1.5 naming the image, OpenWrt packages, Node, glibc 
   assert.equal(bom.metadata.component.type, 'firmware');
   assert.equal(bom.metadata.component.hashes[0]?.content, '1'.repeat(64));
   const refs = bom.components.map((c) => c['bom-ref']);
-  for (const r of ['openwrt:kernel', 'openwrt:kmod-tun', 'nodejs', 'deb:libc6', 'deb:libstdc++6', 'deb:libgcc-s1', 'npm:@peculiar/x509', 'connector-agent']) {
+  for (const r of [
+    'openwrt:kernel',
+    'openwrt:kmod-tun',
+    'nodejs',
+    'deb:libc6',
+    'deb:libstdc++6',
+    'deb:libgcc-s1',
+    'npm:@peculiar/x509',
+    'connector-agent',
+  ]) {
     assert.ok(refs.includes(r), r);
   }
   assert.equal(bom.components.find((c) => c['bom-ref'] === 'openwrt:kernel')?.type, 'operating-system');

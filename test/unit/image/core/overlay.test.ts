@@ -40,7 +40,10 @@ test('the build time lands in enroll.min_time of /etc/config/connector, and only
   const out = stampMinTime(text, 1_764_000_000);
   assert.match(out, /config enroll 'enroll'\n(?:.*\n)*?\toption min_time '1764000000'\n/);
   assert.equal(out.split('\n').length, text.split('\n').length);
-  assert.throws(() => stampMinTime("config agent 'agent'\n\toption min_time '0'\n", 1), (e: unknown) => isImageFailure(e, 'overlay-invalid'));
+  assert.throws(
+    () => stampMinTime("config agent 'agent'\n\toption min_time '0'\n", 1),
+    (e: unknown) => isImageFailure(e, 'overlay-invalid'),
+  );
 });
 
 test('--headend URLs become `list headend` lines the agent parses, in failover order', async () => {
@@ -51,7 +54,13 @@ test('--headend URLs become `list headend` lines the agent parses, in failover o
   const text = readFileSync(fileURLToPath(new URL('../../../../firmware/rootfs-overlay/etc/config/connector', import.meta.url)), 'utf8');
   const out = stampHeadends(stampMinTime(text, 1_764_000_000), ['tls://dc1.example.net:443', 'tls://dc2.example.net']);
   const cfg = parseAgentConfig(out);
-  assert.deepEqual(cfg.headends.map((u) => u.host), ['dc1.example.net:443', 'dc2.example.net:443']);
+  assert.deepEqual(
+    cfg.headends.map((u) => u.host),
+    ['dc1.example.net:443', 'dc2.example.net:443'],
+  );
   assert.equal(cfg.enroll.minTimeS, 1_764_000_000);
-  assert.throws(() => stampHeadends(text, ['https://dc1.example.net']), (e: unknown) => isImageFailure(e, 'overlay-invalid'));
+  assert.throws(
+    () => stampHeadends(text, ['https://dc1.example.net']),
+    (e: unknown) => isImageFailure(e, 'overlay-invalid'),
+  );
 });

@@ -15,9 +15,12 @@ test('the release of a build lists the image and the agent under the base URL, d
     agent: { name: 'agent', sha256: 'b'.repeat(64), size: 20 },
   });
   assert.deepEqual(parseReleaseManifest(Buffer.from(encodeReleaseManifest(m))), m, 'devices accept it');
-  assert.deepEqual(m.artifacts.map((a) => [a.kind, a.urls[0]]), [
-    ['sysupgrade', 'https://updates.example.net/r3s/img.gz'],
-    ['agent', 'https://updates.example.net/r3s/agent'],
-  ]);
+  assert.deepEqual(
+    m.artifacts.map((a) => [a.kind, a.urls[0]]),
+    [
+      ['sysupgrade', 'https://updates.example.net/r3s/img.gz'],
+      ['agent', 'https://updates.example.net/r3s/agent'],
+    ],
+  );
   assert.equal(m.createdAt, '2025-11-24T16:00:00Z');
 });

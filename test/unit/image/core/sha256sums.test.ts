@@ -17,7 +17,16 @@ test('a garbled line is an error naming the line', () => {
 });
 
 test('format then parse gives the same entries, sorted by file', () => {
-  const text = formatSha256Sums([['z', A], ['a', 'c'.repeat(64)]]);
+  const text = formatSha256Sums([
+    ['z', A],
+    ['a', 'c'.repeat(64)],
+  ]);
   assert.ok(text.startsWith(`${'c'.repeat(64)} *a\n`));
-  assert.deepEqual([...parseSha256Sums(text)], [['a', 'c'.repeat(64)], ['z', A]]);
+  assert.deepEqual(
+    [...parseSha256Sums(text)],
+    [
+      ['a', 'c'.repeat(64)],
+      ['z', A],
+    ],
+  );
 });

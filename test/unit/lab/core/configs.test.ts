@@ -8,10 +8,11 @@ import { parseEstServerConfig } from '../../../../src/enroll/core/config.js';
 import { admitDevice, claimDevice, importAllowlist } from '../../../../src/shared/registry/registry.js';
 import { planLab, TENANT_SERIAL, TENANT_VNI } from '../../../../src/lab/core/topology.js';
 
-test('the lab registry admits each tenant\'s connector, once allowlisted and claimed, onto its VNI and the hv VTEP', () => {
+test("the lab registry admits each tenant's connector, once allowlisted and claimed, onto its VNI and the hv VTEP", () => {
   const now = new Date(0);
   const base = labRegistry(now);
-  for (const t of ['a', 'b'] as const) assert.equal(admitDevice(base, TENANT_SERIAL[t]).ok, false, 'units start unknown: they arrive by allowlist');
+  for (const t of ['a', 'b'] as const)
+    assert.equal(admitDevice(base, TENANT_SERIAL[t]).ok, false, 'units start unknown: they arrive by allowlist');
   let reg = importAllowlist(base, [{ serial: TENANT_SERIAL.a }, { serial: TENANT_SERIAL.b }], now);
   reg = claimDevice(claimDevice(reg, TENANT_SERIAL.a, 'a', now, 'default'), TENANT_SERIAL.b, 'b', now, 'default');
   for (const t of ['a', 'b'] as const) {
@@ -23,8 +24,12 @@ test('the lab registry admits each tenant\'s connector, once allowlisted and cla
   assert.deepEqual(admitDevice(reg, 'LAB-DENIED-01'), { ok: false, serial: 'LAB-DENIED-01', reason: 'denylisted' });
 });
 
-test('agent UCI points at the headend, the identity directory and the unit\'s factory block', () => {
-  const text = agentUci(planLab(), 'lab-site-a', { identityDir: "/tmp/it's", statusSocket: '/tmp/a.sock', factoryBlockPath: '/tmp/unit.img' });
+test("agent UCI points at the headend, the identity directory and the unit's factory block", () => {
+  const text = agentUci(planLab(), 'lab-site-a', {
+    identityDir: "/tmp/it's",
+    statusSocket: '/tmp/a.sock',
+    factoryBlockPath: '/tmp/unit.img',
+  });
   assert.match(text, /list headend 'tls:\/\/203\.0\.113\.10:443'/);
   assert.match(text, /option identity_dir '\/tmp\/it'\\''s'/);
   assert.match(text, /option bridge 'br-lan'/);

@@ -4,14 +4,21 @@ import assert from 'node:assert/strict';
 import { DEFAULT_LAB_DIR, labHints, statusLines, tunnelSummaryOf, type LabStatusReport } from '../../../../src/lab/core/report.js';
 
 test('an agent status document becomes the tunnel summary the lab shows', () => {
-  assert.deepEqual(tunnelSummaryOf('connector', { tunnel: { state: 'up', vni: 1001, rttMs: 0.5 }, alarms: { active: [{}, {}] }, identity: { state: 'ready' } }), {
-    node: 'connector',
-    state: 'up',
-    identity: 'ready',
-    vni: 1001,
-    rttMs: 0.5,
-    activeAlarms: 2,
-  });
+  assert.deepEqual(
+    tunnelSummaryOf('connector', {
+      tunnel: { state: 'up', vni: 1001, rttMs: 0.5 },
+      alarms: { active: [{}, {}] },
+      identity: { state: 'ready' },
+    }),
+    {
+      node: 'connector',
+      state: 'up',
+      identity: 'ready',
+      vni: 1001,
+      rttMs: 0.5,
+      activeAlarms: 2,
+    },
+  );
   // Still enrolling: no tunnel object at all.
   assert.deepEqual(tunnelSummaryOf('connector-b', { identity: { state: 'waiting-for-claim', reason: 'not claimed' } }), {
     node: 'connector-b',

@@ -4,11 +4,29 @@ import assert from 'node:assert/strict';
 import { hasCode } from '../../../../src/shared/errors.js';
 import { generateBrokerConfig } from '../../../../src/ota/core/broker-config.js';
 
-const opts = { cafile: '/t/ca.pem', certfile: '/t/s.pem', keyfile: '/t/s.key', aclFile: '/t/acl', host: '0.0.0.0', port: 8883, controllerUsers: ['connector-controller'] };
+const opts = {
+  cafile: '/t/ca.pem',
+  certfile: '/t/s.pem',
+  keyfile: '/t/s.key',
+  aclFile: '/t/acl',
+  host: '0.0.0.0',
+  port: 8883,
+  controllerUsers: ['connector-controller'],
+};
 
 test('the config binds identity to certificate and confines devices to their own subtree', () => {
   const { mosquittoConf, acl } = generateBrokerConfig(opts);
-  for (const l of ['per_listener_settings false', 'allow_anonymous false', 'listener 8883 0.0.0.0', 'require_certificate true', 'use_identity_as_username true', 'use_username_as_clientid true', 'tls_version tlsv1.3', 'acl_file /t/acl', 'cafile /t/ca.pem']) {
+  for (const l of [
+    'per_listener_settings false',
+    'allow_anonymous false',
+    'listener 8883 0.0.0.0',
+    'require_certificate true',
+    'use_identity_as_username true',
+    'use_username_as_clientid true',
+    'tls_version tlsv1.3',
+    'acl_file /t/acl',
+    'cafile /t/ca.pem',
+  ]) {
     assert.ok(mosquittoConf.split('\n').includes(l), l);
   }
   const lines = acl.split('\n');
@@ -22,7 +40,16 @@ test('the config binds identity to certificate and confines devices to their own
 });
 
 test('values that would inject config lines are refused', () => {
-  assert.throws(() => generateBrokerConfig({ ...opts, cafile: '/t/ca.pem\nallow_anonymous true' }), (e) => hasCode(e, 'CK_ERR_CONFIG_INVALID'));
-  assert.throws(() => generateBrokerConfig({ ...opts, controllerUsers: ['a\ntopic readwrite #'] }), (e) => hasCode(e, 'CK_ERR_CONFIG_INVALID'));
-  assert.throws(() => generateBrokerConfig({ ...opts, port: 70000 }), (e) => hasCode(e, 'CK_ERR_CONFIG_INVALID'));
+  assert.throws(
+    () => generateBrokerConfig({ ...opts, cafile: '/t/ca.pem\nallow_anonymous true' }),
+    (e) => hasCode(e, 'CK_ERR_CONFIG_INVALID'),
+  );
+  assert.throws(
+    () => generateBrokerConfig({ ...opts, controllerUsers: ['a\ntopic readwrite #'] }),
+    (e) => hasCode(e, 'CK_ERR_CONFIG_INVALID'),
+  );
+  assert.throws(
+    () => generateBrokerConfig({ ...opts, port: 70000 }),
+    (e) => hasCode(e, 'CK_ERR_CONFIG_INVALID'),
+  );
 });

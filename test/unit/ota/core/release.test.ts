@@ -8,7 +8,7 @@ import { composeRelease } from '../../../../src/ota/core/release.js';
 
 const NOW = new Date('2026-06-01T12:00:00Z');
 
-test('the manifest carries each artifact\'s sha256 and size, and parses as the devices parse it', () => {
+test("the manifest carries each artifact's sha256 and size, and parses as the devices parse it", () => {
   const data = Buffer.from('agent binary');
   const { manifest, text } = composeRelease({
     version: '1.2.3',
@@ -26,7 +26,13 @@ test('the manifest carries each artifact\'s sha256 and size, and parses as the d
 
 test('an invalid release (plain http URL) is refused before anything is signed', () => {
   assert.throws(
-    () => composeRelease({ version: '1.2.3', board: 'b', createdAt: NOW, artifacts: [{ kind: 'agent', name: 'a', data: Buffer.alloc(1), urls: ['http://u/a'] }] }),
+    () =>
+      composeRelease({
+        version: '1.2.3',
+        board: 'b',
+        createdAt: NOW,
+        artifacts: [{ kind: 'agent', name: 'a', data: Buffer.alloc(1), urls: ['http://u/a'] }],
+      }),
     (e) => hasCode(e, 'CK_ERR_OTA_MANIFEST'),
   );
 });

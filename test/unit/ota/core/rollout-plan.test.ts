@@ -36,8 +36,14 @@ function request(o: Partial<RolloutRequest> = {}): RolloutRequest {
 
 test('a fleet list: commas or whitespace, #-entries skipped, duplicates once; a bad serial is a usage error', () => {
   assert.deepEqual(parseFleet('S1, S2\nS1 #note S3'), ['S1', 'S2', 'S3']);
-  assert.throws(() => parseFleet('S1 bad/serial'), (e) => hasCode(e, 'CK_ERR_USAGE'));
-  assert.throws(() => parseFleet(' , #c '), (e) => hasCode(e, 'CK_ERR_USAGE'));
+  assert.throws(
+    () => parseFleet('S1 bad/serial'),
+    (e) => hasCode(e, 'CK_ERR_USAGE'),
+  );
+  assert.throws(
+    () => parseFleet(' , #c '),
+    (e) => hasCode(e, 'CK_ERR_USAGE'),
+  );
 });
 
 test('a new rollout needs a failure threshold and names itself after the release', async () => {
@@ -54,7 +60,10 @@ test('a rerun resumes the state file: the fleet is not read again, the cohort on
   const first = await planRollout(undefined, request());
   const paused: RolloutState = { ...first, status: 'paused', pauseReason: 'x' };
   const fleetNotRead = async (): Promise<string[]> => assert.fail('a resumed rollout keeps its fleet');
-  const wider = await planRollout(paused, request({ cohort: { kind: 'percent', percent: 100 }, fleet: fleetNotRead, window: 'not a window' }));
+  const wider = await planRollout(
+    paused,
+    request({ cohort: { kind: 'percent', percent: 100 }, fleet: fleetNotRead, window: 'not a window' }),
+  );
   assert.equal(Object.values(wider.devices).filter((d) => d.inCohort).length, 4);
   assert.equal(wider.status, 'paused');
   assert.equal((await planRollout(paused, request({ fleet: fleetNotRead, resumePaused: true }))).status, 'active');

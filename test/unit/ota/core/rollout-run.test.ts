@@ -28,7 +28,10 @@ function memoryChannel(answer: (serial: string) => JobState | 'publish-fails') {
       if (a === 'publish-fails') throw new Error('broker gone');
       published.push(t.serial);
       // The device answers at once, before the publish resolves: the loop must already count it as sent.
-      onReport?.(jobStateTopic(t.serial, t.jobId), Buffer.from(JSON.stringify({ jobId: t.jobId, state: a, version: '2.0.0', at: T0.toISOString() })));
+      onReport?.(
+        jobStateTopic(t.serial, t.jobId),
+        Buffer.from(JSON.stringify({ jobId: t.jobId, state: a, version: '2.0.0', at: T0.toISOString() })),
+      );
     },
   };
   return { channel, published, subscribed: () => onReport !== undefined };
@@ -95,5 +98,8 @@ test('a job that cannot be published goes back to pending and is retried next ro
   const r = await run(rollout(['S1']), () => (fails-- > 0 ? 'publish-fails' : 'succeeded'));
   assert.equal(r.end.status, 'completed');
   assert.ok(r.rounds >= 1, 'a second round was needed');
-  assert.ok(r.saved.some((s) => s.devices['S1']?.state === 'pending'), 'the reverted state was persisted');
+  assert.ok(
+    r.saved.some((s) => s.devices['S1']?.state === 'pending'),
+    'the reverted state was persisted',
+  );
 });

@@ -29,13 +29,24 @@ test('percent cohorts round down (at least one) and widening keeps earlier membe
   assert.equal(fifty.length, 10);
   for (const s of ten) assert.ok(fifty.includes(s));
   assert.deepEqual(selectCohort('r1', fleet, parseCohort('R3S-0003,R3S-0007')), ['R3S-0003', 'R3S-0007']);
-  assert.throws(() => selectCohort('r1', fleet, parseCohort('R3S-9999')), (e) => hasCode(e, 'CK_ERR_CONFIG_INVALID'));
+  assert.throws(
+    () => selectCohort('r1', fleet, parseCohort('R3S-9999')),
+    (e) => hasCode(e, 'CK_ERR_CONFIG_INVALID'),
+  );
   assert.throws(() => parseCohort('0%'));
   assert.throws(() => parseCohort('abc def'));
 });
 
 test('jobs go out up to max-parallel; the threshold pauses; a widened cohort picks up more devices', () => {
-  let s = createRollout({ rolloutId: 'r1', release: { version: '2.0.0', manifestSha256: 'x' }, fleet, cohort: parseCohort('R3S-0001,R3S-0002,R3S-0003,R3S-0004'), failThreshold: 2, maxParallel: 2, now: T0 });
+  let s = createRollout({
+    rolloutId: 'r1',
+    release: { version: '2.0.0', manifestSha256: 'x' },
+    fleet,
+    cohort: parseCohort('R3S-0001,R3S-0002,R3S-0003,R3S-0004'),
+    failThreshold: 2,
+    maxParallel: 2,
+    now: T0,
+  });
   let due = jobsToSend(s, T0);
   assert.deepEqual(due, ['R3S-0001', 'R3S-0002']);
   s = markSent(s, due, T0);
@@ -61,7 +72,15 @@ test('jobs go out up to max-parallel; the threshold pauses; a widened cohort pic
 });
 
 test('a rollout completes when every cohort device has finished', () => {
-  let s = createRollout({ rolloutId: 'r2', release: { version: '2.0.0', manifestSha256: 'x' }, fleet: fleet.slice(0, 2), cohort: parseCohort('100%'), failThreshold: 1, maxParallel: 5, now: T0 });
+  let s = createRollout({
+    rolloutId: 'r2',
+    release: { version: '2.0.0', manifestSha256: 'x' },
+    fleet: fleet.slice(0, 2),
+    cohort: parseCohort('100%'),
+    failThreshold: 1,
+    maxParallel: 5,
+    now: T0,
+  });
   s = markSent(s, jobsToSend(s, T0), T0);
   s = report(s, 'R3S-0001', 'succeeded');
   assert.equal(s.status, 'active');
@@ -80,7 +99,16 @@ test('maintenance windows are UTC and may span midnight', () => {
   assert.equal(inWindow(undefined, T0), true);
   assert.throws(() => parseWindow('25:00-01:00'));
   assert.throws(() => parseWindow('10:00-10:00'));
-  const s = createRollout({ rolloutId: 'r3', release: { version: '2', manifestSha256: 'x' }, fleet, cohort: parseCohort('100%'), failThreshold: 1, maxParallel: 5, window: night, now: T0 });
+  const s = createRollout({
+    rolloutId: 'r3',
+    release: { version: '2', manifestSha256: 'x' },
+    fleet,
+    cohort: parseCohort('100%'),
+    failThreshold: 1,
+    maxParallel: 5,
+    window: night,
+    now: T0,
+  });
   assert.deepEqual(jobsToSend(s, T0), [], 'noon is outside 22:00-04:00');
   assert.equal(jobsToSend(s, new Date('2026-11-25T23:00:00Z')).length, 5);
 });

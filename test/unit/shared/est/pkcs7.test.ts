@@ -13,12 +13,21 @@ test('certs-only PKCS#7 round-trips several certificates in order', async () => 
   }
   const der = encodeCertsOnly(certs.map((c) => new Uint8Array(c.rawData)));
   const back = decodeCertsOnly(der);
-  assert.deepEqual(back.map((b) => b.toString('hex')), certs.map((c) => Buffer.from(c.rawData).toString('hex')));
+  assert.deepEqual(
+    back.map((b) => b.toString('hex')),
+    certs.map((c) => Buffer.from(c.rawData).toString('hex')),
+  );
 });
 
 test('a non-CMS body is a CK_ERR_EST error, not a crash', () => {
-  assert.throws(() => decodeCertsOnly(Buffer.from('nonsense')), (e) => hasCode(e, 'CK_ERR_EST'));
-  assert.throws(() => decodeBase64Body('not base64 !!'), (e) => hasCode(e, 'CK_ERR_EST'));
+  assert.throws(
+    () => decodeCertsOnly(Buffer.from('nonsense')),
+    (e) => hasCode(e, 'CK_ERR_EST'),
+  );
+  assert.throws(
+    () => decodeBase64Body('not base64 !!'),
+    (e) => hasCode(e, 'CK_ERR_EST'),
+  );
 });
 
 test('base64 bodies use 64-column CRLF lines and decode with whitespace', () => {

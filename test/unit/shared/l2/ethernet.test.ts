@@ -88,7 +88,10 @@ test('a third tag is refused', () => {
   const v = newEthernetView();
   const f = raw([ETHERTYPE_QINQ, 1, ETHERTYPE_VLAN, 2, ETHERTYPE_VLAN, 3, ETHERTYPE_IPV4], 64);
   assert.equal(parseEthernet(f, v), 'eth-too-many-tags');
-  assert.throws(() => encodeEthernet({ dst: B, src: A, etherType: 1, payload: Buffer.alloc(0), vlans: [{ tci: 1 }, { tci: 2 }, { tci: 3 }] }), RangeError);
+  assert.throws(
+    () => encodeEthernet({ dst: B, src: A, etherType: 1, payload: Buffer.alloc(0), vlans: [{ tci: 1 }, { tci: 2 }, { tci: 3 }] }),
+    RangeError,
+  );
 });
 
 test('802.3 length frames are accepted as LLC when the length fits, refused otherwise', () => {

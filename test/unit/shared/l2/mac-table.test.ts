@@ -11,7 +11,6 @@ const B = 0x02_00_00_00_00_0b;
 /** The agent's sides; the LAN side wins a freeze. */
 type Side = 'lan' | 'tunnel';
 
-
 test('an entry ages out exactly at ageMs after it was last seen', () => {
   const t = new MacTable({ ageMs: 300_000 });
   assert.equal(t.learn(A, 'lan', 0, 1000), 'new');
@@ -158,7 +157,15 @@ test('reference model: MacTable agrees with a naive model over seeded random ope
     const threshold = 2 + Math.floor(r() * 4);
     const window = 100 * (10 + Math.floor(r() * 200));
     const freeze = 100 * (5 + Math.floor(r() * 400));
-    const real = new MacTable<Side>({ ageMs: age, maxEntries: max, moveThreshold: threshold, moveWindowMs: window, freezeMs: freeze, alarms: new AlarmSet(), freezeSide: 'lan' });
+    const real = new MacTable<Side>({
+      ageMs: age,
+      maxEntries: max,
+      moveThreshold: threshold,
+      moveWindowMs: window,
+      freezeMs: freeze,
+      alarms: new AlarmSet(),
+      freezeSide: 'lan',
+    });
     const model = new NaiveMacTable(age, max, threshold, window, freeze);
     const keys = Array.from({ length: 4 + Math.floor(r() * 20) }, (_, i) => 0x0200_0000_0000 + i * 0x1_0001);
     let now = 0;

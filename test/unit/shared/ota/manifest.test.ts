@@ -41,9 +41,16 @@ test('each invalid field is named in a CK_ERR_OTA_MANIFEST error', () => {
     ['artifacts[0].urls[0]', (m) => (art(m)['urls'] = ['http://plain.example/a'])],
   ];
   for (const [field, patch] of cases) {
-    assert.throws(() => parseReleaseManifest(variant(patch)), (e) => hasCode(e, 'CK_ERR_OTA_MANIFEST') && e.message.includes(field), field);
+    assert.throws(
+      () => parseReleaseManifest(variant(patch)),
+      (e) => hasCode(e, 'CK_ERR_OTA_MANIFEST') && e.message.includes(field),
+      field,
+    );
   }
-  assert.throws(() => parseReleaseManifest('{'), (e) => hasCode(e, 'CK_ERR_OTA_MANIFEST'));
+  assert.throws(
+    () => parseReleaseManifest('{'),
+    (e) => hasCode(e, 'CK_ERR_OTA_MANIFEST'),
+  );
 });
 
 test('versions compare numerically and a prerelease sorts before its release', () => {

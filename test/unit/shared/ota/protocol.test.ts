@@ -15,7 +15,10 @@ test('malformed payloads are drops with a reason, never exceptions', () => {
   assert.deepEqual(parseJobDocument(Buffer.from('[]')), { ok: false, drop: 'not-object' });
   assert.deepEqual(parseJobDocument(Buffer.from('{"jobId":"../x"}')), { ok: false, drop: 'bad-job-id' });
   assert.equal(parseJobDocument(Buffer.from('{"jobId":"j","rolloutId":"r","manifest":"","issuedAt":"t"}')).ok, true);
-  assert.deepEqual(parseJobStateReport(Buffer.from('{"jobId":"j","version":"1","at":"t","state":"exploded"}')), { ok: false, drop: 'bad-state' });
+  assert.deepEqual(parseJobStateReport(Buffer.from('{"jobId":"j","version":"1","at":"t","state":"exploded"}')), {
+    ok: false,
+    drop: 'bad-state',
+  });
   for (let i = 0; i < 200; i++) {
     const junk = Buffer.from(Array.from({ length: i % 40 }, (_, k) => (k * 31 + i) % 256));
     assert.doesNotThrow(() => parseJobDocument(junk));
@@ -24,7 +27,8 @@ test('malformed payloads are drops with a reason, never exceptions', () => {
 });
 
 test('a known field of the wrong type is a drop named after it; unknown fields from a newer sender are ignored', () => {
-  const report = (extra: Record<string, unknown>) => Buffer.from(JSON.stringify({ jobId: 'j', version: '1.0.0', at: 't', state: 'downloading', ...extra }));
+  const report = (extra: Record<string, unknown>) =>
+    Buffer.from(JSON.stringify({ jobId: 'j', version: '1.0.0', at: 't', state: 'downloading', ...extra }));
   assert.deepEqual(parseJobStateReport(report({ progress: { bytes: 'lots', total: 9 } })), { ok: false, drop: 'bad-field' });
   assert.deepEqual(parseJobStateReport(report({ detail: { nested: true } })), { ok: false, drop: 'bad-field' });
   assert.deepEqual(parseJobStateReport(report({ version: 7 })), { ok: false, drop: 'missing-field' });
@@ -32,6 +36,9 @@ test('a known field of the wrong type is a drop named after it; unknown fields f
     ok: true,
     value: { jobId: 'j', state: 'downloading', version: '1.0.0', progress: { bytes: 1, total: 9 }, at: 't' },
   });
-  assert.deepEqual(parseJobDocument(Buffer.from('{"jobId":"j","rolloutId":"r","manifest":"","issuedAt":"t","signature":5}')), { ok: false, drop: 'bad-signature-field' });
+  assert.deepEqual(parseJobDocument(Buffer.from('{"jobId":"j","rolloutId":"r","manifest":"","issuedAt":"t","signature":5}')), {
+    ok: false,
+    drop: 'bad-signature-field',
+  });
   assert.deepEqual(parseJobDocument(Buffer.from('{"jobId":"j","rolloutId":"r","manifest":"","issuedAt":"t","priority":1}')).ok, true);
 });

@@ -41,7 +41,10 @@ test('a device goes allowed -> claimed -> revoked and the headend/EST answers fo
   assert.deepEqual(enrollmentDecision(reg, 'CK-0001'), { ok: false, reason: 'denylisted' });
   assert.deepEqual(admitDevice(reg, 'CK-0001'), { ok: false, serial: 'CK-0001', reason: 'denylisted' });
   assert.ok(reg.denylist.includes('CK-0001'));
-  assert.throws(() => claimDevice(reg, 'CK-0001', 'acme', NOW), (e: unknown) => hasCode(e, 'CK_ERR_REGISTRY'));
+  assert.throws(
+    () => claimDevice(reg, 'CK-0001', 'acme', NOW),
+    (e: unknown) => hasCode(e, 'CK_ERR_REGISTRY'),
+  );
 });
 
 test('unknown serials and tenants are refused with a reason', () => {
@@ -80,7 +83,10 @@ test('file storage: missing file is empty, updates are atomic, the watcher sees 
   assert.equal(admitDevice(reg, 'CK-0003').ok, true);
   assert.ok(reg.devices['CK-0004'], 'concurrent writers must not lose an update');
   writeFileSync(path, '{ not json');
-  assert.throws(() => watcher.reload(), (e: unknown) => hasCode(e, 'CK_ERR_REGISTRY'));
+  assert.throws(
+    () => watcher.reload(),
+    (e: unknown) => hasCode(e, 'CK_ERR_REGISTRY'),
+  );
 });
 
 test('a device claimed onto a named segment joins that segment, not the first one', () => {
@@ -107,10 +113,24 @@ test('an allowlisted device that names a tenant but was never claimed is neither
 
 test('unknown keys are refused with their JSON path and the closest known key; flags must be booleans', () => {
   const bad: [unknown, RegExp][] = [
-    [{ version: 1, tenants: { acme: { segments: { lan: { vni: 7, vtep: ['198.51.100.2'] } } } } }, /^registry tenants\.acme\.segments\.lan\.vtep: unknown key; did you mean vteps\?/],
-    [{ version: 1, tenants: { acme: { segments: { lan: { vni: 7, multiSite: 'yes' } } } } }, /tenants\.acme\.segments\.lan\.multiSite: must be true or false/],
-    [{ version: 1, devices: { 'CK-1': { state: 'allowed', tennant: 'acme' } } }, /devices\.CK-1\.tennant: unknown key; did you mean tenant\?/],
+    [
+      { version: 1, tenants: { acme: { segments: { lan: { vni: 7, vtep: ['198.51.100.2'] } } } } },
+      /^registry tenants\.acme\.segments\.lan\.vtep: unknown key; did you mean vteps\?/,
+    ],
+    [
+      { version: 1, tenants: { acme: { segments: { lan: { vni: 7, multiSite: 'yes' } } } } },
+      /tenants\.acme\.segments\.lan\.multiSite: must be true or false/,
+    ],
+    [
+      { version: 1, devices: { 'CK-1': { state: 'allowed', tennant: 'acme' } } },
+      /devices\.CK-1\.tennant: unknown key; did you mean tenant\?/,
+    ],
     [{ version: 1, denylsit: [] }, /denylsit: unknown key; did you mean denylist\?/],
   ];
-  for (const [doc, re] of bad) assert.throws(() => parseRegistry(doc), (e: unknown) => hasCode(e, 'CK_ERR_REGISTRY') && re.test((e as Error).message), String(re));
+  for (const [doc, re] of bad)
+    assert.throws(
+      () => parseRegistry(doc),
+      (e: unknown) => hasCode(e, 'CK_ERR_REGISTRY') && re.test((e as Error).message),
+      String(re),
+    );
 });

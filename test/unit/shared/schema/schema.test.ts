@@ -43,8 +43,14 @@ test('paths read like the document: keys with dots, indexes in brackets, the doc
 test('the first problem names its path', () => {
   const seg = object({ vni: integer(1, 0xffffff), vteps: optional(array(string()), []) });
   const reg = object({ tenants: record(object({ segments: record(seg) })) });
-  assert.equal(run(reg, { tenants: { acme: { segments: { lan: { vni: 0 } } } } }), 'tenants.acme.segments.lan.vni: must be an integer from 1 to 16777215, got 0');
-  assert.equal(run(reg, { tenants: { acme: { segments: { lan: { vni: 1, vteps: ['a', 7] } } } } }), 'tenants.acme.segments.lan.vteps[1]: must be a non-empty string');
+  assert.equal(
+    run(reg, { tenants: { acme: { segments: { lan: { vni: 0 } } } } }),
+    'tenants.acme.segments.lan.vni: must be an integer from 1 to 16777215, got 0',
+  );
+  assert.equal(
+    run(reg, { tenants: { acme: { segments: { lan: { vni: 1, vteps: ['a', 7] } } } } }),
+    'tenants.acme.segments.lan.vteps[1]: must be a non-empty string',
+  );
   assert.equal(run(reg, []), '(root): must be an object');
   assert.equal(run(object({ a: string() }), {}), 'a: is required');
 });
@@ -70,7 +76,13 @@ test('a suggestion is a likely typo, not any word', () => {
 test('defaults, null, refinements and removed keys', () => {
   assert.equal(run(optional(integer(1, 9), 5), undefined), 5);
   assert.equal(run(nullable(integer(1, 9)), null), null);
-  assert.equal(run(refine(string(), (v) => (v === 'x' ? 'must not be x' : undefined)), 'x'), '(root): must not be x');
+  assert.equal(
+    run(
+      refine(string(), (v) => (v === 'x' ? 'must not be x' : undefined)),
+      'x',
+    ),
+    '(root): must not be x',
+  );
   assert.equal(run(object({ old: removed('renamed "new"') }), { old: 1 }), 'old: renamed "new"');
   assert.equal(run(oneOf(['a', 'b']), 'c'), '(root): "c" is not one of a, b');
   assert.equal(run(boolean(), 'true'), '(root): must be true or false, got "true"');

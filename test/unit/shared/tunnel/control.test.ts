@@ -17,12 +17,15 @@ const samples: ControlMessage[] = [
 test('every message round-trips through a record, and is recognised as control', () => {
   for (const msg of samples) {
     const got: ControlMessage[] = [];
-    const dec = new RecordDecoder((vni, frame) => {
-      assert.ok(isControlFrame(vni, frame));
-      const d = decodeControl(frame);
-      assert.ok(d.ok, JSON.stringify(d));
-      if (d.ok) got.push(d.msg);
-    }, () => assert.fail('drop'));
+    const dec = new RecordDecoder(
+      (vni, frame) => {
+        assert.ok(isControlFrame(vni, frame));
+        const d = decodeControl(frame);
+        assert.ok(d.ok, JSON.stringify(d));
+        if (d.ok) got.push(d.msg);
+      },
+      () => assert.fail('drop'),
+    );
     dec.push(encodeRecord(CONTROL_VNI, encodeControl(msg)));
     assert.deepEqual(got, [msg]);
   }
@@ -49,7 +52,15 @@ test('bad messages are drops with a reason, never exceptions', () => {
   const badLen = Buffer.from(good);
   badLen.writeUInt16BE(5000, 16);
   assert.equal((decodeControl(badLen) as { drop: string }).drop, 'control-length');
-  const ack = encodeControl({ type: 'hello-ack', vni: 100, sessionId: 's', headendVersion: 'v', keepaliveMs: 1, deadAfterMs: 2, capabilities: [] });
+  const ack = encodeControl({
+    type: 'hello-ack',
+    vni: 100,
+    sessionId: 's',
+    headendVersion: 'v',
+    keepaliveMs: 1,
+    deadAfterMs: 2,
+    capabilities: [],
+  });
   const zeroVni = Buffer.from(ack.toString('latin1').replace('"vni":100', '"vni":  0'), 'latin1');
   assert.equal((decodeControl(zeroVni) as { drop: string }).drop, 'control-field');
   for (let i = 0; i < 2000; i++) {

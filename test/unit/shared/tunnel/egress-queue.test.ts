@@ -73,7 +73,10 @@ test('a full queue drops the oldest frames and keeps the newest, copying the inp
   const bytes = q.recordBytes;
   const views: Buffer[] = [];
   assert.equal(q.drain(0, 0, views), 4);
-  assert.equal(views.reduce((n, v) => n + v.length, 0), bytes);
+  assert.equal(
+    views.reduce((n, v) => n + v.length, 0),
+    bytes,
+  );
   assert.equal(views.length, 1, 'contiguous records leave as one view');
   const seen: number[] = [];
   new RecordDecoder(
@@ -145,9 +148,15 @@ test('refuse-newest grows past its first slots and keeps order across chunks', (
   assert.equal(q.drain(0, 0, views), 2_000);
   assert.ok(views.length > 1, 'records spread over several chunks');
   const seen: number[] = [];
-  const d = new RecordDecoder((_v, f) => seen.push(f.readUInt32BE(14)), () => assert.fail());
+  const d = new RecordDecoder(
+    (_v, f) => seen.push(f.readUInt32BE(14)),
+    () => assert.fail(),
+  );
   for (const v of views) d.push(v);
-  assert.deepEqual(seen, Array.from({ length: 2_000 }, (_, i) => i));
+  assert.deepEqual(
+    seen,
+    Array.from({ length: 2_000 }, (_, i) => i),
+  );
 });
 
 test('views already handed out are never overwritten by later pushes', () => {

@@ -79,7 +79,10 @@ test('writeRecord coalesces many records into one buffer', () => {
   frames.forEach((f, i) => (off = writeRecord(buf, off, 100 + i, f)));
   assert.equal(off, buf.length);
   const g = feed(collector(), [buf]);
-  assert.deepEqual(g.records, frames.map((frame, i) => ({ vni: 100 + i, frame })));
+  assert.deepEqual(
+    g.records,
+    frames.map((frame, i) => ({ vni: 100 + i, frame })),
+  );
   assert.deepEqual(g.drops, []);
 });
 
@@ -103,7 +106,13 @@ test('every chunking gives the same records: one chunk, byte by byte, random spl
   const { stream, want } = corpus(rand, 40);
   const whole = feed(collector(), [stream]);
   assert.deepEqual(whole.records, want, `seed ${seed}`);
-  const bytes = feed(collector(), split(stream, Array.from({ length: stream.length - 1 }, (_, i) => i + 1)));
+  const bytes = feed(
+    collector(),
+    split(
+      stream,
+      Array.from({ length: stream.length - 1 }, (_, i) => i + 1),
+    ),
+  );
   assert.deepEqual(bytes.records, want, `seed ${seed}`);
   for (let round = 0; round < 200; round++) {
     const cuts = Array.from({ length: randInt(rand, 1, 60) }, () => randInt(rand, 0, stream.length));
@@ -122,7 +131,10 @@ test('a split length prefix and a record ending exactly at a chunk edge', () => 
   assert.equal(g.records.length, 1);
   assert.equal(g.decoder.buffered, 1);
   feed(g, [b.subarray(1, 5), b.subarray(5)]);
-  assert.deepEqual(g.records.map((r) => r.vni), [1, 2]);
+  assert.deepEqual(
+    g.records.map((r) => r.vni),
+    [1, 2],
+  );
   feed(g, [Buffer.alloc(0)]);
   assert.equal(g.records.length, 2);
 });
@@ -135,17 +147,29 @@ test('undersize records are skipped with a reason and the stream stays in sync',
     return b;
   };
   const stream = Buffer.concat([under(0), good, under(1), under(MIN_RECORD - 1), good, under(8)]);
-  for (const chunks of [[stream], split(stream, Array.from({ length: stream.length - 1 }, (_, i) => i + 1))]) {
+  for (const chunks of [
+    [stream],
+    split(
+      stream,
+      Array.from({ length: stream.length - 1 }, (_, i) => i + 1),
+    ),
+  ]) {
     const g = feed(collector(), chunks);
     assert.deepEqual(g.drops, ['record-undersize', 'record-undersize', 'record-undersize', 'record-undersize']);
-    assert.deepEqual(g.records.map((r) => r.vni), [7, 7]);
+    assert.deepEqual(
+      g.records.map((r) => r.vni),
+      [7, 7],
+    );
     assert.deepEqual(g.errors, []);
   }
 });
 
 test('the smallest and largest legal records are delivered', () => {
   const g = feed(collector(), [encodeRecord(1, frameOf(14, 1)), encodeRecord(2, frameOf(1522, 2))]);
-  assert.deepEqual(g.records.map((r) => r.frame.length), [14, 1522]);
+  assert.deepEqual(
+    g.records.map((r) => r.frame.length),
+    [14, 1522],
+  );
   assert.deepEqual(g.drops, []);
 });
 
@@ -158,10 +182,19 @@ test('records without the I flag are skipped with a reason; reserved bits are ig
   reserved[9] = 0xff;
   const good = encodeRecord(5, frameOf(60, 5));
   const stream = Buffer.concat([noI, reserved, good]);
-  for (const chunks of [[stream], split(stream, Array.from({ length: stream.length - 1 }, (_, i) => i + 1))]) {
+  for (const chunks of [
+    [stream],
+    split(
+      stream,
+      Array.from({ length: stream.length - 1 }, (_, i) => i + 1),
+    ),
+  ]) {
     const g = feed(collector(), chunks);
     assert.deepEqual(g.drops, ['record-no-i-flag']);
-    assert.deepEqual(g.records.map((r) => r.vni), [4, 5]);
+    assert.deepEqual(
+      g.records.map((r) => r.vni),
+      [4, 5],
+    );
   }
 });
 
@@ -171,9 +204,18 @@ test('an oversize length poisons the decoder: records before it survive, nothing
   over.writeUInt16BE(MAX_RECORD + 1, 0);
   const after = encodeRecord(2, frameOf(60, 2));
   const stream = Buffer.concat([before, over, after]);
-  for (const chunks of [[stream], split(stream, Array.from({ length: stream.length - 1 }, (_, i) => i + 1))]) {
+  for (const chunks of [
+    [stream],
+    split(
+      stream,
+      Array.from({ length: stream.length - 1 }, (_, i) => i + 1),
+    ),
+  ]) {
     const g = feed(collector(), chunks);
-    assert.deepEqual(g.records.map((r) => r.vni), [1]);
+    assert.deepEqual(
+      g.records.map((r) => r.vni),
+      [1],
+    );
     assert.equal(g.decoder.poisoned, true);
     assert.ok(g.errors.length >= 1 && g.errors.every((e) => e === 'record-oversize'));
     assert.equal(g.decoder.push(encodeRecord(3, frameOf(60, 3))), 'record-oversize');

@@ -51,7 +51,8 @@ function recording(): Recording {
   return t;
 }
 
-const frame = (tag: number): Buffer => encodeEthernet({ src: 0x02_00_00_00_00_01, dst: 0xff_ff_ff_ff_ff_ff, etherType: 0x88b6, payload: Buffer.alloc(46, tag) });
+const frame = (tag: number): Buffer =>
+  encodeEthernet({ src: 0x02_00_00_00_00_01, dst: 0xff_ff_ff_ff_ff_ff, etherType: 0x88b6, payload: Buffer.alloc(46, tag) });
 const control = (msg: ControlMessage): Buffer => encodeRecord(CONTROL_VNI, encodeControl(msg));
 const ACK = { vni: 5, sessionId: 's', headendVersion: 'h', keepaliveMs: 600, deadAfterMs: 4_000, capabilities: [] };
 

@@ -73,7 +73,10 @@ test('either of two trusted key slots verifies (key rotation)', () => {
 test('a wrong-size body, another algorithm and a corrupt secret key are format errors', () => {
   const pair = generateUsignKeyPair({ random: seeded('c') });
   const sigText = encodeUsignSignature(signUsign(Buffer.from('x'), pair.secretKey));
-  assert.throws(() => parseUsignPublicKey(sigText), (e) => hasCode(e, 'CK_ERR_USIGN_FORMAT'));
+  assert.throws(
+    () => parseUsignPublicKey(sigText),
+    (e) => hasCode(e, 'CK_ERR_USIGN_FORMAT'),
+  );
   const body = Buffer.from(encodeUsignPublicKey(pair.publicKey).split('\n')[1] ?? '', 'base64');
   body[0] = 0x52; // 'R'
   assert.throws(() => parseUsignPublicKey(body.toString('base64')), /not "Ed"/);

@@ -11,7 +11,14 @@ import { createSelfSignedCa, generateKeyPair, type Issuer } from '../../../../..
 import { encodeFactoryBlock, FACTORY_BLOCK_OFFSET, FACTORY_REGION_SIZE } from '../../../../../src/shared/factory-block/factory-block.js';
 import { writeFactoryRegion, readFactoryBlock } from '../../../../../src/shared/factory-block/block-io.js';
 import { issueIdevid } from '../../../../../src/factory/core/idevid.js';
-import { ensureIdentity, runRenewal, IdentityStatusTracker, renewAtOf, type IdentityClock, type Identity } from '../../../../../src/agent/adapters/identity/index.js';
+import {
+  ensureIdentity,
+  runRenewal,
+  IdentityStatusTracker,
+  renewAtOf,
+  type IdentityClock,
+  type Identity,
+} from '../../../../../src/agent/adapters/identity/index.js';
 import { createEstFixture, type EstFixture } from '../../../enroll/est-fixture.js';
 import { waitFor } from '../../../../helpers/wait.js';
 
@@ -36,10 +43,14 @@ function fakeClock(start: number): FakeClock {
         sleeps.push(ms);
         now += ms;
         const t = setTimeout(resolve, 5);
-        signal?.addEventListener('abort', () => {
-          clearTimeout(t);
-          reject(signal.reason as Error);
-        }, { once: true });
+        signal?.addEventListener(
+          'abort',
+          () => {
+            clearTimeout(t);
+            reject(signal.reason as Error);
+          },
+          { once: true },
+        );
       }),
   };
 }
@@ -102,7 +113,6 @@ async function enrolledUnit(t: TestContext, lifetimeS: number, serial: string) {
   return { fx, u, clock, status, first };
 }
 
-
 const issuedCount = (fx: EstFixture): number =>
   existsSync(fx.issuanceLogFile) ? readFileSync(fx.issuanceLogFile, 'utf8').trim().split('\n').length : 0;
 
@@ -116,14 +126,18 @@ test('a unit with only a factory block obtains an operational identity', async (
   const { importAllowlist } = await import('../../../../../src/shared/registry/registry.js');
   const { updateRegistryFile } = await import('../../../../../src/shared/registry/registry-file.js');
   const { certFingerprint } = await import('../../../../../src/shared/pki/x509.js');
-  await updateRegistryFile(fx.registryFile, (r) => importAllowlist(r, [{ serial, idevidFingerprint: certFingerprint(u.idevid.cert) }], new Date()));
+  await updateRegistryFile(fx.registryFile, (r) =>
+    importAllowlist(r, [{ serial, idevidFingerprint: certFingerprint(u.idevid.cert) }], new Date()),
+  );
   await fx.claim(serial);
 
   const clock = fakeClock(Date.now());
   const status = new IdentityStatusTracker(clock.now);
   const started = performance.now();
   const id = await ensureIdentity(opts(u, clock, status));
-  t.diagnostic(`first enrollment (factory block read, keygen, CSR, simpleenroll, cacerts, store): ${(performance.now() - started).toFixed(1)} ms`);
+  t.diagnostic(
+    `first enrollment (factory block read, keygen, CSR, simpleenroll, cacerts, store): ${(performance.now() - started).toFixed(1)} ms`,
+  );
   assert.equal(id.serial, serial);
   assert.equal(status.snapshot().state, 'ready');
   const leaf = new X509Certificate(readFileSync(join(u.identityDir, 'op.cert.pem')));
@@ -177,11 +191,26 @@ test('an unclaimed unit waits, honouring Retry-After, and enrolls after the clai
   const pending = ensureIdentity(opts(u, clock, status, ac.signal));
   pending.catch(() => {});
   await waitFor('waiting-for-claim', 10_000, () => status.snapshot().state === 'waiting-for-claim' && clock.sleeps.length >= 2, 5);
-  assert.ok(clock.sleeps.every((ms) => ms === 42_000), `sleeps follow Retry-After: ${clock.sleeps.join(',')}`);
+  assert.ok(
+    clock.sleeps.every((ms) => ms === 42_000),
+    `sleeps follow Retry-After: ${clock.sleeps.join(',')}`,
+  );
   assert.match(status.snapshot().reason ?? '', /not claimed/);
   // the operator's command, on the same registry file the EST server watches
   const { exec } = await import('../../../../../src/shared/exec.js');
-  const claim = await exec(process.execPath, ['--import', 'tsx', join(process.cwd(), 'src/cli/connector.ts'), 'registry', 'claim', '--registry', fx.registryFile, '--serial', serial, '--tenant', 'acme']);
+  const claim = await exec(process.execPath, [
+    '--import',
+    'tsx',
+    join(process.cwd(), 'src/cli/connector.ts'),
+    'registry',
+    'claim',
+    '--registry',
+    fx.registryFile,
+    '--serial',
+    serial,
+    '--tenant',
+    'acme',
+  ]);
   assert.match(claim.stdout, /claimed R3S-DEV-0002 for tenant acme/);
   const id = await pending;
   assert.equal(id.serial, serial);
@@ -264,7 +293,10 @@ test('renewal at 2/3 of the lifetime replaces the files atomically; a revoked un
   assert.notEqual(statSync(certPath).ino, inoBefore, 'certificate file replaced by rename, not rewritten in place');
   assert.notEqual(readFileSync(keyPath, 'utf8'), keyBefore, 'rekeyed');
   assert.equal(statSync(keyPath).mode & 0o777, 0o600);
-  assert.deepEqual(readdirSync(u.identityDir).filter((f) => f.endsWith('.new')), []);
+  assert.deepEqual(
+    readdirSync(u.identityDir).filter((f) => f.endsWith('.new')),
+    [],
+  );
   const leaf = new X509Certificate(readFileSync(certPath));
   assert.equal(leaf.checkPrivateKey((await import('node:crypto')).createPrivateKey(readFileSync(keyPath))), true);
   await stop();
@@ -277,7 +309,12 @@ test('renewal at 2/3 of the lifetime replaces the files atomically; a revoked un
   const status2 = new IdentityStatusTracker(clock.now);
   const current = await ensureIdentity(opts(u, clock, status2));
   await fx.revoke(serial);
-  const stop2 = runRenewal({ ...opts(u, clock, status2), identity: current, maxSleepMs: 24 * 3600_000, onRenewed: () => assert.fail('renewed a revoked unit') });
+  const stop2 = runRenewal({
+    ...opts(u, clock, status2),
+    identity: current,
+    maxSleepMs: 24 * 3600_000,
+    onRenewed: () => assert.fail('renewed a revoked unit'),
+  });
   t.after(stop2);
   await waitFor('renewal refused', 10_000, () => status2.snapshot().state === 'refused', 5);
   assert.match(status2.snapshot().reason ?? '', /revoked|denylisted/);

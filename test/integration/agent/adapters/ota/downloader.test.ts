@@ -20,7 +20,14 @@ test('resume, restart, redirects and the size cap', async (t) => {
   const body = Buffer.from(Array.from({ length: 100_000 }, (_, i) => i % 251));
   writeFileSync(join(dir, 'a.bin'), body);
   const log: string[] = [];
-  const art = await startArtifactServer({ dir, cert: pki.server.cert, key: pki.server.key, host: '127.0.0.1', port: 0, log: createLogger({ write: (l) => log.push(l) }) });
+  const art = await startArtifactServer({
+    dir,
+    cert: pki.server.cert,
+    key: pki.server.key,
+    host: '127.0.0.1',
+    port: 0,
+    log: createLogger({ write: (l) => log.push(l) }),
+  });
   t.after(() => art.close());
   // A server that ignores Range and redirects /r/* to the artifact server (and /insecure to http).
   const other = createServer({ cert: pki.server.cert, key: pki.server.key }, (req, res) => {
@@ -48,7 +55,10 @@ test('resume, restart, redirects and the size cap', async (t) => {
   rmSync(file);
   await downloadWithResume({ url: `${otherUrl}/r/a.bin`, file, size: body.length, ca: pki.dcCa.pem });
   assert.ok(readFileSync(file).equals(body), 'followed the redirect');
-  await assert.rejects(downloadWithResume({ url: `${otherUrl}/insecure`, file: join(dir, 'x'), size: 10, ca: pki.dcCa.pem }), (e) => hasCode(e, 'CK_ERR_OTA_DOWNLOAD') && /non-https/.test(e.message));
+  await assert.rejects(
+    downloadWithResume({ url: `${otherUrl}/insecure`, file: join(dir, 'x'), size: 10, ca: pki.dcCa.pem }),
+    (e) => hasCode(e, 'CK_ERR_OTA_DOWNLOAD') && /non-https/.test(e.message),
+  );
   await assert.rejects(downloadWithResume({ url: `${otherUrl}/loop`, file: join(dir, 'y'), size: 10, ca: pki.dcCa.pem }), /redirects/);
 
   rmSync(file);

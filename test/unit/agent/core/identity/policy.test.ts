@@ -1,7 +1,13 @@
 // SPDX-License-Identifier: UNLICENSED
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { backoffDelayMs, checkClock, DEFAULT_MIN_TIME_S, renewAtOf, type BackoffSettings } from '../../../../../src/agent/core/identity/policy.js';
+import {
+  backoffDelayMs,
+  checkClock,
+  DEFAULT_MIN_TIME_S,
+  renewAtOf,
+  type BackoffSettings,
+} from '../../../../../src/agent/core/identity/policy.js';
 
 test('the clock is untrusted until it reaches min_time', () => {
   const min = 1_780_000_000;

@@ -32,7 +32,10 @@ test('active alarms are sorted by severity; cleared ones are pruned after keepCl
   a.raise('bum-rate-exceeded', 'from-lan broadcast', 0);
   a.raise('bpdu-from-tunnel', '', 1);
   a.raise('mac-table-full', '', 2);
-  assert.deepEqual(a.snapshot(3).active.map((x) => x.code), ['bpdu-from-tunnel', 'mac-table-full', 'bum-rate-exceeded']);
+  assert.deepEqual(
+    a.snapshot(3).active.map((x) => x.code),
+    ['bpdu-from-tunnel', 'mac-table-full', 'bum-rate-exceeded'],
+  );
   a.clearCode('bum-rate-exceeded', 10);
   assert.equal(a.snapshot(1009).cleared.length, 1);
   assert.equal(a.snapshot(1010).cleared.length, 0);

@@ -32,7 +32,12 @@ function decode(frame: Buffer): { eth: ReturnType<typeof newEthernetView>; arp: 
 }
 
 const cases: Array<{ name: string; spec: ArpSpec; kind: ArpKind; ethDst: number }> = [
-  { name: 'request', spec: { op: 1, senderMac: MAC_A, senderIp: IP_A, targetMac: 0, targetIp: IP_B }, kind: 'request', ethDst: BROADCAST_MAC_KEY },
+  {
+    name: 'request',
+    spec: { op: 1, senderMac: MAC_A, senderIp: IP_A, targetMac: 0, targetIp: IP_B },
+    kind: 'request',
+    ethDst: BROADCAST_MAC_KEY,
+  },
   { name: 'reply', spec: { op: 2, senderMac: MAC_B, senderIp: IP_B, targetMac: MAC_A, targetIp: IP_A }, kind: 'reply', ethDst: MAC_A },
   {
     name: 'gratuitous request (RFC 5227 announcement)',
@@ -91,7 +96,15 @@ test('encodeGratuitousArp builds both announcement forms, broadcast', () => {
 });
 
 test('explicit Ethernet addresses and VLAN tags are honoured', () => {
-  const f = encodeArp({ op: 2, senderMac: MAC_B, senderIp: IP_B, targetMac: MAC_A, targetIp: IP_A, ethSrc: 0x020000000099, vlans: [{ tci: 42 }] });
+  const f = encodeArp({
+    op: 2,
+    senderMac: MAC_B,
+    senderIp: IP_B,
+    targetMac: MAC_A,
+    targetIp: IP_A,
+    ethSrc: 0x020000000099,
+    vlans: [{ tci: 42 }],
+  });
   const { eth, arp } = decode(f);
   assert.equal(eth.src, 0x020000000099);
   assert.equal(eth.vlanTci, 42);

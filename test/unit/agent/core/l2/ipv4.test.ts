@@ -62,12 +62,54 @@ test('header bounds: short, version, IHL, total length, UDP header', () => {
   };
   assert.equal(parseIpv4Udp(good.subarray(0, 19), 0, v), 'ipv4-short');
   assert.equal(parseIpv4Udp(good, 20, v), 'ipv4-short');
-  assert.equal(parseIpv4Udp(mod((b) => (b[0] = 0x65)), 0, v), 'ipv4-bad-version');
-  assert.equal(parseIpv4Udp(mod((b) => (b[0] = 0x44)), 0, v), 'ipv4-bad-header-length');
-  assert.equal(parseIpv4Udp(mod((b) => (b[0] = 0x4f)), 0, v), 'ipv4-short'); // 60-byte header in 32 bytes
-  assert.equal(parseIpv4Udp(mod((b) => b.writeUInt16BE(19, 2)), 0, v), 'ipv4-bad-total-length');
-  assert.equal(parseIpv4Udp(mod((b) => b.writeUInt16BE(33, 2)), 0, v), 'ipv4-short');
-  assert.equal(parseIpv4Udp(mod((b) => b.writeUInt16BE(27, 2)), 0, v), 'udp-short');
+  assert.equal(
+    parseIpv4Udp(
+      mod((b) => (b[0] = 0x65)),
+      0,
+      v,
+    ),
+    'ipv4-bad-version',
+  );
+  assert.equal(
+    parseIpv4Udp(
+      mod((b) => (b[0] = 0x44)),
+      0,
+      v,
+    ),
+    'ipv4-bad-header-length',
+  );
+  assert.equal(
+    parseIpv4Udp(
+      mod((b) => (b[0] = 0x4f)),
+      0,
+      v,
+    ),
+    'ipv4-short',
+  ); // 60-byte header in 32 bytes
+  assert.equal(
+    parseIpv4Udp(
+      mod((b) => b.writeUInt16BE(19, 2)),
+      0,
+      v,
+    ),
+    'ipv4-bad-total-length',
+  );
+  assert.equal(
+    parseIpv4Udp(
+      mod((b) => b.writeUInt16BE(33, 2)),
+      0,
+      v,
+    ),
+    'ipv4-short',
+  );
+  assert.equal(
+    parseIpv4Udp(
+      mod((b) => b.writeUInt16BE(27, 2)),
+      0,
+      v,
+    ),
+    'udp-short',
+  );
   // Ethernet padding after the packet is fine.
   assert.equal(parseIpv4Udp(Buffer.concat([good, Buffer.alloc(20)]), 0, v), null);
 });
@@ -91,6 +133,10 @@ test('dotted quads convert both ways; bad text is a config error', () => {
   for (const t of ['0.0.0.0', '10.0.0.1', '192.0.2.255', '255.255.255.255']) assert.equal(ipv4ToString(parseIpv4(t)), t);
   assert.equal(parseIpv4('10.1.2.3'), 0x0a010203);
   for (const t of ['', '1.2.3', '1.2.3.4.5', '256.1.1.1', '01.2.3.4', '1.2.3.-4', 'a.b.c.d', '1..2.3']) {
-    assert.throws(() => parseIpv4(t, 'lan.ip'), (e: unknown) => hasCode(e, 'CK_ERR_CONFIG_INVALID'), t);
+    assert.throws(
+      () => parseIpv4(t, 'lan.ip'),
+      (e: unknown) => hasCode(e, 'CK_ERR_CONFIG_INVALID'),
+      t,
+    );
   }
 });

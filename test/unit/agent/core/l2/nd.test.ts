@@ -78,7 +78,16 @@ test('DAD NS from :: has no SLLA and is kind dad-ns', () => {
 });
 
 test('solicited NA: flags, TLLA, unicast destination, kind na-solicited', () => {
-  const f = encodeNa({ srcMac: MAC_B, srcIp: IP_B, dstIp: IP_A, ethDst: MAC_A, targetIp: IP_B, router: true, solicited: true, override: false });
+  const f = encodeNa({
+    srcMac: MAC_B,
+    srcIp: IP_B,
+    dstIp: IP_A,
+    ethDst: MAC_A,
+    targetIp: IP_B,
+    router: true,
+    solicited: true,
+    override: false,
+  });
   const { nd, r } = decode(f);
   assert.equal(r, null);
   assert.equal(nd.type, 136);
@@ -100,7 +109,16 @@ test('unsolicited NA to all-nodes: kind na-unsolicited, override set', () => {
 });
 
 test('an NA without TLLA reports linkAddr -1; VLAN tags are carried', () => {
-  const f = encodeNa({ srcMac: MAC_A, srcIp: LL_A, targetIp: IP_A, router: false, solicited: false, override: false, tlla: null, vlans: [{ tci: 9 }] });
+  const f = encodeNa({
+    srcMac: MAC_A,
+    srcIp: LL_A,
+    targetIp: IP_A,
+    router: false,
+    solicited: false,
+    override: false,
+    tlla: null,
+    vlans: [{ tci: 9 }],
+  });
   const { nd, r, l3 } = decode(f);
   assert.equal(l3, 18);
   assert.equal(r, null);
@@ -125,12 +143,24 @@ test('other IPv6 packets are not-nd', () => {
 test('hop limit other than 255 is nd-bad-hop-limit (a router forwarded it)', () => {
   for (const h of [0, 1, 64, 254]) {
     assert.equal(decode(encodeNs({ srcMac: MAC_A, srcIp: IP_A, targetIp: IP_B, hopLimit: h })).r, 'nd-bad-hop-limit');
-    assert.equal(decode(encodeNa({ srcMac: MAC_A, srcIp: IP_A, targetIp: IP_A, router: false, solicited: false, override: true, hopLimit: h })).r, 'nd-bad-hop-limit');
+    assert.equal(
+      decode(encodeNa({ srcMac: MAC_A, srcIp: IP_A, targetIp: IP_A, router: false, solicited: false, override: true, hopLimit: h })).r,
+      'nd-bad-hop-limit',
+    );
   }
 });
 
 test('any flipped bit in the checksummed part is nd-bad-checksum', () => {
-  const good = encodeNa({ srcMac: MAC_A, srcIp: IP_A, dstIp: IP_B, ethDst: MAC_B, targetIp: IP_A, router: false, solicited: true, override: true });
+  const good = encodeNa({
+    srcMac: MAC_A,
+    srcIp: IP_A,
+    dstIp: IP_B,
+    ethDst: MAC_B,
+    targetIp: IP_A,
+    router: false,
+    solicited: true,
+    override: true,
+  });
   const nd = newNdView();
   // Every bit of src, dst and the ICMPv6 message (the pseudo-header covers the addresses).
   for (let byte = 14 + 8; byte < good.length; byte++) {
@@ -170,14 +200,56 @@ test('RFC 4861 validity checks are nd-malformed', () => {
     f(b);
     return fixChecksum(b);
   };
-  assert.equal(parseNd(edit(ns, (b) => (b[55] = 1)), 14, nd), 'nd-malformed'); // code 1
-  assert.equal(parseNd(edit(ns, (b) => (b[62] = 0xff)), 14, nd), 'nd-malformed'); // multicast target
-  assert.equal(parseNd(edit(ns, (b) => (b[79] = 0)), 14, nd), 'nd-malformed'); // option length 0
-  assert.equal(parseNd(edit(ns, (b) => (b[79] = 2)), 14, nd), 'nd-malformed'); // option overruns
+  assert.equal(
+    parseNd(
+      edit(ns, (b) => (b[55] = 1)),
+      14,
+      nd,
+    ),
+    'nd-malformed',
+  ); // code 1
+  assert.equal(
+    parseNd(
+      edit(ns, (b) => (b[62] = 0xff)),
+      14,
+      nd,
+    ),
+    'nd-malformed',
+  ); // multicast target
+  assert.equal(
+    parseNd(
+      edit(ns, (b) => (b[79] = 0)),
+      14,
+      nd,
+    ),
+    'nd-malformed',
+  ); // option length 0
+  assert.equal(
+    parseNd(
+      edit(ns, (b) => (b[79] = 2)),
+      14,
+      nd,
+    ),
+    'nd-malformed',
+  ); // option overruns
   const dad = encodeNs({ srcMac: MAC_A, srcIp: parseIpv6('::'), targetIp: IP_A });
-  assert.equal(parseNd(edit(dad, (b) => IPV6_ALL_NODES.copy(b, 38)), 14, nd), 'nd-malformed'); // DAD not to solicited-node
+  assert.equal(
+    parseNd(
+      edit(dad, (b) => IPV6_ALL_NODES.copy(b, 38)),
+      14,
+      nd,
+    ),
+    'nd-malformed',
+  ); // DAD not to solicited-node
   const dadSlla = encodeNs({ srcMac: MAC_A, srcIp: IP_A, targetIp: IP_A });
-  assert.equal(parseNd(edit(dadSlla, (b) => b.fill(0, 22, 38)), 14, nd), 'nd-malformed'); // DAD with SLLA
+  assert.equal(
+    parseNd(
+      edit(dadSlla, (b) => b.fill(0, 22, 38)),
+      14,
+      nd,
+    ),
+    'nd-malformed',
+  ); // DAD with SLLA
   const naMcastSolicited = encodeNa({ srcMac: MAC_A, srcIp: IP_A, targetIp: IP_A, router: false, solicited: true, override: false });
   assert.equal(parseNd(naMcastSolicited, 14, nd), 'nd-malformed');
 });
@@ -204,7 +276,11 @@ test('IPv6 text: RFC 5952 output and strict parsing', () => {
   ];
   for (const [i, o] of cases) assert.equal(ipv6ToString(parseIpv6(i)), o, i);
   for (const t of ['', ':::', '1::2::3', '1:2:3:4:5:6:7', '1:2:3:4:5:6:7:8:9', '12345::', 'g::', '1:2:3:4:5:6:7::8']) {
-    assert.throws(() => parseIpv6(t, 'lan.ip6'), (e: unknown) => hasCode(e, 'CK_ERR_CONFIG_INVALID'), t);
+    assert.throws(
+      () => parseIpv6(t, 'lan.ip6'),
+      (e: unknown) => hasCode(e, 'CK_ERR_CONFIG_INVALID'),
+      t,
+    );
   }
 });
 

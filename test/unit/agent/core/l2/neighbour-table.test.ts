@@ -140,7 +140,6 @@ test('IPv6 keys are 32 hex digits and print in RFC 5952 form', () => {
   assert.equal(t.proxyClaim(key, 1, 1000)?.router, true);
 });
 
-
 test('invariants over seeded random claims: bounds, split brain and proxy answers are consistent', () => {
   for (let seed = 1; seed <= 100; seed++) {
     const r = rng(seed);

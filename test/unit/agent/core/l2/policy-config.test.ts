@@ -62,6 +62,12 @@ test('bad input names the key', () => {
       JSON.stringify(raw),
     );
   }
-  assert.throws(() => policyConfig({ macAgeMs: 0 }), (e: unknown) => e instanceof ConfigError && e.key === 'macAgeMs');
-  assert.throws(() => policyConfig({ missLimit: { pps: -1, bps: 0 } }), (e: unknown) => e instanceof ConfigError && e.key === 'missLimit');
+  assert.throws(
+    () => policyConfig({ macAgeMs: 0 }),
+    (e: unknown) => e instanceof ConfigError && e.key === 'macAgeMs',
+  );
+  assert.throws(
+    () => policyConfig({ missLimit: { pps: -1, bps: 0 } }),
+    (e: unknown) => e instanceof ConfigError && e.key === 'missLimit',
+  );
 });

@@ -3,7 +3,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { L2Policy, type FrameSide, type PolicyDecision } from '../../../../../src/agent/core/l2/policy.js';
 import { policyConfig, type PolicyConfigOverrides } from '../../../../../src/agent/core/l2/policy-config.js';
-import { ARP_OP_REPLY, ARP_OP_REQUEST, encodeArp, encodeGratuitousArp, newArpView, parseArp } from '../../../../../src/agent/core/l2/arp.js';
+import {
+  ARP_OP_REPLY,
+  ARP_OP_REQUEST,
+  encodeArp,
+  encodeGratuitousArp,
+  newArpView,
+  parseArp,
+} from '../../../../../src/agent/core/l2/arp.js';
 import { encodeEthernet, ETHERTYPE_IPV4, ETHERTYPE_IPV6, newEthernetView, parseEthernet } from '../../../../../src/shared/l2/ethernet.js';
 import { encodeIpv4Udp, parseIpv4 } from '../../../../../src/agent/core/l2/ipv4.js';
 import { encodeNa, encodeNs, ipv6ToString, IPV6_UNSPECIFIED, newNdView, parseIpv6, parseNd } from '../../../../../src/agent/core/l2/nd.js';
@@ -31,11 +38,22 @@ const arpRequest = (senderMac: number, senderIp: number, targetIp: number, ethDs
   encodeArp({ op: ARP_OP_REQUEST, senderMac, senderIp, targetMac: 0, targetIp, ethDst });
 const arpReply = (senderMac: number, senderIp: number, targetMac: number, targetIp: number): Buffer =>
   encodeArp({ op: ARP_OP_REPLY, senderMac, senderIp, targetMac, targetIp });
-const arpProbe = (senderMac: number, targetIp: number): Buffer => encodeArp({ op: ARP_OP_REQUEST, senderMac, senderIp: 0, targetMac: 0, targetIp });
+const arpProbe = (senderMac: number, targetIp: number): Buffer =>
+  encodeArp({ op: ARP_OP_REQUEST, senderMac, senderIp: 0, targetMac: 0, targetIp });
 const data = (src: number, dst: number, size = 100): Buffer =>
-  encodeEthernet({ dst, src, etherType: ETHERTYPE_IPV4, payload: encodeIpv4Udp({ src: HOST_IP, dst: VM_IP, srcPort: 1000, dstPort: 2000, payload: Buffer.alloc(size) }) });
+  encodeEthernet({
+    dst,
+    src,
+    etherType: ETHERTYPE_IPV4,
+    payload: encodeIpv4Udp({ src: HOST_IP, dst: VM_IP, srcPort: 1000, dstPort: 2000, payload: Buffer.alloc(size) }),
+  });
 const udp = (src: number, dst: number, srcIp: number, dstIp: number, sp: number, dp: number): Buffer =>
-  encodeEthernet({ dst, src, etherType: ETHERTYPE_IPV4, payload: encodeIpv4Udp({ src: srcIp, dst: dstIp, srcPort: sp, dstPort: dp, payload: Buffer.alloc(20) }) });
+  encodeEthernet({
+    dst,
+    src,
+    etherType: ETHERTYPE_IPV4,
+    payload: encodeIpv4Udp({ src: srcIp, dst: dstIp, srcPort: sp, dstPort: dp, payload: Buffer.alloc(20) }),
+  });
 
 function expect(d: PolicyDecision, action: PolicyDecision['action'], reason: string | null = null): void {
   assert.equal(d.action, action, `action (reason ${d.reason})`);
@@ -169,14 +187,20 @@ test('announcements have their own bucket: a GARP flood is still bounded', () =>
 test('unsolicited NA and DAD NS are never answered and always cross, even past the miss limit', () => {
   const p = policy({ missLimit: { pps: 1, bps: 0 } });
   // The VM's binding is remote and fresh.
-  expect(p.decide(encodeNa({ srcMac: VM, srcIp: VM6, targetIp: VM6, router: false, solicited: false, override: true }), 'tunnel', 0), 'lan');
+  expect(
+    p.decide(encodeNa({ srcMac: VM, srcIp: VM6, targetIp: VM6, router: false, solicited: false, override: true }), 'tunnel', 0),
+    'lan',
+  );
   assert.equal(p.neighbours.lookup(ipv6Key(VM6), 0)?.current, 'tunnel');
   p.decide(encodeNs({ srcMac: HOST, srcIp: HOST6, targetIp: parseIpv6('fd00::99') }), 'lan', 1);
   // DAD for the VM's address from a LAN host: not proxied (the real owner must defend it), crosses.
   const dad = encodeNs({ srcMac: HOST2, srcIp: IPV6_UNSPECIFIED, targetIp: VM6 });
   expect(p.decide(dad, 'lan', 1), 'tunnel');
   // An unsolicited NA from the LAN crosses.
-  expect(p.decide(encodeNa({ srcMac: HOST, srcIp: HOST6, targetIp: HOST6, router: false, solicited: false, override: true }), 'lan', 1), 'tunnel');
+  expect(
+    p.decide(encodeNa({ srcMac: HOST, srcIp: HOST6, targetIp: HOST6, router: false, solicited: false, override: true }), 'lan', 1),
+    'tunnel',
+  );
   assert.equal(p.counters.events['nd-proxied'], 0);
 });
 
@@ -185,7 +209,11 @@ test('unsolicited NA and DAD NS are never answered and always cross, even past t
 test('ND proxy answers a multicast NS for a fresh remote target with a solicited NA', () => {
   const p = policy();
   expect(
-    p.decide(encodeNa({ srcMac: VM, srcIp: VM6, targetIp: VM6, dstIp: HOST6, ethDst: HOST, router: true, solicited: true, override: true }), 'tunnel', 0),
+    p.decide(
+      encodeNa({ srcMac: VM, srcIp: VM6, targetIp: VM6, dstIp: HOST6, ethDst: HOST, router: true, solicited: true, override: true }),
+      'tunnel',
+      0,
+    ),
     'lan',
   );
   const d = p.decide(encodeNs({ srcMac: HOST, srcIp: HOST6, targetIp: VM6 }), 'lan', 10);
@@ -203,7 +231,18 @@ test('ND proxy answers a multicast NS for a fresh remote target with a solicited
   // A unicast NS (neighbour unreachability detection) goes to the real host.
   expect(p.decide(encodeNs({ srcMac: HOST, srcIp: HOST6, targetIp: VM6, dstIp: VM6, ethDst: VM }), 'lan', 20), 'tunnel');
   // A local target is never answered.
-  p.decide(encodeNa({ srcMac: HOST2, srcIp: parseIpv6('fd00::21'), targetIp: parseIpv6('fd00::21'), router: false, solicited: false, override: true }), 'lan', 30);
+  p.decide(
+    encodeNa({
+      srcMac: HOST2,
+      srcIp: parseIpv6('fd00::21'),
+      targetIp: parseIpv6('fd00::21'),
+      router: false,
+      solicited: false,
+      override: true,
+    }),
+    'lan',
+    30,
+  );
   assert.notEqual(p.decide(encodeNs({ srcMac: HOST, srcIp: HOST6, targetIp: parseIpv6('fd00::21') }), 'lan', 31).action, 'reply');
 });
 
@@ -326,7 +365,10 @@ test('split brain: alarm, and DC claims for that IP stop reaching the LAN; probe
   assert.ok(p.alarms.isActive('split-brain', '192.0.2.20'));
   expect(p.decide(arpReply(VM, HOST_IP, HOST2, HOST2_IP), 'tunnel', 3000), 'drop', 'split-brain-claim');
   expect(p.decide(arpRequest(VM, HOST_IP, HOST2_IP), 'tunnel', 3000), 'drop', 'split-brain-claim');
-  expect(p.decide(encodeNa({ srcMac: VM, srcIp: HOST6, targetIp: HOST6, router: false, solicited: false, override: true }), 'tunnel', 3000), 'lan');
+  expect(
+    p.decide(encodeNa({ srcMac: VM, srcIp: HOST6, targetIp: HOST6, router: false, solicited: false, override: true }), 'tunnel', 3000),
+    'lan',
+  );
   // Probes claim nothing and still cross (duplicate detection needs them).
   expect(p.decide(arpProbe(VM2, HOST_IP), 'tunnel', 3000), 'lan');
   // The LAN side is never blocked.
@@ -354,13 +396,24 @@ test('unsolicited NA crosses past exhausted multicast buckets in both directions
   const one = { broadcast: { pps: 1, bps: 0 }, unknownUnicast: { pps: 1, bps: 0 }, multicast: { pps: 1, bps: 0 } };
   const p = policy({ bumFromLan: one, bumFromTunnel: one });
   const mcast = (src: number): Buffer =>
-    encodeEthernet({ dst: 0x01_00_5e_00_00_fb, src, etherType: ETHERTYPE_IPV4, payload: encodeIpv4Udp({ src: HOST_IP, dst: parseIpv4('224.0.0.251'), srcPort: 5353, dstPort: 5353, payload: Buffer.alloc(20) }) });
+    encodeEthernet({
+      dst: 0x01_00_5e_00_00_fb,
+      src,
+      etherType: ETHERTYPE_IPV4,
+      payload: encodeIpv4Udp({ src: HOST_IP, dst: parseIpv4('224.0.0.251'), srcPort: 5353, dstPort: 5353, payload: Buffer.alloc(20) }),
+    });
   p.decide(mcast(HOST), 'lan', 0);
   expect(p.decide(mcast(HOST), 'lan', 0), 'drop', 'bum-multicast-rate');
   p.decide(mcast(VM), 'tunnel', 0);
   expect(p.decide(mcast(VM), 'tunnel', 0), 'drop', 'bum-multicast-rate');
-  expect(p.decide(encodeNa({ srcMac: HOST, srcIp: HOST6, targetIp: HOST6, router: false, solicited: false, override: true }), 'lan', 0), 'tunnel');
-  expect(p.decide(encodeNa({ srcMac: VM, srcIp: VM6, targetIp: VM6, router: false, solicited: false, override: true }), 'tunnel', 0), 'lan');
+  expect(
+    p.decide(encodeNa({ srcMac: HOST, srcIp: HOST6, targetIp: HOST6, router: false, solicited: false, override: true }), 'lan', 0),
+    'tunnel',
+  );
+  expect(
+    p.decide(encodeNa({ srcMac: VM, srcIp: VM6, targetIp: VM6, router: false, solicited: false, override: true }), 'tunnel', 0),
+    'lan',
+  );
 });
 
 test('with splitBrainBlock off, the alarm is still raised but DC claims reach the LAN', () => {
@@ -452,7 +505,14 @@ test("frames to or from the Connector's own MAC or IP are never tunnelled", () =
   expect(p.decide(udp(VM, HOST, VM_IP, OWN_IP, 1, 2), 'tunnel', 0), 'drop', 'own-traffic');
   expect(p.decide(encodeGratuitousArp(VM, OWN_IP), 'tunnel', 0), 'drop', 'own-traffic');
   assert.ok(p.alarms.isActive('own-address-conflict', '192.0.2.2'));
-  const na = encodeNa({ srcMac: VM, srcIp: parseIpv6('fd00::2'), targetIp: parseIpv6('fd00::2'), router: false, solicited: false, override: true });
+  const na = encodeNa({
+    srcMac: VM,
+    srcIp: parseIpv6('fd00::2'),
+    targetIp: parseIpv6('fd00::2'),
+    router: false,
+    solicited: false,
+    override: true,
+  });
   expect(p.decide(na, 'tunnel', 0), 'drop', 'own-traffic');
   assert.ok(p.alarms.isActive('own-address-conflict', 'fd00::2'));
   assert.equal(p.counters.fromLan.forwarded, 0);
@@ -483,9 +543,17 @@ test('malformed frames are counted drops with the codec reason', () => {
   const cases: [Buffer, FrameSide, string][] = [
     [Buffer.alloc(10), 'lan', 'eth-short'],
     [Buffer.alloc(1600), 'tunnel', 'eth-oversize'],
-    [encodeEthernet({ dst: BROADCAST_MAC_KEY, src: HOST, etherType: 0x0806, payload: Buffer.alloc(10) }).subarray(0, 30), 'lan', 'arp-short'],
+    [
+      encodeEthernet({ dst: BROADCAST_MAC_KEY, src: HOST, etherType: 0x0806, payload: Buffer.alloc(10) }).subarray(0, 30),
+      'lan',
+      'arp-short',
+    ],
     [encodeEthernet({ dst: HOST, src: VM, etherType: ETHERTYPE_IPV4, payload: Buffer.alloc(46, 0x55) }), 'tunnel', 'ipv4-bad-version'],
-    [encodeEthernet({ dst: HOST, src: VM, etherType: ETHERTYPE_IPV6, payload: Buffer.alloc(20, 0x60) }).subarray(0, 40), 'tunnel', 'ipv6-short'],
+    [
+      encodeEthernet({ dst: HOST, src: VM, etherType: ETHERTYPE_IPV6, payload: Buffer.alloc(20, 0x60) }).subarray(0, 40),
+      'tunnel',
+      'ipv6-short',
+    ],
   ];
   const ns = encodeNs({ srcMac: HOST, srcIp: HOST6, targetIp: VM6 });
   ns[ns.length - 1] = (ns[ns.length - 1] ?? 0) ^ 0xff;
@@ -518,16 +586,39 @@ test('snapshot: frozen counters with every drop reason, alarms and table sizes',
   p.decide(data(HOST, VM), 'lan', 1);
   assert.equal(s.counters.fromLan.frames, 1, 'a snapshot does not move');
   const m = countersToMetrics(s.counters);
-  assert.ok(m.some((x) => x.name === 'connector_l2_drops_total' && x.labels['direction'] === 'from_tunnel' && x.labels['reason'] === 'eth-short' && x.value === 1));
+  assert.ok(
+    m.some(
+      (x) =>
+        x.name === 'connector_l2_drops_total' &&
+        x.labels['direction'] === 'from_tunnel' &&
+        x.labels['reason'] === 'eth-short' &&
+        x.value === 1,
+    ),
+  );
 });
 
 test('an 802.1p priority tag (VID 0) is treated as untagged: learned, proxied, forwarded', () => {
   const p = policy();
   learnRemoteVm(p, 0);
-  const prio = encodeArp({ op: ARP_OP_REQUEST, senderMac: HOST, senderIp: HOST_IP, targetMac: 0, targetIp: VM_IP, vlans: [{ tci: 0x6000 }] });
+  const prio = encodeArp({
+    op: ARP_OP_REQUEST,
+    senderMac: HOST,
+    senderIp: HOST_IP,
+    targetMac: 0,
+    targetIp: VM_IP,
+    vlans: [{ tci: 0x6000 }],
+  });
   expect(p.decide(prio, 'lan', 1), 'reply');
   assert.equal(p.neighbours.lookup(HOST_IP, 1)?.lan?.mac, HOST);
-  expect(p.decide(encodeArp({ op: ARP_OP_REQUEST, senderMac: HOST, senderIp: HOST_IP, targetMac: 0, targetIp: VM_IP, vlans: [{ tci: 0x6005 }] }), 'lan', 1), 'drop', 'vlan-tagged');
+  expect(
+    p.decide(
+      encodeArp({ op: ARP_OP_REQUEST, senderMac: HOST, senderIp: HOST_IP, targetMac: 0, targetIp: VM_IP, vlans: [{ tci: 0x6005 }] }),
+      'lan',
+      1,
+    ),
+    'drop',
+    'vlan-tagged',
+  );
 });
 
 test('junk bindings (multicast MAC, broadcast or multicast sender IP) are not learned, so never proxied', () => {

@@ -4,7 +4,6 @@ import assert from 'node:assert/strict';
 import { TokenBucket } from '../../../../../src/agent/core/l2/token-bucket.js';
 import { prng as rng } from '../../../../helpers/prng.js';
 
-
 test('a full bucket passes its burst, then exactly the packet rate', () => {
   const b = new TokenBucket({ pps: 100, bps: 0, burstPackets: 10 }, 0);
   let passed = 0;

@@ -8,7 +8,11 @@ const key = generateUsignKeyPair();
 const device = { board: 'friendlyarm,nanopi-r3s', version: '1.5.0', osCompatVersion: '1.1' };
 function signed(patch: Record<string, unknown> = {}): { bytes: Buffer; sig: string } {
   const m = {
-    schema: 1, version: '1.6.0', board: device.board, compat: {}, createdAt: '2026-11-25T10:00:00Z',
+    schema: 1,
+    version: '1.6.0',
+    board: device.board,
+    compat: {},
+    createdAt: '2026-11-25T10:00:00Z',
     artifacts: [{ kind: 'agent', name: 'a.mjs', sha256: 'b'.repeat(64), size: 1, urls: ['https://x/a'] }],
     ...patch,
   };
@@ -27,7 +31,10 @@ test('the gate accepts a good release and names why it refuses each bad one', ()
   assert.equal(reason(checkRelease(board.bytes, board.sig, [key.publicKey], device)), 'wrong-board');
   const compat = signed({ compat: { minVersion: '1.5.1' } });
   assert.equal(reason(checkRelease(compat.bytes, compat.sig, [key.publicKey], device)), 'incompatible');
-  const os = signed({ compat: { osCompatVersion: '2.0' }, artifacts: [{ kind: 'sysupgrade', name: 'i.img', sha256: 'c'.repeat(64), size: 1, urls: ['https://x/i'] }] });
+  const os = signed({
+    compat: { osCompatVersion: '2.0' },
+    artifacts: [{ kind: 'sysupgrade', name: 'i.img', sha256: 'c'.repeat(64), size: 1, urls: ['https://x/i'] }],
+  });
   assert.equal(reason(checkRelease(os.bytes, os.sig, [key.publicKey], device)), 'incompatible');
   const old = signed({ version: '1.4.9' });
   assert.equal(reason(checkRelease(old.bytes, old.sig, [key.publicKey], device)), 'downgrade');

@@ -156,6 +156,7 @@ export async function run(argv: string[]): Promise<number> {
         deadAfterMs: config.deadAfterMs,
         backoff: { initialMs: 250, maxMs: config.reconnectMaxMs, jitter: 0.5 },
         sendQueueFrames: config.sendQueueFrames,
+        aqm: config.aqm,
         log: log.child({ part: 'tunnel' }),
       }),
     serveStatus: (snapshot) => serveStatus(config.statusSocket, snapshot),

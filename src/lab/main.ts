@@ -21,6 +21,7 @@ import {
 } from './core/report.js';
 import { DC, nsName, planLab, WIRINGS, type LabPlan, type TenantId, type Wiring } from './core/topology.js';
 import { buildLab, checkTools, type Progress } from './adapters/build.js';
+import { limitCpu, removeCpuGroups } from './adapters/cpu-limit.js';
 import { execInNetnsInteractive, isAlive, netnsExists, netnsPids, removeNetnsWithPrefix, uniquePrefix } from './adapters/netns.js';
 import { writeLabPki, type DeviceSpec } from './adapters/pki.js';
 import { startLabProcess, stopLabProcess, tail, waitListening } from './adapters/processes.js';
@@ -45,6 +46,8 @@ export interface LabUpOptions {
   certLifetimeS?: number;
   /** Namespace prefix; default a fresh unique one. */
   prefix?: string;
+  /** Slow-core mode: the headend and each agent confined to this fraction of one core (docs/lab.md). */
+  slowCore?: number;
   progress?: Progress;
   now?: Date;
 }
@@ -243,6 +246,15 @@ async function waitTunnels(state: LabState, plan: LabPlan, progress: Progress): 
   }
 }
 
+/** Slow-core mode: puts the process `name` into its own cgroup limited to `fraction` of a core. */
+function confine(state: LabState, name: string, fraction: number | undefined, progress: Progress): void {
+  if (fraction === undefined) return;
+  const p = state.processes.find((x) => x.name === name);
+  if (!p || p.pid <= 0) return;
+  limitCpu(`${state.prefix}-${name}`, fraction).add(p.pid);
+  progress(`slow-core mode: ${name} confined to ${fraction} of a core`);
+}
+
 export async function labUp(o: LabUpOptions): Promise<LabState> {
   const progress = o.progress ?? (() => {});
   const wantHeadend = o.headend ?? true;
@@ -282,6 +294,7 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
       state = startLabProcess(state, 'est');
       progress(`starting the headend in ${nsName(prefix, plan.headend.node)} (${plan.headend.publicAddr}:${plan.headend.port})`);
       state = startLabProcess(state, 'headend');
+      confine(state, 'headend', o.slowCore, progress);
       const es = state.processes.find((p) => p.name === 'est');
       if (es) await waitListening(state, es, DC.estPort, 20_000);
       const he = state.processes.find((p) => p.name === 'headend');
@@ -293,6 +306,7 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
           `starting the agent in ${nsName(prefix, t.nodes.connector)} (tenant ${t.id.toUpperCase()}, VNI ${t.vni}): enrolls over EST, then opens its tunnel`,
         );
         state = startLabProcess(state, agentProcessName(t.id));
+        confine(state, agentProcessName(t.id), o.slowCore, progress);
       }
       await waitTunnels(state, plan, progress);
     }
@@ -326,6 +340,7 @@ export async function labDown(dir: string, prefix?: string): Promise<LabDownResu
     }
   }
   const namespaces = removeNetnsWithPrefix(`${pfx}-`);
+  removeCpuGroups(`${pfx}-`);
   if (state) removeLabState(dir);
   return { prefix: pfx, namespaces, killed };
 }
@@ -372,6 +387,7 @@ export async function up(o: {
   headend: boolean;
   agents: boolean;
   certLifetimeS?: number | undefined;
+  slowCore?: number | undefined;
 }): Promise<number> {
   const wiring = o.wiring as Wiring;
   if (!WIRINGS.includes(wiring)) throw new UsageError(`--wiring must be one of ${WIRINGS.join(', ')}, not "${o.wiring}"`);
@@ -383,6 +399,7 @@ export async function up(o: {
     headend: o.headend,
     agents: o.agents,
     ...(o.certLifetimeS !== undefined ? { certLifetimeS: o.certLifetimeS } : {}),
+    ...(o.slowCore !== undefined ? { slowCore: o.slowCore } : {}),
     progress: (l) => out(`lab: ${l}`),
   });
   out(`lab: up in ${((Date.now() - started) / 1000).toFixed(1)} s, prefix ${state.prefix}, ${wiring} wiring, files in ${dir}\n`);

@@ -11,6 +11,7 @@ import { exec, type ExecOptions, type ExecResult } from '../../src/shared/exec.j
 import { labDown, labUp } from '../../src/lab/main.js';
 import { startLabProcess, stopLabProcess } from '../../src/lab/adapters/processes.js';
 import { removeNetnsWithPrefix } from '../../src/lab/adapters/netns.js';
+import { removeCpuGroups } from '../../src/lab/adapters/cpu-limit.js';
 import { PY_GARP, PY_PING, PY_TCP_RECV, PY_TCP_SEND } from '../../src/lab/core/py-tools.js';
 import { projectRoot } from '../../src/lab/adapters/programs.js';
 import { nodeNs, readLabState, type LabState } from '../../src/lab/adapters/state.js';
@@ -90,7 +91,7 @@ export interface LabHandle {
  */
 export async function openLab(
   hooks: { after(fn: () => unknown): void } | undefined,
-  o: { wiring?: Wiring; headend?: boolean; agents?: boolean; certLifetimeS?: number } = {},
+  o: { wiring?: Wiring; headend?: boolean; agents?: boolean; certLifetimeS?: number; slowCore?: number } = {},
 ): Promise<LabHandle> {
   const dir = mkdtempSync(join(tmpdir(), 'ck-lab-'));
   let prefix = '';
@@ -98,6 +99,7 @@ export async function openLab(
   const emergency = (): void => {
     for (const c of children) c.kill('SIGKILL');
     if (prefix) removeNetnsWithPrefix(`${prefix}-`);
+    if (prefix) removeCpuGroups(`${prefix}-`);
   };
   process.once('exit', emergency);
   const down = async (): Promise<void> => {
@@ -115,6 +117,7 @@ export async function openLab(
     headend: o.headend ?? false,
     agents: o.agents ?? false,
     ...(o.certLifetimeS !== undefined ? { certLifetimeS: o.certLifetimeS } : {}),
+    ...(o.slowCore !== undefined ? { slowCore: o.slowCore } : {}),
   });
   prefix = state.prefix;
 

@@ -18,6 +18,8 @@ import { monotonicClock, systemScheduler } from '../../shared/system-time.js';
 import { ALPN_PROTOCOL } from '../../shared/tunnel/control.js';
 import { TunnelSession } from '../../shared/tunnel/session.js';
 import { feedSession, tlsTransport } from '../../shared/tunnel/tls-transport.js';
+import { AQM_DEFAULTS, type AqmOptions } from '../../shared/tunnel/codel.js';
+import type { EgressAqmState } from '../../shared/tunnel/egress-queue.js';
 import { backoffDelay, checkBackoffOptions, type BackoffOptions } from '../core/backoff.js';
 import type { TunnelLink, TunnelState } from '../core/ports.js';
 
@@ -42,10 +44,10 @@ export interface TunnelClientOptions {
   log: Logger;
   /** Source address for the outbound socket. */
   localAddress?: string;
-  /** Unsent bytes the socket may hold before frames wait (and head-drop) in the queue; default 64 KiB. */
+  /** Unsent bytes the socket may hold before frames wait in the queue; default 64 KiB. */
   maxBufferedBytes?: number;
-  /** A frame that waited this long in the send queue is dropped instead of sent; default 2 ms. */
-  maxQueueDelayMs?: number;
+  /** CoDel on the send queue; default 5 ms target, 100 ms interval. */
+  aqm?: AqmOptions;
   /** TCP connect + TLS handshake + hello must finish within this; default deadAfterMs. */
   connectTimeoutMs?: number;
   /** Injected for tests; defaults to Math.random. */
@@ -60,10 +62,10 @@ export type TunnelCounters = {
   txBytes: number;
   rxFrames: number;
   rxBytes: number;
-  /** Frames dropped at the head of the full send queue. */
-  queueDrops: number;
-  /** Frames dropped at the head of the send queue after waiting longer than maxQueueDelayMs. */
-  queueExpired: number;
+  /** Frames dropped at the head of the full send queue (its memory bound). */
+  queueOverflowDrops: number;
+  /** Frames dropped by CoDel under a standing send queue (congestion). */
+  queueAqmDrops: number;
   /** Frames offered while the tunnel was not up. */
   notUpDrops: number;
   decodeDrops: Record<string, number>;
@@ -80,6 +82,8 @@ export type TunnelStatus = {
   reconnects: number;
   lastError: string | null;
   queuedFrames: number;
+  /** The send queue's CoDel state (of the current session; zeros when none). */
+  aqm: EgressAqmState;
   counters: TunnelCounters;
 };
 
@@ -90,8 +94,7 @@ export interface TunnelClient extends TunnelLink {
 }
 
 const DEFAULT_MAX_BUFFERED = 64 * 1024;
-/** Longer than a busy loop turn, short enough that a saturating flow cannot build a standing queue. */
-const DEFAULT_MAX_QUEUE_DELAY_MS = 2;
+const NO_AQM: EgressAqmState = Object.freeze({ dropping: false, count: 0, drops: 0, sojournMs: 0 });
 /** TCP_NOTSENT_LOWAT for the tunnel socket: about ten full records beyond what is in flight. */
 const NOTSENT_LOWAT = 16 * 1024;
 /** How long a socket that sent its bye may linger before it is destroyed. */
@@ -121,7 +124,7 @@ class Client implements TunnelClient {
   readonly #o: Required<Omit<TunnelClientOptions, 'localAddress'>> & Pick<TunnelClientOptions, 'localAddress'>;
   readonly #log: Logger;
   /** Counters of sessions that ended; the live session's are added in status(). */
-  readonly #done = { txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, queueDrops: 0, queueExpired: 0 };
+  readonly #done = { txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, queueOverflowDrops: 0, queueAqmDrops: 0 };
   readonly #decodeDrops: Record<string, number> = {};
   readonly #frameHandlers: ((frames: readonly Buffer[]) => void)[] = [];
   readonly #stateHandlers: ((state: TunnelState, info: StateInfo) => void)[] = [];
@@ -143,7 +146,7 @@ class Client implements TunnelClient {
   constructor(options: TunnelClientOptions) {
     this.#o = {
       maxBufferedBytes: DEFAULT_MAX_BUFFERED,
-      maxQueueDelayMs: DEFAULT_MAX_QUEUE_DELAY_MS,
+      aqm: AQM_DEFAULTS,
       connectTimeoutMs: options.deadAfterMs,
       random: Math.random,
       clock: monotonicClock,
@@ -195,13 +198,14 @@ class Client implements TunnelClient {
       reconnects: this.#reconnects,
       lastError: this.#lastError,
       queuedFrames: s?.egress.length ?? 0,
+      aqm: s?.egress.aqm ?? NO_AQM,
       counters: {
         txFrames: d.txFrames + (e?.sentFrames ?? 0),
         txBytes: d.txBytes + (e?.sentBytes ?? 0),
         rxFrames: d.rxFrames + (s?.counters.framesIn ?? 0),
         rxBytes: d.rxBytes + (s?.counters.bytesIn ?? 0),
-        queueDrops: d.queueDrops + (e?.drops ?? 0),
-        queueExpired: d.queueExpired + (e?.expired ?? 0),
+        queueOverflowDrops: d.queueOverflowDrops + (e?.overflowDrops ?? 0),
+        queueAqmDrops: d.queueAqmDrops + (e?.aqmDrops ?? 0),
         notUpDrops: this.#notUpDrops,
         decodeDrops: { ...this.#decodeDrops },
       },
@@ -257,8 +261,8 @@ class Client implements TunnelClient {
     const e = s.egress.counters;
     d.txFrames += e.sentFrames;
     d.txBytes += e.sentBytes;
-    d.queueDrops += e.drops;
-    d.queueExpired += e.expired;
+    d.queueOverflowDrops += e.overflowDrops;
+    d.queueAqmDrops += e.aqmDrops;
     d.rxFrames += s.counters.framesIn;
     d.rxBytes += s.counters.bytesIn;
   }
@@ -331,12 +335,7 @@ class Client implements TunnelClient {
         role: 'client',
         clock: o.clock,
         scheduler: o.scheduler,
-        egress: {
-          overflow: 'drop-oldest',
-          maxFrames: o.sendQueueFrames,
-          maxUnsentBytes: o.maxBufferedBytes,
-          maxDelayMs: o.maxQueueDelayMs,
-        },
+        egress: { maxFrames: o.sendQueueFrames, holdUnsentBytes: o.maxBufferedBytes, aqm: o.aqm },
         hello: o.hello,
         keepaliveMs: o.keepaliveMs,
         deadAfterMs: o.deadAfterMs,

@@ -36,6 +36,8 @@ export interface AgentConfig {
   readonly keepaliveMs: number;
   readonly deadAfterMs: number;
   readonly sendQueueFrames: number;
+  /** CoDel on the tunnel's send queue (RFC 8289): target and interval, ms. */
+  readonly aqm: Readonly<{ targetMs: number; intervalMs: number }>;
   /** Ceiling of the jittered exponential reconnect backoff. */
   readonly reconnectMaxMs: number;
   /** The Layer-2 policy, from the `config l2` section (keys: docs/l2-policy.md). */
@@ -72,7 +74,10 @@ const DEFAULTS = {
   statusSocket: '/var/run/connector/agent.sock',
   keepaliveS: 5,
   deadAfterS: 15,
-  sendQueueFrames: 512,
+  // A memory bound, not the congestion control: CoDel drops first under a standing queue.
+  sendQueueFrames: 2048,
+  aqmTargetMs: 5,
+  aqmIntervalMs: 100,
   // Short, so a unit is back within seconds of a headend restart; raise it for very large fleets.
   reconnectMaxS: 2,
   factoryBlockPath: '/dev/mmcblk0',
@@ -103,7 +108,9 @@ const SECTIONS = {
     keepalive_s: optional(intText(1, 300), DEFAULTS.keepaliveS),
     // Its lower bound depends on keepalive_s: checked in parseAgentConfig.
     dead_after_s: optional(intText(1, 600)),
-    send_queue_frames: optional(intText(16, 8192), DEFAULTS.sendQueueFrames),
+    send_queue_frames: optional(intText(16, 16384), DEFAULTS.sendQueueFrames),
+    aqm_target_ms: optional(intText(1, 1000), DEFAULTS.aqmTargetMs),
+    aqm_interval_ms: optional(intText(10, 10_000), DEFAULTS.aqmIntervalMs),
     reconnect_max_s: optional(intText(1, 600), DEFAULTS.reconnectMaxS),
     own_mac: removed(MOVED_OWN_MAC),
   },
@@ -231,6 +238,13 @@ export function parseAgentConfig(text: string): AgentConfig {
   const keepaliveS = a.keepalive_s;
   const deadAfterS = a.dead_after_s ?? Math.max(DEFAULTS.deadAfterS, keepaliveS * 3);
   if (deadAfterS < keepaliveS + 1) refuse('agent', 'dead_after_s', `${deadAfterS} is outside ${keepaliveS + 1}..600`);
+  if (a.aqm_target_ms >= a.aqm_interval_ms) {
+    refuse(
+      'agent',
+      'aqm_target_ms',
+      `${a.aqm_target_ms} must be below aqm_interval_ms (${a.aqm_interval_ms}); RFC 8289 suggests 5 to 10 % of it`,
+    );
+  }
   parseSection(doc, 'network');
   return Object.freeze({
     enabled: a.enabled,
@@ -246,6 +260,7 @@ export function parseAgentConfig(text: string): AgentConfig {
     keepaliveMs: keepaliveS * 1000,
     deadAfterMs: deadAfterS * 1000,
     sendQueueFrames: a.send_queue_frames,
+    aqm: Object.freeze({ targetMs: a.aqm_target_ms, intervalMs: a.aqm_interval_ms }),
     reconnectMaxMs: a.reconnect_max_s * 1000,
     l2: l2Config(doc),
     enroll: Object.freeze({

@@ -15,10 +15,13 @@ import {
 const HELP = `usage: connector lab <up|down|status|restart|exec> [options]
 
   up      [--dir DIR] [--wiring one-port|two-port] [--no-headend] [--no-agents] [--cert-lifetime S]
+          [--slow-core FRACTION]
           build the lab in network namespaces, generate its PKI, registry and configs, write each
           Connector's factory block (its only identity), start the EST server and the headend (dc)
           and the agents (connector, connector-b), which enroll and then open their tunnels
           --cert-lifetime: operational certificate lifetime in s (60..), default 86400
+          --slow-core: confine the headend and each agent to FRACTION of one core (e.g. 0.125, about
+          a Cortex-A55's per-packet speed; cgroup CPU bandwidth, 10 ms period)
   down    [--dir DIR] [--prefix PFX]   stop the lab's processes and delete its namespaces (any state)
   status  [--dir DIR] [--json]         nodes, namespaces, addresses, processes
   restart [--dir DIR] PROCESS          stop (SIGTERM) and start one of est, headend, agent-a, agent-b
@@ -42,6 +45,7 @@ async function up(argv: string[]): Promise<number> {
       'no-headend': { type: 'boolean' },
       'no-agents': { type: 'boolean' },
       'cert-lifetime': { type: 'string' },
+      'slow-core': { type: 'string' },
     },
     false,
   );
@@ -53,8 +57,14 @@ async function up(argv: string[]): Promise<number> {
   if (certLifetimeS !== undefined && (certLifetimeS < 60 || certLifetimeS > 398 * 86_400)) {
     throw new UsageError(`--cert-lifetime must be 60..${398 * 86_400} s, not ${certLifetimeS}`);
   }
+  const slow = str(p, 'slow-core');
+  const slowCore = slow === undefined ? undefined : Number(slow);
+  if (slowCore !== undefined && !(slowCore >= 0.01 && slowCore <= 1)) {
+    throw new UsageError(`--slow-core must be a fraction of one core in 0.01..1 (e.g. 0.125), not "${slow}"`);
+  }
   return labUp({
     dir: str(p, 'dir'),
+    slowCore,
     wiring: str(p, 'wiring') ?? 'one-port',
     headend: !flag(p, 'no-headend'),
     agents: !flag(p, 'no-agents'),

@@ -35,8 +35,14 @@ export interface HeadendConfig {
     keepaliveMs: number;
     deadAfterMs: number;
     helloTimeoutMs: number;
-    /** Bytes a session's TLS socket may hold unsent before frames to it are dropped. */
+    /** Bytes a session's TLS socket may hold unsent before frames to it wait in its queue. */
     maxBufferedBytes: number;
+    /** Frames a session's queue holds at most (memory bound; a full queue drops its oldest). */
+    maxQueueFrames: number;
+    /** CoDel (RFC 8289) on each session's queue toward the device. */
+    aqm: { targetMs: number; intervalMs: number };
+    /** Unread bytes behind a read that count as a standing receive backlog (receive-side CoDel); 0: off. */
+    rxAqmTargetBytes: number;
   };
   mac: { ageMs: number; maxEntriesPerSegment: number };
   /** IP MTU a VTEP path needs for 1514-byte inner frames: 1514 + 8 VXLAN + 8 UDP + 20 IPv4 = 1550. */
@@ -52,6 +58,11 @@ export const HEADEND_DEFAULTS = Object.freeze({
   deadAfterMs: 15_000,
   helloTimeoutMs: 10_000,
   maxBufferedBytes: 256 * 1024,
+  maxQueueFrames: 1_024,
+  aqmTargetMs: 5,
+  aqmIntervalMs: 100,
+  // About 1 ms of a gigabit: a backlog above it for a whole interval is the headend falling behind.
+  rxAqmTargetBytes: 128 * 1024,
   macAgeS: 300,
   maxEntriesPerSegment: 8_192,
   minVtepPathMtu: 1_550,
@@ -76,6 +87,12 @@ const HEADEND_SCHEMA = object({
     deadAfterMs: optional(integer(300, 3_600_000), HEADEND_DEFAULTS.deadAfterMs),
     helloTimeoutMs: optional(integer(100, 600_000), HEADEND_DEFAULTS.helloTimeoutMs),
     maxBufferedBytes: optional(integer(16 * 1024, 64 * 1024 * 1024), HEADEND_DEFAULTS.maxBufferedBytes),
+    maxQueueFrames: optional(integer(16, 65_536), HEADEND_DEFAULTS.maxQueueFrames),
+    aqm: section({
+      targetMs: optional(integer(1, 1_000), HEADEND_DEFAULTS.aqmTargetMs),
+      intervalMs: optional(integer(10, 10_000), HEADEND_DEFAULTS.aqmIntervalMs),
+    }),
+    rxAqmTargetBytes: optional(integer(0, 64 * 1024 * 1024), HEADEND_DEFAULTS.rxAqmTargetBytes),
   }),
   mac: section({
     ageS: optional(integer(10, 86_400), HEADEND_DEFAULTS.macAgeS),

@@ -33,9 +33,6 @@ export interface AdmittedSession {
   readonly startedAtMs: number;
 }
 
-/** Unread bytes in the kernel receive queue above which data frames are dropped: about 1 ms of a gigabit. */
-const MAX_RX_BACKLOG = 128 * 1024;
-
 export class HeadendCore {
   readonly metrics: Metrics = headendMetrics();
   readonly forwarder: Forwarder;
@@ -43,6 +40,8 @@ export class HeadendCore {
   readonly #p: HeadendPorts;
   readonly #log: Logger;
   readonly #drops = new Map<string, number>();
+  /** Egress-queue drops of the sessions already closed (live sessions are summed at each scrape). */
+  readonly #closedQueueDrops = { aqm: 0, overflow: 0 };
   readonly #sessions = new Map<string, AdmittedSession>();
   readonly #bySerial = new Map<string, AdmittedSession>();
   #registry: Registry;
@@ -104,8 +103,8 @@ export class HeadendCore {
         role: 'server',
         clock: this.#p.clock,
         scheduler: this.#p.scheduler,
-        egress: { overflow: 'refuse-newest', maxFrames: Infinity, maxUnsentBytes: c.maxBufferedBytes },
-        maxRxBacklogBytes: MAX_RX_BACKLOG,
+        egress: { maxFrames: c.maxQueueFrames, holdUnsentBytes: c.maxBufferedBytes, aqm: c.aqm },
+        rxAqm: { targetBytes: c.rxAqmTargetBytes, intervalMs: c.aqm.intervalMs },
         helloTimeoutMs: c.helloTimeoutMs,
         ack: {
           vni,
@@ -146,6 +145,8 @@ export class HeadendCore {
     if (this.#bySerial.get(i.serial) === e) this.#bySerial.delete(i.serial);
     this.forwarder.detach(i.vni, i.id);
     this.metrics.inc('connector_headend_session_closes_total', { reason: reason.split(':')[0] ?? reason });
+    this.#closedQueueDrops.aqm += t.egress.counters.aqmDrops;
+    this.#closedQueueDrops.overflow += t.egress.counters.overflowDrops;
     const c = {
       framesIn: t.counters.framesIn,
       bytesIn: t.counters.bytesIn,
@@ -236,6 +237,16 @@ export class HeadendCore {
       }
     }
     for (const [reason, n] of Object.entries(this.forwarder.drops)) if (n > 0) this.#drops.set(`fwd:${reason}`, n);
+    let { aqm, overflow } = this.#closedQueueDrops;
+    let dropping = 0;
+    for (const { tunnel } of this.#sessions.values()) {
+      aqm += tunnel.egress.counters.aqmDrops;
+      overflow += tunnel.egress.counters.overflowDrops;
+      if (tunnel.egress.aqm.dropping) dropping++;
+    }
+    if (aqm > 0) this.#drops.set('queue-aqm', aqm);
+    if (overflow > 0) this.#drops.set('queue-overflow', overflow);
+    m.set('connector_headend_aqm_dropping_sessions', {}, dropping);
     for (const [reason, n] of this.#drops) m.set('connector_headend_drops_total', { reason: reason.replace(/^fwd:/, '') }, n);
     return m.render();
   }

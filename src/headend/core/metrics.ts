@@ -71,6 +71,11 @@ export function headendMetrics(): Metrics {
   );
   m.define('connector_headend_bytes_total', 'counter', 'Ethernet frame bytes forwarded, per segment VNI and direction.');
   m.define('connector_headend_drops_total', 'counter', 'Frames or records dropped, per reason.');
+  m.define(
+    'connector_headend_aqm_dropping_sessions',
+    'gauge',
+    "Sessions whose queue toward the device is in CoDel's dropping state (a standing queue).",
+  );
   m.define('connector_headend_refusals_total', 'counter', 'Connections refused, per reason.');
   m.define('connector_headend_session_closes_total', 'counter', 'Sessions closed, per reason.');
   m.define('connector_headend_registry_reloads_total', 'counter', 'Registry reloads, per result (ok, error).');

@@ -4,47 +4,52 @@
 // once between the caller's (reused) buffer and the socket. A chunk region is never written again after
 // it was handed out, so the socket may hold the views as long as it likes. Pure: no I/O, no timers.
 //
-// Dropping beats queueing (TCP-over-TCP: a standing queue is delay for every inner flow), and the two
-// ends drop where each can act (docs/tunnel-protocol.md):
-//   - 'drop-oldest' (the agent): a full queue drops its OLDEST frame to take the new one, a frame that
-//     waited longer than maxDelayMs is dropped at the head, and frames wait while the transport holds
-//     maxUnsentBytes or more; then they leave in a batch that fits the room left (at least one record);
-//   - 'refuse-newest' (the headend): a frame that would take the transport's plus the queue's unsent
-//     bytes past maxUnsentBytes is refused (the caller counts it), and a drain takes everything.
+// Both ends use it the same way (docs/tunnel-protocol.md): frames wait while the transport holds
+// `holdUnsentBytes` or more, then leave in a batch that fits the room left (at least one record). What
+// waits is governed by CoDel (RFC 8289, ./codel.ts): a frame is dropped at the head only while the queue
+// stands above target for a whole interval, so a late event loop or a GC pause loses nothing, and a
+// saturating flow inside the tunnel gets its loss signal without a standing queue. `maxFrames` bounds
+// memory: a full queue drops its oldest frame, counted apart ('overflow').
 import { ETH_HEADER_LEN, ETH_MAX_FRAME } from '../l2/ethernet.js';
-import { MAX_RECORD, recordSize, writeRecord } from './records.js';
-
-export type EgressOverflow = 'drop-oldest' | 'refuse-newest';
+import { AQM_DEFAULTS, CoDel, type AqmOptions, type AqmState } from './codel.js';
+import { recordSize, writeRecord } from './records.js';
 
 export interface EgressQueueOptions {
-  readonly overflow: EgressOverflow;
-  /** Frames held at most; Infinity bounds the queue by bytes only. */
+  /** Frames held at most (memory bound); a full queue drops its oldest. */
   readonly maxFrames: number;
-  /** Unsent bytes (the transport's and, for 'refuse-newest', the queue's) the bound allows. */
-  readonly maxUnsentBytes: number;
-  /** A frame that waited longer is dropped at the next drain; default Infinity ('drop-oldest' only). */
-  readonly maxDelayMs?: number;
+  /** Unsent bytes in the transport at which frames wait in the queue instead. */
+  readonly holdUnsentBytes: number;
+  /** CoDel's target and interval; default 5 ms / 100 ms. */
+  readonly aqm?: AqmOptions;
 }
 
 export interface EgressCounters {
   /** Frames drained into views, and their Ethernet bytes. */
   sentFrames: number;
   sentBytes: number;
-  /** Frames dropped at the head of the full queue ('drop-oldest'). */
-  drops: number;
-  /** Frames dropped at the head after waiting longer than maxDelayMs. */
-  expired: number;
-  /** Frames refused because the unsent bytes would pass the bound ('refuse-newest'). */
-  refused: number;
+  /** Frames dropped at the head of the full queue (the memory bound). */
+  overflowDrops: number;
+  /** Frames dropped at the head by CoDel under a standing queue. */
+  aqmDrops: number;
+}
+
+/** The queue's AQM as status and metrics show it. */
+export interface EgressAqmState extends AqmState {
+  /** Sojourn of the latest frame to leave (or be dropped), ms. */
+  readonly sojournMs: number;
 }
 
 /** Chunks are sized like a full TLS write: one chunk is what one turn of a busy session usually sends. */
 const CHUNK_BYTES = 64 * 1024;
 const GROWABLE_START = 256;
+/** The largest record: a full Ethernet frame. */
+const MAX_RECORD_SIZE = recordSize(ETH_MAX_FRAME);
 
 export class EgressQueue {
   readonly options: Readonly<Required<EgressQueueOptions>>;
-  readonly counters: EgressCounters = { sentFrames: 0, sentBytes: 0, drops: 0, expired: 0, refused: 0 };
+  readonly counters: EgressCounters = { sentFrames: 0, sentBytes: 0, overflowDrops: 0, aqmDrops: 0 };
+  readonly #codel: CoDel;
+  #sojournMs = 0;
   #chunk: (Buffer | null)[];
   #off: Int32Array;
   #size: Uint16Array;
@@ -57,12 +62,15 @@ export class EgressQueue {
 
   constructor(options: EgressQueueOptions) {
     const maxFrames = options.maxFrames;
-    if (maxFrames !== Infinity && (!Number.isInteger(maxFrames) || maxFrames < 1)) {
-      throw new RangeError(`egress queue maxFrames must be an integer >= 1 or Infinity, got ${maxFrames}`);
-    }
-    if (!(options.maxUnsentBytes > 0)) throw new RangeError(`egress queue maxUnsentBytes must be > 0, got ${options.maxUnsentBytes}`);
-    this.options = Object.freeze({ maxDelayMs: Infinity, ...options });
-    const slots = maxFrames === Infinity ? GROWABLE_START : maxFrames;
+    if (!Number.isInteger(maxFrames) || maxFrames < 1)
+      throw new RangeError(`egress queue maxFrames must be an integer >= 1, got ${maxFrames}`);
+    if (!(options.holdUnsentBytes > 0)) throw new RangeError(`egress queue holdUnsentBytes must be > 0, got ${options.holdUnsentBytes}`);
+    const aqm = options.aqm ?? AQM_DEFAULTS;
+    if (!(aqm.targetMs > 0)) throw new RangeError(`AQM target must be > 0 ms, got ${aqm.targetMs}`);
+    this.options = Object.freeze({ ...options, aqm });
+    this.#codel = new CoDel(aqm.intervalMs);
+    // Slots grow on demand up to maxFrames: thousands of idle headend sessions hold a small ring each.
+    const slots = Math.min(maxFrames, GROWABLE_START);
     this.#chunk = new Array<Buffer | null>(slots).fill(null);
     this.#off = new Int32Array(slots);
     this.#size = new Uint16Array(slots);
@@ -84,29 +92,28 @@ export class EgressQueue {
     return this.#recordBytes;
   }
 
-  /** True while a 'drop-oldest' queue waits for the transport to take its unsent bytes below the bound. */
+  /** CoDel's state and the latest sojourn. */
+  get aqm(): EgressAqmState {
+    return { ...this.#codel.state, sojournMs: this.#sojournMs };
+  }
+
+  /** True while frames wait for the transport to take its unsent bytes below the hold mark. */
   held(unsentBytes: number): boolean {
-    return this.options.overflow === 'drop-oldest' && unsentBytes >= this.options.maxUnsentBytes;
+    return unsentBytes >= this.options.holdUnsentBytes;
   }
 
   /**
-   * Queues `frame` as a record with `vni`, stamped with `now` (monotonic ms). False for a frame no record
-   * can carry (outside 14..1522 bytes; not counted) or one refused by the byte bound (counted).
+   * Queues `frame` as a record with `vni`, stamped with `now` (monotonic ms). False only for a frame no
+   * record can carry (outside 14..1522 bytes; not counted): a full queue drops its oldest instead.
    */
-  push(vni: number, frame: Uint8Array, now: number, unsentBytes: number): boolean {
+  push(vni: number, frame: Uint8Array, now: number): boolean {
     const len = frame.length;
     if (len < ETH_HEADER_LEN || len > ETH_MAX_FRAME) return false;
     const size = recordSize(len);
-    if (this.options.overflow === 'refuse-newest') {
-      if (this.#count >= this.options.maxFrames || unsentBytes + this.#recordBytes + size > this.options.maxUnsentBytes) {
-        this.counters.refused++;
-        return false;
-      }
-      if (this.#count === this.#chunk.length) this.#grow();
-    } else if (this.#count === this.options.maxFrames) {
+    if (this.#count === this.options.maxFrames) {
       this.#dropHead();
-      this.counters.drops++;
-    }
+      this.counters.overflowDrops++;
+    } else if (this.#count === this.#chunk.length) this.#grow();
     let tail = this.#tail;
     if (tail === null || this.#tailPos + size > tail.length) {
       tail = this.#tail = Buffer.allocUnsafe(CHUNK_BYTES);
@@ -128,21 +135,31 @@ export class EgressQueue {
    * view) and returns how many frames they carry. `unsentBytes` is what the transport still holds.
    */
   drain(now: number, unsentBytes: number, out: Buffer[]): number {
-    let limit = Infinity;
-    if (this.options.overflow === 'drop-oldest') {
-      this.expire(now);
-      if (this.held(unsentBytes)) return 0;
-      limit = Math.max(this.options.maxUnsentBytes - unsentBytes, recordSize(MAX_RECORD));
-    }
+    if (this.held(unsentBytes)) return 0;
+    const limit = Math.max(this.options.holdUnsentBytes - unsentBytes, MAX_RECORD_SIZE);
+    const target = this.options.aqm.targetMs;
     let frames = 0;
     let taken = 0;
     let view: Buffer | null = null;
     let start = 0;
     let end = 0;
-    while (this.#count > 0) {
+    for (;;) {
+      if (this.#count === 0) {
+        // The transport had room for more and nothing waited: the link went idle.
+        if (limit - taken >= MAX_RECORD_SIZE) this.#codel.empty();
+        break;
+      }
       const h = this.#head;
       const size = this.#size[h] ?? 0;
       if (taken + size > limit) break;
+      const sojourn = now - (this.#time[h] ?? now);
+      this.#sojournMs = sojourn;
+      // Above target counts only with more than one frame's bytes still waiting (RFC 8289's MAXPACKET).
+      if (this.#codel.offer(now, sojourn >= target && this.#recordBytes - size > MAX_RECORD_SIZE)) {
+        this.#dropHead();
+        this.counters.aqmDrops++;
+        continue;
+      }
       const chunk = this.#chunk[h] ?? null;
       const off = this.#off[h] ?? 0;
       if (chunk !== view || off !== end) {
@@ -164,22 +181,6 @@ export class EgressQueue {
     return frames;
   }
 
-  /**
-   * Drops the frames at the head that have waited longer than maxDelayMs at `now` and returns how many:
-   * a frame past the tunnel's delay budget is worth less than the loss signal its drop gives. A drain
-   * does this first.
-   */
-  expire(now: number): number {
-    const cutoff = now - this.options.maxDelayMs;
-    let n = 0;
-    while (this.#count > 0 && (this.#time[this.#head] ?? 0) < cutoff) {
-      this.#dropHead();
-      n++;
-    }
-    this.counters.expired += n;
-    return n;
-  }
-
   /** Forgets every queued frame (a connection that failed); not counted as drops. */
   clear(): void {
     while (this.#count > 0) this.#dropHead();
@@ -196,10 +197,11 @@ export class EgressQueue {
 
   #grow(): void {
     const n = this.#chunk.length;
-    const chunk = new Array<Buffer | null>(n * 2).fill(null);
-    const off = new Int32Array(n * 2);
-    const size = new Uint16Array(n * 2);
-    const time = new Float64Array(n * 2);
+    const m = Math.min(n * 2, this.options.maxFrames);
+    const chunk = new Array<Buffer | null>(m).fill(null);
+    const off = new Int32Array(m);
+    const size = new Uint16Array(m);
+    const time = new Float64Array(m);
     for (let i = 0; i < this.#count; i++) {
       const j = (this.#head + i) % n;
       chunk[i] = this.#chunk[j] ?? null;

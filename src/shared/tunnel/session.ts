@@ -19,6 +19,7 @@ import {
   type HelloAckMessage,
   type HelloMessage,
 } from './control.js';
+import { CoDel } from './codel.js';
 import { EgressQueue, type EgressQueueOptions } from './egress-queue.js';
 import { RecordDecoder, encodeRecord } from './records.js';
 
@@ -52,8 +53,17 @@ interface CommonOptions {
   readonly clock: Clock;
   readonly scheduler: Scheduler;
   readonly egress: EgressQueueOptions;
-  /** Unread kernel bytes above which data frames are dropped as 'rx-backlog'; default Infinity. */
-  readonly maxRxBacklogBytes?: number;
+  /**
+   * AQM on the receive side (the headend's): CoDel over the bytes waiting unread in the kernel behind
+   * each read (the transport's unreadBytes), since their age is unknown. Absent: none.
+   */
+  readonly rxAqm?: RxAqmOptions;
+}
+
+export interface RxAqmOptions {
+  /** Unread bytes behind a read that count as a queue above target. */
+  readonly targetBytes: number;
+  readonly intervalMs: number;
 }
 
 export interface ClientSessionOptions extends CommonOptions {
@@ -78,8 +88,8 @@ export interface SessionCounters {
   framesIn: number;
   /** Ethernet bytes of the data frames received. */
   bytesIn: number;
-  /** Data frames dropped because the kernel held more than maxRxBacklogBytes behind them. */
-  rxBacklogDrops: number;
+  /** Data frames dropped by the receive-side AQM under a standing backlog. */
+  rxAqmDrops: number;
 }
 
 const MIN_TICK_MS = 50;
@@ -87,7 +97,7 @@ const MIN_TICK_MS = 50;
 export class TunnelSession {
   state: SessionState = 'hello';
   readonly role: 'client' | 'server';
-  readonly counters: SessionCounters = { framesIn: 0, bytesIn: 0, rxBacklogDrops: 0 };
+  readonly counters: SessionCounters = { framesIn: 0, bytesIn: 0, rxAqmDrops: 0 };
   readonly egress: EgressQueue;
   /** The peer's hello (server) or hello-ack (client), once the exchange completed. */
   peerHello: HelloMessage | null = null;
@@ -104,11 +114,8 @@ export class TunnelSession {
   readonly #batch: Buffer[] = [];
   readonly #out: Buffer[] = [];
   readonly #controls: Buffer[] = [];
-  readonly #maxBacklog: number;
-  /** Whether queued frames carry a time (only a delay budget needs it: no clock read per frame otherwise). */
-  readonly #stamped: boolean;
-  /** Whether the egress bound is checked at push time, against the transport's unsent bytes. */
-  readonly #boundAtPush: boolean;
+  readonly #rxAqm: CoDel | null;
+  readonly #rxTargetBytes: number;
   #controlBytes = 0;
   #flushCancel: Cancel | null = null;
   #helloCancel: Cancel | null = null;
@@ -117,17 +124,18 @@ export class TunnelSession {
   #lastPingAt = 0;
   #pingEveryMs = 0;
   #pingNonce = 0;
+  /** The kernel held more than the receive AQM's target behind the current read. */
   #behind = false;
+  #rxNow = 0;
 
   constructor(options: TunnelSessionOptions, transport: TunnelTransport, events: TunnelSessionEvents) {
     this.#o = options;
     this.role = options.role;
     this.#transport = transport;
     this.#events = events;
-    this.#maxBacklog = options.maxRxBacklogBytes ?? Infinity;
     this.egress = new EgressQueue(options.egress);
-    this.#stamped = this.egress.options.maxDelayMs !== Infinity;
-    this.#boundAtPush = this.egress.options.overflow === 'refuse-newest';
+    this.#rxAqm = options.rxAqm && options.rxAqm.targetBytes > 0 ? new CoDel(options.rxAqm.intervalMs) : null;
+    this.#rxTargetBytes = options.rxAqm?.targetBytes ?? Infinity;
     if (options.role === 'server') this.vni = options.ack.vni;
     this.#decoder = new RecordDecoder(
       (vni, frame) => this.#onRecord(vni, frame),
@@ -150,9 +158,9 @@ export class TunnelSession {
   /** Bytes read from the transport. */
   receive(chunk: Buffer): void {
     if (this.state === 'closed') return;
-    this.#lastRxAt = this.#o.clock.now();
+    this.#lastRxAt = this.#rxNow = this.#o.clock.now();
     const unread = this.#transport.unreadBytes;
-    this.#behind = unread !== undefined && this.state === 'up' && this.#maxBacklog !== Infinity && unread() > this.#maxBacklog;
+    this.#behind = this.#rxAqm !== null && unread !== undefined && this.state === 'up' && unread() > this.#rxTargetBytes;
     const err = this.#decoder.push(chunk);
     this.#deliver();
     if (err) {
@@ -169,7 +177,7 @@ export class TunnelSession {
   /** Queues one data frame for this turn's write; false when not up, refused or not carriable. */
   send(frame: Uint8Array): boolean {
     if (this.state !== 'up' || this.vni === null) return false;
-    const ok = this.egress.push(this.vni, frame, this.#stamped ? this.#o.clock.now() : 0, this.#unsentForPush());
+    const ok = this.egress.push(this.vni, frame, this.#o.clock.now());
     if (ok) this.#scheduleFlush();
     return ok;
   }
@@ -177,9 +185,9 @@ export class TunnelSession {
   /** Queues a batch of data frames; returns how many were queued. */
   sendBatch(frames: readonly Uint8Array[]): number {
     if (this.state !== 'up' || this.vni === null) return 0;
-    const now = this.#stamped ? this.#o.clock.now() : 0;
+    const now = this.#o.clock.now();
     let n = 0;
-    for (const f of frames) if (this.egress.push(this.vni, f, now, this.#unsentForPush())) n++;
+    for (const f of frames) if (this.egress.push(this.vni, f, now)) n++;
     if (n > 0) this.#scheduleFlush();
     return n;
   }
@@ -213,10 +221,6 @@ export class TunnelSession {
     this.#events.closed(reason);
   }
 
-  #unsentForPush(): number {
-    return this.#boundAtPush ? this.#transport.unsentBytes() + this.#controlBytes : 0;
-  }
-
   #onRecord(vni: number, frame: Buffer): void {
     if (isControlFrame(vni, frame)) {
       // Frames before a control message are handed on first: a bye must not overtake the data before it.
@@ -235,9 +239,9 @@ export class TunnelSession {
       this.#events.drop('vni-mismatch');
       return;
     }
-    if (this.#behind) {
-      this.counters.rxBacklogDrops++;
-      this.#events.drop('rx-backlog');
+    if (this.#rxAqm !== null && this.#rxAqm.offer(this.#rxNow, this.#behind)) {
+      this.counters.rxAqmDrops++;
+      this.#events.drop('rx-aqm');
       return;
     }
     this.counters.framesIn++;

@@ -199,9 +199,9 @@ test('agent client: dead-peer detection against a stopped (SIGSTOP) headend, in 
   }
   const congested = link.status();
   t.diagnostic(
-    `while stopped: queued ${congested.queuedFrames}, head-dropped ${congested.counters.queueDrops}, sent ${congested.counters.txFrames}`,
+    `while stopped: queued ${congested.queuedFrames}, head-dropped ${congested.counters.queueOverflowDrops}, aqm-dropped ${congested.counters.queueAqmDrops}, sent ${congested.counters.txFrames}`,
   );
-  assert.ok(congested.counters.queueDrops > 0, 'the full queue head-drops');
+  assert.ok(congested.counters.queueOverflowDrops > 0, 'the full queue head-drops');
   assert.ok(congested.queuedFrames <= 64);
   // The TCP connection stays open (the kernel still ACKs): only the keepalive can tell the peer is gone.
   await waitFor('dead peer detected', 10_000, () => reasons.length > 0);

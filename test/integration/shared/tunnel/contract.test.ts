@@ -54,17 +54,17 @@ const clientOptions = (t: ManualTime, maxFrames = 8): ClientSessionOptions => ({
   role: 'client',
   clock: t.clock,
   scheduler: t.scheduler,
-  egress: { overflow: 'drop-oldest', maxFrames, maxUnsentBytes: 64 * 1024, maxDelayMs: 2 },
+  egress: { maxFrames, holdUnsentBytes: 64 * 1024 },
   hello: { agentVersion: '1.0.0-test', site: 'site-a', capabilities: ['l2'] },
   keepaliveMs: KEEPALIVE_MS,
   deadAfterMs: DEAD_AFTER_MS,
 });
 
-const serverOptions = (t: ManualTime, maxUnsentBytes = 64 * 1024): ServerSessionOptions => ({
+const serverOptions = (t: ManualTime, maxFrames = 1_024): ServerSessionOptions => ({
   role: 'server',
   clock: t.clock,
   scheduler: t.scheduler,
-  egress: { overflow: 'refuse-newest', maxFrames: Infinity, maxUnsentBytes },
+  egress: { maxFrames, holdUnsentBytes: 64 * 1024 },
   helloTimeoutMs: HELLO_TIMEOUT_MS,
   ack: {
     vni: VNI,
@@ -78,7 +78,7 @@ const serverOptions = (t: ManualTime, maxUnsentBytes = 64 * 1024): ServerSession
 
 interface LinkOptions {
   clientMaxFrames?: number;
-  serverMaxUnsentBytes?: number;
+  serverMaxFrames?: number;
 }
 
 /** A client and a server session joined by some transport; the server is open, the client not yet. */
@@ -106,7 +106,7 @@ function sessions(o: LinkOptions, clientTransport: TunnelTransport, serverTransp
   const c = recorder();
   const s = recorder();
   const client = new TunnelSession(clientOptions(ct, o.clientMaxFrames), clientTransport, c.events);
-  const server = new TunnelSession(serverOptions(st, o.serverMaxUnsentBytes), serverTransport, s.events);
+  const server = new TunnelSession(serverOptions(st, o.serverMaxFrames), serverTransport, s.events);
   return { client, server, c: c.r, s: s.r, ct, st };
 }
 
@@ -333,17 +333,17 @@ const CASES: Record<string, (t: TestContext, make: MakeLink) => Promise<void>> =
     assert.equal(l.client.sendBatch(batch), 10);
     await waitFor('frames at the server', 5_000, () => l.s.frames.length === 4);
     assert.deepEqual(tagsOf(l.s.frames), ['q6', 'q7', 'q8', 'q9']);
-    assert.equal(l.client.egress.counters.drops, 6);
+    assert.equal(l.client.egress.counters.overflowDrops, 6);
   },
 
-  'the server refuses frames past its unsent-bytes bound; control messages still pass': async (t, make) => {
-    const l = await make(t, { serverMaxUnsentBytes: 3 * recordSize(60) });
+  "the server's full queue drops its oldest frames too; control messages still pass": async (t, make) => {
+    const l = await make(t, { serverMaxFrames: 3 });
     await up(l);
     const accepted = Array.from({ length: 5 }, (_, i) => l.server.send(frame(`r${i}`)));
-    assert.deepEqual(accepted, [true, true, true, false, false]);
-    assert.equal(l.server.egress.counters.refused, 2);
+    assert.deepEqual(accepted, [true, true, true, true, true]);
+    assert.equal(l.server.egress.counters.overflowDrops, 2);
     await waitFor('frames at the client', 5_000, () => l.c.frames.length === 3);
-    assert.deepEqual(tagsOf(l.c.frames), ['r0', 'r1', 'r2']);
+    assert.deepEqual(tagsOf(l.c.frames), ['r2', 'r3', 'r4']);
     const before = l.client.rttMs;
     l.ct.advance(KEEPALIVE_MS);
     l.ct.skip(3);

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: UNLICENSED
-// The tunnel's bounded egress queue in both of its modes: the agent's ('drop-oldest': head-drop when
-// full, a delay budget, a hold while the socket is full) and the headend's ('refuse-newest': a bound on
-// unsent bytes at push time).
+// The tunnel's bounded egress queue, the same at both ends: head-drop when full (memory bound), a hold
+// while the socket is full, CoDel on what waits (its decisions: test/unit/shared/tunnel/codel.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EgressQueue, type EgressQueueOptions } from '../../../../src/shared/tunnel/egress-queue.js';
@@ -14,61 +13,16 @@ const numbered = (n: number, len = 60): Buffer => {
   return f;
 };
 const agentQueue = (maxFrames: number, extra: Partial<EgressQueueOptions> = {}): EgressQueue =>
-  new EgressQueue({ overflow: 'drop-oldest', maxFrames, maxUnsentBytes: 1 << 20, maxDelayMs: 1, ...extra });
-
-/** Drains everything at `now` and decodes the views: the records as the peer would read them. */
-function drainRecords(q: EgressQueue, now = 0, unsent = 0): { vni: number; frame: Buffer }[] {
-  const views: Buffer[] = [];
-  q.drain(now, unsent, views);
-  const out: { vni: number; frame: Buffer }[] = [];
-  const d = new RecordDecoder(
-    (vni, f) => out.push({ vni, frame: Buffer.from(f) }),
-    () => assert.fail('no record should be dropped'),
-  );
-  for (const v of views) assert.equal(d.push(v), null);
-  return out;
-}
-const drainTags = (q: EgressQueue, now = 0): number[] => drainRecords(q, now).map((r) => r.frame[0] ?? -1);
-
-test('frames that waited past the delay budget are dropped from the head, newer ones are sent in order', () => {
-  const q = agentQueue(8);
-  q.push(42, frame(1), 10, 0);
-  q.push(42, frame(2), 11, 0);
-  q.push(42, frame(3), 13, 0);
-  assert.equal(q.expire(13), 2);
-  assert.equal(q.counters.expired, 2);
-  assert.equal(q.counters.drops, 0, 'expiry is not counted as a full-queue drop');
-  assert.equal(q.length, 1);
-  assert.equal(q.bytes, 60);
-  assert.deepEqual(drainTags(q, 13), [3]);
-});
-
-test('nothing expires when every frame is within the budget; a frame stamped 0 is kept at now 1', () => {
-  const q = agentQueue(4);
-  q.push(42, frame(1), 100, 0);
-  assert.equal(q.expire(51), 0);
-  q.push(42, frame(2), 0, 0);
-  assert.equal(q.expire(1), 0);
-  assert.deepEqual(drainTags(q, 1), [1, 2]);
-});
-
-test('expiry keeps the ring consistent across wrap-around with head-drops', () => {
-  const q = agentQueue(3);
-  for (let i = 1; i <= 5; i++) q.push(42, frame(i), i, 0); // 1 and 2 head-dropped when full
-  assert.equal(q.counters.drops, 2);
-  assert.equal(q.expire(5), 1); // frame 3
-  q.push(42, frame(6), 6, 0);
-  assert.deepEqual(drainTags(q, 5), [4, 5, 6]);
-});
+  new EgressQueue({ maxFrames, holdUnsentBytes: 1 << 20, ...extra });
 
 test('a full queue drops the oldest frames and keeps the newest, copying the input', () => {
   const q = agentQueue(4);
   const reused = Buffer.alloc(60);
   for (let i = 0; i < 10; i++) {
     reused.writeUInt32BE(i, 14);
-    assert.equal(q.push(100, reused, 0, 0), true);
+    assert.equal(q.push(100, reused, 0), true);
   }
-  assert.equal(q.counters.drops, 6);
+  assert.equal(q.counters.overflowDrops, 6);
   assert.equal(q.length, 4);
   const bytes = q.recordBytes;
   const views: Buffer[] = [];
@@ -92,8 +46,8 @@ test('a full queue drops the oldest frames and keeps the newest, copying the inp
 });
 
 test('a drain stops before the room the socket has left and resumes where it stopped', () => {
-  const q = agentQueue(8, { maxUnsentBytes: 4_100 });
-  for (let i = 0; i < 5; i++) q.push(1, numbered(i, 1000), 0, 0);
+  const q = agentQueue(8, { holdUnsentBytes: 4_100 });
+  for (let i = 0; i < 5; i++) q.push(1, numbered(i, 1000), 0);
   const views: Buffer[] = [];
   assert.equal(q.drain(0, 2_000, views), 2, '2100 bytes of room: two 1010-byte records');
   assert.equal(q.length, 3);
@@ -102,10 +56,10 @@ test('a drain stops before the room the socket has left and resumes where it sto
   assert.equal(q.bytes, 0);
 });
 
-test('a drop-oldest queue holds its frames while the socket holds the bound, then sends at least one record', () => {
-  const q = agentQueue(8, { maxUnsentBytes: 1_000 });
-  q.push(1, numbered(1, 1000), 0, 0);
-  q.push(1, numbered(2, 1000), 0, 0);
+test('a queue holds its frames while the socket holds the bound, then sends at least one record', () => {
+  const q = agentQueue(8, { holdUnsentBytes: 1_000 });
+  q.push(1, numbered(1, 1000), 0);
+  q.push(1, numbered(2, 1000), 0);
   const views: Buffer[] = [];
   assert.equal(q.held(1_000), true);
   assert.equal(q.drain(0, 1_000, views), 0);
@@ -116,34 +70,16 @@ test('a drop-oldest queue holds its frames while the socket holds the bound, the
 
 test('frames no record can carry are refused, not queued', () => {
   const q = agentQueue(2);
-  assert.equal(q.push(1, Buffer.alloc(13), 0, 0), false);
-  assert.equal(q.push(1, Buffer.alloc(1523), 0, 0), false);
+  assert.equal(q.push(1, Buffer.alloc(13), 0), false);
+  assert.equal(q.push(1, Buffer.alloc(1523), 0), false);
   assert.equal(q.length, 0);
-  assert.equal(q.counters.drops + q.counters.refused, 0);
+  assert.equal(q.counters.overflowDrops + q.counters.aqmDrops, 0);
 });
 
-test('refuse-newest: a frame that would take the unsent bytes past the bound is refused and counted', () => {
-  const q = new EgressQueue({ overflow: 'refuse-newest', maxFrames: Infinity, maxUnsentBytes: 3 * recordSize(60) });
-  assert.equal(q.push(7, frame(1), 0, 0), true);
-  assert.equal(q.push(7, frame(2), 0, recordSize(60)), true, 'socket + queue = 2 records, third fits');
-  assert.equal(q.push(7, frame(3), 0, recordSize(60)), false, 'socket + queue + this = 4 records');
-  assert.equal(q.counters.refused, 1);
-  assert.equal(q.held(1 << 30), false, 'a refuse-newest queue never holds at drain');
-  const got = drainRecords(q, 1_000_000, 1 << 30);
-  assert.deepEqual(
-    got.map((r) => [r.vni, r.frame[0]]),
-    [
-      [7, 1],
-      [7, 2],
-    ],
-    'no expiry, no byte limit at drain: everything leaves',
-  );
-  assert.equal(q.counters.drops + q.counters.expired, 0);
-});
-
-test('refuse-newest grows past its first slots and keeps order across chunks', () => {
-  const q = new EgressQueue({ overflow: 'refuse-newest', maxFrames: Infinity, maxUnsentBytes: 1 << 24 });
-  for (let i = 0; i < 2_000; i++) assert.equal(q.push(9, numbered(i, 1500), 0, 0), true);
+test('a queue grows past its first slots up to its bound and keeps order across chunks', () => {
+  const q = new EgressQueue({ maxFrames: 2_000, holdUnsentBytes: 1 << 24 });
+  for (let i = 0; i < 2_000; i++) assert.equal(q.push(9, numbered(i, 1500), 0), true);
+  assert.equal(q.counters.overflowDrops, 0);
   const views: Buffer[] = [];
   assert.equal(q.drain(0, 0, views), 2_000);
   assert.ok(views.length > 1, 'records spread over several chunks');
@@ -161,12 +97,42 @@ test('refuse-newest grows past its first slots and keeps order across chunks', (
 
 test('views already handed out are never overwritten by later pushes', () => {
   const q = agentQueue(64);
-  q.push(1, frame(1), 0, 0);
+  q.push(1, frame(1), 0);
   const views: Buffer[] = [];
   q.drain(0, 0, views);
   const copy = Buffer.from(views[0] as Buffer);
-  for (let i = 0; i < 50; i++) q.push(1, frame(0xee), 0, 0);
+  for (let i = 0; i < 50; i++) q.push(1, frame(0xee), 0);
   q.clear();
-  q.push(1, frame(0xdd), 0, 0);
+  q.push(1, frame(0xdd), 0);
   assert.deepEqual(views[0], copy);
+});
+
+test('a late event loop is not congestion: frames that waited 300 ms for one turn are all sent', () => {
+  const q = agentQueue(64);
+  for (let i = 0; i < 8; i++) q.push(1, numbered(i, 1000), 1_000 + i);
+  const views: Buffer[] = [];
+  assert.equal(q.drain(1_300, 0, views), 8, 'one drain after the stall sends every frame');
+  assert.equal(q.counters.aqmDrops, 0);
+  assert.equal(q.aqm.dropping, false);
+  assert.ok(q.aqm.sojournMs >= 290, 'the sojourn is measured');
+  // A second stall right after: still no standing queue, still nothing dropped.
+  for (let i = 0; i < 8; i++) q.push(1, numbered(i, 1000), 1_310);
+  assert.equal(q.drain(1_700, 0, views), 8);
+  assert.equal(q.counters.aqmDrops, 0);
+});
+
+test('a standing queue (the socket takes less than arrives) is dropped at the head by CoDel, not by overflow', () => {
+  const q = agentQueue(10_000, { holdUnsentBytes: 10 * recordSize(1000) });
+  const views: Buffer[] = [];
+  let n = 0;
+  // 20 frames per ms arrive, the socket takes 10 per ms: the queue stands and grows.
+  for (let t = 1; t <= 400; t++) {
+    for (let i = 0; i < 20; i++) q.push(1, numbered(n++, 1000), t);
+    views.length = 0;
+    q.drain(t, 0, views);
+  }
+  assert.ok(q.counters.aqmDrops > 0, 'CoDel drops under the standing queue');
+  assert.equal(q.counters.overflowDrops, 0, 'the memory bound was never reached');
+  assert.equal(q.aqm.dropping, true);
+  assert.ok(q.aqm.drops === q.counters.aqmDrops);
 });

@@ -56,7 +56,7 @@ const frame = (tag: number): Buffer =>
 const control = (msg: ControlMessage): Buffer => encodeRecord(CONTROL_VNI, encodeControl(msg));
 const ACK = { vni: 5, sessionId: 's', headendVersion: 'h', keepaliveMs: 600, deadAfterMs: 4_000, capabilities: [] };
 
-function client(o: { keepaliveMs?: number; maxFrames?: number; maxUnsentBytes?: number } = {}) {
+function client(o: { keepaliveMs?: number; maxFrames?: number; holdUnsentBytes?: number } = {}) {
   const time = manualTime(0);
   const tr = recording();
   const ev = { frames: [] as number[], drops: [] as string[], closed: null as string | null, ups: 0, log: [] as string[] };
@@ -65,7 +65,7 @@ function client(o: { keepaliveMs?: number; maxFrames?: number; maxUnsentBytes?: 
       role: 'client',
       clock: time.clock,
       scheduler: time.scheduler,
-      egress: { overflow: 'drop-oldest', maxFrames: o.maxFrames ?? 16, maxUnsentBytes: o.maxUnsentBytes ?? 64 * 1024, maxDelayMs: 2 },
+      egress: { maxFrames: o.maxFrames ?? 16, holdUnsentBytes: o.holdUnsentBytes ?? 64 * 1024 },
       hello: { agentVersion: 'a', site: 'x', capabilities: [] },
       keepaliveMs: o.keepaliveMs ?? 1_000,
       deadAfterMs: 4_000,
@@ -124,7 +124,7 @@ test('control records lead the turn, then the data, in one write', () => {
 });
 
 test('frames wait while the socket holds the bound, and leave on drain', () => {
-  const { s, tr, time } = upClient({ maxUnsentBytes: 10_000 });
+  const { s, tr, time } = upClient({ holdUnsentBytes: 10_000 });
   tr.unsent = 10_000;
   s.sendBatch([frame(1), frame(2)]);
   time.runImmediates();
@@ -141,8 +141,8 @@ test('frames of one read reach the handler before a bye that follows them', () =
   assert.deepEqual(ev.log, ['frames:7,8', 'closed:bye:replaced']);
 });
 
-test('a server drops data frames while the kernel holds more than maxRxBacklogBytes unread', () => {
-  const time = manualTime(0);
+test('a server drops received frames only under a standing kernel backlog (receive-side CoDel), never for a spike', () => {
+  const time = manualTime(1);
   const tr = recording();
   const got: number[] = [];
   const drops: string[] = [];
@@ -151,8 +151,8 @@ test('a server drops data frames while the kernel holds more than maxRxBacklogBy
       role: 'server',
       clock: time.clock,
       scheduler: time.scheduler,
-      egress: { overflow: 'refuse-newest', maxFrames: Infinity, maxUnsentBytes: 64 * 1024 },
-      maxRxBacklogBytes: 1_000,
+      egress: { maxFrames: 64, holdUnsentBytes: 64 * 1024 },
+      rxAqm: { targetBytes: 1_000, intervalMs: 100 },
       helloTimeoutMs: 1_000,
       ack: ACK,
     },
@@ -161,13 +161,24 @@ test('a server drops data frames while the kernel holds more than maxRxBacklogBy
   );
   s.open();
   s.receive(control({ type: 'hello', agentVersion: 'a', site: 'x', capabilities: [] }));
-  tr.unread = 1_001;
+  // A spike (a late loop turn): a big backlog for one read, then gone. Nothing is dropped.
+  tr.unread = 50_000;
   s.receive(encodeRecord(5, frame(1)));
-  tr.unread = 1_000;
+  tr.unread = 0;
+  time.advance(10);
   s.receive(encodeRecord(5, frame(2)));
-  assert.deepEqual(got, [2]);
-  assert.deepEqual(drops, ['rx-backlog']);
-  assert.equal(s.counters.rxBacklogDrops, 1);
+  assert.deepEqual(got, [1, 2]);
+  assert.deepEqual(drops, []);
+  // A standing backlog: above target on every read for longer than an interval. Then drops begin.
+  tr.unread = 5_000;
+  for (let i = 0; i < 30; i++) {
+    s.receive(encodeRecord(5, frame(10 + i)));
+    time.advance(10);
+  }
+  assert.ok(drops.length > 0 && drops.every((r) => r === 'rx-aqm'), `drops: ${drops.join(',')}`);
+  assert.equal(s.counters.rxAqmDrops, drops.length);
+  assert.ok(got.includes(10) && got.includes(19), 'nothing dropped during the first interval');
+  assert.ok(drops.length < 10, 'CoDel drops a few, not everything');
 });
 
 test('nothing is sent before the hello exchange or after close; close destroys or ends', () => {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { ALPN_PROTOCOL, CONTROL_VNI, encodeControl } from '../../../../src/shared/tunnel/control.js';
-import { encodeRecord, recordSize } from '../../../../src/shared/tunnel/records.js';
+import { encodeRecord } from '../../../../src/shared/tunnel/records.js';
 import {
   TunnelSession,
   type ClientSessionOptions,

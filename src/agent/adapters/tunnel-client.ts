@@ -94,7 +94,7 @@ export interface TunnelClient extends TunnelLink {
 }
 
 const DEFAULT_MAX_BUFFERED = 64 * 1024;
-const NO_AQM: EgressAqmState = Object.freeze({ dropping: false, count: 0, drops: 0, sojournMs: 0 });
+const NO_AQM: EgressAqmState = Object.freeze({ dropping: false, count: 0, drops: 0, sojournMs: 0, activeFlows: 0 });
 /** TCP_NOTSENT_LOWAT for the tunnel socket: about ten full records beyond what is in flight. */
 const NOTSENT_LOWAT = 16 * 1024;
 /** How long a socket that sent its bye may linger before it is destroyed. */

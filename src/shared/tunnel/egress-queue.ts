@@ -6,30 +6,41 @@
 //
 // Both ends use it the same way (docs/tunnel-protocol.md): frames wait while the transport holds
 // `holdUnsentBytes` or more, then leave in a batch that fits the room left (at least one record). What
-// waits is governed by CoDel (RFC 8289, ./codel.ts): a frame is dropped at the head only while the queue
-// stands above target for a whole interval, so a late event loop or a GC pause loses nothing, and a
-// saturating flow inside the tunnel gets its loss signal without a standing queue. `maxFrames` bounds
-// memory: a full queue drops its oldest frame, counted apart ('overflow').
+// waits is scheduled by FQ-CoDel (RFC 8290), as OpenWrt's SQM does on a WAN port:
+//   - each inner flow (./flow-hash.ts) has its own FIFO, served by deficit round robin with a quantum
+//     of one full frame, new (sparse) flows first: a ping, an ARP, a DNS query or a TCP ACK never waits
+//     behind a bulk flow's standing queue;
+//   - each flow queue runs CoDel (RFC 8289, ./codel.ts): a frame is dropped at the head only while the
+//     queue stands above target for a whole interval, so a late event loop or a GC pause loses nothing,
+//     and a saturating flow gets its loss signal without a standing queue;
+//   - `maxFrames` bounds memory: a full queue drops the head of its fattest flow, counted apart
+//     ('overflow').
+// Frames of one flow always leave in the order they came.
 import { ETH_HEADER_LEN, ETH_MAX_FRAME } from '../l2/ethernet.js';
 import { AQM_DEFAULTS, CoDel, type AqmOptions, type AqmState } from './codel.js';
+import { flowBucket } from './flow-hash.js';
 import { recordSize, writeRecord } from './records.js';
 
 export interface EgressQueueOptions {
-  /** Frames held at most (memory bound); a full queue drops its oldest. */
+  /** Frames held at most (memory bound); a full queue drops the head of its fattest flow. */
   readonly maxFrames: number;
   /** Unsent bytes in the transport at which frames wait in the queue instead. */
   readonly holdUnsentBytes: number;
   /** CoDel's target and interval; default 5 ms / 100 ms. */
   readonly aqm?: AqmOptions;
+  /** Flow queues (a power of two); default 32. 1 turns flow queuing off (plain CoDel). */
+  readonly flows?: number;
+  /** Hash perturbation, so flows cannot be aimed at one queue from outside; default a constant. */
+  readonly seed?: number;
 }
 
 export interface EgressCounters {
   /** Frames drained into views, and their Ethernet bytes. */
   sentFrames: number;
   sentBytes: number;
-  /** Frames dropped at the head of the full queue (the memory bound). */
+  /** Frames dropped at the head of the fattest flow of the full queue (the memory bound). */
   overflowDrops: number;
-  /** Frames dropped at the head by CoDel under a standing queue. */
+  /** Frames dropped at the head of a flow by CoDel under a standing queue. */
   aqmDrops: number;
 }
 
@@ -37,6 +48,8 @@ export interface EgressCounters {
 export interface EgressAqmState extends AqmState {
   /** Sojourn of the latest frame to leave (or be dropped), ms. */
   readonly sojournMs: number;
+  /** Flow queues holding frames now. */
+  readonly activeFlows: number;
 }
 
 /** Chunks are sized like a full TLS write: one chunk is what one turn of a busy session usually sends. */
@@ -44,17 +57,37 @@ const CHUNK_BYTES = 64 * 1024;
 const GROWABLE_START = 256;
 /** The largest record: a full Ethernet frame. */
 const MAX_RECORD_SIZE = recordSize(ETH_MAX_FRAME);
+/** DRR quantum (RFC 8290 uses the interface MTU): one full record. */
+const QUANTUM = MAX_RECORD_SIZE;
+const NONE = -1;
+const DEFAULT_FLOWS = 32;
+const DEFAULT_SEED = 0x5bd1e995;
+
+interface Flow {
+  head: number;
+  tail: number;
+  count: number;
+  bytes: number;
+  deficit: number;
+  /** 0: in no list, 1: new flows, 2: old flows. */
+  list: 0 | 1 | 2;
+  readonly codel: CoDel;
+}
 
 export class EgressQueue {
   readonly options: Readonly<Required<EgressQueueOptions>>;
   readonly counters: EgressCounters = { sentFrames: 0, sentBytes: 0, overflowDrops: 0, aqmDrops: 0 };
-  readonly #codel: CoDel;
+  readonly #flows: Flow[];
+  readonly #newFlows: number[] = [];
+  readonly #oldFlows: number[] = [];
   #sojournMs = 0;
+  // One slot per queued frame: where its record is, its size, when it came and the next slot of its flow.
   #chunk: (Buffer | null)[];
   #off: Int32Array;
   #size: Uint16Array;
   #time: Float64Array;
-  #head = 0;
+  #next: Int32Array;
+  #free: number[] = [];
   #count = 0;
   #recordBytes = 0;
   #tail: Buffer | null = null;
@@ -62,19 +95,34 @@ export class EgressQueue {
 
   constructor(options: EgressQueueOptions) {
     const maxFrames = options.maxFrames;
-    if (!Number.isInteger(maxFrames) || maxFrames < 1)
+    if (!Number.isInteger(maxFrames) || maxFrames < 1) {
       throw new RangeError(`egress queue maxFrames must be an integer >= 1, got ${maxFrames}`);
+    }
     if (!(options.holdUnsentBytes > 0)) throw new RangeError(`egress queue holdUnsentBytes must be > 0, got ${options.holdUnsentBytes}`);
     const aqm = options.aqm ?? AQM_DEFAULTS;
     if (!(aqm.targetMs > 0)) throw new RangeError(`AQM target must be > 0 ms, got ${aqm.targetMs}`);
-    this.options = Object.freeze({ ...options, aqm });
-    this.#codel = new CoDel(aqm.intervalMs);
-    // Slots grow on demand up to maxFrames: thousands of idle headend sessions hold a small ring each.
+    const flows = options.flows ?? DEFAULT_FLOWS;
+    if (!Number.isInteger(flows) || flows < 1 || (flows & (flows - 1)) !== 0 || flows > 1024) {
+      throw new RangeError(`egress queue flows must be a power of two in 1..1024, got ${flows}`);
+    }
+    this.options = Object.freeze({ ...options, aqm, flows, seed: options.seed ?? DEFAULT_SEED });
+    this.#flows = Array.from({ length: flows }, () => ({
+      head: NONE,
+      tail: NONE,
+      count: 0,
+      bytes: 0,
+      deficit: 0,
+      list: 0 as const,
+      codel: new CoDel(aqm.intervalMs),
+    }));
+    // Slots grow on demand up to maxFrames: thousands of idle headend sessions hold a small pool each.
     const slots = Math.min(maxFrames, GROWABLE_START);
     this.#chunk = new Array<Buffer | null>(slots).fill(null);
     this.#off = new Int32Array(slots);
     this.#size = new Uint16Array(slots);
     this.#time = new Float64Array(slots);
+    this.#next = new Int32Array(slots);
+    for (let i = slots - 1; i >= 0; i--) this.#free.push(i);
   }
 
   /** Frames queued. */
@@ -92,9 +140,20 @@ export class EgressQueue {
     return this.#recordBytes;
   }
 
-  /** CoDel's state and the latest sojourn. */
+  /** CoDel's state summed over the flow queues, and the latest sojourn. */
   get aqm(): EgressAqmState {
-    return { ...this.#codel.state, sojournMs: this.#sojournMs };
+    let dropping = false;
+    let count = 0;
+    let drops = 0;
+    let active = 0;
+    for (const f of this.#flows) {
+      const s = f.codel.state;
+      if (s.dropping) dropping = true;
+      count = Math.max(count, s.count);
+      drops += s.drops;
+      if (f.count > 0) active++;
+    }
+    return { dropping, count, drops, sojournMs: this.#sojournMs, activeFlows: active };
   }
 
   /** True while frames wait for the transport to take its unsent bytes below the hold mark. */
@@ -104,27 +163,40 @@ export class EgressQueue {
 
   /**
    * Queues `frame` as a record with `vni`, stamped with `now` (monotonic ms). False only for a frame no
-   * record can carry (outside 14..1522 bytes; not counted): a full queue drops its oldest instead.
+   * record can carry (outside 14..1522 bytes; not counted): a full queue drops its fattest flow's head.
    */
   push(vni: number, frame: Uint8Array, now: number): boolean {
     const len = frame.length;
     if (len < ETH_HEADER_LEN || len > ETH_MAX_FRAME) return false;
     const size = recordSize(len);
     if (this.#count === this.options.maxFrames) {
-      this.#dropHead();
+      this.#dropHead(this.#fattest());
       this.counters.overflowDrops++;
-    } else if (this.#count === this.#chunk.length) this.#grow();
+    } else if (this.#free.length === 0) this.#grow();
     let tail = this.#tail;
     if (tail === null || this.#tailPos + size > tail.length) {
       tail = this.#tail = Buffer.allocUnsafe(CHUNK_BYTES);
       this.#tailPos = 0;
     }
-    const slot = (this.#head + this.#count) % this.#chunk.length;
+    const slot = this.#free.pop() as number;
     this.#chunk[slot] = tail;
     this.#off[slot] = this.#tailPos;
     this.#size[slot] = size;
     this.#time[slot] = now;
+    this.#next[slot] = NONE;
     this.#tailPos = writeRecord(tail, this.#tailPos, vni, frame);
+    const id = this.options.flows === 1 ? 0 : flowBucket(frame, this.options.flows, this.options.seed);
+    const f = this.#flows[id] as Flow;
+    if (f.tail === NONE) f.head = slot;
+    else this.#next[f.tail] = slot;
+    f.tail = slot;
+    f.count++;
+    f.bytes += size;
+    if (f.list === 0) {
+      f.list = 1;
+      f.deficit = QUANTUM;
+      this.#newFlows.push(id);
+    }
     this.#count++;
     this.#recordBytes += size;
     return true;
@@ -144,19 +216,37 @@ export class EgressQueue {
     let start = 0;
     let end = 0;
     for (;;) {
-      if (this.#count === 0) {
-        // The transport had room for more and nothing waited: the link went idle.
-        if (limit - taken >= MAX_RECORD_SIZE) this.#codel.empty();
-        break;
+      const fromNew = this.#newFlows.length > 0;
+      const list = fromNew ? this.#newFlows : this.#oldFlows;
+      const id = list[0];
+      if (id === undefined) break;
+      const f = this.#flows[id] as Flow;
+      if (f.deficit <= 0) {
+        f.deficit += QUANTUM;
+        list.shift();
+        f.list = 2;
+        this.#oldFlows.push(id);
+        continue;
       }
-      const h = this.#head;
+      if (f.count === 0) {
+        // The flow ran dry: its standing queue and any dropping episode are over.
+        f.codel.empty();
+        list.shift();
+        if (fromNew && this.#oldFlows.length > 0) {
+          // RFC 8290 4.2: a new flow that empties goes to the old list, so a flow cannot stay "new".
+          f.list = 2;
+          this.#oldFlows.push(id);
+        } else f.list = 0;
+        continue;
+      }
+      const h = f.head;
       const size = this.#size[h] ?? 0;
       if (taken + size > limit) break;
       const sojourn = now - (this.#time[h] ?? now);
       this.#sojournMs = sojourn;
       // Above target counts only with more than one frame's bytes still waiting (RFC 8289's MAXPACKET).
-      if (this.#codel.offer(now, sojourn >= target && this.#recordBytes - size > MAX_RECORD_SIZE)) {
-        this.#dropHead();
+      if (f.codel.offer(now, sojourn >= target && this.#recordBytes - size > MAX_RECORD_SIZE)) {
+        this.#dropHead(id);
         this.counters.aqmDrops++;
         continue;
       }
@@ -170,11 +260,9 @@ export class EgressQueue {
       end = off + size;
       taken += size;
       frames++;
+      f.deficit -= size;
       this.counters.sentBytes += size - recordSize(0);
-      this.#chunk[h] = null;
-      this.#head = (h + 1) % this.#chunk.length;
-      this.#count--;
-      this.#recordBytes -= size;
+      this.#unlinkHead(f, h, size);
     }
     if (view !== null) out.push(view.subarray(start, end));
     this.counters.sentFrames += frames;
@@ -183,36 +271,46 @@ export class EgressQueue {
 
   /** Forgets every queued frame (a connection that failed); not counted as drops. */
   clear(): void {
-    while (this.#count > 0) this.#dropHead();
-    this.#head = 0;
+    for (let id = 0; id < this.#flows.length; id++) while ((this.#flows[id] as Flow).count > 0) this.#dropHead(id);
   }
 
-  #dropHead(): void {
-    const h = this.#head;
-    this.#recordBytes -= this.#size[h] ?? 0;
+  #fattest(): number {
+    let best = 0;
+    for (let id = 1; id < this.#flows.length; id++) if ((this.#flows[id] as Flow).bytes > (this.#flows[best] as Flow).bytes) best = id;
+    return best;
+  }
+
+  #dropHead(id: number): void {
+    const f = this.#flows[id] as Flow;
+    const h = f.head;
+    this.#unlinkHead(f, h, this.#size[h] ?? 0);
+  }
+
+  #unlinkHead(f: Flow, h: number, size: number): void {
+    f.head = this.#next[h] ?? NONE;
+    if (f.head === NONE) f.tail = NONE;
+    f.count--;
+    f.bytes -= size;
     this.#chunk[h] = null;
-    this.#head = (h + 1) % this.#chunk.length;
+    this.#free.push(h);
     this.#count--;
+    this.#recordBytes -= size;
   }
 
   #grow(): void {
     const n = this.#chunk.length;
     const m = Math.min(n * 2, this.options.maxFrames);
     const chunk = new Array<Buffer | null>(m).fill(null);
-    const off = new Int32Array(m);
-    const size = new Uint16Array(m);
-    const time = new Float64Array(m);
-    for (let i = 0; i < this.#count; i++) {
-      const j = (this.#head + i) % n;
-      chunk[i] = this.#chunk[j] ?? null;
-      off[i] = this.#off[j] ?? 0;
-      size[i] = this.#size[j] ?? 0;
-      time[i] = this.#time[j] ?? 0;
-    }
+    for (let i = 0; i < n; i++) chunk[i] = this.#chunk[i] ?? null;
+    const grow = <T extends Int32Array | Uint16Array | Float64Array>(a: T, b: T): T => {
+      b.set(a);
+      return b;
+    };
     this.#chunk = chunk;
-    this.#off = off;
-    this.#size = size;
-    this.#time = time;
-    this.#head = 0;
+    this.#off = grow(this.#off, new Int32Array(m));
+    this.#size = grow(this.#size, new Uint16Array(m));
+    this.#time = grow(this.#time, new Float64Array(m));
+    this.#next = grow(this.#next, new Int32Array(m));
+    for (let i = m - 1; i >= n; i--) this.#free.push(i);
   }
 }

@@ -136,3 +136,87 @@ test('a standing queue (the socket takes less than arrives) is dropped at the he
   assert.equal(q.aqm.dropping, true);
   assert.ok(q.aqm.drops === q.counters.aqmDrops);
 });
+
+/** An IPv4 TCP or ICMP frame of `len` bytes between two hosts, `port` telling flows apart, `seq` in the payload. */
+function ipFrame(o: { proto: number; port: number; seq: number; len?: number }): Buffer {
+  const f = Buffer.alloc(o.len ?? 1514);
+  f.writeUInt16BE(0x0800, 12);
+  f[14] = 0x45;
+  f[14 + 9] = o.proto;
+  f.writeUInt32BE(0xc0a80a05, 14 + 12);
+  f.writeUInt32BE(0xc0a80a64, 14 + 16);
+  f.writeUInt16BE(o.port, 34);
+  f.writeUInt16BE(5201, 36);
+  f.writeUInt32BE(o.seq, 60);
+  return f;
+}
+const seqOf = (f: Buffer): string => `${f.readUInt16BE(34)}:${f.readUInt32BE(60)}`;
+
+function drainAll(q: EgressQueue, now: number, roomRecords: number): Buffer[] {
+  const views: Buffer[] = [];
+  q.drain(now, q.options.holdUnsentBytes - roomRecords * recordSize(1514), views);
+  const out: Buffer[] = [];
+  const d = new RecordDecoder(
+    (_v, f) => out.push(Buffer.from(f)),
+    () => assert.fail('no record should be dropped'),
+  );
+  for (const v of views) d.push(v);
+  return out;
+}
+
+test('flow queuing: a ping behind a bulk flow standing queue leaves first (a sparse flow never waits)', () => {
+  const q = agentQueue(4_096, { holdUnsentBytes: 1 << 20 });
+  for (let i = 0; i < 500; i++) q.push(1, ipFrame({ proto: 6, port: 40000, seq: i }), 1);
+  assert.equal(drainAll(q, 2, 10).length, 10, 'the bulk flow is busy: an old flow now');
+  q.push(1, ipFrame({ proto: 1, port: 0, seq: 7, len: 98 }), 3);
+  const next = drainAll(q, 3, 4).map(seqOf);
+  assert.equal(next[0], '0:7', `the ping leaves first: ${next.join(' ')}`);
+  assert.equal(q.length, 487);
+});
+
+test('flow queuing: two bulk flows share the socket equally; each keeps its order', () => {
+  const q = agentQueue(4_096, { holdUnsentBytes: 1 << 20 });
+  for (let i = 0; i < 300; i++) q.push(1, ipFrame({ proto: 6, port: 40000, seq: i }), 1);
+  for (let i = 0; i < 300; i++) q.push(1, ipFrame({ proto: 6, port: 40001, seq: i }), 1);
+  const out = drainAll(q, 2, 100).map(seqOf);
+  const a = out.filter((s) => s.startsWith('40000:'));
+  const b = out.filter((s) => s.startsWith('40001:'));
+  assert.ok(Math.abs(a.length - b.length) <= 2, `fair share: ${a.length} vs ${b.length}`);
+  for (const flow of [a, b])
+    assert.deepEqual(
+      flow,
+      [...flow].sort((x, y) => Number(x.split(':')[1]) - Number(y.split(':')[1])),
+    );
+});
+
+test('flow queuing: a full queue drops from its fattest flow, never from a sparse one', () => {
+  const q = agentQueue(64, { holdUnsentBytes: 1 << 20 });
+  q.push(1, ipFrame({ proto: 1, port: 0, seq: 1, len: 98 }), 1);
+  for (let i = 0; i < 100; i++) q.push(1, ipFrame({ proto: 6, port: 40000, seq: i }), 1);
+  assert.equal(q.counters.overflowDrops, 37);
+  const out = drainAll(q, 2, 100).map(seqOf);
+  assert.ok(out.includes('0:1'), 'the ping survived');
+  assert.equal(out.filter((s) => s.startsWith('40000:'))[0], '40000:37', 'the bulk flow lost its oldest');
+});
+
+test('flow queuing: frames of every flow leave in their order, whatever the mix (random)', () => {
+  const q = agentQueue(10_000, { holdUnsentBytes: 1 << 20 });
+  const sent = new Map<number, number>();
+  const seen = new Map<number, number>();
+  let x = 12345;
+  const rand = (): number => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 8) / 16777216;
+  for (let round = 0; round < 200; round++) {
+    for (let i = 0; i < 20; i++) {
+      const port = 1000 + Math.floor(rand() * 50);
+      const seq = sent.get(port) ?? 0;
+      sent.set(port, seq + 1);
+      q.push(1, ipFrame({ proto: port % 2 === 0 ? 6 : 17, port, seq, len: 64 + Math.floor(rand() * 1400) }), round);
+    }
+    for (const f of drainAll(q, round, 1 + Math.floor(rand() * 30))) {
+      const port = f.readUInt16BE(34);
+      const seq = f.readUInt32BE(60);
+      assert.ok(seq >= (seen.get(port) ?? 0), `flow ${port} reordered`);
+      seen.set(port, seq + 1);
+    }
+  }
+});

@@ -15,6 +15,7 @@ PACKAGES=(
   qemu-user-static gcc-aarch64-linux-gnu libc6-dev-arm64-cross patchelf  # arm64 addon + runtime checks
   zstd gawk rsync file              # ImageBuilder host prerequisites
   python3 make g++                  # node-gyp for the TAP addon
+  chromium                          # the console tested in a real browser (headless)
 )
 
 missing=()

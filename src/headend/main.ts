@@ -115,7 +115,7 @@ export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Pr
   });
 
   let metrics: MetricsServer | null = null;
-  if (config.metrics) metrics = await openMetricsServer(config.metrics.host, config.metrics.port, () => core.renderMetrics(), log);
+  if (config.metrics) metrics = await openMetricsServer(config.metrics.host, config.metrics.port, () => core.renderMetrics(), log, () => core.sessions());
 
   const pollMs = deps.registryPollMs ?? 2_000;
   const reload = (why: string): void => core.reload(() => watcher.reload(), why);

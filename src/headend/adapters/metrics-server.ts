@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: UNLICENSED
-// The Prometheus endpoint: GET /metrics renders the headend's counters on each scrape.
+// The operations endpoint: GET /metrics renders the headend's counters on each scrape (Prometheus text);
+// GET /sessions lists the live sessions as JSON (the console's view of the headend). Both belong on the
+// provider's management network, never on the internet-facing address.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../../shared/log.js';
@@ -10,14 +12,24 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-export async function openMetricsServer(host: string, port: number, render: () => string, log: Logger): Promise<MetricsServer> {
+export async function openMetricsServer(
+  host: string,
+  port: number,
+  render: () => string,
+  log: Logger,
+  sessions: () => unknown = () => [],
+): Promise<MetricsServer> {
   const server = createServer((req, res) => {
-    if (req.method === 'GET' && (req.url ?? '').split('?')[0] === '/metrics') {
+    const path = (req.url ?? '').split('?')[0];
+    if (req.method === 'GET' && path === '/metrics') {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
       res.end(render());
+    } else if (req.method === 'GET' && path === '/sessions') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ sessions: sessions() }));
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' });
-      res.end('not found; try GET /metrics\n');
+      res.end('not found; try GET /metrics or GET /sessions\n');
     }
   });
   const address = await listen(server, host, port, 'metrics');

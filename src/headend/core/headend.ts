@@ -33,6 +33,24 @@ export interface AdmittedSession {
   readonly startedAtMs: number;
 }
 
+export interface HeadendSessionInfo {
+  id: string;
+  serial: string;
+  tenant: string;
+  segment: string;
+  vni: number;
+  state: string;
+  remote: string;
+  site: string;
+  agentVersion: string;
+  /** Wall-clock ms when the session was admitted. */
+  startedAtMs: number;
+  framesIn: number;
+  framesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
 export class HeadendCore {
   readonly metrics: Metrics = headendMetrics();
   readonly forwarder: Forwarder;
@@ -251,13 +269,23 @@ export class HeadendCore {
     return m.render();
   }
 
-  sessions(): { id: string; serial: string; tenant: string; vni: number; state: string }[] {
+  /** The live sessions, as `GET /sessions` on the metrics listener serves them (the console reads it). */
+  sessions(): HeadendSessionInfo[] {
     return [...this.#sessions.values()].map((s) => ({
       id: s.identity.id,
       serial: s.identity.serial,
       tenant: s.identity.tenant,
+      segment: s.identity.segmentName,
       vni: s.identity.vni,
       state: s.tunnel.state,
+      remote: s.identity.remote,
+      site: s.tunnel.peerHello?.site ?? '',
+      agentVersion: s.tunnel.peerHello?.agentVersion ?? '',
+      startedAtMs: s.startedAtMs,
+      framesIn: s.tunnel.counters.framesIn,
+      framesOut: s.tunnel.egress.counters.sentFrames,
+      bytesIn: s.tunnel.counters.bytesIn,
+      bytesOut: s.tunnel.egress.counters.sentBytes,
     }));
   }
 

@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: UNLICENSED
+// `connector console serve --config FILE`: a JSON document in, a validated ConsoleConfig out. Paths are
+// relative to the config file's directory; unknown keys are refused. Pure apart from the caller reading
+// the file.
+import { isAbsolute, resolve } from 'node:path';
+import { ConfigError } from '../../shared/errors.js';
+import {
+  array,
+  formatPath,
+  integer,
+  object,
+  optional,
+  parseJsonText,
+  parseWith,
+  string,
+  type SchemaIssue,
+} from '../../shared/schema/schema.js';
+
+export interface ConsoleConfig {
+  host: string;
+  port: number;
+  tlsCertFile: string;
+  tlsKeyFile: string;
+  registryFile: string;
+  operatorsFile: string;
+  /** The headends' operations endpoints (their metrics listener), e.g. http://10.0.0.1:9100. */
+  headends: readonly string[];
+  /** The headend's audit log (read-only here: search, verify, export). */
+  auditLogFile: string | null;
+  /** The console's own log of operator actions (JSON Lines, hash-chained). */
+  operatorLogFile: string;
+  /** A session unused this long is gone. */
+  sessionIdleS: number;
+  /** How often the live view polls the headends. */
+  pollMs: number;
+}
+
+export const CONSOLE_DEFAULTS = Object.freeze({ host: '127.0.0.1', port: 9443, sessionIdleS: 1_800, pollMs: 1_000 });
+
+const file = () => string({ hint: 'a file path' });
+const CONSOLE_SCHEMA = object({
+  host: optional(string(), CONSOLE_DEFAULTS.host),
+  port: optional(integer(0, 65_535), CONSOLE_DEFAULTS.port),
+  tlsCertFile: file(),
+  tlsKeyFile: file(),
+  registryFile: file(),
+  operatorsFile: file(),
+  headends: optional(array(string({ pattern: /^https?:\/\/\S+$/, hint: 'an http(s) URL of a headend metrics listener' })), []),
+  auditLogFile: optional(file()),
+  operatorLogFile: file(),
+  sessionIdleS: optional(integer(60, 86_400), CONSOLE_DEFAULTS.sessionIdleS),
+  pollMs: optional(integer(200, 60_000), CONSOLE_DEFAULTS.pollMs),
+});
+
+export function parseConsoleConfigText(text: string, file: string, baseDir: string): ConsoleConfig {
+  const doc = parseJsonText(text, (problem, cause) => {
+    throw new ConfigError(file, problem, { cause });
+  });
+  const fail = (i: SchemaIssue): never => {
+    throw new ConfigError(`${file}: ${formatPath(i.path)}`, i.problem);
+  };
+  const c = parseWith(CONSOLE_SCHEMA, doc, fail);
+  const path = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
+  return Object.freeze({
+    host: c.host,
+    port: c.port,
+    tlsCertFile: path(c.tlsCertFile),
+    tlsKeyFile: path(c.tlsKeyFile),
+    registryFile: path(c.registryFile),
+    operatorsFile: path(c.operatorsFile),
+    headends: Object.freeze([...c.headends]),
+    auditLogFile: c.auditLogFile === undefined ? null : path(c.auditLogFile),
+    operatorLogFile: path(c.operatorLogFile),
+    sessionIdleS: c.sessionIdleS,
+    pollMs: c.pollMs,
+  });
+}

@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: UNLICENSED
+// The console's API, described for scripts (OpenAPI 3.0, served at GET /api/openapi.json). Every call
+// but login needs the session cookie; every call that changes something also needs the X-CSRF-Token
+// header from the login answer. Errors are JSON `{ "error": "..." }` with a 4xx status.
+
+const err = { description: 'error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
+const ok = (description: string, schema: Record<string, unknown> = { type: 'object' }) => ({
+  description,
+  content: { 'application/json': { schema } },
+});
+const unitRef = { $ref: '#/components/schemas/Unit' };
+
+export const OPENAPI = Object.freeze({
+  openapi: '3.0.3',
+  info: { title: 'connector console API', version: '1' },
+  components: {
+    securitySchemes: {
+      session: { type: 'apiKey', in: 'cookie', name: 'ck_console' },
+      csrf: { type: 'apiKey', in: 'header', name: 'X-CSRF-Token' },
+    },
+    schemas: {
+      Error: { type: 'object', properties: { error: { type: 'string' } }, required: ['error'] },
+      Unit: {
+        type: 'object',
+        properties: {
+          serial: { type: 'string' },
+          state: { type: 'string', enum: ['allowed', 'claimed', 'revoked'] },
+          tenant: { type: 'string', nullable: true },
+          segment: { type: 'string', nullable: true },
+          site: { type: 'string', nullable: true },
+          online: { type: 'boolean' },
+          headend: { type: 'string', nullable: true },
+          remote: { type: 'string', nullable: true },
+          agentVersion: { type: 'string', nullable: true },
+          sinceMs: { type: 'integer', nullable: true },
+          bytesIn: { type: 'integer' },
+          bytesOut: { type: 'integer' },
+          updatedAt: { type: 'string', format: 'date-time' },
+        },
+      },
+    },
+  },
+  security: [{ session: [] }],
+  paths: {
+    '/api/login': {
+      post: {
+        security: [],
+        summary: 'Log in; sets the session cookie and returns the CSRF token',
+        requestBody: ok('name and password', { type: 'object', properties: { name: { type: 'string' }, password: { type: 'string' } } }),
+        responses: { 200: ok('the operator, role, tenants and csrf token'), 401: err, 429: err },
+      },
+    },
+    '/api/logout': { post: { security: [{ session: [], csrf: [] }], responses: { 200: ok('logged out') } } },
+    '/api/me': { get: { responses: { 200: ok('the operator, role, tenants and csrf token'), 401: err } } },
+    '/api/units': {
+      get: { summary: 'The units the operator may see, with live state', responses: { 200: ok('units', { type: 'object' }) } },
+    },
+    '/api/units/{serial}': { get: { responses: { 200: ok('one unit', unitRef), 404: err } } },
+    '/api/units/{serial}/claim': {
+      post: {
+        security: [{ session: [], csrf: [] }],
+        summary: 'Claim a unit for a tenant (admin; msp for its own tenants, by serial)',
+        requestBody: ok('tenant, optional segment and site', {
+          type: 'object',
+          properties: { tenant: { type: 'string' }, segment: { type: 'string' }, site: { type: 'string' } },
+        }),
+        responses: { 200: ok('the unit', unitRef), 400: err, 403: err, 404: err },
+      },
+    },
+    '/api/units/{serial}/revoke': {
+      post: { security: [{ session: [], csrf: [] }], responses: { 200: ok('the unit', unitRef), 403: err, 404: err } },
+    },
+    '/api/tenants': { get: { responses: { 200: ok('tenants with segments and unit counts') } } },
+    '/api/audit': { get: { summary: 'Headend audit records (q: text search, limit)', responses: { 200: ok('records') } } },
+    '/api/audit/export': { get: { summary: 'The same records as CSV (formula-safe)', responses: { 200: { description: 'text/csv' } } } },
+    '/api/operator-log': {
+      get: { summary: 'Operator actions and the chain check (provider roles)', responses: { 200: ok('records'), 403: err } },
+    },
+    '/api/events': {
+      get: {
+        summary: 'Server-sent events: `units` whenever the fleet view changes',
+        responses: { 200: { description: 'text/event-stream' } },
+      },
+    },
+  },
+});

@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: UNLICENSED
+// The operator console in a real browser (headless Chromium) against a real headend and real tunnel
+// clients on loopback: log in, see the fleet live, claim a waiting unit and watch its tunnel come up,
+// export the audit log, and an MSP operator who cannot see or change another tenant's units, in the
+// page or through the API.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createTunnelClient, type TunnelClient } from '../../../src/agent/adapters/tunnel-client.js';
+import { addOperator, startConsole, type RunningConsole } from '../../../src/console/main.js';
+import { parseConsoleConfigText } from '../../../src/console/core/config.js';
+import { parseHeadendConfig } from '../../../src/headend/core/config.js';
+import { startHeadend } from '../../../src/headend/main.js';
+import { silentLogger } from '../../../src/shared/log.js';
+import { headendConfigDoc, registryDoc, writeJson } from '../../integration/headend/adapters/fixtures.js';
+import { CHROMIUM, launchBrowser, type Page } from '../../helpers/browser.js';
+import { createTestPki, type TestPki } from '../../helpers/pki.js';
+import { skipUnlessCi } from '../../helpers/skip.js';
+import { tempDir } from '../../helpers/tmp.js';
+import { waitFor } from '../../helpers/wait.js';
+
+const PASSWORD = 'correct horse battery';
+
+async function unit(pki: TestPki, serial: string, port: number): Promise<TunnelClient> {
+  const id = await pki.client(serial);
+  const c = createTunnelClient({
+    headends: [new URL(`tls://127.0.0.1:${port}`)],
+    getIdentity: async () => ({ key: id.key, cert: id.cert, ca: pki.dcCa.pem }),
+    hello: { agentVersion: '1.2.3-test', site: `site-${serial}`, capabilities: ['l2'] },
+    keepaliveMs: 500,
+    deadAfterMs: 3_000,
+    backoff: { initialMs: 100, maxMs: 300, jitter: 0.2 },
+    sendQueueFrames: 64,
+    log: silentLogger,
+  });
+  c.start();
+  return c;
+}
+
+async function login(page: Page, url: string, name: string): Promise<void> {
+  await page.navigate(url);
+  await page.evaluate(`(() => {
+    document.querySelector('#login-name').value = ${JSON.stringify(name)};
+    document.querySelector('#login-password').value = ${JSON.stringify(PASSWORD)};
+    document.querySelector('#login-form').requestSubmit();
+  })()`);
+  await page.waitFor(
+    `${name} logged in`,
+    `!document.querySelector('#fleet-view').hidden && document.querySelectorAll('#fleet-table tbody tr').length > 0`,
+  );
+}
+
+const rowsJs = `[...document.querySelectorAll('#fleet-table tbody tr')].map((tr) => ({ serial: tr.dataset.serial, cells: [...tr.cells].map((c) => c.textContent) }))`;
+
+test(
+  'console: fleet, claim and watch the tunnel come up, audit export, and tenant isolation, in Chromium',
+  { skip: skipUnlessCi(CHROMIUM ? false : 'chromium is not installed') },
+  async (t) => {
+    const d = tempDir(t, 'ck-console-', true);
+    const pki = await createTestPki(d.dir);
+    writeJson(
+      d.path('registry.json'),
+      registryDoc(
+        { acme: { vni: 100, vteps: ['127.0.0.2'] }, globex: { vni: 200, vteps: ['127.0.0.3'] } },
+        { 'A-1': 'acme', 'G-1': 'globex', 'U-1': { state: 'allowed' }, 'U-2': { state: 'allowed' } },
+      ),
+    );
+    const headend = await startHeadend(parseHeadendConfig(headendConfigDoc(d, pki, { vtepPort: 4789 }), d.dir), {
+      log: silentLogger,
+      registryPollMs: 100,
+    });
+    t.after(() => headend.close());
+    const metrics = `http://127.0.0.1:${headend.metricsAddress?.port ?? 0}`;
+
+    const ops = d.path('operators.json');
+    await addOperator({ file: ops, name: 'alice', role: 'admin', tenants: [], password: PASSWORD });
+    await addOperator({ file: ops, name: 'msp-acme', role: 'msp', tenants: ['acme'], password: PASSWORD });
+    writeFileSync(
+      d.path('console.json'),
+      JSON.stringify({
+        host: '127.0.0.1',
+        port: 0,
+        tlsCertFile: pki.server.certFile,
+        tlsKeyFile: pki.server.keyFile,
+        registryFile: 'registry.json',
+        operatorsFile: 'operators.json',
+        headends: [metrics],
+        auditLogFile: 'audit.jsonl',
+        operatorLogFile: 'operator-log.jsonl',
+        pollMs: 250,
+      }),
+    );
+    const consoleCfg = parseConsoleConfigText(readFileSync(d.path('console.json'), 'utf8'), 'console.json', d.dir);
+    const con: RunningConsole = await startConsole(consoleCfg, silentLogger);
+    t.after(() => con.close());
+    const url = `https://localhost:${con.address.port}/`;
+
+    const units = [
+      await unit(pki, 'A-1', headend.tunnelAddress.port),
+      await unit(pki, 'G-1', headend.tunnelAddress.port),
+      await unit(pki, 'U-1', headend.tunnelAddress.port),
+    ];
+    t.after(() => Promise.all(units.map((u) => u.close())));
+    await waitFor('A-1 and G-1 up at the headend', 10_000, () => headend.sessions().length === 2);
+
+    const browser = await launchBrowser({ insecureCerts: true });
+    t.after(() => browser.close());
+    const page = await browser.newPage();
+
+    // The provider's admin sees every unit, live.
+    const t0 = Date.now();
+    await login(page, url, 'alice');
+    t.diagnostic(`first page load and login to a filled fleet table: ${Date.now() - t0} ms`);
+    await page.waitFor('A-1 and G-1 shown up', `(${rowsJs}).filter((r) => r.cells[5] === 'up').length === 2`);
+    const rows = await page.evaluate<{ serial: string; cells: string[] }[]>(rowsJs);
+    assert.deepEqual(
+      rows.map((r) => [r.serial, r.cells[1], r.cells[5]]),
+      [
+        ['A-1', 'claimed', 'up'],
+        ['G-1', 'claimed', 'up'],
+        ['U-1', 'waiting for claim', 'down'],
+        ['U-2', 'waiting for claim', 'down'],
+      ],
+    );
+    assert.equal(rows[0]?.cells[6], '1.2.3-test', 'the agent version from the hello');
+    // CK_CONSOLE_SCREENSHOTS=DIR keeps pictures of the main pages (docs/console.md uses them).
+    const shots = process.env['CK_CONSOLE_SCREENSHOTS'];
+    const shoot = async (p: Page, name: string): Promise<void> => {
+      if (shots) writeFileSync(`${shots}/${name}.png`, await p.screenshot());
+    };
+    await shoot(page, 'console-fleet');
+
+    // Claim the waiting unit in the page; its tunnel comes up by itself and the page shows it.
+    await page.evaluate(`(() => {
+    document.querySelector('#claim-serial').value = 'U-1';
+    document.querySelector('#claim-tenant').value = 'acme';
+    document.querySelector('#claim-form').requestSubmit();
+  })()`);
+    const claimedAt = Date.now();
+    await page.waitFor('U-1 claimed', `document.querySelector('#claim-result').textContent.startsWith('claimed U-1')`);
+    await page.waitFor(
+      'U-1 up in the page',
+      `(${rowsJs}).some((r) => r.serial === 'U-1' && r.cells[5] === 'up' && r.cells[2] === 'acme')`,
+      15_000,
+    );
+    t.diagnostic(`claim to tunnel shown up in the page: ${Date.now() - claimedAt} ms`);
+    const opLog = await page.evaluate<{ records: { operator: string; action: string; target: string }[]; chain: { ok: boolean } }>(
+      `fetch('/api/operator-log').then((r) => r.json())`,
+    );
+    assert.ok(
+      opLog.records.some((r) => r.operator === 'alice' && r.action === 'claim' && r.target === 'U-1'),
+      'the claim is in the operator log with the name',
+    );
+    assert.equal(opLog.chain.ok, true);
+
+    await page.evaluate(`document.querySelector('nav [data-view=tenants]').click()`);
+    await page.waitFor('the tenants page', `document.querySelectorAll('#tenants-table tbody tr').length === 2`);
+    await shoot(page, 'console-tenants');
+    await page.evaluate(`document.querySelector('nav [data-view=audit]').click()`);
+    await page.waitFor('the audit page', `document.querySelectorAll('#audit-table tbody tr').length > 0`);
+    await shoot(page, 'console-audit');
+
+    // Audit: the headend's records through the console, exported as CSV.
+    const csv = await page.evaluate<string>(`fetch('/api/audit/export').then((r) => r.text())`);
+    assert.match(csv.split('\r\n')[0] ?? '', /^seq,time,event,tenant/);
+    assert.ok(csv.includes('"connect"') && csv.includes('"U-1"'), 'the export has the new session');
+
+    // The MSP of acme, on a phone-sized page: its units only, in the page and through the API.
+    const phone = await browser.newPage(390, 844);
+    await login(phone, url, 'msp-acme');
+    await phone.waitFor('the MSP fleet', `(${rowsJs}).length === 2`);
+    assert.deepEqual(
+      (await phone.evaluate<{ serial: string }[]>(rowsJs)).map((r) => r.serial),
+      ['A-1', 'U-1'],
+      'no globex unit in the MSP page',
+    );
+    await shoot(phone, 'console-msp-phone');
+    const api = await phone.evaluate<Record<string, number>>(`(async () => {
+    const me = await (await fetch('/api/me')).json();
+    const post = (path, body, csrf = me.csrf) => fetch(path, { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': csrf }, body: JSON.stringify(body) }).then((r) => r.status);
+    const units = await (await fetch('/api/units')).json();
+    const audit = await (await fetch('/api/audit?limit=10000')).json();
+    return {
+      unitsSeen: units.units.length,
+      globexUnit: (await fetch('/api/units/G-1')).status,
+      claimGlobexUnit: await post('/api/units/G-1/claim', { tenant: 'acme' }),
+      revokeGlobexUnit: await post('/api/units/G-1/revoke', {}),
+      claimForGlobex: await post('/api/units/U-2/claim', { tenant: 'globex' }),
+      noCsrf: await post('/api/units/A-1/revoke', {}, 'wrong'),
+      globexAudit: audit.records.filter((r) => r.tenant === 'globex').length,
+      operatorLog: (await fetch('/api/operator-log')).status,
+      tenants: (await (await fetch('/api/tenants')).json()).tenants.length,
+    };
+  })()`);
+    assert.deepEqual(api, {
+      unitsSeen: 2,
+      globexUnit: 404,
+      claimGlobexUnit: 404,
+      revokeGlobexUnit: 404,
+      claimForGlobex: 403,
+      noCsrf: 403,
+      globexAudit: 0,
+      operatorLog: 403,
+      tenants: 1,
+    });
+    assert.equal(headend.sessions().length, 3, 'nothing the MSP tried closed a session');
+  },
+);

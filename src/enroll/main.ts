@@ -52,6 +52,7 @@ export async function startEnrollServer(cfg: EstServerConfig, deps: EnrollServer
       cert: readPem(cfg.tlsCertFile, 'TLS certificate'),
       key: readPem(cfg.tlsKeyFile, 'TLS key'),
       clientCas: [...factoryCas, deviceCaPem, ...chainPems],
+      log,
     },
     service,
   );

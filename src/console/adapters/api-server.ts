@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { errorMessage } from '../../shared/errors.js';
+import { guardServer, tlsOptions } from '../../shared/net/service-guard.js';
 import type { Logger } from '../../shared/log.js';
 import type { Registry } from '../../shared/registry/registry.js';
 import { fleetView, tenantsView, type UnitView } from '../core/fleet.js';
@@ -259,7 +260,7 @@ export async function startApiServer(
     res.end(body);
   }
 
-  const server: Server = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, (req, res) => {
+  const server: Server = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2', ...tlsOptions() }, (req, res) => {
     route(req, res).catch((e: unknown) => {
       if (res.headersSent) {
         res.destroy();
@@ -270,8 +271,7 @@ export async function startApiServer(
       sendError(res, new HttpError(500, 'internal error; see the console log'));
     });
   });
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
+  guardServer(server, { name: 'console', log: p.log });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());

@@ -7,6 +7,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import { EST_MAX_BODY_BYTES, EST_PATH_PREFIX } from '../../shared/est/protocol.js';
+import type { Logger } from '../../shared/log.js';
+import { guardServer, safeHandler, tlsOptions } from '../../shared/net/service-guard.js';
 import type { EstClient, EstHandler, EstResponse } from '../core/est-service.js';
 
 export interface EstHttpsOptions {
@@ -17,6 +19,7 @@ export interface EstHttpsOptions {
   readonly key: string;
   /** PEM: every CA a client certificate may chain to, so TLS can complete and verify the chain. */
   readonly clientCas: readonly string[];
+  readonly log: Logger;
 }
 
 export interface EstServer {
@@ -51,23 +54,34 @@ function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let size = 0;
-    req.on('data', (b: Buffer) => {
+    const onData = (b: Buffer): void => {
       size += b.length;
       if (size > EST_MAX_BODY_BYTES) {
+        // Stop reading, answer 413, then close (send() sees the flag): destroying the request here would
+        // take the answer with it.
+        req.off('data', onData);
+        req.pause();
+        oversize.add(req);
         resolve(undefined);
-        req.destroy();
         return;
       }
       parts.push(b);
-    });
+    };
+    req.on('data', onData);
     req.on('end', () => resolve(Buffer.concat(parts)));
     req.on('error', reject);
   });
 }
 
-function send(res: ServerResponse, r: EstResponse): void {
-  res.writeHead(r.status, { 'Content-Length': String(Buffer.byteLength(r.body)), ...r.headers });
-  res.end(r.body);
+/** Requests whose body passed the limit: their connection closes once the 413 is out. */
+const oversize = new WeakSet<IncomingMessage>();
+
+function send(req: IncomingMessage, res: ServerResponse, r: EstResponse): void {
+  const close = oversize.has(req);
+  res.writeHead(r.status, { 'Content-Length': String(Buffer.byteLength(r.body)), ...r.headers, ...(close ? { Connection: 'close' } : {}) });
+  res.end(r.body, () => {
+    if (close) req.socket.destroy();
+  });
 }
 
 export async function startEstHttpsServer(o: EstHttpsOptions, handle: EstHandler): Promise<EstServer> {
@@ -80,21 +94,21 @@ export async function startEstHttpsServer(o: EstHttpsOptions, handle: EstHandler
       // cacerts and csrattrs are public (RFC 7030 section 4.1.1); enrollment checks the chain itself.
       rejectUnauthorized: false,
       minVersion: 'TLSv1.3',
+      ...tlsOptions(),
     },
-    (req, res) => {
+    safeHandler('est', o.log, async (req, res) => {
       const socket = req.socket as TLSSocket;
-      handle({
+      const r = await handle({
         method: req.method ?? '',
         url: req.url ?? '/',
         contentType: req.headers['content-type'],
         client: clientOf(socket),
         readBody: () => readBody(req),
-      }).then(
-        (r) => send(res, r),
-        () => res.destroy(),
-      );
-    },
+      });
+      send(req, res, r);
+    }),
   );
+  guardServer(server, { name: 'est', log: o.log });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(o.port, o.host, () => {

@@ -5,6 +5,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../../shared/log.js';
+import { guardServer } from '../../shared/net/service-guard.js';
 import { listen } from './listen.js';
 
 export interface MetricsServer {
@@ -32,6 +33,7 @@ export async function openMetricsServer(
       res.end('not found; try GET /metrics or GET /sessions\n');
     }
   });
+  guardServer(server, { name: 'metrics', log, maxConnections: 256, maxPerSource: 16 });
   const address = await listen(server, host, port, 'metrics');
   server.on('error', (e) => log.error('metrics listener error', { error: e.message }));
   return {

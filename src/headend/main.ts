@@ -15,6 +15,7 @@ import { openAuditLog, readAuditFile, verifyAuditFile } from './adapters/audit-l
 import { openMetricsServer, type MetricsServer } from './adapters/metrics-server.js';
 import { watchRegistryFile } from './adapters/registry-watch.js';
 import { openTlsListener, refuseConnection } from './adapters/tls-listener.js';
+import { watchLoopHealth } from './adapters/loop-health.js';
 import { openVxlanSocket } from './adapters/vxlan-socket.js';
 import { auditToCsv, auditToJsonl, type AuditVerdict } from './core/audit-chain.js';
 import { parseHeadendConfigText, type HeadendConfig } from './core/config.js';
@@ -62,6 +63,19 @@ function readPem(path: string, what: string): string {
   }
 }
 
+/** The kernel silently caps a listen backlog at net.core.somaxconn: say so when it would. */
+function warnIfSomaxconnBelow(backlog: number, log: Logger): void {
+  let max = NaN;
+  try {
+    max = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim());
+  } catch {
+    return;
+  }
+  if (max < backlog) {
+    log.warn('listen backlog capped by the kernel', { backlog, somaxconn: max, fix: `sysctl -w net.core.somaxconn=${backlog}` });
+  }
+}
+
 /** Starts a headend with the real sockets; resolves once it listens. */
 export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Promise<Headend> {
   const { log } = deps;
@@ -94,6 +108,7 @@ export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Pr
     port: config.listen.port,
     ...tls,
     handshakeTimeoutMs: config.session.helloTimeoutMs,
+    backlog: config.listen.backlog,
     log,
     onRefused: (reason) => core.refuse(reason),
     onPeer: (socket, peer) => {
@@ -115,11 +130,30 @@ export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Pr
   });
 
   let metrics: MetricsServer | null = null;
-  if (config.metrics) metrics = await openMetricsServer(config.metrics.host, config.metrics.port, () => core.renderMetrics(), log, () => core.sessions());
+  if (config.metrics)
+    metrics = await openMetricsServer(
+      config.metrics.host,
+      config.metrics.port,
+      () => core.renderMetrics(),
+      log,
+      () => core.sessions(),
+    );
 
   const pollMs = deps.registryPollMs ?? 2_000;
   const reload = (why: string): void => core.reload(() => watcher.reload(), why);
   const stopWatch = pollMs > 0 ? watchRegistryFile(config.registryFile, pollMs, () => reload('file-changed')) : () => {};
+
+  const loop = watchLoopHealth({
+    windowMs: 10_000,
+    alarmP99Ms: 100,
+    log,
+    publish: (p99Ms, maxMs, alarm) => {
+      core.metrics.set('connector_headend_event_loop_delay_seconds', { quantile: '0.99' }, p99Ms / 1_000);
+      core.metrics.set('connector_headend_event_loop_delay_seconds', { quantile: '1' }, maxMs / 1_000);
+      core.metrics.set('connector_headend_event_loop_delayed', {}, alarm ? 1 : 0);
+    },
+  });
+  warnIfSomaxconnBelow(config.listen.backlog, log);
 
   const tunnelAddress = listener.address;
   core.audit('headend-start', { remote: `${tunnelAddress.address}:${tunnelAddress.port}` });
@@ -137,6 +171,7 @@ export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Pr
     renderMetrics: () => core.renderMetrics(),
     sessions: () => core.sessions(),
     async close() {
+      loop.stop();
       stopWatch();
       core.closeAll('headend-shutdown');
       await listener.close();

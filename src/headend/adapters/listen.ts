@@ -5,12 +5,12 @@ import type { AddressInfo } from 'node:net';
 import type { Server as TlsServer } from 'node:tls';
 import { ConnectorError, errorMessage } from '../../shared/errors.js';
 
-export function listen(server: TlsServer | HttpServer, host: string, port: number, what: string): Promise<AddressInfo> {
+export function listen(server: TlsServer | HttpServer, host: string, port: number, what: string, backlog = 511): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once('error', (e) =>
       reject(new ConnectorError('CK_ERR_IO', `cannot listen for ${what} on ${host}:${port}: ${errorMessage(e)}`, { cause: e })),
     );
-    server.listen(port, host, () => {
+    server.listen({ port, host, backlog }, () => {
       server.removeAllListeners('error');
       resolve(server.address() as AddressInfo);
     });

@@ -10,6 +10,7 @@ import type { Logger } from '../../shared/log.js';
 import { certFingerprint, subjectSerial } from '../../shared/pki/x509.js';
 import { ALPN_PROTOCOL, CONTROL_VNI, encodeControl } from '../../shared/tunnel/control.js';
 import { encodeRecord } from '../../shared/tunnel/records.js';
+import { RefusalLog } from '../../shared/net/refusal-log.js';
 import type { PeerCertificate } from '../core/admission.js';
 import { listen } from './listen.js';
 
@@ -41,6 +42,8 @@ export interface TlsListenerOptions {
   /** The device CA bundle client certificates must chain to. */
   deviceCa: string;
   handshakeTimeoutMs: number;
+  /** The kernel's accept queue for the listener. */
+  backlog?: number;
   log: Logger;
   /** A connection refused before admission, by reason. */
   onRefused(reason: string): void;
@@ -61,6 +64,7 @@ export function refuseConnection(socket: TLSSocket, reason: string): void {
 
 export async function openTlsListener(o: TlsListenerOptions): Promise<TlsListener> {
   const { log } = o;
+  const refusals = new RefusalLog();
   const server = createServer({
     key: o.key,
     cert: o.cert,
@@ -98,15 +102,20 @@ export async function openTlsListener(o: TlsListenerOptions): Promise<TlsListene
     const verify = socket.authorizationError ? String(socket.authorizationError) : undefined;
     const reason = handshakeRefusalReason(e, verify);
     o.onRefused(reason);
-    log.warn('refused: TLS handshake', {
-      remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`,
-      reason,
-      error: e.message.trim(),
-      ...(verify ? { verify } : {}),
-    });
+    // Under a flood of bad handshakes one line each would bury everything else: a few per window, then
+    // a count (the refusals metric has every one).
+    refusals.note(reason, Date.now(), (suppressed) =>
+      log.warn('refused: TLS handshake', {
+        remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`,
+        reason,
+        error: e.message.trim(),
+        ...(verify ? { verify } : {}),
+        ...(suppressed > 0 ? { suppressedInLastWindow: suppressed } : {}),
+      }),
+    );
     socket.destroy();
   });
-  const address = await listen(server, o.host, o.port, 'tunnels (listen)');
+  const address = await listen(server, o.host, o.port, 'tunnels (listen)', o.backlog);
   server.on('error', (e) => log.error('tunnel listener error', { error: e.message }));
   return {
     address,

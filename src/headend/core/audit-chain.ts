@@ -145,10 +145,15 @@ export function parseAuditHead(text: string): AuditHead | null {
   return null;
 }
 
+/**
+ * One CSV cell. A value a spreadsheet would run as a formula (leading = + - @, tab or CR: a device can
+ * choose its `site`) gets a leading apostrophe, so it is shown as text (OWASP CSV injection).
+ */
 function csvCell(v: unknown): string {
   if (v === undefined || v === null) return '';
-  const s = String(v);
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  let s = String(v);
+  if (typeof v === 'string' && /^[=+\-@\t\r]/.test(s)) s = `'${s}`;
+  return /[",\r\n']/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
 /** RFC 4180 CSV with a header row; `hash` is the line's own SHA-256 so the export can be cross-checked. */

@@ -24,7 +24,8 @@ export interface HostPort {
 }
 
 export interface HeadendConfig {
-  listen: HostPort;
+  /** The tunnel listener; `backlog` is the kernel's accept queue (capped by net.core.somaxconn). */
+  listen: HostPort & { backlog: number };
   tls: { certFile: string; keyFile: string; deviceCaFile: string };
   registryFile: string;
   auditLogFile: string;
@@ -53,6 +54,8 @@ export interface HeadendConfig {
 export const HEADEND_DEFAULTS = Object.freeze({
   listenHost: '0.0.0.0',
   listenPort: 443,
+  // A fleet reconnecting at once (a headend restart) must not overflow the accept queue: Node's 511 did.
+  listenBacklog: 4_096,
   vxlanLocalAddress: '0.0.0.0',
   keepaliveMs: 5_000,
   deadAfterMs: 15_000,
@@ -72,7 +75,11 @@ const port = (min = 0) => integer(min, 65_535);
 
 /** The document as written (docs/headend.md); parseHeadendConfig resolves paths and units. */
 const HEADEND_SCHEMA = object({
-  listen: section({ host: optional(string(), HEADEND_DEFAULTS.listenHost), port: optional(port(), HEADEND_DEFAULTS.listenPort) }),
+  listen: section({
+    host: optional(string(), HEADEND_DEFAULTS.listenHost),
+    port: optional(port(), HEADEND_DEFAULTS.listenPort),
+    backlog: optional(integer(16, 65_535), HEADEND_DEFAULTS.listenBacklog),
+  }),
   tls: object({ cert: string(), key: string(), deviceCa: string() }),
   registry: string(),
   auditLog: string(),

@@ -76,6 +76,12 @@ export function headendMetrics(): Metrics {
     'gauge',
     "Sessions whose queue toward the device is in CoDel's dropping state (a standing queue).",
   );
+  m.define(
+    'connector_headend_event_loop_delay_seconds',
+    'gauge',
+    'Event-loop delay over the last 10 s window (quantile 0.99 and 1 = max).',
+  );
+  m.define('connector_headend_event_loop_delayed', 'gauge', '1 while the event-loop delay alarm is raised (p99 above 100 ms).');
   m.define('connector_headend_refusals_total', 'counter', 'Connections refused, per reason.');
   m.define('connector_headend_session_closes_total', 'counter', 'Sessions closed, per reason.');
   m.define('connector_headend_registry_reloads_total', 'counter', 'Registry reloads, per result (ok, error).');

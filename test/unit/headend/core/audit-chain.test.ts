@@ -151,3 +151,24 @@ test('a log cut off mid-line is terminated on reopen and reported', (t) => {
   assert.ok(problems.some((p) => p.includes('partial line')));
   assert.equal(verifyAuditFile(path).ok, false);
 });
+
+test('csv export: a device-chosen site that a spreadsheet would run as a formula is written as text', (t) => {
+  const path = tempLog(t);
+  const log = openAuditLog(
+    path,
+    () => new Date('2026-12-04T00:00:00Z'),
+    () => assert.fail('fresh log reported a problem'),
+  );
+  for (const site of ['=HYPERLINK("http://evil","x")', '+1+1', '-2', '@SUM(A1)', 'plain']) {
+    log.append('connect', { serial: 'CN-1', tenant: 'acme', site } as never);
+  }
+  const rows = auditToCsv(readAuditFile(path).lines).split('\r\n').slice(1, -1);
+  const siteCol = AUDIT_COLUMNS.indexOf('site');
+  assert.ok(siteCol >= 0);
+  for (const r of rows.slice(0, 4)) {
+    const cells = r.match(/("([^"]|"")*"|[^,]*)(,|$)/g)?.filter((c) => c !== '') ?? [];
+    const cell = (cells[siteCol] ?? '').replace(/,$/, '');
+    assert.match(cell, /^"'[=+\-@]/, `neutralised: ${cell}`);
+  }
+  assert.ok(rows[4]?.includes(',plain,'), 'ordinary values are untouched');
+});

@@ -10,7 +10,7 @@ import { createLogger, LOG_LEVELS, type LogFormat, type Logger, type LogLevel } 
 import { monotonicClock, systemScheduler } from '../shared/system-time.js';
 import { parseUsignPublicKey } from '../shared/usign/index.js';
 import { productVersion } from '../shared/version.js';
-import { attachToBridge, readOwnAddresses } from './adapters/host-net.js';
+import { attachToBridge, disableTapIpv6, readOwnAddresses } from './adapters/host-net.js';
 import { fileIdentityPorts, IdentityStatusTracker, systemIdentityClock } from './adapters/identity/index.js';
 import { connectDeviceMqtt } from './adapters/ota/mqtt-client.js';
 import { openSlotStore } from './adapters/ota/slots.js';
@@ -144,6 +144,8 @@ export async function run(argv: string[]): Promise<number> {
     identity: identitySource(config, log),
     openTap: async () => openTap({ name: config.tapName, maxBatch: 64, log }),
     attachTap: async () => {
+      // Before the link goes up (by us or by netifd): the TAP is a bridge port, not a host.
+      disableTapIpv6(config.tapName, log);
       if (config.attach === 'ip') await attachToBridge(config.tapName, config.bridge);
     },
     readOwnAddresses: () => readOwnAddresses(config.bridge),

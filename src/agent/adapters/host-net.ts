@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: UNLICENSED
 // What the agent needs from the host's network configuration: attach its TAP to the bridge, and know the
 // bridge's own MAC and addresses (the Connector's management identity, which must never be tunnelled).
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { exec } from '../../shared/exec.js';
+import type { Logger } from '../../shared/log.js';
 import { ConnectorError } from '../../shared/errors.js';
 import { macKey, parseMac } from '../../shared/l2/mac.js';
 import type { OwnAddresses } from '../core/own-addresses.js';
@@ -18,6 +19,19 @@ export async function attachToBridge(tap: string, bridge: string): Promise<void>
       `cannot attach ${tap} to bridge ${bridge}: ${(e as Error).message} (does ${bridge} exist? on OpenWrt set \`option attach netifd\` and list ${tap} in br-lan's ports)`,
       { cause: e },
     );
+  }
+}
+
+/**
+ * The TAP is a bridge port, never a host: without this the kernel gives it a link-local address, and the
+ * Connector's own DAD, MLD and router solicitations leave into the tenant's segment under the TAP's
+ * random MAC (a new one at every start). A kernel without IPv6 has no such file: nothing to do.
+ */
+export function disableTapIpv6(tap: string, log: Logger): void {
+  try {
+    writeFileSync(`/proc/sys/net/ipv6/conf/${tap}/disable_ipv6`, '1');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') log.warn('cannot disable IPv6 on the TAP', { tap, error: (e as Error).message });
   }
 }
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: UNLICENSED
 // Local status endpoint: a unix socket that answers every connection with one JSON document and closes.
 // It is the agent's only listening socket, and it is not reachable from any network.
-import { mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { dirname } from 'node:path';
 import { ConnectorError, isErrno } from '../../shared/errors.js';
@@ -22,8 +22,17 @@ export async function serveStatus(path: string, snapshot: () => unknown): Promis
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(path, () => resolve());
+    // The bind happens inside listen(): with this umask the socket is never, even briefly, world-usable.
+    const umask = process.umask(0o177);
+    try {
+      server.listen(path, () => resolve());
+    } finally {
+      process.umask(umask);
+    }
   });
+  // The socket's mode would come from the process umask: root only, whatever the umask. The status
+  // shows the unit's LAN (MACs, neighbours): not for every local user.
+  chmodSync(path, 0o600);
   return {
     close: () =>
       new Promise<void>((resolve) => {

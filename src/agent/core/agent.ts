@@ -53,6 +53,13 @@ export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
   let forwarder: Forwarder | undefined;
   let ota: OtaChannel | undefined;
   const policy = new L2Policy(deps.config.l2, {}, started);
+  // Every alarm episode is logged when it starts and when it ends, with its figures: on site `logread`
+  // is where a technician looks for a split brain or a rate limit.
+  policy.alarms.onChange = (what, a) => {
+    const fields = { code: a.code, severity: a.severity, subject: a.subject, ...(a.message ? { detail: a.message } : {}) };
+    if (what === 'raised') log.warn(`alarm raised: ${a.code}`, fields);
+    else log.info(`alarm cleared: ${a.code}`, { ...fields, count: a.count, lastedS: Math.round((a.lastMs - a.firstMs) / 1000) });
+  };
   const setOwn = ownAddressUpdater(policy, deps.config.l2);
   const timers: Cancel[] = [];
   let stopped = false;

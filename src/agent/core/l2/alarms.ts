@@ -85,6 +85,11 @@ export class AlarmSet {
   readonly #byCode = new Map<AlarmCode, Map<string, MutableAlarm>>();
   #size = 0;
   #activeCount = 0;
+  /**
+   * Told when an episode starts (a new or a cleared alarm raised) and when it ends, so the agent can log
+   * it: `logread` on site must show a split brain. Not told for repeats within an episode.
+   */
+  onChange: ((what: 'raised' | 'cleared', alarm: Readonly<MutableAlarm>) => void) | null = null;
 
   constructor(options: AlarmSetOptions = {}) {
     this.maxAlarms = Math.max(1, options.maxAlarms ?? 256);
@@ -110,6 +115,11 @@ export class AlarmSet {
         existing.count = 0;
         existing.clearedMs = null;
         this.#activeCount++;
+        if (message) existing.message = message;
+        existing.count++;
+        existing.lastMs = now;
+        this.onChange?.('raised', existing);
+        return;
       }
       existing.count++;
       existing.lastMs = now;
@@ -131,7 +141,7 @@ export class AlarmSet {
       bySubject = new Map();
       this.#byCode.set(code, bySubject);
     }
-    bySubject.set(subject, {
+    const alarm: MutableAlarm = {
       code,
       severity: ALARM_SEVERITY[code],
       subject,
@@ -141,9 +151,11 @@ export class AlarmSet {
       count: 1,
       active: true,
       clearedMs: null,
-    });
+    };
+    bySubject.set(subject, alarm);
     this.#size++;
     this.#activeCount++;
+    this.onChange?.('raised', alarm);
   }
 
   /** Ends an alarm's episode. Returns true when it was active. */
@@ -153,6 +165,7 @@ export class AlarmSet {
     a.active = false;
     a.clearedMs = now;
     this.#activeCount--;
+    this.onChange?.('cleared', a);
     return true;
   }
 
@@ -167,6 +180,7 @@ export class AlarmSet {
         a.clearedMs = now;
         this.#activeCount--;
         n++;
+        this.onChange?.('cleared', a);
       }
     }
     return n;
@@ -186,6 +200,7 @@ export class AlarmSet {
         a.clearedMs = now;
         this.#activeCount--;
         n++;
+        this.onChange?.('cleared', a);
       }
     }
     return n;

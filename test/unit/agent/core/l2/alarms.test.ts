@@ -52,3 +52,22 @@ test('the set is bounded: extra subjects fold into one alarm-overflow alarm', ()
 test('every code has a severity', () => {
   for (const c of ALARM_CODES) assert.ok(ALARM_SEVERITY[c]);
 });
+
+test('episodes are reported when they start and end, not for repeats (what the agent logs)', () => {
+  const a = new AlarmSet();
+  const seen: string[] = [];
+  a.onChange = (what, al) => seen.push(`${what}:${al.code}:${al.subject}`);
+  a.raise('split-brain', '192.168.10.5', 1, 'claimed by 02:00:00:00:00:99');
+  a.raise('split-brain', '192.168.10.5', 2);
+  a.raise('split-brain', '192.168.10.5', 3);
+  a.clear('split-brain', '192.168.10.5', 4);
+  a.clear('split-brain', '192.168.10.5', 5);
+  a.raise('split-brain', '192.168.10.5', 6);
+  a.clearIdle('split-brain', 1, 10);
+  assert.deepEqual(seen, [
+    'raised:split-brain:192.168.10.5',
+    'cleared:split-brain:192.168.10.5',
+    'raised:split-brain:192.168.10.5',
+    'cleared:split-brain:192.168.10.5',
+  ]);
+});

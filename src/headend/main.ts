@@ -11,7 +11,7 @@ import type { Logger } from '../shared/log.js';
 import { RegistryWatcher } from '../shared/registry/registry-file.js';
 import { monotonicClock, systemScheduler, systemWallClock } from '../shared/system-time.js';
 import { feedSession, tlsTransport } from '../shared/tunnel/tls-transport.js';
-import { openAuditLog, readAuditFile, verifyAuditFile } from './adapters/audit-log.js';
+import { openAuditLog, readAuditFile, verifyAuditFile, type VerifyFileOptions } from './adapters/audit-log.js';
 import { openMetricsServer, type MetricsServer } from './adapters/metrics-server.js';
 import { watchRegistryFile } from './adapters/registry-watch.js';
 import { openTlsListener, refuseConnection } from './adapters/tls-listener.js';
@@ -79,7 +79,17 @@ function warnIfSomaxconnBelow(backlog: number, log: Logger): void {
 /** Starts a headend with the real sockets; resolves once it listens. */
 export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Promise<Headend> {
   const { log } = deps;
-  const auditLog = openAuditLog(config.auditLogFile, deps.now ?? (() => new Date()), (p) => log.error('audit log problem', { problem: p }));
+  const auditLog = openAuditLog(
+    config.auditLogFile,
+    deps.now ?? (() => new Date()),
+    (p) => log.error('alarm raised: audit log problem', { problem: p }),
+    {
+      sinkFile: config.auditSinkFile ?? undefined,
+    },
+  );
+  // A checkpoint a minute while records come: a crash leaves at most a minute unsigned (its next start signs it).
+  const checkpointTimer = setInterval(() => auditLog.checkpoint(), 60_000);
+  checkpointTimer.unref();
   const watcher = new RegistryWatcher(config.registryFile);
   const registry = watcher.reload();
   const tls = {
@@ -171,9 +181,16 @@ export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Pr
     renderMetrics: () => core.renderMetrics(),
     sessions: () => core.sessions(),
     async close() {
+      clearInterval(checkpointTimer);
       loop.stop();
       stopWatch();
       core.closeAll('headend-shutdown');
+      // The disconnects just written are signed before the process goes: a clean stop leaves no unsigned tail.
+      try {
+        auditLog.checkpoint();
+      } catch (e) {
+        log.error('audit checkpoint at shutdown failed', { error: errorMessage(e) });
+      }
       await listener.close();
       await metrics?.close();
       await vxlan.close();
@@ -220,6 +237,6 @@ export function exportAuditLog(file: string, format: 'csv' | 'jsonl'): string {
 }
 
 /** `connector audit verify`: the hash chain, and the head pointer when there is one. */
-export function verifyAuditLog(file: string): AuditVerdict & { headChecked: boolean } {
-  return verifyAuditFile(file);
+export function verifyAuditLog(file: string, o: VerifyFileOptions = {}): AuditVerdict & { headChecked: boolean } {
+  return verifyAuditFile(file, o);
 }

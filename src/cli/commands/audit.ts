@@ -5,15 +5,25 @@ import { UsageError } from '../../shared/errors.js';
 import { exportAuditLog, verifyAuditLog } from '../../headend/main.js';
 
 const HELP = `usage: connector audit export --format csv|jsonl --log FILE
-       connector audit verify --log FILE
+       connector audit verify --log FILE [--pubkey FILE] [--sink FILE] [--accept-epoch N]...
 
-export  writes the records to stdout as CSV (RFC 4180, header row) or JSON Lines, each with its own hash
-verify  checks the hash chain and the head pointer (FILE.head); exit 0 when intact, 1 with the first
-        bad line otherwise
+export  writes the records to stdout as CSV (RFC 4180, header row; formula-safe) or JSON Lines, each
+        with its own hash
+verify  checks the hash chain, every signed checkpoint (with the headend's public key: --pubkey, default
+        FILE.pub; an auditor passes the copy they keep), the head pointer (FILE.head), and with --sink
+        that the log still holds the last checkpoint shipped off the host. An epoch begun on a log
+        that was cut or rewritten fails until accepted with --accept-epoch N. Exit 0 when intact, 1 with
+        the first bad line otherwise
 `;
 
 export async function run(argv: string[]): Promise<number> {
-  const p = parseCommandArgs(argv, { format: { type: 'string' }, log: { type: 'string' } });
+  const p = parseCommandArgs(argv, {
+    format: { type: 'string' },
+    log: { type: 'string' },
+    pubkey: { type: 'string' },
+    sink: { type: 'string' },
+    'accept-epoch': { type: 'string', multiple: true },
+  });
   const [sub, ...extra] = p.positionals;
   if (p.help || sub === undefined) {
     process.stdout.write(HELP);
@@ -28,10 +38,16 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (sub === 'verify') {
-    const v = verifyAuditLog(log);
+    const accept = ((p.values['accept-epoch'] as string[] | undefined) ?? []).map((x) => {
+      if (!/^\d+$/.test(x)) throw new UsageError(`--accept-epoch takes an epoch number, not "${x}"`);
+      return Number(x);
+    });
+    const v = verifyAuditLog(log, { pubkeyFile: str(p, 'pubkey'), sinkFile: str(p, 'sink'), acceptEpochs: accept });
     if (v.ok) {
-      const tail = v.headChecked ? 'head pointer matches' : `no head pointer (${log}.head): a removed tail cannot be detected`;
-      process.stdout.write(`ok: ${v.lines} lines, chain intact, ${tail}, last hash ${v.head.hash}\n`);
+      const tail = v.unsignedTail > 0 ? `; ${v.unsignedTail} records after the last checkpoint are not signed yet` : '';
+      process.stdout.write(
+        `ok: ${v.lines} lines, chain intact, ${v.checkpoints} signed checkpoints, ${v.epochs.length} epochs, head pointer consistent${tail}; last hash ${v.head.hash}\n`,
+      );
       return 0;
     }
     process.stdout.write(`FAILED at line ${v.line}: ${v.problem}\n`);

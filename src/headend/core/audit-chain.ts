@@ -10,7 +10,14 @@ import { createHash } from 'node:crypto';
 
 export const AUDIT_GENESIS = '0'.repeat(64);
 
-export type AuditEvent = 'connect' | 'disconnect' | 'refused' | 'headend-start';
+export type AuditEvent = 'connect' | 'disconnect' | 'refused' | 'headend-start' | 'epoch' | 'checkpoint';
+
+/**
+ * Why an epoch began (written at every open of the log). The last four mean the log was not as the
+ * headend left it: verify fails on such an epoch until the operator accepts it (`--accept-epoch N`).
+ */
+export type EpochReason = 'new-log' | 'restart' | 'restart-after-crash' | 'cut' | 'head-missing' | 'head-corrupt' | 'chain-broken';
+export const TAMPER_REASONS: readonly EpochReason[] = ['cut', 'head-missing', 'head-corrupt', 'chain-broken'];
 
 export interface AuditFields {
   sessionId?: string;
@@ -28,6 +35,14 @@ export interface AuditFields {
   framesOut?: number;
   durationMs?: number;
   reason?: string;
+  /** Epoch and checkpoint records: the epoch number (1 for a new log, +1 at each open). */
+  epoch?: number;
+  /** A checkpoint: the seq and hash of the line it signs (the line right before it). */
+  coversSeq?: number;
+  coversHash?: string;
+  /** A checkpoint: Ed25519 signature (base64) of checkpointMessage(), and the key's id. */
+  sig?: string;
+  keyId?: string;
 }
 
 export interface AuditRecord extends AuditFields {
@@ -76,7 +91,33 @@ export function buildAuditLine(head: AuditHead, time: Date, event: AuditEvent, f
   return { line, head: { seq: rec.seq, hash: sha256Hex(line) } };
 }
 
-export type AuditVerdict = { ok: true; lines: number; head: AuditHead } | { ok: false; line: number; problem: string };
+export type AuditVerdict =
+  | {
+      ok: true;
+      lines: number;
+      head: AuditHead;
+      /** Signed checkpoints checked. */
+      checkpoints: number;
+      /** Records after the last checkpoint: not signed yet (a running headend, or one that crashed: its next start signs them). */
+      unsignedTail: number;
+      /** Epochs, with the reason each began. */
+      epochs: { epoch: number; reason: string; line: number }[];
+    }
+  | { ok: false; line: number; problem: string };
+
+/** What a checkpoint's signature covers. */
+export function checkpointMessage(epoch: number, seq: number, hash: string): string {
+  return `connector-audit-checkpoint/1\n${epoch}\n${seq}\n${hash}`;
+}
+
+export interface VerifyOptions {
+  /** Checks a checkpoint signature; absent: checkpoints cannot be checked, and verify fails on the first. */
+  verifySig?(message: string, sigBase64: string, keyId: string | undefined): boolean;
+  /** Epochs begun on a tampered log that the operator has looked at and accepts ('all': the writer's own structural check). */
+  acceptEpochs?: readonly number[] | 'all';
+  /** The latest checkpoint shipped off the host: the log must still hold it. */
+  sink?: { epoch: number; coversSeq: number; coversHash: string } | null;
+}
 
 /** Splits file text into lines; a missing final newline means the last line was cut off while written. */
 export function splitAuditText(text: string): { lines: string[]; partialTail: boolean } {
@@ -103,11 +144,17 @@ function parseRecord(line: string): AuditRecord | string {
 }
 
 /**
- * Checks the chain line by line (1-based line numbers in the verdict) and, when a head pointer is given,
- * that the log ends exactly there (catches a removed tail).
+ * Checks the chain line by line (1-based line numbers in the verdict), every checkpoint's signature and
+ * coverage, the epochs (a tampered one fails unless accepted), the head pointer (it may lag the log by
+ * what a crash left unwritten, never lead it or disagree with it), and the off-host sink's checkpoint.
  */
-export function verifyAuditLines(lines: readonly string[], head?: AuditHead): AuditVerdict {
+export function verifyAuditLines(lines: readonly string[], head?: AuditHead, o: VerifyOptions = {}): AuditVerdict {
   let prev: AuditHead = { seq: 0, hash: AUDIT_GENESIS };
+  const hashes: string[] = [];
+  const epochs: { epoch: number; reason: string; line: number }[] = [];
+  let checkpoints = 0;
+  let lastCheckpointLine = 0;
+  let sinkSeen = false;
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i] ?? '';
     const rec = parseRecord(line);
@@ -118,18 +165,58 @@ export function verifyAuditLines(lines: readonly string[], head?: AuditHead): Au
     if (rec.seq !== prev.seq + 1) {
       return { ok: false, line: i + 1, problem: `seq ${rec.seq} follows seq ${prev.seq}` };
     }
+    if (rec.event === 'epoch') {
+      const reason = rec.reason ?? '';
+      epochs.push({ epoch: rec.epoch ?? 0, reason, line: i + 1 });
+      const accepted = o.acceptEpochs === 'all' || (o.acceptEpochs ?? []).includes(rec.epoch ?? -1);
+      if ((TAMPER_REASONS as readonly string[]).includes(reason) && !accepted) {
+        return {
+          ok: false,
+          line: i + 1,
+          problem: `epoch ${rec.epoch ?? '?'} began on a log that was not as the headend left it (${reason}); look at it, then accept it with --accept-epoch ${rec.epoch ?? '?'}`,
+        };
+      }
+    }
+    if (rec.event === 'checkpoint') {
+      if (rec.coversSeq !== prev.seq || rec.coversHash !== prev.hash || rec.epoch === undefined || rec.sig === undefined) {
+        return { ok: false, line: i + 1, problem: 'checkpoint does not cover the line before it' };
+      }
+      if (!o.verifySig) return { ok: false, line: i + 1, problem: 'no public key to check the signed checkpoints (pass --pubkey)' };
+      if (!o.verifySig(checkpointMessage(rec.epoch, rec.coversSeq, rec.coversHash), rec.sig, rec.keyId)) {
+        return { ok: false, line: i + 1, problem: 'checkpoint signature does not verify (forged, corrupt, or another key)' };
+      }
+      checkpoints++;
+      lastCheckpointLine = i + 1;
+      if (o.sink && o.sink.epoch === rec.epoch && o.sink.coversSeq === rec.coversSeq && o.sink.coversHash === rec.coversHash)
+        sinkSeen = true;
+    }
     prev = { seq: rec.seq, hash: sha256Hex(line) };
+    hashes.push(prev.hash);
   }
   if (head) {
-    if (head.seq !== prev.seq || head.hash !== prev.hash) {
+    if (head.seq > prev.seq) {
       return {
         ok: false,
         line: lines.length,
-        problem: `the head pointer names seq ${head.seq} but the log ends at seq ${prev.seq} (lines were removed from or added to the end)`,
+        problem: `the head pointer names seq ${head.seq} but the log ends at seq ${prev.seq} (lines were removed from the end)`,
+      };
+    }
+    if (head.seq > 0 && hashes[head.seq - 1] !== head.hash) {
+      return {
+        ok: false,
+        line: head.seq,
+        problem: `the head pointer's hash for seq ${head.seq} does not match that line (the log or the pointer was rewritten)`,
       };
     }
   }
-  return { ok: true, lines: lines.length, head: prev };
+  if (o.sink && !sinkSeen) {
+    return {
+      ok: false,
+      line: lines.length,
+      problem: `the log lacks the checkpoint the off-host sink holds (epoch ${o.sink.epoch}, seq ${o.sink.coversSeq}): it was cut or rewritten`,
+    };
+  }
+  return { ok: true, lines: lines.length, head: prev, checkpoints, unsignedTail: lines.length - lastCheckpointLine, epochs };
 }
 
 /** The head pointer file's content; null when it is not one. */

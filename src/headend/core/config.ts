@@ -29,6 +29,8 @@ export interface HeadendConfig {
   tls: { certFile: string; keyFile: string; deviceCaFile: string };
   registryFile: string;
   auditLogFile: string;
+  /** A file off the host (another machine's mount, an append-only store) that receives every audit checkpoint. */
+  auditSinkFile: string | null;
   /** null: no metrics endpoint. */
   metrics: HostPort | null;
   vxlan: { localAddress: string; port: number; vtepPort: number };
@@ -83,6 +85,7 @@ const HEADEND_SCHEMA = object({
   tls: object({ cert: string(), key: string(), deviceCa: string() }),
   registry: string(),
   auditLog: string(),
+  auditSink: optional(string()),
   metrics: optional(nullable(object({ host: optional(string(), '127.0.0.1'), port: port() })), null),
   vxlan: section({
     localAddress: optional(string(), HEADEND_DEFAULTS.vxlanLocalAddress),
@@ -124,6 +127,7 @@ export function parseHeadendConfig(doc: unknown, baseDir: string): HeadendConfig
     tls: Object.freeze({ certFile: path(c.tls.cert), keyFile: path(c.tls.key), deviceCaFile: path(c.tls.deviceCa) }),
     registryFile: path(c.registry),
     auditLogFile: path(c.auditLog),
+    auditSinkFile: c.auditSink === undefined ? null : path(c.auditSink),
     metrics: c.metrics === null ? null : Object.freeze(c.metrics),
     vxlan: Object.freeze(c.vxlan),
     session: Object.freeze(c.session),

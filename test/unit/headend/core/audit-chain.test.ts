@@ -40,11 +40,18 @@ test('a fresh log verifies, and reopening continues the chain', (t) => {
     () => new Date(),
     (p) => assert.fail(p),
   );
-  assert.equal(again.head.seq, 3);
+  // epoch + checkpoint, 3 records, then the reopen's epoch + checkpoint (signing the 3).
+  assert.equal(again.head.seq, 7);
   again.append('refused', { serial: 'X', reason: 'denylisted' });
   const v = verifyAuditFile(path);
   assert.equal(v.ok, true);
-  assert.equal(v.ok && v.lines, 4);
+  assert.equal(v.ok && v.lines, 8);
+  assert.equal(v.ok && v.checkpoints, 2);
+  assert.equal(v.ok && v.unsignedTail, 1);
+  assert.deepEqual(v.ok && v.epochs.map((e) => [e.epoch, e.reason]), [
+    [1, 'new-log'],
+    [2, 'restart-after-crash'],
+  ]);
   assert.equal(v.headChecked, true);
 });
 
@@ -53,44 +60,44 @@ for (const [name, mutate, badLine] of [
   [
     'an edited line',
     (l: string[]) => {
-      l[2] = (l[2] ?? '').replace('"bytesIn":200', '"bytesIn":201');
+      l[4] = (l[4] ?? '').replace('"bytesIn":200', '"bytesIn":201');
     },
-    4,
+    6,
   ],
   [
     'an edited last line',
     (l: string[]) => {
-      l[4] = (l[4] ?? '').replace('"bytesIn":400', '"bytesIn":0');
+      l[6] = (l[6] ?? '').replace('"bytesIn":400', '"bytesIn":0');
     },
-    5,
+    7,
   ],
   [
     'a removed line',
     (l: string[]) => {
-      l.splice(1, 1);
+      l.splice(3, 1);
     },
-    2,
+    4,
   ],
   [
     'an inserted line',
     (l: string[]) => {
-      l.splice(2, 0, l[1] ?? '');
+      l.splice(4, 0, l[3] ?? '');
     },
-    3,
+    5,
   ],
   [
     'a removed tail',
     (l: string[]) => {
       l.pop();
     },
-    4,
+    6,
   ],
   [
     'an appended line',
     (l: string[]) => {
       l.push(l[0] ?? '');
     },
-    6,
+    8,
   ],
 ] as const) {
   test(`verify fails on ${name}`, (t) => {
@@ -108,7 +115,14 @@ for (const [name, mutate, badLine] of [
 
 test('without a head pointer the chain alone still catches edits inside the log', () => {
   const lines: string[] = [];
-  assert.deepEqual(verifyAuditLines(lines), { ok: true, lines: 0, head: { seq: 0, hash: '0'.repeat(64) } });
+  assert.deepEqual(verifyAuditLines(lines), {
+    ok: true,
+    lines: 0,
+    head: { seq: 0, hash: '0'.repeat(64) },
+    checkpoints: 0,
+    unsignedTail: 0,
+    epochs: [],
+  });
   assert.equal(verifyAuditLines(['{"seq":1,"time":"x","prev":"bad","event":"connect"}']).ok, false);
   assert.equal(verifyAuditLines(['not json']).ok, false);
 });
@@ -120,8 +134,8 @@ test('csv export has a header and one well-formed row per record, quoting per RF
   const rows = csv.split('\r\n');
   assert.equal(rows.pop(), '');
   assert.equal(rows[0], AUDIT_COLUMNS.join(','));
-  assert.equal(rows.length, 6);
-  assert.ok(rows[4]?.includes('"quote "" and, comma"'));
+  assert.equal(rows.length, 8, 'header, epoch, checkpoint, 5 records');
+  assert.ok(rows[6]?.includes('"quote "" and, comma"'));
   // Every data row has as many cells as the header once quoted cells are taken as one.
   for (const r of rows.slice(1)) {
     const cells = r.match(/("([^"]|"")*"|[^,]*)(,|$)/g)?.filter((c) => c !== '') ?? [];
@@ -133,7 +147,7 @@ test('jsonl export is one JSON object per line with its own hash', (t) => {
   const path = tempLog(t);
   writeSample(path);
   const out = auditToJsonl(readAuditFile(path).lines).trimEnd().split('\n');
-  assert.equal(out.length, 5);
+  assert.equal(out.length, 7);
   const recs = out.map((l) => JSON.parse(l) as { seq: number; hash: string; prev: string });
   for (let i = 1; i < recs.length; i++) assert.equal(recs[i]?.prev, recs[i - 1]?.hash);
 });
@@ -162,7 +176,7 @@ test('csv export: a device-chosen site that a spreadsheet would run as a formula
   for (const site of ['=HYPERLINK("http://evil","x")', '+1+1', '-2', '@SUM(A1)', 'plain']) {
     log.append('connect', { serial: 'CN-1', tenant: 'acme', site } as never);
   }
-  const rows = auditToCsv(readAuditFile(path).lines).split('\r\n').slice(1, -1);
+  const rows = auditToCsv(readAuditFile(path).lines).split('\r\n').slice(3, -1);
   const siteCol = AUDIT_COLUMNS.indexOf('site');
   assert.ok(siteCol >= 0);
   for (const r of rows.slice(0, 4)) {

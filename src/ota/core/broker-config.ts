@@ -3,7 +3,7 @@
 // id (so one device cannot kick another off by reusing its client id), and ACL patterns that confine each
 // device to connector/v1/<its CN>/. Pure: options in, file texts out.
 import { ConnectorError } from '../../shared/errors.js';
-import { TOPIC_ROOT } from '../../shared/ota/protocol.js';
+import { MQTT_MAX_PACKET_BYTES, TOPIC_ROOT } from '../../shared/ota/protocol.js';
 
 export interface BrokerConfigOptions {
   /** Absolute paths as mosquitto will see them. */
@@ -57,6 +57,11 @@ export function generateBrokerConfig(o: BrokerConfigOptions): BrokerConfigFiles 
     'log_type notice',
     'log_type information',
     'connection_messages true',
+    // Bounds what one client can make the broker hold: no packet (and so no retained message) above
+    // what a job needs, and a bounded queue per client.
+    `max_packet_size ${MQTT_MAX_PACKET_BYTES}`,
+    'max_queued_messages 1000',
+    'max_inflight_messages 20',
     '',
     `listener ${o.port} ${noNewline('host', o.host)}`,
     'protocol mqtt',

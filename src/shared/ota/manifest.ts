@@ -51,7 +51,7 @@ export interface ReleaseManifest {
   readonly artifacts: readonly ReleaseArtifact[];
 }
 
-const MAX_MANIFEST_BYTES = 64 * 1024;
+export const MAX_MANIFEST_BYTES = 64 * 1024;
 
 function bad(path: string, problem: string): ConnectorError {
   return new ConnectorError('CK_ERR_OTA_MANIFEST', `release manifest ${path}: ${problem}`);

@@ -4,7 +4,7 @@
 //   connector/v1/<serial>/status               device -> all, retained, QoS 1; Last Will {"online":false}
 //   connector/v1/<serial>/jobs/<jobId>         controller -> device, retained, QoS 1: the job document
 //   connector/v1/<serial>/jobs/<jobId>/state   device -> controller, retained, QoS 1: every state change
-import { check, integer, isRecord, object, oneOf, optional, refine, string, type Schema } from '../schema/schema.js';
+import { boolean, check, integer, isRecord, object, oneOf, optional, refine, string, type Schema } from '../schema/schema.js';
 
 /** Why a device refused a release before touching anything (the device's gate, agent/core/ota/verify-release.ts). */
 export type RejectReason = 'unsigned' | 'bad-signature' | 'bad-manifest' | 'wrong-board' | 'incompatible' | 'downgrade';
@@ -32,7 +32,15 @@ export interface JobDocument {
   /** usign signature file text; absent means unsigned (devices refuse). */
   readonly signature?: string;
   readonly issuedAt: string;
+  /** Install even when the device already runs this version (the operator's explicit choice). */
+  readonly force?: boolean;
 }
+
+/**
+ * The largest MQTT packet either side accepts: a job carries a manifest of at most 64 KiB, base64, with
+ * its signature. The device announces it in CONNECT; the generated broker config enforces it.
+ */
+export const MQTT_MAX_PACKET_BYTES = 128 * 1024;
 
 /** Device-side job states, in order; the last four are terminal. */
 export type JobState =
@@ -56,7 +64,14 @@ export interface JobStateReport {
   /** Agent version the device runs after this state (the proof a rollout reached it). */
   readonly version: string;
   readonly targetVersion?: string;
-  readonly reason?: RejectReason | 'health-check-failed' | 'download-failed' | 'artifact-mismatch' | 'install-failed' | 'sysupgrade-failed';
+  readonly reason?:
+    | RejectReason
+    | 'health-check-failed'
+    | 'download-failed'
+    | 'artifact-mismatch'
+    | 'install-failed'
+    | 'sysupgrade-failed'
+    | 'already-installed';
   readonly detail?: string;
   readonly progress?: { readonly bytes: number; readonly total: number };
   readonly at: string;
@@ -98,6 +113,7 @@ const JOB_DOCUMENT_SCHEMA = object(
     manifest: anyString(),
     signature: optional(anyString()),
     issuedAt: anyString(),
+    force: optional(boolean()),
   },
   tolerant,
 );

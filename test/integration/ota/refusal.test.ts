@@ -126,6 +126,17 @@ test('bad releases are refused before anything on the device changes', async (t)
   assert.equal(await dev.updater.handleJob(job('j-rotated', rotated)), 'succeeded');
   assert.equal(await dev.updater.runningVersion(), '1.2.0');
   assert.notEqual(hashDeviceTree(dev.root), before);
+
+  // The same signed release replayed under a new job id: nothing is reinstalled, nothing restarts; the
+  // job reports success (the unit runs the version) with the reason. With "force", it reinstalls.
+  const afterInstall = hashDeviceTree(dev.root);
+  const restarts = dev.restarts.length;
+  assert.equal(await dev.updater.handleJob(job('j-replayed', rotated)), 'succeeded');
+  assert.equal(dev.reports.at(-1)?.reason, 'already-installed');
+  assert.equal(hashDeviceTree(dev.root), afterInstall, 'nothing reinstalled');
+  assert.equal(dev.restarts.length, restarts, 'the agent was not restarted');
+  assert.equal(await dev.updater.handleJob({ ...job('j-forced', rotated), force: true }), 'succeeded');
+  assert.equal(dev.restarts.length, restarts + 1, 'a forced job reinstalls and restarts');
 });
 
 test('an OS release runs sysupgrade -T, then sysupgrade, through the configured command', async (t) => {

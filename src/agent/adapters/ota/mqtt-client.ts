@@ -6,6 +6,7 @@ import { errorMessage } from '../../../shared/errors.js';
 import type { Logger } from '../../../shared/log.js';
 import {
   deviceJobsFilter,
+  MQTT_MAX_PACKET_BYTES,
   jobStateTopic,
   parseJobDocument,
   parseJobTopic,
@@ -49,7 +50,7 @@ export async function connectDeviceMqtt(o: DeviceMqttOptions): Promise<DeviceMqt
     key: o.key,
     keepalive: o.keepaliveS ?? 30,
     clean: false,
-    properties: { sessionExpiryInterval: 3600 },
+    properties: { sessionExpiryInterval: 3600, maximumPacketSize: MQTT_MAX_PACKET_BYTES },
     reconnectPeriod: 1000,
     will: { topic: statusTopic(o.serial), payload: Buffer.from(JSON.stringify(offline)), qos: 1, retain: true },
   });

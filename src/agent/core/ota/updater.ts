@@ -9,6 +9,7 @@ import { errorMessage } from '../../../shared/errors.js';
 import type { Logger } from '../../../shared/log.js';
 import type { UsignPublicKey } from '../../../shared/usign/index.js';
 import type { JobDocument, JobState, JobStateReport } from '../../../shared/ota/protocol.js';
+import { compareVersions } from '../../../shared/ota/version.js';
 import { checkRelease } from './verify-release.js';
 import {
   progressBucket,
@@ -306,6 +307,17 @@ export function runUpdater(o: UpdaterOptions): Updater {
           return 'rejected';
         }
         const m = check.manifest;
+        if (compareVersions(m.version, version) === 0 && doc.force !== true) {
+          // A release is installed once: the same signed job replayed under a new id must not reinstall
+          // and restart the agent. The unit already runs it, which is what the rollout wanted.
+          await save(withHistory(p, { jobId: doc.jobId, state: 'succeeded', version, at: now().toISOString() }));
+          await send({ jobId: doc.jobId, version: m.version }, 'succeeded', {
+            reason: 'already-installed',
+            detail: `this unit already runs ${version}; the job sets "force": true to reinstall`,
+          });
+          log.info('ota job: version already installed', { jobId: doc.jobId, version });
+          return 'succeeded';
+        }
         const artifact = m.artifacts.find((a) => a.kind === 'sysupgrade') ?? m.artifacts.find((a) => a.kind === 'agent');
         if (!artifact) throw new TypeError('unreachable: the manifest parser accepted a release without artifacts');
         const job: ActiveJob = {

@@ -3,7 +3,7 @@
 // all before a single byte is downloaded or written. Pure; returns a result, never throws.
 import { errorMessage, hasCode } from '../../../shared/errors.js';
 import { verifyUsign, type UsignPublicKey } from '../../../shared/usign/index.js';
-import { parseReleaseManifest, type ReleaseManifest } from '../../../shared/ota/manifest.js';
+import { MAX_MANIFEST_BYTES, parseReleaseManifest, type ReleaseManifest } from '../../../shared/ota/manifest.js';
 import { compareVersions } from '../../../shared/ota/version.js';
 import type { RejectReason } from '../../../shared/ota/protocol.js';
 
@@ -25,6 +25,10 @@ export function checkRelease(
   trustedKeys: readonly UsignPublicKey[],
   device: DeviceFacts,
 ): ReleaseCheck {
+  // Size first: a 100 MB "manifest" must cost a comparison, not a signature check over 100 MB.
+  if (manifestBytes.length > MAX_MANIFEST_BYTES) {
+    return { ok: false, reason: 'bad-manifest', detail: `release manifest is larger than ${MAX_MANIFEST_BYTES} bytes` };
+  }
   if (signature === undefined || signature.trim() === '') {
     return { ok: false, reason: 'unsigned', detail: 'the job carries no signature; unsigned releases are never installed' };
   }

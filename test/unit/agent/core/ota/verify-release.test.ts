@@ -41,3 +41,22 @@ test('the gate accepts a good release and names why it refuses each bad one', ()
   const junk = Buffer.from('not json');
   assert.equal(reason(checkRelease(junk, encodeUsignSignature(signUsign(junk, key.secretKey)), [key.publicKey], device)), 'bad-manifest');
 });
+
+test('an oversize manifest is refused by its size, before any signature work', () => {
+  const huge = Buffer.alloc(100 * 1024 * 1024, 0x20);
+  let signatureChecked = false;
+  // A signature that would make verification throw if it were ever parsed: it must not be reached.
+  const sig = {
+    trim() {
+      signatureChecked = true;
+      return 'x';
+    },
+  } as unknown as string;
+  const t0 = process.hrtime.bigint();
+  const r = checkRelease(huge, sig, [key.publicKey], device);
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  assert.equal(reason(r), 'bad-manifest');
+  assert.match(r.ok ? '' : r.detail, /larger than 65536 bytes/);
+  assert.equal(signatureChecked, false, 'the signature was never looked at');
+  assert.ok(ms < 1_000);
+});

@@ -144,7 +144,7 @@ export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Pr
     metrics = await openMetricsServer(
       config.metrics.host,
       config.metrics.port,
-      () => core.renderMetrics(),
+      (detail) => core.renderMetrics(detail),
       log,
       () => core.sessions(),
     );

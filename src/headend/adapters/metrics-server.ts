@@ -16,15 +16,16 @@ export interface MetricsServer {
 export async function openMetricsServer(
   host: string,
   port: number,
-  render: () => string,
+  render: (detail: 'tenant' | 'segment') => string,
   log: Logger,
   sessions: () => unknown = () => [],
 ): Promise<MetricsServer> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '').split('?')[0];
     if (req.method === 'GET' && path === '/metrics') {
+      const detail = new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get('detail') === 'segment' ? 'segment' : 'tenant';
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
-      res.end(render());
+      res.end(render(detail));
     } else if (req.method === 'GET' && path === '/sessions') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ sessions: sessions() }));

@@ -197,7 +197,7 @@ export class HeadendCore {
     this.forwarder.setSegments(segmentsOf(reg));
     this.metrics.reset('connector_headend_segment_mtu_too_small');
     for (const f of mtuFindings(reg, this.#config.minVtepPathMtu)) {
-      this.metrics.set('connector_headend_segment_mtu_too_small', { vni: f.vni, segment: f.segment }, f.tooSmall ? 1 : 0);
+      if (f.tooSmall) this.metrics.set('connector_headend_segment_mtu_too_small', { vni: f.vni, segment: f.segment }, 1);
       if (f.tooSmall) {
         this.#log.warn('segment VTEP path MTU cannot carry 1514-byte inner frames', {
           segment: f.segment,
@@ -236,22 +236,48 @@ export class HeadendCore {
     }
   }
 
-  renderMetrics(): string {
+  /**
+   * The Prometheus text. By default the per-segment families are summed per tenant (a provider with
+   * thousands of segments scrapes kilobytes, not megabytes, every 15 s); `detail: 'segment'` gives one
+   * series per segment (GET /metrics?detail=segment). Zero-valued series are left out either way.
+   */
+  renderMetrics(detail: 'tenant' | 'segment' = 'tenant'): string {
     const m = this.metrics;
-    m.reset('connector_headend_sessions');
-    m.reset('connector_headend_mac_entries');
+    for (const f of [
+      'connector_headend_sessions',
+      'connector_headend_mac_entries',
+      'connector_headend_frames_total',
+      'connector_headend_bytes_total',
+    ]) {
+      m.reset(f);
+    }
+    // Sums in plain numbers first, one entry per label set: the label strings are built once per tenant
+    // (or segment), not once per counter, which is what made a 5,000-segment scrape hold the loop.
+    const rows = new Map<string, { labels: Record<string, string | number>; v: number[] }>();
     for (const { info, stats, macs, sessions: n } of this.forwarder.segmentStats()) {
-      const l = { vni: info.vni, segment: info.name };
-      m.set('connector_headend_sessions', l, n);
-      m.set('connector_headend_mac_entries', l, macs);
-      for (const [dir, st] of [
-        ['tunnel-in', stats.tunnelIn],
-        ['tunnel-out', stats.tunnelOut],
-        ['vtep-in', stats.vtepIn],
-        ['vtep-out', stats.vtepOut],
-      ] as const) {
-        m.set('connector_headend_frames_total', { ...l, direction: dir }, st.frames);
-        m.set('connector_headend_bytes_total', { ...l, direction: dir }, st.bytes);
+      const key = detail === 'segment' ? String(info.vni) : (info.name.split('/')[0] ?? info.name);
+      let r = rows.get(key);
+      if (!r) {
+        r = { labels: detail === 'segment' ? { vni: info.vni, segment: info.name } : { tenant: key }, v: new Array<number>(10).fill(0) };
+        rows.set(key, r);
+      }
+      const v = r.v;
+      v[0] = (v[0] ?? 0) + n;
+      v[1] = (v[1] ?? 0) + macs;
+      const byDir = [stats.tunnelIn, stats.tunnelOut, stats.vtepIn, stats.vtepOut];
+      for (let d = 0; d < 4; d++) {
+        v[2 + d] = (v[2 + d] ?? 0) + (byDir[d]?.frames ?? 0);
+        v[6 + d] = (v[6 + d] ?? 0) + (byDir[d]?.bytes ?? 0);
+      }
+    }
+    const DIRS = ['tunnel-in', 'tunnel-out', 'vtep-in', 'vtep-out'] as const;
+    for (const { labels, v } of rows.values()) {
+      if (v[0]) m.set('connector_headend_sessions', labels, v[0]);
+      if (v[1]) m.set('connector_headend_mac_entries', labels, v[1]);
+      for (let d = 0; d < 4; d++) {
+        const dir = DIRS[d] as string;
+        if (v[2 + d]) m.set('connector_headend_frames_total', { ...labels, direction: dir }, v[2 + d] ?? 0);
+        if (v[6 + d]) m.set('connector_headend_bytes_total', { ...labels, direction: dir }, v[6 + d] ?? 0);
       }
     }
     for (const [reason, n] of Object.entries(this.forwarder.drops)) if (n > 0) this.#drops.set(`fwd:${reason}`, n);

@@ -251,7 +251,7 @@ test('metrics endpoint serves Prometheus text with the counters and the MTU warn
   const port = headend.metricsAddress?.port;
   assert.ok(port);
   const { status, type, body } = await new Promise<{ status: number; type: string; body: string }>((resolve, reject) => {
-    get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
+    get({ host: '127.0.0.1', port, path: '/metrics?detail=segment' }, (res) => {
       let b = '';
       res.setEncoding('utf8');
       res.on('data', (s: string) => (b += s));
@@ -265,7 +265,12 @@ test('metrics endpoint serves Prometheus text with the counters and the MTU warn
   assert.match(body, /connector_headend_frames_total\{direction="tunnel-in",segment="acme\/lan",vni="100"\} 1/);
   assert.match(body, /connector_headend_bytes_total\{direction="vtep-out",segment="acme\/lan",vni="100"\} 60/);
   assert.match(body, /connector_headend_segment_mtu_too_small\{segment="globex\/lan",vni="200"\} 1/);
-  assert.match(body, /connector_headend_segment_mtu_too_small\{segment="acme\/lan",vni="100"\} 0/);
+  assert.doesNotMatch(body, /connector_headend_segment_mtu_too_small\{segment="acme\/lan"/, 'no zero series');
+  assert.doesNotMatch(body, /segment="globex\/lan",vni="200"\} 0/, 'no zero series for the idle segment');
+  // The default view sums per tenant.
+  const byTenant = headend.renderMetrics();
+  assert.match(byTenant, /connector_headend_sessions\{tenant="acme"\} 1/);
+  assert.doesNotMatch(byTenant, /vni="100"\}/);
   // Every non-comment line is `name{labels} value`.
   for (const line of body.trimEnd().split('\n')) {
     if (!line.startsWith('#')) assert.match(line, /^[a-z_]+(\{[^}]*\})? \d+(\.\d+)?$/, line);

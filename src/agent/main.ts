@@ -156,7 +156,8 @@ export async function run(argv: string[]): Promise<number> {
         hello: { agentVersion: version, site: config.site, capabilities: ['l2', 'arp-nd-proxy'] },
         keepaliveMs: config.keepaliveMs,
         deadAfterMs: config.deadAfterMs,
-        backoff: { initialMs: 250, maxMs: config.reconnectMaxMs, jitter: 0.5 },
+        // Full jitter: a fleet that lost the same headend spreads its returns over the whole window.
+        backoff: { initialMs: 250, maxMs: config.reconnectMaxMs, jitter: 1 },
         sendQueueFrames: config.sendQueueFrames,
         aqm: config.aqm,
         log: log.child({ part: 'tunnel' }),

@@ -50,6 +50,8 @@ export interface MemoryTunnel extends TunnelLink {
   inject(frames: readonly Buffer[]): void;
   setState(s: TunnelState): void;
   queueLimit: number;
+  /** What the fake headend grants in its hello-ack. */
+  capabilities: string[];
 }
 
 export function memoryTunnel(): MemoryTunnel {
@@ -62,6 +64,8 @@ export function memoryTunnel(): MemoryTunnel {
     },
     sent: [],
     queueLimit: Infinity,
+    capabilities: [],
+    peerCapabilities: () => (state === 'up' ? t.capabilities : []),
     start() {
       t.setState('up');
     },

@@ -182,6 +182,11 @@ class Client implements TunnelClient {
     this.#stateHandlers.push(handler);
   }
 
+  peerCapabilities(): readonly string[] {
+    const s = this.#session;
+    return s !== null && s.state === 'up' ? (s.peerAck?.capabilities ?? []) : [];
+  }
+
   status(): TunnelStatus {
     const s = this.#session;
     const d = this.#done;

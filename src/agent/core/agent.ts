@@ -126,6 +126,11 @@ export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
       forwarder.start();
       tunnel.onStateChange((state, info) => {
         log.info('tunnel state', { state, headend: info.headend, reason: info.reason });
+        if (state === 'up' && tunnel) {
+          const granted = tunnel.peerCapabilities().includes('dhcp-from-dc');
+          policy.setDhcpFromDc(granted, deps.config.l2.allowDhcpFromTunnel);
+          if (granted) log.info('the datacentre segment may serve DHCP to the LAN (allowDhcpFromDc)');
+        }
       });
       tunnel.start();
       phase = 'running';

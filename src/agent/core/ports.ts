@@ -25,6 +25,8 @@ export interface TunnelLink {
   onFrames(handler: (frames: readonly Buffer[]) => void): void;
   onStateChange(handler: (state: TunnelState, info: { headend?: string; reason?: string }) => void): void;
   status(): Record<string, unknown>;
+  /** What the headend granted in its hello-ack (e.g. `dhcp-from-dc`); empty while not up. */
+  peerCapabilities(): readonly string[];
   close(): Promise<void>;
 }
 

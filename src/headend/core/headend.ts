@@ -130,7 +130,8 @@ export class HeadendCore {
           headendVersion: this.#config.headendVersion,
           keepaliveMs: c.keepaliveMs,
           deadAfterMs: c.deadAfterMs,
-          capabilities: [],
+          // The segment's options the device must apply: today, whether DHCP from the DC may reach the LAN.
+          capabilities: this.#registry.tenants[tenant]?.segments[segmentName]?.allowDhcpFromDc ? ['dhcp-from-dc'] : [],
         },
       },
       transport,

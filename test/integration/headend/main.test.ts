@@ -368,3 +368,23 @@ test('a session that goes silent is closed as dead-peer after session.deadAfterM
   t.diagnostic(`silent session closed after ${Math.round(performance.now() - t0)} ms (deadAfterMs 3000)`);
   await waitFor('dead-peer audit line', 3_000, () => auditLines(d).some((l) => l['event'] === 'disconnect' && l['reason'] === 'dead-peer'));
 });
+
+test('the hello-ack grants dhcp-from-dc exactly for segments whose registry entry allows DHCP from the DC', async (t) => {
+  const d = tempDir(t, 'ck-he-dhcp-', true);
+  const pki = await createTestPki(d.dir);
+  writeJson(
+    d.path('registry.json'),
+    registryDoc({ acme: { vni: 100, allowDhcpFromDc: true }, globex: { vni: 200 } }, { 'A-1': 'acme', 'G-1': 'globex' }),
+  );
+  const headend = await startHeadend(parseHeadendConfig(headendConfigDoc(d, pki), d.dir), { log: silentLogger, registryPollMs: 0 });
+  t.after(() => headend.close());
+  for (const [serial, want] of [
+    ['A-1', ['dhcp-from-dc']],
+    ['G-1', []],
+  ] as const) {
+    const c = await rawTunnel(headend.tunnelAddress.port, await pki.client(serial), pki.dcCa.pem);
+    const ack = await c.hello();
+    c.socket.destroy();
+    assert.deepEqual(ack.type === 'hello-ack' ? ack.capabilities : null, want, serial);
+  }
+});

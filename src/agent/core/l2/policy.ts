@@ -101,6 +101,15 @@ export class L2Policy {
   }
 
   /**
+   * Whether DHCP server messages from the datacentre may reach the LAN: the unit's own setting, or the
+   * segment's `allowDhcpFromDc` as the headend grants it in the hello-ack (`dhcp-from-dc`).
+   */
+  setDhcpFromDc(grantedByHeadend: boolean, unitSetting: boolean): void {
+    const allow = unitSetting || grantedByHeadend;
+    if (this.#x.config.allowDhcpFromTunnel !== allow) this.#x.config = policyConfig({ ...this.#x.config, allowDhcpFromTunnel: allow });
+  }
+
+  /**
    * Replaces the Connector's own addresses (they change with DHCP, SLAAC, a new bridge MAC) without
    * losing tables, buckets, counters or a BPDU block. Throws ConfigError for a malformed IPv6 address.
    */

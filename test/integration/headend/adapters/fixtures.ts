@@ -20,6 +20,7 @@ export interface SegmentSpec {
   vteps?: string[];
   multiSite?: boolean;
   vtepPathMtu?: number;
+  allowDhcpFromDc?: boolean;
 }
 
 /** A registry with tenants {name: {segments: {lan: spec}}} and devices claimed onto them. */

@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { OWN_ADDRESS_REFRESH_MS, startAgent, TICK_MS, type AgentDeps } from '../../../../src/agent/core/agent.js';
 import { parseAgentConfig } from '../../../../src/agent/core/config.js';
 import { ARP_OP_REPLY, ARP_OP_REQUEST, encodeArp, newArpView, parseArp } from '../../../../src/agent/core/l2/arp.js';
-import { parseIpv4 } from '../../../../src/agent/core/l2/ipv4.js';
+import { encodeIpv4Udp, parseIpv4 } from '../../../../src/agent/core/l2/ipv4.js';
 import type { IdentitySource, OwnAddresses, TunnelIdentity } from '../../../../src/agent/core/ports.js';
 import type { StatusDoc } from '../../../../src/agent/core/status-format.js';
-import { newEthernetView, parseEthernet } from '../../../../src/shared/l2/ethernet.js';
+import { encodeEthernet, ETHERTYPE_IPV4, newEthernetView, parseEthernet } from '../../../../src/shared/l2/ethernet.js';
 import { macKey, parseMac } from '../../../../src/shared/l2/mac.js';
 import { silentLogger } from '../../../../src/shared/log.js';
 import { manualTime, memoryTap, memoryTunnel, type MemoryTap, type MemoryTunnel } from '../../../helpers/ports.js';
@@ -220,4 +220,24 @@ test('startAgent: a stop while waiting for the identity is not a failure', async
   r.identityReady();
   await agent.up;
   assert.deepEqual(r.calls, ['serveStatus', 'identity.close', 'status.close']);
+});
+
+test('startAgent: a DHCP offer from the datacentre reaches the LAN only when the headend grants dhcp-from-dc', async () => {
+  const offer = encodeEthernet({
+    dst: macKey(parseMac('ff:ff:ff:ff:ff:ff')),
+    src: VM.mac,
+    etherType: ETHERTYPE_IPV4,
+    payload: encodeIpv4Udp({ src: VM.ip, dst: 0xffffffff, srcPort: 67, dstPort: 68, payload: Buffer.alloc(240) }),
+  });
+  for (const granted of [false, true]) {
+    const r = rig();
+    r.tunnel.capabilities = granted ? ['dhcp-from-dc'] : [];
+    const agent = await startAgent(r.deps);
+    r.identityReady();
+    await agent.up;
+    const before = r.tap.written.length;
+    r.tunnel.inject([offer]);
+    assert.equal(r.tap.written.length - before, granted ? 1 : 0, granted ? 'granted: the offer reaches the LAN' : 'not granted: dropped');
+    await agent.stop();
+  }
 });

@@ -147,16 +147,17 @@ export async function run(argv: string[]): Promise<number> {
       if (config.attach === 'ip') await attachToBridge(config.tapName, config.bridge);
     },
     readOwnAddresses: () => readOwnAddresses(config.bridge),
-    createTunnel: (getIdentity) =>
+    createTunnel: (getIdentity, vlan) =>
       createTunnelClient({
         headends: config.headends,
         getIdentity,
-        hello: { agentVersion: version, site: config.site, capabilities: ['l2', 'arp-nd-proxy'] },
+        // A trunk VLAN's session names its VLAN; the headend's registry maps it to a segment.
+        hello: { agentVersion: version, site: config.site, capabilities: ['l2', 'arp-nd-proxy', ...(vlan ? [`vlan:${vlan}`] : [])] },
         keepaliveMs: config.keepaliveMs,
         deadAfterMs: config.deadAfterMs,
         backoff: { initialMs: 250, maxMs: config.reconnectMaxMs, jitter: 0.5 },
         sendQueueFrames: config.sendQueueFrames,
-        log: log.child({ part: 'tunnel' }),
+        log: log.child(vlan ? { part: 'tunnel', vlan } : { part: 'tunnel' }),
       }),
     serveStatus: (snapshot) => serveStatus(config.statusSocket, snapshot),
     ...(config.ota.broker ? { startOta: (ctx: OtaContext) => otaChannel(config, log, ctx, restart) } : {}),

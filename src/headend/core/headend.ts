@@ -8,8 +8,18 @@ import { errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import type { Clock, Scheduler, WallClock } from '../../shared/ports.js';
 import type { Registry } from '../../shared/registry/registry.js';
+import type { HelloAckMessage, HelloMessage } from '../../shared/tunnel/control.js';
 import { TunnelSession, type TunnelTransport } from '../../shared/tunnel/session.js';
-import { admit, closedByRegistry, mtuFindings, segmentsOf, type PeerCertificate, type SessionIdentity } from './admission.js';
+import {
+  admit,
+  admitVlan,
+  closedByRegistry,
+  helloVlan,
+  mtuFindings,
+  segmentsOf,
+  type PeerCertificate,
+  type SessionIdentity,
+} from './admission.js';
 import type { AuditEvent, AuditFields } from './audit-chain.js';
 import type { HeadendConfig } from './config.js';
 import { Forwarder, type VtepPort } from './forwarder.js';
@@ -31,7 +41,12 @@ export interface AdmittedSession {
   readonly identity: SessionIdentity;
   readonly tunnel: TunnelSession;
   readonly startedAtMs: number;
+  /** The hello was answered: the segment (and VLAN) are decided and audited. */
+  readonly connected: boolean;
 }
+
+/** One session per device and VLAN: a newer one replaces the older, other VLANs' sessions stay. */
+const sessionKey = (i: Pick<SessionIdentity, 'serial' | 'vlan'>): string => (i.vlan ? `${i.serial}#${i.vlan}` : i.serial);
 
 /** Unread bytes in the kernel receive queue above which data frames are dropped: about 1 ms of a gigabit. */
 const MAX_RX_BACKLOG = 128 * 1024;
@@ -91,14 +106,56 @@ export class HeadendCore {
       this.audit('refused', { serial: peer.serial, remote: peer.remote, fingerprint: peer.fingerprint, reason: a.reason });
       return a;
     }
-    const identity = a.identity;
-    const old = this.#bySerial.get(identity.serial);
-    if (old) old.tunnel.close('replaced', 'replaced');
-    const { serial, tenant, segmentName, vni, remote, fingerprint } = identity;
-    this.audit('connect', { sessionId: id, serial, tenant, segment: segmentName, vni, remote, fingerprint });
-    this.metrics.inc('connector_headend_sessions_total');
+    // The segment is decided at the hello: a trunk unit opens one session per VLAN and names it there.
+    const admitted = a.identity;
+    const entry: { identity: SessionIdentity; tunnel: TunnelSession; startedAtMs: number; connected: boolean } = {
+      identity: admitted,
+      tunnel: undefined as unknown as TunnelSession,
+      startedAtMs: this.#p.wallClock.now(),
+      connected: false,
+    };
     const c = this.#config.session;
-    const log = this.#log.child({ session: id, serial });
+    const log = this.#log.child({ session: id, serial: admitted.serial });
+    const onHello = (hello: HelloMessage): Pick<HelloAckMessage, 'vni' | 'capabilities'> | string => {
+      const vlan = helloVlan(hello.capabilities);
+      const d = vlan === 'bad' ? ({ ok: false, reason: 'vlan-invalid' } as const) : admitVlan(this.#registry, admitted, vlan);
+      if (!d.ok) {
+        this.refuse(d.reason);
+        log.warn('refused', { remote: peer.remote, reason: d.reason, capabilities: hello.capabilities.join(',') });
+        this.audit('refused', { serial: admitted.serial, remote: peer.remote, fingerprint: peer.fingerprint, reason: d.reason });
+        return d.reason;
+      }
+      const identity = d.identity;
+      entry.identity = identity;
+      entry.connected = true;
+      const key = sessionKey(identity);
+      const old = this.#bySerial.get(key);
+      if (old) old.tunnel.close('replaced', 'replaced');
+      this.#bySerial.set(key, entry);
+      const { serial, tenant, segmentName, vni, remote, fingerprint } = identity;
+      this.audit('connect', {
+        sessionId: id,
+        serial,
+        tenant,
+        segment: segmentName,
+        vni,
+        ...(identity.vlan ? { vlan: identity.vlan } : {}),
+        remote,
+        fingerprint,
+      });
+      this.metrics.inc('connector_headend_sessions_total');
+      this.#log.info('session admitted', {
+        session: id,
+        serial,
+        tenant,
+        segment: segmentName,
+        vni,
+        vlan: identity.vlan,
+        remote,
+        fingerprint,
+      });
+      return { vni, capabilities: identity.vlan ? [`vlan:${identity.vlan}`] : [] };
+    };
     const tunnel = new TunnelSession(
       {
         role: 'server',
@@ -108,22 +165,25 @@ export class HeadendCore {
         maxRxBacklogBytes: MAX_RX_BACKLOG,
         helloTimeoutMs: c.helloTimeoutMs,
         ack: {
-          vni,
+          vni: admitted.vni,
           sessionId: id,
           headendVersion: this.#config.headendVersion,
           keepaliveMs: c.keepaliveMs,
           deadAfterMs: c.deadAfterMs,
           capabilities: [],
         },
+        onHello,
       },
       transport,
       {
         up: (s) => {
-          log.info('session up', { site: s.peerHello?.site, agentVersion: s.peerHello?.agentVersion, vni });
+          const vni = entry.identity.vni;
+          log.info('session up', { site: s.peerHello?.site, agentVersion: s.peerHello?.agentVersion, vni, vlan: entry.identity.vlan });
           this.forwarder.attach(vni, id, s);
         },
         frames: (batch) => {
           // The VNI on the records is the device's claim; the segment comes from admission only.
+          const vni = entry.identity.vni;
           for (const f of batch) this.forwarder.fromSession(vni, id, f);
         },
         drop: (reason) => this.countDrop(reason),
@@ -133,17 +193,22 @@ export class HeadendCore {
         },
       },
     );
-    const entry: AdmittedSession = { identity, tunnel, startedAtMs: this.#p.wallClock.now() };
+    entry.tunnel = tunnel;
     this.#sessions.set(id, entry);
-    this.#bySerial.set(serial, entry);
-    this.#log.info('session admitted', { session: id, serial, tenant, segment: segmentName, vni, remote, fingerprint });
     return { ok: true, session: tunnel };
   }
 
   #closed(e: AdmittedSession, reason: string): void {
     const { identity: i, tunnel: t } = e;
     this.#sessions.delete(i.id);
-    if (this.#bySerial.get(i.serial) === e) this.#bySerial.delete(i.serial);
+    if (!e.connected) {
+      // TLS admitted, but no session was established (hello timeout, refused VLAN, peer gone).
+      if (!reason.startsWith('refused:')) {
+        this.audit('refused', { serial: i.serial, remote: i.remote, fingerprint: i.fingerprint, reason: reason.split(':')[0] ?? reason });
+      }
+      return;
+    }
+    if (this.#bySerial.get(sessionKey(i)) === e) this.#bySerial.delete(sessionKey(i));
     this.forwarder.detach(i.vni, i.id);
     this.metrics.inc('connector_headend_session_closes_total', { reason: reason.split(':')[0] ?? reason });
     const c = {
@@ -158,6 +223,7 @@ export class HeadendCore {
       tenant: i.tenant,
       segment: i.segmentName,
       vni: i.vni,
+      ...(i.vlan ? { vlan: i.vlan } : {}),
       remote: i.remote,
       fingerprint: i.fingerprint,
       site: t.peerHello?.site ?? '',
@@ -240,12 +306,13 @@ export class HeadendCore {
     return m.render();
   }
 
-  sessions(): { id: string; serial: string; tenant: string; vni: number; state: string }[] {
+  sessions(): { id: string; serial: string; tenant: string; vni: number; vlan: number; state: string }[] {
     return [...this.#sessions.values()].map((s) => ({
       id: s.identity.id,
       serial: s.identity.serial,
       tenant: s.identity.tenant,
       vni: s.identity.vni,
+      vlan: s.identity.vlan,
       state: s.tunnel.state,
     }));
   }

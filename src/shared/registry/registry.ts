@@ -47,6 +47,8 @@ export interface Device {
   site?: string;
   batch?: string;
   idevidFingerprint?: string;
+  /** 802.1Q VLAN ID on the unit's LAN trunk (as text) -> segment of its tenant; untagged uses `segment`. */
+  vlans?: Readonly<Record<string, string>>;
   updatedAt: string;
 }
 
@@ -61,6 +63,8 @@ export const EMPTY_REGISTRY: Registry = Object.freeze({ version: 1, tenants: {},
 
 const SERIAL_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const NAME_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+/** 1-4094 without leading zeros (0 is the priority tag, 4095 reserved by 802.1Q). */
+const VLAN_ID_RE = /^(?:[1-9]\d{0,2}|[1-3]\d{3}|40[0-8]\d|409[0-4])$/;
 
 function fail(path: string, problem: string): never {
   throw new ConnectorError('CK_ERR_REGISTRY', `registry ${path}: ${problem}`);
@@ -87,6 +91,7 @@ const DEVICE_SCHEMA = object({
   site: optional(string({ allowEmpty: true })),
   batch: optional(string({ allowEmpty: true })),
   idevidFingerprint: optional(string({ allowEmpty: true })),
+  vlans: optional(record(string(), { keyPattern: VLAN_ID_RE, keyProblem: 'VLAN IDs are 1-4094' })),
   updatedAt: optional(string({ allowEmpty: true }), ''),
 });
 
@@ -133,6 +138,13 @@ export function parseRegistry(doc: unknown): Registry {
         fail(`${path}.segment`, `tenant ${dev.tenant} has no segment "${dev.segment}"`);
       }
     }
+    if (d.vlans && Object.keys(d.vlans).length > 0) {
+      const segs = dev.tenant ? tenants[dev.tenant]?.segments : undefined;
+      for (const [vid, seg] of Object.entries(d.vlans)) {
+        if (!segs?.[seg]) fail(`${path}.vlans.${vid}`, `tenant ${dev.tenant ?? '(none)'} has no segment "${seg}"`);
+      }
+      dev.vlans = Object.freeze({ ...d.vlans });
+    }
     devices[serial] = Object.freeze(dev);
   }
   return Object.freeze({
@@ -159,6 +171,23 @@ export function admitDevice(reg: Registry, serial: string): Admission {
   const segment = segmentName !== undefined ? segs[segmentName] : undefined;
   if (segmentName === undefined || !segment) return { ok: false, serial, reason: 'no-segment' };
   return { ok: true, serial, tenant: d.tenant, segmentName, segment, ...(d.site ? { site: d.site } : {}) };
+}
+
+/**
+ * The segment of one VLAN of an admitted device's LAN trunk: VLAN 0 (untagged) is `admitDevice`'s segment;
+ * a VLAN the registry does not map is refused ('vlan-unmapped'), never folded into the default segment.
+ */
+export function admitDeviceVlan(
+  reg: Registry,
+  serial: string,
+  vlan: number,
+): Admission | { ok: false; serial: string; reason: 'vlan-unmapped' } {
+  const a = admitDevice(reg, serial);
+  if (!a.ok || vlan === 0) return a;
+  const name = reg.devices[serial]?.vlans?.[String(vlan)];
+  const segment = name !== undefined ? reg.tenants[a.tenant]?.segments[name] : undefined;
+  if (name === undefined || !segment) return { ok: false, serial, reason: 'vlan-unmapped' };
+  return { ...a, segmentName: name, segment };
 }
 
 export type EnrollmentDecision =

@@ -6,6 +6,7 @@ import { runCommand, runProgram, type CommandTable } from '../shared/cli/dispatc
 // name -> [module under ./commands/, one-line summary]. Keep alphabetical.
 export const COMMANDS: CommandTable = {
   audit: ['audit.js', 'headend session audit log: export --format csv|jsonl --log FILE | verify --log FILE'],
+  drill: ['drill.js', 'DR drills: start | status | end | probe | serve (in place or sandbox, TTL, JSON API)'],
   'enroll-server': ['enroll-server.js', 'EST server (RFC 7030) issuing operational certificates: --config FILE'],
   factory: ['factory.js', 'factory station: init-ca | provision | read (factory block, manifest)'],
   headend: ['headend.js', 'run the datacentre tunnel headend: --config FILE'],

@@ -34,6 +34,8 @@ export interface Segment {
   allowDhcpFromDc: boolean;
   /** IP MTU of the path to the VTEPs; < 1550 cannot carry 1514-byte inner frames over IPv4. */
   vtepPathMtu: number;
+  /** A drill's sandbox (src/dr): never connected to a customer LAN, so no device may be admitted to it. */
+  sandbox?: Readonly<{ drill: string; expiresAt: string; outbound: boolean }>;
 }
 
 export interface Tenant {
@@ -82,6 +84,7 @@ const SEGMENT_SCHEMA = object({
   multiSite: optional(boolean(), false),
   allowDhcpFromDc: optional(boolean(), false),
   vtepPathMtu: optional(integer(576, 9216), 1550),
+  sandbox: optional(object({ drill: string(), expiresAt: string(), outbound: optional(boolean(), false) })),
 });
 
 const DEVICE_SCHEMA = object({
@@ -120,7 +123,8 @@ export function parseRegistry(doc: unknown): Registry {
       const other = vnis.get(seg.vni);
       if (other) fail(`tenants.${name}.segments.${sname}.vni`, `VNI ${seg.vni} is already used by ${other}`);
       vnis.set(seg.vni, `${name}/${sname}`);
-      segs[sname] = Object.freeze({ ...seg, vteps: Object.freeze(seg.vteps) });
+      const { sandbox, ...rest } = seg;
+      segs[sname] = Object.freeze({ ...rest, vteps: Object.freeze(seg.vteps), ...(sandbox ? { sandbox: Object.freeze(sandbox) } : {}) });
     }
     tenants[name] = Object.freeze({ segments: Object.freeze(segs) });
   }
@@ -138,10 +142,14 @@ export function parseRegistry(doc: unknown): Registry {
         fail(`${path}.segment`, `tenant ${dev.tenant} has no segment "${dev.segment}"`);
       }
     }
+    if (dev.segment && dev.tenant && tenants[dev.tenant]?.segments[dev.segment]?.sandbox) {
+      fail(`${path}.segment`, `"${dev.segment}" is a drill sandbox, which is never connected to a customer LAN`);
+    }
     if (d.vlans && Object.keys(d.vlans).length > 0) {
       const segs = dev.tenant ? tenants[dev.tenant]?.segments : undefined;
       for (const [vid, seg] of Object.entries(d.vlans)) {
         if (!segs?.[seg]) fail(`${path}.vlans.${vid}`, `tenant ${dev.tenant ?? '(none)'} has no segment "${seg}"`);
+        if (segs[seg]?.sandbox) fail(`${path}.vlans.${vid}`, `"${seg}" is a drill sandbox, which is never connected to a customer LAN`);
       }
       dev.vlans = Object.freeze({ ...d.vlans });
     }
@@ -167,9 +175,14 @@ export function admitDevice(reg: Registry, serial: string): Admission {
   if (d.state === 'revoked') return { ok: false, serial, reason: 'revoked' };
   if (d.state !== 'claimed' || !d.tenant) return { ok: false, serial, reason: 'unclaimed' };
   const segs = reg.tenants[d.tenant]?.segments ?? {};
-  const segmentName = d.segment ?? Object.keys(segs).sort()[0];
+  // A drill's sandbox segment is never a device's segment, not even by default.
+  const segmentName =
+    d.segment ??
+    Object.keys(segs)
+      .sort()
+      .find((n) => !segs[n]?.sandbox);
   const segment = segmentName !== undefined ? segs[segmentName] : undefined;
-  if (segmentName === undefined || !segment) return { ok: false, serial, reason: 'no-segment' };
+  if (segmentName === undefined || !segment || segment.sandbox) return { ok: false, serial, reason: 'no-segment' };
   return { ok: true, serial, tenant: d.tenant, segmentName, segment, ...(d.site ? { site: d.site } : {}) };
 }
 

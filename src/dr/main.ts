@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: UNLICENSED
+// DR operations (issue 15): `connector drill start|status|end|probe|serve`. Wiring only: the drill book
+// and registry files, the probe runner, the HTTP API, the wall clock. Nothing runs at import.
+import { randomBytes } from 'node:crypto';
+import { UsageError } from '../shared/errors.js';
+import { createLogger } from '../shared/log.js';
+import type { DrillOps } from './core/api.js';
+import {
+  drillView,
+  endDrill,
+  getDrill,
+  recordEvents,
+  startDrill,
+  sweepExpired,
+  type DrillKind,
+  type DrillSpec,
+  type TimelineEvent,
+} from './core/drill.js';
+import { serveDrillApi } from './adapters/http-api.js';
+import { runProbe } from './adapters/probe.js';
+import { drillFiles, readBoth, updateBoth, type DrillFiles } from './adapters/store.js';
+
+function out(doc: unknown): void {
+  process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
+}
+
+export interface DrillFileOptions {
+  registry?: string | undefined;
+  book?: string | undefined;
+}
+
+function files(o: DrillFileOptions): DrillFiles {
+  const reg = o.registry ?? process.env['CONNECTOR_REGISTRY'];
+  if (!reg) throw new UsageError('--registry FILE is required (or set CONNECTOR_REGISTRY)');
+  return drillFiles(reg, o.book);
+}
+
+/** The drill operations over the files; every call first ends drills whose TTL has passed. */
+export function drillOps(f: DrillFiles, now: () => number = Date.now): DrillOps {
+  const sweep = async (): Promise<void> => {
+    const { book } = readBoth(f);
+    if (book.drills.some((d) => d.state === 'running' && Date.parse(d.expiresAt) <= now())) {
+      await updateBoth(f, (b, r) => sweepExpired(b, r, now()));
+    }
+  };
+  return {
+    async list() {
+      await sweep();
+      return readBoth(f).book.drills.map((d) => drillView(d, now()));
+    },
+    async get(id) {
+      await sweep();
+      return drillView(getDrill(readBoth(f).book, id), now());
+    },
+    async start(spec) {
+      await sweep();
+      const id = randomBytes(4).toString('hex');
+      const r = await updateBoth(f, (b, reg) => startDrill(b, reg, spec, now(), id));
+      return drillView(r.drill, now());
+    },
+    async end(id) {
+      await sweep();
+      await updateBoth(f, (b, reg) => endDrill(b, reg, id, now()));
+      return drillView(getDrill(readBoth(f).book, id), now());
+    },
+  };
+}
+
+export async function drillStart(o: DrillFileOptions & Omit<DrillSpec, 'kind'> & { kind: string }): Promise<number> {
+  if (o.kind !== 'in-place' && o.kind !== 'sandbox') throw new UsageError(`--kind must be in-place or sandbox, not "${o.kind}"`);
+  out(await drillOps(files(o)).start({ ...o, kind: o.kind as DrillKind }));
+  return 0;
+}
+
+export async function drillStatus(o: DrillFileOptions & { id?: string | undefined }): Promise<number> {
+  const ops = drillOps(files(o));
+  out(o.id ? await ops.get(o.id) : { drills: await ops.list() });
+  return 0;
+}
+
+export async function drillEnd(o: DrillFileOptions & { id: string }): Promise<number> {
+  out(await drillOps(files(o)).end(o.id));
+  return 0;
+}
+
+/**
+ * ARP + ICMP from one side to a target, recorded in the drill's timeline. `side` says where from: 'lan'
+ * (the Connector's LAN side toward the drill VM) or 'dc' (the drill VM's side toward a LAN host).
+ * Exit 0 when the target answered both, 1 otherwise.
+ */
+export async function drillProbe(
+  o: DrillFileOptions & { id: string; target: string; ifname: string; netns?: string | undefined; side: string; count: number },
+): Promise<number> {
+  if (o.side !== 'lan' && o.side !== 'dc') throw new UsageError(`--side must be lan or dc, not "${o.side}"`);
+  const f = files(o);
+  getDrill(readBoth(f).book, o.id);
+  const started = Date.now();
+  const p = await runProbe({ netns: o.netns, ifname: o.ifname, target: o.target, count: o.count, timeoutS: 2 });
+  const ok = p.arp !== null && p.icmp.received > 0;
+  const ev: TimelineEvent = {
+    t: new Date(started).toISOString(),
+    event: 'probe',
+    side: o.side,
+    target: o.target,
+    ok,
+    arp: p.arp,
+    icmp: p.icmp,
+    ...(p.errors.length ? { errors: p.errors } : {}),
+  };
+  await updateBoth(f, (b, r) => ({ book: recordEvents(b, o.id, [ev], Date.now()), registry: r }));
+  out(ev);
+  return ok ? 0 : 1;
+}
+
+/** The JSON API for the console, and the TTL sweep (every 5 s), until SIGTERM/SIGINT. */
+export async function drillServe(o: DrillFileOptions & { host: string; port: number }): Promise<number> {
+  const log = createLogger({ level: 'info', format: 'json', base: { component: 'dr' } });
+  const f = files(o);
+  const ops = drillOps(f);
+  const api = await serveDrillApi({ host: o.host, port: o.port, ops, log });
+  log.info('drill API listening', { address: `${api.address.address}:${api.address.port}` });
+  const timer = setInterval(() => {
+    updateBoth(f, (b, r) => sweepExpired(b, r, Date.now())).then(
+      (r) => r.expired.length && log.info('drills expired', { ids: r.expired.join(',') }),
+      (e: unknown) => log.error('drill sweep failed', { error: String(e) }),
+    );
+  }, 5_000);
+  return new Promise<number>((resolve) => {
+    const stop = (): void => {
+      clearInterval(timer);
+      void api.close().then(() => resolve(0));
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+}

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: UNLICENSED
-// DR operations (issue 15): `connector drill start|status|end|probe|serve`. Wiring only: the drill book
+// DR operations (issue 15): `connector drill start|status|end|probe|serve`, `connector failover start|end`. Wiring only: the drill book
 // and registry files, the probe runner, the HTTP API, the wall clock. Nothing runs at import.
 import { randomBytes } from 'node:crypto';
-import { UsageError } from '../shared/errors.js';
+import { ConnectorError, UsageError } from '../shared/errors.js';
+import { readRegistryFile, updateRegistryFile } from '../shared/registry/registry-file.js';
 import { createLogger } from '../shared/log.js';
 import type { DrillOps } from './core/api.js';
 import {
@@ -16,6 +17,9 @@ import {
   type DrillSpec,
   type TimelineEvent,
 } from './core/drill.js';
+import { fenceSite, parseGatewaySpec, resolveSegment, siteDown, unfenceSite } from './core/failover.js';
+import { readSessionRecords } from './adapters/audit-read.js';
+import { gatewayName, raiseGateway, withdrawGateway, type GatewayPlacement } from './adapters/gateway.js';
 import { serveDrillApi } from './adapters/http-api.js';
 import { runProbe } from './adapters/probe.js';
 import { drillFiles, readBoth, updateBoth, type DrillFiles } from './adapters/store.js';
@@ -133,4 +137,66 @@ export async function drillServe(o: DrillFileOptions & { host: string; port: num
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
+}
+
+export interface FailoverOptions {
+  registry?: string | undefined;
+  tenant: string;
+  segment?: string | undefined;
+}
+
+/**
+ * `connector failover start`: the site is gone (its sessions down past `downAfterS`, from the headend's
+ * audit log, unless `force`); fence the site's units off the segment, then raise the DC gateway.
+ */
+export async function failoverStart(
+  o: FailoverOptions & { gateway: string; auditLog: string; downAfterS: number; force: boolean; placement: GatewayPlacement },
+): Promise<number> {
+  const t0 = Date.now();
+  const reg = o.registry ?? process.env['CONNECTOR_REGISTRY'];
+  if (!reg) throw new UsageError('--registry FILE is required (or set CONNECTOR_REGISTRY)');
+  const gw = parseGatewaySpec(o.gateway);
+  const segment = resolveSegment(readRegistryFile(reg), o.tenant, o.segment);
+  const down = siteDown(readSessionRecords(o.auditLog), o.tenant, segment, t0, o.downAfterS);
+  if (!down.down && !o.force) throw new ConnectorError('CK_ERR_DRILL', `failover refused: ${down.reason} (--force overrides)`);
+  await updateRegistryFile(reg, (r) => fenceSite(r, o.tenant, segment, gw, t0));
+  const fencedAt = Date.now();
+  const name = gatewayName(o.tenant, segment);
+  const { mac } = await raiseGateway(name, gw, o.placement);
+  out({
+    tenant: o.tenant,
+    segment,
+    gateway: `${gw.ip}/${gw.prefix}`,
+    mac,
+    netns: name,
+    site: down.down ? { downSince: new Date(down.sinceMs).toISOString(), downForS: down.downForS } : { forced: down.reason },
+    timeline: [
+      { t: new Date(t0).toISOString(), event: 'failover-command' },
+      { t: new Date(fencedAt).toISOString(), event: 'site-fenced' },
+      { t: new Date().toISOString(), event: 'gateway-up' },
+    ],
+  });
+  return 0;
+}
+
+/** `connector failover end`: withdraw the DC gateway first, then let the site's units back in. */
+export async function failoverEnd(o: FailoverOptions): Promise<number> {
+  const reg = o.registry ?? process.env['CONNECTOR_REGISTRY'];
+  if (!reg) throw new UsageError('--registry FILE is required (or set CONNECTOR_REGISTRY)');
+  const segment = resolveSegment(readRegistryFile(reg), o.tenant, o.segment);
+  const t0 = Date.now();
+  const withdrawn = await withdrawGateway(gatewayName(o.tenant, segment));
+  const gwDown = Date.now();
+  await updateRegistryFile(reg, (r) => unfenceSite(r, o.tenant, segment));
+  out({
+    tenant: o.tenant,
+    segment,
+    gatewayWithdrawn: withdrawn,
+    timeline: [
+      { t: new Date(t0).toISOString(), event: 'failback-command' },
+      { t: new Date(gwDown).toISOString(), event: 'gateway-withdrawn' },
+      { t: new Date().toISOString(), event: 'site-unfenced' },
+    ],
+  });
+  return 0;
 }

@@ -36,6 +36,8 @@ export interface Segment {
   vtepPathMtu: number;
   /** A drill's sandbox (src/dr): never connected to a customer LAN, so no device may be admitted to it. */
   sandbox?: Readonly<{ drill: string; expiresAt: string; outbound: boolean }>;
+  /** Full-site failover (src/dr): the DC provides the site's gateway; the site's units are fenced off. */
+  failover?: Readonly<{ gateway: string; since: string }>;
 }
 
 export interface Tenant {
@@ -85,6 +87,7 @@ const SEGMENT_SCHEMA = object({
   allowDhcpFromDc: optional(boolean(), false),
   vtepPathMtu: optional(integer(576, 9216), 1550),
   sandbox: optional(object({ drill: string(), expiresAt: string(), outbound: optional(boolean(), false) })),
+  failover: optional(object({ gateway: string(), since: string() })),
 });
 
 const DEVICE_SCHEMA = object({
@@ -123,8 +126,13 @@ export function parseRegistry(doc: unknown): Registry {
       const other = vnis.get(seg.vni);
       if (other) fail(`tenants.${name}.segments.${sname}.vni`, `VNI ${seg.vni} is already used by ${other}`);
       vnis.set(seg.vni, `${name}/${sname}`);
-      const { sandbox, ...rest } = seg;
-      segs[sname] = Object.freeze({ ...rest, vteps: Object.freeze(seg.vteps), ...(sandbox ? { sandbox: Object.freeze(sandbox) } : {}) });
+      const { sandbox, failover, ...rest } = seg;
+      segs[sname] = Object.freeze({
+        ...rest,
+        vteps: Object.freeze(seg.vteps),
+        ...(sandbox ? { sandbox: Object.freeze(sandbox) } : {}),
+        ...(failover ? { failover: Object.freeze(failover) } : {}),
+      });
     }
     tenants[name] = Object.freeze({ segments: Object.freeze(segs) });
   }
@@ -165,7 +173,7 @@ export function parseRegistry(doc: unknown): Registry {
 
 export type Admission =
   | { ok: true; serial: string; tenant: string; segmentName: string; segment: Segment; site?: string }
-  | { ok: false; serial: string; reason: 'unknown-serial' | 'unclaimed' | 'revoked' | 'denylisted' | 'no-segment' };
+  | { ok: false; serial: string; reason: 'unknown-serial' | 'unclaimed' | 'revoked' | 'denylisted' | 'no-segment' | 'failover-active' };
 
 /** May this device open a tunnel, and onto which segment? The headend's only admission question. */
 export function admitDevice(reg: Registry, serial: string): Admission {
@@ -183,6 +191,9 @@ export function admitDevice(reg: Registry, serial: string): Admission {
       .find((n) => !segs[n]?.sandbox);
   const segment = segmentName !== undefined ? segs[segmentName] : undefined;
   if (segmentName === undefined || !segment || segment.sandbox) return { ok: false, serial, reason: 'no-segment' };
+  // The DC holds the site's gateway address on this segment: the site's units stay fenced off until the
+  // operator's handover (`connector failover end`) withdraws it, so the LAN never sees two gateways.
+  if (segment.failover) return { ok: false, serial, reason: 'failover-active' };
   return { ok: true, serial, tenant: d.tenant, segmentName, segment, ...(d.site ? { site: d.site } : {}) };
 }
 
@@ -200,6 +211,7 @@ export function admitDeviceVlan(
   const name = reg.devices[serial]?.vlans?.[String(vlan)];
   const segment = name !== undefined ? reg.tenants[a.tenant]?.segments[name] : undefined;
   if (name === undefined || !segment) return { ok: false, serial, reason: 'vlan-unmapped' };
+  if (segment.failover) return { ok: false, serial, reason: 'failover-active' };
   return { ...a, segmentName: name, segment };
 }
 

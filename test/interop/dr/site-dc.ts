@@ -32,6 +32,11 @@ export interface SiteDc {
   children: ChildProcess[];
   /** Starts tcpdump; resolves once it listens; stop() returns the pcap path. */
   capture(ns: string, ifname: string, name: string, filter?: string): Promise<{ stop(): Promise<string> }>;
+  /** Kills the site's agent (the site is gone) / starts it again (the site returns). */
+  stopAgent(): Promise<void>;
+  startAgent(): void;
+  siteNs: string;
+  hvNs: string;
   /** Adds a VM namespace on VNI `vni` of the hypervisor (creating that VNI's VXLAN and bridge). */
   addVm(role: string, vni: number, mac: string, ipCidr: string): Promise<Host>;
 }
@@ -169,19 +174,46 @@ export async function siteDc(
   const headend = await spawnHeadend(d.path('headend.json'), dc);
   children.push(headend.child);
   let agentLog = '';
-  const agent = spawn(
-    'ip',
-    ['netns', 'exec', site, process.execPath, '--import', 'tsx', join(REPO, 'src/agent/cli.ts'), 'run', '--config', agentConf],
-    {
-      cwd: REPO,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  children.push(agent);
-  agent.stdout.on('data', (b: Buffer) => (agentLog += b.toString()));
-  agent.stderr.on('data', (b: Buffer) => (agentLog += b.toString()));
+  let agent: ChildProcess | undefined;
+  const startAgent = (): void => {
+    const a = spawn(
+      'ip',
+      ['netns', 'exec', site, process.execPath, '--import', 'tsx', join(REPO, 'src/agent/cli.ts'), 'run', '--config', agentConf],
+      {
+        cwd: REPO,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    children.push(a);
+    a.stdout?.on('data', (b: Buffer) => (agentLog += b.toString()));
+    a.stderr?.on('data', (b: Buffer) => (agentLog += b.toString()));
+    agent = a;
+  };
+  const stopAgent = async (): Promise<void> => {
+    const a = agent;
+    if (!a || a.exitCode !== null || a.signalCode !== null) return;
+    const exited = new Promise((r) => a.once('exit', r));
+    a.kill('SIGKILL');
+    await exited;
+  };
+  startAgent();
   await waitFor(`the site's session up (agent: ${agentLog.slice(-1500)})`, 30_000, () =>
     headend.lines.some((l) => l['msg'] === 'session up') ? true : undefined,
   );
-  return { scope, d, headend, hosts, vms, registryFile, lanCapture, children, capture, addVm };
+  return {
+    scope,
+    d,
+    headend,
+    hosts,
+    vms,
+    registryFile,
+    lanCapture,
+    children,
+    capture,
+    addVm,
+    stopAgent,
+    startAgent,
+    siteNs: site,
+    hvNs: hv,
+  };
 }

@@ -2,8 +2,10 @@
 // DR operations (issue 15): `connector drill start|status|end|probe|serve`, `connector failover start|end`. Wiring only: the drill book
 // and registry files, the probe runner, the HTTP API, the wall clock. Nothing runs at import.
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ConnectorError, UsageError } from '../shared/errors.js';
-import { readRegistryFile, updateRegistryFile } from '../shared/registry/registry-file.js';
+import { readRegistryFile } from '../shared/registry/registry-file.js';
 import { createLogger } from '../shared/log.js';
 import type { DrillOps } from './core/api.js';
 import {
@@ -13,10 +15,12 @@ import {
   recordEvents,
   startDrill,
   sweepExpired,
+  type DrillBook,
   type DrillKind,
   type DrillSpec,
   type TimelineEvent,
 } from './core/drill.js';
+import { buildReport, renderReportHtml, verifyReport, type ReportDoc } from './core/report.js';
 import { fenceSite, parseGatewaySpec, resolveSegment, siteDown, unfenceSite } from './core/failover.js';
 import { readSessionRecords } from './adapters/audit-read.js';
 import { gatewayName, raiseGateway, withdrawGateway, type GatewayPlacement } from './adapters/gateway.js';
@@ -159,24 +163,31 @@ export async function failoverStart(
   const segment = resolveSegment(readRegistryFile(reg), o.tenant, o.segment);
   const down = siteDown(readSessionRecords(o.auditLog), o.tenant, segment, t0, o.downAfterS);
   if (!down.down && !o.force) throw new ConnectorError('CK_ERR_DRILL', `failover refused: ${down.reason} (--force overrides)`);
-  await updateRegistryFile(reg, (r) => fenceSite(r, o.tenant, segment, gw, t0));
-  const fencedAt = Date.now();
+  const f = drillFiles(reg);
+  const id = `fo-${randomBytes(4).toString('hex')}`;
+  const siteEvent: TimelineEvent = down.down
+    ? { t: new Date(down.sinceMs).toISOString(), event: 'site-lost', source: 'audit' }
+    : { t: new Date(t0).toISOString(), event: 'site-forced', reason: down.reason };
+  const timeline: TimelineEvent[] = [siteEvent, { t: new Date(t0).toISOString(), event: 'failover-command' }];
+  const gateway = `${gw.ip}/${gw.prefix}${gw.mac ? ',' + gw.mac : ''}`;
+  await updateBoth(f, (b, r) => ({
+    book: {
+      ...b,
+      failovers: [...(b.failovers ?? []), { id, tenant: o.tenant, segment, gateway, startedAt: new Date(t0).toISOString(), timeline }],
+    },
+    registry: fenceSite(r, o.tenant, segment, gw, t0),
+  }));
+  timeline.push({ t: new Date().toISOString(), event: 'site-fenced' });
   const name = gatewayName(o.tenant, segment);
   const { mac } = await raiseGateway(name, gw, o.placement);
-  out({
-    tenant: o.tenant,
-    segment,
-    gateway: `${gw.ip}/${gw.prefix}`,
-    mac,
-    netns: name,
-    site: down.down ? { downSince: new Date(down.sinceMs).toISOString(), downForS: down.downForS } : { forced: down.reason },
-    timeline: [
-      { t: new Date(t0).toISOString(), event: 'failover-command' },
-      { t: new Date(fencedAt).toISOString(), event: 'site-fenced' },
-      { t: new Date().toISOString(), event: 'gateway-up' },
-    ],
-  });
+  timeline.push({ t: new Date().toISOString(), event: 'gateway-up', mac });
+  await updateBoth(f, (b, r) => ({ book: withFailoverTimeline(b, id, timeline), registry: r }));
+  out({ id, tenant: o.tenant, segment, gateway: `${gw.ip}/${gw.prefix}`, mac, netns: name, timeline });
   return 0;
+}
+
+function withFailoverTimeline(b: DrillBook, id: string, timeline: TimelineEvent[]): DrillBook {
+  return { ...b, failovers: (b.failovers ?? []).map((x) => (x.id === id ? { ...x, timeline: [...timeline] } : x)) };
 }
 
 /** `connector failover end`: withdraw the DC gateway first, then let the site's units back in. */
@@ -184,19 +195,57 @@ export async function failoverEnd(o: FailoverOptions): Promise<number> {
   const reg = o.registry ?? process.env['CONNECTOR_REGISTRY'];
   if (!reg) throw new UsageError('--registry FILE is required (or set CONNECTOR_REGISTRY)');
   const segment = resolveSegment(readRegistryFile(reg), o.tenant, o.segment);
+  const f = drillFiles(reg);
   const t0 = Date.now();
   const withdrawn = await withdrawGateway(gatewayName(o.tenant, segment));
   const gwDown = Date.now();
-  await updateRegistryFile(reg, (r) => unfenceSite(r, o.tenant, segment));
-  out({
-    tenant: o.tenant,
-    segment,
-    gatewayWithdrawn: withdrawn,
-    timeline: [
-      { t: new Date(t0).toISOString(), event: 'failback-command' },
-      { t: new Date(gwDown).toISOString(), event: 'gateway-withdrawn' },
-      { t: new Date().toISOString(), event: 'site-unfenced' },
-    ],
+  const events: TimelineEvent[] = [
+    { t: new Date(t0).toISOString(), event: 'failback-command' },
+    { t: new Date(gwDown).toISOString(), event: 'gateway-withdrawn', withdrawn },
+  ];
+  let id: string | undefined;
+  await updateBoth(f, (b, r) => {
+    const open = (b.failovers ?? []).filter((x) => x.tenant === o.tenant && x.segment === segment && !x.endedAt).pop();
+    id = open?.id;
+    const registry = unfenceSite(r, o.tenant, segment);
+    events.push({ t: new Date().toISOString(), event: 'site-unfenced' });
+    if (!open) return { book: b, registry };
+    const ended = { ...open, endedAt: new Date().toISOString(), timeline: [...open.timeline, ...events] };
+    return { book: { ...b, failovers: (b.failovers ?? []).map((x) => (x.id === open.id ? ended : x)) }, registry };
   });
+  out({ ...(id ? { id } : {}), tenant: o.tenant, segment, gatewayWithdrawn: withdrawn, timeline: events });
   return 0;
+}
+
+/** `connector drill report`: JSON + HTML for a drill or a failover (by id), bound to the audit log. */
+export async function drillReport(o: DrillFileOptions & { id: string; auditLog: string; outDir: string }): Promise<number> {
+  const { book } = readBoth(files(o));
+  const fo = (book.failovers ?? []).find((x) => x.id === o.id);
+  const lines = readTextLines(o.auditLog);
+  const report = fo
+    ? buildReport({ kind: 'failover', failover: fo }, lines, Date.now())
+    : buildReport({ kind: 'drill', drill: getDrill(book, o.id) }, lines, Date.now());
+  mkdirSync(o.outDir, { recursive: true });
+  const json = join(o.outDir, `${o.id}.report.json`);
+  const html = join(o.outDir, `${o.id}.report.html`);
+  writeFileSync(json, JSON.stringify(report, null, 2) + '\n');
+  writeFileSync(html, renderReportHtml(report));
+  out({ json, html, reportHash: report.reportHash, figures: report.figures, auditRecords: report.audit.records.length });
+  return 0;
+}
+
+/** `connector drill verify-report`: exit 0 when the report matches the audit log, 1 with the problem. */
+export function drillVerifyReport(o: { report: string; auditLog: string }): number {
+  const verdict = verifyReport(JSON.parse(readFileSync(o.report, 'utf8')) as ReportDoc, readTextLines(o.auditLog));
+  if (verdict.ok) process.stdout.write(`report OK: ${verdict.records} audit records, chain intact\n`);
+  else process.stdout.write(`report NOT OK: ${verdict.problem}\n`);
+  return verdict.ok ? 0 : 1;
+}
+
+function readTextLines(path: string): string[] {
+  try {
+    return readFileSync(path, 'utf8').split('\n');
+  } catch (e) {
+    throw new ConnectorError('CK_ERR_DRILL', `cannot read ${path}: ${(e as Error).message}`, { cause: e });
+  }
 }

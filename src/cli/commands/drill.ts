@@ -3,7 +3,7 @@
 // command line; src/dr/main.ts does the work.
 import { parseCommandArgs, requireStr, runArgvSubcommand, str } from '../../shared/cli/args.js';
 import { UsageError } from '../../shared/errors.js';
-import { drillEnd, drillProbe, drillServe, drillStart, drillStatus } from '../../dr/main.js';
+import { drillEnd, drillProbe, drillReport, drillServe, drillStart, drillStatus, drillVerifyReport } from '../../dr/main.js';
 
 const HELP = `usage: connector drill <start|status|end|probe|serve> --registry FILE [--book FILE] [options]
 
@@ -16,6 +16,11 @@ const HELP = `usage: connector drill <start|status|end|probe|serve> --registry F
   probe   --id ID --target IP --ifname IF [--netns NS] [--side lan|dc] [--count N]
           ARP + ICMP from one side, recorded in the drill's timeline; exit 1 when unreachable
   serve   [--host H] [--port P]                      JSON API for the console (default 127.0.0.1:8088)
+  report  --id ID --audit-log HEADEND_AUDIT [--out DIR]
+          a drill's or a failover's report: ID.report.json and a self-contained ID.report.html, naming
+          the audit records (seq, SHA-256) they were built from
+  verify-report --report FILE.json --audit-log HEADEND_AUDIT
+          exit 0 when the report is unchanged and every audit record it names is in the intact chain
 
 --registry defaults to $CONNECTOR_REGISTRY; --book defaults to drills.json beside the registry.`;
 
@@ -101,6 +106,22 @@ function serve(rest: string[]): Promise<number> {
   });
 }
 
+function report(rest: string[]): Promise<number> {
+  const p = parseCommandArgs(rest, { ...COMMON, id: { type: 'string' }, 'audit-log': { type: 'string' }, out: { type: 'string' } }, false);
+  return drillReport({
+    registry: str(p, 'registry'),
+    book: str(p, 'book'),
+    id: requireStr(p, 'id'),
+    auditLog: requireStr(p, 'audit-log'),
+    outDir: str(p, 'out') ?? '.',
+  });
+}
+
+async function verifyReportCmd(rest: string[]): Promise<number> {
+  const p = parseCommandArgs(rest, { report: { type: 'string' }, 'audit-log': { type: 'string' } }, false);
+  return drillVerifyReport({ report: requireStr(p, 'report'), auditLog: requireStr(p, 'audit-log') });
+}
+
 export async function run(argv: string[]): Promise<number> {
-  return runArgvSubcommand('drill', argv, HELP, { start, status, end, probe, serve });
+  return runArgvSubcommand('drill', argv, HELP, { start, status, end, probe, serve, report, 'verify-report': verifyReportCmd });
 }

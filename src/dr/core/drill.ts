@@ -41,9 +41,21 @@ export interface Drill {
   timeline: TimelineEvent[];
 }
 
+/** A full-site failover, kept in the same book so a report can be built for it. */
+export interface FailoverRecord {
+  id: string;
+  tenant: string;
+  segment: string;
+  gateway: string;
+  startedAt: string;
+  endedAt?: string;
+  timeline: TimelineEvent[];
+}
+
 export interface DrillBook {
   version: 1;
   drills: Drill[];
+  failovers?: FailoverRecord[];
 }
 
 export const EMPTY_BOOK: DrillBook = { version: 1, drills: [] };
@@ -150,7 +162,7 @@ export function startDrill(
     state: 'running',
     timeline: [{ t: iso(nowMs), event: 'drill-start', kind: spec.kind, segment, vni, ...(sandboxSegment ? { sandboxSegment } : {}) }],
   };
-  return { book: { version: 1, drills: [...book.drills, drill] }, registry, drill };
+  return { book: { ...book, drills: [...book.drills, drill] }, registry, drill };
 }
 
 function finish(
@@ -166,7 +178,7 @@ function finish(
   // An expired drill ends at its expiry time, however late the sweep runs.
   const at = state === 'expired' ? Math.min(nowMs, Date.parse(d.expiresAt)) : nowMs;
   const ended: Drill = { ...d, state, endedAt: iso(at), timeline: [...d.timeline, { t: iso(at), event: 'drill-end', reason }] };
-  return { book: { version: 1, drills: book.drills.map((x) => (x.id === d.id ? ended : x)) }, registry };
+  return { book: { ...book, drills: book.drills.map((x) => (x.id === d.id ? ended : x)) }, registry };
 }
 
 export function endDrill(book: DrillBook, reg: Registry, id: string, nowMs: number): { book: DrillBook; registry: Registry } {
@@ -194,7 +206,7 @@ export function sweepExpired(book: DrillBook, reg: Registry, nowMs: number): { b
 export function recordEvents(book: DrillBook, id: string, events: readonly TimelineEvent[], nowMs: number): DrillBook {
   const d = findDrill(book, id);
   if (effectiveState(d, nowMs) !== 'running') fail(`drill ${id} is ${effectiveState(d, nowMs)}; probes go into running drills`);
-  return { version: 1, drills: book.drills.map((x) => (x.id === id ? { ...x, timeline: [...x.timeline, ...events] } : x)) };
+  return { ...book, drills: book.drills.map((x) => (x.id === id ? { ...x, timeline: [...x.timeline, ...events] } : x)) };
 }
 
 /** What `drill status` and the API show: the drill with its effective state and the time left. */

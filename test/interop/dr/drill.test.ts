@@ -125,6 +125,13 @@ test(
     );
     const ended = JSON.parse((await cli(['drill', 'end', ...reg, '--id', started.id])).stdout) as { state: string };
     assert.equal(ended.state, 'ended');
+    const rep = JSON.parse(
+      (await cli(['drill', 'report', ...reg, '--id', started.id, '--audit-log', lab.d.path('audit.jsonl'), '--out', lab.d.path('reports')]))
+        .stdout,
+    ) as { json: string; figures: Record<string, number | string | null> };
+    t.diagnostic(`in-place drill report figures: ${JSON.stringify(rep.figures)}`);
+    assert.equal(rep.figures['probesOk'], 2);
+    assert.equal((await cli(['drill', 'verify-report', '--report', rep.json, '--audit-log', lab.d.path('audit.jsonl')], true)).code, 0);
   },
 );
 

@@ -9,7 +9,7 @@
 // capture over the whole handover holds 0 frames of the DC gateway (no split brain).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exec, type ExecResult } from '../../../src/shared/exec.js';
 import { ipIn, nsExec } from '../../../src/lab/adapters/netns.js';
@@ -18,6 +18,7 @@ import { REPO } from '../../integration/headend/adapters/fixtures.js';
 import { waitFor } from '../../helpers/wait.js';
 import { skipUnlessCi } from '../../helpers/skip.js';
 import { siteDc } from './site-dc.js';
+import { gatewayName } from '../../../src/dr/adapters/gateway.js';
 
 const ROUTER_MAC = '02:00:00:00:01:01';
 const GW_MAC = '02:00:00:00:01:fe';
@@ -32,11 +33,14 @@ test(
   'full-site failover: DC gateway with NAT for the recovered VM; fenced return; handover with 0 split-brain frames on the LAN',
   { skip: skipUnlessCi(!isRoot() && 'needs root for network namespaces') },
   async (t) => {
+    // A tenant name of this run: the gateway namespace is named after tenant and segment.
+    const tenant = `t${process.pid}`;
+    t.after(() => void exec('ip', ['netns', 'del', gatewayName(tenant, 'lan')], { allowFailure: true }));
     const lab = await siteDc(t, {
       registry: (vtep) => ({
         version: 1,
-        tenants: { acme: { segments: { lan: { vni: 100, vteps: [vtep] } } } },
-        devices: { 'CN-0001': { state: 'claimed', tenant: 'acme', segment: 'lan', updatedAt: '' } },
+        tenants: { [tenant]: { segments: { lan: { vni: 100, vteps: [vtep] } } } },
+        devices: { 'CN-0001': { state: 'claimed', tenant, segment: 'lan', updatedAt: '' } },
       }),
       hosts: { router: { mac: ROUTER_MAC, ipCidr: '192.168.1.1/24' }, lanhost: { mac: '02:00:00:00:01:14', ipCidr: '192.168.1.20/24' } },
       vms: { vm: { vni: 100, mac: '02:00:00:00:01:32', ipCidr: '192.168.1.50/24' } },
@@ -59,7 +63,7 @@ test(
     await ipIn(router.ns, 'link', 'set', router.ifname, 'down');
     await lab.headend.waitForLine((l) => l['msg'] === 'session closed', 15_000);
     const reg = ['--registry', lab.registryFile];
-    const common = [...reg, '--tenant', 'acme'];
+    const common = [...reg, '--tenant', tenant];
     // Too early for the default threshold: refused with the reason.
     const early = await cli(
       [
@@ -112,7 +116,12 @@ test(
       100,
     );
     const reachedMs = Date.now() - t0;
-    const started = JSON.parse((await start).stdout) as { mac: string; netns: string; timeline: { t: string; event: string }[] };
+    const started = JSON.parse((await start).stdout) as {
+      id: string;
+      mac: string;
+      netns: string;
+      timeline: { t: string; event: string }[];
+    };
     t.diagnostic(
       `failover: command -> VM reaches the internet stand-in in ${reachedMs} ms (target <= 10000 ms); timeline ${JSON.stringify(started.timeline)}`,
     );
@@ -165,5 +174,28 @@ test(
     const n = fromGw.stdout.split('\n').filter(Boolean).length;
     t.diagnostic(`LAN link over failover and handover: ${all.stdout.split('\n').filter(Boolean).length} frames, ${n} from the DC gateway`);
     assert.equal(n, 0, '0 split-brain frames reached the LAN');
+
+    // The report: JSON + HTML, its figures from the audit log, verified against the chain; an edited
+    // audit line makes the check fail.
+    const audit = lab.d.path('audit.jsonl');
+    const rep = JSON.parse(
+      (await cli(['drill', 'report', ...reg, '--id', started.id, '--audit-log', audit, '--out', lab.d.path('reports')])).stdout,
+    ) as {
+      json: string;
+      html: string;
+      figures: Record<string, number | null>;
+    };
+    t.diagnostic(`failover report figures: ${JSON.stringify(rep.figures)}`);
+    assert.ok((rep.figures['rtoMs'] ?? 0) > 0);
+    assert.ok((rep.figures['refusedWhileFailedOver'] ?? 0) >= 1);
+    assert.match(readFileSync(rep.html, 'utf8'), /Connector DR failover report/);
+    const ok = await cli(['drill', 'verify-report', '--report', rep.json, '--audit-log', audit], true);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    const lines = readFileSync(audit, 'utf8').split('\n');
+    const tampered = lab.d.path('audit-tampered.jsonl');
+    writeFileSync(tampered, lines.map((l) => l.replace('"reason":"failover-active"', '"reason":"other"')).join('\n'));
+    const bad = await cli(['drill', 'verify-report', '--report', rep.json, '--audit-log', tampered], true);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stdout, /NOT OK/);
   },
 );

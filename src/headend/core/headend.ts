@@ -116,6 +116,14 @@ export class HeadendCore {
     };
     const c = this.#config.session;
     const log = this.#log.child({ session: id, serial: admitted.serial });
+    this.metrics.inc('connector_headend_sessions_total');
+    this.#log.info('session admitted', {
+      session: id,
+      serial: admitted.serial,
+      tenant: admitted.tenant,
+      remote: admitted.remote,
+      fingerprint: admitted.fingerprint,
+    });
     const onHello = (hello: HelloMessage): Pick<HelloAckMessage, 'vni' | 'capabilities'> | string => {
       const vlan = helloVlan(hello.capabilities);
       const d = vlan === 'bad' ? ({ ok: false, reason: 'vlan-invalid' } as const) : admitVlan(this.#registry, admitted, vlan);
@@ -143,17 +151,7 @@ export class HeadendCore {
         remote,
         fingerprint,
       });
-      this.metrics.inc('connector_headend_sessions_total');
-      this.#log.info('session admitted', {
-        session: id,
-        serial,
-        tenant,
-        segment: segmentName,
-        vni,
-        vlan: identity.vlan,
-        remote,
-        fingerprint,
-      });
+      this.#log.info('session segment', { session: id, serial, tenant, segment: segmentName, vni, vlan: identity.vlan });
       return { vni, capabilities: identity.vlan ? [`vlan:${identity.vlan}`] : [] };
     };
     const tunnel = new TunnelSession(

@@ -64,11 +64,15 @@ export function admitVlan(reg: Registry, identity: SessionIdentity, vlan: number
   return { ok: true, identity: { ...identity, segmentName: a.segmentName, vni: a.segment.vni, vlan } };
 }
 
-/** The segments of every tenant, as the switch sees them. */
-export function segmentsOf(reg: Registry): SegmentInfo[] {
+/**
+ * The segments of every tenant, as the switch sees them. A drill's sandbox past its expiry is left out
+ * (wall-clock `nowMs`), so it ends on time even when nothing rewrites the registry.
+ */
+export function segmentsOf(reg: Registry, nowMs = 0): SegmentInfo[] {
   const out: SegmentInfo[] = [];
   for (const [tname, t] of Object.entries(reg.tenants)) {
     for (const [sname, s] of Object.entries(t.segments)) {
+      if (s.sandbox && nowMs > 0 && Date.parse(s.sandbox.expiresAt) <= nowMs) continue;
       out.push({ vni: s.vni, name: `${tname}/${sname}`, vteps: s.vteps, multiSite: s.multiSite });
     }
   }
@@ -101,6 +105,18 @@ export interface MtuFinding {
 }
 
 /** One finding per segment: 1514 + 8 VXLAN + 8 UDP + 20 IPv4 needs an IP MTU of 1550 on the fabric. */
+/** The next sandbox expiry after `nowMs` (wall-clock ms), when the switch must drop that segment. */
+export function nextSandboxExpiry(reg: Registry, nowMs: number): number | undefined {
+  let next: number | undefined;
+  for (const t of Object.values(reg.tenants)) {
+    for (const s of Object.values(t.segments)) {
+      const at = s.sandbox ? Date.parse(s.sandbox.expiresAt) : NaN;
+      if (at > nowMs && (next === undefined || at < next)) next = at;
+    }
+  }
+  return next;
+}
+
 export function mtuFindings(reg: Registry, minVtepPathMtu: number): MtuFinding[] {
   const out: MtuFinding[] = [];
   for (const [tname, t] of Object.entries(reg.tenants)) {

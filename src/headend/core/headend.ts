@@ -16,6 +16,7 @@ import {
   closedByRegistry,
   helloVlan,
   mtuFindings,
+  nextSandboxExpiry,
   segmentsOf,
   type PeerCertificate,
   type SessionIdentity,
@@ -61,6 +62,7 @@ export class HeadendCore {
   readonly #sessions = new Map<string, AdmittedSession>();
   readonly #bySerial = new Map<string, AdmittedSession>();
   #registry: Registry;
+  #expiryCancel: (() => void) | undefined;
 
   constructor(config: HeadendConfig, registry: Registry, ports: HeadendPorts) {
     this.#config = config;
@@ -239,7 +241,20 @@ export class HeadendCore {
   /** A new registry: segments and VTEPs apply, sessions it refuses or moves are closed with a bye. */
   applyRegistry(reg: Registry, why: string): void {
     this.#registry = reg;
-    this.forwarder.setSegments(segmentsOf(reg));
+    const now = this.#p.wallClock.now();
+    this.forwarder.setSegments(segmentsOf(reg, now));
+    // A drill sandbox ends at its expiry: re-apply the registry then, whatever the drill tooling does.
+    this.#expiryCancel?.();
+    this.#expiryCancel = undefined;
+    const next = nextSandboxExpiry(reg, now);
+    if (next !== undefined) {
+      this.#expiryCancel = this.#p.scheduler.setTimeout(
+        () => {
+          if (this.#registry === reg) this.applyRegistry(reg, 'sandbox-expiry');
+        },
+        Math.min(next - now + 1, 2 ** 31 - 1),
+      );
+    }
     this.metrics.reset('connector_headend_segment_mtu_too_small');
     for (const f of mtuFindings(reg, this.#config.minVtepPathMtu)) {
       this.metrics.set('connector_headend_segment_mtu_too_small', { vni: f.vni, segment: f.segment }, f.tooSmall ? 1 : 0);
@@ -317,6 +332,7 @@ export class HeadendCore {
 
   /** Says bye to every session (shutdown). */
   closeAll(reason: string): void {
+    this.#expiryCancel?.();
     for (const s of [...this.#sessions.values()]) s.tunnel.close(reason, reason);
   }
 }

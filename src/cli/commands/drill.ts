@@ -5,7 +5,7 @@ import { parseCommandArgs, requireStr, runArgvSubcommand, str } from '../../shar
 import { UsageError } from '../../shared/errors.js';
 import { drillEnd, drillProbe, drillReport, drillServe, drillStart, drillStatus, drillVerifyReport } from '../../dr/main.js';
 
-const HELP = `usage: connector drill <start|status|end|probe|serve> --registry FILE [--book FILE] [options]
+const HELP = `usage: connector drill <start|status|end|probe|serve|report|verify-report> --registry FILE [--book FILE] [options]
 
   start   --tenant T --kind in-place|sandbox [--segment S] [--vm-ip IP] [--ttl SECONDS] [--allow-outbound]
           in-place: the drill VM joins the tenant's segment; sandbox: a new segment with its own VNI

@@ -4,7 +4,7 @@
 import tseslint from 'typescript-eslint';
 import houseWalls from './eslint/house-walls.js';
 
-const HOUSES = ['agent', 'headend', 'enroll', 'ota', 'factory', 'image', 'lab', 'admin', 'console'];
+const HOUSES = ['agent', 'headend', 'enroll', 'ota', 'factory', 'image', 'lab', 'admin', 'console', 'dr'];
 
 const IO_MODULES = [
   'node:net',

@@ -149,18 +149,19 @@ export async function run(argv: string[]): Promise<number> {
       if (config.attach === 'ip') await attachToBridge(config.tapName, config.bridge);
     },
     readOwnAddresses: () => readOwnAddresses(config.bridge),
-    createTunnel: (getIdentity) =>
+    createTunnel: (getIdentity, vlan) =>
       createTunnelClient({
         headends: config.headends,
         getIdentity,
-        hello: { agentVersion: version, site: config.site, capabilities: ['l2', 'arp-nd-proxy'] },
+        // A trunk VLAN's session names its VLAN; the headend's registry maps it to a segment.
+        hello: { agentVersion: version, site: config.site, capabilities: ['l2', 'arp-nd-proxy', ...(vlan ? [`vlan:${vlan}`] : [])] },
         keepaliveMs: config.keepaliveMs,
         deadAfterMs: config.deadAfterMs,
         // Full jitter: a fleet that lost the same headend spreads its returns over the whole window.
         backoff: { initialMs: 250, maxMs: config.reconnectMaxMs, jitter: 1 },
         sendQueueFrames: config.sendQueueFrames,
         aqm: config.aqm,
-        log: log.child({ part: 'tunnel' }),
+        log: log.child(vlan ? { part: 'tunnel', vlan } : { part: 'tunnel' }),
       }),
     serveStatus: (snapshot) => serveStatus(config.statusSocket, snapshot),
     ...(config.ota.broker ? { startOta: (ctx: OtaContext) => otaChannel(config, log, ctx, restart) } : {}),

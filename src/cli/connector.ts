@@ -7,7 +7,9 @@ import { runCommand, runProgram, type CommandTable } from '../shared/cli/dispatc
 export const COMMANDS: CommandTable = {
   audit: ['audit.js', 'headend session audit log: export --format csv|jsonl --log FILE | verify --log FILE'],
   console: ['console.js', 'operator web console and JSON API: serve --config FILE | operator add'],
+  drill: ['drill.js', 'DR drills: start | status | end | probe | serve (in place or sandbox, TTL, JSON API)'],
   'enroll-server': ['enroll-server.js', 'EST server (RFC 7030) issuing operational certificates: --config FILE'],
+  failover: ['failover.js', 'full-site failover: start (DC gateway for a lost site) | end (handover back)'],
   factory: ['factory.js', 'factory station: init-ca | provision | read (factory block, manifest)'],
   headend: ['headend.js', 'run the datacentre tunnel headend: --config FILE'],
   lab: ['lab.js', 'network lab in namespaces: up | down | status | restart PROCESS | exec NODE -- CMD'],

@@ -30,7 +30,7 @@ export interface Headend {
   /** Re-reads the registry (SIGHUP): new segments and VTEPs apply, refused devices are disconnected. */
   reload(): void;
   renderMetrics(): string;
-  sessions(): readonly { id: string; serial: string; tenant: string; vni: number; state: string }[];
+  sessions(): readonly { id: string; serial: string; tenant: string; vni: number; vlan: number; state: string }[];
   close(): Promise<void>;
 }
 

@@ -7,6 +7,7 @@ import { Forwarder } from './forwarder.js';
 import { L2Policy } from './l2/policy.js';
 import { policyStatus } from './l2/policy-status.js';
 import { ownAddressUpdater, type OwnAddresses } from './own-addresses.js';
+import { vlanTrunk, type VlanTrunk } from './vlan-trunk.js';
 import type { FrameDevice, IdentitySource, OtaChannel, OtaContext, StatusServer, TunnelIdentity, TunnelLink } from './ports.js';
 import type { StatusDoc } from './status-format.js';
 import type { Logger } from '../../shared/log.js';
@@ -25,7 +26,8 @@ export interface AgentDeps {
   openTap(): Promise<FrameDevice>;
   attachTap(): Promise<void>;
   readOwnAddresses(): Promise<OwnAddresses>;
-  createTunnel(getIdentity: () => Promise<TunnelIdentity>): TunnelLink;
+  /** The tunnel session of the untagged LAN (no `vlan`) or of one VLAN of the trunk. */
+  createTunnel(getIdentity: () => Promise<TunnelIdentity>, vlan?: number): TunnelLink;
   serveStatus(snapshot: () => StatusDoc): Promise<StatusServer>;
   /** The OTA channel, when configured; started once the tunnel is running. */
   startOta?: (ctx: OtaContext) => OtaChannel;
@@ -52,14 +54,32 @@ export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
   let tunnel: TunnelLink | undefined;
   let forwarder: Forwarder | undefined;
   let ota: OtaChannel | undefined;
+  let trunk: VlanTrunk | undefined;
   const policy = new L2Policy(deps.config.l2, {}, started);
   // Every alarm episode is logged when it starts and when it ends, with its figures: on site `logread`
   // is where a technician looks for a split brain or a rate limit.
-  policy.alarms.onChange = (what, a) => {
-    const fields = { code: a.code, severity: a.severity, subject: a.subject, ...(a.message ? { detail: a.message } : {}) };
-    if (what === 'raised') log.warn(`alarm raised: ${a.code}`, fields);
-    else log.info(`alarm cleared: ${a.code}`, { ...fields, count: a.count, lastedS: Math.round((a.lastMs - a.firstMs) / 1000) });
+  const logAlarms = (p: L2Policy, vlan?: number): void => {
+    p.alarms.onChange = (what, a) => {
+      const fields = {
+        code: a.code,
+        severity: a.severity,
+        subject: a.subject,
+        ...(vlan !== undefined ? { vlan } : {}),
+        ...(a.message ? { detail: a.message } : {}),
+      };
+      if (what === 'raised') log.warn(`alarm raised: ${a.code}`, fields);
+      else log.info(`alarm cleared: ${a.code}`, { ...fields, count: a.count, lastedS: Math.round((a.lastMs - a.firstMs) / 1000) });
+    };
   };
+  logAlarms(policy);
+  // One context per VLAN of the trunk: its own MAC table, neighbours, buckets, alarms and session.
+  const vlans = deps.config.vlans.map((v) => ({
+    ...v,
+    policy: new L2Policy(deps.config.l2, {}, started),
+    tunnel: undefined as TunnelLink | undefined,
+    forwarder: undefined as Forwarder | undefined,
+  }));
+  for (const v of vlans) logAlarms(v.policy, v.vid);
   const setOwn = ownAddressUpdater(policy, deps.config.l2);
   const timers: Cancel[] = [];
   let stopped = false;
@@ -80,6 +100,22 @@ export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
       neighbours: l2.neighbours,
       alarms: l2.alarms,
       ...(ota ? { ota: ota.status() } : {}),
+      ...(vlans.length > 0 ? { vlans: vlans.map((v) => vlanStatus(v, now)) } : {}),
+    };
+  };
+  const vlanStatus = (v: (typeof vlans)[number], now: number): Record<string, unknown> => {
+    const l2v = policyStatus(v.policy, now);
+    return {
+      vlan: v.vid,
+      name: v.name,
+      ...(v.tunnel ? { tunnel: v.tunnel.status() } : {}),
+      counters: {
+        trunk: { popped: trunk?.counters.popped[v.vid] ?? 0, pushed: trunk?.counters.pushed[v.vid] ?? 0 },
+        forwarder: v.forwarder?.counters ?? {},
+        core: l2v.counters,
+      },
+      macTable: l2v.macTable,
+      alarms: l2v.alarms,
     };
   };
   const statusServer = await deps.serveStatus(status);
@@ -90,6 +126,7 @@ export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
     phase = 'stopping';
     for (const cancel of timers) cancel();
     await ota?.close();
+    for (const v of vlans) await v.tunnel?.close();
     await tunnel?.close();
     await tap?.close();
     await deps.identity.close();
@@ -121,8 +158,13 @@ export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
       };
       await refreshOwn();
 
+      if (vlans.length > 0)
+        trunk = vlanTrunk(
+          tap,
+          vlans.map((v) => v.vid),
+        );
       tunnel = deps.createTunnel(() => deps.identity.current());
-      forwarder = new Forwarder(tap, tunnel, policy, clock);
+      forwarder = new Forwarder(trunk?.untagged ?? tap, tunnel, policy, clock);
       forwarder.start();
       tunnel.onStateChange((state, info) => {
         log.info('tunnel state', { state, headend: info.headend, reason: info.reason });
@@ -132,12 +174,29 @@ export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
           if (granted) log.info('the datacentre segment may serve DHCP to the LAN (allowDhcpFromDc)');
         }
       });
+      for (const v of vlans) {
+        if (!trunk) break;
+        const t = deps.createTunnel(() => deps.identity.current(), v.vid);
+        v.tunnel = t;
+        v.forwarder = new Forwarder(trunk.device(v.vid), t, v.policy, clock);
+        v.forwarder.start();
+        t.onStateChange((state, info) => {
+          log.info('tunnel state', { vlan: v.vid, name: v.name, state, headend: info.headend, reason: info.reason });
+          if (state === 'up') v.policy.setDhcpFromDc(t.peerCapabilities().includes('dhcp-from-dc'), deps.config.l2.allowDhcpFromTunnel);
+        });
+      }
       tunnel.start();
+      for (const v of vlans) v.tunnel?.start();
       phase = 'running';
       const link = tunnel;
       if (deps.startOta) ota = deps.startOta({ identity: () => deps.identity.current(), tunnelUp: () => link.state === 'up' });
       const fwd = forwarder;
-      timers.push(deps.scheduler.setInterval(() => fwd.tick(), TICK_MS));
+      timers.push(
+        deps.scheduler.setInterval(() => {
+          fwd.tick();
+          for (const v of vlans) v.forwarder?.tick();
+        }, TICK_MS),
+      );
       timers.push(
         deps.scheduler.setInterval(() => {
           refreshOwn().catch((e: unknown) => log.warn('cannot read own addresses', { error: String(e) }));
@@ -147,6 +206,7 @@ export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
         tap: deps.config.tapName,
         bridge: deps.config.bridge,
         headends: deps.config.headends.map((u) => u.host).join(','),
+        vlans: vlans.map((v) => `${v.vid}:${v.name}`).join(','),
       });
     } catch (e) {
       if (stopped) return; // SIGTERM while waiting (e.g. for enrollment): not a failure

@@ -40,8 +40,10 @@ export interface AgentConfig {
   readonly aqm: Readonly<{ targetMs: number; intervalMs: number }>;
   /** Ceiling of the jittered exponential reconnect backoff. */
   readonly reconnectMaxMs: number;
-  /** The Layer-2 policy, from the `config l2` section (keys: docs/l2-policy.md). */
+  /** The Layer-2 policy, from the `config l2` section (keys: docs/l2-policy.md); each VLAN gets its own. */
   readonly l2: PolicyConfig;
+  /** 802.1Q VLANs of the LAN trunk, each carried in its own tunnel session; untagged is always carried. */
+  readonly vlans: readonly AgentVlan[];
   readonly enroll: Readonly<{
     url: string | undefined;
     factoryBlockPath: string;
@@ -63,6 +65,16 @@ export interface AgentConfig {
     healthDeadlineMs: number;
   }>;
 }
+
+export interface AgentVlan {
+  /** 802.1Q VLAN ID, 1-4094. */
+  readonly vid: number;
+  /** The operator's name for it (logs, status); the registry decides its segment. */
+  readonly name: string;
+}
+
+/** Each VLAN is one more TLS session and one more set of tables: HCX extends 8 networks per appliance. */
+export const MAX_VLANS = 16;
 
 const DEFAULTS = {
   bridge: 'br-lan',
@@ -113,6 +125,7 @@ const SECTIONS = {
     aqm_interval_ms: optional(intText(10, 10_000), DEFAULTS.aqmIntervalMs),
     reconnect_max_s: optional(intText(1, 600), DEFAULTS.reconnectMaxS),
     own_mac: removed(MOVED_OWN_MAC),
+    vlan: optional(listText(), []),
   },
   enroll: {
     url: optional(text()),
@@ -220,6 +233,22 @@ function l2Config(doc: readonly UciSection[]): PolicyConfig {
   }
 }
 
+/** `list vlan '10:servers'`: VLAN ID and name, each ID once. */
+function parseVlans(items: readonly string[], refuse: (problem: string) => never): readonly AgentVlan[] {
+  if (items.length > MAX_VLANS) refuse(`${items.length} VLANs; at most ${MAX_VLANS}`);
+  const seen = new Set<number>();
+  const out: AgentVlan[] = [];
+  for (const item of items) {
+    const m = /^(\d{1,4}):([A-Za-z0-9][A-Za-z0-9_-]{0,63})$/.exec(item);
+    const vid = m ? Number(m[1]) : NaN;
+    if (!m || vid < 1 || vid > 4094) refuse(`"${item}" must be VLAN_ID:name with an ID in 1..4094, e.g. '10:servers'`);
+    if (seen.has(vid)) refuse(`VLAN ${vid} is listed twice`);
+    seen.add(vid);
+    out.push(Object.freeze({ vid, name: m[2] ?? '' }));
+  }
+  return Object.freeze(out);
+}
+
 export function parseAgentConfig(text: string): AgentConfig {
   const doc = parseUci(text);
   checkSectionTypes(doc);
@@ -246,6 +275,7 @@ export function parseAgentConfig(text: string): AgentConfig {
     );
   }
   parseSection(doc, 'network');
+  const vlans = parseVlans(a.vlan, (problem) => refuse('agent', 'vlan', problem));
   return Object.freeze({
     enabled: a.enabled,
     headends: Object.freeze(headends),
@@ -263,6 +293,7 @@ export function parseAgentConfig(text: string): AgentConfig {
     aqm: Object.freeze({ targetMs: a.aqm_target_ms, intervalMs: a.aqm_interval_ms }),
     reconnectMaxMs: a.reconnect_max_s * 1000,
     l2: l2Config(doc),
+    vlans,
     enroll: Object.freeze({
       url: e.url,
       factoryBlockPath: e.factory_block_path,

@@ -15,6 +15,8 @@ export interface StatusDoc {
   neighbours?: readonly Record<string, unknown>[];
   alarms?: { active: readonly Record<string, unknown>[]; cleared?: readonly Record<string, unknown>[] };
   ota?: Record<string, unknown>;
+  /** One entry per VLAN of the LAN trunk: its session, counters, MAC table and alarms. */
+  vlans?: readonly Record<string, unknown>[];
 }
 
 function flat(prefix: string, v: unknown, out: string[]): void {

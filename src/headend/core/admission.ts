@@ -2,7 +2,7 @@
 // The headend's admission decisions, pure: which segment a certificate's serial belongs to (the registry
 // decides, never the device), what a registry change means for the sessions already up, and which
 // segments' VTEP paths are too small for 1514-byte inner frames.
-import { admitDevice, type Registry } from '../../shared/registry/registry.js';
+import { admitDevice, admitDeviceVlan, type Registry } from '../../shared/registry/registry.js';
 import type { SegmentInfo } from './forwarder.js';
 
 /** Who is on the other end of an admitted session, for logs, metrics and the audit log. */
@@ -12,6 +12,8 @@ export interface SessionIdentity {
   tenant: string;
   segmentName: string;
   vni: number;
+  /** 802.1Q VLAN on the unit's LAN trunk this session carries; 0: untagged (the device's default segment). */
+  vlan: number;
   /** address:port of the peer. */
   remote: string;
   /** SHA-256 of the client certificate (hex). */
@@ -39,17 +41,38 @@ export function admit(registry: Registry, peer: PeerCertificate, sessionId: stri
       tenant: a.tenant,
       segmentName: a.segmentName,
       vni: a.segment.vni,
+      vlan: 0,
       remote: peer.remote,
       fingerprint: peer.fingerprint,
     },
   };
 }
 
-/** The segments of every tenant, as the switch sees them. */
-export function segmentsOf(reg: Registry): SegmentInfo[] {
+/** A trunk unit names the VLAN a session carries in its hello: capability `vlan:<1-4094>`; none is untagged. */
+export function helloVlan(capabilities: readonly string[]): number | 'bad' {
+  const caps = capabilities.filter((c) => c.startsWith('vlan:'));
+  if (caps.length === 0) return 0;
+  const m = caps.length === 1 ? /^vlan:([1-9]\d{0,3})$/.exec(caps[0] ?? '') : null;
+  const v = m ? Number(m[1]) : NaN;
+  return v >= 1 && v <= 4094 ? v : 'bad';
+}
+
+/** The identity of an admitted connection once its hello named a VLAN, or why that VLAN is refused. */
+export function admitVlan(reg: Registry, identity: SessionIdentity, vlan: number): AdmissionDecision {
+  const a = admitDeviceVlan(reg, identity.serial, vlan);
+  if (!a.ok) return { ok: false, reason: a.reason };
+  return { ok: true, identity: { ...identity, segmentName: a.segmentName, vni: a.segment.vni, vlan } };
+}
+
+/**
+ * The segments of every tenant, as the switch sees them. A drill's sandbox past its expiry is left out
+ * (wall-clock `nowMs`), so it ends on time even when nothing rewrites the registry.
+ */
+export function segmentsOf(reg: Registry, nowMs = 0): SegmentInfo[] {
   const out: SegmentInfo[] = [];
   for (const [tname, t] of Object.entries(reg.tenants)) {
     for (const [sname, s] of Object.entries(t.segments)) {
+      if (s.sandbox && nowMs > 0 && Date.parse(s.sandbox.expiresAt) <= nowMs) continue;
       out.push({ vni: s.vni, name: `${tname}/${sname}`, vteps: s.vteps, multiSite: s.multiSite });
     }
   }
@@ -60,13 +83,13 @@ export function segmentsOf(reg: Registry): SegmentInfo[] {
  * The sessions a new registry no longer allows where they are, with the reason each is closed for:
  * `registry:<refusal>` for a device refused now, `segment-changed` for one moved to another segment.
  */
-export function closedByRegistry<S extends { identity: Pick<SessionIdentity, 'serial' | 'vni'> }>(
+export function closedByRegistry<S extends { identity: Pick<SessionIdentity, 'serial' | 'vni' | 'vlan'> }>(
   reg: Registry,
   sessions: Iterable<S>,
 ): { session: S; reason: string }[] {
   const out: { session: S; reason: string }[] = [];
   for (const s of sessions) {
-    const a = admitDevice(reg, s.identity.serial);
+    const a = admitDeviceVlan(reg, s.identity.serial, s.identity.vlan);
     if (!a.ok) out.push({ session: s, reason: `registry:${a.reason}` });
     else if (a.segment.vni !== s.identity.vni) out.push({ session: s, reason: 'segment-changed' });
   }
@@ -82,6 +105,18 @@ export interface MtuFinding {
 }
 
 /** One finding per segment: 1514 + 8 VXLAN + 8 UDP + 20 IPv4 needs an IP MTU of 1550 on the fabric. */
+/** The next sandbox expiry after `nowMs` (wall-clock ms), when the switch must drop that segment. */
+export function nextSandboxExpiry(reg: Registry, nowMs: number): number | undefined {
+  let next: number | undefined;
+  for (const t of Object.values(reg.tenants)) {
+    for (const s of Object.values(t.segments)) {
+      const at = s.sandbox ? Date.parse(s.sandbox.expiresAt) : NaN;
+      if (at > nowMs && (next === undefined || at < next)) next = at;
+    }
+  }
+  return next;
+}
+
 export function mtuFindings(reg: Registry, minVtepPathMtu: number): MtuFinding[] {
   const out: MtuFinding[] = [];
   for (const [tname, t] of Object.entries(reg.tenants)) {

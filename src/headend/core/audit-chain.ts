@@ -25,6 +25,8 @@ export interface AuditFields {
   tenant?: string;
   segment?: string;
   vni?: number;
+  /** 802.1Q VLAN of a trunk unit's session (absent: the untagged segment). */
+  vlan?: number;
   remote?: string;
   fingerprint?: string;
   site?: string;

@@ -8,8 +8,19 @@ import { errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import type { Clock, Scheduler, WallClock } from '../../shared/ports.js';
 import type { Registry } from '../../shared/registry/registry.js';
+import type { HelloAckMessage, HelloMessage } from '../../shared/tunnel/control.js';
 import { TunnelSession, type TunnelTransport } from '../../shared/tunnel/session.js';
-import { admit, closedByRegistry, mtuFindings, segmentsOf, type PeerCertificate, type SessionIdentity } from './admission.js';
+import {
+  admit,
+  admitVlan,
+  closedByRegistry,
+  helloVlan,
+  mtuFindings,
+  nextSandboxExpiry,
+  segmentsOf,
+  type PeerCertificate,
+  type SessionIdentity,
+} from './admission.js';
 import type { AuditEvent, AuditFields } from './audit-chain.js';
 import type { HeadendConfig } from './config.js';
 import { Forwarder, type VtepPort } from './forwarder.js';
@@ -31,6 +42,8 @@ export interface AdmittedSession {
   readonly identity: SessionIdentity;
   readonly tunnel: TunnelSession;
   readonly startedAtMs: number;
+  /** The hello was answered: the segment (and VLAN) are decided and audited. */
+  readonly connected: boolean;
 }
 
 export interface HeadendSessionInfo {
@@ -39,6 +52,8 @@ export interface HeadendSessionInfo {
   tenant: string;
   segment: string;
   vni: number;
+  /** 0 for the untagged default session. */
+  vlan: number;
   state: string;
   remote: string;
   site: string;
@@ -50,6 +65,9 @@ export interface HeadendSessionInfo {
   bytesIn: number;
   bytesOut: number;
 }
+
+/** One session per device and VLAN: a newer one replaces the older, other VLANs' sessions stay. */
+const sessionKey = (i: Pick<SessionIdentity, 'serial' | 'vlan'>): string => (i.vlan ? `${i.serial}#${i.vlan}` : i.serial);
 
 export class HeadendCore {
   readonly metrics: Metrics = headendMetrics();
@@ -63,6 +81,7 @@ export class HeadendCore {
   readonly #sessions = new Map<string, AdmittedSession>();
   readonly #bySerial = new Map<string, AdmittedSession>();
   #registry: Registry;
+  #expiryCancel: (() => void) | undefined;
 
   constructor(config: HeadendConfig, registry: Registry, ports: HeadendPorts) {
     this.#config = config;
@@ -108,14 +127,56 @@ export class HeadendCore {
       this.audit('refused', { serial: peer.serial, remote: peer.remote, fingerprint: peer.fingerprint, reason: a.reason });
       return a;
     }
-    const identity = a.identity;
-    const old = this.#bySerial.get(identity.serial);
-    if (old) old.tunnel.close('replaced', 'replaced');
-    const { serial, tenant, segmentName, vni, remote, fingerprint } = identity;
-    this.audit('connect', { sessionId: id, serial, tenant, segment: segmentName, vni, remote, fingerprint });
-    this.metrics.inc('connector_headend_sessions_total');
+    // The segment is decided at the hello: a trunk unit opens one session per VLAN and names it there.
+    const admitted = a.identity;
+    const entry: { identity: SessionIdentity; tunnel: TunnelSession; startedAtMs: number; connected: boolean } = {
+      identity: admitted,
+      tunnel: undefined as unknown as TunnelSession,
+      startedAtMs: this.#p.wallClock.now(),
+      connected: false,
+    };
     const c = this.#config.session;
-    const log = this.#log.child({ session: id, serial });
+    const log = this.#log.child({ session: id, serial: admitted.serial });
+    this.metrics.inc('connector_headend_sessions_total');
+    this.#log.info('session admitted', {
+      session: id,
+      serial: admitted.serial,
+      tenant: admitted.tenant,
+      remote: admitted.remote,
+      fingerprint: admitted.fingerprint,
+    });
+    const onHello = (hello: HelloMessage): Pick<HelloAckMessage, 'vni' | 'capabilities'> | string => {
+      const vlan = helloVlan(hello.capabilities);
+      const d = vlan === 'bad' ? ({ ok: false, reason: 'vlan-invalid' } as const) : admitVlan(this.#registry, admitted, vlan);
+      if (!d.ok) {
+        this.refuse(d.reason);
+        log.warn('refused', { remote: peer.remote, reason: d.reason, capabilities: hello.capabilities.join(',') });
+        this.audit('refused', { serial: admitted.serial, remote: peer.remote, fingerprint: peer.fingerprint, reason: d.reason });
+        return d.reason;
+      }
+      const identity = d.identity;
+      entry.identity = identity;
+      entry.connected = true;
+      const key = sessionKey(identity);
+      const old = this.#bySerial.get(key);
+      if (old) old.tunnel.close('replaced', 'replaced');
+      this.#bySerial.set(key, entry);
+      const { serial, tenant, segmentName, vni, remote, fingerprint } = identity;
+      this.audit('connect', {
+        sessionId: id,
+        serial,
+        tenant,
+        segment: segmentName,
+        vni,
+        ...(identity.vlan ? { vlan: identity.vlan } : {}),
+        remote,
+        fingerprint,
+      });
+      this.#log.info('session segment', { session: id, serial, tenant, segment: segmentName, vni, vlan: identity.vlan });
+      // The segment's options the device must apply: its VLAN, and whether DHCP from the DC may reach the LAN.
+      const dhcp = this.#registry.tenants[tenant]?.segments[segmentName]?.allowDhcpFromDc === true;
+      return { vni, capabilities: [...(identity.vlan ? [`vlan:${identity.vlan}`] : []), ...(dhcp ? ['dhcp-from-dc'] : [])] };
+    };
     const tunnel = new TunnelSession(
       {
         role: 'server',
@@ -125,23 +186,25 @@ export class HeadendCore {
         rxAqm: { targetBytes: c.rxAqmTargetBytes, intervalMs: c.aqm.intervalMs },
         helloTimeoutMs: c.helloTimeoutMs,
         ack: {
-          vni,
+          vni: admitted.vni,
           sessionId: id,
           headendVersion: this.#config.headendVersion,
           keepaliveMs: c.keepaliveMs,
           deadAfterMs: c.deadAfterMs,
-          // The segment's options the device must apply: today, whether DHCP from the DC may reach the LAN.
-          capabilities: this.#registry.tenants[tenant]?.segments[segmentName]?.allowDhcpFromDc ? ['dhcp-from-dc'] : [],
+          capabilities: [],
         },
+        onHello,
       },
       transport,
       {
         up: (s) => {
-          log.info('session up', { site: s.peerHello?.site, agentVersion: s.peerHello?.agentVersion, vni });
+          const vni = entry.identity.vni;
+          log.info('session up', { site: s.peerHello?.site, agentVersion: s.peerHello?.agentVersion, vni, vlan: entry.identity.vlan });
           this.forwarder.attach(vni, id, s);
         },
         frames: (batch) => {
           // The VNI on the records is the device's claim; the segment comes from admission only.
+          const vni = entry.identity.vni;
           for (const f of batch) this.forwarder.fromSession(vni, id, f);
         },
         drop: (reason) => this.countDrop(reason),
@@ -151,17 +214,22 @@ export class HeadendCore {
         },
       },
     );
-    const entry: AdmittedSession = { identity, tunnel, startedAtMs: this.#p.wallClock.now() };
+    entry.tunnel = tunnel;
     this.#sessions.set(id, entry);
-    this.#bySerial.set(serial, entry);
-    this.#log.info('session admitted', { session: id, serial, tenant, segment: segmentName, vni, remote, fingerprint });
     return { ok: true, session: tunnel };
   }
 
   #closed(e: AdmittedSession, reason: string): void {
     const { identity: i, tunnel: t } = e;
     this.#sessions.delete(i.id);
-    if (this.#bySerial.get(i.serial) === e) this.#bySerial.delete(i.serial);
+    if (!e.connected) {
+      // TLS admitted, but no session was established (hello timeout, refused VLAN, peer gone).
+      if (!reason.startsWith('refused:')) {
+        this.audit('refused', { serial: i.serial, remote: i.remote, fingerprint: i.fingerprint, reason: reason.split(':')[0] ?? reason });
+      }
+      return;
+    }
+    if (this.#bySerial.get(sessionKey(i)) === e) this.#bySerial.delete(sessionKey(i));
     this.forwarder.detach(i.vni, i.id);
     this.metrics.inc('connector_headend_session_closes_total', { reason: reason.split(':')[0] ?? reason });
     this.#closedQueueDrops.aqm += t.egress.counters.aqmDrops;
@@ -178,6 +246,7 @@ export class HeadendCore {
       tenant: i.tenant,
       segment: i.segmentName,
       vni: i.vni,
+      ...(i.vlan ? { vlan: i.vlan } : {}),
       remote: i.remote,
       fingerprint: i.fingerprint,
       site: t.peerHello?.site ?? '',
@@ -195,7 +264,20 @@ export class HeadendCore {
   /** A new registry: segments and VTEPs apply, sessions it refuses or moves are closed with a bye. */
   applyRegistry(reg: Registry, why: string): void {
     this.#registry = reg;
-    this.forwarder.setSegments(segmentsOf(reg));
+    const now = this.#p.wallClock.now();
+    this.forwarder.setSegments(segmentsOf(reg, now));
+    // A drill sandbox ends at its expiry: re-apply the registry then, whatever the drill tooling does.
+    this.#expiryCancel?.();
+    this.#expiryCancel = undefined;
+    const next = nextSandboxExpiry(reg, now);
+    if (next !== undefined) {
+      this.#expiryCancel = this.#p.scheduler.setTimeout(
+        () => {
+          if (this.#registry === reg) this.applyRegistry(reg, 'sandbox-expiry');
+        },
+        Math.min(next - now + 1, 2 ** 31 - 1),
+      );
+    }
     this.metrics.reset('connector_headend_segment_mtu_too_small');
     for (const f of mtuFindings(reg, this.#config.minVtepPathMtu)) {
       if (f.tooSmall) this.metrics.set('connector_headend_segment_mtu_too_small', { vni: f.vni, segment: f.segment }, 1);
@@ -304,6 +386,7 @@ export class HeadendCore {
       tenant: s.identity.tenant,
       segment: s.identity.segmentName,
       vni: s.identity.vni,
+      vlan: s.identity.vlan,
       state: s.tunnel.state,
       remote: s.identity.remote,
       site: s.tunnel.peerHello?.site ?? '',
@@ -318,6 +401,7 @@ export class HeadendCore {
 
   /** Says bye to every session (shutdown). */
   closeAll(reason: string): void {
+    this.#expiryCancel?.();
     for (const s of [...this.#sessions.values()]) s.tunnel.close(reason, reason);
   }
 }

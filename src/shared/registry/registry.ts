@@ -34,6 +34,10 @@ export interface Segment {
   allowDhcpFromDc: boolean;
   /** IP MTU of the path to the VTEPs; < 1550 cannot carry 1514-byte inner frames over IPv4. */
   vtepPathMtu: number;
+  /** A drill's sandbox (src/dr): never connected to a customer LAN, so no device may be admitted to it. */
+  sandbox?: Readonly<{ drill: string; expiresAt: string; outbound: boolean }>;
+  /** Full-site failover (src/dr): the DC provides the site's gateway; the site's units are fenced off. */
+  failover?: Readonly<{ gateway: string; since: string }>;
 }
 
 export interface Tenant {
@@ -47,6 +51,8 @@ export interface Device {
   site?: string;
   batch?: string;
   idevidFingerprint?: string;
+  /** 802.1Q VLAN ID on the unit's LAN trunk (as text) -> segment of its tenant; untagged uses `segment`. */
+  vlans?: Readonly<Record<string, string>>;
   updatedAt: string;
 }
 
@@ -61,6 +67,8 @@ export const EMPTY_REGISTRY: Registry = Object.freeze({ version: 1, tenants: {},
 
 const SERIAL_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const NAME_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+/** 1-4094 without leading zeros (0 is the priority tag, 4095 reserved by 802.1Q). */
+const VLAN_ID_RE = /^(?:[1-9]\d{0,2}|[1-3]\d{3}|40[0-8]\d|409[0-4])$/;
 
 function fail(path: string, problem: string): never {
   throw new ConnectorError('CK_ERR_REGISTRY', `registry ${path}: ${problem}`);
@@ -78,6 +86,8 @@ const SEGMENT_SCHEMA = object({
   multiSite: optional(boolean(), false),
   allowDhcpFromDc: optional(boolean(), false),
   vtepPathMtu: optional(integer(576, 9216), 1550),
+  sandbox: optional(object({ drill: string(), expiresAt: string(), outbound: optional(boolean(), false) })),
+  failover: optional(object({ gateway: string(), since: string() })),
 });
 
 const DEVICE_SCHEMA = object({
@@ -87,6 +97,7 @@ const DEVICE_SCHEMA = object({
   site: optional(string({ allowEmpty: true })),
   batch: optional(string({ allowEmpty: true })),
   idevidFingerprint: optional(string({ allowEmpty: true })),
+  vlans: optional(record(string(), { keyPattern: VLAN_ID_RE, keyProblem: 'VLAN IDs are 1-4094' })),
   updatedAt: optional(string({ allowEmpty: true }), ''),
 });
 
@@ -115,7 +126,13 @@ export function parseRegistry(doc: unknown): Registry {
       const other = vnis.get(seg.vni);
       if (other) fail(`tenants.${name}.segments.${sname}.vni`, `VNI ${seg.vni} is already used by ${other}`);
       vnis.set(seg.vni, `${name}/${sname}`);
-      segs[sname] = Object.freeze({ ...seg, vteps: Object.freeze(seg.vteps) });
+      const { sandbox, failover, ...rest } = seg;
+      segs[sname] = Object.freeze({
+        ...rest,
+        vteps: Object.freeze(seg.vteps),
+        ...(sandbox ? { sandbox: Object.freeze(sandbox) } : {}),
+        ...(failover ? { failover: Object.freeze(failover) } : {}),
+      });
     }
     tenants[name] = Object.freeze({ segments: Object.freeze(segs) });
   }
@@ -133,6 +150,17 @@ export function parseRegistry(doc: unknown): Registry {
         fail(`${path}.segment`, `tenant ${dev.tenant} has no segment "${dev.segment}"`);
       }
     }
+    if (dev.segment && dev.tenant && tenants[dev.tenant]?.segments[dev.segment]?.sandbox) {
+      fail(`${path}.segment`, `"${dev.segment}" is a drill sandbox, which is never connected to a customer LAN`);
+    }
+    if (d.vlans && Object.keys(d.vlans).length > 0) {
+      const segs = dev.tenant ? tenants[dev.tenant]?.segments : undefined;
+      for (const [vid, seg] of Object.entries(d.vlans)) {
+        if (!segs?.[seg]) fail(`${path}.vlans.${vid}`, `tenant ${dev.tenant ?? '(none)'} has no segment "${seg}"`);
+        if (segs[seg]?.sandbox) fail(`${path}.vlans.${vid}`, `"${seg}" is a drill sandbox, which is never connected to a customer LAN`);
+      }
+      dev.vlans = Object.freeze({ ...d.vlans });
+    }
     devices[serial] = Object.freeze(dev);
   }
   return Object.freeze({
@@ -145,7 +173,7 @@ export function parseRegistry(doc: unknown): Registry {
 
 export type Admission =
   | { ok: true; serial: string; tenant: string; segmentName: string; segment: Segment; site?: string }
-  | { ok: false; serial: string; reason: 'unknown-serial' | 'unclaimed' | 'revoked' | 'denylisted' | 'no-segment' };
+  | { ok: false; serial: string; reason: 'unknown-serial' | 'unclaimed' | 'revoked' | 'denylisted' | 'no-segment' | 'failover-active' };
 
 /** May this device open a tunnel, and onto which segment? The headend's only admission question. */
 export function admitDevice(reg: Registry, serial: string): Admission {
@@ -155,10 +183,36 @@ export function admitDevice(reg: Registry, serial: string): Admission {
   if (d.state === 'revoked') return { ok: false, serial, reason: 'revoked' };
   if (d.state !== 'claimed' || !d.tenant) return { ok: false, serial, reason: 'unclaimed' };
   const segs = reg.tenants[d.tenant]?.segments ?? {};
-  const segmentName = d.segment ?? Object.keys(segs).sort()[0];
+  // A drill's sandbox segment is never a device's segment, not even by default.
+  const segmentName =
+    d.segment ??
+    Object.keys(segs)
+      .sort()
+      .find((n) => !segs[n]?.sandbox);
   const segment = segmentName !== undefined ? segs[segmentName] : undefined;
-  if (segmentName === undefined || !segment) return { ok: false, serial, reason: 'no-segment' };
+  if (segmentName === undefined || !segment || segment.sandbox) return { ok: false, serial, reason: 'no-segment' };
+  // The DC holds the site's gateway address on this segment: the site's units stay fenced off until the
+  // operator's handover (`connector failover end`) withdraws it, so the LAN never sees two gateways.
+  if (segment.failover) return { ok: false, serial, reason: 'failover-active' };
   return { ok: true, serial, tenant: d.tenant, segmentName, segment, ...(d.site ? { site: d.site } : {}) };
+}
+
+/**
+ * The segment of one VLAN of an admitted device's LAN trunk: VLAN 0 (untagged) is `admitDevice`'s segment;
+ * a VLAN the registry does not map is refused ('vlan-unmapped'), never folded into the default segment.
+ */
+export function admitDeviceVlan(
+  reg: Registry,
+  serial: string,
+  vlan: number,
+): Admission | { ok: false; serial: string; reason: 'vlan-unmapped' } {
+  const a = admitDevice(reg, serial);
+  if (!a.ok || vlan === 0) return a;
+  const name = reg.devices[serial]?.vlans?.[String(vlan)];
+  const segment = name !== undefined ? reg.tenants[a.tenant]?.segments[name] : undefined;
+  if (name === undefined || !segment) return { ok: false, serial, reason: 'vlan-unmapped' };
+  if (segment.failover) return { ok: false, serial, reason: 'failover-active' };
+  return { ...a, segmentName: name, segment };
 }
 
 export type EnrollmentDecision =

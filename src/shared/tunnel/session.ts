@@ -77,6 +77,11 @@ export interface ServerSessionOptions extends CommonOptions {
   readonly role: 'server';
   /** The answer to a hello: the VNI and session id come from admission, never from the device. */
   readonly ack: Readonly<Omit<HelloAckMessage, 'type'>>;
+  /**
+   * Decides the VNI once the hello is read (a trunk unit's session names its VLAN in the hello's
+   * capabilities); a string is a refusal, sent as an `error` record before the session closes.
+   */
+  readonly onHello?: (hello: HelloMessage) => Readonly<Pick<HelloAckMessage, 'vni' | 'capabilities'>> | string;
   readonly helloTimeoutMs: number;
 }
 
@@ -266,8 +271,18 @@ export class TunnelSession {
         this.#helloCancel?.();
         this.#helloCancel = null;
         this.peerHello = msg;
-        this.state = 'up';
-        this.sendControl({ type: 'hello-ack', ...o.ack });
+        {
+          const decided = o.onHello ? o.onHello(msg) : o.ack;
+          if (typeof decided === 'string') {
+            this.sendControl({ type: 'error', code: 'refused', message: decided });
+            this.close(`refused:${decided}`.slice(0, 64), 'refused');
+            return;
+          }
+          const ack = { ...o.ack, vni: decided.vni, capabilities: decided.capabilities };
+          this.vni = ack.vni;
+          this.state = 'up';
+          this.sendControl({ type: 'hello-ack', ...ack });
+        }
         this.#events.up(this);
         return;
       case 'hello-ack': {

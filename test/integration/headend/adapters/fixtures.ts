@@ -160,7 +160,8 @@ export interface RawTunnel {
   control: ControlMessage[];
   frames: { vni: number; frame: Buffer }[];
   closed: Promise<void>;
-  hello(): Promise<ControlMessage>;
+  /** `capabilities`: e.g. ['vlan:20'] for a trunk unit's VLAN session. */
+  hello(capabilities?: string[]): Promise<ControlMessage>;
   send(vni: number, frame: Buffer): void;
 }
 
@@ -190,12 +191,9 @@ export function rawTunnel(port: number, id: Identity, ca: string, host = '127.0.
         frames,
         closed,
         send: (vni, frame) => socket.write(encodeRecord(vni, frame)),
-        async hello() {
+        async hello(capabilities: string[] = []) {
           socket.write(
-            encodeRecord(
-              CONTROL_VNI,
-              encodeControl({ type: 'hello', agentVersion: 'raw-test', site: 'test', capabilities: [], vni: 4242 }),
-            ),
+            encodeRecord(CONTROL_VNI, encodeControl({ type: 'hello', agentVersion: 'raw-test', site: 'test', capabilities, vni: 4242 })),
           );
           return waitFor('hello-ack or error', 5_000, () => control.find((m) => m.type === 'hello-ack' || m.type === 'error'));
         },

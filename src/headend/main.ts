@@ -119,6 +119,8 @@ export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Pr
     ...tls,
     handshakeTimeoutMs: config.session.helloTimeoutMs,
     backlog: config.listen.backlog,
+    maxConnections: config.listen.maxConnections,
+    maxPerSource: config.listen.maxPerSource,
     log,
     onRefused: (reason) => core.refuse(reason),
     onPeer: (socket, peer) => {

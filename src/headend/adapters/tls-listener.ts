@@ -11,6 +11,7 @@ import { certFingerprint, subjectSerial } from '../../shared/pki/x509.js';
 import { ALPN_PROTOCOL, CONTROL_VNI, encodeControl } from '../../shared/tunnel/control.js';
 import { encodeRecord } from '../../shared/tunnel/records.js';
 import { RefusalLog } from '../../shared/net/refusal-log.js';
+import { guardConnections } from '../../shared/net/service-guard.js';
 import type { PeerCertificate } from '../core/admission.js';
 import { listen } from './listen.js';
 
@@ -44,6 +45,9 @@ export interface TlsListenerOptions {
   handshakeTimeoutMs: number;
   /** The kernel's accept queue for the listener. */
   backlog?: number;
+  /** Connections open at once, and from one address; over either a connection is closed before TLS. */
+  maxConnections?: number;
+  maxPerSource?: number;
   log: Logger;
   /** A connection refused before admission, by reason. */
   onRefused(reason: string): void;
@@ -114,6 +118,13 @@ export async function openTlsListener(o: TlsListenerOptions): Promise<TlsListene
       }),
     );
     socket.destroy();
+  });
+  guardConnections(server, {
+    name: 'tunnel listener',
+    maxConnections: o.maxConnections ?? 20_000,
+    maxPerSource: o.maxPerSource ?? 1_000,
+    idleTimeoutMs: 0,
+    log,
   });
   const address = await listen(server, o.host, o.port, 'tunnels (listen)', o.backlog);
   server.on('error', (e) => log.error('tunnel listener error', { error: e.message }));

@@ -25,7 +25,7 @@ export interface HostPort {
 
 export interface HeadendConfig {
   /** The tunnel listener; `backlog` is the kernel's accept queue (capped by net.core.somaxconn). */
-  listen: HostPort & { backlog: number };
+  listen: HostPort & { backlog: number; maxConnections: number; maxPerSource: number };
   tls: { certFile: string; keyFile: string; deviceCaFile: string };
   registryFile: string;
   auditLogFile: string;
@@ -58,6 +58,9 @@ export const HEADEND_DEFAULTS = Object.freeze({
   listenPort: 443,
   // A fleet reconnecting at once (a headend restart) must not overflow the accept queue: Node's 511 did.
   listenBacklog: 4_096,
+  maxConnections: 20_000,
+  // High: many Connectors share one address behind a carrier-grade NAT.
+  maxPerSource: 1_000,
   vxlanLocalAddress: '0.0.0.0',
   keepaliveMs: 5_000,
   deadAfterMs: 15_000,
@@ -81,6 +84,8 @@ const HEADEND_SCHEMA = object({
     host: optional(string(), HEADEND_DEFAULTS.listenHost),
     port: optional(port(), HEADEND_DEFAULTS.listenPort),
     backlog: optional(integer(16, 65_535), HEADEND_DEFAULTS.listenBacklog),
+    maxConnections: optional(integer(1, 1_000_000), HEADEND_DEFAULTS.maxConnections),
+    maxPerSource: optional(integer(1, 1_000_000), HEADEND_DEFAULTS.maxPerSource),
   }),
   tls: object({ cert: string(), key: string(), deviceCa: string() }),
   registry: string(),

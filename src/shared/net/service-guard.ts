@@ -7,7 +7,7 @@
 // its response streams (`pipeline`).
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
-import type { Socket } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import { errorMessage } from '../errors.js';
 import { RefusalLog } from './refusal-log.js';
@@ -68,9 +68,7 @@ export function guardServer(server: HttpServer | HttpsServer, o: ServiceGuardOpt
   const maxPerSource = o.maxPerSource ?? GUARD_DEFAULTS.maxPerSource;
   const idleMs = o.idleTimeoutMs ?? GUARD_DEFAULTS.idleTimeoutMs;
   const counters: GuardCounters = { refusedGlobal: 0, refusedPerSource: 0, badRequests: 0, tlsFailures: 0, idleClosed: 0 };
-  const perSource = new Map<string, number>();
   const refusals = new RefusalLog();
-  let open = 0;
   const refuse = (kind: string, fields: Record<string, unknown>): void =>
     refusals.note(kind, Date.now(), (suppressed) =>
       o.log.warn(`${o.name}: ${kind}`, { ...fields, ...(suppressed > 0 ? { suppressedInLastWindow: suppressed } : {}) }),
@@ -80,34 +78,12 @@ export function guardServer(server: HttpServer | HttpsServer, o: ServiceGuardOpt
   server.requestTimeout = o.requestTimeoutMs ?? GUARD_DEFAULTS.requestTimeoutMs;
   server.keepAliveTimeout = Math.min(5_000, idleMs);
 
-  server.on('connection', (socket: Socket) => {
-    const source = socket.remoteAddress ?? '?';
-    const n = perSource.get(source) ?? 0;
-    if (open >= maxConnections) {
-      counters.refusedGlobal++;
-      refuse('connection refused: service at its connection cap', { remote: source, cap: maxConnections });
-      socket.destroy();
-      return;
-    }
-    if (n >= maxPerSource) {
-      counters.refusedPerSource++;
-      refuse('connection refused: too many connections from one address', { remote: source, cap: maxPerSource });
-      socket.destroy();
-      return;
-    }
-    open++;
-    perSource.set(source, n + 1);
-    socket.setTimeout(idleMs, () => {
-      counters.idleClosed++;
-      socket.destroy();
-    });
-    socket.once('close', () => {
-      open--;
-      const left = (perSource.get(source) ?? 1) - 1;
-      if (left <= 0) perSource.delete(source);
-      else perSource.set(source, left);
-    });
-  });
+  const conns = guardConnections(
+    server,
+    { name: o.name, maxConnections, maxPerSource, idleTimeoutMs: idleMs, log: o.log },
+    counters,
+    refuse,
+  );
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     counters.badRequests++;
     refuse('bad request', { remote: socket.remoteAddress, error: err.code ?? err.message });
@@ -120,7 +96,7 @@ export function guardServer(server: HttpServer | HttpsServer, o: ServiceGuardOpt
     counters.tlsFailures++;
     refuse('TLS handshake failed', { remote: socket.remoteAddress, error: err.code ?? err.message });
   });
-  return { counters, open: () => open };
+  return { counters, open: conns.open };
 }
 
 /**
@@ -148,4 +124,70 @@ export function safeHandler(
       fail(e);
     }
   };
+}
+
+export interface ConnectionCapOptions {
+  readonly name: string;
+  readonly maxConnections: number;
+  readonly maxPerSource: number;
+  /** Close a connection silent this long; 0: never (a tunnel has its own liveness). */
+  readonly idleTimeoutMs: number;
+  readonly log: Logger;
+}
+
+/**
+ * The connection caps alone, for any TCP or TLS server (the headend's tunnel listener uses these without
+ * the HTTP parts): over either cap a connection is closed at once, before any TLS work, and counted.
+ */
+export function guardConnections(
+  server: NetServer,
+  o: ConnectionCapOptions,
+  counters: Pick<GuardCounters, 'refusedGlobal' | 'refusedPerSource' | 'idleClosed'> = {
+    refusedGlobal: 0,
+    refusedPerSource: 0,
+    idleClosed: 0,
+  },
+  refuse: (kind: string, fields: Record<string, unknown>) => void = refuser(o),
+): { open: () => number; counters: Pick<GuardCounters, 'refusedGlobal' | 'refusedPerSource' | 'idleClosed'> } {
+  const perSource = new Map<string, number>();
+  let open = 0;
+  server.on('connection', (socket: Socket) => {
+    const source = socket.remoteAddress ?? '?';
+    const n = perSource.get(source) ?? 0;
+    if (open >= o.maxConnections) {
+      counters.refusedGlobal++;
+      refuse('connection refused: service at its connection cap', { remote: source, cap: o.maxConnections });
+      socket.destroy();
+      return;
+    }
+    if (n >= o.maxPerSource) {
+      counters.refusedPerSource++;
+      refuse('connection refused: too many connections from one address', { remote: source, cap: o.maxPerSource });
+      socket.destroy();
+      return;
+    }
+    open++;
+    perSource.set(source, n + 1);
+    if (o.idleTimeoutMs > 0) {
+      socket.setTimeout(o.idleTimeoutMs, () => {
+        counters.idleClosed++;
+        socket.destroy();
+      });
+    }
+    socket.once('close', () => {
+      open--;
+      const left = (perSource.get(source) ?? 1) - 1;
+      if (left <= 0) perSource.delete(source);
+      else perSource.set(source, left);
+    });
+  });
+  return { open: () => open, counters };
+}
+
+function refuser(o: { name: string; log: Logger }): (kind: string, fields: Record<string, unknown>) => void {
+  const refusals = new RefusalLog();
+  return (kind, fields) =>
+    refusals.note(kind, Date.now(), (suppressed) =>
+      o.log.warn(`${o.name}: ${kind}`, { ...fields, ...(suppressed > 0 ? { suppressedInLastWindow: suppressed } : {}) }),
+    );
 }

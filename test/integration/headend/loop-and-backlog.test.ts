@@ -9,7 +9,8 @@ import { silentLogger, type Logger } from '../../../src/shared/log.js';
 import { parseHeadendConfig } from '../../../src/headend/core/config.js';
 import { startHeadend } from '../../../src/headend/main.js';
 import { watchLoopHealth } from '../../../src/headend/adapters/loop-health.js';
-import { headendConfigDoc, registryDoc, writeJson } from './adapters/fixtures.js';
+import { headendConfigDoc, rawTunnel, registryDoc, writeJson } from './adapters/fixtures.js';
+import { connect as netConnect, type Socket } from 'node:net';
 import { createTestPki } from '../../helpers/pki.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -52,4 +53,30 @@ test('a stalled event loop raises the delay alarm and publishes p99 and max; it 
   assert.ok(worst >= 250);
   assert.ok(lines.includes('alarm raised: event loop delayed'));
   await waitFor('the alarm cleared', 3_000, () => lines.includes('alarm cleared: event loop delay back to normal'));
+});
+
+test('the tunnel listener closes connections past its per-source cap before any TLS work; others are served', async (t) => {
+  const d = tempDir(t, 'ck-he-cap-', true);
+  const pki = await createTestPki(d.dir);
+  writeJson(d.path('registry.json'), registryDoc({ acme: { vni: 100 } }, { 'A-1': 'acme' }));
+  const doc = headendConfigDoc(d, pki) as { listen: Record<string, unknown> };
+  doc.listen['maxPerSource'] = 5;
+  const h = await startHeadend(parseHeadendConfig(doc, d.dir), { log: silentLogger, registryPollMs: 0 });
+  t.after(() => h.close());
+  const port = h.tunnelAddress.port;
+  const flood: Socket[] = [];
+  let closed = 0;
+  for (let i = 0; i < 20; i++) {
+    const s = netConnect({ host: '127.0.0.1', port });
+    s.on('error', () => {});
+    s.on('close', () => closed++);
+    flood.push(s);
+  }
+  t.after(() => flood.forEach((s) => s.destroy()));
+  await waitFor('the excess closed', 3_000, () => closed >= 15);
+  const c = await rawTunnel(port, await pki.client('A-1'), pki.dcCa.pem, '127.0.0.1', '127.0.0.2');
+  t.after(() => c.socket.destroy());
+  const ack = await c.hello();
+  assert.equal(ack.type, 'hello-ack', 'a device from another address is admitted');
+  t.diagnostic(`20 connections from one address with maxPerSource 5: ${closed} closed at once`);
 });

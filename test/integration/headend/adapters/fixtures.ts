@@ -165,9 +165,18 @@ export interface RawTunnel {
   send(vni: number, frame: Buffer): void;
 }
 
-export function rawTunnel(port: number, id: Identity, ca: string, host = '127.0.0.1'): Promise<RawTunnel> {
+export function rawTunnel(port: number, id: Identity, ca: string, host = '127.0.0.1', localAddress?: string): Promise<RawTunnel> {
   return new Promise((resolve, reject) => {
-    const socket = tlsConnect({ host, port, key: id.key, cert: id.cert, ca, ALPNProtocols: ['connector-l2/1'], minVersion: 'TLSv1.3' });
+    const socket = tlsConnect({
+      host,
+      port,
+      key: id.key,
+      cert: id.cert,
+      ca,
+      ALPNProtocols: ['connector-l2/1'],
+      minVersion: 'TLSv1.3',
+      ...(localAddress ? { localAddress } : {}),
+    });
     const control: ControlMessage[] = [];
     const frames: { vni: number; frame: Buffer }[] = [];
     const dec = new RecordDecoder(

@@ -222,6 +222,9 @@ export class HeadendCore {
   #closed(e: AdmittedSession, reason: string): void {
     const { identity: i, tunnel: t } = e;
     this.#sessions.delete(i.id);
+    // Counted like sessions_total, from TLS admission: a session that dies before its hello (garbage,
+    // an oversize record, a hello timeout) is a close too, and the one operators look for.
+    this.metrics.inc('connector_headend_session_closes_total', { reason: reason.split(':')[0] ?? reason });
     if (!e.connected) {
       // TLS admitted, but no session was established (hello timeout, refused VLAN, peer gone).
       if (!reason.startsWith('refused:')) {
@@ -231,7 +234,6 @@ export class HeadendCore {
     }
     if (this.#bySerial.get(sessionKey(i)) === e) this.#bySerial.delete(sessionKey(i));
     this.forwarder.detach(i.vni, i.id);
-    this.metrics.inc('connector_headend_session_closes_total', { reason: reason.split(':')[0] ?? reason });
     this.#closedQueueDrops.aqm += t.egress.counters.aqmDrops;
     this.#closedQueueDrops.overflow += t.egress.counters.overflowDrops;
     const c = {

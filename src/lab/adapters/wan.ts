@@ -10,6 +10,7 @@ import { ConnectorError, errorMessage } from '../../shared/errors.js';
 import { wanArgs, type WanProfile } from '../core/wan.js';
 import { isAlive, sysctlIn, spawnInNetns } from './netns.js';
 import { tail } from './processes.js';
+import type { LabProcess } from './state.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const SOURCE = join(ROOT, 'native/wan/wan.c');
@@ -122,4 +123,29 @@ export async function startWan(
       }
     },
   };
+}
+
+/** The lab's delay line as a lab process (so `lab restart wan`, `lab status` and `lab down` know it). */
+export function labWanProcess(dir: string, wan: { node: string; ifIsp: string; ifDc: string }, profile: WanProfile): LabProcess {
+  const wanDir = join(dir, 'wan');
+  mkdirSync(wanDir, { recursive: true });
+  return {
+    name: 'wan',
+    node: wan.node,
+    pid: 0,
+    cmd: [wanBinary(), ...wanArgs(profile, wan.ifIsp, wan.ifDc, join(wanDir, 'stats.json'))],
+    cwd: dir,
+    log: join(wanDir, 'wan.log'),
+  };
+}
+
+/** Waits until the lab's delay line says it is forwarding; fails with its log when it exits. */
+export async function waitWanReady(p: LabProcess, timeoutMs = 5_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!tail(p.log, 5).includes('wan: ready')) {
+    if (!isAlive(p.pid) || Date.now() > until) {
+      throw new ConnectorError('CK_ERR_LAB', `the WAN delay line did not start; its log (${p.log}) ends with:\n${tail(p.log)}`);
+    }
+    await sleep(20);
+  }
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: UNLICENSED
 // The four things measured side by side: connector-kit's tunnel (agent + headend + kernel VTEP), OpenVPN
-// 2.6 TAP over TCP with TLS 1.3 and --tcp-nodelay (what users would otherwise run), kernel VXLAN (the
+// 2.6 TAP over TCP with TLS 1.3 and --tcp-nodelay (what users would otherwise run) and over UDP (its
+// usual deployment, no TCP-over-TCP), kernel VXLAN (the
 // ceiling) and a plain bridge (no tunnel: what every tunnel adds is measured against it).
 import { mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,7 +15,7 @@ import { build } from 'esbuild';
 import { parseRegistry } from '../../src/shared/registry/registry.js';
 import { ADDR, bridgeLan, buildBase, fabricLeg, kernelVxlan, type BenchNet } from './topology.js';
 
-export const SCENARIOS = ['connector', 'openvpn-tap-tcp', 'kernel-vxlan', 'bridge-only'] as const;
+export const SCENARIOS = ['connector', 'openvpn-tap-tcp', 'openvpn-tap-udp', 'kernel-vxlan', 'bridge-only'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface Running {
@@ -130,7 +131,7 @@ async function connector(net: BenchNet, work: string): Promise<Running> {
   return { procs: { agent, headend }, notes: 'agent TAP on br0 -> TLS 1.3 -> headend -> VXLAN/UDP 4789 -> kernel VTEP; host MTU 1500' };
 }
 
-async function openvpn(net: BenchNet, work: string): Promise<Running> {
+async function openvpn(net: BenchNet, work: string, proto: 'tcp' | 'udp'): Promise<Running> {
   await buildBase(net, { hostMtu: 1500, hbOn: 'gb' });
   const pki = await writeLabPki(join(work, 'pki'), {
     now: new Date(),
@@ -162,7 +163,8 @@ async function openvpn(net: BenchNet, work: string): Promise<Running> {
     '5',
     '--ping-restart',
     '30',
-    '--tcp-nodelay',
+    // TCP_NODELAY only means something on the TCP transport.
+    ...(proto === 'tcp' ? ['--tcp-nodelay'] : []),
   ];
   for (const ns of [net.ns.ga, net.ns.gb]) await nsExec(ns, 'openvpn', ['--mktun', '--dev', 'tap0', '--dev-type', 'tap']);
   await bridgeLan(net.ns.ga, 'tap0');
@@ -173,7 +175,7 @@ async function openvpn(net: BenchNet, work: string): Promise<Running> {
     [
       ...common,
       '--proto',
-      'tcp-server',
+      proto === 'tcp' ? 'tcp-server' : 'udp',
       '--local',
       ADDR.underB,
       '--lport',
@@ -196,7 +198,7 @@ async function openvpn(net: BenchNet, work: string): Promise<Running> {
     [
       ...common,
       '--proto',
-      'tcp-client',
+      proto === 'tcp' ? 'tcp-client' : 'udp',
       '--remote',
       ADDR.underB,
       '1194',
@@ -221,7 +223,7 @@ async function openvpn(net: BenchNet, work: string): Promise<Running> {
   }
   return {
     procs: { 'openvpn-client': clientPid, 'openvpn-server': server },
-    notes: 'OpenVPN 2.6 tap, proto tcp, TLS 1.3, AES-256-GCM, --tcp-nodelay; host MTU 1500',
+    notes: `OpenVPN 2.6 tap, proto ${proto}, TLS 1.3, AES-256-GCM${proto === 'tcp' ? ', --tcp-nodelay' : ''}; host MTU 1500`,
   };
 }
 
@@ -245,11 +247,14 @@ async function bridgeOnly(net: BenchNet): Promise<Running> {
 
 export async function startScenario(name: ScenarioName, net: BenchNet, work: string): Promise<Running> {
   mkdirSync(work, { recursive: true });
+  net.work = work;
   switch (name) {
     case 'connector':
       return connector(net, work);
     case 'openvpn-tap-tcp':
-      return openvpn(net, work);
+      return openvpn(net, work, 'tcp');
+    case 'openvpn-tap-udp':
+      return openvpn(net, work, 'udp');
     case 'kernel-vxlan':
       return vxlan(net);
     case 'bridge-only':

@@ -15,7 +15,7 @@ import { build } from 'esbuild';
 import { parseRegistry } from '../../src/shared/registry/registry.js';
 import { ADDR, bridgeLan, buildBase, fabricLeg, kernelVxlan, type BenchNet } from './topology.js';
 
-export const SCENARIOS = ['connector', 'openvpn-tap-tcp', 'openvpn-tap-udp', 'kernel-vxlan', 'bridge-only'] as const;
+export const SCENARIOS = ['connector', 'openvpn-tap-tcp', 'openvpn-tap-udp', 'wireguard-go-vxlan', 'kernel-vxlan', 'bridge-only'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface Running {
@@ -237,6 +237,74 @@ async function vxlan(net: BenchNet): Promise<Running> {
   return { procs: {}, notes: 'kernel vxlan VNI 42 UDP 4789; host MTU 1450' };
 }
 
+/**
+ * WireGuard in userspace (Debian's wireguard-go: this kernel has no WireGuard module) carrying kernel VXLAN
+ * for layer 2: the usual way to get an encrypted L2 tunnel from WireGuard. wg0's MTU is 1420, so VXLAN
+ * inside it leaves 1370 for the hosts.
+ */
+async function wireguardVxlan(net: BenchNet, work: string): Promise<Running> {
+  await buildBase(net, { hostMtu: 1370, hbOn: 'gb' });
+  const ends = [
+    { ns: net.ns.ga, under: ADDR.underA, inner: '10.99.0.1', peerUnder: ADDR.underB, peerInner: '10.99.0.2' },
+    { ns: net.ns.gb, under: ADDR.underB, inner: '10.99.0.2', peerUnder: ADDR.underA, peerInner: '10.99.0.1' },
+  ];
+  const keys = [];
+  for (const _ of ends) {
+    const priv = (await exec('wg', ['genkey'])).stdout.trim();
+    const pub = (await exec('wg', ['pubkey'], { input: priv + '\n' })).stdout.trim();
+    keys.push({ priv, pub });
+  }
+  const pids: number[] = [];
+  // wireguard-go's control socket is /var/run/wireguard/<ifname>.sock, outside any namespace: the names
+  // must be unique on the machine, not just in the namespace.
+  const ifnames = ends.map((_, i) => `${net.prefix}wg${i}`.slice(0, 15));
+  // wireguard-go refuses to run on Linux unless told the kernel module is not an option.
+  const env = { ...process.env, WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1' };
+  for (const [i, e] of ends.entries()) {
+    pids.push(spawnInNetns(e.ns, 'wireguard-go', ['-f', ifnames[i] ?? ''], { logFile: join(work, `wg-${i}.log`), env }));
+  }
+  for (const [i, e] of ends.entries()) {
+    const me = keys[i];
+    const peer = keys[1 - i];
+    if (!me || !peer) throw new Error('wireguard keys missing');
+    const wg = ifnames[i] ?? '';
+    const keyFile = join(work, `wg-${i}.key`);
+    writeFileSync(keyFile, me.priv + '\n', { mode: 0o600 });
+    for (
+      let t = 0;
+      t < 50 &&
+      (await ipIn(e.ns, 'link', 'show', wg).then(
+        () => false,
+        () => true,
+      ));
+      t++
+    )
+      await sleep(100);
+    await nsExec(e.ns, 'wg', [
+      'set',
+      wg,
+      'private-key',
+      keyFile,
+      'listen-port',
+      '51820',
+      'peer',
+      peer.pub,
+      'allowed-ips',
+      `${e.peerInner}/32`,
+      'endpoint',
+      `${e.peerUnder}:51820`,
+    ]);
+    await ipIn(e.ns, 'addr', 'add', `${e.inner}/24`, 'dev', wg);
+    await ipIn(e.ns, 'link', 'set', wg, 'up');
+    await kernelVxlan(e.ns, e.inner, e.peerInner, wg, 42, 1370);
+    await bridgeLan(e.ns, 'vx0');
+  }
+  return {
+    procs: { 'wireguard-go-a': pids[0] ?? 0, 'wireguard-go-b': pids[1] ?? 0 },
+    notes: 'wireguard-go (userspace WireGuard, wg0 MTU 1420) carrying kernel vxlan VNI 42; host MTU 1370',
+  };
+}
+
 async function bridgeOnly(net: BenchNet): Promise<Running> {
   await buildBase(net, { hostMtu: 1500, hbOn: 'gb' });
   for (const ns of [net.ns.ga, net.ns.gb]) await ipIn(ns, 'addr', 'flush', 'dev', 'u0');
@@ -255,6 +323,8 @@ export async function startScenario(name: ScenarioName, net: BenchNet, work: str
       return openvpn(net, work, 'tcp');
     case 'openvpn-tap-udp':
       return openvpn(net, work, 'udp');
+    case 'wireguard-go-vxlan':
+      return wireguardVxlan(net, work);
     case 'kernel-vxlan':
       return vxlan(net);
     case 'bridge-only':
@@ -282,6 +352,7 @@ export async function toolVersions(): Promise<Record<string, string>> {
     node: process.version,
     iperf3: await v('iperf3', ['--version']),
     openvpn: await v('openvpn', ['--version']),
+    'wireguard-go': await v('wireguard-go', ['--version']),
     kernel: await v('uname', ['-r']),
   };
 }

@@ -9,7 +9,8 @@ PACKAGES=(
   tshark tcpdump                    # interop: capture and dissect our VXLAN and frames
   openssl curl                      # interop: TLS and EST peers we did not write
   mosquitto mosquitto-clients       # OTA broker and its CLI clients
-  iperf3 openvpn                    # benchmark and its OpenVPN-TAP baseline
+  iperf3 openvpn                    # benchmark and its OpenVPN-TAP baselines
+  wireguard-go wireguard-tools      # benchmark: userspace WireGuard + kernel VXLAN baseline (no wireguard module here)
   signify-openbsd                   # interop: verifies our usign/signify signatures
   squashfs-tools fdisk e2fsprogs    # image stand-ins and the factory station
   qemu-user-static gcc-aarch64-linux-gnu libc6-dev-arm64-cross patchelf  # arm64 addon + runtime checks

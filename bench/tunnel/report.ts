@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: UNLICENSED
-// Markdown rendering of a bench result: medians with [min..max], and ratios to OpenVPN-TAP-TCP.
+// Markdown rendering of a bench result: medians with [min..max], ratios to OpenVPN-TAP-TCP and to the bare
+// path (bridge-only), each on the same WAN profile and measured in the same run.
 import type { Summary } from './stats.js';
 
 interface Result {
@@ -13,6 +14,8 @@ interface Result {
 const ROWS: [string, string, number][] = [
   ['tcp1Mbps', 'TCP 1 stream (Mbit/s)', 0],
   ['tcp4Mbps', 'TCP 4 streams (Mbit/s)', 0],
+  ['tcp1RetransPer1000', 'TCP 1 stream retransmits per 1,000 segments', 2],
+  ['tcp4RetransPer1000', 'TCP 4 streams retransmits per 1,000 segments', 2],
   ['udpGoodputMbps', 'UDP goodput at fixed rate (Mbit/s)', 0],
   ['udpLossPercent', 'UDP loss (%)', 2],
   ['smallFramesPps', '64-byte frames delivered (frames/s)', 0],
@@ -21,7 +24,15 @@ const ROWS: [string, string, number][] = [
   ['loadedRttP50Ms', 'loaded RTT p50 (ms)', 2],
   ['loadedRttP99Ms', 'loaded RTT p99 (ms)', 2],
   ['loadedRttMaxMs', 'loaded RTT max (ms)', 2],
+  ['loadedPingLossPercent', 'loaded ping loss (%)', 2],
+  ['idlePingsLost', 'idle pings lost (--idle-pings, 20/s)', 0],
 ];
+
+/** The same scenario's key on the same WAN profile (`scenario@profile`). */
+function sibling(key: string, scenario: string): string {
+  const at = key.indexOf('@');
+  return at < 0 ? scenario : `${scenario}${key.slice(at)}`;
+}
 
 function cell(s: Summary | undefined, digits: number): string {
   if (!s || s.n === 0) return 'n/a';
@@ -31,7 +42,6 @@ function cell(s: Summary | undefined, digits: number): string {
 
 export function renderMarkdown(r: Result): string {
   const sc = r.settings.scenarios;
-  const base = r.summary['openvpn-tap-tcp'];
   const lines = [
     `# Tunnel benchmark ${r.time}`,
     '',
@@ -47,18 +57,22 @@ export function renderMarkdown(r: Result): string {
   for (const [key, label, digits] of ROWS) {
     lines.push(`| ${label} | ${sc.map((s) => cell(r.summary[s]?.[key], digits)).join(' | ')} |`);
   }
-  const procKeys = new Set(sc.flatMap((s) => Object.keys(r.summary[s] ?? {}).filter((k) => /PeakRssMb$|CpuS$/.test(k))));
-  for (const k of [...procKeys].sort()) lines.push(`| ${k} | ${sc.map((s) => cell(r.summary[s]?.[k], 1)).join(' | ')} |`);
-  if (base) {
-    lines.push('', '**Ratios to OpenVPN-TAP-TCP** (median / median; > 1 is better for throughput, < 1 is better for RTT):', '');
+  const procKeys = new Set(sc.flatMap((s) => Object.keys(r.summary[s] ?? {}).filter((k) => /PeakRssMb$|CpuS$|CpuSPerGB$/.test(k))));
+  for (const k of [...procKeys].sort()) lines.push(`| ${k} | ${sc.map((s) => cell(r.summary[s]?.[k], 2)).join(' | ')} |`);
+  for (const [baseName, title] of [
+    ['openvpn-tap-tcp', 'Ratios to OpenVPN-TAP-TCP on the same WAN'],
+    ['bridge-only', 'Ratios to the bare path (bridge-only) on the same WAN'],
+  ] as const) {
+    if (!sc.some((s) => r.summary[sibling(s, baseName)])) continue;
+    lines.push('', `**${title}** (median / median; > 1 is better for throughput, < 1 is better for RTT):`, '');
     lines.push(`| metric | ${sc.join(' | ')} |`, `|---|${sc.map(() => '---').join('|')}|`);
     for (const key of ['tcp1Mbps', 'tcp4Mbps', 'loadedRttP99Ms', 'idleRttP50Ms']) {
-      const b = base[key]?.median;
       lines.push(
         `| ${key} | ${sc
           .map((s) => {
             const v = r.summary[s]?.[key]?.median;
-            return v !== undefined && b ? (v / b).toFixed(2) : 'n/a';
+            const b = r.summary[sibling(s, baseName)]?.[key]?.median;
+            return v !== undefined && b && Number.isFinite(v / b) ? (v / b).toFixed(2) : 'n/a';
           })
           .join(' | ')} |`,
       );

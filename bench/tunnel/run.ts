@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: UNLICENSED
-// `npm run bench`: connector-kit's tunnel measured beside OpenVPN-TAP-TCP, kernel VXLAN and a plain
-// bridge, in the same run, alternating, repeated. Results: bench/results/<time>.json + a Markdown table.
+// `npm run bench`: connector-kit's tunnel measured beside OpenVPN-TAP (TCP and UDP), kernel VXLAN and a
+// plain bridge, in the same run, alternating, repeated; optionally across WAN profiles (the delay line on
+// the underlay) and in slow-core mode. Results: bench/results/<time>.json + a Markdown table. Options:
+// docs/performance.md.
 // A benchmark, not a test: it asserts nothing, it records what it measured and how.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
@@ -9,22 +11,33 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { nsExec, spawnInNetns, uniquePrefix } from '../../src/lab/adapters/netns.js';
 import { ADDR, benchNet, teardown, waitForPing } from './topology.js';
+import { limitCpu, removeCpuGroups } from '../../src/lab/adapters/cpu-limit.js';
+import { WAN_PROFILES } from '../../src/lab/core/wan.js';
 import { procUsage, SCENARIOS, startScenario, toolVersions, type ScenarioName } from './scenarios.js';
 import { parseIperfTcp, parseIperfUdp, parsePing, summarise, type Summary } from './stats.js';
 import { renderMarkdown } from './report.js';
 
 export interface RunSample {
   scenario: ScenarioName;
+  /** WAN profile on the underlay (`none`: a bare veth). */
+  wan: string;
   run: number;
   tcp1Mbps: number;
   tcp1Retransmits: number;
+  tcp1RetransPer1000: number;
   tcp4Mbps: number;
+  tcp4Retransmits: number;
+  tcp4RetransPer1000: number;
+  /** Per daemon: CPU-seconds (user + system, /proc) over the two bulk TCP tests per GB iperf3 delivered. */
+  cpuSPerGB: Record<string, number>;
+  /** Idle pings at 20/s (`--idle-pings N`): sent and lost. */
+  idlePings?: { sent: number; lost: number; p99: number };
   udpGoodputMbps: number;
   udpLossPercent: number;
   udpJitterMs: number;
   smallFramesPps: number;
   idleRtt: { p50: number; p99: number; max: number };
-  loadedRtt: { p50: number; p99: number; max: number };
+  loadedRtt: { p50: number; p99: number; max: number; lossPercent: number };
   procs: Record<string, { cpuS: number; peakRssMb: number }>;
   error?: string;
 }
@@ -36,8 +49,19 @@ const { values: opt } = parseArgs({
     scenarios: { type: 'string', default: SCENARIOS.join(',') },
     'udp-rate': { type: 'string', default: '300M' },
     out: { type: 'string', default: 'bench/results' },
+    wan: { type: 'string', default: 'none' },
+    'slow-core': { type: 'string' },
+    'idle-pings': { type: 'string', default: '0' },
   },
 });
+const PROFILES = (opt.wan ?? 'none').split(',').filter(Boolean);
+for (const p of PROFILES) {
+  if (p !== 'none' && !WAN_PROFILES[p]) throw new Error(`unknown WAN profile ${p}; known: none, ${Object.keys(WAN_PROFILES).join(', ')}`);
+}
+const SLOW_CORE = opt['slow-core'] === undefined ? undefined : Number(opt['slow-core']);
+const IDLE_PINGS = Number(opt['idle-pings']);
+/** Summary key of a scenario on a WAN profile. */
+const keyOf = (s: string, wan: string): string => (wan === 'none' ? s : `${s}@${wan}`);
 const RUNS = Number(opt.runs);
 const DUR = Number(opt.duration);
 const UDP_RATE = opt['udp-rate'] ?? '300M';
@@ -67,26 +91,37 @@ async function iperf(net: ReturnType<typeof benchNet>, args: string[]): Promise<
   }
 }
 
-async function measure(name: ScenarioName, run: number, work: string): Promise<RunSample> {
-  const net = benchNet(uniquePrefix('ckb'));
+async function measure(name: ScenarioName, wan: string, run: number, work: string): Promise<RunSample> {
+  const net = benchNet(uniquePrefix('ckb'), wan === 'none' ? undefined : WAN_PROFILES[wan]);
   const sample: RunSample = {
     scenario: name,
+    wan,
     run,
     tcp1Mbps: NaN,
     tcp1Retransmits: NaN,
+    tcp1RetransPer1000: NaN,
     tcp4Mbps: NaN,
+    tcp4Retransmits: NaN,
+    tcp4RetransPer1000: NaN,
+    cpuSPerGB: {},
     udpGoodputMbps: NaN,
     udpLossPercent: NaN,
     udpJitterMs: NaN,
     smallFramesPps: NaN,
     idleRtt: { p50: NaN, p99: NaN, max: NaN },
-    loadedRtt: { p50: NaN, p99: NaN, max: NaN },
+    loadedRtt: { p50: NaN, p99: NaN, max: NaN, lossPercent: NaN },
     procs: {},
   };
-  const cleanup = (): void => teardown(net);
+  const cleanup = (): void => {
+    teardown(net);
+    if (SLOW_CORE !== undefined) removeCpuGroups(`${net.prefix}-`);
+  };
   process.once('exit', cleanup);
   try {
-    const running = await startScenario(name, net, join(work, `${name}-${run}`));
+    const running = await startScenario(name, net, join(work, `${keyOf(name, wan)}-${run}`));
+    // Slow-core mode: each tunnel daemon confined to a fraction of one core (docs/performance.md).
+    if (SLOW_CORE !== undefined)
+      for (const [role, pid] of Object.entries(running.procs)) limitCpu(`${net.prefix}-${role}`, SLOW_CORE).add(pid);
     if (!(await waitForPing(net.ns.ha, ADDR.hostB, 30_000))) throw new Error('no connectivity between the hosts');
     await nsExec(net.ns.ha, 'ping', ['-c', '20', '-i', '0.05', ADDR.hostB], { allowFailure: true }); // warm caches
     // Two seconds of bulk traffic first, in every scenario: a daemon that has carried traffic has its
@@ -95,6 +130,18 @@ async function measure(name: ScenarioName, run: number, work: string): Promise<R
     await sleep(1000);
     const idle = parsePing((await nsExec(net.ns.ha, 'ping', ['-c', '200', '-i', '0.01', ADDR.hostB], { allowFailure: true })).stdout);
     sample.idleRtt = { p50: idle.p50, p99: idle.p99, max: idle.max };
+    if (IDLE_PINGS > 0) {
+      const r = parsePing(
+        (
+          await nsExec(net.ns.ha, 'ping', ['-c', String(IDLE_PINGS), '-i', '0.05', '-W', '1', ADDR.hostB], {
+            allowFailure: true,
+            timeoutMs: IDLE_PINGS * 60 + 10_000,
+          })
+        ).stdout,
+      );
+      sample.idlePings = { sent: IDLE_PINGS, lost: IDLE_PINGS - r.received, p99: r.p99 };
+    }
+    const cpuBefore = Object.fromEntries(Object.entries(running.procs).map(([role, pid]) => [role, procUsage(pid)?.cpuS ?? NaN]));
     const loadedPing = nsExec(net.ns.ha, 'ping', ['-c', String(Math.max(50, (DUR - 3) * 50)), '-i', '0.02', ADDR.hostB], {
       allowFailure: true,
     });
@@ -102,8 +149,20 @@ async function measure(name: ScenarioName, run: number, work: string): Promise<R
     const loaded = parsePing((await loadedPing).stdout);
     sample.tcp1Mbps = tcp1.mbps;
     sample.tcp1Retransmits = tcp1.retransmits;
-    sample.loadedRtt = { p50: loaded.p50, p99: loaded.p99, max: loaded.max };
-    sample.tcp4Mbps = parseIperfTcp(await iperf(net, ['-t', String(DUR), '-P', '4'])).mbps;
+    sample.tcp1RetransPer1000 = tcp1.retransPer1000;
+    sample.loadedRtt = {
+      p50: loaded.p50,
+      p99: loaded.p99,
+      max: loaded.max,
+      lossPercent: loaded.sent ? (100 * (loaded.sent - loaded.received)) / loaded.sent : NaN,
+    };
+    const tcp4 = parseIperfTcp(await iperf(net, ['-t', String(DUR), '-P', '4']));
+    sample.tcp4Mbps = tcp4.mbps;
+    sample.tcp4Retransmits = tcp4.retransmits;
+    sample.tcp4RetransPer1000 = tcp4.retransPer1000;
+    const gb = (tcp1.bytes + tcp4.bytes) / 1e9;
+    for (const [role, pid] of Object.entries(running.procs))
+      sample.cpuSPerGB[role] = ((procUsage(pid)?.cpuS ?? NaN) - (cpuBefore[role] ?? NaN)) / gb;
     const udp = parseIperfUdp(await iperf(net, ['-u', '-b', UDP_RATE, '-l', '1200', '-t', String(DUR)]));
     sample.udpGoodputMbps = udp.goodputMbps;
     sample.udpLossPercent = udp.lossPercent;
@@ -128,29 +187,40 @@ export type Aggregate = Record<string, Record<string, Summary>>;
 
 function aggregate(samples: readonly RunSample[]): Aggregate {
   const out: Aggregate = {};
-  for (const s of scenarios) {
-    const mine = samples.filter((x) => x.scenario === s && !x.error);
-    const pick = (f: (x: RunSample) => number) => summarise(mine.map(f));
-    const row: Record<string, Summary> = {
-      tcp1Mbps: pick((x) => x.tcp1Mbps),
-      tcp4Mbps: pick((x) => x.tcp4Mbps),
-      udpGoodputMbps: pick((x) => x.udpGoodputMbps),
-      udpLossPercent: pick((x) => x.udpLossPercent),
-      smallFramesPps: pick((x) => x.smallFramesPps),
-      idleRttP50Ms: pick((x) => x.idleRtt.p50),
-      idleRttP99Ms: pick((x) => x.idleRtt.p99),
-      loadedRttP50Ms: pick((x) => x.loadedRtt.p50),
-      loadedRttP99Ms: pick((x) => x.loadedRtt.p99),
-      loadedRttMaxMs: pick((x) => x.loadedRtt.max),
-    };
-    const roles = new Set(mine.flatMap((x) => Object.keys(x.procs)));
-    for (const r of roles) {
-      row[`${r}PeakRssMb`] = pick((x) => x.procs[r]?.peakRssMb ?? NaN);
-      row[`${r}CpuS`] = pick((x) => x.procs[r]?.cpuS ?? NaN);
+  for (const wan of PROFILES)
+    for (const s of scenarios) {
+      const mine = samples.filter((x) => x.scenario === s && x.wan === wan && !x.error);
+      out[keyOf(s, wan)] = aggregateOne(mine);
     }
-    out[s] = row;
-  }
   return out;
+}
+
+function aggregateOne(mine: readonly RunSample[]): Record<string, Summary> {
+  const pick = (f: (x: RunSample) => number) => summarise(mine.map(f));
+  const row: Record<string, Summary> = {
+    tcp1Mbps: pick((x) => x.tcp1Mbps),
+    tcp4Mbps: pick((x) => x.tcp4Mbps),
+    tcp1RetransPer1000: pick((x) => x.tcp1RetransPer1000),
+    tcp4RetransPer1000: pick((x) => x.tcp4RetransPer1000),
+    tcp1Retransmits: pick((x) => x.tcp1Retransmits),
+    idlePingsLost: pick((x) => x.idlePings?.lost ?? NaN),
+    udpGoodputMbps: pick((x) => x.udpGoodputMbps),
+    udpLossPercent: pick((x) => x.udpLossPercent),
+    smallFramesPps: pick((x) => x.smallFramesPps),
+    idleRttP50Ms: pick((x) => x.idleRtt.p50),
+    idleRttP99Ms: pick((x) => x.idleRtt.p99),
+    loadedRttP50Ms: pick((x) => x.loadedRtt.p50),
+    loadedRttP99Ms: pick((x) => x.loadedRtt.p99),
+    loadedRttMaxMs: pick((x) => x.loadedRtt.max),
+    loadedPingLossPercent: pick((x) => x.loadedRtt.lossPercent),
+  };
+  const roles = new Set(mine.flatMap((x) => Object.keys(x.procs)));
+  for (const r of roles) {
+    row[`${r}PeakRssMb`] = pick((x) => x.procs[r]?.peakRssMb ?? NaN);
+    row[`${r}CpuS`] = pick((x) => x.procs[r]?.cpuS ?? NaN);
+    row[`${r}CpuSPerGB`] = pick((x) => x.cpuSPerGB[r] ?? NaN);
+  }
+  return row;
 }
 
 if (process.getuid?.() !== 0) {
@@ -159,13 +229,15 @@ if (process.getuid?.() !== 0) {
 }
 const work = mkdtempSync(join(tmpdir(), 'ck-bench-'));
 const samples: RunSample[] = [];
-progress(`${RUNS} runs x ${scenarios.join(', ')}; ${DUR}s per iperf3 test; work dir ${work}`);
+progress(
+  `${RUNS} runs x ${scenarios.join(', ')} on WAN ${PROFILES.join(', ')}${SLOW_CORE ? `, slow core ${SLOW_CORE}` : ''}; ${DUR}s per iperf3 test; work dir ${work}`,
+);
 for (let run = 1; run <= RUNS; run++) {
   // Alternate the order so drift on this shared machine does not favour one scenario.
-  const order = run % 2 ? scenarios : [...scenarios].reverse();
-  for (const s of order) {
-    progress(`run ${run}/${RUNS}: ${s}`);
-    const sample = await measure(s, run, work);
+  const order = (run % 2 ? scenarios : [...scenarios].reverse()).flatMap((s) => PROFILES.map((w) => [s, w] as const));
+  for (const [s, w] of order) {
+    progress(`run ${run}/${RUNS}: ${keyOf(s, w)}`);
+    const sample = await measure(s, w, run, work);
     samples.push(sample);
     if (!sample.error) {
       progress(
@@ -178,7 +250,15 @@ const result = {
   time: new Date().toISOString(),
   machine: { cpus: cpus().length, model: cpus()[0]?.model ?? '' },
   tools: await toolVersions(),
-  settings: { runs: RUNS, durationS: DUR, udpRate: UDP_RATE, scenarios },
+  settings: {
+    runs: RUNS,
+    durationS: DUR,
+    udpRate: UDP_RATE,
+    scenarios: PROFILES.flatMap((w) => scenarios.map((s) => keyOf(s, w))),
+    wan: Object.fromEntries(PROFILES.map((w) => [w, WAN_PROFILES[w] ?? null])),
+    slowCore: SLOW_CORE ?? null,
+    idlePings: IDLE_PINGS,
+  },
   samples,
   summary: aggregate(samples),
 };

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: UNLICENSED
 // The four things measured side by side: connector-kit's tunnel (agent + headend + kernel VTEP), OpenVPN
-// 2.6 TAP over TCP with TLS 1.3 and --tcp-nodelay (what users would otherwise run), kernel VXLAN (the
+// 2.6 TAP over TCP with TLS 1.3 and --tcp-nodelay (what users would otherwise run) and over UDP (its
+// usual deployment, no TCP-over-TCP), kernel VXLAN (the
 // ceiling) and a plain bridge (no tunnel: what every tunnel adds is measured against it).
 import { mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,7 +15,7 @@ import { build } from 'esbuild';
 import { parseRegistry } from '../../src/shared/registry/registry.js';
 import { ADDR, bridgeLan, buildBase, fabricLeg, kernelVxlan, type BenchNet } from './topology.js';
 
-export const SCENARIOS = ['connector', 'openvpn-tap-tcp', 'kernel-vxlan', 'bridge-only'] as const;
+export const SCENARIOS = ['connector', 'openvpn-tap-tcp', 'openvpn-tap-udp', 'wireguard-go-vxlan', 'kernel-vxlan', 'bridge-only'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface Running {
@@ -130,7 +131,7 @@ async function connector(net: BenchNet, work: string): Promise<Running> {
   return { procs: { agent, headend }, notes: 'agent TAP on br0 -> TLS 1.3 -> headend -> VXLAN/UDP 4789 -> kernel VTEP; host MTU 1500' };
 }
 
-async function openvpn(net: BenchNet, work: string): Promise<Running> {
+async function openvpn(net: BenchNet, work: string, proto: 'tcp' | 'udp'): Promise<Running> {
   await buildBase(net, { hostMtu: 1500, hbOn: 'gb' });
   const pki = await writeLabPki(join(work, 'pki'), {
     now: new Date(),
@@ -162,7 +163,8 @@ async function openvpn(net: BenchNet, work: string): Promise<Running> {
     '5',
     '--ping-restart',
     '30',
-    '--tcp-nodelay',
+    // TCP_NODELAY only means something on the TCP transport.
+    ...(proto === 'tcp' ? ['--tcp-nodelay'] : []),
   ];
   for (const ns of [net.ns.ga, net.ns.gb]) await nsExec(ns, 'openvpn', ['--mktun', '--dev', 'tap0', '--dev-type', 'tap']);
   await bridgeLan(net.ns.ga, 'tap0');
@@ -173,7 +175,7 @@ async function openvpn(net: BenchNet, work: string): Promise<Running> {
     [
       ...common,
       '--proto',
-      'tcp-server',
+      proto === 'tcp' ? 'tcp-server' : 'udp',
       '--local',
       ADDR.underB,
       '--lport',
@@ -196,7 +198,7 @@ async function openvpn(net: BenchNet, work: string): Promise<Running> {
     [
       ...common,
       '--proto',
-      'tcp-client',
+      proto === 'tcp' ? 'tcp-client' : 'udp',
       '--remote',
       ADDR.underB,
       '1194',
@@ -221,7 +223,7 @@ async function openvpn(net: BenchNet, work: string): Promise<Running> {
   }
   return {
     procs: { 'openvpn-client': clientPid, 'openvpn-server': server },
-    notes: 'OpenVPN 2.6 tap, proto tcp, TLS 1.3, AES-256-GCM, --tcp-nodelay; host MTU 1500',
+    notes: `OpenVPN 2.6 tap, proto ${proto}, TLS 1.3, AES-256-GCM${proto === 'tcp' ? ', --tcp-nodelay' : ''}; host MTU 1500`,
   };
 }
 
@@ -235,6 +237,74 @@ async function vxlan(net: BenchNet): Promise<Running> {
   return { procs: {}, notes: 'kernel vxlan VNI 42 UDP 4789; host MTU 1450' };
 }
 
+/**
+ * WireGuard in userspace (Debian's wireguard-go: this kernel has no WireGuard module) carrying kernel VXLAN
+ * for layer 2: the usual way to get an encrypted L2 tunnel from WireGuard. wg0's MTU is 1420, so VXLAN
+ * inside it leaves 1370 for the hosts.
+ */
+async function wireguardVxlan(net: BenchNet, work: string): Promise<Running> {
+  await buildBase(net, { hostMtu: 1370, hbOn: 'gb' });
+  const ends = [
+    { ns: net.ns.ga, under: ADDR.underA, inner: '10.99.0.1', peerUnder: ADDR.underB, peerInner: '10.99.0.2' },
+    { ns: net.ns.gb, under: ADDR.underB, inner: '10.99.0.2', peerUnder: ADDR.underA, peerInner: '10.99.0.1' },
+  ];
+  const keys = [];
+  for (const _ of ends) {
+    const priv = (await exec('wg', ['genkey'])).stdout.trim();
+    const pub = (await exec('wg', ['pubkey'], { input: priv + '\n' })).stdout.trim();
+    keys.push({ priv, pub });
+  }
+  const pids: number[] = [];
+  // wireguard-go's control socket is /var/run/wireguard/<ifname>.sock, outside any namespace: the names
+  // must be unique on the machine, not just in the namespace.
+  const ifnames = ends.map((_, i) => `${net.prefix}wg${i}`.slice(0, 15));
+  // wireguard-go refuses to run on Linux unless told the kernel module is not an option.
+  const env = { ...process.env, WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1' };
+  for (const [i, e] of ends.entries()) {
+    pids.push(spawnInNetns(e.ns, 'wireguard-go', ['-f', ifnames[i] ?? ''], { logFile: join(work, `wg-${i}.log`), env }));
+  }
+  for (const [i, e] of ends.entries()) {
+    const me = keys[i];
+    const peer = keys[1 - i];
+    if (!me || !peer) throw new Error('wireguard keys missing');
+    const wg = ifnames[i] ?? '';
+    const keyFile = join(work, `wg-${i}.key`);
+    writeFileSync(keyFile, me.priv + '\n', { mode: 0o600 });
+    for (
+      let t = 0;
+      t < 50 &&
+      (await ipIn(e.ns, 'link', 'show', wg).then(
+        () => false,
+        () => true,
+      ));
+      t++
+    )
+      await sleep(100);
+    await nsExec(e.ns, 'wg', [
+      'set',
+      wg,
+      'private-key',
+      keyFile,
+      'listen-port',
+      '51820',
+      'peer',
+      peer.pub,
+      'allowed-ips',
+      `${e.peerInner}/32`,
+      'endpoint',
+      `${e.peerUnder}:51820`,
+    ]);
+    await ipIn(e.ns, 'addr', 'add', `${e.inner}/24`, 'dev', wg);
+    await ipIn(e.ns, 'link', 'set', wg, 'up');
+    await kernelVxlan(e.ns, e.inner, e.peerInner, wg, 42, 1370);
+    await bridgeLan(e.ns, 'vx0');
+  }
+  return {
+    procs: { 'wireguard-go-a': pids[0] ?? 0, 'wireguard-go-b': pids[1] ?? 0 },
+    notes: 'wireguard-go (userspace WireGuard, wg0 MTU 1420) carrying kernel vxlan VNI 42; host MTU 1370',
+  };
+}
+
 async function bridgeOnly(net: BenchNet): Promise<Running> {
   await buildBase(net, { hostMtu: 1500, hbOn: 'gb' });
   for (const ns of [net.ns.ga, net.ns.gb]) await ipIn(ns, 'addr', 'flush', 'dev', 'u0');
@@ -245,11 +315,16 @@ async function bridgeOnly(net: BenchNet): Promise<Running> {
 
 export async function startScenario(name: ScenarioName, net: BenchNet, work: string): Promise<Running> {
   mkdirSync(work, { recursive: true });
+  net.work = work;
   switch (name) {
     case 'connector':
       return connector(net, work);
     case 'openvpn-tap-tcp':
-      return openvpn(net, work);
+      return openvpn(net, work, 'tcp');
+    case 'openvpn-tap-udp':
+      return openvpn(net, work, 'udp');
+    case 'wireguard-go-vxlan':
+      return wireguardVxlan(net, work);
     case 'kernel-vxlan':
       return vxlan(net);
     case 'bridge-only':
@@ -277,6 +352,7 @@ export async function toolVersions(): Promise<Record<string, string>> {
     node: process.version,
     iperf3: await v('iperf3', ['--version']),
     openvpn: await v('openvpn', ['--version']),
+    'wireguard-go': await v('wireguard-go', ['--version']),
     kernel: await v('uname', ['-r']),
   };
 }

@@ -48,9 +48,10 @@ export function parsePing(text: string): PingStats {
 
 interface Iperf3Json {
   error?: string;
+  start?: { tcp_mss_default?: number };
   end?: {
-    sum_received?: { bits_per_second?: number };
-    sum_sent?: { retransmits?: number };
+    sum_received?: { bits_per_second?: number; bytes?: number };
+    sum_sent?: { retransmits?: number; bytes?: number };
     sum?: {
       bits_per_second?: number;
       lost_percent?: number;
@@ -65,12 +66,23 @@ interface Iperf3Json {
 export interface TcpResult {
   mbps: number;
   retransmits: number;
+  /** Bytes the receiver got (inner TCP payload): the denominator of CPU-seconds per GB. */
+  bytes: number;
+  /** Retransmitted segments per 1,000 sent (segments estimated from bytes sent and the MSS). */
+  retransPer1000: number;
 }
 
 export function parseIperfTcp(json: string): TcpResult {
   const j = JSON.parse(json) as Iperf3Json;
   if (j.error) throw new Error(`iperf3: ${j.error}`);
-  return { mbps: (j.end?.sum_received?.bits_per_second ?? NaN) / 1e6, retransmits: j.end?.sum_sent?.retransmits ?? 0 };
+  const retransmits = j.end?.sum_sent?.retransmits ?? 0;
+  const segments = (j.end?.sum_sent?.bytes ?? NaN) / (j.start?.tcp_mss_default || 1448);
+  return {
+    mbps: (j.end?.sum_received?.bits_per_second ?? NaN) / 1e6,
+    retransmits,
+    bytes: j.end?.sum_received?.bytes ?? NaN,
+    retransPer1000: segments > 0 ? (1000 * retransmits) / segments : NaN,
+  };
 }
 
 export interface UdpResult {

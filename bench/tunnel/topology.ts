@@ -6,8 +6,12 @@
 //
 // In the connector scenario gb runs the headend, which re-emits frames as VXLAN/UDP to a kernel VTEP in
 // a fifth namespace gv (198.18.1.0/30 fabric leg), where hb's LAN leg is bridged: the product's own path.
+// With a WAN profile the underlay veth is cut in two and the delay line (native/wan) joins the halves in
+// a namespace gw: ga:u0 -- wa [gw] wb -- gb:u0, so every scenario crosses the same WAN.
 import { addNetns, addVeth, ipIn, nsExec, removeNetnsWithPrefix, sysctlIn } from '../../src/lab/adapters/netns.js';
 import { PY_TX_CSUM_OFF } from '../../src/lab/core/py-tools.js';
+import { prepareWanNs, startWan, type WanLine } from '../../src/lab/adapters/wan.js';
+import type { WanProfile } from '../../src/lab/core/wan.js';
 
 export const ADDR = {
   hostA: '198.19.0.1',
@@ -20,11 +24,35 @@ export const ADDR = {
 
 export interface BenchNet {
   prefix: string;
-  ns: { ha: string; ga: string; gb: string; hb: string; gv: string };
+  ns: { ha: string; ga: string; gb: string; hb: string; gv: string; gw: string };
+  /** The WAN profile on the underlay, if any; `wanLine` is its running delay line once built. */
+  wan?: WanProfile;
+  wanLine?: WanLine;
+  work?: string;
 }
 
-export function benchNet(prefix: string): BenchNet {
-  return { prefix, ns: { ha: `${prefix}-ha`, ga: `${prefix}-ga`, gb: `${prefix}-gb`, hb: `${prefix}-hb`, gv: `${prefix}-gv` } };
+export function benchNet(prefix: string, wan?: WanProfile): BenchNet {
+  return {
+    prefix,
+    ns: { ha: `${prefix}-ha`, ga: `${prefix}-ga`, gb: `${prefix}-gb`, hb: `${prefix}-hb`, gv: `${prefix}-gv`, gw: `${prefix}-gw` },
+    ...(wan ? { wan } : {}),
+  };
+}
+
+async function underlay(net: BenchNet): Promise<void> {
+  const { ns } = net;
+  if (!net.wan) {
+    await addVeth({ ns: ns.ga, ifname: 'u0' }, { ns: ns.gb, ifname: 'u0' });
+    return;
+  }
+  await addNetns(ns.gw);
+  await prepareWanNs(ns.gw);
+  await addVeth({ ns: ns.ga, ifname: 'u0' }, { ns: ns.gw, ifname: 'wa' });
+  await addVeth({ ns: ns.gw, ifname: 'wb' }, { ns: ns.gb, ifname: 'u0' });
+  await ipIn(ns.gw, 'link', 'set', 'wa', 'up');
+  await ipIn(ns.gw, 'link', 'set', 'wb', 'up');
+  const dir = net.work ?? '/tmp';
+  net.wanLine = await startWan(ns.gw, 'wa', 'wb', net.wan, { statsPath: `${dir}/wan-stats.json`, logFile: `${dir}/wan.log` });
 }
 
 async function bridge(ns: string, ...ports: string[]): Promise<void> {
@@ -43,7 +71,7 @@ async function host(ns: string, addr: string, mtu: number): Promise<void> {
 export async function buildBase(net: BenchNet, o: { hostMtu: number; hbOn: 'gb' | 'gv' }): Promise<void> {
   const { ns } = net;
   for (const n of [ns.ha, ns.ga, ns.gb, ns.hb, ...(o.hbOn === 'gv' ? [ns.gv] : [])]) await addNetns(n);
-  await addVeth({ ns: ns.ga, ifname: 'u0' }, { ns: ns.gb, ifname: 'u0' });
+  await underlay(net);
   await ipIn(ns.ga, 'addr', 'add', `${ADDR.underA}/30`, 'dev', 'u0');
   await ipIn(ns.gb, 'addr', 'add', `${ADDR.underB}/30`, 'dev', 'u0');
   await ipIn(ns.ga, 'link', 'set', 'u0', 'up');

@@ -187,15 +187,16 @@ export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Pr
       loop.stop();
       stopWatch();
       core.closeAll('headend-shutdown');
-      // The disconnects just written are signed before the process goes: a clean stop leaves no unsigned tail.
-      try {
-        auditLog.checkpoint();
-      } catch (e) {
-        log.error('audit checkpoint at shutdown failed', { error: errorMessage(e) });
-      }
       await listener.close();
       await metrics?.close();
       await vxlan.close();
+      // The disconnects just queued are committed and signed before the process goes: a clean stop
+      // leaves no unsigned tail.
+      try {
+        await auditLog.close();
+      } catch (e) {
+        log.error('audit checkpoint at shutdown failed', { error: errorMessage(e) });
+      }
     },
   };
 }

@@ -19,7 +19,10 @@ import {
   type NodeStatus,
   type TunnelSummary,
 } from './core/report.js';
-import { DC, nsName, planLab, WIRINGS, type LabPlan, type TenantId, type Wiring } from './core/topology.js';
+import { DC, nsName, planLab, WIRINGS, type LabPlan, type PlanOptions, type TenantId, type Wiring } from './core/topology.js';
+import { describeWan, type WanProfile } from './core/wan.js';
+export { parseWanSpec } from './core/wan.js';
+import { labWanProcess, waitWanReady } from './adapters/wan.js';
 import { buildLab, checkTools, type Progress } from './adapters/build.js';
 import { limitCpu, removeCpuGroups } from './adapters/cpu-limit.js';
 import { execInNetnsInteractive, isAlive, netnsExists, netnsPids, removeNetnsWithPrefix, uniquePrefix } from './adapters/netns.js';
@@ -48,6 +51,10 @@ export interface LabUpOptions {
   prefix?: string;
   /** Slow-core mode: the headend and each agent confined to this fraction of one core (docs/lab.md). */
   slowCore?: number;
+  /** A WAN (delay line) between isp and dc with this profile (docs/lab.md). */
+  wan?: WanProfile;
+  /** UDP NAT timeout of the isp's CGNAT and the customer routers, s (default the kernel's). */
+  natUdpTimeoutS?: number;
   progress?: Progress;
   now?: Date;
 }
@@ -85,7 +92,7 @@ function agentProcessName(t: TenantId): string {
 }
 
 /** Top-level entries of a lab directory that `lab up` creates. */
-const LAB_GENERATED = ['pki', 'factory', 'dc', 'connector', 'connector-b', 'registry.json', 'registry.json.lock'];
+const LAB_GENERATED = ['pki', 'factory', 'dc', 'connector', 'connector-b', 'wan', 'registry.json', 'registry.json.lock'];
 
 /** PKI, factory CAs, registry, EST and headend configs, one provisioned unit and UCI file per tenant. */
 async function writeLabFiles(
@@ -247,6 +254,11 @@ async function waitTunnels(state: LabState, plan: LabPlan, progress: Progress): 
 }
 
 /** Slow-core mode: puts the process `name` into its own cgroup limited to `fraction` of a core. */
+const planOptions = (o: { wan?: unknown; natUdpTimeoutS?: number | undefined }): PlanOptions => ({
+  wan: o.wan !== undefined,
+  ...(o.natUdpTimeoutS !== undefined ? { natUdpTimeoutS: o.natUdpTimeoutS } : {}),
+});
+
 function confine(state: LabState, name: string, fraction: number | undefined, progress: Progress): void {
   if (fraction === undefined) return;
   const p = state.processes.find((x) => x.name === name);
@@ -265,7 +277,7 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
     throw labError(`a lab is already up in ${o.dir} (prefix ${existing.prefix}); run "connector lab down --dir ${o.dir}" first`);
   }
   const now = o.now ?? new Date();
-  const plan: LabPlan = planLab(o.wiring ?? 'one-port');
+  const plan: LabPlan = planLab(o.wiring ?? 'one-port', planOptions(o));
   const prefix = o.prefix ?? uniquePrefix('ck');
   // A lab taken down leaves its files for reading; a new lab starts from fresh ones (PKI, factory CA,
   // unit disks, logs). Only the names a lab creates are removed, never anything else in --dir.
@@ -281,6 +293,8 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
     nodes: Object.fromEntries(plan.nodes.map((n) => [n.name, nsName(prefix, n.name)])),
     processes: [],
     files: {},
+    ...(o.wan ? { wan: o.wan } : {}),
+    ...(o.natUdpTimeoutS !== undefined ? { natUdpTimeoutS: o.natUdpTimeoutS } : {}),
   };
   // Saved before anything exists: a crash from here on leaves enough behind for `lab down`.
   writeLabState(state);
@@ -288,6 +302,12 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
     await buildLab(prefix, plan, progress);
     state = { ...state, ...(await writeLabFiles(o, plan, now, progress)) };
     writeLabState(state);
+    if (o.wan && plan.wan) {
+      progress(`starting the WAN delay line in ${nsName(prefix, plan.wan.node)} (${describeWan(o.wan)})`);
+      state = { ...state, processes: [...state.processes, labWanProcess(o.dir, plan.wan, o.wan)] };
+      state = startLabProcess(state, 'wan');
+      await waitWanReady(state.processes.find((p) => p.name === 'wan') as LabProcess);
+    }
 
     if (wantHeadend) {
       progress(`starting the EST server in ${nsName(prefix, plan.headend.node)} (${estUrl(plan)})`);
@@ -388,6 +408,8 @@ export async function up(o: {
   agents: boolean;
   certLifetimeS?: number | undefined;
   slowCore?: number | undefined;
+  wan?: WanProfile | undefined;
+  natUdpTimeoutS?: number | undefined;
 }): Promise<number> {
   const wiring = o.wiring as Wiring;
   if (!WIRINGS.includes(wiring)) throw new UsageError(`--wiring must be one of ${WIRINGS.join(', ')}, not "${o.wiring}"`);
@@ -400,10 +422,12 @@ export async function up(o: {
     agents: o.agents,
     ...(o.certLifetimeS !== undefined ? { certLifetimeS: o.certLifetimeS } : {}),
     ...(o.slowCore !== undefined ? { slowCore: o.slowCore } : {}),
+    ...(o.wan ? { wan: o.wan } : {}),
+    ...(o.natUdpTimeoutS !== undefined ? { natUdpTimeoutS: o.natUdpTimeoutS } : {}),
     progress: (l) => out(`lab: ${l}`),
   });
   out(`lab: up in ${((Date.now() - started) / 1000).toFixed(1)} s, prefix ${state.prefix}, ${wiring} wiring, files in ${dir}\n`);
-  const plan = planLab(state.wiring);
+  const plan = planLab(state.wiring, planOptions(state));
   const width = Math.max(...plan.nodes.map((n) => n.name.length));
   out('nodes:');
   for (const n of plan.nodes) out(`  ${n.name.padEnd(width)}  ${n.description}`);

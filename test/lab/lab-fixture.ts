@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fetchStatus } from '../../src/agent/adapters/status-socket.js';
 import { exec, type ExecOptions, type ExecResult } from '../../src/shared/exec.js';
 import { labDown, labUp } from '../../src/lab/main.js';
+import type { WanProfile } from '../../src/lab/core/wan.js';
 import { startLabProcess, stopLabProcess } from '../../src/lab/adapters/processes.js';
 import { removeNetnsWithPrefix } from '../../src/lab/adapters/netns.js';
 import { removeCpuGroups } from '../../src/lab/adapters/cpu-limit.js';
@@ -91,7 +92,16 @@ export interface LabHandle {
  */
 export async function openLab(
   hooks: { after(fn: () => unknown): void } | undefined,
-  o: { wiring?: Wiring; headend?: boolean; agents?: boolean; certLifetimeS?: number; slowCore?: number } = {},
+  o: {
+    wiring?: Wiring;
+    headend?: boolean;
+    agents?: boolean;
+    certLifetimeS?: number;
+    slowCore?: number;
+    /** A WAN between isp and dc (the delay line). */
+    wan?: WanProfile;
+    natUdpTimeoutS?: number;
+  } = {},
 ): Promise<LabHandle> {
   const dir = mkdtempSync(join(tmpdir(), 'ck-lab-'));
   let prefix = '';
@@ -118,6 +128,8 @@ export async function openLab(
     agents: o.agents ?? false,
     ...(o.certLifetimeS !== undefined ? { certLifetimeS: o.certLifetimeS } : {}),
     ...(o.slowCore !== undefined ? { slowCore: o.slowCore } : {}),
+    ...(o.wan ? { wan: o.wan } : {}),
+    ...(o.natUdpTimeoutS !== undefined ? { natUdpTimeoutS: o.natUdpTimeoutS } : {}),
   });
   prefix = state.prefix;
 

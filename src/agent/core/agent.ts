@@ -123,7 +123,10 @@ export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
-    phase = 'stopping';
+    // After a failed bring-up this only releases what was opened: the status keeps saying `failed`, and
+    // the log says why (the caller's `agent failed`), not that the agent stopped cleanly.
+    const failed = phase === 'failed';
+    if (!failed) phase = 'stopping';
     for (const cancel of timers) cancel();
     await ota?.close();
     for (const v of vlans) await v.tunnel?.close();
@@ -131,7 +134,7 @@ export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
     await tap?.close();
     await deps.identity.close();
     await statusServer.close();
-    log.info('agent stopped');
+    if (!failed) log.info('agent stopped');
   };
 
   const bringUp = async (): Promise<void> => {

@@ -10,18 +10,22 @@ import {
   restart as labRestart,
   status as labStatus,
   up as labUp,
+  parseWanSpec,
 } from '../../lab/main.js';
 
 const HELP = `usage: connector lab <up|down|status|restart|exec> [options]
 
   up      [--dir DIR] [--wiring one-port|two-port] [--no-headend] [--no-agents] [--cert-lifetime S]
-          [--slow-core FRACTION]
+          [--slow-core FRACTION] [--wan RTT,JITTER,RATE,LOSS] [--nat-udp-timeout S]
           build the lab in network namespaces, generate its PKI, registry and configs, write each
           Connector's factory block (its only identity), start the EST server and the headend (dc)
           and the agents (connector, connector-b), which enroll and then open their tunnels
           --cert-lifetime: operational certificate lifetime in s (60..), default 86400
           --slow-core: confine the headend and each agent to FRACTION of one core (e.g. 0.125, about
           a Cortex-A55's per-packet speed; cgroup CPU bandwidth, 10 ms period)
+          --wan: a WAN between isp and dc (the delay line, native/wan): round-trip delay, its jitter,
+          rate, loss per direction, e.g. 12ms,1ms,1g,0 (= "default", the seed's link) or 30ms,0,500m,0.1%
+          --nat-udp-timeout: conntrack UDP timeout of every NAT in the lab, s (kernel default 30/120)
   down    [--dir DIR] [--prefix PFX]   stop the lab's processes and delete its namespaces (any state)
   status  [--dir DIR] [--json]         nodes, namespaces, addresses, processes
   restart [--dir DIR] PROCESS          stop (SIGTERM) and start one of est, headend, agent-a, agent-b
@@ -46,6 +50,8 @@ async function up(argv: string[]): Promise<number> {
       'no-agents': { type: 'boolean' },
       'cert-lifetime': { type: 'string' },
       'slow-core': { type: 'string' },
+      wan: { type: 'string' },
+      'nat-udp-timeout': { type: 'string' },
     },
     false,
   );
@@ -62,9 +68,16 @@ async function up(argv: string[]): Promise<number> {
   if (slowCore !== undefined && !(slowCore >= 0.01 && slowCore <= 1)) {
     throw new UsageError(`--slow-core must be a fraction of one core in 0.01..1 (e.g. 0.125), not "${slow}"`);
   }
+  const natUdp = str(p, 'nat-udp-timeout');
+  if (natUdp !== undefined && !(/^\d+$/.test(natUdp) && Number(natUdp) >= 1 && Number(natUdp) <= 86_400)) {
+    throw new UsageError(`--nat-udp-timeout must be whole seconds 1..86400, not "${natUdp}"`);
+  }
+  const wanSpec = str(p, 'wan');
   return labUp({
     dir: str(p, 'dir'),
     slowCore,
+    wan: wanSpec === undefined ? undefined : parseWanSpec(wanSpec),
+    natUdpTimeoutS: natUdp === undefined ? undefined : Number(natUdp),
     wiring: str(p, 'wiring') ?? 'one-port',
     headend: !flag(p, 'no-headend'),
     agents: !flag(p, 'no-agents'),

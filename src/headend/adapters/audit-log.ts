@@ -5,10 +5,27 @@
 // and a log that is not as the headend left it (cut, head pointer missing or rewritten, chain broken) is
 // reported and recorded as such, never silently continued. A checkpoint follows every epoch record, is
 // written periodically and at close, and may be copied to a sink off the host.
-// Session events are rare (connect, disconnect, refusal), so each append is a synchronous write: lines
-// stay in event order and a crash loses at most the line being written.
+// Appends are asynchronous with group commit (a teardown of thousands of sessions must not hold the event
+// loop): records are chained in memory in event order, and each batch is one write and one fsync of the
+// log, then the head pointer (written, synced, renamed). The head never leads what is on disk, so a crash
+// at any instant loses at most the open batch and is no false alarm; a line cut off mid-write is removed
+// at the next open and its size recorded in the new epoch record.
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, createHash, type KeyObject } from 'node:crypto';
-import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  existsSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { appendFile, open as openFile, rename } from 'node:fs/promises';
+import { fsync as fsyncCb, write as writeCb } from 'node:fs';
+import { promisify } from 'node:util';
 import { ConnectorError, isErrno } from '../../shared/errors.js';
 import {
   AUDIT_GENESIS,
@@ -33,17 +50,35 @@ export const keyPathOf = (logPath: string): string => `${logPath}.key`;
 export const pubPathOf = (logPath: string): string => `${logPath}.pub`;
 
 export interface AuditLog {
+  /** Queues a record (chained now, in event order); it is on disk once the batch it joined is committed. */
   append(event: AuditEvent, fields: AuditFields): void;
-  /** Signs the chain up to here (a no-op when nothing was appended since the last checkpoint). */
+  /** Queues a checkpoint signing the chain up to here (nothing when no record came since the last one). */
   checkpoint(): void;
+  /** Resolves once every record queued so far is on disk (rejects if the write failed; the batch is kept). */
+  flush(): Promise<void>;
+  /** A last checkpoint, committed; later appends are refused. */
+  close(): Promise<void>;
+  /** The head of the chain in memory (may be ahead of the disk by the open batch). */
   readonly head: AuditHead;
+  /** The head as last committed to disk and the head pointer. */
+  readonly durableHead: AuditHead;
   readonly epoch: number;
 }
+
+/** Points in a batch commit where a test may kill the writer (the hook throws; nothing is written after). */
+export type AuditFaultStep = 'before-write' | 'after-write' | 'after-fsync' | 'after-head-tmp' | 'after-head-rename' | 'after-sink';
 
 export interface AuditLogOptions {
   /** A file on another host or an append-only mount: every checkpoint is appended there too. */
   readonly sinkFile?: string | undefined;
+  /** Test hook: called at each step of a batch commit; a throw simulates the process dying right there. */
+  readonly fault?: ((step: AuditFaultStep) => void) | undefined;
 }
+
+const writeFd = promisify(writeCb);
+/** Records chained per turn of the loop: about 5 ms of hashing on the slow core. */
+const CHAIN_SLICE = 256;
+const fsyncFd = promisify(fsyncCb);
 
 function readText(path: string): string | null {
   try {
@@ -97,19 +132,24 @@ function lastEpochOf(lines: readonly string[]): number {
 
 /**
  * Opens (or creates) the log, checks it against its head pointer, begins a new epoch (recording why) and
- * signs a checkpoint. A log that is not as the headend left it is reported through `onProblem` (an alarm)
- * and its epoch record says so, so `audit verify` fails until the operator accepts that epoch.
+ * signs a checkpoint (synchronously: the process is starting). A log that is not as the headend left it is
+ * reported through `onProblem` (an alarm) and its epoch record says so, so `audit verify` fails until the
+ * operator accepts that epoch.
  */
 export function openAuditLog(path: string, now: () => Date, onProblem: (problem: string) => void, o: AuditLogOptions = {}): AuditLog {
   const { key, keyId } = loadKey(path);
-  const text = readText(path) ?? '';
-  const { lines, partialTail } = splitAuditText(text);
-  let reason: EpochReason = lines.length === 0 ? 'new-log' : 'restart';
-  if (partialTail) {
-    // A line cut off by a crash: end it so the next line starts clean; verify will flag it.
-    appendFileSync(path, '\n');
-    onProblem(`audit log ${path} ended in a partial line; it was terminated and will fail verification at line ${lines.length}`);
+  let text = readText(path) ?? '';
+  let lostBytes = 0;
+  if (text !== '' && !text.endsWith('\n')) {
+    // A line cut off mid-write by a crash: never a whole record, and never covered by the head pointer
+    // (which follows the fsync), so it is removed; the new epoch record says how many bytes went.
+    const keep = text.lastIndexOf('\n') + 1;
+    lostBytes = Buffer.byteLength(text.slice(keep));
+    truncateSync(path, Buffer.byteLength(text.slice(0, keep)));
+    text = text.slice(0, keep);
   }
+  const { lines } = splitAuditText(text);
+  let reason: EpochReason = lines.length === 0 ? 'new-log' : lostBytes > 0 ? 'restart-after-crash' : 'restart';
   const headText = readText(headPathOf(path));
   const headPtr = headText === null ? null : parseAuditHead(headText);
   const structural = verifyAuditLines(lines, undefined, STRUCTURE_ONLY);
@@ -134,45 +174,171 @@ export function openAuditLog(path: string, now: () => Date, onProblem: (problem:
     last === undefined ? { seq: 0, hash: AUDIT_GENESIS } : { seq: lastSeqOf(last, lines.length), hash: sha256Hex(last) };
   const epoch = lastEpochOf(lines) + 1;
   const headPath = headPathOf(path);
+  const fault = o.fault ?? ((): void => undefined);
   let sinceCheckpoint = 0;
+  let durableHead = head;
+  let closed = false;
+  let dead = false;
+  /** Appended, not chained yet (null: a checkpoint): chaining is done off the caller's tick, in slices. */
+  const queued: ({ event: AuditEvent; fields: AuditFields; time: Date } | null)[] = [];
+  /** Chained, not yet on disk: the lines (with newline), and the checkpoint copies for the sink. */
+  let pending: string[] = [];
+  let pendingSink: string[] = [];
+  let pendingHead = head;
+  let inFlight: Promise<void> | null = null;
+  let scheduled = false;
 
-  const write = (event: AuditEvent, fields: AuditFields): void => {
-    const next = buildAuditLine(head, now(), event, fields);
-    try {
-      appendFileSync(path, next.line + '\n', { mode: 0o640 });
-      writeFileSync(`${headPath}.tmp`, JSON.stringify(next.head) + '\n', { mode: 0o640 });
-      renameSync(`${headPath}.tmp`, headPath);
-    } catch (e) {
-      throw new ConnectorError('CK_ERR_IO', `cannot append to audit log ${path}`, { cause: e });
-    }
+  const fd = openSync(path, 'a', 0o640);
+  const chain = (event: AuditEvent, fields: AuditFields, time = now()): void => {
+    const next = buildAuditLine(head, time, event, fields);
+    pending.push(next.line + '\n');
     head = next.head;
+    pendingHead = head;
   };
-  const checkpoint = (): void => {
+  const queueCheckpoint = (): void => {
     const sig = sign(null, Buffer.from(checkpointMessage(epoch, head.seq, head.hash)), key).toString('base64');
     const fields: AuditFields = { epoch, coversSeq: head.seq, coversHash: head.hash, sig, keyId };
-    write('checkpoint', fields);
-    sinceCheckpoint = 0;
-    if (o.sinkFile) {
-      // Off the host, a deleted or cut local log no longer verifies against what the sink holds.
-      appendFileSync(o.sinkFile, JSON.stringify({ time: now().toISOString(), log: path, ...fields }) + '\n');
+    chain('checkpoint', fields);
+    // Off the host, a deleted or cut local log no longer verifies against what the sink holds; shipped
+    // only once the checkpoint is on disk here, so a crash never leaves the sink ahead of the log.
+    if (o.sinkFile) pendingSink.push(JSON.stringify({ time: now().toISOString(), log: path, ...fields }) + '\n');
+  };
+  const headBytes = (h: AuditHead): string => JSON.stringify(h) + '\n';
+
+  // The open itself: epoch record and first checkpoint, committed synchronously before anything else.
+  chain('epoch', lostBytes > 0 ? { epoch, reason, lostBytes } : { epoch, reason });
+  queueCheckpoint();
+  try {
+    writeSync(fd, pending.join(''));
+    fsyncSync(fd);
+    const tmp = openSync(`${headPath}.tmp`, 'w', 0o640);
+    writeSync(tmp, headBytes(head));
+    fsyncSync(tmp);
+    closeSync(tmp);
+    renameSync(`${headPath}.tmp`, headPath);
+    if (o.sinkFile) appendFileSync(o.sinkFile, pendingSink.join(''));
+  } catch (e) {
+    closeSync(fd);
+    throw new ConnectorError('CK_ERR_IO', `cannot append to audit log ${path}`, { cause: e });
+  }
+  durableHead = head;
+  pending = [];
+  pendingSink = [];
+
+  /** Chains what was queued when called, yielding the loop every slice (a hash per record adds up). */
+  const build = async (): Promise<void> => {
+    let left = queued.length;
+    while (left > 0) {
+      const slice = queued.splice(0, Math.min(left, CHAIN_SLICE));
+      left -= slice.length;
+      for (const q of slice) {
+        if (q === null) queueCheckpoint();
+        else chain(q.event, q.fields, q.time);
+      }
+      if (left > 0) await new Promise((r) => setImmediate(r));
     }
   };
-  write('epoch', { epoch, reason });
-  checkpoint();
+  /** One batch: one write and one fsync of the log, then the head pointer, then the sink. */
+  const commit = async (): Promise<void> => {
+    await build();
+    if (pending.length === 0) return;
+    const batch = pending;
+    const sinkBatch = pendingSink;
+    const batchHead = pendingHead;
+    pending = [];
+    pendingSink = [];
+    try {
+      fault('before-write');
+      await writeFd(fd, batch.join(''));
+      fault('after-write');
+      await fsyncFd(fd);
+      fault('after-fsync');
+      const tmp = await openFile(`${headPath}.tmp`, 'w', 0o640);
+      try {
+        await tmp.writeFile(headBytes(batchHead));
+        await tmp.sync();
+      } finally {
+        await tmp.close();
+      }
+      fault('after-head-tmp');
+      await rename(`${headPath}.tmp`, headPath);
+      durableHead = batchHead;
+      fault('after-head-rename');
+      if (sinkBatch.length > 0 && o.sinkFile) await appendFile(o.sinkFile, sinkBatch.join(''));
+      fault('after-sink');
+    } catch (e) {
+      if (e instanceof AuditFaultInjected) {
+        dead = true;
+        throw e;
+      }
+      // Kept for the next attempt, in order, ahead of what came since (a write may have landed in part:
+      // the next open removes a cut-off line).
+      pending = [...batch, ...pending];
+      pendingSink = [...sinkBatch, ...pendingSink];
+      onProblem(`cannot append to audit log ${path}: ${e instanceof Error ? e.message : String(e)}`);
+      throw new ConnectorError('CK_ERR_IO', `cannot append to audit log ${path}`, { cause: e });
+    }
+  };
+  /** Group commit: one batch in flight; whatever arrives meanwhile forms the next one. */
+  const flush = async (): Promise<void> => {
+    while (!dead && (inFlight !== null || pending.length > 0 || queued.length > 0)) {
+      if (inFlight === null) {
+        inFlight = commit().finally(() => {
+          inFlight = null;
+        });
+      }
+      await inFlight;
+    }
+  };
+  const kick = (): void => {
+    if (scheduled || dead) return;
+    scheduled = true;
+    setImmediate(() => {
+      scheduled = false;
+      flush().catch(() => undefined); // reported through onProblem; the batch is kept
+    });
+  };
+
   return {
     get head() {
       return head;
     },
+    get durableHead() {
+      return durableHead;
+    },
     epoch,
     append(event, fields) {
-      write(event, fields);
+      if (closed) {
+        // A record after shutdown began: an alarm naming it, never a throw into a socket handler.
+        onProblem(`audit log ${path} is closed: ${event} record not written (${JSON.stringify(fields)})`);
+        return;
+      }
+      queued.push({ event, fields, time: now() });
       sinceCheckpoint++;
+      kick();
     },
     checkpoint() {
-      if (sinceCheckpoint > 0) checkpoint();
+      if (closed || sinceCheckpoint === 0) return;
+      queued.push(null);
+      sinceCheckpoint = 0;
+      kick();
+    },
+    flush,
+    async close() {
+      if (closed) return;
+      if (sinceCheckpoint > 0) queued.push(null);
+      closed = true;
+      try {
+        await flush();
+      } finally {
+        closeSync(fd);
+      }
     },
   };
 }
+
+/** Thrown by a test's fault hook: the writer stops as a killed process would. */
+export class AuditFaultInjected extends Error {}
 
 export interface AuditFile {
   lines: string[];

@@ -45,6 +45,8 @@ export interface AuditFields {
   /** A checkpoint: Ed25519 signature (base64) of checkpointMessage(), and the key's id. */
   sig?: string;
   keyId?: string;
+  /** An epoch after a crash: bytes of a line cut off mid-write, removed from the end (never a whole record). */
+  lostBytes?: number;
 }
 
 export interface AuditRecord extends AuditFields {

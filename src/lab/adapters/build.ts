@@ -110,6 +110,12 @@ export async function buildLab(prefix: string, plan: LabPlan, progress: Progress
   for (const n of plan.forwarding) await sysctlIn(ns(n), 'net.ipv4.ip_forward', '1');
   for (const n of plan.nat) {
     await nsExec(ns(n.node), 'nft', ['-f', '-'], { input: natRuleset(n) });
+    // Conntrack's timeouts are per namespace; the NAT rule above has loaded conntrack, so the keys exist.
+    // Both: a datagram tunnel's flow is "answered" (stream) after its first reply.
+    if (n.udpTimeoutS !== undefined) {
+      await sysctlIn(ns(n.node), 'net.netfilter.nf_conntrack_udp_timeout', String(n.udpTimeoutS));
+      await sysctlIn(ns(n.node), 'net.netfilter.nf_conntrack_udp_timeout_stream', String(n.udpTimeoutS));
+    }
   }
 }
 

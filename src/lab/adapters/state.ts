@@ -5,6 +5,7 @@ import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConnectorError, isErrno } from '../../shared/errors.js';
 import type { Wiring } from '../core/topology.js';
+import type { WanProfile } from '../core/wan.js';
 
 export interface LabProcess {
   /** Stable name used by the CLI and tests: headend, agent-a, agent-b. */
@@ -28,6 +29,10 @@ export interface LabState {
   nodes: Readonly<Record<string, string>>;
   processes: readonly LabProcess[];
   files: Readonly<Record<string, string>>;
+  /** The WAN profile on the isp-dc link (`lab up --wan`), when there is one. */
+  wan?: WanProfile;
+  /** UDP NAT timeout of the lab's NATs, s (`lab up --nat-udp-timeout`), when not the kernel's. */
+  natUdpTimeoutS?: number;
 }
 
 export const STATE_FILE = 'lab.json';

@@ -11,12 +11,15 @@
 //     └── isp (NAT, CGNAT stand-in) ─────────────────┘ 203.0.113.10
 //
 //  two-port: the connector also has a WAN leg (eth0) straight to isp and takes its default route there.
+//
+//  --wan: a `wan` node sits on the isp-dc link as a wire (isp:dc ── wan:isp [delay line] wan:dc ── dc:inet),
+//  with no addresses of its own; the delay line (native/wan/wan.c) gives that link delay, rate and loss.
 
 export type Wiring = 'one-port' | 'two-port';
 export const WIRINGS: readonly Wiring[] = ['one-port', 'two-port'];
 export type TenantId = 'a' | 'b';
 
-export type NodeRole = 'switch' | 'lan-host' | 'router' | 'connector' | 'vm' | 'isp' | 'dc' | 'hv';
+export type NodeRole = 'switch' | 'lan-host' | 'router' | 'connector' | 'vm' | 'isp' | 'dc' | 'hv' | 'wan';
 
 export interface LabNode {
   /** Short name used on the command line (`lab exec NODE`) and as the namespace suffix. */
@@ -80,6 +83,8 @@ export interface LabNat {
   from?: string;
   /** Refuse new connections arriving on this interface: nothing outside can open a path inwards. */
   blockNewFrom: string;
+  /** Conntrack UDP timeouts in this namespace, s (unanswered and answered flows alike); default the kernel's 30/120. */
+  udpTimeoutS?: number;
 }
 
 export interface LabTenant {
@@ -103,6 +108,15 @@ export interface LabPlan {
   tenants: readonly LabTenant[];
   headend: { node: string; publicAddr: string; port: number; fabricAddr: string };
   hv: { node: string; fabricAddr: string };
+  /** The delay line's node and its two interfaces (towards isp, towards dc), when the lab has a WAN. */
+  wan?: { node: string; ifIsp: string; ifDc: string };
+}
+
+export interface PlanOptions {
+  /** A `wan` node between isp and dc for the delay line. */
+  wan?: boolean;
+  /** UDP NAT timeout of every NAT in the lab (isp's CGNAT and the customer routers), s. */
+  natUdpTimeoutS?: number;
 }
 
 /** Addresses and MACs every tenant site uses: identical for A and B on purpose. */
@@ -140,7 +154,7 @@ function nodeName(base: string, tenant: TenantId): string {
 
 const withCidr = (ip: string, len: number): string => `${ip}/${len}`;
 
-export function planLab(wiring: Wiring = 'one-port'): LabPlan {
+export function planLab(wiring: Wiring = 'one-port', opts: PlanOptions = {}): LabPlan {
   const nodes: LabNode[] = [
     { name: 'isp', role: 'isp', description: 'ISP / CGNAT: masquerades 100.64.0.0/10 towards the DC' },
     {
@@ -151,11 +165,15 @@ export function planLab(wiring: Wiring = 'one-port'): LabPlan {
     { name: 'hv', role: 'hv', description: `hypervisor: kernel vxlan VTEPs on ${DC.hvFabricAddr}, one bridge per tenant` },
   ];
   const bridges: LabBridge[] = [];
+  const ispEnd: LinkEnd = { node: 'isp', ifname: 'dc', addrs: [withCidr(DC.ispAddr, DC.publicPrefixLen)] };
+  const dcEnd: LinkEnd = { node: 'dc', ifname: 'inet', addrs: [withCidr(DC.publicAddr, DC.publicPrefixLen)] };
   const links: LabLink[] = [
-    {
-      a: { node: 'isp', ifname: 'dc', addrs: [withCidr(DC.ispAddr, DC.publicPrefixLen)] },
-      b: { node: 'dc', ifname: 'inet', addrs: [withCidr(DC.publicAddr, DC.publicPrefixLen)] },
-    },
+    ...(opts.wan
+      ? [
+          { a: ispEnd, b: { node: 'wan', ifname: 'isp' } },
+          { a: { node: 'wan', ifname: 'dc' }, b: dcEnd },
+        ]
+      : [{ a: ispEnd, b: dcEnd }]),
     {
       a: { node: 'dc', ifname: 'fabric', addrs: [withCidr(DC.fabricAddr, DC.fabricPrefixLen)] },
       b: { node: 'hv', ifname: 'fabric', addrs: [withCidr(DC.hvFabricAddr, DC.fabricPrefixLen)], txChecksumOff: true },
@@ -164,7 +182,9 @@ export function planLab(wiring: Wiring = 'one-port'): LabPlan {
   ];
   const vxlans: LabVxlan[] = [];
   const routes: LabRoute[] = [{ node: 'dc', via: DC.ispAddr }];
-  const nat: LabNat[] = [{ node: 'isp', outIf: 'dc', from: '100.64.0.0/10', blockNewFrom: 'dc' }];
+  const udp = opts.natUdpTimeoutS === undefined ? {} : { udpTimeoutS: opts.natUdpTimeoutS };
+  const nat: LabNat[] = [{ node: 'isp', outIf: 'dc', from: '100.64.0.0/10', blockNewFrom: 'dc', ...udp }];
+  if (opts.wan) nodes.push({ name: 'wan', role: 'wan', description: 'WAN between isp and dc: the delay line (delay, jitter, rate, loss)' });
   const forwarding = ['isp'];
   const tenants: LabTenant[] = [];
 
@@ -235,7 +255,7 @@ export function planLab(wiring: Wiring = 'one-port'): LabPlan {
     });
     // Hosts and the recovered VM share one gateway: the customer's router, reached through the tunnel from the DC.
     routes.push({ node: n.router, via: `${custNet}.1` }, { node: n.lanHost, via: SITE.router.ip }, { node: n.vm, via: SITE.router.ip });
-    nat.push({ node: n.router, outIf: 'wan', blockNewFrom: 'wan' });
+    nat.push({ node: n.router, outIf: 'wan', blockNewFrom: 'wan', ...udp });
     forwarding.push(n.router);
     if (wiring === 'two-port') {
       links.push({
@@ -261,6 +281,7 @@ export function planLab(wiring: Wiring = 'one-port'): LabPlan {
     tenants,
     headend: { node: 'dc', publicAddr: DC.publicAddr, port: DC.tlsPort, fabricAddr: DC.fabricAddr },
     hv: { node: 'hv', fabricAddr: DC.hvFabricAddr },
+    ...(opts.wan ? { wan: { node: 'wan', ifIsp: 'isp', ifDc: 'dc' } } : {}),
   };
 }
 

@@ -12,10 +12,10 @@ import { buildAuditLine, sha256Hex, splitAuditText } from '../../../src/headend/
 import { headPathOf, openAuditLog, verifyAuditFile, type AuditLog } from '../../../src/headend/adapters/audit-log.js';
 import { tempDir } from '../../helpers/tmp.js';
 
-function fresh(
+async function fresh(
   t: { after(fn: () => void): void },
   sink = false,
-): { path: string; sink: string | undefined; log: AuditLog; problems: string[] } {
+): Promise<{ path: string; sink: string | undefined; log: AuditLog; problems: string[] }> {
   const dir = tempDir(t, 'ck-audit-tamper-').dir;
   const path = join(dir, 'audit.jsonl');
   const sinkFile = sink ? join(dir, 'sink.jsonl') : undefined;
@@ -30,14 +30,16 @@ function fresh(
   log.checkpoint();
   for (let i = 6; i < 9; i++) log.append('disconnect', { serial: `CN-${i}`, tenant: 'acme', sessionId: `s${i}` });
   log.checkpoint();
+  await log.flush();
+  t.after(() => void log.close());
   return { path, sink: sinkFile, log, problems };
 }
 
 const lines = (path: string): string[] => splitAuditText(readFileSync(path, 'utf8')).lines;
 const cut = (path: string, n: number): void => writeFileSync(path, lines(path).slice(0, -n).join('\n') + '\n');
 
-test('an intact log verifies: chain, signed checkpoints, epochs, head', (t) => {
-  const { path, problems } = fresh(t);
+test('an intact log verifies: chain, signed checkpoints, epochs, head', async (t) => {
+  const { path, problems } = await fresh(t);
   assert.deepEqual(problems, []);
   const v = verifyAuditFile(path);
   assert.equal(v.ok, true, JSON.stringify(v));
@@ -45,8 +47,8 @@ test('an intact log verifies: chain, signed checkpoints, epochs, head', (t) => {
   assert.equal(v.ok && v.unsignedTail, 0);
 });
 
-test('removing the last lines and deleting the head pointer fails verification', (t) => {
-  const { path } = fresh(t);
+test('removing the last lines and deleting the head pointer fails verification', async (t) => {
+  const { path } = await fresh(t);
   cut(path, 3);
   rmSync(headPathOf(path));
   const v = verifyAuditFile(path);
@@ -54,15 +56,15 @@ test('removing the last lines and deleting the head pointer fails verification',
   assert.match(!v.ok ? v.problem : '', /no head pointer/);
 });
 
-test('removing the last lines and corrupting the head pointer fails verification', (t) => {
-  const { path } = fresh(t);
+test('removing the last lines and corrupting the head pointer fails verification', async (t) => {
+  const { path } = await fresh(t);
   cut(path, 3);
   writeFileSync(headPathOf(path), '{"seq":1,"hash":"zz"}\n');
   assert.equal(verifyAuditFile(path).ok, false);
 });
 
-test('a cut followed by a restart is not silently continued: alarm, a "cut" epoch, and verify fails until accepted', (t) => {
-  const { path } = fresh(t);
+test('a cut followed by a restart is not silently continued: alarm, a "cut" epoch, and verify fails until accepted', async (t) => {
+  const { path } = await fresh(t);
   cut(path, 2);
   const problems: string[] = [];
   const again = openAuditLog(
@@ -71,6 +73,7 @@ test('a cut followed by a restart is not silently continued: alarm, a "cut" epoc
     (p) => problems.push(p),
   );
   again.append('connect', { serial: 'CN-X', tenant: 'acme' });
+  await again.close();
   assert.ok(
     problems.some((p) => /cut or rewritten/.test(p)),
     problems.join('; '),
@@ -82,8 +85,8 @@ test('a cut followed by a restart is not silently continued: alarm, a "cut" epoc
   assert.equal(accepted.ok, true, JSON.stringify(accepted));
 });
 
-test('a cut with a forged head pointer passes locally but not against the off-host sink', (t) => {
-  const { path, sink } = fresh(t, true);
+test('a cut with a forged head pointer passes locally but not against the off-host sink', async (t) => {
+  const { path, sink } = await fresh(t, true);
   cut(path, 4); // back past the last checkpoint
   const rest = lines(path);
   const last = rest[rest.length - 1] ?? '';
@@ -94,8 +97,8 @@ test('a cut with a forged head pointer passes locally but not against the off-ho
   assert.match(!v.ok ? v.problem : '', /off-host sink/);
 });
 
-test('a forged checkpoint signature, or a check with another key, fails', (t) => {
-  const { path } = fresh(t);
+test('a forged checkpoint signature, or a check with another key, fails', async (t) => {
+  const { path } = await fresh(t);
   const l = lines(path);
   const i = l.findIndex((x) => x.includes('"event":"checkpoint"'));
   const rec = JSON.parse(l[i] ?? '{}') as { sig: string };
@@ -120,12 +123,12 @@ test('a forged checkpoint signature, or a check with another key, fails', (t) =>
 
   const other = join(tempDir(t, 'ck-audit-key-').dir, 'other.pub');
   writeFileSync(other, generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString());
-  const { path: p2 } = fresh(t);
+  const { path: p2 } = await fresh(t);
   assert.equal(verifyAuditFile(p2, { pubkeyFile: other }).ok, false, 'checkpoints signed by another key');
 });
 
-test('no false alarm from a crash between the append and the head pointer update, before or after restart', (t) => {
-  const { path, log } = fresh(t);
+test('no false alarm from a crash between the append and the head pointer update, before or after restart', async (t) => {
+  const { path, log } = await fresh(t);
   // The line reached the file; the process died before the head pointer moved.
   const next = buildAuditLine(log.head, new Date(), 'connect', { serial: 'CN-crash', tenant: 'acme' });
   appendFileSync(path, next.line + '\n');
@@ -133,11 +136,11 @@ test('no false alarm from a crash between the append and the head pointer update
   assert.equal(v.ok, true, JSON.stringify(v));
   assert.equal(v.ok && v.unsignedTail, 1, 'the line is there, not yet signed');
   const problems: string[] = [];
-  openAuditLog(
+  await openAuditLog(
     path,
     () => new Date(),
     (p) => problems.push(p),
-  );
+  ).close();
   assert.deepEqual(problems, []);
   const after = verifyAuditFile(path);
   assert.equal(after.ok, true);

@@ -120,8 +120,11 @@ test('unknown, unclaimed, revoked and denylisted serials are refused with a reas
     await c.closed;
     const err = c.control.find((m) => m.type === 'error');
     assert.equal(err?.type === 'error' && err.message, reason, serial);
-    const line = auditLines(d).find((l) => l['event'] === 'refused' && l['serial'] === serial);
-    assert.equal(line?.['reason'], reason);
+    // Audit appends are group-committed: the line is on disk within a batch, not at the refusal.
+    const line = await waitFor(`the refusal of ${serial} in the audit log`, 3_000, () =>
+      auditLines(d).find((l) => l['event'] === 'refused' && l['serial'] === serial),
+    );
+    assert.equal(line['reason'], reason);
     assert.match(String(line?.['fingerprint']), /^[0-9a-f]{64}$/);
     assert.match(String(line?.['remote']), /^127\.0\.0\.1:\d+$/);
   }
@@ -233,8 +236,10 @@ test('registry reload (SIGHUP path) disconnects a newly denylisted device with a
   await c.closed;
   const bye = c.control.find((m) => m.type === 'bye');
   assert.equal(bye?.type === 'bye' && bye.reason, 'registry:denylisted');
-  const disc = auditLines(d).find((l) => l['event'] === 'disconnect' && l['serial'] === 'A-1');
-  assert.equal(disc?.['reason'], 'registry:denylisted');
+  const disc = await waitFor('the disconnect in the audit log', 3_000, () =>
+    auditLines(d).find((l) => l['event'] === 'disconnect' && l['serial'] === 'A-1'),
+  );
+  assert.equal(disc['reason'], 'registry:denylisted');
   // A broken registry file keeps the last good one and counts the error.
   writeFileSync(d.path('registry.json'), '{ not json');
   headend.reload();

@@ -12,7 +12,7 @@ import type { IdentitySource, OwnAddresses, TunnelIdentity } from '../../../../s
 import type { StatusDoc } from '../../../../src/agent/core/status-format.js';
 import { encodeEthernet, ETHERTYPE_IPV4, newEthernetView, parseEthernet } from '../../../../src/shared/l2/ethernet.js';
 import { macKey, parseMac } from '../../../../src/shared/l2/mac.js';
-import { silentLogger } from '../../../../src/shared/log.js';
+import { createLogger, silentLogger } from '../../../../src/shared/log.js';
 import { manualTime, memoryTap, memoryTunnel, type MemoryTap, type MemoryTunnel } from '../../../helpers/ports.js';
 
 const HOST = { mac: macKey(parseMac('02:00:00:00:10:20')), ip: parseIpv4('192.168.10.20') };
@@ -198,16 +198,19 @@ test('startAgent: without a headend it stays idle with a reason, and never opens
 });
 
 test('startAgent: a failed bring-up rejects `up`, says why in the status and releases everything', async () => {
+  const lines: string[] = [];
   const r = rig(CONFIG, {
     openTap: async () => {
       throw new Error('no /dev/net/tun');
     },
+    log: createLogger({ format: 'human', level: 'debug', write: (l) => lines.push(l) }),
   });
   const agent = await startAgent(r.deps);
   r.identityReady();
   await assert.rejects(agent.up, /no \/dev\/net\/tun/);
   const s = r.snapshot();
-  assert.equal(s.phase, 'stopping', 'failed, then stopped to release what was opened');
+  assert.equal(s.phase, 'failed', 'what was opened is released, and the status still says it failed');
+  assert.ok(!lines.some((l) => l.includes('agent stopped')), `no clean stop logged for a failed start: ${lines.join(' | ')}`);
   assert.equal(s.reason, 'no /dev/net/tun');
   assert.deepEqual(r.calls.slice(-2), ['identity.close', 'status.close']);
   assert.equal(r.time.pending(), 0);

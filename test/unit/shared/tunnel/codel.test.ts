@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { CoDel } from '../../../../src/shared/tunnel/codel.js';
 import { EgressQueue } from '../../../../src/shared/tunnel/egress-queue.js';
 import { recordSize } from '../../../../src/shared/tunnel/records.js';
+import { prng } from '../../../helpers/prng.js';
 
 const TARGET = 5;
 const INTERVAL = 100;
@@ -77,21 +78,9 @@ class ReferenceCoDel {
   }
 }
 
-/** A small deterministic generator (mulberry32), so a failing trace can be replayed from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 test('the queue drops exactly the frames RFC 8289 drops, and delivers the rest in order (random traces)', () => {
   for (let seed = 1; seed <= 40; seed++) {
-    const rand = rng(seed);
+    const rand = prng(seed);
     const ref = new ReferenceCoDel();
     const hold = 64 * SIZE;
     const q = new EgressQueue({ maxFrames: 100_000, holdUnsentBytes: hold, aqm: { targetMs: TARGET, intervalMs: INTERVAL } });

@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: UNLICENSED
+// The datagram layout: OpenVPN's DATA_V2 with the epoch packet id (draft-openvpntech-openvpn-wire-protocol),
+// byte for byte, so Wireshark's OpenVPN dissector and OpenVPN's own test vectors check it:
+//   [opcode 9 << 3 | key id (1)] [peer id (3)] [epoch u16] [counter u48] [ciphertext] [tag (16)]
+// The 12 clear bytes are the AEAD's associated data; the nonce is the epoch's implicit IV XOR
+// (epoch || counter), left-aligned. Nothing here throws on input from the network: a datagram that is
+// not ours, too short, of another peer, replayed or not authentic is a reason string, counted by the caller.
+import { createCipheriv, createDecipheriv, type CipherGCM, type DecipherGCM } from 'node:crypto';
+import { NODE_CIPHER, type DatagramCipher, type EpochKeys } from './keys.js';
+import { ReplayWindow } from './replay-window.js';
+
+export const OP_DATA_V2 = 9;
+export const HEADER_LENGTH = 12;
+export const TAG_LENGTH = 16;
+export const OVERHEAD = HEADER_LENGTH + TAG_LENGTH;
+/** Counters are u48; a sender moves to the next epoch long before (AES-GCM's limit is far lower). */
+export const MAX_COUNTER = 2 ** 48 - 1;
+
+export interface DatagramHeader {
+  keyId: number;
+  peerId: number;
+  epoch: number;
+  counter: number;
+}
+
+export function writeHeader(buf: Buffer, h: DatagramHeader): void {
+  buf[0] = (OP_DATA_V2 << 3) | (h.keyId & 7);
+  buf[1] = (h.peerId >>> 16) & 255;
+  buf[2] = (h.peerId >>> 8) & 255;
+  buf[3] = h.peerId & 255;
+  buf.writeUInt16BE(h.epoch & 0xffff, 4);
+  buf.writeUIntBE(h.counter, 6, 6);
+}
+
+/** The clear header, or null when it cannot be one of ours. Reads only; never throws. */
+export function parseHeader(d: Uint8Array): DatagramHeader | null {
+  if (d.length < OVERHEAD + 1 || (d[0] ?? 0) >> 3 !== OP_DATA_V2) return null;
+  const b = (i: number): number => d[i] ?? 0;
+  return {
+    keyId: b(0) & 7,
+    peerId: (b(1) << 16) | (b(2) << 8) | b(3),
+    epoch: (b(4) << 8) | b(5),
+    counter: b(6) * 2 ** 40 + b(7) * 2 ** 32 + ((b(8) << 24) >>> 0) + (b(9) << 16) + (b(10) << 8) + b(11),
+  };
+}
+
+export function nonce(iv: Buffer, epoch: number, counter: number, out: Buffer = Buffer.alloc(12)): Buffer {
+  iv.copy(out, 0);
+  const hi = Math.floor(counter / 2 ** 32);
+  const lo = counter >>> 0;
+  const x = [epoch >>> 8, epoch & 255, (hi >>> 8) & 255, hi & 255, lo >>> 24, (lo >>> 16) & 255, (lo >>> 8) & 255, lo & 255];
+  for (let i = 0; i < 8; i++) out[i] = (out[i] ?? 0) ^ (x[i] ?? 0);
+  return out;
+}
+
+// Both AEADs take the same calls; the branch only picks @types/node's overload.
+function cipherFor(cipher: DatagramCipher, key: Buffer, iv: Buffer): CipherGCM {
+  const alg = NODE_CIPHER[cipher];
+  return alg === 'aes-256-gcm'
+    ? createCipheriv(alg, key, iv, { authTagLength: TAG_LENGTH })
+    : (createCipheriv(alg, key, iv, { authTagLength: TAG_LENGTH }) as unknown as CipherGCM);
+}
+function decipherFor(cipher: DatagramCipher, key: Buffer, iv: Buffer): DecipherGCM {
+  const alg = NODE_CIPHER[cipher];
+  return alg === 'aes-256-gcm'
+    ? createDecipheriv(alg, key, iv, { authTagLength: TAG_LENGTH })
+    : (createDecipheriv(alg, key, iv, { authTagLength: TAG_LENGTH }) as unknown as DecipherGCM);
+}
+
+/** Seals one payload as a datagram (a new Buffer: header + payload + tag). */
+export function seal(cipher: DatagramCipher, keys: EpochKeys, h: Omit<DatagramHeader, 'epoch'>, payload: Uint8Array): Buffer {
+  if (!Number.isSafeInteger(h.counter) || h.counter < 1 || h.counter > MAX_COUNTER) throw new RangeError('counter out of range');
+  const out = Buffer.allocUnsafe(HEADER_LENGTH + payload.length + TAG_LENGTH);
+  writeHeader(out, { ...h, epoch: keys.epoch });
+  const c = cipherFor(cipher, keys.key, nonce(keys.iv, keys.epoch, h.counter));
+  c.setAAD(out.subarray(0, HEADER_LENGTH));
+  c.update(payload).copy(out, HEADER_LENGTH);
+  c.final();
+  c.getAuthTag().copy(out, HEADER_LENGTH + payload.length);
+  return out;
+}
+
+/** The payload if the datagram is authentic under keys, else null. Never throws. */
+export function open(cipher: DatagramCipher, keys: EpochKeys, d: Buffer, h: DatagramHeader): Buffer | null {
+  if (h.epoch !== keys.epoch || d.length < OVERHEAD + 1) return null;
+  try {
+    const c = decipherFor(cipher, keys.key, nonce(keys.iv, h.epoch, h.counter));
+    c.setAAD(d.subarray(0, HEADER_LENGTH));
+    c.setAuthTag(d.subarray(d.length - TAG_LENGTH));
+    const p = c.update(d.subarray(HEADER_LENGTH, d.length - TAG_LENGTH));
+    c.final();
+    return p;
+  } catch {
+    return null;
+  }
+}
+
+export type DropReason = 'not-data-v2' | 'peer' | 'key-id' | 'epoch' | 'zero' | 'too-old' | 'replay' | 'auth';
+export type OpenResult = { ok: true; payload: Buffer; epoch: number } | { ok: false; reason: DropReason };
+
+/**
+ * One direction's receiver for one session: the cheap checks first (opcode, peer id, key id, epoch,
+ * replay), the AEAD last, and the replay window moved only by an authentic datagram.
+ */
+export class DatagramReceiver {
+  readonly #replay = new Map<number, ReplayWindow>();
+
+  constructor(
+    private readonly cipher: DatagramCipher,
+    private readonly peerId: number,
+    private readonly keyId: number,
+    /** Keys for an epoch the receiver accepts (current, or the next one), else null. */
+    private readonly keysFor: (epoch: number) => EpochKeys | null,
+  ) {}
+
+  open(d: Buffer): OpenResult {
+    const h = parseHeader(d);
+    if (!h) return { ok: false, reason: 'not-data-v2' };
+    if (h.peerId !== this.peerId) return { ok: false, reason: 'peer' };
+    if (h.keyId !== this.keyId) return { ok: false, reason: 'key-id' };
+    const keys = this.keysFor(h.epoch);
+    if (!keys) return { ok: false, reason: 'epoch' };
+    const win = this.#replay.get(h.epoch);
+    const verdict = win ? win.check(h.counter) : h.counter === 0 ? 'zero' : null;
+    if (verdict) return { ok: false, reason: verdict };
+    const payload = open(this.cipher, keys, d, h);
+    if (!payload) return { ok: false, reason: 'auth' };
+    let w = win;
+    if (!w) {
+      w = new ReplayWindow();
+      this.#replay.set(h.epoch, w);
+      // Two epochs at most: the one being left and the one being entered.
+      for (const e of this.#replay.keys()) if (e < h.epoch - 1) this.#replay.delete(e);
+    }
+    w.commit(h.counter);
+    return { ok: true, payload, epoch: h.epoch };
+  }
+}

@@ -2,7 +2,7 @@
 // Starts and stops the WAN delay line (native/wan/wan.c, the stand-in for `tc netem`, which this kernel
 // lacks) in a namespace that holds two interfaces, and reads its stats. A test and bench tool only.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -68,14 +68,27 @@ export async function prepareWanNs(ns: string): Promise<void> {
   await sysctlIn(ns, 'net.ipv6.conf.default.disable_ipv6', '1', true);
 }
 
-async function readStats(path: string, notBefore: number, pid: number, timeoutMs = 3_000): Promise<WanStats> {
+/**
+ * Removes the old stats so that the next file there is the answer to this request. (Comparing mtimes does
+ * not work: the kernel stamps files with a coarse clock that can lag Date.now() by a tick.)
+ */
+function forgetStats(path: string): void {
+  rmSync(path, { force: true });
+}
+
+function loadStats(path: string): WanStats | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as WanStats;
+  } catch {
+    return undefined; // not written yet; the line renames a whole document into place
+  }
+}
+
+async function readStats(path: string, pid: number, timeoutMs = 3_000): Promise<WanStats> {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    try {
-      if (statSync(path).mtimeMs >= notBefore) return JSON.parse(readFileSync(path, 'utf8')) as WanStats;
-    } catch {
-      // not written yet, or being renamed into place
-    }
+    const s = loadStats(path);
+    if (s) return s;
     if (Date.now() > until || !isAlive(pid)) throw new ConnectorError('CK_ERR_LAB', `the WAN delay line wrote no stats to ${path}`);
     await sleep(20);
   }
@@ -102,12 +115,12 @@ export async function startWan(
     pid,
     statsPath: o.statsPath,
     async stats() {
-      const t = Date.now() - 1;
+      forgetStats(o.statsPath);
       process.kill(pid, 'SIGUSR1');
-      return readStats(o.statsPath, t, pid);
+      return readStats(o.statsPath, pid);
     },
     async stop() {
-      const t = Date.now() - 1;
+      forgetStats(o.statsPath);
       try {
         process.kill(pid, 'SIGTERM');
       } catch {
@@ -116,11 +129,7 @@ export async function startWan(
       const end = Date.now() + 3_000;
       while (isAlive(pid) && Date.now() < end) await sleep(20);
       if (isAlive(pid)) process.kill(pid, 'SIGKILL');
-      try {
-        return statSync(o.statsPath).mtimeMs >= t ? (JSON.parse(readFileSync(o.statsPath, 'utf8')) as WanStats) : undefined;
-      } catch {
-        return undefined;
-      }
+      return loadStats(o.statsPath);
     },
   };
 }

@@ -11,13 +11,14 @@ import type { Logger } from '../shared/log.js';
 import { RegistryWatcher } from '../shared/registry/registry-file.js';
 import { monotonicClock, systemScheduler, systemWallClock } from '../shared/system-time.js';
 import { feedSession, tlsTransport } from '../shared/tunnel/tls-transport.js';
-import { openAuditLog, readAuditFile, verifyAuditFile, type VerifyFileOptions } from './adapters/audit-log.js';
+import { openAuditLog } from './adapters/audit-log.js';
+import { readAuditFile, verifyAuditFile, type FileVerdict, type VerifyFileOptions } from './adapters/audit-files.js';
 import { openMetricsServer, type MetricsServer } from './adapters/metrics-server.js';
 import { watchRegistryFile } from './adapters/registry-watch.js';
 import { openTlsListener, refuseConnection } from './adapters/tls-listener.js';
 import { watchLoopHealth } from './adapters/loop-health.js';
 import { openVxlanSocket } from './adapters/vxlan-socket.js';
-import { auditToCsv, auditToJsonl, type AuditVerdict } from './core/audit-chain.js';
+import { auditToCsv, auditToJsonl } from './core/audit-chain.js';
 import { parseHeadendConfigText, type HeadendConfig } from './core/config.js';
 import { HeadendCore } from './core/headend.js';
 
@@ -85,6 +86,7 @@ export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Pr
     (p) => log.error('alarm raised: audit log problem', { problem: p }),
     {
       sinkFile: config.auditSinkFile ?? undefined,
+      rotateBytes: config.auditRotateMiB * 1024 * 1024,
     },
   );
   // A checkpoint a minute while records come: a crash leaves at most a minute unsigned (its next start signs it).
@@ -240,6 +242,6 @@ export function exportAuditLog(file: string, format: 'csv' | 'jsonl'): string {
 }
 
 /** `connector audit verify`: the hash chain, and the head pointer when there is one. */
-export function verifyAuditLog(file: string, o: VerifyFileOptions = {}): AuditVerdict & { headChecked: boolean } {
+export function verifyAuditLog(file: string, o: VerifyFileOptions = {}): FileVerdict {
   return verifyAuditFile(file, o);
 }

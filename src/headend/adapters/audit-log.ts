@@ -10,44 +10,32 @@
 // log, then the head pointer (written, synced, renamed). The head never leads what is on disk, so a crash
 // at any instant loses at most the open batch and is no false alarm; a line cut off mid-write is removed
 // at the next open and its size recorded in the new epoch record.
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, createHash, type KeyObject } from 'node:crypto';
-import {
-  appendFileSync,
-  closeSync,
-  existsSync,
-  fsyncSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  truncateSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, createHash, type KeyObject } from 'node:crypto';
+import { appendFileSync, closeSync, fsyncSync, openSync, renameSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { appendFile, open as openFile, rename } from 'node:fs/promises';
 import { fsync as fsyncCb, write as writeCb } from 'node:fs';
 import { promisify } from 'node:util';
-import { ConnectorError, isErrno } from '../../shared/errors.js';
+import { basename, dirname } from 'node:path';
+import { ConnectorError } from '../../shared/errors.js';
 import {
   AUDIT_GENESIS,
   buildAuditLine,
   checkpointMessage,
+  epochOf,
   parseAuditHead,
+  rotationStartOf,
   sha256Hex,
   splitAuditText,
   verifyAuditLines,
   type AuditEvent,
   type AuditFields,
   type AuditHead,
-  type AuditVerdict,
   type EpochReason,
 } from '../core/audit-chain.js';
+import { headPathOf, keyPathOf, pubPathOf, readText, rotatedFiles, rotatedPathOf } from './audit-files.js';
 
 /** The writer's own check at open: chain, coverage and head; signatures and old epochs are the auditor's. */
 const STRUCTURE_ONLY = { verifySig: () => true, acceptEpochs: 'all' } as const;
-
-export const headPathOf = (logPath: string): string => `${logPath}.head`;
-export const keyPathOf = (logPath: string): string => `${logPath}.key`;
-export const pubPathOf = (logPath: string): string => `${logPath}.pub`;
 
 export interface AuditLog {
   /** Queues a record (chained now, in event order); it is on disk once the batch it joined is committed. */
@@ -66,11 +54,20 @@ export interface AuditLog {
 }
 
 /** Points in a batch commit where a test may kill the writer (the hook throws; nothing is written after). */
-export type AuditFaultStep = 'before-write' | 'after-write' | 'after-fsync' | 'after-head-tmp' | 'after-head-rename' | 'after-sink';
+export type AuditFaultStep =
+  | 'before-write'
+  | 'after-write'
+  | 'after-fsync'
+  | 'after-head-tmp'
+  | 'after-head-rename'
+  | 'after-sink'
+  | 'after-rotate-rename';
 
 export interface AuditLogOptions {
   /** A file on another host or an append-only mount: every checkpoint is appended there too. */
   readonly sinkFile?: string | undefined;
+  /** Rotates the live file once it holds this many bytes (0 or absent: never). */
+  readonly rotateBytes?: number | undefined;
   /** Test hook: called at each step of a batch commit; a throw simulates the process dying right there. */
   readonly fault?: ((step: AuditFaultStep) => void) | undefined;
 }
@@ -79,15 +76,6 @@ const writeFd = promisify(writeCb);
 /** Records chained per turn of the loop: about 5 ms of hashing on the slow core. */
 const CHAIN_SLICE = 256;
 const fsyncFd = promisify(fsyncCb);
-
-function readText(path: string): string | null {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (e) {
-    if (isErrno(e, 'ENOENT')) return null;
-    throw new ConnectorError('CK_ERR_IO', `cannot read ${path}`, { cause: e });
-  }
-}
 
 /** The signing key: made on first use (0600), its public half written beside it for auditors. */
 function loadKey(logPath: string): { key: KeyObject; keyId: string } {
@@ -116,65 +104,83 @@ function lastSeqOf(line: string | undefined, fallback: number): number {
   }
 }
 
+/** The epoch of the last record that names one (a rotated-out file ends with a checkpoint, which does). */
 function lastEpochOf(lines: readonly string[]): number {
   for (let i = lines.length - 1; i >= 0; i--) {
     const l = lines[i] ?? '';
-    if (!l.includes('"event":"epoch"')) continue;
-    try {
-      const e = (JSON.parse(l) as { epoch?: unknown }).epoch;
-      if (typeof e === 'number') return e;
-    } catch {
-      // not a record
-    }
+    if (!l.includes('"epoch":')) continue;
+    const e = epochOf(l);
+    if (e !== null) return e;
   }
   return 0;
+}
+
+/** The live file's text with a line cut off mid-write by a crash removed, and that line's size. */
+function dropCutTail(path: string): { text: string; lostBytes: number } {
+  const text = readText(path) ?? '';
+  if (text === '' || text.endsWith('\n')) return { text, lostBytes: 0 };
+  // Never a whole record, and never covered by the head pointer (which follows the fsync), so it is
+  // removed; the new epoch record says how many bytes went.
+  const keep = text.lastIndexOf('\n') + 1;
+  truncateSync(path, Buffer.byteLength(text.slice(0, keep)));
+  return { text: text.slice(0, keep), lostBytes: Buffer.byteLength(text.slice(keep)) };
+}
+
+/** Why this open begins an epoch, judged against the head pointer; a problem is reported as an alarm. */
+function judgeOpen(path: string, lines: readonly string[], lostBytes: number, onProblem: (problem: string) => void): EpochReason {
+  const first = lines[0];
+  const start = first === undefined ? null : rotationStartOf(first);
+  const structure = { ...STRUCTURE_ONLY, ...(start ? { start } : {}) };
+  const headText = readText(headPathOf(path));
+  const headPtr = headText === null ? null : parseAuditHead(headText);
+  const structural = verifyAuditLines(lines, undefined, structure);
+  if (!structural.ok) {
+    onProblem(`audit log ${path} fails verification at line ${structural.line}: ${structural.problem}`);
+    return 'chain-broken';
+  }
+  if (lines.length > 0 && headText === null) {
+    onProblem(`audit log ${path} has no head pointer (${headPathOf(path)}): lines may have been removed from its end`);
+    return 'head-missing';
+  }
+  if (lines.length > 0 && headPtr === null) {
+    onProblem(`audit log ${path}: the head pointer is unreadable: lines may have been removed from its end`);
+    return 'head-corrupt';
+  }
+  if (headPtr !== null) {
+    const v = verifyAuditLines(lines, headPtr, structure);
+    if (!v.ok) {
+      onProblem(`audit log ${path} was cut or rewritten: ${v.problem}`);
+      return 'cut';
+    }
+    if (v.unsignedTail > 0) return 'restart-after-crash';
+  }
+  return lines.length === 0 ? 'new-log' : lostBytes > 0 ? 'restart-after-crash' : 'restart';
 }
 
 /**
  * Opens (or creates) the log, checks it against its head pointer, begins a new epoch (recording why) and
  * signs a checkpoint (synchronously: the process is starting). A log that is not as the headend left it is
  * reported through `onProblem` (an alarm) and its epoch record says so, so `audit verify` fails until the
- * operator accepts that epoch.
+ * operator accepts that epoch. With `rotateBytes`, a full live file ends with a checkpoint, becomes the next
+ * rotated file, and the new live file begins with a rotate record chained to it.
  */
 export function openAuditLog(path: string, now: () => Date, onProblem: (problem: string) => void, o: AuditLogOptions = {}): AuditLog {
   const { key, keyId } = loadKey(path);
-  let text = readText(path) ?? '';
-  let lostBytes = 0;
-  if (text !== '' && !text.endsWith('\n')) {
-    // A line cut off mid-write by a crash: never a whole record, and never covered by the head pointer
-    // (which follows the fsync), so it is removed; the new epoch record says how many bytes went.
-    const keep = text.lastIndexOf('\n') + 1;
-    lostBytes = Buffer.byteLength(text.slice(keep));
-    truncateSync(path, Buffer.byteLength(text.slice(0, keep)));
-    text = text.slice(0, keep);
-  }
-  const { lines } = splitAuditText(text);
-  let reason: EpochReason = lines.length === 0 ? 'new-log' : lostBytes > 0 ? 'restart-after-crash' : 'restart';
-  const headText = readText(headPathOf(path));
-  const headPtr = headText === null ? null : parseAuditHead(headText);
-  const structural = verifyAuditLines(lines, undefined, STRUCTURE_ONLY);
-  if (!structural.ok) {
-    reason = 'chain-broken';
-    onProblem(`audit log ${path} fails verification at line ${structural.line}: ${structural.problem}`);
-  } else if (lines.length > 0 && headText === null) {
-    reason = 'head-missing';
-    onProblem(`audit log ${path} has no head pointer (${headPathOf(path)}): lines may have been removed from its end`);
-  } else if (lines.length > 0 && headPtr === null) {
-    reason = 'head-corrupt';
-    onProblem(`audit log ${path}: the head pointer is unreadable: lines may have been removed from its end`);
-  } else if (headPtr !== null) {
-    const v = verifyAuditLines(lines, headPtr, STRUCTURE_ONLY);
-    if (!v.ok) {
-      reason = 'cut';
-      onProblem(`audit log ${path} was cut or rewritten: ${v.problem}`);
-    } else if (v.unsignedTail > 0) reason = 'restart-after-crash';
-  }
+  const { text, lostBytes } = dropCutTail(path);
+  const lastRotated = rotatedFiles(path).at(-1);
+  // The head pointer may point into the last rotated file (a crash right after a rotation's rename), so
+  // the check at open spans it and the live file.
+  const lines = [...(lastRotated ? splitAuditText(readText(lastRotated.path) ?? '').lines : []), ...splitAuditText(text).lines];
+  const reason = judgeOpen(path, lines, lostBytes, onProblem);
   const last = lines[lines.length - 1];
   let head: AuditHead =
     last === undefined ? { seq: 0, hash: AUDIT_GENESIS } : { seq: lastSeqOf(last, lines.length), hash: sha256Hex(last) };
   const epoch = lastEpochOf(lines) + 1;
   const headPath = headPathOf(path);
   const fault = o.fault ?? ((): void => undefined);
+  const rotateBytes = o.rotateBytes ?? 0;
+  let nextRotated = (lastRotated?.n ?? 0) + 1;
+  let liveBytes = Buffer.byteLength(text);
   let sinceCheckpoint = 0;
   let durableHead = head;
   let closed = false;
@@ -188,7 +194,7 @@ export function openAuditLog(path: string, now: () => Date, onProblem: (problem:
   let inFlight: Promise<void> | null = null;
   let scheduled = false;
 
-  const fd = openSync(path, 'a', 0o640);
+  let fd = openSync(path, 'a', 0o640);
   const chain = (event: AuditEvent, fields: AuditFields, time = now()): void => {
     const next = buildAuditLine(head, time, event, fields);
     pending.push(next.line + '\n');
@@ -209,8 +215,10 @@ export function openAuditLog(path: string, now: () => Date, onProblem: (problem:
   chain('epoch', lostBytes > 0 ? { epoch, reason, lostBytes } : { epoch, reason });
   queueCheckpoint();
   try {
-    writeSync(fd, pending.join(''));
+    const data = pending.join('');
+    writeSync(fd, data);
     fsyncSync(fd);
+    liveBytes += Buffer.byteLength(data);
     const tmp = openSync(`${headPath}.tmp`, 'w', 0o640);
     writeSync(tmp, headBytes(head));
     fsyncSync(tmp);
@@ -239,17 +247,17 @@ export function openAuditLog(path: string, now: () => Date, onProblem: (problem:
     }
   };
   /** One batch: one write and one fsync of the log, then the head pointer, then the sink. */
-  const commit = async (): Promise<void> => {
-    await build();
-    if (pending.length === 0) return;
+  const writePending = async (): Promise<void> => {
     const batch = pending;
     const sinkBatch = pendingSink;
     const batchHead = pendingHead;
     pending = [];
     pendingSink = [];
     try {
+      const data = batch.join('');
       fault('before-write');
-      await writeFd(fd, batch.join(''));
+      await writeFd(fd, data);
+      liveBytes += Buffer.byteLength(data);
       fault('after-write');
       await fsyncFd(fd);
       fault('after-fsync');
@@ -278,6 +286,37 @@ export function openAuditLog(path: string, now: () => Date, onProblem: (problem:
       onProblem(`cannot append to audit log ${path}: ${e instanceof Error ? e.message : String(e)}`);
       throw new ConnectorError('CK_ERR_IO', `cannot append to audit log ${path}`, { cause: e });
     }
+  };
+  /**
+   * Ends the live file with a signed checkpoint, renames it to the next rotated name (its number never
+   * changes afterwards, so archives keep their names), and begins the new live file with a rotate record
+   * naming it. A crash between any two steps leaves a chain the next open continues without an alarm.
+   */
+  const rotate = async (): Promise<void> => {
+    queueCheckpoint();
+    await writePending();
+    const to = rotatedPathOf(path, nextRotated);
+    await rename(path, to);
+    const dir = await openFile(dirname(path), 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+    closeSync(fd);
+    fd = openSync(path, 'a', 0o640);
+    liveBytes = 0;
+    nextRotated++;
+    sinceCheckpoint = 0;
+    fault('after-rotate-rename');
+    chain('rotate', { epoch, file: basename(to) });
+    await writePending();
+  };
+  const commit = async (): Promise<void> => {
+    await build();
+    if (pending.length === 0) return;
+    await writePending();
+    if (rotateBytes > 0 && liveBytes >= rotateBytes && !closed) await rotate();
   };
   /** Group commit: one batch in flight; whatever arrives meanwhile forms the next one. */
   const flush = async (): Promise<void> => {
@@ -339,51 +378,3 @@ export function openAuditLog(path: string, now: () => Date, onProblem: (problem:
 
 /** Thrown by a test's fault hook: the writer stops as a killed process would. */
 export class AuditFaultInjected extends Error {}
-
-export interface AuditFile {
-  lines: string[];
-  head: AuditHead | null;
-  partialTail: boolean;
-}
-
-export function readAuditFile(path: string): AuditFile {
-  const text = readText(path);
-  if (text === null) throw new ConnectorError('CK_ERR_IO', `audit log ${path} does not exist`);
-  const { lines, partialTail } = splitAuditText(text);
-  const headText = readText(headPathOf(path));
-  return { lines, head: headText ? parseAuditHead(headText) : null, partialTail };
-}
-
-export interface VerifyFileOptions {
-  /** The headend's public key (PEM); default `<log>.pub`. An auditor should pass the copy they keep. */
-  pubkeyFile?: string | undefined;
-  acceptEpochs?: readonly number[];
-  /** The off-host sink: its last checkpoint must be in the log. */
-  sinkFile?: string | undefined;
-}
-
-export function verifyAuditFile(path: string, o: VerifyFileOptions = {}): AuditVerdict & { headChecked: boolean } {
-  const f = readAuditFile(path);
-  const pubPath = o.pubkeyFile ?? pubPathOf(path);
-  const pubPem = existsSync(pubPath) ? readFileSync(pubPath, 'utf8') : null;
-  const pub = pubPem === null ? null : createPublicKey(pubPem);
-  const sinkLines = o.sinkFile ? splitAuditText(readText(o.sinkFile) ?? '').lines : [];
-  const sinkLast =
-    sinkLines.length > 0
-      ? (JSON.parse(sinkLines[sinkLines.length - 1] ?? '{}') as { epoch: number; coversSeq: number; coversHash: string })
-      : null;
-  if (f.head === null && f.lines.length > 0) {
-    return {
-      ok: false,
-      line: f.lines.length,
-      problem: `no head pointer (${headPathOf(path)}): a cut at the end cannot be ruled out`,
-      headChecked: false,
-    };
-  }
-  const v = verifyAuditLines(f.lines, f.head ?? undefined, {
-    ...(pub ? { verifySig: (msg: string, sig: string) => verify(null, Buffer.from(msg), pub, Buffer.from(sig, 'base64')) } : {}),
-    acceptEpochs: o.acceptEpochs ?? [],
-    sink: o.sinkFile ? sinkLast : null,
-  });
-  return { ...v, headChecked: f.head !== null };
-}

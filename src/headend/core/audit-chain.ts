@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 
 export const AUDIT_GENESIS = '0'.repeat(64);
 
-export type AuditEvent = 'connect' | 'disconnect' | 'refused' | 'headend-start' | 'epoch' | 'checkpoint';
+export type AuditEvent = 'connect' | 'disconnect' | 'refused' | 'headend-start' | 'epoch' | 'checkpoint' | 'rotate';
 
 /**
  * Why an epoch began (written at every open of the log). The last four mean the log was not as the
@@ -47,6 +47,8 @@ export interface AuditFields {
   keyId?: string;
   /** An epoch after a crash: bytes of a line cut off mid-write, removed from the end (never a whole record). */
   lostBytes?: number;
+  /** A rotate record, the first line of a new file: the file that holds the lines before it. */
+  file?: string;
 }
 
 export interface AuditRecord extends AuditFields {
@@ -106,6 +108,8 @@ export type AuditVerdict =
       unsignedTail: number;
       /** Epochs, with the reason each began. */
       epochs: { epoch: number; reason: string; line: number }[];
+      /** The seq before the first line checked: 0 from the beginning, more when older files were archived. */
+      startSeq: number;
     }
   | { ok: false; line: number; problem: string };
 
@@ -121,6 +125,8 @@ export interface VerifyOptions {
   acceptEpochs?: readonly number[] | 'all';
   /** The latest checkpoint shipped off the host: the log must still hold it. */
   sink?: { epoch: number; coversSeq: number; coversHash: string } | null;
+  /** Where the lines begin when older files were rotated away (archived): the seq and hash before the first. */
+  start?: AuditHead;
 }
 
 /** Splits file text into lines; a missing final newline means the last line was cut off while written. */
@@ -153,7 +159,8 @@ function parseRecord(line: string): AuditRecord | string {
  * what a crash left unwritten, never lead it or disagree with it), and the off-host sink's checkpoint.
  */
 export function verifyAuditLines(lines: readonly string[], head?: AuditHead, o: VerifyOptions = {}): AuditVerdict {
-  let prev: AuditHead = { seq: 0, hash: AUDIT_GENESIS };
+  const start = o.start ?? { seq: 0, hash: AUDIT_GENESIS };
+  let prev: AuditHead = start;
   const hashes: string[] = [];
   const epochs: { epoch: number; reason: string; line: number }[] = [];
   let checkpoints = 0;
@@ -205,10 +212,13 @@ export function verifyAuditLines(lines: readonly string[], head?: AuditHead, o: 
         problem: `the head pointer names seq ${head.seq} but the log ends at seq ${prev.seq} (lines were removed from the end)`,
       };
     }
-    if (head.seq > 0 && hashes[head.seq - 1] !== head.hash) {
+    if (head.seq < start.seq) {
+      return { ok: false, line: 1, problem: `the head pointer names seq ${head.seq}, before the first line here (seq ${start.seq + 1})` };
+    }
+    if (head.seq > start.seq && hashes[head.seq - start.seq - 1] !== head.hash) {
       return {
         ok: false,
-        line: head.seq,
+        line: head.seq - start.seq,
         problem: `the head pointer's hash for seq ${head.seq} does not match that line (the log or the pointer was rewritten)`,
       };
     }
@@ -220,7 +230,23 @@ export function verifyAuditLines(lines: readonly string[], head?: AuditHead, o: 
       problem: `the log lacks the checkpoint the off-host sink holds (epoch ${o.sink.epoch}, seq ${o.sink.coversSeq}): it was cut or rewritten`,
     };
   }
-  return { ok: true, lines: lines.length, head: prev, checkpoints, unsignedTail: lines.length - lastCheckpointLine, epochs };
+  return { ok: true, lines: lines.length, head: prev, checkpoints, unsignedTail: lines.length - lastCheckpointLine, epochs, startSeq: start.seq };
+}
+
+/**
+ * Where lines that begin with a rotate record continue from (the seq and hash it names), so that they
+ * verify with the files before them archived; null for any other first line: a chain that does not begin
+ * at a rotation must begin at its genesis, or its front was cut.
+ */
+export function rotationStartOf(firstLine: string): AuditHead | null {
+  const r = parseRecord(firstLine);
+  return typeof r === 'string' || r.event !== 'rotate' ? null : { seq: r.seq - 1, hash: r.prev };
+}
+
+/** The epoch a record belongs to, when it says (epoch, checkpoint and rotate records do). */
+export function epochOf(line: string): number | null {
+  const r = parseRecord(line);
+  return typeof r !== 'string' && typeof r.epoch === 'number' ? r.epoch : null;
 }
 
 /** The head pointer file's content; null when it is not one. */

@@ -31,6 +31,8 @@ export interface HeadendConfig {
   auditLogFile: string;
   /** A file off the host (another machine's mount, an append-only store) that receives every audit checkpoint. */
   auditSinkFile: string | null;
+  /** The live audit file is rotated (signed, renamed `<log>.NNNNNN`, chain continued) at this size; 0: never. */
+  auditRotateMiB: number;
   /** null: no metrics endpoint. */
   metrics: HostPort | null;
   vxlan: { localAddress: string; port: number; vtepPort: number };
@@ -56,6 +58,8 @@ export interface HeadendConfig {
 export const HEADEND_DEFAULTS = Object.freeze({
   listenHost: '0.0.0.0',
   listenPort: 443,
+  // About 250,000 session records a file: small enough to archive and verify one at a time.
+  auditRotateMiB: 64,
   // A fleet reconnecting at once (a headend restart) must not overflow the accept queue: Node's 511 did.
   listenBacklog: 4_096,
   maxConnections: 20_000,
@@ -91,6 +95,7 @@ const HEADEND_SCHEMA = object({
   registry: string(),
   auditLog: string(),
   auditSink: optional(string()),
+  auditRotateMiB: optional(integer(0, 1_048_576), HEADEND_DEFAULTS.auditRotateMiB),
   metrics: optional(nullable(object({ host: optional(string(), '127.0.0.1'), port: port() })), null),
   vxlan: section({
     localAddress: optional(string(), HEADEND_DEFAULTS.vxlanLocalAddress),
@@ -133,6 +138,7 @@ export function parseHeadendConfig(doc: unknown, baseDir: string): HeadendConfig
     registryFile: path(c.registry),
     auditLogFile: path(c.auditLog),
     auditSinkFile: c.auditSink === undefined ? null : path(c.auditSink),
+    auditRotateMiB: c.auditRotateMiB,
     metrics: c.metrics === null ? null : Object.freeze(c.metrics),
     vxlan: Object.freeze(c.vxlan),
     session: Object.freeze(c.session),

@@ -10,10 +10,10 @@ import { splitAuditText } from '../../../src/headend/core/audit-chain.js';
 import {
   AuditFaultInjected,
   openAuditLog,
-  verifyAuditFile,
   type AuditFaultStep,
   type AuditLog,
 } from '../../../src/headend/adapters/audit-log.js';
+import { verifyAuditFile } from '../../../src/headend/adapters/audit-files.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const STEPS: AuditFaultStep[] = ['before-write', 'after-write', 'after-fsync', 'after-head-tmp', 'after-head-rename', 'after-sink'];

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { auditToCsv, auditToJsonl, AUDIT_COLUMNS, splitAuditText, verifyAuditLines } from '../../../../src/headend/core/audit-chain.js';
-import { openAuditLog, readAuditFile, verifyAuditFile } from '../../../../src/headend/adapters/audit-log.js';
+import { openAuditLog } from '../../../../src/headend/adapters/audit-log.js';
+import { readAuditFile, verifyAuditFile } from '../../../../src/headend/adapters/audit-files.js';
 import { tempDir } from '../../../helpers/tmp.js';
 
 function tempLog(t: { after(fn: () => void): void }): string {
@@ -125,6 +126,7 @@ test('without a head pointer the chain alone still catches edits inside the log'
     checkpoints: 0,
     unsignedTail: 0,
     epochs: [],
+    startSeq: 0,
   });
   assert.equal(verifyAuditLines(['{"seq":1,"time":"x","prev":"bad","event":"connect"}']).ok, false);
   assert.equal(verifyAuditLines(['not json']).ok, false);

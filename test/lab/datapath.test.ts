@@ -246,6 +246,30 @@ describe('data path through the lab (one-port wiring)', { skip }, () => {
   });
 
   // Last: it leaves an intruder on tenant A's LAN.
+  test("IPv6 on: the Connector's own DAD, MLD, solicitations and pings never enter the tunnel; the LAN's IPv6 crosses", async () => {
+    const tapMac = /link\/ether ([0-9a-f:]{17})/.exec((await lab.run('connector', 'ip', ['-o', 'link', 'show', 'tap-dr'])).stdout)?.[1];
+    assert.ok(tapMac, 'tap-dr has a MAC');
+    const tapAddrs = (await lab.run('connector', 'ip', ['-6', '-o', 'addr', 'show', 'dev', 'tap-dr'])).stdout.trim();
+    assert.equal(tapAddrs, '', 'the TAP has no IPv6 address of its own');
+    const vmLinkLocal = /inet6 (fe80::[0-9a-f:]+)\//.exec((await lab.run('vm', 'ip', ['-6', '-o', 'addr', 'show', 'dev', 'eth0', 'scope', 'link'])).stdout)?.[1];
+    assert.ok(vmLinkLocal, 'the VM has a link-local address (IPv6 on in the datacentre)');
+    const ownBefore = num(await lab.agentStatus('a'), 'counters.core.fromLan.drops.own-traffic');
+    const cap = await lab.capture('vm', 'eth0', 'ip6');
+    // The Connector's br-lan starts IPv6 afresh (DAD, MLD reports, router solicitations) and pings all nodes.
+    await lab.run('connector', 'sysctl', ['-qw', 'net.ipv6.conf.br-lan.disable_ipv6=1']);
+    await lab.run('connector', 'sysctl', ['-qw', 'net.ipv6.conf.br-lan.disable_ipv6=0']);
+    await lab.run('connector', 'ping', ['-6', '-c', '2', '-i', '0.2', '-W', '1', 'ff02::1%br-lan'], { allowFailure: true });
+    const r = await lab.run('lan-host', 'ping', ['-6', '-c', '3', '-i', '0.2', '-W', '2', `${vmLinkLocal}%eth0`], { allowFailure: true });
+    assert.match(r.stdout, / 3 received/, `lan-host reaches the VM over IPv6 (neighbour discovery across the tunnel): ${r.stdout}`);
+    await new Promise((res) => setTimeout(res, 2_500)); // DAD (1 s) and the first solicitation after it
+    const file = await cap.stop();
+    const own = await pcapLines(file, `ether src ${SITE.connector.mac} or ether src ${tapMac}`);
+    assert.deepEqual(own, [], "none of the Connector's own IPv6 frames reached the datacentre");
+    assert.ok((await pcapLines(file, `ether src ${SITE.lanHost.mac}`)).length >= 3, "the LAN host's IPv6 did");
+    const ownAfter = num(await lab.agentStatus('a'), 'counters.core.fromLan.drops.own-traffic');
+    assert.ok(ownAfter > ownBefore, `the agent dropped them as its own (own-traffic ${ownBefore} -> ${ownAfter})`);
+  });
+
   test("split brain: a LAN host taking the VM's address raises an alarm; cloud-side claims stop reaching the LAN", async () => {
     await lab.ping('lan-host', SITE.vm.ip, { count: 1 }); // the VM's binding is live on the tunnel side
     const intruder = `${lab.prefix}-intruder`;

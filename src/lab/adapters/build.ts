@@ -4,7 +4,7 @@
 import { exec } from '../../shared/exec.js';
 import { addNetns, addVeth, ipIn, nsExec, sysctlIn } from './netns.js';
 import { PY_TX_CSUM_OFF } from '../core/py-tools.js';
-import { nsName, type LabNat, type LabPlan } from '../core/topology.js';
+import { IPV6_ROLES, nsName, type LabNat, type LabPlan } from '../core/topology.js';
 
 export type Progress = (line: string) => void;
 
@@ -33,9 +33,9 @@ export async function buildLab(prefix: string, plan: LabPlan, progress: Progress
   progress(`creating ${plan.nodes.length} namespaces (${prefix}-*)`);
   for (const n of plan.nodes) {
     await addNetns(ns(n.name));
-    // Quiet LANs: no IPv6 autoconf chatter (router solicitations, DAD, MLD) in captures and tunnels.
-    await sysctlIn(ns(n.name), 'net.ipv6.conf.all.disable_ipv6', '1', true);
-    await sysctlIn(ns(n.name), 'net.ipv6.conf.default.disable_ipv6', '1', true);
+    const off = IPV6_ROLES.has(n.role) ? '0' : '1';
+    await sysctlIn(ns(n.name), 'net.ipv6.conf.all.disable_ipv6', off, true);
+    await sysctlIn(ns(n.name), 'net.ipv6.conf.default.disable_ipv6', off, true);
   }
 
   progress('creating bridges');

@@ -21,6 +21,14 @@ export type TenantId = 'a' | 'b';
 
 export type NodeRole = 'switch' | 'lan-host' | 'router' | 'connector' | 'vm' | 'isp' | 'dc' | 'hv' | 'wan';
 
+/**
+ * Nodes that run with IPv6 on, as their real counterparts do (every OpenWrt has it on br-lan; hosts, VMs
+ * and routers send DAD, MLD and router solicitations): what the Connector itself sends must still never
+ * enter the tunnel. Switches, the hypervisor's bridges and the WAN side stay quiet: they have no address
+ * of their own on the tenant's segment.
+ */
+export const IPV6_ROLES: ReadonlySet<NodeRole> = new Set<NodeRole>(['lan-host', 'router', 'connector', 'vm']);
+
 export interface LabNode {
   /** Short name used on the command line (`lab exec NODE`) and as the namespace suffix. */
   name: string;

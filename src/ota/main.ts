@@ -54,6 +54,7 @@ export interface BrokerConfigCommand {
   readonly controllers: readonly string[];
   readonly crlfile?: string | undefined;
   readonly user?: string | undefined;
+  readonly legacyJobState?: boolean | undefined;
 }
 
 export async function writeBrokerConfig(o: BrokerConfigCommand): Promise<number> {
@@ -69,6 +70,7 @@ export async function writeBrokerConfig(o: BrokerConfigCommand): Promise<number>
     controllerUsers: o.controllers.length > 0 ? o.controllers : ['connector-controller'],
     ...(o.crlfile ? { crlfile: resolve(o.crlfile) } : {}),
     ...(o.user ? { runAsUser: o.user } : {}),
+    ...(o.legacyJobState ? { legacyJobState: true } : {}),
   });
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'mosquitto.conf'), files.mosquittoConf);

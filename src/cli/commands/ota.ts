@@ -7,13 +7,16 @@ import { rollout, rolloutStatus, serveArtifacts, writeBrokerConfig } from '../..
 
 const HELP = `usage: connector ota broker-config --out DIR --cafile F --certfile F --keyfile F [--host 0.0.0.0] [--port 8883]
                                     [--controller CN ...] [--crlfile F] [--acl-file PATH] [--user NAME]
+                                    [--legacy-job-state]
        connector ota serve --dir DIR --cert F --key F [--host 0.0.0.0] [--port 8443]
        connector ota rollout --release MANIFEST [--sig MANIFEST.sig] [--pub KEY.pub ...] --devices S1,S2|@FILE
                              --cohort 10%|S1,S2 --fail-threshold N [--window HH:MM-HH:MM] [--max-parallel 10]
                              --state FILE --broker mqtts://HOST:PORT --ca F --cert F --key F [--rollout-id ID]
        connector ota status --state FILE [--json]
 
-broker-config  writes DIR/mosquitto.conf and DIR/acl (mutual TLS 1.3, CN as username and client id)
+broker-config  writes DIR/mosquitto.conf and DIR/acl (mutual TLS 1.3, CN as username and client id);
+               --legacy-job-state also accepts reports from agents that publish one topic per job
+               (needed until every unit runs an agent that reports on job-state; unbounded topics)
 serve          HTTPS static server for artifacts with Range support; runs until SIGINT/SIGTERM
 rollout        publishes jobs to the cohort and follows device reports until every cohort device has
                finished (exit 0) or the failure threshold paused the rollout (exit 3); rerun with the same
@@ -46,6 +49,7 @@ function brokerConfig(p: Parsed): Promise<number> {
     controllers: list(p, 'controller'),
     crlfile: str(p, 'crlfile'),
     user: str(p, 'user'),
+    legacyJobState: flag(p, 'legacy-job-state'),
   });
 }
 
@@ -92,6 +96,7 @@ export async function run(argv: string[]): Promise<number> {
     crlfile: { type: 'string' },
     'acl-file': { type: 'string' },
     user: { type: 'string' },
+    'legacy-job-state': { type: 'boolean' },
     controller: { type: 'string', multiple: true },
     host: { type: 'string' },
     port: { type: 'string' },

@@ -2,7 +2,10 @@
 // The rollout controller's MQTT 5 client (the controller certificate) and the channel the rollout loop
 // runs over: retained QoS 1 job documents out, every device's job-state reports in.
 import mqtt, { type MqttClient } from 'mqtt';
-import { ALL_JOB_STATES_FILTER } from '../../shared/ota/protocol.js';
+import { ALL_JOB_STATE_REPORTS_FILTER, ALL_JOB_STATES_FILTER } from '../../shared/ota/protocol.js';
+
+/** Current agents' reports and, while older agents remain in the fleet, theirs. */
+const REPORT_FILTERS = [ALL_JOB_STATE_REPORTS_FILTER, ALL_JOB_STATES_FILTER];
 import type { RolloutChannel } from '../core/rollout-run.js';
 
 export interface ControllerMqttOptions {
@@ -30,12 +33,12 @@ export function mqttRolloutChannel(client: MqttClient): RolloutChannel {
     async subscribeReports(onReport) {
       listener = onReport;
       client.on('message', onReport);
-      await client.subscribeAsync(ALL_JOB_STATES_FILTER, { qos: 1 });
+      await client.subscribeAsync(REPORT_FILTERS, { qos: 1 });
     },
     async unsubscribeReports() {
       if (listener) client.removeListener('message', listener);
       listener = undefined;
-      await client.unsubscribeAsync(ALL_JOB_STATES_FILTER).catch(() => undefined);
+      await client.unsubscribeAsync(REPORT_FILTERS).catch(() => undefined);
     },
     async publishJob(topic, payload) {
       await client.publishAsync(topic, payload, { qos: 1, retain: true });

@@ -20,6 +20,11 @@ export interface BrokerConfigOptions {
   readonly runAsUser?: string;
   readonly logFile?: string;
   readonly persistenceDir?: string;
+  /**
+   * Also lets devices publish to `jobs/<any id>/state`, as agents before `job-state` do: needed while such
+   * agents remain in the fleet, and it gives each device unbounded retained topics. Off by default.
+   */
+  readonly legacyJobState?: boolean;
 }
 
 export interface BrokerConfigFiles {
@@ -82,7 +87,10 @@ export function generateBrokerConfig(o: BrokerConfigOptions): BrokerConfigFiles 
     '# Devices: only their own subtree. mosquitto requires %u to be a whole topic level.',
     `pattern write ${TOPIC_ROOT}/%u/status`,
     `pattern read ${TOPIC_ROOT}/%u/jobs/+`,
-    `pattern write ${TOPIC_ROOT}/%u/jobs/+/state`,
+    // One retained report topic per device (the job id is in the payload): what a device can make the
+    // broker hold is bounded by topics x max_packet_size.
+    `pattern write ${TOPIC_ROOT}/%u/job-state`,
+    ...(o.legacyJobState ? ['# --legacy-job-state: agents that report per job id (unbounded topics per device)', `pattern write ${TOPIC_ROOT}/%u/jobs/+/state`] : []),
     '',
   ];
   return { mosquittoConf: lines.join('\n'), acl: acl.join('\n') };

@@ -4,7 +4,13 @@
 // the clock are ports; the decisions are rollout-state.ts's.
 import { errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
-import { jobTopic, parseJobStateReport, parseJobTopic, type JobDocument } from '../../shared/ota/protocol.js';
+import {
+  jobTopic,
+  parseJobStateReport,
+  parseJobStateReportTopic,
+  parseJobTopic,
+  type JobDocument,
+} from '../../shared/ota/protocol.js';
 import { applyReport, evaluate, jobsToSend, markSent, type RolloutState } from './rollout-state.js';
 
 /** The controller's side of the OTA channel. */
@@ -59,19 +65,25 @@ export async function runRolloutLoop(o: RolloutRunOptions): Promise<RolloutState
   };
 
   const onReport = (topic: string, payload: Buffer): void => {
-    const t = parseJobTopic(topic);
-    if (!t || !t.state || payload.length === 0) return;
+    // Current agents report on one topic per device; older ones on one per job (the job id in the topic).
+    const legacy = parseJobTopic(topic);
+    const serial = legacy?.state ? legacy.serial : parseJobStateReportTopic(topic);
+    if (serial === undefined || payload.length === 0) return;
     const r = parseJobStateReport(payload);
     if (!r.ok) {
       drops[r.drop] = (drops[r.drop] ?? 0) + 1;
       return;
     }
+    if (legacy?.state && legacy.jobId !== r.value.jobId) {
+      drops['job-id-mismatch'] = (drops['job-id-mismatch'] ?? 0) + 1;
+      return;
+    }
     const before = state;
-    state = applyReport(state, t.serial, r.value, now());
+    state = applyReport(state, serial, r.value, now());
     if (state !== before) {
       dirty = true;
-      const d = state.devices[t.serial];
-      log.info('device job state', { serial: t.serial, state: d?.state, version: d?.version, reason: d?.reason });
+      const d = state.devices[serial];
+      log.info('device job state', { serial, state: d?.state, version: d?.version, reason: d?.reason });
       if (before.status !== 'paused' && state.status === 'paused') log.warn('rollout paused', { reason: state.pauseReason });
     }
   };

@@ -3,7 +3,12 @@
 // Topics (serial = the device certificate CN, which mosquitto makes the username and client id):
 //   connector/v1/<serial>/status               device -> all, retained, QoS 1; Last Will {"online":false}
 //   connector/v1/<serial>/jobs/<jobId>         controller -> device, retained, QoS 1: the job document
-//   connector/v1/<serial>/jobs/<jobId>/state   device -> controller, retained, QoS 1: every state change
+//   connector/v1/<serial>/job-state            device -> controller, retained, QoS 1: every state change of
+//                                              its job (jobId in the payload). One topic per device, so a
+//                                              device can make the broker retain at most two messages.
+//   connector/v1/<serial>/jobs/<jobId>/state   the same from agents before job-state existed (legacy: one
+//                                              retained topic per job id the device chooses; the broker
+//                                              allows it only with `broker-config --legacy-job-state`)
 import { boolean, check, integer, isRecord, object, oneOf, optional, refine, string, type Schema } from '../schema/schema.js';
 
 /** Why a device refused a release before touching anything (the device's gate, agent/core/ota/verify-release.ts). */
@@ -15,7 +20,9 @@ export const statusTopic = (serial: string): string => `${TOPIC_ROOT}/${serial}/
 export const jobTopic = (serial: string, jobId: string): string => `${TOPIC_ROOT}/${serial}/jobs/${jobId}`;
 export const jobStateTopic = (serial: string, jobId: string): string => `${TOPIC_ROOT}/${serial}/jobs/${jobId}/state`;
 export const deviceJobsFilter = (serial: string): string => `${TOPIC_ROOT}/${serial}/jobs/+`;
+export const jobStateReportTopic = (serial: string): string => `${TOPIC_ROOT}/${serial}/job-state`;
 export const ALL_JOB_STATES_FILTER = `${TOPIC_ROOT}/+/jobs/+/state`;
+export const ALL_JOB_STATE_REPORTS_FILTER = `${TOPIC_ROOT}/+/job-state`;
 export const ALL_STATUS_FILTER = `${TOPIC_ROOT}/+/status`;
 
 const SERIAL_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -177,6 +184,12 @@ export function parseJobStateReport(payload: Buffer): Parsed<JobStateReport> {
       at,
     },
   };
+}
+
+/** The serial of `connector/v1/<serial>/job-state`; undefined for anything else. */
+export function parseJobStateReportTopic(topic: string): string | undefined {
+  const parts = topic.split('/');
+  return parts.length === 4 && parts[0] === 'connector' && parts[1] === 'v1' && parts[3] === 'job-state' ? parts[2] : undefined;
 }
 
 /** Splits `connector/v1/<serial>/jobs/<jobId>[/state]`; undefined for anything else. */

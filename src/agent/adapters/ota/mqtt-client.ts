@@ -7,7 +7,7 @@ import type { Logger } from '../../../shared/log.js';
 import {
   deviceJobsFilter,
   MQTT_MAX_PACKET_BYTES,
-  jobStateTopic,
+  jobStateReportTopic,
   parseJobDocument,
   parseJobTopic,
   statusTopic,
@@ -94,7 +94,7 @@ export async function connectDeviceMqtt(o: DeviceMqttOptions): Promise<DeviceMqt
     drops,
     publishStatus,
     async report(r) {
-      await client.publishAsync(jobStateTopic(o.serial, r.jobId), JSON.stringify(r), { qos: 1, retain: true });
+      await client.publishAsync(jobStateReportTopic(o.serial), JSON.stringify(r), { qos: 1, retain: true });
       lastJob = { jobId: r.jobId, state: r.state };
       if (r.state !== 'downloading') await publishStatus();
     },

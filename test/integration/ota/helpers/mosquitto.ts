@@ -46,6 +46,7 @@ export async function startMosquitto(
   pki: TestPki,
   edit: (conf: string) => string = (c) => c,
   name = 'mosquitto',
+  o: { legacyJobState?: boolean } = {},
 ): Promise<Broker> {
   const port = await freePort();
   const aclFile = join(pki.dir, `${name}.acl`);
@@ -60,6 +61,7 @@ export async function startMosquitto(
     controllerUsers: [CONTROLLER_CN],
     runAsUser: 'root',
     logFile,
+    ...(o.legacyJobState ? { legacyJobState: true } : {}),
   });
   writeFileSync(join(pki.dir, `${name}.conf`), edit(files.mosquittoConf));
   writeFileSync(aclFile, files.acl);

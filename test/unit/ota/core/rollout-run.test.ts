@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { silentLogger } from '../../../../src/shared/log.js';
-import { jobStateTopic, parseJobTopic, type JobState } from '../../../../src/shared/ota/protocol.js';
+import { jobStateReportTopic, jobStateTopic, parseJobTopic, type JobState } from '../../../../src/shared/ota/protocol.js';
 import { createRollout, type RolloutState } from '../../../../src/ota/core/rollout-state.js';
 import { runRolloutLoop, type RolloutChannel } from '../../../../src/ota/core/rollout-run.js';
 
@@ -28,8 +28,9 @@ function memoryChannel(answer: (serial: string) => JobState | 'publish-fails') {
       if (a === 'publish-fails') throw new Error('broker gone');
       published.push(t.serial);
       // The device answers at once, before the publish resolves: the loop must already count it as sent.
+      // A mixed fleet: serials ending in an even digit run an older agent that reports per job.
       onReport?.(
-        jobStateTopic(t.serial, t.jobId),
+        /[02468]$/.test(t.serial) ? jobStateTopic(t.serial, t.jobId) : jobStateReportTopic(t.serial),
         Buffer.from(JSON.stringify({ jobId: t.jobId, state: a, version: '2.0.0', at: T0.toISOString() })),
       );
     },

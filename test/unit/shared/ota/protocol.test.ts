@@ -1,13 +1,25 @@
 // SPDX-License-Identifier: UNLICENSED
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { jobStateTopic, jobTopic, parseJobDocument, parseJobStateReport, parseJobTopic } from '../../../../src/shared/ota/protocol.js';
+import {
+  jobStateReportTopic,
+  jobStateTopic,
+  jobTopic,
+  parseJobDocument,
+  parseJobStateReport,
+  parseJobStateReportTopic,
+  parseJobTopic,
+} from '../../../../src/shared/ota/protocol.js';
 
 test('job topics round-trip and anything else is not a job topic', () => {
   assert.deepEqual(parseJobTopic(jobTopic('R3S-1', 'j1')), { serial: 'R3S-1', jobId: 'j1', state: false });
   assert.deepEqual(parseJobTopic(jobStateTopic('R3S-1', 'j1')), { serial: 'R3S-1', jobId: 'j1', state: true });
   assert.equal(parseJobTopic('connector/v1/R3S-1/status'), undefined);
   assert.equal(parseJobTopic('connector/v1/R3S-1/jobs/j1/state/x'), undefined);
+  assert.equal(parseJobStateReportTopic(jobStateReportTopic('R3S-1')), 'R3S-1');
+  assert.equal(parseJobTopic(jobStateReportTopic('R3S-1')), undefined, 'the per-device report topic is not a job topic');
+  assert.equal(parseJobStateReportTopic('connector/v1/R3S-1/job-state/x'), undefined);
+  assert.equal(parseJobStateReportTopic(jobStateTopic('R3S-1', 'j1')), undefined);
 });
 
 test('malformed payloads are drops with a reason, never exceptions', () => {

@@ -392,8 +392,9 @@ describe(
         ).catch((e: unknown) => {
           throw new Error(`${(e as Error).message}; last: ${JSON.stringify(st)}`);
         });
-        // The job's retained state topic keeps the device's own account: rolled back, why, and what it runs.
-        const report = await retained(`connector/v1/${victim.serial}/jobs/${s.rolloutId}/state`);
+        // The device's retained job-state keeps its own account of the job: rolled back, why, what it runs.
+        const report = await retained(`connector/v1/${victim.serial}/job-state`);
+        assert.equal(report?.['jobId'], s.rolloutId, JSON.stringify(report));
         assert.equal(report?.['state'], 'rolled-back', JSON.stringify(report));
         assert.equal(report?.['reason'], 'health-check-failed', JSON.stringify(report));
         assert.equal(report?.['version'], GOOD, JSON.stringify(report));

@@ -8,6 +8,7 @@
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Server as NetServer, Socket } from 'node:net';
+import { Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from '../log.js';
 import { errorMessage } from '../errors.js';
 import { RefusalLog } from './refusal-log.js';
@@ -58,9 +59,15 @@ export interface ServiceGuard {
   readonly open: () => number;
 }
 
-/** Options to spread into `https.createServer` so the handshake timeout applies. */
-export function tlsOptions(o: Pick<ServiceGuardOptions, 'handshakeTimeoutMs'> = {}): { handshakeTimeout: number } {
-  return { handshakeTimeout: o.handshakeTimeoutMs ?? GUARD_DEFAULTS.handshakeTimeoutMs };
+/**
+ * Options to spread into `https.createServer`: the handshake timeout, and a check of the headers and
+ * request timeouts every second (Node checks every 30 s by default, so a 10 s limit became up to 40 s).
+ */
+export function tlsOptions(o: Pick<ServiceGuardOptions, 'handshakeTimeoutMs'> = {}): {
+  handshakeTimeout: number;
+  connectionsCheckingInterval: number;
+} {
+  return { handshakeTimeout: o.handshakeTimeoutMs ?? GUARD_DEFAULTS.handshakeTimeoutMs, connectionsCheckingInterval: 1_000 };
 }
 
 export function guardServer(server: HttpServer | HttpsServer, o: ServiceGuardOptions): ServiceGuard {
@@ -85,6 +92,13 @@ export function guardServer(server: HttpServer | HttpsServer, o: ServiceGuardOpt
     refuse,
   );
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    // https forwards TLS failures (a handshake timeout too) here after 'tlsClientError' counted them: no
+    // HTTP answer can be written on a connection whose handshake never finished, and ending it politely
+    // would hold it open until the client leaves.
+    if (!(err.code ?? '').startsWith('HPE_') && err.code !== 'ERR_HTTP_REQUEST_TIMEOUT') {
+      socket.destroy();
+      return;
+    }
     counters.badRequests++;
     refuse('bad request', { remote: socket.remoteAddress, error: err.code ?? err.message });
     if (socket.writable && !socket.destroyed) {
@@ -168,7 +182,10 @@ export function guardConnections(
     }
     open++;
     perSource.set(source, n + 1);
-    if (o.idleTimeoutMs > 0) {
+    // On a TLS server the idle timer starts once the handshake is done: set here on the raw socket, it
+    // would replace the handshake timeout's timer, and a client that never says hello would be held for
+    // the whole idle time instead.
+    if (o.idleTimeoutMs > 0 && !(server instanceof TlsServer)) {
       socket.setTimeout(o.idleTimeoutMs, () => {
         counters.idleClosed++;
         socket.destroy();
@@ -181,6 +198,14 @@ export function guardConnections(
       else perSource.set(source, left);
     });
   });
+  if (o.idleTimeoutMs > 0 && server instanceof TlsServer) {
+    server.on('secureConnection', (socket: TLSSocket) => {
+      socket.setTimeout(o.idleTimeoutMs, () => {
+        counters.idleClosed++;
+        socket.destroy();
+      });
+    });
+  }
   return { open: () => open, counters };
 }
 

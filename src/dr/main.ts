@@ -24,6 +24,8 @@ import { buildReport, renderReportHtml, verifyReport, type ReportDoc } from './c
 import { fenceSite, parseGatewaySpec, resolveSegment, siteDown, unfenceSite } from './core/failover.js';
 import { readSessionRecords } from './adapters/audit-read.js';
 import { gatewayName, raiseGateway, withdrawGateway, type GatewayPlacement } from './adapters/gateway.js';
+
+export type { GatewayPlacement };
 import { serveDrillApi } from './adapters/http-api.js';
 import { runProbe } from './adapters/probe.js';
 import { drillFiles, readBoth, updateBoth, type DrillFiles } from './adapters/store.js';
@@ -48,7 +50,8 @@ export function drillOps(f: DrillFiles, now: () => number = Date.now): DrillOps 
   const sweep = async (): Promise<void> => {
     const { book } = readBoth(f);
     if (book.drills.some((d) => d.state === 'running' && Date.parse(d.expiresAt) <= now())) {
-      await updateBoth(f, (b, r) => sweepExpired(b, r, now()));
+      const r = await updateBoth(f, (b, reg) => sweepExpired(b, reg, now()));
+      for (const id of r.expired) await withdrawSandboxGateway(getDrill(readBoth(f).book, id));
     }
   };
   return {
@@ -69,9 +72,44 @@ export function drillOps(f: DrillFiles, now: () => number = Date.now): DrillOps 
     async end(id) {
       await sweep();
       await updateBoth(f, (b, reg) => endDrill(b, reg, id, now()));
-      return drillView(getDrill(readBoth(f).book, id), now());
+      const d = getDrill(readBoth(f).book, id);
+      await withdrawSandboxGateway(d);
+      return drillView(d, now());
     },
   };
+}
+
+/** A sandbox drill's gateway goes with the drill (a no-op when it never had one). */
+async function withdrawSandboxGateway(d: { tenant: string; sandboxSegment?: string | undefined }): Promise<void> {
+  if (d.sandboxSegment) await withdrawGateway(gatewayName(d.tenant, d.sandboxSegment));
+}
+
+/**
+ * `connector drill gateway`: gives a running sandbox drill its gateway (the production router's address)
+ * on the sandbox segment in the datacentre. It routes out, with NAT, only when the drill was started with
+ * `--allow-outbound`; otherwise the restored VMs find their gateway and nothing leaves.
+ */
+export async function drillGateway(o: DrillFileOptions & { id: string; gateway: string; placement: GatewayPlacement }): Promise<number> {
+  const f = files(o);
+  const d = getDrill(readBoth(f).book, o.id);
+  if (d.kind !== 'sandbox' || !d.sandboxSegment) throw new UsageError(`drill ${o.id} is ${d.kind}: only a sandbox drill gets a gateway`);
+  const gw = parseGatewaySpec(o.gateway);
+  const { mac } = await raiseGateway(gatewayName(d.tenant, d.sandboxSegment), gw, o.placement, d.allowOutbound);
+  const ev: TimelineEvent = {
+    t: new Date().toISOString(),
+    event: 'gateway-up',
+    gateway: `${gw.ip}/${gw.prefix}`,
+    mac,
+    outbound: d.allowOutbound,
+  };
+  try {
+    await updateBoth(f, (b, r) => ({ book: recordEvents(b, o.id, [ev], Date.now()), registry: r }));
+  } catch (e) {
+    await withdrawSandboxGateway(d); // the drill ended meanwhile: no gateway outlives it
+    throw e;
+  }
+  out(ev);
+  return 0;
 }
 
 export async function drillStart(o: DrillFileOptions & Omit<DrillSpec, 'kind'> & { kind: string }): Promise<number> {
@@ -128,10 +166,12 @@ export async function drillServe(o: DrillFileOptions & { host: string; port: num
   const api = await serveDrillApi({ host: o.host, port: o.port, ops, log });
   log.info('drill API listening', { address: `${api.address.address}:${api.address.port}` });
   const timer = setInterval(() => {
-    updateBoth(f, (b, r) => sweepExpired(b, r, Date.now())).then(
-      (r) => r.expired.length && log.info('drills expired', { ids: r.expired.join(',') }),
-      (e: unknown) => log.error('drill sweep failed', { error: String(e) }),
-    );
+    updateBoth(f, (b, r) => sweepExpired(b, r, Date.now()))
+      .then(async (r) => {
+        for (const id of r.expired) await withdrawSandboxGateway(getDrill(readBoth(f).book, id));
+        if (r.expired.length) log.info('drills expired', { ids: r.expired.join(',') });
+      })
+      .catch((e: unknown) => log.error('drill sweep failed', { error: String(e) }));
   }, 5_000);
   return new Promise<number>((resolve) => {
     const stop = (): void => {
@@ -184,6 +224,35 @@ export async function failoverStart(
   await updateBoth(f, (b, r) => ({ book: withFailoverTimeline(b, id, timeline), registry: r }));
   out({ id, tenant: o.tenant, segment, gateway: `${gw.ip}/${gw.prefix}`, mac, netns: name, timeline });
   return 0;
+}
+
+/**
+ * `connector failover watch`: the failover policy. Polls the headend's audit log and, once the site has
+ * been down past `downAfterS`, runs `failover start` by itself and exits. Failback is never automatic:
+ * the site's return must be handed over with `failover end`.
+ */
+export async function failoverWatch(
+  o: FailoverOptions & { gateway: string; auditLog: string; downAfterS: number; pollS: number; placement: GatewayPlacement },
+): Promise<number> {
+  const reg = o.registry ?? process.env['CONNECTOR_REGISTRY'];
+  if (!reg) throw new UsageError('--registry FILE is required (or set CONNECTOR_REGISTRY)');
+  parseGatewaySpec(o.gateway); // a bad spec fails now, not when the site is lost
+  const segment = resolveSegment(readRegistryFile(reg), o.tenant, o.segment);
+  const log = createLogger({ base: { component: 'failover-watch', tenant: o.tenant, segment } });
+  log.info('watching the site', { downAfterS: o.downAfterS, pollS: o.pollS, auditLog: o.auditLog });
+  let said = '';
+  for (;;) {
+    const down = siteDown(readSessionRecords(o.auditLog), o.tenant, segment, Date.now(), o.downAfterS);
+    if (down.down) {
+      log.warn('site lost: failing over', { downForS: down.downForS, since: new Date(down.sinceMs).toISOString() });
+      return failoverStart({ ...o, force: false });
+    }
+    // One line per change of state, not per poll.
+    const state = down.reason.replace(/\d+ s only/, 'N s only');
+    if (state !== said) log.info('site not lost', { reason: down.reason });
+    said = state;
+    await new Promise((r) => setTimeout(r, o.pollS * 1_000));
+  }
 }
 
 function withFailoverTimeline(b: DrillBook, id: string, timeline: TimelineEvent[]): DrillBook {

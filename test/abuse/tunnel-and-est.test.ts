@@ -93,7 +93,14 @@ test('headend tunnel listener: 2,000 half-open connections and 300 failed handsh
       new Promise<void>((resolve) => {
         const s =
           i % 2 === 0
-            ? tlsConnect({ host: '127.0.0.1', port, key: rogueId.key, cert: rogueId.cert, rejectUnauthorized: false, ALPNProtocols: ['connector-l2/1'] })
+            ? tlsConnect({
+                host: '127.0.0.1',
+                port,
+                key: rogueId.key,
+                cert: rogueId.cert,
+                rejectUnauthorized: false,
+                ALPNProtocols: ['connector-l2/1'],
+              })
             : netConnect({ host: '127.0.0.1', port, localAddress: '127.0.0.3' }, () => s.write(Buffer.alloc(600, 0x16)));
         s.on('error', () => {});
         s.on('close', () => resolve());
@@ -137,7 +144,15 @@ test('EST server: 1,000 half-open connections and slow headers; cacerts served i
     new Promise((resolve, reject) => {
       const t0 = Date.now();
       const req = request(
-        { host: '127.0.0.1', localAddress: '127.0.0.2', servername: 'localhost', port, path: `${EST_PATH_PREFIX}/cacerts`, ca, timeout: 5_000 },
+        {
+          host: '127.0.0.1',
+          localAddress: '127.0.0.2',
+          servername: 'localhost',
+          port,
+          path: `${EST_PATH_PREFIX}/cacerts`,
+          ca,
+          timeout: 5_000,
+        },
         (res) => {
           res.resume();
           res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: Date.now() - t0 }));

@@ -251,7 +251,9 @@ describe('data path through the lab (one-port wiring)', { skip }, () => {
     assert.ok(tapMac, 'tap-dr has a MAC');
     const tapAddrs = (await lab.run('connector', 'ip', ['-6', '-o', 'addr', 'show', 'dev', 'tap-dr'])).stdout.trim();
     assert.equal(tapAddrs, '', 'the TAP has no IPv6 address of its own');
-    const vmLinkLocal = /inet6 (fe80::[0-9a-f:]+)\//.exec((await lab.run('vm', 'ip', ['-6', '-o', 'addr', 'show', 'dev', 'eth0', 'scope', 'link'])).stdout)?.[1];
+    const vmLinkLocal = /inet6 (fe80::[0-9a-f:]+)\//.exec(
+      (await lab.run('vm', 'ip', ['-6', '-o', 'addr', 'show', 'dev', 'eth0', 'scope', 'link'])).stdout,
+    )?.[1];
     assert.ok(vmLinkLocal, 'the VM has a link-local address (IPv6 on in the datacentre)');
     const ownBefore = num(await lab.agentStatus('a'), 'counters.core.fromLan.drops.own-traffic');
     const cap = await lab.capture('vm', 'eth0', 'ip6');

@@ -3,9 +3,10 @@
 // command line; src/dr/main.ts does the work.
 import { parseCommandArgs, requireStr, runArgvSubcommand, str } from '../../shared/cli/args.js';
 import { UsageError } from '../../shared/errors.js';
-import { drillEnd, drillProbe, drillReport, drillServe, drillStart, drillStatus, drillVerifyReport } from '../../dr/main.js';
+import { GATEWAY_OPTIONS, gatewayPlacementOf } from './failover.js';
+import { drillEnd, drillGateway, drillProbe, drillReport, drillServe, drillStart, drillStatus, drillVerifyReport } from '../../dr/main.js';
 
-const HELP = `usage: connector drill <start|status|end|probe|serve|report|verify-report> --registry FILE [--book FILE] [options]
+const HELP = `usage: connector drill <start|status|end|gateway|probe|serve|report|verify-report> --registry FILE [--book FILE] [options]
 
   start   --tenant T --kind in-place|sandbox [--segment S] [--vm-ip IP] [--ttl SECONDS] [--allow-outbound]
           in-place: the drill VM joins the tenant's segment; sandbox: a new segment with its own VNI
@@ -13,6 +14,9 @@ const HELP = `usage: connector drill <start|status|end|probe|serve|report|verify
           the TTL (default 4 h)
   status  [--id ID]                                  drills, their state, timeline and time left (JSON)
   end     --id ID                                    ends a drill (a sandbox segment is removed)
+  gateway --id ID --gateway IP[/PREFIX][,MAC] --dc-netns NS --dc-bridge BR --uplink-netns NS --uplink CIDR,PEER_IP
+          a sandbox drill's gateway on its segment in the datacentre: the router's address for the
+          restored VMs; it routes out (NAT) only if the drill was started with --allow-outbound
   probe   --id ID --target IP --ifname IF [--netns NS] [--side lan|dc] [--count N]
           ARP + ICMP from one side, recorded in the drill's timeline; exit 1 when unreachable
   serve   [--host H] [--port P]                      JSON API for the console (default 127.0.0.1:8088)
@@ -122,6 +126,17 @@ async function verifyReportCmd(rest: string[]): Promise<number> {
   return drillVerifyReport({ report: requireStr(p, 'report'), auditLog: requireStr(p, 'audit-log') });
 }
 
+function gateway(rest: string[]): Promise<number> {
+  const p = parseCommandArgs(rest, { ...COMMON, ...GATEWAY_OPTIONS, id: { type: 'string' } }, false);
+  return drillGateway({
+    registry: str(p, 'registry'),
+    book: str(p, 'book'),
+    id: requireStr(p, 'id'),
+    gateway: requireStr(p, 'gateway'),
+    placement: gatewayPlacementOf(p),
+  });
+}
+
 export async function run(argv: string[]): Promise<number> {
-  return runArgvSubcommand('drill', argv, HELP, { start, status, end, probe, serve, report, 'verify-report': verifyReportCmd });
+  return runArgvSubcommand('drill', argv, HELP, { start, status, end, gateway, probe, serve, report, 'verify-report': verifyReportCmd });
 }

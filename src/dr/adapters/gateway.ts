@@ -2,7 +2,9 @@
 // The DC gateway of a failed-over site: a network namespace with one leg on the segment's bridge in the
 // datacentre (where the recovered VMs are) holding the site router's address (and MAC when given), and
 // one leg to the DC's egress (an uplink namespace) with NAT. Announced with gratuitous ARP so the VMs'
-// caches move to it at once. Withdrawn by deleting the namespace (both legs go with it).
+// caches move to it at once. Withdrawn by deleting the namespace (both legs go with it). A sandbox drill's
+// gateway is the same namespace with forwarding off unless the drill allows outbound: the restored VMs
+// find their gateway's address, and nothing leaves.
 import { createHash } from 'node:crypto';
 import { exec } from '../../shared/exec.js';
 import type { GatewaySpec } from '../core/failover.js';
@@ -35,8 +37,8 @@ async function ipn(ns: string, ...args: string[]): Promise<void> {
   await exec('ip', ['-n', ns, ...args]);
 }
 
-/** Brings the gateway up; returns once the GARPs are out. */
-export async function raiseGateway(name: string, gw: GatewaySpec, p: GatewayPlacement): Promise<{ mac: string }> {
+/** Brings the gateway up; returns once the GARPs are out. Without `outbound` it routes nothing out. */
+export async function raiseGateway(name: string, gw: GatewaySpec, p: GatewayPlacement, outbound = true): Promise<{ mac: string }> {
   const h = name.slice(-8);
   const lanPort = `gp${h}`;
   const upPeer = `gu${h}`;
@@ -53,14 +55,16 @@ export async function raiseGateway(name: string, gw: GatewaySpec, p: GatewayPlac
     await ipn(p.uplinkNetns, 'link', 'set', upPeer, 'up');
     for (const dev of ['lo', 'lan0', 'up0']) await ipn(name, 'link', 'set', dev, 'up');
     await ipn(name, 'route', 'add', 'default', 'via', p.uplinkPeerIp);
-    await exec('ip', ['netns', 'exec', name, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
-    await exec('ip', [
-      'netns',
-      'exec',
-      name,
-      'nft',
-      'add table ip ckgw; add chain ip ckgw post { type nat hook postrouting priority 100; }; add rule ip ckgw post oifname "up0" masquerade',
-    ]);
+    // A new namespace does not forward; a gateway that may not route out stays that way.
+    if (outbound) await exec('ip', ['netns', 'exec', name, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    if (outbound)
+      await exec('ip', [
+        'netns',
+        'exec',
+        name,
+        'nft',
+        'add table ip ckgw; add chain ip ckgw post { type nat hook postrouting priority 100; }; add rule ip ckgw post oifname "up0" masquerade',
+      ]);
     const mac = (await exec('ip', ['netns', 'exec', name, 'cat', '/sys/class/net/lan0/address'])).stdout.trim();
     await exec('ip', ['netns', 'exec', name, 'python3', '-c', GARP, 'lan0', mac, gw.ip]);
     return { mac };

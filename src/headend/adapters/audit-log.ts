@@ -55,13 +55,7 @@ export interface AuditLog {
 
 /** Points in a batch commit where a test may kill the writer (the hook throws; nothing is written after). */
 export type AuditFaultStep =
-  | 'before-write'
-  | 'after-write'
-  | 'after-fsync'
-  | 'after-head-tmp'
-  | 'after-head-rename'
-  | 'after-sink'
-  | 'after-rotate-rename';
+  'before-write' | 'after-write' | 'after-fsync' | 'after-head-tmp' | 'after-head-rename' | 'after-sink' | 'after-rotate-rename';
 
 export interface AuditLogOptions {
   /** A file on another host or an append-only mount: every checkpoint is appended there too. */

@@ -230,7 +230,15 @@ export function verifyAuditLines(lines: readonly string[], head?: AuditHead, o: 
       problem: `the log lacks the checkpoint the off-host sink holds (epoch ${o.sink.epoch}, seq ${o.sink.coversSeq}): it was cut or rewritten`,
     };
   }
-  return { ok: true, lines: lines.length, head: prev, checkpoints, unsignedTail: lines.length - lastCheckpointLine, epochs, startSeq: start.seq };
+  return {
+    ok: true,
+    lines: lines.length,
+    head: prev,
+    checkpoints,
+    unsignedTail: lines.length - lastCheckpointLine,
+    epochs,
+    startSeq: start.seq,
+  };
 }
 
 /**

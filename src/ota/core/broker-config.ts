@@ -90,7 +90,9 @@ export function generateBrokerConfig(o: BrokerConfigOptions): BrokerConfigFiles 
     // One retained report topic per device (the job id is in the payload): what a device can make the
     // broker hold is bounded by topics x max_packet_size.
     `pattern write ${TOPIC_ROOT}/%u/job-state`,
-    ...(o.legacyJobState ? ['# --legacy-job-state: agents that report per job id (unbounded topics per device)', `pattern write ${TOPIC_ROOT}/%u/jobs/+/state`] : []),
+    ...(o.legacyJobState
+      ? ['# --legacy-job-state: agents that report per job id (unbounded topics per device)', `pattern write ${TOPIC_ROOT}/%u/jobs/+/state`]
+      : []),
     '',
   ];
   return { mosquittoConf: lines.join('\n'), acl: acl.join('\n') };

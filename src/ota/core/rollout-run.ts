@@ -4,13 +4,7 @@
 // the clock are ports; the decisions are rollout-state.ts's.
 import { errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
-import {
-  jobTopic,
-  parseJobStateReport,
-  parseJobStateReportTopic,
-  parseJobTopic,
-  type JobDocument,
-} from '../../shared/ota/protocol.js';
+import { jobTopic, parseJobStateReport, parseJobStateReportTopic, parseJobTopic, type JobDocument } from '../../shared/ota/protocol.js';
 import { applyReport, evaluate, jobsToSend, markSent, type RolloutState } from './rollout-state.js';
 
 /** The controller's side of the OTA channel. */

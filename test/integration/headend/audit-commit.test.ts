@@ -7,12 +7,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { splitAuditText } from '../../../src/headend/core/audit-chain.js';
-import {
-  AuditFaultInjected,
-  openAuditLog,
-  type AuditFaultStep,
-  type AuditLog,
-} from '../../../src/headend/adapters/audit-log.js';
+import { AuditFaultInjected, openAuditLog, type AuditFaultStep, type AuditLog } from '../../../src/headend/adapters/audit-log.js';
 import { verifyAuditFile } from '../../../src/headend/adapters/audit-files.js';
 import { tempDir } from '../../helpers/tmp.js';
 

@@ -21,7 +21,12 @@ const recordsOf = (path: string): Record<string, unknown>[] =>
 async function rotatedLog(t: { after(fn: () => void): void }): Promise<{ path: string; problems: string[] }> {
   const path = join(tempDir(t, 'ck-audit-rotate-').dir, 'audit.jsonl');
   const problems: string[] = [];
-  const log = openAuditLog(path, () => new Date(), (p) => problems.push(p), { rotateBytes: ROTATE });
+  const log = openAuditLog(
+    path,
+    () => new Date(),
+    (p) => problems.push(p),
+    { rotateBytes: ROTATE },
+  );
   for (let b = 0; b < 8; b++) {
     for (let i = 0; i < 20; i++) log.append('connect', { serial: `CN-${b}-${i}`, tenant: 'acme', sessionId: `s${b}-${i}` });
     await log.flush();
@@ -58,7 +63,12 @@ test('a full live file is signed and renamed; the chain goes on in the new file 
 test('a restart after rotations continues the chain without an alarm', async (t) => {
   const { path } = await rotatedLog(t);
   const problems: string[] = [];
-  const again = openAuditLog(path, () => new Date(), (p) => problems.push(p), { rotateBytes: ROTATE });
+  const again = openAuditLog(
+    path,
+    () => new Date(),
+    (p) => problems.push(p),
+    { rotateBytes: ROTATE },
+  );
   again.append('disconnect', { serial: 'CN-0-0', tenant: 'acme' });
   await again.close();
   assert.deepEqual(problems, []);
@@ -103,18 +113,28 @@ test('a missing middle file, an edited rotated file or a cut at the front fails'
 
 test('a writer killed right after the rename of a rotation reopens without an alarm and verifies', async (t) => {
   const path = join(tempDir(t, 'ck-audit-rotate-crash-').dir, 'audit.jsonl');
-  const log = openAuditLog(path, () => new Date(), () => undefined, {
-    rotateBytes: ROTATE,
-    fault: (s) => {
-      if (s === 'after-rotate-rename') throw new AuditFaultInjected(s);
+  const log = openAuditLog(
+    path,
+    () => new Date(),
+    () => undefined,
+    {
+      rotateBytes: ROTATE,
+      fault: (s) => {
+        if (s === 'after-rotate-rename') throw new AuditFaultInjected(s);
+      },
     },
-  });
+  );
   for (let i = 0; i < 40; i++) log.append('connect', { serial: `CN-${i}`, tenant: 'acme', sessionId: `s${i}` });
   await assert.rejects(log.flush(), AuditFaultInjected);
   assert.equal(rotatedFiles(path).length, 1, 'the live file was renamed');
   assert.equal(readFileSync(path, 'utf8'), '', 'the new live file is still empty');
   const problems: string[] = [];
-  await openAuditLog(path, () => new Date(), (p) => problems.push(p), { rotateBytes: ROTATE }).close();
+  await openAuditLog(
+    path,
+    () => new Date(),
+    (p) => problems.push(p),
+    { rotateBytes: ROTATE },
+  ).close();
   assert.deepEqual(problems, []);
   const v = verifyAuditFile(path);
   assert.equal(v.ok, true, JSON.stringify(v));

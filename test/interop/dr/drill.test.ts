@@ -12,7 +12,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exec, type ExecResult } from '../../../src/shared/exec.js';
-import { nsExec } from '../../../src/lab/adapters/netns.js';
+import { ipIn, nsExec } from '../../../src/lab/adapters/netns.js';
+import { gatewayName } from '../../../src/dr/adapters/gateway.js';
 import { isRoot } from '../../helpers/netns.js';
 import { REPO } from '../../integration/headend/adapters/fixtures.js';
 import { skipUnlessCi } from '../../helpers/skip.js';
@@ -176,8 +177,50 @@ test(
     assert.notEqual(claim.code, 0);
     assert.match(claim.stderr, /sandbox/);
 
+    // The sandbox's gateway: the restored VMs find their router's address; without --allow-outbound it
+    // routes nothing out.
+    const inet = await lab.scope.ns('inet');
+    await ipIn(inet, 'link', 'set', 'lo', 'up');
+    const gatewayArgs = (id: string, vni: number): string[] => [
+      'drill',
+      'gateway',
+      ...reg,
+      '--id',
+      id,
+      '--gateway',
+      '192.168.10.1/24',
+      '--dc-netns',
+      lab.hvNs,
+      '--dc-bridge',
+      `br${vni}`,
+      '--uplink-netns',
+      inet,
+      '--uplink',
+      '203.0.113.2/24,203.0.113.1',
+    ];
+    const gw = JSON.parse((await cli(gatewayArgs(started.id, started.vni))).stdout) as { outbound: boolean };
+    assert.equal(gw.outbound, false);
+    const toGw = await nsExec(copy.ns, 'ping', ['-c', '2', '-i', '0.2', '-W', '1', '192.168.10.1'], { allowFailure: true });
+    const blocked = await nsExec(copy.ns, 'ping', ['-c', '2', '-i', '0.2', '-W', '1', '203.0.113.1'], { allowFailure: true });
+    assert.equal(toGw.code, 0, 'the sandbox VM reaches its gateway');
+    assert.notEqual(blocked.code, 0, 'outbound is blocked: the gateway routes nothing out');
+
     await cli(['drill', 'end', ...reg, '--id', started.id]);
     const doc = JSON.parse(readFileSync(lab.registryFile, 'utf8')) as { tenants: { acme: { segments: Record<string, unknown> } } };
     assert.deepEqual(Object.keys(doc.tenants.acme.segments), ['lan'], 'the sandbox segment is gone');
+    const left = await exec('ip', ['netns', 'list']);
+    assert.doesNotMatch(left.stdout, new RegExp(gatewayName('acme', started.sandboxSegment)), 'the gateway went with the drill');
+
+    // A sandbox drill started with --allow-outbound: its gateway routes out with NAT.
+    const open = JSON.parse(
+      (await cli(['drill', 'start', ...reg, '--tenant', 'acme', '--kind', 'sandbox', '--ttl', '600', '--allow-outbound'])).stdout,
+    ) as { id: string; vni: number; sandboxSegment: string };
+    t.after(() => void exec('ip', ['netns', 'del', gatewayName('acme', open.sandboxSegment)], { allowFailure: true }));
+    const copy2 = await lab.addVm('sbo', open.vni, '02:00:00:00:5b:21', `${lanhost.ip}/24`);
+    await nsExec(copy2.ns, 'ip', ['route', 'add', 'default', 'via', '192.168.10.1']);
+    assert.equal((JSON.parse((await cli(gatewayArgs(open.id, open.vni))).stdout) as { outbound: boolean }).outbound, true);
+    const allowed = await nsExec(copy2.ns, 'ping', ['-c', '2', '-i', '0.2', '-W', '1', '203.0.113.1'], { allowFailure: true });
+    assert.equal(allowed.code, 0, 'outbound allowed: the sandbox VM reaches the internet stand-in');
+    await cli(['drill', 'end', ...reg, '--id', open.id]);
   },
 );

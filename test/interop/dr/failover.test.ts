@@ -88,11 +88,14 @@ test(
     assert.notEqual(early.code, 0);
     assert.match(early.stderr, /down for \d+ s only/);
 
-    await new Promise((r) => setTimeout(r, 1_500)); // past the 1 s threshold the command is given below
+    // The policy: `failover watch` waits until the site has been down for the threshold, then fails over by
+    // itself (here 2 s, polled every 200 ms; in production minutes).
     const t0 = Date.now();
     const start = cli([
       'failover',
-      'start',
+      'watch',
+      '--poll-s',
+      '0.2',
       ...common,
       '--gateway',
       `192.168.1.1/24,${GW_MAC}`,
@@ -107,7 +110,7 @@ test(
       '--uplink',
       '203.0.113.2/24,203.0.113.1',
       '--down-after-s',
-      '1',
+      '2',
     ]);
     await waitFor(
       'the recovered VM reaches the internet stand-in',
@@ -122,8 +125,11 @@ test(
       netns: string;
       timeline: { t: string; event: string }[];
     };
+    const lost = Date.parse(started.timeline.find((e) => e.event === 'site-lost')?.t ?? '');
+    const command = Date.parse(started.timeline.find((e) => e.event === 'failover-command')?.t ?? '');
+    assert.ok(command - lost >= 2_000, `the watch waited for the threshold (${command - lost} ms after the site was lost)`);
     t.diagnostic(
-      `failover: command -> VM reaches the internet stand-in in ${reachedMs} ms (target <= 10000 ms); timeline ${JSON.stringify(started.timeline)}`,
+      `failover by policy: site lost -> watch acted after ${command - lost} ms (threshold 2 s, poll 0.2 s); watch start -> VM reaches the internet stand-in in ${reachedMs} ms; timeline ${JSON.stringify(started.timeline)}`,
     );
     assert.equal(started.mac, GW_MAC);
     // NAT: the stand-in sees the gateway's uplink address, not the VM's.

@@ -76,37 +76,40 @@ test('mosquitto enforces per-device topics and client ids', async (t) => {
     await assert.rejects(a.publishAsync(jobTopic(A, 'self'), '{}', { qos: 1 }), (e: unknown) => (e as { code?: number }).code === 135);
   });
 
-  await t.test('a device makes the broker retain at most two messages (status, job-state); per-job state topics only with --legacy-job-state', async () => {
-    const retainedOf = async (url: string, serial: string): Promise<string[]> => {
-      const probe = await connectAs(t, url, pki, CONTROLLER_CN, `probe-${Math.random().toString(36).slice(2)}`);
-      const got: string[] = [];
-      probe.on('message', (topic, payload, packet) => {
-        if (packet.retain && payload.length > 0) got.push(topic);
-      });
-      await probe.subscribeAsync(`connector/v1/${serial}/#`, { qos: 1 });
-      await settle(400);
-      await probe.endAsync(true);
-      return got;
-    };
-    const flood = async (c: MqttClient): Promise<number> => {
-      let refused = 0;
-      for (let i = 0; i < 20; i++) {
-        await c.publishAsync(jobStateTopic(A, `flood-${i}`), '{"x":1}', { qos: 1, retain: true }).catch((e: unknown) => {
-          if ((e as { code?: number }).code === 135) refused++;
+  await t.test(
+    'a device makes the broker retain at most two messages (status, job-state); per-job state topics only with --legacy-job-state',
+    async () => {
+      const retainedOf = async (url: string, serial: string): Promise<string[]> => {
+        const probe = await connectAs(t, url, pki, CONTROLLER_CN, `probe-${Math.random().toString(36).slice(2)}`);
+        const got: string[] = [];
+        probe.on('message', (topic, payload, packet) => {
+          if (packet.retain && payload.length > 0) got.push(topic);
         });
-      }
-      return refused;
-    };
-    await a.publishAsync(jobStateReportTopic(A), '{"jobId":"j1","state":"installed","version":"1.0.0"}', { qos: 1, retain: true });
-    assert.equal(await flood(a), 20, 'every per-job state topic refused with PUBACK 135');
-    const kept = await retainedOf(broker.url, A);
-    assert.ok(kept.length <= 2 && kept.includes(jobStateReportTopic(A)), `retained for ${A}: ${kept.join(', ')}`);
+        await probe.subscribeAsync(`connector/v1/${serial}/#`, { qos: 1 });
+        await settle(400);
+        await probe.endAsync(true);
+        return got;
+      };
+      const flood = async (c: MqttClient): Promise<number> => {
+        let refused = 0;
+        for (let i = 0; i < 20; i++) {
+          await c.publishAsync(jobStateTopic(A, `flood-${i}`), '{"x":1}', { qos: 1, retain: true }).catch((e: unknown) => {
+            if ((e as { code?: number }).code === 135) refused++;
+          });
+        }
+        return refused;
+      };
+      await a.publishAsync(jobStateReportTopic(A), '{"jobId":"j1","state":"installed","version":"1.0.0"}', { qos: 1, retain: true });
+      assert.equal(await flood(a), 20, 'every per-job state topic refused with PUBACK 135');
+      const kept = await retainedOf(broker.url, A);
+      assert.ok(kept.length <= 2 && kept.includes(jobStateReportTopic(A)), `retained for ${A}: ${kept.join(', ')}`);
 
-    const legacy = await startMosquitto(t, pki, (c) => c, 'legacy', { legacyJobState: true });
-    const old = await connectAs(t, legacy.url, pki, A);
-    assert.equal(await flood(old), 0, 'an old agent may still report per job with --legacy-job-state');
-    assert.ok((await retainedOf(legacy.url, A)).length >= 20, 'and then each of its topics is retained: why the flag is off by default');
-  });
+      const legacy = await startMosquitto(t, pki, (c) => c, 'legacy', { legacyJobState: true });
+      const old = await connectAs(t, legacy.url, pki, A);
+      assert.equal(await flood(old), 0, 'an old agent may still report per job with --legacy-job-state');
+      assert.ok((await retainedOf(legacy.url, A)).length >= 20, 'and then each of its topics is retained: why the flag is off by default');
+    },
+  );
 
   await t.test("reusing another device's client id does not kick it off", async () => {
     let bClosed = false;

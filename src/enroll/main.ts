@@ -11,6 +11,7 @@ import { parseEstServerConfig, type EstServerConfig } from './core/config.js';
 import { createEstService } from './core/est-service.js';
 import { appendIssuance, readConfigDocument, readPem } from './adapters/files.js';
 import { startEstHttpsServer, type EstServer } from './adapters/https-server.js';
+import { serveGuardMetrics } from '../shared/net/guard-metrics.js';
 
 export type { EstServer } from './adapters/https-server.js';
 
@@ -57,7 +58,17 @@ export async function startEnrollServer(cfg: EstServerConfig, deps: EnrollServer
     service,
   );
   log.info('est listening', { host: cfg.host, port: server.port });
-  return server;
+  if (!cfg.metrics) return server;
+  const metrics = await serveGuardMetrics({ ...cfg.metrics, services: [{ name: 'est', guard: server.guard }], log });
+  log.info('est metrics listening', { host: metrics.address.address, port: metrics.address.port });
+  return {
+    ...server,
+    metricsPort: metrics.address.port,
+    close: async () => {
+      await metrics.close();
+      await server.close();
+    },
+  };
 }
 
 /** `connector enroll-server --config FILE`: serves until SIGTERM or SIGINT, then exits 0. */

@@ -2,6 +2,7 @@
 // The OTA services' wiring, one function per subcommand: broker config, artifact server, rollout
 // controller (`connector ota ...`) and the release tooling (`connector release ...`). Picks the real
 // broker client, files, clock and signals; nothing runs at import.
+import { serveGuardMetrics } from '../shared/net/guard-metrics.js';
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
@@ -85,6 +86,8 @@ export interface ServeCommand {
   readonly key: string;
   readonly host: string;
   readonly port: number;
+  /** GET /metrics (the guard's refusals) there; absent: off. */
+  readonly metrics?: { host: string; port: number } | undefined;
 }
 
 /** `connector ota serve`: the artifact server until SIGINT or SIGTERM. */
@@ -99,8 +102,13 @@ export async function serveArtifacts(o: ServeCommand): Promise<number> {
     log,
   });
   log.info('artifact server listening', { url: server.url });
+  const metrics = o.metrics
+    ? await serveGuardMetrics({ ...o.metrics, services: [{ name: 'artifact-server', guard: server.guard }], log })
+    : undefined;
+  if (metrics) log.info('artifact server metrics listening', { host: metrics.address.address, port: metrics.address.port });
   out(`serving ${o.dir} at ${server.url}`);
   await untilSignal();
+  await metrics?.close();
   await server.close();
   return 0;
 }

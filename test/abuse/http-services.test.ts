@@ -10,6 +10,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { startArtifactServer } from '../../src/ota/adapters/artifact-server.js';
+import { renderGuardMetrics } from '../../src/shared/net/guard-metrics.js';
 import { silentLogger } from '../../src/shared/log.js';
 import { EST_PATH_PREFIX } from '../../src/shared/est/protocol.js';
 import { createTestPki } from '../helpers/pki.js';
@@ -142,6 +143,14 @@ test('OTA artifact server: malformed requests, never-reading clients, links out 
     `200 connections from one address: ${closedEarly} closed at once by the per-source cap; another address served in ${other} ms`,
   );
   assert.ok(closedEarly >= 100, 'connections past the per-source cap are closed');
+  const metrics = renderGuardMetrics([{ name: 'artifact-server', guard: srv.guard }]);
+  const perSource = Number(/reason="per-source-cap"\} (\d+)/.exec(metrics)?.[1] ?? -1);
+  assert.ok(perSource >= 100, `each refusal is counted for the metrics (per-source-cap ${perSource})`);
+  assert.match(
+    metrics,
+    /connector_service_refusals_total\{service="artifact-server",reason="bad-request"\} [1-9]/,
+    'the malformed requests too',
+  );
   assert.ok(other < 2_000);
 });
 

@@ -136,7 +136,7 @@ test('headend tunnel listener: 2,000 half-open connections and 300 failed handsh
 });
 
 test('EST server: 1,000 half-open connections and slow headers; cacerts served in < 2 s; both cut off by timeouts; memory back', async (t) => {
-  const est = await createEstFixture();
+  const est = await createEstFixture({ metrics: true });
   t.after(() => est.close());
   const port = est.server.port;
   const ca = est.anchorPem;
@@ -200,4 +200,12 @@ test('EST server: 1,000 half-open connections and slow headers; cacerts served i
   assert.ok(slowClosedAt < 13_000, `slow headers cut off by the 10 s headers timeout (${slowClosedAt} ms)`);
   assert.ok(after - baseline < 64 * 1024 * 1024, `memory back near the baseline (+${mb(after - baseline)} MB)`);
   assert.equal((await cacerts()).status, 200, 'still serving');
+
+  // Every refusal is in the metrics (on their own listener): the handshake timeouts and the 408.
+  const metrics = await (await fetch(`http://127.0.0.1:${est.server.metricsPort ?? 0}/metrics`)).text();
+  const refused = (reason: string): number =>
+    Number(new RegExp(`connector_service_refusals_total\\{service="est",reason="${reason}"\\} (\\d+)`).exec(metrics)?.[1] ?? -1);
+  t.diagnostic(`EST metrics after the attack: tls-failure ${refused('tls-failure')}, bad-request ${refused('bad-request')}`);
+  assert.ok(refused('tls-failure') >= 950, 'the half-open connections are counted as TLS failures');
+  assert.ok(refused('bad-request') >= 1, 'the slow-headers 408 is counted');
 });

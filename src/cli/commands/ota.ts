@@ -8,7 +8,7 @@ import { rollout, rolloutStatus, serveArtifacts, writeBrokerConfig } from '../..
 const HELP = `usage: connector ota broker-config --out DIR --cafile F --certfile F --keyfile F [--host 0.0.0.0] [--port 8883]
                                     [--controller CN ...] [--crlfile F] [--acl-file PATH] [--user NAME]
                                     [--legacy-job-state]
-       connector ota serve --dir DIR --cert F --key F [--host 0.0.0.0] [--port 8443]
+       connector ota serve --dir DIR --cert F --key F [--host 0.0.0.0] [--port 8443] [--metrics HOST:PORT]
        connector ota rollout --release MANIFEST [--sig MANIFEST.sig] [--pub KEY.pub ...] --devices S1,S2|@FILE
                              --cohort 10%|S1,S2 --fail-threshold N [--window HH:MM-HH:MM] [--max-parallel 10]
                              --state FILE --broker mqtts://HOST:PORT --ca F --cert F --key F [--rollout-id ID]
@@ -23,6 +23,16 @@ rollout        publishes jobs to the cohort and follows device reports until eve
                --state to resume after a restart or to widen --cohort. --window is in UTC.
 status         prints the rollout state file
 `;
+
+/** HOST:PORT (an IPv6 host in brackets); undefined when the option is absent. */
+function hostPort(p: Parsed, key: string): { host: string; port: number } | undefined {
+  const v = str(p, key);
+  if (v === undefined) return undefined;
+  const m = /^\[?([^\]]*?)\]?:(\d{1,5})$/.exec(v);
+  const port = Number(m?.[2]);
+  if (!m || !m[1] || port > 65535) throw new UsageError(`--${key} must be HOST:PORT, e.g. 127.0.0.1:9102, got "${v}"`);
+  return { host: m[1], port };
+}
 
 function int(p: Parsed, key: string, min: number, max: number): number | undefined {
   const v = str(p, key);
@@ -60,6 +70,7 @@ function serve(p: Parsed): Promise<number> {
     key: requireStr(p, 'key'),
     host: str(p, 'host') ?? '0.0.0.0',
     port: int(p, 'port', 0, 65535) ?? 8443,
+    metrics: hostPort(p, 'metrics'),
   });
 }
 
@@ -100,6 +111,7 @@ export async function run(argv: string[]): Promise<number> {
     controller: { type: 'string', multiple: true },
     host: { type: 'string' },
     port: { type: 'string' },
+    metrics: { type: 'string' },
     dir: { type: 'string' },
     cert: { type: 'string' },
     key: { type: 'string' },

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import { EST_MAX_BODY_BYTES, EST_PATH_PREFIX } from '../../shared/est/protocol.js';
 import type { Logger } from '../../shared/log.js';
-import { guardServer, safeHandler, tlsOptions } from '../../shared/net/service-guard.js';
+import { guardServer, safeHandler, tlsOptions, type ServiceGuard } from '../../shared/net/service-guard.js';
 import type { EstClient, EstHandler, EstResponse } from '../core/est-service.js';
 
 export interface EstHttpsOptions {
@@ -26,6 +26,10 @@ export interface EstServer {
   /** https://host:port/.well-known/est */
   readonly url: string;
   readonly port: number;
+  /** Its refusals, for the metrics listener. */
+  readonly guard: ServiceGuard;
+  /** The metrics listener's port, when the config asks for one. */
+  readonly metricsPort?: number;
   close(): Promise<void>;
 }
 
@@ -108,7 +112,7 @@ export async function startEstHttpsServer(o: EstHttpsOptions, handle: EstHandler
       send(req, res, r);
     }),
   );
-  guardServer(server, { name: 'est', log: o.log });
+  const guard = guardServer(server, { name: 'est', log: o.log });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(o.port, o.host, () => {
@@ -121,6 +125,7 @@ export async function startEstHttpsServer(o: EstHttpsOptions, handle: EstHandler
   return {
     url: `https://${hostForUrl.includes(':') ? `[${hostForUrl}]` : hostForUrl}:${port}${EST_PATH_PREFIX}`,
     port,
+    guard,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

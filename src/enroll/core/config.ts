@@ -3,7 +3,7 @@
 // are relative to the config file's directory; unknown keys are refused. Pure apart from the caller reading the file.
 import { isAbsolute, resolve } from 'node:path';
 import { ConfigError } from '../../shared/errors.js';
-import { array, formatPath, integer, object, optional, parseWith, string, type SchemaIssue } from '../../shared/schema/schema.js';
+import { array, formatPath, integer, nullable, object, optional, parseWith, string, type SchemaIssue } from '../../shared/schema/schema.js';
 
 export interface EstServerConfig {
   host: string;
@@ -25,6 +25,8 @@ export interface EstServerConfig {
   retryAfterS: number;
   /** notBefore is set this far in the past, for devices whose clock runs slightly behind. */
   backdateS: number;
+  /** GET /metrics (the guard's refusals) on the management network; null: off. */
+  metrics: { host: string; port: number } | null;
 }
 
 export const EST_DEFAULTS = {
@@ -52,6 +54,7 @@ const EST_SCHEMA = object({
   certLifetimeS: optional(integer(60, 398 * 24 * 3600), EST_DEFAULTS.certLifetimeS),
   retryAfterS: optional(integer(1, 86_400), EST_DEFAULTS.retryAfterS),
   backdateS: optional(integer(0, 86_400), EST_DEFAULTS.backdateS),
+  metrics: optional(nullable(object({ host: optional(string(), '127.0.0.1'), port: integer(0, 65_535) })), null),
 });
 
 const fail = (i: SchemaIssue): never => {
@@ -75,5 +78,6 @@ export function parseEstServerConfig(doc: unknown, baseDir: string): EstServerCo
     certLifetimeS: c.certLifetimeS,
     retryAfterS: c.retryAfterS,
     backdateS: c.backdateS,
+    metrics: c.metrics === null ? null : Object.freeze(c.metrics),
   });
 }

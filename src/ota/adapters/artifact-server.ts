@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import type { AddressInfo } from 'node:net';
 import { resolve, sep } from 'node:path';
 import type { Logger } from '../../shared/log.js';
-import { guardServer, safeHandler, tlsOptions } from '../../shared/net/service-guard.js';
+import { guardServer, safeHandler, tlsOptions, type ServiceGuard } from '../../shared/net/service-guard.js';
 import {
   artifactAnswer,
   artifactPath,
@@ -35,6 +35,8 @@ export interface ArtifactServerOptions {
 export interface ArtifactServer {
   readonly url: string;
   readonly port: number;
+  /** Its refusals, for the metrics listener. */
+  readonly guard: ServiceGuard;
   close(): Promise<void>;
 }
 
@@ -99,7 +101,7 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
     { cert: o.cert, key: o.key, minVersion: 'TLSv1.2', ...tlsOptions() },
     safeHandler('artifact server', o.log, handler),
   );
-  guardServer(server, { name: 'artifact server', log: o.log });
+  const guard = guardServer(server, { name: 'artifact-server', log: o.log });
   await new Promise<void>((ok, fail) => {
     server.once('error', fail);
     server.listen(o.port, o.host, () => ok());
@@ -108,6 +110,7 @@ export async function startArtifactServer(o: ArtifactServerOptions): Promise<Art
   return {
     url: `https://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`,
     port,
+    guard,
     close: () =>
       new Promise<void>((ok) => {
         server.closeAllConnections();

@@ -48,7 +48,7 @@ export const EST_CONFIG_DOC = Object.freeze({
   issuanceLogFile: 'issued.jsonl',
 });
 
-export async function createEstFixture(opts: { lifetimeS?: number; retryAfterS?: number } = {}): Promise<EstFixture> {
+export async function createEstFixture(opts: { lifetimeS?: number; retryAfterS?: number; metrics?: boolean } = {}): Promise<EstFixture> {
   const dir = mkdtempSync(join(tmpdir(), 'ck-est-'));
   const now = new Date();
   await initFactoryCa({
@@ -70,6 +70,7 @@ export async function createEstFixture(opts: { lifetimeS?: number; retryAfterS?:
       ...EST_CONFIG_DOC,
       certLifetimeS: opts.lifetimeS ?? 30 * 86_400,
       retryAfterS: opts.retryAfterS ?? 1,
+      ...(opts.metrics ? { metrics: { host: '127.0.0.1', port: 0 } } : {}),
     },
     dir,
   );

@@ -34,9 +34,13 @@ test('the config binds identity to certificate and confines devices to their own
   assert.ok(lines.includes('topic readwrite connector/v1/#'));
   assert.ok(lines.includes('pattern write connector/v1/%u/status'));
   assert.ok(lines.includes('pattern read connector/v1/%u/jobs/+'));
-  assert.ok(lines.includes('pattern write connector/v1/%u/jobs/+/state'));
+  assert.ok(lines.includes('pattern write connector/v1/%u/job-state'));
+  assert.ok(!lines.some((l) => l.includes('jobs/+/state')), 'per-job state topics only with legacyJobState');
   // Nothing grants devices wildcard access outside %u.
   assert.ok(!lines.some((l) => l.startsWith('pattern') && !l.includes('/%u/')));
+  const legacy = generateBrokerConfig({ ...opts, legacyJobState: true }).acl.split('\n');
+  assert.ok(legacy.includes('pattern write connector/v1/%u/jobs/+/state'));
+  assert.ok(legacy.includes('pattern write connector/v1/%u/job-state'));
 });
 
 test('values that would inject config lines are refused', () => {

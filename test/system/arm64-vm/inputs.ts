@@ -104,21 +104,37 @@ export function sha256File(p: string): string {
   return createHash('sha256').update(readFileSync(p)).digest('hex');
 }
 
+const HINT =
+  'For this test: CK_IMAGE_MIRROR=DIR is the mirror (the same layout), CK_IMAGE_OFFLINE=1 never touches the network; ' +
+  'the files go to .cache/image-inputs (docs/arm64-vm.md).';
+
+/** The fetcher's "missing" error with the test's own way to pass a mirror added. */
+async function withHint<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof ImageError && e.reason === 'input-missing') throw new ImageError('input-missing', `${e.message}\n${HINT}`, { cause: e });
+    throw e;
+  }
+}
+
 /** Every VM input by name. A missing one fails with the fetcher's message (what, from where, where to put it). */
 export async function vmInputs(inputs = readVmLock(), opts = fetchOptions()): Promise<Map<string, ResolvedVmInput>> {
   const out = new Map<string, ResolvedVmInput>();
+  const missing: string[] = [];
   for (const i of inputs) {
     try {
       const got = await fetchInputs([asLocked(i)], opts);
       const r = got.get(i.name);
       if (r) out.set(i.name, { path: r.path, package: i.package, version: i.version, sha256: r.sha256 });
     } catch (e) {
-      // Only a pinned file the network no longer has is replaced; offline, or a wrong hash, stays an error.
-      const gone = e instanceof ImageError && e.reason === 'input-missing' && !opts.offline && /HTTP 404/.test(e.message);
-      if (!i.fallback || !gone) throw e;
-      out.set(i.name, aptCurrent(i.fallback, opts.cacheDir));
+      if (!(e instanceof ImageError) || e.reason !== 'input-missing') throw e;
+      // Only a pinned file the network no longer has is replaced; offline it stays missing.
+      if (i.fallback && !opts.offline && /HTTP 404/.test(e.message)) out.set(i.name, aptCurrent(i.fallback, opts.cacheDir));
+      else missing.push(e.message);
     }
   }
+  if (missing.length > 0) throw new ImageError('input-missing', `${missing.join('\n')}\n${HINT}`);
   return out;
 }
 
@@ -134,7 +150,7 @@ export async function agentInputs(opts = fetchOptions()): Promise<AgentInputs> {
   const lock = parseImageLock(readFileSync(IMAGE_LOCK, 'utf8'));
   const b = pickInputs(lock, lock.defaults.openwrt, lock.defaults.node);
   const wanted = [b.nodeHost, b.nodeTarget, b.postject, ...b.glibc];
-  const got = await fetchInputs(wanted, opts);
+  const got = await withHint(() => fetchInputs(wanted, opts));
   const at = (i: LockedInput): string => got.get(i.name)?.path ?? '';
   return { nodeHost: at(b.nodeHost), nodeTarget: at(b.nodeTarget), postject: at(b.postject), glibc: b.glibc.map(at) };
 }

@@ -175,7 +175,9 @@ describe('arm64 system test: the agent binary on an arm64 kernel (qemu-system-aa
     const { lab, vm } = must();
     const waited = await lab.waitPing('lan-host', SITE.vm.ip, 60_000);
     const now = await vm.run(`cut -d' ' -f1 /proc/uptime`);
-    t.diagnostic(`first ping lan-host -> DC VM: ${(Number(now.out.trim()) - agentStartUp).toFixed(2)} s after the agent started (waited ${waited} ms here)`);
+    t.diagnostic(
+      `first ping lan-host -> DC VM: ${(Number(now.out.trim()) - agentStartUp).toFixed(2)} s after the agent started (waited ${waited} ms here)`,
+    );
     const there = await lab.ping('lan-host', SITE.vm.ip, { count: 200, intervalS: 0.02, timeoutS: 2 });
     const back = await lab.ping('vm', SITE.lanHost.ip, { count: 200, intervalS: 0.02, timeoutS: 2 });
     const rtt = (r: { rttMs: number[] }): string => {

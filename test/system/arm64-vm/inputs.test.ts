@@ -21,15 +21,12 @@ test('vm.lock.json pins the arm64 kernel and a static busybox by version, URL an
 
 test('a missing input fails naming the file, its URL, where to put it and the mirror variable', async (t) => {
   const d = tempDir(t, 'ck-a64-inputs-');
-  await assert.rejects(
-    vmInputs(readVmLock(), { cacheDir: d.path('cache'), mirrorDir: d.path('mirror'), offline: true }),
-    (e: Error) => {
-      assert.match(e.message, /build input\(s\) missing \(offline\)/);
-      assert.match(e.message, /linux-image-6\.1\.0-57-arm64_6\.1\.192-3_arm64\.deb/);
-      assert.match(e.message, /from: http:\/\/deb\.debian\.org\/debian-security\//);
-      assert.ok(e.message.includes(d.path('mirror/deb.debian.org/debian/pool/main/b/busybox/busybox-static_1.35.0-4+deb12u1+b1_arm64.deb')));
-      assert.match(e.message, /CK_IMAGE_MIRROR=DIR/);
-      return true;
-    },
-  );
+  await assert.rejects(vmInputs(readVmLock(), { cacheDir: d.path('cache'), mirrorDir: d.path('mirror'), offline: true }), (e: Error) => {
+    assert.match(e.message, /build input\(s\) missing \(offline\)/);
+    assert.match(e.message, /linux-image-6\.1\.0-57-arm64_6\.1\.192-3_arm64\.deb/);
+    assert.match(e.message, /from: http:\/\/deb\.debian\.org\/debian-security\//);
+    assert.ok(e.message.includes(d.path('mirror/deb.debian.org/debian/pool/main/b/busybox/busybox-static_1.35.0-4+deb12u1+b1_arm64.deb')));
+    assert.match(e.message, /CK_IMAGE_MIRROR=DIR/);
+    return true;
+  });
 });

@@ -63,7 +63,15 @@ export function readVmLock(path = VM_LOCK): VmInput[] {
 }
 
 // The fetcher reads name, url, sha256 and size only; the role is the closest one the image lock has.
-const asLocked = (i: VmInput): LockedInput => ({ name: i.name, role: 'glibc-runtime', version: i.version, url: i.url, file: i.file, sha256: i.sha256, size: i.size });
+const asLocked = (i: VmInput): LockedInput => ({
+  name: i.name,
+  role: 'glibc-runtime',
+  version: i.version,
+  url: i.url,
+  file: i.file,
+  sha256: i.sha256,
+  size: i.size,
+});
 
 const sh = (cmd: string, args: string[], cwd?: string): string =>
   execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...(cwd ? { cwd } : {}) });
@@ -113,7 +121,8 @@ async function withHint<T>(f: () => Promise<T>): Promise<T> {
   try {
     return await f();
   } catch (e) {
-    if (e instanceof ImageError && e.reason === 'input-missing') throw new ImageError('input-missing', `${e.message}\n${HINT}`, { cause: e });
+    if (e instanceof ImageError && e.reason === 'input-missing')
+      throw new ImageError('input-missing', `${e.message}\n${HINT}`, { cause: e });
     throw e;
   }
 }

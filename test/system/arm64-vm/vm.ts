@@ -56,7 +56,9 @@ export class Vm {
       // Fixed PCI slots and no option ROM (ipxe-qemu is only a Recommends of qemu-system-arm).
       args.push('-device', `virtio-net-pci,netdev=n${i},mac=${n.mac},addr=0x${(2 + i).toString(16)},romfile=`);
     });
-    (o.disks ?? []).forEach((d, i) => args.push('-drive', `file=${d},if=none,format=raw,id=d${i}`, '-device', `virtio-blk-pci,drive=d${i}`));
+    (o.disks ?? []).forEach((d, i) =>
+      args.push('-drive', `file=${d},if=none,format=raw,id=d${i}`, '-device', `virtio-blk-pci,drive=d${i}`),
+    );
     if (o.share) args.push('-virtfs', `local,path=${o.share},mount_tag=host0,security_model=none,id=host0`);
     args.push('-device', 'virtio-rng-pci');
     this.child = spawn('ip', args, { stdio: ['pipe', 'pipe', 'pipe'] });

@@ -2,9 +2,9 @@
 // The agent binary exactly as the image build makes it (src/image/adapters: bundle -> SEA blob -> postject
 // -> strip -> patchelf, the glibc runtime in /usr/lib/connector, the TAP addon cross-compiled as an
 // asset), laid out in `root` as in the image: usr/bin/connector-agent, usr/lib/connector/*.
-import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { exec } from '../../../src/shared/exec.js';
 import { assembleGlibcRuntime } from '../../../src/image/adapters/glibc-runtime.js';
 import { bundleAgent, buildSea, launcherSource, unpackNpmTarball } from '../../../src/image/adapters/sea.js';
 import { REPO, type AgentInputs } from './inputs.js';
@@ -23,10 +23,9 @@ export async function buildAgentBinary(inputs: AgentInputs, work: string, root: 
   const target = await unpackNpmTarball(inputs.nodeTarget, join(work, 'node-target'));
   const postject = await unpackNpmTarball(inputs.postject, join(work, 'postject'));
   const addon = join(work, 'tap.node');
-  execFileSync('bash', [join(REPO, 'scripts/build-addon-arm64.sh'), addon], {
+  await exec('bash', [join(REPO, 'scripts/build-addon-arm64.sh'), addon], {
     cwd: REPO,
     env: { ...process.env, NODE_INCLUDE: join(host, 'include/node') },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
   mkdirSync(join(root, 'usr/bin'), { recursive: true });
   await assembleGlibcRuntime(inputs.glibc, join(work, 'glibc'), join(root, RUNTIME_DIR));

@@ -65,23 +65,36 @@ describe('arm64 system test: the agent binary on an arm64 kernel (qemu-system-aa
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ck-a64-'));
     const t0 = Date.now();
-    // A missing input fails here with what is missing, where from and where to put it.
-    const [vmIn, agIn] = await Promise.all([vmInputs(), agentInputs()]);
-    const kernel = vmIn.get('linux-image-arm64');
-    const busybox = vmIn.get('busybox-static');
-    if (!kernel || !busybox) assert.fail('vm.lock.json must pin linux-image-arm64 and busybox-static');
-    if (kernel.replaced) console.log(`# the pinned kernel is gone from deb.debian.org; using ${kernel.replaced}: update vm.lock.json`);
-    const boot = buildBootFiles({ kernelDeb: kernel.path, busyboxDeb: busybox.path, init: INIT, work: join(dir, 'boot') });
     const share = join(dir, 'share');
-    const agent = await buildAgentBinary(agIn, join(dir, 'agent'), share);
-    console.log(
-      `# inputs + boot files + agent binary: ${Date.now() - t0} ms (kernel ${boot.kernelRelease}, agent ${agent.size} bytes, modules ${boot.modules.join(' ')})`,
-    );
-
-    const tLab = Date.now();
-    lab = await openLab(undefined, { wiring: 'two-port', headend: true, agents: false });
-    console.log(`# lab up (namespaces, PKI, factory block, EST server, headend, kernel VTEP): ${Date.now() - tLab} ms`);
-    const ns = lab.ns('connector');
+    // The VM's files and the lab come up side by side (two cores; both mostly wait on child processes).
+    const files = (async () => {
+      // A missing input fails here with what is missing, where from and where to put it.
+      const [vmIn, agIn] = await Promise.all([vmInputs(), agentInputs()]);
+      const kernel = vmIn.get('linux-image-arm64');
+      const busybox = vmIn.get('busybox-static');
+      if (!kernel || !busybox) assert.fail('vm.lock.json must pin linux-image-arm64 and busybox-static');
+      if (kernel.replaced) console.log(`# the pinned kernel is gone from deb.debian.org; using ${kernel.replaced}: update vm.lock.json`);
+      const [boot, agent] = await Promise.all([
+        buildBootFiles({ kernelDeb: kernel.path, busyboxDeb: busybox.path, init: INIT, work: join(dir, 'boot') }),
+        buildAgentBinary(agIn, join(dir, 'agent'), share),
+      ]);
+      console.log(
+        `# inputs + boot files + agent binary: ${Date.now() - t0} ms (kernel ${boot.kernelRelease}, agent ${agent.size} bytes, modules ${boot.modules.join(' ')})`,
+      );
+      return boot;
+    })();
+    const labUp = openLab(undefined, { wiring: 'two-port', headend: true, agents: false }).then((l) => {
+      lab = l;
+      console.log(`# lab up (namespaces, PKI, factory block, EST server, headend, kernel VTEP): ${Date.now() - t0} ms`);
+      return l;
+    });
+    // Both settle before either error is thrown, so after() finds the lab when only the build failed.
+    const [bootR, labR] = await Promise.allSettled([files, labUp]);
+    if (bootR.status === 'rejected') throw bootR.reason;
+    if (labR.status === 'rejected') throw labR.reason;
+    const boot = bootR.value;
+    const labUpNow = labR.value;
+    const ns = labUpNow.ns('connector');
     // The lab's Connector namespace becomes two switches: its LAN port (to the site switch) with the VM's
     // LAN TAP, its WAN port (to the ISP) with the VM's WAN TAP. The VM takes the Connector's addresses.
     const ip = (...a: string[]): string => execFileSync('ip', ['-n', ns, ...a], { encoding: 'utf8' });
@@ -111,7 +124,7 @@ describe('arm64 system test: the agent binary on an arm64 kernel (qemu-system-aa
         factoryBlockOffset: FACTORY_BLOCK_OFFSET,
       }),
     );
-    const unit = lab.state().files['unit:connector'];
+    const unit = labUpNow.state().files['unit:connector'];
     if (!unit) assert.fail('the lab provisioned no unit disk for the connector');
     const consoleLog = join(dir, 'console.log');
     vm = new Vm({
@@ -138,8 +151,10 @@ describe('arm64 system test: the agent binary on an arm64 kernel (qemu-system-aa
   });
 
   after(async () => {
+    const t0 = Date.now();
     await vm?.stop(10_000).catch(() => vm?.kill());
     await lab?.down();
+    console.log(`# VM poweroff and lab down: ${Date.now() - t0} ms`);
     // CK_A64_KEEP=1 keeps the work directory: console.log there is the VM's whole console.
     if (dir && process.env['CK_A64_KEEP'] !== '1') rmSync(dir, { recursive: true, force: true });
     else if (dir) console.log(`# kept ${dir} (console.log: the VM console)`);

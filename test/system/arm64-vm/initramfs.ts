@@ -4,10 +4,11 @@
 // in the order their .modinfo `depends=` gives (the deb ships no modules.dep: depmod runs in postinst).
 // The cpio is written here (newc, owner 0:0, mtime 0, sorted names): no cpio binary, no root, same bytes
 // from the same inputs.
-import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
+import { exec } from '../../../src/shared/exec.js';
 
 /** What the agent and the harness need in the guest; dependencies are added from .modinfo. */
 export const VM_MODULES = ['virtio_pci', 'virtio_net', 'virtio_blk', 'virtio-rng', 'tun', 'bridge', '9pnet_virtio', '9p'] as const;
@@ -97,12 +98,12 @@ export function newcCpio(root: string, devices: readonly { name: string; mode: n
 }
 
 /** Unpacks the debs under `work` and writes `work/vmlinuz` and `work/initrd.cpio.gz`. */
-export function buildBootFiles(o: { kernelDeb: string; busyboxDeb: string; init: string; work: string }): BootFiles {
+export async function buildBootFiles(o: { kernelDeb: string; busyboxDeb: string; init: string; work: string }): Promise<BootFiles> {
   const k = join(o.work, 'kernel-deb');
   const b = join(o.work, 'busybox-deb');
   mkdirSync(o.work, { recursive: true });
-  execFileSync('dpkg-deb', ['-x', o.kernelDeb, k]);
-  execFileSync('dpkg-deb', ['-x', o.busyboxDeb, b]);
+  // Asynchronous: the lab comes up at the same time.
+  await Promise.all([exec('dpkg-deb', ['-x', o.kernelDeb, k]), exec('dpkg-deb', ['-x', o.busyboxDeb, b])]);
   const releases = readdirSync(join(k, 'lib/modules'));
   if (releases.length !== 1) throw new Error(`expected one kernel in ${o.kernelDeb}, found: ${releases.join(', ')}`);
   const kernelRelease = releases[0] as string;
@@ -124,6 +125,6 @@ export function buildBootFiles(o: { kernelDeb: string; busyboxDeb: string; init:
     { name: 'dev/console', mode: 0o600, major: 5, minor: 1 },
     { name: 'dev/null', mode: 0o666, major: 1, minor: 3 },
   ]);
-  writeFileSync(initrd, gzipSync(cpio, { level: 6 }));
+  writeFileSync(initrd, await promisify(gzip)(cpio, { level: 6 }));
   return { kernel, initrd, kernelRelease, modules: order.map((m) => m.name) };
 }

@@ -62,6 +62,8 @@ export class Vm {
     if (o.share) args.push('-virtfs', `local,path=${o.share},mount_tag=host0,security_model=none,id=host0`);
     args.push('-device', 'virtio-rng-pci');
     this.child = spawn('ip', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    // A write after qemu has gone (poweroff in after()) must not become an uncaught EPIPE.
+    this.child.stdin?.on('error', () => undefined);
     this.child.stdout?.on('data', (b: Buffer) => this.feed(b.toString('latin1')));
     this.child.stderr?.on('data', (b: Buffer) => this.feed(b.toString('latin1')));
     this.child.on('exit', (code, sig) => {

@@ -53,6 +53,9 @@ describe('arm64 system test: the agent binary on an arm64 kernel (qemu-system-aa
   let vm: Vm | undefined;
   let agentStartUp = 0;
   let bootLine = '';
+  const removeDir = (): void => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  };
   // Set when the agent never got its identity: the later checks then fail at once instead of each
   // waiting out its own bound for a tunnel that cannot come.
   let noAgent: string | undefined;
@@ -71,6 +74,8 @@ describe('arm64 system test: the agent binary on an arm64 kernel (qemu-system-aa
     // About 700 MB of unpacked inputs and build output: on tmpfs when there is one, where removing them
     // costs nothing (on this host's disk it took 13-16 s under load, a tenth of the test's budget).
     dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'ck-a64-'));
+    // tmpfs holds memory until removed: remove it even when the run ends without reaching after().
+    process.once('exit', removeDir);
     const t0 = Date.now();
     const share = join(dir, 'share');
     // The VM's files and the lab come up side by side (two cores; both mostly wait on child processes).
@@ -164,7 +169,8 @@ describe('arm64 system test: the agent binary on an arm64 kernel (qemu-system-aa
     await lab?.down();
     console.log(`# VM poweroff and lab down: ${Date.now() - t0} ms`);
     // CK_A64_KEEP=1 keeps the work directory: console.log there is the VM's whole console.
-    if (dir && process.env['CK_A64_KEEP'] !== '1') rmSync(dir, { recursive: true, force: true });
+    process.removeListener('exit', removeDir);
+    if (dir && process.env['CK_A64_KEEP'] !== '1') removeDir();
     else if (dir) console.log(`# kept ${dir} (console.log: the VM console)`);
   });
 

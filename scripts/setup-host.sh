@@ -14,6 +14,7 @@ PACKAGES=(
   signify-openbsd                   # interop: verifies our usign/signify signatures
   squashfs-tools fdisk e2fsprogs    # image stand-ins and the factory station
   qemu-user-static gcc-aarch64-linux-gnu libc6-dev-arm64-cross patchelf  # arm64 addon + runtime checks
+  qemu-system-arm                   # arm64 system test: qemu-system-aarch64 (test/system/arm64-vm)
   zstd gawk rsync file              # ImageBuilder host prerequisites
   python3 make g++                  # node-gyp for the TAP addon
   chromium                          # the console tested in a real browser (headless)

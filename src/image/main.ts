@@ -36,7 +36,7 @@ import {
   type BuildUser,
 } from './adapters/imagebuilder.js';
 import { checkScripts, copyTree, listOverlay, normaliseOverlay, packOverlay } from './adapters/overlay.js';
-import { checkBuildResult } from './adapters/result-check.js';
+import { checkBuildResult, dropImageSignatures } from './adapters/result-check.js';
 import { bundleAgent, buildSea, elfNeeded, launcherSource, unpackNpmTarball } from './adapters/sea.js';
 import { gpgvVerify, verifyImageBuilder, type GpgVerify, type UsignVerify } from './adapters/signature.js';
 import { checkSeriesManifest, seriesPackages } from './core/series.js';
@@ -243,7 +243,7 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
     await copyTree(overlay, files);
     await normaliseOverlay(files, o.sourceDateEpoch);
     await makeImage(ibOpts, board, req);
-    const image = await checkBuildResult(binDir, board);
+    const image = await dropImageSignatures(await checkBuildResult(binDir, board), picked.series, log);
     log.info('image verified', { file: image.file, sha256: image.sha256 });
 
     // --- outputs ---

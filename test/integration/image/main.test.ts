@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildImage, type BuildOptions, type BuildResult } from '../../../src/image/main.js';
 import { isImageFailure } from '../../../src/image/core/errors.js';
+import { dropFwSignatures, readFwMetadata } from '../../../src/image/core/fw-metadata.js';
 import { signifyVerify } from '../../../src/image/adapters/signature.js';
 import { silentLogger } from '../../../src/shared/log.js';
 import {
@@ -276,4 +277,24 @@ test('the arm64 agent runs under qemu-aarch64 in a root with no glibc: --version
   const st = run(['status', '--socket', '/tmp/no-agent.sock']);
   assert.equal(st.status, 1);
   assert.match(st.stderr, /CK_ERR_IO/);
+});
+
+test('24.10 stays buildable: --openwrt 24.10.8 gives an opkg image without the IB build-key signature', async (t) => {
+  if (skip) return skipOrFail(t, skip);
+  chmodSync(dir, 0o755);
+  const r = await buildImage(options('old', { openwrt: OPENWRT_OLD, tapAddon: 'none' }));
+  const out = join(dir, 'out-old');
+  const image = readdirSync(out).find((f) => f.endsWith('-squashfs-sysupgrade.img.gz')) ?? '';
+  assert.ok(image.startsWith(`openwrt-${OPENWRT_OLD}-`), image);
+  const bytes = readFileSync(join(out, image));
+  assert.equal(dropFwSignatures(bytes).dropped, 0, 'the random-key signature block was dropped');
+  assert.ok(readFwMetadata(bytes).ok);
+  assert.equal(readFileSync(join(out, `${image}.sha256`), 'utf8'), `${r.imageSha256}  ${image}\n`);
+  const manifest = JSON.parse(readFileSync(join(out, 'build-manifest.json'), 'utf8')) as {
+    packages: { name: string }[];
+    openwrt: { version: string };
+  };
+  assert.equal(manifest.openwrt.version, OPENWRT_OLD);
+  assert.ok(manifest.packages.some((p) => p.name === 'opkg'));
+  assert.ok(!manifest.packages.some((p) => p.name === 'apk-mbedtls'));
 });

@@ -38,7 +38,8 @@ import {
   DEFAULT_BUILD_USER,
   type ImageRequest,
 } from '../../../../src/image/adapters/imagebuilder.js';
-import { checkBuildResult } from '../../../../src/image/adapters/result-check.js';
+import { checkBuildResult, dropImageSignatures } from '../../../../src/image/adapters/result-check.js';
+import { silentLogger } from '../../../../src/shared/log.js';
 import { seriesOf } from '../../../../src/image/core/series.js';
 import { OPENWRT, OPENWRT_OLD, packStandInImageBuilder, REPO, writeStandInFeeds } from './stand-in.js';
 
@@ -294,3 +295,28 @@ test('ROOTFS_PARTSIZE and the partition table are the same for both series (sysu
   };
   assert.equal(table(OPENWRT), table(OPENWRT_OLD));
 });
+
+for (const v of VERSIONS) {
+  test(`${v}: two builds, each from a fresh unpack, give byte-identical images once the IB's build-key signature is dropped`, async () => {
+    const series = seriesOf(v);
+    const images: Buffer[] = [];
+    const raw: Buffer[] = [];
+    for (const n of [1, 2]) {
+      const dir = await unpackImageBuilder(tarballs.get(v) ?? '', join(work, `repro-${v}-${n}`));
+      await pointFeedsAtMirror(dir, join(work, 'mirror'), false, series);
+      await prepareForUser([join(work, `repro-${v}-${n}`)], isRoot ? DEFAULT_BUILD_USER : undefined);
+      const req = await request(`repro-${v}-${n}`, ['kmod-tun'], overlay(`ov-repro-${v}-${n}`));
+      await makeImage({ ...opts(v), ibDir: dir }, BOARD, req);
+      const checked = await checkBuildResult(req.binDir, BOARD);
+      raw.push(readFileSync(checked.path));
+      const image = await dropImageSignatures(checked, series, silentLogger);
+      const bytes = readFileSync(image.path);
+      assert.equal(createHash('sha256').update(bytes).digest('hex'), image.sha256, 'the returned hash is of the rewritten file');
+      assert.ok(readFwMetadata(bytes).ok);
+      images.push(bytes);
+    }
+    // the stand-in models the real difference: 24.10 signs with a key made per unpack, 25.12 does not
+    assert.equal((raw[0] as Buffer).equals(raw[1] as Buffer), !series.ibSignsImagesWithRandomKey, 'raw IB output');
+    assert.ok((images[0] as Buffer).equals(images[1] as Buffer), 'published images are identical');
+  });
+}

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: UNLICENSED
-// `npm run build-image -- --board nanopi-r3s [--openwrt 24.10.N] [--mirror DIR] [--out DIR] ...`
+// `npm run build-image -- --board nanopi-r3s [--openwrt 25.12.N] [--mirror DIR] [--out DIR] ...`
 // Builds the flashable OpenWrt image for a board from pinned inputs (docs/image.md). Parses the command
 // line; src/image/main.ts does the build.
 import 'reflect-metadata';

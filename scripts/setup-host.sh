@@ -12,6 +12,7 @@ PACKAGES=(
   iperf3 openvpn                    # benchmark and its OpenVPN-TAP baselines
   wireguard-go wireguard-tools      # benchmark: userspace WireGuard + kernel VXLAN baseline (no wireguard module here)
   signify-openbsd                   # interop: verifies our usign/signify signatures
+  gpgv gnupg                        # image build: OpenWrt 25.12 sha256sums.asc (gpgv); stand-in keys in tests (gpg)
   squashfs-tools fdisk e2fsprogs    # image stand-ins and the factory station
   qemu-user-static gcc-aarch64-linux-gnu libc6-dev-arm64-cross patchelf  # arm64 addon + runtime checks
   qemu-system-arm                   # arm64 system test: qemu-system-aarch64 (test/system/arm64-vm)

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../shared/errors.js';
 import { exec, execSync } from '../shared/exec.js';
@@ -16,7 +16,7 @@ import { loggerFromEnv, silentLogger, type Logger } from '../shared/log.js';
 import { encodeUsignSignature, parseUsignPublicKey, parseUsignSecretKey, signUsign, verifyUsign } from '../shared/usign/index.js';
 import { encodeReleaseManifest } from '../shared/ota/manifest.js';
 import { parseBoardConfig, type BoardConfig } from './core/board.js';
-import { checkHostNode, checkImageBuilderListed, checkRuntimeLibs } from './core/build-checks.js';
+import { checkHostNode, checkRuntimeLibs } from './core/build-checks.js';
 import { ImageError } from './core/errors.js';
 import { allBuildInputs, parseImageLock, pickInputs, type BuildInputs, type LockedInput } from './core/lock.js';
 import { encodeBuildManifest, encodeSbom } from './core/manifest.js';
@@ -36,9 +36,10 @@ import {
   type BuildUser,
 } from './adapters/imagebuilder.js';
 import { checkScripts, copyTree, listOverlay, normaliseOverlay, packOverlay } from './adapters/overlay.js';
-import { checkBuildResult } from './adapters/result-check.js';
+import { checkBuildResult, dropImageSignatures } from './adapters/result-check.js';
 import { bundleAgent, buildSea, elfNeeded, launcherSource, unpackNpmTarball } from './adapters/sea.js';
-import { checkSignedSums, type UsignVerify } from './adapters/signature.js';
+import { gpgvVerify, verifyImageBuilder, type GpgVerify, type UsignVerify } from './adapters/signature.js';
+import { checkSeriesManifest, seriesPackages } from './core/series.js';
 
 export interface BuildOptions {
   readonly repoRoot: string;
@@ -62,6 +63,8 @@ export interface BuildOptions {
   readonly extraFilesDir?: string | undefined;
   readonly buildUser?: BuildUser | undefined;
   readonly verify: UsignVerify;
+  /** OpenPGP check of 25.12's sha256sums.asc (default: gpgv). */
+  readonly gpgVerify?: GpgVerify;
   readonly kit: { readonly name: string; readonly version: string; readonly commit: string };
   readonly release?: { readonly secretKeyFile: string; readonly urlBase: string } | undefined;
   readonly log?: Logger;
@@ -85,16 +88,6 @@ async function readText(path: string, what: string): Promise<string> {
       cause: e,
     });
   }
-}
-
-/** Checks OpenWrt's signed sha256sums, then that it lists the ImageBuilder with the hash the lock pins. */
-async function verifyImageBuilder(b: BuildInputs, got: ReadonlyMap<string, ResolvedInput>, verify: UsignVerify): Promise<string> {
-  const path = (i: LockedInput): string => (got.get(i.name) as ResolvedInput).path;
-  const sums = await readFile(path(b.sums));
-  const sig = await readFile(path(b.sumsSig), 'utf8');
-  await checkSignedSums(verify, sums, sig, b.key, `${b.sums.name} (${b.sums.url})`);
-  checkImageBuilderListed(sums.toString('utf8'), b);
-  return path(b.imagebuilder);
 }
 
 interface AgentAndOverlay {
@@ -192,8 +185,11 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
   });
   const at = (i: LockedInput): string => (got.get(i.name) as ResolvedInput).path;
-  const ibTarball = await verifyImageBuilder(picked, got, o.verify);
-  log.info('ImageBuilder sha256sums signature good', { key: picked.key.keyId });
+  const ibTarball = await verifyImageBuilder(picked, got, { usign: o.verify, gpg: o.gpgVerify ?? gpgvVerify }, dirname(o.lockFile));
+  log.info('ImageBuilder sha256sums signature good', {
+    openwrt: picked.imagebuilder.version,
+    key: picked.key.type === 'usign' ? picked.key.keyId : picked.key.fingerprint,
+  });
 
   await rm(o.workDir, { recursive: true, force: true });
   await mkdir(o.workDir, { recursive: true });
@@ -208,7 +204,7 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
     await chmod(ibWork, 0o755);
     const ibDir = await unpackImageBuilder(ibTarball, join(ibWork, 'ib'));
     if (o.mirrorDir) {
-      const feeds = await pointFeedsAtMirror(ibDir, o.mirrorDir, !o.offline);
+      const feeds = await pointFeedsAtMirror(ibDir, o.mirrorDir, !o.offline, picked.series);
       log.info('package feeds read from the mirror', { feeds: feeds.length });
       const present: string[] = [];
       for (const f of feeds)
@@ -233,20 +229,21 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
       user: user ? `${user.uid}:${user.gid}` : 'self',
     });
     const req = {
-      packages: board.packages,
+      packages: seriesPackages(board.packages, picked.series),
       filesDir: files,
       binDir,
       extraImageName: `connector-${o.kit.version}`,
       disabledServices: board.disabledServices,
     };
     const packages = await makeManifest(ibOpts, board, req);
+    checkSeriesManifest(packages, picked.series, picked.imagebuilder.version);
     log.info('package set resolved', { packages: packages.length });
 
     const { overlay, agentOut, entries, digest, sea, bundle, libs } = await buildAgentAndOverlay(o, board, picked, at, work, log);
     await copyTree(overlay, files);
     await normaliseOverlay(files, o.sourceDateEpoch);
     await makeImage(ibOpts, board, req);
-    const image = await checkBuildResult(binDir, board);
+    const image = await dropImageSignatures(await checkBuildResult(binDir, board), picked.series, log);
     log.info('image verified', { file: image.file, sha256: image.sha256 });
 
     // --- outputs ---

@@ -82,8 +82,16 @@ function missingReport(missing: readonly LockedInput[], opts: FetchOptions, why:
   const where = opts.mirrorDir ?? '<mirror>';
   const lines = missing.map((i) => {
     const reason = why.get(i.name);
+    // A checksum list and its signature are pinned by the key, not by a hash: say so instead of a sha256.
+    const pin = i.sha256
+      ? `, sha256 ${i.sha256}`
+      : i.signature
+        ? `, no hash pinned: checked with ${i.signature.sig} and key ${i.signature.key}`
+        : i.role === 'imagebuilder-sums-sig'
+          ? ', no hash pinned: checked against the pinned key'
+          : '';
     return (
-      `  - ${i.name} (${i.file}${i.sha256 ? `, sha256 ${i.sha256}` : ''})\n` +
+      `  - ${i.name} (${i.file}${pin})\n` +
       `      from: ${i.url}\n` +
       `      put it at: ${join(where, mirrorPath(i))}  (or ${join(opts.cacheDir, mirrorPath(i))})` +
       (reason ? `\n      problem: ${reason}` : '')

@@ -9,6 +9,7 @@ import { exec } from '../../shared/exec.js';
 import { silentLogger, type Logger } from '../../shared/log.js';
 import type { BoardConfig } from '../core/board.js';
 import { ImageError } from '../core/errors.js';
+import type { OpenWrtSeries } from '../core/series.js';
 import { checkInfo, classifyIbOutput, parseMakeInfo, parseManifest, type IbInfo, type ManifestEntry } from '../core/ib-output.js';
 
 export interface BuildUser {
@@ -160,40 +161,53 @@ export async function chownBack(path: string): Promise<void> {
   await exec('chown', ['-R', `${process.getuid()}:${process.getgid?.() ?? 0}`, path], { allowFailure: true });
 }
 
+const isDir = (p: string): Promise<boolean> =>
+  stat(p).then(
+    (st) => st.isDirectory(),
+    () => false,
+  );
+
 /**
- * Points the ImageBuilder's remote package feeds (repositories.conf `src/gz` lines) at the same host/path
- * below a mirror directory, so `make image` installs packages without the network (offline: every feed;
- * online: only the feeds the mirror has). opkg still checks each
- * feed's Packages.sig against the keys shipped inside the (pinned) ImageBuilder. Returns the feed
- * directories it now expects, for messages.
+ * Points the ImageBuilder's remote package feeds at the same host/path below a mirror directory, so
+ * `make image` installs packages without the network (offline: every feed; online: only the feeds the
+ * mirror has). 24.10 (opkg): `repositories.conf` lines `src/gz NAME URL` become `file://DIR`. 25.12
+ * (apk): `repositories` lines `URL/packages.adb` become the absolute path of the mirrored index;
+ * commented-out feeds stay commented. The package manager still checks each feed's index signature
+ * against the keys inside the (pinned) ImageBuilder. Returns the feed directories it now expects.
  */
-export async function pointFeedsAtMirror(ibDir: string, mirrorDir: string, onlyPresent: boolean): Promise<string[]> {
-  const file = join(ibDir, 'repositories.conf');
+export async function pointFeedsAtMirror(ibDir: string, mirrorDir: string, onlyPresent: boolean, series: OpenWrtSeries): Promise<string[]> {
+  const file = join(ibDir, series.feedsFile);
   let text: string;
   try {
     text = await readFile(file, 'utf8');
-  } catch {
-    return []; // 25.x ImageBuilders use `repositories` (apk); not supported yet
+  } catch (e) {
+    throw new ImageError(
+      'ib-failed',
+      `the OpenWrt ${series.series} ImageBuilder has no ${series.feedsFile}: is the tarball of another series? (${(e as Error).message})`,
+      { cause: e },
+    );
   }
   const feeds: string[] = [];
   const lines = text.split('\n');
   for (const [i, line] of lines.entries()) {
-    const m = /^(src\/gz\s+\S+\s+)https?:\/\/(\S+?)\/*$/.exec(line);
-    if (!m) continue;
-    const dir = join(mirrorDir, m[2] as string);
-    if (
-      onlyPresent &&
-      !(await stat(dir).then(
-        (s) => s.isDirectory(),
-        () => false,
-      ))
-    )
-      continue;
+    let dir: string;
+    let rewritten: string;
+    if (series.feedsFile === 'repositories.conf') {
+      const m = /^(src\/gz\s+\S+\s+)https?:\/\/(\S+?)\/*$/.exec(line);
+      if (!m) continue;
+      dir = join(mirrorDir, m[2] as string);
+      rewritten = `${m[1] as string}file://${dir}`;
+    } else {
+      const m = /^\s*https?:\/\/(\S+)\/(packages\.adb)\s*$/.exec(line);
+      if (!m) continue;
+      dir = join(mirrorDir, m[1] as string);
+      rewritten = join(dir, m[2] as string);
+    }
+    if (onlyPresent && !(await isDir(dir))) continue;
     feeds.push(dir);
-    lines[i] = `${m[1] as string}file://${dir}`;
+    lines[i] = rewritten;
   }
-  const out = lines.join('\n');
-  await writeFile(file, out);
+  await writeFile(file, lines.join('\n'));
   return feeds;
 }
 

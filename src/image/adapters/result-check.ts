@@ -4,8 +4,9 @@
 // table inside is the rockchip layout with our fixed ROOTFS_PARTSIZE. The IB can "succeed" without an
 // image (size warnings), so none of this is taken on trust.
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, open, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, open, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -13,7 +14,9 @@ import { exec } from '../../shared/exec.js';
 import type { BoardConfig } from '../core/board.js';
 import { ImageError } from '../core/errors.js';
 import { digestFile } from './fetcher.js';
-import { readFwMetadata, type FwMetadata } from '../core/fw-metadata.js';
+import { dropFwSignatures, readFwMetadata, type FwMetadata } from '../core/fw-metadata.js';
+import type { OpenWrtSeries } from '../core/series.js';
+import type { Logger } from '../../shared/log.js';
 import { checkRockchipLayout, parseSfdiskJson } from '../core/partition-layout.js';
 import { parseSha256Sums } from '../core/sha256sums.js';
 
@@ -114,4 +117,23 @@ export async function checkBuildResult(binDir: string, board: BoardConfig): Prom
   if (problems.length > 0)
     throw new ImageError('image-layout', `${file}: partition layout is not the rockchip layout: ${problems.join('; ')}`);
   return { path, file, sha256: d.sha256, size: d.size, metadata: md.metadata };
+}
+
+/**
+ * Drops the fwtool signature block a 24.10 ImageBuilder appends with the random `key-build` it makes on
+ * each unpack (nothing trusts that key; the kit signs its releases itself), so equal inputs give equal
+ * image bytes. Runs after checkBuildResult has matched the signed bytes against the IB's sha256sums;
+ * rewrites the image in place and returns its new hash. A block on a series that should not sign is
+ * dropped too, with a warning.
+ */
+export async function dropImageSignatures(image: CheckedImage, series: OpenWrtSeries, log: Logger): Promise<CheckedImage> {
+  const { bytes, dropped } = dropFwSignatures(await readFile(image.path));
+  if (dropped === 0) return image;
+  const fields = { file: image.file, blocks: dropped, series: series.series };
+  if (series.ibSignsImagesWithRandomKey) log.info('dropped the ImageBuilder build-key signature from the image', fields);
+  else log.warn('the ImageBuilder signed the image although this series should not; signature dropped', fields);
+  const md = readFwMetadata(bytes);
+  if (!md.ok) throw new ImageError('image-board', `${image.file}: no valid metadata after dropping its signature (${md.problem})`);
+  await writeFile(image.path, bytes);
+  return { ...image, sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length, metadata: md.metadata };
 }

@@ -27,7 +27,8 @@ export type ImageFailure =
   | 'image-layout'
   | 'overlay-invalid'
   | 'sea-failed'
-  | 'host-tool-missing';
+  | 'host-tool-missing'
+  | 'unsupported-series';
 
 export class ImageError extends ConnectorError {
   override name = 'ImageError';

@@ -70,3 +70,23 @@ export function readFwMetadata(file: Buffer): ReadMetadata {
   }
   return { ok: false, problem: 'no-trailer' };
 }
+
+/**
+ * The image without the fwtool signature blocks (type 0) that follow its metadata block: the bytes an
+ * ImageBuilder without a build key writes. Only intact blocks (magic, size and CRC good) are removed; the
+ * metadata block and everything before it are untouched, so its CRC still holds.
+ */
+export function dropFwSignatures(file: Buffer): { bytes: Buffer; dropped: number } {
+  let end = file.length;
+  let dropped = 0;
+  for (; dropped < 4; dropped++) {
+    if (end < TRAILER_LEN) break;
+    const tr = file.subarray(end - TRAILER_LEN, end);
+    if (tr.readUInt32BE(0) !== MAGIC || tr.readUInt8(8) !== TYPE_SIGNATURE) break;
+    const size = tr.readUInt32BE(12);
+    if (size < TRAILER_LEN || size > end) break;
+    if (crcUpdate(0xffffffff, file.subarray(0, end - TRAILER_LEN)) !== tr.readUInt32BE(4)) break;
+    end -= size;
+  }
+  return { bytes: dropped === 0 ? file : file.subarray(0, end), dropped };
+}

@@ -107,12 +107,19 @@ export function classifyIbOutput(output: string, rootfsPartsizeMib: number): Ima
       `ImageBuilder host prerequisites missing${what.length ? `: ${what.join('; ')}` : ''}. Install them (see docs/image.md, "Host requirements").`,
     );
   }
-  const feeds = uniq([...output.matchAll(/Failed to download the package list from (\S+?)\/Packages\.gz/g)].map((m) => m[1] as string));
+  // opkg (24.10) names the feed; apk (25.12) names the index with its error ("network error", "No such
+  // file or directory", "UNTRUSTED signature"), after a WARNING or ERROR prefix.
+  const opkgFeeds = [...output.matchAll(/Failed to download the package list from (\S+?)\/Packages\.gz/g)].map((m) => m[1] as string);
+  const apkFeeds = [...output.matchAll(/^(?:WARNING|ERROR): (?:[^\n]*? )?((?:https?:\/\/|\/)\S+?)\/packages\.adb: ([^\n]+)$/gm)].map(
+    (m) => `${m[1] as string} (${(m[2] as string).trim()})`,
+  );
+  const feeds = uniq([...opkgFeeds, ...apkFeeds]);
   if (feeds.length > 0) {
+    const what = apkFeeds.length > 0 ? 'packages.adb and the .apk files' : 'Packages.gz, Packages.sig and the .ipk files';
     return new ImageError(
       'package-feed-missing',
       `the ImageBuilder cannot read these OpenWrt package feeds: ${feeds.join(', ')}. Offline, the mirror must hold each feed directory ` +
-        '(Packages.gz, Packages.sig and the .ipk files the image needs) under its host/path; see docs/image.md, "Package feeds".',
+        `(${what} the image needs) under its host/path; see docs/image.md, "Package feeds".`,
     );
   }
   const kmods = [
@@ -122,6 +129,13 @@ export function classifyIbOutput(output: string, rootfsPartsizeMib: number): Ima
     ...[...output.matchAll(/Cannot satisfy the following dependencies for (kmod-\S+?):?\s*\n\s*\*\s*kernel \(= ([^)]+)\)/g)].map(
       (m) => `${m[1] as string} (wants kernel ${m[2] as string})`,
     ),
+    // apk's solver: "unable to select packages:" then, per conflict, "breaks:"/"conflicts:" lines naming
+    // the kmod with its constraint, e.g. kmod-tun-6.12.71-r1[kernel=6.12.71~e30f...-r1].
+    ...(/unable to select packages/.test(output)
+      ? [...output.matchAll(/(kmod-[A-Za-z0-9._+-]+?)-\d[^\s[]*\[kernel=([^\]]+)\]/g)].map(
+          (m) => `${m[1] as string} (wants kernel ${m[2] as string})`,
+        )
+      : []),
   ];
   if (kmods.length > 0) {
     return new ImageError(
@@ -144,10 +158,18 @@ export function classifyIbOutput(output: string, rootfsPartsizeMib: number): Ima
     /check_data_file_clashes: Package (\S+) wants to install file (\S+)\s+But that file is already provided by package\s+(?:\*\s*)?(\S+)/.exec(
       output,
     );
-  if (clash) {
+  // apk names packages with their version (name-1.2.3-r1); PACKAGES wants the bare name.
+  const apkName = (nv: string): string => /^(.+?)-\d[^-]*-r\d+$/.exec(nv)?.[1] ?? nv;
+  const apkClash = /ERROR: (\S+?): trying to overwrite (\S+) owned by (\S+?)\.?$/m.exec(output);
+  const c = clash
+    ? [clash[1], clash[2], clash[3]]
+    : apkClash
+      ? [apkName(apkClash[1] as string), apkClash[2], apkName(apkClash[3] as string)]
+      : undefined;
+  if (c) {
     return new ImageError(
       'package-conflict',
-      `packages ${clash[1] as string} and ${clash[3] as string} both install ${clash[2] as string}; remove one (e.g. "-${clash[3] as string}" in PACKAGES)`,
+      `packages ${c[0] as string} and ${c[2] as string} both install ${c[1] as string}; remove one (e.g. "-${c[2] as string}" in PACKAGES)`,
     );
   }
   if (/is too big|images are too big|out of space\?|failed to allocate \d+ blocks/.test(output)) {

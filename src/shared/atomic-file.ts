@@ -13,8 +13,12 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array): 
     await fh.close();
   }
   await rename(tmp, file);
-  // fsync the directory so the rename itself survives power loss.
-  const dh = await open(dirname(file), 'r');
+  await syncDir(dirname(file));
+}
+
+/** fsync a directory, so that a rename or a new file in it survives power loss. */
+export async function syncDir(dir: string): Promise<void> {
+  const dh = await open(dir, 'r');
   try {
     await dh.sync();
   } finally {

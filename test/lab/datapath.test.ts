@@ -10,7 +10,7 @@ import { exec } from '../../src/shared/exec.js';
 import { addNetns, addVeth, ipIn } from '../../src/lab/adapters/netns.js';
 import { PY_GARP } from '../../src/lab/core/py-tools.js';
 import { DC, SITE, TENANT_VNI } from '../../src/lab/core/topology.js';
-import { labSkipReason, num, openLabWithTunnels, pcapLines, type LabHandle } from './lab-fixture.js';
+import { garpMove, labSkipReason, neighMac, num, openLabWithTunnels, pcapLines, type LabHandle } from './lab-fixture.js';
 import { waitFor } from '../helpers/wait.js';
 
 const skip = labSkipReason({ headend: true, agents: true });
@@ -21,11 +21,6 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.setsockopt(socket.SOL_SO
 for _ in range(3): s.sendto(sys.argv[1].encode(), ('192.168.10.255', 9999))
 print(json.dumps({'sent': 3}))
 `;
-
-async function neighMac(lab: LabHandle, node: string, ip: string): Promise<string | undefined> {
-  const r = await lab.run(node, 'ip', ['neigh', 'show', ip]);
-  return /lladdr ([0-9a-f:]{17})/.exec(r.stdout)?.[1];
-}
 
 describe('data path through the lab (one-port wiring)', { skip }, () => {
   let lab: LabHandle;
@@ -94,26 +89,8 @@ describe('data path through the lab (one-port wiring)', { skip }, () => {
   });
 
   test("a GARP from vm after a MAC change updates lan-host's neighbour entry within 1 s", async () => {
-    const newMac = '02:00:00:00:10:55';
-    await lab.ping('lan-host', SITE.vm.ip, { count: 1 });
-    assert.equal(await neighMac(lab, 'lan-host', SITE.vm.ip), SITE.vm.mac);
-    await new Promise((r) => setTimeout(r, 1_100)); // past the kernel's neighbour locktime (1 s)
-    try {
-      await lab.run('vm', 'ip', ['link', 'set', 'dev', 'eth0', 'address', newMac]);
-      const t0 = Date.now();
-      await lab.garp('vm', 'eth0', newMac, SITE.vm.ip, 1);
-      const ms = await waitFor(
-        'lan-host to learn the new MAC',
-        1_000,
-        async () => ((await neighMac(lab, 'lan-host', SITE.vm.ip)) === newMac ? Date.now() - t0 : undefined),
-        20,
-      );
-      console.log(`# GARP -> lan-host neighbour updated in ${ms} ms`);
-    } finally {
-      await lab.run('vm', 'ip', ['link', 'set', 'dev', 'eth0', 'address', SITE.vm.mac]);
-      await new Promise((r) => setTimeout(r, 1_100));
-      await lab.garp('vm', 'eth0', SITE.vm.mac, SITE.vm.ip, 1);
-    }
+    const ms = await garpMove(lab, '02:00:00:00:10:55', 1_000);
+    console.log(`# GARP -> lan-host neighbour updated in ${ms} ms`);
     await waitFor('lan-host back on the original MAC', 5_000, async () =>
       (await neighMac(lab, 'lan-host', SITE.vm.ip)) === SITE.vm.mac ? true : undefined,
     );

@@ -17,6 +17,7 @@ import { PY_GARP, PY_PING, PY_TCP_RECV, PY_TCP_SEND } from '../../src/lab/core/p
 import { projectRoot } from '../../src/lab/adapters/programs.js';
 import { nodeNs, readLabState, type LabState } from '../../src/lab/adapters/state.js';
 import { SITE, type TenantId, type Wiring } from '../../src/lab/core/topology.js';
+import { waitFor } from '../helpers/wait.js';
 
 const ROOT = projectRoot();
 
@@ -282,4 +283,39 @@ export async function openLabWithTunnels(): Promise<LabHandle> {
   await lab.waitPing('lan-host', SITE.vm.ip, 30_000);
   await lab.waitPing('lan-b', SITE.vm.ip, 30_000);
   return lab;
+}
+
+/** The MAC a node's neighbour table holds for an IP (undefined when none). */
+export async function neighMac(lab: LabHandle, node: string, ip: string): Promise<string | undefined> {
+  const r = await lab.run(node, 'ip', ['neigh', 'show', ip]);
+  return /lladdr ([0-9a-f:]{17})/.exec(r.stdout)?.[1];
+}
+
+/**
+ * A failover as the LAN sees it: the VM's address moves to `newMac` and one GARP announces it. Resolves
+ * with the milliseconds until lan-host's neighbour entry follows (rejects after `timeoutMs`), after
+ * `whileMoved` ran; the VM gets its own MAC back (announced) whatever happened.
+ */
+export async function garpMove(lab: LabHandle, newMac: string, timeoutMs: number, whileMoved?: () => Promise<void>): Promise<number> {
+  await lab.ping('lan-host', SITE.vm.ip, { count: 1 });
+  if ((await neighMac(lab, 'lan-host', SITE.vm.ip)) !== SITE.vm.mac)
+    throw new Error('lan-host does not hold the VM on its own MAC before the move');
+  await sleep(1_100); // past the kernel's neighbour locktime (1 s)
+  try {
+    await lab.run('vm', 'ip', ['link', 'set', 'dev', 'eth0', 'address', newMac]);
+    const t0 = Date.now();
+    await lab.garp('vm', 'eth0', newMac, SITE.vm.ip, 1);
+    const ms = await waitFor(
+      'lan-host to learn the new MAC',
+      timeoutMs,
+      async () => ((await neighMac(lab, 'lan-host', SITE.vm.ip)) === newMac ? Date.now() - t0 : undefined),
+      20,
+    );
+    await whileMoved?.();
+    return ms;
+  } finally {
+    await lab.run('vm', 'ip', ['link', 'set', 'dev', 'eth0', 'address', SITE.vm.mac]);
+    await sleep(1_100);
+    await lab.garp('vm', 'eth0', SITE.vm.mac, SITE.vm.ip, 1);
+  }
 }

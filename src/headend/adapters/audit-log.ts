@@ -17,6 +17,7 @@ import { fsync as fsyncCb, write as writeCb } from 'node:fs';
 import { promisify } from 'node:util';
 import { basename, dirname } from 'node:path';
 import { ConnectorError } from '../../shared/errors.js';
+import { syncDir } from '../../shared/atomic-file.js';
 import {
   AUDIT_GENESIS,
   buildAuditLine,
@@ -291,12 +292,7 @@ export function openAuditLog(path: string, now: () => Date, onProblem: (problem:
     await writePending();
     const to = rotatedPathOf(path, nextRotated);
     await rename(path, to);
-    const dir = await openFile(dirname(path), 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+    await syncDir(dirname(path));
     closeSync(fd);
     fd = openSync(path, 'a', 0o640);
     liveBytes = 0;

@@ -2,10 +2,22 @@
 // The embedded default storage of the registry: one JSON file an operator can edit by hand. Readers
 // reload it when it changes; writers update it atomically (temp file + rename) under a lock file, so the
 // EST server, the headend and the `connector registry` CLI can share it.
-import { closeSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  unwatchFile,
+  watchFile,
+  writeFileSync,
+  type Stats,
+} from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConnectorError, isErrno } from '../errors.js';
 import { EMPTY_REGISTRY, parseRegistry, type Registry } from './registry.js';
+import type { RegistryStore } from './source.js';
 
 export function readRegistryFile(path: string): Registry {
   let text: string;
@@ -82,5 +94,45 @@ export class RegistryWatcher {
   reload(): Registry {
     this.stamp = '';
     return this.get();
+  }
+}
+
+/** The file backend behind RegistryStore: mtime-stamped reads, locked atomic writes, polling watch. */
+export class FileRegistryStore implements RegistryStore {
+  readonly #watcher: RegistryWatcher;
+  constructor(
+    readonly path: string,
+    private readonly pollMs = 2_000,
+  ) {
+    this.#watcher = new RegistryWatcher(path);
+  }
+
+  current(): Registry {
+    return this.#watcher.get();
+  }
+
+  reload(): Promise<Registry> {
+    return Promise.resolve(this.#watcher.reload());
+  }
+
+  update(change: (reg: Registry) => Registry): Promise<Registry> {
+    return updateRegistryFile(this.path, change);
+  }
+
+  watch(onChange: () => void): () => void {
+    let last = '';
+    const listener = (cur: Stats): void => {
+      const stamp = `${cur.mtimeMs}:${cur.size}:${cur.ino}`;
+      if (stamp !== last) {
+        last = stamp;
+        onChange();
+      }
+    };
+    watchFile(this.path, { interval: this.pollMs, persistent: false }, listener);
+    return () => unwatchFile(this.path, listener);
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
   }
 }

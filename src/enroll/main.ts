@@ -6,7 +6,8 @@ import { dirname, resolve } from 'node:path';
 import { ConnectorError } from '../shared/errors.js';
 import { loggerFromEnv, type Logger } from '../shared/log.js';
 import { certFromPem, importPrivateKeyPem, splitPemChain, type Issuer } from '../shared/pki/x509.js';
-import { RegistryWatcher } from '../shared/registry/registry-file.js';
+import { openRegistryStore } from '../shared/registry/open.js';
+import { describeRegistrySource, type RegistryStore } from '../shared/registry/source.js';
 import { parseEstServerConfig, type EstServerConfig } from './core/config.js';
 import { createEstService } from './core/est-service.js';
 import { appendIssuance, readConfigDocument, readPem } from './adapters/files.js';
@@ -31,7 +32,24 @@ export async function startEnrollServer(cfg: EstServerConfig, deps: EnrollServer
     cert: certFromPem(deviceCaPem),
     privateKey: await importPrivateKeyPem(readPem(cfg.deviceCaKeyFile, 'device CA key')),
   };
-  const registry = new RegistryWatcher(cfg.registryFile);
+  // The file backend re-stats per request; PostgreSQL keeps the registry in memory, updated by NOTIFY.
+  const registry = await openRegistryStore(cfg.registry, { log });
+  try {
+    return await serve(cfg, deps, registry, { factoryCas, deviceCaPem, chainPems, deviceCa });
+  } catch (e) {
+    await registry.close();
+    throw e;
+  }
+}
+
+async function serve(
+  cfg: EstServerConfig,
+  deps: EnrollServerDeps,
+  registry: RegistryStore,
+  ca: { factoryCas: string[]; deviceCaPem: string; chainPems: string[]; deviceCa: Issuer },
+): Promise<EstServer> {
+  const { log } = deps;
+  const { factoryCas, deviceCaPem, chainPems, deviceCa } = ca;
   const service = createEstService({
     factoryAnchors: factoryCas.map((p) => new NodeX509(p)),
     deviceAnchors: [new NodeX509(deviceCaPem)],
@@ -40,7 +58,7 @@ export async function startEnrollServer(cfg: EstServerConfig, deps: EnrollServer
     certLifetimeS: cfg.certLifetimeS,
     backdateS: cfg.backdateS,
     retryAfterS: cfg.retryAfterS,
-    registry: () => registry.get(),
+    registry: () => registry.current(),
     recordIssuance: (r) => appendIssuance(cfg.issuanceLogFile, r),
     now: deps.now,
     log,
@@ -56,8 +74,15 @@ export async function startEnrollServer(cfg: EstServerConfig, deps: EnrollServer
     },
     service,
   );
-  log.info('est listening', { host: cfg.host, port: server.port });
-  return server;
+  log.info('est listening', { host: cfg.host, port: server.port, registry: describeRegistrySource(cfg.registry) });
+  return {
+    url: server.url,
+    port: server.port,
+    async close() {
+      await server.close();
+      await registry.close();
+    },
+  };
 }
 
 /** `connector enroll-server --config FILE`: serves until SIGTERM or SIGINT, then exits 0. */

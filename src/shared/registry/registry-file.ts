@@ -17,7 +17,7 @@ import {
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConnectorError, isErrno } from '../errors.js';
 import { EMPTY_REGISTRY, parseRegistry, type Registry } from './registry.js';
-import type { RegistryStore } from './source.js';
+import type { RegistryStatus, RegistryStore } from './source.js';
 
 export function readRegistryFile(path: string): Registry {
   let text: string;
@@ -111,11 +111,12 @@ export class FileRegistryStore implements RegistryStore {
     return this.#watcher.get();
   }
 
-  reload(): Promise<Registry> {
-    return Promise.resolve(this.#watcher.reload());
+  // async: a broken file rejects the promise instead of throwing at the caller.
+  async reload(): Promise<Registry> {
+    return this.#watcher.reload();
   }
 
-  update(change: (reg: Registry) => Registry): Promise<Registry> {
+  async update(change: (reg: Registry) => Registry): Promise<Registry> {
     return updateRegistryFile(this.path, change);
   }
 
@@ -130,6 +131,10 @@ export class FileRegistryStore implements RegistryStore {
     };
     watchFile(this.path, { interval: this.pollMs, persistent: false }, listener);
     return () => unwatchFile(this.path, listener);
+  }
+
+  status(): RegistryStatus {
+    return { backend: 'file', connected: true, revision: 0 };
   }
 
   close(): Promise<void> {

@@ -3,10 +3,19 @@
 // names the backend (`registry: { file: PATH }` or `registry: { postgres: URL }`); the old form, a bare
 // path string, still means the JSON file. Services depend on RegistryStore only, so a backend is an
 // adapter chosen at wiring time.
+import { isAbsolute, resolve } from 'node:path';
 import { ConnectorError } from '../errors.js';
+import { issue, type Schema } from '../schema/schema.js';
 import type { Registry } from './registry.js';
 
 export type RegistrySource = { readonly kind: 'file'; readonly path: string } | { readonly kind: 'postgres'; readonly url: string };
+
+/** For logs and metrics: is the backend reachable, and which revision is served (the file backend has none: 0). */
+export interface RegistryStatus {
+  readonly backend: 'file' | 'postgres';
+  readonly connected: boolean;
+  readonly revision: number;
+}
 
 /** What a service needs from the registry, whatever holds it. */
 export interface RegistryStore {
@@ -18,6 +27,7 @@ export interface RegistryStore {
   update(change: (reg: Registry) => Registry): Promise<Registry>;
   /** Calls `onChange` after another writer changed the registry; returns a stop function. */
   watch(onChange: () => void): () => void;
+  status(): RegistryStatus;
   close(): Promise<void>;
 }
 
@@ -54,4 +64,21 @@ function postgresSource(url: string): RegistrySource {
 export function describeRegistrySource(s: RegistrySource): string {
   if (s.kind === 'file') return `file ${s.path}`;
   return `postgres ${s.url.replace(/^(postgres(?:ql)?:\/\/[^:@/]*):[^@/]*@/, '$1:***@')}`;
+}
+
+/** A config field naming the registry (a path, { file } or { postgres }); errors name the field's path. */
+export function registrySourceField(): Schema<RegistrySource> {
+  return (v, path) => {
+    if (v === undefined) return issue(path, 'is required');
+    try {
+      return parseRegistrySource(v);
+    } catch (e) {
+      return issue(path, (e as Error).message.replace(/^registry: /, ''));
+    }
+  };
+}
+
+/** A relative file path is relative to the config file's directory, like every other path in a config. */
+export function resolveRegistrySource(s: RegistrySource, baseDir: string): RegistrySource {
+  return s.kind === 'file' && !isAbsolute(s.path) ? { kind: 'file', path: resolve(baseDir, s.path) } : s;
 }

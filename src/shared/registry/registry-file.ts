@@ -75,14 +75,23 @@ export class RegistryWatcher {
   private current: Registry = EMPTY_REGISTRY;
   constructor(readonly path: string) {}
 
-  get(): Registry {
-    let stamp: string;
+  /** The file's mtime, size and inode now ('missing' when absent). */
+  fileStamp(): string {
     try {
       const st = statSync(this.path);
-      stamp = `${st.mtimeMs}:${st.size}:${st.ino}`;
+      return `${st.mtimeMs}:${st.size}:${st.ino}`;
     } catch {
-      stamp = 'missing';
+      return 'missing';
     }
+  }
+
+  /** The stamp of the registry last parsed ('' before the first read). */
+  get loadedStamp(): string {
+    return this.stamp;
+  }
+
+  get(): Registry {
+    const stamp = this.fileStamp();
     if (stamp !== this.stamp) {
       this.current = readRegistryFile(this.path);
       this.stamp = stamp;
@@ -130,7 +139,18 @@ export class FileRegistryStore implements RegistryStore {
       }
     };
     watchFile(this.path, { interval: this.pollMs, persistent: false }, listener);
-    return () => unwatchFile(this.path, listener);
+    // watchFile takes its baseline asynchronously: a write landing before that is never reported. One
+    // look after the first interval catches it, against what this store had parsed when the watch began
+    // (or the file as it was then).
+    const baseline = this.#watcher.loadedStamp || this.#watcher.fileStamp();
+    const catchUp = setTimeout(() => {
+      if (last === '' && this.#watcher.fileStamp() !== baseline) onChange();
+    }, this.pollMs);
+    catchUp.unref();
+    return () => {
+      clearTimeout(catchUp);
+      unwatchFile(this.path, listener);
+    };
   }
 
   status(): RegistryStatus {

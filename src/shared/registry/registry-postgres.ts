@@ -21,7 +21,12 @@ export interface PostgresStoreOptions {
 interface Snapshot {
   readonly reg: Registry;
   readonly rev: number;
+  /** Tenants and denylist as the database returned them ('' when not read from it): unchanged means a
+   * change of units only, which is validated unit by unit instead of re-parsing 100,000 of them. */
+  readonly shape: string;
 }
+
+const NOTHING: Snapshot = { reg: EMPTY_REGISTRY, rev: 0, shape: '' };
 
 type Row = { serial: string; doc: unknown };
 
@@ -40,25 +45,47 @@ async function pull(client: pg.ClientBase, from: Snapshot, forUpdate: boolean): 
   const rev = Number(m.rev);
   if (rev === from.rev) return from;
   // A revision lower than ours means another database (or a restore): start over from nothing.
-  const base = rev > from.rev ? from : { reg: EMPTY_REGISTRY, rev: 0 };
+  const base = rev > from.rev ? from : NOTHING;
   const rows = await client.query<Row>('SELECT serial, doc FROM ck_devices WHERE rev > $1', [base.rev]);
+  const shape = JSON.stringify([m.tenants, m.denylist]);
+  if (base.rev > 0 && shape === base.shape) {
+    // Every rule about a unit involves only that unit and the tenants, which did not change.
+    const changed: Record<string, unknown> = {};
+    for (const r of rows.rows) if (r.doc !== null) changed[r.serial] = r.doc;
+    const part = parseRegistry({ version: 1, tenants: m.tenants, devices: changed, denylist: m.denylist });
+    const devices: Record<string, Device> = Object.assign({}, base.reg.devices);
+    for (const r of rows.rows) if (r.doc === null) delete devices[r.serial];
+    Object.assign(devices, part.devices);
+    const reg: Registry = Object.freeze({ ...base.reg, devices: Object.freeze(devices) });
+    return { reg, rev, shape };
+  }
   const devices: Record<string, unknown> = { ...base.reg.devices };
   for (const r of rows.rows) {
     if (r.doc === null) delete devices[r.serial];
     else devices[r.serial] = r.doc;
   }
-  return { reg: parseRegistry({ version: 1, tenants: m.tenants, devices, denylist: m.denylist }), rev };
+  return { reg: parseRegistry({ version: 1, tenants: m.tenants, devices, denylist: m.denylist }), rev, shape };
 }
 
+/** Field by field: parseRegistry rebuilds every unit on each change, so identity says nothing. */
 function sameDevice(a: Device | undefined, b: Device | undefined): boolean {
-  return a === b || (a !== undefined && b !== undefined && JSON.stringify(a) === JSON.stringify(b));
+  if (a === b) return true;
+  if (a === undefined || b === undefined) return false;
+  const ka = Object.keys(a) as (keyof Device)[];
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka) {
+    if (k === 'vlans') {
+      if (JSON.stringify(a.vlans) !== JSON.stringify(b.vlans)) return false;
+    } else if (a[k] !== b[k]) return false;
+  }
+  return true;
 }
 
 export class PostgresRegistryStore implements RegistryStore {
   readonly #pool: pg.Pool;
   readonly #log: Logger;
   readonly #backoff: { min: number; max: number };
-  #snap: Snapshot = { reg: EMPTY_REGISTRY, rev: 0 };
+  #snap: Snapshot = NOTHING;
   #listener: pg.Client | null = null;
   #connected = false;
   #closed = false;
@@ -66,6 +93,8 @@ export class PostgresRegistryStore implements RegistryStore {
   #attempt = 0;
   #refreshing: Promise<void> | null = null;
   #dirty = false;
+  /** The revision this store is committing: its own NOTIFY may arrive before update() returns. */
+  #writing = -1;
   readonly #watchers = new Set<() => void>();
 
   private constructor(
@@ -125,6 +154,7 @@ export class PostgresRegistryStore implements RegistryStore {
 
   async update(change: (reg: Registry) => Registry): Promise<Registry> {
     const done = await this.#inTransaction('BEGIN', async (c) => {
+      this.#writing = -1;
       // The row lock serialises writers; once held, READ COMMITTED sees every earlier writer's commit.
       const cur = await pull(c, this.#snap, true);
       const next = change(cur.reg);
@@ -162,7 +192,12 @@ export class PostgresRegistryStore implements RegistryStore {
       ]);
       // Delivered at COMMIT, to every listener, in commit order.
       await c.query('SELECT pg_notify($1, $2)', [CHANNEL, String(rev)]);
-      return { reg: next, rev };
+      this.#writing = rev;
+      return { reg: next, rev, shape: '' };
+    }).catch((e: unknown) => {
+      // A failed COMMIT notifies nobody, and another writer may commit this revision number next.
+      this.#writing = -1;
+      throw e;
     });
     if (done.rev > this.#snap.rev) this.#snap = done;
     return done.reg;
@@ -235,7 +270,8 @@ export class PostgresRegistryStore implements RegistryStore {
     client.on('error', (e) => lost(e.message));
     client.on('end', () => lost('connection ended'));
     client.on('notification', (n) => {
-      if (n.channel === CHANNEL && Number(n.payload) !== this.#snap.rev) this.#refresh();
+      const rev = Number(n.payload);
+      if (n.channel === CHANNEL && rev !== this.#snap.rev && rev !== this.#writing) this.#refresh();
     });
     await client.connect();
     await client.query(`LISTEN ${CHANNEL}`);

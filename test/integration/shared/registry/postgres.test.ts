@@ -42,6 +42,15 @@ test('postgres registry: a change reaches every subscriber by NOTIFY, and admiss
   );
   assert.deepEqual(readers[0]!.current(), writer.current());
   assert.equal(readers[0]!.status().revision, writer.status().revision);
+  // Units only changed: readers apply just those rows; a removed unit disappears everywhere too.
+  await writer.update((r) => importAllowlist(r, [{ serial: 'CK2' }], NOW));
+  await writer.update((r) => {
+    const devices = { ...r.devices };
+    delete devices['CK1'];
+    return parseRegistry({ ...r, devices });
+  });
+  await waitFor('every reader to drop CK1', 5_000, () => readers.every((r) => !r.current().devices['CK1'] && r.current().devices['CK2']));
+  for (const r of readers) assert.deepEqual(r.current(), (await open(t, url)).current(), 'incremental = full load');
 });
 
 test('postgres registry: concurrent writers never lose an update', async (t) => {

@@ -59,7 +59,7 @@ test('file store: update is seen by current() and by another store on the same f
   await a.update((r) => parseRegistry({ ...r, tenants }));
   assert.deepEqual(Object.keys(a.current().tenants), ['acme']);
   assert.deepEqual(Object.keys((await b.reload()).tenants), ['acme']);
-  for (let i = 0; i < 100 && seen === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; i < 250 && seen === 0; i++) await new Promise((r) => setTimeout(r, 20));
   assert.ok(seen > 0, 'watch reports the change');
   await a.close();
   await b.close();

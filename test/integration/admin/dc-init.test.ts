@@ -3,7 +3,7 @@
 // (chain, SANs, EKUs, key type, CA constraints), the refusal to overwrite, and then the quickstart's first
 // tunnel from nothing but its output: a registry made with the CLI, a real EST server and headend started
 // from the generated files, a unit with a factory block that enrolls and opens its tunnel.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
@@ -21,6 +21,7 @@ import { parseHeadendConfig } from '../../../src/headend/core/config.js';
 import { startHeadend } from '../../../src/headend/main.js';
 import { ensureIdentity, IdentityStatusTracker } from '../../../src/agent/adapters/identity/index.js';
 import { rawTunnel } from '../headend/adapters/fixtures.js';
+import { startPostgres } from '../../helpers/postgres.js';
 import { skipOrFail } from '../../helpers/skip.js';
 import { tempDir } from '../../helpers/tmp.js';
 
@@ -102,8 +103,10 @@ test('dc init: files, modes, and what openssl says about them; no overwrite with
   assert.notEqual(readFileSync(join(pki, 'dc-ca.pem'), 'utf8'), anchor, '--force replaced it');
 });
 
-test('dc init: a real EST server and headend run from its output; a unit enrolls and opens its tunnel', async (t) => {
+/** The quickstart on one registry backend: `registry` is a file path relative to the work dir, or a URL. */
+async function firstTunnel(t: TestContext, registry: (dir: string) => string): Promise<void> {
   const d = tempDir(t, 'ck-dc-', true);
+  const reg = registry(d.dir);
   const pki = d.path('pki');
   await ok(['dc', 'init', pki, ...SANS]);
   const factoryDir = d.path('factory');
@@ -113,7 +116,7 @@ test('dc init: a real EST server and headend run from its output; a unit enrolls
   const idevid = await issueIdevid(factoryCa, serial, '1.0', new Date());
 
   // The registry, as the quickstart makes it.
-  const R = ['--registry', d.path('registry.json')];
+  const R = ['--registry', reg];
   await ok(['tenant', 'add', 'acme', ...R]);
   await ok(['segment', 'add', '--tenant', 'acme', '--name', 'lan', '--vni', '1001', '--vtep', '127.0.0.2', ...R]);
   await ok(['unit', 'allow', '--serial', serial, '--fingerprint', certFingerprint(idevid.cert), ...R]);
@@ -129,7 +132,7 @@ test('dc init: a real EST server and headend run from its output; a unit enrolls
         factoryCaFiles: [factoryCaPaths(factoryDir).certFile],
         deviceCaCertFile: 'pki/device-ca.pem',
         deviceCaKeyFile: 'pki/device-ca.key.pem',
-        registryFile: 'registry.json',
+        registryFile: reg,
         issuanceLogFile: 'issued.jsonl',
       },
       d.dir,
@@ -139,7 +142,7 @@ test('dc init: a real EST server and headend run from its output; a unit enrolls
   const doc = {
     listen: { host: '127.0.0.1', port: 0 },
     tls: { cert: 'pki/headend.cert.pem', key: 'pki/headend.key.pem', deviceCa: 'pki/device-ca.pem' },
-    registry: 'registry.json',
+    registry: reg,
     auditLog: 'audit.jsonl',
     metrics: null,
     vxlan: { localAddress: '127.0.0.1', port: 0 },
@@ -192,4 +195,14 @@ test('dc init: a real EST server and headend run from its output; a unit enrolls
   t.after(() => tunnel.socket.destroy());
   const ack = await tunnel.hello();
   assert.equal(ack.type === 'hello-ack' && ack.vni, 1001);
+}
+
+test('dc init: a real EST server and headend run from its output; a unit enrolls and opens its tunnel', (t) =>
+  firstTunnel(t, (dir) => join(dir, 'registry.json')));
+
+test('dc init: the same first tunnel with the registry in PostgreSQL (CLI, EST server, headend)', async (t) => {
+  const pgs = startPostgres(t);
+  if (!pgs) return;
+  const url = pgs.newDatabase();
+  await firstTunnel(t, () => url);
 });

@@ -19,6 +19,7 @@ PACKAGES=(
   zstd gawk rsync file              # ImageBuilder host prerequisites
   python3 make g++                  # node-gyp for the TAP addon
   chromium                          # the console tested in a real browser (headless)
+  postgresql                        # the registry's PostgreSQL backend (tests start their own server)
 )
 
 missing=()

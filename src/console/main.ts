@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError, UsageError } from '../shared/errors.js';
 import { loggerFromEnv, type Logger } from '../shared/log.js';
 import { claimDevice, revokeDevice } from '../shared/registry/registry.js';
-import { readRegistryFile, updateRegistryFile } from '../shared/registry/registry-file.js';
+import { openRegistryStore } from '../shared/registry/open.js';
 import { parseJsonText } from '../shared/schema/schema.js';
 import { startApiServer, type ConsoleServer } from './adapters/api-server.js';
 import { pollHeadends, type HeadendPoll } from './adapters/headend-client.js';
@@ -52,6 +52,7 @@ export async function startConsole(c: ConsoleConfig, log: Logger): Promise<Runni
     }
   };
   await poll();
+  const registry = await openRegistryStore(c.registry, { log });
   const timer = setInterval(() => void poll(), c.pollMs);
   const server = await startApiServer(
     { cert: readFileSync(c.tlsCertFile, 'utf8'), key: readFileSync(c.tlsKeyFile, 'utf8') },
@@ -59,8 +60,8 @@ export async function startConsole(c: ConsoleConfig, log: Logger): Promise<Runni
     c.port,
     {
       operators,
-      readRegistry: () => readRegistryFile(c.registryFile),
-      updateRegistry: (change) => updateRegistryFile(c.registryFile, change),
+      readRegistry: () => registry.current(),
+      updateRegistry: (change) => registry.update(change),
       claim: (r, serial, tenant, segment, site) => claimDevice(r, serial, tenant, new Date(), segment, site),
       revoke: (r, serial) => revokeDevice(r, serial, new Date()),
       live: () => live,
@@ -72,7 +73,11 @@ export async function startConsole(c: ConsoleConfig, log: Logger): Promise<Runni
       sessionIdleMs: c.sessionIdleS * 1_000,
       pollMs: c.pollMs,
     },
-  );
+  ).catch(async (e: unknown) => {
+    clearInterval(timer);
+    await registry.close();
+    throw e;
+  });
   const url = `https://${server.address.address.includes(':') ? `[${server.address.address}]` : server.address.address}:${server.address.port}/`;
   log.info('console listening', { url, headends: c.headends.length });
   return {
@@ -81,6 +86,7 @@ export async function startConsole(c: ConsoleConfig, log: Logger): Promise<Runni
     async close() {
       clearInterval(timer);
       await server.close();
+      await registry.close();
     },
   };
 }

@@ -6,7 +6,8 @@ import { dirname, resolve } from 'node:path';
 import { ConnectorError } from '../shared/errors.js';
 import { loggerFromEnv, type Logger } from '../shared/log.js';
 import { certFromPem, importPrivateKeyPem, splitPemChain, type Issuer } from '../shared/pki/x509.js';
-import { RegistryWatcher } from '../shared/registry/registry-file.js';
+import { openRegistryStore } from '../shared/registry/open.js';
+import { describeRegistrySource, type RegistryStore } from '../shared/registry/source.js';
 import { parseEstServerConfig, type EstServerConfig } from './core/config.js';
 import { createEstService } from './core/est-service.js';
 import { appendIssuance, readConfigDocument, readPem } from './adapters/files.js';
@@ -32,7 +33,24 @@ export async function startEnrollServer(cfg: EstServerConfig, deps: EnrollServer
     cert: certFromPem(deviceCaPem),
     privateKey: await importPrivateKeyPem(readPem(cfg.deviceCaKeyFile, 'device CA key')),
   };
-  const registry = new RegistryWatcher(cfg.registryFile);
+  // The file backend re-stats per request; PostgreSQL keeps the registry in memory, updated by NOTIFY.
+  const registry = await openRegistryStore(cfg.registry, { log });
+  try {
+    return await serve(cfg, deps, registry, { factoryCas, deviceCaPem, chainPems, deviceCa });
+  } catch (e) {
+    await registry.close();
+    throw e;
+  }
+}
+
+async function serve(
+  cfg: EstServerConfig,
+  deps: EnrollServerDeps,
+  registry: RegistryStore,
+  ca: { factoryCas: string[]; deviceCaPem: string; chainPems: string[]; deviceCa: Issuer },
+): Promise<EstServer> {
+  const { log } = deps;
+  const { factoryCas, deviceCaPem, chainPems, deviceCa } = ca;
   const service = createEstService({
     factoryAnchors: factoryCas.map((p) => new NodeX509(p)),
     deviceAnchors: [new NodeX509(deviceCaPem)],
@@ -41,7 +59,7 @@ export async function startEnrollServer(cfg: EstServerConfig, deps: EnrollServer
     certLifetimeS: cfg.certLifetimeS,
     backdateS: cfg.backdateS,
     retryAfterS: cfg.retryAfterS,
-    registry: () => registry.get(),
+    registry: () => registry.current(),
     recordIssuance: (r) => appendIssuance(cfg.issuanceLogFile, r),
     now: deps.now,
     log,
@@ -57,16 +75,20 @@ export async function startEnrollServer(cfg: EstServerConfig, deps: EnrollServer
     },
     service,
   );
-  log.info('est listening', { host: cfg.host, port: server.port });
-  if (!cfg.metrics) return server;
-  const metrics = await serveGuardMetrics({ ...cfg.metrics, services: [{ name: 'est', guard: server.guard }], log });
-  log.info('est metrics listening', { host: metrics.address.address, port: metrics.address.port });
+  log.info('est listening', { host: cfg.host, port: server.port, registry: describeRegistrySource(cfg.registry) });
+  const metrics = cfg.metrics
+    ? await serveGuardMetrics({ ...cfg.metrics, services: [{ name: 'est', guard: server.guard }], log })
+    : undefined;
+  if (metrics) log.info('est metrics listening', { host: metrics.address.address, port: metrics.address.port });
   return {
-    ...server,
-    metricsPort: metrics.address.port,
-    close: async () => {
-      await metrics.close();
+    url: server.url,
+    port: server.port,
+    guard: server.guard,
+    ...(metrics ? { metricsPort: metrics.address.port } : {}),
+    async close() {
+      await metrics?.close();
       await server.close();
+      await registry.close();
     },
   };
 }

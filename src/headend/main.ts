@@ -8,13 +8,13 @@ import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { ConfigError, ConnectorError, errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { RegistryWatcher } from '../shared/registry/registry-file.js';
+import { openRegistryStore } from '../shared/registry/open.js';
+import { describeRegistrySource, type RegistryStore } from '../shared/registry/source.js';
 import { monotonicClock, systemScheduler, systemWallClock } from '../shared/system-time.js';
 import { feedSession, tlsTransport } from '../shared/tunnel/tls-transport.js';
 import { openAuditLog } from './adapters/audit-log.js';
 import { readAuditFile, verifyAuditFile, type FileVerdict, type VerifyFileOptions } from './adapters/audit-files.js';
 import { openMetricsServer, type MetricsServer } from './adapters/metrics-server.js';
-import { watchRegistryFile } from './adapters/registry-watch.js';
 import { openTlsListener, refuseConnection } from './adapters/tls-listener.js';
 import { watchLoopHealth } from './adapters/loop-health.js';
 import { openVxlanSocket } from './adapters/vxlan-socket.js';
@@ -29,7 +29,7 @@ export interface Headend {
   readonly vxlanAddress: AddressInfo;
   readonly metricsAddress: AddressInfo | null;
   /** Re-reads the registry (SIGHUP): new segments and VTEPs apply, refused devices are disconnected. */
-  reload(): void;
+  reload(): Promise<void>;
   renderMetrics(): string;
   sessions(): readonly { id: string; serial: string; tenant: string; vni: number; vlan: number; state: string }[];
   close(): Promise<void>;
@@ -38,7 +38,7 @@ export interface Headend {
 export interface HeadendDeps {
   log: Logger;
   now?: () => Date;
-  /** Poll interval for registry file changes, ms (0 disables; SIGHUP still works). */
+  /** Poll interval for registry file changes, ms (0 disables; SIGHUP still works). PostgreSQL notifies instead. */
   registryPollMs?: number;
 }
 
@@ -79,6 +79,17 @@ function warnIfSomaxconnBelow(backlog: number, log: Logger): void {
 
 /** Starts a headend with the real sockets; resolves once it listens. */
 export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Promise<Headend> {
+  const pollMs = deps.registryPollMs ?? 2_000;
+  const store = await openRegistryStore(config.registry, { log: deps.log, ...(pollMs > 0 ? { filePollMs: pollMs } : {}) });
+  try {
+    return await startWithRegistry(config, deps, store, pollMs);
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+}
+
+async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store: RegistryStore, pollMs: number): Promise<Headend> {
   const { log } = deps;
   const auditLog = openAuditLog(
     config.auditLogFile,
@@ -92,8 +103,7 @@ export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Pr
   // A checkpoint a minute while records come: a crash leaves at most a minute unsigned (its next start signs it).
   const checkpointTimer = setInterval(() => auditLog.checkpoint(), 60_000);
   checkpointTimer.unref();
-  const watcher = new RegistryWatcher(config.registryFile);
-  const registry = watcher.reload();
+  const registry = await store.reload();
   const tls = {
     key: readPem(config.tls.keyFile, 'headend key (tls.key)'),
     cert: readPem(config.tls.certFile, 'headend certificate (tls.cert)'),
@@ -153,9 +163,25 @@ export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Pr
       () => core.sessions(),
     );
 
-  const pollMs = deps.registryPollMs ?? 2_000;
-  const reload = (why: string): void => core.reload(() => watcher.reload(), why);
-  const stopWatch = pollMs > 0 ? watchRegistryFile(config.registryFile, pollMs, () => reload('file-changed')) : () => {};
+  const reload = (why: string): Promise<void> =>
+    store.reload().then(
+      (reg) => core.reload(() => reg, why),
+      (e: unknown) =>
+        core.reload(() => {
+          throw e;
+        }, why),
+    );
+  const polled = config.registry.kind === 'file';
+  const stopWatch = !polled || pollMs > 0 ? store.watch(() => void reload(polled ? 'file-changed' : 'registry-notify')) : () => {};
+  // The database can drop under a running headend: the gauge and the store's log lines say so while the
+  // last good registry keeps serving admissions.
+  const publishRegistry = (): void => {
+    const st = store.status();
+    core.metrics.set('connector_headend_registry_connected', {}, st.connected ? 1 : 0);
+  };
+  publishRegistry();
+  const registryTimer = setInterval(publishRegistry, 1_000);
+  registryTimer.unref();
 
   const loop = watchLoopHealth({
     windowMs: 10_000,
@@ -175,6 +201,7 @@ export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Pr
     tunnel: `${tunnelAddress.address}:${tunnelAddress.port}`,
     vxlan: `${config.vxlan.localAddress}:${vxlan.address.port}`,
     metrics: metrics ? `${metrics.address.address}:${metrics.address.port}` : 'off',
+    registry: describeRegistrySource(config.registry),
   });
 
   return {
@@ -188,6 +215,7 @@ export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Pr
       clearInterval(checkpointTimer);
       loop.stop();
       stopWatch();
+      clearInterval(registryTimer);
       core.closeAll('headend-shutdown');
       await listener.close();
       await metrics?.close();
@@ -199,6 +227,7 @@ export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Pr
       } catch (e) {
         log.error('audit checkpoint at shutdown failed', { error: errorMessage(e) });
       }
+      await store.close();
     },
   };
 }
@@ -212,7 +241,7 @@ export async function runHeadend(configFile: string, log: Logger): Promise<numbe
   let stopSignal: string | null = null;
   let wake: () => void = () => {};
   const stopped = new Promise<void>((r) => (wake = r));
-  const onHup = (): void => headend?.reload();
+  const onHup = (): void => void headend?.reload();
   const onStop = (signal: string) => (): void => {
     stopSignal ??= signal;
     wake();

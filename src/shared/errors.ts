@@ -12,6 +12,8 @@ export type ErrorCode =
   | 'CK_ERR_TAP'
   | 'CK_ERR_RUNTIME'
   | 'CK_ERR_REGISTRY'
+  | 'CK_ERR_REGISTRY_DB'
+  | 'CK_ERR_DC_PKI'
   | 'CK_ERR_DRILL'
   | 'CK_ERR_LAB'
   | 'CK_ERR_EST'

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: UNLICENSED
 // Tests that need a tool (tshark, mosquitto, signify, qemu) or root skip with the reason on a developer's
-// machine. Under CI=true nothing may skip for that reason: CI installs every tool (scripts/setup-host.sh)
+// machine. Under CI=true (or 1) nothing may skip for that reason: CI installs every tool (scripts/setup-host.sh)
 // and runs as root, so a missing one is a broken CI machine and fails the run.
 import type { TestContext } from 'node:test';
 
-export const IN_CI = process.env['CI'] === 'true';
+export const IN_CI = process.env['CI'] === 'true' || process.env['CI'] === '1';
 
 function ciFailure(reason: string): Error {
   return new Error(

@@ -15,13 +15,14 @@ import {
   string,
   type SchemaIssue,
 } from '../../shared/schema/schema.js';
+import { registrySourceField, resolveRegistrySource, type RegistrySource } from '../../shared/registry/source.js';
 
 export interface ConsoleConfig {
   host: string;
   port: number;
   tlsCertFile: string;
   tlsKeyFile: string;
-  registryFile: string;
+  registry: RegistrySource;
   operatorsFile: string;
   /** The headends' operations endpoints (their metrics listener), e.g. http://10.0.0.1:9100. */
   headends: readonly string[];
@@ -43,7 +44,7 @@ const CONSOLE_SCHEMA = object({
   port: optional(integer(0, 65_535), CONSOLE_DEFAULTS.port),
   tlsCertFile: file(),
   tlsKeyFile: file(),
-  registryFile: file(),
+  registryFile: registrySourceField(),
   operatorsFile: file(),
   headends: optional(array(string({ pattern: /^https?:\/\/\S+$/, hint: 'an http(s) URL of a headend metrics listener' })), []),
   auditLogFile: optional(file()),
@@ -66,7 +67,7 @@ export function parseConsoleConfigText(text: string, file: string, baseDir: stri
     port: c.port,
     tlsCertFile: path(c.tlsCertFile),
     tlsKeyFile: path(c.tlsKeyFile),
-    registryFile: path(c.registryFile),
+    registry: resolveRegistrySource(c.registryFile, baseDir),
     operatorsFile: path(c.operatorsFile),
     headends: Object.freeze([...c.headends]),
     auditLogFile: c.auditLogFile === undefined ? null : path(c.auditLogFile),

@@ -4,6 +4,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { ConfigError } from '../../shared/errors.js';
 import { array, formatPath, integer, nullable, object, optional, parseWith, string, type SchemaIssue } from '../../shared/schema/schema.js';
+import { registrySourceField, resolveRegistrySource, type RegistrySource } from '../../shared/registry/source.js';
 
 export interface EstServerConfig {
   host: string;
@@ -18,7 +19,7 @@ export interface EstServerConfig {
   deviceCaKeyFile: string;
   /** Optional intermediates above the device CA, returned by /cacerts. */
   deviceCaChainFile?: string;
-  registryFile: string;
+  registry: RegistrySource;
   /** JSON Lines, one record per issued certificate. */
   issuanceLogFile: string;
   certLifetimeS: number;
@@ -49,7 +50,7 @@ const EST_SCHEMA = object({
   deviceCaCertFile: file(),
   deviceCaKeyFile: file(),
   deviceCaChainFile: optional(file()),
-  registryFile: file(),
+  registryFile: registrySourceField(),
   issuanceLogFile: file(),
   certLifetimeS: optional(integer(60, 398 * 24 * 3600), EST_DEFAULTS.certLifetimeS),
   retryAfterS: optional(integer(1, 86_400), EST_DEFAULTS.retryAfterS),
@@ -73,7 +74,7 @@ export function parseEstServerConfig(doc: unknown, baseDir: string): EstServerCo
     deviceCaCertFile: path(c.deviceCaCertFile),
     deviceCaKeyFile: path(c.deviceCaKeyFile),
     ...(c.deviceCaChainFile !== undefined ? { deviceCaChainFile: path(c.deviceCaChainFile) } : {}),
-    registryFile: path(c.registryFile),
+    registry: resolveRegistrySource(c.registryFile, baseDir),
     issuanceLogFile: path(c.issuanceLogFile),
     certLifetimeS: c.certLifetimeS,
     retryAfterS: c.retryAfterS,

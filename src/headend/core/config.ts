@@ -17,6 +17,7 @@ import {
   type SchemaIssue,
 } from '../../shared/schema/schema.js';
 import { VXLAN_UDP_PORT } from '../../shared/l2/vxlan.js';
+import { registrySourceField, resolveRegistrySource, type RegistrySource } from '../../shared/registry/source.js';
 
 export interface HostPort {
   host: string;
@@ -27,7 +28,7 @@ export interface HeadendConfig {
   /** The tunnel listener; `backlog` is the kernel's accept queue (capped by net.core.somaxconn). */
   listen: HostPort & { backlog: number; maxConnections: number; maxPerSource: number };
   tls: { certFile: string; keyFile: string; deviceCaFile: string };
-  registryFile: string;
+  registry: RegistrySource;
   auditLogFile: string;
   /** A file off the host (another machine's mount, an append-only store) that receives every audit checkpoint. */
   auditSinkFile: string | null;
@@ -92,7 +93,7 @@ const HEADEND_SCHEMA = object({
     maxPerSource: optional(integer(1, 1_000_000), HEADEND_DEFAULTS.maxPerSource),
   }),
   tls: object({ cert: string(), key: string(), deviceCa: string() }),
-  registry: string(),
+  registry: registrySourceField(),
   auditLog: string(),
   auditSink: optional(string()),
   auditRotateMiB: optional(integer(0, 1_048_576), HEADEND_DEFAULTS.auditRotateMiB),
@@ -135,7 +136,7 @@ export function parseHeadendConfig(doc: unknown, baseDir: string): HeadendConfig
   return Object.freeze({
     listen: Object.freeze(c.listen),
     tls: Object.freeze({ certFile: path(c.tls.cert), keyFile: path(c.tls.key), deviceCaFile: path(c.tls.deviceCa) }),
-    registryFile: path(c.registry),
+    registry: resolveRegistrySource(c.registry, baseDir),
     auditLogFile: path(c.auditLog),
     auditSinkFile: c.auditSink === undefined ? null : path(c.auditSink),
     auditRotateMiB: c.auditRotateMiB,

@@ -86,6 +86,11 @@ export function headendMetrics(): Metrics {
   m.define('connector_headend_session_closes_total', 'counter', 'Sessions closed, per reason.');
   m.define('connector_headend_registry_reloads_total', 'counter', 'Registry reloads, per result (ok, error).');
   m.define(
+    'connector_headend_registry_connected',
+    'gauge',
+    '1 while the registry backend is reachable; 0 while the last good registry is served without it.',
+  );
+  m.define(
     'connector_headend_segment_mtu_too_small',
     'gauge',
     '1 when the VTEP path MTU of a segment cannot carry 1514-byte inner frames (needs >= 1550).',

@@ -2,10 +2,22 @@
 // The embedded default storage of the registry: one JSON file an operator can edit by hand. Readers
 // reload it when it changes; writers update it atomically (temp file + rename) under a lock file, so the
 // EST server, the headend and the `connector registry` CLI can share it.
-import { closeSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  unwatchFile,
+  watchFile,
+  writeFileSync,
+  type Stats,
+} from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConnectorError, isErrno } from '../errors.js';
 import { EMPTY_REGISTRY, parseRegistry, type Registry } from './registry.js';
+import type { RegistryStatus, RegistryStore } from './source.js';
 
 export function readRegistryFile(path: string): Registry {
   let text: string;
@@ -63,14 +75,23 @@ export class RegistryWatcher {
   private current: Registry = EMPTY_REGISTRY;
   constructor(readonly path: string) {}
 
-  get(): Registry {
-    let stamp: string;
+  /** The file's mtime, size and inode now ('missing' when absent). */
+  fileStamp(): string {
     try {
       const st = statSync(this.path);
-      stamp = `${st.mtimeMs}:${st.size}:${st.ino}`;
+      return `${st.mtimeMs}:${st.size}:${st.ino}`;
     } catch {
-      stamp = 'missing';
+      return 'missing';
     }
+  }
+
+  /** The stamp of the registry last parsed ('' before the first read). */
+  get loadedStamp(): string {
+    return this.stamp;
+  }
+
+  get(): Registry {
+    const stamp = this.fileStamp();
     if (stamp !== this.stamp) {
       this.current = readRegistryFile(this.path);
       this.stamp = stamp;
@@ -82,5 +103,61 @@ export class RegistryWatcher {
   reload(): Registry {
     this.stamp = '';
     return this.get();
+  }
+}
+
+/** The file backend behind RegistryStore: mtime-stamped reads, locked atomic writes, polling watch. */
+export class FileRegistryStore implements RegistryStore {
+  readonly #watcher: RegistryWatcher;
+  constructor(
+    readonly path: string,
+    private readonly pollMs = 2_000,
+  ) {
+    this.#watcher = new RegistryWatcher(path);
+  }
+
+  current(): Registry {
+    return this.#watcher.get();
+  }
+
+  // async: a broken file rejects the promise instead of throwing at the caller.
+  async reload(): Promise<Registry> {
+    return this.#watcher.reload();
+  }
+
+  async update(change: (reg: Registry) => Registry): Promise<Registry> {
+    return updateRegistryFile(this.path, change);
+  }
+
+  watch(onChange: () => void): () => void {
+    let last = '';
+    const listener = (cur: Stats): void => {
+      const stamp = `${cur.mtimeMs}:${cur.size}:${cur.ino}`;
+      if (stamp !== last) {
+        last = stamp;
+        onChange();
+      }
+    };
+    watchFile(this.path, { interval: this.pollMs, persistent: false }, listener);
+    // watchFile takes its baseline asynchronously: a write landing before that is never reported. One
+    // look after the first interval catches it, against what this store had parsed when the watch began
+    // (or the file as it was then).
+    const baseline = this.#watcher.loadedStamp || this.#watcher.fileStamp();
+    const catchUp = setTimeout(() => {
+      if (last === '' && this.#watcher.fileStamp() !== baseline) onChange();
+    }, this.pollMs);
+    catchUp.unref();
+    return () => {
+      clearTimeout(catchUp);
+      unwatchFile(this.path, listener);
+    };
+  }
+
+  status(): RegistryStatus {
+    return { backend: 'file', connected: true, revision: 0 };
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
   }
 }

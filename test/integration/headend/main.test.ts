@@ -232,7 +232,7 @@ test('registry reload (SIGHUP path) disconnects a newly denylisted device with a
   const reg = JSON.parse(readFileSync(d.path('registry.json'), 'utf8')) as { denylist: string[] };
   reg.denylist.push('A-1');
   writeFileSync(d.path('registry.json'), JSON.stringify(reg));
-  headend.reload();
+  await headend.reload();
   await c.closed;
   const bye = c.control.find((m) => m.type === 'bye');
   assert.equal(bye?.type === 'bye' && bye.reason, 'registry:denylisted');
@@ -242,7 +242,7 @@ test('registry reload (SIGHUP path) disconnects a newly denylisted device with a
   assert.equal(disc['reason'], 'registry:denylisted');
   // A broken registry file keeps the last good one and counts the error.
   writeFileSync(d.path('registry.json'), '{ not json');
-  headend.reload();
+  await headend.reload();
   assert.match(headend.renderMetrics(), /registry_reloads_total\{result="error"\} 1/);
 });
 

@@ -39,10 +39,24 @@ export interface DrillFileOptions {
   book?: string | undefined;
 }
 
-function files(o: DrillFileOptions): DrillFiles {
+/**
+ * The registry file drills and failovers edit (with the drill book beside it). They keep a book of their
+ * own next to the registry and fence sites in one change of both, which the PostgreSQL backend does not
+ * offer yet: a database registry is refused rather than read as an empty file.
+ */
+function registryFileOf(o: { registry?: string | undefined }): string {
   const reg = o.registry ?? process.env['CONNECTOR_REGISTRY'];
   if (!reg) throw new UsageError('--registry FILE is required (or set CONNECTOR_REGISTRY)');
-  return drillFiles(reg, o.book);
+  if (/^postgres(ql)?:\/\//i.test(reg)) {
+    throw new UsageError(
+      `drills and failovers need a registry file, not a database (${reg.replace(/:[^:@/]*@/, ':***@')}): the PostgreSQL backend is not supported by them yet`,
+    );
+  }
+  return reg;
+}
+
+function files(o: DrillFileOptions): DrillFiles {
+  return drillFiles(registryFileOf(o), o.book);
 }
 
 /** The drill operations over the files; every call first ends drills whose TTL has passed. */
@@ -197,8 +211,7 @@ export async function failoverStart(
   o: FailoverOptions & { gateway: string; auditLog: string; downAfterS: number; force: boolean; placement: GatewayPlacement },
 ): Promise<number> {
   const t0 = Date.now();
-  const reg = o.registry ?? process.env['CONNECTOR_REGISTRY'];
-  if (!reg) throw new UsageError('--registry FILE is required (or set CONNECTOR_REGISTRY)');
+  const reg = registryFileOf(o);
   const gw = parseGatewaySpec(o.gateway);
   const segment = resolveSegment(readRegistryFile(reg), o.tenant, o.segment);
   const down = siteDown(readSessionRecords(o.auditLog), o.tenant, segment, t0, o.downAfterS);
@@ -234,8 +247,7 @@ export async function failoverStart(
 export async function failoverWatch(
   o: FailoverOptions & { gateway: string; auditLog: string; downAfterS: number; pollS: number; placement: GatewayPlacement },
 ): Promise<number> {
-  const reg = o.registry ?? process.env['CONNECTOR_REGISTRY'];
-  if (!reg) throw new UsageError('--registry FILE is required (or set CONNECTOR_REGISTRY)');
+  const reg = registryFileOf(o);
   parseGatewaySpec(o.gateway); // a bad spec fails now, not when the site is lost
   const segment = resolveSegment(readRegistryFile(reg), o.tenant, o.segment);
   const log = createLogger({ base: { component: 'failover-watch', tenant: o.tenant, segment } });
@@ -261,8 +273,7 @@ function withFailoverTimeline(b: DrillBook, id: string, timeline: TimelineEvent[
 
 /** `connector failover end`: withdraw the DC gateway first, then let the site's units back in. */
 export async function failoverEnd(o: FailoverOptions): Promise<number> {
-  const reg = o.registry ?? process.env['CONNECTOR_REGISTRY'];
-  if (!reg) throw new UsageError('--registry FILE is required (or set CONNECTOR_REGISTRY)');
+  const reg = registryFileOf(o);
   const segment = resolveSegment(readRegistryFile(reg), o.tenant, o.segment);
   const f = drillFiles(reg);
   const t0 = Date.now();

@@ -26,7 +26,7 @@ let rxFrames = 0;
 const clients: TunnelClient[] = [];
 const url = new URL(`tls://127.0.0.1:${fleet.port}`);
 
-for (const d of fleet.devices) {
+fleet.devices.forEach((d, i) => {
   const c = createTunnelClient({
     headends: [url],
     getIdentity: () => Promise.resolve({ key: fleet.keyPem, cert: d.cert, ca: fleet.caPem }),
@@ -38,6 +38,8 @@ for (const d of fleet.devices) {
     sendQueueFrames: 64,
     connectTimeoutMs: fleet.connectTimeoutMs,
     log: silentLogger,
+    // One loopback address per unit, as a fleet has (the headend caps connections per address).
+    localAddress: `127.${1 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`,
   });
   let wasUp = false;
   c.onStateChange((state, info) => {
@@ -50,11 +52,12 @@ for (const d of fleet.devices) {
       wasUp = false;
     }
     if (state === 'backoff' && info.reason === 'connect-timeout') timeouts++;
-    if (state === 'backoff' && info.reason !== undefined && /ECONNRESET|connection closed|socket hang up/.test(info.reason)) refusedPreTls++;
+    if (state === 'backoff' && info.reason !== undefined && /ECONNRESET|connection closed|socket hang up/.test(info.reason))
+      refusedPreTls++;
   });
   c.onFrames((f) => (rxFrames += f.length));
   clients.push(c);
-}
+});
 for (const c of clients) c.start();
 
 // A broadcast ARP-sized frame from a random session that is up, bcastPerS of them a second in total.

@@ -77,13 +77,23 @@ export class Probe {
 
   #connect(): void {
     if (this.#stopped) return;
-    const s = tlsConnect({ host: '127.0.0.1', port: this.o.port, key: this.o.key, cert: this.o.cert, ca: this.o.ca, ALPNProtocols: [ALPN_PROTOCOL], minVersion: 'TLSv1.3' });
+    const s = tlsConnect({
+      host: '127.0.0.1',
+      port: this.o.port,
+      key: this.o.key,
+      cert: this.o.cert,
+      ca: this.o.ca,
+      ALPNProtocols: [ALPN_PROTOCOL],
+      minVersion: 'TLSv1.3',
+    });
     this.#socket = s;
     const dec = new RecordDecoder(
       (vni, frame) => this.#onRecord(vni, frame),
       () => {},
     );
-    s.on('secureConnect', () => s.write(encodeRecord(CONTROL_VNI, encodeControl({ type: 'hello', agentVersion: 'probe', site: 'probe', capabilities: [] }))));
+    s.on('secureConnect', () =>
+      s.write(encodeRecord(CONTROL_VNI, encodeControl({ type: 'hello', agentVersion: 'probe', site: 'probe', capabilities: [] }))),
+    );
     s.on('data', (chunk: Buffer) => {
       if (dec.push(chunk) !== null) s.destroy();
     });

@@ -29,6 +29,9 @@ const BCAST = arg('bcast-per-s', 20);
 const STEADY_S = arg('steady-s', 10);
 const UP_TIMEOUT_S = arg('up-timeout-s', 120);
 const CONNECT_TIMEOUT_MS = 15_000;
+// The reference in the same run: admission pacing off (every connection goes on to TLS at once).
+const UNPACED = argv.includes('--unpaced');
+const MAX_HANDSHAKES = arg('max-handshakes', 0);
 
 // Root: run inside a fresh namespace with a raised fd limit, then remove the namespace.
 if (process.env['CK_LOAD_INNER'] === undefined) {
@@ -37,7 +40,11 @@ if (process.env['CK_LOAD_INNER'] === undefined) {
   const self = [process.execPath, '--import', 'tsx', new URL(import.meta.url).pathname, ...argv].map((a) => `'${a}'`).join(' ');
   const script = `${useNs ? 'ip link set lo up && ' : ''}ulimit -n 65536 2>/dev/null || ulimit -n $(ulimit -Hn); exec ${self}`;
   const cmd = useNs ? ['ip', ['netns', 'exec', ns, 'bash', '-c', script]] : ['bash', ['-c', script]];
-  const r = spawnSync(cmd[0] as string, cmd[1] as string[], { stdio: 'inherit', cwd: REPO, env: { ...process.env, CK_LOAD_INNER: useNs ? ns : 'host' } });
+  const r = spawnSync(cmd[0] as string, cmd[1] as string[], {
+    stdio: 'inherit',
+    cwd: REPO,
+    env: { ...process.env, CK_LOAD_INNER: useNs ? ns : 'host' },
+  });
   if (useNs) spawnSync('ip', ['netns', 'del', ns]);
   process.exit(r.status ?? 1);
 }
@@ -81,12 +88,16 @@ class FleetChild {
   }
 }
 
-function get(port: number, path: string): Promise<number> {
+function get(port: number, path: string, keep = false): Promise<{ bytes: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path }, (res) => {
       let n = 0;
-      res.on('data', (c: Buffer) => (n += c.length));
-      res.on('end', () => resolve(n));
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => {
+        n += c.length;
+        if (keep) parts.push(c);
+      });
+      res.on('end', () => resolve({ bytes: n, text: Buffer.concat(parts).toString('utf8') }));
     });
     req.on('error', reject);
     req.end();
@@ -103,7 +114,14 @@ async function waitSessions(port: number, want: number, timeoutMs: number): Prom
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'ck-headend-load-'));
-const out: Record<string, unknown> = { sessions: N, tenants: K, cycles: CYCLES, bcastPerS: BCAST, netns: process.env['CK_LOAD_INNER'] };
+const out: Record<string, unknown> = {
+  sessions: N,
+  tenants: K,
+  unpaced: UNPACED,
+  cycles: CYCLES,
+  bcastPerS: BCAST,
+  netns: process.env['CK_LOAD_INNER'],
+};
 const children: ChildProcess[] = [];
 let headend: HeadendChild | null = null;
 let fleet: FleetChild | null = null;
@@ -122,7 +140,12 @@ try {
   writeFileSync(
     configFile,
     JSON.stringify({
-      listen: { host: '127.0.0.1', port },
+      listen: {
+        host: '127.0.0.1',
+        port,
+        ...(UNPACED ? { maxHandshakes: 100_000, maxQueued: 0, acceptPerS: 1_000_000, acceptBurst: 1_000_000 } : {}),
+        ...(MAX_HANDSHAKES > 0 ? { maxHandshakes: MAX_HANDSHAKES } : {}),
+      },
       tls: { cert: pki.serverCertFile, key: pki.serverKeyFile, deviceCa: pki.deviceCaFile },
       registry: registryFile,
       auditLog,
@@ -133,7 +156,15 @@ try {
   const fleetFile = join(dir, 'fleet.json');
   writeFileSync(
     fleetFile,
-    JSON.stringify({ port, caPem: pki.dcCaPem, keyPem: pki.deviceKeyPem, devices: pki.devices, bcastPerS: BCAST, keepaliveMs: 5_000, connectTimeoutMs: CONNECT_TIMEOUT_MS }),
+    JSON.stringify({
+      port,
+      caPem: pki.dcCaPem,
+      keyPem: pki.deviceKeyPem,
+      devices: pki.devices,
+      bcastPerS: BCAST,
+      keepaliveMs: 5_000,
+      connectTimeoutMs: CONNECT_TIMEOUT_MS,
+    }),
   );
   const newFleet = (): FleetChild => {
     const f = new FleetChild(fleetFile);
@@ -156,6 +187,7 @@ try {
   await fleet.waitUp('bring-up');
   const upMs = now() - t0;
   const upCpu = cpuMs(headend.pid) - cpu0;
+  const fleetUpCpu = cpuMs(fleet.child.pid ?? 0);
   await sleep(2_000);
   cpu0 = cpuMs(headend.pid);
   t0 = now();
@@ -166,6 +198,7 @@ try {
     upMs: Math.round(upMs),
     sessionsPerS: Math.round(N / (upMs / 1000)),
     cpuMsPerSessionUp: +(upCpu / N).toFixed(2),
+    fleetCpuMsPerSessionUp: +(fleetUpCpu / N).toFixed(2),
     attempts: fleet.last.attempts,
     timedOut: fleet.last.timeouts,
     rssMb: mb(upRss),
@@ -179,7 +212,7 @@ try {
   for (const path of ['/metrics', '/metrics?detail=segment']) {
     await sleep(500);
     const s0 = now();
-    const bytes = await get(metricsPort, path);
+    const { bytes } = await get(metricsPort, path);
     const ms = now() - s0;
     await sleep(200);
     scrape[path] = { bytes, ms: Math.round(ms), probe: probe.stats(s0, now()) };
@@ -229,12 +262,20 @@ try {
   headend = await startHeadendProcess(configFile, dir, ++hn);
   children.push(headend.child);
   cpu0 = cpuMs(headend.pid);
+  const fleetCpu0 = cpuMs(fleet.child.pid ?? 0);
   const tListen = now();
   await fleet.waitUp('storm');
   const stormCpu = cpuMs(headend.pid) - cpu0;
+  const fleetStormCpu = cpuMs(fleet.child.pid ?? 0) - fleetCpu0;
   const tDone = now();
   await sleep(500);
   const ext1 = tcpExt();
+  // What the headend says about the storm: refusals by reason, handshakes done for clients that left.
+  const metricsText = (await get(metricsPort, '/metrics', true)).text;
+  const counter = (re: RegExp): Record<string, number> =>
+    Object.fromEntries([...metricsText.matchAll(re)].map((m) => [m[1] ?? '', Number(m[2])]));
+  const refusals = counter(/^connector_headend_refusals_total\{reason="([^"]+)"\} (\d+)/gm);
+  const wasted = counter(/^connector_headend_handshakes_wasted_total()(?:\{\})? (\d+)/gm)[''] ?? 0;
   const since = (f: number): number => Math.round((fleet?.reached.get(f) ?? NaN) - tListen);
   out['storm'] = {
     t50Ms: since(0.5),
@@ -246,6 +287,9 @@ try {
     listenOverflows: (ext1['ListenOverflows'] ?? 0) - (ext0['ListenOverflows'] ?? 0),
     listenDrops: (ext1['ListenDrops'] ?? 0) - (ext0['ListenDrops'] ?? 0),
     cpuMsPerSession: +(stormCpu / N).toFixed(2),
+    fleetCpuMsPerSession: +(fleetStormCpu / N).toFixed(2),
+    refusals,
+    handshakesWasted: wasted,
     probe: probe.stats(tListen, tDone),
   };
 
@@ -279,7 +323,8 @@ process.stdout.write(JSON.stringify(out, null, 2) + '\n');
 table(out);
 
 function table(o: Record<string, unknown>): void {
-  const p = (s: ProbeStats | undefined): string => (s ? `probe p50 ${s.p50Ms} / p99 ${s.p99Ms} / max ${s.maxMs} ms (${s.answered}/${s.pings})` : '');
+  const p = (s: ProbeStats | undefined): string =>
+    s ? `probe p50 ${s.p50Ms} / p99 ${s.p99Ms} / max ${s.maxMs} ms (${s.answered}/${s.pings})` : '';
   const r = (x: unknown): Record<string, any> => (x ?? {}) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   const st = r(o['steady']);
   const td = r(o['teardown']);
@@ -288,14 +333,14 @@ function table(o: Record<string, unknown>): void {
   const cy = r(o['cycles']);
   const sc = r(o['scrape']);
   const lines = [
-    `headend load: ${N} sessions, ${K} tenants, netns ${String(o['netns'])}${o['error'] ? `; ERROR ${String(o['error'])}` : ''}`,
+    `headend load: ${N} sessions, ${K} tenants${UNPACED ? ', UNPACED' : ''}, netns ${String(o['netns'])}${o['error'] ? `; ERROR ${String(o['error'])}` : ''}`,
     `idle            RSS ${r(o['idle'])['rssMb']} MB`,
-    `steady          up in ${st['upMs']} ms (${st['sessionsPerS']}/s, ${st['cpuMsPerSessionUp']} ms CPU each), RSS ${st['rssMb']} MB (${st['rssPerSessionKb']} KB/session), CPU ${st['cpuPct']} %; ${p(st['probe'])}`,
+    `steady          up in ${st['upMs']} ms (${st['sessionsPerS']}/s, CPU per session: headend ${st['cpuMsPerSessionUp']} ms, fleet ${st['fleetCpuMsPerSessionUp']} ms), RSS ${st['rssMb']} MB (${st['rssPerSessionKb']} KB/session), CPU ${st['cpuPct']} %; ${p(st['probe'])}`,
     ...Object.entries(sc).map(([k, v]) => `scrape ${k.padEnd(24)} ${r(v)['bytes']} B in ${r(v)['ms']} ms; ${p(r(v)['probe'])}`),
     `registry change ${p(r(o['registryChange'])['probe'])}`,
     `teardown -9     closed in ${td['closeMs']} ms; ${p(td['probe'])}; RSS after ${td['rssAfterMb']} MB vs idle ${td['idleRssMb']} (+${td['rssOverIdlePct']} %)`,
     `SIGTERM         exit ${sg['exitMs']} ms, audit verifies ${sg['auditVerifies']}`,
-    `storm           50/95/100 % up at ${sm['t50Ms']}/${sm['t95Ms']}/${sm['t100Ms']} ms; attempts ${sm['attempts']}, timed out ${sm['timedOut']}, closed pre-TLS ${sm['refusedPreTls']}, listen overflows ${sm['listenOverflows']}, ${sm['cpuMsPerSession']} ms CPU/session; ${p(sm['probe'])}`,
+    `storm           50/95/100 % up at ${sm['t50Ms']}/${sm['t95Ms']}/${sm['t100Ms']} ms; attempts ${sm['attempts']}, timed out ${sm['timedOut']}, closed pre-TLS ${sm['refusedPreTls']}, listen overflows ${sm['listenOverflows']}, wasted handshakes ${sm['handshakesWasted']}, refusals ${JSON.stringify(sm['refusals'])}, CPU per session: headend ${sm['cpuMsPerSession']} ms, fleet ${sm['fleetCpuMsPerSession']} ms; ${p(sm['probe'])}`,
     `cycles          RSS down/up ${((cy['rows'] ?? []) as { rssDownMb: number; rssUpMb: number }[]).map((c) => `${c.rssDownMb}/${c.rssUpMb}`).join(', ')}; final ${cy['finalDownMb']} MB, growth ${cy['growthPct']} %`,
   ];
   process.stderr.write(lines.join('\n') + '\n');

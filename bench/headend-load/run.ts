@@ -9,6 +9,7 @@
 // reconnect storm, C storm cycles (kill -9 + all at once) with RSS. JSON on stdout, a table on stderr.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,6 +33,9 @@ const CONNECT_TIMEOUT_MS = 15_000;
 // The reference in the same run: admission pacing off (every connection goes on to TLS at once).
 const UNPACED = argv.includes('--unpaced');
 const MAX_HANDSHAKES = arg('max-handshakes', 0);
+const ACCEPT_PER_S = arg('accept-per-s', 0);
+// Without shared ticket keys each headend process has its own: after a restart every handshake is full.
+const RESUMPTION = !argv.includes('--no-resumption');
 
 // Root: run inside a fresh namespace with a raised fd limit, then remove the namespace.
 if (process.env['CK_LOAD_INNER'] === undefined) {
@@ -64,6 +68,8 @@ interface FleetReport {
 
 class FleetChild {
   last: FleetReport = { up: 0, attempts: 0, timeouts: 0, refusedPreTls: 0, rxFrames: 0, at: 0 };
+  /** When the fleet's first attempt was reported: the child's own start-up (tsx, N clients) is not the headend's. */
+  firstAttemptAt = NaN;
   readonly reached = new Map<number, number>();
   readonly child: ChildProcess;
   constructor(fleetFile: string) {
@@ -73,6 +79,7 @@ class FleetChild {
     });
     this.child.on('message', (m) => {
       this.last = m as FleetReport;
+      if (Number.isNaN(this.firstAttemptAt) && this.last.attempts > 0) this.firstAttemptAt = now();
       for (const f of [0.5, 0.95, 1]) if (!this.reached.has(f) && this.last.up >= Math.ceil(f * N)) this.reached.set(f, now());
     });
   }
@@ -137,6 +144,8 @@ try {
   const metricsPort = 9443;
   const auditLog = join(dir, 'audit.jsonl');
   const configFile = join(dir, 'headend.json');
+  const ticketKeysFile = join(dir, 'tickets.keys');
+  writeFileSync(ticketKeysFile, randomBytes(48).toString('hex') + '\n');
   writeFileSync(
     configFile,
     JSON.stringify({
@@ -145,8 +154,14 @@ try {
         port,
         ...(UNPACED ? { maxHandshakes: 100_000, maxQueued: 0, acceptPerS: 1_000_000, acceptBurst: 1_000_000 } : {}),
         ...(MAX_HANDSHAKES > 0 ? { maxHandshakes: MAX_HANDSHAKES } : {}),
+        ...(ACCEPT_PER_S > 0 ? { acceptPerS: ACCEPT_PER_S, acceptBurst: Math.max(1, Math.round(ACCEPT_PER_S / 10)) } : {}),
       },
-      tls: { cert: pki.serverCertFile, key: pki.serverKeyFile, deviceCa: pki.deviceCaFile },
+      tls: {
+        cert: pki.serverCertFile,
+        key: pki.serverKeyFile,
+        deviceCa: pki.deviceCaFile,
+        ...(RESUMPTION ? { ticketKeys: ticketKeysFile } : {}),
+      },
       registry: registryFile,
       auditLog,
       metrics: { host: '127.0.0.1', port: metricsPort },
@@ -185,7 +200,7 @@ try {
   let t0 = now();
   fleet = newFleet();
   await fleet.waitUp('bring-up');
-  const upMs = now() - t0;
+  const upMs = now() - Math.max(t0, fleet.firstAttemptAt);
   const upCpu = cpuMs(headend.pid) - cpu0;
   const fleetUpCpu = cpuMs(fleet.child.pid ?? 0);
   await sleep(2_000);
@@ -246,7 +261,7 @@ try {
   fleet = newFleet();
   t0 = now();
   await fleet.waitUp('second bring-up');
-  out['rebuild'] = { upMs: Math.round(now() - t0), timedOut: fleet.last.timeouts };
+  out['rebuild'] = { upMs: Math.round(now() - Math.max(t0, fleet.firstAttemptAt)), timedOut: fleet.last.timeouts };
   await sleep(2_000);
   t0 = now();
   headend.child.kill('SIGTERM');
@@ -275,6 +290,7 @@ try {
   const counter = (re: RegExp): Record<string, number> =>
     Object.fromEntries([...metricsText.matchAll(re)].map((m) => [m[1] ?? '', Number(m[2])]));
   const refusals = counter(/^connector_headend_refusals_total\{reason="([^"]+)"\} (\d+)/gm);
+  const handshakes = counter(/^connector_headend_handshakes_total\{resumed="([a-z]+)"\} (\d+)/gm);
   const wasted = counter(/^connector_headend_handshakes_wasted_total()(?:\{\})? (\d+)/gm)[''] ?? 0;
   const since = (f: number): number => Math.round((fleet?.reached.get(f) ?? NaN) - tListen);
   out['storm'] = {
@@ -289,6 +305,7 @@ try {
     cpuMsPerSession: +(stormCpu / N).toFixed(2),
     fleetCpuMsPerSession: +(fleetStormCpu / N).toFixed(2),
     refusals,
+    handshakes,
     handshakesWasted: wasted,
     probe: probe.stats(tListen, tDone),
   };
@@ -303,7 +320,7 @@ try {
     fleet = newFleet();
     t0 = now();
     await fleet.waitUp(`cycle ${c + 1}`);
-    cycles.push({ rssDownMb: mb(down), rssUpMb: mb(rssMb(headend.pid)), upMs: Math.round(now() - t0) });
+    cycles.push({ rssDownMb: mb(down), rssUpMb: mb(rssMb(headend.pid)), upMs: Math.round(now() - Math.max(t0, fleet.firstAttemptAt)) });
   }
   fleet.kill();
   await waitSessions(port, 1, 60_000);
@@ -316,7 +333,8 @@ try {
 } finally {
   probe?.stop();
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  rmSync(dir, { recursive: true, force: true });
+  if (argv.includes('--keep')) process.stderr.write(`kept ${dir}\n`);
+  else rmSync(dir, { recursive: true, force: true });
 }
 
 process.stdout.write(JSON.stringify(out, null, 2) + '\n');
@@ -333,14 +351,14 @@ function table(o: Record<string, unknown>): void {
   const cy = r(o['cycles']);
   const sc = r(o['scrape']);
   const lines = [
-    `headend load: ${N} sessions, ${K} tenants${UNPACED ? ', UNPACED' : ''}, netns ${String(o['netns'])}${o['error'] ? `; ERROR ${String(o['error'])}` : ''}`,
+    `headend load: ${N} sessions, ${K} tenants${UNPACED ? ', UNPACED' : ''}${RESUMPTION ? '' : ', no resumption'}, netns ${String(o['netns'])}${o['error'] ? `; ERROR ${String(o['error'])}` : ''}`,
     `idle            RSS ${r(o['idle'])['rssMb']} MB`,
     `steady          up in ${st['upMs']} ms (${st['sessionsPerS']}/s, CPU per session: headend ${st['cpuMsPerSessionUp']} ms, fleet ${st['fleetCpuMsPerSessionUp']} ms), RSS ${st['rssMb']} MB (${st['rssPerSessionKb']} KB/session), CPU ${st['cpuPct']} %; ${p(st['probe'])}`,
     ...Object.entries(sc).map(([k, v]) => `scrape ${k.padEnd(24)} ${r(v)['bytes']} B in ${r(v)['ms']} ms; ${p(r(v)['probe'])}`),
     `registry change ${p(r(o['registryChange'])['probe'])}`,
     `teardown -9     closed in ${td['closeMs']} ms; ${p(td['probe'])}; RSS after ${td['rssAfterMb']} MB vs idle ${td['idleRssMb']} (+${td['rssOverIdlePct']} %)`,
     `SIGTERM         exit ${sg['exitMs']} ms, audit verifies ${sg['auditVerifies']}`,
-    `storm           50/95/100 % up at ${sm['t50Ms']}/${sm['t95Ms']}/${sm['t100Ms']} ms; attempts ${sm['attempts']}, timed out ${sm['timedOut']}, closed pre-TLS ${sm['refusedPreTls']}, listen overflows ${sm['listenOverflows']}, wasted handshakes ${sm['handshakesWasted']}, refusals ${JSON.stringify(sm['refusals'])}, CPU per session: headend ${sm['cpuMsPerSession']} ms, fleet ${sm['fleetCpuMsPerSession']} ms; ${p(sm['probe'])}`,
+    `storm           50/95/100 % up at ${sm['t50Ms']}/${sm['t95Ms']}/${sm['t100Ms']} ms; attempts ${sm['attempts']}, timed out ${sm['timedOut']}, closed pre-TLS ${sm['refusedPreTls']}, listen overflows ${sm['listenOverflows']}, handshakes ${JSON.stringify(sm['handshakes'])}, wasted ${sm['handshakesWasted']}, refusals ${JSON.stringify(sm['refusals'])}, CPU per session: headend ${sm['cpuMsPerSession']} ms, fleet ${sm['fleetCpuMsPerSession']} ms; ${p(sm['probe'])}`,
     `cycles          RSS down/up ${((cy['rows'] ?? []) as { rssDownMb: number; rssUpMb: number }[]).map((c) => `${c.rssDownMb}/${c.rssUpMb}`).join(', ')}; final ${cy['finalDownMb']} MB, growth ${cy['growthPct']} %`,
   ];
   process.stderr.write(lines.join('\n') + '\n');

@@ -34,6 +34,7 @@ const CONNECT_TIMEOUT_MS = 15_000;
 const UNPACED = argv.includes('--unpaced');
 const MAX_HANDSHAKES = arg('max-handshakes', 0);
 const ACCEPT_PER_S = arg('accept-per-s', 0);
+const TICKET_LIFETIME_S = arg('ticket-lifetime-s', 0);
 // Without shared ticket keys each headend process has its own: after a restart every handshake is full.
 const RESUMPTION = !argv.includes('--no-resumption');
 
@@ -161,6 +162,7 @@ try {
         key: pki.serverKeyFile,
         deviceCa: pki.deviceCaFile,
         ...(RESUMPTION ? { ticketKeys: ticketKeysFile } : {}),
+        ...(TICKET_LIFETIME_S > 0 ? { ticketLifetimeS: TICKET_LIFETIME_S } : {}),
       },
       registry: registryFile,
       auditLog,

@@ -82,9 +82,10 @@ export const HEADEND_DEFAULTS = Object.freeze({
   // A full handshake is 3-4 ms of CPU on the loop every session shares (this project's load tool, a
   // shared 2-core box): starting at most acceptPerS a second (a few per 10 ms tick) keeps the loop's
   // delay low; size it to about half a core of the headend's handshake cost. maxHandshakes only bounds
-  // the handshakes in flight over WAN round trips (300/s over a 200 ms handshake is 60). A connection
+  // memory: a slot is held for the client's whole handshake (WAN round trips, a slow client), so fewer
+  // slots than rate x handshake time throttle below the rate (128 did, in the load tool). A connection
   // waits for a slot at most 5 s, inside the agent's 15 s connect timeout, so its client is still there.
-  maxHandshakes: 128,
+  maxHandshakes: 1_024,
   maxQueued: 4_096,
   maxWaitMs: 5_000,
   acceptPerS: 300,

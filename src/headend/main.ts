@@ -21,6 +21,7 @@ import { openVxlanSocket } from './adapters/vxlan-socket.js';
 import { auditToCsv, auditToJsonl } from './core/audit-chain.js';
 import { parseHeadendConfigText, type HeadendConfig } from './core/config.js';
 import { HeadendCore } from './core/headend.js';
+import { reconnectWindowMs } from './core/pacing.js';
 
 export { handshakeRefusalReason } from './adapters/tls-listener.js';
 
@@ -133,6 +134,10 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
     backlog: config.listen.backlog,
     maxConnections: config.listen.maxConnections,
     maxPerSource: config.listen.maxPerSource,
+    pacing: config.listen,
+    ticketKeysFile: config.tls.ticketKeysFile,
+    ticketLifetimeS: config.tls.ticketLifetimeS,
+    onHandshake: (resumed) => core.metrics.inc('connector_headend_handshakes_total', { resumed: resumed ? 'yes' : 'no' }),
     log,
     onRefused: (reason) => core.refuse(reason),
     onPeer: (socket, peer) => {
@@ -216,7 +221,8 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
       loop.stop();
       stopWatch();
       clearInterval(registryTimer);
-      core.closeAll('headend-shutdown');
+      // The fleet is asked to spread its return over the time the accept rate needs for all of it.
+      core.closeAll('headend-shutdown', reconnectWindowMs(core.sessions().length, config.listen.acceptPerS));
       await listener.close();
       await metrics?.close();
       await vxlan.close();

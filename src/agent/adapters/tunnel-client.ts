@@ -1,13 +1,9 @@
 // SPDX-License-Identifier: UNLICENSED
-// The agent's side of the tunnel: an outbound TLS 1.3 client (never listens) to one headend of a failover
-// list. The protocol (hello, keepalive, dead peer, the bounded egress queue) is the shared session core
-// (src/shared/tunnel/session.ts, role 'client'); this adapter holds what only the client does
-// (docs/tunnel-protocol.md):
-//   - mutual TLS: the device certificate from getIdentity() on every attempt (a renewed certificate is
-//     used on the next connection), the headend verified against the configured CA only, ALPN required;
-//   - a connect timeout over TCP, TLS and the hello;
-//   - reconnect with jittered exponential backoff, walking the headend list on failed attempts;
-//   - the socket tuning (TCP_NOTSENT_LOWAT) and counters that survive reconnects.
+// The agent's side of the tunnel: an outbound TLS 1.3 client to one headend of a failover list. The
+// protocol is the shared session core (src/shared/tunnel/session.ts); this adapter holds what only the
+// client does (docs/tunnel-protocol.md): mutual TLS with the certificate of getIdentity() on every attempt
+// (resuming a ticket when it holds one), a connect timeout over TCP, TLS and the hello, reconnect with
+// full-jitter backoff (widened by the headend's retry-after) walking the list, socket tuning, counters.
 import { isIP } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { errorMessage } from '../../shared/errors.js';
@@ -20,8 +16,9 @@ import { TunnelSession } from '../../shared/tunnel/session.js';
 import { feedSession, tlsTransport } from '../../shared/tunnel/tls-transport.js';
 import { AQM_DEFAULTS, type AqmOptions } from '../../shared/tunnel/codel.js';
 import type { EgressAqmState } from '../../shared/tunnel/egress-queue.js';
-import { backoffDelay, checkBackoffOptions, type BackoffOptions } from '../core/backoff.js';
+import { backoffDelay, checkBackoffOptions, hintedDelay, type BackoffOptions } from '../core/backoff.js';
 import type { TunnelLink, TunnelState } from '../core/ports.js';
+import { TicketCache } from './tls-tickets.js';
 
 export type { TunnelState };
 
@@ -84,6 +81,8 @@ export type TunnelStatus = {
   queuedFrames: number;
   /** The send queue's CoDel state (of the current session; zeros when none). */
   aqm: EgressAqmState;
+  /** The current session resumed a TLS 1.3 ticket (no certificate work on either end). */
+  tlsResumed: boolean;
   counters: TunnelCounters;
 };
 
@@ -142,6 +141,8 @@ class Client implements TunnelClient {
   #retryTimer: NodeJS.Timeout | null = null;
   #connectTimer: NodeJS.Timeout | null = null;
   #closed: Promise<void> | null = null;
+  readonly #tickets = new TicketCache();
+  #resumed = false;
 
   constructor(options: TunnelClientOptions) {
     this.#o = {
@@ -204,6 +205,7 @@ class Client implements TunnelClient {
       lastError: this.#lastError,
       queuedFrames: s?.egress.length ?? 0,
       aqm: s?.egress.aqm ?? NO_AQM,
+      tlsResumed: up && this.#resumed,
       counters: {
         txFrames: d.txFrames + (e?.sentFrames ?? 0),
         txBytes: d.txBytes + (e?.sentBytes ?? 0),
@@ -288,6 +290,7 @@ class Client implements TunnelClient {
     this.#socket = null;
     this.#clearTimers();
     this.#lastError = reason;
+    if (reason.startsWith('headend-error:refused')) this.#tickets.forget(this.#current());
     if (wasUp) {
       // The headend worked a moment ago: retry it first, from the shortest delay.
       this.#attempt = 0;
@@ -298,7 +301,9 @@ class Client implements TunnelClient {
       this.#index = (this.#index + 1) % this.#o.headends.length;
     }
     this.#reconnects++;
-    const delay = backoffDelay(wasUp ? 0 : this.#attempt - 1, this.#o.backoff, this.#o.random());
+    const hint = s.peerRetryAfterMs;
+    const delay = hintedDelay(wasUp ? 0 : this.#attempt - 1, this.#o.backoff, hint, this.#o.random());
+    if (hint !== null) this.#log.info('headend asked to retry later', { headend: this.#current(), retryAfterMs: hint, delayMs: delay });
     this.#setState('backoff', { headend: this.#current(), reason });
     this.#retry(delay);
   }
@@ -334,7 +339,9 @@ class Client implements TunnelClient {
       ALPNProtocols: [ALPN_PROTOCOL],
       ...(isIP(host) ? {} : { servername: host }),
       ...(o.localAddress ? { localAddress: o.localAddress } : {}),
+      ...this.#tickets.sessionFor(url.host, id.cert),
     });
+    this.#tickets.watch(socket, url.host, id.cert);
     const session = new TunnelSession(
       {
         role: 'client',
@@ -352,8 +359,10 @@ class Client implements TunnelClient {
           this.#connectTimer = null;
           this.#attempt = 0;
           const ack = s.peerAck;
+          this.#resumed = socket.isSessionReused();
           this.#log.info('tunnel up', {
             headend: this.#current(),
+            tlsResumed: this.#resumed,
             vni: ack?.vni,
             session: ack?.sessionId,
             headendVersion: ack?.headendVersion,

@@ -27,3 +27,15 @@ export function backoffDelay(attempt: number, o: BackoffOptions, random: number)
   const r = Math.min(Math.max(random, 0), 1);
   return Math.round(base * (1 - o.jitter + o.jitter * r));
 }
+
+/**
+ * The delay after a session the headend ended with a `retryAfterMs` window (its bye or error): full
+ * jitter over the larger of that window and this client's own backoff for `attempt`, so the hint can
+ * widen the spread but never shorten the client's own backoff. No hint: backoffDelay.
+ */
+export function hintedDelay(attempt: number, o: BackoffOptions, retryAfterMs: number | null, random: number): number {
+  if (retryAfterMs === null) return backoffDelay(attempt, o, random);
+  const base = Math.min(o.maxMs, o.initialMs * 2 ** Math.min(Math.max(attempt, 0), 30));
+  const r = Math.min(Math.max(random, 0), 1);
+  return Math.round(Math.max(base, retryAfterMs) * r);
+}

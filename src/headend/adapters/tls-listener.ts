@@ -4,7 +4,7 @@
 // certificate's serial and fingerprint; admission decides in core/admission.ts. Handshake failures are
 // mapped to refusal reasons for metrics and logs.
 import type { X509Certificate } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { createServer, type TLSSocket } from 'node:tls';
 import type { Logger } from '../../shared/log.js';
 import { certFingerprint, subjectSerial } from '../../shared/pki/x509.js';
@@ -13,7 +13,9 @@ import { encodeRecord } from '../../shared/tunnel/records.js';
 import { RefusalLog } from '../../shared/net/refusal-log.js';
 import { guardConnections } from '../../shared/net/service-guard.js';
 import type { PeerCertificate } from '../core/admission.js';
+import { HandshakeGate, type PacingOptions } from '../core/pacing.js';
 import { listen } from './listen.js';
+import { installTicketKeys } from './ticket-keys.js';
 
 /**
  * Maps a handshake failure to a refusal reason for metrics and logs. With rejectUnauthorized, Node
@@ -48,6 +50,14 @@ export interface TlsListenerOptions {
   /** Connections open at once, and from one address; over either a connection is closed before TLS. */
   maxConnections?: number;
   maxPerSource?: number;
+  /** Shared TLS 1.3 ticket keys (core/ticket-keys.ts); none: Node's own per-process keys. */
+  ticketKeysFile?: string | null;
+  /** How long a session ticket resumes, seconds. */
+  ticketLifetimeS?: number;
+  /** A completed handshake, full or resumed (a ticket). */
+  onHandshake?(resumed: boolean): void;
+  /** Admission pacing (core/pacing.ts): handshakes at once, the queue for a slot, the start rate. */
+  pacing?: PacingOptions;
   log: Logger;
   /** A connection refused before admission, by reason. */
   onRefused(reason: string): void;
@@ -66,6 +76,13 @@ export function refuseConnection(socket: TLSSocket, reason: string): void {
   setTimeout(() => socket.destroy(), 1_000).unref();
 }
 
+/** Without pacing options every connection starts its handshake at once (tests of other things). */
+const UNPACED: PacingOptions = { maxHandshakes: 1e9, maxQueued: 0, maxWaitMs: 0, acceptPerS: 1e9, acceptBurst: 1e9 };
+/** How often the queue is looked at while it holds connections (a finished handshake also looks). */
+const PUMP_MS = 10;
+/** How often the ticket keys file is looked at for a rotation. */
+const TICKET_POLL_MS = 10_000;
+
 export async function openTlsListener(o: TlsListenerOptions): Promise<TlsListener> {
   const { log } = o;
   const refusals = new RefusalLog();
@@ -79,10 +96,23 @@ export async function openTlsListener(o: TlsListenerOptions): Promise<TlsListene
     ALPNProtocols: [ALPN_PROTOCOL],
     // Refuse handshakes that stall (slowloris) well before the session's own timers take over.
     handshakeTimeout: o.handshakeTimeoutMs,
+    ...(o.ticketLifetimeS !== undefined ? { sessionTimeout: o.ticketLifetimeS } : {}),
   });
+  const tickets = o.ticketKeysFile ? installTicketKeys(server, o.ticketKeysFile, TICKET_POLL_MS, log) : null;
+  // A handshake's slot is freed once: when it completes, fails, or its connection closes.
+  const finishers = new Map<string, () => void>();
+  const finish = (key: string): void => finishers.get(key)?.();
   server.on('secureConnection', (socket: TLSSocket) => {
     const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+    finish(remote);
     socket.on('error', () => {});
+    o.onHandshake?.(socket.isSessionReused());
+    // A client that left while its handshake finished gets no admission work (registry, session, audit).
+    if (socket.destroyed || !socket.writable || socket.readableEnded) {
+      o.onRefused('gone');
+      socket.destroy();
+      return;
+    }
     if (socket.alpnProtocol !== ALPN_PROTOCOL) {
       o.onRefused('alpn');
       log.warn('refused: ALPN', { remote, alpn: String(socket.alpnProtocol) });
@@ -100,9 +130,18 @@ export async function openTlsListener(o: TlsListenerOptions): Promise<TlsListene
       socket.destroy();
       return;
     }
+    // A resumed session's certificate was verified when its ticket was issued: its validity is checked
+    // again here (the registry's revocation is checked by admission for every connection).
+    if (socket.isSessionReused() && !(Date.parse(cert.validTo) > Date.now() && Date.parse(cert.validFrom) <= Date.now())) {
+      o.onRefused('cert-expired');
+      log.warn('refused: resumed session with an expired certificate', { remote, validTo: cert.validTo });
+      socket.destroy();
+      return;
+    }
     o.onPeer(socket, { serial: subjectSerial(cert.subject) ?? '', fingerprint: certFingerprint(cert), remote });
   });
   server.on('tlsClientError', (e: NodeJS.ErrnoException, socket: TLSSocket) => {
+    finish(`${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`);
     const verify = socket.authorizationError ? String(socket.authorizationError) : undefined;
     const reason = handshakeRefusalReason(e, verify);
     o.onRefused(reason);
@@ -119,17 +158,75 @@ export async function openTlsListener(o: TlsListenerOptions): Promise<TlsListene
     );
     socket.destroy();
   });
-  guardConnections(server, {
+  // The kernel's accept queue feeds a plain TCP server whose sockets stay paused (nothing read, no TLS
+  // work) until the gate gives them a handshake slot; then the TLS server takes them over.
+  const tcp = createNetServer({ pauseOnConnect: true });
+  guardConnections(tcp, {
     name: 'tunnel listener',
     maxConnections: o.maxConnections ?? 20_000,
     maxPerSource: o.maxPerSource ?? 1_000,
     idleTimeoutMs: 0,
     log,
   });
-  const address = await listen(server, o.host, o.port, 'tunnels (listen)', o.backlog);
-  server.on('error', (e) => log.error('tunnel listener error', { error: e.message }));
+  const gate = new HandshakeGate<Socket>(o.pacing ?? UNPACED, Date.now());
+  const refusePaced = (raw: Socket, reason: string): void => {
+    o.onRefused(reason);
+    refusals.note(reason, Date.now(), (suppressed) =>
+      log.warn('refused: admission paced', {
+        remote: `${raw.remoteAddress ?? '?'}:${raw.remotePort ?? 0}`,
+        reason,
+        handshakes: gate.inProgress,
+        queued: gate.queued,
+        ...(suppressed > 0 ? { suppressedInLastWindow: suppressed } : {}),
+      }),
+    );
+    // A reset, not a FIN: the client fails at once (and backs off), and no TIME_WAIT is left here.
+    raw.resetAndDestroy();
+  };
+  let pumpTimer: NodeJS.Timeout | null = null;
+  const pump = (): void => {
+    const { start, expired } = gate.pump(Date.now());
+    for (const raw of expired) refusePaced(raw, 'paced-wait');
+    for (const raw of start) startTls(raw);
+    if (gate.queued > 0 && pumpTimer === null) {
+      pumpTimer = setTimeout(() => {
+        pumpTimer = null;
+        pump();
+      }, PUMP_MS);
+    }
+  };
+  const startTls = (raw: Socket): void => {
+    const key = `${raw.remoteAddress ?? '?'}:${raw.remotePort ?? 0}`;
+    let done = false;
+    const fin = (): void => {
+      if (done) return;
+      done = true;
+      finishers.delete(key);
+      gate.finished();
+      if (gate.queued > 0) pump();
+    };
+    if (raw.destroyed) return fin();
+    finishers.set(key, fin);
+    raw.once('close', fin);
+    server.emit('connection', raw);
+  };
+  tcp.on('connection', (raw: Socket) => {
+    if (raw.destroyed) return; // refused by the connection caps
+    raw.on('error', () => {});
+    const d = gate.offer(Date.now(), raw);
+    if (d === 'start') startTls(raw);
+    else if (d === 'refused') refusePaced(raw, 'paced-queue-full');
+    else pump();
+  });
+  const address = await listen(tcp, o.host, o.port, 'tunnels (listen)', o.backlog);
+  tcp.on('error', (e) => log.error('tunnel listener error', { error: e.message }));
   return {
     address,
-    close: () => new Promise<void>((r) => server.close(() => r())),
+    close: () => {
+      if (pumpTimer) clearTimeout(pumpTimer);
+      tickets?.stop();
+      for (const raw of gate.pump(Number.MAX_SAFE_INTEGER).expired) raw.destroy();
+      return new Promise<void>((r) => tcp.close(() => r()));
+    },
   };
 }

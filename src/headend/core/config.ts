@@ -26,8 +26,26 @@ export interface HostPort {
 
 export interface HeadendConfig {
   /** The tunnel listener; `backlog` is the kernel's accept queue (capped by net.core.somaxconn). */
-  listen: HostPort & { backlog: number; maxConnections: number; maxPerSource: number };
-  tls: { certFile: string; keyFile: string; deviceCaFile: string };
+  listen: HostPort & {
+    backlog: number;
+    maxConnections: number;
+    maxPerSource: number;
+    /** Admission pacing (core/pacing.ts): TLS handshakes at once, the queue for a slot, the start rate. */
+    maxHandshakes: number;
+    maxQueued: number;
+    maxWaitMs: number;
+    acceptPerS: number;
+    acceptBurst: number;
+  };
+  tls: {
+    certFile: string;
+    keyFile: string;
+    deviceCaFile: string;
+    /** TLS 1.3 ticket keys shared by the headends (core/ticket-keys.ts); null: per-process keys. */
+    ticketKeysFile: string | null;
+    /** How long a session ticket resumes, seconds. */
+    ticketLifetimeS: number;
+  };
   registry: RegistrySource;
   auditLogFile: string;
   /** A file off the host (another machine's mount, an append-only store) that receives every audit checkpoint. */
@@ -66,6 +84,19 @@ export const HEADEND_DEFAULTS = Object.freeze({
   maxConnections: 20_000,
   // High: many Connectors share one address behind a carrier-grade NAT.
   maxPerSource: 1_000,
+  // A full handshake is 3-4 ms of CPU on the loop every session shares (this project's load tool, a
+  // shared 2-core box): starting at most acceptPerS a second (a few per 10 ms tick) keeps the loop's
+  // delay low; size it to about half a core of the headend's handshake cost. maxHandshakes only bounds
+  // memory: a slot is held for the client's whole handshake (WAN round trips, a slow client), so fewer
+  // slots than rate x handshake time throttle below the rate (128 did, in the load tool). A connection
+  // waits for a slot at most 5 s, inside the agent's 15 s connect timeout, so its client is still there.
+  maxHandshakes: 1_024,
+  maxQueued: 4_096,
+  maxWaitMs: 5_000,
+  acceptPerS: 300,
+  acceptBurst: 30,
+  // A day: a fleet restarted within it resumes; TLS 1.3 allows at most seven.
+  ticketLifetimeS: 86_400,
   vxlanLocalAddress: '0.0.0.0',
   keepaliveMs: 5_000,
   deadAfterMs: 15_000,
@@ -91,8 +122,19 @@ const HEADEND_SCHEMA = object({
     backlog: optional(integer(16, 65_535), HEADEND_DEFAULTS.listenBacklog),
     maxConnections: optional(integer(1, 1_000_000), HEADEND_DEFAULTS.maxConnections),
     maxPerSource: optional(integer(1, 1_000_000), HEADEND_DEFAULTS.maxPerSource),
+    maxHandshakes: optional(integer(1, 100_000), HEADEND_DEFAULTS.maxHandshakes),
+    maxQueued: optional(integer(0, 1_000_000), HEADEND_DEFAULTS.maxQueued),
+    maxWaitMs: optional(integer(0, 600_000), HEADEND_DEFAULTS.maxWaitMs),
+    acceptPerS: optional(integer(1, 1_000_000), HEADEND_DEFAULTS.acceptPerS),
+    acceptBurst: optional(integer(1, 1_000_000), HEADEND_DEFAULTS.acceptBurst),
   }),
-  tls: object({ cert: string(), key: string(), deviceCa: string() }),
+  tls: object({
+    cert: string(),
+    key: string(),
+    deviceCa: string(),
+    ticketKeys: optional(string()),
+    ticketLifetimeS: optional(integer(60, 7 * 86_400), HEADEND_DEFAULTS.ticketLifetimeS),
+  }),
   registry: registrySourceField(),
   auditLog: string(),
   auditSink: optional(string()),
@@ -135,7 +177,13 @@ export function parseHeadendConfig(doc: unknown, baseDir: string): HeadendConfig
   }
   return Object.freeze({
     listen: Object.freeze(c.listen),
-    tls: Object.freeze({ certFile: path(c.tls.cert), keyFile: path(c.tls.key), deviceCaFile: path(c.tls.deviceCa) }),
+    tls: Object.freeze({
+      certFile: path(c.tls.cert),
+      keyFile: path(c.tls.key),
+      deviceCaFile: path(c.tls.deviceCa),
+      ticketKeysFile: c.tls.ticketKeys === undefined ? null : path(c.tls.ticketKeys),
+      ticketLifetimeS: c.tls.ticketLifetimeS,
+    }),
     registry: resolveRegistrySource(c.registry, baseDir),
     auditLogFile: path(c.auditLog),
     auditSinkFile: c.auditSink === undefined ? null : path(c.auditSink),

@@ -226,6 +226,7 @@ export class HeadendCore {
     // an oversize record, a hello timeout) is a close too, and the one operators look for.
     this.metrics.inc('connector_headend_session_closes_total', { reason: reason.split(':')[0] ?? reason });
     if (!e.connected) {
+      if (reason === 'peer-closed' || reason === 'socket-error') this.metrics.inc('connector_headend_handshakes_wasted_total');
       // TLS admitted, but no session was established (hello timeout, refused VLAN, peer gone).
       if (!reason.startsWith('refused:')) {
         this.audit('refused', { serial: i.serial, remote: i.remote, fingerprint: i.fingerprint, reason: reason.split(':')[0] ?? reason });
@@ -401,9 +402,9 @@ export class HeadendCore {
     }));
   }
 
-  /** Says bye to every session (shutdown). */
-  closeAll(reason: string): void {
+  /** Says bye to every session (shutdown); `retryAfterMs` asks them to spread their return over that window. */
+  closeAll(reason: string, retryAfterMs?: number): void {
     this.#expiryCancel?.();
-    for (const s of [...this.#sessions.values()]) s.tunnel.close(reason, reason);
+    for (const s of [...this.#sessions.values()]) s.tunnel.close(reason, reason, retryAfterMs);
   }
 }

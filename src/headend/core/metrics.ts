@@ -83,6 +83,12 @@ export function headendMetrics(): Metrics {
   );
   m.define('connector_headend_event_loop_delayed', 'gauge', '1 while the event-loop delay alarm is raised (p99 above 100 ms).');
   m.define('connector_headend_refusals_total', 'counter', 'Connections refused, per reason.');
+  m.define('connector_headend_handshakes_total', 'counter', 'TLS handshakes completed, by resumed (yes: a session ticket, no: full).');
+  m.define(
+    'connector_headend_handshakes_wasted_total',
+    'counter',
+    'TLS handshakes completed for a client that left before its hello (work the headend did for nobody).',
+  );
   m.define('connector_headend_session_closes_total', 'counter', 'Sessions closed, per reason.');
   m.define('connector_headend_registry_reloads_total', 'counter', 'Registry reloads, per result (ok, error).');
   m.define(

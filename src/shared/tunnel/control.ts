@@ -47,15 +47,25 @@ export interface PingMessage {
   t: number;
 }
 
+/**
+ * `retryAfterMs` (bye and error, optional, added after version 1 shipped: an older peer ignores it and an
+ * older headend never sends it): the window over which the client should spread its next attempt. The
+ * client waits a uniformly random time in [0, max(retryAfterMs, its own backoff)), so a fleet told
+ * "headend shutting down" returns at the rate the headend asked for, not all at once.
+ */
+export const MAX_RETRY_AFTER_MS = 600_000;
+
 export interface ByeMessage {
   type: 'bye';
   reason: string;
+  retryAfterMs?: number;
 }
 
 export interface ErrorMessage {
   type: 'error';
   code: string;
   message: string;
+  retryAfterMs?: number;
 }
 
 export type ControlMessage = HelloMessage | HelloAckMessage | PingMessage | ByeMessage | ErrorMessage;
@@ -170,12 +180,18 @@ export function decodeControl(frame: Uint8Array): DecodedControl {
       if (typeof b['t'] !== 'number' || !Number.isFinite(b['t'])) return fieldDrop(type, 't');
       return { ok: true, msg: { type, nonce: b['nonce'], t: b['t'] } };
     }
-    case 'bye':
+    case 'bye': {
       if (!isStr(b['reason'], 128)) return fieldDrop(type, 'reason');
-      return { ok: true, msg: { type, reason: b['reason'] } };
-    case 'error':
+      const msg: ByeMessage = { type, reason: b['reason'] };
+      if (isUint(b['retryAfterMs'], MAX_RETRY_AFTER_MS)) msg.retryAfterMs = b['retryAfterMs'];
+      return { ok: true, msg };
+    }
+    case 'error': {
       if (!isStr(b['code'], 64)) return fieldDrop(type, 'code');
       if (!isStr(b['message'], 512)) return fieldDrop(type, 'message');
-      return { ok: true, msg: { type, code: b['code'], message: b['message'] } };
+      const msg: ErrorMessage = { type, code: b['code'], message: b['message'] };
+      if (isUint(b['retryAfterMs'], MAX_RETRY_AFTER_MS)) msg.retryAfterMs = b['retryAfterMs'];
+      return { ok: true, msg };
+    }
   }
 }

@@ -15,6 +15,7 @@ import {
   decodeControl,
   encodeControl,
   isControlFrame,
+  type ByeMessage,
   type ControlMessage,
   type HelloAckMessage,
   type HelloMessage,
@@ -111,6 +112,8 @@ export class TunnelSession {
   vni: number | null = null;
   /** Round-trip time of the latest answered ping, ms (client only). */
   rttMs: number | null = null;
+  /** The window the peer's bye or error asked the client to spread its next attempt over (control.ts). */
+  peerRetryAfterMs: number | null = null;
 
   readonly #o: TunnelSessionOptions;
   readonly #transport: TunnelTransport;
@@ -208,14 +211,15 @@ export class TunnelSession {
 
   /**
    * Closes once. With `bye`, what is queued leaves first, then a bye with that reason, and the transport
-   * half-closes; without, the transport is destroyed at once.
+   * half-closes; without, the transport is destroyed at once. `retryAfterMs` goes in the bye.
    */
-  close(reason: string, bye?: string): void {
+  close(reason: string, bye?: string, retryAfterMs?: number): void {
     if (this.state === 'closed') return;
     if (bye !== undefined) {
       // What was queued before the bye leaves before it.
       this.#flush();
-      this.#transport.write([encodeRecord(CONTROL_VNI, encodeControl({ type: 'bye', reason: bye }))]);
+      const msg: ByeMessage = { type: 'bye', reason: bye, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
+      this.#transport.write([encodeRecord(CONTROL_VNI, encodeControl(msg))]);
     }
     this.state = 'closed';
     this.#cancelTimers();
@@ -305,10 +309,13 @@ export class TunnelSession {
         if (o.role === 'client' && msg.nonce === this.#pingNonce) this.rttMs = Math.max(0, o.clock.now() - msg.t);
         return;
       case 'bye':
+        if (msg.retryAfterMs !== undefined) this.peerRetryAfterMs = msg.retryAfterMs;
         this.close(`bye:${msg.reason}`.slice(0, 64));
         return;
       case 'error':
-        if (o.role === 'client') this.close(`headend-error:${msg.code}:${msg.message}`);
+        if (o.role !== 'client') return;
+        if (msg.retryAfterMs !== undefined) this.peerRetryAfterMs = msg.retryAfterMs;
+        this.close(`headend-error:${msg.code}:${msg.message}`);
         return;
     }
   }

@@ -2,7 +2,7 @@
 // The tunnel client's reconnect backoff (the send queue's tests are in test/unit/shared/tunnel/egress-queue.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { backoffDelay, checkBackoffOptions } from '../../../../src/agent/core/backoff.js';
+import { backoffDelay, checkBackoffOptions, hintedDelay } from '../../../../src/agent/core/backoff.js';
 
 const B = { initialMs: 100, maxMs: 2_000, jitter: 0.5 };
 
@@ -17,4 +17,23 @@ test('backoff doubles from initialMs up to maxMs, jitter only shortens within it
   assert.throws(() => checkBackoffOptions({ initialMs: 0, maxMs: 1, jitter: 0 }), RangeError);
   assert.throws(() => checkBackoffOptions({ initialMs: 10, maxMs: 5, jitter: 0 }), RangeError);
   assert.throws(() => checkBackoffOptions({ initialMs: 1, maxMs: 5, jitter: 2 }), RangeError);
+});
+
+test("a headend's retry-after window widens the full-jitter spread but never shortens the client's own backoff", () => {
+  const F = { initialMs: 250, maxMs: 30_000, jitter: 1 };
+  assert.equal(hintedDelay(0, F, 5_000, 0.5), 2_500, 'spread over the 5 s window');
+  assert.equal(hintedDelay(0, F, 5_000, 0), 0);
+  assert.equal(hintedDelay(0, F, 5_000, 1), 5_000);
+  assert.equal(hintedDelay(6, F, 5_000, 0.5), 8_000, 'the client backoff (16 s) is longer than the hint');
+  assert.equal(hintedDelay(0, F, 0, 0.5), 125, 'a zero hint is the plain full-jitter backoff');
+  // Uniform over the window: a fleet of 10 000 lands evenly in ten 500 ms slots.
+  const slots = new Array<number>(10).fill(0);
+  for (let i = 0; i < 10_000; i++) {
+    const d = hintedDelay(0, F, 5_000, (i + 0.5) / 10_000);
+    slots[Math.min(9, Math.floor(d / 500))]!++;
+  }
+  assert.ok(
+    slots.every((n) => n >= 990 && n <= 1_010),
+    slots.join(','),
+  );
 });

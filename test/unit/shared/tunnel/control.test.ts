@@ -69,3 +69,19 @@ test('bad messages are drops with a reason, never exceptions', () => {
     assert.equal(typeof d.ok, 'boolean');
   }
 });
+
+test('retryAfterMs in a bye or error is optional both ways: an old peer neither sends nor needs it', () => {
+  for (const m of [
+    { type: 'bye', reason: 'headend-shutdown', retryAfterMs: 5_000 },
+    { type: 'error', code: 'refused', message: 'busy', retryAfterMs: 250 },
+  ] as const) {
+    assert.deepEqual(decodeControl(encodeControl(m)), { ok: true, msg: m });
+  }
+  // What an old headend sends: no field, and none appears.
+  assert.deepEqual(decodeControl(encodeControl({ type: 'bye', reason: 'x' })), { ok: true, msg: { type: 'bye', reason: 'x' } });
+  // A bad value is ignored, not a drop: the bye itself still counts.
+  for (const bad of [-1, 1.5, 'soon', 600_001]) {
+    const frame = encodeControl({ type: 'bye', reason: 'x', retryAfterMs: bad as number });
+    assert.deepEqual(decodeControl(frame), { ok: true, msg: { type: 'bye', reason: 'x' } }, String(bad));
+  }
+});

@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: UNLICENSED
+// Storms that converge (issue 19): a real headend with tight admission pacing and many real agent tunnel
+// clients at once. Every client comes up without one attempt hitting its connect timeout, the excess is
+// refused before TLS (counted), and a headend that shuts down hands its fleet a retry-after window the
+// agents honour.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { silentLogger, type Logger } from '../../../src/shared/log.js';
+import { parseHeadendConfig } from '../../../src/headend/core/config.js';
+import { startHeadend } from '../../../src/headend/main.js';
+import { createTunnelClient, type TunnelClient } from '../../../src/agent/adapters/tunnel-client.js';
+import { headendConfigDoc, registryDoc, writeJson } from './adapters/fixtures.js';
+import { createTestPki } from '../../helpers/pki.js';
+import { tempDir } from '../../helpers/tmp.js';
+import { waitFor } from '../../helpers/wait.js';
+
+const FLEET = 40;
+
+test('a fleet connecting at once through tight pacing converges: all up, none timed out, the excess refused before TLS', async (t) => {
+  const d = tempDir(t, 'ck-he-storm-', true);
+  const serials = Array.from({ length: FLEET }, (_, i) => `S-${i}`);
+  const pki = await createTestPki(d.dir, { clients: serials });
+  writeJson(d.path('registry.json'), registryDoc({ acme: { vni: 100 } }, Object.fromEntries(serials.map((s) => [s, 'acme']))));
+  const doc = headendConfigDoc(d, pki) as { listen: Record<string, unknown> };
+  Object.assign(doc.listen, { maxHandshakes: 2, maxQueued: 4, maxWaitMs: 2_000, acceptPerS: 200, acceptBurst: 5 });
+  const h = await startHeadend(parseHeadendConfig(doc, d.dir), { log: silentLogger, registryPollMs: 0 });
+  let headendClosed = false;
+  t.after(() => (headendClosed ? undefined : h.close()));
+  const port = h.tunnelAddress.port;
+
+  const timeouts: string[] = [];
+  const hints: number[] = [];
+  const clients: TunnelClient[] = serials.map((serial, i) => {
+    const id = pki.identity(serial);
+    const log = {
+      ...silentLogger,
+      info: (m: string, f?: Record<string, unknown>) => m === 'headend asked to retry later' && hints.push(Number(f?.['retryAfterMs'])),
+    } as Logger;
+    const c = createTunnelClient({
+      headends: [new URL(`tls://127.0.0.1:${port}`)],
+      getIdentity: () => Promise.resolve({ key: id.key, cert: id.cert, ca: pki.dcCa.pem }),
+      hello: { agentVersion: 'test', site: serial, capabilities: [] },
+      keepaliveMs: 1_000,
+      deadAfterMs: 5_000,
+      backoff: { initialMs: 50, maxMs: 1_000, jitter: 1 },
+      sendQueueFrames: 16,
+      connectTimeoutMs: 5_000,
+      localAddress: `127.0.1.${i + 1}`,
+      log,
+    });
+    c.onStateChange((state, info) => {
+      if (state === 'backoff' && info.reason === 'connect-timeout') timeouts.push(serial);
+    });
+    return c;
+  });
+  t.after(() => Promise.all(clients.map((c) => c.close())));
+  const t0 = Date.now();
+  for (const c of clients) c.start();
+  await waitFor('the whole fleet up', 30_000, () => clients.every((c) => c.state === 'up'));
+  const upMs = Date.now() - t0;
+  const m = h.renderMetrics();
+  const paced = [...m.matchAll(/^connector_headend_refusals_total\{reason="(paced-[a-z-]+)"\} (\d+)/gm)].map(
+    (x) => [x[1], Number(x[2])] as const,
+  );
+  const pacedTotal = paced.reduce((a, [, n]) => a + n, 0);
+  t.diagnostic(`${FLEET} up in ${upMs} ms; refused before TLS: ${JSON.stringify(Object.fromEntries(paced))}`);
+  assert.deepEqual(timeouts, [], 'no attempt waited until its connect timeout');
+  assert.ok(pacedTotal > 0, 'the excess was refused before TLS, and counted');
+  assert.doesNotMatch(m, /reason="handshake-aborted"/, 'a paced refusal is not also a failed handshake');
+  assert.doesNotMatch(m, /^connector_headend_handshakes_wasted_total [1-9]/m, 'no handshake done for a client that had gone');
+
+  // Shutdown: every session gets a bye with the window the accept rate needs (at least 1 s).
+  headendClosed = true;
+  await h.close();
+  await waitFor('the hints', 5_000, () => hints.length === FLEET);
+  assert.ok(
+    hints.every((x) => x === 1_000),
+    `hints ${hints.join(',')}`,
+  );
+});

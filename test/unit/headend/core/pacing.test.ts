@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: UNLICENSED
+// Admission pacing decisions (issue 19): the handshake slots, the bounded wait queue, the start-rate
+// bucket, and the reconnect window a shutting-down headend hands its fleet.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { HandshakeGate, reconnectWindowMs, type PacingOptions } from '../../../../src/headend/core/pacing.js';
+
+const O: PacingOptions = { maxHandshakes: 2, maxQueued: 3, maxWaitMs: 1_000, acceptPerS: 1_000_000, acceptBurst: 1_000_000 };
+
+test('handshakes start up to the slot count; the next wait in order; past the queue they are refused', () => {
+  const g = new HandshakeGate<string>(O, 0);
+  assert.deepEqual(
+    ['a', 'b', 'c', 'd', 'e', 'f'].map((x) => g.offer(0, x)),
+    ['start', 'start', 'queued', 'queued', 'queued', 'refused'],
+  );
+  assert.equal(g.inProgress, 2);
+  assert.equal(g.queued, 3);
+  assert.deepEqual(g.pump(10), { start: [], expired: [] }, 'no slot free, nothing moves');
+  g.finished();
+  assert.deepEqual(g.pump(20), { start: ['c'], expired: [] }, 'the oldest waiting takes the free slot');
+  g.finished();
+  g.finished();
+  assert.deepEqual(g.pump(30), { start: ['d', 'e'], expired: [] });
+  assert.equal(g.queued, 0);
+});
+
+test('a connection that waited past maxWaitMs is refused, never started (its client may be gone)', () => {
+  const g = new HandshakeGate<string>(O, 0);
+  g.offer(0, 'a');
+  g.offer(0, 'b');
+  g.offer(0, 'old');
+  g.offer(900, 'young');
+  g.finished();
+  assert.deepEqual(g.pump(1_001), { start: ['young'], expired: ['old'] });
+  assert.equal(g.inProgress, 2);
+});
+
+test('a newcomer never overtakes the queue, even when a slot is free', () => {
+  const g = new HandshakeGate<string>({ ...O, maxHandshakes: 1 }, 0);
+  g.offer(0, 'a');
+  g.offer(0, 'b');
+  g.finished();
+  assert.equal(g.offer(1, 'c'), 'queued', 'b waits first');
+  assert.deepEqual(g.pump(1).start, ['b']);
+});
+
+test('the start rate is a token bucket: a burst, then acceptPerS, never more than the burst saved', () => {
+  const g = new HandshakeGate<number>({ maxHandshakes: 1_000_000, maxQueued: 0, maxWaitMs: 0, acceptPerS: 10, acceptBurst: 3 }, 0);
+  const at = (t: number, n: number): number => {
+    let ok = 0;
+    for (let i = 0; i < n; i++) if (g.offer(t, i) === 'start') ok++;
+    return ok;
+  };
+  assert.equal(at(0, 10), 3, 'the burst');
+  assert.equal(at(100, 10), 1, 'one per 100 ms at 10/s');
+  assert.equal(at(150, 10), 0, 'half a token is not a handshake');
+  assert.equal(at(200, 10), 1);
+  assert.equal(at(60_000, 10), 3, 'a long quiet spell saves no more than the burst');
+  assert.equal(at(59_000, 5), 0, 'a clock that steps back refills nothing');
+});
+
+test('a storm through the queue: every connection started or refused, at no more than the rate, none started late', () => {
+  const o = { maxHandshakes: 8, maxQueued: 4_096, maxWaitMs: 5_000, acceptPerS: 500, acceptBurst: 50 };
+  const g = new HandshakeGate<number>(o, 0);
+  const arrived = new Map<number, number>();
+  let started = 0;
+  let refused = 0;
+  let expired = 0;
+  let worstWait = 0;
+  const perSecond = new Array<number>(20).fill(0);
+  for (let t = 0; t < 20_000; t++) {
+    // 5,000 arrive in the first second; a handshake takes 2 ms.
+    for (let i = 0; t < 1_000 && i < 5; i++) {
+      const id = arrived.size;
+      arrived.set(id, t);
+      const d = g.offer(t, id);
+      if (d === 'refused') refused++;
+      if (d === 'start') started++;
+      if (d === 'start') perSecond[Math.floor(t / 1_000)]!++;
+    }
+    if (t % 2 === 0) for (let i = g.inProgress; i > 0; i--) g.finished();
+    const p = g.pump(t);
+    for (const id of p.start) worstWait = Math.max(worstWait, t - (arrived.get(id) ?? t));
+    started += p.start.length;
+    perSecond[Math.floor(t / 1_000)]! += p.start.length;
+    expired += p.expired.length;
+  }
+  assert.equal(g.queued, 0);
+  assert.equal(started + refused + expired, 5_000, 'each connection is started or refused, once');
+  assert.ok(worstWait <= o.maxWaitMs, `a handshake started after ${worstWait} ms`);
+  assert.ok(
+    perSecond.every((n, i) => n <= 500 + (i === 0 ? 50 : 1)),
+    perSecond.join(','),
+  );
+  assert.ok(started >= 2_500, `started ${started}, refused ${refused}, expired ${expired}`);
+});
+
+test('bad pacing options are refused', () => {
+  assert.throws(() => new HandshakeGate({ ...O, maxHandshakes: 0 }, 0), RangeError);
+  assert.throws(() => new HandshakeGate({ ...O, acceptPerS: 0 }, 0), RangeError);
+});
+
+test('the reconnect window is the time the accept rate needs for every session, within its bounds', () => {
+  assert.equal(reconnectWindowMs(5_000, 1_000), 5_000);
+  assert.equal(reconnectWindowMs(10, 1_000), 1_000, 'at least the minimum');
+  assert.equal(reconnectWindowMs(1_000_000, 100), 60_000, 'at most the maximum');
+  assert.equal(reconnectWindowMs(0, 1_000), 1_000);
+  assert.equal(reconnectWindowMs(3, 2), 1_500);
+});

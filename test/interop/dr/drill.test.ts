@@ -198,6 +198,7 @@ test(
       '--uplink',
       '203.0.113.2/24,203.0.113.1',
     ];
+    t.after(() => void exec('ip', ['netns', 'del', gatewayName('acme', started.sandboxSegment)], { allowFailure: true }));
     const gw = JSON.parse((await cli(gatewayArgs(started.id, started.vni))).stdout) as { outbound: boolean };
     assert.equal(gw.outbound, false);
     const toGw = await nsExec(copy.ns, 'ping', ['-c', '2', '-i', '0.2', '-W', '1', '192.168.10.1'], { allowFailure: true });

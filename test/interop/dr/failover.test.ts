@@ -64,38 +64,7 @@ test(
     await lab.headend.waitForLine((l) => l['msg'] === 'session closed', 15_000);
     const reg = ['--registry', lab.registryFile];
     const common = [...reg, '--tenant', tenant];
-    // Too early for the default threshold: refused with the reason.
-    const early = await cli(
-      [
-        'failover',
-        'start',
-        ...common,
-        '--gateway',
-        `192.168.1.1/24,${GW_MAC}`,
-        '--audit-log',
-        lab.d.path('audit.jsonl'),
-        '--dc-netns',
-        lab.hvNs,
-        '--dc-bridge',
-        'br100',
-        '--uplink-netns',
-        inet,
-        '--uplink',
-        '203.0.113.2/24,203.0.113.1',
-      ],
-      true,
-    );
-    assert.notEqual(early.code, 0);
-    assert.match(early.stderr, /down for \d+ s only/);
-
-    // The policy: `failover watch` waits until the site has been down for the threshold, then fails over by
-    // itself (here 2 s, polled every 200 ms; in production minutes).
-    const t0 = Date.now();
-    const start = cli([
-      'failover',
-      'watch',
-      '--poll-s',
-      '0.2',
+    const placement = [
       ...common,
       '--gateway',
       `192.168.1.1/24,${GW_MAC}`,
@@ -109,9 +78,16 @@ test(
       inet,
       '--uplink',
       '203.0.113.2/24,203.0.113.1',
-      '--down-after-s',
-      '2',
-    ]);
+    ];
+    // Too early for the default threshold: refused with the reason.
+    const early = await cli(['failover', 'start', ...placement], true);
+    assert.notEqual(early.code, 0);
+    assert.match(early.stderr, /down for \d+ s only/);
+
+    // The policy: `failover watch` waits until the site has been down for the threshold, then fails over by
+    // itself (here 2 s, polled every 200 ms; in production minutes).
+    const t0 = Date.now();
+    const start = cli(['failover', 'watch', '--poll-s', '0.2', ...placement, '--down-after-s', '2']);
     await waitFor(
       'the recovered VM reaches the internet stand-in',
       30_000,

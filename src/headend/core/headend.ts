@@ -25,6 +25,7 @@ import type { AuditEvent, AuditFields } from './audit-chain.js';
 import type { HeadendConfig } from './config.js';
 import { Forwarder, type VtepPort } from './forwarder.js';
 import { headendMetrics, type Metrics } from './metrics.js';
+import { setSegmentMetrics } from './segment-metrics.js';
 
 export interface HeadendPorts {
   log: Logger;
@@ -329,43 +330,7 @@ export class HeadendCore {
    */
   renderMetrics(detail: 'tenant' | 'segment' = 'tenant'): string {
     const m = this.metrics;
-    for (const f of [
-      'connector_headend_sessions',
-      'connector_headend_mac_entries',
-      'connector_headend_frames_total',
-      'connector_headend_bytes_total',
-    ]) {
-      m.reset(f);
-    }
-    // Sums in plain numbers first, one entry per label set: the label strings are built once per tenant
-    // (or segment), not once per counter, which is what made a 5,000-segment scrape hold the loop.
-    const rows = new Map<string, { labels: Record<string, string | number>; v: number[] }>();
-    for (const { info, stats, macs, sessions: n } of this.forwarder.segmentStats()) {
-      const key = detail === 'segment' ? String(info.vni) : (info.name.split('/')[0] ?? info.name);
-      let r = rows.get(key);
-      if (!r) {
-        r = { labels: detail === 'segment' ? { vni: info.vni, segment: info.name } : { tenant: key }, v: new Array<number>(10).fill(0) };
-        rows.set(key, r);
-      }
-      const v = r.v;
-      v[0] = (v[0] ?? 0) + n;
-      v[1] = (v[1] ?? 0) + macs;
-      const byDir = [stats.tunnelIn, stats.tunnelOut, stats.vtepIn, stats.vtepOut];
-      for (let d = 0; d < 4; d++) {
-        v[2 + d] = (v[2 + d] ?? 0) + (byDir[d]?.frames ?? 0);
-        v[6 + d] = (v[6 + d] ?? 0) + (byDir[d]?.bytes ?? 0);
-      }
-    }
-    const DIRS = ['tunnel-in', 'tunnel-out', 'vtep-in', 'vtep-out'] as const;
-    for (const { labels, v } of rows.values()) {
-      if (v[0]) m.set('connector_headend_sessions', labels, v[0]);
-      if (v[1]) m.set('connector_headend_mac_entries', labels, v[1]);
-      for (let d = 0; d < 4; d++) {
-        const dir = DIRS[d] as string;
-        if (v[2 + d]) m.set('connector_headend_frames_total', { ...labels, direction: dir }, v[2 + d] ?? 0);
-        if (v[6 + d]) m.set('connector_headend_bytes_total', { ...labels, direction: dir }, v[6 + d] ?? 0);
-      }
-    }
+    setSegmentMetrics(m, this.forwarder.segmentStats(), detail);
     for (const [reason, n] of Object.entries(this.forwarder.drops)) if (n > 0) this.#drops.set(`fwd:${reason}`, n);
     let { aqm, overflow } = this.#closedQueueDrops;
     let dropping = 0;

@@ -112,7 +112,8 @@ test('headend tunnel listener: 2,000 half-open connections and 300 failed handsh
   await sleep(300); // the last lines on their way through the pipe
   const logged = refusedLines() - before;
   t.diagnostic(`300 failed handshakes: ${logged} log lines (was one each: 24,501 lines in one attack)`);
-  assert.ok(logged > 0 && logged <= 20, `failed handshakes logged at a bounded rate (${logged} lines)`);
+  // 5 lines per refusal reason per 10 s window (then a count): a few reasons, at most two windows here.
+  assert.ok(logged > 0 && logged <= 40, `failed handshakes logged at a bounded rate (${logged} lines for 300)`);
 
   // The half-open connections are cut off by the handshake timeout, not held until the client leaves.
   await waitFor('the half-open connections closed by the server', 10_000, () => flood.closed() >= 1_900, 100);

@@ -185,8 +185,9 @@ export async function openTlsListener(o: TlsListenerOptions): Promise<TlsListene
   };
   let pumpTimer: NodeJS.Timeout | null = null;
   const pump = (): void => {
-    const { start, expired } = gate.pump(Date.now());
+    const { start, expired, evicted } = gate.pump(Date.now());
     for (const raw of expired) refusePaced(raw, 'paced-wait');
+    for (const raw of evicted) refusePaced(raw, 'paced-queue-full');
     for (const raw of start) startTls(raw);
     if (gate.queued > 0 && pumpTimer === null) {
       pumpTimer = setTimeout(() => {
@@ -213,7 +214,7 @@ export async function openTlsListener(o: TlsListenerOptions): Promise<TlsListene
   tcp.on('connection', (raw: Socket) => {
     if (raw.destroyed) return; // refused by the connection caps
     raw.on('error', () => {});
-    const d = gate.offer(Date.now(), raw);
+    const d = gate.offer(Date.now(), raw, raw.remoteAddress ?? '?');
     if (d === 'start') startTls(raw);
     else if (d === 'refused') refusePaced(raw, 'paced-queue-full');
     else pump();
@@ -225,7 +226,8 @@ export async function openTlsListener(o: TlsListenerOptions): Promise<TlsListene
     close: () => {
       if (pumpTimer) clearTimeout(pumpTimer);
       tickets?.stop();
-      for (const raw of gate.pump(Number.MAX_SAFE_INTEGER).expired) raw.destroy();
+      const left = gate.pump(Number.MAX_SAFE_INTEGER);
+      for (const raw of [...left.expired, ...left.evicted]) raw.destroy();
       return new Promise<void>((r) => tcp.close(() => r()));
     },
   };

@@ -4,8 +4,8 @@
 // `maxHandshakes` run at once, started no faster than the accept-rate bucket allows; the rest wait in a
 // bounded FIFO, and a connection that would wait past `maxWaitMs` (well inside the agent's connect
 // timeout, so its client is still there when its handshake starts) or finds the queue full is refused
-// before any TLS work: its client backs off with full jitter. Pure: the caller hands in the time and
-// starts, refuses and reports the handshakes.
+// before any TLS work: its client backs off with full jitter. The queue is fair across source addresses
+// (below). Pure: the caller hands in the time and starts, refuses and reports the handshakes.
 
 export interface PacingOptions {
   /** TLS handshakes in progress at once. */
@@ -22,10 +22,30 @@ export interface PacingOptions {
 
 export type Offer = 'start' | 'queued' | 'refused';
 
+interface SourceQueue<T> {
+  items: { item: T; at: number }[];
+  head: number;
+}
+
+/** Waiting entries are checked for expiry this often at most (and always before one is started). */
+const EXPIRY_SCAN_MS = 100;
+
+/**
+ * The waiting connections are queued per source address and started round-robin across sources, like
+ * flow queuing for admission: thousands of connections from a few addresses (a flood of half-open
+ * handshakes, or one NAT's worth of units) cannot make a newcomer from another address wait behind all
+ * of them. From one source they start in arrival order. When the queue is full, a newcomer from a source
+ * with fewer waiting takes the place of the newest entry of the source with the most.
+ */
 export class HandshakeGate<T> {
   readonly #o: PacingOptions;
-  #queue: { item: T; at: number }[] = [];
-  #head = 0;
+  readonly #queues = new Map<string, SourceQueue<T>>();
+  /** Sources with connections waiting, in round-robin order. */
+  #ring: string[] = [];
+  #next = 0;
+  #queued = 0;
+  #evicted: T[] = [];
+  #lastScanMs = -Infinity;
   #inProgress = 0;
   #tokens: number;
   #lastMs: number;
@@ -44,14 +64,21 @@ export class HandshakeGate<T> {
   }
 
   get queued(): number {
-    return this.#queue.length - this.#head;
+    return this.#queued;
   }
 
-  /** A new connection: start its handshake now, queue it, or refuse it (queue full). */
-  offer(nowMs: number, item: T): Offer {
-    if (this.queued === 0 && this.#canStart(nowMs)) return 'start';
-    if (this.queued >= this.#o.maxQueued) return 'refused';
-    this.#queue.push({ item, at: nowMs });
+  /** A new connection from `source`: start its handshake now, queue it, or refuse it (queue full). */
+  offer(nowMs: number, item: T, source = ''): Offer {
+    if (this.#queued === 0 && this.#canStart(nowMs)) return 'start';
+    if (this.#queued >= this.#o.maxQueued && !this.#evictForFairness(source)) return 'refused';
+    let q = this.#queues.get(source);
+    if (!q) {
+      q = { items: [], head: 0 };
+      this.#queues.set(source, q);
+      this.#ring.push(source);
+    }
+    q.items.push({ item, at: nowMs });
+    this.#queued++;
     return 'queued';
   }
 
@@ -60,24 +87,77 @@ export class HandshakeGate<T> {
     if (this.#inProgress > 0) this.#inProgress--;
   }
 
-  /** The queued connections to refuse (waited too long) and to start now, oldest first. */
-  pump(nowMs: number): { start: T[]; expired: T[] } {
+  /**
+   * The queued connections to refuse (`expired`: waited too long; `evicted`: gave their place to a
+   * source with fewer waiting) and to start now, round-robin across sources.
+   */
+  pump(nowMs: number): { start: T[]; expired: T[]; evicted: T[] } {
     const start: T[] = [];
     const expired: T[] = [];
-    const q = this.#queue;
-    while (this.#head < q.length) {
-      const e = q[this.#head] as { item: T; at: number };
-      if (nowMs - e.at > this.#o.maxWaitMs) expired.push(e.item);
-      else if (this.#canStart(nowMs)) start.push(e.item);
-      else break;
-      this.#head++;
+    const evicted = this.#evicted;
+    this.#evicted = [];
+    if (nowMs - this.#lastScanMs >= EXPIRY_SCAN_MS) {
+      this.#lastScanMs = nowMs;
+      for (const [source, q] of this.#queues) {
+        this.#dropExpired(q, nowMs, expired);
+        if (q.head >= q.items.length) this.#forget(source);
+      }
+    }
+    while (this.#queued > 0) {
+      const source = this.#ring[this.#next] as string;
+      const q = this.#queues.get(source) as SourceQueue<T>;
+      this.#dropExpired(q, nowMs, expired);
+      if (q.head >= q.items.length) {
+        this.#forget(source);
+        continue;
+      }
+      if (!this.#canStart(nowMs)) break;
+      start.push((q.items[q.head++] as { item: T }).item);
+      this.#queued--;
+      if (q.head >= q.items.length) this.#forget(source);
+      else this.#next = (this.#next + 1) % this.#ring.length;
+    }
+    return { start, expired, evicted };
+  }
+
+  #dropExpired(q: SourceQueue<T>, nowMs: number, into: T[]): void {
+    while (q.head < q.items.length && nowMs - (q.items[q.head] as { at: number }).at > this.#o.maxWaitMs) {
+      into.push((q.items[q.head++] as { item: T }).item);
+      this.#queued--;
     }
     // Compact now and then so the array does not keep every connection ever queued.
-    if (this.#head > 1_024 && this.#head * 2 > q.length) {
-      this.#queue = q.slice(this.#head);
-      this.#head = 0;
+    if (q.head > 1_024 && q.head * 2 > q.items.length) {
+      q.items = q.items.slice(q.head);
+      q.head = 0;
     }
-    return { start, expired };
+  }
+
+  #forget(source: string): void {
+    this.#queues.delete(source);
+    const i = this.#ring.indexOf(source);
+    if (i < 0) return;
+    this.#ring.splice(i, 1);
+    if (this.#next > i) this.#next--;
+    if (this.#next >= this.#ring.length) this.#next = 0;
+  }
+
+  /** The queue is full: the source with the most waiting gives up its newest entry, if it has more than `source` would. */
+  #evictForFairness(source: string): boolean {
+    const mine = this.#queues.get(source);
+    const mineLen = mine ? mine.items.length - mine.head : 0;
+    let fattest: SourceQueue<T> | undefined;
+    let fattestLen = 0;
+    for (const q of this.#queues.values()) {
+      const n = q.items.length - q.head;
+      if (n > fattestLen) {
+        fattest = q;
+        fattestLen = n;
+      }
+    }
+    if (!fattest || fattestLen <= mineLen + 1) return false;
+    this.#evicted.push((fattest.items.pop() as { item: T }).item);
+    this.#queued--;
+    return true;
   }
 
   #canStart(nowMs: number): boolean {

@@ -15,12 +15,12 @@ test('handshakes start up to the slot count; the next wait in order; past the qu
   );
   assert.equal(g.inProgress, 2);
   assert.equal(g.queued, 3);
-  assert.deepEqual(g.pump(10), { start: [], expired: [] }, 'no slot free, nothing moves');
+  assert.deepEqual(g.pump(10), { start: [], expired: [], evicted: [] }, 'no slot free, nothing moves');
   g.finished();
-  assert.deepEqual(g.pump(20), { start: ['c'], expired: [] }, 'the oldest waiting takes the free slot');
+  assert.deepEqual(g.pump(20), { start: ['c'], expired: [], evicted: [] }, 'the oldest waiting takes the free slot');
   g.finished();
   g.finished();
-  assert.deepEqual(g.pump(30), { start: ['d', 'e'], expired: [] });
+  assert.deepEqual(g.pump(30), { start: ['d', 'e'], expired: [], evicted: [] });
   assert.equal(g.queued, 0);
 });
 
@@ -31,7 +31,7 @@ test('a connection that waited past maxWaitMs is refused, never started (its cli
   g.offer(0, 'old');
   g.offer(900, 'young');
   g.finished();
-  assert.deepEqual(g.pump(1_001), { start: ['young'], expired: ['old'] });
+  assert.deepEqual(g.pump(1_001), { start: ['young'], expired: ['old'], evicted: [] });
   assert.equal(g.inProgress, 2);
 });
 
@@ -93,6 +93,45 @@ test('a storm through the queue: every connection started or refused, at no more
     perSecond.join(','),
   );
   assert.ok(started >= 2_500, `started ${started}, refused ${refused}, expired ${expired}`);
+});
+
+test('sources are served round-robin: a newcomer does not wait behind a flood from other addresses', () => {
+  const g = new HandshakeGate<string>({ ...O, maxHandshakes: 1, maxQueued: 1_000 }, 0);
+  g.offer(0, 'first', 'flood-1');
+  for (let i = 0; i < 300; i++) g.offer(0, `f1-${i}`, 'flood-1');
+  for (let i = 0; i < 300; i++) g.offer(0, `f2-${i}`, 'flood-2');
+  g.offer(1, 'device', 'office');
+  const order: string[] = [];
+  for (let t = 2; t < 10 && !order.includes('device'); t++) {
+    g.finished();
+    order.push(...g.pump(t).start);
+  }
+  assert.deepEqual(order, ['f1-0', 'f2-0', 'device'], 'one per source in turn');
+  for (let t = 10; g.queued > 0; t++) {
+    g.finished();
+    order.push(...g.pump(t).start);
+  }
+  const flood1 = order.filter((x) => x.startsWith('f1-'));
+  assert.deepEqual(
+    flood1,
+    Array.from({ length: 300 }, (_, i) => `f1-${i}`),
+    'one source keeps its arrival order',
+  );
+});
+
+test("a full queue makes room for a source with fewer waiting by evicting the fattest source's newest", () => {
+  const g = new HandshakeGate<string>({ ...O, maxHandshakes: 1, maxQueued: 4 }, 0);
+  g.offer(0, 'running', 'flood');
+  for (let i = 0; i < 4; i++) assert.equal(g.offer(0, `f${i}`, 'flood'), 'queued');
+  assert.equal(g.offer(0, 'f4', 'flood'), 'refused', 'the flood cannot evict itself');
+  assert.equal(g.offer(0, 'device', 'office'), 'queued');
+  assert.equal(g.queued, 4);
+  g.finished();
+  const p = g.pump(1);
+  assert.deepEqual(p.evicted, ['f3'], 'the flood gave up its newest');
+  assert.deepEqual(p.start, ['f0']);
+  g.finished();
+  assert.deepEqual(g.pump(2).start, ['device'], 'then the newcomer, before the rest of the flood');
 });
 
 test('bad pacing options are refused', () => {

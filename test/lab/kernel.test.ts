@@ -153,7 +153,11 @@ describe('one-port wiring and the kernel VTEPs', { skip }, () => {
     await ipIn(probe, 'addr', 'add', '192.168.10.99/24', 'dev', 'eth0');
     await ipIn(probe, 'link', 'set', 'eth0', 'up');
 
-    const capB = await lab.capture('vm-b', 'eth0', 'not igmp');
+    // Tenants share MACs and, with IPv6 on, B's VM has chatter of its own; the probe's MAC is unique, so
+    // any frame to or from it on B's VM is VNI 1001 traffic that crossed.
+    const probeMac = /link\/ether ([0-9a-f:]{17})/.exec((await exec('ip', ['-n', probe, '-o', 'link', 'show', 'eth0'])).stdout)?.[1];
+    assert.ok(probeMac, 'the probe has a MAC');
+    const capB = await lab.capture('vm-b', 'eth0', `ether host ${probeMac} or (icmp and icmp[8:2] = 0xabab)`);
     const capFabric = await lab.capture('hv', 'fabric', 'udp port 4789');
     const viaProbe = await exec('ip', ['netns', 'exec', probe, 'python3', '-c', PY_PING, SITE.vm.ip, '3', '1472', '1', '0.2', '1', 'ab']);
     const res = JSON.parse(viaProbe.stdout) as { received: number };
@@ -162,7 +166,23 @@ describe('one-port wiring and the kernel VTEPs', { skip }, () => {
     assert.deepEqual(linesB, [], "tenant B's VM sees nothing of VNI 1001");
     const tshark = await exec(
       'tshark',
-      ['-r', await capFabric.stop(), '-d', 'udp.port==4789,vxlan', '-T', 'fields', '-e', 'vxlan.vni', '-e', 'eth.src', '-e', 'icmp.type'],
+      // The probe's pings and their replies (tenant B's own IPv6 chatter may cross the fabric meanwhile).
+      [
+        '-r',
+        await capFabric.stop(),
+        '-d',
+        'udp.port==4789,vxlan',
+        '-Y',
+        'icmp',
+        '-T',
+        'fields',
+        '-e',
+        'vxlan.vni',
+        '-e',
+        'eth.src',
+        '-e',
+        'icmp.type',
+      ],
       { allowFailure: true },
     );
     const vnis = new Set(

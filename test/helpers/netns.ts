@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: UNLICENSED
 // Per-test namespace scope: unique prefix, cleanup after the test and on process exit (even on failure).
 import type { TestContext } from 'node:test';
-import { addNetns, removeNetnsWithPrefix, uniquePrefix } from '../../src/lab/adapters/netns.js';
+import { addNetns, ipIn, removeNetnsWithPrefix, uniquePrefix } from '../../src/lab/adapters/netns.js';
 
 export interface NetnsScope {
   prefix: string;
@@ -42,4 +42,38 @@ export function netnsScope(t: TestContext | { after(fn: () => void): void }, ste
     },
     cleanup,
   };
+}
+
+/**
+ * A hypervisor's kernel VTEP in `ns`: vxlan device `vx<vni>` (UDP 4789, unicast to `remote`) enslaved to a
+ * bridge, both up; `ports` join the bridge too. Returns the bridge's name.
+ */
+export async function kernelVtep(
+  ns: string,
+  o: { vni: number; local: string; remote: string; dev: string; bridge?: string; ports?: readonly string[] },
+): Promise<string> {
+  const vx = `vx${o.vni}`;
+  const br = o.bridge ?? `br${o.vni}`;
+  await ipIn(
+    ns,
+    'link',
+    'add',
+    vx,
+    'type',
+    'vxlan',
+    'id',
+    String(o.vni),
+    'dstport',
+    '4789',
+    'remote',
+    o.remote,
+    'local',
+    o.local,
+    'dev',
+    o.dev,
+  );
+  await ipIn(ns, 'link', 'add', br, 'type', 'bridge');
+  for (const port of [vx, ...(o.ports ?? [])]) await ipIn(ns, 'link', 'set', port, 'master', br);
+  for (const dev of [vx, br]) await ipIn(ns, 'link', 'set', dev, 'up');
+  return br;
 }

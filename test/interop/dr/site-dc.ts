@@ -7,7 +7,7 @@ import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { ipIn } from '../../../src/lab/adapters/netns.js';
-import { netnsScope, type NetnsScope } from '../../helpers/netns.js';
+import { kernelVtep, netnsScope, type NetnsScope } from '../../helpers/netns.js';
 import { REPO, headendConfigDoc, spawnHeadend, writeJson, type HeadendProcess } from '../../integration/headend/adapters/fixtures.js';
 import { createTestPki } from '../../helpers/pki.js';
 import { tempDir, type TempDir } from '../../helpers/tmp.js';
@@ -90,27 +90,7 @@ export async function siteDc(
   const addVm = async (role: string, vni: number, mac: string, ipCidr: string): Promise<Host> => {
     if (!vnis.has(vni)) {
       vnis.add(vni);
-      await ipIn(
-        hv,
-        'link',
-        'add',
-        `vx${vni}`,
-        'type',
-        'vxlan',
-        'id',
-        String(vni),
-        'dstport',
-        '4789',
-        'remote',
-        '10.98.0.1',
-        'local',
-        '10.98.0.2',
-        'dev',
-        n('hd'),
-      );
-      await ipIn(hv, 'link', 'add', `br${vni}`, 'type', 'bridge');
-      await ipIn(hv, 'link', 'set', `vx${vni}`, 'master', `br${vni}`);
-      for (const dev of [`vx${vni}`, `br${vni}`]) await ipIn(hv, 'link', 'set', dev, 'up');
+      await kernelVtep(hv, { vni, local: '10.98.0.2', remote: '10.98.0.1', dev: n('hd') });
     }
     const ns = await scope.ns(role);
     await link(hv, n(`${role}h`), ns, n(`${role}e`));

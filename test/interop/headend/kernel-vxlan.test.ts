@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { exec } from '../../../src/shared/exec.js';
 import { ipIn, nsExec } from '../../../src/lab/adapters/netns.js';
-import { isRoot, netnsScope } from '../../helpers/netns.js';
+import { isRoot, kernelVtep, netnsScope } from '../../helpers/netns.js';
 import { REPO, headendConfigDoc, registryDoc, spawnHeadend, writeJson } from '../../integration/headend/adapters/fixtures.js';
 import { createTestPki } from '../../helpers/pki.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -54,28 +54,7 @@ test(
       [vm, vmh],
     ] as const)
       await ipIn(ns, 'link', 'set', dev, 'up');
-    await ipIn(
-      hv,
-      'link',
-      'add',
-      'vx100',
-      'type',
-      'vxlan',
-      'id',
-      '100',
-      'dstport',
-      '4789',
-      'remote',
-      '10.98.0.1',
-      'local',
-      '10.98.0.2',
-      'dev',
-      hd,
-    );
-    await ipIn(hv, 'link', 'add', 'br0', 'type', 'bridge');
-    await ipIn(hv, 'link', 'set', 'vx100', 'master', 'br0');
-    await ipIn(hv, 'link', 'set', hvm, 'master', 'br0');
-    for (const dev of ['vx100', 'br0']) await ipIn(hv, 'link', 'set', dev, 'up');
+    await kernelVtep(hv, { vni: 100, local: '10.98.0.2', remote: '10.98.0.1', dev: hd, bridge: 'br0', ports: [hvm] });
     await ipIn(vm, 'addr', 'add', '192.168.10.5/24', 'dev', vmh);
 
     const d = tempDir(t, 'ck-kvx-', true);

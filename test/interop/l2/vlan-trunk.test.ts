@@ -13,7 +13,7 @@ import { copyFileSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exec } from '../../../src/shared/exec.js';
 import { ipIn, nsExec } from '../../../src/lab/adapters/netns.js';
-import { isRoot, netnsScope } from '../../helpers/netns.js';
+import { isRoot, kernelVtep, netnsScope } from '../../helpers/netns.js';
 import { REPO, headendConfigDoc, spawnHeadend, writeJson } from '../../integration/headend/adapters/fixtures.js';
 import { createTestPki } from '../../helpers/pki.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -126,28 +126,7 @@ test(
       [10, 110, n('h10'), vm10, n('v10')],
       [20, 120, n('h20'), vm20, n('v20')],
     ] as const) {
-      await ipIn(
-        hv,
-        'link',
-        'add',
-        `vx${vni}`,
-        'type',
-        'vxlan',
-        'id',
-        String(vni),
-        'dstport',
-        '4789',
-        'remote',
-        '10.98.0.1',
-        'local',
-        '10.98.0.2',
-        'dev',
-        n('hd'),
-      );
-      await ipIn(hv, 'link', 'add', `br${vni}`, 'type', 'bridge');
-      await ipIn(hv, 'link', 'set', `vx${vni}`, 'master', `br${vni}`);
-      await ipIn(hv, 'link', 'set', port, 'master', `br${vni}`);
-      for (const dev of [`vx${vni}`, `br${vni}`]) await ipIn(hv, 'link', 'set', dev, 'up');
+      await kernelVtep(hv, { vni, local: '10.98.0.2', remote: '10.98.0.1', dev: n('hd'), ports: [port] });
       await ipIn(vmNs, 'link', 'set', vmDev, 'address', VM_MAC[vid]);
       await ipIn(vmNs, 'addr', 'add', '10.0.0.5/24', 'dev', vmDev);
     }

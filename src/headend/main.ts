@@ -45,6 +45,11 @@ export interface HeadendDeps {
 
 /** How long a session that said bye may linger half-closed before its socket is destroyed. */
 const BYE_GRACE_MS = 2_000;
+/**
+ * How long a stopping headend waits for its peers to close after the byes. The byes are written when
+ * the stop begins, so this bounds only the wait for peers slow to answer, not the delivery of the bye.
+ */
+const SHUTDOWN_GRACE_MS = 250;
 
 export function loadHeadendConfig(file: string): HeadendConfig {
   const path = resolve(file);
@@ -223,7 +228,7 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
       clearInterval(registryTimer);
       // The fleet is asked to spread its return over the time the accept rate needs for all of it.
       core.closeAll('headend-shutdown', reconnectWindowMs(core.sessions().length, config.listen.acceptPerS));
-      await listener.close();
+      await listener.close(SHUTDOWN_GRACE_MS);
       await metrics?.close();
       await vxlan.close();
       // The disconnects just queued are committed and signed before the process goes: a clean stop

@@ -67,7 +67,11 @@ export interface TlsListenerOptions {
 
 export interface TlsListener {
   readonly address: AddressInfo;
-  close(): Promise<void>;
+  /**
+   * Stops accepting and resolves once every connection has closed; connections still open after
+   * `graceMs` (peers slow to answer a bye, handshakes in progress) are closed from this side.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 /** Tells a refused peer why (an `error` control record), then closes. */
@@ -211,8 +215,12 @@ export async function openTlsListener(o: TlsListenerOptions): Promise<TlsListene
     raw.once('close', fin);
     server.emit('connection', raw);
   };
+  // Every accepted connection until it closes, so a shutdown can end the ones that linger.
+  const open = new Set<Socket>();
   tcp.on('connection', (raw: Socket) => {
     if (raw.destroyed) return; // refused by the connection caps
+    open.add(raw);
+    raw.once('close', () => open.delete(raw));
     raw.on('error', () => {});
     const d = gate.offer(Date.now(), raw, raw.remoteAddress ?? '?');
     if (d === 'start') startTls(raw);
@@ -223,12 +231,21 @@ export async function openTlsListener(o: TlsListenerOptions): Promise<TlsListene
   tcp.on('error', (e) => log.error('tunnel listener error', { error: e.message }));
   return {
     address,
-    close: () => {
+    close: async (graceMs = Number.POSITIVE_INFINITY) => {
       if (pumpTimer) clearTimeout(pumpTimer);
       tickets?.stop();
       const left = gate.pump(Number.MAX_SAFE_INTEGER);
       for (const raw of [...left.expired, ...left.evicted]) raw.destroy();
-      return new Promise<void>((r) => tcp.close(() => r()));
+      const closed = new Promise<void>((r) => tcp.close(() => r()));
+      if (open.size > 0 && Number.isFinite(graceMs)) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([closed, new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
+        clearTimeout(timer);
+        // Whatever reached the kernel (a bye, TLS close_notify) is still sent after the descriptor
+        // closes; only a peer that stopped reading loses its bye, and it reconnects either way.
+        for (const raw of open) raw.destroy();
+      }
+      await closed;
     },
   };
 }

@@ -8,7 +8,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { spawnSync } from 'node:child_process';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { silentLogger } from '../../../src/shared/log.js';
 import { parseHeadendConfig } from '../../../src/headend/core/config.js';
 import { startHeadend, type Headend } from '../../../src/headend/main.js';
@@ -361,6 +361,36 @@ test('connector headend reloads the registry on SIGHUP and stops on SIGTERM', as
   await h.waitForLine((l) => l['msg'] === 'registry loaded' && l['why'] === 'sighup');
   await h.kill('SIGTERM');
   assert.equal(h.child.exitCode, 0);
+});
+
+test('a stopping headend does not wait on peers: one that ignores the bye and one stuck before TLS', async (t) => {
+  const d = tempDir(t, 'ck-he-', true);
+  const pki = await createTestPki(d.dir);
+  writeJson(d.path('registry.json'), registryDoc({ acme: { vni: 100 } }, { 'A-1': 'acme' }));
+  const config = parseHeadendConfig(headendConfigDoc(d, pki, { metricsPort: null }), d.dir);
+  const headend = await startHeadend(config, { log: silentLogger, registryPollMs: 0 });
+  t.after(() => d.remove());
+  const c = await rawTunnel(headend.tunnelAddress.port, await pki.client('A-1'), pki.dcCa.pem);
+  await c.hello();
+  // Stops reading: it never sees the bye or the FIN, so it never closes its side.
+  c.socket.pause();
+  // Connected but silent: the TLS handshake would wait for it until helloTimeoutMs (5 s here).
+  const stuck = connect(headend.tunnelAddress.port, '127.0.0.1');
+  t.after(() => stuck.destroy());
+  stuck.on('error', () => {});
+  await new Promise<void>((r) => stuck.once('connect', () => r()));
+  // Let the headend's loop accept it (nothing observable tells when; a listener that closes first resets it).
+  await new Promise((r) => setTimeout(r, 200));
+  const t0 = Date.now();
+  await headend.close();
+  const ms = Date.now() - t0;
+  t.diagnostic(`close took ${ms} ms`);
+  // Waiting for either peer would take 2 s (the bye's own grace) or 5 s (the handshake timeout).
+  assert.ok(ms < 1_500, `close waited ${ms} ms for peers`);
+  // The bye was in the kernel before the descriptor closed: the slow reader still gets it.
+  c.socket.resume();
+  await c.closed;
+  assert.equal(c.control.find((m) => m.type === 'bye')?.type, 'bye');
 });
 
 test('a session that goes silent is closed as dead-peer after session.deadAfterMs', async (t) => {

@@ -17,7 +17,11 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <node_api.h>
 #include <uv.h>
 
@@ -357,6 +361,56 @@ static napi_value js_unread(napi_env env, napi_callback_info info) {
   return res;
 }
 
+// malloc_trim: glibc keeps the memory of freed TLS sessions (OpenSSL's per-connection buffers) in its
+// arenas after a mass disconnect; trimming hands it back to the kernel. It walks every arena under
+// their locks, so it runs on a libuv worker thread, never on the loop. musl returns memory on its own:
+// there the addon has no mallocTrim.
+#ifdef __GLIBC__
+typedef struct trim_work {
+  napi_async_work work;
+  napi_ref cb;
+  int released;
+  double ms;
+} trim_work;
+
+static void trim_execute(napi_env env, void *data) {
+  (void)env;
+  trim_work *w = data;
+  struct timespec a, b;
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  w->released = malloc_trim(0);
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  w->ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+}
+
+static void trim_complete(napi_env env, napi_status status, void *data) {
+  trim_work *w = data;
+  napi_value cb, undef, args[2];
+  if (status == napi_ok && napi_get_reference_value(env, w->cb, &cb) == napi_ok && napi_get_undefined(env, &undef) == napi_ok &&
+      napi_get_boolean(env, w->released > 0, &args[0]) == napi_ok && napi_create_double(env, w->ms, &args[1]) == napi_ok)
+    napi_call_function(env, undef, cb, 2, args, NULL);
+  napi_delete_reference(env, w->cb);
+  napi_delete_async_work(env, w->work);
+  free(w);
+}
+
+static napi_value js_malloc_trim(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], name;
+  napi_valuetype t;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_typeof(env, argv[0], &t) != napi_ok || t != napi_function)
+    return napi_throw_type_error(env, "EINVAL", "mallocTrim(cb): cb must be a function"), NULL;
+  trim_work *w = calloc(1, sizeof *w);
+  if (w == NULL) return napi_throw_error(env, "ENOMEM", "mallocTrim: out of memory"), NULL;
+  CHECK(napi_create_reference(env, argv[0], 1, &w->cb));
+  CHECK(napi_create_string_utf8(env, "mallocTrim", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_async_work(env, NULL, name, trim_execute, trim_complete, w, &w->work));
+  CHECK(napi_queue_async_work(env, w->work));
+  return NULL;
+}
+#endif
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     {"open", NULL, js_open, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -366,6 +420,9 @@ NAPI_MODULE_INIT() {
     {"stats", NULL, js_stats, NULL, NULL, NULL, napi_enumerable, NULL},
     {"setsockopt", NULL, js_setsockopt, NULL, NULL, NULL, napi_enumerable, NULL},
     {"unreadBytes", NULL, js_unread, NULL, NULL, NULL, napi_enumerable, NULL},
+#ifdef __GLIBC__
+    {"mallocTrim", NULL, js_malloc_trim, NULL, NULL, NULL, napi_enumerable, NULL},
+#endif
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -17,6 +17,8 @@ import { readAuditFile, verifyAuditFile, type FileVerdict, type VerifyFileOption
 import { openMetricsServer, type MetricsServer } from './adapters/metrics-server.js';
 import { openTlsListener, refuseConnection } from './adapters/tls-listener.js';
 import { watchLoopHealth } from './adapters/loop-health.js';
+import { nativeMemoryTrim } from './adapters/memory-trim.js';
+import { MemoryReturn } from './core/memory-return.js';
 import { openVxlanSocket } from './adapters/vxlan-socket.js';
 import { auditToCsv, auditToJsonl } from './core/audit-chain.js';
 import { parseHeadendConfigText, type HeadendConfig } from './core/config.js';
@@ -193,6 +195,12 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
   const registryTimer = setInterval(publishRegistry, 1_000);
   registryTimer.unref();
 
+  const returnMemory = memoryReturnLoop(
+    () => core.sessions().length,
+    log,
+    (released) => core.metrics.inc('connector_headend_memory_trims_total', { released: released ? 'yes' : 'no' }),
+  );
+
   const loop = watchLoopHealth({
     windowMs: 10_000,
     alarmP99Ms: 100,
@@ -224,6 +232,7 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
     async close() {
       clearInterval(checkpointTimer);
       loop.stop();
+      clearInterval(returnMemory);
       stopWatch();
       clearInterval(registryTimer);
       // The fleet is asked to spread its return over the time the accept rate needs for all of it.
@@ -284,4 +293,30 @@ export function exportAuditLog(file: string, format: 'csv' | 'jsonl'): string {
 /** `connector audit verify`: the hash chain, and the head pointer when there is one. */
 export function verifyAuditLog(file: string, o: VerifyFileOptions = {}): FileVerdict {
   return verifyAuditFile(file, o);
+}
+
+/** Every 2 s: once the session count has settled after a large drop, freed native memory goes back to the kernel. */
+function memoryReturnLoop(sessions: () => number, log: Logger, counted: (released: boolean) => void): NodeJS.Timeout | undefined {
+  const trim = nativeMemoryTrim();
+  if (trim === null) return undefined;
+  const policy = new MemoryReturn();
+  let running = false;
+  const timer = setInterval(() => {
+    if (running || !policy.tick(Date.now(), sessions())) return;
+    running = true;
+    const before = process.memoryUsage.rss();
+    void trim().then(({ released, ms }) => {
+      running = false;
+      counted(released);
+      const mb = (b: number): number => Math.round(b / 1e5) / 10;
+      log.info('native memory returned after a session drop', {
+        rssMbBefore: mb(before),
+        rssMbAfter: mb(process.memoryUsage.rss()),
+        ms: +ms.toFixed(1),
+        sessions: sessions(),
+      });
+    });
+  }, 2_000);
+  timer.unref();
+  return timer;
 }

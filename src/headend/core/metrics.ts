@@ -89,6 +89,11 @@ export function headendMetrics(): Metrics {
     'counter',
     'TLS handshakes completed for a client that left before its hello (work the headend did for nobody).',
   );
+  m.define(
+    'connector_headend_memory_trims_total',
+    'counter',
+    'Times freed native memory was handed back to the kernel after a large drop in sessions (released: whether any was).',
+  );
   m.define('connector_headend_session_closes_total', 'counter', 'Sessions closed, per reason.');
   m.define('connector_headend_registry_reloads_total', 'counter', 'Registry reloads, per result (ok, error).');
   m.define(

@@ -35,6 +35,8 @@ export interface TapAddon {
   setsockopt?(fd: number, level: number, name: number, value: number): number;
   /** Bytes waiting in a socket's receive queue (FIONREAD). Older builds lack it. */
   unreadBytes?(fd: number): number;
+  /** glibc's malloc_trim(0) on a worker thread; calls back with whether memory went back and how long it took. */
+  mallocTrim?(cb: (released: boolean, ms: number) => void): void;
 }
 
 function isTapAddon(m: unknown): m is TapAddon {

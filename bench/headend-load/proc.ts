@@ -53,10 +53,16 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export async function startHeadendProcess(configFile: string, dir: string, n: number, timeoutMs = 30_000): Promise<HeadendChild> {
   const logFile = join(dir, `headend-${n}.log`);
   const fd = openSync(logFile, 'w');
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'src/cli/connector.ts'), 'headend', '--config', configFile], {
-    cwd: REPO,
-    stdio: ['ignore', 'ignore', fd],
-  });
+  // CK_LOAD_HEADEND_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the headend alone.
+  const nodeArgs = (process.env['CK_LOAD_HEADEND_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, '--import', 'tsx', join(REPO, 'src/cli/connector.ts'), 'headend', '--config', configFile],
+    {
+      cwd: REPO,
+      stdio: ['ignore', 'ignore', fd],
+    },
+  );
   closeSync(fd);
   const exited = new Promise<number>((r) => child.once('exit', (code, sig) => r(code ?? (sig ? 128 : 0))));
   const until = Date.now() + timeoutMs;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: UNLICENSED
-// `npm run bench:headend-load -- --sessions N --tenants K [--cycles C] [--bcast-per-s B] [--no-netns]`:
+// `npm run bench:headend-load -- --sessions N --tenants K [--cycles C] [--bcast-per-s B] [--no-netns] [--pin]`:
 // issue 19's phases against a real headend process of this repo, with N real TLS sessions (load.ts, a
 // child) and a probe session pinging every 20 ms (probe.ts, in this process, which does nothing else
 // heavy). Run as root it re-executes itself in a fresh network namespace (loopback only), so the TCP
@@ -11,7 +11,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { makeFleetPki, registryDoc } from './fleet.js';
@@ -37,6 +37,10 @@ const ACCEPT_PER_S = arg('accept-per-s', 0);
 const TICKET_LIFETIME_S = arg('ticket-lifetime-s', 0);
 // Without shared ticket keys each headend process has its own: after a restart every handshake is full.
 const RESUMPTION = !argv.includes('--no-resumption');
+// --pin: the fleet stands for devices on the internet; pinned, it cannot take the headend's CPU (the
+// headend and the probe share CPU 0, the fleet the others). Off by default: on a 2-core box the fleet
+// then has one core for N clients' handshakes, which slows the storm it is meant to produce.
+const PIN = argv.includes('--pin') && availableParallelism() >= 2;
 
 // Root: run inside a fresh namespace with a raised fd limit, then remove the namespace.
 if (process.env['CK_LOAD_INNER'] === undefined) {
@@ -54,6 +58,10 @@ if (process.env['CK_LOAD_INNER'] === undefined) {
   process.exit(r.status ?? 1);
 }
 
+/** Every thread of `pid` onto `cpus` (taskset's list syntax); best effort, the run says whether it pinned. */
+function pin(pid: number | undefined, cpus: string): void {
+  if (pid !== undefined) spawnSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+}
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const now = (): number => performance.now();
 const mb = (x: number): number => +x.toFixed(1);
@@ -186,11 +194,15 @@ try {
   const newFleet = (): FleetChild => {
     const f = new FleetChild(fleetFile);
     children.push(f.child);
+    if (PIN) pin(f.child.pid, `1-${availableParallelism() - 1}`);
     return f;
   };
+  if (PIN) pin(process.pid, '0');
+  out['pinned'] = PIN ? { headendAndProbe: '0', fleet: `1-${availableParallelism() - 1}` } : false;
   let hn = 0;
   headend = await startHeadendProcess(configFile, dir, ++hn);
   children.push(headend.child);
+  if (PIN) pin(headend.pid, '0');
   probe = new Probe({ port, key: pki.probe.key, cert: pki.probe.cert, ca: pki.dcCaPem });
   probe.start();
   await sleep(3_000);
@@ -278,6 +290,7 @@ try {
   fleet.reached.clear();
   headend = await startHeadendProcess(configFile, dir, ++hn);
   children.push(headend.child);
+  if (PIN) pin(headend.pid, '0');
   cpu0 = cpuMs(headend.pid);
   const fleetCpu0 = cpuMs(fleet.child.pid ?? 0);
   const tListen = now();
@@ -334,6 +347,11 @@ try {
   out['error'] = (e as Error).message;
 } finally {
   probe?.stop();
+  // The last headend stops as asked first, so a profiler started through CK_LOAD_HEADEND_NODE_ARGS writes out.
+  if (headend && headend.child.exitCode === null && headend.child.signalCode === null) {
+    headend.child.kill('SIGTERM');
+    await Promise.race([headend.exited, sleep(5_000)]);
+  }
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   if (argv.includes('--keep')) process.stderr.write(`kept ${dir}\n`);
   else rmSync(dir, { recursive: true, force: true });

@@ -195,6 +195,16 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
   const registryTimer = setInterval(publishRegistry, 1_000);
   registryTimer.unref();
 
+  // The process's own memory, for operators and the load tool: RSS against the JS heap tells a leak in
+  // our objects from memory the allocator keeps.
+  const publishMemory = (): void => {
+    const m = process.memoryUsage();
+    const kinds = { rss: m.rss, heap_used: m.heapUsed, heap_total: m.heapTotal, external: m.external, array_buffers: m.arrayBuffers };
+    for (const [kind, bytes] of Object.entries(kinds)) core.metrics.set('connector_headend_memory_bytes', { kind }, bytes);
+  };
+  publishMemory();
+  const memoryTimer = setInterval(publishMemory, 2_000);
+  memoryTimer.unref();
   const returnMemory = memoryReturnLoop(
     () => core.sessions().length,
     log,
@@ -233,6 +243,7 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
       clearInterval(checkpointTimer);
       loop.stop();
       clearInterval(returnMemory);
+      clearInterval(memoryTimer);
       stopWatch();
       clearInterval(registryTimer);
       // The fleet is asked to spread its return over the time the accept rate needs for all of it.

@@ -89,6 +89,7 @@ export function headendMetrics(): Metrics {
     'counter',
     'TLS handshakes completed for a client that left before its hello (work the headend did for nobody).',
   );
+  m.define('connector_headend_memory_bytes', 'gauge', 'Process memory by kind: rss, heap_used, heap_total, external, array_buffers.');
   m.define(
     'connector_headend_memory_trims_total',
     'counter',

@@ -261,7 +261,10 @@ try {
   const closeMs = await waitSessions(port, 1, 60_000);
   await sleep(1_000);
   const teardownProbe = probe.stats(t0, now());
+  // The quiet after it: the headend collects and hands memory back once the count has settled.
+  const t1 = now();
   await sleep(5_000);
+  const settleProbe = probe.stats(t1, now());
   const afterRss = rssMb(headend.pid);
   // The headend's own view: how much of what stays is the JS heap, and whether freed memory went back.
   const memText = (await get(metricsPort, '/metrics', true)).text;
@@ -269,6 +272,7 @@ try {
   out['teardown'] = {
     closeMs: Math.round(closeMs),
     probe: teardownProbe,
+    settleProbe,
     rssAfterMb: mb(afterRss),
     heapUsedAfterMb: mb(gauge(/^connector_headend_memory_bytes\{kind="heap_used"\} (\d+)/m) / 1e6),
     memoryTrims: gauge(/^connector_headend_memory_trims_total\{released="yes"\} (\d+)/m) || 0,
@@ -381,7 +385,7 @@ function table(o: Record<string, unknown>): void {
     `steady          up in ${st['upMs']} ms (${st['sessionsPerS']}/s, CPU per session: headend ${st['cpuMsPerSessionUp']} ms, fleet ${st['fleetCpuMsPerSessionUp']} ms), RSS ${st['rssMb']} MB (${st['rssPerSessionKb']} KB/session), CPU ${st['cpuPct']} %; ${p(st['probe'])}`,
     ...Object.entries(sc).map(([k, v]) => `scrape ${k.padEnd(24)} ${r(v)['bytes']} B in ${r(v)['ms']} ms; ${p(r(v)['probe'])}`),
     `registry change ${p(r(o['registryChange'])['probe'])}`,
-    `teardown -9     closed in ${td['closeMs']} ms; ${p(td['probe'])}; RSS after ${td['rssAfterMb']} MB vs idle ${td['idleRssMb']} (+${td['rssOverIdlePct']} %), JS heap ${td['heapUsedAfterMb']} MB, trims ${td['memoryTrims']}`,
+    `teardown -9     closed in ${td['closeMs']} ms; ${p(td['probe'])}; RSS after ${td['rssAfterMb']} MB vs idle ${td['idleRssMb']} (+${td['rssOverIdlePct']} %), JS heap ${td['heapUsedAfterMb']} MB, trims ${td['memoryTrims']}; the 5 s after: ${p(td['settleProbe'])}`,
     `SIGTERM         exit ${sg['exitMs']} ms, audit verifies ${sg['auditVerifies']}`,
     `storm           50/95/100 % up at ${sm['t50Ms']}/${sm['t95Ms']}/${sm['t100Ms']} ms; attempts ${sm['attempts']}, timed out ${sm['timedOut']}, closed pre-TLS ${sm['refusedPreTls']}, listen overflows ${sm['listenOverflows']}, handshakes ${JSON.stringify(sm['handshakes'])}, wasted ${sm['handshakesWasted']}, refusals ${JSON.stringify(sm['refusals'])}, CPU per session: headend ${sm['cpuMsPerSession']} ms, fleet ${sm['fleetCpuMsPerSession']} ms; ${p(sm['probe'])}`,
     `cycles          RSS down/up ${((cy['rows'] ?? []) as { rssDownMb: number; rssUpMb: number }[]).map((c) => `${c.rssDownMb}/${c.rssUpMb}`).join(', ')}; final ${cy['finalDownMb']} MB, growth ${cy['growthPct']} %`,

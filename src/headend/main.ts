@@ -205,11 +205,13 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
   publishMemory();
   const memoryTimer = setInterval(publishMemory, 2_000);
   memoryTimer.unref();
-  const returnMemory = memoryReturnLoop(
-    () => core.sessions().length,
-    log,
-    (released) => core.metrics.inc('connector_headend_memory_trims_total', { released: released ? 'yes' : 'no' }),
-  );
+  const returnMemory = config.returnMemory
+    ? memoryReturnLoop(
+        () => core.sessions().length,
+        log,
+        (released) => core.metrics.inc('connector_headend_memory_trims_total', { released: released ? 'yes' : 'no' }),
+      )
+    : undefined;
 
   const loop = watchLoopHealth({
     windowMs: 10_000,
@@ -316,14 +318,15 @@ function memoryReturnLoop(sessions: () => number, log: Logger, counted: (release
     if (running || !policy.tick(Date.now(), sessions())) return;
     running = true;
     const before = process.memoryUsage.rss();
-    void trim().then(({ released, ms }) => {
+    void trim().then(({ released, gcMs, trimMs }) => {
       running = false;
       counted(released);
       const mb = (b: number): number => Math.round(b / 1e5) / 10;
       log.info('native memory returned after a session drop', {
         rssMbBefore: mb(before),
         rssMbAfter: mb(process.memoryUsage.rss()),
-        ms: +ms.toFixed(1),
+        gcMs: +gcMs.toFixed(1),
+        trimMs: +trimMs.toFixed(1),
         sessions: sessions(),
       });
     });

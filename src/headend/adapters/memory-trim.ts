@@ -1,10 +1,24 @@
 // SPDX-License-Identifier: UNLICENSED
-// malloc_trim(0) through the native addon, on a libuv worker thread: glibc returns the arenas' free
-// pages to the kernel. Null where there is nothing to call (no addon, a build without it, musl).
+// Handing memory back after a mass disconnect: a full garbage collection first (the closed sessions'
+// TLS objects hold their native buffers until V8 collects them, and an idle headend allocates too little
+// to start one), then glibc's malloc_trim(0) through the native addon on a libuv worker thread, which
+// returns the free pages in the middle of the heap that free() never gives back.
+// Both pause the loop: the collection for its duration (25-40 ms measured after 2,000 sessions), the trim
+// while the loop allocates from the arena being trimmed (up to its duration, 40-110 ms). Hence the policy
+// in core/memory-return.ts: only after a settled, large drop, at most every 30 s.
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { loadTapAddon } from '../../shared/native/addon.js';
 
-export type MemoryTrim = () => Promise<{ released: boolean; ms: number }>;
+export type MemoryTrim = () => Promise<{ released: boolean; gcMs: number; trimMs: number }>;
 
+/** V8's full collection, exposed without a command-line flag (the flag set at run time, read in a new context). */
+function fullGc(): () => void {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
+
+/** Null where there is nothing to call (no addon, a build without it, musl). */
 export function nativeMemoryTrim(): MemoryTrim | null {
   let trim: ((cb: (released: boolean, ms: number) => void) => void) | undefined;
   try {
@@ -14,5 +28,11 @@ export function nativeMemoryTrim(): MemoryTrim | null {
   }
   if (trim === undefined) return null;
   const call = trim;
-  return () => new Promise((resolve) => call((released, ms) => resolve({ released, ms })));
+  const gc = fullGc();
+  return () => {
+    const t0 = performance.now();
+    gc();
+    const gcMs = performance.now() - t0;
+    return new Promise((resolve) => call((released, trimMs) => resolve({ released, gcMs, trimMs })));
+  };
 }

@@ -15,6 +15,7 @@ import {
   section,
   string,
   type SchemaIssue,
+  boolean,
 } from '../../shared/schema/schema.js';
 import { VXLAN_UDP_PORT } from '../../shared/l2/vxlan.js';
 import { registrySourceField, resolveRegistrySource, type RegistrySource } from '../../shared/registry/source.js';
@@ -71,6 +72,8 @@ export interface HeadendConfig {
   mac: { ageMs: number; maxEntriesPerSegment: number };
   /** IP MTU a VTEP path needs for 1514-byte inner frames: 1514 + 8 VXLAN + 8 UDP + 20 IPv4 = 1550. */
   minVtepPathMtu: number;
+  /** After a large, settled drop in sessions: a full collection and malloc_trim (core/memory-return.ts). */
+  returnMemory: boolean;
   headendVersion: string;
 }
 
@@ -162,6 +165,7 @@ const HEADEND_SCHEMA = object({
     maxEntriesPerSegment: optional(integer(16, 1_000_000), HEADEND_DEFAULTS.maxEntriesPerSegment),
   }),
   minVtepPathMtu: optional(integer(576, 9_216), HEADEND_DEFAULTS.minVtepPathMtu),
+  returnMemory: optional(boolean(), true),
   headendVersion: optional(string(), '0.1.0'),
 });
 
@@ -193,6 +197,7 @@ export function parseHeadendConfig(doc: unknown, baseDir: string): HeadendConfig
     session: Object.freeze(c.session),
     mac: Object.freeze({ ageMs: c.mac.ageS * 1_000, maxEntriesPerSegment: c.mac.maxEntriesPerSegment }),
     minVtepPathMtu: c.minVtepPathMtu,
+    returnMemory: c.returnMemory,
     headendVersion: c.headendVersion,
   });
 }

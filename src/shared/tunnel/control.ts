@@ -16,7 +16,7 @@ export const ALPN_PROTOCOL = 'connector-l2/1';
 /** Control bodies are small; this bound keeps a whole message inside one record. */
 export const CONTROL_MAX_BODY = 1200;
 
-const TYPE_CODES = { hello: 1, 'hello-ack': 2, ping: 3, pong: 4, bye: 5, error: 6 } as const;
+const TYPE_CODES = { hello: 1, 'hello-ack': 2, ping: 3, pong: 4, bye: 5, error: 6, 'dg-state': 7 } as const;
 export type ControlType = keyof typeof TYPE_CODES;
 const TYPE_BY_CODE = new Map<number, ControlType>(Object.entries(TYPE_CODES).map(([k, v]) => [v, k as ControlType]));
 
@@ -68,7 +68,17 @@ export interface ErrorMessage {
   retryAfterMs?: number;
 }
 
-export type ControlMessage = HelloMessage | HelloAckMessage | PingMessage | ByeMessage | ErrorMessage;
+/**
+ * `dg-state` (type 7, sent only on a session that negotiated the datagram channel; an older peer would
+ * count it as `control-type` and carry on): the sender's data now leaves over `tx`, and why.
+ */
+export interface DgStateMessage {
+  type: 'dg-state';
+  tx: 'datagram' | 'tls';
+  reason: string;
+}
+
+export type ControlMessage = HelloMessage | HelloAckMessage | PingMessage | ByeMessage | ErrorMessage | DgStateMessage;
 
 export const CONTROL_DROPS = [
   'control-short',
@@ -185,6 +195,11 @@ export function decodeControl(frame: Uint8Array): DecodedControl {
       const msg: ByeMessage = { type, reason: b['reason'] };
       if (isUint(b['retryAfterMs'], MAX_RETRY_AFTER_MS)) msg.retryAfterMs = b['retryAfterMs'];
       return { ok: true, msg };
+    }
+    case 'dg-state': {
+      if (b['tx'] !== 'datagram' && b['tx'] !== 'tls') return fieldDrop(type, 'tx');
+      if (!isStr(b['reason'], 64)) return fieldDrop(type, 'reason');
+      return { ok: true, msg: { type, tx: b['tx'], reason: b['reason'] } };
     }
     case 'error': {
       if (!isStr(b['code'], 64)) return fieldDrop(type, 'code');

@@ -9,7 +9,7 @@
 // hello-ack arrives and pings every keepaliveMs (the smaller of its own and the headend's), so a healthy
 // session never goes quiet; the server watches from the start, never pings, and also closes a session
 // that sends no hello within helloTimeoutMs.
-import type { Clock, Cancel, Scheduler } from '../ports.js';
+import type { Cancel } from '../ports.js';
 import {
   CONTROL_VNI,
   decodeControl,
@@ -21,89 +21,27 @@ import {
   type HelloMessage,
 } from './control.js';
 import { CoDel } from './codel.js';
-import { EgressQueue, type EgressQueueOptions } from './egress-queue.js';
+import { EgressQueue } from './egress-queue.js';
 import { RecordDecoder, encodeRecord } from './records.js';
+import type { SessionCounters, SessionState, TunnelSessionEvents, TunnelSessionOptions, TunnelTransport } from './session-types.js';
 
-/** What a session needs from its connection (a TLS socket, or an in-memory pipe in tests). */
-export interface TunnelTransport {
-  /** Writes the buffers in order, as one write where the transport can gather them. */
-  write(chunks: readonly Buffer[]): void;
-  /** Bytes written but not yet taken by the kernel. */
-  unsentBytes(): number;
-  /** Bytes waiting unread in the kernel's receive queue; undefined when that cannot be known. */
-  readonly unreadBytes: (() => number) | undefined;
-  /** Half-closes after what was written, and forces the close after the transport's grace period. */
-  end(): void;
-  destroy(): void;
-}
-
-export interface TunnelSessionEvents {
-  /** The hello exchange completed: the client got its hello-ack, or the server acked a hello. */
-  up(session: TunnelSession): void;
-  /**
-   * The data frames of one read, in order. The views stay valid after the call (RecordDecoder), the
-   * array does not: it is reused for the next read.
-   */
-  frames(batch: readonly Buffer[]): void;
-  /** A record, control message or frame dropped, by reason (for counters). */
-  drop(reason: string): void;
-  closed(reason: string): void;
-}
-
-interface CommonOptions {
-  readonly clock: Clock;
-  readonly scheduler: Scheduler;
-  readonly egress: EgressQueueOptions;
-  /**
-   * AQM on the receive side (the headend's): CoDel over the bytes waiting unread in the kernel behind
-   * each read (the transport's unreadBytes), since their age is unknown. Absent: none.
-   */
-  readonly rxAqm?: RxAqmOptions;
-}
-
-export interface RxAqmOptions {
-  /** Unread bytes behind a read that count as a queue above target. */
-  readonly targetBytes: number;
-  readonly intervalMs: number;
-}
-
-export interface ClientSessionOptions extends CommonOptions {
-  readonly role: 'client';
-  readonly hello: Readonly<Pick<HelloMessage, 'agentVersion' | 'site' | 'capabilities'>>;
-  readonly keepaliveMs: number;
-  readonly deadAfterMs: number;
-}
-
-export interface ServerSessionOptions extends CommonOptions {
-  readonly role: 'server';
-  /** The answer to a hello: the VNI and session id come from admission, never from the device. */
-  readonly ack: Readonly<Omit<HelloAckMessage, 'type'>>;
-  /**
-   * Decides the VNI once the hello is read (a trunk unit's session names its VLAN in the hello's
-   * capabilities); a string is a refusal, sent as an `error` record before the session closes.
-   */
-  readonly onHello?: (hello: HelloMessage) => Readonly<Pick<HelloAckMessage, 'vni' | 'capabilities'>> | string;
-  readonly helloTimeoutMs: number;
-}
-
-export type TunnelSessionOptions = ClientSessionOptions | ServerSessionOptions;
-
-export type SessionState = 'hello' | 'up' | 'closed';
-
-export interface SessionCounters {
-  framesIn: number;
-  /** Ethernet bytes of the data frames received. */
-  bytesIn: number;
-  /** Data frames dropped by the receive-side AQM under a standing backlog. */
-  rxAqmDrops: number;
-}
+export type {
+  ClientSessionOptions,
+  RxAqmOptions,
+  ServerSessionOptions,
+  SessionCounters,
+  SessionState,
+  TunnelSessionEvents,
+  TunnelSessionOptions,
+  TunnelTransport,
+} from './session-types.js';
 
 const MIN_TICK_MS = 50;
 
 export class TunnelSession {
   state: SessionState = 'hello';
   readonly role: 'client' | 'server';
-  readonly counters: SessionCounters = { framesIn: 0, bytesIn: 0, rxAqmDrops: 0 };
+  readonly counters: SessionCounters = { framesIn: 0, bytesIn: 0, rxAqmDrops: 0, datagramFramesOut: 0, datagramBytesOut: 0 };
   readonly egress: EgressQueue;
   /** The peer's hello (server) or hello-ack (client), once the exchange completed. */
   peerHello: HelloMessage | null = null;
@@ -114,6 +52,11 @@ export class TunnelSession {
   rttMs: number | null = null;
   /** The window the peer's bye or error asked the client to spread its next attempt over (control.ts). */
   peerRetryAfterMs: number | null = null;
+  /**
+   * The datagram channel's send side, set while it carries this side's data: a frame it takes (true)
+   * leaves as a datagram; otherwise the frame goes through the TLS queue as ever.
+   */
+  datagramTx: ((frame: Uint8Array) => boolean) | null = null;
 
   readonly #o: TunnelSessionOptions;
   readonly #transport: TunnelTransport;
@@ -185,6 +128,7 @@ export class TunnelSession {
   /** Queues one data frame for this turn's write; false when not up, refused or not carriable. */
   send(frame: Uint8Array): boolean {
     if (this.state !== 'up' || this.vni === null) return false;
+    if (this.#viaDatagram(frame)) return true;
     const ok = this.egress.push(this.vni, frame, this.#o.clock.now());
     if (ok) this.#scheduleFlush();
     return ok;
@@ -195,9 +139,29 @@ export class TunnelSession {
     if (this.state !== 'up' || this.vni === null) return 0;
     const now = this.#o.clock.now();
     let n = 0;
-    for (const f of frames) if (this.egress.push(this.vni, f, now)) n++;
-    if (n > 0) this.#scheduleFlush();
+    let queued = 0;
+    for (const f of frames) {
+      if (this.#viaDatagram(f)) n++;
+      else if (this.egress.push(this.vni, f, now)) {
+        n++;
+        queued++;
+      }
+    }
+    if (queued > 0) this.#scheduleFlush();
     return n;
+  }
+
+  /** Data frames that arrived by the datagram channel (authentic, in order): delivered as a read's are. */
+  receiveFrames(frames: readonly Buffer[]): void {
+    if (this.state !== 'up') {
+      for (let i = 0; i < frames.length; i++) this.#events.drop('before-hello');
+      return;
+    }
+    for (const f of frames) {
+      this.counters.framesIn++;
+      this.counters.bytesIn += f.length;
+    }
+    this.#events.frames(frames);
   }
 
   /** Queues a control message ahead of this turn's data (control traffic is tiny and never dropped). */
@@ -223,11 +187,19 @@ export class TunnelSession {
     }
     this.state = 'closed';
     this.#cancelTimers();
+    this.datagramTx = null;
     this.#controls.length = 0;
     this.egress.clear();
     if (bye !== undefined) this.#transport.end();
     else this.#transport.destroy();
     this.#events.closed(reason);
+  }
+
+  #viaDatagram(frame: Uint8Array): boolean {
+    if (this.datagramTx === null || !this.datagramTx(frame)) return false;
+    this.counters.datagramFramesOut++;
+    this.counters.datagramBytesOut += frame.length;
+    return true;
   }
 
   #onRecord(vni: number, frame: Buffer): void {
@@ -311,6 +283,9 @@ export class TunnelSession {
       case 'bye':
         if (msg.retryAfterMs !== undefined) this.peerRetryAfterMs = msg.retryAfterMs;
         this.close(`bye:${msg.reason}`.slice(0, 64));
+        return;
+      case 'dg-state':
+        this.#events.dgState?.(msg);
         return;
       case 'error':
         if (o.role !== 'client') return;

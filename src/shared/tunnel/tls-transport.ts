@@ -36,6 +36,7 @@ export function tlsTransport(socket: TLSSocket, o: TlsTransportOptions): TunnelT
     destroy() {
       socket.destroy();
     },
+    exportKeyingMaterial: (length, label, context) => socket.exportKeyingMaterial(length, label, context),
   };
 }
 

@@ -12,6 +12,7 @@ const samples: ControlMessage[] = [
   { type: 'pong', nonce: 0xffffffff, t: 0 },
   { type: 'bye', reason: 'agent-shutdown' },
   { type: 'error', code: 'refused', message: 'denylisted' },
+  { type: 'dg-state', tx: 'datagram', reason: 'probe-answered' },
 ];
 
 test('every message round-trips through a record, and is recognised as control', () => {
@@ -84,4 +85,15 @@ test('retryAfterMs in a bye or error is optional both ways: an old peer neither 
     const frame = encodeControl({ type: 'bye', reason: 'x', retryAfterMs: bad as number });
     assert.deepEqual(decodeControl(frame), { ok: true, msg: { type: 'bye', reason: 'x' } }, String(bad));
   }
+});
+
+test('dg-state: a transport other than datagram or tls is a field drop; an older decoder would count type 7 and carry on', () => {
+  const frame = encodeControl({ type: 'dg-state', tx: 'tls', reason: 'dark' });
+  const bad = Buffer.from(frame.toString('latin1').replace('"tls"', '"udp"'), 'latin1');
+  const d = decodeControl(bad);
+  assert.equal(d.ok, false);
+  assert.equal(!d.ok && d.drop, 'control-field');
+  const unknown = Buffer.from(frame);
+  unknown[15] = 99;
+  assert.equal(!decodeControl(unknown).ok && (decodeControl(unknown) as { drop: string }).drop, 'control-type');
 });

@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: UNLICENSED
+// One session's datagram channel, the same at both ends (docs/datagram.md): keys from the TLS exporter,
+// OpenVPN's DATA_V2 epoch layout (codec.ts), a kind byte inside the ciphertext (FRAME, PING, PONG), and
+// the path monitor that decides whether this side's data leaves as datagrams or in TLS. Pure apart
+// from node:crypto: datagrams in, datagrams and decisions out, time from the caller.
+//
+// Path monitor (each side decides its own send path; receivers take frames from either path):
+//   - A side sends PINGs that ask for an answer: while probing (every 250 ms), while its path is up and
+//     frames flowed in the last 2 s (every 500 ms), and, on the agent only, as the NAT keepalive (15 s).
+//   - The path is up once one of its own PINGs is answered by an authentic PONG.
+//   - It is dark once its oldest unanswered PING is older than darkAfterMs (1 s): frames go to TLS.
+//   - Probing that finds nothing within 1 s gives up; the agent probes again after 2 s, doubling up to
+//     reprobeMaxMs (60 s). The headend never probes on its own (a NAT in front of the agent would not
+//     let it in): an authentic datagram from the agent starts its probe.
+import { DatagramReceiver, MAX_COUNTER, OVERHEAD, seal } from './codec.js';
+import { EpochChain, exporterContext, EXPORTER_LABEL, initialSecrets, KEY_BLOCK_LENGTH, type DatagramCipher } from './keys.js';
+
+export const KIND_FRAME = 0x00;
+export const KIND_PING = 0x10;
+export const KIND_PONG = 0x11;
+const PING_ANSWER = 1;
+/** PING/PONG body: u8 flags | u32 id | u64 sender's ms (echoed). */
+const PING_BODY = 13;
+/** AES-GCM: a new epoch key long before the usage limit (2^28 packets of 1,500 bytes would still be safe). */
+const EPOCH_PACKETS = 2 ** 24;
+
+export type DgTx = 'datagram' | 'tls';
+
+export interface ChannelTiming {
+  readonly probeEveryMs: number;
+  readonly probeGiveUpMs: number;
+  readonly activePingMs: number;
+  readonly activeWindowMs: number;
+  readonly darkAfterMs: number;
+  readonly keepaliveMs: number;
+  readonly reprobeFirstMs: number;
+  readonly reprobeMaxMs: number;
+}
+
+export const CHANNEL_TIMING: ChannelTiming = {
+  probeEveryMs: 250,
+  probeGiveUpMs: 1_000,
+  activePingMs: 500,
+  activeWindowMs: 2_000,
+  darkAfterMs: 1_000,
+  keepaliveMs: 15_000,
+  reprobeFirstMs: 2_000,
+  reprobeMaxMs: 60_000,
+};
+
+export interface ChannelOptions {
+  readonly role: 'agent' | 'headend';
+  readonly cipher: DatagramCipher;
+  readonly peerId: number;
+  /** 256 bytes from the TLS exporter: exportKeyBlock(). */
+  readonly keyBlock: Buffer;
+  readonly timing?: Partial<ChannelTiming>;
+}
+
+/** The exporter call both ends make; the context binds the keys to the agreed cipher and peer id. */
+export function exportKeyBlock(
+  exporter: (length: number, label: string, context: Buffer) => Buffer,
+  cipher: DatagramCipher,
+  peerId: number,
+  generation = 0,
+): Buffer {
+  return exporter(KEY_BLOCK_LENGTH, EXPORTER_LABEL, exporterContext(cipher, peerId, generation));
+}
+
+export type Received =
+  { kind: 'frame'; frame: Buffer } | { kind: 'ping'; answer: Buffer | null } | { kind: 'pong' } | { kind: 'drop'; reason: string };
+
+export interface ChannelCounters {
+  datagramsOut: number;
+  datagramsIn: number;
+  framesOut: number;
+  framesIn: number;
+  switches: number;
+  drops: Record<string, number>;
+}
+
+export class DatagramChannel {
+  readonly counters: ChannelCounters = { datagramsOut: 0, datagramsIn: 0, framesOut: 0, framesIn: 0, switches: 0, drops: {} };
+  /** Where this side's data leaves now. */
+  tx: DgTx = 'tls';
+  /** Why tx last changed (status, audit). */
+  reason = 'start';
+  readonly #o: ChannelOptions;
+  readonly #t: ChannelTiming;
+  readonly #txChain: EpochChain;
+  readonly #rxChain: EpochChain;
+  readonly #receiver: DatagramReceiver;
+  #counter = 0;
+  #pingId = 0;
+  /** Sent PINGs not yet answered, oldest first: id -> sent at. */
+  readonly #unanswered = new Map<number, number>();
+  #probingSince: number | null = null;
+  #nextProbeAt: number;
+  #reprobeMs: number;
+  #lastPingAt = Number.NEGATIVE_INFINITY;
+  #lastFrameAt = Number.NEGATIVE_INFINITY;
+  #destroyed = false;
+  #reported: DgTx = 'tls';
+  /** When the last authentic datagram arrived. */
+  lastAuthenticAt = Number.NEGATIVE_INFINITY;
+
+  constructor(o: ChannelOptions, now: number) {
+    if (o.keyBlock.length !== KEY_BLOCK_LENGTH) throw new RangeError(`the key block is ${KEY_BLOCK_LENGTH} bytes`);
+    this.#o = o;
+    this.#t = { ...CHANNEL_TIMING, ...o.timing };
+    const s = initialSecrets(o.keyBlock);
+    const [tx, rx] = o.role === 'agent' ? [s.a2h, s.h2a] : [s.h2a, s.a2h];
+    this.#txChain = new EpochChain(tx);
+    this.#rxChain = new EpochChain(rx);
+    s.a2h.fill(0);
+    s.h2a.fill(0);
+    this.#receiver = new DatagramReceiver(o.cipher, o.peerId, 0, (epoch) => {
+      const cur = this.#rxChain.current;
+      if (epoch === cur.epoch) return cur;
+      return epoch === cur.epoch + 1 ? this.#rxChain.peekNext() : null;
+    });
+    this.#reprobeMs = this.#t.reprobeFirstMs;
+    // The agent probes at once; the headend waits for the agent's first datagram.
+    this.#nextProbeAt = o.role === 'agent' ? now : Number.POSITIVE_INFINITY;
+  }
+
+  /** Seals one Ethernet frame for the wire (the caller decided tx is 'datagram'). */
+  sealFrame(frame: Uint8Array, now: number): Buffer {
+    this.#lastFrameAt = now;
+    this.counters.framesOut++;
+    return this.#seal(KIND_FRAME, frame);
+  }
+
+  /** Opens one datagram from the wire; only an authentic one changes any state. */
+  receive(d: Buffer, now: number): Received {
+    if (this.#destroyed) return this.#drop('closed');
+    const r = this.#receiver.open(d);
+    if (!r.ok) return this.#drop(r.reason);
+    if (r.epoch === this.#rxChain.current.epoch + 1) this.#rxChain.advance();
+    this.lastAuthenticAt = now;
+    this.counters.datagramsIn++;
+    const p = r.payload;
+    const kind = p[0];
+    if (kind === KIND_FRAME) {
+      if (p.length < 15) return this.#drop('frame-short');
+      this.#lastFrameAt = now;
+      this.counters.framesIn++;
+      return { kind: 'frame', frame: p.subarray(1) };
+    }
+    if ((kind !== KIND_PING && kind !== KIND_PONG) || p.length < 1 + PING_BODY) return this.#drop('kind');
+    const id = p.readUInt32BE(2);
+    if (kind === KIND_PONG) {
+      if (this.#unanswered.has(id)) {
+        // Every PING up to this one is answered or lost behind it: the path works now.
+        for (const k of [...this.#unanswered.keys()]) {
+          this.#unanswered.delete(k);
+          if (k === id) break;
+        }
+        if (this.tx !== 'datagram') this.#switch('datagram', 'probe-answered');
+        this.#probingSince = null;
+        this.#reprobeMs = this.#t.reprobeFirstMs;
+      }
+      return { kind: 'pong' };
+    }
+    // The headend learns the path works upstream; it proves its own direction with a PING of its own.
+    if (this.#o.role === 'headend' && this.tx === 'tls' && this.#probingSince === null && this.#nextProbeAt > now) this.#nextProbeAt = now;
+    const answer = ((p[1] ?? 0) & PING_ANSWER) !== 0 ? this.#seal(KIND_PONG, p.subarray(1, 1 + PING_BODY), 0) : null;
+    return { kind: 'ping', answer };
+  }
+
+  /**
+   * Called every tick (100 ms): the PINGs due now (sealed, to send), and whether tx changed. Probing
+   * gives up, an active path that stops answering goes dark, a dark agent probes again later.
+   */
+  tick(now: number): { send: Buffer[]; changed: boolean } {
+    const send: Buffer[] = [];
+    if (this.#destroyed) return { send, changed: false };
+    const oldest = this.#unanswered.values().next();
+    if (this.tx === 'datagram' && !oldest.done && now - oldest.value > this.#t.darkAfterMs) {
+      this.#switch('tls', 'dark');
+      this.#unanswered.clear();
+      this.#scheduleReprobe(now);
+    }
+    if (this.#probingSince !== null && now - this.#probingSince >= this.#t.probeGiveUpMs && this.tx === 'tls') {
+      this.#probingSince = null;
+      this.#unanswered.clear();
+      this.reason = 'probe-unanswered';
+      this.#scheduleReprobe(now);
+    }
+    if (this.#probingSince === null && this.tx === 'tls' && now >= this.#nextProbeAt) {
+      this.#probingSince = now;
+      this.#nextProbeAt = Number.POSITIVE_INFINITY;
+    }
+    const every =
+      this.#probingSince !== null
+        ? this.#t.probeEveryMs
+        : this.tx === 'datagram' && now - this.#lastFrameAt < this.#t.activeWindowMs
+          ? this.#t.activePingMs
+          : this.tx === 'datagram' && this.#o.role === 'agent'
+            ? this.#t.keepaliveMs
+            : Number.POSITIVE_INFINITY;
+    if (now - this.#lastPingAt >= every) send.push(this.#ping(now));
+    // A change since the last tick, wherever it happened (an answered PING switches in receive()).
+    const changed = this.tx !== this.#reported;
+    this.#reported = this.tx;
+    return { send, changed };
+  }
+
+  /**
+   * The peer said (dg-state, over TLS) that its data left datagrams: its PINGs went unanswered, so this
+   * side's datagrams are likely lost too. Back to TLS now rather than after a dark interval of its own;
+   * the peer's next datagram starts a new probe.
+   */
+  peerOnTls(): void {
+    if (this.tx !== 'datagram') return;
+    this.#switch('tls', 'peer-on-tls');
+    this.#unanswered.clear();
+    this.#probingSince = null;
+    this.#scheduleReprobe(Number.NEGATIVE_INFINITY);
+  }
+
+  /** Keys and state gone with the TLS session: nothing opens or seals after this. */
+  destroy(): void {
+    this.#destroyed = true;
+    this.#txChain.destroy();
+    this.#rxChain.destroy();
+    this.#unanswered.clear();
+  }
+
+  get destroyed(): boolean {
+    return this.#destroyed;
+  }
+
+  #ping(now: number): Buffer {
+    this.#lastPingAt = now;
+    this.#pingId = (this.#pingId + 1) >>> 0;
+    this.#unanswered.set(this.#pingId, now);
+    // Bounded: a dark path is declared long before this many are outstanding.
+    if (this.#unanswered.size > 64) this.#unanswered.delete(this.#unanswered.keys().next().value as number);
+    const body = Buffer.alloc(PING_BODY);
+    body[0] = PING_ANSWER;
+    body.writeUInt32BE(this.#pingId, 1);
+    body.writeBigUInt64BE(BigInt(Math.max(0, Math.floor(now))), 5);
+    return this.#seal(KIND_PING, body);
+  }
+
+  #scheduleReprobe(now: number): void {
+    if (this.#o.role !== 'agent') return; // the headend waits for the agent's next datagram
+    this.#nextProbeAt = now + this.#reprobeMs;
+    this.#reprobeMs = Math.min(this.#reprobeMs * 2, this.#t.reprobeMaxMs);
+  }
+
+  #switch(tx: DgTx, reason: string): void {
+    this.tx = tx;
+    this.reason = reason;
+    this.counters.switches++;
+  }
+
+  #seal(kind: number, body: Uint8Array, flagsMask = -1): Buffer {
+    if (++this.#counter > Math.min(EPOCH_PACKETS, MAX_COUNTER)) {
+      this.#txChain.advance();
+      this.#counter = 1;
+    }
+    const p = Buffer.allocUnsafe(1 + body.length);
+    p[0] = kind;
+    p.set(body, 1);
+    if (flagsMask === 0) p[1] = 0; // a PONG never asks for an answer
+    this.counters.datagramsOut++;
+    return seal(this.#o.cipher, this.#txChain.current, { keyId: 0, peerId: this.#o.peerId, counter: this.#counter }, p);
+  }
+
+  #drop(reason: string): Received {
+    this.counters.drops[reason] = (this.counters.drops[reason] ?? 0) + 1;
+    return { kind: 'drop', reason };
+  }
+}
+
+/** Bytes a datagram adds to a frame: header and tag, the kind byte. */
+export const CHANNEL_OVERHEAD = OVERHEAD + 1;

@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: UNLICENSED
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { DatagramChannel } from '../../../../../src/shared/tunnel/datagram/channel.js';
+
+const frame = (tag: string): Buffer =>
+  Buffer.concat([Buffer.from('ffffffffffff020000000001', 'hex'), Buffer.from([0x08, 0x00]), Buffer.from(tag)]);
+
+function pair(block = randomBytes(256)): { agent: DatagramChannel; headend: DatagramChannel } {
+  return {
+    agent: new DatagramChannel({ role: 'agent', cipher: 'AES-256-GCM', peerId: 0x0a0b0c, keyBlock: Buffer.from(block) }, 0),
+    headend: new DatagramChannel({ role: 'headend', cipher: 'AES-256-GCM', peerId: 0x0a0b0c, keyBlock: Buffer.from(block) }, 0),
+  };
+}
+
+/** Runs both sides' ticks from `from` to `to` ms, delivering datagrams (and answers) unless a direction is cut. */
+function run(
+  a: DatagramChannel,
+  h: DatagramChannel,
+  from: number,
+  to: number,
+  cut = { up: false, down: false },
+): { agent: number; headend: number } {
+  const sent = { agent: 0, headend: 0 };
+  for (let now = from; now <= to; now += 100) {
+    for (const d of a.tick(now).send) {
+      sent.agent++;
+      if (cut.up) continue;
+      const r = h.receive(d, now);
+      if (r.kind === 'ping' && r.answer && !cut.down) a.receive(r.answer, now);
+    }
+    for (const d of h.tick(now).send) {
+      sent.headend++;
+      if (cut.down) continue;
+      const r = a.receive(d, now);
+      if (r.kind === 'ping' && r.answer && !cut.up) h.receive(r.answer, now);
+    }
+  }
+  return sent;
+}
+
+test('the agent probes at once; an answered probe moves both sides to datagrams; frames open only at the other end', () => {
+  const { agent, headend } = pair();
+  assert.equal(agent.tx, 'tls');
+  run(agent, headend, 0, 600);
+  assert.equal(agent.tx, 'datagram');
+  assert.equal(headend.tx, 'datagram', "the headend proved its own direction with a probe of its own after the agent's");
+  const d = agent.sealFrame(frame('hello'), 700);
+  const r = headend.receive(d, 700);
+  assert.equal(r.kind, 'frame');
+  assert.ok(r.kind === 'frame' && r.frame.includes(Buffer.from('hello')));
+  // The sender cannot open its own datagrams: each direction has its own key.
+  assert.equal(agent.receive(agent.sealFrame(frame('x'), 710), 710).kind, 'drop');
+});
+
+test('an unanswered probe leaves frames in TLS; the agent probes again after 2 s, doubling up to the cap', () => {
+  const { agent, headend } = pair();
+  const sentAt: number[] = [];
+  for (let now = 0; now <= 20_000; now += 100) if (agent.tick(now).send.length > 0) sentAt.push(now);
+  void headend;
+  assert.equal(agent.tx, 'tls');
+  assert.equal(agent.reason, 'probe-unanswered');
+  // Probes at 0..750 ms, then again from 1 s + 2 s, then 4 s later, then 8 s later.
+  const starts = sentAt.filter((t, i) => i === 0 || t - (sentAt[i - 1] ?? 0) > 300);
+  assert.deepEqual(starts, [0, 3_000, 8_000, 17_000]);
+});
+
+test('datagrams that go dark while frames flow: TLS within about 1.5 s; unblocked, the agent comes back', () => {
+  const { agent, headend } = pair();
+  run(agent, headend, 0, 600);
+  assert.equal(agent.tx, 'datagram');
+  let darkAt = -1;
+  for (let now = 700; now <= 4_000; now += 100) {
+    agent.sealFrame(frame('busy'), now); // frames flow: the monitor pings every 500 ms
+    agent.tick(now); // its pings are lost: nothing delivered
+    if ((agent.tx as string) === 'tls' && darkAt < 0) darkAt = now;
+  }
+  assert.ok(darkAt > 700 && darkAt <= 700 + 1_600, `dark after ${darkAt - 700} ms`);
+  assert.equal(agent.reason, 'dark');
+  run(agent, headend, 4_100, 8_000);
+  assert.equal(agent.tx, 'datagram');
+});
+
+test('the idle agent keeps its NAT mapping: one PING every 15 s, none from the headend', () => {
+  const { agent, headend } = pair();
+  run(agent, headend, 0, 600);
+  run(agent, headend, 700, 2_900); // the probe's activity window ends
+  const sent = run(agent, headend, 3_000, 62_900);
+  assert.deepEqual(sent, { agent: 4, headend: 0 });
+  assert.equal(agent.tx, 'datagram');
+});
+
+test('hostile input changes nothing: noise, truncation, replay, a flipped bit and a stranger peer id are dropped by reason', () => {
+  const { agent, headend } = pair();
+  run(agent, headend, 0, 600);
+  const real = agent.sealFrame(frame('real'), 700);
+  assert.equal(headend.receive(real, 700).kind, 'frame');
+  const last = headend.lastAuthenticAt;
+  const flipped = Buffer.from(real);
+  flipped[6]! ^= 0x80; // a counter the window has not seen: only the tag can refuse it
+  const stranger = Buffer.from(agent.sealFrame(frame('s'), 701));
+  stranger[3] = (stranger[3]! + 1) & 255;
+  const noise = randomBytes(100);
+  noise[0] = 0;
+  const reasons = [noise, randomBytes(10), real, flipped, stranger].map((d) => headend.receive(d, 800));
+  assert.deepEqual(
+    reasons.map((r) => (r.kind === 'drop' ? r.reason : r.kind)),
+    ['not-data-v2', 'not-data-v2', 'replay', 'auth', 'peer'],
+  );
+  assert.equal(headend.lastAuthenticAt, last, 'no drop counts as life on the path');
+  assert.equal(headend.tx, 'datagram');
+});
+
+test('keys of another TLS session open nothing; a destroyed channel opens nothing', () => {
+  const a = pair();
+  const b = pair();
+  const d = a.agent.sealFrame(frame('x'), 0);
+  assert.deepEqual(b.headend.receive(d, 0), { kind: 'drop', reason: 'auth' });
+  a.headend.destroy();
+  assert.deepEqual(a.headend.receive(d, 0), { kind: 'drop', reason: 'closed' });
+});
+
+test("the headend follows the device's word: when the device's data leaves datagrams, the headend's does too", () => {
+  const { agent, headend } = pair();
+  run(agent, headend, 0, 600);
+  assert.equal(headend.tx, 'datagram');
+  headend.peerOnTls();
+  assert.equal(headend.tx, 'tls');
+  assert.equal(headend.reason, 'peer-on-tls');
+  run(agent, headend, 700, 20_000);
+  assert.equal(headend.tx, 'datagram', "the device's next datagram starts a new probe that succeeds");
+});

@@ -18,6 +18,7 @@ import { openMetricsServer, type MetricsServer } from './adapters/metrics-server
 import { openTlsListener, refuseConnection } from './adapters/tls-listener.js';
 import { watchLoopHealth } from './adapters/loop-health.js';
 import { nativeMemoryTrim } from './adapters/memory-trim.js';
+import { openDatagramServer } from './adapters/datagram-server.js';
 import { MemoryReturn } from './core/memory-return.js';
 import { openVxlanSocket } from './adapters/vxlan-socket.js';
 import { auditToCsv, auditToJsonl } from './core/audit-chain.js';
@@ -30,6 +31,8 @@ export { handshakeRefusalReason } from './adapters/tls-listener.js';
 export interface Headend {
   readonly tunnelAddress: AddressInfo;
   readonly vxlanAddress: AddressInfo;
+  /** The datagram channel's UDP port; null when it is off. */
+  readonly datagramPort: number | null;
   readonly metricsAddress: AddressInfo | null;
   /** Re-reads the registry (SIGHUP): new segments and VTEPs apply, refused devices are disconnected. */
   reload(): Promise<void>;
@@ -123,7 +126,11 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
     vtepPort: config.vxlan.vtepPort,
     log,
   });
+  const datagram = config.datagram
+    ? await openDatagramServer({ host: config.datagram.host, port: config.datagram.port, log, now: () => monotonicClock.now() })
+    : null;
   const core = new HeadendCore(config, registry, {
+    ...(datagram ? { datagram } : {}),
     log,
     audit: (event, fields) => auditLog.append(event, fields),
     clock: monotonicClock,
@@ -202,8 +209,21 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
     const kinds = { rss: m.rss, heap_used: m.heapUsed, heap_total: m.heapTotal, external: m.external, array_buffers: m.arrayBuffers };
     for (const [kind, bytes] of Object.entries(kinds)) core.metrics.set('connector_headend_memory_bytes', { kind }, bytes);
   };
+  const publishDatagram = (): void => {
+    if (!datagram) return;
+    const t = datagram.totals();
+    core.metrics.set('connector_headend_datagram_sessions', {}, t.onDatagrams);
+    core.metrics.set('connector_headend_datagrams_total', { direction: 'in' }, t.datagramsIn);
+    core.metrics.set('connector_headend_datagrams_total', { direction: 'out' }, t.datagramsOut);
+    for (const [reason, n] of Object.entries({ ...datagram.drops, ...t.sessionDrops })) {
+      core.metrics.set('connector_headend_datagram_drops_total', { reason }, n);
+    }
+  };
   publishMemory();
-  const memoryTimer = setInterval(publishMemory, 2_000);
+  const memoryTimer = setInterval(() => {
+    publishMemory();
+    publishDatagram();
+  }, 2_000);
   memoryTimer.unref();
   const returnMemory = config.returnMemory
     ? memoryReturnLoop(
@@ -231,12 +251,14 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
     tunnel: `${tunnelAddress.address}:${tunnelAddress.port}`,
     vxlan: `${config.vxlan.localAddress}:${vxlan.address.port}`,
     metrics: metrics ? `${metrics.address.address}:${metrics.address.port}` : 'off',
+    datagram: datagram ? `${config.datagram?.host ?? ''}:${datagram.port}` : 'off',
     registry: describeRegistrySource(config.registry),
   });
 
   return {
     tunnelAddress,
     vxlanAddress: vxlan.address,
+    datagramPort: datagram?.port ?? null,
     metricsAddress: metrics?.address ?? null,
     reload: () => reload('sighup'),
     renderMetrics: () => core.renderMetrics(),
@@ -253,6 +275,7 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
       await listener.close(SHUTDOWN_GRACE_MS);
       await metrics?.close();
       await vxlan.close();
+      await datagram?.close();
       // The disconnects just queued are committed and signed before the process goes: a clean stop
       // leaves no unsigned tail.
       try {

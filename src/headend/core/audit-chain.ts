@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 
 export const AUDIT_GENESIS = '0'.repeat(64);
 
-export type AuditEvent = 'connect' | 'disconnect' | 'refused' | 'headend-start' | 'epoch' | 'checkpoint' | 'rotate';
+export type AuditEvent = 'connect' | 'disconnect' | 'refused' | 'headend-start' | 'epoch' | 'checkpoint' | 'rotate' | 'transport';
 
 /**
  * Why an epoch began (written at every open of the log). The last four mean the log was not as the
@@ -49,6 +49,8 @@ export interface AuditFields {
   lostBytes?: number;
   /** A rotate record, the first line of a new file: the file that holds the lines before it. */
   file?: string;
+  /** A transport record: where the session's data toward the device now leaves (datagram, tls). */
+  transport?: string;
 }
 
 export interface AuditRecord extends AuditFields {

@@ -72,6 +72,8 @@ export interface HeadendConfig {
   mac: { ageMs: number; maxEntriesPerSegment: number };
   /** IP MTU a VTEP path needs for 1514-byte inner frames: 1514 + 8 VXLAN + 8 UDP + 20 IPv4 = 1550. */
   minVtepPathMtu: number;
+  /** The datagram data channel (docs/datagram.md): UDP on this address and port; null: TLS only. */
+  datagram: HostPort | null;
   /** After a large, settled drop in sessions: a full collection and malloc_trim (core/memory-return.ts). */
   returnMemory: boolean;
   headendVersion: string;
@@ -166,6 +168,8 @@ const HEADEND_SCHEMA = object({
   }),
   minVtepPathMtu: optional(integer(576, 9_216), HEADEND_DEFAULTS.minVtepPathMtu),
   returnMemory: optional(boolean(), true),
+  // UDP beside the TLS listener: by default the same address and port number (443 UDP beside 443 TCP).
+  datagram: section({ enabled: optional(boolean(), true), host: optional(string()), port: optional(port()) }),
   headendVersion: optional(string(), '0.1.0'),
 });
 
@@ -198,6 +202,10 @@ export function parseHeadendConfig(doc: unknown, baseDir: string): HeadendConfig
     mac: Object.freeze({ ageMs: c.mac.ageS * 1_000, maxEntriesPerSegment: c.mac.maxEntriesPerSegment }),
     minVtepPathMtu: c.minVtepPathMtu,
     returnMemory: c.returnMemory,
+    datagram:
+      c.datagram.enabled === false
+        ? null
+        : Object.freeze({ host: c.datagram.host ?? c.listen.host, port: c.datagram.port ?? c.listen.port }),
     headendVersion: c.headendVersion,
   });
 }

@@ -26,6 +26,9 @@ import type { HeadendConfig } from './config.js';
 import { Forwarder, type VtepPort } from './forwarder.js';
 import { headendMetrics, type Metrics } from './metrics.js';
 import { setSegmentMetrics } from './segment-metrics.js';
+import type { DatagramPort } from './datagram-port.js';
+
+export type { DatagramPort } from './datagram-port.js';
 
 export interface HeadendPorts {
   log: Logger;
@@ -37,6 +40,8 @@ export interface HeadendPorts {
   vtep: VtepPort;
   /** Default: 8 random bytes in hex. */
   newSessionId?: () => string;
+  /** The datagram channel (adapters/datagram-server.ts); absent: every session carries its data in TLS. */
+  datagram?: DatagramPort;
 }
 
 export interface AdmittedSession {
@@ -65,6 +70,8 @@ export interface HeadendSessionInfo {
   framesOut: number;
   bytesIn: number;
   bytesOut: number;
+  /** Where data toward the device leaves: datagrams or the TLS connection. */
+  transport: 'datagram' | 'tls';
 }
 
 /** One session per device and VLAN: a newer one replaces the older, other VLANs' sessions stay. */
@@ -146,6 +153,7 @@ export class HeadendCore {
       remote: admitted.remote,
       fingerprint: admitted.fingerprint,
     });
+    let datagramOffered = false;
     const onHello = (hello: HelloMessage): Pick<HelloAckMessage, 'vni' | 'capabilities'> | string => {
       const vlan = helloVlan(hello.capabilities);
       const d = vlan === 'bad' ? ({ ok: false, reason: 'vlan-invalid' } as const) : admitVlan(this.#registry, admitted, vlan);
@@ -176,7 +184,12 @@ export class HeadendCore {
       this.#log.info('session segment', { session: id, serial, tenant, segment: segmentName, vni, vlan: identity.vlan });
       // The segment's options the device must apply: its VLAN, and whether DHCP from the DC may reach the LAN.
       const dhcp = this.#registry.tenants[tenant]?.segments[segmentName]?.allowDhcpFromDc === true;
-      return { vni, capabilities: [...(identity.vlan ? [`vlan:${identity.vlan}`] : []), ...(dhcp ? ['dhcp-from-dc'] : [])] };
+      const dg = this.#p.datagram?.offer(id, hello) ?? null;
+      datagramOffered = dg !== null;
+      return {
+        vni,
+        capabilities: [...(identity.vlan ? [`vlan:${identity.vlan}`] : []), ...(dhcp ? ['dhcp-from-dc'] : []), ...(dg ? [dg] : [])],
+      };
     };
     const tunnel = new TunnelSession(
       {
@@ -202,6 +215,12 @@ export class HeadendCore {
           const vni = entry.identity.vni;
           log.info('session up', { site: s.peerHello?.site, agentVersion: s.peerHello?.agentVersion, vni, vlan: entry.identity.vlan });
           this.forwarder.attach(vni, id, s);
+          if (datagramOffered)
+            this.#p.datagram?.attach(id, s, transport, (tx, reason) => {
+              const { serial, tenant } = entry.identity;
+              log.info('session transport', { tx, reason });
+              this.audit('transport', { sessionId: id, serial, tenant, vni, transport: tx, reason });
+            });
         },
         frames: (batch) => {
           // The VNI on the records is the device's claim; the segment comes from admission only.
@@ -209,7 +228,12 @@ export class HeadendCore {
           for (const f of batch) this.forwarder.fromSession(vni, id, f);
         },
         drop: (reason) => this.countDrop(reason),
+        dgState: (msg) => {
+          log.info('device transport', { tx: msg.tx, reason: msg.reason });
+          this.#p.datagram?.peerState(id, msg.tx);
+        },
         closed: (reason) => {
+          if (datagramOffered) this.#p.datagram?.detach(id);
           const e = this.#sessions.get(id);
           if (e) this.#closed(e, reason);
         },
@@ -241,8 +265,8 @@ export class HeadendCore {
     const c = {
       framesIn: t.counters.framesIn,
       bytesIn: t.counters.bytesIn,
-      framesOut: t.egress.counters.sentFrames,
-      bytesOut: t.egress.counters.sentBytes,
+      framesOut: t.egress.counters.sentFrames + t.counters.datagramFramesOut,
+      bytesOut: t.egress.counters.sentBytes + t.counters.datagramBytesOut,
     };
     this.audit('disconnect', {
       sessionId: i.id,
@@ -361,9 +385,10 @@ export class HeadendCore {
       agentVersion: s.tunnel.peerHello?.agentVersion ?? '',
       startedAtMs: s.startedAtMs,
       framesIn: s.tunnel.counters.framesIn,
-      framesOut: s.tunnel.egress.counters.sentFrames,
+      framesOut: s.tunnel.egress.counters.sentFrames + s.tunnel.counters.datagramFramesOut,
       bytesIn: s.tunnel.counters.bytesIn,
-      bytesOut: s.tunnel.egress.counters.sentBytes,
+      bytesOut: s.tunnel.egress.counters.sentBytes + s.tunnel.counters.datagramBytesOut,
+      transport: this.#p.datagram?.transportOf(s.identity.id) ?? 'tls',
     }));
   }
 

@@ -89,6 +89,13 @@ export function headendMetrics(): Metrics {
     'counter',
     'TLS handshakes completed for a client that left before its hello (work the headend did for nobody).',
   );
+  m.define('connector_headend_datagram_sessions', 'gauge', 'Sessions whose data toward the device leaves as datagrams.');
+  m.define('connector_headend_datagrams_total', 'counter', 'Authentic datagrams received (in) and datagrams sent (out).');
+  m.define(
+    'connector_headend_datagram_drops_total',
+    'counter',
+    'Datagrams dropped, by reason (not-data-v2 and peer-id before any crypto; replay, auth, epoch after).',
+  );
   m.define('connector_headend_memory_bytes', 'gauge', 'Process memory by kind: rss, heap_used, heap_total, external, array_buffers.');
   m.define(
     'connector_headend_memory_trims_total',

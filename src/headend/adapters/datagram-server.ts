@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: UNLICENSED
+// The headend's datagram port (docs/datagram.md): one UDP socket for every session, a table from peer id
+// to session, and each session's channel (shared/tunnel/datagram/channel.ts). The receive order is the
+// contract with a hostile internet: a datagram of no live peer id is counted and dropped before any
+// crypto, one that is not authentic under its session's keys is counted on that session, and neither
+// allocates state, logs or gets an answer. Only an authentic datagram moves the session's address
+// (NAT rebinding: the newest authentic source wins, as WireGuard roams).
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { randomInt } from 'node:crypto';
+import { isIPv6 } from 'node:net';
+import type { Logger } from '../../shared/log.js';
+import { tuneSocket } from '../../shared/native/socket-options.js';
+import { parseHeader } from '../../shared/tunnel/datagram/codec.js';
+import { DatagramChannel, exportKeyBlock, type ChannelTiming } from '../../shared/tunnel/datagram/channel.js';
+import type { HelloMessage } from '../../shared/tunnel/control.js';
+import type { TunnelSession, TunnelTransport } from '../../shared/tunnel/session.js';
+import type { DatagramPort } from '../core/headend.js';
+
+export const DATAGRAM_CAPABILITY = 'datagram';
+const CIPHER = 'AES-256-GCM';
+const TICK_MS = 100;
+/** A peer id is not reused for this long after its session ended: a late datagram finds no one. */
+const QUARANTINE_MS = 5 * 60_000;
+const RCVBUF = 4 * 1024 * 1024;
+
+interface Peer {
+  readonly sessionId: string;
+  readonly tunnel: TunnelSession;
+  channel: DatagramChannel | null;
+  address: string | null;
+  port: number;
+  changed: (tx: string, reason: string) => void;
+}
+
+export interface DatagramServer extends DatagramPort {
+  readonly port: number;
+  /** Drops before a session could be named (not ours, no such peer id), by reason. */
+  readonly drops: Readonly<Record<string, number>>;
+  /** Datagram counters summed over live sessions, and drops after the peer id was known, by reason. */
+  totals(): { datagramsIn: number; datagramsOut: number; sessionDrops: Record<string, number>; onDatagrams: number };
+  close(): Promise<void>;
+}
+
+export async function openDatagramServer(o: {
+  host: string;
+  port: number;
+  log: Logger;
+  now: () => number;
+  timing?: Partial<ChannelTiming>;
+}): Promise<DatagramServer> {
+  const sock: Socket = createSocket({ type: isIPv6(o.host) ? 'udp6' : 'udp4', reuseAddr: false });
+  await new Promise<void>((resolve, reject) => {
+    sock.once('error', reject);
+    sock.bind(o.port, o.host, () => {
+      sock.off('error', reject);
+      resolve();
+    });
+  });
+  sock.on('error', (e) => o.log.warn('datagram socket error', { error: e.message }));
+  // Every session's datagrams share this one queue: room for a burst of all of them.
+  const tuned = tuneSocket(sock, { rcvbuf: RCVBUF, sndbuf: RCVBUF });
+  if (!tuned.ok) o.log.debug('datagram socket not tuned', { reason: tuned.reason });
+  const bySession = new Map<string, number>();
+  const peers = new Map<number, Peer>();
+  const quarantine = new Map<number, number>();
+  const drops: Record<string, number> = {};
+  const closedTotals = { datagramsIn: 0, datagramsOut: 0 };
+  const sessionDrops: Record<string, number> = {};
+  const drop = (reason: string): void => {
+    drops[reason] = (drops[reason] ?? 0) + 1;
+  };
+  const sendTo = (p: Peer, d: Buffer): void => {
+    if (p.address !== null) sock.send(d, p.port, p.address);
+  };
+
+  sock.on('message', (msg: Buffer, from: RemoteInfo) => {
+    const h = parseHeader(msg);
+    if (h === null) return drop('not-data-v2');
+    const p = peers.get(h.peerId);
+    if (p === undefined || p.channel === null) return drop('peer-id');
+    const now = o.now();
+    const r = p.channel.receive(msg, now);
+    if (r.kind === 'drop') return;
+    // Authentic: this is where the device is now.
+    p.address = from.address;
+    p.port = from.port;
+    if (r.kind === 'frame') p.tunnel.receiveFrames([r.frame]);
+    else if (r.kind === 'ping' && r.answer) sendTo(p, r.answer);
+  });
+
+  const tick = setInterval(() => {
+    const now = o.now();
+    for (const p of peers.values()) {
+      const c = p.channel;
+      if (c === null) continue;
+      const t = c.tick(now);
+      for (const d of t.send) sendTo(p, d);
+      if (t.changed) {
+        p.tunnel.datagramTx =
+          c.tx === 'datagram' ? (frame) => (c.tx === 'datagram' ? (sendTo(p, c.sealFrame(frame, o.now())), true) : false) : null;
+        p.tunnel.sendControl({ type: 'dg-state', tx: c.tx, reason: c.reason });
+        p.changed(c.tx, c.reason);
+      }
+    }
+    for (const [id, until] of quarantine) if (until <= now) quarantine.delete(id);
+  }, TICK_MS);
+  tick.unref();
+
+  const newPeerId = (): number => {
+    for (;;) {
+      const id = randomInt(1, 0xffffff);
+      if (!peers.has(id) && !quarantine.has(id)) return id;
+    }
+  };
+  const port = sock.address().port;
+
+  return {
+    port,
+    drops,
+    offer(sessionId: string, hello: HelloMessage) {
+      if (!hello.capabilities.includes(DATAGRAM_CAPABILITY)) return null;
+      const old = bySession.get(sessionId);
+      if (old !== undefined) return `${DATAGRAM_CAPABILITY}:${old}:${port}`;
+      const id = newPeerId();
+      bySession.set(sessionId, id);
+      return `${DATAGRAM_CAPABILITY}:${id}:${port}`;
+    },
+    attach(sessionId, tunnel, transport: TunnelTransport, changed) {
+      const id = bySession.get(sessionId);
+      if (id === undefined || transport.exportKeyingMaterial === undefined) return;
+      const keyBlock = exportKeyBlock(transport.exportKeyingMaterial, CIPHER, id);
+      const channel = new DatagramChannel(
+        { role: 'headend', cipher: CIPHER, peerId: id, keyBlock, ...(o.timing ? { timing: o.timing } : {}) },
+        o.now(),
+      );
+      keyBlock.fill(0);
+      const peer: Peer = { sessionId, tunnel, channel, address: null, port: 0, changed };
+      peers.set(id, peer);
+      // Set once: it takes a frame only while this side's path monitor says datagrams work.
+      tunnel.datagramTx = (frame) => {
+        if (channel.tx !== 'datagram' || peer.address === null) return false;
+        sendTo(peer, channel.sealFrame(frame, o.now()));
+        return true;
+      };
+    },
+    detach(sessionId) {
+      const id = bySession.get(sessionId);
+      if (id === undefined) return;
+      bySession.delete(sessionId);
+      const p = peers.get(id);
+      peers.delete(id);
+      quarantine.set(id, o.now() + QUARANTINE_MS);
+      if (p?.channel) {
+        closedTotals.datagramsIn += p.channel.counters.datagramsIn;
+        closedTotals.datagramsOut += p.channel.counters.datagramsOut;
+        for (const [k, v] of Object.entries(p.channel.counters.drops)) sessionDrops[k] = (sessionDrops[k] ?? 0) + v;
+        p.channel.destroy();
+        p.tunnel.datagramTx = null;
+      }
+    },
+    peerState(sessionId, tx) {
+      const id = bySession.get(sessionId);
+      if (tx === 'tls' && id !== undefined) peers.get(id)?.channel?.peerOnTls();
+    },
+    transportOf(sessionId) {
+      const id = bySession.get(sessionId);
+      const c = id === undefined ? undefined : peers.get(id)?.channel;
+      return c ? c.tx : null;
+    },
+    totals() {
+      const t = {
+        datagramsIn: closedTotals.datagramsIn,
+        datagramsOut: closedTotals.datagramsOut,
+        sessionDrops: { ...sessionDrops },
+        onDatagrams: 0,
+      };
+      for (const p of peers.values()) {
+        const c = p.channel;
+        if (!c) continue;
+        t.datagramsIn += c.counters.datagramsIn;
+        t.datagramsOut += c.counters.datagramsOut;
+        if (c.tx === 'datagram') t.onDatagrams++;
+        for (const [k, v] of Object.entries(c.counters.drops)) t.sessionDrops[k] = (t.sessionDrops[k] ?? 0) + v;
+      }
+      return t;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        clearInterval(tick);
+        for (const p of peers.values()) p.channel?.destroy();
+        peers.clear();
+        sock.close(() => resolve());
+      }),
+  };
+}

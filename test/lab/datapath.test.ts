@@ -41,6 +41,18 @@ describe('data path through the lab (one-port wiring)', { skip }, () => {
     }
   });
 
+  test('the tunnels carry their frames as datagrams beside TLS (the lab site lets UDP out through its NAT)', async () => {
+    for (const tenant of ['a', 'b'] as const) {
+      const st = await lab.agentStatus(tenant);
+      const tunnel = st['tunnel'] as Record<string, unknown> | undefined;
+      const dgOut = num(st, 'tunnel.datagram.datagramsOut');
+      await lab.ping(tenant === 'a' ? 'lan-host' : 'lan-b', SITE.vm.ip, { count: 3 });
+      const after = await lab.agentStatus(tenant);
+      assert.equal(tunnel?.['transport'], 'datagram', `tenant ${tenant}: ${JSON.stringify(tunnel)}`);
+      assert.ok(num(after, 'tunnel.datagram.datagramsOut') >= dgOut + 3, `tenant ${tenant}: the pings left as datagrams`);
+    }
+  });
+
   test('DF pings of 1500-byte IP packets pass in both directions', async () => {
     for (const [from, to] of [
       ['lan-host', SITE.vm.ip],

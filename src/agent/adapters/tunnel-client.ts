@@ -9,88 +9,27 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import { tuneSocket } from '../../shared/native/socket-options.js';
-import type { Clock, Scheduler } from '../../shared/ports.js';
 import { monotonicClock, systemScheduler } from '../../shared/system-time.js';
 import { ALPN_PROTOCOL } from '../../shared/tunnel/control.js';
 import { TunnelSession } from '../../shared/tunnel/session.js';
 import { feedSession, tlsTransport } from '../../shared/tunnel/tls-transport.js';
-import { AQM_DEFAULTS, type AqmOptions } from '../../shared/tunnel/codel.js';
+import { AQM_DEFAULTS } from '../../shared/tunnel/codel.js';
 import type { EgressAqmState } from '../../shared/tunnel/egress-queue.js';
-import { backoffDelay, checkBackoffOptions, hintedDelay, type BackoffOptions } from '../core/backoff.js';
-import type { TunnelLink, TunnelState } from '../core/ports.js';
+import { backoffDelay, checkBackoffOptions, hintedDelay } from '../core/backoff.js';
+import type { TunnelState } from '../core/ports.js';
 import { TicketCache } from './tls-tickets.js';
+import { DATAGRAM_CAPABILITY, datagramOffer, openDatagramLink, type DatagramLink } from './datagram-link.js';
+
+const pick = (c: DatagramLink['counters']) => ({ datagramsIn: c.datagramsIn, datagramsOut: c.datagramsOut, switches: c.switches });
+const dgExtras = (o: TunnelClientOptions) => ({
+  ...(o.datagram?.port ? { port: o.datagram.port } : {}),
+  ...(o.datagram?.timing ? { timing: o.datagram.timing } : {}),
+  ...(o.localAddress ? { localAddress: o.localAddress } : {}),
+});
 
 export type { TunnelState };
-
-export interface TunnelIdentity {
-  key: string;
-  cert: string;
-  /** The DC CA the headend certificate must chain to (no system roots are used). */
-  ca: string;
-}
-
-export interface TunnelClientOptions {
-  /** tls://host:port, tried in order for failover; port defaults to 443. */
-  headends: readonly URL[];
-  getIdentity: () => Promise<TunnelIdentity>;
-  hello: { agentVersion: string; site: string; capabilities: readonly string[] };
-  keepaliveMs: number;
-  deadAfterMs: number;
-  backoff: BackoffOptions;
-  sendQueueFrames: number;
-  log: Logger;
-  /** Source address for the outbound socket. */
-  localAddress?: string;
-  /** Unsent bytes the socket may hold before frames wait in the queue; default 64 KiB. */
-  maxBufferedBytes?: number;
-  /** CoDel on the send queue; default 5 ms target, 100 ms interval. */
-  aqm?: AqmOptions;
-  /** TCP connect + TLS handshake + hello must finish within this; default deadAfterMs. */
-  connectTimeoutMs?: number;
-  /** Injected for tests; defaults to Math.random. */
-  random?: () => number;
-  /** The session's time; default the real monotonic clock and timers. */
-  clock?: Clock;
-  scheduler?: Scheduler;
-}
-
-export type TunnelCounters = {
-  txFrames: number;
-  txBytes: number;
-  rxFrames: number;
-  rxBytes: number;
-  /** Frames dropped at the head of the full send queue (its memory bound). */
-  queueOverflowDrops: number;
-  /** Frames dropped by CoDel under a standing send queue (congestion). */
-  queueAqmDrops: number;
-  /** Frames offered while the tunnel was not up. */
-  notUpDrops: number;
-  decodeDrops: Record<string, number>;
-};
-
-export type TunnelStatus = {
-  state: TunnelState;
-  headend: string | null;
-  vni: number | null;
-  sessionId: string | null;
-  rttMs: number | null;
-  /** Wall-clock ms (Date.now()) when the current state began. */
-  sinceMs: number;
-  reconnects: number;
-  lastError: string | null;
-  queuedFrames: number;
-  /** The send queue's CoDel state (of the current session; zeros when none). */
-  aqm: EgressAqmState;
-  /** The current session resumed a TLS 1.3 ticket (no certificate work on either end). */
-  tlsResumed: boolean;
-  counters: TunnelCounters;
-};
-
-export type StateInfo = { headend?: string; reason?: string };
-
-export interface TunnelClient extends TunnelLink {
-  status(): TunnelStatus;
-}
+export type { StateInfo, TunnelClient, TunnelClientOptions, TunnelCounters, TunnelIdentity, TunnelStatus } from './tunnel-client-types.js';
+import type { StateInfo, TunnelClient, TunnelClientOptions, TunnelIdentity, TunnelStatus } from './tunnel-client-types.js';
 
 const DEFAULT_MAX_BUFFERED = 64 * 1024;
 const NO_AQM: EgressAqmState = Object.freeze({ dropping: false, count: 0, drops: 0, sojournMs: 0, activeFlows: 0 });
@@ -120,7 +59,7 @@ export function createTunnelClient(options: TunnelClientOptions): TunnelClient {
 }
 
 class Client implements TunnelClient {
-  readonly #o: Required<Omit<TunnelClientOptions, 'localAddress'>> & Pick<TunnelClientOptions, 'localAddress'>;
+  readonly #o: Required<Omit<TunnelClientOptions, 'localAddress' | 'datagram'>> & Pick<TunnelClientOptions, 'localAddress' | 'datagram'>;
   readonly #log: Logger;
   /** Counters of sessions that ended; the live session's are added in status(). */
   readonly #done = { txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, queueOverflowDrops: 0, queueAqmDrops: 0 };
@@ -143,6 +82,7 @@ class Client implements TunnelClient {
   #closed: Promise<void> | null = null;
   readonly #tickets = new TicketCache();
   #resumed = false;
+  #dg: DatagramLink | null = null;
 
   constructor(options: TunnelClientOptions) {
     this.#o = {
@@ -206,9 +146,11 @@ class Client implements TunnelClient {
       queuedFrames: s?.egress.length ?? 0,
       aqm: s?.egress.aqm ?? NO_AQM,
       tlsResumed: up && this.#resumed,
+      transport: up && this.#dg ? this.#dg.tx : 'tls',
+      datagram: up && this.#dg ? { tx: this.#dg.tx, reason: this.#dg.reason, ...pick(this.#dg.counters) } : null,
       counters: {
-        txFrames: d.txFrames + (e?.sentFrames ?? 0),
-        txBytes: d.txBytes + (e?.sentBytes ?? 0),
+        txFrames: d.txFrames + (e?.sentFrames ?? 0) + (s?.counters.datagramFramesOut ?? 0),
+        txBytes: d.txBytes + (e?.sentBytes ?? 0) + (s?.counters.datagramBytesOut ?? 0),
         rxFrames: d.rxFrames + (s?.counters.framesIn ?? 0),
         rxBytes: d.rxBytes + (s?.counters.bytesIn ?? 0),
         queueOverflowDrops: d.queueOverflowDrops + (e?.overflowDrops ?? 0),
@@ -228,6 +170,7 @@ class Client implements TunnelClient {
     this.#setState('closed', { reason: 'closed by the agent' });
     this.#socket = null;
     this.#session = null;
+    this.#closeDatagram();
     if (session) this.#keepCounters(session);
     this.#closed = new Promise<void>((resolve) => {
       if (!socket || socket.destroyed) {
@@ -252,6 +195,11 @@ class Client implements TunnelClient {
     for (const h of this.#stateHandlers) h(next, info);
   }
 
+  #closeDatagram(): void {
+    this.#dg?.close();
+    this.#dg = null;
+  }
+
   #clearTimers(): void {
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     if (this.#connectTimer) clearTimeout(this.#connectTimer);
@@ -266,8 +214,8 @@ class Client implements TunnelClient {
     if (s.rttMs !== null) this.#lastRtt = s.rttMs;
     const d = this.#done;
     const e = s.egress.counters;
-    d.txFrames += e.sentFrames;
-    d.txBytes += e.sentBytes;
+    d.txFrames += e.sentFrames + s.counters.datagramFramesOut;
+    d.txBytes += e.sentBytes + s.counters.datagramBytesOut;
     d.queueOverflowDrops += e.overflowDrops;
     d.queueAqmDrops += e.aqmDrops;
     d.rxFrames += s.counters.framesIn;
@@ -285,6 +233,7 @@ class Client implements TunnelClient {
   #onSessionClosed(s: TunnelSession, reason: string): void {
     if (s !== this.#session) return; // closed by close(), or a stale session
     const wasUp = this.#state === 'up';
+    this.#closeDatagram();
     this.#keepCounters(s);
     this.#session = null;
     this.#socket = null;
@@ -342,17 +291,19 @@ class Client implements TunnelClient {
       ...this.#tickets.sessionFor(url.host, id.cert),
     });
     this.#tickets.watch(socket, url.host, id.cert);
+    const dgOn = o.datagram?.enabled === true;
+    const transport = tlsTransport(socket, { endGraceMs: BYE_GRACE_MS });
     const session = new TunnelSession(
       {
         role: 'client',
         clock: o.clock,
         scheduler: o.scheduler,
         egress: { maxFrames: o.sendQueueFrames, holdUnsentBytes: o.maxBufferedBytes, aqm: o.aqm },
-        hello: o.hello,
+        hello: dgOn ? { ...o.hello, capabilities: [...o.hello.capabilities, DATAGRAM_CAPABILITY] } : o.hello,
         keepaliveMs: o.keepaliveMs,
         deadAfterMs: o.deadAfterMs,
       },
-      tlsTransport(socket, { endGraceMs: BYE_GRACE_MS }),
+      transport,
       {
         up: (s) => {
           if (this.#connectTimer) clearTimeout(this.#connectTimer);
@@ -367,8 +318,20 @@ class Client implements TunnelClient {
             session: ack?.sessionId,
             headendVersion: ack?.headendVersion,
           });
+          const offer = dgOn ? datagramOffer(ack?.capabilities ?? []) : null;
+          if (offer)
+            this.#dg = openDatagramLink({
+              session: s,
+              transport,
+              host: socket.remoteAddress ?? host,
+              offer,
+              clock: o.clock,
+              log: this.#log,
+              ...dgExtras(o),
+            });
           this.#setState('up', { headend: this.#current() });
         },
+        dgState: (msg) => this.#log.debug('headend transport', { tx: msg.tx, reason: msg.reason }),
         frames: (batch) => {
           for (const h of this.#frameHandlers) h(batch);
         },

@@ -40,6 +40,8 @@ export interface AgentConfig {
   readonly aqm: Readonly<{ targetMs: number; intervalMs: number }>;
   /** Ceiling of the jittered exponential reconnect backoff. */
   readonly reconnectMaxMs: number;
+  /** The datagram data channel (docs/datagram.md): off unless turned on; a UDP port to use instead of the offered one. */
+  readonly datagram: Readonly<{ enabled: boolean; port: number | undefined }>;
   /** The Layer-2 policy, from the `config l2` section (keys: docs/l2-policy.md); each VLAN gets its own. */
   readonly l2: PolicyConfig;
   /** 802.1Q VLANs of the LAN trunk, each carried in its own tunnel session; untagged is always carried. */
@@ -124,6 +126,9 @@ const SECTIONS = {
     aqm_target_ms: optional(intText(1, 1000), DEFAULTS.aqmTargetMs),
     aqm_interval_ms: optional(intText(10, 10_000), DEFAULTS.aqmIntervalMs),
     reconnect_max_s: optional(intText(1, 600), DEFAULTS.reconnectMaxS),
+    // Off until datagrams cost what a TLS record costs (docs/datagram.md, "Why off by default").
+    datagram: optional(boolText(), false),
+    datagram_port: optional(intText(1, 65_535)),
     own_mac: removed(MOVED_OWN_MAC),
     vlan: optional(listText(), []),
   },
@@ -292,6 +297,7 @@ export function parseAgentConfig(text: string): AgentConfig {
     sendQueueFrames: a.send_queue_frames,
     aqm: Object.freeze({ targetMs: a.aqm_target_ms, intervalMs: a.aqm_interval_ms }),
     reconnectMaxMs: a.reconnect_max_s * 1000,
+    datagram: Object.freeze({ enabled: a.datagram, port: a.datagram_port }),
     l2: l2Config(doc),
     vlans,
     enroll: Object.freeze({

@@ -17,6 +17,11 @@ test('minimal config gets documented defaults', () => {
   assert.equal(c.l2.proxyArp, true);
   assert.equal(c.l2.allowDhcpFromTunnel, false);
   assert.equal(c.l2.splitBrainBlock, true);
+  assert.deepEqual(c.datagram, { enabled: false, port: undefined }, 'TLS only until asked');
+  assert.deepEqual(parseAgentConfig(MIN + `\toption datagram '1'\n\toption datagram_port '4443'\n`).datagram, {
+    enabled: true,
+    port: 4443,
+  });
   assert.ok(Object.isFrozen(c));
 });
 

@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: UNLICENSED
+// The agent's datagram channel for one tunnel session (docs/datagram.md): a connected UDP socket to the
+// headend's datagram port, opened once the hello-ack offers it, closed with the session. Outbound only:
+// the agent sends first (its probe), and keeps its NAT mapping alive while it carries data by datagrams.
+// Its frames leave by datagrams while the path monitor says the path works, else by the TLS session;
+// frames arriving by either path are the session's.
+import { createSocket, type Socket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import type { Logger } from '../../shared/log.js';
+import type { Clock } from '../../shared/ports.js';
+import { DatagramChannel, exportKeyBlock, type ChannelTiming, type DgTx } from '../../shared/tunnel/datagram/channel.js';
+import type { TunnelSession, TunnelTransport } from '../../shared/tunnel/session.js';
+
+export const DATAGRAM_CAPABILITY = 'datagram';
+const CIPHER = 'AES-256-GCM';
+const TICK_MS = 100;
+
+/** The headend's offer in its hello-ack capabilities: `datagram:<peer id>:<udp port>`, or null. */
+export function datagramOffer(capabilities: readonly string[]): { peerId: number; port: number } | null {
+  for (const c of capabilities) {
+    const m = /^datagram:(\d{1,8}):(\d{1,5})$/.exec(c);
+    if (!m) continue;
+    const peerId = Number(m[1]);
+    const port = Number(m[2]);
+    if (peerId >= 1 && peerId < 0xffffff && port >= 1 && port <= 65_535) return { peerId, port };
+  }
+  return null;
+}
+
+export interface DatagramLink {
+  readonly tx: DgTx;
+  readonly reason: string;
+  readonly counters: DatagramChannel['counters'];
+  close(): void;
+}
+
+export interface DatagramLinkOptions {
+  session: TunnelSession;
+  transport: TunnelTransport;
+  /** The headend host the TLS connection reached (so UDP goes to the same machine behind DNS). */
+  host: string;
+  offer: { peerId: number; port: number };
+  /** Overrides the offered port (a site that must send UDP elsewhere, a test's relay). */
+  port?: number;
+  localAddress?: string;
+  clock: Clock;
+  log: Logger;
+  timing?: Partial<ChannelTiming>;
+  changed?: (tx: DgTx, reason: string) => void;
+}
+
+export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
+  if (o.transport.exportKeyingMaterial === undefined) return null;
+  const keyBlock = exportKeyBlock(o.transport.exportKeyingMaterial, CIPHER, o.offer.peerId);
+  const channel = new DatagramChannel(
+    { role: 'agent', cipher: CIPHER, peerId: o.offer.peerId, keyBlock, ...(o.timing ? { timing: o.timing } : {}) },
+    o.clock.now(),
+  );
+  keyBlock.fill(0);
+  const sock: Socket = createSocket(isIPv6(o.host) ? 'udp6' : 'udp4');
+  let connected = false;
+  let closed = false;
+  // A refused or unreachable port comes back as an error on a connected socket: the path monitor
+  // already treats the silence as a dark path; nothing else to do.
+  sock.on('error', (e) => o.log.debug('datagram socket error', { error: e.message }));
+  sock.on('message', (msg: Buffer) => {
+    const r = channel.receive(msg, o.clock.now());
+    if (r.kind === 'frame') o.session.receiveFrames([r.frame]);
+    else if (r.kind === 'ping' && r.answer) send(r.answer);
+  });
+  const send = (d: Buffer): void => {
+    if (connected && !closed) sock.send(d);
+  };
+  sock.bind({ port: 0, ...(o.localAddress ? { address: o.localAddress } : {}) }, () => {
+    if (closed) return;
+    sock.connect(o.port ?? o.offer.port, o.host, () => {
+      connected = true;
+    });
+  });
+  const txFrame = (frame: Uint8Array): boolean => {
+    if (channel.tx !== 'datagram' || !connected) return false;
+    sock.send(channel.sealFrame(frame, o.clock.now()));
+    return true;
+  };
+  // Set once: it takes a frame only while the path monitor says datagrams work.
+  o.session.datagramTx = txFrame;
+  const tick = setInterval(() => {
+    if (!connected) return;
+    const t = channel.tick(o.clock.now());
+    for (const d of t.send) send(d);
+    if (t.changed) {
+      o.session.sendControl({ type: 'dg-state', tx: channel.tx, reason: channel.reason });
+      o.log.info('tunnel transport', { tx: channel.tx, reason: channel.reason });
+      o.changed?.(channel.tx, channel.reason);
+    }
+  }, TICK_MS);
+  tick.unref();
+  return {
+    get tx() {
+      return channel.tx;
+    },
+    get reason() {
+      return channel.reason;
+    },
+    counters: channel.counters,
+    close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(tick);
+      o.session.datagramTx = null;
+      channel.destroy();
+      sock.close();
+    },
+  };
+}

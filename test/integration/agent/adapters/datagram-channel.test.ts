@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: UNLICENSED
+// The datagram data channel between the agent's tunnel client and a real headend process on 127.0.0.1,
+// through a UDP relay standing for the site's firewall and NAT (it can drop everything, or take a new
+// source port as a NAT that lost its mapping would). Frames move to datagrams once the probe is
+// answered, fall back to TLS when datagrams go dark and come back when they return, the session never
+// closes; a NAT rebinding is followed; hostile datagrams are counted and dropped; a client that does not
+// ask for the channel, or a headend that does not offer it, keeps everything in TLS.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { createTunnelClient, type TunnelClient } from '../../../../src/agent/adapters/tunnel-client.js';
+import { silentLogger } from '../../../../src/shared/log.js';
+import { writeVxlanHeader } from '../../../../src/shared/l2/vxlan.js';
+import { headendConfigDoc, registryDoc, spawnHeadend, testFrame, writeJson, type HeadendProcess } from '../../headend/adapters/fixtures.js';
+import { createTestPki, type Identity, type TestPki } from '../../../helpers/pki.js';
+import { tempDir, type TempDir } from '../../../helpers/tmp.js';
+import { waitFor } from '../../../helpers/wait.js';
+
+/** The site's firewall and NAT in user space: agent <-> relay <-> headend's UDP port. */
+class Relay {
+  blocked = false;
+  /** The agent's last datagram that went through (an attacker on the path has it too). */
+  last: Buffer | null = null;
+  readonly #inside: Socket;
+  #outside: Socket;
+  #agent: RemoteInfo | null = null;
+  constructor(
+    inside: Socket,
+    outside: Socket,
+    readonly headendPort: number,
+  ) {
+    this.#inside = inside;
+    this.#outside = outside;
+    inside.on('message', (m, from) => {
+      this.#agent = from;
+      this.last = m;
+      if (!this.blocked) this.#outside.send(m, headendPort, '127.0.0.1');
+    });
+    this.#wire(outside);
+  }
+  get port(): number {
+    return (this.#inside.address() as AddressInfo).port;
+  }
+  get outsidePort(): number {
+    return (this.#outside.address() as AddressInfo).port;
+  }
+  #wire(s: Socket): void {
+    s.on('message', (m) => {
+      if (!this.blocked && this.#agent) this.#inside.send(m, this.#agent.port, this.#agent.address);
+    });
+  }
+  /** A NAT that lost its mapping: the agent's datagrams now leave from another port. */
+  async rebind(): Promise<void> {
+    const old = this.#outside;
+    this.#outside = await udp('127.0.0.1');
+    this.#wire(this.#outside);
+    old.close();
+  }
+  close(): void {
+    this.#inside.close();
+    this.#outside.close();
+  }
+}
+
+async function udp(address: string): Promise<Socket> {
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, address, () => r()));
+  return s;
+}
+
+interface Env {
+  d: TempDir;
+  pki: TestPki;
+  id: Identity;
+  vtep: Socket;
+  got: Buffer[];
+  h: HeadendProcess;
+}
+
+async function env(t: { after(fn: () => void | Promise<void>): void }, headend: Record<string, unknown> = {}): Promise<Env> {
+  const d = tempDir(t, 'ck-dg-', true);
+  const pki = await createTestPki(d.dir);
+  const id = await pki.client('CN-0001');
+  const vtep = await udp('127.0.0.2');
+  t.after(() => {
+    vtep.close();
+  });
+  const got: Buffer[] = [];
+  vtep.on('message', (m) => got.push(m));
+  writeJson(d.path('registry.json'), registryDoc({ acme: { vni: 100, vteps: ['127.0.0.2'] } }, { 'CN-0001': 'acme' }));
+  const vtepPort = (vtep.address() as AddressInfo).port;
+  writeJson(d.path('h.json'), { ...headendConfigDoc(d, pki, { vtepPort, metricsPort: null }), ...headend });
+  const h = await spawnHeadend(d.path('h.json'));
+  t.after(async () => {
+    await h.kill('SIGKILL');
+    d.remove();
+  });
+  return { d, pki, id, vtep, got, h };
+}
+
+/** The headend's UDP port, from its start-up line. */
+async function datagramPort(h: HeadendProcess): Promise<number> {
+  const l = await h.waitForLine((x) => x['msg'] === 'headend listening');
+  const m = /:(\d+)$/.exec(String(l['datagram']));
+  assert.ok(m, `the headend names its datagram port: ${String(l['datagram'])}`);
+  return Number(m[1]);
+}
+
+function client(e: Env, o: { port?: number; enabled?: boolean; capabilities?: string[] } = {}): TunnelClient {
+  return createTunnelClient({
+    headends: [new URL(`tls://127.0.0.1:${e.h.tunnelPort}`)],
+    getIdentity: async () => ({ key: e.id.key, cert: e.id.cert, ca: e.pki.dcCa.pem }),
+    hello: { agentVersion: '0.1.0-test', site: 'site-a', capabilities: o.capabilities ?? ['l2'] },
+    keepaliveMs: 500,
+    deadAfterMs: 5_000,
+    backoff: { initialMs: 100, maxMs: 1_000, jitter: 0.3 },
+    sendQueueFrames: 64,
+    log: silentLogger,
+    // A short re-probe cap so "back on datagrams" is seen within the test (the default is 60 s).
+    datagram: { enabled: o.enabled ?? true, ...(o.port ? { port: o.port } : {}), timing: { reprobeFirstMs: 500, reprobeMaxMs: 2_000 } },
+  });
+}
+
+/** One frame each way; resolves when both arrived. */
+async function roundTrip(e: Env, link: TunnelClient, received: Buffer[], tag: string): Promise<void> {
+  const before = e.got.length;
+  link.sendFrames([testFrame('02:00:00:00:00:01', 'ff:ff:ff:ff:ff:ff', `up-${tag}`)]);
+  await waitFor(`up-${tag} at the VTEP`, 5_000, () => e.got.slice(before).some((p) => p.includes(Buffer.from(`up-${tag}`))));
+  const pkt = Buffer.alloc(8);
+  writeVxlanHeader(pkt, 0, 100);
+  e.vtep.send(Buffer.concat([pkt, testFrame('02:00:00:00:00:05', '02:00:00:00:00:01', `down-${tag}`)]), e.h.vxlanPort, '127.0.0.1');
+  await waitFor(`down-${tag} at the agent`, 5_000, () => received.some((f) => f.includes(Buffer.from(`down-${tag}`))));
+}
+
+test('frames move to datagrams, fall back to TLS when UDP goes dark, return, follow a NAT rebinding; the session never closes', async (t) => {
+  const e = await env(t);
+  const relay = new Relay(await udp('127.0.0.1'), await udp('127.0.0.1'), await datagramPort(e.h));
+  t.after(() => relay.close());
+  const link = client(e, { port: relay.port });
+  t.after(() => link.close());
+  const received: Buffer[] = [];
+  link.onFrames((fs) => received.push(...fs.map((f) => Buffer.from(f))));
+  const t0 = performance.now();
+  link.start();
+  await waitFor('tunnel up', 10_000, () => link.state === 'up');
+  await waitFor('on datagrams', 5_000, () => link.status().transport === 'datagram');
+  t.diagnostic(`on datagrams ${Math.round(performance.now() - t0)} ms after start`);
+  const dgOut0 = link.status().datagram?.datagramsOut ?? 0;
+  await roundTrip(e, link, received, 'a');
+  assert.ok((link.status().datagram?.datagramsOut ?? 0) > dgOut0, 'the frame left as a datagram');
+  await e.h.waitForLine((l) => l['msg'] === 'session transport' && l['tx'] === 'datagram');
+  const reconnects = link.status().reconnects;
+
+  // UDP blocked mid-session: both sides fall back to TLS, frames flow again.
+  relay.blocked = true;
+  const tBlock = performance.now();
+  link.sendFrames([testFrame('02:00:00:00:00:01', 'ff:ff:ff:ff:ff:ff', 'keep-busy')]);
+  await waitFor('agent on TLS', 5_000, () => link.status().transport === 'tls');
+  t.diagnostic(`agent back on TLS ${Math.round(performance.now() - tBlock)} ms after UDP was blocked`);
+  assert.ok(performance.now() - tBlock < 2_500, 'within about 2 s');
+  await roundTrip(e, link, received, 'b');
+  t.diagnostic(`frames flow both ways again ${Math.round(performance.now() - tBlock)} ms after the block`);
+
+  // Unblocked: the agent probes again and moves back.
+  relay.blocked = false;
+  const tOpen = performance.now();
+  await waitFor('back on datagrams', 10_000, () => link.status().transport === 'datagram');
+  t.diagnostic(`back on datagrams ${Math.round(performance.now() - tOpen)} ms after unblocking (re-probe cap 2 s in this test)`);
+  await roundTrip(e, link, received, 'c');
+
+  // A NAT that lost its mapping: the agent's datagrams arrive from a new port; the headend follows.
+  await relay.rebind();
+  await roundTrip(e, link, received, 'd');
+  assert.equal(link.status().transport, 'datagram');
+  assert.equal(link.status().reconnects, reconnects, 'the session never closed');
+  assert.equal(link.state, 'up');
+});
+
+test('hostile datagrams at the headend port: random, truncated, bit-flipped and replayed are dropped, counted, unanswered; the session carries on', async (t) => {
+  const e = await env(t, { metrics: { host: '127.0.0.1', port: 0 } });
+  const port = await datagramPort(e.h);
+  const relay = new Relay(await udp('127.0.0.1'), await udp('127.0.0.1'), port);
+  t.after(() => relay.close());
+  const link = client(e, { port: relay.port });
+  t.after(() => link.close());
+  const received: Buffer[] = [];
+  link.onFrames((fs) => received.push(...fs.map((f) => Buffer.from(f))));
+  link.start();
+  await waitFor('on datagrams', 10_000, () => link.status().transport === 'datagram');
+  const tap = await udp('127.0.0.1');
+  t.after(() => {
+    tap.close();
+  });
+  const answers: Buffer[] = [];
+  tap.on('message', (m) => answers.push(m));
+  await roundTrip(e, link, received, 'before');
+  const real = relay.last;
+  assert.ok(real, 'a real datagram of the session, as an attacker on the path would see it');
+  const n = 20_000;
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    let d: Buffer;
+    switch (i % 5) {
+      case 0:
+        d = randomBytes(1 + (i % 1400)); // noise
+        break;
+      case 1:
+        d = randomBytes(1 + (i % 40)); // too short for any datagram of ours
+        break;
+      case 2:
+        d = Buffer.from(real); // replayed as is
+        break;
+      case 3:
+        d = Buffer.from(real); // one bit of the counter's high bytes flipped: new to the window, not authentic
+        d[6 + (i % 3)]! ^= 1 << (i % 8);
+        break;
+      default:
+        d = randomBytes(60 + (i % 1000)); // our opcode, a random peer id
+        d[0] = 9 << 3;
+    }
+    tap.send(d, port, '127.0.0.1');
+    // Paced a little: a flood faster than the kernel's socket buffer is lost before anyone counts it.
+    if (i % 200 === 199) await new Promise((r) => setTimeout(r, 5));
+  }
+  t.diagnostic(`${n} hostile datagrams sent in ${Math.round(performance.now() - t0)} ms`);
+  await roundTrip(e, link, received, 'after');
+  // Counted by reason on the metrics endpoint (published every 2 s).
+  const metricsAt = String((await e.h.waitForLine((x) => x['msg'] === 'headend listening'))['metrics']);
+  const dropsOf = async (): Promise<Record<string, number>> => {
+    const text = await (await fetch(`http://${metricsAt}/metrics`)).text();
+    return Object.fromEntries(
+      [...text.matchAll(/^connector_headend_datagram_drops_total\{reason="([^"]+)"\} (\d+)/gm)].map((m) => [m[1], Number(m[2])]),
+    );
+  };
+  const drops = await waitFor('drops published', 10_000, async () => {
+    const d = await dropsOf();
+    // What the kernel itself dropped (socket buffer full under the flood) nobody can count here.
+    return Object.values(d).reduce((a, b) => a + b, 0) >= n * 0.97 ? d : undefined;
+  });
+  t.diagnostic(`drops by reason: ${JSON.stringify(drops)}`);
+  assert.ok((drops['replay'] ?? 0) >= n / 5 - 200, 'the replayed copies refused as replays, before any crypto');
+  assert.ok((drops['auth'] ?? 0) >= n / 5 - 200, 'the altered copies refused as not authentic');
+  assert.equal(answers.length, 0, 'no answer to anything that was not authentic');
+  assert.equal(link.state, 'up');
+  assert.equal(link.status().transport, 'datagram');
+});
+
+test('mixed versions: a client that does not ask, and a headend that does not offer, keep every frame in TLS', async (t) => {
+  const e = await env(t);
+  const old = client(e, { enabled: false });
+  t.after(() => old.close());
+  const received: Buffer[] = [];
+  old.onFrames((fs) => received.push(...fs.map((f) => Buffer.from(f))));
+  old.start();
+  await waitFor('tunnel up', 10_000, () => old.state === 'up');
+  await roundTrip(e, old, received, 'no-ask');
+  assert.equal(old.status().transport, 'tls');
+  assert.equal(old.status().datagram, null);
+  await old.close();
+
+  const e2 = await env(t, { datagram: { enabled: false } });
+  const l2 = await e2.h.waitForLine((x) => x['msg'] === 'headend listening');
+  assert.equal(l2['datagram'], 'off');
+  const asks = client(e2);
+  t.after(() => asks.close());
+  const got2: Buffer[] = [];
+  asks.onFrames((fs) => got2.push(...fs.map((f) => Buffer.from(f))));
+  asks.start();
+  await waitFor('tunnel up', 10_000, () => asks.state === 'up');
+  await roundTrip(e2, asks, got2, 'no-offer');
+  assert.equal(asks.status().transport, 'tls');
+  assert.equal(asks.status().datagram, null);
+});

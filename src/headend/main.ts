@@ -18,7 +18,7 @@ import { openMetricsServer, type MetricsServer } from './adapters/metrics-server
 import { openTlsListener, refuseConnection } from './adapters/tls-listener.js';
 import { watchLoopHealth } from './adapters/loop-health.js';
 import { nativeMemoryTrim } from './adapters/memory-trim.js';
-import { openDatagramServer } from './adapters/datagram-server.js';
+import { openDatagramServer, type DatagramServer } from './adapters/datagram-server.js';
 import { MemoryReturn } from './core/memory-return.js';
 import { openVxlanSocket } from './adapters/vxlan-socket.js';
 import { auditToCsv, auditToJsonl } from './core/audit-chain.js';
@@ -120,15 +120,17 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
     cert: readPem(config.tls.certFile, 'headend certificate (tls.cert)'),
     deviceCa: readPem(config.tls.deviceCaFile, 'device CA bundle (tls.deviceCa)'),
   };
+  // Before the VXLAN socket: a refused datagram port must leave nothing open behind the error.
+  const datagram = await openDatagram(config, log);
   const vxlan = await openVxlanSocket({
     localAddress: config.vxlan.localAddress,
     port: config.vxlan.port,
     vtepPort: config.vxlan.vtepPort,
     log,
+  }).catch(async (e: unknown) => {
+    await datagram?.close();
+    throw e;
   });
-  const datagram = config.datagram
-    ? await openDatagramServer({ host: config.datagram.host, port: config.datagram.port, log, now: () => monotonicClock.now() })
-    : null;
   const core = new HeadendCore(config, registry, {
     ...(datagram ? { datagram } : {}),
     log,
@@ -140,6 +142,13 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
   });
   vxlan.receiveInto(core.forwarder, (reason) => core.countDrop(reason));
 
+  // A listener that cannot open (a port taken) must not leave the sockets already open holding the
+  // process: the error is reported and the process exits.
+  const opened: { close(): Promise<void> }[] = [vxlan, ...(datagram ? [datagram] : [])];
+  const undo = async (e: unknown): Promise<never> => {
+    for (const o of opened.reverse()) await o.close().catch(() => undefined);
+    throw e;
+  };
   const listener = await openTlsListener({
     host: config.listen.host,
     port: config.listen.port,
@@ -170,7 +179,8 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
       });
       r.session.open();
     },
-  });
+  }).catch(undo);
+  opened.push(listener);
 
   let metrics: MetricsServer | null = null;
   if (config.metrics)
@@ -180,7 +190,7 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
       (detail) => core.renderMetrics(detail),
       log,
       () => core.sessions(),
-    );
+    ).catch(undo);
 
   const reload = (why: string): Promise<void> =>
     store.reload().then(
@@ -356,4 +366,26 @@ function memoryReturnLoop(sessions: () => number, log: Logger, counted: (release
   }, 2_000);
   timer.unref();
   return timer;
+}
+
+/**
+ * The datagram channel's socket. Its port defaults to the TLS listener's number: when that UDP port is
+ * taken and no port was configured, the headend still starts, TLS only, and says so; a configured port
+ * that cannot be bound is a start-up error like any listener's.
+ */
+async function openDatagram(config: HeadendConfig, log: Logger): Promise<DatagramServer | null> {
+  const d = config.datagram;
+  if (d === null) return null;
+  try {
+    return await openDatagramServer({ host: d.host, port: d.port, log, now: () => monotonicClock.now() });
+  } catch (e) {
+    if (d.portExplicit)
+      throw new ConnectorError('CK_ERR_IO', `cannot listen for datagrams on ${d.host}:${d.port} (datagram.port)`, { cause: e });
+    log.warn('datagram channel off: its default port is taken', {
+      udp: `${d.host}:${d.port}`,
+      error: errorMessage(e),
+      fix: 'set datagram.port, or datagram.enabled false',
+    });
+    return null;
+  }
 }

@@ -73,7 +73,7 @@ export interface HeadendConfig {
   /** IP MTU a VTEP path needs for 1514-byte inner frames: 1514 + 8 VXLAN + 8 UDP + 20 IPv4 = 1550. */
   minVtepPathMtu: number;
   /** The datagram data channel (docs/datagram.md): UDP on this address and port; null: TLS only. */
-  datagram: HostPort | null;
+  datagram: (HostPort & { portExplicit: boolean }) | null;
   /** After a large, settled drop in sessions: a full collection and malloc_trim (core/memory-return.ts). */
   returnMemory: boolean;
   headendVersion: string;
@@ -205,7 +205,11 @@ export function parseHeadendConfig(doc: unknown, baseDir: string): HeadendConfig
     datagram:
       c.datagram.enabled === false
         ? null
-        : Object.freeze({ host: c.datagram.host ?? c.listen.host, port: c.datagram.port ?? c.listen.port }),
+        : Object.freeze({
+            host: c.datagram.host ?? c.listen.host,
+            port: c.datagram.port ?? c.listen.port,
+            portExplicit: c.datagram.port !== undefined,
+          }),
     headendVersion: c.headendVersion,
   });
 }

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
-import { spawnSync } from 'node:child_process';
-import { connect, type AddressInfo } from 'node:net';
+import { spawn, spawnSync } from 'node:child_process';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { silentLogger } from '../../../src/shared/log.js';
 import { parseHeadendConfig } from '../../../src/headend/core/config.js';
 import { startHeadend, type Headend } from '../../../src/headend/main.js';
@@ -391,6 +391,35 @@ test('a stopping headend does not wait on peers: one that ignores the bye and on
   c.socket.resume();
   await c.closed;
   assert.equal(c.control.find((m) => m.type === 'bye')?.type, 'bye');
+});
+
+test('a headend whose tunnel port is taken says so and exits, leaving no socket to hold the process', async (t) => {
+  const d = tempDir(t, 'ck-he-', true);
+  const pki = await createTestPki(d.dir);
+  const squatter = createServer();
+  await new Promise<void>((r) => squatter.listen(0, '127.0.0.1', () => r()));
+  t.after(() => {
+    squatter.close();
+    d.remove();
+  });
+  const port = (squatter.address() as AddressInfo).port;
+  writeJson(d.path('registry.json'), registryDoc({ acme: { vni: 100 } }, {}));
+  writeJson(d.path('headend.json'), headendConfigDoc(d, pki, { metricsPort: null, listenPort: port }));
+  const t0 = Date.now();
+  const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const c = spawn(process.execPath, ['--import', 'tsx', CLI, 'headend', '--config', d.path('headend.json')], { cwd: REPO });
+    let stderr = '';
+    c.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const kill = setTimeout(() => c.kill('SIGKILL'), 20_000);
+    c.on('exit', (code) => {
+      clearTimeout(kill);
+      resolve({ code, stderr });
+    });
+  });
+  assert.notEqual(r.code, 0);
+  assert.equal(r.code === null, false, `still running after 20 s (the VXLAN and datagram sockets held it): ${r.stderr.slice(-300)}`);
+  assert.match(r.stderr, /cannot listen for tunnels/);
+  t.diagnostic(`exited in ${Date.now() - t0} ms`);
 });
 
 test('a session that goes silent is closed as dead-peer after session.deadAfterMs', async (t) => {

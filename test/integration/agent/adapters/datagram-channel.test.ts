@@ -9,11 +9,21 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import { createTunnelClient, type TunnelClient } from '../../../../src/agent/adapters/tunnel-client.js';
 import { silentLogger } from '../../../../src/shared/log.js';
 import { writeVxlanHeader } from '../../../../src/shared/l2/vxlan.js';
-import { headendConfigDoc, registryDoc, spawnHeadend, testFrame, writeJson, type HeadendProcess } from '../../headend/adapters/fixtures.js';
+import {
+  CLI,
+  REPO,
+  headendConfigDoc,
+  registryDoc,
+  spawnHeadend,
+  testFrame,
+  writeJson,
+  type HeadendProcess,
+} from '../../headend/adapters/fixtures.js';
 import { createTestPki, type Identity, type TestPki } from '../../../helpers/pki.js';
 import { tempDir, type TempDir } from '../../../helpers/tmp.js';
 import { waitFor } from '../../../helpers/wait.js';
@@ -272,4 +282,35 @@ test('mixed versions: a client that does not ask, and a headend that does not of
   await roundTrip(e2, asks, got2, 'no-offer');
   assert.equal(asks.status().transport, 'tls');
   assert.equal(asks.status().datagram, null);
+});
+
+test('a taken default UDP port leaves the headend up, TLS only, and says so; a configured one that is taken stops it', async (t) => {
+  const squatter = await udp('127.0.0.1');
+  t.after(() => {
+    squatter.close();
+  });
+  const port = (squatter.address() as AddressInfo).port;
+  const e = await env(t, { listen: { host: '127.0.0.1', port } });
+  const warn = await e.h.waitForLine((x) => x['msg'] === 'datagram channel off: its default port is taken');
+  assert.equal(warn['udp'], `127.0.0.1:${port}`);
+  const link = client(e);
+  t.after(() => link.close());
+  const received: Buffer[] = [];
+  link.onFrames((fs) => received.push(...fs.map((f) => Buffer.from(f))));
+  link.start();
+  await waitFor('tunnel up', 10_000, () => link.state === 'up');
+  await roundTrip(e, link, received, 'tls-only');
+  assert.equal(link.status().datagram, null);
+
+  const d = tempDir(t, 'ck-dg-', true);
+  const pki = await createTestPki(d.dir);
+  writeJson(d.path('registry.json'), registryDoc({ acme: { vni: 100 } }, {}));
+  writeJson(d.path('h.json'), { ...headendConfigDoc(d, pki, { metricsPort: null }), datagram: { host: '127.0.0.1', port } });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'headend', '--config', d.path('h.json')], {
+    cwd: REPO,
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /datagram\.port/);
 });

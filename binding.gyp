@@ -7,7 +7,7 @@
       "target_name": "tap",
       "sources": ["native/tap/tap.c"],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"],
-      "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS"]
+      "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "CK_MALLOC_TRIM"]
     }
   ]
 }

@@ -17,10 +17,13 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
-#ifdef __GLIBC__
+// The headend's host build (binding.gyp) defines CK_MALLOC_TRIM; the device's build does not: its C
+// library returns memory on its own, and the device's loader allows only the symbols the TAP needs.
+#if defined(CK_MALLOC_TRIM) && defined(__GLIBC__)
+#define WITH_MALLOC_TRIM 1
 #include <malloc.h>
+#include <time.h>
 #endif
 #include <node_api.h>
 #include <uv.h>
@@ -365,7 +368,7 @@ static napi_value js_unread(napi_env env, napi_callback_info info) {
 // arenas after a mass disconnect; trimming hands it back to the kernel. It walks every arena under
 // their locks, so it runs on a libuv worker thread, never on the loop. musl returns memory on its own:
 // there the addon has no mallocTrim.
-#ifdef __GLIBC__
+#ifdef WITH_MALLOC_TRIM
 typedef struct trim_work {
   napi_async_work work;
   napi_ref cb;
@@ -420,7 +423,7 @@ NAPI_MODULE_INIT() {
     {"stats", NULL, js_stats, NULL, NULL, NULL, napi_enumerable, NULL},
     {"setsockopt", NULL, js_setsockopt, NULL, NULL, NULL, napi_enumerable, NULL},
     {"unreadBytes", NULL, js_unread, NULL, NULL, NULL, napi_enumerable, NULL},
-#ifdef __GLIBC__
+#ifdef WITH_MALLOC_TRIM
     {"mallocTrim", NULL, js_malloc_trim, NULL, NULL, NULL, napi_enumerable, NULL},
 #endif
   };

@@ -225,9 +225,9 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
     core.metrics.set('connector_headend_datagram_sessions', {}, t.onDatagrams);
     core.metrics.set('connector_headend_datagrams_total', { direction: 'in' }, t.datagramsIn);
     core.metrics.set('connector_headend_datagrams_total', { direction: 'out' }, t.datagramsOut);
-    for (const [reason, n] of Object.entries({ ...datagram.drops, ...t.sessionDrops })) {
-      core.metrics.set('connector_headend_datagram_drops_total', { reason }, n);
-    }
+    const drops: Record<string, number> = { ...datagram.drops };
+    for (const [reason, n] of Object.entries(t.sessionDrops)) drops[reason] = (drops[reason] ?? 0) + n;
+    for (const [reason, n] of Object.entries(drops)) core.metrics.set('connector_headend_datagram_drops_total', { reason }, n);
   };
   publishMemory();
   const memoryTimer = setInterval(() => {
@@ -379,8 +379,7 @@ async function openDatagram(config: HeadendConfig, log: Logger): Promise<Datagra
   try {
     return await openDatagramServer({ host: d.host, port: d.port, log, now: () => monotonicClock.now() });
   } catch (e) {
-    if (d.portExplicit)
-      throw new ConnectorError('CK_ERR_IO', `cannot listen for datagrams on ${d.host}:${d.port} (datagram.port)`, { cause: e });
+    if (d.portExplicit) throw e;
     log.warn('datagram channel off: its default port is taken', {
       udp: `${d.host}:${d.port}`,
       error: errorMessage(e),

@@ -10,6 +10,7 @@ import { randomInt } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import type { Logger } from '../../shared/log.js';
 import { tuneSocket } from '../../shared/native/socket-options.js';
+import { bindUdp } from './listen.js';
 import { parseHeader } from '../../shared/tunnel/datagram/codec.js';
 import { DatagramChannel, exportKeyBlock, type ChannelTiming } from '../../shared/tunnel/datagram/channel.js';
 import type { HelloMessage } from '../../shared/tunnel/control.js';
@@ -49,13 +50,7 @@ export async function openDatagramServer(o: {
   timing?: Partial<ChannelTiming>;
 }): Promise<DatagramServer> {
   const sock: Socket = createSocket({ type: isIPv6(o.host) ? 'udp6' : 'udp4', reuseAddr: false });
-  await new Promise<void>((resolve, reject) => {
-    sock.once('error', reject);
-    sock.bind(o.port, o.host, () => {
-      sock.off('error', reject);
-      resolve();
-    });
-  });
+  await bindUdp(sock, o.host, o.port, 'datagram (datagram.port)');
   sock.on('error', (e) => o.log.warn('datagram socket error', { error: e.message }));
   // Every session's datagrams share this one queue: room for a burst of all of them.
   const tuned = tuneSocket(sock, { rcvbuf: RCVBUF, sndbuf: RCVBUF });

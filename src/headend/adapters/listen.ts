@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: UNLICENSED
-// Binds a TCP server (the tunnel listener, the metrics endpoint), turning a bind failure into our error.
+// Binds a TCP server (the tunnel listener, the metrics endpoint) or a UDP socket (VXLAN, datagrams),
+// turning a bind failure into our error.
+import type { Socket as UdpSocket } from 'node:dgram';
 import type { AddressInfo, Server as NetServer } from 'node:net';
 import { ConnectorError, errorMessage } from '../../shared/errors.js';
 
@@ -11,6 +13,18 @@ export function listen(server: NetServer, host: string, port: number, what: stri
     server.listen({ port, host, backlog }, () => {
       server.removeAllListeners('error');
       resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+export function bindUdp(sock: UdpSocket, host: string, port: number, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (e: Error): void =>
+      reject(new ConnectorError('CK_ERR_IO', `cannot bind the ${what} socket to ${host}:${port}: ${e.message}`, { cause: e }));
+    sock.once('error', onError);
+    sock.bind(port, host, () => {
+      sock.removeListener('error', onError);
+      resolve();
     });
   });
 }

@@ -4,7 +4,7 @@
 // frame straight to the switch. A datagram that is not VXLAN is counted, never thrown.
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { isIPv6, type AddressInfo } from 'node:net';
-import { ConnectorError } from '../../shared/errors.js';
+import { bindUdp } from './listen.js';
 import type { Logger } from '../../shared/log.js';
 import { readVxlanVni, VXLAN_HEADER_LEN } from '../../shared/l2/vxlan.js';
 import type { VtepPort } from '../core/forwarder.js';
@@ -32,15 +32,7 @@ export interface VxlanSocketOptions {
 export async function openVxlanSocket(o: VxlanSocketOptions): Promise<VxlanSocket> {
   const { log } = o;
   const udp: UdpSocket = createSocket({ type: isIPv6(o.localAddress) ? 'udp6' : 'udp4' });
-  await new Promise<void>((resolve, reject) => {
-    const onError = (e: Error): void =>
-      reject(new ConnectorError('CK_ERR_IO', `cannot bind the VXLAN socket to ${o.localAddress}:${o.port}: ${e.message}`, { cause: e }));
-    udp.once('error', onError);
-    udp.bind(o.port, o.localAddress, () => {
-      udp.removeListener('error', onError);
-      resolve();
-    });
-  });
+  await bindUdp(udp, o.localAddress, o.port, 'VXLAN');
   udp.on('error', (e) => log.error('VXLAN socket error', { error: e.message }));
   const sender: VtepSender = await createVtepSender({
     udp,

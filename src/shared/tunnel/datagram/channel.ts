@@ -19,6 +19,12 @@ export const KIND_FRAME = 0x00;
 export const KIND_PING = 0x10;
 export const KIND_PONG = 0x11;
 const PING_ANSWER = 1;
+/** The kind byte as the first part of a sealed payload (no per-datagram allocation for it). */
+const KIND_BYTES: Record<number, Buffer> = {
+  [KIND_FRAME]: Buffer.of(KIND_FRAME),
+  [KIND_PING]: Buffer.of(KIND_PING),
+  [KIND_PONG]: Buffer.of(KIND_PONG),
+};
 /** PING/PONG body: u8 flags | u32 id | u64 sender's ms (echoed). */
 const PING_BODY = 13;
 /** AES-GCM: a new epoch key long before the usage limit (2^28 packets of 1,500 bytes would still be safe). */
@@ -164,8 +170,11 @@ export class DatagramChannel {
     }
     // The headend learns the path works upstream; it proves its own direction with a PING of its own.
     if (this.#o.role === 'headend' && this.tx === 'tls' && this.#probingSince === null && this.#nextProbeAt > now) this.#nextProbeAt = now;
-    const answer = ((p[1] ?? 0) & PING_ANSWER) !== 0 ? this.#seal(KIND_PONG, p.subarray(1, 1 + PING_BODY), 0) : null;
-    return { kind: 'ping', answer };
+    if (((p[1] ?? 0) & PING_ANSWER) === 0) return { kind: 'ping', answer: null };
+    // The PING's body echoed, its flags cleared: a PONG never asks for an answer.
+    const body = Buffer.from(p.subarray(1, 1 + PING_BODY));
+    body[0] = 0;
+    return { kind: 'ping', answer: this.#seal(KIND_PONG, body) };
   }
 
   /**
@@ -216,7 +225,6 @@ export class DatagramChannel {
     this.#switch('tls', 'peer-on-tls');
     this.#unanswered.clear();
     this.#probingSince = null;
-    this.#scheduleReprobe(Number.NEGATIVE_INFINITY);
   }
 
   /** Keys and state gone with the TLS session: nothing opens or seals after this. */
@@ -256,17 +264,14 @@ export class DatagramChannel {
     this.counters.switches++;
   }
 
-  #seal(kind: number, body: Uint8Array, flagsMask = -1): Buffer {
+  #seal(kind: number, body: Uint8Array): Buffer {
     if (++this.#counter > Math.min(EPOCH_PACKETS, MAX_COUNTER)) {
       this.#txChain.advance();
       this.#counter = 1;
     }
-    const p = Buffer.allocUnsafe(1 + body.length);
-    p[0] = kind;
-    p.set(body, 1);
-    if (flagsMask === 0) p[1] = 0; // a PONG never asks for an answer
     this.counters.datagramsOut++;
-    return seal(this.#o.cipher, this.#txChain.current, { keyId: 0, peerId: this.#o.peerId, counter: this.#counter }, p);
+    const header = { keyId: 0, peerId: this.#o.peerId, counter: this.#counter };
+    return seal(this.#o.cipher, this.#txChain.current, header, [KIND_BYTES[kind] ?? Buffer.of(kind), body]);
   }
 
   #drop(reason: string): Received {

@@ -67,16 +67,28 @@ function decipherFor(cipher: DatagramCipher, key: Buffer, iv: Buffer): DecipherG
     : (createDecipheriv(alg, key, iv, { authTagLength: TAG_LENGTH }) as unknown as DecipherGCM);
 }
 
-/** Seals one payload as a datagram (a new Buffer: header + payload + tag). */
-export function seal(cipher: DatagramCipher, keys: EpochKeys, h: Omit<DatagramHeader, 'epoch'>, payload: Uint8Array): Buffer {
+/**
+ * Seals one payload as a datagram (a new Buffer: header + payload + tag). The payload may come in parts
+ * (a kind byte and a frame): they are encrypted in order into the output, never joined first.
+ */
+export function seal(
+  cipher: DatagramCipher,
+  keys: EpochKeys,
+  h: Omit<DatagramHeader, 'epoch'>,
+  payload: Uint8Array | readonly Uint8Array[],
+): Buffer {
   if (!Number.isSafeInteger(h.counter) || h.counter < 1 || h.counter > MAX_COUNTER) throw new RangeError('counter out of range');
-  const out = Buffer.allocUnsafe(HEADER_LENGTH + payload.length + TAG_LENGTH);
+  const parts = payload instanceof Uint8Array ? [payload] : payload;
+  let length = 0;
+  for (const part of parts) length += part.length;
+  const out = Buffer.allocUnsafe(HEADER_LENGTH + length + TAG_LENGTH);
   writeHeader(out, { ...h, epoch: keys.epoch });
   const c = cipherFor(cipher, keys.key, nonce(keys.iv, keys.epoch, h.counter));
   c.setAAD(out.subarray(0, HEADER_LENGTH));
-  c.update(payload).copy(out, HEADER_LENGTH);
+  let at = HEADER_LENGTH;
+  for (const part of parts) at += c.update(part).copy(out, at);
   c.final();
-  c.getAuthTag().copy(out, HEADER_LENGTH + payload.length);
+  c.getAuthTag().copy(out, HEADER_LENGTH + length);
   return out;
 }
 

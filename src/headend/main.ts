@@ -17,6 +17,7 @@ import { readAuditFile, verifyAuditFile, type FileVerdict, type VerifyFileOption
 import { openMetricsServer, type MetricsServer } from './adapters/metrics-server.js';
 import { openTlsListener, refuseConnection } from './adapters/tls-listener.js';
 import { watchLoopHealth } from './adapters/loop-health.js';
+import { openEvpnFeed } from './adapters/evpn-feed.js';
 import { openVxlanSocket } from './adapters/vxlan-socket.js';
 import { auditToCsv, auditToJsonl } from './core/audit-chain.js';
 import { parseHeadendConfigText, type HeadendConfig } from './core/config.js';
@@ -125,6 +126,7 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
     vtep: vxlan,
   });
   vxlan.receiveInto(core.forwarder, (reason) => core.countDrop(reason));
+  const evpn = config.evpn ? startEvpnFeed(core, config.evpn, log) : null;
 
   const listener = await openTlsListener({
     host: config.listen.host,
@@ -218,6 +220,7 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
     sessions: () => core.sessions(),
     async close() {
       clearInterval(checkpointTimer);
+      evpn?.();
       loop.stop();
       stopWatch();
       clearInterval(registryTimer);
@@ -268,6 +271,21 @@ export async function runHeadend(configFile: string, log: Logger): Promise<numbe
     process.removeListener('SIGINT', onInt);
   }
   return 0;
+}
+
+/** The EVPN fabric option: session MACs to the kernel bridge ports FRR advertises (adapters/evpn-feed.ts). */
+function startEvpnFeed(core: HeadendCore, o: { port: string; refreshS: number }, log: Logger): () => void {
+  const feed = openEvpnFeed({ portTemplate: o.port, log });
+  // Entries a killed predecessor left behind would be advertised as if this process held them.
+  feed.flush([...core.forwarder.sessionMacs()].map((s) => s.vni));
+  core.forwarder.onSessionMac = (vni, mac) => feed.learned(vni, mac);
+  const timer = setInterval(() => feed.reconcile(core.forwarder.sessionMacs()), o.refreshS * 1_000);
+  timer.unref();
+  log.info('evpn feed on', { port: o.port, refreshS: o.refreshS });
+  return () => {
+    clearInterval(timer);
+    feed.close();
+  };
 }
 
 /** `connector audit export`: every record with its own hash, as CSV (RFC 4180) or JSON Lines. */

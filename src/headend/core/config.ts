@@ -55,6 +55,11 @@ export interface HeadendConfig {
   /** null: no metrics endpoint. */
   metrics: HostPort | null;
   vxlan: { localAddress: string; port: number; vtepPort: number };
+  /**
+   * The EVPN fabric option (docs/ha.md): session MACs published on kernel bridge port `port` (`{vni}`
+   * replaced) for FRR to advertise, refreshed every `refreshS`. null: flood-and-learn only.
+   */
+  evpn: { port: string; refreshS: number } | null;
   session: {
     keepaliveMs: number;
     deadAfterMs: number;
@@ -145,6 +150,7 @@ const HEADEND_SCHEMA = object({
     port: optional(port(), VXLAN_UDP_PORT),
     vtepPort: optional(port(1), VXLAN_UDP_PORT),
   }),
+  evpn: optional(nullable(object({ port: string(), refreshS: optional(integer(5, 3_600), 60) })), null),
   session: section({
     keepaliveMs: optional(integer(100, 600_000), HEADEND_DEFAULTS.keepaliveMs),
     deadAfterMs: optional(integer(300, 3_600_000), HEADEND_DEFAULTS.deadAfterMs),
@@ -190,6 +196,7 @@ export function parseHeadendConfig(doc: unknown, baseDir: string): HeadendConfig
     auditRotateMiB: c.auditRotateMiB,
     metrics: c.metrics === null ? null : Object.freeze(c.metrics),
     vxlan: Object.freeze(c.vxlan),
+    evpn: c.evpn === null ? null : Object.freeze(c.evpn),
     session: Object.freeze(c.session),
     mac: Object.freeze({ ageMs: c.mac.ageS * 1_000, maxEntriesPerSegment: c.mac.maxEntriesPerSegment }),
     minVtepPathMtu: c.minVtepPathMtu,

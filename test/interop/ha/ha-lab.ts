@@ -7,7 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { ipIn } from '../../../src/lab/adapters/netns.js';
+import { ipIn, nsExec } from '../../../src/lab/adapters/netns.js';
+import { startFrr, type FrrNode } from './frr.js';
 import { kernelVtepFlood, netnsScope, type NetnsScope } from '../../helpers/netns.js';
 import { REPO, headendConfigDoc, spawnHeadend, writeJson, type HeadendProcess } from '../../integration/headend/adapters/fixtures.js';
 import { createTestPki } from '../../helpers/pki.js';
@@ -50,11 +51,19 @@ export interface HaLab {
   /** The headend the agent's last `tunnel up` names. */
   active(): HeadendName | null;
   children: ChildProcess[];
+  /** FRR per namespace (fabric 'evpn'). */
+  frr: Record<string, FrrNode>;
 }
 
 export interface HaLabOptions {
   /** The `registry` value of both headends' configs, given the hypervisor VTEP's address (file path or { postgres }). */
   registry: (doc: unknown, d: TempDir) => Promise<unknown>;
+  /**
+   * 'flood' (default): the hypervisor's VTEP floods to both headends and learns. 'evpn': FRR on both
+   * headend hosts and the hypervisor; the headends publish their session MACs on a bridge port for zebra
+   * (headend `evpn.port`), the hypervisor's VTEP learns nothing by itself: MACs and flood list come by BGP.
+   */
+  fabric?: 'flood' | 'evpn';
   /** Extra `option` lines of the agent's UCI (dead-peer timers). */
   agentOptions?: Record<string, string>;
 }
@@ -117,8 +126,33 @@ export async function haLab(t: TestContext, o: HaLabOptions): Promise<HaLab> {
   await ipIn(lan, 'link', 'set', n('le'), 'address', LAN_HOST.mac);
   await ipIn(lan, 'addr', 'add', `${LAN_HOST.ip}/24`, 'dev', n('le'));
 
-  // The hypervisor: one VTEP flooding to both headends, the VM behind it.
-  await kernelVtepFlood(hv, { vni: VNI, local: HV_IP, remotes: [HEADEND_IPS.a, HEADEND_IPS.b], dev: hvIf });
+  // The hypervisor: one VTEP flooding to both headends (or told by EVPN), the VM behind it.
+  const frr: Record<string, FrrNode> = {};
+  if (o.fabric === 'evpn') {
+    const all = [HV_IP, HEADEND_IPS.a, HEADEND_IPS.b];
+    await evpnVtep(hv, HV_IP, hvIf, 4789);
+    // The headend owns UDP 4789 on its host; the host's vxlan device only names the VNI and VTEP for
+    // zebra (its socket on another port never receives), the session MACs sit on the veth `ev<vni>`.
+    for (const [ns, ip, dev] of [
+      [ha, HEADEND_IPS.a, haIf],
+      [hb, HEADEND_IPS.b, hbIf],
+    ] as const) {
+      await evpnVtep(ns, ip, dev, 4791);
+      await ipIn(ns, 'link', 'add', `ev${VNI}`, 'type', 'veth', 'peer', 'name', `evp${VNI}`);
+      await ipIn(ns, 'link', 'set', `evp${VNI}`, 'up');
+      await ipIn(ns, 'link', 'set', `ev${VNI}`, 'master', `br${VNI}`, 'up');
+      await nsExec(ns, 'bridge', ['link', 'set', 'dev', `ev${VNI}`, 'learning', 'off']);
+    }
+    for (const [ns, ip] of [
+      [hv, HV_IP],
+      [ha, HEADEND_IPS.a],
+      [hb, HEADEND_IPS.b],
+    ] as const) {
+      frr[ns] = await startFrr(t, { ns, ip, peers: all.filter((p) => p !== ip) });
+    }
+  } else {
+    await kernelVtepFlood(hv, { vni: VNI, local: HV_IP, remotes: [HEADEND_IPS.a, HEADEND_IPS.b], dev: hvIf });
+  }
   await link(hv, n('vh'), vm, n('ve'), '1500');
   await ipIn(hv, 'link', 'set', n('vh'), 'master', `br${VNI}`);
   await ipIn(vm, 'link', 'set', n('ve'), 'address', VM.mac);
@@ -146,6 +180,7 @@ export async function haLab(t: TestContext, o: HaLabOptions): Promise<HaLab> {
       }),
       registry,
       auditLog,
+      ...(o.fabric === 'evpn' ? { evpn: { port: 'ev{vni}' } } : {}),
     });
     headends[name] = { name, ns, ip, ifname, auditLog, config, proc: null };
   }
@@ -238,7 +273,33 @@ export async function haLab(t: TestContext, o: HaLabOptions): Promise<HaLab> {
     kill,
     active,
     children,
+    frr,
   };
+}
+
+/** An EVPN VTEP: bridge `br<vni>` with a vxlan device that neither learns nor floods by itself (zebra fills it). */
+async function evpnVtep(ns: string, local: string, dev: string, dstport: number): Promise<void> {
+  await ipIn(ns, 'link', 'add', `br${VNI}`, 'type', 'bridge');
+  await ipIn(
+    ns,
+    'link',
+    'add',
+    `vx${VNI}`,
+    'type',
+    'vxlan',
+    'id',
+    String(VNI),
+    'local',
+    local,
+    'dstport',
+    String(dstport),
+    'dev',
+    dev,
+    'nolearning',
+  );
+  await ipIn(ns, 'link', 'set', `vx${VNI}`, 'mtu', '1500', 'master', `br${VNI}`, 'up');
+  await nsExec(ns, 'bridge', ['link', 'set', 'dev', `vx${VNI}`, 'learning', 'off']);
+  await ipIn(ns, 'link', 'set', `br${VNI}`, 'up');
 }
 
 /** `ping -D -i 0.05` from `ns` to `ip`: the reply times (s, wall clock) as they arrive. */

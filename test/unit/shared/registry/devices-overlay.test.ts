@@ -4,7 +4,7 @@
 // into a flat map once the changes grow, with the same contents.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { devicesWith, stepBetween, type Devices } from '../../../../src/shared/registry/devices-overlay.js';
+import { deviceCount, devicesWith, stepBetween, type Devices } from '../../../../src/shared/registry/devices-overlay.js';
 import { claimDevice, parseRegistry, revokeDevice, type Device } from '../../../../src/shared/registry/registry.js';
 
 const dev = (state: Device['state'], updatedAt = 't0'): Device => Object.freeze({ state, updatedAt });
@@ -57,6 +57,7 @@ test('layers stack without depth and fold into a flat map with the same contents
     else plain[serial] = d;
   }
   assert.deepEqual(Object.fromEntries(Object.entries(m)), plain);
+  assert.equal(deviceCount(m), Object.keys(plain).length, 'the kept count matches');
   assert.deepEqual(Object.keys(m).sort(), Object.keys(plain).sort());
 });
 

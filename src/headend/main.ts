@@ -4,6 +4,7 @@
 // hands them to core/headend.ts; reloads the registry on SIGHUP, stops on SIGTERM/SIGINT. Also the audit
 // log's export and verification. Nothing runs at import.
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { ConfigError, ConnectorError, errorMessage } from '../shared/errors.js';
@@ -203,8 +204,11 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
   warnIfSomaxconnBelow(config.listen.backlog, log);
 
   const tunnelAddress = listener.address;
-  core.audit('headend-start', { remote: `${tunnelAddress.address}:${tunnelAddress.port}` });
+  const instance = config.instance ?? hostname();
+  core.metrics.set('connector_headend_info', { instance, version: config.headendVersion }, 1);
+  core.audit('headend-start', { remote: `${tunnelAddress.address}:${tunnelAddress.port}`, headend: instance });
   log.info('headend listening', {
+    instance,
     tunnel: `${tunnelAddress.address}:${tunnelAddress.port}`,
     vxlan: `${config.vxlan.localAddress}:${vxlan.address.port}`,
     metrics: metrics ? `${metrics.address.address}:${metrics.address.port}` : 'off',

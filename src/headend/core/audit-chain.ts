@@ -49,6 +49,8 @@ export interface AuditFields {
   lostBytes?: number;
   /** A rotate record, the first line of a new file: the file that holds the lines before it. */
   file?: string;
+  /** A headend-start record: the headend instance writing this log (several serve one registry). */
+  headend?: string;
 }
 
 export interface AuditRecord extends AuditFields {

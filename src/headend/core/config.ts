@@ -77,6 +77,8 @@ export interface HeadendConfig {
   /** IP MTU a VTEP path needs for 1514-byte inner frames: 1514 + 8 VXLAN + 8 UDP + 20 IPv4 = 1550. */
   minVtepPathMtu: number;
   headendVersion: string;
+  /** This headend's name in its audit log and metrics (several serve one registry); null: the host name. */
+  instance: string | null;
 }
 
 export const HEADEND_DEFAULTS = Object.freeze({
@@ -169,6 +171,7 @@ const HEADEND_SCHEMA = object({
   }),
   minVtepPathMtu: optional(integer(576, 9_216), HEADEND_DEFAULTS.minVtepPathMtu),
   headendVersion: optional(string(), '0.1.0'),
+  instance: optional(string()),
 });
 
 const fail = (i: SchemaIssue): never => {
@@ -201,6 +204,7 @@ export function parseHeadendConfig(doc: unknown, baseDir: string): HeadendConfig
     mac: Object.freeze({ ageMs: c.mac.ageS * 1_000, maxEntriesPerSegment: c.mac.maxEntriesPerSegment }),
     minVtepPathMtu: c.minVtepPathMtu,
     headendVersion: c.headendVersion,
+    instance: c.instance ?? null,
   });
 }
 

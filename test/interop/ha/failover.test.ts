@@ -75,6 +75,16 @@ function connectsIn(file: string, afterMs: number): number {
     .filter((r) => r.event === 'connect' && r.serial === SERIAL && Date.parse(r.time) >= afterMs).length;
 }
 
+function startsIn(file: string, instance: string): boolean {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .some((l) => {
+      const r = JSON.parse(l) as { event: string; headend?: string };
+      return r.event === 'headend-start' && r.headend === instance;
+    });
+}
+
 async function killRuns(t: TestContext, lab: HaLab, backend: string): Promise<void> {
   const runs: Run[] = [];
   for (let i = 1; i <= RUNS; i++) {
@@ -85,9 +95,11 @@ async function killRuns(t: TestContext, lab: HaLab, backend: string): Promise<vo
     t.diagnostic(`${backend} run ${i}: kill -9 headend ${run.victim}: LAN->VM gap ${run.lanToVmMs} ms, VM->LAN gap ${run.vmToLanMs} ms`);
     assert.equal(lab.active(), survivor, 'the agent is on the other headend');
     await waitFor(`the survivor's audit record of the arrival`, 5_000, () => connectsIn(lab.headends[survivor].auditLog, before) > 0);
-    await waitFor(`the survivor's metrics count the session`, 5_000, async () =>
-      /connector_headend_sessions\{[^}]*\} 1/.test(await metricsOf(lab, survivor)),
-    );
+    await waitFor(`the survivor's metrics count the session, under its own name`, 5_000, async () => {
+      const m = await metricsOf(lab, survivor);
+      return /connector_headend_sessions\{[^}]*\} 1/.test(m) && m.includes(`connector_headend_info{instance="dc-${survivor}"`);
+    });
+    assert.ok(startsIn(lab.headends[survivor].auditLog, `dc-${survivor}`), "the survivor's audit log names its instance");
     const verdict = verifyAuditLog(lab.headends[run.victim].auditLog);
     assert.ok(verdict.ok, `the killed headend's audit log verifies: ${JSON.stringify(verdict)}`);
     await lab.start(run.victim);

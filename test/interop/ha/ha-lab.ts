@@ -180,6 +180,7 @@ export async function haLab(t: TestContext, o: HaLabOptions): Promise<HaLab> {
       }),
       registry,
       auditLog,
+      instance: `dc-${name}`,
       ...(o.fabric === 'evpn' ? { evpn: { port: 'ev{vni}' } } : {}),
     });
     headends[name] = { name, ns, ip, ifname, auditLog, config, proc: null };

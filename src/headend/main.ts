@@ -283,11 +283,21 @@ function startEvpnFeed(core: HeadendCore, o: { port: string; refreshS: number },
   // Entries a killed predecessor left behind would be advertised as if this process held them.
   feed.flush([...core.forwarder.sessionMacs()].map((s) => s.vni));
   core.forwarder.onSessionMac = (vni, mac) => feed.learned(vni, mac);
-  const timer = setInterval(() => feed.reconcile(core.forwarder.sessionMacs()), o.refreshS * 1_000);
+  const reconcile = (): void => feed.reconcile(core.forwarder.sessionMacs());
+  const timer = setInterval(reconcile, o.refreshS * 1_000);
   timer.unref();
+  // A session that left withdraws its MACs within a second (one pass for a burst of closes).
+  let soon: NodeJS.Timeout | null = null;
+  core.forwarder.onSessionGone = () => {
+    soon ??= setTimeout(() => {
+      soon = null;
+      reconcile();
+    }, 1_000);
+  };
   log.info('evpn feed on', { port: o.port, refreshS: o.refreshS });
   return () => {
     clearInterval(timer);
+    if (soon) clearTimeout(soon);
     feed.close();
   };
 }

@@ -74,6 +74,8 @@ export class Forwarder {
 
   /** Called when a MAC appears behind a session or moves to one (the EVPN feed, adapters/evpn-feed.ts). */
   onSessionMac: ((vni: number, mac: number) => void) | null = null;
+  /** Called when a session left its segment (its MACs are gone from it). */
+  onSessionGone: ((vni: number) => void) | null = null;
 
   constructor(
     private readonly vtep: VtepPort,
@@ -132,6 +134,7 @@ export class Forwarder {
     if (!s) return;
     s.sessions.delete(sessionId);
     s.fdb.forgetPort((p) => p.kind === 'session' && p.id === sessionId, this.now());
+    this.onSessionGone?.(vni);
   }
 
   #parse(frame: Buffer): boolean {

@@ -98,5 +98,11 @@ test(
       }
       await lab.start(victim);
     }
+
+    // The site goes away: its session closes and the headend withdraws the route within about a second.
+    await lab.stopAgent();
+    const t0 = performance.now();
+    await waitFor('the route to be withdrawn', 10_000, async () => (await lanHostAt(lab)).route === null);
+    t.diagnostic(`site gone: route withdrawn after ${(performance.now() - t0).toFixed(0)} ms`);
   },
 );

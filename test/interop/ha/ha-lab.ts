@@ -48,6 +48,8 @@ export interface HaLab {
   agentLines(): Record<string, unknown>[];
   start(name: HeadendName): Promise<HeadendProcess>;
   kill(name: HeadendName): Promise<void>;
+  /** Kills the site's agent (the site is gone). */
+  stopAgent(): Promise<void>;
   /** The headend the agent's last `tunnel up` names. */
   active(): HeadendName | null;
   children: ChildProcess[];
@@ -275,6 +277,12 @@ export async function haLab(t: TestContext, o: HaLabOptions): Promise<HaLab> {
     active,
     children,
     frr,
+    stopAgent: async () => {
+      if (agent.exitCode !== null || agent.signalCode !== null) return;
+      const exited = new Promise((r) => agent.once('exit', r));
+      agent.kill('SIGKILL');
+      await exited;
+    },
   };
 }
 

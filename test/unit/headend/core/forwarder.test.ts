@@ -124,6 +124,9 @@ test('the EVPN hook hears a session MAC when it appears or moves, not on every f
   r.fw.fromSession(100, 's2', f(mac(1), BCAST)); // the host moved to another site's session
   assert.deepEqual(heard, ['100:1', '100:1']);
   assert.deepEqual([...r.fw.sessionMacs()], [{ vni: 100, macs: [mac(1)] }]);
+  const gone: number[] = [];
+  r.fw.onSessionGone = (vni) => gone.push(vni);
   r.fw.detach(100, 's2');
   assert.deepEqual([...r.fw.sessionMacs()], [{ vni: 100, macs: [] }], 'a closed session leaves nothing to advertise');
+  assert.deepEqual(gone, [100]);
 });

@@ -20,6 +20,7 @@ PACKAGES=(
   python3 make g++                  # node-gyp for the TAP addon
   chromium                          # the console tested in a real browser (headless)
   postgresql                        # the registry's PostgreSQL backend (tests start their own server)
+  frr                               # HA: the EVPN fabric option tested against FRR (zebra + bgpd in namespaces)
 )
 
 missing=()

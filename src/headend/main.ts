@@ -4,6 +4,7 @@
 // hands them to core/headend.ts; reloads the registry on SIGHUP, stops on SIGTERM/SIGINT. Also the audit
 // log's export and verification. Nothing runs at import.
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { ConfigError, ConnectorError, errorMessage } from '../shared/errors.js';
@@ -20,6 +21,7 @@ import { watchLoopHealth } from './adapters/loop-health.js';
 import { nativeMemoryTrim } from './adapters/memory-trim.js';
 import { openDatagramServer, type DatagramServer } from './adapters/datagram-server.js';
 import { MemoryReturn } from './core/memory-return.js';
+import { attachEvpnFeed } from './adapters/evpn-feed.js';
 import { openVxlanSocket } from './adapters/vxlan-socket.js';
 import { auditToCsv, auditToJsonl } from './core/audit-chain.js';
 import { parseHeadendConfigText, type HeadendConfig } from './core/config.js';
@@ -141,6 +143,7 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
     vtep: vxlan,
   });
   vxlan.receiveInto(core.forwarder, (reason) => core.countDrop(reason));
+  const evpn = config.evpn ? attachEvpnFeed(core.forwarder, config.evpn, log) : null;
 
   // A listener that cannot open (a port taken) must not leave the sockets already open holding the
   // process: the error is reported and the process exits.
@@ -256,8 +259,11 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
   warnIfSomaxconnBelow(config.listen.backlog, log);
 
   const tunnelAddress = listener.address;
-  core.audit('headend-start', { remote: `${tunnelAddress.address}:${tunnelAddress.port}` });
+  const instance = config.instance ?? hostname();
+  core.metrics.set('connector_headend_info', { instance, version: config.headendVersion }, 1);
+  core.audit('headend-start', { remote: `${tunnelAddress.address}:${tunnelAddress.port}`, headend: instance });
   log.info('headend listening', {
+    instance,
     tunnel: `${tunnelAddress.address}:${tunnelAddress.port}`,
     vxlan: `${config.vxlan.localAddress}:${vxlan.address.port}`,
     metrics: metrics ? `${metrics.address.address}:${metrics.address.port}` : 'off',
@@ -275,6 +281,7 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
     sessions: () => core.sessions(),
     async close() {
       clearInterval(checkpointTimer);
+      evpn?.();
       loop.stop();
       clearInterval(returnMemory);
       clearInterval(memoryTimer);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: UNLICENSED
 // Per-test namespace scope: unique prefix, cleanup after the test and on process exit (even on failure).
 import type { TestContext } from 'node:test';
-import { addNetns, ipIn, removeNetnsWithPrefix, uniquePrefix } from '../../src/lab/adapters/netns.js';
+import { addNetns, ipIn, nsExec, removeNetnsWithPrefix, uniquePrefix } from '../../src/lab/adapters/netns.js';
 
 export interface NetnsScope {
   prefix: string;
@@ -74,6 +74,25 @@ export async function kernelVtep(
   );
   await ipIn(ns, 'link', 'add', br, 'type', 'bridge');
   for (const port of [vx, ...(o.ports ?? [])]) await ipIn(ns, 'link', 'set', port, 'master', br);
+  for (const dev of [vx, br]) await ipIn(ns, 'link', 'set', dev, 'up');
+  return br;
+}
+
+/**
+ * A hypervisor's flood-and-learn VTEP with several remotes (the headends of an HA pair): vxlan `vx<vni>`
+ * without a fixed remote, one all-zeros FDB entry per remote (BUM traffic is copied to each), MAC
+ * learning on, on bridge `br<vni>`. Returns the bridge's name.
+ */
+export async function kernelVtepFlood(
+  ns: string,
+  o: { vni: number; local: string; remotes: readonly string[]; dev: string; bridge?: string },
+): Promise<string> {
+  const vx = `vx${o.vni}`;
+  const br = o.bridge ?? `br${o.vni}`;
+  await ipIn(ns, 'link', 'add', vx, 'type', 'vxlan', 'id', String(o.vni), 'dstport', '4789', 'local', o.local, 'dev', o.dev);
+  for (const dst of o.remotes) await nsExec(ns, 'bridge', ['fdb', 'append', '00:00:00:00:00:00', 'dev', vx, 'dst', dst]);
+  await ipIn(ns, 'link', 'add', br, 'type', 'bridge');
+  await ipIn(ns, 'link', 'set', vx, 'master', br);
   for (const dev of [vx, br]) await ipIn(ns, 'link', 'set', dev, 'up');
   return br;
 }

@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: UNLICENSED
-// The agent's side of the tunnel: an outbound TLS 1.3 client to one headend of a failover list. The
-// protocol is the shared session core (src/shared/tunnel/session.ts); this adapter holds what only the
-// client does (docs/tunnel-protocol.md): mutual TLS with the certificate of getIdentity() on every attempt
-// (resuming a ticket when it holds one), a connect timeout over TCP, TLS and the hello, reconnect with
-// full-jitter backoff (widened by the headend's retry-after) walking the list, socket tuning, counters.
+// The agent's side of the tunnel: an outbound TLS 1.3 client to one headend of a failover list, over the shared session
+// core (src/shared/tunnel/session.ts, docs/tunnel-protocol.md). Here: mutual TLS with getIdentity()'s certificate each attempt
+// (resuming a ticket when it holds one), a connect timeout over TCP, TLS and hello, reconnect walking the list (after a loss
+// another headend at once, else full-jitter backoff widened by the headend's retry-after), socket tuning, counters.
 import { isIP } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { errorMessage } from '../../shared/errors.js';
@@ -15,7 +14,7 @@ import { TunnelSession } from '../../shared/tunnel/session.js';
 import { feedSession, tlsTransport } from '../../shared/tunnel/tls-transport.js';
 import { AQM_DEFAULTS } from '../../shared/tunnel/codel.js';
 import type { EgressAqmState } from '../../shared/tunnel/egress-queue.js';
-import { backoffDelay, checkBackoffOptions, hintedDelay } from '../core/backoff.js';
+import { afterLoss, backoffDelay, checkBackoffOptions, hintedDelay } from '../core/backoff.js';
 import type { TunnelState } from '../core/ports.js';
 import { TicketCache } from './tls-tickets.js';
 import { DATAGRAM_CAPABILITY, datagramOffer, openDatagramLink, type DatagramLink } from './datagram-link.js';
@@ -241,7 +240,6 @@ class Client implements TunnelClient {
     this.#lastError = reason;
     if (reason.startsWith('headend-error:refused')) this.#tickets.forget(this.#current());
     if (wasUp) {
-      // The headend worked a moment ago: retry it first, from the shortest delay.
       this.#attempt = 0;
       this.#log.warn('tunnel down', { headend: this.#current(), reason });
     } else {
@@ -251,10 +249,16 @@ class Client implements TunnelClient {
     }
     this.#reconnects++;
     const hint = s.peerRetryAfterMs;
-    const delay = hintedDelay(wasUp ? 0 : this.#attempt - 1, this.#o.backoff, hint, this.#o.random());
+    const delay = wasUp ? this.#failover(hint) : hintedDelay(this.#attempt - 1, this.#o.backoff, hint, this.#o.random());
     if (hint !== null) this.#log.info('headend asked to retry later', { headend: this.#current(), retryAfterMs: hint, delayMs: delay });
     this.#setState('backoff', { headend: this.#current(), reason });
     this.#retry(delay);
+  }
+
+  /** After an up session was lost: core/backoff.ts afterLoss. */
+  #failover(retryAfterMs: number | null): number {
+    const next = afterLoss(this.#index, this.#o.headends.length, this.#o.backoff, retryAfterMs, this.#o.random());
+    return ((this.#index = next.index), next.delayMs);
   }
 
   async #connect(): Promise<void> {

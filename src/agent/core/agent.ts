@@ -6,6 +6,7 @@ import type { AgentConfig } from './config.js';
 import { Forwarder } from './forwarder.js';
 import { L2Policy } from './l2/policy.js';
 import { policyStatus } from './l2/policy-status.js';
+import { announceLanOnAttach } from './l2/announcements.js';
 import { ownAddressUpdater, type OwnAddresses } from './own-addresses.js';
 import { vlanTrunk, type VlanTrunk } from './vlan-trunk.js';
 import type { FrameDevice, IdentitySource, OtaChannel, OtaContext, StatusServer, TunnelIdentity, TunnelLink } from './ports.js';
@@ -81,6 +82,12 @@ export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
   }));
   for (const v of vlans) logAlarms(v.policy, v.vid);
   const setOwn = ownAddressUpdater(policy, deps.config.l2);
+  // On every attach (a failover lands on another headend): the site's hosts announced at once, not at the next tick.
+  const reannounce = (p: L2Policy, f: Forwarder | undefined, headend: string | undefined): void => {
+    const n = announceLanOnAttach(p, clock.now());
+    f?.tick();
+    if (n > 0) log.info('announcing the LAN hosts to the datacentre', { hosts: n, headend });
+  };
   const timers: Cancel[] = [];
   let stopped = false;
 
@@ -172,6 +179,7 @@ export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
       tunnel.onStateChange((state, info) => {
         log.info('tunnel state', { state, headend: info.headend, reason: info.reason });
         if (state === 'up' && tunnel) {
+          reannounce(policy, forwarder, info.headend);
           const granted = tunnel.peerCapabilities().includes('dhcp-from-dc');
           policy.setDhcpFromDc(granted, deps.config.l2.allowDhcpFromTunnel);
           if (granted) log.info('the datacentre segment may serve DHCP to the LAN (allowDhcpFromDc)');
@@ -185,6 +193,7 @@ export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
         v.forwarder.start();
         t.onStateChange((state, info) => {
           log.info('tunnel state', { vlan: v.vid, name: v.name, state, headend: info.headend, reason: info.reason });
+          if (state === 'up') reannounce(v.policy, v.forwarder, info.headend);
           if (state === 'up') v.policy.setDhcpFromDc(t.peerCapabilities().includes('dhcp-from-dc'), deps.config.l2.allowDhcpFromTunnel);
         });
       }

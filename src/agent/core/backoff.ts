@@ -39,3 +39,21 @@ export function hintedDelay(attempt: number, o: BackoffOptions, retryAfterMs: nu
   const r = Math.min(Math.max(random, 0), 1);
   return Math.round(Math.max(base, retryAfterMs) * r);
 }
+
+/**
+ * Where and when to reconnect after a session that was up ended. The lost headend most likely died (or
+ * its host did): with another in the list that one is tried at once, because the jitter protects a
+ * headend from its own fleet coming back together, and the other headend's admission pacing already
+ * spreads a fleet's arrival. Alone in the list, or when the headend asked for a retry-after window (it
+ * is alive and overloaded or draining), the same headend after the jittered delay of a first retry.
+ */
+export function afterLoss(
+  index: number,
+  headends: number,
+  o: BackoffOptions,
+  retryAfterMs: number | null,
+  random: number,
+): { index: number; delayMs: number } {
+  if (headends > 1 && retryAfterMs === null) return { index: (index + 1) % headends, delayMs: 0 };
+  return { index, delayMs: hintedDelay(0, o, retryAfterMs, random) };
+}

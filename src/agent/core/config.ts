@@ -88,6 +88,10 @@ const DEFAULTS = {
   statusSocket: '/var/run/connector/agent.sock',
   keepaliveS: 5,
   deadAfterS: 15,
+  // With a second headend listed (docs/ha.md): a false alarm costs one reconnect to the other (~0.1 s),
+  // a real failure costs the whole dead time, so it is found within 2 s (pings every 0.5 s).
+  haKeepaliveS: 1,
+  haDeadAfterS: 2,
   // A memory bound, not the congestion control: CoDel drops first under a standing queue.
   sendQueueFrames: 2048,
   aqmTargetMs: 5,
@@ -119,8 +123,8 @@ const SECTIONS = {
     log_level: optional(oneOfText(LOG_LEVELS), DEFAULTS.logLevel),
     log_format: optional(oneOfText(['human', 'json'] as const), DEFAULTS.logFormat),
     status_socket: optional(text(), DEFAULTS.statusSocket),
-    keepalive_s: optional(intText(1, 300), DEFAULTS.keepaliveS),
-    // Its lower bound depends on keepalive_s: checked in parseAgentConfig.
+    // Both defaults depend on the number of headends: set in parseAgentConfig.
+    keepalive_s: optional(intText(1, 300)),
     dead_after_s: optional(intText(1, 600)),
     send_queue_frames: optional(intText(16, 16384), DEFAULTS.sendQueueFrames),
     aqm_target_ms: optional(intText(1, 1000), DEFAULTS.aqmTargetMs),
@@ -269,8 +273,10 @@ export function parseAgentConfig(text: string): AgentConfig {
   if (o.broker && !/^mqtts:\/\/[^/]+/.test(o.broker))
     refuse('ota', 'broker', `"${o.broker}" must be mqtts://host:port (TLS with the device certificate)`);
   if (o.broker && slots.length === 0) refuse('ota', 'pubkey_slot0', 'an OTA broker needs at least one release public key slot');
-  const keepaliveS = a.keepalive_s;
-  const deadAfterS = a.dead_after_s ?? Math.max(DEFAULTS.deadAfterS, keepaliveS * 3);
+  const ha = headends.length > 1;
+  const keepaliveS = a.keepalive_s ?? (ha ? DEFAULTS.haKeepaliveS : DEFAULTS.keepaliveS);
+  const deadAfterS =
+    a.dead_after_s ?? (ha ? Math.max(DEFAULTS.haDeadAfterS, keepaliveS + 1) : Math.max(DEFAULTS.deadAfterS, keepaliveS * 3));
   if (deadAfterS < keepaliveS + 1) refuse('agent', 'dead_after_s', `${deadAfterS} is outside ${keepaliveS + 1}..600`);
   if (a.aqm_target_ms >= a.aqm_interval_ms) {
     refuse(

@@ -51,6 +51,8 @@ export interface AuditFields {
   file?: string;
   /** A transport record: where the session's data toward the device now leaves (datagram, tls). */
   transport?: string;
+  /** A headend-start record: the headend instance writing this log (several serve one registry). */
+  headend?: string;
 }
 
 export interface AuditRecord extends AuditFields {

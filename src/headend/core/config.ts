@@ -56,6 +56,11 @@ export interface HeadendConfig {
   /** null: no metrics endpoint. */
   metrics: HostPort | null;
   vxlan: { localAddress: string; port: number; vtepPort: number };
+  /**
+   * The EVPN fabric option (docs/ha.md): session MACs published on kernel bridge port `port` (`{vni}`
+   * replaced) for FRR to advertise, refreshed every `refreshS`. null: flood-and-learn only.
+   */
+  evpn: { port: string; refreshS: number } | null;
   session: {
     keepaliveMs: number;
     deadAfterMs: number;
@@ -77,6 +82,8 @@ export interface HeadendConfig {
   /** After a large, settled drop in sessions: a full collection and malloc_trim (core/memory-return.ts). */
   returnMemory: boolean;
   headendVersion: string;
+  /** This headend's name in its audit log and metrics (several serve one registry); null: the host name. */
+  instance: string | null;
 }
 
 export const HEADEND_DEFAULTS = Object.freeze({
@@ -150,6 +157,7 @@ const HEADEND_SCHEMA = object({
     port: optional(port(), VXLAN_UDP_PORT),
     vtepPort: optional(port(1), VXLAN_UDP_PORT),
   }),
+  evpn: optional(nullable(object({ port: string(), refreshS: optional(integer(5, 3_600), 60) })), null),
   session: section({
     keepaliveMs: optional(integer(100, 600_000), HEADEND_DEFAULTS.keepaliveMs),
     deadAfterMs: optional(integer(300, 3_600_000), HEADEND_DEFAULTS.deadAfterMs),
@@ -171,6 +179,7 @@ const HEADEND_SCHEMA = object({
   // UDP beside the TLS listener: by default the same address and port number (443 UDP beside 443 TCP).
   datagram: section({ enabled: optional(boolean(), true), host: optional(string()), port: optional(port()) }),
   headendVersion: optional(string(), '0.1.0'),
+  instance: optional(string()),
 });
 
 const fail = (i: SchemaIssue): never => {
@@ -198,6 +207,7 @@ export function parseHeadendConfig(doc: unknown, baseDir: string): HeadendConfig
     auditRotateMiB: c.auditRotateMiB,
     metrics: c.metrics === null ? null : Object.freeze(c.metrics),
     vxlan: Object.freeze(c.vxlan),
+    evpn: c.evpn === null ? null : Object.freeze(c.evpn),
     session: Object.freeze(c.session),
     mac: Object.freeze({ ageMs: c.mac.ageS * 1_000, maxEntriesPerSegment: c.mac.maxEntriesPerSegment }),
     minVtepPathMtu: c.minVtepPathMtu,
@@ -211,6 +221,7 @@ export function parseHeadendConfig(doc: unknown, baseDir: string): HeadendConfig
             portExplicit: c.datagram.port !== undefined,
           }),
     headendVersion: c.headendVersion,
+    instance: c.instance ?? null,
   });
 }
 

@@ -3,7 +3,7 @@
 // VTEP address). A thin naming layer over the shared MacTable (aging, size bound, MAC-move freeze), with
 // sides 'session' and 'vtep', each with a numeric port. One instance per segment, so identical MACs in
 // two tenants never meet. Pure: time comes in as an argument.
-import { MacTable } from '../../shared/l2/mac-table.js';
+import { MacTable, type MacLearnResult } from '../../shared/l2/mac-table.js';
 
 export type Port = { kind: 'session'; id: string } | { kind: 'vtep'; address: string };
 
@@ -40,10 +40,17 @@ export class Fdb {
     return n;
   }
 
-  /** Records `mac` behind `port`; false when it was not learned (table full, or frozen elsewhere). */
-  learn(mac: number, port: Port, now: number): boolean {
-    const r = this.#table.learn(mac, port.kind, this.#portNumber(port), now);
-    return r !== 'table-full' && r !== 'ignored-frozen';
+  /** Records `mac` behind `port`: 'new' / 'moved' when its place changed, 'table-full' / 'ignored-frozen' when not learned. */
+  learn(mac: number, port: Port, now: number): MacLearnResult {
+    return this.#table.learn(mac, port.kind, this.#portNumber(port), now);
+  }
+
+  /** The MACs live behind tunnel sessions (what an EVPN fabric is told this headend holds). */
+  sessionMacs(now: number): number[] {
+    return this.#table
+      .entries(now)
+      .filter((e) => e.side === 'session')
+      .map((e) => e.key);
   }
 
   lookup(mac: number, now: number): Port | undefined {

@@ -72,6 +72,11 @@ export class Forwarder {
   #segments = new Map<number, SegmentState>();
   #view = newEthernetView();
 
+  /** Called when a MAC appears behind a session or moves to one (the EVPN feed, adapters/evpn-feed.ts). */
+  onSessionMac: ((vni: number, mac: number) => void) | null = null;
+  /** Called when a session left its segment (its MACs are gone from it). */
+  onSessionGone: ((vni: number) => void) | null = null;
+
   constructor(
     private readonly vtep: VtepPort,
     private readonly fdbOptions: { ageMs: number; maxEntries: number },
@@ -111,6 +116,12 @@ export class Forwarder {
     for (const s of this.#segments.values()) yield { info: s.info, stats: s.stats, macs: s.fdb.size, sessions: s.sessions.size };
   }
 
+  /** Per segment, the MACs live behind its sessions. */
+  *sessionMacs(): Generator<{ vni: number; macs: number[] }> {
+    const now = this.now();
+    for (const s of this.#segments.values()) yield { vni: s.info.vni, macs: s.fdb.sessionMacs(now) };
+  }
+
   attach(vni: number, sessionId: string, session: SessionPort): boolean {
     const s = this.#segments.get(vni);
     if (!s) return false;
@@ -123,6 +134,7 @@ export class Forwarder {
     if (!s) return;
     s.sessions.delete(sessionId);
     s.fdb.forgetPort((p) => p.kind === 'session' && p.id === sessionId, this.now());
+    this.onSessionGone?.(vni);
   }
 
   #parse(frame: Buffer): boolean {
@@ -167,7 +179,10 @@ export class Forwarder {
     s.stats.tunnelIn.bytes += frame.length;
     const now = this.now();
     const { src, dst } = this.#view;
-    if (!isMulticastKey(src)) s.fdb.learn(src, { kind: 'session', id: sessionId }, now);
+    if (!isMulticastKey(src)) {
+      const r = s.fdb.learn(src, { kind: 'session', id: sessionId }, now);
+      if ((r === 'new' || r === 'moved' || r === 'frozen') && this.onSessionMac) this.onSessionMac(s.info.vni, src);
+    }
     const to = isMulticastKey(dst) ? undefined : s.fdb.lookup(dst, now);
     if (to) {
       if (to.kind === 'vtep') this.#sendVtep(s, to.address, frame);

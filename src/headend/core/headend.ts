@@ -8,6 +8,7 @@ import { errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import type { Clock, Scheduler, WallClock } from '../../shared/ports.js';
 import type { Registry } from '../../shared/registry/registry.js';
+import { deviceCount } from '../../shared/registry/devices-overlay.js';
 import type { HelloAckMessage, HelloMessage } from '../../shared/tunnel/control.js';
 import { TunnelSession, type TunnelTransport } from '../../shared/tunnel/session.js';
 import {
@@ -27,7 +28,6 @@ import { Forwarder, type VtepPort } from './forwarder.js';
 import { headendMetrics, type Metrics } from './metrics.js';
 import { setSegmentMetrics } from './segment-metrics.js';
 import type { DatagramPort } from './datagram-port.js';
-
 export type { DatagramPort } from './datagram-port.js';
 
 export interface HeadendPorts {
@@ -331,7 +331,7 @@ export class HeadendCore {
     this.#log.info('registry loaded', {
       why,
       tenants: Object.keys(reg.tenants).length,
-      devices: Object.keys(reg.devices).length,
+      devices: deviceCount(reg.devices),
       denylist: reg.denylist.length,
     });
   }

@@ -62,6 +62,7 @@ export class Metrics {
 /** Every metric the headend exports, defined up front so a scrape shows all families from the start. */
 export function headendMetrics(): Metrics {
   const m = new Metrics();
+  m.define('connector_headend_info', 'gauge', 'Always 1: the labels name this headend (instance) and its version.');
   m.define('connector_headend_sessions', 'gauge', 'Tunnel sessions past the hello, per segment VNI.');
   m.define('connector_headend_sessions_total', 'counter', 'Tunnel sessions opened since start.');
   m.define(

@@ -9,6 +9,7 @@ import pg from 'pg';
 import { ConnectorError, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { EMPTY_REGISTRY, parseRegistry, type Device, type Registry } from './registry.js';
+import { devicesWith, stepBetween, type Devices } from './devices-overlay.js';
 import { CHANNEL, migrate } from './registry-postgres-schema.js';
 import type { RegistryStatus, RegistryStore } from './source.js';
 
@@ -53,10 +54,10 @@ async function pull(client: pg.ClientBase, from: Snapshot, forUpdate: boolean): 
     const changed: Record<string, unknown> = {};
     for (const r of rows.rows) if (r.doc !== null) changed[r.serial] = r.doc;
     const part = parseRegistry({ version: 1, tenants: m.tenants, devices: changed, denylist: m.denylist });
-    const devices: Record<string, Device> = Object.assign({}, base.reg.devices);
-    for (const r of rows.rows) if (r.doc === null) delete devices[r.serial];
-    Object.assign(devices, part.devices);
-    const reg: Registry = Object.freeze({ ...base.reg, devices: Object.freeze(devices) });
+    const step = new Map<string, Device | null>();
+    for (const r of rows.rows) step.set(r.serial, part.devices[r.serial] ?? null);
+    // Shares the map it had (devices-overlay.ts): no copy of 100,000 units per change.
+    const reg: Registry = Object.freeze({ ...base.reg, devices: devicesWith(base.reg.devices, step) });
     return { reg, rev, shape };
   }
   const devices: Record<string, unknown> = { ...base.reg.devices };
@@ -79,6 +80,34 @@ function sameDevice(a: Device | undefined, b: Device | undefined): boolean {
     } else if (a[k] !== b[k]) return false;
   }
   return true;
+}
+
+/** The rows a write must touch: from the step that derived `next` (a claim, a revoke), else by comparing all. */
+function changedDevices(prev: Devices, next: Devices): { serials: string[]; docs: (string | null)[] } {
+  const serials: string[] = [];
+  const docs: (string | null)[] = [];
+  const step = stepBetween(prev, next);
+  if (step) {
+    for (const [serial, d] of step) {
+      if (sameDevice(prev[serial], d ?? undefined)) continue;
+      serials.push(serial);
+      docs.push(d === null ? null : JSON.stringify(d));
+    }
+    return { serials, docs };
+  }
+  for (const [serial, d] of Object.entries(next)) {
+    if (!sameDevice(prev[serial], d)) {
+      serials.push(serial);
+      docs.push(JSON.stringify(d));
+    }
+  }
+  for (const serial of Object.keys(prev)) {
+    if (!next[serial]) {
+      serials.push(serial);
+      docs.push(null);
+    }
+  }
+  return { serials, docs };
 }
 
 export class PostgresRegistryStore implements RegistryStore {
@@ -158,20 +187,7 @@ export class PostgresRegistryStore implements RegistryStore {
       // The row lock serialises writers; once held, READ COMMITTED sees every earlier writer's commit.
       const cur = await pull(c, this.#snap, true);
       const next = change(cur.reg);
-      const serials: string[] = [];
-      const docs: (string | null)[] = [];
-      for (const [serial, d] of Object.entries(next.devices)) {
-        if (!sameDevice(cur.reg.devices[serial], d)) {
-          serials.push(serial);
-          docs.push(JSON.stringify(d));
-        }
-      }
-      for (const serial of Object.keys(cur.reg.devices)) {
-        if (!next.devices[serial]) {
-          serials.push(serial);
-          docs.push(null);
-        }
-      }
+      const { serials, docs } = changedDevices(cur.reg.devices, next.devices);
       const tenants = JSON.stringify(next.tenants);
       const denylist = JSON.stringify(next.denylist);
       if (serials.length === 0 && tenants === JSON.stringify(cur.reg.tenants) && denylist === JSON.stringify(cur.reg.denylist)) {

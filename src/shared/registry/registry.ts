@@ -5,6 +5,7 @@
 // The EST server, the headend and `connector registry` all read the same document.
 import { isIP } from 'node:net';
 import { ConnectorError } from '../errors.js';
+import { devicesWith } from './devices-overlay.js';
 import {
   array,
   boolean,
@@ -228,8 +229,15 @@ export function enrollmentDecision(reg: Registry, serial: string): EnrollmentDec
   return { ok: true, tenant: d.tenant };
 }
 
+/**
+ * `reg` with one unit replaced: only that unit is validated (every rule about a unit involves only it and
+ * the tenants), and the device map is shared with `reg`'s (devices-overlay.ts), so a claim among 100,000
+ * units neither copies nor re-validates the other 99,999.
+ */
 function withDevice(reg: Registry, serial: string, dev: Device): Registry {
-  return parseRegistry({ ...reg, devices: { ...reg.devices, [serial]: dev } });
+  const one = parseRegistry({ version: 1, tenants: reg.tenants, devices: { [serial]: dev }, denylist: [] }).devices[serial];
+  if (!one) fail(`devices.${serial}`, 'invalid serial');
+  return Object.freeze({ ...reg, devices: devicesWith(reg.devices, new Map([[serial, one]])) });
 }
 
 /** Adds serials from a factory allowlist as 'allowed'; existing entries keep their state. */
@@ -271,5 +279,5 @@ export function revokeDevice(reg: Registry, serial: string, now: Date): Registry
   const d = reg.devices[serial];
   if (!d) fail(`devices.${serial}`, 'unknown serial');
   const next = withDevice(reg, serial, { ...d, state: 'revoked', updatedAt: now.toISOString() });
-  return next.denylist.includes(serial) ? next : parseRegistry({ ...next, denylist: [...next.denylist, serial] });
+  return next.denylist.includes(serial) ? next : Object.freeze({ ...next, denylist: Object.freeze([...next.denylist, serial]) });
 }

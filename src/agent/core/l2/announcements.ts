@@ -53,3 +53,24 @@ export function afterObserve(
       break;
   }
 }
+
+/**
+ * The tunnel (re)attached, perhaps through another headend after a failover: the datacentre's VTEPs
+ * still send the site's MACs to the old headend until their FDB ages (300 s on Linux). Announcing each
+ * LAN host the table holds (GARP / unsolicited NA toward the tunnel, the reoriginator's copies) makes the
+ * new headend flood them, so every VTEP re-learns the site behind it now. Bounded by the reoriginator's
+ * pending limit (the rest count as refused); LAN hosts with no IP seen are re-learned by their next frame.
+ * Returns how many were scheduled.
+ */
+export function announceLanOnAttach(x: Pick<PolicyContext, 'neighbours' | 'reoriginator' | 'counters'>, now: number): number {
+  const ev = x.counters.events;
+  let n = 0;
+  for (const b of x.neighbours.entries(now)) {
+    if (b.current !== 'lan' || b.lan === null) continue;
+    if (x.reoriginator.schedule({ key: b.key, mac: b.lan.mac, toward: 'tunnel', router: b.lan.router }, now)) {
+      ev['reoriginate-scheduled']++;
+      n++;
+    } else ev['reoriginate-refused']++;
+  }
+  return n;
+}

@@ -2,7 +2,7 @@
 // The tunnel client's reconnect backoff (the send queue's tests are in test/unit/shared/tunnel/egress-queue.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { backoffDelay, checkBackoffOptions, hintedDelay } from '../../../../src/agent/core/backoff.js';
+import { afterLoss, backoffDelay, checkBackoffOptions, hintedDelay } from '../../../../src/agent/core/backoff.js';
 
 const B = { initialMs: 100, maxMs: 2_000, jitter: 0.5 };
 
@@ -36,4 +36,12 @@ test("a headend's retry-after window widens the full-jitter spread but never sho
     slots.every((n) => n >= 990 && n <= 1_010),
     slots.join(','),
   );
+});
+
+test('after a lost session another headend is tried at once; alone, or asked to wait, the same one after a jittered delay', () => {
+  const F = { initialMs: 250, maxMs: 2_000, jitter: 1 };
+  assert.deepEqual(afterLoss(0, 2, F, null, 0.9), { index: 1, delayMs: 0 });
+  assert.deepEqual(afterLoss(2, 3, F, null, 0.9), { index: 0, delayMs: 0 }, 'wraps around the list');
+  assert.deepEqual(afterLoss(0, 1, F, null, 0.5), { index: 0, delayMs: 125 }, 'one headend: keeps the jitter');
+  assert.deepEqual(afterLoss(1, 2, F, 4_000, 0.5), { index: 1, delayMs: 2_000 }, "a live headend's retry-after window is honoured");
 });

@@ -52,6 +52,14 @@ test('dead-peer timeout cannot be shorter than the keepalive', () => {
   assert.equal(parseAgentConfig(MIN + `\toption keepalive_s '10'\n`).deadAfterMs, 30000);
 });
 
+test('with a second headend the dead-peer defaults find a dead one within 2 s; explicit values win', () => {
+  const two = MIN + `\tlist headend 'tls://dc2.example.net'\n`;
+  const c = parseAgentConfig(two);
+  assert.deepEqual([c.keepaliveMs, c.deadAfterMs], [1000, 2000]);
+  assert.equal(parseAgentConfig(two + `\toption keepalive_s '3'\n`).deadAfterMs, 4000);
+  assert.equal(parseAgentConfig(two + `\toption dead_after_s '15'\n`).deadAfterMs, 15000);
+});
+
 test('the OTA channel needs an mqtts broker and at least one release key slot', () => {
   const ota = (lines: string) => parseAgentConfig(MIN + `config ota 'ota'\n${lines}`);
   assert.throws(

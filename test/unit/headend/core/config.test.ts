@@ -20,6 +20,7 @@ test('defaults apply and relative paths resolve against the config directory', (
   assert.equal(c.metrics, null);
   assert.equal(c.minVtepPathMtu, 1550);
   assert.equal(c.mac.ageMs, 300_000);
+  assert.equal(c.evpn, null, 'flood-and-learn unless the EVPN feed is configured');
   assert.ok(Object.isFrozen(c));
 });
 
@@ -35,6 +36,11 @@ test('errors name the key', () => {
       (e: unknown) => hasCode(e, 'CK_ERR_CONFIG_INVALID') && (e as Error).message.includes(`"${key}"`),
     );
   }
+});
+
+test('the EVPN feed: a port template, refreshed every 60 s unless told', () => {
+  assert.deepEqual(parseHeadendConfig({ ...minimal, evpn: { port: 'ev{vni}' } }, '/').evpn, { port: 'ev{vni}', refreshS: 60 });
+  assert.throws(() => parseHeadendConfig({ ...minimal, evpn: { port: 'ev{vni}', refreshS: 1 } }, '/'), /evpn\.refreshS/);
 });
 
 test('metrics address defaults to loopback', () => {

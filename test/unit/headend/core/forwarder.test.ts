@@ -111,3 +111,22 @@ test('entries age out and a closed session forgets its MACs', () => {
   r.fw.fromVtep('10.0.0.1', 100, f(mac(5), mac(2)));
   assert.deepEqual(r.take(), ['s:s1']);
 });
+
+test('the EVPN hook hears a session MAC when it appears or moves, not on every frame; VTEP MACs are not published', () => {
+  const r = rig([A]);
+  const heard: string[] = [];
+  r.fw.onSessionMac = (vni, m) => heard.push(`${vni}:${m - mac(0)}`);
+  r.attach(100, 's1');
+  r.attach(100, 's2');
+  r.fw.fromSession(100, 's1', f(mac(1), BCAST));
+  r.fw.fromSession(100, 's1', f(mac(1), BCAST));
+  r.fw.fromVtep('10.0.0.1', 100, f(mac(5), BCAST));
+  r.fw.fromSession(100, 's2', f(mac(1), BCAST)); // the host moved to another site's session
+  assert.deepEqual(heard, ['100:1', '100:1']);
+  assert.deepEqual([...r.fw.sessionMacs()], [{ vni: 100, macs: [mac(1)] }]);
+  const gone: number[] = [];
+  r.fw.onSessionGone = (vni) => gone.push(vni);
+  r.fw.detach(100, 's2');
+  assert.deepEqual([...r.fw.sessionMacs()], [{ vni: 100, macs: [] }], 'a closed session leaves nothing to advertise');
+  assert.deepEqual(gone, [100]);
+});

@@ -175,6 +175,7 @@ export async function run(argv: string[]): Promise<number> {
         backoff: { initialMs: 250, maxMs: config.reconnectMaxMs, jitter: 1 },
         sendQueueFrames: config.sendQueueFrames,
         aqm: config.aqm,
+        maxProtocol: config.maxProtocol,
         log: log.child(vlan ? { part: 'tunnel', vlan } : { part: 'tunnel' }),
       }),
     serveStatus: (snapshot) => serveStatus(config.statusSocket, snapshot),

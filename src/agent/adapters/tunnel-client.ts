@@ -11,23 +11,20 @@ import type { Logger } from '../../shared/log.js';
 import { tuneSocket } from '../../shared/native/socket-options.js';
 import type { Clock, Scheduler } from '../../shared/ports.js';
 import { monotonicClock, systemScheduler } from '../../shared/system-time.js';
-import { ALPN_PROTOCOL } from '../../shared/tunnel/control.js';
+import { alpnOffer, protocolOf } from '../../shared/tunnel/records-v2.js';
 import { TunnelSession } from '../../shared/tunnel/session.js';
 import { feedSession, tlsTransport } from '../../shared/tunnel/tls-transport.js';
 import { AQM_DEFAULTS, type AqmOptions } from '../../shared/tunnel/codel.js';
 import type { EgressAqmState } from '../../shared/tunnel/egress-queue.js';
-import { backoffDelay, checkBackoffOptions, hintedDelay, type BackoffOptions } from '../core/backoff.js';
-import type { TunnelLink, TunnelState } from '../core/ports.js';
+import { backoffDelay, hintedDelay, type BackoffOptions } from '../core/backoff.js';
+import type { TunnelIdentity, TunnelLink, TunnelState } from '../core/ports.js';
 import { TicketCache } from './tls-tickets.js';
+import { hostOf, validate, type TunnelCounters } from './tunnel-options.js';
 
-export type { TunnelState };
+export type { TunnelCounters };
 
-export interface TunnelIdentity {
-  key: string;
-  cert: string;
-  /** The DC CA the headend certificate must chain to (no system roots are used). */
-  ca: string;
-}
+/** The identity's CA is the DC CA the headend must chain to: no system roots are used. */
+export type { TunnelIdentity, TunnelState };
 
 export interface TunnelClientOptions {
   /** tls://host:port, tried in order for failover; port defaults to 443. */
@@ -47,26 +44,16 @@ export interface TunnelClientOptions {
   aqm?: AqmOptions;
   /** TCP connect + TLS handshake + hello must finish within this; default deadAfterMs. */
   connectTimeoutMs?: number;
+  /** Highest tunnel protocol version offered by ALPN (default 2); 1 rolls back to v1 framing. */
+  maxProtocol?: 1 | 2;
+  /** Offer `offload` on a v2 session: super-frames cross as OFFLOAD records both ways (default off). */
+  offload?: boolean;
   /** Injected for tests; defaults to Math.random. */
   random?: () => number;
   /** The session's time; default the real monotonic clock and timers. */
   clock?: Clock;
   scheduler?: Scheduler;
 }
-
-export type TunnelCounters = {
-  txFrames: number;
-  txBytes: number;
-  rxFrames: number;
-  rxBytes: number;
-  /** Frames dropped at the head of the full send queue (its memory bound). */
-  queueOverflowDrops: number;
-  /** Frames dropped by CoDel under a standing send queue (congestion). */
-  queueAqmDrops: number;
-  /** Frames offered while the tunnel was not up. */
-  notUpDrops: number;
-  decodeDrops: Record<string, number>;
-};
 
 export type TunnelStatus = {
   state: TunnelState;
@@ -83,6 +70,8 @@ export type TunnelStatus = {
   aqm: EgressAqmState;
   /** The current session resumed a TLS 1.3 ticket (no certificate work on either end). */
   tlsResumed: boolean;
+  /** The session's tunnel protocol version (ALPN) and whether it negotiated `offload`; null while not up. */
+  protocol: { version: 1 | 2; offload: boolean } | null;
   counters: TunnelCounters;
 };
 
@@ -99,21 +88,6 @@ const NOTSENT_LOWAT = 16 * 1024;
 /** How long a socket that sent its bye may linger before it is destroyed. */
 const BYE_GRACE_MS = 1_000;
 
-function validate(o: TunnelClientOptions): void {
-  if (o.headends.length === 0) throw new RangeError('createTunnelClient: at least one headend URL is required');
-  for (const u of o.headends) {
-    if (u.protocol !== 'tls:') throw new RangeError(`headend URL ${u.href} must use tls://host:port`);
-  }
-  if (!(o.keepaliveMs > 0) || !(o.deadAfterMs > o.keepaliveMs)) {
-    throw new RangeError(`need 0 < keepaliveMs < deadAfterMs, got ${o.keepaliveMs} and ${o.deadAfterMs}`);
-  }
-  checkBackoffOptions(o.backoff);
-}
-
-function hostOf(u: URL): string {
-  return u.hostname.replace(/^\[(.*)\]$/, '$1');
-}
-
 export function createTunnelClient(options: TunnelClientOptions): TunnelClient {
   validate(options);
   return new Client(options);
@@ -126,6 +100,7 @@ class Client implements TunnelClient {
   readonly #done = { txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, queueOverflowDrops: 0, queueAqmDrops: 0 };
   readonly #decodeDrops: Record<string, number> = {};
   readonly #frameHandlers: ((frames: readonly Buffer[]) => void)[] = [];
+  #offloadHandler: ((vnetHdr: Buffer, frame: Buffer) => void) | undefined;
   readonly #stateHandlers: ((state: TunnelState, info: StateInfo) => void)[] = [];
   #state: TunnelState = 'idle';
   #sinceMs = Date.now();
@@ -152,6 +127,8 @@ class Client implements TunnelClient {
       random: Math.random,
       clock: monotonicClock,
       scheduler: systemScheduler,
+      maxProtocol: 2,
+      offload: false,
       ...options,
     };
     this.#log = options.log;
@@ -173,6 +150,20 @@ class Client implements TunnelClient {
       return 0;
     }
     return s.sendBatch(frames);
+  }
+
+  /** False unless the session negotiated `offload`. */
+  sendOffload(vnetHdr: Buffer, frame: Buffer): boolean {
+    return this.#session?.sendOffload(vnetHdr, frame) ?? false;
+  }
+
+  offloadUp(): boolean {
+    return this.#state === 'up' && this.#session?.offload === true;
+  }
+
+  /** One handler: the TAP writes OFFLOAD records with their virtio_net_hdr. */
+  onOffload(handler: (vnetHdr: Buffer, frame: Buffer) => void): void {
+    this.#offloadHandler = handler;
   }
 
   onFrames(handler: (frames: readonly Buffer[]) => void): void {
@@ -206,6 +197,7 @@ class Client implements TunnelClient {
       queuedFrames: s?.egress.length ?? 0,
       aqm: s?.egress.aqm ?? NO_AQM,
       tlsResumed: up && this.#resumed,
+      protocol: up ? { version: s.protocol, offload: s.offload } : null,
       counters: {
         txFrames: d.txFrames + (e?.sentFrames ?? 0),
         txBytes: d.txBytes + (e?.sentBytes ?? 0),
@@ -336,7 +328,7 @@ class Client implements TunnelClient {
       cert: id.cert,
       ca: id.ca,
       minVersion: 'TLSv1.3',
-      ALPNProtocols: [ALPN_PROTOCOL],
+      ALPNProtocols: alpnOffer(o.maxProtocol),
       ...(isIP(host) ? {} : { servername: host }),
       ...(o.localAddress ? { localAddress: o.localAddress } : {}),
       ...this.#tickets.sessionFor(url.host, id.cert),
@@ -351,6 +343,7 @@ class Client implements TunnelClient {
         hello: o.hello,
         keepaliveMs: o.keepaliveMs,
         deadAfterMs: o.deadAfterMs,
+        offload: o.offload,
       },
       tlsTransport(socket, { endGraceMs: BYE_GRACE_MS }),
       {
@@ -366,12 +359,14 @@ class Client implements TunnelClient {
             vni: ack?.vni,
             session: ack?.sessionId,
             headendVersion: ack?.headendVersion,
+            protocol: s.protocol,
           });
           this.#setState('up', { headend: this.#current() });
         },
         frames: (batch) => {
           for (const h of this.#frameHandlers) h(batch);
         },
+        offload: (h, f) => this.#offloadHandler?.(h, f),
         drop: (reason) => this.#countDrop(reason),
         closed: (reason) => this.#onSessionClosed(session, reason),
       },
@@ -385,14 +380,12 @@ class Client implements TunnelClient {
       close: 'connection closed',
     });
     socket.once('secureConnect', () => {
-      if (socket.alpnProtocol !== ALPN_PROTOCOL) {
-        session.close(`alpn: headend chose ${String(socket.alpnProtocol)}`);
-        return;
-      }
+      const version = protocolOf(socket.alpnProtocol, o.maxProtocol);
+      if (version === null) return session.close(`alpn: headend chose ${String(socket.alpnProtocol)}`);
       // Unsent bytes in the kernel are queueing delay for every inner flow: keep them to a few records.
       const tuned = tuneSocket(socket, { notsentLowat: NOTSENT_LOWAT });
       if (!tuned.ok) this.#log.debug('tunnel socket not tuned', { reason: tuned.reason });
-      session.open();
+      session.open(version);
     });
   }
 }

@@ -38,6 +38,8 @@ export interface AgentConfig {
   readonly sendQueueFrames: number;
   /** CoDel on the tunnel's send queue (RFC 8289): target and interval, ms. */
   readonly aqm: Readonly<{ targetMs: number; intervalMs: number }>;
+  /** Highest tunnel protocol version offered (`max_protocol`, 1 or 2; docs/tunnel-protocol.md): 1 rolls back. */
+  readonly maxProtocol: 1 | 2;
   /** Ceiling of the jittered exponential reconnect backoff. */
   readonly reconnectMaxMs: number;
   /** The Layer-2 policy, from the `config l2` section (keys: docs/l2-policy.md); each VLAN gets its own. */
@@ -90,6 +92,7 @@ const DEFAULTS = {
   sendQueueFrames: 2048,
   aqmTargetMs: 5,
   aqmIntervalMs: 100,
+  maxProtocol: 2,
   // Short, so a unit is back within seconds of a headend restart; raise it for very large fleets.
   reconnectMaxS: 2,
   factoryBlockPath: '/dev/mmcblk0',
@@ -123,6 +126,7 @@ const SECTIONS = {
     send_queue_frames: optional(intText(16, 16384), DEFAULTS.sendQueueFrames),
     aqm_target_ms: optional(intText(1, 1000), DEFAULTS.aqmTargetMs),
     aqm_interval_ms: optional(intText(10, 10_000), DEFAULTS.aqmIntervalMs),
+    max_protocol: optional(intText(1, 2), DEFAULTS.maxProtocol),
     reconnect_max_s: optional(intText(1, 600), DEFAULTS.reconnectMaxS),
     own_mac: removed(MOVED_OWN_MAC),
     vlan: optional(listText(), []),
@@ -291,6 +295,7 @@ export function parseAgentConfig(text: string): AgentConfig {
     deadAfterMs: deadAfterS * 1000,
     sendQueueFrames: a.send_queue_frames,
     aqm: Object.freeze({ targetMs: a.aqm_target_ms, intervalMs: a.aqm_interval_ms }),
+    maxProtocol: a.max_protocol === 1 ? 1 : 2,
     reconnectMaxMs: a.reconnect_max_s * 1000,
     l2: l2Config(doc),
     vlans,

@@ -186,6 +186,8 @@ export class HeadendCore {
         egress: { maxFrames: c.maxQueueFrames, holdUnsentBytes: c.maxBufferedBytes, aqm: c.aqm },
         rxAqm: { targetBytes: c.rxAqmTargetBytes, intervalMs: c.aqm.intervalMs },
         helloTimeoutMs: c.helloTimeoutMs,
+        // Super-frames from v2 agents: segmented toward VTEPs, whole toward sessions that take them.
+        offload: true,
         ack: {
           vni: admitted.vni,
           sessionId: id,
@@ -208,6 +210,7 @@ export class HeadendCore {
           const vni = entry.identity.vni;
           for (const f of batch) this.forwarder.fromSession(vni, id, f);
         },
+        offload: (hdr, frame) => this.forwarder.fromSessionOffload(entry.identity.vni, id, hdr, frame),
         drop: (reason) => this.countDrop(reason),
         closed: (reason) => {
           const e = this.#sessions.get(id);
@@ -342,6 +345,12 @@ export class HeadendCore {
     if (aqm > 0) this.#drops.set('queue-aqm', aqm);
     if (overflow > 0) this.#drops.set('queue-overflow', overflow);
     m.set('connector_headend_aqm_dropping_sessions', {}, dropping);
+    const o = this.forwarder.offloadStats;
+    if (o.recordsIn > 0) {
+      m.set('connector_headend_offload_total', { kind: 'records-in' }, o.recordsIn);
+      m.set('connector_headend_offload_total', { kind: 'whole' }, o.whole);
+      m.set('connector_headend_offload_total', { kind: 'segments-out' }, o.segmentsOut);
+    }
     for (const [reason, n] of this.#drops) m.set('connector_headend_drops_total', { reason: reason.replace(/^fwd:/, '') }, n);
     return m.render();
   }

@@ -178,12 +178,13 @@ const TCP_CWR = 0x80;
  * total length, id + i and header checksum; IPv6 payload length; TCP seq + i*mss, FIN/PSH on the last
  * only, CWR on the first only, and the full checksum. Appends the frames to `out`; returns how many.
  */
-export function segmentOffload(o: Offload, frame: Uint8Array, out: Buffer[], mss = o.mss): number {
+export function segmentOffload(o: Offload, frame: Uint8Array, out: Buffer[], mss = o.mss, limit = Infinity): number {
   if (!o.gso) throw new RangeError('segmentOffload takes a GSO super-frame');
   if (!(mss >= 1)) throw new RangeError(`mss must be >= 1, got ${mss}`);
   const { l3, l4, headers, ipEnd, ipv6 } = o;
   const payload = ipEnd - headers;
-  const n = Math.max(1, Math.ceil(payload / mss));
+  const all = Math.max(1, Math.ceil(payload / mss));
+  const n = Math.min(all, limit);
   const seq0 = (((frame[l4 + 4] ?? 0) << 24) | ((frame[l4 + 5] ?? 0) << 16) | ((frame[l4 + 6] ?? 0) << 8) | (frame[l4 + 7] ?? 0)) >>> 0;
   const flags = frame[l4 + 13] ?? 0;
   const id0 = ipv6 ? 0 : be16(frame, l3 + 4);
@@ -212,7 +213,7 @@ export function segmentOffload(o: Offload, frame: Uint8Array, out: Buffer[], mss
     seg[l4 + 6] = (seq >>> 8) & 0xff;
     seg[l4 + 7] = seq & 0xff;
     let f = flags;
-    if (i < n - 1) f &= ~(TCP_FIN | TCP_PSH);
+    if (i < all - 1) f &= ~(TCP_FIN | TCP_PSH);
     if (i > 0) f &= ~TCP_CWR;
     seg[l4 + 13] = f;
     tcpChecksum(seg, l3, l4, seg.length, ipv6);
@@ -232,4 +233,15 @@ export function toFrames(o: Offload, frame: Uint8Array, out: Buffer[], mss = o.m
   if ((o.hdr.flags & VNET_F_NEEDS_CSUM) !== 0) completeChecksum(copy, o.hdr.csumStart, o.hdr.csumOffset);
   out.push(copy);
   return 1;
+}
+
+/**
+ * What the Layer-2 policy looks at for a whole OFFLOAD record: its first frame (the first segment of a
+ * super-frame, or the frame itself), so the decision is taken once per super-frame on an ordinary frame.
+ */
+export function headFrame(o: Offload, frame: Buffer): Buffer {
+  if (!o.gso) return frame;
+  const out: Buffer[] = [];
+  segmentOffload(o, frame, out, o.mss, 1);
+  return out[0] as Buffer;
 }

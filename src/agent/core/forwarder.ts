@@ -8,7 +8,15 @@ import type { L2Policy } from './l2/policy.js';
 import type { FrameSide } from './l2/side.js';
 import type { FrameDevice, TunnelLink } from './ports.js';
 import type { Clock } from '../../shared/ports.js';
-import { GSO_NONE, VNET_F_NEEDS_CSUM, headFrame, parseOffload, toFrames, type Offload } from '../../shared/l2/tso-segment.js';
+import {
+  GSO_NONE,
+  VNET_F_NEEDS_CSUM,
+  completeChecksum,
+  headFrame,
+  parseOffload,
+  toFrames,
+  type Offload,
+} from '../../shared/l2/tso-segment.js';
 
 export interface ForwarderCounters {
   lanRxFrames: number;
@@ -63,7 +71,15 @@ export class Forwarder {
     let start = 0;
     for (let i = 0; i < frames.length; i++) {
       const h = hdrs[i] as Buffer;
-      if (h[1] === GSO_NONE && ((h[0] ?? 0) & VNET_F_NEEDS_CSUM) === 0) continue;
+      if (h[1] === GSO_NONE) {
+        // A single frame with a partial checksum (a local sender's): summed here, in the batch buffer, so
+        // it stays on the batched path; a super-frame record per small frame cost more than the sum.
+        if (((h[0] ?? 0) & VNET_F_NEEDS_CSUM) !== 0 && !this.completeInPlace(h, frames[i] as Buffer)) {
+          if (i > start) this.process(frames.slice(start, i), 'lan');
+          start = i + 1;
+        }
+        continue;
+      }
       // Frames before this one leave first: one flow's order is kept.
       if (i > start) this.process(frames.slice(start, i), 'lan');
       start = i + 1;
@@ -71,6 +87,14 @@ export class Forwarder {
     }
     if (start === 0) this.process(frames, 'lan');
     else if (start < frames.length) this.process(frames.slice(start), 'lan');
+  }
+
+  /** Completes a non-GSO partial checksum in place; false (counted) when the header does not fit the frame. */
+  private completeInPlace(hdr: Buffer, frame: Buffer): boolean {
+    const o = this.validOffload(hdr, frame);
+    if (o === null) return false;
+    completeChecksum(frame, o.hdr.csumStart, o.hdr.csumOffset);
+    return true;
   }
 
   private validOffload(hdr: Buffer, frame: Buffer): Offload | null {

@@ -6,6 +6,11 @@
 //
 // Batch layout handed to JS: repeated [u16 little-endian length][frame bytes], `count` records,
 // `used` bytes. The buffer is reused for the next batch once the JS handler returns.
+//
+// Opened with vnetHdr (IFF_VNET_HDR, header size 10, little endian), every read and write carries a
+// struct virtio_net_hdr before the frame, and with setOffload(true) (TUNSETOFFLOAD CSUM|TSO4|TSO6|
+// TSO_ECN) the kernel hands over TCP super-frames of up to 64 KB instead of segmenting them first. Then
+// the batch layout is [u32 little-endian length][virtio_net_hdr (10)][frame], the length counting both.
 #define NAPI_VERSION 8
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +22,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 // The headend's host build (binding.gyp) defines CK_MALLOC_TRIM; the device's build does not: its C
 // library returns memory on its own, and the device's loader allows only the symbols the TAP needs.
@@ -33,6 +39,13 @@
 #define READ_ROOM (MAX_FRAME + 1u) // one spare byte: the kernel silently cuts a frame to the read size
 #define SLOT_BYTES 2048u           // per-frame budget of the batch buffer (1518-byte frames + header)
 #define MAX_BATCH 1024u
+#define VNET_HDR_LEN 10u
+#define MAX_VNET_READ (VNET_HDR_LEN + 65550u)  // a TSO super-frame: IP 65535 + Ethernet + VLAN
+#define VNET_READ_ROOM (MAX_VNET_READ + 1u)
+#define VNET_SUPER_FRAMES 8u                  // super-frames a batch may hold beside its small frames
+#ifndef TUNSETVNETLE
+#define TUNSETVNETLE _IOW('T', 220, int)
+#endif
 
 typedef struct tap {
   int fd;                          // -1 once closed
@@ -47,6 +60,7 @@ typedef struct tap {
   double truncated, write_errors;  // counters JS cannot see itself
   int last_write_errno;
   int in_callback;                 // close() from inside the handler defers releasing the JS side
+  int vnet;                        // IFF_VNET_HDR: every read and write carries a virtio_net_hdr
 } tap_t;
 
 #define CHECK(call) do { if ((call) != napi_ok) { throw_last(env); return NULL; } } while (0)
@@ -159,17 +173,21 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   uint32_t count = 0;
   size_t off = 0;
   int err = status < 0 ? -status : 0;
-  while (!err && (events & UV_READABLE) && count < t->max_batch && t->cap - off >= 2 + READ_ROOM) {
-    ssize_t n = read(t->fd, t->data + off + 2, READ_ROOM);
+  const size_t lenb = t->vnet ? 4 : 2;
+  const size_t room = t->vnet ? VNET_READ_ROOM : READ_ROOM;
+  const size_t max = t->vnet ? MAX_VNET_READ : MAX_FRAME;
+  while (!err && (events & UV_READABLE) && count < t->max_batch && t->cap - off >= lenb + room) {
+    ssize_t n = read(t->fd, t->data + off + lenb, room);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) err = errno;
       break;
     }
-    if ((size_t)n > MAX_FRAME) { t->truncated++; continue; }  // the kernel cut it; never pass half a frame
+    if ((size_t)n > max) { t->truncated++; continue; }  // the kernel cut it; never pass half a frame
     t->data[off] = (uint8_t)(n & 0xff);
     t->data[off + 1] = (uint8_t)(n >> 8);
-    off += 2 + (size_t)n;
+    if (t->vnet) { t->data[off + 2] = (uint8_t)(n >> 16); t->data[off + 3] = 0; }
+    off += lenb + (size_t)n;
     count++;
   }
   napi_value e = NULL;
@@ -182,15 +200,17 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   napi_close_handle_scope(t->env, scope);
 }
 
-// open(name) -> handle object { ifname, fd }. An empty name lets the kernel pick tapN.
+// open(name, vnetHdr?) -> handle object { ifname, fd, vnetHdr }. An empty name lets the kernel pick tapN.
 static napi_value js_open(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], obj;
+  size_t argc = 2;
+  napi_value argv[2], obj;
+  bool vnet = false;
   char name[64] = "";
   size_t len = 0;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 1 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok)
     return napi_throw_type_error(env, "EINVAL", "open(name): name must be a string"), NULL;
+  if (argc >= 2) napi_get_value_bool(env, argv[1], &vnet);
   if (len >= IFNAMSIZ) return throw_errno(env, ENAMETOOLONG, "ioctl(TUNSETIFF)", name, "interface names are at most 15 bytes");
   int fd = open(TUN_PATH, O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
@@ -201,7 +221,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   }
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
   memcpy(ifr.ifr_name, name, len);
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int e = errno;
@@ -211,9 +231,26 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
                      : e == EINVAL ? "bad name, or an existing device of another type or with other flags" : NULL;
     return throw_errno(env, e, "ioctl(TUNSETIFF)", name, hint);
   }
+  if (vnet) {
+    int sz = VNET_HDR_LEN, le = 1;
+    unsigned int off = 0;
+    // Little endian on every host (a no-op on x86-64 and arm64, whose native order it is); offloads stay
+    // off until a session that accepts super-frames asks for them (setOffload).
+    if (ioctl(fd, TUNSETVNETHDRSZ, &sz) < 0 || ioctl(fd, TUNSETOFFLOAD, off) < 0) {
+      int e = errno;
+      close(fd);
+      return throw_errno(env, e, "ioctl(TUNSETVNETHDRSZ)", name, NULL);
+    }
+    if (ioctl(fd, TUNSETVNETLE, &le) < 0 && errno != EINVAL) {
+      int e = errno;
+      close(fd);
+      return throw_errno(env, e, "ioctl(TUNSETVNETLE)", name, NULL);
+    }
+  }
   tap_t *t = calloc(1, sizeof *t);
   if (!t) { close(fd); return throw_errno(env, ENOMEM, "calloc", name, NULL); }
   t->fd = fd;
+  t->vnet = vnet;
   t->env = env;
   memcpy(t->ifname, ifr.ifr_name, IFNAMSIZ - 1);
   napi_value fdv;
@@ -224,6 +261,8 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   set_str(env, obj, "ifname", t->ifname);
   napi_create_int32(env, fd, &fdv);
   napi_set_named_property(env, obj, "fd", fdv);
+  napi_get_boolean(env, vnet, &fdv);
+  napi_set_named_property(env, obj, "vnetHdr", fdv);
   return obj;
 }
 
@@ -240,7 +279,8 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   if (napi_get_value_uint32(env, argv[1], &max_batch) != napi_ok || max_batch < 1 || max_batch > MAX_BATCH)
     return napi_throw_range_error(env, "EINVAL", "start: maxBatch must be an integer from 1 to 1024"), NULL;
   t->max_batch = max_batch;
-  t->cap = (size_t)max_batch * SLOT_BYTES + 2 + READ_ROOM;
+  t->cap = t->vnet ? (size_t)max_batch * (SLOT_BYTES + 4 + VNET_HDR_LEN) + VNET_SUPER_FRAMES * (4 + VNET_READ_ROOM)
+                   : (size_t)max_batch * SLOT_BYTES + 2 + READ_ROOM;
   uv_loop_t *loop;
   CHECK(napi_get_uv_event_loop(env, &loop));
   CHECK(napi_create_buffer(env, t->cap, (void **)&t->data, &buf));
@@ -292,13 +332,55 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
       continue;
     }
     ssize_t w;
-    do w = write(t->fd, p, len); while (w < 0 && errno == EINTR);
+    static const uint8_t plain[VNET_HDR_LEN];  // no offload: the kernel takes the frame as it is
+    struct iovec iov[2] = {{(void *)plain, VNET_HDR_LEN}, {p, len}};
+    if (t->vnet) do w = writev(t->fd, iov, 2); while (w < 0 && errno == EINTR);
+    else do w = write(t->fd, p, len); while (w < 0 && errno == EINTR);
     if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
     if (w < 0) { t->write_errors++; t->last_write_errno = errno; continue; }
     ok++;
   }
   CHECK(napi_create_uint32(env, ok, &res));
   return res;
+}
+
+// writeOffload(handle, vnetHdr, frame) -> true when the kernel took the super-frame (its GSO segments it
+// toward the bridge). The header is passed on as it came: the caller validated it (tso-segment.ts).
+static napi_value js_write_offload(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], res;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  tap_t *t = unwrap(env, argv[0]);
+  if (!t) return NULL;
+  void *h = NULL, *f = NULL;
+  size_t hlen = 0, flen = 0;
+  if (argc < 3 || napi_get_buffer_info(env, argv[1], &h, &hlen) != napi_ok || napi_get_buffer_info(env, argv[2], &f, &flen) != napi_ok)
+    return napi_throw_type_error(env, "EINVAL", "writeOffload(handle, vnetHdr, frame): two Buffers"), NULL;
+  bool ok = false;
+  if (t->fd >= 0 && t->vnet && hlen == VNET_HDR_LEN) {
+    struct iovec iov[2] = {{h, hlen}, {f, flen}};
+    ssize_t w;
+    do w = writev(t->fd, iov, 2); while (w < 0 && errno == EINTR);
+    if (w >= 0) ok = true;
+    else if (errno != EAGAIN && errno != EWOULDBLOCK) { t->write_errors++; t->last_write_errno = errno; }
+  }
+  CHECK(napi_get_boolean(env, ok, &res));
+  return res;
+}
+
+// setOffload(handle, on): TUNSETOFFLOAD CSUM|TSO4|TSO6|TSO_ECN (on) or 0 (off) on a vnetHdr TAP.
+static napi_value js_set_offload(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  bool on = false;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  tap_t *t = unwrap(env, argv[0]);
+  if (!t) return NULL;
+  if (argc >= 2) napi_get_value_bool(env, argv[1], &on);
+  if (t->fd < 0 || !t->vnet) return throw_errno(env, EINVAL, "ioctl(TUNSETOFFLOAD)", t->ifname, "needs an open vnetHdr TAP");
+  unsigned int flags = on ? (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN) : 0;
+  if (ioctl(t->fd, TUNSETOFFLOAD, flags) < 0) return throw_errno(env, errno, "ioctl(TUNSETOFFLOAD)", t->ifname, NULL);
+  return NULL;
 }
 
 static napi_value js_close(napi_env env, napi_callback_info info) {
@@ -420,6 +502,8 @@ NAPI_MODULE_INIT() {
     {"start", NULL, js_start, NULL, NULL, NULL, napi_enumerable, NULL},
     {"write", NULL, js_write, NULL, NULL, NULL, napi_enumerable, NULL},
     {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"writeOffload", NULL, js_write_offload, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"setOffload", NULL, js_set_offload, NULL, NULL, NULL, napi_enumerable, NULL},
     {"stats", NULL, js_stats, NULL, NULL, NULL, napi_enumerable, NULL},
     {"setsockopt", NULL, js_setsockopt, NULL, NULL, NULL, napi_enumerable, NULL},
     {"unreadBytes", NULL, js_unread, NULL, NULL, NULL, napi_enumerable, NULL},

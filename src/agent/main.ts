@@ -146,6 +146,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const version = productVersion();
+  const superFrames = config.maxProtocol >= 2 && config.vlans.length === 0;
   let restarting: ((reason: string) => Promise<void>) | undefined;
   const restart = (reason: string): Promise<void> => restarting?.(reason) ?? Promise.resolve();
   const agent = await startAgent({
@@ -156,7 +157,8 @@ export async function run(argv: string[]): Promise<number> {
     clock: monotonicClock,
     scheduler: systemScheduler,
     identity: identitySource(config, log),
-    openTap: async () => openTap({ name: config.tapName, maxBatch: 64, log }),
+    // Super-frames (tunnel protocol v2, `offload`) on a plain LAN port; a VLAN trunk keeps ordinary frames.
+    openTap: async () => openTap({ name: config.tapName, maxBatch: 64, log, vnetHdr: superFrames }),
     attachTap: async () => {
       // Before the link goes up (by us or by netifd): the TAP is a bridge port, not a host.
       disableTapIpv6(config.tapName, log);
@@ -176,6 +178,8 @@ export async function run(argv: string[]): Promise<number> {
         sendQueueFrames: config.sendQueueFrames,
         aqm: config.aqm,
         datagram: { enabled: config.datagram.enabled, ...(config.datagram.port ? { port: config.datagram.port } : {}) },
+        maxProtocol: config.maxProtocol,
+        offload: superFrames,
         log: log.child(vlan ? { part: 'tunnel', vlan } : { part: 'tunnel' }),
       }),
     serveStatus: (snapshot) => serveStatus(config.statusSocket, snapshot),

@@ -166,7 +166,8 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
     onHandshake: (resumed) => core.metrics.inc('connector_headend_handshakes_total', { resumed: resumed ? 'yes' : 'no' }),
     log,
     onRefused: (reason) => core.refuse(reason),
-    onPeer: (socket, peer) => {
+    maxProtocol: config.tunnel.maxProtocol,
+    onPeer: (socket, peer, protocol) => {
       const r = core.connect(peer, tlsTransport(socket, { endGraceMs: BYE_GRACE_MS, probeUnread: true }));
       if (!r.ok) {
         refuseConnection(socket, r.reason);
@@ -180,7 +181,7 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
         end: 'peer-closed',
         close: 'peer-closed',
       });
-      r.session.open();
+      r.session.open(protocol);
     },
   }).catch(undo);
   opened.push(listener);

@@ -26,6 +26,8 @@ import { encodeIpv4Udp, IPV4_DROPS, newIpv4View, parseIpv4, parseIpv4Udp } from 
 import { encodeNa, encodeNs, ND_DROPS, ND_KINDS, newNdView, parseIpv6, parseNd } from '../../src/agent/core/l2/nd.js';
 import { encodeRecord, MAX_RECORD, RecordDecoder, STREAM_DROPS, STREAM_ERRORS, type StreamDrop } from '../../src/shared/tunnel/records.js';
 import { readVxlanVni, VXLAN_DROPS, VXLAN_HEADER_LEN, VXLAN_MAX_VNI, VXLAN_UDP_PORT, writeVxlanHeader } from '../../src/shared/l2/vxlan.js';
+import { encodeControlV2, encodeFrameV2, encodeOffloadV2, RecordDecoderV2, V2_DROPS } from '../../src/shared/tunnel/records-v2.js';
+import { MAX_SEGMENTS, OFFLOAD_DROPS, parseOffload, toFrames, writeVnetHdr } from '../../src/shared/l2/tso-segment.js';
 import { readPcap } from '../helpers/pcap.js';
 import { prng, randInt, seedFromEnv } from '../helpers/prng.js';
 
@@ -347,4 +349,90 @@ test('fuzz: a million stream chunks through the record decoder', (t) => {
   console.log(`fuzz stream: ${chunks} chunks in ${sessions} streams, ${records} records, heap +${(grown / 1e6).toFixed(1)} MB; ${summary}`);
   t.diagnostic(`${chunks} chunks, ${sessions} streams, ${records} records (seed ${seed}): ${summary}`);
   assert.ok(grown < 64e6, `heap grew by ${grown} bytes`);
+});
+
+/** A TCP/IPv4 or IPv6 super-frame with a matching virtio_net_hdr (valid before any mutation). */
+function superFrame(rand: () => number): { vnet: Buffer; frame: Buffer } {
+  const ipv6 = rand() < 0.5;
+  const payload = randInt(rand, 1, 64_000);
+  const l4 = ipv6 ? 54 : 34;
+  const frame = Buffer.alloc(l4 + 20 + payload, 0x5a);
+  frame.writeUInt16BE(ipv6 ? 0x86dd : 0x0800, 12);
+  if (ipv6) {
+    frame[14] = 0x60;
+    frame.writeUInt16BE(20 + payload, 18);
+    frame[20] = 6;
+  } else {
+    frame[14] = 0x45;
+    frame.writeUInt16BE(40 + payload, 16);
+    frame.writeUInt16BE(0, 20);
+    frame[23] = 6;
+  }
+  frame[l4 + 12] = 0x50;
+  const vnet = Buffer.alloc(10);
+  const mss = randInt(rand, Math.max(1, Math.ceil(payload / 128)), 9000);
+  writeVnetHdr(vnet, 0, { flags: 1, gsoType: ipv6 ? 4 : 1, hdrLen: l4 + 20, gsoSize: mss, csumStart: l4, csumOffset: 16 });
+  return { vnet, frame };
+}
+
+test('fuzz: version-2 streams with OFFLOAD records through the v2 decoder, the OFFLOAD validator and segmentation', (t) => {
+  const seed = seedFromEnv('CK_FUZZ_SEED');
+  const rand = prng(seed ^ 0x2545f491);
+  const totalRecords = envInt('CK_FUZZ_V2_RECORDS', 20_000);
+  const counts: Counts = new Map();
+  let records = 0;
+  let segments = 0;
+  while (records < totalRecords) {
+    const parts: Buffer[] = [];
+    for (let r = randInt(rand, 1, 20); r > 0; r--, records++) {
+      const x = rand();
+      if (x < 0.5) {
+        const { vnet, frame } = superFrame(rand);
+        // Mutate the header or the frame's headers half the time: every outcome must be a named drop or valid.
+        if (rand() < 0.5) for (let k = randInt(rand, 1, 3); k > 0; k--) vnet[randInt(rand, 0, 9)] = (rand() * 256) | 0;
+        if (rand() < 0.3) for (let k = randInt(rand, 1, 3); k > 0; k--) frame[randInt(rand, 0, 80)] = (rand() * 256) | 0;
+        parts.push(encodeOffloadV2(randInt(rand, 0, VXLAN_MAX_VNI), vnet, frame));
+      } else if (x < 0.8) {
+        parts.push(encodeFrameV2(randInt(rand, 0, VXLAN_MAX_VNI), Buffer.alloc(randInt(rand, 14, ETH_MAX_FRAME), 1)));
+      } else if (x < 0.9) {
+        parts.push(encodeControlV2(Buffer.alloc(randInt(rand, 4, 1204), 2)));
+      } else {
+        const junk = Buffer.alloc(4 + randInt(rand, 0, 3000), (rand() * 256) | 0);
+        junk[0] = randInt(rand, 0, 255);
+        junk.writeUIntBE(junk.length - 4, 1, 3);
+        parts.push(junk);
+      }
+    }
+    const stream = Buffer.concat(parts);
+    const d = new RecordDecoderV2({
+      frame: () => {},
+      control: () => {},
+      offload: (_vni, h, f) => {
+        const o = parseOffload(h, f);
+        if (typeof o === 'string') {
+          if (!(OFFLOAD_DROPS as readonly string[]).includes(o)) throw new Error(`drop ${o}`);
+          bump(counts, o);
+          return;
+        }
+        const out: Buffer[] = [];
+        const n = toFrames(o, f, out);
+        if (n > MAX_SEGMENTS || n !== out.length) throw new Error(`${n} segments`);
+        for (const s of out) if (o.gso && s.length > o.headers + o.mss) throw new Error(`segment of ${s.length} bytes`);
+        segments += n;
+        bump(counts, 'offload-valid');
+      },
+      drop: (r) => {
+        if (!(V2_DROPS as readonly string[]).includes(r)) throw new Error(`drop ${r}`);
+        bump(counts, r);
+      },
+    });
+    for (let pos = 0; pos < stream.length;) {
+      const chunk = stream.subarray(pos, pos + randInt(rand, 1, 20_000));
+      pos += chunk.length;
+      if (d.push(chunk) !== null) break;
+    }
+  }
+  const summary = [...counts].map(([k, v]) => `${k}=${v}`).join(' ');
+  t.diagnostic(`${records} records, ${segments} segments (seed ${seed}): ${summary}`);
+  assert.ok((counts.get('offload-valid') ?? 0) > 0 && [...counts.keys()].some((k) => k.startsWith('offload-') && k !== 'offload-valid'));
 });

@@ -25,6 +25,7 @@ const LIBC = new Set([
   'open',
   'read',
   'write',
+  'writev',
   'setsockopt',
   'getsockopt',
   'snprintf',

@@ -11,6 +11,7 @@ import type { FrameDevice } from '../core/ports.js';
 /** The batch size the agent uses; the addon accepts 1..TAP_MAX_BATCH. */
 export const TAP_DEFAULT_BATCH = 64;
 export const TAP_MAX_BATCH = 1024;
+const VNET_HDR = 10;
 /** A failed system call on the TAP: which device, which call, and the errno code (EPERM, ENOENT, ...). */
 export class TapError extends ConnectorError {
   override name = 'TapError';
@@ -79,6 +80,8 @@ export interface OpenTapOptions {
   name: string;
   maxBatch?: number;
   log: Logger;
+  /** Open with IFF_VNET_HDR, so super-frames can be handed over once `offload.set(true)`; default off. */
+  vnetHdr?: boolean;
   /** Defaults to loadTapAddon(). */
   addon?: TapAddon;
 }
@@ -92,7 +95,7 @@ export function openTap(options: OpenTapOptions): TapDevice {
   const addon = options.addon ?? loadTapAddon();
   let native: NativeTap;
   try {
-    native = addon.open(options.name);
+    native = options.vnetHdr ? addon.open(options.name, true) : addon.open(options.name);
   } catch (e) {
     throw toTapError(e, options.name);
   }
@@ -108,7 +111,8 @@ export function openTap(options: OpenTapOptions): TapDevice {
     txErrors: 0,
     lastTxError: '',
   };
-  let handler: ((frames: readonly Buffer[]) => void) | undefined;
+  let handler: ((frames: readonly Buffer[], vnetHdrs?: readonly Buffer[]) => void) | undefined;
+  const vnet = native.vnetHdr === true;
   let errorHandler: ((err: TapError) => void) | undefined;
   let batch: Buffer | undefined;
   let closed = false;
@@ -126,14 +130,28 @@ export function openTap(options: OpenTapOptions): TapDevice {
     if (count > 0 && batch && handler) {
       const frames = new Array<Buffer>(count);
       let off = 0;
-      for (let i = 0; i < count && off + 2 <= used; i++) {
-        const len = batch.readUInt16LE(off);
-        frames[i] = batch.subarray(off + 2, off + 2 + len);
-        off += 2 + len;
+      if (vnet) {
+        // [u32 len][virtio_net_hdr (10)][frame]: the header goes beside the frame.
+        const hdrs = new Array<Buffer>(count);
+        for (let i = 0; i < count && off + 4 <= used; i++) {
+          const len = batch.readUInt32LE(off);
+          hdrs[i] = batch.subarray(off + 4, off + 4 + VNET_HDR);
+          frames[i] = batch.subarray(off + 4 + VNET_HDR, off + 4 + len);
+          off += 4 + len;
+        }
+        stats.rxFrames += count;
+        stats.rxBatches++;
+        handler(frames, hdrs);
+      } else {
+        for (let i = 0; i < count && off + 2 <= used; i++) {
+          const len = batch.readUInt16LE(off);
+          frames[i] = batch.subarray(off + 2, off + 2 + len);
+          off += 2 + len;
+        }
+        stats.rxFrames += count;
+        stats.rxBatches++;
+        handler(frames);
       }
-      stats.rxFrames += count;
-      stats.rxBatches++;
-      handler(frames);
     }
     if (err) {
       stats.rxErrors++;
@@ -143,10 +161,30 @@ export function openTap(options: OpenTapOptions): TapDevice {
     }
   };
 
-  log.info('tap open', { maxBatch, fd: native.fd });
+  log.info('tap open', { maxBatch, fd: native.fd, vnetHdr: vnet });
+  const { writeOffload, setOffload } = addon;
+  let offloadOn = false;
+  const offload =
+    vnet && writeOffload && setOffload
+      ? {
+          set(on: boolean): void {
+            if (closed || on === offloadOn) return;
+            setOffload(native, on);
+            offloadOn = on;
+            log.info('tap offloads', { on });
+          },
+          write(vnetHdr: Buffer, frame: Buffer): boolean {
+            const ok = !closed && writeOffload(native, vnetHdr, frame);
+            if (ok) stats.txFrames++;
+            else stats.txDrops++;
+            return ok;
+          },
+        }
+      : undefined;
   return {
     name,
     maxBatch,
+    ...(offload ? { offload } : {}),
     onFrames(h) {
       handler = h;
       if (batch || closed) return;

@@ -6,16 +6,10 @@ import type { AqmOptions } from '../../shared/tunnel/codel.js';
 import type { ChannelTiming } from '../../shared/tunnel/datagram/channel.js';
 import type { EgressAqmState } from '../../shared/tunnel/egress-queue.js';
 import type { BackoffOptions } from '../core/backoff.js';
-import type { TunnelLink, TunnelState } from '../core/ports.js';
+import type { TunnelIdentity, TunnelLink, TunnelState } from '../core/ports.js';
 
-export type { TunnelState };
-
-export interface TunnelIdentity {
-  key: string;
-  cert: string;
-  /** The DC CA the headend certificate must chain to (no system roots are used). */
-  ca: string;
-}
+/** The identity's CA is the DC CA the headend must chain to: no system roots are used. */
+export type { TunnelIdentity, TunnelState };
 
 export interface TunnelClientOptions {
   /** tls://host:port, tried in order for failover; port defaults to 443. */
@@ -35,6 +29,10 @@ export interface TunnelClientOptions {
   aqm?: AqmOptions;
   /** TCP connect + TLS handshake + hello must finish within this; default deadAfterMs. */
   connectTimeoutMs?: number;
+  /** Highest tunnel protocol version offered by ALPN (default 2); 1 rolls back to v1 framing. */
+  maxProtocol?: 1 | 2;
+  /** Offer `offload` on a v2 session: super-frames cross as OFFLOAD records both ways (default off). */
+  offload?: boolean;
   /** Injected for tests; defaults to Math.random. */
   random?: () => number;
   /** The session's time; default the real monotonic clock and timers. */
@@ -73,6 +71,8 @@ export type TunnelStatus = {
   aqm: EgressAqmState;
   /** The current session resumed a TLS 1.3 ticket (no certificate work on either end). */
   tlsResumed: boolean;
+  /** The session's tunnel protocol version (ALPN) and whether it negotiated `offload`; null while not up. */
+  protocol: { version: 1 | 2; offload: boolean } | null;
   /** Where this side's data leaves: datagrams, or the TLS connection (also when no channel was offered). */
   transport: 'datagram' | 'tls';
   datagram: { tx: 'datagram' | 'tls'; reason: string; datagramsIn: number; datagramsOut: number; switches: number } | null;

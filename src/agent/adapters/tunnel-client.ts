@@ -9,14 +9,15 @@ import { errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import { tuneSocket } from '../../shared/native/socket-options.js';
 import { monotonicClock, systemScheduler } from '../../shared/system-time.js';
-import { ALPN_PROTOCOL } from '../../shared/tunnel/control.js';
+import { alpnOffer, protocolOf } from '../../shared/tunnel/records-v2.js';
 import { TunnelSession } from '../../shared/tunnel/session.js';
 import { feedSession, tlsTransport } from '../../shared/tunnel/tls-transport.js';
 import { AQM_DEFAULTS } from '../../shared/tunnel/codel.js';
 import type { EgressAqmState } from '../../shared/tunnel/egress-queue.js';
-import { afterLoss, backoffDelay, checkBackoffOptions, hintedDelay } from '../core/backoff.js';
+import { afterLoss, backoffDelay, hintedDelay } from '../core/backoff.js';
 import type { TunnelState } from '../core/ports.js';
 import { TicketCache } from './tls-tickets.js';
+import { hostOf, validate } from './tunnel-options.js';
 import { DATAGRAM_CAPABILITY, datagramOffer, openDatagramLink, type DatagramLink } from './datagram-link.js';
 
 const pick = (c: DatagramLink['counters']) => ({ datagramsIn: c.datagramsIn, datagramsOut: c.datagramsOut, switches: c.switches });
@@ -37,21 +38,6 @@ const NOTSENT_LOWAT = 16 * 1024;
 /** How long a socket that sent its bye may linger before it is destroyed. */
 const BYE_GRACE_MS = 1_000;
 
-function validate(o: TunnelClientOptions): void {
-  if (o.headends.length === 0) throw new RangeError('createTunnelClient: at least one headend URL is required');
-  for (const u of o.headends) {
-    if (u.protocol !== 'tls:') throw new RangeError(`headend URL ${u.href} must use tls://host:port`);
-  }
-  if (!(o.keepaliveMs > 0) || !(o.deadAfterMs > o.keepaliveMs)) {
-    throw new RangeError(`need 0 < keepaliveMs < deadAfterMs, got ${o.keepaliveMs} and ${o.deadAfterMs}`);
-  }
-  checkBackoffOptions(o.backoff);
-}
-
-function hostOf(u: URL): string {
-  return u.hostname.replace(/^\[(.*)\]$/, '$1');
-}
-
 export function createTunnelClient(options: TunnelClientOptions): TunnelClient {
   validate(options);
   return new Client(options);
@@ -64,6 +50,7 @@ class Client implements TunnelClient {
   readonly #done = { txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, queueOverflowDrops: 0, queueAqmDrops: 0 };
   readonly #decodeDrops: Record<string, number> = {};
   readonly #frameHandlers: ((frames: readonly Buffer[]) => void)[] = [];
+  #offloadHandler: ((vnetHdr: Buffer, frame: Buffer) => void) | undefined;
   readonly #stateHandlers: ((state: TunnelState, info: StateInfo) => void)[] = [];
   #state: TunnelState = 'idle';
   #sinceMs = Date.now();
@@ -91,6 +78,8 @@ class Client implements TunnelClient {
       random: Math.random,
       clock: monotonicClock,
       scheduler: systemScheduler,
+      maxProtocol: 2,
+      offload: false,
       ...options,
     };
     this.#log = options.log;
@@ -112,6 +101,20 @@ class Client implements TunnelClient {
       return 0;
     }
     return s.sendBatch(frames);
+  }
+
+  /** False unless the session negotiated `offload`. */
+  sendOffload(vnetHdr: Buffer, frame: Buffer): boolean {
+    return this.#session?.sendOffload(vnetHdr, frame) ?? false;
+  }
+
+  offloadUp(): boolean {
+    return this.#state === 'up' && this.#session?.offload === true;
+  }
+
+  /** One handler: the TAP writes OFFLOAD records with their virtio_net_hdr. */
+  onOffload(handler: (vnetHdr: Buffer, frame: Buffer) => void): void {
+    this.#offloadHandler = handler;
   }
 
   onFrames(handler: (frames: readonly Buffer[]) => void): void {
@@ -147,6 +150,7 @@ class Client implements TunnelClient {
       tlsResumed: up && this.#resumed,
       transport: up && this.#dg ? this.#dg.tx : 'tls',
       datagram: up && this.#dg ? { tx: this.#dg.tx, reason: this.#dg.reason, ...pick(this.#dg.counters) } : null,
+      protocol: up ? { version: s.protocol, offload: s.offloadAgreed } : null,
       counters: {
         txFrames: d.txFrames + (e?.sentFrames ?? 0) + (s?.counters.datagramFramesOut ?? 0),
         txBytes: d.txBytes + (e?.sentBytes ?? 0) + (s?.counters.datagramBytesOut ?? 0),
@@ -289,7 +293,7 @@ class Client implements TunnelClient {
       cert: id.cert,
       ca: id.ca,
       minVersion: 'TLSv1.3',
-      ALPNProtocols: [ALPN_PROTOCOL],
+      ALPNProtocols: alpnOffer(o.maxProtocol),
       ...(isIP(host) ? {} : { servername: host }),
       ...(o.localAddress ? { localAddress: o.localAddress } : {}),
       ...this.#tickets.sessionFor(url.host, id.cert),
@@ -306,6 +310,7 @@ class Client implements TunnelClient {
         hello: dgOn ? { ...o.hello, capabilities: [...o.hello.capabilities, DATAGRAM_CAPABILITY] } : o.hello,
         keepaliveMs: o.keepaliveMs,
         deadAfterMs: o.deadAfterMs,
+        offload: o.offload,
       },
       transport,
       {
@@ -321,6 +326,7 @@ class Client implements TunnelClient {
             vni: ack?.vni,
             session: ack?.sessionId,
             headendVersion: ack?.headendVersion,
+            protocol: s.protocol,
           });
           const offer = dgOn ? datagramOffer(ack?.capabilities ?? []) : null;
           if (offer)
@@ -339,6 +345,7 @@ class Client implements TunnelClient {
         frames: (batch) => {
           for (const h of this.#frameHandlers) h(batch);
         },
+        offload: (h, f) => this.#offloadHandler?.(h, f),
         drop: (reason) => this.#countDrop(reason),
         closed: (reason) => this.#onSessionClosed(session, reason),
       },
@@ -352,14 +359,12 @@ class Client implements TunnelClient {
       close: 'connection closed',
     });
     socket.once('secureConnect', () => {
-      if (socket.alpnProtocol !== ALPN_PROTOCOL) {
-        session.close(`alpn: headend chose ${String(socket.alpnProtocol)}`);
-        return;
-      }
+      const version = protocolOf(socket.alpnProtocol, o.maxProtocol);
+      if (version === null) return session.close(`alpn: headend chose ${String(socket.alpnProtocol)}`);
       // Unsent bytes in the kernel are queueing delay for every inner flow: keep them to a few records.
       const tuned = tuneSocket(socket, { notsentLowat: NOTSENT_LOWAT });
       if (!tuned.ok) this.#log.debug('tunnel socket not tuned', { reason: tuned.reason });
-      session.open();
+      session.open(version);
     });
   }
 }

@@ -38,6 +38,8 @@ export interface AgentConfig {
   readonly sendQueueFrames: number;
   /** CoDel on the tunnel's send queue (RFC 8289): target and interval, ms. */
   readonly aqm: Readonly<{ targetMs: number; intervalMs: number }>;
+  /** Highest tunnel protocol version offered (`max_protocol`, 1 or 2; docs/tunnel-protocol.md): 1 rolls back. */
+  readonly maxProtocol: 1 | 2;
   /** Ceiling of the jittered exponential reconnect backoff. */
   readonly reconnectMaxMs: number;
   /** The datagram data channel (docs/datagram.md): off unless turned on; a UDP port to use instead of the offered one. */
@@ -96,6 +98,7 @@ const DEFAULTS = {
   sendQueueFrames: 2048,
   aqmTargetMs: 5,
   aqmIntervalMs: 100,
+  maxProtocol: 2,
   // Short, so a unit is back within seconds of a headend restart; raise it for very large fleets.
   reconnectMaxS: 2,
   factoryBlockPath: '/dev/mmcblk0',
@@ -129,6 +132,7 @@ const SECTIONS = {
     send_queue_frames: optional(intText(16, 16384), DEFAULTS.sendQueueFrames),
     aqm_target_ms: optional(intText(1, 1000), DEFAULTS.aqmTargetMs),
     aqm_interval_ms: optional(intText(10, 10_000), DEFAULTS.aqmIntervalMs),
+    max_protocol: optional(intText(1, 2), DEFAULTS.maxProtocol),
     reconnect_max_s: optional(intText(1, 600), DEFAULTS.reconnectMaxS),
     // Off until datagrams cost what a TLS record costs (docs/datagram.md, "Why off by default").
     datagram: optional(boolText(), false),
@@ -302,6 +306,7 @@ export function parseAgentConfig(text: string): AgentConfig {
     deadAfterMs: deadAfterS * 1000,
     sendQueueFrames: a.send_queue_frames,
     aqm: Object.freeze({ targetMs: a.aqm_target_ms, intervalMs: a.aqm_interval_ms }),
+    maxProtocol: a.max_protocol === 1 ? 1 : 2,
     reconnectMaxMs: a.reconnect_max_s * 1000,
     datagram: Object.freeze({ enabled: a.datagram, port: a.datagram_port }),
     l2: l2Config(doc),

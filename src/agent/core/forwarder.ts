@@ -1,10 +1,22 @@
 // SPDX-License-Identifier: UNLICENSED
 // The agent's data path: frames from the TAP and from the tunnel go through the Layer-2 policy in batches,
 // and each batch leaves in one call per side. No per-frame allocation: the batch arrays are reused.
+// Super-frames (a TAP with offloads on, OFFLOAD records from a v2 session, docs/tunnel-protocol.md) get
+// one policy decision each, on their first segment, and cross whole where the other side takes them; a
+// tunnel without `offload` gets them cut into ordinary frames here (tso-segment.ts).
 import type { L2Policy } from './l2/policy.js';
 import type { FrameSide } from './l2/side.js';
 import type { FrameDevice, TunnelLink } from './ports.js';
 import type { Clock } from '../../shared/ports.js';
+import {
+  GSO_NONE,
+  VNET_F_NEEDS_CSUM,
+  completeChecksum,
+  headFrame,
+  parseOffload,
+  toFrames,
+  type Offload,
+} from '../../shared/l2/tso-segment.js';
 
 export interface ForwarderCounters {
   lanRxFrames: number;
@@ -15,6 +27,11 @@ export interface ForwarderCounters {
   repliesToTunnel: number;
   tapWriteDrops: number;
   tunnelQueueDrops: number;
+  /** Super-frames (and partial-checksum frames) passed on whole, or cut into ordinary frames here. */
+  offloadWhole: number;
+  offloadSegmented: number;
+  /** OFFLOAD headers refused by validation, by reason (offload-header, offload-ip, ...). */
+  offloadDrops: Record<string, number>;
 }
 
 export class Forwarder {
@@ -27,6 +44,9 @@ export class Forwarder {
     repliesToTunnel: 0,
     tapWriteDrops: 0,
     tunnelQueueDrops: 0,
+    offloadWhole: 0,
+    offloadSegmented: 0,
+    offloadDrops: {},
   };
   private readonly toTunnel: Buffer[] = [];
   private readonly toLan: Buffer[] = [];
@@ -39,8 +59,91 @@ export class Forwarder {
   ) {}
 
   start(): void {
-    this.tap.onFrames((frames) => this.process(frames, 'lan'));
+    this.tap.onFrames((frames, hdrs) => (hdrs ? this.fromTap(frames, hdrs) : this.process(frames, 'lan')));
     this.tunnel.onFrames((frames) => this.process(frames, 'tunnel'));
+    this.tunnel.onOffload?.((hdr, frame) => this.fromTunnelOffload(hdr, frame));
+    // The TAP hands over super-frames only while the session takes them whole.
+    this.tunnel.onStateChange(() => this.tap.offload?.set(this.tunnel.offloadUp?.() === true));
+  }
+
+  /** A TAP batch with virtio_net_hdrs: plain frames go through process(); each super-frame on its own. */
+  private fromTap(frames: readonly Buffer[], hdrs: readonly Buffer[]): void {
+    let start = 0;
+    for (let i = 0; i < frames.length; i++) {
+      const h = hdrs[i] as Buffer;
+      if (h[1] === GSO_NONE) {
+        // A single frame with a partial checksum (a local sender's): summed here, in the batch buffer, so
+        // it stays on the batched path; a super-frame record per small frame cost more than the sum.
+        if (((h[0] ?? 0) & VNET_F_NEEDS_CSUM) !== 0 && !this.completeInPlace(h, frames[i] as Buffer)) {
+          if (i > start) this.process(frames.slice(start, i), 'lan');
+          start = i + 1;
+        }
+        continue;
+      }
+      // Frames before this one leave first: one flow's order is kept.
+      if (i > start) this.process(frames.slice(start, i), 'lan');
+      start = i + 1;
+      this.lanOffload(h, frames[i] as Buffer);
+    }
+    if (start === 0) this.process(frames, 'lan');
+    else if (start < frames.length) this.process(frames.slice(start), 'lan');
+  }
+
+  /** Completes a non-GSO partial checksum in place; false (counted) when the header does not fit the frame. */
+  private completeInPlace(hdr: Buffer, frame: Buffer): boolean {
+    const o = this.validOffload(hdr, frame);
+    if (o === null) return false;
+    completeChecksum(frame, o.hdr.csumStart, o.hdr.csumOffset);
+    return true;
+  }
+
+  private validOffload(hdr: Buffer, frame: Buffer): Offload | null {
+    const o = parseOffload(hdr, frame);
+    if (typeof o !== 'string') return o;
+    this.counters.offloadDrops[o] = (this.counters.offloadDrops[o] ?? 0) + 1;
+    return null;
+  }
+
+  private lanOffload(hdr: Buffer, frame: Buffer): void {
+    this.counters.lanRxFrames++;
+    const o = this.validOffload(hdr, frame);
+    if (o === null || this.policy.decide(headFrame(o, frame), 'lan', this.clock.now()).action !== 'tunnel') return;
+    if (this.tunnel.state !== 'up') {
+      this.counters.tunnelQueueDrops++;
+      return;
+    }
+    if (this.tunnel.offloadUp?.() === true && this.tunnel.sendOffload?.(hdr, frame) === true) {
+      this.counters.offloadWhole++;
+      this.counters.toTunnelFrames++;
+      return;
+    }
+    // Offloads were on when the kernel read it, but this session does not take super-frames.
+    const n = toFrames(o, frame, this.toTunnel);
+    this.counters.offloadSegmented++;
+    const sent = this.tunnel.sendFrames(this.toTunnel);
+    this.counters.toTunnelFrames += sent;
+    this.counters.tunnelQueueDrops += n - sent;
+    this.toTunnel.length = 0;
+  }
+
+  private fromTunnelOffload(hdr: Buffer, frame: Buffer): void {
+    this.counters.tunnelRxFrames++;
+    const o = this.validOffload(hdr, frame);
+    if (o === null || this.policy.decide(headFrame(o, frame), 'tunnel', this.clock.now()).action !== 'lan') return;
+    this.flush();
+    const off = this.tap.offload;
+    if (off !== undefined) {
+      if (off.write(hdr, frame)) this.counters.toLanFrames++;
+      else this.counters.tapWriteDrops++;
+      this.counters.offloadWhole++;
+      return;
+    }
+    const n = toFrames(o, frame, this.toLan);
+    this.counters.offloadSegmented++;
+    const written = this.tap.writeFrames(this.toLan);
+    this.counters.toLanFrames += written;
+    this.counters.tapWriteDrops += n - written;
+    this.toLan.length = 0;
   }
 
   /** Runs the policy's periodic work and sends what it generated (GARP / unsolicited NA re-origination). */

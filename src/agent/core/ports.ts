@@ -7,11 +7,23 @@ export type { OwnAddresses } from './own-addresses.js';
 /** The TAP, or an in-memory stand-in in tests. */
 export interface FrameDevice {
   readonly maxBatch: number;
-  /** Up to maxBatch frames per wake-up; the buffers are reused once the handler returns. */
-  onFrames(handler: (frames: readonly Buffer[]) => void): void;
+  /**
+   * Up to maxBatch frames per wake-up; the buffers are reused once the handler returns. A device with
+   * `offload` also passes each frame's virtio_net_hdr (a TCP super-frame, or a partial checksum).
+   */
+  onFrames(handler: (frames: readonly Buffer[], vnetHdrs?: readonly Buffer[]) => void): void;
   /** Returns how many frames were accepted; the caller counts the rest as drops. */
   writeFrames(frames: readonly Buffer[]): number;
+  /** Super-frames (a TAP opened with IFF_VNET_HDR); absent on a device without them. */
+  readonly offload?: OffloadDevice;
   close(): Promise<void>;
+}
+
+export interface OffloadDevice {
+  /** On: the kernel hands over TCP super-frames and partial checksums; off: it segments and sums first. */
+  set(on: boolean): void;
+  /** Writes a super-frame with its (validated) virtio_net_hdr; the kernel segments it toward the LAN. */
+  write(vnetHdr: Buffer, frame: Buffer): boolean;
 }
 
 export type TunnelState = 'idle' | 'connecting' | 'up' | 'backoff' | 'closed';
@@ -23,6 +35,12 @@ export interface TunnelLink {
   sendFrames(frames: readonly Buffer[]): number;
   /** One batch per read; the buffers stay valid during the call. */
   onFrames(handler: (frames: readonly Buffer[]) => void): void;
+  /** A super-frame as one OFFLOAD record; false unless the session up negotiated `offload`. */
+  sendOffload?(vnetHdr: Buffer, frame: Buffer): boolean;
+  /** True while the session up negotiated `offload` (tunnel protocol v2). */
+  offloadUp?(): boolean;
+  /** Received OFFLOAD records: the virtio_net_hdr (unvalidated) and the super-frame. */
+  onOffload?(handler: (vnetHdr: Buffer, frame: Buffer) => void): void;
   onStateChange(handler: (state: TunnelState, info: { headend?: string; reason?: string }) => void): void;
   status(): Record<string, unknown>;
   /** What the headend granted in its hello-ack (e.g. `dhcp-from-dc`); empty while not up. */

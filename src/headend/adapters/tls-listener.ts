@@ -8,8 +8,8 @@ import { createServer as createNetServer, type AddressInfo, type Socket } from '
 import { createServer, type TLSSocket } from 'node:tls';
 import type { Logger } from '../../shared/log.js';
 import { certFingerprint, subjectSerial } from '../../shared/pki/x509.js';
-import { ALPN_PROTOCOL, CONTROL_VNI, encodeControl } from '../../shared/tunnel/control.js';
-import { encodeRecord } from '../../shared/tunnel/records.js';
+import { controlRecord, type ProtocolVersion } from '../../shared/tunnel/framing.js';
+import { alpnOffer, protocolOf } from '../../shared/tunnel/records-v2.js';
 import { RefusalLog } from '../../shared/net/refusal-log.js';
 import { guardConnections } from '../../shared/net/service-guard.js';
 import type { PeerCertificate } from '../core/admission.js';
@@ -59,10 +59,12 @@ export interface TlsListenerOptions {
   /** Admission pacing (core/pacing.ts): handshakes at once, the queue for a slot, the start rate. */
   pacing?: PacingOptions;
   log: Logger;
+  /** Highest tunnel protocol version accepted by ALPN (default 2); 1 rolls back to v1 framing. */
+  maxProtocol?: ProtocolVersion;
   /** A connection refused before admission, by reason. */
   onRefused(reason: string): void;
-  /** A connection with a client certificate, ready for admission. */
-  onPeer(socket: TLSSocket, peer: PeerCertificate): void;
+  /** A connection with a client certificate, ready for admission; `protocol` is its stream grammar (ALPN). */
+  onPeer(socket: TLSSocket, peer: PeerCertificate, protocol: ProtocolVersion): void;
 }
 
 export interface TlsListener {
@@ -76,7 +78,8 @@ export interface TlsListener {
 
 /** Tells a refused peer why (an `error` control record), then closes. */
 export function refuseConnection(socket: TLSSocket, reason: string): void {
-  socket.end(encodeRecord(CONTROL_VNI, encodeControl({ type: 'error', code: 'refused', message: reason })));
+  const version = protocolOf(socket.alpnProtocol, 2) ?? 1;
+  socket.end(controlRecord(version, { type: 'error', code: 'refused', message: reason }));
   setTimeout(() => socket.destroy(), 1_000).unref();
 }
 
@@ -90,6 +93,7 @@ const TICKET_POLL_MS = 10_000;
 export async function openTlsListener(o: TlsListenerOptions): Promise<TlsListener> {
   const { log } = o;
   const refusals = new RefusalLog();
+  const maxProtocol = o.maxProtocol ?? 2;
   const server = createServer({
     key: o.key,
     cert: o.cert,
@@ -97,7 +101,8 @@ export async function openTlsListener(o: TlsListenerOptions): Promise<TlsListene
     requestCert: true,
     rejectUnauthorized: true,
     minVersion: 'TLSv1.3',
-    ALPNProtocols: [ALPN_PROTOCOL],
+    // Node's server picks by its own order: /2 for an agent that offers it, /1 for a v1 agent.
+    ALPNProtocols: alpnOffer(maxProtocol),
     // Refuse handshakes that stall (slowloris) well before the session's own timers take over.
     handshakeTimeout: o.handshakeTimeoutMs,
     ...(o.ticketLifetimeS !== undefined ? { sessionTimeout: o.ticketLifetimeS } : {}),
@@ -117,7 +122,8 @@ export async function openTlsListener(o: TlsListenerOptions): Promise<TlsListene
       socket.destroy();
       return;
     }
-    if (socket.alpnProtocol !== ALPN_PROTOCOL) {
+    const protocol = protocolOf(socket.alpnProtocol, maxProtocol);
+    if (protocol === null) {
       o.onRefused('alpn');
       log.warn('refused: ALPN', { remote, alpn: String(socket.alpnProtocol) });
       socket.destroy();
@@ -142,7 +148,7 @@ export async function openTlsListener(o: TlsListenerOptions): Promise<TlsListene
       socket.destroy();
       return;
     }
-    o.onPeer(socket, { serial: subjectSerial(cert.subject) ?? '', fingerprint: certFingerprint(cert), remote });
+    o.onPeer(socket, { serial: subjectSerial(cert.subject) ?? '', fingerprint: certFingerprint(cert), remote }, protocol);
   });
   server.on('tlsClientError', (e: NodeJS.ErrnoException, socket: TLSSocket) => {
     finish(`${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`);

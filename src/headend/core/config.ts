@@ -74,6 +74,8 @@ export interface HeadendConfig {
     /** Unread bytes behind a read that count as a standing receive backlog (receive-side CoDel); 0: off. */
     rxAqmTargetBytes: number;
   };
+  /** `maxProtocol`: the highest tunnel protocol version accepted (1 or 2; 1 rolls back to v1 framing). */
+  tunnel: { maxProtocol: 1 | 2 };
   mac: { ageMs: number; maxEntriesPerSegment: number };
   /** IP MTU a VTEP path needs for 1514-byte inner frames: 1514 + 8 VXLAN + 8 UDP + 20 IPv4 = 1550. */
   minVtepPathMtu: number;
@@ -170,6 +172,7 @@ const HEADEND_SCHEMA = object({
     }),
     rxAqmTargetBytes: optional(integer(0, 64 * 1024 * 1024), HEADEND_DEFAULTS.rxAqmTargetBytes),
   }),
+  tunnel: section({ maxProtocol: optional(integer(1, 2), 2) }),
   mac: section({
     ageS: optional(integer(10, 86_400), HEADEND_DEFAULTS.macAgeS),
     maxEntriesPerSegment: optional(integer(16, 1_000_000), HEADEND_DEFAULTS.maxEntriesPerSegment),
@@ -209,6 +212,7 @@ export function parseHeadendConfig(doc: unknown, baseDir: string): HeadendConfig
     vxlan: Object.freeze(c.vxlan),
     evpn: c.evpn === null ? null : Object.freeze(c.evpn),
     session: Object.freeze(c.session),
+    tunnel: Object.freeze({ maxProtocol: c.tunnel.maxProtocol === 1 ? (1 as const) : (2 as const) }),
     mac: Object.freeze({ ageMs: c.mac.ageS * 1_000, maxEntriesPerSegment: c.mac.maxEntriesPerSegment }),
     minVtepPathMtu: c.minVtepPathMtu,
     returnMemory: c.returnMemory,

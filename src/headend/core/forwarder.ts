@@ -7,6 +7,7 @@
 // time comes through `now`.
 import { isMulticastKey } from '../../shared/l2/mac.js';
 import { newEthernetView, parseEthernet } from '../../shared/l2/ethernet.js';
+import { OFFLOAD_DROPS, headFrame, parseOffload, toFrames } from '../../shared/l2/tso-segment.js';
 import { Fdb, type Port } from './fdb.js';
 
 export const FORWARD_DROPS = [
@@ -19,6 +20,7 @@ export const FORWARD_DROPS = [
   'eth-oversize',
   'eth-too-many-tags',
   'eth-bad-length',
+  ...OFFLOAD_DROPS,
 ] as const;
 export type ForwardDrop = (typeof FORWARD_DROPS)[number];
 
@@ -34,6 +36,9 @@ export interface SegmentInfo {
 export interface SessionPort {
   /** Queues a frame for the session; false when it dropped it (congested or closing). */
   send(frame: Buffer): boolean;
+  /** The session negotiated `offload` (v2): a super-frame goes whole, as one OFFLOAD record. */
+  readonly offload?: boolean;
+  sendOffload?(vnetHdr: Buffer, frame: Buffer): boolean;
 }
 
 /** The VXLAN egress toward the VTEPs. */
@@ -67,7 +72,18 @@ const newStats = (): SegmentStats => ({
   vtepOut: { frames: 0, bytes: 0 },
 });
 
+/** The inner IP packet a VTEP path carries (its MTU of at least 1550 fits a 1514-byte frame in VXLAN). */
+const FABRIC_IP_MTU = 1500;
+
+export interface OffloadStats {
+  /** OFFLOAD records from sessions, passed whole to sessions, and the frames cut from them. */
+  recordsIn: number;
+  whole: number;
+  segmentsOut: number;
+}
+
 export class Forwarder {
+  readonly offloadStats: OffloadStats = { recordsIn: 0, whole: 0, segmentsOut: 0 };
   readonly drops: Record<ForwardDrop, number> = Object.fromEntries(FORWARD_DROPS.map((d) => [d, 0])) as Record<ForwardDrop, number>;
   #segments = new Map<number, SegmentState>();
   #view = newEthernetView();
@@ -194,6 +210,71 @@ export class Forwarder {
     for (const v of s.info.vteps) this.#sendVtep(s, v, frame);
     if (s.info.multiSite) {
       for (const [id, port] of s.sessions) if (id !== sessionId) this.#sendTo(s, port, frame);
+    }
+  }
+
+  /**
+   * An OFFLOAD record (a TCP super-frame with its virtio_net_hdr) from session `sessionId`: validated,
+   * decided once on its first segment, then cut into frames within the fabric MTU toward VTEPs (the VTEP
+   * sender batches them into UDP-GSO runs), and passed whole to a session that negotiated `offload`.
+   */
+  fromSessionOffload(vni: number, sessionId: string, vnetHdr: Buffer, frame: Buffer): void {
+    const s = this.#segments.get(vni);
+    if (!s || !s.sessions.has(sessionId)) {
+      this.drops['unknown-vni']++;
+      return;
+    }
+    const o = parseOffload(vnetHdr, frame);
+    if (typeof o === 'string') {
+      this.drops[o]++;
+      return;
+    }
+    if (!this.#parse(headFrame(o, frame))) return;
+    this.offloadStats.recordsIn++;
+    s.stats.tunnelIn.frames++;
+    s.stats.tunnelIn.bytes += frame.length;
+    const now = this.now();
+    const { src, dst } = this.#view;
+    if (!isMulticastKey(src)) s.fdb.learn(src, { kind: 'session', id: sessionId }, now);
+    const to = isMulticastKey(dst) ? undefined : s.fdb.lookup(dst, now);
+    let segs: Buffer[] | null = null;
+    const segments = (): Buffer[] => {
+      if (segs === null) {
+        segs = [];
+        // Re-segmenting smaller is legal (a TCP receiver takes any size up to its MSS): fit the fabric.
+        toFrames(o, frame, segs, o.gso ? Math.min(o.mss, FABRIC_IP_MTU - (o.headers - o.l3)) : o.mss);
+        this.offloadStats.segmentsOut += segs.length;
+      }
+      return segs;
+    };
+    const toVtep = (address: string): void => {
+      for (const f of segments()) this.#sendVtep(s, address, f);
+    };
+    const toSession = (port: SessionPort): void => {
+      if (port.offload === true && port.sendOffload) {
+        if (port.sendOffload(vnetHdr, frame)) {
+          this.offloadStats.whole++;
+          s.stats.tunnelOut.frames++;
+          s.stats.tunnelOut.bytes += frame.length;
+        } else this.drops['session-congested']++;
+        return;
+      }
+      for (const f of segments()) this.#sendTo(s, port, f);
+    };
+    if (to) {
+      if (to.kind === 'vtep') toVtep(to.address);
+      else if (to.id === sessionId) this.drops.hairpin++;
+      else if (!s.info.multiSite) this.drops['split-horizon']++;
+      else {
+        const port = s.sessions.get(to.id);
+        if (port) toSession(port);
+        else this.drops['session-congested']++;
+      }
+      return;
+    }
+    for (const v of s.info.vteps) toVtep(v);
+    if (s.info.multiSite) {
+      for (const [id, port] of s.sessions) if (id !== sessionId) toSession(port);
     }
   }
 

@@ -28,6 +28,7 @@ import { Forwarder, type VtepPort } from './forwarder.js';
 import { headendMetrics, type Metrics } from './metrics.js';
 import { setSegmentMetrics } from './segment-metrics.js';
 import type { DatagramPort } from './datagram-port.js';
+import type { HeadendSessionInfo } from './session-info.js';
 export type { DatagramPort } from './datagram-port.js';
 
 export interface HeadendPorts {
@@ -52,27 +53,7 @@ export interface AdmittedSession {
   readonly connected: boolean;
 }
 
-export interface HeadendSessionInfo {
-  id: string;
-  serial: string;
-  tenant: string;
-  segment: string;
-  vni: number;
-  /** 0 for the untagged default session. */
-  vlan: number;
-  state: string;
-  remote: string;
-  site: string;
-  agentVersion: string;
-  /** Wall-clock ms when the session was admitted. */
-  startedAtMs: number;
-  framesIn: number;
-  framesOut: number;
-  bytesIn: number;
-  bytesOut: number;
-  /** Where data toward the device leaves: datagrams or the TLS connection. */
-  transport: 'datagram' | 'tls';
-}
+export type { HeadendSessionInfo } from './session-info.js';
 
 /** One session per device and VLAN: a newer one replaces the older, other VLANs' sessions stay. */
 const sessionKey = (i: Pick<SessionIdentity, 'serial' | 'vlan'>): string => (i.vlan ? `${i.serial}#${i.vlan}` : i.serial);
@@ -199,6 +180,8 @@ export class HeadendCore {
         egress: { maxFrames: c.maxQueueFrames, holdUnsentBytes: c.maxBufferedBytes, aqm: c.aqm },
         rxAqm: { targetBytes: c.rxAqmTargetBytes, intervalMs: c.aqm.intervalMs },
         helloTimeoutMs: c.helloTimeoutMs,
+        // Super-frames from v2 agents: segmented toward VTEPs, whole toward sessions that take them.
+        offload: true,
         ack: {
           vni: admitted.vni,
           sessionId: id,
@@ -227,6 +210,7 @@ export class HeadendCore {
           const vni = entry.identity.vni;
           for (const f of batch) this.forwarder.fromSession(vni, id, f);
         },
+        offload: (hdr, frame) => this.forwarder.fromSessionOffload(entry.identity.vni, id, hdr, frame),
         drop: (reason) => this.countDrop(reason),
         dgState: (msg) => {
           log.info('device transport', { tx: msg.tx, reason: msg.reason });
@@ -366,6 +350,12 @@ export class HeadendCore {
     if (aqm > 0) this.#drops.set('queue-aqm', aqm);
     if (overflow > 0) this.#drops.set('queue-overflow', overflow);
     m.set('connector_headend_aqm_dropping_sessions', {}, dropping);
+    const o = this.forwarder.offloadStats;
+    if (o.recordsIn > 0) {
+      m.set('connector_headend_offload_total', { kind: 'records-in' }, o.recordsIn);
+      m.set('connector_headend_offload_total', { kind: 'whole' }, o.whole);
+      m.set('connector_headend_offload_total', { kind: 'segments-out' }, o.segmentsOut);
+    }
     for (const [reason, n] of this.#drops) m.set('connector_headend_drops_total', { reason: reason.replace(/^fwd:/, '') }, n);
     return m.render();
   }

@@ -73,6 +73,11 @@ export function headendMetrics(): Metrics {
   m.define('connector_headend_bytes_total', 'counter', 'Ethernet frame bytes forwarded, per segment VNI and direction.');
   m.define('connector_headend_drops_total', 'counter', 'Frames or records dropped, per reason.');
   m.define(
+    'connector_headend_offload_total',
+    'counter',
+    'OFFLOAD records (super-frames) from sessions, passed whole, and segments cut from them.',
+  );
+  m.define(
     'connector_headend_aqm_dropping_sessions',
     'gauge',
     "Sessions whose queue toward the device is in CoDel's dropping state (a standing queue).",

@@ -16,6 +16,8 @@ const ADDON_RELATIVE = join('build', 'Release', 'tap.node');
 export interface NativeTap {
   readonly ifname: string;
   readonly fd: number;
+  /** Opened with IFF_VNET_HDR: batches are [u32 len][virtio_net_hdr][frame]. Older builds lack it. */
+  readonly vnetHdr?: boolean;
 }
 
 export interface NativeStats {
@@ -26,11 +28,15 @@ export interface NativeStats {
 
 /** The addon's exports, as the C code defines them. */
 export interface TapAddon {
-  open(name: string): NativeTap;
+  open(name: string, vnetHdr?: boolean): NativeTap;
   start(tap: NativeTap, maxBatch: number, onBatch: (count: number, used: number, err?: Error) => void): Buffer;
   write(tap: NativeTap, frames: readonly Uint8Array[]): number;
   close(tap: NativeTap): void;
   stats(tap: NativeTap): NativeStats;
+  /** A super-frame with its virtio_net_hdr (vnetHdr TAPs); false when the kernel did not take it. Older builds lack it. */
+  writeOffload?(tap: NativeTap, vnetHdr: Buffer, frame: Buffer): boolean;
+  /** TUNSETOFFLOAD CSUM|TSO4|TSO6|TSO_ECN (true) or 0 (false) on a vnetHdr TAP. Older builds lack it. */
+  setOffload?(tap: NativeTap, on: boolean): void;
   /** setsockopt(2) with an int value on a socket fd; returns what getsockopt reads back. Older builds lack it. */
   setsockopt?(fd: number, level: number, name: number, value: number): number;
   /** Bytes waiting in a socket's receive queue (FIONREAD). Older builds lack it. */

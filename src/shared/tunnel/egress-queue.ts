@@ -17,9 +17,12 @@
 //     ('overflow').
 // Frames of one flow always leave in the order they came.
 import { ETH_HEADER_LEN, ETH_MAX_FRAME } from '../l2/ethernet.js';
+import { VXLAN_HEADER_LEN } from '../l2/vxlan.js';
 import { AQM_DEFAULTS, CoDel, type AqmOptions, type AqmState } from './codel.js';
 import { flowBucket } from './flow-hash.js';
-import { recordSize, writeRecord } from './records.js';
+import { dataRecordSize, writeDataRecord, type ProtocolVersion } from './framing.js';
+import { recordSize } from './records.js';
+import { V2_MAX_OFFLOAD, V2_MIN_OFFLOAD, VNET_HDR_LEN } from './records-v2.js';
 
 export interface EgressQueueOptions {
   /** Frames held at most (memory bound); a full queue drops the head of its fattest flow. */
@@ -60,6 +63,8 @@ const MAX_RECORD_SIZE = recordSize(ETH_MAX_FRAME);
 /** DRR quantum (RFC 8290 uses the interface MTU): one full record. */
 const QUANTUM = MAX_RECORD_SIZE;
 const NONE = -1;
+/** What an OFFLOAD record's body holds before the super-frame: the VXLAN and virtio_net headers. */
+const OFFLOAD_BODY = VXLAN_HEADER_LEN + VNET_HDR_LEN;
 const DEFAULT_FLOWS = 32;
 const DEFAULT_SEED = 0x5bd1e995;
 
@@ -84,12 +89,16 @@ export class EgressQueue {
   // One slot per queued frame: where its record is, its size, when it came and the next slot of its flow.
   #chunk: (Buffer | null)[];
   #off: Int32Array;
-  #size: Uint16Array;
+  #size: Int32Array;
+  /** Ethernet bytes of each queued frame (a super-frame's too), for the byte counters. */
+  #flen: Int32Array;
   #time: Float64Array;
   #next: Int32Array;
   #free: number[] = [];
   #count = 0;
   #recordBytes = 0;
+  #frameBytes = 0;
+  #version: ProtocolVersion = 1;
   #tail: Buffer | null = null;
   #tailPos = 0;
 
@@ -119,7 +128,8 @@ export class EgressQueue {
     const slots = Math.min(maxFrames, GROWABLE_START);
     this.#chunk = new Array<Buffer | null>(slots).fill(null);
     this.#off = new Int32Array(slots);
-    this.#size = new Uint16Array(slots);
+    this.#size = new Int32Array(slots);
+    this.#flen = new Int32Array(slots);
     this.#time = new Float64Array(slots);
     this.#next = new Int32Array(slots);
     for (let i = slots - 1; i >= 0; i--) this.#free.push(i);
@@ -132,7 +142,17 @@ export class EgressQueue {
 
   /** Ethernet bytes of the queued frames (without record overhead). */
   get bytes(): number {
-    return this.#recordBytes - this.#count * recordSize(0);
+    return this.#frameBytes;
+  }
+
+  /** The stream grammar records are written in; fixed per connection before the first frame is queued. */
+  get version(): ProtocolVersion {
+    return this.#version;
+  }
+
+  set version(v: ProtocolVersion) {
+    if (this.#count > 0 && v !== this.#version) throw new RangeError('the record version of a queue holding frames cannot change');
+    this.#version = v;
   }
 
   /** Bytes the queued frames take as records on the stream. */
@@ -162,29 +182,40 @@ export class EgressQueue {
   }
 
   /**
-   * Queues `frame` as a record with `vni`, stamped with `now` (monotonic ms). False only for a frame no
-   * record can carry (outside 14..1522 bytes; not counted): a full queue drops its fattest flow's head.
+   * Queues `frame` as a record with `vni`, stamped with `now` (monotonic ms). With `vnetHdr` (version 2
+   * only) it is a super-frame and leaves as one OFFLOAD record. False only for a frame no record can
+   * carry (not counted): a full queue drops its fattest flow's head.
    */
-  push(vni: number, frame: Uint8Array, now: number): boolean {
+  push(vni: number, frame: Uint8Array, now: number, vnetHdr?: Uint8Array): boolean {
     const len = frame.length;
-    if (len < ETH_HEADER_LEN || len > ETH_MAX_FRAME) return false;
-    const size = recordSize(len);
+    if (vnetHdr === undefined) {
+      if (len < ETH_HEADER_LEN || len > ETH_MAX_FRAME) return false;
+    } else if (
+      this.#version !== 2 ||
+      vnetHdr.length !== VNET_HDR_LEN ||
+      OFFLOAD_BODY + len < V2_MIN_OFFLOAD ||
+      OFFLOAD_BODY + len > V2_MAX_OFFLOAD
+    ) {
+      return false;
+    }
+    const size = dataRecordSize(this.#version, len, vnetHdr !== undefined);
     if (this.#count === this.options.maxFrames) {
       this.#dropHead(this.#fattest());
       this.counters.overflowDrops++;
     } else if (this.#free.length === 0) this.#grow();
     let tail = this.#tail;
     if (tail === null || this.#tailPos + size > tail.length) {
-      tail = this.#tail = Buffer.allocUnsafe(CHUNK_BYTES);
+      tail = this.#tail = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, size));
       this.#tailPos = 0;
     }
     const slot = this.#free.pop() as number;
     this.#chunk[slot] = tail;
     this.#off[slot] = this.#tailPos;
     this.#size[slot] = size;
+    this.#flen[slot] = len;
     this.#time[slot] = now;
     this.#next[slot] = NONE;
-    this.#tailPos = writeRecord(tail, this.#tailPos, vni, frame);
+    this.#tailPos = writeDataRecord(this.#version, tail, this.#tailPos, vni, frame, vnetHdr);
     const id = this.options.flows === 1 ? 0 : flowBucket(frame, this.options.flows, this.options.seed);
     const f = this.#flows[id] as Flow;
     if (f.tail === NONE) f.head = slot;
@@ -199,6 +230,7 @@ export class EgressQueue {
     }
     this.#count++;
     this.#recordBytes += size;
+    this.#frameBytes += len;
     return true;
   }
 
@@ -241,7 +273,8 @@ export class EgressQueue {
       }
       const h = f.head;
       const size = this.#size[h] ?? 0;
-      if (taken + size > limit) break;
+      // The first record always fits: a super-frame is larger than the room a busy socket leaves.
+      if (taken > 0 && taken + size > limit) break;
       const sojourn = now - (this.#time[h] ?? now);
       this.#sojournMs = sojourn;
       // Above target counts only with more than one frame's bytes still waiting (RFC 8289's MAXPACKET).
@@ -261,7 +294,7 @@ export class EgressQueue {
       taken += size;
       frames++;
       f.deficit -= size;
-      this.counters.sentBytes += size - recordSize(0);
+      this.counters.sentBytes += this.#flen[h] ?? 0;
       this.#unlinkHead(f, h, size);
     }
     if (view !== null) out.push(view.subarray(start, end));
@@ -295,6 +328,7 @@ export class EgressQueue {
     this.#free.push(h);
     this.#count--;
     this.#recordBytes -= size;
+    this.#frameBytes -= this.#flen[h] ?? 0;
   }
 
   #grow(): void {
@@ -302,13 +336,14 @@ export class EgressQueue {
     const m = Math.min(n * 2, this.options.maxFrames);
     const chunk = new Array<Buffer | null>(m).fill(null);
     for (let i = 0; i < n; i++) chunk[i] = this.#chunk[i] ?? null;
-    const grow = <T extends Int32Array | Uint16Array | Float64Array>(a: T, b: T): T => {
+    const grow = <T extends Int32Array | Float64Array>(a: T, b: T): T => {
       b.set(a);
       return b;
     };
     this.#chunk = chunk;
     this.#off = grow(this.#off, new Int32Array(m));
-    this.#size = grow(this.#size, new Uint16Array(m));
+    this.#size = grow(this.#size, new Int32Array(m));
+    this.#flen = grow(this.#flen, new Int32Array(m));
     this.#time = grow(this.#time, new Float64Array(m));
     this.#next = grow(this.#next, new Int32Array(m));
     for (let i = m - 1; i >= n; i--) this.#free.push(i);

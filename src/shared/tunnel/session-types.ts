@@ -29,6 +29,11 @@ export interface TunnelSessionEvents {
    * array does not: it is reused for the next read.
    */
   frames(batch: readonly Buffer[]): void;
+  /**
+   * One OFFLOAD record (v2 with `offload` negotiated): the virtio_net_hdr, unvalidated, and the super-frame.
+   * The frames before it were handed on first. Absent: OFFLOAD records are dropped ('offload-unexpected').
+   */
+  offload?(vnetHdr: Buffer, frame: Buffer): void;
   /** A record, control message or frame dropped, by reason (for counters). */
   drop(reason: string): void;
   closed(reason: string): void;
@@ -45,6 +50,8 @@ interface CommonOptions {
    * each read (the transport's unreadBytes), since their age is unknown. Absent: none.
    */
   readonly rxAqm?: RxAqmOptions;
+  /** Offer (client) or accept (server) the `offload` capability on a v2 session: OFFLOAD records both ways. */
+  readonly offload?: boolean;
 }
 
 export interface RxAqmOptions {

@@ -10,27 +10,15 @@
 // session never goes quiet; the server watches from the start, never pings, and also closes a session
 // that sends no hello within helloTimeoutMs.
 import type { Cancel } from '../ports.js';
-import {
-  CONTROL_VNI,
-  decodeControl,
-  encodeControl,
-  isControlFrame,
-  type ByeMessage,
-  type ControlMessage,
-  type HelloAckMessage,
-  type HelloMessage,
-} from './control.js';
+import type { ByeMessage, ControlMessage, DecodedControl, HelloAckMessage, HelloMessage } from './control.js';
 import { CoDel } from './codel.js';
 import { EgressQueue } from './egress-queue.js';
-import { RecordDecoder, encodeRecord } from './records.js';
+import { controlRecord, streamReader, withOffload, type ProtocolVersion, type StreamReader } from './framing.js';
 import type { SessionCounters, SessionState, TunnelSessionEvents, TunnelSessionOptions, TunnelTransport } from './session-types.js';
 
 export type {
   ClientSessionOptions,
-  RxAqmOptions,
   ServerSessionOptions,
-  SessionCounters,
-  SessionState,
   TunnelSessionEvents,
   TunnelSessionOptions,
   TunnelTransport,
@@ -48,6 +36,10 @@ export class TunnelSession {
   peerAck: HelloAckMessage | null = null;
   /** VNI of this session's data records: the server's from admission, the client's from the hello-ack. */
   vni: number | null = null;
+  /** The stream grammar, fixed by ALPN at open(). */
+  protocol: ProtocolVersion = 1;
+  /** Both ends accept OFFLOAD records (v2 capability `offload`, negotiated by the hello exchange). */
+  offloadAgreed = false;
   /** Round-trip time of the latest answered ping, ms (client only). */
   rttMs: number | null = null;
   /** The window the peer's bye or error asked the client to spread its next attempt over (control.ts). */
@@ -61,7 +53,7 @@ export class TunnelSession {
   readonly #o: TunnelSessionOptions;
   readonly #transport: TunnelTransport;
   readonly #events: TunnelSessionEvents;
-  readonly #decoder: RecordDecoder;
+  #reader: StreamReader | null = null;
   readonly #batch: Buffer[] = [];
   readonly #out: Buffer[] = [];
   readonly #controls: Buffer[] = [];
@@ -88,18 +80,16 @@ export class TunnelSession {
     this.#rxAqm = options.rxAqm && options.rxAqm.targetBytes > 0 ? new CoDel(options.rxAqm.intervalMs) : null;
     this.#rxTargetBytes = options.rxAqm?.targetBytes ?? Infinity;
     if (options.role === 'server') this.vni = options.ack.vni;
-    this.#decoder = new RecordDecoder(
-      (vni, frame) => this.#onRecord(vni, frame),
-      (reason) => events.drop(reason),
-    );
   }
 
-  /** The transport is ready: the client says hello, the server starts its hello and liveness timers. */
-  open(): void {
-    if (this.state !== 'hello') return;
+  /** The transport is ready, speaking `protocol` (its ALPN): the client says hello, the server starts its timers. */
+  open(protocol: ProtocolVersion = 1): void {
+    if (this.state !== 'hello' || this.#reader !== null) return;
     const o = this.#o;
+    this.#setProtocol(protocol);
     if (o.role === 'client') {
-      this.sendControl({ type: 'hello', agentVersion: o.hello.agentVersion, site: o.hello.site, capabilities: o.hello.capabilities });
+      const capabilities = withOffload(protocol, o.offload === true, o.hello.capabilities);
+      this.sendControl({ type: 'hello', agentVersion: o.hello.agentVersion, site: o.hello.site, capabilities });
       return;
     }
     this.#helloCancel = o.scheduler.setTimeout(() => this.close('hello-timeout'), o.helloTimeoutMs);
@@ -112,7 +102,7 @@ export class TunnelSession {
     this.#lastRxAt = this.#rxNow = this.#o.clock.now();
     const unread = this.#transport.unreadBytes;
     this.#behind = this.#rxAqm !== null && unread !== undefined && this.state === 'up' && unread() > this.#rxTargetBytes;
-    const err = this.#decoder.push(chunk);
+    const err = (this.#reader ?? this.#setProtocol(1)).push(chunk);
     this.#deliver();
     if (err) {
       this.#events.drop(err);
@@ -134,21 +124,32 @@ export class TunnelSession {
     return ok;
   }
 
+  /** Super-frames go whole when agreed and this side's data is not on datagrams: one flow's segments must not race
+   *  each other over two paths, so the sender segments them into datagrams instead. */
+  get offload(): boolean {
+    return this.offloadAgreed && this.datagramTx === null;
+  }
+
+  /** Queues one super-frame as an OFFLOAD record; false unless `offload` was negotiated and it fits. */
+  sendOffload(vnetHdr: Uint8Array, frame: Uint8Array): boolean {
+    if (this.state !== 'up' || this.vni === null || !this.offload) return false;
+    const ok = this.egress.push(this.vni, frame, this.#o.clock.now(), vnetHdr);
+    if (ok) this.#scheduleFlush();
+    return ok;
+  }
+
   /** Queues a batch of data frames; returns how many were queued. */
   sendBatch(frames: readonly Uint8Array[]): number {
     if (this.state !== 'up' || this.vni === null) return 0;
     const now = this.#o.clock.now();
-    let n = 0;
     let queued = 0;
+    let datagrams = 0;
     for (const f of frames) {
-      if (this.#viaDatagram(f)) n++;
-      else if (this.egress.push(this.vni, f, now)) {
-        n++;
-        queued++;
-      }
+      if (this.#viaDatagram(f)) datagrams++;
+      else if (this.egress.push(this.vni, f, now)) queued++;
     }
     if (queued > 0) this.#scheduleFlush();
-    return n;
+    return queued + datagrams;
   }
 
   /** Data frames that arrived by the datagram channel (authentic, in order): delivered as a read's are. */
@@ -167,7 +168,7 @@ export class TunnelSession {
   /** Queues a control message ahead of this turn's data (control traffic is tiny and never dropped). */
   sendControl(msg: ControlMessage): void {
     if (this.state === 'closed') return;
-    const rec = encodeRecord(CONTROL_VNI, encodeControl(msg));
+    const rec = controlRecord(this.protocol, msg);
     this.#controls.push(rec);
     this.#controlBytes += rec.length;
     this.#scheduleFlush();
@@ -183,7 +184,7 @@ export class TunnelSession {
       // What was queued before the bye leaves before it.
       this.#flush();
       const msg: ByeMessage = { type: 'bye', reason: bye, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
-      this.#transport.write([encodeRecord(CONTROL_VNI, encodeControl(msg))]);
+      this.#transport.write([controlRecord(this.protocol, msg)]);
     }
     this.state = 'closed';
     this.#cancelTimers();
@@ -202,29 +203,59 @@ export class TunnelSession {
     return true;
   }
 
-  #onRecord(vni: number, frame: Buffer): void {
-    if (isControlFrame(vni, frame)) {
-      // Frames before a control message are handed on first: a bye must not overtake the data before it.
-      this.#deliver();
-      const d = decodeControl(frame);
-      if (d.ok) this.#onControl(d.msg);
-      else this.#events.drop(d.drop);
+  #setProtocol(v: ProtocolVersion): StreamReader {
+    this.protocol = v;
+    this.egress.version = v;
+    this.#reader = streamReader(v, {
+      frame: (vni, f) => this.#onRecord(vni, f),
+      offload: (vni, h, f) => this.#onOffload(vni, h, f),
+      control: (d) => this.#onControlRecord(d),
+      drop: (r) => this.#events.drop(r),
+    });
+    return this.#reader;
+  }
+
+  #onControlRecord(d: DecodedControl): void {
+    // Frames before a control message are handed on first: a bye must not overtake the data before it.
+    this.#deliver();
+    if (d.ok) this.#onControl(d.msg);
+    else this.#events.drop(d.drop);
+  }
+
+  #onOffload(vni: number, vnetHdr: Buffer, frame: Buffer): void {
+    const on = this.#events.offload;
+    if (!this.#accepts(vni)) return;
+    if (!this.offloadAgreed || on === undefined) {
+      this.#events.drop('offload-unexpected');
       return;
     }
+    this.#deliver();
+    this.counters.framesIn++;
+    this.counters.bytesIn += frame.length;
+    on(vnetHdr, frame);
+  }
+
+  /** The checks every data record passes: the session is up, the VNI is right, the receive AQM lets it in. */
+  #accepts(vni: number): boolean {
     if (this.state !== 'up') {
       this.#events.drop('before-hello');
-      return;
+      return false;
     }
     // The server takes the segment from admission only; a client expects the VNI it was given.
     if (this.role === 'client' && vni !== this.vni) {
       this.#events.drop('vni-mismatch');
-      return;
+      return false;
     }
     if (this.#rxAqm !== null && this.#rxAqm.offer(this.#rxNow, this.#behind)) {
       this.counters.rxAqmDrops++;
       this.#events.drop('rx-aqm');
-      return;
+      return false;
     }
+    return true;
+  }
+
+  #onRecord(vni: number, frame: Buffer): void {
+    if (!this.#accepts(vni)) return;
     this.counters.framesIn++;
     this.counters.bytesIn += frame.length;
     this.#batch.push(frame);
@@ -254,7 +285,10 @@ export class TunnelSession {
             this.close(`refused:${decided}`.slice(0, 64), 'refused');
             return;
           }
-          const ack = { ...o.ack, vni: decided.vni, capabilities: decided.capabilities };
+          // `offload` is symmetric ("I accept OFFLOAD records"): chosen when both ends want it on a v2 stream.
+          this.offloadAgreed = this.protocol === 2 && o.offload === true && msg.capabilities.includes('offload');
+          const capabilities = withOffload(this.protocol, this.offloadAgreed, decided.capabilities);
+          const ack = { ...o.ack, vni: decided.vni, capabilities };
           this.vni = ack.vni;
           this.state = 'up';
           this.sendControl({ type: 'hello-ack', ...ack });
@@ -265,6 +299,7 @@ export class TunnelSession {
         if (o.role !== 'client' || this.state !== 'hello') return;
         this.peerAck = msg;
         this.vni = msg.vni;
+        this.offloadAgreed = this.protocol === 2 && o.offload === true && msg.capabilities.includes('offload');
         this.state = 'up';
         // Ping at least as often as the headend asks, so its idle timer never closes a healthy session.
         const every = msg.keepaliveMs > 0 ? Math.min(o.keepaliveMs, msg.keepaliveMs) : o.keepaliveMs;

@@ -16,10 +16,16 @@ test(`${N} random and mutated datagrams: dropped by reason, never a throw, never
   t.diagnostic(`seed ${seed}`);
   const rnd = prng(seed);
   const block = randomBytes(256);
-  const agent = new DatagramChannel({ role: 'agent', cipher: 'AES-256-GCM', peerId: 77, keyBlock: Buffer.from(block) }, 0);
+  const agent = new DatagramChannel(
+    { role: 'agent', cipher: 'AES-256-GCM', peerId: 77, keyBlock: Buffer.from(block), peerSplits: true },
+    0,
+  );
   const headend = new DatagramChannel({ role: 'headend', cipher: 'AES-256-GCM', peerId: 77, keyBlock: Buffer.from(block) }, 0);
   const frame = Buffer.alloc(60, 1);
-  const samples = Array.from({ length: 32 }, (_, i) => agent.sealFrame(frame, i));
+  // Small frames whole, full-size ones as HEAD/TAIL pairs (above the 1,280-byte starting path MTU).
+  const samples: Buffer[] = [];
+  for (let i = 0; i < 16; i++) agent.sealFrame(frame, i, (d) => samples.push(d));
+  for (let i = 0; i < 8; i++) agent.sealFrame(Buffer.alloc(1514, i), 20 + i, (d) => samples.push(d));
   const reasons = new Set(['not-data-v2', 'peer', 'key-id', 'epoch', 'zero', 'too-old', 'replay', 'auth', 'kind', 'frame-short']);
   let opened = 0;
   for (let i = 0; i < N; i++) {
@@ -44,6 +50,12 @@ test(`${N} random and mutated datagrams: dropped by reason, never a throw, never
   // A mutation that left every byte as it was is the original: the only thing that may ever open, once.
   assert.ok(opened <= samples.length, `${opened} opened (seed ${seed})`);
   assert.equal(headend.tx, 'tls', 'no mutated datagram moved the path');
-  const fresh = agent.sealFrame(frame, 2_000);
-  assert.equal(headend.receive(fresh, 2_000).kind, 'frame', 'real traffic still opens afterwards');
+  const fresh: Buffer[] = [];
+  agent.sealFrame(frame, 2_000, (d) => fresh.push(d));
+  assert.equal(headend.receive(fresh[0]!, 2_000).kind, 'frame', 'real traffic still opens afterwards');
+  const pair: Buffer[] = [];
+  agent.sealFrame(Buffer.alloc(1514, 9), 2_001, (d) => pair.push(d));
+  assert.equal(headend.receive(pair[0]!, 2_001).kind, 'half');
+  const whole = headend.receive(pair[1]!, 2_001);
+  assert.ok(whole.kind === 'frame' && whole.frame.equals(Buffer.alloc(1514, 9)), 'and a split frame is rebuilt');
 });

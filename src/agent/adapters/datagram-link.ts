@@ -7,22 +7,27 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Logger } from '../../shared/log.js';
+import { tuneSocket } from '../../shared/native/socket-options.js';
 import type { Clock } from '../../shared/ports.js';
-import { DatagramChannel, exportKeyBlock, type ChannelTiming, type DgTx } from '../../shared/tunnel/datagram/channel.js';
+import { DatagramChannel, exportKeyBlock, SPLIT_CAPABILITY, type ChannelTiming, type DgTx } from '../../shared/tunnel/datagram/channel.js';
+import { clampMss, mssFor } from '../../shared/tunnel/datagram/mss-clamp.js';
 import type { TunnelSession, TunnelTransport } from '../../shared/tunnel/session.js';
 
 export const DATAGRAM_CAPABILITY = 'datagram';
+/** What the agent's hello asks for: the channel, and HEAD/TAIL pairs for frames above the path MTU. */
+export const DATAGRAM_HELLO: readonly string[] = [DATAGRAM_CAPABILITY, SPLIT_CAPABILITY];
 const CIPHER = 'AES-256-GCM';
 const TICK_MS = 100;
 
-/** The headend's offer in its hello-ack capabilities: `datagram:<peer id>:<udp port>`, or null. */
-export function datagramOffer(capabilities: readonly string[]): { peerId: number; port: number } | null {
+/** The headend's offer in its hello-ack capabilities: `datagram:<peer id>:<udp port>` (and `dg-split`), or null. */
+export function datagramOffer(capabilities: readonly string[]): { peerId: number; port: number; splits: boolean } | null {
   for (const c of capabilities) {
     const m = /^datagram:(\d{1,8}):(\d{1,5})$/.exec(c);
     if (!m) continue;
     const peerId = Number(m[1]);
     const port = Number(m[2]);
-    if (peerId >= 1 && peerId < 0xffffff && port >= 1 && port <= 65_535) return { peerId, port };
+    if (peerId >= 1 && peerId < 0xffffff && port >= 1 && port <= 65_535)
+      return { peerId, port, splits: capabilities.includes(SPLIT_CAPABILITY) };
   }
   return null;
 }
@@ -31,6 +36,13 @@ export interface DatagramLink {
   readonly tx: DgTx;
   readonly reason: string;
   readonly counters: DatagramChannel['counters'];
+  /** The largest outer packet the path to the headend has carried. */
+  readonly plpmtu: number;
+  /**
+   * Lowers the MSS of TCP SYNs crossing the tunnel (both ways, in place) so each segment fits one datagram;
+   * only once the path has carried datagrams: a site whose UDP is blocked keeps its full MSS on TLS.
+   */
+  clamp(frames: readonly Buffer[]): void;
   close(): void;
 }
 
@@ -39,7 +51,7 @@ export interface DatagramLinkOptions {
   transport: TunnelTransport;
   /** The headend host the TLS connection reached (so UDP goes to the same machine behind DNS). */
   host: string;
-  offer: { peerId: number; port: number };
+  offer: { peerId: number; port: number; splits: boolean };
   /** Overrides the offered port (a site that must send UDP elsewhere, a test's relay). */
   port?: number;
   localAddress?: string;
@@ -52,12 +64,21 @@ export interface DatagramLinkOptions {
 export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
   if (o.transport.exportKeyingMaterial === undefined) return null;
   const keyBlock = exportKeyBlock(o.transport.exportKeyingMaterial, CIPHER, o.offer.peerId);
+  const ipv6 = isIPv6(o.host);
   const channel = new DatagramChannel(
-    { role: 'agent', cipher: CIPHER, peerId: o.offer.peerId, keyBlock, ...(o.timing ? { timing: o.timing } : {}) },
+    {
+      role: 'agent',
+      cipher: CIPHER,
+      peerId: o.offer.peerId,
+      keyBlock,
+      ipv6,
+      peerSplits: o.offer.splits,
+      ...(o.timing ? { timing: o.timing } : {}),
+    },
     o.clock.now(),
   );
   keyBlock.fill(0);
-  const sock: Socket = createSocket(isIPv6(o.host) ? 'udp6' : 'udp4');
+  const sock: Socket = createSocket(ipv6 ? 'udp6' : 'udp4');
   let connected = false;
   let closed = false;
   // A refused or unreachable port comes back as an error on a connected socket: the path monitor
@@ -65,6 +86,8 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
   sock.on('error', (e) => o.log.debug('datagram socket error', { error: e.message }));
   sock.on('message', (msg: Buffer) => {
     const r = channel.receive(msg, o.clock.now());
+    // An answered probe moves tx at once, not at the next tick.
+    o.session.datagramTx = channel.tx === 'datagram' ? txFrame : null;
     if (r.kind === 'frame') o.session.receiveFrames([r.frame]);
     else if (r.kind === 'ping' && r.answer) send(r.answer);
   });
@@ -73,22 +96,23 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
   };
   sock.bind({ port: 0, ...(o.localAddress ? { address: o.localAddress } : {}) }, () => {
     if (closed) return;
+    const tuned = tuneSocket(sock, { pmtuProbe: ipv6 ? 'ipv6' : 'ipv4' });
+    if (!tuned.ok) o.log.debug('datagram socket without DF probing', { reason: tuned.reason });
     sock.connect(o.port ?? o.offer.port, o.host, () => {
       connected = true;
     });
   });
   const txFrame = (frame: Uint8Array): boolean => {
     if (channel.tx !== 'datagram' || !connected) return false;
-    sock.send(channel.sealFrame(frame, o.clock.now()));
-    return true;
+    return channel.sealFrame(frame, o.clock.now(), send);
   };
-  // Set once: it takes a frame only while the path monitor says datagrams work.
-  o.session.datagramTx = txFrame;
   const tick = setInterval(() => {
     if (!connected) return;
     const t = channel.tick(o.clock.now());
     for (const d of t.send) send(d);
     if (t.changed) {
+      // The session sends by datagrams only while the path monitor says they work.
+      o.session.datagramTx = channel.tx === 'datagram' ? txFrame : null;
       o.session.sendControl({ type: 'dg-state', tx: channel.tx, reason: channel.reason });
       o.log.info('tunnel transport', { tx: channel.tx, reason: channel.reason });
       o.changed?.(channel.tx, channel.reason);
@@ -103,6 +127,15 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
       return channel.reason;
     },
     counters: channel.counters,
+    get plpmtu() {
+      return channel.plpmtu;
+    },
+    clamp(frames) {
+      if (!channel.everUp) return;
+      const v4 = mssFor(channel.plpmtu, ipv6, 0, false);
+      const v6 = mssFor(channel.plpmtu, ipv6, 0, true);
+      for (const f of frames) clampMss(f, v4, v6);
+    },
     close() {
       if (closed) return;
       closed = true;

@@ -75,7 +75,17 @@ export type TunnelStatus = {
   protocol: { version: 1 | 2; offload: boolean } | null;
   /** Where this side's data leaves: datagrams, or the TLS connection (also when no channel was offered). */
   transport: 'datagram' | 'tls';
-  datagram: { tx: 'datagram' | 'tls'; reason: string; datagramsIn: number; datagramsOut: number; switches: number } | null;
+  datagram: {
+    tx: 'datagram' | 'tls';
+    reason: string;
+    datagramsIn: number;
+    datagramsOut: number;
+    switches: number;
+    /** Frames sent as two datagrams (HEAD/TAIL) because they exceeded the path MTU. */
+    splits: number;
+    /** The largest outer packet the path has carried (its search starts at 1280). */
+    plpmtu: number;
+  } | null;
   counters: TunnelCounters;
 };
 

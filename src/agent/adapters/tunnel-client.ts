@@ -18,9 +18,12 @@ import { afterLoss, backoffDelay, hintedDelay } from '../core/backoff.js';
 import type { TunnelState } from '../core/ports.js';
 import { TicketCache } from './tls-tickets.js';
 import { hostOf, validate } from './tunnel-options.js';
-import { DATAGRAM_CAPABILITY, datagramOffer, openDatagramLink, type DatagramLink } from './datagram-link.js';
+import { DATAGRAM_HELLO, datagramOffer, openDatagramLink, type DatagramLink } from './datagram-link.js';
 
-const pick = (c: DatagramLink['counters']) => ({ datagramsIn: c.datagramsIn, datagramsOut: c.datagramsOut, switches: c.switches });
+const pick = (d: DatagramLink) => {
+  const c = d.counters;
+  return { datagramsIn: c.datagramsIn, datagramsOut: c.datagramsOut, switches: c.switches, splits: c.splits, plpmtu: d.plpmtu };
+};
 const dgExtras = (o: TunnelClientOptions) => ({
   ...(o.datagram?.port ? { port: o.datagram.port } : {}),
   ...(o.datagram?.timing ? { timing: o.datagram.timing } : {}),
@@ -100,6 +103,7 @@ class Client implements TunnelClient {
       this.#notUpDrops += frames.length;
       return 0;
     }
+    this.#dg?.clamp(frames);
     return s.sendBatch(frames);
   }
 
@@ -149,7 +153,7 @@ class Client implements TunnelClient {
       aqm: s?.egress.aqm ?? NO_AQM,
       tlsResumed: up && this.#resumed,
       transport: up && this.#dg ? this.#dg.tx : 'tls',
-      datagram: up && this.#dg ? { tx: this.#dg.tx, reason: this.#dg.reason, ...pick(this.#dg.counters) } : null,
+      datagram: up && this.#dg ? { tx: this.#dg.tx, reason: this.#dg.reason, ...pick(this.#dg) } : null,
       protocol: up ? { version: s.protocol, offload: s.offloadAgreed } : null,
       counters: {
         txFrames: d.txFrames + (e?.sentFrames ?? 0) + (s?.counters.datagramFramesOut ?? 0),
@@ -307,7 +311,7 @@ class Client implements TunnelClient {
         clock: o.clock,
         scheduler: o.scheduler,
         egress: { maxFrames: o.sendQueueFrames, holdUnsentBytes: o.maxBufferedBytes, aqm: o.aqm },
-        hello: dgOn ? { ...o.hello, capabilities: [...o.hello.capabilities, DATAGRAM_CAPABILITY] } : o.hello,
+        hello: dgOn ? { ...o.hello, capabilities: [...o.hello.capabilities, ...DATAGRAM_HELLO] } : o.hello,
         keepaliveMs: o.keepaliveMs,
         deadAfterMs: o.deadAfterMs,
         offload: o.offload,
@@ -343,6 +347,7 @@ class Client implements TunnelClient {
         },
         dgState: (msg) => this.#log.debug('headend transport', { tx: msg.tx, reason: msg.reason }),
         frames: (batch) => {
+          this.#dg?.clamp(batch);
           for (const h of this.#frameHandlers) h(batch);
         },
         offload: (h, f) => this.#offloadHandler?.(h, f),

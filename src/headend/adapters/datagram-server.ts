@@ -12,7 +12,7 @@ import type { Logger } from '../../shared/log.js';
 import { tuneSocket } from '../../shared/native/socket-options.js';
 import { bindUdp } from './listen.js';
 import { parseHeader } from '../../shared/tunnel/datagram/codec.js';
-import { DatagramChannel, exportKeyBlock, type ChannelTiming } from '../../shared/tunnel/datagram/channel.js';
+import { DatagramChannel, exportKeyBlock, SPLIT_CAPABILITY, type ChannelTiming } from '../../shared/tunnel/datagram/channel.js';
 import type { HelloMessage } from '../../shared/tunnel/control.js';
 import type { TunnelSession, TunnelTransport } from '../../shared/tunnel/session.js';
 import type { DatagramPort } from '../core/headend.js';
@@ -31,6 +31,7 @@ interface Peer {
   address: string | null;
   port: number;
   changed: (tx: string, reason: string) => void;
+  readonly txFrame: (frame: Uint8Array) => boolean;
 }
 
 export interface DatagramServer extends DatagramPort {
@@ -53,9 +54,12 @@ export async function openDatagramServer(o: {
   await bindUdp(sock, o.host, o.port, 'datagram (datagram.port)');
   sock.on('error', (e) => o.log.warn('datagram socket error', { error: e.message }));
   // Every session's datagrams share this one queue: room for a burst of all of them.
-  const tuned = tuneSocket(sock, { rcvbuf: RCVBUF, sndbuf: RCVBUF });
+  const ipv6 = isIPv6(o.host);
+  const tuned = tuneSocket(sock, { rcvbuf: RCVBUF, sndbuf: RCVBUF, pmtuProbe: ipv6 ? 'ipv6' : 'ipv4' });
   if (!tuned.ok) o.log.debug('datagram socket not tuned', { reason: tuned.reason });
   const bySession = new Map<string, number>();
+  /** Sessions whose hello said they rebuild HEAD/TAIL pairs. */
+  const splits = new Set<string>();
   const peers = new Map<number, Peer>();
   const quarantine = new Map<number, number>();
   const drops: Record<string, number> = {};
@@ -76,6 +80,8 @@ export async function openDatagramServer(o: {
     const now = o.now();
     const r = p.channel.receive(msg, now);
     if (r.kind === 'drop') return;
+    // An answered probe moves tx at once, not at the next tick.
+    p.tunnel.datagramTx = p.channel.tx === 'datagram' ? p.txFrame : null;
     // Authentic: this is where the device is now.
     p.address = from.address;
     p.port = from.port;
@@ -91,8 +97,7 @@ export async function openDatagramServer(o: {
       const t = c.tick(now);
       for (const d of t.send) sendTo(p, d);
       if (t.changed) {
-        p.tunnel.datagramTx =
-          c.tx === 'datagram' ? (frame) => (c.tx === 'datagram' ? (sendTo(p, c.sealFrame(frame, o.now())), true) : false) : null;
+        p.tunnel.datagramTx = c.tx === 'datagram' ? p.txFrame : null;
         p.tunnel.sendControl({ type: 'dg-state', tx: c.tx, reason: c.reason });
         p.changed(c.tx, c.reason);
       }
@@ -114,31 +119,37 @@ export async function openDatagramServer(o: {
     drops,
     offer(sessionId: string, hello: HelloMessage) {
       if (!hello.capabilities.includes(DATAGRAM_CAPABILITY)) return null;
-      const old = bySession.get(sessionId);
-      if (old !== undefined) return `${DATAGRAM_CAPABILITY}:${old}:${port}`;
-      const id = newPeerId();
+      if (hello.capabilities.includes(SPLIT_CAPABILITY)) splits.add(sessionId);
+      const id = bySession.get(sessionId) ?? newPeerId();
       bySession.set(sessionId, id);
-      return `${DATAGRAM_CAPABILITY}:${id}:${port}`;
+      // dg-split: this end rebuilds HEAD/TAIL pairs (an older agent ignores the word).
+      return [`${DATAGRAM_CAPABILITY}:${id}:${port}`, SPLIT_CAPABILITY];
     },
     attach(sessionId, tunnel, transport: TunnelTransport, changed) {
       const id = bySession.get(sessionId);
       if (id === undefined || transport.exportKeyingMaterial === undefined) return;
       const keyBlock = exportKeyBlock(transport.exportKeyingMaterial, CIPHER, id);
+      const peerSplits = splits.has(sessionId);
       const channel = new DatagramChannel(
-        { role: 'headend', cipher: CIPHER, peerId: id, keyBlock, ...(o.timing ? { timing: o.timing } : {}) },
+        { role: 'headend', cipher: CIPHER, peerId: id, keyBlock, ipv6, peerSplits, ...(o.timing ? { timing: o.timing } : {}) },
         o.now(),
       );
       keyBlock.fill(0);
-      const peer: Peer = { sessionId, tunnel, channel, address: null, port: 0, changed };
-      peers.set(id, peer);
-      // Set once: it takes a frame only while this side's path monitor says datagrams work.
-      tunnel.datagramTx = (frame) => {
-        if (channel.tx !== 'datagram' || peer.address === null) return false;
-        sendTo(peer, channel.sealFrame(frame, o.now()));
-        return true;
+      const send = (d: Buffer): void => sendTo(peer, d);
+      const peer: Peer = {
+        sessionId,
+        tunnel,
+        channel,
+        address: null,
+        port: 0,
+        changed,
+        // The session's datagramTx while this side's path monitor says datagrams work.
+        txFrame: (frame) => channel.tx === 'datagram' && peer.address !== null && channel.sealFrame(frame, o.now(), send),
       };
+      peers.set(id, peer);
     },
     detach(sessionId) {
+      splits.delete(sessionId);
       const id = bySession.get(sessionId);
       if (id === undefined) return;
       bySession.delete(sessionId);

@@ -4,8 +4,8 @@ import type { HelloMessage } from '../../shared/tunnel/control.js';
 import type { TunnelSession, TunnelTransport } from '../../shared/tunnel/session.js';
 
 export interface DatagramPort {
-  /** The hello-ack capability that offers the channel to a session whose hello asked for it, or null. */
-  offer(sessionId: string, hello: HelloMessage): string | null;
+  /** The hello-ack capabilities that offer the channel to a session whose hello asked for it, or null. */
+  offer(sessionId: string, hello: HelloMessage): readonly string[] | null;
   /** The offered session is up: its channel starts; `changed` is told every switch of this side's path. */
   attach(sessionId: string, tunnel: TunnelSession, transport: TunnelTransport, changed: (tx: string, reason: string) => void): void;
   /** The session ended: keys, peer id and address go with it. */

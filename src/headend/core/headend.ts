@@ -169,7 +169,7 @@ export class HeadendCore {
       datagramOffered = dg !== null;
       return {
         vni,
-        capabilities: [...(identity.vlan ? [`vlan:${identity.vlan}`] : []), ...(dhcp ? ['dhcp-from-dc'] : []), ...(dg ? [dg] : [])],
+        capabilities: [...(identity.vlan ? [`vlan:${identity.vlan}`] : []), ...(dhcp ? ['dhcp-from-dc'] : []), ...(dg ?? [])],
       };
     };
     const tunnel = new TunnelSession(

@@ -13,6 +13,12 @@ const IPPROTO_TCP = 6;
 const TCP_NOTSENT_LOWAT = 25;
 const SOL_UDP = 17;
 const UDP_SEGMENT = 103;
+const IPPROTO_IP = 0;
+const IP_MTU_DISCOVER = 10;
+const IPPROTO_IPV6 = 41;
+const IPV6_MTU_DISCOVER = 23;
+/** DF on every packet, no local fragmentation, and no trust in ICMP's path MTU (a forged ICMP cannot shrink sends). */
+const IP_PMTUDISC_PROBE = 3;
 
 export interface SocketTuning {
   /** TCP_NOTSENT_LOWAT: unsent bytes the kernel accepts beyond what is in flight. */
@@ -22,6 +28,8 @@ export interface SocketTuning {
   rcvbuf?: number;
   /** UDP_SEGMENT (UDP GSO): a send longer than this is cut into datagrams of this size by the kernel. */
   udpSegment?: number;
+  /** IP(V6)_MTU_DISCOVER = PMTUDISC_PROBE on a UDP socket of that family: the datagram channel's own path MTU search. */
+  pmtuProbe?: 'ipv4' | 'ipv6';
 }
 
 export type TuneResult = { ok: true; applied: Record<string, number> } | { ok: false; reason: string };
@@ -62,6 +70,8 @@ export function tuneSocket(s: object, t: SocketTuning, addon: TapAddon | null = 
     if (t.rcvbuf !== undefined) applied.rcvbuf = addon.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, t.rcvbuf);
     if (t.notsentLowat !== undefined) applied.notsentLowat = addon.setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, t.notsentLowat);
     if (t.udpSegment !== undefined) applied.udpSegment = addon.setsockopt(fd, SOL_UDP, UDP_SEGMENT, t.udpSegment);
+    if (t.pmtuProbe === 'ipv4') applied.pmtuProbe = addon.setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE);
+    if (t.pmtuProbe === 'ipv6') applied.pmtuProbe = addon.setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, IP_PMTUDISC_PROBE);
   } catch (e) {
     return { ok: false, reason: e instanceof Error ? e.message : String(e) };
   }

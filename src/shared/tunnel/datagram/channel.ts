@@ -12,23 +12,42 @@
 //   - Probing that finds nothing within 1 s gives up; the agent probes again after 2 s, doubling up to
 //     reprobeMaxMs (60 s). The headend never probes on its own (a NAT in front of the agent would not
 //     let it in): an authentic datagram from the agent starts its probe.
+//
+// Path MTU (RFC 8899's datagram PLPMTUD, simplified): a side starts at BASE_PLPMTU and, once its path is
+// up, sends padded PINGs at the candidate sizes above (three rounds 1 s apart, again every 10 min); each
+// answered size raises its PLPMTU. Those probes never count toward a dark path. A frame too large for one
+// datagram at the PLPMTU leaves as a HEAD/TAIL pair (reassembly.ts) when the peer said it rebuilds them;
+// toward an older peer it leaves whole, as before. The sockets set DF without local fragmentation.
 import { DatagramReceiver, MAX_COUNTER, OVERHEAD, seal } from './codec.js';
+import { KIND_HEAD, KIND_TAIL, Reassembly } from './reassembly.js';
 import { EpochChain, exporterContext, EXPORTER_LABEL, initialSecrets, KEY_BLOCK_LENGTH, type DatagramCipher } from './keys.js';
 
+/** Hello and hello-ack capability of an end that rebuilds HEAD/TAIL pairs (sends them only to such a peer). */
+export const SPLIT_CAPABILITY = 'dg-split';
 export const KIND_FRAME = 0x00;
 export const KIND_PING = 0x10;
 export const KIND_PONG = 0x11;
 const PING_ANSWER = 1;
+const PING_PMTU = 2;
+/** Where every path MTU search starts: IPv6's minimum link MTU, which nearly every IPv4 path carries too. */
+export const BASE_PLPMTU = 1280;
+/** Outer packet sizes a search tries, largest first: Ethernet, PPPoE, common tunnel and DS-Lite sizes. */
+export const PLPMTU_CANDIDATES: readonly number[] = [1500, 1492, 1480, 1472, 1460, 1440, 1420, 1400, 1380, 1360, 1340, 1320, 1300];
+const SEARCH_ROUNDS = 3;
+const SEARCH_ROUND_MS = 1_000;
+const SEARCH_AGAIN_MS = 600_000;
 /** The kind byte as the first part of a sealed payload (no per-datagram allocation for it). */
 const KIND_BYTES: Record<number, Buffer> = {
   [KIND_FRAME]: Buffer.of(KIND_FRAME),
+  [KIND_HEAD]: Buffer.of(KIND_HEAD),
+  [KIND_TAIL]: Buffer.of(KIND_TAIL),
   [KIND_PING]: Buffer.of(KIND_PING),
   [KIND_PONG]: Buffer.of(KIND_PONG),
 };
 /** PING/PONG body: u8 flags | u32 id | u64 sender's ms (echoed). */
 const PING_BODY = 13;
 /** AES-GCM: a new epoch key long before the usage limit (2^28 packets of 1,500 bytes would still be safe). */
-const EPOCH_PACKETS = 2 ** 24;
+const EPOCH_LIMIT = Math.min(2 ** 24, MAX_COUNTER);
 
 export type DgTx = 'datagram' | 'tls';
 
@@ -61,6 +80,12 @@ export interface ChannelOptions {
   /** 256 bytes from the TLS exporter: exportKeyBlock(). */
   readonly keyBlock: Buffer;
   readonly timing?: Partial<ChannelTiming>;
+  /** The outer path is IPv6 (40-byte header instead of 20). */
+  readonly ipv6?: boolean;
+  /** The peer rebuilds HEAD/TAIL pairs (capability `dg-split`); else a frame too large leaves whole. */
+  readonly peerSplits?: boolean;
+  /** The largest outer packet a search may find; default 1500. */
+  readonly maxPlpmtu?: number;
 }
 
 /** The exporter call both ends make; the context binds the keys to the agreed cipher and peer id. */
@@ -74,23 +99,41 @@ export function exportKeyBlock(
 }
 
 export type Received =
-  { kind: 'frame'; frame: Buffer } | { kind: 'ping'; answer: Buffer | null } | { kind: 'pong' } | { kind: 'drop'; reason: string };
+  | { kind: 'frame'; frame: Buffer }
+  | { kind: 'half' }
+  | { kind: 'ping'; answer: Buffer | null }
+  | { kind: 'pong' }
+  | { kind: 'drop'; reason: string };
 
 export interface ChannelCounters {
   datagramsOut: number;
   datagramsIn: number;
   framesOut: number;
   framesIn: number;
+  /** Frames sent as a HEAD/TAIL pair. */
+  splits: number;
   switches: number;
   drops: Record<string, number>;
 }
 
 export class DatagramChannel {
-  readonly counters: ChannelCounters = { datagramsOut: 0, datagramsIn: 0, framesOut: 0, framesIn: 0, switches: 0, drops: {} };
+  readonly counters: ChannelCounters = {
+    datagramsOut: 0,
+    datagramsIn: 0,
+    framesOut: 0,
+    framesIn: 0,
+    splits: 0,
+    switches: 0,
+    drops: {},
+  };
   /** Where this side's data leaves now. */
   tx: DgTx = 'tls';
   /** Why tx last changed (status, audit). */
   reason = 'start';
+  /** The largest outer packet (IP header included) this side's path has carried: the split threshold. */
+  plpmtu = BASE_PLPMTU;
+  /** The path has been up at least once: the TCP MSS of new connections follows the PLPMTU from then on. */
+  everUp = false;
   readonly #o: ChannelOptions;
   readonly #t: ChannelTiming;
   readonly #txChain: EpochChain;
@@ -107,6 +150,11 @@ export class DatagramChannel {
   #lastFrameAt = Number.NEGATIVE_INFINITY;
   #destroyed = false;
   #reported: DgTx = 'tls';
+  /** PMTU probes in flight: PING id -> outer size. Their loss says nothing about the path's liveness. */
+  readonly #probes = new Map<number, number>();
+  #searchRound = 0;
+  #nextSearchAt = Number.POSITIVE_INFINITY;
+  readonly #reassembly = new Reassembly((reason) => this.#drop(reason));
   /** When the last authentic datagram arrived. */
   lastAuthenticAt = Number.NEGATIVE_INFINITY;
 
@@ -130,11 +178,30 @@ export class DatagramChannel {
     this.#nextProbeAt = o.role === 'agent' ? now : Number.POSITIVE_INFINITY;
   }
 
-  /** Seals one Ethernet frame for the wire (the caller decided tx is 'datagram'). */
-  sealFrame(frame: Uint8Array, now: number): Buffer {
+  /** The largest frame one datagram carries at the current PLPMTU. */
+  get maxWhole(): number {
+    return this.plpmtu - (this.#o.ipv6 === true ? 40 : 20) - 8 - CHANNEL_OVERHEAD;
+  }
+
+  /**
+   * Seals one Ethernet frame for the wire, as one datagram or a HEAD/TAIL pair, handed to `send` (the
+   * caller decided tx is 'datagram'). False when it cannot go as datagrams (larger than a pair): TLS takes it.
+   */
+  sealFrame(frame: Uint8Array, now: number, send: (d: Buffer) => void): boolean {
+    const room = this.maxWhole;
+    if (frame.length <= room || this.#o.peerSplits !== true) send(this.#seal(KIND_FRAME, frame));
+    else if (frame.length > 2 * room) return false;
+    else {
+      // Both halves under one epoch, so the pair is consecutive counters of the same keys.
+      if (this.#counter + 2 > EPOCH_LIMIT) this.#counter = EPOCH_LIMIT;
+      const mid = Math.ceil(frame.length / 2);
+      send(this.#seal(KIND_HEAD, frame.subarray(0, mid)));
+      send(this.#seal(KIND_TAIL, frame.subarray(mid)));
+      this.counters.splits++;
+    }
     this.#lastFrameAt = now;
     this.counters.framesOut++;
-    return this.#seal(KIND_FRAME, frame);
+    return true;
   }
 
   /** Opens one datagram from the wire; only an authentic one changes any state. */
@@ -153,16 +220,30 @@ export class DatagramChannel {
       this.counters.framesIn++;
       return { kind: 'frame', frame: p.subarray(1) };
     }
+    if (kind === KIND_HEAD || kind === KIND_TAIL) {
+      const frame = this.#reassembly.offer(kind, r.epoch, r.counter, p.subarray(1), now);
+      if (frame === null) return { kind: 'half' };
+      this.#lastFrameAt = now;
+      this.counters.framesIn++;
+      return { kind: 'frame', frame };
+    }
     if ((kind !== KIND_PING && kind !== KIND_PONG) || p.length < 1 + PING_BODY) return this.#drop('kind');
     const id = p.readUInt32BE(2);
     if (kind === KIND_PONG) {
-      if (this.#unanswered.has(id)) {
+      const size = this.#probes.get(id);
+      if (size !== undefined) {
+        // The path carried a packet of this size, so every smaller one too.
+        this.#probes.delete(id);
+        this.plpmtu = Math.max(this.plpmtu, size);
+      } else if (this.#unanswered.has(id)) {
         // Every PING up to this one is answered or lost behind it: the path works now.
         for (const k of [...this.#unanswered.keys()]) {
           this.#unanswered.delete(k);
           if (k === id) break;
         }
         if (this.tx !== 'datagram') this.#switch('datagram', 'probe-answered');
+        if (!this.everUp) this.#nextSearchAt = now;
+        this.everUp = true;
         this.#probingSince = null;
         this.#reprobeMs = this.#t.reprobeFirstMs;
       }
@@ -209,6 +290,7 @@ export class DatagramChannel {
             ? this.#t.keepaliveMs
             : Number.POSITIVE_INFINITY;
     if (now - this.#lastPingAt >= every) send.push(this.#ping(now));
+    if (this.tx === 'datagram' && now >= this.#nextSearchAt) this.#search(now, send);
     // A change since the last tick, wherever it happened (an answered PING switches in receive()).
     const changed = this.tx !== this.#reported;
     this.#reported = this.tx;
@@ -233,6 +315,8 @@ export class DatagramChannel {
     this.#txChain.destroy();
     this.#rxChain.destroy();
     this.#unanswered.clear();
+    this.#probes.clear();
+    this.#reassembly.clear();
   }
 
   get destroyed(): boolean {
@@ -252,6 +336,25 @@ export class DatagramChannel {
     return this.#seal(KIND_PING, body);
   }
 
+  /** One round of padded PINGs at every candidate above the PLPMTU; the last round schedules the next search. */
+  #search(now: number, send: Buffer[]): void {
+    const max = this.#o.maxPlpmtu ?? 1500;
+    const headers = (this.#o.ipv6 === true ? 40 : 20) + 8;
+    for (const size of PLPMTU_CANDIDATES) {
+      if (size <= this.plpmtu || size > max) continue;
+      this.#pingId = (this.#pingId + 1) >>> 0;
+      this.#probes.set(this.#pingId, size);
+      const body = Buffer.alloc(size - headers - OVERHEAD - 1);
+      body[0] = PING_ANSWER | PING_PMTU;
+      body.writeUInt32BE(this.#pingId, 1);
+      send.push(this.#seal(KIND_PING, body));
+    }
+    // Bounded: only the latest rounds' probes can still be answered.
+    while (this.#probes.size > 3 * PLPMTU_CANDIDATES.length) this.#probes.delete(this.#probes.keys().next().value as number);
+    this.#searchRound = (this.#searchRound + 1) % SEARCH_ROUNDS;
+    this.#nextSearchAt = now + (this.#searchRound === 0 ? SEARCH_AGAIN_MS : SEARCH_ROUND_MS);
+  }
+
   #scheduleReprobe(now: number): void {
     if (this.#o.role !== 'agent') return; // the headend waits for the agent's next datagram
     this.#nextProbeAt = now + this.#reprobeMs;
@@ -265,7 +368,7 @@ export class DatagramChannel {
   }
 
   #seal(kind: number, body: Uint8Array): Buffer {
-    if (++this.#counter > Math.min(EPOCH_PACKETS, MAX_COUNTER)) {
+    if (++this.#counter > EPOCH_LIMIT) {
       this.#txChain.advance();
       this.#counter = 1;
     }

@@ -108,7 +108,7 @@ export function open(cipher: DatagramCipher, keys: EpochKeys, d: Buffer, h: Data
 }
 
 export type DropReason = 'not-data-v2' | 'peer' | 'key-id' | 'epoch' | 'zero' | 'too-old' | 'replay' | 'auth';
-export type OpenResult = { ok: true; payload: Buffer; epoch: number } | { ok: false; reason: DropReason };
+export type OpenResult = { ok: true; payload: Buffer; epoch: number; counter: number } | { ok: false; reason: DropReason };
 
 /**
  * One direction's receiver for one session: the cheap checks first (opcode, peer id, key id, epoch,
@@ -145,6 +145,6 @@ export class DatagramReceiver {
       for (const e of this.#replay.keys()) if (e < h.epoch - 1) this.#replay.delete(e);
     }
     w.commit(h.counter);
-    return { ok: true, payload, epoch: h.epoch };
+    return { ok: true, payload, epoch: h.epoch, counter: h.counter };
   }
 }

@@ -31,6 +31,13 @@ import { waitFor } from '../../../helpers/wait.js';
 /** The site's firewall and NAT in user space: agent <-> relay <-> headend's UDP port. */
 class Relay {
   blocked = false;
+  /**
+   * The path MTU, enforced here because this kernel has no netem: a datagram whose outer IPv4 packet
+   * would exceed it is dropped, as a DF packet at a smaller link is (both directions).
+   */
+  mtu = Infinity;
+  /** Datagrams dropped for size. */
+  tooBig = 0;
   /** The agent's last datagram that went through (an attacker on the path has it too). */
   last: Buffer | null = null;
   readonly #inside: Socket;
@@ -46,7 +53,7 @@ class Relay {
     inside.on('message', (m, from) => {
       this.#agent = from;
       this.last = m;
-      if (!this.blocked) this.#outside.send(m, headendPort, '127.0.0.1');
+      if (!this.blocked && this.#fits(m)) this.#outside.send(m, headendPort, '127.0.0.1');
     });
     this.#wire(outside);
   }
@@ -58,8 +65,13 @@ class Relay {
   }
   #wire(s: Socket): void {
     s.on('message', (m) => {
-      if (!this.blocked && this.#agent) this.#inside.send(m, this.#agent.port, this.#agent.address);
+      if (!this.blocked && this.#agent && this.#fits(m)) this.#inside.send(m, this.#agent.port, this.#agent.address);
     });
+  }
+  #fits(m: Buffer): boolean {
+    if (m.length + 28 <= this.mtu) return true;
+    this.tooBig++;
+    return false;
   }
   /** A NAT that lost its mapping: the agent's datagrams now leave from another port. */
   async rebind(): Promise<void> {
@@ -313,4 +325,74 @@ test('a taken default UDP port leaves the headend up, TLS only, and says so; a c
   });
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /datagram\.port/);
+});
+
+/** Ethernet + IPv4 + TCP with the SYN (and ACK) flag and an MSS option; checksums are not checked here. */
+function tcpSyn(src: string, dst: string, mss: number, ack: boolean): Buffer {
+  const mac = (m: string): Buffer => Buffer.from(m.split(':').map((h) => Number.parseInt(h, 16)));
+  const f = Buffer.alloc(14 + 20 + 24);
+  mac(dst).copy(f, 0);
+  mac(src).copy(f, 6);
+  f.writeUInt16BE(0x0800, 12);
+  f[14] = 0x45;
+  f.writeUInt16BE(44, 16);
+  f[22] = 64;
+  f[23] = 6;
+  Buffer.from([10, 0, 0, 1, 10, 0, 0, 2]).copy(f, 26);
+  f.writeUInt16BE(40000, 34);
+  f.writeUInt16BE(443, 36);
+  f[46] = 6 << 4;
+  f[47] = ack ? 0x12 : 0x02;
+  f.writeUInt16BE(64240, 48);
+  Buffer.from([2, 4, mss >> 8, mss & 255]).copy(f, 54);
+  return f;
+}
+const mssOf = (frame: Buffer): number => frame.readUInt16BE(frame.length - 2);
+
+test('a path MTU below full-size frames: each side finds it, large frames cross as two datagrams both ways, TCP SYNs are clamped to fit one', async (t) => {
+  const e = await env(t);
+  const relay = new Relay(await udp('127.0.0.1'), await udp('127.0.0.1'), await datagramPort(e.h));
+  relay.mtu = 1400;
+  t.after(() => relay.close());
+  const link = client(e, { port: relay.port });
+  t.after(() => link.close());
+  const received: Buffer[] = [];
+  link.onFrames((fs) => received.push(...fs.map((f) => Buffer.from(f))));
+  link.start();
+  await waitFor('on datagrams', 10_000, () => link.status().transport === 'datagram');
+  await waitFor('path MTU found', 5_000, () => link.status().datagram?.plpmtu === 1400);
+  const big = (tag: string, src: string, dst: string): Buffer => testFrame(src, dst, tag.padEnd(1500, '.'));
+
+  const up = big('big-up', '02:00:00:00:00:01', 'ff:ff:ff:ff:ff:ff');
+  assert.equal(up.length, 1514);
+  const before = e.got.length;
+  link.sendFrames([up]);
+  await waitFor('the full-size frame at the VTEP', 5_000, () => e.got.slice(before).some((p) => p.subarray(8).equals(up)));
+  assert.ok((link.status().datagram?.splits ?? 0) >= 1, 'it left as a pair');
+  assert.equal(link.status().transport, 'datagram');
+
+  // Down: the headend's own search found the same MTU once the device's datagrams proved the path.
+  const down = big('big-down', '02:00:00:00:00:05', '02:00:00:00:00:01');
+  const vx = Buffer.alloc(8);
+  writeVxlanHeader(vx, 0, 100);
+  const deadline = Date.now() + 5_000;
+  while (!received.some((f) => f.equals(down)) && Date.now() < deadline) {
+    e.vtep.send(Buffer.concat([vx, down]), e.h.vxlanPort, '127.0.0.1');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.ok(
+    received.some((f) => f.equals(down)),
+    'the full-size frame reached the agent intact',
+  );
+  t.diagnostic(`relay dropped ${relay.tooBig} datagrams above 1,400 bytes (the larger probes)`);
+
+  // SYN out and SYN-ACK back: both MSS options lowered so a full segment fits one 1,400-byte datagram.
+  const want = 1400 - 20 - 8 - 28 - 1 - 14 - 20 - 20;
+  const mark = e.got.length;
+  link.sendFrames([tcpSyn('02:00:00:00:00:01', '02:00:00:00:00:05', 1460, false)]);
+  await waitFor('SYN at the VTEP', 5_000, () => e.got.length > mark);
+  assert.equal(mssOf(e.got[e.got.length - 1]!.subarray(8)), want);
+  e.vtep.send(Buffer.concat([vx, tcpSyn('02:00:00:00:00:05', '02:00:00:00:00:01', 1460, true)]), e.h.vxlanPort, '127.0.0.1');
+  await waitFor('SYN-ACK at the agent', 5_000, () => received.some((f) => f.length === 58 && f[47] === 0x12));
+  assert.equal(mssOf(received.find((f) => f.length === 58 && f[47] === 0x12)!), want);
 });

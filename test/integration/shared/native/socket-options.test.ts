@@ -66,3 +66,16 @@ test('unreadBytesProbe reports what waits in the kernel receive queue', async (t
   assert.equal(n, 3000);
   assert.equal(unreadBytesProbe({}), undefined);
 });
+
+test('the datagram sockets probe the path themselves: the kernel reads back IP(V6)_PMTUDISC_PROBE (DF, no local fragmentation)', async (t) => {
+  const { createSocket } = await import('node:dgram');
+  for (const [type, host, family] of [
+    ['udp4', '127.0.0.1', 'ipv4'],
+    ['udp6', '::1', 'ipv6'],
+  ] as const) {
+    const s = createSocket(type);
+    t.after(() => s.close());
+    await new Promise<void>((r) => s.bind(0, host, () => r()));
+    assert.deepEqual(tuneSocket(s, { pmtuProbe: family }), { ok: true, applied: { pmtuProbe: 3 } }, type);
+  }
+});

@@ -4,6 +4,14 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { DatagramChannel } from '../../../../../src/shared/tunnel/datagram/channel.js';
 
+/** The one datagram a small frame leaves as. */
+function seal1(c: DatagramChannel, f: Buffer, now: number): Buffer {
+  const out: Buffer[] = [];
+  assert.ok(c.sealFrame(f, now, (d) => out.push(d)));
+  assert.equal(out.length, 1);
+  return out[0] as Buffer;
+}
+
 const frame = (tag: string): Buffer =>
   Buffer.concat([Buffer.from('ffffffffffff020000000001', 'hex'), Buffer.from([0x08, 0x00]), Buffer.from(tag)]);
 
@@ -46,12 +54,12 @@ test('the agent probes at once; an answered probe moves both sides to datagrams;
   run(agent, headend, 0, 600);
   assert.equal(agent.tx, 'datagram');
   assert.equal(headend.tx, 'datagram', "the headend proved its own direction with a probe of its own after the agent's");
-  const d = agent.sealFrame(frame('hello'), 700);
+  const d = seal1(agent, frame('hello'), 700);
   const r = headend.receive(d, 700);
   assert.equal(r.kind, 'frame');
   assert.ok(r.kind === 'frame' && r.frame.includes(Buffer.from('hello')));
   // The sender cannot open its own datagrams: each direction has its own key.
-  assert.equal(agent.receive(agent.sealFrame(frame('x'), 710), 710).kind, 'drop');
+  assert.equal(agent.receive(seal1(agent, frame('x'), 710), 710).kind, 'drop');
 });
 
 test('an unanswered probe leaves frames in TLS; the agent probes again after 2 s, doubling up to the cap', () => {
@@ -72,7 +80,7 @@ test('datagrams that go dark while frames flow: TLS within about 1.5 s; unblocke
   assert.equal(agent.tx, 'datagram');
   let darkAt = -1;
   for (let now = 700; now <= 4_000; now += 100) {
-    agent.sealFrame(frame('busy'), now); // frames flow: the monitor pings every 500 ms
+    seal1(agent, frame('busy'), now); // frames flow: the monitor pings every 500 ms
     agent.tick(now); // its pings are lost: nothing delivered
     if ((agent.tx as string) === 'tls' && darkAt < 0) darkAt = now;
   }
@@ -94,12 +102,12 @@ test('the idle agent keeps its NAT mapping: one PING every 15 s, none from the h
 test('hostile input changes nothing: noise, truncation, replay, a flipped bit and a stranger peer id are dropped by reason', () => {
   const { agent, headend } = pair();
   run(agent, headend, 0, 600);
-  const real = agent.sealFrame(frame('real'), 700);
+  const real = seal1(agent, frame('real'), 700);
   assert.equal(headend.receive(real, 700).kind, 'frame');
   const last = headend.lastAuthenticAt;
   const flipped = Buffer.from(real);
   flipped[6]! ^= 0x80; // a counter the window has not seen: only the tag can refuse it
-  const stranger = Buffer.from(agent.sealFrame(frame('s'), 701));
+  const stranger = Buffer.from(seal1(agent, frame('s'), 701));
   stranger[3] = (stranger[3]! + 1) & 255;
   const noise = randomBytes(100);
   noise[0] = 0;
@@ -115,7 +123,7 @@ test('hostile input changes nothing: noise, truncation, replay, a flipped bit an
 test('keys of another TLS session open nothing; a destroyed channel opens nothing', () => {
   const a = pair();
   const b = pair();
-  const d = a.agent.sealFrame(frame('x'), 0);
+  const d = seal1(a.agent, frame('x'), 0);
   assert.deepEqual(b.headend.receive(d, 0), { kind: 'drop', reason: 'auth' });
   a.headend.destroy();
   assert.deepEqual(a.headend.receive(d, 0), { kind: 'drop', reason: 'closed' });
@@ -130,4 +138,98 @@ test("the headend follows the device's word: when the device's data leaves datag
   assert.equal(headend.reason, 'peer-on-tls');
   run(agent, headend, 700, 20_000);
   assert.equal(headend.tx, 'datagram', "the device's next datagram starts a new probe that succeeds");
+});
+
+/** Both sides up on datagrams, delivering only datagrams whose outer IPv4 packet fits `mtu`. */
+function runMtu(a: DatagramChannel, h: DatagramChannel, from: number, to: number, mtu: number): void {
+  const fits = (d: Buffer): boolean => d.length + 28 <= mtu;
+  for (let now = from; now <= to; now += 100) {
+    for (const d of a.tick(now).send) {
+      if (!fits(d)) continue;
+      const r = h.receive(d, now);
+      if (r.kind === 'ping' && r.answer && fits(r.answer)) a.receive(r.answer, now);
+    }
+    for (const d of h.tick(now).send) {
+      if (!fits(d)) continue;
+      const r = a.receive(d, now);
+      if (r.kind === 'ping' && r.answer && fits(r.answer)) h.receive(r.answer, now);
+    }
+  }
+}
+
+function splitPair(block = randomBytes(256)): { agent: DatagramChannel; headend: DatagramChannel } {
+  const o = { cipher: 'AES-256-GCM', peerId: 0x0a0b0c, peerSplits: true } as const;
+  return {
+    agent: new DatagramChannel({ ...o, role: 'agent', keyBlock: Buffer.from(block) }, 0),
+    headend: new DatagramChannel({ ...o, role: 'headend', keyBlock: Buffer.from(block) }, 0),
+  };
+}
+
+test('path MTU: each side starts at 1280 and finds the largest candidate its path carries; lost probes never darken the path', () => {
+  for (const mtu of [1500, 1492, 1400, 1300]) {
+    const { agent, headend } = splitPair();
+    assert.equal(agent.plpmtu, 1280);
+    runMtu(agent, headend, 0, 400, mtu);
+    assert.equal(agent.tx, 'datagram');
+    runMtu(agent, headend, 500, 6_000, mtu);
+    assert.equal(agent.plpmtu, mtu, `agent at path MTU ${mtu}`);
+    assert.equal(headend.plpmtu, mtu, `headend at path MTU ${mtu}`);
+    assert.equal(agent.tx, 'datagram', 'the unanswered larger probes did not count as a dark path');
+    assert.equal(headend.tx, 'datagram');
+    assert.equal(agent.maxWhole, mtu - 28 - 29);
+  }
+});
+
+test('a frame above one datagram leaves as HEAD and TAIL within the path MTU and is rebuilt in either order', () => {
+  const { agent, headend } = splitPair();
+  runMtu(agent, headend, 0, 5_000, 1400);
+  const big = randomBytes(1514);
+  for (const order of ['in-order', 'reversed']) {
+    const out: Buffer[] = [];
+    assert.ok(agent.sealFrame(big, 5_100, (d) => out.push(d)));
+    assert.equal(out.length, 2, 'two datagrams');
+    for (const d of out) assert.ok(d.length + 28 <= 1400, `${d.length + 28} bytes on the wire`);
+    if (order === 'reversed') out.reverse();
+    assert.equal(headend.receive(out[0]!, 5_100).kind, 'half');
+    const r = headend.receive(out[1]!, 5_100);
+    assert.ok(r.kind === 'frame' && r.frame.equals(big), order);
+  }
+  assert.equal(agent.counters.splits, 2);
+  // One that fits goes whole.
+  const out: Buffer[] = [];
+  agent.sealFrame(randomBytes(1300), 5_200, (d) => out.push(d));
+  assert.equal(out.length, 1);
+  // One larger than two datagrams is refused (the caller sends it in TLS).
+  assert.equal(
+    agent.sealFrame(randomBytes(3_000), 5_300, () => assert.fail('nothing sent')),
+    false,
+  );
+});
+
+test('a lost half costs its frame only: held halves time out in 200 ms and are bounded in number', () => {
+  const { agent, headend } = splitPair();
+  runMtu(agent, headend, 0, 600, 1280);
+  const halves: Buffer[] = [];
+  for (let i = 0; i < 20; i++) agent.sealFrame(randomBytes(1514), 700, (d) => halves.push(d));
+  // Only the HEADs arrive.
+  for (let i = 0; i < halves.length; i += 2) assert.equal(headend.receive(halves[i]!, 700).kind, 'half');
+  assert.equal(headend.counters.drops['half-evicted'], 12, '8 held, the oldest 12 evicted');
+  const next: Buffer[] = [];
+  agent.sealFrame(randomBytes(1514), 1_000, (d) => next.push(d));
+  headend.receive(next[0]!, 1_000);
+  assert.equal(headend.counters.drops['half-timeout'], 8, 'the 8 held ones expired');
+  // A TAIL whose HEAD is gone is held, then expires: no frame is ever made from a wrong pair.
+  assert.equal(headend.receive(halves[1]!, 1_000).kind, 'half');
+  const r = headend.receive(next[1]!, 1_000);
+  assert.equal(r.kind, 'frame');
+});
+
+test('toward a peer that does not rebuild pairs a large frame leaves whole, as older versions sent it', () => {
+  const block = randomBytes(256);
+  const agent = new DatagramChannel({ role: 'agent', cipher: 'AES-256-GCM', peerId: 9, keyBlock: Buffer.from(block) }, 0);
+  const headend = new DatagramChannel({ role: 'headend', cipher: 'AES-256-GCM', peerId: 9, keyBlock: Buffer.from(block) }, 0);
+  const out: Buffer[] = [];
+  assert.ok(agent.sealFrame(randomBytes(1514), 10, (d) => out.push(d)));
+  assert.equal(out.length, 1);
+  assert.equal(headend.receive(out[0]!, 10).kind, 'frame');
 });

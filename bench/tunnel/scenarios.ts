@@ -15,7 +15,15 @@ import { build } from 'esbuild';
 import { parseRegistry } from '../../src/shared/registry/registry.js';
 import { ADDR, bridgeLan, buildBase, fabricLeg, kernelVxlan, type BenchNet } from './topology.js';
 
-export const SCENARIOS = ['connector', 'openvpn-tap-tcp', 'openvpn-tap-udp', 'wireguard-go-vxlan', 'kernel-vxlan', 'bridge-only'] as const;
+export const SCENARIOS = [
+  'connector',
+  'connector-datagram',
+  'openvpn-tap-tcp',
+  'openvpn-tap-udp',
+  'wireguard-go-vxlan',
+  'kernel-vxlan',
+  'bridge-only',
+] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface Running {
@@ -64,7 +72,8 @@ function benchBundles(dir: string): Promise<{ agent: string; headend: string }> 
   return bundles;
 }
 
-async function connector(net: BenchNet, work: string): Promise<Running> {
+/** `datagram`: the agent asks for the datagram channel (`option datagram '1'`, docs/datagram.md). */
+async function connector(net: BenchNet, work: string, datagram = false): Promise<Running> {
   await buildBase(net, { hostMtu: 1500, hbOn: 'gv' });
   await bridgeLan(net.ns.ga);
   await fabricLeg(net);
@@ -112,6 +121,7 @@ async function connector(net: BenchNet, work: string): Promise<Running> {
       `\toption identity_dir '${idDir}'`,
       `\toption status_socket '${join(work, 'agent.sock')}'`,
       "\toption log_format 'json'",
+      ...(datagram ? ["\toption datagram '1'"] : []),
       '',
     ].join('\n'),
   );
@@ -128,7 +138,11 @@ async function connector(net: BenchNet, work: string): Promise<Running> {
     logFile: join(work, 'agent.log'),
     env,
   });
-  return { procs: { agent, headend }, notes: 'agent TAP on br0 -> TLS 1.3 -> headend -> VXLAN/UDP 4789 -> kernel VTEP; host MTU 1500' };
+  const transport = datagram ? 'UDP datagrams beside TLS 1.3' : 'TLS 1.3';
+  return {
+    procs: { agent, headend },
+    notes: `agent TAP on br0 -> ${transport} -> headend -> VXLAN/UDP 4789 -> kernel VTEP; host MTU 1500`,
+  };
 }
 
 async function openvpn(net: BenchNet, work: string, proto: 'tcp' | 'udp'): Promise<Running> {
@@ -317,6 +331,8 @@ export async function startScenario(name: ScenarioName, net: BenchNet, work: str
   mkdirSync(work, { recursive: true });
   net.work = work;
   switch (name) {
+    case 'connector-datagram':
+      return connector(net, work, true);
     case 'connector':
       return connector(net, work);
     case 'openvpn-tap-tcp':

@@ -17,6 +17,7 @@ import { fleetView, tenantsView, type UnitView } from '../core/fleet.js';
 import { LoginGuard } from '../core/login-guard.js';
 import { OPENAPI } from '../core/openapi.js';
 import { canChange, canSee, type Operator } from '../core/operators.js';
+import { unitDetail } from '../core/unit-detail.js';
 import type { HeadendPoll } from './headend-client.js';
 import { cookie, csvCell, HttpError, readJson, SECURITY_HEADERS, sendError, sendJson } from './http-util.js';
 import type { OperatorLog } from './operator-log.js';
@@ -230,7 +231,7 @@ export async function startApiServer(
     if (unitMatch && method === 'GET' && !unitMatch[2]) {
       const u = units(op).find((x) => x.serial === unitMatch[1]);
       if (!u) throw new HttpError(404, `no unit ${unitMatch[1] ?? ''}`);
-      return sendJson(res, 200, u);
+      return sendJson(res, 200, unitDetail(u, p.live().sessions, p.auditLines(), op));
     }
     if (unitMatch && method === 'POST' && unitMatch[2]) return change(req, res, op, unitMatch[1] as string, unitMatch[2]);
     if (path === '/api/tenants' && method === 'GET') {

@@ -17,6 +17,11 @@ export interface LiveSession {
   startedAtMs: number;
   bytesIn: number;
   bytesOut: number;
+  /** Newer headends also report these (older ones leave them out). */
+  vlan?: number;
+  framesIn?: number;
+  framesOut?: number;
+  transport?: string;
   /** Which headend reported it (its URL). */
   headend: string;
 }

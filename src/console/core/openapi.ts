@@ -9,6 +9,9 @@ const ok = (description: string, schema: Record<string, unknown> = { type: 'obje
   content: { 'application/json': { schema } },
 });
 const unitRef = { $ref: '#/components/schemas/Unit' };
+const int = { type: 'integer' };
+const text = { type: 'string' };
+const maybe = (t: Record<string, unknown>) => ({ ...t, nullable: true });
 
 export const OPENAPI = Object.freeze({
   openapi: '3.0.3',
@@ -38,6 +41,53 @@ export const OPENAPI = Object.freeze({
           updatedAt: { type: 'string', format: 'date-time' },
         },
       },
+      UnitDetail: {
+        allOf: [
+          unitRef,
+          {
+            type: 'object',
+            properties: {
+              sessions: {
+                type: 'array',
+                description: 'live sessions the headends report for the unit (a trunk unit has one per VLAN)',
+                items: {
+                  type: 'object',
+                  properties: {
+                    headend: text,
+                    vni: int,
+                    vlan: int,
+                    state: text,
+                    transport: { type: 'string', enum: ['datagram', 'tls'] },
+                    remote: text,
+                    startedAtMs: int,
+                    framesIn: int,
+                    framesOut: int,
+                    bytesIn: int,
+                    bytesOut: int,
+                  },
+                },
+              },
+              history: {
+                type: 'array',
+                description: 'the unit in the headend audit log (connect, disconnect, refused, transport), newest first, at most 200',
+                items: {
+                  type: 'object',
+                  properties: {
+                    seq: maybe(int),
+                    time: { type: 'string', format: 'date-time' },
+                    event: text,
+                    reason: maybe(text),
+                    remote: maybe(text),
+                    transport: maybe(text),
+                    bytesIn: maybe(int),
+                    bytesOut: maybe(int),
+                  },
+                },
+              },
+            },
+          },
+        ],
+      },
     },
   },
   security: [{ session: [] }],
@@ -55,7 +105,12 @@ export const OPENAPI = Object.freeze({
     '/api/units': {
       get: { summary: 'The units the operator may see, with live state', responses: { 200: ok('units', { type: 'object' }) } },
     },
-    '/api/units/{serial}': { get: { responses: { 200: ok('one unit', unitRef), 404: err } } },
+    '/api/units/{serial}': {
+      get: {
+        summary: 'One unit: its fleet row, live sessions and history',
+        responses: { 200: ok('one unit', { $ref: '#/components/schemas/UnitDetail' }), 404: err },
+      },
+    },
     '/api/units/{serial}/claim': {
       post: {
         security: [{ session: [], csrf: [] }],

@@ -4,7 +4,10 @@
 // updates come as server-sent events. Text is set with textContent, never as HTML.
 'use strict';
 
-const state = { me: null, csrf: '', units: [], tenants: [], events: null };
+const state = { me: null, csrf: '', units: [], tenants: [], events: null, unit: null, detail: null, detailAt: 0, samples: new Map() };
+/** Throughput samples kept per unit: 5 minutes at one-second polls. */
+const SAMPLES = 300;
+const SVG = 'http://www.w3.org/2000/svg';
 const $ = (sel) => document.querySelector(sel);
 
 async function api(path, options = {}) {
@@ -40,7 +43,13 @@ function renderFleet() {
   for (const u of state.units) {
     const tr = document.createElement('tr');
     tr.dataset.serial = u.serial;
-    cell(tr, u.serial);
+    const open = document.createElement('button');
+    open.type = 'button';
+    open.className = 'link';
+    open.textContent = u.serial;
+    open.setAttribute('aria-label', `Open unit ${u.serial}`);
+    open.addEventListener('click', () => openUnit(u.serial));
+    cell(tr, '').appendChild(open);
     cell(tr, u.state === 'allowed' ? 'waiting for claim' : u.state);
     cell(tr, u.tenant);
     cell(tr, u.segment);
@@ -119,14 +128,162 @@ async function loadAudit() {
   }
 }
 
+/** Bytes counters of every online unit, one sample per live update, for the throughput chart. */
+function sample(units, at) {
+  for (const u of units) {
+    let s = state.samples.get(u.serial);
+    if (!u.online) {
+      state.samples.delete(u.serial);
+      continue;
+    }
+    if (!s) state.samples.set(u.serial, (s = []));
+    const last = s[s.length - 1];
+    // A new session starts its counters again: start the series again too.
+    if (last && (u.bytesIn < last.in || u.bytesOut < last.out)) s.length = 0;
+    if (!last || at > last.t) s.push({ t: at, in: u.bytesIn, out: u.bytesOut });
+    if (s.length > SAMPLES) s.shift();
+  }
+}
+
+const mbits = (bytes, ms) => (ms > 0 ? (bytes * 8) / ms / 1000 : 0);
+
+function renderChart(serial) {
+  const s = state.samples.get(serial) ?? [];
+  const rates = [];
+  for (let i = 1; i < s.length; i++) {
+    const dt = s[i].t - s[i - 1].t;
+    rates.push({ t: s[i].t, in: mbits(s[i].in - s[i - 1].in, dt), out: mbits(s[i].out - s[i - 1].out, dt) });
+  }
+  const max = Math.max(0.001, ...rates.map((r) => Math.max(r.in, r.out)));
+  const t1 = s.length ? s[s.length - 1].t : Date.now();
+  // The window is what was sampled, up to 5 minutes: a page opened a moment ago draws across the width.
+  const t0 = Math.min(t1 - 10_000, Math.max(s.length ? s[0].t : t1, t1 - SAMPLES * 1000));
+  const pts = (k) => rates.map((r) => `${(((r.t - t0) / (t1 - t0)) * 600).toFixed(1)},${(118 - (r[k] / max) * 114).toFixed(1)}`).join(' ');
+  $('#unit-chart-in').setAttribute('points', pts('in'));
+  $('#unit-chart-out').setAttribute('points', pts('out'));
+  const now = rates[rates.length - 1];
+  $('#unit-chart-caption').textContent = now
+    ? `From the site (blue) ${now.in.toFixed(2)} Mbit/s, to the site (orange) ${now.out.toFixed(2)} Mbit/s now; peak ${max.toFixed(2)} Mbit/s; ${rates.length} samples`
+    : 'No samples yet: the chart fills while this page is open and the unit is online.';
+}
+
+/** Up intervals of the last 24 h from the history (newest first): connect opens one, disconnect closes it. */
+function renderTimeline(d) {
+  const svg = $('#unit-timeline');
+  svg.replaceChildren();
+  const t1 = Date.now();
+  const t0 = t1 - 24 * 3600 * 1000;
+  const spans = [];
+  let open = null;
+  for (const e of d.history.slice().reverse()) {
+    const t = Date.parse(e.time);
+    if (e.event === 'connect') open = t;
+    else if (e.event === 'disconnect' && open !== null) {
+      spans.push([open, t]);
+      open = null;
+    }
+  }
+  if (open !== null && d.online) spans.push([open, t1]);
+  let upMs = 0;
+  for (const [a, b] of spans) {
+    const from = Math.max(a, t0);
+    if (b <= from) continue;
+    upMs += b - from;
+    const r = document.createElementNS(SVG, 'rect');
+    r.setAttribute('x', (((from - t0) / (t1 - t0)) * 600).toFixed(2));
+    r.setAttribute('width', Math.max(0.5, ((b - from) / (t1 - t0)) * 600).toFixed(2));
+    r.setAttribute('y', '2');
+    r.setAttribute('height', '16');
+    r.setAttribute('fill', '#2e8540');
+    svg.appendChild(r);
+  }
+  const drops = d.history.filter((e) => e.event === 'disconnect' && Date.parse(e.time) >= t0).length;
+  const pct = (upMs / (t1 - t0)) * 100;
+  const shown = pct > 0 && pct < 0.1 ? 'under 0.1' : pct.toFixed(1);
+  $('#unit-timeline-caption').textContent = `Up ${shown} % of the last 24 hours (green), ${drops} disconnects`;
+}
+
+function renderUnit() {
+  const d = state.detail;
+  if (!d) return;
+  const live = state.units.find((u) => u.serial === d.serial) ?? d;
+  $('#unit-serial').textContent = d.serial;
+  const facts = $('#unit-facts');
+  facts.replaceChildren();
+  const fact = (k, v) => {
+    const dt = document.createElement('dt');
+    dt.textContent = k;
+    const dd = document.createElement('dd');
+    dd.textContent = v === null || v === undefined || v === '' ? '—' : String(v);
+    facts.append(dt, dd);
+    return dd;
+  };
+  fact('State', d.state === 'allowed' ? 'waiting for claim' : d.state);
+  fact('Tenant', d.tenant);
+  fact('Segment', d.segment);
+  fact('Site', d.site);
+  fact('Tunnel', live.online ? `up for ${since(live.sinceMs)}` : 'down').dataset.tunnel = live.online ? 'up' : 'down';
+  fact('Headend', live.headend);
+  fact('Remote', live.remote);
+  fact('Agent version', live.agentVersion);
+  fact('Transport', d.sessions.map((s) => s.transport).join(', '));
+  renderChart(d.serial);
+  renderTimeline(d);
+  const sb = $('#unit-sessions tbody');
+  sb.replaceChildren();
+  for (const s of d.sessions) {
+    const tr = document.createElement('tr');
+    for (const v of [
+      s.headend,
+      s.vni,
+      s.vlan || '',
+      s.transport,
+      s.remote,
+      since(s.startedAtMs),
+      `${s.framesIn} / ${s.framesOut}`,
+      `${s.bytesIn} / ${s.bytesOut}`,
+    ])
+      cell(tr, v);
+    sb.appendChild(tr);
+  }
+  const hb = $('#unit-history tbody');
+  hb.replaceChildren();
+  for (const e of d.history) {
+    const tr = document.createElement('tr');
+    tr.dataset.event = e.event;
+    const bytes = e.bytesIn === null ? '' : `${e.bytesIn} / ${e.bytesOut}`;
+    for (const v of [e.seq, e.time, e.event, e.reason ?? e.transport, e.remote, bytes]) cell(tr, v);
+    hb.appendChild(tr);
+  }
+}
+
+async function loadUnit() {
+  if (!state.unit) return;
+  state.detailAt = Date.now();
+  state.detail = await api(`/api/units/${encodeURIComponent(state.unit)}`);
+  renderUnit();
+}
+
+function openUnit(serial) {
+  state.unit = serial;
+  state.detail = null;
+  show('unit');
+}
+
 function show(view) {
-  for (const v of ['fleet', 'tenants', 'audit']) $(`#${v}-view`).hidden = v !== view;
+  for (const v of ['fleet', 'unit', 'tenants', 'audit']) $(`#${v}-view`).hidden = v !== view;
   for (const b of document.querySelectorAll('nav [data-view]')) {
     if (b.dataset.view === view) b.setAttribute('aria-current', 'page');
     else b.removeAttribute('aria-current');
   }
   if (view === 'tenants') loadTenants().catch(() => {});
   if (view === 'audit') loadAudit().catch(() => {});
+  if (view === 'unit')
+    loadUnit().then(
+      () => $('#unit-back').focus(),
+      (e) => ($('#unit-facts').textContent = e.message),
+    );
+  else state.unit = null;
 }
 
 function listen() {
@@ -134,8 +291,17 @@ function listen() {
   state.events = new EventSource('/api/events');
   state.events.addEventListener('units', (e) => {
     const d = JSON.parse(e.data);
+    const before = state.units.find((u) => u.serial === state.unit);
     state.units = d.units;
+    sample(d.units, d.at);
     renderFleet();
+    if (state.unit) {
+      const now = state.units.find((u) => u.serial === state.unit);
+      // A new session or a lost one adds history: fetch it; otherwise the live row is enough.
+      const changed = now && (!before || now.online !== before.online || now.sinceMs !== before.sinceMs);
+      if (changed || Date.now() - state.detailAt > 5_000) loadUnit().catch(() => {});
+      else renderUnit();
+    }
     const bad = d.unreachable.map((u) => u.headend).join(', ');
     $('#live').textContent = `live, as of ${new Date(d.at).toLocaleTimeString()}${bad ? `; unreachable: ${bad}` : ''}`;
   });
@@ -187,6 +353,7 @@ $('#audit-form').addEventListener('submit', (e) => {
 });
 
 for (const b of document.querySelectorAll('nav [data-view]')) b.addEventListener('click', () => show(b.dataset.view));
+$('#unit-back').addEventListener('click', () => show('fleet'));
 
 $('#logout').addEventListener('click', async () => {
   await api('/api/logout', { method: 'POST', body: '{}' }).catch(() => {});

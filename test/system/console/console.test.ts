@@ -153,6 +153,35 @@ test(
     );
     assert.equal(opLog.chain.ok, true);
 
+    // One unit's page: its tunnel, its session, its history and a throughput chart that fills live.
+    await page.evaluate(`document.querySelector('#fleet-table button[aria-label="Open unit U-1"]').click()`);
+    await page.waitFor(
+      'the unit page',
+      `!document.querySelector('#unit-view').hidden && document.querySelector('#unit-serial').textContent === 'U-1'`,
+    );
+    await page.waitFor('U-1 up on its page', `document.querySelector('#unit-facts [data-tunnel]')?.dataset.tunnel === 'up'`);
+    await page.waitFor('its connect in the history', `document.querySelector('#unit-history tbody tr[data-event=connect]') !== null`);
+    await page.waitFor('its session', `document.querySelectorAll('#unit-sessions tbody tr').length === 1`);
+    // Some traffic from the site, so the chart has something to draw.
+    const frame = Buffer.concat([Buffer.from('ffffffffffff020000000009', 'hex'), Buffer.from([0x88, 0xb5]), Buffer.alloc(1000)]);
+    const traffic = setInterval(() => units[2]?.sendFrames(Array.from({ length: 20 }, () => frame)), 50);
+    t.after(() => clearInterval(traffic));
+    await page.waitFor(
+      'throughput from the site drawn',
+      `/peak (?!0\\.00 )[\\d.]+ Mbit/.test(document.querySelector('#unit-chart-caption').textContent)`,
+      10_000,
+    );
+    clearInterval(traffic);
+    await page.waitFor('the chart fills', `document.querySelector('#unit-chart-in').getAttribute('points').split(' ').length >= 3`, 10_000);
+    await page.waitFor('the 24 h timeline shows it up', `document.querySelectorAll('#unit-timeline rect').length >= 1`);
+    assert.match(
+      await page.evaluate<string>(`document.querySelector('#unit-timeline-caption').textContent`),
+      /^Up (under 0\.1|[\d.]+) % of the last 24 hours/,
+    );
+    await shoot(page, 'console-unit');
+    await page.evaluate(`document.querySelector('#unit-back').click()`);
+    await page.waitFor('back to the fleet', `!document.querySelector('#fleet-view').hidden`);
+
     await page.evaluate(`document.querySelector('nav [data-view=tenants]').click()`);
     await page.waitFor('the tenants page', `document.querySelectorAll('#tenants-table tbody tr').length === 2`);
     await shoot(page, 'console-tenants');

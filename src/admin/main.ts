@@ -21,7 +21,7 @@ import {
   segmentTable,
   tenantTable,
   type SegmentInput,
-} from './core/registry-edit.js';
+} from '../shared/registry/registry-edit.js';
 import { registryJson, registryTable } from './core/registry-table.js';
 import { readAllowlistText } from './adapters/allowlist-file.js';
 import { refuseExisting, writePkiFiles } from './adapters/pki-files.js';

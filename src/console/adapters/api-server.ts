@@ -13,6 +13,7 @@ import { errorMessage } from '../../shared/errors.js';
 import { guardServer, tlsOptions } from '../../shared/net/service-guard.js';
 import type { Logger } from '../../shared/log.js';
 import type { Registry } from '../../shared/registry/registry.js';
+import { addSegment, addTenant, type SegmentInput } from '../../shared/registry/registry-edit.js';
 import { fleetView, tenantsView, type UnitView } from '../core/fleet.js';
 import { LoginGuard } from '../core/login-guard.js';
 import { OPENAPI } from '../core/openapi.js';
@@ -154,6 +155,38 @@ export async function startApiServer(
     sendJson(res, 200, units(op).find((u) => u.serial === serial) ?? { serial });
   }
 
+  /**
+   * Tenants and segments are the provider's: VNIs and VTEPs are fabric resources, so only an admin
+   * creates or changes them. The registry's own checks (names, VNI range and uniqueness, addresses,
+   * MTU) answer a bad value with a 400 naming it.
+   */
+  async function tenantChange(req: IncomingMessage, res: ServerResponse, op: Operator, tenant: string | undefined): Promise<void> {
+    if (op.role !== 'admin') throw new HttpError(403, 'tenants and segments are changed by provider admins');
+    const body = await readJson(req);
+    const name = typeof body['name'] === 'string' ? body['name'].trim() : '';
+    if (!name) throw new HttpError(400, 'give "name"');
+    if (tenant === undefined) {
+      await p.updateRegistry((r) => addTenant(r, name)).catch(toHttp);
+      p.operatorLog.append({ operator: op.name, action: 'tenant-add', target: name, remote: remoteOf(req) }, new Date());
+    } else {
+      const s = segmentInput(body);
+      const replace = body['replace'] === true;
+      await p.updateRegistry((r) => addSegment(r, tenant, name, s, replace)).catch(toHttp);
+      p.operatorLog.append(
+        {
+          operator: op.name,
+          action: replace ? 'segment-change' : 'segment-add',
+          target: `${tenant}/${name}`,
+          remote: remoteOf(req),
+          detail: { ...s },
+        },
+        new Date(),
+      );
+    }
+    p.log.info('console tenant change', { operator: op.name, tenant: tenant ?? name, segment: tenant === undefined ? undefined : name });
+    sendJson(res, 200, { tenants: tenantsView(p.readRegistry(), units(op), op) });
+  }
+
   function audit(req: IncomingMessage, res: ServerResponse, op: Operator, url: URL): void {
     const q = (url.searchParams.get('q') ?? '').toLowerCase();
     const limit = Math.min(10_000, Math.max(1, Number(url.searchParams.get('limit') ?? '500') || 500));
@@ -234,6 +267,8 @@ export async function startApiServer(
       return sendJson(res, 200, unitDetail(u, p.live().sessions, p.auditLines(), op));
     }
     if (unitMatch && method === 'POST' && unitMatch[2]) return change(req, res, op, unitMatch[1] as string, unitMatch[2]);
+    const tenantMatch = /^\/api\/tenants(?:\/([A-Za-z0-9_.-]{1,64})\/segments)?$/.exec(path);
+    if (tenantMatch && method === 'POST') return tenantChange(req, res, op, tenantMatch[1]);
     if (path === '/api/tenants' && method === 'GET') {
       const reg = p.readRegistry();
       return sendJson(res, 200, { tenants: tenantsView(reg, units(op), op) });
@@ -284,6 +319,32 @@ export async function startApiServer(
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     },
+  };
+}
+
+function segmentInput(body: Record<string, unknown>): SegmentInput {
+  const vni = body['vni'];
+  if (typeof vni !== 'number' || !Number.isInteger(vni)) throw new HttpError(400, 'give "vni", a whole number (1-16777215)');
+  // Left out, a value keeps what the segment had (when it is changed with replace).
+  const vteps = body['vteps'];
+  if (vteps !== undefined && (!Array.isArray(vteps) || !vteps.every((v) => typeof v === 'string'))) {
+    throw new HttpError(400, '"vteps" is a list of IP addresses');
+  }
+  const mtu = body['vtepPathMtu'];
+  if (mtu !== undefined && (typeof mtu !== 'number' || !Number.isInteger(mtu))) throw new HttpError(400, '"vtepPathMtu" is a whole number');
+  const flag = (k: string): boolean | undefined => {
+    const v = body[k];
+    if (v !== undefined && typeof v !== 'boolean') throw new HttpError(400, `"${k}" is true or false`);
+    return v;
+  };
+  const multiSite = flag('multiSite');
+  const allowDhcpFromDc = flag('allowDhcpFromDc');
+  return {
+    vni,
+    ...(vteps !== undefined ? { vteps: vteps as string[] } : {}),
+    ...(mtu !== undefined ? { vtepPathMtu: mtu } : {}),
+    ...(multiSite !== undefined ? { multiSite } : {}),
+    ...(allowDhcpFromDc !== undefined ? { allowDhcpFromDc } : {}),
   };
 }
 

@@ -125,7 +125,35 @@ export const OPENAPI = Object.freeze({
     '/api/units/{serial}/revoke': {
       post: { security: [{ session: [], csrf: [] }], responses: { 200: ok('the unit', unitRef), 403: err, 404: err } },
     },
-    '/api/tenants': { get: { responses: { 200: ok('tenants with segments and unit counts') } } },
+    '/api/tenants': {
+      get: { responses: { 200: ok('tenants with segments and unit counts') } },
+      post: {
+        security: [{ session: [], csrf: [] }],
+        summary: 'Create a tenant (admin)',
+        requestBody: ok('its name', { type: 'object', properties: { name: text }, required: ['name'] }),
+        responses: { 200: ok('the tenants'), 400: err, 403: err },
+      },
+    },
+    '/api/tenants/{tenant}/segments': {
+      post: {
+        security: [{ session: [], csrf: [] }],
+        summary: "Add a tenant's segment, or change one with replace: true (admin)",
+        requestBody: ok('the segment', {
+          type: 'object',
+          properties: {
+            name: text,
+            vni: { type: 'integer', minimum: 1, maximum: 16777215 },
+            vteps: { type: 'array', items: text },
+            vtepPathMtu: { type: 'integer', default: 1550 },
+            multiSite: { type: 'boolean' },
+            allowDhcpFromDc: { type: 'boolean' },
+            replace: { type: 'boolean' },
+          },
+          required: ['name', 'vni'],
+        }),
+        responses: { 200: ok('the tenants'), 400: err, 403: err },
+      },
+    },
     '/api/audit': { get: { summary: 'Headend audit records (q: text search, limit)', responses: { 200: ok('records') } } },
     '/api/audit/export': { get: { summary: 'The same records as CSV (formula-safe)', responses: { 200: { description: 'text/csv' } } } },
     '/api/operator-log': {

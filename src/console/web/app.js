@@ -92,6 +92,9 @@ async function loadTenants() {
   tbody.replaceChildren();
   const select = $('#claim-tenant');
   select.replaceChildren();
+  const segTenant = $('#segment-tenant');
+  const keep = segTenant.value;
+  segTenant.replaceChildren();
   for (const t of state.tenants) {
     const tr = document.createElement('tr');
     cell(tr, t.name);
@@ -103,7 +106,9 @@ async function loadTenants() {
     o.value = t.name;
     o.textContent = t.name;
     select.appendChild(o);
+    segTenant.appendChild(o.cloneNode(true));
   }
+  if (keep) segTenant.value = keep;
   // An msp operator may claim for its own tenants even before any unit of theirs is listed.
   for (const t of state.me.role === 'msp' ? state.me.tenants : []) {
     if (![...select.options].some((o) => o.value === t)) {
@@ -315,6 +320,8 @@ async function enter(me) {
   $('#nav').hidden = false;
   $('#who').textContent = `${me.name} (${me.role}${me.tenants.length ? `: ${me.tenants.join(', ')}` : ''})`;
   $('#claim-form').hidden = me.role === 'read-only';
+  $('#tenant-form').hidden = me.role !== 'admin';
+  $('#segment-form').hidden = me.role !== 'admin';
   show('fleet');
   await loadTenants();
   listen();
@@ -345,6 +352,42 @@ $('#claim-form').addEventListener('submit', async (e) => {
   } catch (err) {
     $('#claim-result').textContent = `not claimed: ${err.message}`;
   }
+});
+
+async function tenantChange(path, body, done) {
+  try {
+    const { tenants } = await api(path, { method: 'POST', body: JSON.stringify(body) });
+    $('#tenant-result').textContent = done;
+    state.tenants = tenants;
+    await loadTenants();
+  } catch (err) {
+    $('#tenant-result').textContent = `not saved: ${err.message}`;
+  }
+}
+
+$('#tenant-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const name = $('#tenant-name').value.trim();
+  tenantChange('/api/tenants', { name }, `tenant ${name} added`);
+});
+
+$('#segment-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const tenant = $('#segment-tenant').value;
+  const name = $('#segment-name').value.trim();
+  const body = {
+    name,
+    vni: Number($('#segment-vni').value),
+    vteps: $('#segment-vteps')
+      .value.split(',')
+      .map((v) => v.trim())
+      .filter(Boolean),
+    vtepPathMtu: Number($('#segment-mtu').value),
+    multiSite: $('#segment-multisite').checked,
+    allowDhcpFromDc: $('#segment-dhcp').checked,
+    replace: $('#segment-replace').checked,
+  };
+  tenantChange(`/api/tenants/${encodeURIComponent(tenant)}/segments`, body, `segment ${tenant}/${name} saved`);
 });
 
 $('#audit-form').addEventListener('submit', (e) => {

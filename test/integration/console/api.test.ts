@@ -90,3 +90,96 @@ test('console API: bad requests get clear 4xx answers, logins are rate-limited, 
   // The API's description needs no session.
   assert.deepEqual(JSON.parse((await call(port, ca, 'GET', '/api/openapi.json')).body).openapi, '3.0.3');
 });
+
+test('console API: an admin creates tenants and segments (the registry checks every value, the operator log names who); others get 403', async (t) => {
+  const d = tempDir(t, 'ck-console-tenants-', true);
+  const pki = await createTestPki(d.dir);
+  writeJson(d.path('registry.json'), registryDoc({ acme: { vni: 100 } }, { 'A-1': 'acme' }));
+  const pw = 'a long enough password';
+  await addOperator({ file: d.path('operators.json'), name: 'alice', role: 'admin', tenants: [], password: pw });
+  await addOperator({ file: d.path('operators.json'), name: 'msp', role: 'msp', tenants: ['acme'], password: pw });
+  await addOperator({ file: d.path('operators.json'), name: 'ro', role: 'read-only', tenants: [], password: pw });
+  writeFileSync(
+    d.path('console.json'),
+    JSON.stringify({
+      port: 0,
+      tlsCertFile: pki.server.certFile,
+      tlsKeyFile: pki.server.keyFile,
+      registryFile: 'registry.json',
+      operatorsFile: 'operators.json',
+      operatorLogFile: 'ops.jsonl',
+      pollMs: 200,
+    }),
+  );
+  const con = await startConsole(parseConsoleConfigText(readFileSync(d.path('console.json'), 'utf8'), 'console.json', d.dir), silentLogger);
+  t.after(() => con.close());
+  const port = con.address.port;
+  const ca = pki.dcCa.pem;
+  const session = async (name: string): Promise<(method: string, path: string, body?: unknown) => Promise<Reply>> => {
+    const r = await call(port, ca, 'POST', '/api/login', {
+      body: JSON.stringify({ name, password: pw }),
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(r.status, 200, r.body);
+    const cookie = String((r.headers['set-cookie'] as string[])[0]).split(';')[0] ?? '';
+    const csrf = String(JSON.parse(r.body).csrf);
+    return (method, path, body) =>
+      call(port, ca, method, path, {
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        headers: { cookie, 'x-csrf-token': csrf, 'content-type': 'application/json' },
+      });
+  };
+  const alice = await session('alice');
+  const error = (r: Reply): string => String(JSON.parse(r.body).error);
+
+  assert.equal((await alice('POST', '/api/tenants', { name: 'globex' })).status, 200);
+  const seg = await alice('POST', '/api/tenants/globex/segments', { name: 'lan', vni: 200, vteps: ['192.0.2.10'], multiSite: true });
+  assert.equal(seg.status, 200, seg.body);
+  const globex = (
+    JSON.parse(seg.body).tenants as { name: string; segments: { name: string; vni: number; vteps: string[]; multiSite: boolean }[] }[]
+  ).find((x) => x.name === 'globex');
+  assert.deepEqual(globex?.segments, [{ name: 'lan', vni: 200, vteps: ['192.0.2.10'], multiSite: true }]);
+  const reg = JSON.parse(readFileSync(d.path('registry.json'), 'utf8'));
+  assert.equal(reg.tenants.globex.segments.lan.vni, 200, 'written to the registry the headends read');
+
+  // Every bad value answered with a 400 that names it; nothing written.
+  const bad = [
+    [alice('POST', '/api/tenants', { name: 'globex' }), /already exists/],
+    [alice('POST', '/api/tenants', {}), /give "name"/],
+    [
+      alice('POST', '/api/tenants/globex/segments', { name: 'wan', vni: 100 }),
+      /VNI 100 is already used by segment acme\/default|VNI 100 is already used/,
+    ],
+    [alice('POST', '/api/tenants/globex/segments', { name: 'wan', vni: 'x' }), /"vni"/],
+    [alice('POST', '/api/tenants/globex/segments', { name: 'wan', vni: 99_999_999 }), /vni|VNI/],
+    [alice('POST', '/api/tenants/globex/segments', { name: 'wan', vni: 300, vteps: ['not-an-ip'] }), /not-an-ip|vtep/i],
+    [alice('POST', '/api/tenants/globex/segments', { name: 'lan', vni: 201 }), /already exists/],
+    [alice('POST', '/api/tenants/nobody/segments', { name: 'lan', vni: 400 }), /unknown tenant "nobody"/],
+  ] as const;
+  for (const [p, re] of bad) {
+    const r = await p;
+    assert.equal(r.status, 400, r.body);
+    assert.match(error(r), re);
+  }
+  const changed = await alice('POST', '/api/tenants/globex/segments', { name: 'lan', vni: 201, replace: true });
+  assert.equal(changed.status, 200, 'replace changes it, keeping the options not given');
+  assert.deepEqual(JSON.parse(readFileSync(d.path('registry.json'), 'utf8')).tenants.globex.segments.lan.vteps, ['192.0.2.10']);
+
+  for (const name of ['msp', 'ro']) {
+    const other = await session(name);
+    assert.equal((await other('POST', '/api/tenants', { name: `t-${name}` })).status, 403, name);
+    assert.equal((await other('POST', '/api/tenants/acme/segments', { name: 'x', vni: 900 })).status, 403, name);
+  }
+  const log = readFileSync(d.path('ops.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { operator: string; action: string; target: string });
+  assert.deepEqual(
+    log.map((r) => [r.operator, r.action, r.target]),
+    [
+      ['alice', 'tenant-add', 'globex'],
+      ['alice', 'segment-add', 'globex/lan'],
+      ['alice', 'segment-change', 'globex/lan'],
+    ],
+  );
+});

@@ -185,6 +185,33 @@ test(
     await page.evaluate(`document.querySelector('nav [data-view=tenants]').click()`);
     await page.waitFor('the tenants page', `document.querySelectorAll('#tenants-table tbody tr').length === 2`);
     await shoot(page, 'console-tenants');
+    // A new tenant and its segment, from the page (admin only).
+    await page.evaluate(`(() => {
+      document.querySelector('#tenant-name').value = 'initech';
+      document.querySelector('#tenant-form').requestSubmit();
+    })()`);
+    await page.waitFor('tenant added', `document.querySelector('#tenant-result').textContent === 'tenant initech added'`);
+    await page.evaluate(`(() => {
+      document.querySelector('#segment-tenant').value = 'initech';
+      document.querySelector('#segment-name').value = 'lan';
+      document.querySelector('#segment-vni').value = '300';
+      document.querySelector('#segment-vteps').value = '127.0.0.4, 127.0.0.5';
+      document.querySelector('#segment-form').requestSubmit();
+    })()`);
+    await page.waitFor(
+      'segment shown',
+      `[...document.querySelectorAll('#tenants-table tbody tr')].some((tr) => tr.cells[0].textContent === 'initech' && tr.cells[1].textContent === 'lan (300)')`,
+    );
+    // A VNI already taken is refused with the registry's reason, in the page.
+    await page.evaluate(`(() => {
+      document.querySelector('#segment-name').value = 'dmz';
+      document.querySelector('#segment-vni').value = '100';
+      document.querySelector('#segment-form').requestSubmit();
+    })()`);
+    await page.waitFor(
+      'refusal shown',
+      `/^not saved: .*VNI 100 is already used/.test(document.querySelector('#tenant-result').textContent)`,
+    );
     await page.evaluate(`document.querySelector('nav [data-view=audit]').click()`);
     await page.waitFor('the audit page', `document.querySelectorAll('#audit-table tbody tr').length > 0`);
     await shoot(page, 'console-audit');

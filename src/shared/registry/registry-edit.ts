@@ -3,8 +3,8 @@
 // registry -> registry. Each result goes through parseRegistry, so the CLI enforces exactly the rules the
 // services load with (names, VNI range and uniqueness, VTEP addresses, MTU range); the checks here only
 // give the operator a clearer message first (what exists, what still uses it).
-import { ConnectorError } from '../../shared/errors.js';
-import { isValidSerial, parseRegistry, type Registry, type Segment } from '../../shared/registry/registry.js';
+import { ConnectorError } from '../errors.js';
+import { isValidSerial, parseRegistry, type Registry, type Segment } from './registry.js';
 
 function fail(problem: string): never {
   throw new ConnectorError('CK_ERR_REGISTRY', problem);

@@ -72,6 +72,7 @@ export async function startConsole(c: ConsoleConfig, log: Logger): Promise<Runni
       webDir: WEB_DIR,
       sessionIdleMs: c.sessionIdleS * 1_000,
       pollMs: c.pollMs,
+      drillApi: c.drillApi,
     },
   ).catch(async (e: unknown) => {
     clearInterval(timer);

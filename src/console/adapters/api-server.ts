@@ -19,6 +19,7 @@ import { LoginGuard } from '../core/login-guard.js';
 import { OPENAPI } from '../core/openapi.js';
 import { canChange, canSee, type Operator } from '../core/operators.js';
 import { unitDetail } from '../core/unit-detail.js';
+import { drillRoutes } from './drill-routes.js';
 import type { HeadendPoll } from './headend-client.js';
 import { cookie, csvCell, HttpError, readJson, SECURITY_HEADERS, sendError, sendJson } from './http-util.js';
 import type { OperatorLog } from './operator-log.js';
@@ -37,6 +38,8 @@ export interface ConsolePorts {
   webDir: string;
   sessionIdleMs: number;
   pollMs: number;
+  /** The drill service's API, or null when the console has none. */
+  drillApi: string | null;
 }
 
 interface Session {
@@ -90,6 +93,7 @@ export async function startApiServer(
 
   const units = (op: Operator): UnitView[] => fleetView(p.readRegistry(), p.live().sessions, op);
   const remoteOf = (req: IncomingMessage): string => req.socket.remoteAddress ?? '?';
+  const drills = drillRoutes(p.drillApi, p.operatorLog, remoteOf);
 
   async function login(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = await readJson(req);
@@ -279,6 +283,8 @@ export async function startApiServer(
       return sendJson(res, 200, { records: p.operatorLog.read().slice(-1_000), chain: p.operatorLog.verify() });
     }
     if (path === '/api/events' && method === 'GET') return events(req, res, op);
+    if (path === '/api/config' && method === 'GET') return sendJson(res, 200, { drills: p.drillApi !== null });
+    if (await drills.handle(req, res, op, path, method)) return;
     throw new HttpError(404, `no ${method} ${path}; see GET /api/openapi.json`);
   }
 

@@ -34,6 +34,8 @@ export interface ConsoleConfig {
   sessionIdleS: number;
   /** How often the live view polls the headends. */
   pollMs: number;
+  /** The drill service's API (`connector drill serve`), e.g. http://127.0.0.1:9480; null: no drills page. */
+  drillApi: string | null;
 }
 
 export const CONSOLE_DEFAULTS = Object.freeze({ host: '127.0.0.1', port: 9443, sessionIdleS: 1_800, pollMs: 1_000 });
@@ -51,6 +53,7 @@ const CONSOLE_SCHEMA = object({
   operatorLogFile: file(),
   sessionIdleS: optional(integer(60, 86_400), CONSOLE_DEFAULTS.sessionIdleS),
   pollMs: optional(integer(200, 60_000), CONSOLE_DEFAULTS.pollMs),
+  drillApi: optional(string({ pattern: /^https?:\/\/\S+$/, hint: 'the http(s) URL of `connector drill serve`' })),
 });
 
 export function parseConsoleConfigText(text: string, file: string, baseDir: string): ConsoleConfig {
@@ -74,5 +77,6 @@ export function parseConsoleConfigText(text: string, file: string, baseDir: stri
     operatorLogFile: path(c.operatorLogFile),
     sessionIdleS: c.sessionIdleS,
     pollMs: c.pollMs,
+    drillApi: c.drillApi ?? null,
   });
 }

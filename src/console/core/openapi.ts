@@ -154,6 +154,36 @@ export const OPENAPI = Object.freeze({
         responses: { 200: ok('the tenants'), 400: err, 403: err },
       },
     },
+    '/api/config': {
+      get: { summary: 'What this console has (drills: a drill service is configured)', responses: { 200: ok('features') } },
+    },
+    '/api/drills': {
+      get: {
+        summary: "The drills of the operator's tenants (from the drill service)",
+        responses: { 200: ok('drills'), 404: err, 502: err },
+      },
+      post: {
+        security: [{ session: [], csrf: [] }],
+        summary: 'Start a drill (admin; msp for its own tenants)',
+        requestBody: ok('the drill', {
+          type: 'object',
+          properties: {
+            tenant: text,
+            kind: { type: 'string', enum: ['sandbox', 'in-place'] },
+            segment: text,
+            vmIp: text,
+            ttlS: int,
+            allowOutbound: { type: 'boolean' },
+          },
+          required: ['tenant', 'kind'],
+        }),
+        responses: { 201: ok('the drill'), 400: err, 403: err, 409: err, 502: err },
+      },
+    },
+    '/api/drills/{id}': { get: { responses: { 200: ok('one drill with its timeline'), 404: err } } },
+    '/api/drills/{id}/end': {
+      post: { security: [{ session: [], csrf: [] }], responses: { 200: ok('the ended drill'), 403: err, 404: err } },
+    },
     '/api/audit': { get: { summary: 'Headend audit records (q: text search, limit)', responses: { 200: ok('records') } } },
     '/api/audit/export': { get: { summary: 'The same records as CSV (formula-safe)', responses: { 200: { description: 'text/csv' } } } },
     '/api/operator-log': {

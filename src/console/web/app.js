@@ -275,14 +275,62 @@ function openUnit(serial) {
   show('unit');
 }
 
+async function loadDrills() {
+  const { drills } = await api('/api/drills');
+  const tbody = $('#drills-table tbody');
+  tbody.replaceChildren();
+  for (const d of drills.slice().reverse()) {
+    const tr = document.createElement('tr');
+    tr.dataset.drill = d.id;
+    tr.dataset.state = d.state;
+    for (const v of [
+      d.id,
+      d.tenant,
+      d.kind,
+      d.sandboxSegment ?? d.segment,
+      d.state,
+      d.startedAt,
+      d.state === 'running' ? `${Math.round(d.remainingS / 60)} min` : '',
+    ]) {
+      cell(tr, v);
+    }
+    const actions = cell(tr, '');
+    const mine = state.me.role === 'admin' || (state.me.role === 'msp' && state.me.tenants.includes(d.tenant));
+    if (d.state === 'running' && mine) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.textContent = 'End';
+      b.setAttribute('aria-label', `End drill ${d.id}`);
+      b.addEventListener('click', async () => {
+        await api(`/api/drills/${encodeURIComponent(d.id)}/end`, { method: 'POST', body: '{}' }).catch((e) => alert(e.message));
+        await loadDrills();
+      });
+      actions.appendChild(b);
+    }
+    tbody.appendChild(tr);
+  }
+  const select = $('#drill-tenant');
+  const keep = select.value;
+  select.replaceChildren();
+  const names = state.me.role === 'msp' ? state.me.tenants : state.tenants.map((t) => t.name);
+  for (const n of names) {
+    const o = document.createElement('option');
+    o.value = n;
+    o.textContent = n;
+    select.appendChild(o);
+  }
+  if (keep) select.value = keep;
+}
+
 function show(view) {
-  for (const v of ['fleet', 'unit', 'tenants', 'audit']) $(`#${v}-view`).hidden = v !== view;
+  for (const v of ['fleet', 'unit', 'tenants', 'drills', 'audit']) $(`#${v}-view`).hidden = v !== view;
   for (const b of document.querySelectorAll('nav [data-view]')) {
     if (b.dataset.view === view) b.setAttribute('aria-current', 'page');
     else b.removeAttribute('aria-current');
   }
   if (view === 'tenants') loadTenants().catch(() => {});
   if (view === 'audit') loadAudit().catch(() => {});
+  if (view === 'drills') loadDrills().catch((e) => ($('#drill-result').textContent = e.message));
   if (view === 'unit')
     loadUnit().then(
       () => $('#unit-back').focus(),
@@ -321,6 +369,8 @@ async function enter(me) {
   $('#who').textContent = `${me.name} (${me.role}${me.tenants.length ? `: ${me.tenants.join(', ')}` : ''})`;
   $('#claim-form').hidden = me.role === 'read-only';
   $('#tenant-form').hidden = me.role !== 'admin';
+  $('#drill-form').hidden = me.role === 'read-only';
+  $('#nav-drills').hidden = !(await api('/api/config').catch(() => ({ drills: false }))).drills;
   $('#segment-form').hidden = me.role !== 'admin';
   show('fleet');
   await loadTenants();
@@ -388,6 +438,26 @@ $('#segment-form').addEventListener('submit', (e) => {
     replace: $('#segment-replace').checked,
   };
   tenantChange(`/api/tenants/${encodeURIComponent(tenant)}/segments`, body, `segment ${tenant}/${name} saved`);
+});
+
+$('#drill-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const kind = $('#drill-kind').value;
+  const vmIp = $('#drill-vm').value.trim();
+  const body = {
+    tenant: $('#drill-tenant').value,
+    kind,
+    ttlS: Number($('#drill-ttl').value) * 60,
+    ...(vmIp ? { vmIp } : {}),
+    ...(kind === 'sandbox' ? { allowOutbound: $('#drill-outbound').checked } : {}),
+  };
+  try {
+    const d = await api('/api/drills', { method: 'POST', body: JSON.stringify(body) });
+    $('#drill-result').textContent = `drill ${d.id} started for ${d.tenant}`;
+  } catch (err) {
+    $('#drill-result').textContent = `not started: ${err.message}`;
+  }
+  await loadDrills().catch(() => {});
 });
 
 $('#audit-form').addEventListener('submit', (e) => {

@@ -170,6 +170,9 @@ test('console API: an admin creates tenants and segments (the registry checks ev
     assert.equal((await other('POST', '/api/tenants', { name: `t-${name}` })).status, 403, name);
     assert.equal((await other('POST', '/api/tenants/acme/segments', { name: 'x', vni: 900 })).status, 403, name);
   }
+  const noDrills = await alice('GET', '/api/drills');
+  assert.equal(noDrills.status, 404);
+  assert.match(error(noDrills), /drills are not configured \(set drillApi/);
   const log = readFileSync(d.path('ops.jsonl'), 'utf8')
     .trim()
     .split('\n')

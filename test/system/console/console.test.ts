@@ -11,6 +11,9 @@ import { addOperator, startConsole, type RunningConsole } from '../../../src/con
 import { parseConsoleConfigText } from '../../../src/console/core/config.js';
 import { parseHeadendConfig } from '../../../src/headend/core/config.js';
 import { startHeadend } from '../../../src/headend/main.js';
+import { serveDrillApi } from '../../../src/dr/adapters/http-api.js';
+import { drillFiles } from '../../../src/dr/adapters/store.js';
+import { drillOps } from '../../../src/dr/main.js';
 import { silentLogger } from '../../../src/shared/log.js';
 import { headendConfigDoc, registryDoc, writeJson } from '../../integration/headend/adapters/fixtures.js';
 import { CHROMIUM, launchBrowser, type Page } from '../../helpers/browser.js';
@@ -72,6 +75,15 @@ test(
     t.after(() => headend.close());
     const metrics = `http://127.0.0.1:${headend.metricsAddress?.port ?? 0}`;
 
+    // The drill service beside the registry, as `connector drill serve` runs it.
+    const drillApi = await serveDrillApi({
+      host: '127.0.0.1',
+      port: 0,
+      ops: drillOps(drillFiles(d.path('registry.json'))),
+      log: silentLogger,
+    });
+    t.after(() => drillApi.close());
+
     const ops = d.path('operators.json');
     await addOperator({ file: ops, name: 'alice', role: 'admin', tenants: [], password: PASSWORD });
     await addOperator({ file: ops, name: 'msp-acme', role: 'msp', tenants: ['acme'], password: PASSWORD });
@@ -85,6 +97,7 @@ test(
         registryFile: 'registry.json',
         operatorsFile: 'operators.json',
         headends: [metrics],
+        drillApi: `http://127.0.0.1:${drillApi.address.port}`,
         auditLogFile: 'audit.jsonl',
         operatorLogFile: 'operator-log.jsonl',
         pollMs: 250,
@@ -212,6 +225,31 @@ test(
       'refusal shown',
       `/^not saved: .*VNI 100 is already used/.test(document.querySelector('#tenant-result').textContent)`,
     );
+    // A sandbox drill for acme from the Drills page, then ended there; one for globex through the API.
+    await page.evaluate(`document.querySelector('nav [data-view=drills]').click()`);
+    await page.waitFor(
+      'the drills page',
+      `!document.querySelector('#drills-view').hidden && document.querySelector('#drill-tenant').options.length >= 2`,
+    );
+    await page.evaluate(`(() => {
+      document.querySelector('#drill-tenant').value = 'acme';
+      document.querySelector('#drill-form').requestSubmit();
+    })()`);
+    await page.waitFor('drill started', `/^drill [0-9a-f]+ started for acme$/.test(document.querySelector('#drill-result').textContent)`);
+    await page.waitFor('drill running', `document.querySelector('#drills-table tbody tr[data-state=running]') !== null`);
+    await shoot(page, 'console-drills');
+    await page.evaluate(`document.querySelector('#drills-table button[aria-label^="End drill"]').click()`);
+    await page.waitFor(
+      'drill ended',
+      `document.querySelector('#drills-table tbody tr[data-state=running]') === null && document.querySelectorAll('#drills-table tbody tr').length === 1`,
+    );
+    const globexDrill = await page.evaluate<string>(`(async () => {
+      const me = await (await fetch('/api/me')).json();
+      const r = await fetch('/api/drills', { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrf }, body: JSON.stringify({ tenant: 'globex', kind: 'sandbox' }) });
+      return (await r.json()).id;
+    })()`);
+    assert.match(globexDrill, /^[0-9a-f]+$/);
+
     await page.evaluate(`document.querySelector('nav [data-view=audit]').click()`);
     await page.waitFor('the audit page', `document.querySelectorAll('#audit-table tbody tr').length > 0`);
     await shoot(page, 'console-audit');
@@ -246,6 +284,10 @@ test(
       globexAudit: audit.records.filter((r) => r.tenant === 'globex').length,
       operatorLog: (await fetch('/api/operator-log')).status,
       tenants: (await (await fetch('/api/tenants')).json()).tenants.length,
+      drillsSeen: (await (await fetch('/api/drills')).json()).drills.map((d) => d.tenant).join(','),
+      globexDrill: (await fetch('/api/drills/${globexDrill}')).status,
+      endGlobexDrill: await post('/api/drills/${globexDrill}/end', {}),
+      startGlobexDrill: await post('/api/drills', { tenant: 'globex', kind: 'sandbox' }),
     };
   })()`);
     assert.deepEqual(api, {
@@ -258,6 +300,10 @@ test(
       globexAudit: 0,
       operatorLog: 403,
       tenants: 1,
+      drillsSeen: 'acme',
+      globexDrill: 404,
+      endGlobexDrill: 404,
+      startGlobexDrill: 403,
     });
     assert.equal(headend.sessions().length, 3, 'nothing the MSP tried closed a session');
   },

@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: UNLICENSED
+// The console's drills: a thin door to the drill service's API (`connector drill serve`, src/dr), with
+// the console's own rules on top: an operator sees the drills of the tenants it may see, starts and ends
+// them only for tenants it may change, and every start and end goes to the operator log with its name.
+// The drill service's refusals come back as the same 4xx with its message; a service that does not
+// answer is a 502 saying so.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { canChange, canSee, type Operator } from '../core/operators.js';
+import { HttpError, readJson, sendJson } from './http-util.js';
+import type { OperatorLog } from './operator-log.js';
+
+const TIMEOUT_MS = 5_000;
+
+interface DrillView {
+  id: string;
+  tenant: string;
+  [k: string]: unknown;
+}
+
+export interface DrillRoutes {
+  /** Handles /api/drills...; false when the path is not one of them. */
+  handle(req: IncomingMessage, res: ServerResponse, op: Operator, path: string, method: string): Promise<boolean>;
+}
+
+export function drillRoutes(api: string | null, operatorLog: OperatorLog, remoteOf: (req: IncomingMessage) => string): DrillRoutes {
+  async function call(method: string, path: string, body?: unknown): Promise<unknown> {
+    if (api === null) throw new HttpError(404, 'drills are not configured (set drillApi in the console config)');
+    let res: Response;
+    try {
+      res = await fetch(new URL(path, api), {
+        method,
+        signal: AbortSignal.timeout(TIMEOUT_MS),
+        ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+      });
+    } catch (e) {
+      throw new HttpError(502, `the drill service at ${api} did not answer: ${(e as Error).message}`);
+    }
+    const doc = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+    if (!res.ok) {
+      const status = res.status >= 400 && res.status < 500 ? res.status : 502;
+      throw new HttpError(status, String(doc['message'] ?? doc['error'] ?? `drill service: HTTP ${res.status}`));
+    }
+    return doc;
+  }
+
+  const one = async (id: string, op: Operator): Promise<DrillView> => {
+    const d = (await call('GET', `/v1/drills/${encodeURIComponent(id)}`).catch((e: unknown) => {
+      if (e instanceof HttpError && e.status === 404) throw new HttpError(404, `no drill ${id}`);
+      throw e;
+    })) as DrillView;
+    // Another tenant's drill answers as one that does not exist.
+    if (!canSee(op, d.tenant)) throw new HttpError(404, `no drill ${id}`);
+    return d;
+  };
+
+  return {
+    async handle(req, res, op, path, method) {
+      const m = /^\/api\/drills(?:\/([0-9a-z-]{1,64})(\/end)?)?$/.exec(path);
+      if (!m) return false;
+      const [, id, end] = m;
+      if (method === 'GET' && !id) {
+        const { drills } = (await call('GET', '/v1/drills')) as { drills: DrillView[] };
+        sendJson(res, 200, { drills: drills.filter((d) => canSee(op, d.tenant)) });
+      } else if (method === 'GET' && id && !end) {
+        sendJson(res, 200, await one(id, op));
+      } else if (method === 'POST' && !id) {
+        const body = await readJson(req);
+        const tenant = typeof body['tenant'] === 'string' ? body['tenant'] : '';
+        if (!canChange(op, tenant))
+          throw new HttpError(403, `operator ${op.name} cannot run drills for tenant ${tenant || '(none given)'}`);
+        const d = (await call('POST', '/v1/drills', body)) as DrillView;
+        operatorLog.append(
+          { operator: op.name, action: 'drill-start', target: d.id, remote: remoteOf(req), detail: { tenant, kind: body['kind'] } },
+          new Date(),
+        );
+        sendJson(res, 201, d);
+      } else if (method === 'POST' && id && end) {
+        const d = await one(id, op);
+        if (!canChange(op, d.tenant)) throw new HttpError(403, `operator ${op.name} cannot end drills of tenant ${d.tenant}`);
+        const ended = await call('POST', `/v1/drills/${encodeURIComponent(id)}/end`);
+        operatorLog.append({ operator: op.name, action: 'drill-end', target: id, remote: remoteOf(req) }, new Date());
+        sendJson(res, 200, ended);
+      } else {
+        throw new HttpError(405, `no ${method} ${path}`);
+      }
+      return true;
+    },
+  };
+}

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: UNLICENSED
 // The operator console (`connector console`): wiring of the config, the registry file, the operators
 // file, the headends' live state, the operator log and the HTTPS server. Nothing runs at import.
-import { existsSync, readFileSync, statSync, writeFileSync, renameSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync, renameSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, UsageError } from '../shared/errors.js';
+import { ConfigError, errorMessage, UsageError } from '../shared/errors.js';
 import { loggerFromEnv, type Logger } from '../shared/log.js';
 import { claimDevice, revokeDevice } from '../shared/registry/registry.js';
 import { openRegistryStore } from '../shared/registry/open.js';
@@ -73,6 +73,7 @@ export async function startConsole(c: ConsoleConfig, log: Logger): Promise<Runni
       sessionIdleMs: c.sessionIdleS * 1_000,
       pollMs: c.pollMs,
       drillApi: c.drillApi,
+      rolloutFiles: () => (c.rolloutDir === null ? null : readRolloutFiles(c.rolloutDir)),
     },
   ).catch(async (e: unknown) => {
     clearInterval(timer);
@@ -139,4 +140,21 @@ export async function addOperator(o: {
   renameSync(tmp, file);
   process.stdout.write(`operator ${o.name} (${o.role}${o.tenants.length ? `: ${o.tenants.join(', ')}` : ''}) written to ${file}\n`);
   return 0;
+}
+
+/** Every *.json in the rollout directory, parsed; one that cannot be read or parsed is named with why. */
+function readRolloutFiles(dir: string): { file: string; doc: unknown }[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => n.endsWith('.json'));
+  } catch (e) {
+    return [{ file: dir, doc: `cannot read the rollout directory: ${errorMessage(e)}` }];
+  }
+  return names.sort().map((name) => {
+    try {
+      return { file: name, doc: JSON.parse(readFileSync(join(dir, name), 'utf8')) as unknown };
+    } catch (e) {
+      return { file: name, doc: `unreadable: ${errorMessage(e)}` };
+    }
+  });
 }

@@ -19,6 +19,7 @@ import { LoginGuard } from '../core/login-guard.js';
 import { OPENAPI } from '../core/openapi.js';
 import { canChange, canSee, type Operator } from '../core/operators.js';
 import { unitDetail } from '../core/unit-detail.js';
+import { rolloutView, type RolloutView } from '../core/rollouts.js';
 import { drillRoutes } from './drill-routes.js';
 import type { HeadendPoll } from './headend-client.js';
 import { cookie, csvCell, HttpError, readJson, SECURITY_HEADERS, sendError, sendJson } from './http-util.js';
@@ -40,6 +41,8 @@ export interface ConsolePorts {
   pollMs: number;
   /** The drill service's API, or null when the console has none. */
   drillApi: string | null;
+  /** The rollout state files (name and parsed JSON, or why not); null when no rollout directory is set. */
+  rolloutFiles(): { file: string; doc: unknown }[] | null;
 }
 
 interface Session {
@@ -191,6 +194,22 @@ export async function startApiServer(
     sendJson(res, 200, { tenants: tenantsView(p.readRegistry(), units(op), op) });
   }
 
+  function rollouts(op: Operator): { rollouts: RolloutView[]; problems: string[] } {
+    const files = p.rolloutFiles();
+    if (files === null) throw new HttpError(404, 'rollouts are not configured (set rolloutDir in the console config)');
+    const reg = p.readRegistry();
+    const views: RolloutView[] = [];
+    const problems: string[] = [];
+    for (const { file, doc } of files) {
+      const v = typeof doc === 'string' ? `${file}: ${doc}` : rolloutView(doc, file, reg, op);
+      if (typeof v === 'string') problems.push(v);
+      // An msp is shown the rollouts that touch its units, and nothing of the others.
+      else if (op.role !== 'msp' || v.units.length > 0) views.push(v);
+    }
+    views.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+    return { rollouts: views, problems: op.role === 'msp' ? [] : problems };
+  }
+
   function audit(req: IncomingMessage, res: ServerResponse, op: Operator, url: URL): void {
     const q = (url.searchParams.get('q') ?? '').toLowerCase();
     const limit = Math.min(10_000, Math.max(1, Number(url.searchParams.get('limit') ?? '500') || 500));
@@ -283,7 +302,10 @@ export async function startApiServer(
       return sendJson(res, 200, { records: p.operatorLog.read().slice(-1_000), chain: p.operatorLog.verify() });
     }
     if (path === '/api/events' && method === 'GET') return events(req, res, op);
-    if (path === '/api/config' && method === 'GET') return sendJson(res, 200, { drills: p.drillApi !== null });
+    if (path === '/api/config' && method === 'GET') {
+      return sendJson(res, 200, { drills: p.drillApi !== null, rollouts: p.rolloutFiles() !== null });
+    }
+    if (path === '/api/rollouts' && method === 'GET') return sendJson(res, 200, rollouts(op));
     if (await drills.handle(req, res, op, path, method)) return;
     throw new HttpError(404, `no ${method} ${path}; see GET /api/openapi.json`);
   }

@@ -36,6 +36,8 @@ export interface ConsoleConfig {
   pollMs: number;
   /** The drill service's API (`connector drill serve`), e.g. http://127.0.0.1:9480; null: no drills page. */
   drillApi: string | null;
+  /** Where `connector ota rollout --state FILE` keeps its state files (*.json): the Rollouts page. */
+  rolloutDir: string | null;
 }
 
 export const CONSOLE_DEFAULTS = Object.freeze({ host: '127.0.0.1', port: 9443, sessionIdleS: 1_800, pollMs: 1_000 });
@@ -53,6 +55,7 @@ const CONSOLE_SCHEMA = object({
   operatorLogFile: file(),
   sessionIdleS: optional(integer(60, 86_400), CONSOLE_DEFAULTS.sessionIdleS),
   pollMs: optional(integer(200, 60_000), CONSOLE_DEFAULTS.pollMs),
+  rolloutDir: optional(string({ hint: 'a directory of rollout state files' })),
   drillApi: optional(string({ pattern: /^https?:\/\/\S+$/, hint: 'the http(s) URL of `connector drill serve`' })),
 });
 
@@ -78,5 +81,6 @@ export function parseConsoleConfigText(text: string, file: string, baseDir: stri
     sessionIdleS: c.sessionIdleS,
     pollMs: c.pollMs,
     drillApi: c.drillApi ?? null,
+    rolloutDir: c.rolloutDir === undefined ? null : path(c.rolloutDir),
   });
 }

@@ -157,6 +157,12 @@ export const OPENAPI = Object.freeze({
     '/api/config': {
       get: { summary: 'What this console has (drills: a drill service is configured)', responses: { 200: ok('features') } },
     },
+    '/api/rollouts': {
+      get: {
+        summary: "The OTA rollouts from the controller's state files, with each visible unit's state (an msp: its units only)",
+        responses: { 200: ok('rollouts and the files not shown, with why'), 404: err },
+      },
+    },
     '/api/drills': {
       get: {
         summary: "The drills of the operator's tenants (from the drill service)",

@@ -275,6 +275,31 @@ function openUnit(serial) {
   show('unit');
 }
 
+async function loadRollouts() {
+  const { rollouts, problems } = await api('/api/rollouts');
+  $('#rollouts-problems').textContent = problems.length ? `Not shown: ${problems.join('; ')}` : '';
+  const tbody = $('#rollouts-table tbody');
+  tbody.replaceChildren();
+  const ub = $('#rollout-units tbody');
+  ub.replaceChildren();
+  for (const r of rollouts) {
+    const tr = document.createElement('tr');
+    tr.dataset.rollout = r.id;
+    tr.dataset.status = r.status;
+    const c = r.counts;
+    const status = r.status === 'paused' && r.pauseReason ? `paused: ${r.pauseReason}` : r.status;
+    for (const v of [r.id, r.version, status, `${c.inCohort} of ${c.units}`, c.succeeded, c.failed, c.inProgress, r.createdAt]) cell(tr, v);
+    tbody.appendChild(tr);
+    for (const u of r.units) {
+      const row = document.createElement('tr');
+      row.dataset.serial = u.serial;
+      const state = u.percent !== null && u.state === 'downloading' ? `downloading ${u.percent} %` : u.state;
+      for (const v of [r.id, u.serial, u.tenant, u.inCohort ? 'yes' : 'no', state, u.version, u.reason, u.updatedAt]) cell(row, v);
+      ub.appendChild(row);
+    }
+  }
+}
+
 async function loadDrills() {
   const { drills } = await api('/api/drills');
   const tbody = $('#drills-table tbody');
@@ -323,13 +348,20 @@ async function loadDrills() {
 }
 
 function show(view) {
-  for (const v of ['fleet', 'unit', 'tenants', 'drills', 'audit']) $(`#${v}-view`).hidden = v !== view;
+  for (const v of ['fleet', 'unit', 'tenants', 'rollouts', 'drills', 'audit']) $(`#${v}-view`).hidden = v !== view;
   for (const b of document.querySelectorAll('nav [data-view]')) {
     if (b.dataset.view === view) b.setAttribute('aria-current', 'page');
     else b.removeAttribute('aria-current');
   }
   if (view === 'tenants') loadTenants().catch(() => {});
   if (view === 'audit') loadAudit().catch(() => {});
+  clearInterval(state.rolloutTimer);
+  if (view === 'rollouts') {
+    const refresh = () => loadRollouts().catch((e) => ($('#rollouts-problems').textContent = e.message));
+    refresh();
+    // Cohorts move while the page is open: the state files are read again every 2 s.
+    state.rolloutTimer = setInterval(refresh, 2000);
+  }
   if (view === 'drills') loadDrills().catch((e) => ($('#drill-result').textContent = e.message));
   if (view === 'unit')
     loadUnit().then(
@@ -370,7 +402,9 @@ async function enter(me) {
   $('#claim-form').hidden = me.role === 'read-only';
   $('#tenant-form').hidden = me.role !== 'admin';
   $('#drill-form').hidden = me.role === 'read-only';
-  $('#nav-drills').hidden = !(await api('/api/config').catch(() => ({ drills: false }))).drills;
+  const features = await api('/api/config').catch(() => ({ drills: false, rollouts: false }));
+  $('#nav-drills').hidden = !features.drills;
+  $('#nav-rollouts').hidden = !features.rollouts;
   $('#segment-form').hidden = me.role !== 'admin';
   show('fleet');
   await loadTenants();

@@ -14,6 +14,8 @@ import { startHeadend } from '../../../src/headend/main.js';
 import { serveDrillApi } from '../../../src/dr/adapters/http-api.js';
 import { drillFiles } from '../../../src/dr/adapters/store.js';
 import { drillOps } from '../../../src/dr/main.js';
+import { parseRolloutState } from '../../../src/ota/core/rollout-state.js';
+import { mkdirSync } from 'node:fs';
 import { silentLogger } from '../../../src/shared/log.js';
 import { headendConfigDoc, registryDoc, writeJson } from '../../integration/headend/adapters/fixtures.js';
 import { CHROMIUM, launchBrowser, type Page } from '../../helpers/browser.js';
@@ -84,6 +86,31 @@ test(
     });
     t.after(() => drillApi.close());
 
+    // A rollout in progress, as `connector ota rollout --state` writes it (checked by its own parser).
+    mkdirSync(d.path('rollouts'));
+    const at = '2026-12-05T00:00:00.000Z';
+    const rolloutDoc = (a1: string) => ({
+      v: 1,
+      rolloutId: 'rel-1.1.0-test',
+      release: { version: '1.1.0', manifestSha256: 'a'.repeat(64) },
+      createdAt: at,
+      failThreshold: 1,
+      maxParallel: 10,
+      status: 'active',
+      devices: {
+        'A-1': { inCohort: true, state: a1, updatedAt: at, ...(a1 === 'downloading' ? { progress: { bytes: 50, total: 200 } } : {}) },
+        'G-1': { inCohort: true, state: 'failed', reason: 'health-check', updatedAt: at },
+        'U-2': { inCohort: false, state: 'pending', updatedAt: at },
+      },
+    });
+    const writeRollout = (a1: string): void => {
+      const text = JSON.stringify(rolloutDoc(a1));
+      parseRolloutState(text, 'fixture');
+      writeFileSync(d.path('rollouts/rel-1.1.0.json'), text);
+    };
+    writeRollout('downloading');
+    writeFileSync(d.path('rollouts/broken.json'), '{"v": 1');
+
     const ops = d.path('operators.json');
     await addOperator({ file: ops, name: 'alice', role: 'admin', tenants: [], password: PASSWORD });
     await addOperator({ file: ops, name: 'msp-acme', role: 'msp', tenants: ['acme'], password: PASSWORD });
@@ -97,6 +124,7 @@ test(
         registryFile: 'registry.json',
         operatorsFile: 'operators.json',
         headends: [metrics],
+        rolloutDir: 'rollouts',
         drillApi: `http://127.0.0.1:${drillApi.address.port}`,
         auditLogFile: 'audit.jsonl',
         operatorLogFile: 'operator-log.jsonl',
@@ -225,6 +253,28 @@ test(
       'refusal shown',
       `/^not saved: .*VNI 100 is already used/.test(document.querySelector('#tenant-result').textContent)`,
     );
+    // The rollout, live: a unit's progress, then its success, without reloading the page.
+    await page.evaluate(`document.querySelector('nav [data-view=rollouts]').click()`);
+    const rolloutRow = `[...document.querySelector('#rollouts-table tbody tr[data-rollout="rel-1.1.0-test"]').cells].map((c) => c.textContent)`;
+    await page.waitFor('the rollout shown', `document.querySelector('#rollouts-table tbody tr[data-rollout="rel-1.1.0-test"]') !== null`);
+    assert.deepEqual((await page.evaluate<string[]>(rolloutRow)).slice(0, 7), [
+      'rel-1.1.0-test',
+      '1.1.0',
+      'active',
+      '2 of 3',
+      '0',
+      '1',
+      '1',
+    ]);
+    await page.waitFor(
+      'progress shown',
+      `document.querySelector('#rollout-units tr[data-serial="A-1"]').cells[4].textContent === 'downloading 25 %'`,
+    );
+    assert.match(await page.evaluate<string>(`document.querySelector('#rollouts-problems').textContent`), /broken\.json/);
+    await shoot(page, 'console-rollouts');
+    writeRollout('succeeded');
+    await page.waitFor('success shown live', `(${rolloutRow})[4] === '1'`, 5_000);
+
     // A sandbox drill for acme from the Drills page, then ended there; one for globex through the API.
     await page.evaluate(`document.querySelector('nav [data-view=drills]').click()`);
     await page.waitFor(
@@ -284,6 +334,7 @@ test(
       globexAudit: audit.records.filter((r) => r.tenant === 'globex').length,
       operatorLog: (await fetch('/api/operator-log')).status,
       tenants: (await (await fetch('/api/tenants')).json()).tenants.length,
+      rolloutUnits: (await (await fetch('/api/rollouts')).json()).rollouts.flatMap((r) => r.units.map((u) => u.serial)).join(','),
       drillsSeen: (await (await fetch('/api/drills')).json()).drills.map((d) => d.tenant).join(','),
       globexDrill: (await fetch('/api/drills/${globexDrill}')).status,
       endGlobexDrill: await post('/api/drills/${globexDrill}/end', {}),
@@ -300,6 +351,7 @@ test(
       globexAudit: 0,
       operatorLog: 403,
       tenants: 1,
+      rolloutUnits: 'A-1',
       drillsSeen: 'acme',
       globexDrill: 404,
       endGlobexDrill: 404,

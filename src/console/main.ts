@@ -3,6 +3,7 @@
 // file, the headends' live state, the operator log and the HTTPS server. Nothing runs at import.
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync, renameSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { X509Certificate } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, errorMessage, UsageError } from '../shared/errors.js';
 import { loggerFromEnv, type Logger } from '../shared/log.js';
@@ -55,7 +56,11 @@ export async function startConsole(c: ConsoleConfig, log: Logger): Promise<Runni
   const registry = await openRegistryStore(c.registry, { log });
   const timer = setInterval(() => void poll(), c.pollMs);
   const server = await startApiServer(
-    { cert: readFileSync(c.tlsCertFile, 'utf8'), key: readFileSync(c.tlsKeyFile, 'utf8') },
+    {
+      cert: readFileSync(c.tlsCertFile, 'utf8'),
+      key: readFileSync(c.tlsKeyFile, 'utf8'),
+      ...(c.clientCaFile ? { clientCa: readFileSync(c.clientCaFile, 'utf8') } : {}),
+    },
     c.host,
     c.port,
     {
@@ -117,10 +122,18 @@ export async function addOperator(o: {
   name: string;
   role: string;
   tenants: readonly string[];
+  /** Empty with a certificate: that operator logs in with the certificate only. */
   password: string;
+  /** A PEM client certificate the operator may log in with (its SHA-256 is stored). */
+  certFile?: string | undefined;
 }): Promise<number> {
   if (!ROLES.includes(o.role as Role)) throw new UsageError(`--role must be one of ${ROLES.join(', ')}, not "${o.role}"`);
-  if (o.password.length < 12) throw new UsageError('the password must have at least 12 characters');
+  const certSha256 = o.certFile === undefined ? undefined : certFingerprint(o.certFile);
+  if (o.password.length < 12 && !(certSha256 && o.password === '')) {
+    throw new UsageError(
+      `the password must have at least 12 characters${certSha256 ? ' (or none, to log in with the certificate only)' : ''}`,
+    );
+  }
   const file = resolve(o.file);
   const doc = existsSync(file)
     ? (parseJsonText(readFileSync(file, 'utf8'), (problem) => {
@@ -131,7 +144,13 @@ export async function addOperator(o: {
   const next = {
     operators: [
       ...others,
-      { name: o.name, role: o.role, ...(o.tenants.length ? { tenants: [...o.tenants] } : {}), password: await hashPassword(o.password) },
+      {
+        name: o.name,
+        role: o.role,
+        ...(o.tenants.length ? { tenants: [...o.tenants] } : {}),
+        ...(o.password ? { password: await hashPassword(o.password) } : {}),
+        ...(certSha256 ? { certSha256 } : {}),
+      },
     ],
   };
   parseOperators(next, file);
@@ -157,4 +176,13 @@ function readRolloutFiles(dir: string): { file: string; doc: unknown }[] {
       return { file: name, doc: `unreadable: ${errorMessage(e)}` };
     }
   });
+}
+
+/** The SHA-256 of a PEM certificate's DER, as the operators file keeps it. */
+function certFingerprint(file: string): string {
+  try {
+    return new X509Certificate(readFileSync(file)).fingerprint256.replace(/:/g, '').toLowerCase();
+  } catch (e) {
+    throw new UsageError(`--cert ${file}: not a readable PEM certificate (${errorMessage(e)})`);
+  }
 }

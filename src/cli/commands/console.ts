@@ -14,9 +14,12 @@ const HELP = `usage: connector console <serve|operator> [options]
           headend audit log; writes claims and revocations to the registry and every change to the
           operator log. SIGTERM/SIGINT stop. Config keys: docs/console.md.
   operator add --operators FILE --name NAME --role admin|msp|read-only [--tenant T]...
-               [--password-file FILE]
+               [--password-file FILE] [--cert CERT.pem]
           adds or replaces an operator; the password (12 characters or more) is read from
-          --password-file or the first line of standard input, and stored as a scrypt hash.`;
+          --password-file or the first line of standard input, and stored as a scrypt hash.
+          --cert lets the operator log in with that client certificate (its SHA-256 is stored; the
+          console's clientCaFile must have issued it); with --cert and no --password-file, no
+          password is read and the operator logs in by certificate only.`;
 
 async function serve(argv: string[]): Promise<number> {
   const p = parseCommandArgs(argv, { config: { type: 'string' } }, false);
@@ -35,14 +38,24 @@ async function operator(argv: string[]): Promise<number> {
       role: { type: 'string' },
       tenant: { type: 'string', multiple: true },
       'password-file': { type: 'string' },
+      cert: { type: 'string' },
     },
     false,
   );
   if (p.help) return help();
   const pwFile = str(p, 'password-file');
-  const password = (readFileSync(pwFile ?? 0, 'utf8').split('\n')[0] ?? '').trim();
+  const cert = str(p, 'cert');
+  // With a certificate and no password file, standard input is not read: the operator logs in by certificate.
+  const password = cert && !pwFile ? '' : (readFileSync(pwFile ?? 0, 'utf8').split('\n')[0] ?? '').trim();
   const tenants = (p.values['tenant'] as string[] | undefined) ?? [];
-  return addOperator({ file: requireStr(p, 'operators'), name: requireStr(p, 'name'), role: requireStr(p, 'role'), tenants, password });
+  return addOperator({
+    file: requireStr(p, 'operators'),
+    name: requireStr(p, 'name'),
+    role: requireStr(p, 'role'),
+    tenants,
+    password,
+    certFile: cert,
+  });
 }
 
 function help(): number {

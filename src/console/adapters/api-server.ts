@@ -7,13 +7,14 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { errorMessage } from '../../shared/errors.js';
 import { guardServer, tlsOptions } from '../../shared/net/service-guard.js';
 import type { Logger } from '../../shared/log.js';
 import type { Registry } from '../../shared/registry/registry.js';
-import { addSegment, addTenant, type SegmentInput } from '../../shared/registry/registry-edit.js';
+import { addSegment, addTenant } from '../../shared/registry/registry-edit.js';
 import { fleetView, tenantsView, type UnitView } from '../core/fleet.js';
 import { LoginGuard } from '../core/login-guard.js';
 import { OPENAPI } from '../core/openapi.js';
@@ -21,6 +22,7 @@ import { canChange, canSee, type Operator } from '../core/operators.js';
 import { unitDetail } from '../core/unit-detail.js';
 import { rolloutView, type RolloutView } from '../core/rollouts.js';
 import { drillRoutes } from './drill-routes.js';
+import { segmentInput } from './segment-input.js';
 import type { HeadendPoll } from './headend-client.js';
 import { cookie, csvCell, HttpError, readJson, SECURITY_HEADERS, sendError, sendJson } from './http-util.js';
 import type { OperatorLog } from './operator-log.js';
@@ -61,7 +63,7 @@ export interface ConsoleServer {
 }
 
 export async function startApiServer(
-  tls: { cert: string; key: string },
+  tls: { cert: string; key: string; clientCa?: string },
   host: string,
   port: number,
   p: ConsolePorts,
@@ -118,18 +120,41 @@ export async function startApiServer(
       throw new HttpError(401, 'wrong name or password');
     }
     guard.succeeded(name);
+    startSession(res, op, req, 'password');
+  }
+
+  /**
+   * Login by client certificate: the TLS handshake already checked it against the console's client CA;
+   * here its SHA-256 names the operator. No password, so nothing to guess and no lock-out.
+   */
+  function loginCert(req: IncomingMessage, res: ServerResponse): void {
+    const socket = req.socket as TLSSocket;
+    const cert = tls.clientCa === undefined ? null : socket.getPeerX509Certificate();
+    if (tls.clientCa === undefined)
+      throw new HttpError(404, 'certificate login is not configured (set clientCaFile in the console config)');
+    if (!cert) throw new HttpError(401, 'no client certificate was presented');
+    if (!socket.authorized)
+      throw new HttpError(401, `the client certificate was not issued by the console's client CA (${String(socket.authorizationError)})`);
+    const sha = cert.fingerprint256.replace(/:/g, '').toLowerCase();
+    const op = p.operators().find((o) => o.certSha256 === sha);
+    if (!op) {
+      p.log.warn('console certificate login refused', { subject: cert.subject.replace(/\n/g, ', '), sha256: sha, remote: remoteOf(req) });
+      throw new HttpError(401, `no operator has this certificate (SHA-256 ${sha}); add it with connector console operator add --cert`);
+    }
+    startSession(res, op, req, 'certificate');
+  }
+
+  function startSession(res: ServerResponse, op: Operator, req: IncomingMessage, how: string): void {
     if (sessions.size >= MAX_SESSIONS) sessions.delete(sessions.keys().next().value as string);
     const token = randomBytes(32).toString('base64url');
     const csrf = randomBytes(24).toString('base64url');
-    sessions.set(token, { operator: op.name, csrf, lastUsed: now });
-    p.log.info('console login', { operator: op.name, role: op.role, remote: remoteOf(req) });
+    sessions.set(token, { operator: op.name, csrf, lastUsed: Date.now() });
+    p.log.info('console login', { operator: op.name, role: op.role, remote: remoteOf(req), how });
     sendJson(
       res,
       200,
       { name: op.name, role: op.role, tenants: op.tenants, csrf },
-      {
-        'set-cookie': `${COOKIE}=${token}; HttpOnly; Secure; SameSite=Strict; Path=/`,
-      },
+      { 'set-cookie': `${COOKIE}=${token}; HttpOnly; Secure; SameSite=Strict; Path=/` },
     );
   }
 
@@ -270,6 +295,7 @@ export async function startApiServer(
     if (method === 'GET' && !path.startsWith('/api/')) return serveStatic(res, path);
     if (path === '/api/openapi.json' && method === 'GET') return sendJson(res, 200, OPENAPI);
     if (path === '/api/login' && method === 'POST') return login(req, res);
+    if (path === '/api/login-cert' && method === 'POST') return loginCert(req, res);
     const mutating = method !== 'GET';
     const { op, token } = operatorOf(req, mutating);
     const unitMatch = /^\/api\/units\/([A-Za-z0-9_-]{1,64})(?:\/(claim|revoke))?$/.exec(path);
@@ -324,17 +350,22 @@ export async function startApiServer(
     res.end(body);
   }
 
-  const server: Server = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2', ...tlsOptions() }, (req, res) => {
-    route(req, res).catch((e: unknown) => {
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      if (e instanceof HttpError) return sendError(res, e);
-      p.log.error('console request failed', { path: req.url, error: errorMessage(e) });
-      sendError(res, new HttpError(500, 'internal error; see the console log'));
-    });
-  });
+  // A client certificate is asked for, never required: operators without one log in with a password.
+  const clientAuth = tls.clientCa === undefined ? {} : { requestCert: true, rejectUnauthorized: false, ca: tls.clientCa };
+  const server: Server = createServer(
+    { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2', ...clientAuth, ...tlsOptions() },
+    (req, res) => {
+      route(req, res).catch((e: unknown) => {
+        if (res.headersSent) {
+          res.destroy();
+          return;
+        }
+        if (e instanceof HttpError) return sendError(res, e);
+        p.log.error('console request failed', { path: req.url, error: errorMessage(e) });
+        sendError(res, new HttpError(500, 'internal error; see the console log'));
+      });
+    },
+  );
   guardServer(server, { name: 'console', log: p.log });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -347,32 +378,6 @@ export async function startApiServer(
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     },
-  };
-}
-
-function segmentInput(body: Record<string, unknown>): SegmentInput {
-  const vni = body['vni'];
-  if (typeof vni !== 'number' || !Number.isInteger(vni)) throw new HttpError(400, 'give "vni", a whole number (1-16777215)');
-  // Left out, a value keeps what the segment had (when it is changed with replace).
-  const vteps = body['vteps'];
-  if (vteps !== undefined && (!Array.isArray(vteps) || !vteps.every((v) => typeof v === 'string'))) {
-    throw new HttpError(400, '"vteps" is a list of IP addresses');
-  }
-  const mtu = body['vtepPathMtu'];
-  if (mtu !== undefined && (typeof mtu !== 'number' || !Number.isInteger(mtu))) throw new HttpError(400, '"vtepPathMtu" is a whole number');
-  const flag = (k: string): boolean | undefined => {
-    const v = body[k];
-    if (v !== undefined && typeof v !== 'boolean') throw new HttpError(400, `"${k}" is true or false`);
-    return v;
-  };
-  const multiSite = flag('multiSite');
-  const allowDhcpFromDc = flag('allowDhcpFromDc');
-  return {
-    vni,
-    ...(vteps !== undefined ? { vteps: vteps as string[] } : {}),
-    ...(mtu !== undefined ? { vtepPathMtu: mtu } : {}),
-    ...(multiSite !== undefined ? { multiSite } : {}),
-    ...(allowDhcpFromDc !== undefined ? { allowDhcpFromDc } : {}),
   };
 }
 

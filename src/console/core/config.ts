@@ -36,6 +36,8 @@ export interface ConsoleConfig {
   pollMs: number;
   /** The drill service's API (`connector drill serve`), e.g. http://127.0.0.1:9480; null: no drills page. */
   drillApi: string | null;
+  /** The CA whose client certificates operators may log in with (POST /api/login-cert); null: passwords only. */
+  clientCaFile: string | null;
   /** Where `connector ota rollout --state FILE` keeps its state files (*.json): the Rollouts page. */
   rolloutDir: string | null;
 }
@@ -56,6 +58,7 @@ const CONSOLE_SCHEMA = object({
   sessionIdleS: optional(integer(60, 86_400), CONSOLE_DEFAULTS.sessionIdleS),
   pollMs: optional(integer(200, 60_000), CONSOLE_DEFAULTS.pollMs),
   rolloutDir: optional(string({ hint: 'a directory of rollout state files' })),
+  clientCaFile: optional(file()),
   drillApi: optional(string({ pattern: /^https?:\/\/\S+$/, hint: 'the http(s) URL of `connector drill serve`' })),
 });
 
@@ -82,5 +85,6 @@ export function parseConsoleConfigText(text: string, file: string, baseDir: stri
     pollMs: c.pollMs,
     drillApi: c.drillApi ?? null,
     rolloutDir: c.rolloutDir === undefined ? null : path(c.rolloutDir),
+    clientCaFile: c.clientCaFile === undefined ? null : path(c.clientCaFile),
   });
 }

@@ -13,8 +13,10 @@ export interface Operator {
   readonly role: Role;
   /** The tenants an `msp` operator serves; empty for the other roles (they see all). */
   readonly tenants: readonly string[];
-  /** `scrypt$N$r$p$salt$hash` (base64), written by `connector console operator add`. */
-  readonly password: string;
+  /** `scrypt$N$r$p$salt$hash` (base64), written by `connector console operator add`; null: certificate only. */
+  readonly password: string | null;
+  /** SHA-256 of the DER of the client certificate this operator may log in with (hex, lowercase); null: none. */
+  readonly certSha256: string | null;
 }
 
 const OPERATORS_SCHEMA = object({
@@ -23,7 +25,10 @@ const OPERATORS_SCHEMA = object({
       name: string({ pattern: /^[A-Za-z0-9_.@-]{1,64}$/, hint: 'letters, digits, _ . @ -' }),
       role: oneOf(ROLES),
       tenants: optional(array(string()), []),
-      password: string({ pattern: /^scrypt\$/, hint: 'a scrypt hash written by `connector console operator add`' }),
+      password: optional(string({ pattern: /^scrypt\$/, hint: 'a scrypt hash written by `connector console operator add`' })),
+      certSha256: optional(
+        string({ pattern: /^[0-9a-f]{64}$/, hint: "the SHA-256 of the operator's certificate, 64 lowercase hex digits" }),
+      ),
     }),
   ),
 });
@@ -40,11 +45,15 @@ export function parseOperators(doc: unknown, file: string): Operator[] {
     if (o.role === 'msp' && o.tenants.length === 0) {
       throw new ConfigError(`${file}: operators[${i}].tenants`, 'an msp operator needs at least one tenant');
     }
+    if (o.password === undefined && o.certSha256 === undefined) {
+      throw new ConfigError(`${file}: operators[${i}]`, 'an operator needs a password, a certificate (certSha256) or both');
+    }
     return Object.freeze({
       name: o.name,
       role: o.role,
       tenants: o.role === 'msp' ? Object.freeze([...o.tenants]) : [],
-      password: o.password,
+      password: o.password ?? null,
+      certSha256: o.certSha256 ?? null,
     });
   });
 }

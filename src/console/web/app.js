@@ -426,6 +426,15 @@ $('#login-form').addEventListener('submit', async (e) => {
   }
 });
 
+$('#login-cert').addEventListener('click', async () => {
+  $('#login-error').textContent = '';
+  try {
+    await enter(await api('/api/login-cert', { method: 'POST', body: '{}' }));
+  } catch (err) {
+    $('#login-error').textContent = err.message;
+  }
+});
+
 $('#claim-form').addEventListener('submit', async (e) => {
   e.preventDefault();
   const serial = $('#claim-serial').value.trim();

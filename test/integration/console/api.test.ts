@@ -4,6 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:https';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { writeFileSync, readFileSync } from 'node:fs';
 import { addOperator, startConsole } from '../../../src/console/main.js';
 import { parseConsoleConfigText } from '../../../src/console/core/config.js';
@@ -185,4 +187,113 @@ test('console API: an admin creates tenants and segments (the registry checks ev
       ['alice', 'segment-change', 'globex/lan'],
     ],
   );
+});
+
+test('console API: an operator logs in with a client certificate of the console client CA (Node and curl); other certificates and none are refused with why', async (t) => {
+  const d = tempDir(t, 'ck-console-cert-', true);
+  const pki = await createTestPki(d.dir);
+  writeJson(d.path('registry.json'), registryDoc({ acme: { vni: 100 } }, { 'A-1': 'acme' }));
+  const bob = await pki.client('operator-bob');
+  const stranger = await pki.client('operator-stranger');
+  await addOperator({ file: d.path('operators.json'), name: 'bob', role: 'read-only', tenants: [], password: '', certFile: bob.certFile });
+  await addOperator({ file: d.path('operators.json'), name: 'carol', role: 'admin', tenants: [], password: 'a long enough password' });
+  await assert.rejects(
+    addOperator({ file: d.path('operators.json'), name: 'dave', role: 'admin', tenants: [], password: '' }),
+    /at least 12 characters/,
+    'no password and no certificate is refused',
+  );
+  writeFileSync(
+    d.path('console.json'),
+    JSON.stringify({
+      port: 0,
+      tlsCertFile: pki.server.certFile,
+      tlsKeyFile: pki.server.keyFile,
+      clientCaFile: pki.deviceCa.file,
+      registryFile: 'registry.json',
+      operatorsFile: 'operators.json',
+      operatorLogFile: 'ops.jsonl',
+      pollMs: 200,
+    }),
+  );
+  const con = await startConsole(parseConsoleConfigText(readFileSync(d.path('console.json'), 'utf8'), 'console.json', d.dir), silentLogger);
+  t.after(() => con.close());
+  const port = con.address.port;
+  const ca = pki.dcCa.pem;
+  const loginWith = (id?: { cert: string; key: string }): Promise<Reply> =>
+    new Promise((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          servername: 'localhost',
+          port,
+          method: 'POST',
+          path: '/api/login-cert',
+          ca,
+          ...(id ? { cert: id.cert, key: id.key } : {}),
+        },
+        (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        },
+      );
+      req.on('error', reject);
+      req.end('{}');
+    });
+
+  const ok = await loginWith(bob);
+  assert.equal(ok.status, 200, ok.body);
+  assert.equal(JSON.parse(ok.body).name, 'bob');
+  const cookie = String((ok.headers['set-cookie'] as string[])[0]).split(';')[0] ?? '';
+  const me = await call(port, ca, 'GET', '/api/me', { headers: { cookie } });
+  assert.equal(JSON.parse(me.body).role, 'read-only', 'the session works like a password one');
+
+  const none = await loginWith();
+  assert.equal(none.status, 401);
+  assert.match(JSON.parse(none.body).error as string, /no client certificate/);
+  const unknown = await loginWith(stranger);
+  assert.equal(unknown.status, 401);
+  assert.match(JSON.parse(unknown.body).error as string, /no operator has this certificate.*operator add --cert/);
+  const otherCa = await loginWith(pki.server);
+  assert.equal(otherCa.status, 401);
+  assert.match(JSON.parse(otherCa.body).error as string, /not issued by the console's client CA/);
+
+  // A certificate-only operator has no password to guess; a password operator is unaffected by the CA.
+  const json = { 'content-type': 'application/json' };
+  assert.equal(
+    (await call(port, ca, 'POST', '/api/login', { body: JSON.stringify({ name: 'bob', password: 'anything at all' }), headers: json }))
+      .status,
+    401,
+  );
+  assert.equal(
+    (
+      await call(port, ca, 'POST', '/api/login', {
+        body: JSON.stringify({ name: 'carol', password: 'a long enough password' }),
+        headers: json,
+      })
+    ).status,
+    200,
+  );
+
+  // curl, as a script would log in.
+  // Not spawnSync: the console answers from this same process.
+  const curl = await promisify(execFile)(
+    'curl',
+    [
+      '-sS',
+      '-X',
+      'POST',
+      '--cacert',
+      pki.dcCa.file,
+      '--cert',
+      bob.certFile,
+      '--key',
+      bob.keyFile,
+      '-d',
+      '{}',
+      `https://localhost:${port}/api/login-cert`,
+    ],
+    { encoding: 'utf8' },
+  );
+  assert.equal(JSON.parse(curl.stdout).name, 'bob');
 });

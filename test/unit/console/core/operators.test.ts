@@ -50,6 +50,11 @@ test('the operators file: duplicate names, an msp without tenants and a plain-te
   assert.throws(() => parseOperators({ operators: [{ name: 'm', role: 'msp', password: HASH }] }, 'f'), /needs at least one tenant/);
   assert.throws(() => parseOperators({ operators: [{ name: 'a', role: 'admin', password: 'hunter2' }] }, 'f'), /scrypt hash/);
   assert.throws(() => parseOperators({ operators: [{ name: 'a', role: 'root', password: HASH }] }, 'f'), /operators\[0\]\.role/);
+  assert.throws(() => parseOperators({ operators: [{ name: 'a', role: 'admin' }] }, 'f'), /needs a password, a certificate/);
+  assert.throws(() => parseOperators({ operators: [{ name: 'a', role: 'admin', certSha256: 'AB:CD' }] }, 'f'), /64 lowercase hex/);
+  const [certOnly] = parseOperators({ operators: [{ name: 'a', role: 'admin', certSha256: 'ab'.repeat(32) }] }, 'f');
+  assert.equal(certOnly?.password, null);
+  assert.equal(certOnly?.certSha256, 'ab'.repeat(32));
 });
 
 test('the fleet view joins the registry with live sessions and hides other tenants from an msp', () => {

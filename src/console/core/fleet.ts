@@ -22,6 +22,8 @@ export interface LiveSession {
   framesIn?: number;
   framesOut?: number;
   transport?: string;
+  rttMs?: number | null;
+  jitterMs?: number | null;
   /** Which headend reported it (its URL). */
   headend: string;
 }
@@ -41,6 +43,9 @@ export interface UnitView {
   sinceMs: number | null;
   bytesIn: number;
   bytesOut: number;
+  /** The headend's latest RTT probe of the session and its jitter, ms; null when unknown or offline. */
+  rttMs: number | null;
+  jitterMs: number | null;
   updatedAt: string;
 }
 
@@ -65,6 +70,8 @@ export function fleetView(reg: Registry, sessions: readonly LiveSession[], op: O
       sinceMs: online ? s.startedAtMs : null,
       bytesIn: s?.bytesIn ?? 0,
       bytesOut: s?.bytesOut ?? 0,
+      rttMs: online ? (s.rttMs ?? null) : null,
+      jitterMs: online ? (s.jitterMs ?? null) : null,
       updatedAt: d.updatedAt,
     });
   }

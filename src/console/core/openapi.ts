@@ -38,6 +38,8 @@ export const OPENAPI = Object.freeze({
           sinceMs: { type: 'integer', nullable: true },
           bytesIn: { type: 'integer' },
           bytesOut: { type: 'integer' },
+          rttMs: { type: 'number', nullable: true, description: "the headend's latest RTT probe of the session, ms" },
+          jitterMs: { type: 'number', nullable: true, description: 'RFC 3550 jitter over those probes, ms' },
           updatedAt: { type: 'string', format: 'date-time' },
         },
       },

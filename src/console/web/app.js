@@ -57,6 +57,7 @@ function renderFleet() {
     cell(tr, u.online ? 'up' : 'down', u.online ? 'up' : 'down').dataset.tunnel = u.online ? 'up' : 'down';
     cell(tr, u.agentVersion);
     cell(tr, since(u.sinceMs));
+    cell(tr, u.rttMs === null ? '' : u.rttMs.toFixed(1));
     const actions = cell(tr, '');
     const canChange = state.me.role === 'admin' || (state.me.role === 'msp' && state.me.tenants.includes(u.tenant));
     if (u.state === 'allowed' && state.me.role !== 'read-only') {
@@ -145,7 +146,7 @@ function sample(units, at) {
     const last = s[s.length - 1];
     // A new session starts its counters again: start the series again too.
     if (last && (u.bytesIn < last.in || u.bytesOut < last.out)) s.length = 0;
-    if (!last || at > last.t) s.push({ t: at, in: u.bytesIn, out: u.bytesOut });
+    if (!last || at > last.t) s.push({ t: at, in: u.bytesIn, out: u.bytesOut, rtt: u.rttMs, jitter: u.jitterMs });
     if (s.length > SAMPLES) s.shift();
   }
 }
@@ -170,6 +171,25 @@ function renderChart(serial) {
   $('#unit-chart-caption').textContent = now
     ? `From the site (blue) ${now.in.toFixed(2)} Mbit/s, to the site (orange) ${now.out.toFixed(2)} Mbit/s now; peak ${max.toFixed(2)} Mbit/s; ${rates.length} samples`
     : 'No samples yet: the chart fills while this page is open and the unit is online.';
+}
+
+/** RTT (blue) and jitter (orange) from the same samples: each poll carries the headend's latest probe. */
+function renderRtt(serial) {
+  const s = (state.samples.get(serial) ?? []).filter((x) => x.rtt !== null && x.rtt !== undefined);
+  const max = Math.max(1, ...s.map((x) => Math.max(x.rtt, x.jitter ?? 0))) * 1.1;
+  const t1 = s.length ? s[s.length - 1].t : Date.now();
+  const t0 = Math.min(t1 - 10_000, Math.max(s.length ? s[0].t : t1, t1 - SAMPLES * 1000));
+  const pts = (k) =>
+    s
+      .filter((x) => x[k] !== null && x[k] !== undefined)
+      .map((x) => `${(((x.t - t0) / (t1 - t0)) * 600).toFixed(1)},${(118 - (x[k] / max) * 114).toFixed(1)}`)
+      .join(' ');
+  $('#unit-rtt-line').setAttribute('points', pts('rtt'));
+  $('#unit-jitter-line').setAttribute('points', pts('jitter'));
+  const now = s[s.length - 1];
+  $('#unit-rtt-caption').textContent = now
+    ? `RTT (blue) ${now.rtt.toFixed(2)} ms, jitter (orange) ${now.jitter === null ? '—' : `${now.jitter.toFixed(2)} ms`} now; highest RTT ${Math.max(...s.map((x) => x.rtt)).toFixed(2)} ms; the headend probes every unit every 5 s`
+    : 'No RTT yet: the headend probes every unit every 5 s.';
 }
 
 /** Up intervals of the last 24 h from the history (newest first): connect opens one, disconnect closes it. */
@@ -232,7 +252,14 @@ function renderUnit() {
   fact('Remote', live.remote);
   fact('Agent version', live.agentVersion);
   fact('Transport', d.sessions.map((s) => s.transport).join(', '));
+  fact(
+    'RTT / jitter',
+    live.rttMs === null || live.rttMs === undefined
+      ? null
+      : `${live.rttMs.toFixed(2)} / ${live.jitterMs === null ? '—' : live.jitterMs.toFixed(2)} ms`,
+  ).dataset.rtt = String(live.rttMs ?? '');
   renderChart(d.serial);
+  renderRtt(d.serial);
   renderTimeline(d);
   const sb = $('#unit-sessions tbody');
   sb.replaceChildren();

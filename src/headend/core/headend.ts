@@ -29,6 +29,7 @@ import { headendMetrics, type Metrics } from './metrics.js';
 import { setSegmentMetrics } from './segment-metrics.js';
 import type { DatagramPort } from './datagram-port.js';
 import type { HeadendSessionInfo } from './session-info.js';
+import { RTT_SLICE_MS, RttProbe } from './rtt-probe.js';
 export type { DatagramPort } from './datagram-port.js';
 
 export interface HeadendPorts {
@@ -71,6 +72,9 @@ export class HeadendCore {
   readonly #bySerial = new Map<string, AdmittedSession>();
   #registry: Registry;
   #expiryCancel: (() => void) | undefined;
+  readonly #rtt = new RttProbe();
+  /** Runs while there are sessions: no timer in a headend without any. */
+  #rttCancel: (() => void) | undefined;
 
   constructor(config: HeadendConfig, registry: Registry, ports: HeadendPorts) {
     this.#config = config;
@@ -225,12 +229,15 @@ export class HeadendCore {
     );
     entry.tunnel = tunnel;
     this.#sessions.set(id, entry);
+    this.#rttCancel ??= this.#p.scheduler.setInterval(() => this.#rtt.tick(this.#sessions.values(), this.#p.clock.now()), RTT_SLICE_MS);
     return { ok: true, session: tunnel };
   }
 
   #closed(e: AdmittedSession, reason: string): void {
     const { identity: i, tunnel: t } = e;
     this.#sessions.delete(i.id);
+    this.#rtt.forget(i.id);
+    if (this.#sessions.size === 0) this.#rttCancel = void this.#rttCancel?.();
     // Counted like sessions_total, from TLS admission: a session that dies before its hello (garbage,
     // an oversize record, a hello timeout) is a close too, and the one operators look for.
     this.metrics.inc('connector_headend_session_closes_total', { reason: reason.split(':')[0] ?? reason });
@@ -379,6 +386,8 @@ export class HeadendCore {
       bytesIn: s.tunnel.counters.bytesIn,
       bytesOut: s.tunnel.egress.counters.sentBytes + s.tunnel.counters.datagramBytesOut,
       transport: this.#p.datagram?.transportOf(s.identity.id) ?? 'tls',
+      rttMs: s.tunnel.rttMs === null ? null : Math.round(s.tunnel.rttMs * 100) / 100,
+      jitterMs: this.#rtt.jitterOf(s.identity.id),
     }));
   }
 

@@ -20,4 +20,8 @@ export interface HeadendSessionInfo {
   bytesOut: number;
   /** Where data toward the device leaves: datagrams or the TLS connection. */
   transport: 'datagram' | 'tls';
+  /** Round-trip time of the headend's latest probe, ms (a ping to every session every 5 s); null until one. */
+  rttMs: number | null;
+  /** RFC 3550 jitter over those RTTs, ms; null until two. */
+  jitterMs: number | null;
 }

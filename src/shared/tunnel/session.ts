@@ -40,7 +40,7 @@ export class TunnelSession {
   protocol: ProtocolVersion = 1;
   /** Both ends accept OFFLOAD records (v2 capability `offload`, negotiated by the hello exchange). */
   offloadAgreed = false;
-  /** Round-trip time of the latest answered ping, ms (client only). */
+  /** Round-trip time of the latest answered ping, ms (the client's keepalives, the headend's probes). */
   rttMs: number | null = null;
   /** The window the peer's bye or error asked the client to spread its next attempt over (control.ts). */
   peerRetryAfterMs: number | null = null;
@@ -305,15 +305,14 @@ export class TunnelSession {
         const every = msg.keepaliveMs > 0 ? Math.min(o.keepaliveMs, msg.keepaliveMs) : o.keepaliveMs;
         this.#watch(o.deadAfterMs, every);
         this.#events.up(this);
-        // First ping right away, so the RTT is known within one round trip of coming up.
-        if (this.state === 'up') this.#ping(o.clock.now());
+        if (this.state === 'up') this.ping(o.clock.now()); // the RTT known within one round trip of coming up
         return;
       }
       case 'ping':
         this.sendControl({ type: 'pong', nonce: msg.nonce, t: msg.t });
         return;
       case 'pong':
-        if (o.role === 'client' && msg.nonce === this.#pingNonce) this.rttMs = Math.max(0, o.clock.now() - msg.t);
+        if (msg.nonce === this.#pingNonce) this.rttMs = Math.max(0, o.clock.now() - msg.t);
         return;
       case 'bye':
         if (msg.retryAfterMs !== undefined) this.peerRetryAfterMs = msg.retryAfterMs;
@@ -346,11 +345,12 @@ export class TunnelSession {
         this.close('dead-peer');
         return;
       }
-      if (this.#pingEveryMs > 0 && now - this.#lastPingAt >= this.#pingEveryMs) this.#ping(now);
+      if (this.#pingEveryMs > 0 && now - this.#lastPingAt >= this.#pingEveryMs) this.ping(now);
     }, tickMs);
   }
 
-  #ping(now: number): void {
+  /** A ping now: the client's keepalive, and the headend's RTT probe (rttMs is set when its pong comes back). */
+  ping(now: number): void {
     this.#lastPingAt = now;
     this.#pingNonce = (this.#pingNonce + 1) >>> 0;
     this.sendControl({ type: 'ping', nonce: this.#pingNonce, t: now });

@@ -214,6 +214,12 @@ test(
     );
     clearInterval(traffic);
     await page.waitFor('the chart fills', `document.querySelector('#unit-chart-in').getAttribute('points').split(' ').length >= 3`, 10_000);
+    await page.waitFor(
+      'its RTT measured by the headend',
+      `Number(document.querySelector('#unit-facts [data-rtt]')?.dataset.rtt) > 0`,
+      10_000,
+    );
+    await page.waitFor('the RTT chart drawn', `document.querySelector('#unit-rtt-line').getAttribute('points').length > 0`);
     await page.waitFor('the 24 h timeline shows it up', `document.querySelectorAll('#unit-timeline rect').length >= 1`);
     assert.match(
       await page.evaluate<string>(`document.querySelector('#unit-timeline-caption').textContent`),

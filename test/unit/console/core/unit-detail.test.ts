@@ -31,6 +31,8 @@ const unit: UnitView = {
   sinceMs: 5,
   bytesIn: 10,
   bytesOut: 20,
+  rttMs: null,
+  jitterMs: null,
   updatedAt: '2026-01-01T00:00:00Z',
 };
 const session = (serial: string, tenant: string, extra: Record<string, unknown> = {}) => ({

@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: UNLICENSED
+// Round-trip time and jitter of every session as the headend measures them (operators read them in
+// GET /sessions and the console): each second one fifth of the sessions gets a ping, so a fleet's probes
+// spread over 5 s instead of one burst that would hold the loop, and the agent's pong gives the RTT (any
+// agent answers pings, old ones too). Jitter is RFC 3550's estimator over successive RTTs:
+// J += (|D| - J) / 16. Pure: the sessions and the time come in.
+import type { TunnelSession } from '../../shared/tunnel/session.js';
+
+export const RTT_SLICES = 5;
+export const RTT_SLICE_MS = 1_000;
+
+export class RttProbe {
+  #turn = 0;
+  readonly #seen = new Map<string, { rtt: number; jitter: number; samples: number }>();
+
+  tick(sessions: Iterable<{ readonly identity: { readonly id: string }; readonly tunnel: TunnelSession }>, now: number): void {
+    const slice = this.#turn++ % RTT_SLICES;
+    let i = 0;
+    for (const s of sessions) {
+      if (i++ % RTT_SLICES !== slice || s.tunnel.state !== 'up') continue;
+      // The RTT the previous probe of this session measured: one sample per probe.
+      if (s.tunnel.rttMs !== null) this.#note(s.identity.id, s.tunnel.rttMs);
+      s.tunnel.ping(now);
+    }
+  }
+
+  /** The session's jitter, ms; null until two RTTs were measured. */
+  jitterOf(id: string): number | null {
+    const e = this.#seen.get(id);
+    return e && e.samples >= 2 ? Math.round(e.jitter * 100) / 100 : null;
+  }
+
+  forget(id: string): void {
+    this.#seen.delete(id);
+  }
+
+  #note(id: string, rtt: number): void {
+    const e = this.#seen.get(id);
+    if (!e) this.#seen.set(id, { rtt, jitter: 0, samples: 1 });
+    else {
+      e.jitter += (Math.abs(rtt - e.rtt) - e.jitter) / 16;
+      e.rtt = rtt;
+      e.samples++;
+    }
+  }
+}

@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: UNLICENSED
+// The headend's RTT probe: a fifth of the sessions per second (never all at once), one RTT sample per
+// probe, RFC 3550 jitter over the samples, nothing kept for a session that is gone.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { RTT_SLICES, RttProbe } from '../../../../src/headend/core/rtt-probe.js';
+import type { TunnelSession } from '../../../../src/shared/tunnel/session.js';
+
+function fakeSessions(n: number): { identity: { id: string }; tunnel: TunnelSession; pings: number[] }[] {
+  return Array.from({ length: n }, (_, i) => {
+    const s = {
+      identity: { id: `s${i}` },
+      pings: [] as number[],
+      tunnel: { state: 'up', rttMs: null as number | null } as unknown as TunnelSession,
+    };
+    (s.tunnel as unknown as { ping(now: number): void }).ping = (now: number) => s.pings.push(now);
+    return s;
+  });
+}
+
+test('each second a fifth of the sessions is pinged; every session once per five seconds', () => {
+  const sessions = fakeSessions(1_000);
+  const probe = new RttProbe();
+  const perTick: number[] = [];
+  for (let t = 0; t < RTT_SLICES; t++) {
+    const before = sessions.reduce((a, s) => a + s.pings.length, 0);
+    probe.tick(sessions, t * 1_000);
+    perTick.push(sessions.reduce((a, s) => a + s.pings.length, 0) - before);
+  }
+  assert.deepEqual(perTick, [200, 200, 200, 200, 200]);
+  assert.ok(sessions.every((s) => s.pings.length === 1));
+});
+
+test('jitter is RFC 3550 over successive RTTs; null until two samples; forgotten with the session', () => {
+  const [s] = fakeSessions(1);
+  const probe = new RttProbe();
+  const rtts = [10, 14, 10, 14];
+  let jitter = 0;
+  let prev: number | null = null;
+  for (const [k, rtt] of rtts.entries()) {
+    (s!.tunnel as unknown as { rttMs: number }).rttMs = rtt;
+    for (let t = 0; t < RTT_SLICES; t++) probe.tick([s!], (k * RTT_SLICES + t) * 1_000);
+    if (prev !== null) jitter += (Math.abs(rtt - prev) - jitter) / 16;
+    prev = rtt;
+    assert.equal(probe.jitterOf('s0'), k === 0 ? null : Math.round(jitter * 100) / 100, `after ${k + 1} samples`);
+  }
+  assert.ok((probe.jitterOf('s0') ?? 0) > 0.6);
+  probe.forget('s0');
+  assert.equal(probe.jitterOf('s0'), null);
+});

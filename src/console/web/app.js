@@ -327,6 +327,46 @@ async function loadRollouts() {
   }
 }
 
+/** One drill's timeline: its events on a line from its start to its end (or now), and as a table. */
+async function loadDrill(id) {
+  const d = await api(`/api/drills/${encodeURIComponent(id)}`);
+  $('#drill-detail').hidden = false;
+  $('#drill-detail-title').textContent = `Drill ${d.id} (${d.tenant}, ${d.kind}, ${d.state})`;
+  const t0 = Date.parse(d.startedAt);
+  const t1 = Math.max(t0 + 1000, d.endedAt ? Date.parse(d.endedAt) : Date.now());
+  const svg = $('#drill-timeline');
+  svg.replaceChildren();
+  const axis = document.createElementNS(SVG, 'line');
+  for (const [k, v] of Object.entries({ x1: 5, x2: 595, y1: 20, y2: 20, stroke: '#8a96a3', 'stroke-width': 2 }))
+    axis.setAttribute(k, String(v));
+  svg.appendChild(axis);
+  const tbody = $('#drill-events tbody');
+  tbody.replaceChildren();
+  for (const e of d.timeline) {
+    const t = Date.parse(e.t);
+    const dot = document.createElementNS(SVG, 'circle');
+    dot.setAttribute('cx', (5 + ((t - t0) / (t1 - t0)) * 590).toFixed(1));
+    dot.setAttribute('cy', '20');
+    dot.setAttribute('r', '6');
+    dot.setAttribute('fill', e.ok === false ? '#b3261e' : e.ok === true ? '#2e8540' : '#2f5f8f');
+    const title = document.createElementNS(SVG, 'title');
+    title.textContent = `${e.event} at +${((t - t0) / 1000).toFixed(1)} s`;
+    dot.appendChild(title);
+    svg.appendChild(dot);
+    const tr = document.createElement('tr');
+    tr.dataset.event = e.event;
+    const details = Object.entries(e)
+      .filter(([k]) => k !== 't' && k !== 'event')
+      .map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`)
+      .join(', ');
+    for (const v of [e.t, `+${((t - t0) / 1000).toFixed(1)} s`, e.event, details]) cell(tr, v);
+    tbody.appendChild(tr);
+  }
+  const failed = d.timeline.filter((e) => e.ok === false).length;
+  $('#drill-timeline-caption').textContent =
+    `${d.timeline.length} events over ${((t1 - t0) / 1000).toFixed(1)} s${failed ? `, ${failed} failed (red)` : ''}; green: a check that passed`;
+}
+
 async function loadDrills() {
   const { drills } = await api('/api/drills');
   const tbody = $('#drills-table tbody');
@@ -335,8 +375,14 @@ async function loadDrills() {
     const tr = document.createElement('tr');
     tr.dataset.drill = d.id;
     tr.dataset.state = d.state;
+    const open = document.createElement('button');
+    open.type = 'button';
+    open.className = 'link';
+    open.textContent = d.id;
+    open.setAttribute('aria-label', `Open drill ${d.id}`);
+    open.addEventListener('click', () => loadDrill(d.id).catch((e) => ($('#drill-result').textContent = e.message)));
+    cell(tr, '').appendChild(open);
     for (const v of [
-      d.id,
       d.tenant,
       d.kind,
       d.sandboxSegment ?? d.segment,

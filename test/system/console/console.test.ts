@@ -299,6 +299,13 @@ test(
       'drill ended',
       `document.querySelector('#drills-table tbody tr[data-state=running]') === null && document.querySelectorAll('#drills-table tbody tr').length === 1`,
     );
+    // Its timeline: the start and the end on a line and in a table.
+    await page.evaluate(`document.querySelector('#drills-table button[aria-label^="Open drill"]').click()`);
+    await page.waitFor(
+      'the drill timeline',
+      `document.querySelectorAll('#drill-timeline circle').length === 2 && document.querySelector('#drill-events tr[data-event=drill-end]') !== null`,
+    );
+    await shoot(page, 'console-drill');
     const globexDrill = await page.evaluate<string>(`(async () => {
       const me = await (await fetch('/api/me')).json();
       const r = await fetch('/api/drills', { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrf }, body: JSON.stringify({ tenant: 'globex', kind: 'sandbox' }) });

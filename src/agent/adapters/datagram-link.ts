@@ -85,6 +85,7 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
   // already treats the silence as a dark path; nothing else to do.
   sock.on('error', (e) => o.log.debug('datagram socket error', { error: e.message }));
   sock.on('message', (msg: Buffer) => {
+    if (closed) return;
     const r = channel.receive(msg, o.clock.now());
     // An answered probe moves tx at once, not at the next tick.
     o.session.datagramTx = channel.tx === 'datagram' ? txFrame : null;

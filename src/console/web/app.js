@@ -29,6 +29,20 @@ function cell(row, text, cls) {
   return td;
 }
 
+/** A labelled button (the label is what a screen reader says: the action and its object). */
+function button(text, label, onClick, cls) {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.textContent = text;
+  b.setAttribute('aria-label', label);
+  if (cls) b.className = cls;
+  b.addEventListener('click', onClick);
+  return b;
+}
+
+/** Whether this operator may change what belongs to `tenant` (the server decides; this only hides buttons). */
+const mayChange = (tenant) => state.me.role === 'admin' || (state.me.role === 'msp' && state.me.tenants.includes(tenant));
+
 function since(ms) {
   if (!ms) return '';
   const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
@@ -43,13 +57,7 @@ function renderFleet() {
   for (const u of state.units) {
     const tr = document.createElement('tr');
     tr.dataset.serial = u.serial;
-    const open = document.createElement('button');
-    open.type = 'button';
-    open.className = 'link';
-    open.textContent = u.serial;
-    open.setAttribute('aria-label', `Open unit ${u.serial}`);
-    open.addEventListener('click', () => openUnit(u.serial));
-    cell(tr, '').appendChild(open);
+    cell(tr, '').appendChild(button(u.serial, `Open unit ${u.serial}`, () => openUnit(u.serial), 'link'));
     cell(tr, u.state === 'allowed' ? 'waiting for claim' : u.state);
     cell(tr, u.tenant);
     cell(tr, u.segment);
@@ -59,27 +67,18 @@ function renderFleet() {
     cell(tr, since(u.sinceMs));
     cell(tr, u.rttMs === null ? '' : u.rttMs.toFixed(1));
     const actions = cell(tr, '');
-    const canChange = state.me.role === 'admin' || (state.me.role === 'msp' && state.me.tenants.includes(u.tenant));
     if (u.state === 'allowed' && state.me.role !== 'read-only') {
-      const b = document.createElement('button');
-      b.type = 'button';
-      b.textContent = 'Claim…';
-      b.setAttribute('aria-label', `Claim ${u.serial}`);
-      b.addEventListener('click', () => {
+      const claim = () => {
         $('#claim-serial').value = u.serial;
         $('#claim-tenant').focus();
-      });
-      actions.appendChild(b);
-    } else if (u.state === 'claimed' && canChange) {
-      const b = document.createElement('button');
-      b.type = 'button';
-      b.textContent = 'Revoke';
-      b.setAttribute('aria-label', `Revoke ${u.serial}`);
-      b.addEventListener('click', async () => {
+      };
+      actions.appendChild(button('Claim…', `Claim ${u.serial}`, claim));
+    } else if (u.state === 'claimed' && mayChange(u.tenant)) {
+      const revoke = async () => {
         if (!confirm(`Revoke ${u.serial}? Its tunnel is closed and its certificate will not be renewed.`)) return;
         await api(`/api/units/${encodeURIComponent(u.serial)}/revoke`, { method: 'POST', body: '{}' }).catch((e) => alert(e.message));
-      });
-      actions.appendChild(b);
+      };
+      actions.appendChild(button('Revoke', `Revoke ${u.serial}`, revoke));
     }
     tbody.appendChild(tr);
   }
@@ -375,13 +374,8 @@ async function loadDrills() {
     const tr = document.createElement('tr');
     tr.dataset.drill = d.id;
     tr.dataset.state = d.state;
-    const open = document.createElement('button');
-    open.type = 'button';
-    open.className = 'link';
-    open.textContent = d.id;
-    open.setAttribute('aria-label', `Open drill ${d.id}`);
-    open.addEventListener('click', () => loadDrill(d.id).catch((e) => ($('#drill-result').textContent = e.message)));
-    cell(tr, '').appendChild(open);
+    const open = () => loadDrill(d.id).catch((e) => ($('#drill-result').textContent = e.message));
+    cell(tr, '').appendChild(button(d.id, `Open drill ${d.id}`, open, 'link'));
     for (const v of [
       d.tenant,
       d.kind,
@@ -393,17 +387,12 @@ async function loadDrills() {
       cell(tr, v);
     }
     const actions = cell(tr, '');
-    const mine = state.me.role === 'admin' || (state.me.role === 'msp' && state.me.tenants.includes(d.tenant));
-    if (d.state === 'running' && mine) {
-      const b = document.createElement('button');
-      b.type = 'button';
-      b.textContent = 'End';
-      b.setAttribute('aria-label', `End drill ${d.id}`);
-      b.addEventListener('click', async () => {
+    if (d.state === 'running' && mayChange(d.tenant)) {
+      const end = async () => {
         await api(`/api/drills/${encodeURIComponent(d.id)}/end`, { method: 'POST', body: '{}' }).catch((e) => alert(e.message));
         await loadDrills();
-      });
-      actions.appendChild(b);
+      };
+      actions.appendChild(button('End', `End drill ${d.id}`, end));
     }
     tbody.appendChild(tr);
   }

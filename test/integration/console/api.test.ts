@@ -38,26 +38,35 @@ function call(
   });
 }
 
+/** A console on a free port over the test PKI, with the files of `d` and `extra` config keys; closed after the test. */
+async function consoleWith(
+  t: { after(fn: () => unknown): void },
+  d: { dir: string; path(name: string): string },
+  pki: Awaited<ReturnType<typeof createTestPki>>,
+  extra: Record<string, unknown>,
+): Promise<Awaited<ReturnType<typeof startConsole>>> {
+  const doc = {
+    port: 0,
+    tlsCertFile: pki.server.certFile,
+    tlsKeyFile: pki.server.keyFile,
+    registryFile: 'registry.json',
+    operatorsFile: 'operators.json',
+    operatorLogFile: 'ops.jsonl',
+    pollMs: 200,
+    ...extra,
+  };
+  writeFileSync(d.path('console.json'), JSON.stringify(doc));
+  const con = await startConsole(parseConsoleConfigText(readFileSync(d.path('console.json'), 'utf8'), 'console.json', d.dir), silentLogger);
+  t.after(() => con.close());
+  return con;
+}
+
 test('console API: bad requests get clear 4xx answers, logins are rate-limited, the server stays up', async (t) => {
   const d = tempDir(t, 'ck-console-api-', true);
   const pki = await createTestPki(d.dir);
   writeJson(d.path('registry.json'), registryDoc({ acme: { vni: 100 } }, { 'A-1': 'acme' }));
   await addOperator({ file: d.path('operators.json'), name: 'alice', role: 'admin', tenants: [], password: 'a long enough password' });
-  writeFileSync(
-    d.path('console.json'),
-    JSON.stringify({
-      port: 0,
-      tlsCertFile: pki.server.certFile,
-      tlsKeyFile: pki.server.keyFile,
-      registryFile: 'registry.json',
-      operatorsFile: 'operators.json',
-      headends: ['http://127.0.0.1:9'],
-      operatorLogFile: 'ops.jsonl',
-      pollMs: 200,
-    }),
-  );
-  const con = await startConsole(parseConsoleConfigText(readFileSync(d.path('console.json'), 'utf8'), 'console.json', d.dir), silentLogger);
-  t.after(() => con.close());
+  const con = await consoleWith(t, d, pki, { headends: ['http://127.0.0.1:9'] });
   const port = con.address.port;
   const ca = pki.dcCa.pem;
   const json = { 'content-type': 'application/json' };
@@ -101,20 +110,7 @@ test('console API: an admin creates tenants and segments (the registry checks ev
   await addOperator({ file: d.path('operators.json'), name: 'alice', role: 'admin', tenants: [], password: pw });
   await addOperator({ file: d.path('operators.json'), name: 'msp', role: 'msp', tenants: ['acme'], password: pw });
   await addOperator({ file: d.path('operators.json'), name: 'ro', role: 'read-only', tenants: [], password: pw });
-  writeFileSync(
-    d.path('console.json'),
-    JSON.stringify({
-      port: 0,
-      tlsCertFile: pki.server.certFile,
-      tlsKeyFile: pki.server.keyFile,
-      registryFile: 'registry.json',
-      operatorsFile: 'operators.json',
-      operatorLogFile: 'ops.jsonl',
-      pollMs: 200,
-    }),
-  );
-  const con = await startConsole(parseConsoleConfigText(readFileSync(d.path('console.json'), 'utf8'), 'console.json', d.dir), silentLogger);
-  t.after(() => con.close());
+  const con = await consoleWith(t, d, pki, {});
   const port = con.address.port;
   const ca = pki.dcCa.pem;
   const session = async (name: string): Promise<(method: string, path: string, body?: unknown) => Promise<Reply>> => {
@@ -202,21 +198,7 @@ test('console API: an operator logs in with a client certificate of the console 
     /at least 12 characters/,
     'no password and no certificate is refused',
   );
-  writeFileSync(
-    d.path('console.json'),
-    JSON.stringify({
-      port: 0,
-      tlsCertFile: pki.server.certFile,
-      tlsKeyFile: pki.server.keyFile,
-      clientCaFile: pki.deviceCa.file,
-      registryFile: 'registry.json',
-      operatorsFile: 'operators.json',
-      operatorLogFile: 'ops.jsonl',
-      pollMs: 200,
-    }),
-  );
-  const con = await startConsole(parseConsoleConfigText(readFileSync(d.path('console.json'), 'utf8'), 'console.json', d.dir), silentLogger);
-  t.after(() => con.close());
+  const con = await consoleWith(t, d, pki, { clientCaFile: pki.deviceCa.file });
   const port = con.address.port;
   const ca = pki.dcCa.pem;
   const loginWith = (id?: { cert: string; key: string }): Promise<Reply> =>

@@ -60,7 +60,7 @@ function files(o: DrillFileOptions): DrillFiles {
 }
 
 /** The drill operations over the files; every call first ends drills whose TTL has passed. */
-export function drillOps(f: DrillFiles, now: () => number = Date.now): DrillOps {
+export function drillOps(f: DrillFiles, now: () => number = Date.now, auditLog?: string): DrillOps {
   const sweep = async (): Promise<void> => {
     const { book } = readBoth(f);
     if (book.drills.some((d) => d.state === 'running' && Date.parse(d.expiresAt) <= now())) {
@@ -82,6 +82,12 @@ export function drillOps(f: DrillFiles, now: () => number = Date.now): DrillOps 
       const id = randomBytes(4).toString('hex');
       const r = await updateBoth(f, (b, reg) => startDrill(b, reg, spec, now(), id));
       return drillView(r.drill, now());
+    },
+    async report(id) {
+      if (auditLog === undefined)
+        throw new ConnectorError('CK_ERR_DRILL', 'reports need the headend audit log: start drill serve with --audit-log');
+      const report = reportOf(readBoth(f).book, id, readTextLines(auditLog), now());
+      return { report, html: renderReportHtml(report) };
     },
     async end(id) {
       await sweep();
@@ -173,10 +179,10 @@ export async function drillProbe(
 }
 
 /** The JSON API for the console, and the TTL sweep (every 5 s), until SIGTERM/SIGINT. */
-export async function drillServe(o: DrillFileOptions & { host: string; port: number }): Promise<number> {
+export async function drillServe(o: DrillFileOptions & { host: string; port: number; auditLog?: string | undefined }): Promise<number> {
   const log = createLogger({ level: 'info', format: 'json', base: { component: 'dr' } });
   const f = files(o);
-  const ops = drillOps(f);
+  const ops = drillOps(f, Date.now, o.auditLog);
   const api = await serveDrillApi({ host: o.host, port: o.port, ops, log });
   log.info('drill API listening', { address: `${api.address.address}:${api.address.port}` });
   const timer = setInterval(() => {
@@ -298,13 +304,16 @@ export async function failoverEnd(o: FailoverOptions): Promise<number> {
 }
 
 /** `connector drill report`: JSON + HTML for a drill or a failover (by id), bound to the audit log. */
+/** A drill's or a failover's report (they share the book and the id space). */
+function reportOf(book: ReturnType<typeof readBoth>['book'], id: string, lines: string[], nowMs: number): ReportDoc {
+  const fo = (book.failovers ?? []).find((x) => x.id === id);
+  return fo
+    ? buildReport({ kind: 'failover', failover: fo }, lines, nowMs)
+    : buildReport({ kind: 'drill', drill: getDrill(book, id) }, lines, nowMs);
+}
+
 export async function drillReport(o: DrillFileOptions & { id: string; auditLog: string; outDir: string }): Promise<number> {
-  const { book } = readBoth(files(o));
-  const fo = (book.failovers ?? []).find((x) => x.id === o.id);
-  const lines = readTextLines(o.auditLog);
-  const report = fo
-    ? buildReport({ kind: 'failover', failover: fo }, lines, Date.now())
-    : buildReport({ kind: 'drill', drill: getDrill(book, o.id) }, lines, Date.now());
+  const report = reportOf(readBoth(files(o)).book, o.id, readTextLines(o.auditLog), Date.now());
   mkdirSync(o.outDir, { recursive: true });
   const json = join(o.outDir, `${o.id}.report.json`);
   const html = join(o.outDir, `${o.id}.report.html`);

@@ -19,7 +19,8 @@ const HELP = `usage: connector drill <start|status|end|gateway|probe|serve|repor
           restored VMs; it routes out (NAT) only if the drill was started with --allow-outbound
   probe   --id ID --target IP --ifname IF [--netns NS] [--side lan|dc] [--count N]
           ARP + ICMP from one side, recorded in the drill's timeline; exit 1 when unreachable
-  serve   [--host H] [--port P]                      JSON API for the console (default 127.0.0.1:8088)
+  serve   [--host H] [--port P] [--audit-log F]      JSON API for the console (default 127.0.0.1:8088);
+                                                     --audit-log (the headend's) lets it build reports
   report  --id ID --audit-log HEADEND_AUDIT [--out DIR]
           a drill's or a failover's report: ID.report.json and a self-contained ID.report.html, naming
           the audit records (seq, SHA-256) they were built from
@@ -101,12 +102,17 @@ function probe(rest: string[]): Promise<number> {
 }
 
 function serve(rest: string[]): Promise<number> {
-  const p = parseCommandArgs(rest, { ...COMMON, host: { type: 'string' }, port: { type: 'string' } }, false);
+  const p = parseCommandArgs(
+    rest,
+    { ...COMMON, host: { type: 'string' }, port: { type: 'string' }, 'audit-log': { type: 'string' } },
+    false,
+  );
   return drillServe({
     registry: str(p, 'registry'),
     book: str(p, 'book'),
     host: str(p, 'host') ?? '127.0.0.1',
     port: num(p, 'port', 8088),
+    auditLog: str(p, 'audit-log'),
   });
 }
 

@@ -6,7 +6,7 @@
 // answer is a 502 saying so.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { canChange, canSee, type Operator } from '../core/operators.js';
-import { HttpError, readJson, sendJson } from './http-util.js';
+import { HttpError, readJson, SECURITY_HEADERS, sendJson } from './http-util.js';
 import type { OperatorLog } from './operator-log.js';
 
 const TIMEOUT_MS = 5_000;
@@ -55,13 +55,23 @@ export function drillRoutes(api: string | null, operatorLog: OperatorLog, remote
 
   return {
     async handle(req, res, op, path, method) {
-      const m = /^\/api\/drills(?:\/([0-9a-z-]{1,64})(\/end)?)?$/.exec(path);
+      const m = /^\/api\/drills(?:\/([0-9a-z-]{1,64})(\/end|\/report)?)?$/.exec(path);
       if (!m) return false;
-      const [, id, end] = m;
+      const [, id, sub] = m;
+      const end = sub === '/end';
+      if (method === 'GET' && id && sub === '/report') {
+        await one(id, op);
+        const { html } = (await call('GET', `/v1/drills/${encodeURIComponent(id)}/report`)) as { html: string };
+        // The report is self-contained: its own inline style, no scripts, nothing fetched.
+        const csp = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'";
+        res.writeHead(200, { ...SECURITY_HEADERS, 'content-security-policy': csp, 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+        res.end(html);
+        return true;
+      }
       if (method === 'GET' && !id) {
         const { drills } = (await call('GET', '/v1/drills')) as { drills: DrillView[] };
         sendJson(res, 200, { drills: drills.filter((d) => canSee(op, d.tenant)) });
-      } else if (method === 'GET' && id && !end) {
+      } else if (method === 'GET' && id && !sub) {
         sendJson(res, 200, await one(id, op));
       } else if (method === 'POST' && !id) {
         const body = await readJson(req);

@@ -189,6 +189,12 @@ export const OPENAPI = Object.freeze({
       },
     },
     '/api/drills/{id}': { get: { responses: { 200: ok('one drill with its timeline'), 404: err } } },
+    '/api/drills/{id}/report': {
+      get: {
+        summary: "The drill's report as self-contained HTML (bound to the audit log by hash; the drill service needs --audit-log)",
+        responses: { 200: { description: 'text/html' }, 404: err, 409: err },
+      },
+    },
     '/api/drills/{id}/end': {
       post: { security: [{ session: [], csrf: [] }], responses: { 200: ok('the ended drill'), 403: err, 404: err } },
     },

@@ -375,7 +375,17 @@ async function loadDrills() {
     tr.dataset.drill = d.id;
     tr.dataset.state = d.state;
     const open = () => loadDrill(d.id).catch((e) => ($('#drill-result').textContent = e.message));
-    cell(tr, '').appendChild(button(d.id, `Open drill ${d.id}`, open, 'link'));
+    const first = cell(tr, '');
+    first.appendChild(button(d.id, `Open drill ${d.id}`, open, 'link'));
+    if (d.state !== 'running') {
+      const a = document.createElement('a');
+      a.href = `/api/drills/${encodeURIComponent(d.id)}/report`;
+      a.target = '_blank';
+      a.rel = 'noopener';
+      a.textContent = ' report';
+      a.setAttribute('aria-label', `Report of drill ${d.id}`);
+      first.appendChild(a);
+    }
     for (const v of [
       d.tenant,
       d.kind,

@@ -5,6 +5,7 @@
 //   GET  /v1/drills/:id          one drill
 //   POST /v1/drills              start: {tenant, segment?, kind, vmIp?, ttlS?, allowOutbound?}
 //   POST /v1/drills/:id/end      end
+//   GET  /v1/drills/:id/report   the drill's (or failover's) report: { report, html } (needs the audit log)
 import { ConnectorError } from '../../shared/errors.js';
 import type { DrillKind, DrillSpec } from './drill.js';
 
@@ -13,6 +14,8 @@ export interface DrillOps {
   get(id: string): Promise<unknown>;
   start(spec: DrillSpec): Promise<unknown>;
   end(id: string): Promise<unknown>;
+  /** The report of a drill or failover, as `connector drill report` writes it: JSON and self-contained HTML. */
+  report(id: string): Promise<{ report: unknown; html: string }>;
 }
 
 export interface ApiResponse {
@@ -51,6 +54,7 @@ export async function routeDrillApi(ops: DrillOps, method: string, path: string,
     const id = parts[2];
     if (method === 'GET' && parts.length === 2) return { status: 200, body: { drills: await ops.list() } };
     if (method === 'GET' && id && parts.length === 3) return { status: 200, body: await ops.get(id) };
+    if (method === 'GET' && id && parts[3] === 'report' && parts.length === 4) return { status: 200, body: await ops.report(id) };
     if (method === 'POST' && parts.length === 2) {
       const spec = specOf(body);
       if (typeof spec === 'string') return { status: 400, body: { error: 'CK_ERR_USAGE', message: spec } };

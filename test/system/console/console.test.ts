@@ -81,7 +81,7 @@ test(
     const drillApi = await serveDrillApi({
       host: '127.0.0.1',
       port: 0,
-      ops: drillOps(drillFiles(d.path('registry.json'))),
+      ops: drillOps(drillFiles(d.path('registry.json')), Date.now, d.path('audit.jsonl')),
       log: silentLogger,
     });
     t.after(() => drillApi.close());
@@ -306,6 +306,15 @@ test(
       `document.querySelectorAll('#drill-timeline circle').length === 2 && document.querySelector('#drill-events tr[data-event=drill-end]') !== null`,
     );
     await shoot(page, 'console-drill');
+    // Its report, as an auditor files it: HTML bound to the audit log by hash.
+    const report = await page.evaluate<{ status: number; type: string; body: string }>(`(async () => {
+      const a = document.querySelector('#drills-table a[aria-label^="Report of drill"]');
+      const r = await fetch(a.href);
+      return { status: r.status, type: r.headers.get('content-type'), body: await r.text() };
+    })()`);
+    assert.equal(report.status, 200);
+    assert.match(report.type, /^text\/html/);
+    assert.match(report.body, /reportHash|SHA-256/i);
     const globexDrill = await page.evaluate<string>(`(async () => {
       const me = await (await fetch('/api/me')).json();
       const r = await fetch('/api/drills', { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrf }, body: JSON.stringify({ tenant: 'globex', kind: 'sandbox' }) });
@@ -350,6 +359,7 @@ test(
       rolloutUnits: (await (await fetch('/api/rollouts')).json()).rollouts.flatMap((r) => r.units.map((u) => u.serial)).join(','),
       drillsSeen: (await (await fetch('/api/drills')).json()).drills.map((d) => d.tenant).join(','),
       globexDrill: (await fetch('/api/drills/${globexDrill}')).status,
+      globexReport: (await fetch('/api/drills/${globexDrill}/report')).status,
       endGlobexDrill: await post('/api/drills/${globexDrill}/end', {}),
       startGlobexDrill: await post('/api/drills', { tenant: 'globex', kind: 'sandbox' }),
     };
@@ -367,6 +377,7 @@ test(
       rolloutUnits: 'A-1',
       drillsSeen: 'acme',
       globexDrill: 404,
+      globexReport: 404,
       endGlobexDrill: 404,
       startGlobexDrill: 403,
     });

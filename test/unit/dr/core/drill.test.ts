@@ -119,6 +119,7 @@ test('API: list, start, get, end; bad bodies are 400, unknown ids 404, conflicts
       reg = r.registry;
       return r.drill;
     },
+    report: async (id) => ({ report: { id }, html: `<p>${id}</p>` }),
     end: async (id) => {
       const r = endDrill(book, reg, id, T0);
       book = r.book;

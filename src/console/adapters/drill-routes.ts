@@ -64,7 +64,12 @@ export function drillRoutes(api: string | null, operatorLog: OperatorLog, remote
         const { html } = (await call('GET', `/v1/drills/${encodeURIComponent(id)}/report`)) as { html: string };
         // The report is self-contained: its own inline style, no scripts, nothing fetched.
         const csp = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'";
-        res.writeHead(200, { ...SECURITY_HEADERS, 'content-security-policy': csp, 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+        res.writeHead(200, {
+          ...SECURITY_HEADERS,
+          'content-security-policy': csp,
+          'content-type': 'text/html; charset=utf-8',
+          'cache-control': 'no-store',
+        });
         res.end(html);
         return true;
       }

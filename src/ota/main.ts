@@ -28,7 +28,10 @@ import { parseFleet, planRollout, rolloutExitCode } from './core/rollout-plan.js
 import { formatStatus, parseCohort, type RolloutState } from './core/rollout-state.js';
 import { startArtifactServer } from './adapters/artifact-server.js';
 import { exists, loadRolloutState, readInput, readInputText, rolloutStateFile, writeNew } from './adapters/files.js';
-import { connectController, mqttRolloutChannel } from './adapters/rollout-mqtt.js';
+import { connectController, mqttRolloutChannel, sharedRolloutChannels } from './adapters/rollout-mqtt.js';
+import { startRolloutService } from './adapters/rollout-service.js';
+import { routeRolloutApi } from './core/rollout-api.js';
+import { serveJsonApi } from '../shared/net/json-api-server.js';
 
 function out(text: string): void {
   process.stdout.write(text + '\n');
@@ -214,6 +217,53 @@ export async function rollout(o: RolloutCommand): Promise<number> {
   } finally {
     await client.endAsync();
   }
+}
+
+export interface ControllerCommand {
+  readonly dir: string;
+  readonly releases: string;
+  readonly pubs: readonly string[];
+  /** S1,S2 or @FILE (read again at every start, so units added since are covered). */
+  readonly devices: string;
+  readonly broker: string;
+  readonly ca: string;
+  readonly cert: string;
+  readonly key: string;
+  readonly host: string;
+  readonly port: number;
+}
+
+/** `connector ota controller`: the rollouts of a directory, run and steered through a JSON API, until SIGINT/SIGTERM. */
+export async function rolloutController(o: ControllerCommand): Promise<number> {
+  const log = loggerFromEnv(process.env, { component: 'ota-controller' });
+  if (o.pubs.length === 0) throw new UsageError('--pub KEY.pub is required: releases are started only when their signature verifies');
+  const keys = await Promise.all(o.pubs.map(async (f) => parseUsignPublicKey(await readInputText(f, 'public key'))));
+  await mkdir(o.dir, { recursive: true });
+  const client = await connectController(
+    { url: o.broker, ca: await readInput(o.ca, 'CA'), cert: await readInput(o.cert, 'certificate'), key: await readInput(o.key, 'key') },
+    `connector-controller-${process.pid}`,
+  );
+  const service = await startRolloutService({
+    dir: o.dir,
+    releasesDir: o.releases,
+    keys,
+    fleet: async () => parseFleet(o.devices.startsWith('@') ? await readInputText(o.devices.slice(1), 'device list') : o.devices),
+    channel: sharedRolloutChannels(client),
+    log,
+  });
+  const api = await serveJsonApi({
+    host: o.host,
+    port: o.port,
+    log,
+    what: 'rollout',
+    route: (m, p, b) => routeRolloutApi(service.ops, m, p, b),
+  });
+  log.info('rollout controller API listening', { address: `${api.address.address}:${api.address.port}`, dir: o.dir });
+  await untilSignal();
+  await api.close();
+  await service.close();
+  await client.endAsync();
+  return 0;
 }
 
 export async function rolloutStatus(o: { state: string; json: boolean }): Promise<number> {

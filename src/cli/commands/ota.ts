@@ -3,7 +3,7 @@
 // (docs/ota.md). Parses the command line; src/ota/main.ts does the work.
 import { flag, parseCommandArgs, requireStr, str, runSubcommand, type Parsed } from '../../shared/cli/args.js';
 import { UsageError } from '../../shared/errors.js';
-import { rollout, rolloutStatus, serveArtifacts, writeBrokerConfig } from '../../ota/main.js';
+import { rollout, rolloutController, rolloutStatus, serveArtifacts, writeBrokerConfig } from '../../ota/main.js';
 
 const HELP = `usage: connector ota broker-config --out DIR --cafile F --certfile F --keyfile F [--host 0.0.0.0] [--port 8883]
                                     [--controller CN ...] [--crlfile F] [--acl-file PATH] [--user NAME]
@@ -12,6 +12,8 @@ const HELP = `usage: connector ota broker-config --out DIR --cafile F --certfile
        connector ota rollout --release MANIFEST [--sig MANIFEST.sig] [--pub KEY.pub ...] --devices S1,S2|@FILE
                              --cohort 10%|S1,S2 --fail-threshold N [--window HH:MM-HH:MM] [--max-parallel 10]
                              --state FILE --broker mqtts://HOST:PORT --ca F --cert F --key F [--rollout-id ID]
+       connector ota controller --dir DIR --releases DIR --pub KEY.pub [--pub ...] --devices S1,S2|@FILE
+                                --broker mqtts://HOST:PORT --ca F --cert F --key F [--host 127.0.0.1] [--port 8089]
        connector ota status --state FILE [--json]
 
 broker-config  writes DIR/mosquitto.conf and DIR/acl (mutual TLS 1.3, CN as username and client id);
@@ -21,6 +23,11 @@ serve          HTTPS static server for artifacts with Range support; runs until 
 rollout        publishes jobs to the cohort and follows device reports until every cohort device has
                finished (exit 0) or the failure threshold paused the rollout (exit 3); rerun with the same
                --state to resume after a restart or to widen --cohort. --window is in UTC.
+controller     the rollout controller as a service: runs every rollout in DIR (one state file each, resumed
+               after a restart) and starts, pauses, resumes and widens them through a JSON API on HOST:PORT
+               (the console's rolloutApi; no authentication of its own: keep it on loopback). Releases are
+               DIR/NAME.json beside NAME.json.sig, offered only when the signature verifies under --pub.
+               One rollout sends jobs at a time.
 status         prints the rollout state file
 `;
 
@@ -94,6 +101,21 @@ function rolloutCmd(p: Parsed): Promise<number> {
   });
 }
 
+function controller(p: Parsed): Promise<number> {
+  return rolloutController({
+    dir: requireStr(p, 'dir'),
+    releases: requireStr(p, 'releases'),
+    pubs: list(p, 'pub'),
+    devices: requireStr(p, 'devices'),
+    broker: requireStr(p, 'broker'),
+    ca: requireStr(p, 'ca'),
+    cert: requireStr(p, 'cert'),
+    key: requireStr(p, 'key'),
+    host: str(p, 'host') ?? '127.0.0.1',
+    port: int(p, 'port', 0, 65535) ?? 8089,
+  });
+}
+
 function status(p: Parsed): Promise<number> {
   return rolloutStatus({ state: requireStr(p, 'state'), json: flag(p, 'json') });
 }
@@ -125,10 +147,11 @@ export async function run(argv: string[]): Promise<number> {
     window: { type: 'string' },
     'max-parallel': { type: 'string' },
     state: { type: 'string' },
+    releases: { type: 'string' },
     broker: { type: 'string' },
     'rollout-id': { type: 'string' },
     'resume-paused': { type: 'boolean' },
     json: { type: 'boolean' },
   });
-  return runSubcommand('ota', p, HELP, { 'broker-config': brokerConfig, serve, rollout: rolloutCmd, status });
+  return runSubcommand('ota', p, HELP, { 'broker-config': brokerConfig, serve, rollout: rolloutCmd, controller, status });
 }

@@ -27,21 +27,40 @@ export async function connectController(o: ControllerMqttOptions, clientId: stri
   });
 }
 
+/** The channel of one rollout loop on its own client (the `connector ota rollout` command). */
 export function mqttRolloutChannel(client: MqttClient): RolloutChannel {
-  let listener: ((topic: string, payload: Buffer) => void) | undefined;
-  return {
-    async subscribeReports(onReport) {
-      listener = onReport;
-      client.on('message', onReport);
-      await client.subscribeAsync(REPORT_FILTERS, { qos: 1 });
-    },
-    async unsubscribeReports() {
-      if (listener) client.removeListener('message', listener);
-      listener = undefined;
-      await client.unsubscribeAsync(REPORT_FILTERS).catch(() => undefined);
-    },
-    async publishJob(topic, payload) {
-      await client.publishAsync(topic, payload, { qos: 1, retain: true });
-    },
+  return sharedRolloutChannels(client)();
+}
+
+/**
+ * Channels for several rollout loops over one client (the controller service): the broker subscription
+ * is made once and shared, each loop hears every report (a loop keeps only its own rollout's), and one
+ * loop leaving does not deafen the others.
+ */
+export function sharedRolloutChannels(client: MqttClient): () => RolloutChannel {
+  let listeners = 0;
+  let subscribed: Promise<unknown> | undefined;
+  return () => {
+    let listener: ((topic: string, payload: Buffer) => void) | undefined;
+    return {
+      async subscribeReports(onReport) {
+        listener = onReport;
+        listeners++;
+        client.on('message', onReport);
+        subscribed ??= client.subscribeAsync(REPORT_FILTERS, { qos: 1 });
+        await subscribed;
+      },
+      async unsubscribeReports() {
+        if (!listener) return;
+        client.removeListener('message', listener);
+        listener = undefined;
+        if (--listeners > 0) return;
+        subscribed = undefined;
+        await client.unsubscribeAsync(REPORT_FILTERS).catch(() => undefined);
+      },
+      async publishJob(topic, payload) {
+        await client.publishAsync(topic, payload, { qos: 1, retain: true });
+      },
+    };
   };
 }

@@ -39,6 +39,8 @@ export interface RolloutRunOptions {
   readonly untilSettled?: boolean;
   readonly signal?: AbortSignal;
   readonly onChange?: (s: RolloutState) => void;
+  /** An operator's commands (pause, resume, widen), applied at the top of each round; same object when none. */
+  readonly control?: (s: RolloutState) => RolloutState;
 }
 
 export async function runRolloutLoop(o: RolloutRunOptions): Promise<RolloutState> {
@@ -86,6 +88,14 @@ export async function runRolloutLoop(o: RolloutRunOptions): Promise<RolloutState
   try {
     for (;;) {
       if (o.signal?.aborted) break;
+      if (o.control) {
+        const before = state;
+        state = o.control(state);
+        if (state !== before) {
+          dirty = true;
+          log.info('rollout changed by an operator', { status: state.status, reason: state.pauseReason });
+        }
+      }
       const due = jobsToSend(state, now());
       for (const serial of due) {
         const doc: JobDocument = {

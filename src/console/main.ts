@@ -78,6 +78,7 @@ export async function startConsole(c: ConsoleConfig, log: Logger): Promise<Runni
       sessionIdleMs: c.sessionIdleS * 1_000,
       pollMs: c.pollMs,
       drillApi: c.drillApi,
+      rolloutApi: c.rolloutApi,
       rolloutFiles: () => (c.rolloutDir === null ? null : readRolloutFiles(c.rolloutDir)),
     },
   ).catch(async (e: unknown) => {

@@ -20,8 +20,8 @@ import { LoginGuard } from '../core/login-guard.js';
 import { OPENAPI } from '../core/openapi.js';
 import { canChange, canSee, type Operator } from '../core/operators.js';
 import { unitDetail } from '../core/unit-detail.js';
-import { rolloutView, type RolloutView } from '../core/rollouts.js';
 import { drillRoutes } from './drill-routes.js';
+import { rolloutRoutes } from './rollout-routes.js';
 import { segmentInput } from './segment-input.js';
 import type { HeadendPoll } from './headend-client.js';
 import { cookie, csvCell, HttpError, readJson, SECURITY_HEADERS, sendError, sendJson } from './http-util.js';
@@ -43,6 +43,8 @@ export interface ConsolePorts {
   pollMs: number;
   /** The drill service's API, or null when the console has none. */
   drillApi: string | null;
+  /** The rollout controller's API (`connector ota controller`); null: the state files, read-only. */
+  rolloutApi: string | null;
   /** The rollout state files (name and parsed JSON, or why not); null when no rollout directory is set. */
   rolloutFiles(): { file: string; doc: unknown }[] | null;
 }
@@ -99,6 +101,13 @@ export async function startApiServer(
   const units = (op: Operator): UnitView[] => fleetView(p.readRegistry(), p.live().sessions, op);
   const remoteOf = (req: IncomingMessage): string => req.socket.remoteAddress ?? '?';
   const drills = drillRoutes(p.drillApi, p.operatorLog, remoteOf);
+  const rollouts = rolloutRoutes({
+    api: p.rolloutApi,
+    files: p.rolloutFiles,
+    registry: p.readRegistry,
+    operatorLog: p.operatorLog,
+    remoteOf,
+  });
 
   async function login(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = await readJson(req);
@@ -219,22 +228,6 @@ export async function startApiServer(
     sendJson(res, 200, { tenants: tenantsView(p.readRegistry(), units(op), op) });
   }
 
-  function rollouts(op: Operator): { rollouts: RolloutView[]; problems: string[] } {
-    const files = p.rolloutFiles();
-    if (files === null) throw new HttpError(404, 'rollouts are not configured (set rolloutDir in the console config)');
-    const reg = p.readRegistry();
-    const views: RolloutView[] = [];
-    const problems: string[] = [];
-    for (const { file, doc } of files) {
-      const v = typeof doc === 'string' ? `${file}: ${doc}` : rolloutView(doc, file, reg, op);
-      if (typeof v === 'string') problems.push(v);
-      // An msp is shown the rollouts that touch its units, and nothing of the others.
-      else if (op.role !== 'msp' || v.units.length > 0) views.push(v);
-    }
-    views.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
-    return { rollouts: views, problems: op.role === 'msp' ? [] : problems };
-  }
-
   function audit(req: IncomingMessage, res: ServerResponse, op: Operator, url: URL): void {
     const q = (url.searchParams.get('q') ?? '').toLowerCase();
     const limit = Math.min(10_000, Math.max(1, Number(url.searchParams.get('limit') ?? '500') || 500));
@@ -329,10 +322,10 @@ export async function startApiServer(
     }
     if (path === '/api/events' && method === 'GET') return events(req, res, op);
     if (path === '/api/config' && method === 'GET') {
-      return sendJson(res, 200, { drills: p.drillApi !== null, rollouts: p.rolloutFiles() !== null });
+      return sendJson(res, 200, { drills: p.drillApi !== null, ...rollouts.features() });
     }
-    if (path === '/api/rollouts' && method === 'GET') return sendJson(res, 200, rollouts(op));
     if (await drills.handle(req, res, op, path, method)) return;
+    if (await rollouts.handle(req, res, op, path, method)) return;
     throw new HttpError(404, `no ${method} ${path}; see GET /api/openapi.json`);
   }
 

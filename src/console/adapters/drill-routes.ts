@@ -2,14 +2,11 @@
 // The console's drills: a thin door to the drill service's API (`connector drill serve`, src/dr), with
 // the console's own rules on top: an operator sees the drills of the tenants it may see, starts and ends
 // them only for tenants it may change, and every start and end goes to the operator log with its name.
-// The drill service's refusals come back as the same 4xx with its message; a service that does not
-// answer is a 502 saying so.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { canChange, canSee, type Operator } from '../core/operators.js';
 import { HttpError, readJson, SECURITY_HEADERS, sendJson } from './http-util.js';
 import type { OperatorLog } from './operator-log.js';
-
-const TIMEOUT_MS = 5_000;
+import { serviceClient } from './service-client.js';
 
 interface DrillView {
   id: string;
@@ -23,25 +20,7 @@ export interface DrillRoutes {
 }
 
 export function drillRoutes(api: string | null, operatorLog: OperatorLog, remoteOf: (req: IncomingMessage) => string): DrillRoutes {
-  async function call(method: string, path: string, body?: unknown): Promise<unknown> {
-    if (api === null) throw new HttpError(404, 'drills are not configured (set drillApi in the console config)');
-    let res: Response;
-    try {
-      res = await fetch(new URL(path, api), {
-        method,
-        signal: AbortSignal.timeout(TIMEOUT_MS),
-        ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-      });
-    } catch (e) {
-      throw new HttpError(502, `the drill service at ${api} did not answer: ${(e as Error).message}`);
-    }
-    const doc = (await res.json().catch(() => ({}))) as Record<string, unknown>;
-    if (!res.ok) {
-      const status = res.status >= 400 && res.status < 500 ? res.status : 502;
-      throw new HttpError(status, String(doc['message'] ?? doc['error'] ?? `drill service: HTTP ${res.status}`));
-    }
-    return doc;
-  }
+  const call = serviceClient(api, 'drill', 'drillApi');
 
   const one = async (id: string, op: Operator): Promise<DrillView> => {
     const d = (await call('GET', `/v1/drills/${encodeURIComponent(id)}`).catch((e: unknown) => {

@@ -38,8 +38,10 @@ export interface ConsoleConfig {
   drillApi: string | null;
   /** The CA whose client certificates operators may log in with (POST /api/login-cert); null: passwords only. */
   clientCaFile: string | null;
-  /** Where `connector ota rollout --state FILE` keeps its state files (*.json): the Rollouts page. */
+  /** Where `connector ota rollout --state FILE` keeps its state files (*.json): the Rollouts page, read-only. */
   rolloutDir: string | null;
+  /** The rollout controller's API (`connector ota controller`): the Rollouts page, with start, pause and resume. */
+  rolloutApi: string | null;
 }
 
 export const CONSOLE_DEFAULTS = Object.freeze({ host: '127.0.0.1', port: 9443, sessionIdleS: 1_800, pollMs: 1_000 });
@@ -60,6 +62,7 @@ const CONSOLE_SCHEMA = object({
   rolloutDir: optional(string({ hint: 'a directory of rollout state files' })),
   clientCaFile: optional(file()),
   drillApi: optional(string({ pattern: /^https?:\/\/\S+$/, hint: 'the http(s) URL of `connector drill serve`' })),
+  rolloutApi: optional(string({ pattern: /^https?:\/\/\S+$/, hint: 'the http(s) URL of `connector ota controller`' })),
 });
 
 export function parseConsoleConfigText(text: string, file: string, baseDir: string): ConsoleConfig {
@@ -84,6 +87,7 @@ export function parseConsoleConfigText(text: string, file: string, baseDir: stri
     sessionIdleS: c.sessionIdleS,
     pollMs: c.pollMs,
     drillApi: c.drillApi ?? null,
+    rolloutApi: c.rolloutApi ?? null,
     rolloutDir: c.rolloutDir === undefined ? null : path(c.rolloutDir),
     clientCaFile: c.clientCaFile === undefined ? null : path(c.clientCaFile),
   });

@@ -11,6 +11,7 @@ const ok = (description: string, schema: Record<string, unknown> = { type: 'obje
 const unitRef = { $ref: '#/components/schemas/Unit' };
 const int = { type: 'integer' };
 const text = { type: 'string' };
+const rolloutChange = { 200: ok('the rollout state'), 403: err, 404: err, 409: err, 502: err };
 const maybe = (t: Record<string, unknown>) => ({ ...t, nullable: true });
 
 export const OPENAPI = Object.freeze({
@@ -157,12 +158,52 @@ export const OPENAPI = Object.freeze({
       },
     },
     '/api/config': {
-      get: { summary: 'What this console has (drills: a drill service is configured)', responses: { 200: ok('features') } },
+      get: {
+        summary: 'What this console has (drills: a drill service; rollouts: rollouts to show; rolloutControl: a controller to steer)',
+        responses: { 200: ok('features') },
+      },
     },
     '/api/rollouts': {
       get: {
-        summary: "The OTA rollouts from the controller's state files, with each visible unit's state (an msp: its units only)",
-        responses: { 200: ok('rollouts and the files not shown, with why'), 404: err },
+        summary:
+          "The OTA rollouts (from the rollout controller, or read-only from its state files), with each visible unit's state (an msp: its units only)",
+        responses: { 200: ok('rollouts and the files not shown, with why'), 404: err, 502: err },
+      },
+      post: {
+        security: [{ session: [], csrf: [] }],
+        summary: 'Start a rollout of a signed release (admin; needs rolloutApi). One rollout sends jobs at a time.',
+        requestBody: ok('the rollout', {
+          type: 'object',
+          properties: {
+            release: text,
+            cohort: { type: 'string', description: 'a percentage like 10% or serials separated by commas' },
+            failThreshold: int,
+            maxParallel: int,
+            window: { type: 'string', description: 'HH:MM-HH:MM in UTC' },
+            rolloutId: text,
+          },
+          required: ['release', 'cohort', 'failThreshold'],
+        }),
+        responses: { 201: ok('the rollout state'), 400: err, 403: err, 404: err, 409: err, 502: err },
+      },
+    },
+    '/api/rollouts/{id}/pause': {
+      post: { security: [{ session: [], csrf: [] }], summary: 'No new jobs; jobs already sent finish (admin)', responses: rolloutChange },
+    },
+    '/api/rollouts/{id}/resume': {
+      post: {
+        security: [{ session: [], csrf: [] }],
+        summary: 'Send jobs again (admin); at the failure threshold only with {"acceptFailures": true}',
+        responses: rolloutChange,
+      },
+    },
+    '/api/rollouts/{id}/widen': {
+      post: { security: [{ session: [], csrf: [] }], summary: 'A larger cohort: {"cohort": "50%"} (admin)', responses: rolloutChange },
+    },
+    '/api/releases': {
+      get: {
+        summary: 'The signed releases the rollout controller offers (provider roles)',
+        responses: { 200: ok('releases'), 403: err, 502: err },
       },
     },
     '/api/drills': {

@@ -315,6 +315,16 @@ async function loadRollouts() {
     const c = r.counts;
     const status = r.status === 'paused' && r.pauseReason ? `paused: ${r.pauseReason}` : r.status;
     for (const v of [r.id, r.version, status, `${c.inCohort} of ${c.units}`, c.succeeded, c.failed, c.inProgress, r.createdAt]) cell(tr, v);
+    const actions = document.createElement('td');
+    if (state.rolloutControl && state.me.role === 'admin') {
+      if (r.status === 'active') actions.appendChild(button('Pause', `Pause rollout ${r.id}`, () => steerRollout(r.id, 'pause')));
+      if (r.status === 'paused') actions.appendChild(button('Resume', `Resume rollout ${r.id}`, () => steerRollout(r.id, 'resume')));
+      if (r.status === 'completed' && c.inCohort < c.units)
+        actions.appendChild(
+          button('Widen to all', `Widen rollout ${r.id} to every unit`, () => steerRollout(r.id, 'widen', { cohort: '100%' })),
+        );
+    }
+    tr.appendChild(actions);
     tbody.appendChild(tr);
     for (const u of r.units) {
       const row = document.createElement('tr');
@@ -324,6 +334,40 @@ async function loadRollouts() {
       ub.appendChild(row);
     }
   }
+}
+
+async function steerRollout(id, action, body = {}) {
+  try {
+    const r = await api(`/api/rollouts/${encodeURIComponent(id)}/${action}`, { method: 'POST', body: JSON.stringify(body) });
+    $('#rollout-result').textContent = `rollout ${r.rolloutId} is ${r.status}`;
+  } catch (err) {
+    // A rollout paused at its failure threshold: the operator is asked before the failures are accepted.
+    if (action === 'resume' && /acceptFailures/.test(err.message) && confirm(`${err.message}\n\nResume anyway?`))
+      return steerRollout(id, action, { acceptFailures: true });
+    $('#rollout-result').textContent = `not ${action}d: ${err.message}`;
+  }
+  await loadRollouts().catch(() => {});
+}
+
+async function loadReleases() {
+  const { releases } = await api('/api/releases');
+  fillSelect(
+    $('#rollout-release'),
+    releases.map((r) => [r.name, `${r.version} (${r.name})`]),
+  );
+}
+
+/** Replaces a select's options with [value, text] pairs, keeping the current choice when it is still offered. */
+function fillSelect(select, pairs) {
+  const keep = select.value;
+  select.replaceChildren();
+  for (const [value, text] of pairs) {
+    const o = document.createElement('option');
+    o.value = value;
+    o.textContent = text;
+    select.appendChild(o);
+  }
+  if (keep) select.value = keep;
 }
 
 /** One drill's timeline: its events on a line from its start to its end (or now), and as a table. */
@@ -406,17 +450,11 @@ async function loadDrills() {
     }
     tbody.appendChild(tr);
   }
-  const select = $('#drill-tenant');
-  const keep = select.value;
-  select.replaceChildren();
   const names = state.me.role === 'msp' ? state.me.tenants : state.tenants.map((t) => t.name);
-  for (const n of names) {
-    const o = document.createElement('option');
-    o.value = n;
-    o.textContent = n;
-    select.appendChild(o);
-  }
-  if (keep) select.value = keep;
+  fillSelect(
+    $('#drill-tenant'),
+    names.map((n) => [n, n]),
+  );
 }
 
 function show(view) {
@@ -431,6 +469,7 @@ function show(view) {
   if (view === 'rollouts') {
     const refresh = () => loadRollouts().catch((e) => ($('#rollouts-problems').textContent = e.message));
     refresh();
+    if (state.rolloutControl && state.me.role === 'admin') loadReleases().catch((e) => ($('#rollout-result').textContent = e.message));
     // Cohorts move while the page is open: the state files are read again every 2 s.
     state.rolloutTimer = setInterval(refresh, 2000);
   }
@@ -477,6 +516,12 @@ async function enter(me) {
   const features = await api('/api/config').catch(() => ({ drills: false, rollouts: false }));
   $('#nav-drills').hidden = !features.drills;
   $('#nav-rollouts').hidden = !features.rollouts;
+  state.rolloutControl = features.rolloutControl === true;
+  $('#rollout-form').hidden = !(state.rolloutControl && me.role === 'admin');
+  $('#rollouts-actions').hidden = !state.rolloutControl;
+  if (state.rolloutControl)
+    $('#rollouts-source').textContent =
+      'Live from the rollout controller (connector ota controller). A paused rollout sends no new job; jobs already sent finish.';
   $('#segment-form').hidden = me.role !== 'admin';
   show('fleet');
   await loadTenants();
@@ -553,6 +598,25 @@ $('#segment-form').addEventListener('submit', (e) => {
     replace: $('#segment-replace').checked,
   };
   tenantChange(`/api/tenants/${encodeURIComponent(tenant)}/segments`, body, `segment ${tenant}/${name} saved`);
+});
+
+$('#rollout-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  try {
+    const r = await api('/api/rollouts', {
+      method: 'POST',
+      body: JSON.stringify({
+        release: $('#rollout-release').value,
+        cohort: $('#rollout-cohort').value,
+        failThreshold: Number($('#rollout-threshold').value),
+        maxParallel: Number($('#rollout-parallel').value),
+      }),
+    });
+    $('#rollout-result').textContent = `rollout ${r.rolloutId} started`;
+  } catch (err) {
+    $('#rollout-result').textContent = `not started: ${err.message}`;
+  }
+  await loadRollouts().catch(() => {});
 });
 
 $('#drill-form').addEventListener('submit', async (e) => {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:https';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { writeFileSync, readFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { addOperator, startConsole } from '../../../src/console/main.js';
 import { parseConsoleConfigText } from '../../../src/console/core/config.js';
 import { silentLogger } from '../../../src/shared/log.js';
@@ -36,6 +36,24 @@ function call(
     req.on('error', reject);
     req.end(o.body);
   });
+}
+
+type Session = (method: string, path: string, body?: unknown) => Promise<Reply>;
+
+/** Logs `name` in; the returned function calls the API with its cookie and CSRF token. */
+async function sessionOf(port: number, ca: string, name: string, password: string): Promise<Session> {
+  const r = await call(port, ca, 'POST', '/api/login', {
+    body: JSON.stringify({ name, password }),
+    headers: { 'content-type': 'application/json' },
+  });
+  assert.equal(r.status, 200, r.body);
+  const cookie = String((r.headers['set-cookie'] as string[])[0]).split(';')[0] ?? '';
+  const csrf = String(JSON.parse(r.body).csrf);
+  return (method, path, body) =>
+    call(port, ca, method, path, {
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      headers: { cookie, 'x-csrf-token': csrf, 'content-type': 'application/json' },
+    });
 }
 
 /** A console on a free port over the test PKI, with the files of `d` and `extra` config keys; closed after the test. */
@@ -113,20 +131,7 @@ test('console API: an admin creates tenants and segments (the registry checks ev
   const con = await consoleWith(t, d, pki, {});
   const port = con.address.port;
   const ca = pki.dcCa.pem;
-  const session = async (name: string): Promise<(method: string, path: string, body?: unknown) => Promise<Reply>> => {
-    const r = await call(port, ca, 'POST', '/api/login', {
-      body: JSON.stringify({ name, password: pw }),
-      headers: { 'content-type': 'application/json' },
-    });
-    assert.equal(r.status, 200, r.body);
-    const cookie = String((r.headers['set-cookie'] as string[])[0]).split(';')[0] ?? '';
-    const csrf = String(JSON.parse(r.body).csrf);
-    return (method, path, body) =>
-      call(port, ca, method, path, {
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        headers: { cookie, 'x-csrf-token': csrf, 'content-type': 'application/json' },
-      });
-  };
+  const session = (name: string) => sessionOf(port, ca, name, pw);
   const alice = await session('alice');
   const error = (r: Reply): string => String(JSON.parse(r.body).error);
 
@@ -278,4 +283,52 @@ test('console API: an operator logs in with a client certificate of the console 
     { encoding: 'utf8' },
   );
   assert.equal(JSON.parse(curl.stdout).name, 'bob');
+});
+
+test('console rollouts: state files are shown read-only; steering needs the controller, and a silent one is a 502', async (t) => {
+  const d = tempDir(t, 'ck-console-ro-', true);
+  const pki = await createTestPki(d.dir);
+  const pw = 'a long enough password';
+  writeJson(d.path('registry.json'), registryDoc({ acme: { vni: 100 } }, { 'A-1': 'acme' }));
+  await addOperator({ file: d.path('operators.json'), name: 'alice', role: 'admin', tenants: [], password: pw });
+  await addOperator({ file: d.path('operators.json'), name: 'ro', role: 'read-only', tenants: [], password: pw });
+  mkdirSync(d.path('rollouts'));
+  const at = '2026-12-05T00:00:00.000Z';
+  writeFileSync(
+    d.path('rollouts/r1.json'),
+    JSON.stringify({
+      v: 1,
+      rolloutId: 'r1',
+      release: { version: '1.1.0', manifestSha256: 'a'.repeat(64) },
+      createdAt: at,
+      failThreshold: 1,
+      maxParallel: 10,
+      status: 'active',
+      devices: { 'A-1': { inCohort: true, state: 'downloading', progress: { bytes: 50, total: 200 }, updatedAt: at } },
+    }),
+  );
+  writeFileSync(d.path('rollouts/broken.json'), '{"v": 1');
+  const files = await consoleWith(t, d, pki, { rolloutDir: 'rollouts' });
+  const alice = await sessionOf(files.address.port, pki.dcCa.pem, 'alice', pw);
+  const list = JSON.parse((await alice('GET', '/api/rollouts')).body) as {
+    rollouts: { id: string; units: { percent: number }[] }[];
+    problems: string[];
+  };
+  assert.deepEqual(
+    list.rollouts.map((r) => [r.id, r.units[0]?.percent]),
+    [['r1', 25]],
+  );
+  assert.match(list.problems.join(';'), /broken\.json/);
+  const start = await alice('POST', '/api/rollouts', { release: 'x', cohort: '10%', failThreshold: 1 });
+  assert.equal(start.status, 404);
+  assert.match(start.body, /set rolloutApi in the console config/);
+  const ro = await sessionOf(files.address.port, pki.dcCa.pem, 'ro', pw);
+  assert.equal((await ro('POST', '/api/rollouts/r1/pause', {})).status, 403, 'read-only cannot steer');
+
+  const dead = await consoleWith(t, d, pki, { rolloutApi: 'http://127.0.0.1:9' });
+  const alice2 = await sessionOf(dead.address.port, pki.dcCa.pem, 'alice', pw);
+  const silent = await alice2('GET', '/api/rollouts');
+  assert.equal(silent.status, 502);
+  assert.match(silent.body, /the rollout service at http:\/\/127\.0\.0\.1:9 did not answer/);
+  assert.equal((await alice2('GET', '/api/units')).status, 200, 'the console stays up');
 });

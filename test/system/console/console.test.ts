@@ -14,7 +14,14 @@ import { startHeadend } from '../../../src/headend/main.js';
 import { serveDrillApi } from '../../../src/dr/adapters/http-api.js';
 import { drillFiles } from '../../../src/dr/adapters/store.js';
 import { drillOps } from '../../../src/dr/main.js';
-import { parseRolloutState } from '../../../src/ota/core/rollout-state.js';
+import { connectController, sharedRolloutChannels } from '../../../src/ota/adapters/rollout-mqtt.js';
+import { startRolloutService } from '../../../src/ota/adapters/rollout-service.js';
+import { routeRolloutApi } from '../../../src/ota/core/rollout-api.js';
+import { jobStateReportTopic } from '../../../src/shared/ota/protocol.js';
+import { serveJsonApi } from '../../../src/shared/net/json-api-server.js';
+import { generateUsignKeyPair } from '../../../src/shared/usign/index.js';
+import { CONTROLLER_CN, startMosquitto } from '../../integration/ota/helpers/mosquitto.js';
+import { agentArtifact, buildRelease } from '../../integration/ota/helpers/release.js';
 import { mkdirSync } from 'node:fs';
 import { silentLogger } from '../../../src/shared/log.js';
 import { headendConfigDoc, registryDoc, writeJson } from '../../integration/headend/adapters/fixtures.js';
@@ -86,30 +93,54 @@ test(
     });
     t.after(() => drillApi.close());
 
-    // A rollout in progress, as `connector ota rollout --state` writes it (checked by its own parser).
-    mkdirSync(d.path('rollouts'));
-    const at = '2026-12-05T00:00:00.000Z';
-    const rolloutDoc = (a1: string) => ({
-      v: 1,
-      rolloutId: 'rel-1.1.0-test',
-      release: { version: '1.1.0', manifestSha256: 'a'.repeat(64) },
-      createdAt: at,
-      failThreshold: 1,
-      maxParallel: 10,
-      status: 'active',
-      devices: {
-        'A-1': { inCohort: true, state: a1, updatedAt: at, ...(a1 === 'downloading' ? { progress: { bytes: 50, total: 200 } } : {}) },
-        'G-1': { inCohort: true, state: 'failed', reason: 'health-check', updatedAt: at },
-        'U-2': { inCohort: false, state: 'pending', updatedAt: at },
-      },
+    // The rollout controller as `connector ota controller` runs it, over a real mosquitto, with one signed
+    // release; the test answers for unit A-1 on the broker as its agent would (progress, then success).
+    const otaPki = await createTestPki(d.path('ota-pki'), { singleCa: true, clients: ['A-1', CONTROLLER_CN] });
+    const broker = await startMosquitto(t, otaPki);
+    const releaseKey = generateUsignKeyPair();
+    mkdirSync(d.path('releases'));
+    const rel = buildRelease({
+      dir: d.path('releases'),
+      baseUrl: 'https://127.0.0.1:1',
+      version: '1.1.0',
+      key: releaseKey.secretKey,
+      content: agentArtifact('1.1.0', true),
     });
-    const writeRollout = (a1: string): void => {
-      const text = JSON.stringify(rolloutDoc(a1));
-      parseRolloutState(text, 'fixture');
-      writeFileSync(d.path('rollouts/rel-1.1.0.json'), text);
-    };
-    writeRollout('downloading');
-    writeFileSync(d.path('rollouts/broken.json'), '{"v": 1');
+    writeFileSync(d.path('releases/connector-1.1.0.json'), rel.manifestBytes);
+    writeFileSync(d.path('releases/connector-1.1.0.json.sig'), rel.signature);
+    const ctlId = otaPki.identity(CONTROLLER_CN);
+    const ctlClient = await connectController({ url: broker.url, ca: otaPki.dcCa.pem, cert: ctlId.cert, key: ctlId.key }, CONTROLLER_CN);
+    t.after(() => ctlClient.endAsync());
+    mkdirSync(d.path('rollouts'));
+    const rollouts = await startRolloutService({
+      dir: d.path('rollouts'),
+      releasesDir: d.path('releases'),
+      keys: [releaseKey.publicKey],
+      fleet: async () => ['A-1', 'G-1', 'U-2'],
+      channel: sharedRolloutChannels(ctlClient),
+      log: silentLogger,
+      tickMs: 100,
+    });
+    const rolloutApi = await serveJsonApi({
+      host: '127.0.0.1',
+      port: 0,
+      log: silentLogger,
+      what: 'rollout',
+      route: (m, p, b) => routeRolloutApi(rollouts.ops, m, p, b),
+    });
+    t.after(async () => {
+      await rolloutApi.close();
+      await rollouts.close();
+    });
+    const a1Id = otaPki.identity('A-1');
+    const a1 = await connectController({ url: broker.url, ca: otaPki.dcCa.pem, cert: a1Id.cert, key: a1Id.key }, 'A-1');
+    t.after(() => a1.endAsync());
+    const reportAsA1 = (jobId: string, state: string, extra: Record<string, unknown> = {}) =>
+      a1.publishAsync(
+        jobStateReportTopic('A-1'),
+        JSON.stringify({ jobId, state, version: '1.0.0', at: new Date().toISOString(), ...extra }),
+        { qos: 1 },
+      );
 
     const ops = d.path('operators.json');
     await addOperator({ file: ops, name: 'alice', role: 'admin', tenants: [], password: PASSWORD });
@@ -124,7 +155,7 @@ test(
         registryFile: 'registry.json',
         operatorsFile: 'operators.json',
         headends: [metrics],
-        rolloutDir: 'rollouts',
+        rolloutApi: `http://127.0.0.1:${rolloutApi.address.port}`,
         drillApi: `http://127.0.0.1:${drillApi.address.port}`,
         auditLogFile: 'audit.jsonl',
         operatorLogFile: 'operator-log.jsonl',
@@ -259,27 +290,52 @@ test(
       'refusal shown',
       `/^not saved: .*VNI 100 is already used/.test(document.querySelector('#tenant-result').textContent)`,
     );
-    // The rollout, live: a unit's progress, then its success, without reloading the page.
+    // A rollout started from the page on two units one at a time, A-1's progress and success live, then
+    // paused before G-1's job and resumed.
     await page.evaluate(`document.querySelector('nav [data-view=rollouts]').click()`);
-    const rolloutRow = `[...document.querySelector('#rollouts-table tbody tr[data-rollout="rel-1.1.0-test"]').cells].map((c) => c.textContent)`;
-    await page.waitFor('the rollout shown', `document.querySelector('#rollouts-table tbody tr[data-rollout="rel-1.1.0-test"]') !== null`);
-    assert.deepEqual((await page.evaluate<string[]>(rolloutRow)).slice(0, 7), [
-      'rel-1.1.0-test',
+    await page.waitFor('the release offered', `document.querySelector('#rollout-release').options.length === 1`);
+    await page.evaluate(`(() => {
+      document.querySelector('#rollout-cohort').value = 'A-1,G-1';
+      document.querySelector('#rollout-parallel').value = '1';
+      document.querySelector('#rollout-form').requestSubmit();
+    })()`);
+    await page.waitFor(
+      'rollout started',
+      `/^rollout rel-1\\.1\\.0-[0-9a-f]{8} started$/.test(document.querySelector('#rollout-result').textContent)`,
+    );
+    const rolloutId = (await page.evaluate<string>(`document.querySelector('#rollout-result').textContent`)).split(' ')[1] ?? '';
+    const rowJs = `document.querySelector('#rollouts-table tbody tr[data-rollout="${rolloutId}"]')`;
+    const unitState = (serial: string) => `document.querySelector('#rollout-units tr[data-serial="${serial}"]')?.cells[4].textContent`;
+    await page.waitFor('A-1 sent its job', `${unitState('A-1')} === 'sent' && ${unitState('G-1')} === 'pending'`);
+    assert.deepEqual((await page.evaluate<string[]>(`[...${rowJs}.cells].map((c) => c.textContent)`)).slice(0, 4), [
+      rolloutId,
       '1.1.0',
       'active',
       '2 of 3',
-      '0',
-      '1',
-      '1',
     ]);
-    await page.waitFor(
-      'progress shown',
-      `document.querySelector('#rollout-units tr[data-serial="A-1"]').cells[4].textContent === 'downloading 25 %'`,
-    );
-    assert.match(await page.evaluate<string>(`document.querySelector('#rollouts-problems').textContent`), /broken\.json/);
+    await reportAsA1(rolloutId, 'downloading', { progress: { bytes: 50, total: 200 } });
+    await page.waitFor('progress shown live', `${unitState('A-1')} === 'downloading 25 %'`, 5_000);
     await shoot(page, 'console-rollouts');
-    writeRollout('succeeded');
-    await page.waitFor('success shown live', `(${rolloutRow})[4] === '1'`, 5_000);
+    await page.evaluate(`document.querySelector('#rollouts-table button[aria-label="Pause rollout ${rolloutId}"]').click()`);
+    await page.waitFor(
+      'paused',
+      `${rowJs}.dataset.status === 'paused' && /^paused: paused by alice at /.test(${rowJs}.cells[2].textContent)`,
+    );
+    await reportAsA1(rolloutId, 'succeeded', { version: '1.1.0' });
+    await page.waitFor('success shown live', `${unitState('A-1')} === 'succeeded' && ${rowJs}.cells[4].textContent === '1'`, 5_000);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(await page.evaluate<string>(unitState('G-1')), 'pending', 'no job for G-1 while paused');
+    await page.evaluate(`document.querySelector('#rollouts-table button[aria-label="Resume rollout ${rolloutId}"]').click()`);
+    await page.waitFor('resumed and G-1 sent', `${rowJs}.dataset.status === 'active' && ${unitState('G-1')} === 'sent'`);
+    assert.deepEqual(
+      readFileSync(d.path('operator-log.jsonl'), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { operator: string; action: string; target: string })
+        .filter((r) => r.action.startsWith('rollout-'))
+        .map((r) => `${r.operator} ${r.action} ${r.target}`),
+      [`alice rollout-start ${rolloutId}`, `alice rollout-pause ${rolloutId}`, `alice rollout-resume ${rolloutId}`],
+    );
 
     // A sandbox drill for acme from the Drills page, then ended there; one for globex through the API.
     await page.evaluate(`document.querySelector('nav [data-view=drills]').click()`);
@@ -357,6 +413,9 @@ test(
       operatorLog: (await fetch('/api/operator-log')).status,
       tenants: (await (await fetch('/api/tenants')).json()).tenants.length,
       rolloutUnits: (await (await fetch('/api/rollouts')).json()).rollouts.flatMap((r) => r.units.map((u) => u.serial)).join(','),
+      releases: (await fetch('/api/releases')).status,
+      startRollout: await post('/api/rollouts', { release: 'connector-1.1.0.json', cohort: '100%', failThreshold: 1 }),
+      pauseRollout: await post('/api/rollouts/${rolloutId}/pause', {}),
       drillsSeen: (await (await fetch('/api/drills')).json()).drills.map((d) => d.tenant).join(','),
       globexDrill: (await fetch('/api/drills/${globexDrill}')).status,
       globexReport: (await fetch('/api/drills/${globexDrill}/report')).status,
@@ -375,6 +434,9 @@ test(
       operatorLog: 403,
       tenants: 1,
       rolloutUnits: 'A-1',
+      releases: 403,
+      startRollout: 403,
+      pauseRollout: 403,
       drillsSeen: 'acme',
       globexDrill: 404,
       globexReport: 404,

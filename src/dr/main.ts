@@ -21,7 +21,7 @@ import {
   type TimelineEvent,
 } from './core/drill.js';
 import { buildReport, renderReportHtml, verifyReport, type ReportDoc } from './core/report.js';
-import { fenceSite, parseGatewaySpec, resolveSegment, siteDown, unfenceSite } from './core/failover.js';
+import { failoverView, fenceSite, getFailover, parseGatewaySpec, resolveSegment, siteDown, unfenceSite } from './core/failover.js';
 import { readSessionRecords } from './adapters/audit-read.js';
 import { gatewayName, raiseGateway, withdrawGateway, type GatewayPlacement } from './adapters/gateway.js';
 
@@ -88,6 +88,12 @@ export function drillOps(f: DrillFiles, now: () => number = Date.now, auditLog?:
         throw new ConnectorError('CK_ERR_DRILL', 'reports need the headend audit log: start drill serve with --audit-log');
       const report = reportOf(readBoth(f).book, id, readTextLines(auditLog), now());
       return { report, html: renderReportHtml(report) };
+    },
+    async failovers() {
+      return (readBoth(f).book.failovers ?? []).map(failoverView);
+    },
+    async failover(id) {
+      return failoverView(getFailover(readBoth(f).book, id));
     },
     async end(id) {
       await sweep();

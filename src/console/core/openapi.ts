@@ -239,6 +239,19 @@ export const OPENAPI = Object.freeze({
     '/api/drills/{id}/end': {
       post: { security: [{ session: [], csrf: [] }], responses: { 200: ok('the ended drill'), 403: err, 404: err } },
     },
+    '/api/failovers': {
+      get: {
+        summary: "The failovers of the operator's tenants (from the drill service; declared with `connector failover start`)",
+        responses: { 200: ok('failovers with their state (active, ended) and timeline'), 404: err, 502: err },
+      },
+    },
+    '/api/failovers/{id}': { get: { responses: { 200: ok('one failover with its timeline'), 404: err } } },
+    '/api/failovers/{id}/report': {
+      get: {
+        summary: "The failover's report as self-contained HTML",
+        responses: { 200: { description: 'text/html' }, 404: err, 409: err },
+      },
+    },
     '/api/audit': { get: { summary: 'Headend audit records (q: text search, limit)', responses: { 200: ok('records') } } },
     '/api/audit/export': { get: { summary: 'The same records as CSV (formula-safe)', responses: { 200: { description: 'text/csv' } } } },
     '/api/operator-log': {

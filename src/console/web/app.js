@@ -371,10 +371,11 @@ function fillSelect(select, pairs) {
 }
 
 /** One drill's timeline: its events on a line from its start to its end (or now), and as a table. */
-async function loadDrill(id) {
-  const d = await api(`/api/drills/${encodeURIComponent(id)}`);
+async function loadDrill(id, kind = 'drills') {
+  const d = await api(`/api/${kind}/${encodeURIComponent(id)}`);
   $('#drill-detail').hidden = false;
-  $('#drill-detail-title').textContent = `Drill ${d.id} (${d.tenant}, ${d.kind}, ${d.state})`;
+  $('#drill-detail-title').textContent =
+    kind === 'drills' ? `Drill ${d.id} (${d.tenant}, ${d.kind}, ${d.state})` : `Failover ${d.id} (${d.tenant}, ${d.segment}, ${d.state})`;
   const t0 = Date.parse(d.startedAt);
   const t1 = Math.max(t0 + 1000, d.endedAt ? Date.parse(d.endedAt) : Date.now());
   const svg = $('#drill-timeline');
@@ -410,7 +411,36 @@ async function loadDrill(id) {
     `${d.timeline.length} events over ${((t1 - t0) / 1000).toFixed(1)} s${failed ? `, ${failed} failed (red)` : ''}; green: a check that passed`;
 }
 
+/** A link to a drill's or failover's report (self-contained HTML, opened in a new tab). */
+function reportLink(kind, id) {
+  const a = document.createElement('a');
+  a.href = `/api/${kind}/${encodeURIComponent(id)}/report`;
+  a.target = '_blank';
+  a.rel = 'noopener';
+  a.textContent = ' report';
+  a.setAttribute('aria-label', `Report of ${kind === 'drills' ? 'drill' : 'failover'} ${id}`);
+  return a;
+}
+
+async function loadFailovers() {
+  const { failovers } = await api('/api/failovers');
+  const tbody = $('#failovers-table tbody');
+  tbody.replaceChildren();
+  for (const f of failovers.slice().reverse()) {
+    const tr = document.createElement('tr');
+    tr.dataset.failover = f.id;
+    tr.dataset.state = f.state;
+    const first = cell(tr, '');
+    const open = () => loadDrill(f.id, 'failovers').catch((e) => ($('#drill-result').textContent = e.message));
+    first.appendChild(button(f.id, `Open failover ${f.id}`, open, 'link'));
+    first.appendChild(reportLink('failovers', f.id));
+    for (const v of [f.tenant, f.segment, f.gateway, f.state, f.startedAt, f.endedAt ?? '']) cell(tr, v);
+    tbody.appendChild(tr);
+  }
+}
+
 async function loadDrills() {
+  loadFailovers().catch((e) => ($('#drill-result').textContent = e.message));
   const { drills } = await api('/api/drills');
   const tbody = $('#drills-table tbody');
   tbody.replaceChildren();
@@ -421,15 +451,7 @@ async function loadDrills() {
     const open = () => loadDrill(d.id).catch((e) => ($('#drill-result').textContent = e.message));
     const first = cell(tr, '');
     first.appendChild(button(d.id, `Open drill ${d.id}`, open, 'link'));
-    if (d.state !== 'running') {
-      const a = document.createElement('a');
-      a.href = `/api/drills/${encodeURIComponent(d.id)}/report`;
-      a.target = '_blank';
-      a.rel = 'noopener';
-      a.textContent = ' report';
-      a.setAttribute('aria-label', `Report of drill ${d.id}`);
-      first.appendChild(a);
-    }
+    if (d.state !== 'running') first.appendChild(reportLink('drills', d.id));
     for (const v of [
       d.tenant,
       d.kind,

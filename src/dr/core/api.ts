@@ -6,6 +6,9 @@
 //   POST /v1/drills              start: {tenant, segment?, kind, vmIp?, ttlS?, allowOutbound?}
 //   POST /v1/drills/:id/end      end
 //   GET  /v1/drills/:id/report   the drill's (or failover's) report: { report, html } (needs the audit log)
+//   GET  /v1/failovers           every failover (site-loss takeovers, `connector failover start`)
+//   GET  /v1/failovers/:id       one failover
+//   GET  /v1/failovers/:id/report its report, as for a drill
 import { ConnectorError } from '../../shared/errors.js';
 import type { DrillKind, DrillSpec } from './drill.js';
 
@@ -16,6 +19,8 @@ export interface DrillOps {
   end(id: string): Promise<unknown>;
   /** The report of a drill or failover, as `connector drill report` writes it: JSON and self-contained HTML. */
   report(id: string): Promise<{ report: unknown; html: string }>;
+  failovers(): Promise<unknown[]>;
+  failover(id: string): Promise<unknown>;
 }
 
 export interface ApiResponse {
@@ -50,8 +55,19 @@ function specOf(body: unknown): DrillSpec | string {
 export async function routeDrillApi(ops: DrillOps, method: string, path: string, body: unknown): Promise<ApiResponse> {
   try {
     const parts = path.split('?')[0]?.split('/').filter(Boolean) ?? [];
-    if (parts[0] !== 'v1' || parts[1] !== 'drills') return { status: 404, body: { error: 'not-found' } };
+    if (parts[0] !== 'v1' || (parts[1] !== 'drills' && parts[1] !== 'failovers')) return { status: 404, body: { error: 'not-found' } };
     const id = parts[2];
+    if (parts[1] === 'failovers') {
+      // Failovers are started and ended with `connector failover`, a decision taken on the command line.
+      if (method !== 'GET') return { status: 405, body: { error: 'method-not-allowed' } };
+      if (parts.length === 2) return { status: 200, body: { failovers: await ops.failovers() } };
+      if (id && parts.length === 3) return { status: 200, body: await ops.failover(id) };
+      if (id && parts[3] === 'report' && parts.length === 4) {
+        await ops.failover(id);
+        return { status: 200, body: await ops.report(id) };
+      }
+      return { status: 404, body: { error: 'not-found' } };
+    }
     if (method === 'GET' && parts.length === 2) return { status: 200, body: { drills: await ops.list() } };
     if (method === 'GET' && id && parts.length === 3) return { status: 200, body: await ops.get(id) };
     if (method === 'GET' && id && parts[3] === 'report' && parts.length === 4) return { status: 200, body: await ops.report(id) };
@@ -64,7 +80,7 @@ export async function routeDrillApi(ops: DrillOps, method: string, path: string,
     return { status: 405, body: { error: 'method-not-allowed' } };
   } catch (e) {
     if (e instanceof ConnectorError) {
-      const status = /^no drill/.test(e.message) ? 404 : e.code === 'CK_ERR_DRILL' ? 409 : 400;
+      const status = /^no (drill|failover)/.test(e.message) ? 404 : e.code === 'CK_ERR_DRILL' ? 409 : 400;
       return { status, body: { error: e.code, message: e.message } };
     }
     throw e;

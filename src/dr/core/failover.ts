@@ -6,6 +6,7 @@
 // fence, so the LAN and the DC gateway are never bridged together.
 import { ConnectorError } from '../../shared/errors.js';
 import { parseRegistry, type Registry, type Segment } from '../../shared/registry/registry.js';
+import type { DrillBook, FailoverRecord } from './drill.js';
 
 const isIPv4 = (s: string): boolean => /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/.test(s);
 
@@ -102,4 +103,15 @@ export function unfenceSite(reg: Registry, tenant: string, segment: string | und
   const [name, seg] = segmentOf(reg, tenant, segment);
   if (!seg.failover) fail(`${tenant}/${name} is not failed over`);
   return withFailover(reg, tenant, name, undefined);
+}
+
+/** A failover as the console lists it: active until `connector failover end` hands the site back. */
+export function failoverView(f: FailoverRecord): FailoverRecord & { state: 'active' | 'ended' } {
+  return { ...f, state: f.endedAt ? 'ended' : 'active' };
+}
+
+export function getFailover(book: DrillBook, id: string): FailoverRecord {
+  const f = (book.failovers ?? []).find((x) => x.id === id);
+  if (!f) throw new ConnectorError('CK_ERR_USAGE', `no failover "${id}"`);
+  return f;
 }

@@ -12,7 +12,7 @@ import { parseConsoleConfigText } from '../../../src/console/core/config.js';
 import { parseHeadendConfig } from '../../../src/headend/core/config.js';
 import { startHeadend } from '../../../src/headend/main.js';
 import { serveDrillApi } from '../../../src/dr/adapters/http-api.js';
-import { drillFiles } from '../../../src/dr/adapters/store.js';
+import { drillFiles, updateBoth } from '../../../src/dr/adapters/store.js';
 import { drillOps } from '../../../src/dr/main.js';
 import { connectController, sharedRolloutChannels } from '../../../src/ota/adapters/rollout-mqtt.js';
 import { startRolloutService } from '../../../src/ota/adapters/rollout-service.js';
@@ -92,6 +92,32 @@ test(
       log: silentLogger,
     });
     t.after(() => drillApi.close());
+    // Two failovers in the drill book as `connector failover start|end` record them: acme's handed back,
+    // globex's still active.
+    const foAt = (s: number) => new Date(Date.now() - 60_000 + s * 1000).toISOString();
+    await updateBoth(drillFiles(d.path('registry.json')), (b, r) => ({
+      registry: r,
+      book: {
+        ...b,
+        failovers: [
+          {
+            id: 'fo-acme0001',
+            tenant: 'acme',
+            segment: 'lan',
+            gateway: '192.168.10.1/24',
+            startedAt: foAt(0),
+            endedAt: foAt(30),
+            timeline: [
+              { t: foAt(-5), event: 'site-down' },
+              { t: foAt(0), event: 'failover-command' },
+              { t: foAt(2), event: 'gateway-up', ok: true },
+              { t: foAt(30), event: 'failback' },
+            ],
+          },
+          { id: 'fo-globex01', tenant: 'globex', segment: 'lan', gateway: '10.20.0.1/24', startedAt: foAt(10), timeline: [] },
+        ],
+      },
+    }));
 
     // The rollout controller as `connector ota controller` runs it, over a real mosquitto, with one signed
     // release; the test answers for unit A-1 on the broker as its agent would (progress, then success).
@@ -371,6 +397,23 @@ test(
     assert.equal(report.status, 200);
     assert.match(report.type, /^text\/html/);
     assert.match(report.body, /reportHash|SHA-256/i);
+    // The failovers beside the drills: each with its state, its timeline and its report.
+    await page.waitFor('failovers listed', `document.querySelectorAll('#failovers-table tbody tr').length === 2`);
+    assert.deepEqual(
+      await page.evaluate<string[]>(
+        `[...document.querySelectorAll('#failovers-table tbody tr')].map((tr) => tr.dataset.failover + ' ' + tr.dataset.state)`,
+      ),
+      ['fo-globex01 active', 'fo-acme0001 ended'],
+    );
+    await page.evaluate(`document.querySelector('#failovers-table button[aria-label="Open failover fo-acme0001"]').click()`);
+    await page.waitFor(
+      'the failover timeline',
+      `/^Failover fo-acme0001 \\(acme, lan, ended\\)$/.test(document.querySelector('#drill-detail-title').textContent) && document.querySelectorAll('#drill-timeline circle').length === 4`,
+    );
+    const foReport = await page.evaluate<number>(
+      `fetch(document.querySelector('#failovers-table a[aria-label="Report of failover fo-acme0001"]').href).then((r) => r.status)`,
+    );
+    assert.equal(foReport, 200);
     const globexDrill = await page.evaluate<string>(`(async () => {
       const me = await (await fetch('/api/me')).json();
       const r = await fetch('/api/drills', { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrf }, body: JSON.stringify({ tenant: 'globex', kind: 'sandbox' }) });
@@ -417,6 +460,9 @@ test(
       startRollout: await post('/api/rollouts', { release: 'connector-1.1.0.json', cohort: '100%', failThreshold: 1 }),
       pauseRollout: await post('/api/rollouts/${rolloutId}/pause', {}),
       drillsSeen: (await (await fetch('/api/drills')).json()).drills.map((d) => d.tenant).join(','),
+      failoversSeen: (await (await fetch('/api/failovers')).json()).failovers.map((f) => f.id).join(','),
+      globexFailover: (await fetch('/api/failovers/fo-globex01')).status,
+      globexFailoverReport: (await fetch('/api/failovers/fo-globex01/report')).status,
       globexDrill: (await fetch('/api/drills/${globexDrill}')).status,
       globexReport: (await fetch('/api/drills/${globexDrill}/report')).status,
       endGlobexDrill: await post('/api/drills/${globexDrill}/end', {}),
@@ -438,6 +484,9 @@ test(
       startRollout: 403,
       pauseRollout: 403,
       drillsSeen: 'acme',
+      failoversSeen: 'fo-acme0001',
+      globexFailover: 404,
+      globexFailoverReport: 404,
       globexDrill: 404,
       globexReport: 404,
       endGlobexDrill: 404,

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { admitDevice, parseRegistry } from '../../../../src/shared/registry/registry.js';
 import { admit } from '../../../../src/headend/core/admission.js';
+import { failoverView, getFailover } from '../../../../src/dr/core/failover.js';
 import { routeDrillApi, type DrillOps } from '../../../../src/dr/core/api.js';
 import {
   EMPTY_BOOK,
@@ -120,6 +121,8 @@ test('API: list, start, get, end; bad bodies are 400, unknown ids 404, conflicts
       return r.drill;
     },
     report: async (id) => ({ report: { id }, html: `<p>${id}</p>` }),
+    failovers: async () => (book.failovers ?? []).map(failoverView),
+    failover: async (id) => failoverView(getFailover(book, id)),
     end: async (id) => {
       const r = endDrill(book, reg, id, T0);
       book = r.book;
@@ -139,4 +142,17 @@ test('API: list, start, get, end; bad bodies are 400, unknown ids 404, conflicts
   assert.equal(ended.status, 200);
   assert.equal((ended.body as { state: string }).state, 'ended');
   assert.equal((await routeDrillApi(ops, 'DELETE', '/v1/drills/d1', undefined)).status, 405);
+
+  // Failovers are listed with their state and report; they are started and ended on the command line only.
+  const fo = { id: 'f1', tenant: 'acme', segment: 'lan', gateway: '192.168.10.1/24', startedAt: new Date(T0).toISOString(), timeline: [] };
+  book = { ...book, failovers: [fo, { ...fo, id: 'f2', endedAt: new Date(T0 + 1).toISOString() }] };
+  const list = await routeDrillApi(ops, 'GET', '/v1/failovers', undefined);
+  assert.deepEqual(
+    (list.body as { failovers: { id: string; state: string }[] }).failovers.map((f) => `${f.id} ${f.state}`),
+    ['f1 active', 'f2 ended'],
+  );
+  assert.equal((await routeDrillApi(ops, 'GET', '/v1/failovers/f2/report', undefined)).status, 200);
+  assert.equal((await routeDrillApi(ops, 'GET', '/v1/failovers/d1/report', undefined)).status, 404, 'a drill is not a failover');
+  assert.equal((await routeDrillApi(ops, 'GET', '/v1/failovers/zz', undefined)).status, 404);
+  assert.equal((await routeDrillApi(ops, 'POST', '/v1/failovers', { tenant: 'acme' })).status, 405);
 });

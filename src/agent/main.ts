@@ -112,6 +112,7 @@ function otaChannel(config: AgentConfig, log: Logger, ctx: OtaContext, restart: 
     scheduler: systemScheduler,
     identity: ctx.identity,
     caFor: (identityCa) => (o.caFile ? readFileSync(o.caFile, 'utf8') : identityCa),
+    health: ctx.health,
     createUpdater: (serial, ca, report) =>
       createUpdater({
         serial,

@@ -56,6 +56,7 @@ export interface BrokerConfigCommand {
   readonly host: string;
   readonly port: number;
   readonly controllers: readonly string[];
+  readonly observers?: readonly string[];
   readonly crlfile?: string | undefined;
   readonly user?: string | undefined;
   readonly legacyJobState?: boolean | undefined;
@@ -72,6 +73,7 @@ export async function writeBrokerConfig(o: BrokerConfigCommand): Promise<number>
     host: o.host,
     port: o.port,
     controllerUsers: o.controllers.length > 0 ? o.controllers : ['connector-controller'],
+    ...(o.observers?.length ? { observerUsers: o.observers } : {}),
     ...(o.crlfile ? { crlfile: resolve(o.crlfile) } : {}),
     ...(o.user ? { runAsUser: o.user } : {}),
     ...(o.legacyJobState ? { legacyJobState: true } : {}),

@@ -352,6 +352,22 @@ describe(
           const persisted = JSON.parse(readFileSync(join(s.stateDir, 'state.json'), 'utf8')) as Doc;
           assert.equal(get(persisted, 'state.phase'), 'idle');
         }
+        // Each unit's health, retained on the OTA channel for the console: the status socket's tunnel,
+        // counters and tables, within one publishing period (10 s) of the tunnel coming up.
+        for (const s of l.sites) {
+          const health = await waitFor(
+            `${s.serial}: its health retained with the tunnel up`,
+            25_000,
+            async () => {
+              const h = await retained(`connector/v1/${s.serial}/health`);
+              return get(h, 'tunnel.state') === 'up' ? h : undefined;
+            },
+            1_000,
+          );
+          assert.equal(health['phase'], 'running');
+          assert.ok(Array.isArray(health['macTable']) && typeof health['macTotal'] === 'number', JSON.stringify(health));
+          assert.ok(get(health, 'counters.core') !== undefined, JSON.stringify(health['counters']));
+        }
       } catch (e) {
         throw new Error(`${(e as Error).message}\n${l.logTails()}`);
       }

@@ -9,6 +9,7 @@ import { policyStatus } from './l2/policy-status.js';
 import { announceLanOnAttach } from './l2/announcements.js';
 import { ownAddressUpdater, type OwnAddresses } from './own-addresses.js';
 import { vlanTrunk, type VlanTrunk } from './vlan-trunk.js';
+import { healthDoc } from './ota/health.js';
 import type { FrameDevice, IdentitySource, OtaChannel, OtaContext, StatusServer, TunnelIdentity, TunnelLink } from './ports.js';
 import type { StatusDoc } from './status-format.js';
 import type { Logger } from '../../shared/log.js';
@@ -201,7 +202,12 @@ export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
       for (const v of vlans) v.tunnel?.start();
       phase = 'running';
       const link = tunnel;
-      if (deps.startOta) ota = deps.startOta({ identity: () => deps.identity.current(), tunnelUp: () => link.state === 'up' });
+      if (deps.startOta)
+        ota = deps.startOta({
+          identity: () => deps.identity.current(),
+          tunnelUp: () => link.state === 'up',
+          health: () => healthDoc(status(), new Date(clock.now())),
+        });
       const fwd = forwarder;
       timers.push(
         deps.scheduler.setInterval(() => {

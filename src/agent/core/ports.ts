@@ -70,6 +70,8 @@ export interface OtaContext {
   identity: () => Promise<TunnelIdentity>;
   /** The health check of a freshly installed version. */
   tunnelUp: () => boolean;
+  /** The unit's health for the operators' console (tunnel, counters, tables, alarms). */
+  health: () => unknown;
 }
 
 export interface OtaChannel {

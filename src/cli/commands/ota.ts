@@ -6,7 +6,7 @@ import { UsageError } from '../../shared/errors.js';
 import { rollout, rolloutController, rolloutStatus, serveArtifacts, writeBrokerConfig } from '../../ota/main.js';
 
 const HELP = `usage: connector ota broker-config --out DIR --cafile F --certfile F --keyfile F [--host 0.0.0.0] [--port 8883]
-                                    [--controller CN ...] [--crlfile F] [--acl-file PATH] [--user NAME]
+                                    [--controller CN ...] [--observer CN ...] [--crlfile F] [--acl-file PATH] [--user NAME]
                                     [--legacy-job-state]
        connector ota serve --dir DIR --cert F --key F [--host 0.0.0.0] [--port 8443] [--metrics HOST:PORT]
        connector ota rollout --release MANIFEST [--sig MANIFEST.sig] [--pub KEY.pub ...] --devices S1,S2|@FILE
@@ -17,6 +17,7 @@ const HELP = `usage: connector ota broker-config --out DIR --cafile F --certfile
        connector ota status --state FILE [--json]
 
 broker-config  writes DIR/mosquitto.conf and DIR/acl (mutual TLS 1.3, CN as username and client id);
+               --observer CN may only read units' status, health and job reports (the console's identity);
                --legacy-job-state also accepts reports from agents that publish one topic per job
                (needed until every unit runs an agent that reports on job-state; unbounded topics)
 serve          HTTPS static server for artifacts with Range support; runs until SIGINT/SIGTERM
@@ -64,6 +65,7 @@ function brokerConfig(p: Parsed): Promise<number> {
     host: str(p, 'host') ?? '0.0.0.0',
     port: int(p, 'port', 1, 65535) ?? 8883,
     controllers: list(p, 'controller'),
+    observers: list(p, 'observer'),
     crlfile: str(p, 'crlfile'),
     user: str(p, 'user'),
     legacyJobState: flag(p, 'legacy-job-state'),
@@ -131,6 +133,7 @@ export async function run(argv: string[]): Promise<number> {
     user: { type: 'string' },
     'legacy-job-state': { type: 'boolean' },
     controller: { type: 'string', multiple: true },
+    observer: { type: 'string', multiple: true },
     host: { type: 'string' },
     port: { type: 'string' },
     metrics: { type: 'string' },

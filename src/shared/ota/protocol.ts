@@ -24,6 +24,9 @@ export const jobStateReportTopic = (serial: string): string => `${TOPIC_ROOT}/${
 export const ALL_JOB_STATES_FILTER = `${TOPIC_ROOT}/+/jobs/+/state`;
 export const ALL_JOB_STATE_REPORTS_FILTER = `${TOPIC_ROOT}/+/job-state`;
 export const ALL_STATUS_FILTER = `${TOPIC_ROOT}/+/status`;
+/** A unit's health (tunnel, counters, MAC and neighbour tables, alarms), retained, for the operators' console. */
+export const healthTopic = (serial: string): string => `${TOPIC_ROOT}/${serial}/health`;
+export const ALL_HEALTH_FILTER = `${TOPIC_ROOT}/+/health`;
 
 const SERIAL_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const JOB_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;

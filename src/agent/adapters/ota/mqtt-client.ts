@@ -6,6 +6,7 @@ import { errorMessage } from '../../../shared/errors.js';
 import type { Logger } from '../../../shared/log.js';
 import {
   deviceJobsFilter,
+  healthTopic,
   MQTT_MAX_PACKET_BYTES,
   jobStateReportTopic,
   parseJobDocument,
@@ -33,6 +34,8 @@ export interface DeviceMqtt {
   /** The updater's `report` port. */
   report(r: JobStateReport): Promise<void>;
   publishStatus(extra?: Partial<DeviceStatus>): Promise<void>;
+  /** Retained at QoS 0: the latest is what counts, and a broker whose ACL predates it refuses it silently. */
+  publishHealth(doc: unknown): void;
   /** Starts taking jobs; resolves once subscribed. */
   attach(updater: Updater): Promise<void>;
   readonly drops: Record<string, number>;
@@ -93,6 +96,12 @@ export async function connectDeviceMqtt(o: DeviceMqttOptions): Promise<DeviceMqt
     client,
     drops,
     publishStatus,
+    publishHealth(doc) {
+      if (!client.connected) return;
+      client.publish(healthTopic(o.serial), JSON.stringify(doc), { qos: 0, retain: true }, (e) => {
+        if (e) log.debug('health not published', { error: errorMessage(e) });
+      });
+    },
     async report(r) {
       await client.publishAsync(jobStateReportTopic(o.serial), JSON.stringify(r), { qos: 1, retain: true });
       lastJob = { jobId: r.jobId, state: r.state };

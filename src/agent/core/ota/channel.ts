@@ -19,6 +19,8 @@ export interface OtaBroker {
   report(r: JobStateReport): Promise<void>;
   /** Starts taking jobs; resolves once subscribed. */
   attach(updater: Updater): Promise<void>;
+  /** The unit's health, retained for the console; fire and forget (a broker refusing it costs nothing else). */
+  publishHealth(doc: unknown): void;
   readonly drops: Record<string, number>;
   close(): Promise<void>;
 }
@@ -32,7 +34,12 @@ export interface OtaChannelPorts {
   caFor(identityCa: string): string;
   createUpdater(serial: string, ca: string, report: (r: JobStateReport) => void | Promise<void>): Updater;
   connect(o: { serial: string; ca: string; cert: string; key: string }): Promise<OtaBroker>;
+  /** The unit's health document, published when the channel is ready and every `healthEveryMs`. */
+  health?: () => unknown;
+  healthEveryMs?: number;
 }
+
+export const HEALTH_EVERY_MS = 10_000;
 
 const RETRY_MS = 30_000;
 
@@ -47,6 +54,7 @@ export function startOtaChannel(d: OtaChannelPorts): OtaChannel {
   // Reports made before the broker connection exists (the outcome of resume() after a restart).
   const pending: JobStateReport[] = [];
   let wake: (() => void) | undefined;
+  let stopHealth: (() => void) | undefined;
 
   const run = async (): Promise<void> => {
     const id = await d.identity();
@@ -67,6 +75,18 @@ export function startOtaChannel(d: OtaChannelPorts): OtaChannel {
     await (await connecting).attach(updater);
     state = 'ready';
     lastError = undefined;
+    if (d.health) {
+      const health = d.health;
+      const publish = (): void => {
+        try {
+          broker?.publishHealth(health());
+        } catch (e) {
+          log.warn('health not published', { error: errorMessage(e) });
+        }
+      };
+      publish();
+      stopHealth = d.scheduler.setInterval(publish, d.healthEveryMs ?? HEALTH_EVERY_MS);
+    }
   };
 
   const pause = (ms: number): Promise<void> =>
@@ -106,6 +126,7 @@ export function startOtaChannel(d: OtaChannelPorts): OtaChannel {
       // Not awaiting the loop: close() is also reached from inside it (a restart during resume()).
       closed = true;
       wake?.();
+      stopHealth?.();
       await broker?.close().catch(() => {});
     },
   };

@@ -35,6 +35,16 @@ test('the config binds identity to certificate and confines devices to their own
   assert.ok(lines.includes('pattern write connector/v1/%u/status'));
   assert.ok(lines.includes('pattern read connector/v1/%u/jobs/+'));
   assert.ok(lines.includes('pattern write connector/v1/%u/job-state'));
+  assert.ok(lines.includes('pattern write connector/v1/%u/health'));
+  assert.ok(!lines.some((l) => l.startsWith('user') && l !== 'user connector-controller'), 'no observer unless asked for');
+  const observed = generateBrokerConfig({ ...opts, observerUsers: ['connector-console'] }).acl.split('\n');
+  const console = observed.slice(observed.indexOf('user connector-console'));
+  assert.deepEqual(console.slice(1, 4), [
+    'topic read connector/v1/+/status',
+    'topic read connector/v1/+/health',
+    'topic read connector/v1/+/job-state',
+  ]);
+  assert.ok(!console.slice(1, console.indexOf('')).some((l) => /write/.test(l)), 'an observer writes nothing');
   assert.ok(!lines.some((l) => l.includes('jobs/+/state')), 'per-job state topics only with legacyJobState');
   // Nothing grants devices wildcard access outside %u.
   assert.ok(!lines.some((l) => l.startsWith('pattern') && !l.includes('/%u/')));

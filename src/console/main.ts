@@ -12,6 +12,7 @@ import { openRegistryStore } from '../shared/registry/open.js';
 import { parseJsonText } from '../shared/schema/schema.js';
 import { startApiServer, type ConsoleServer } from './adapters/api-server.js';
 import { pollHeadends, type HeadendPoll } from './adapters/headend-client.js';
+import { watchUnitReports } from './adapters/unit-reports.js';
 import { OperatorLog } from './adapters/operator-log.js';
 import { hashPassword } from './adapters/passwords.js';
 import { parseConsoleConfigText, type ConsoleConfig } from './core/config.js';
@@ -54,6 +55,15 @@ export async function startConsole(c: ConsoleConfig, log: Logger): Promise<Runni
   };
   await poll();
   const registry = await openRegistryStore(c.registry, { log });
+  const reports = c.otaBroker
+    ? await watchUnitReports({
+        url: c.otaBroker.url,
+        ca: readFileSync(c.otaBroker.caFile),
+        cert: readFileSync(c.otaBroker.certFile),
+        key: readFileSync(c.otaBroker.keyFile),
+        log,
+      })
+    : null;
   const timer = setInterval(() => void poll(), c.pollMs);
   const server = await startApiServer(
     {
@@ -79,10 +89,12 @@ export async function startConsole(c: ConsoleConfig, log: Logger): Promise<Runni
       pollMs: c.pollMs,
       drillApi: c.drillApi,
       rolloutApi: c.rolloutApi,
+      unitReport: (serial) => reports?.get(serial) ?? null,
       rolloutFiles: () => (c.rolloutDir === null ? null : readRolloutFiles(c.rolloutDir)),
     },
   ).catch(async (e: unknown) => {
     clearInterval(timer);
+    await reports?.close();
     await registry.close();
     throw e;
   });
@@ -94,6 +106,7 @@ export async function startConsole(c: ConsoleConfig, log: Logger): Promise<Runni
     async close() {
       clearInterval(timer);
       await server.close();
+      await reports?.close();
       await registry.close();
     },
   };

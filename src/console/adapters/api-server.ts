@@ -22,6 +22,7 @@ import { canChange, canSee, type Operator } from '../core/operators.js';
 import { unitDetail } from '../core/unit-detail.js';
 import { drillRoutes } from './drill-routes.js';
 import { rolloutRoutes } from './rollout-routes.js';
+import { unitHealth } from '../core/unit-health.js';
 import { segmentInput } from './segment-input.js';
 import type { HeadendPoll } from './headend-client.js';
 import { cookie, csvCell, HttpError, readJson, SECURITY_HEADERS, sendError, sendJson } from './http-util.js';
@@ -43,6 +44,8 @@ export interface ConsolePorts {
   pollMs: number;
   /** The drill service's API, or null when the console has none. */
   drillApi: string | null;
+  /** What a unit last said about itself on the OTA channel; null when the console does not watch it. */
+  unitReport(serial: string): { status?: unknown; health?: unknown } | null;
   /** The rollout controller's API (`connector ota controller`); null: the state files, read-only. */
   rolloutApi: string | null;
   /** The rollout state files (name and parsed JSON, or why not); null when no rollout directory is set. */
@@ -306,7 +309,11 @@ export async function startApiServer(
     if (unitMatch && method === 'GET' && !unitMatch[2]) {
       const u = units(op).find((x) => x.serial === unitMatch[1]);
       if (!u) throw new HttpError(404, `no unit ${unitMatch[1] ?? ''}`);
-      return sendJson(res, 200, unitDetail(u, p.live().sessions, p.auditLines(), op));
+      const own = p.unitReport(u.serial);
+      return sendJson(res, 200, {
+        ...unitDetail(u, p.live().sessions, p.auditLines(), op),
+        health: own && unitHealth(own.status, own.health),
+      });
     }
     if (unitMatch && method === 'POST' && unitMatch[2]) return change(req, res, op, unitMatch[1] as string, unitMatch[2]);
     const tenantMatch = /^\/api\/tenants(?:\/([A-Za-z0-9_.-]{1,64})\/segments)?$/.exec(path);

@@ -42,6 +42,8 @@ export interface ConsoleConfig {
   rolloutDir: string | null;
   /** The rollout controller's API (`connector ota controller`): the Rollouts page, with start, pause and resume. */
   rolloutApi: string | null;
+  /** The OTA broker and an observer identity (`broker-config --observer`): each unit's own status and health. */
+  otaBroker: { url: string; caFile: string; certFile: string; keyFile: string } | null;
 }
 
 export const CONSOLE_DEFAULTS = Object.freeze({ host: '127.0.0.1', port: 9443, sessionIdleS: 1_800, pollMs: 1_000 });
@@ -63,6 +65,14 @@ const CONSOLE_SCHEMA = object({
   clientCaFile: optional(file()),
   drillApi: optional(string({ pattern: /^https?:\/\/\S+$/, hint: 'the http(s) URL of `connector drill serve`' })),
   rolloutApi: optional(string({ pattern: /^https?:\/\/\S+$/, hint: 'the http(s) URL of `connector ota controller`' })),
+  otaBroker: optional(
+    object({
+      url: string({ pattern: /^mqtts:\/\/\S+$/, hint: 'the mqtts:// URL of the OTA broker' }),
+      caFile: file(),
+      certFile: file(),
+      keyFile: file(),
+    }),
+  ),
 });
 
 export function parseConsoleConfigText(text: string, file: string, baseDir: string): ConsoleConfig {
@@ -88,6 +98,15 @@ export function parseConsoleConfigText(text: string, file: string, baseDir: stri
     pollMs: c.pollMs,
     drillApi: c.drillApi ?? null,
     rolloutApi: c.rolloutApi ?? null,
+    otaBroker:
+      c.otaBroker === undefined
+        ? null
+        : {
+            url: c.otaBroker.url,
+            caFile: path(c.otaBroker.caFile),
+            certFile: path(c.otaBroker.certFile),
+            keyFile: path(c.otaBroker.keyFile),
+          },
     rolloutDir: c.rolloutDir === undefined ? null : path(c.rolloutDir),
     clientCaFile: c.clientCaFile === undefined ? null : path(c.clientCaFile),
   });

@@ -227,6 +227,37 @@ function renderTimeline(d) {
   $('#unit-timeline-caption').textContent = `Up ${shown} % of the last 24 hours (green), ${drops} disconnects`;
 }
 
+/** Fills a table body with one row per object, the named columns in order. */
+function fillRows(tbody, rows, cols) {
+  tbody.replaceChildren();
+  for (const r of rows) {
+    const tr = document.createElement('tr');
+    for (const c of cols) cell(tr, typeof c === 'function' ? c(r) : r[c]);
+    tbody.appendChild(tr);
+  }
+}
+
+function renderHealth(h) {
+  $('#unit-health').hidden = !h || !h.reportedAt;
+  if (!h || !h.reportedAt) {
+    $('#unit-health-caption').textContent =
+      'No health report from this unit: the console does not watch the OTA broker (otaBroker), the unit is not connected to it, or its agent predates health reports.';
+    return;
+  }
+  const cut = h.truncated ? ' Tables cut to fit one message.' : '';
+  $('#unit-health-caption').textContent =
+    `As the unit reported at ${h.reportedAt} (every 10 s): agent ${h.phase ?? '?'}, tunnel ${h.tunnel.state ?? '?'}; ` +
+    `${h.macTotal} MACs, ${h.neighbourTotal} neighbours, ${h.alarms.length} active alarms.${cut}`;
+  fillRows($('#unit-alarms tbody'), h.alarms, ['code', 'severity', 'subject', 'message', (a) => `${a.count ?? 1} ×`]);
+  fillRows($('#unit-macs tbody'), h.macTable, ['mac', 'side', 'ageS', 'state']);
+  fillRows($('#unit-neighbours tbody'), h.neighbours, ['ip', 'mac', 'side', 'ageS', 'source']);
+  fillRows(
+    $('#unit-counters tbody'),
+    h.counters.map(([name, value]) => ({ name, value })),
+    ['name', 'value'],
+  );
+}
+
 function renderUnit() {
   const d = state.detail;
   if (!d) return;
@@ -257,9 +288,18 @@ function renderUnit() {
       ? null
       : `${live.rttMs.toFixed(2)} / ${live.jitterMs === null ? '—' : live.jitterMs.toFixed(2)} ms`,
   ).dataset.rtt = String(live.rttMs ?? '');
+  fact(
+    'OTA',
+    d.health
+      ? [d.health.online === false ? 'offline' : d.health.online ? 'online' : null, d.health.otaVersion, d.health.otaJob]
+          .filter(Boolean)
+          .join(', ')
+      : null,
+  );
   renderChart(d.serial);
   renderRtt(d.serial);
   renderTimeline(d);
+  renderHealth(d.health);
   const sb = $('#unit-sessions tbody');
   sb.replaceChildren();
   for (const s of d.sessions) {

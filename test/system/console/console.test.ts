@@ -17,7 +17,8 @@ import { drillOps } from '../../../src/dr/main.js';
 import { connectController, sharedRolloutChannels } from '../../../src/ota/adapters/rollout-mqtt.js';
 import { startRolloutService } from '../../../src/ota/adapters/rollout-service.js';
 import { routeRolloutApi } from '../../../src/ota/core/rollout-api.js';
-import { jobStateReportTopic } from '../../../src/shared/ota/protocol.js';
+import { healthTopic, jobStateReportTopic, statusTopic } from '../../../src/shared/ota/protocol.js';
+import { healthDoc } from '../../../src/agent/core/ota/health.js';
 import { serveJsonApi } from '../../../src/shared/net/json-api-server.js';
 import { generateUsignKeyPair } from '../../../src/shared/usign/index.js';
 import { CONTROLLER_CN, startMosquitto } from '../../integration/ota/helpers/mosquitto.js';
@@ -121,8 +122,8 @@ test(
 
     // The rollout controller as `connector ota controller` runs it, over a real mosquitto, with one signed
     // release; the test answers for unit A-1 on the broker as its agent would (progress, then success).
-    const otaPki = await createTestPki(d.path('ota-pki'), { singleCa: true, clients: ['A-1', CONTROLLER_CN] });
-    const broker = await startMosquitto(t, otaPki);
+    const otaPki = await createTestPki(d.path('ota-pki'), { singleCa: true, clients: ['A-1', 'U-1', CONTROLLER_CN, 'connector-console'] });
+    const broker = await startMosquitto(t, otaPki, undefined, undefined, { observers: ['connector-console'] });
     const releaseKey = generateUsignKeyPair();
     mkdirSync(d.path('releases'));
     const rel = buildRelease({
@@ -182,6 +183,12 @@ test(
         operatorsFile: 'operators.json',
         headends: [metrics],
         rolloutApi: `http://127.0.0.1:${rolloutApi.address.port}`,
+        otaBroker: {
+          url: broker.url,
+          caFile: otaPki.dcCa.file,
+          certFile: otaPki.identity('connector-console').certFile,
+          keyFile: otaPki.identity('connector-console').keyFile,
+        },
         drillApi: `http://127.0.0.1:${drillApi.address.port}`,
         auditLogFile: 'audit.jsonl',
         operatorLogFile: 'operator-log.jsonl',
@@ -251,6 +258,36 @@ test(
     );
     assert.equal(opLog.chain.ok, true);
 
+    // U-1 reports its health on the OTA channel as its agent does (retained); it cannot speak for A-1.
+    const u1Id = otaPki.identity('U-1');
+    const u1 = await connectController({ url: broker.url, ca: otaPki.dcCa.pem, cert: u1Id.cert, key: u1Id.key }, 'U-1');
+    t.after(() => u1.endAsync());
+    const u1Health = healthDoc(
+      {
+        version: '1.2.3-test',
+        pid: 1,
+        uptimeS: 30,
+        phase: 'running',
+        tunnel: { state: 'up', headend: '127.0.0.1' },
+        counters: { core: { lanFramesIn: 120, proxiedArp: 7 } },
+        macTable: [
+          { mac: '02:00:00:00:00:09', side: 'lan', ageS: 1, state: 'learned' },
+          { mac: '02:00:00:00:00:0a', side: 'tunnel', ageS: 3, state: 'learned' },
+        ],
+        neighbours: [{ ip: '192.168.10.9', mac: '02:00:00:00:00:09', side: 'lan', ageS: 1, source: 'arp', holder: true }],
+        alarms: {
+          active: [{ code: 'split-brain', severity: 'critical', subject: '192.168.10.9', message: 'held on both sides', count: 2 }],
+        },
+      },
+      new Date(),
+    );
+    await u1.publishAsync(healthTopic('U-1'), JSON.stringify(u1Health), { qos: 1, retain: true });
+    await u1.publishAsync(statusTopic('U-1'), JSON.stringify({ online: true, version: '1.0.0', at: new Date().toISOString() }), {
+      qos: 1,
+      retain: true,
+    });
+    await u1.publishAsync(healthTopic('A-1'), JSON.stringify(u1Health), { qos: 0, retain: true });
+
     // One unit's page: its tunnel, its session, its history and a throughput chart that fills live.
     await page.evaluate(`document.querySelector('#fleet-table button[aria-label="Open unit U-1"]').click()`);
     await page.waitFor(
@@ -278,11 +315,29 @@ test(
     );
     await page.waitFor('the RTT chart drawn', `document.querySelector('#unit-rtt-line').getAttribute('points').length > 0`);
     await page.waitFor('the 24 h timeline shows it up', `document.querySelectorAll('#unit-timeline rect').length >= 1`);
+    // Its own report: alarms, MAC and neighbour tables, counters and OTA state, as the unit sent them.
+    await page.waitFor('its health report', `document.querySelectorAll('#unit-macs tbody tr').length === 2`, 10_000);
+    assert.deepEqual(
+      await page.evaluate<string[]>(`[...document.querySelector('#unit-alarms tbody tr').cells].map((c) => c.textContent)`),
+      ['split-brain', 'critical', '192.168.10.9', 'held on both sides', '2 ×'],
+    );
+    assert.equal(await page.evaluate<number>(`document.querySelectorAll('#unit-neighbours tbody tr').length`), 1);
+    assert.match(await page.evaluate<string>(`document.querySelector('#unit-counters').textContent`), /core\.proxiedArp7/);
+    assert.match(await page.evaluate<string>(`document.querySelector('#unit-facts').textContent`), /OTAonline, 1\.0\.0/);
+    assert.match(
+      await page.evaluate<string>(`document.querySelector('#unit-health-caption').textContent`),
+      /tunnel up; 2 MACs, 1 neighbours, 1 active alarms/,
+    );
+    const a1Health = await page.evaluate<unknown>(`fetch('/api/units/A-1').then((r) => r.json()).then((d) => d.health)`);
+    assert.equal(a1Health, null, "a unit cannot publish another unit's health (the broker ACL)");
     assert.match(
       await page.evaluate<string>(`document.querySelector('#unit-timeline-caption').textContent`),
       /^Up (under 0\.1|[\d.]+) % of the last 24 hours/,
     );
     await shoot(page, 'console-unit');
+    await page.evaluate(`document.querySelector('#unit-health-title').scrollIntoView()`);
+    await shoot(page, 'console-unit-health');
+    await page.evaluate(`window.scrollTo(0, 0)`);
     await page.evaluate(`document.querySelector('#unit-back').click()`);
     await page.waitFor('back to the fleet', `!document.querySelector('#fleet-view').hidden`);
 

@@ -46,7 +46,7 @@ export async function startMosquitto(
   pki: TestPki,
   edit: (conf: string) => string = (c) => c,
   name = 'mosquitto',
-  o: { legacyJobState?: boolean } = {},
+  o: { legacyJobState?: boolean; observers?: readonly string[] } = {},
 ): Promise<Broker> {
   const port = await freePort();
   const aclFile = join(pki.dir, `${name}.acl`);
@@ -62,6 +62,7 @@ export async function startMosquitto(
     runAsUser: 'root',
     logFile,
     ...(o.legacyJobState ? { legacyJobState: true } : {}),
+    ...(o.observers ? { observerUsers: o.observers } : {}),
   });
   writeFileSync(join(pki.dir, `${name}.conf`), edit(files.mosquittoConf));
   writeFileSync(aclFile, files.acl);

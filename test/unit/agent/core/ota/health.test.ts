@@ -20,7 +20,7 @@ function status(macs: number, neighbours: number, pad = 0): StatusDoc {
       note: 'x'.repeat(pad),
     })),
     neighbours: Array.from({ length: neighbours }, (_, i) => ({ ip: `192.168.${i >> 8}.${i & 255}`, mac: '02:00:00:00:00:01' })),
-    alarms: { active: [{ kind: 'mac-flap', mac: '02:00:00:00:00:01' }] },
+    alarms: { active: [{ code: 'split-brain', severity: 'critical', subject: '192.168.0.1', message: 'held on both sides', count: 2 }] },
     ota: { state: 'ready' },
   };
 }
@@ -33,7 +33,9 @@ test('the health document carries what the console shows: tunnel, counters, tabl
   assert.equal(h.macTable.length, 3);
   assert.equal(h.macTotal, 3);
   assert.equal(h.neighbourTotal, 2);
-  assert.deepEqual(h.alarms, [{ kind: 'mac-flap', mac: '02:00:00:00:00:01' }]);
+  assert.deepEqual(h.alarms, [
+    { code: 'split-brain', severity: 'critical', subject: '192.168.0.1', message: 'held on both sides', count: 2 },
+  ]);
   assert.equal(h.truncated, false);
 });
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { openAuditLog } from '../../src/headend/adapters/audit-log.js';
-import { AUDIT_GENESIS, buildAuditLine, type AuditFields, type AuditHead } from '../../src/headend/core/audit-chain.js';
+import { AUDIT_GENESIS, buildAuditLine, type AuditFields, type AuditHead } from '../../src/shared/audit/chain.js';
 
 const SIZES = (process.env['SESSIONS'] ?? '1000,5000,20000').split(',').map(Number);
 const fields = (i: number): AuditFields => ({

@@ -13,6 +13,7 @@ import { parseJsonText } from '../shared/schema/schema.js';
 import { startApiServer, type ConsoleServer } from './adapters/api-server.js';
 import { pollHeadends, type HeadendPoll } from './adapters/headend-client.js';
 import { watchUnitReports } from './adapters/unit-reports.js';
+import { verifyAuditFile } from '../shared/audit/files.js';
 import { OperatorLog } from './adapters/operator-log.js';
 import { hashPassword } from './adapters/passwords.js';
 import { parseConsoleConfigText, type ConsoleConfig } from './core/config.js';
@@ -90,6 +91,7 @@ export async function startConsole(c: ConsoleConfig, log: Logger): Promise<Runni
       drillApi: c.drillApi,
       rolloutApi: c.rolloutApi,
       unitReport: (serial) => reports?.get(serial) ?? null,
+      verifyAudit: () => (c.auditLogFile === null ? null : verifyAuditFile(c.auditLogFile)),
       rolloutFiles: () => (c.rolloutDir === null ? null : readRolloutFiles(c.rolloutDir)),
     },
   ).catch(async (e: unknown) => {

@@ -14,7 +14,7 @@ import { describeRegistrySource, type RegistryStore } from '../shared/registry/s
 import { monotonicClock, systemScheduler, systemWallClock } from '../shared/system-time.js';
 import { feedSession, tlsTransport } from '../shared/tunnel/tls-transport.js';
 import { openAuditLog } from './adapters/audit-log.js';
-import { readAuditFile, verifyAuditFile, type FileVerdict, type VerifyFileOptions } from './adapters/audit-files.js';
+import { readAuditFile, verifyAuditFile, type FileVerdict, type VerifyFileOptions } from '../shared/audit/files.js';
 import { openMetricsServer, type MetricsServer } from './adapters/metrics-server.js';
 import { openTlsListener, refuseConnection } from './adapters/tls-listener.js';
 import { watchLoopHealth } from './adapters/loop-health.js';
@@ -23,7 +23,7 @@ import { openDatagramServer, type DatagramServer } from './adapters/datagram-ser
 import { MemoryReturn } from './core/memory-return.js';
 import { attachEvpnFeed } from './adapters/evpn-feed.js';
 import { openVxlanSocket } from './adapters/vxlan-socket.js';
-import { auditToCsv, auditToJsonl } from './core/audit-chain.js';
+import { auditToCsv, auditToJsonl } from '../shared/audit/chain.js';
 import { parseHeadendConfigText, type HeadendConfig } from './core/config.js';
 import { HeadendCore } from './core/headend.js';
 import { reconnectWindowMs } from './core/pacing.js';

@@ -23,6 +23,7 @@ import { unitDetail } from '../core/unit-detail.js';
 import { drillRoutes } from './drill-routes.js';
 import { rolloutRoutes } from './rollout-routes.js';
 import { unitHealth } from '../core/unit-health.js';
+import type { FileVerdict } from '../../shared/audit/files.js';
 import { segmentInput } from './segment-input.js';
 import type { HeadendPoll } from './headend-client.js';
 import { cookie, csvCell, HttpError, readJson, SECURITY_HEADERS, sendError, sendJson } from './http-util.js';
@@ -44,6 +45,8 @@ export interface ConsolePorts {
   pollMs: number;
   /** The drill service's API, or null when the console has none. */
   drillApi: string | null;
+  /** The headend audit log's chain check (`connector audit verify`); null when no audit log is set. */
+  verifyAudit(): FileVerdict | null;
   /** What a unit last said about itself on the OTA channel; null when the console does not watch it. */
   unitReport(serial: string): { status?: unknown; health?: unknown } | null;
   /** The rollout controller's API (`connector ota controller`); null: the state files, read-only. */
@@ -321,6 +324,13 @@ export async function startApiServer(
     if (path === '/api/tenants' && method === 'GET') {
       const reg = p.readRegistry();
       return sendJson(res, 200, { tenants: tenantsView(reg, units(op), op) });
+    }
+    if (path === '/api/audit/verify' && method === 'GET') {
+      // The whole log's verdict counts every tenant's records: for provider operators.
+      if (op.role === 'msp') throw new HttpError(403, 'verifying the whole audit log is for provider operators');
+      const v = p.verifyAudit();
+      if (v === null) throw new HttpError(404, 'no audit log is configured (set auditLogFile in the console config)');
+      return sendJson(res, 200, v);
     }
     if ((path === '/api/audit' || path === '/api/audit/export') && method === 'GET') return audit(req, res, op, url);
     if (path === '/api/operator-log' && method === 'GET') {

@@ -253,6 +253,12 @@ export const OPENAPI = Object.freeze({
       },
     },
     '/api/audit': { get: { summary: 'Headend audit records (q: text search, limit)', responses: { 200: ok('records') } } },
+    '/api/audit/verify': {
+      get: {
+        summary: 'The headend audit log checked as `connector audit verify` does: chain, head pointer, signed checkpoints (provider roles)',
+        responses: { 200: ok('the verdict: ok with counts, or the first broken line and why'), 403: err, 404: err },
+      },
+    },
     '/api/audit/export': { get: { summary: 'The same records as CSV (formula-safe)', responses: { 200: { description: 'text/csv' } } } },
     '/api/operator-log': {
       get: { summary: 'Operator actions and the chain check (provider roles)', responses: { 200: ok('records'), 403: err } },

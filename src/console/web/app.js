@@ -575,6 +575,7 @@ async function enter(me) {
   $('#claim-form').hidden = me.role === 'read-only';
   $('#tenant-form').hidden = me.role !== 'admin';
   $('#drill-form').hidden = me.role === 'read-only';
+  $('#audit-verify').hidden = me.role === 'msp';
   const features = await api('/api/config').catch(() => ({ drills: false, rollouts: false }));
   $('#nav-drills').hidden = !features.drills;
   $('#nav-rollouts').hidden = !features.rollouts;
@@ -699,6 +700,21 @@ $('#drill-form').addEventListener('submit', async (e) => {
     $('#drill-result').textContent = `not started: ${err.message}`;
   }
   await loadDrills().catch(() => {});
+});
+
+$('#audit-verify').addEventListener('click', async () => {
+  const out = $('#audit-verdict');
+  out.textContent = 'verifying…';
+  try {
+    const v = await api('/api/audit/verify');
+    out.dataset.ok = String(v.ok);
+    out.textContent = v.ok
+      ? `Chain intact: ${v.lines} records in ${v.files} file(s), ${v.checkpoints} signed checkpoints, ${v.unsignedTail} records after the last one; head pointer ${v.headChecked ? 'checked' : 'absent'}.`
+      : `Chain NOT intact at line ${v.line}: ${v.problem}`;
+  } catch (err) {
+    out.dataset.ok = 'error';
+    out.textContent = `not verified: ${err.message}`;
+  }
 });
 
 $('#audit-form').addEventListener('submit', (e) => {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: UNLICENSED
-// Appends hash-chained audit lines (format in audit-chain.ts) to a file, keeps `<log>.head` in step, and
+// Appends hash-chained audit lines (format in src/shared/audit/chain.ts) to a file, keeps `<log>.head` in step, and
 // signs checkpoints with the headend's own Ed25519 key (`<log>.key`, made on first use; the public half
 // in `<log>.pub` for auditors). Each open begins an epoch: the log is checked against its head pointer,
 // and a log that is not as the headend left it (cut, head pointer missing or rewritten, chain broken) is
@@ -32,8 +32,8 @@ import {
   type AuditFields,
   type AuditHead,
   type EpochReason,
-} from '../core/audit-chain.js';
-import { headPathOf, keyPathOf, pubPathOf, readText, rotatedFiles, rotatedPathOf } from './audit-files.js';
+} from '../../shared/audit/chain.js';
+import { headPathOf, keyPathOf, pubPathOf, readText, rotatedFiles, rotatedPathOf } from '../../shared/audit/files.js';
 
 /** The writer's own check at open: chain, coverage and head; signatures and old epochs are the auditor's. */
 const STRUCTURE_ONLY = { verifySig: () => true, acceptEpochs: 'all' } as const;

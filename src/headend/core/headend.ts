@@ -22,7 +22,7 @@ import {
   type PeerCertificate,
   type SessionIdentity,
 } from './admission.js';
-import type { AuditEvent, AuditFields } from './audit-chain.js';
+import type { AuditEvent, AuditFields } from '../../shared/audit/chain.js';
 import type { HeadendConfig } from './config.js';
 import { Forwarder, type VtepPort } from './forwarder.js';
 import { headendMetrics, type Metrics } from './metrics.js';

@@ -6,9 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { splitAuditText } from '../../../src/headend/core/audit-chain.js';
+import { splitAuditText } from '../../../src/shared/audit/chain.js';
 import { AuditFaultInjected, openAuditLog, type AuditFaultStep, type AuditLog } from '../../../src/headend/adapters/audit-log.js';
-import { verifyAuditFile } from '../../../src/headend/adapters/audit-files.js';
+import { verifyAuditFile } from '../../../src/shared/audit/files.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const STEPS: AuditFaultStep[] = ['before-write', 'after-write', 'after-fsync', 'after-head-tmp', 'after-head-rename', 'after-sink'];

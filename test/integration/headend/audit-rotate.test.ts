@@ -7,9 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { splitAuditText } from '../../../src/headend/core/audit-chain.js';
+import { splitAuditText } from '../../../src/shared/audit/chain.js';
 import { AuditFaultInjected, openAuditLog } from '../../../src/headend/adapters/audit-log.js';
-import { readAuditFile, rotatedFiles, rotatedPathOf, verifyAuditFile } from '../../../src/headend/adapters/audit-files.js';
+import { readAuditFile, rotatedFiles, rotatedPathOf, verifyAuditFile } from '../../../src/shared/audit/files.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const ROTATE = 4_096;

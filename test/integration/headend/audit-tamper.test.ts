@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { appendFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildAuditLine, sha256Hex, splitAuditText } from '../../../src/headend/core/audit-chain.js';
+import { buildAuditLine, sha256Hex, splitAuditText } from '../../../src/shared/audit/chain.js';
 import { openAuditLog, type AuditLog } from '../../../src/headend/adapters/audit-log.js';
-import { headPathOf, verifyAuditFile } from '../../../src/headend/adapters/audit-files.js';
+import { headPathOf, verifyAuditFile } from '../../../src/shared/audit/files.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 async function fresh(

@@ -478,6 +478,12 @@ test(
 
     await page.evaluate(`document.querySelector('nav [data-view=audit]').click()`);
     await page.waitFor('the audit page', `document.querySelectorAll('#audit-table tbody tr').length > 0`);
+    await page.evaluate(`document.querySelector('#audit-verify').click()`);
+    await page.waitFor('the chain verified', `document.querySelector('#audit-verdict').dataset.ok === 'true'`);
+    assert.match(
+      await page.evaluate<string>(`document.querySelector('#audit-verdict').textContent`),
+      /^Chain intact: \d+ records in 1 file\(s\), \d+ signed checkpoints, \d+ records after the last one; head pointer checked\.$/,
+    );
     await shoot(page, 'console-audit');
 
     // Audit: the headend's records through the console, exported as CSV.
@@ -509,6 +515,7 @@ test(
       noCsrf: await post('/api/units/A-1/revoke', {}, 'wrong'),
       globexAudit: audit.records.filter((r) => r.tenant === 'globex').length,
       operatorLog: (await fetch('/api/operator-log')).status,
+      auditVerify: (await fetch('/api/audit/verify')).status,
       tenants: (await (await fetch('/api/tenants')).json()).tenants.length,
       rolloutUnits: (await (await fetch('/api/rollouts')).json()).rollouts.flatMap((r) => r.units.map((u) => u.serial)).join(','),
       releases: (await fetch('/api/releases')).status,
@@ -533,6 +540,7 @@ test(
       noCsrf: 403,
       globexAudit: 0,
       operatorLog: 403,
+      auditVerify: 403,
       tenants: 1,
       rolloutUnits: 'A-1',
       releases: 403,
@@ -548,5 +556,18 @@ test(
       startGlobexDrill: 403,
     });
     assert.equal(headend.sessions().length, 3, 'nothing the MSP tried closed a session');
+
+    // An edited record in the headend's log: the console's check names the line.
+    const auditText = readFileSync(d.path('audit.jsonl'), 'utf8').split('\n');
+    const edited = auditText.findIndex((l) => l.includes('"U-1"'));
+    auditText[edited] = (auditText[edited] ?? '').replace('"U-1"', '"U-9"');
+    writeFileSync(d.path('audit.jsonl'), auditText.join('\n'));
+    // The browser's cookie is the MSP's now: alice logs in again first.
+    const tampered = await page.evaluate<{ ok: boolean; line: number; problem: string }>(`(async () => {
+      await fetch('/api/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'alice', password: ${JSON.stringify(PASSWORD)} }) });
+      return (await fetch('/api/audit/verify')).json();
+    })()`);
+    assert.equal(tampered.ok, false, JSON.stringify(tampered));
+    assert.ok(tampered.line >= edited + 1, `the edit (line ${edited + 1}) is found: ${JSON.stringify(tampered)}`);
   },
 );

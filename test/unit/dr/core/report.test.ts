@@ -4,7 +4,7 @@
 // and the HTML page (self-contained, escaped).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AUDIT_GENESIS, buildAuditLine, type AuditEvent, type AuditFields } from '../../../../src/headend/core/audit-chain.js';
+import { AUDIT_GENESIS, buildAuditLine, type AuditEvent, type AuditFields } from '../../../../src/shared/audit/chain.js';
 import { buildReport, renderReportHtml, verifyReport } from '../../../../src/dr/core/report.js';
 import type { FailoverRecord } from '../../../../src/dr/core/drill.js';
 

@@ -3,9 +3,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { auditToCsv, auditToJsonl, AUDIT_COLUMNS, splitAuditText, verifyAuditLines } from '../../../../src/headend/core/audit-chain.js';
+import { auditToCsv, auditToJsonl, AUDIT_COLUMNS, splitAuditText, verifyAuditLines } from '../../../../src/shared/audit/chain.js';
 import { openAuditLog } from '../../../../src/headend/adapters/audit-log.js';
-import { readAuditFile, verifyAuditFile } from '../../../../src/headend/adapters/audit-files.js';
+import { readAuditFile, verifyAuditFile } from '../../../../src/shared/audit/files.js';
 import { tempDir } from '../../../helpers/tmp.js';
 
 function tempLog(t: { after(fn: () => void): void }): string {

@@ -7,7 +7,7 @@
 import { createPublicKey, verify } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { ConnectorError, isErrno } from '../../shared/errors.js';
+import { ConnectorError, isErrno } from '../errors.js';
 import {
   parseAuditHead,
   rotationStartOf,
@@ -15,7 +15,7 @@ import {
   verifyAuditLines,
   type AuditHead,
   type AuditVerdict,
-} from '../core/audit-chain.js';
+} from './chain.js';
 
 export const headPathOf = (logPath: string): string => `${logPath}.head`;
 export const keyPathOf = (logPath: string): string => `${logPath}.key`;

@@ -8,14 +8,7 @@ import { createPublicKey, verify } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { ConnectorError, isErrno } from '../errors.js';
-import {
-  parseAuditHead,
-  rotationStartOf,
-  splitAuditText,
-  verifyAuditLines,
-  type AuditHead,
-  type AuditVerdict,
-} from './chain.js';
+import { parseAuditHead, rotationStartOf, splitAuditText, verifyAuditLines, type AuditHead, type AuditVerdict } from './chain.js';
 
 export const headPathOf = (logPath: string): string => `${logPath}.head`;
 export const keyPathOf = (logPath: string): string => `${logPath}.key`;

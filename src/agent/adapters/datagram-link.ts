@@ -38,6 +38,8 @@ export interface DatagramLink {
   readonly counters: DatagramChannel['counters'];
   /** The largest outer packet the path to the headend has carried. */
   readonly plpmtu: number;
+  /** Times that size stopped getting through (a path MTU black hole) and the search began again. */
+  readonly blackHoles: number;
   /**
    * Lowers the MSS of TCP SYNs crossing the tunnel (both ways, in place) so each segment fits one datagram;
    * only once the path has carried datagrams: a site whose UDP is blocked keeps its full MSS on TLS.
@@ -130,6 +132,9 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
     counters: channel.counters,
     get plpmtu() {
       return channel.plpmtu;
+    },
+    get blackHoles() {
+      return channel.blackHoles;
     },
     clamp(frames) {
       if (!channel.everUp) return;

@@ -85,6 +85,8 @@ export type TunnelStatus = {
     splits: number;
     /** The largest outer packet the path has carried (its search starts at 1280). */
     plpmtu: number;
+    /** Path MTU black holes found (the size stopped getting through; searched again). */
+    blackHoles: number;
   } | null;
   counters: TunnelCounters;
 };

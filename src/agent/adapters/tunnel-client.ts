@@ -22,7 +22,14 @@ import { DATAGRAM_HELLO, datagramOffer, openDatagramLink, type DatagramLink } fr
 
 const pick = (d: DatagramLink) => {
   const c = d.counters;
-  return { datagramsIn: c.datagramsIn, datagramsOut: c.datagramsOut, switches: c.switches, splits: c.splits, plpmtu: d.plpmtu };
+  return {
+    datagramsIn: c.datagramsIn,
+    datagramsOut: c.datagramsOut,
+    switches: c.switches,
+    splits: c.splits,
+    plpmtu: d.plpmtu,
+    blackHoles: d.blackHoles,
+  };
 };
 const dgExtras = (o: TunnelClientOptions) => ({
   ...(o.datagram?.port ? { port: o.datagram.port } : {}),

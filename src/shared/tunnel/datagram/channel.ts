@@ -13,13 +13,13 @@
 //     reprobeMaxMs (60 s). The headend never probes on its own (a NAT in front of the agent would not
 //     let it in): an authentic datagram from the agent starts its probe.
 //
-// Path MTU (RFC 8899's datagram PLPMTUD, simplified): a side starts at BASE_PLPMTU and, once its path is
-// up, sends padded PINGs at the candidate sizes above (three rounds 1 s apart, again every 10 min); each
-// answered size raises its PLPMTU. Those probes never count toward a dark path. A frame too large for one
-// datagram at the PLPMTU leaves as a HEAD/TAIL pair (reassembly.ts) when the peer said it rebuilds them;
-// toward an older peer it leaves whole, as before. The sockets set DF without local fragmentation.
+// Path MTU: path-mtu.ts searches from 1,280 bytes up with padded PINGs and confirms the result while frames
+// flow (black-hole detection). A frame too large for one datagram at the PLPMTU leaves as a HEAD/TAIL pair
+// (reassembly.ts) when the peer said it rebuilds them; toward an older peer it leaves whole, as before. The
+// sockets set DF without local fragmentation.
 import { DatagramReceiver, MAX_COUNTER, OVERHEAD, seal } from './codec.js';
 import { KIND_HEAD, KIND_TAIL, Reassembly } from './reassembly.js';
+import { PathMtu } from './path-mtu.js';
 import { EpochChain, exporterContext, EXPORTER_LABEL, initialSecrets, KEY_BLOCK_LENGTH, type DatagramCipher } from './keys.js';
 
 /** Hello and hello-ack capability of an end that rebuilds HEAD/TAIL pairs (sends them only to such a peer). */
@@ -29,13 +29,7 @@ export const KIND_PING = 0x10;
 export const KIND_PONG = 0x11;
 const PING_ANSWER = 1;
 const PING_PMTU = 2;
-/** Where every path MTU search starts: IPv6's minimum link MTU, which nearly every IPv4 path carries too. */
-export const BASE_PLPMTU = 1280;
-/** Outer packet sizes a search tries, largest first: Ethernet, PPPoE, common tunnel and DS-Lite sizes. */
-export const PLPMTU_CANDIDATES: readonly number[] = [1500, 1492, 1480, 1472, 1460, 1440, 1420, 1400, 1380, 1360, 1340, 1320, 1300];
-const SEARCH_ROUNDS = 3;
-const SEARCH_ROUND_MS = 1_000;
-const SEARCH_AGAIN_MS = 600_000;
+export { BASE_PLPMTU, PLPMTU_CANDIDATES } from './path-mtu.js';
 /** The kind byte as the first part of a sealed payload (no per-datagram allocation for it). */
 const KIND_BYTES: Record<number, Buffer> = {
   [KIND_FRAME]: Buffer.of(KIND_FRAME),
@@ -130,8 +124,6 @@ export class DatagramChannel {
   tx: DgTx = 'tls';
   /** Why tx last changed (status, audit). */
   reason = 'start';
-  /** The largest outer packet (IP header included) this side's path has carried: the split threshold. */
-  plpmtu = BASE_PLPMTU;
   /** The path has been up at least once: the TCP MSS of new connections follows the PLPMTU from then on. */
   everUp = false;
   readonly #o: ChannelOptions;
@@ -150,10 +142,8 @@ export class DatagramChannel {
   #lastFrameAt = Number.NEGATIVE_INFINITY;
   #destroyed = false;
   #reported: DgTx = 'tls';
-  /** PMTU probes in flight: PING id -> outer size. Their loss says nothing about the path's liveness. */
-  readonly #probes = new Map<number, number>();
-  #searchRound = 0;
-  #nextSearchAt = Number.POSITIVE_INFINITY;
+  /** PMTU probes are PINGs too, but their loss says nothing about the path's liveness. */
+  readonly #pmtu: PathMtu;
   readonly #reassembly = new Reassembly((reason) => this.#drop(reason));
   /** When the last authentic datagram arrived. */
   lastAuthenticAt = Number.NEGATIVE_INFINITY;
@@ -173,9 +163,20 @@ export class DatagramChannel {
       if (epoch === cur.epoch) return cur;
       return epoch === cur.epoch + 1 ? this.#rxChain.peekNext() : null;
     });
+    this.#pmtu = new PathMtu(o.maxPlpmtu ?? 1500);
     this.#reprobeMs = this.#t.reprobeFirstMs;
     // The agent probes at once; the headend waits for the agent's first datagram.
     this.#nextProbeAt = o.role === 'agent' ? now : Number.POSITIVE_INFINITY;
+  }
+
+  /** The largest outer packet (IP header included) this side's path carries: the split threshold. */
+  get plpmtu(): number {
+    return this.#pmtu.plpmtu;
+  }
+
+  /** Times the path stopped carrying its PLPMTU (a black hole) and the search began again. */
+  get blackHoles(): number {
+    return this.#pmtu.blackHoles;
   }
 
   /** The largest frame one datagram carries at the current PLPMTU. */
@@ -230,19 +231,16 @@ export class DatagramChannel {
     if ((kind !== KIND_PING && kind !== KIND_PONG) || p.length < 1 + PING_BODY) return this.#drop('kind');
     const id = p.readUInt32BE(2);
     if (kind === KIND_PONG) {
-      const size = this.#probes.get(id);
-      if (size !== undefined) {
-        // The path carried a packet of this size, so every smaller one too.
-        this.#probes.delete(id);
-        this.plpmtu = Math.max(this.plpmtu, size);
-      } else if (this.#unanswered.has(id)) {
+      // A PMTU probe answered: the path carried a packet of its size, so every smaller one too.
+      if (this.#pmtu.answered(id)) return { kind: 'pong' };
+      if (this.#unanswered.has(id)) {
         // Every PING up to this one is answered or lost behind it: the path works now.
         for (const k of [...this.#unanswered.keys()]) {
           this.#unanswered.delete(k);
           if (k === id) break;
         }
         if (this.tx !== 'datagram') this.#switch('datagram', 'probe-answered');
-        if (!this.everUp) this.#nextSearchAt = now;
+        if (!this.everUp) this.#pmtu.started(now);
         this.everUp = true;
         this.#probingSince = null;
         this.#reprobeMs = this.#t.reprobeFirstMs;
@@ -269,6 +267,7 @@ export class DatagramChannel {
     if (this.tx === 'datagram' && !oldest.done && now - oldest.value > this.#t.darkAfterMs) {
       this.#switch('tls', 'dark');
       this.#unanswered.clear();
+      this.#pmtu.pathDark();
       this.#scheduleReprobe(now);
     }
     if (this.#probingSince !== null && now - this.#probingSince >= this.#t.probeGiveUpMs && this.tx === 'tls') {
@@ -290,7 +289,10 @@ export class DatagramChannel {
             ? this.#t.keepaliveMs
             : Number.POSITIVE_INFINITY;
     if (now - this.#lastPingAt >= every) send.push(this.#ping(now));
-    if (this.tx === 'datagram' && now >= this.#nextSearchAt) this.#search(now, send);
+    if (this.tx === 'datagram') {
+      const active = now - this.#lastFrameAt < this.#t.activeWindowMs;
+      for (const p of this.#pmtu.due(now, active, () => (this.#pingId = (this.#pingId + 1) >>> 0))) send.push(this.#padded(p.id, p.size));
+    }
     // A change since the last tick, wherever it happened (an answered PING switches in receive()).
     const changed = this.tx !== this.#reported;
     this.#reported = this.tx;
@@ -306,6 +308,7 @@ export class DatagramChannel {
     if (this.tx !== 'datagram') return;
     this.#switch('tls', 'peer-on-tls');
     this.#unanswered.clear();
+    this.#pmtu.pathDark();
     this.#probingSince = null;
   }
 
@@ -315,7 +318,7 @@ export class DatagramChannel {
     this.#txChain.destroy();
     this.#rxChain.destroy();
     this.#unanswered.clear();
-    this.#probes.clear();
+    this.#pmtu.clear();
     this.#reassembly.clear();
   }
 
@@ -336,23 +339,13 @@ export class DatagramChannel {
     return this.#seal(KIND_PING, body);
   }
 
-  /** One round of padded PINGs at every candidate above the PLPMTU; the last round schedules the next search. */
-  #search(now: number, send: Buffer[]): void {
-    const max = this.#o.maxPlpmtu ?? 1500;
+  /** A PING padded to an outer packet of `size` bytes: a path MTU probe. */
+  #padded(id: number, size: number): Buffer {
     const headers = (this.#o.ipv6 === true ? 40 : 20) + 8;
-    for (const size of PLPMTU_CANDIDATES) {
-      if (size <= this.plpmtu || size > max) continue;
-      this.#pingId = (this.#pingId + 1) >>> 0;
-      this.#probes.set(this.#pingId, size);
-      const body = Buffer.alloc(size - headers - OVERHEAD - 1);
-      body[0] = PING_ANSWER | PING_PMTU;
-      body.writeUInt32BE(this.#pingId, 1);
-      send.push(this.#seal(KIND_PING, body));
-    }
-    // Bounded: only the latest rounds' probes can still be answered.
-    while (this.#probes.size > 3 * PLPMTU_CANDIDATES.length) this.#probes.delete(this.#probes.keys().next().value as number);
-    this.#searchRound = (this.#searchRound + 1) % SEARCH_ROUNDS;
-    this.#nextSearchAt = now + (this.#searchRound === 0 ? SEARCH_AGAIN_MS : SEARCH_ROUND_MS);
+    const body = Buffer.alloc(size - headers - OVERHEAD - 1);
+    body[0] = PING_ANSWER | PING_PMTU;
+    body.writeUInt32BE(id, 1);
+    return this.#seal(KIND_PING, body);
   }
 
   #scheduleReprobe(now: number): void {

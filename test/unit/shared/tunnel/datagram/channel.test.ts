@@ -141,8 +141,15 @@ test("the headend follows the device's word: when the device's data leaves datag
 });
 
 /** Both sides up on datagrams, delivering only datagrams whose outer IPv4 packet fits `mtu`. */
-function runMtu(a: DatagramChannel, h: DatagramChannel, from: number, to: number, mtu: number): void {
-  const fits = (d: Buffer): boolean => d.length + 28 <= mtu;
+function runMtu(
+  a: DatagramChannel,
+  h: DatagramChannel,
+  from: number,
+  to: number,
+  mtu: number,
+  lose = (_d: Buffer): boolean => false,
+): void {
+  const fits = (d: Buffer): boolean => d.length + 28 <= mtu && !lose(d);
   for (let now = from; now <= to; now += 100) {
     for (const d of a.tick(now).send) {
       if (!fits(d)) continue;
@@ -232,4 +239,38 @@ test('toward a peer that does not rebuild pairs a large frame leaves whole, as o
   assert.ok(agent.sealFrame(randomBytes(1514), 10, (d) => out.push(d)));
   assert.equal(out.length, 1);
   assert.equal(headend.receive(out[0]!, 10).kind, 'frame');
+});
+
+test('path MTU black hole: a path that shrinks after the search is found while frames flow, and searched again', () => {
+  const { agent, headend } = splitPair();
+  runMtu(agent, headend, 0, 6_000, 1500);
+  assert.equal(agent.plpmtu, 1500);
+  // Frames flowing every 100 ms: on a path that still carries 1,500 bytes the confirmations are answered.
+  const flow = (from: number, to: number, mtu: number, lose?: (d: Buffer) => boolean): void => {
+    for (let now = from; now <= to; now += 100) {
+      agent.sealFrame(frame('data'), now, (d) => headend.receive(d, now));
+      runMtu(agent, headend, now, now, mtu, lose);
+    }
+  };
+  flow(6_100, 20_000, 1500);
+  assert.equal(agent.plpmtu, 1500);
+  assert.equal(agent.blackHoles, 0, 'no false alarm on a path that did not change');
+  // One confirmation lost (random loss happens): not a black hole.
+  let lost = 0;
+  flow(20_100, 40_000, 1500, (d) => d.length + 28 === 1500 && lost++ === 0);
+  assert.equal(lost > 1, true, 'confirmations kept coming');
+  assert.equal(agent.blackHoles, 0, 'one lost confirmation is not a black hole');
+  assert.equal(agent.plpmtu, 1500);
+  // The route changes: 1,400 bytes at most from now on, and no ICMP (DF, and ICMP is not trusted).
+  flow(40_100, 55_000, 1400);
+  assert.equal(agent.blackHoles, 1);
+  assert.equal(agent.plpmtu, 1400, 'the new path MTU found by the search that followed');
+  assert.equal(agent.tx, 'datagram', 'the path never went dark: small datagrams flowed all along');
+  // A full-size frame crosses now, as a pair within 1,400 bytes.
+  const big = randomBytes(1514);
+  const out: Buffer[] = [];
+  assert.ok(agent.sealFrame(big, 55_100, (d) => out.push(d)));
+  assert.ok(out.every((d) => d.length + 28 <= 1400));
+  const got = out.map((d) => headend.receive(d, 55_100)).at(-1);
+  assert.ok(got?.kind === 'frame' && got.frame.equals(big));
 });

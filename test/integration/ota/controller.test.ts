@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import { silentLogger } from '../../../src/shared/log.js';
 import { generateUsignKeyPair } from '../../../src/shared/usign/index.js';
 import { serveJsonApi } from '../../../src/shared/net/json-api-server.js';
-import { startArtifactServer } from '../../../src/ota/adapters/artifact-server.js';
 import { connectController, sharedRolloutChannels } from '../../../src/ota/adapters/rollout-mqtt.js';
 import { startRolloutService } from '../../../src/ota/adapters/rollout-service.js';
 import { routeRolloutApi } from '../../../src/ota/core/rollout-api.js';
@@ -19,7 +18,7 @@ import type { RolloutState } from '../../../src/ota/core/rollout-state.js';
 import { createTestPki } from '../../helpers/pki.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { CONTROLLER_CN, startMosquitto } from './helpers/mosquitto.js';
-import { agentArtifact, buildRelease } from './helpers/release.js';
+import { agentArtifact, buildRelease, serveTestArtifacts } from './helpers/release.js';
 import { createTestDevice, FIRST_VERSION } from './helpers/device.js';
 
 const FLEET = ['R3S-0001', 'R3S-0002', 'R3S-0003'];
@@ -32,15 +31,7 @@ test('the rollout controller service starts, refuses, pauses, resumes and surviv
   const releasesDir = join(work, 'releases');
   const rolloutsDir = join(work, 'rollouts');
   for (const d of [artifacts, releasesDir, rolloutsDir]) mkdirSync(d);
-  const server = await startArtifactServer({
-    dir: artifacts,
-    cert: pki.server.cert,
-    key: pki.server.key,
-    host: '127.0.0.1',
-    port: 0,
-    log: silentLogger,
-  });
-  t.after(() => server.close());
+  const server = await serveTestArtifacts(t, pki, artifacts);
   const key = generateUsignKeyPair();
   const stranger = generateUsignKeyPair();
   const publish = (version: string, signer = key) => {

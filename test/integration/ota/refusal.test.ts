@@ -8,12 +8,11 @@ import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { silentLogger } from '../../../src/shared/log.js';
 import { encodeUsignSignature, generateUsignKeyPair, signUsign } from '../../../src/shared/usign/index.js';
-import { startArtifactServer } from '../../../src/ota/adapters/artifact-server.js';
 import { sysupgradeRunner } from '../../../src/agent/adapters/ota/sysupgrade.js';
 import type { JobDocument } from '../../../src/shared/ota/protocol.js';
 import { createTestPki } from '../../helpers/pki.js';
 import { tempDir } from '../../helpers/tmp.js';
-import { agentArtifact, buildRelease, type BuiltRelease } from './helpers/release.js';
+import { agentArtifact, buildRelease, type BuiltRelease, serveTestArtifacts } from './helpers/release.js';
 import { createTestDevice, FIRST_VERSION, hashDeviceTree } from './helpers/device.js';
 
 const UNSIGNED = null;
@@ -28,15 +27,7 @@ const job = (id: string, rel: BuiltRelease, signature: string | null = rel.signa
 async function env(t: { after(fn: () => void | Promise<void>): void }) {
   const pki = await createTestPki(tempDir(t, 'ck-ota-pki-').dir, { singleCa: true });
   const dir = tempDir(t, 'ck-ota-ref-').dir;
-  const server = await startArtifactServer({
-    dir,
-    cert: pki.server.cert,
-    key: pki.server.key,
-    host: '127.0.0.1',
-    port: 0,
-    log: silentLogger,
-  });
-  t.after(() => server.close());
+  const server = await serveTestArtifacts(t, pki, dir);
   const oldKey = generateUsignKeyPair();
   const newKey = generateUsignKeyPair();
   return { pki, dir, server, oldKey, newKey };

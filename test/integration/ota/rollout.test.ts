@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { silentLogger } from '../../../src/shared/log.js';
 import { generateUsignKeyPair } from '../../../src/shared/usign/index.js';
-import { startArtifactServer } from '../../../src/ota/adapters/artifact-server.js';
 import { runRollout } from '../../../src/ota/main.js';
 import { connectController } from '../../../src/ota/adapters/rollout-mqtt.js';
 import { loadRolloutState } from '../../../src/ota/adapters/files.js';
@@ -16,7 +15,7 @@ import { ALL_STATUS_FILTER, type DeviceStatus } from '../../../src/shared/ota/pr
 import { createTestPki } from '../../helpers/pki.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { CONTROLLER_CN, startMosquitto } from './helpers/mosquitto.js';
-import { agentArtifact, buildRelease } from './helpers/release.js';
+import { agentArtifact, buildRelease, serveTestArtifacts } from './helpers/release.js';
 import { createTestDevice, FIRST_VERSION } from './helpers/device.js';
 
 const FLEET = ['R3S-0001', 'R3S-0002', 'R3S-0003'];
@@ -25,15 +24,7 @@ async function setup(t: { after(fn: () => void | Promise<void>): void }) {
   const pki = await createTestPki(tempDir(t, 'ck-ota-pki-').dir, { singleCa: true, clients: [...FLEET, CONTROLLER_CN] });
   const broker = await startMosquitto(t, pki);
   const artifactsDir = tempDir(t, 'ck-ota-art-').dir;
-  const server = await startArtifactServer({
-    dir: artifactsDir,
-    cert: pki.server.cert,
-    key: pki.server.key,
-    host: '127.0.0.1',
-    port: 0,
-    log: silentLogger,
-  });
-  t.after(() => server.close());
+  const server = await serveTestArtifacts(t, pki, artifactsDir);
   const key = generateUsignKeyPair();
   const devices = await Promise.all(
     FLEET.map((serial) => createTestDevice(t, { serial, keys: [key.publicKey], artifactCa: pki.dcCa.pem, pki, brokerUrl: broker.url })),

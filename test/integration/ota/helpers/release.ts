@@ -6,6 +6,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeReleaseManifest, type ArtifactKind, type ReleaseManifest } from '../../../../src/shared/ota/manifest.js';
 import { encodeUsignSignature, signUsign, type UsignSecretKey } from '../../../../src/shared/usign/index.js';
+import { startArtifactServer } from '../../../../src/ota/adapters/artifact-server.js';
+import { silentLogger } from '../../../../src/shared/log.js';
+import type { TestPki } from '../../../helpers/pki.js';
 
 export const BOARD = 'friendlyarm,nanopi-r3s';
 
@@ -56,4 +59,22 @@ export function buildRelease(o: {
   const manifestBytes = Buffer.from(encodeReleaseManifest(manifest));
   const signature = encodeUsignSignature(signUsign(manifestBytes, o.key));
   return { manifest, manifestBytes, signature, artifactFile, artifact: o.content };
+}
+
+/** The HTTPS artifact server over `dir` on a free loopback port, with the test PKI's server certificate; closed after the test. */
+export async function serveTestArtifacts(
+  t: { after(fn: () => unknown): void },
+  pki: TestPki,
+  dir: string,
+): Promise<Awaited<ReturnType<typeof startArtifactServer>>> {
+  const server = await startArtifactServer({
+    dir,
+    cert: pki.server.cert,
+    key: pki.server.key,
+    host: '127.0.0.1',
+    port: 0,
+    log: silentLogger,
+  });
+  t.after(() => server.close());
+  return server;
 }

@@ -30,8 +30,7 @@ import { startArtifactServer } from './adapters/artifact-server.js';
 import { exists, loadRolloutState, readInput, readInputText, rolloutStateFile, writeNew } from './adapters/files.js';
 import { connectController, mqttRolloutChannel, sharedRolloutChannels } from './adapters/rollout-mqtt.js';
 import { startRolloutService } from './adapters/rollout-service.js';
-import { routeRolloutApi } from './core/rollout-api.js';
-import { serveJsonApi } from '../shared/net/json-api-server.js';
+import { serveRolloutApi } from './adapters/rollout-http-api.js';
 
 function out(text: string): void {
   process.stdout.write(text + '\n');
@@ -253,13 +252,7 @@ export async function rolloutController(o: ControllerCommand): Promise<number> {
     channel: sharedRolloutChannels(client),
     log,
   });
-  const api = await serveJsonApi({
-    host: o.host,
-    port: o.port,
-    log,
-    what: 'rollout',
-    route: (m, p, b) => routeRolloutApi(service.ops, m, p, b),
-  });
+  const api = await serveRolloutApi({ host: o.host, port: o.port, ops: service.ops, log });
   log.info('rollout controller API listening', { address: `${api.address.address}:${api.address.port}`, dir: o.dir });
   await untilSignal();
   await api.close();

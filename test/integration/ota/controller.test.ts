@@ -10,10 +10,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { silentLogger } from '../../../src/shared/log.js';
 import { generateUsignKeyPair } from '../../../src/shared/usign/index.js';
-import { serveJsonApi } from '../../../src/shared/net/json-api-server.js';
+import { serveRolloutApi } from '../../../src/ota/adapters/rollout-http-api.js';
 import { connectController, sharedRolloutChannels } from '../../../src/ota/adapters/rollout-mqtt.js';
 import { startRolloutService } from '../../../src/ota/adapters/rollout-service.js';
-import { routeRolloutApi } from '../../../src/ota/core/rollout-api.js';
 import type { RolloutState } from '../../../src/ota/core/rollout-state.js';
 import { createTestPki } from '../../helpers/pki.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -65,13 +64,7 @@ test('the rollout controller service starts, refuses, pauses, resumes and surviv
       log: silentLogger,
       tickMs: 50,
     });
-    const api = await serveJsonApi({
-      host: '127.0.0.1',
-      port: 0,
-      log: silentLogger,
-      what: 'rollout',
-      route: (m, p, b) => routeRolloutApi(service.ops, m, p, b),
-    });
+    const api = await serveRolloutApi({ host: '127.0.0.1', port: 0, ops: service.ops, log: silentLogger });
     return { service, api, url: `http://127.0.0.1:${api.address.port}` };
   };
   let ctlr = await start();

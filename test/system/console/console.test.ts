@@ -16,10 +16,9 @@ import { drillFiles, updateBoth } from '../../../src/dr/adapters/store.js';
 import { drillOps } from '../../../src/dr/main.js';
 import { connectController, sharedRolloutChannels } from '../../../src/ota/adapters/rollout-mqtt.js';
 import { startRolloutService } from '../../../src/ota/adapters/rollout-service.js';
-import { routeRolloutApi } from '../../../src/ota/core/rollout-api.js';
 import { healthTopic, jobStateReportTopic, statusTopic } from '../../../src/shared/ota/protocol.js';
 import { healthDoc } from '../../../src/agent/core/ota/health.js';
-import { serveJsonApi } from '../../../src/shared/net/json-api-server.js';
+import { serveRolloutApi } from '../../../src/ota/adapters/rollout-http-api.js';
 import { generateUsignKeyPair } from '../../../src/shared/usign/index.js';
 import { CONTROLLER_CN, startMosquitto } from '../../integration/ota/helpers/mosquitto.js';
 import { agentArtifact, buildRelease } from '../../integration/ota/helpers/release.js';
@@ -148,13 +147,7 @@ test(
       log: silentLogger,
       tickMs: 100,
     });
-    const rolloutApi = await serveJsonApi({
-      host: '127.0.0.1',
-      port: 0,
-      log: silentLogger,
-      what: 'rollout',
-      route: (m, p, b) => routeRolloutApi(rollouts.ops, m, p, b),
-    });
+    const rolloutApi = await serveRolloutApi({ host: '127.0.0.1', port: 0, ops: rollouts.ops, log: silentLogger });
     t.after(async () => {
       await rolloutApi.close();
       await rollouts.close();

@@ -65,7 +65,15 @@ function renderFleet() {
     cell(tr, u.online ? 'up' : 'down', u.online ? 'up' : 'down').dataset.tunnel = u.online ? 'up' : 'down';
     cell(tr, u.agentVersion);
     cell(tr, since(u.sinceMs));
-    cell(tr, u.rttMs === null ? '' : u.rttMs.toFixed(1));
+    cell(tr, (u.headend ?? '').replace(/^https?:\/\//, ''));
+    cell(
+      tr,
+      u.rttMs === null || u.rttMs === undefined
+        ? ''
+        : `${u.rttMs.toFixed(1)} / ${u.jitterMs === null || u.jitterMs === undefined ? '—' : u.jitterMs.toFixed(1)}`,
+    );
+    const r = rateNow(u.serial);
+    cell(tr, r ? `${r.in.toFixed(2)} / ${r.out.toFixed(2)}` : '');
     const actions = cell(tr, '');
     if (u.state === 'allowed' && state.me.role !== 'read-only') {
       const claim = () => {
@@ -151,6 +159,14 @@ function sample(units, at) {
 }
 
 const mbits = (bytes, ms) => (ms > 0 ? (bytes * 8) / ms / 1000 : 0);
+
+/** A unit's throughput between its last two live samples, Mbit/s each way; null before there are two. */
+function rateNow(serial) {
+  const s = state.samples.get(serial) ?? [];
+  if (s.length < 2) return null;
+  const [a, b] = s.slice(-2);
+  return { in: mbits(b.in - a.in, b.t - a.t), out: mbits(b.out - a.out, b.t - a.t) };
+}
 
 function renderChart(serial) {
   const s = state.samples.get(serial) ?? [];

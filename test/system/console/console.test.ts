@@ -299,13 +299,18 @@ test(
       `/peak (?!0\\.00 )[\\d.]+ Mbit/.test(document.querySelector('#unit-chart-caption').textContent)`,
       10_000,
     );
+    // The fleet shows it too: each unit's headend, RTT and jitter, and its throughput now.
+    await page.waitFor('U-1 throughput in the fleet', `parseFloat((${rowsJs}).find((r) => r.serial === 'U-1').cells[10]) > 0`, 10_000);
     clearInterval(traffic);
+    const u1Row = (await page.evaluate<{ serial: string; cells: string[] }[]>(rowsJs)).find((r) => r.serial === 'U-1');
+    assert.match(u1Row?.cells[8] ?? '', /^127\.0\.0\.1:\d+$/, 'the headend');
     await page.waitFor('the chart fills', `document.querySelector('#unit-chart-in').getAttribute('points').split(' ').length >= 3`, 10_000);
     await page.waitFor(
       'its RTT measured by the headend',
       `Number(document.querySelector('#unit-facts [data-rtt]')?.dataset.rtt) > 0`,
       10_000,
     );
+    await page.waitFor('RTT and jitter in the fleet', `/^\\d+\\.\\d \\/ /.test((${rowsJs}).find((r) => r.serial === 'U-1').cells[9])`);
     await page.waitFor('the RTT chart drawn', `document.querySelector('#unit-rtt-line').getAttribute('points').length > 0`);
     await page.waitFor('the 24 h timeline shows it up', `document.querySelectorAll('#unit-timeline rect').length >= 1`);
     // Its own report: alarms, MAC and neighbour tables, counters and OTA state, as the unit sent them.

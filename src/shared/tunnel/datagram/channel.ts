@@ -80,6 +80,8 @@ export interface ChannelOptions {
   readonly peerSplits?: boolean;
   /** The largest outer packet a search may find; default 1500. */
   readonly maxPlpmtu?: number;
+  /** Key usage limits (tests shorten them): datagrams per epoch, and the last epoch this session may use. */
+  readonly limits?: { readonly epochPackets?: number; readonly lastEpoch?: number };
 }
 
 /** The exporter call both ends make; the context binds the keys to the agreed cipher and peer id. */
@@ -132,6 +134,10 @@ export class DatagramChannel {
   readonly #rxChain: EpochChain;
   readonly #receiver: DatagramReceiver;
   #counter = 0;
+  readonly #epochPackets: number;
+  readonly #lastEpoch: number;
+  /** This session's keys have carried all they may: data stays on TLS, nothing more is sealed. */
+  #spent = false;
   #pingId = 0;
   /** Sent PINGs not yet answered, oldest first: id -> sent at. */
   readonly #unanswered = new Map<number, number>();
@@ -164,6 +170,8 @@ export class DatagramChannel {
       return epoch === cur.epoch + 1 ? this.#rxChain.peekNext() : null;
     });
     this.#pmtu = new PathMtu(o.maxPlpmtu ?? 1500);
+    this.#epochPackets = o.limits?.epochPackets ?? EPOCH_LIMIT;
+    this.#lastEpoch = Math.min(o.limits?.lastEpoch ?? 0xffff, 0xffff);
     this.#reprobeMs = this.#t.reprobeFirstMs;
     // The agent probes at once; the headend waits for the agent's first datagram.
     this.#nextProbeAt = o.role === 'agent' ? now : Number.POSITIVE_INFINITY;
@@ -189,12 +197,13 @@ export class DatagramChannel {
    * caller decided tx is 'datagram'). False when it cannot go as datagrams (larger than a pair): TLS takes it.
    */
   sealFrame(frame: Uint8Array, now: number, send: (d: Buffer) => void): boolean {
+    if (this.#spent) return false;
     const room = this.maxWhole;
     if (frame.length <= room || this.#o.peerSplits !== true) send(this.#seal(KIND_FRAME, frame));
     else if (frame.length > 2 * room) return false;
     else {
       // Both halves under one epoch, so the pair is consecutive counters of the same keys.
-      if (this.#counter + 2 > EPOCH_LIMIT) this.#counter = EPOCH_LIMIT;
+      if (this.#counter + 2 > this.#epochPackets) this.#counter = this.#epochPackets;
       const mid = Math.ceil(frame.length / 2);
       send(this.#seal(KIND_HEAD, frame.subarray(0, mid)));
       send(this.#seal(KIND_TAIL, frame.subarray(mid)));
@@ -239,7 +248,7 @@ export class DatagramChannel {
           this.#unanswered.delete(k);
           if (k === id) break;
         }
-        if (this.tx !== 'datagram') this.#switch('datagram', 'probe-answered');
+        if (this.tx !== 'datagram' && !this.#spent) this.#switch('datagram', 'probe-answered');
         if (!this.everUp) this.#pmtu.started(now);
         this.everUp = true;
         this.#probingSince = null;
@@ -249,7 +258,7 @@ export class DatagramChannel {
     }
     // The headend learns the path works upstream; it proves its own direction with a PING of its own.
     if (this.#o.role === 'headend' && this.tx === 'tls' && this.#probingSince === null && this.#nextProbeAt > now) this.#nextProbeAt = now;
-    if (((p[1] ?? 0) & PING_ANSWER) === 0) return { kind: 'ping', answer: null };
+    if (((p[1] ?? 0) & PING_ANSWER) === 0 || this.#spent) return { kind: 'ping', answer: null };
     // The PING's body echoed, its flags cleared: a PONG never asks for an answer.
     const body = Buffer.from(p.subarray(1, 1 + PING_BODY));
     body[0] = 0;
@@ -263,6 +272,11 @@ export class DatagramChannel {
   tick(now: number): { send: Buffer[]; changed: boolean } {
     const send: Buffer[] = [];
     if (this.#destroyed) return { send, changed: false };
+    if (this.#spent) {
+      const changed = this.tx !== this.#reported;
+      this.#reported = this.tx;
+      return { send, changed };
+    }
     const oldest = this.#unanswered.values().next();
     if (this.tx === 'datagram' && !oldest.done && now - oldest.value > this.#t.darkAfterMs) {
       this.#switch('tls', 'dark');
@@ -361,9 +375,15 @@ export class DatagramChannel {
   }
 
   #seal(kind: number, body: Uint8Array): Buffer {
-    if (++this.#counter > EPOCH_LIMIT) {
+    if (++this.#counter > this.#epochPackets) {
       this.#txChain.advance();
       this.#counter = 1;
+      // The last epoch this session may use: its datagrams go out, then the data moves to TLS for good
+      // (a new TLS session brings new keys). 2^40 datagrams at the default limits: years at line rate.
+      if (this.#txChain.current.epoch >= this.#lastEpoch) {
+        this.#spent = true;
+        this.#switch('tls', 'keys-spent');
+      }
     }
     this.counters.datagramsOut++;
     const header = { keyId: 0, peerId: this.#o.peerId, counter: this.#counter };

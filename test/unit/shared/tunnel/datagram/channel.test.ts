@@ -274,3 +274,31 @@ test('path MTU black hole: a path that shrinks after the search is found while f
   const got = out.map((d) => headend.receive(d, 55_100)).at(-1);
   assert.ok(got?.kind === 'frame' && got.frame.equals(big));
 });
+
+test('keys that have carried all they may: data moves to TLS for good and nothing more is sealed (no crash)', () => {
+  const block = randomBytes(256);
+  const o = { cipher: 'AES-256-GCM', peerId: 0x0a0b0c, limits: { epochPackets: 50, lastEpoch: 3 } } as const;
+  const agent = new DatagramChannel({ ...o, role: 'agent', keyBlock: Buffer.from(block) }, 0);
+  const headend = new DatagramChannel({ ...o, role: 'headend', keyBlock: Buffer.from(block) }, 0);
+  run(agent, headend, 0, 600);
+  assert.equal(agent.tx, 'datagram');
+  let opened = 0;
+  let refused = 0;
+  for (let i = 0; i < 200; i++) {
+    const ok = agent.sealFrame(frame(`f${i}`), 700 + i, (d) => {
+      if (headend.receive(d, 700 + i).kind === 'frame') opened++;
+    });
+    if (!ok) refused++;
+  }
+  assert.equal(agent.tx, 'tls');
+  assert.equal(agent.reason, 'keys-spent');
+  assert.ok(
+    opened > 0 && refused > 0 && opened + refused === 200,
+    `${opened} opened (every frame sealed opened: the receiver followed the epochs), ${refused} left for TLS`,
+  );
+  const before = agent.counters.datagramsOut;
+  const sent = run(agent, headend, 800, 20_000);
+  assert.equal(sent.agent, 0, 'no more PINGs either');
+  assert.equal(agent.counters.datagramsOut, before);
+  assert.equal(agent.tx, 'tls', 'an answered PING of the peer cannot bring it back');
+});

@@ -16,6 +16,8 @@ import type { TunnelSession, TunnelTransport } from '../../shared/tunnel/session
 export const DATAGRAM_CAPABILITY = 'datagram';
 /** What the agent's hello asks for: the channel, and HEAD/TAIL pairs for frames above the path MTU. */
 export const DATAGRAM_HELLO: readonly string[] = [DATAGRAM_CAPABILITY, SPLIT_CAPABILITY];
+/** Socket buffers of the datagram socket: room for the bursts a busy loop leaves in the kernel (capped by net.core.rmem_max). */
+const DG_SOCKET_BUFFER = 2 * 1024 * 1024;
 const CIPHER = 'AES-256-GCM';
 const TICK_MS = 100;
 
@@ -99,7 +101,7 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
   };
   sock.bind({ port: 0, ...(o.localAddress ? { address: o.localAddress } : {}) }, () => {
     if (closed) return;
-    const tuned = tuneSocket(sock, { pmtuProbe: ipv6 ? 'ipv6' : 'ipv4' });
+    const tuned = tuneSocket(sock, { rcvbuf: DG_SOCKET_BUFFER, sndbuf: DG_SOCKET_BUFFER, pmtuProbe: ipv6 ? 'ipv6' : 'ipv4' });
     if (!tuned.ok) o.log.debug('datagram socket without DF probing', { reason: tuned.reason });
     sock.connect(o.port ?? o.offer.port, o.host, () => {
       connected = true;

@@ -14,6 +14,7 @@ import { tempDir } from '../../helpers/tmp.js';
 import { CONTROLLER_CN, freePort } from './helpers/mosquitto.js';
 import { agentArtifact } from './helpers/release.js';
 import { createTestDevice } from './helpers/device.js';
+import { waitFor } from '../../helpers/wait.js';
 
 const CLI = fileURLToPath(new URL('../../../src/cli/connector.ts', import.meta.url));
 const FLEET = ['R3S-0101', 'R3S-0102', 'R3S-0103'];
@@ -214,4 +215,52 @@ test('ota broker-config, serve, rollout and status drive three devices to the ne
   assert.equal(st.code, 0);
   assert.match(st.stdout, /completed/);
   for (const serial of FLEET) assert.match(st.stdout, new RegExp(`${serial}\\s+succeeded\\s+2\\.0\\.0`));
+
+  // The same rollout under the controller service: it finds the state file, offers the signed release,
+  // answers on its API, refuses what is wrong, and stops on SIGTERM.
+  assert.match(cli(['ota', 'controller', '--dir', dir]).stderr, /--releases/, 'a missing option is named');
+  const rollouts = join(dir, 'rollouts');
+  spawnSync('mkdir', ['-p', rollouts]);
+  writeFileSync(join(rollouts, 'rollout.json'), readFileSync(state));
+  const apiPort = await freePort();
+  const ctlArgs = ['ota', 'controller', '--dir', rollouts, '--releases', dir, '--pub', join(dir, 'k.pub'), '--devices', FLEET.join(',')];
+  const auth = ['--broker', url, '--ca', pki.dcCa.file, '--cert', ctl.certFile, '--key', ctl.keyFile, '--port', String(apiPort)];
+  const noKey = cli(['ota', 'controller', '--dir', rollouts, '--releases', dir, '--devices', FLEET.join(','), ...auth]);
+  assert.equal(noKey.code, 2, 'no trusted key: refused before anything starts');
+  assert.match(noKey.stderr, /--pub KEY\.pub is required/);
+  const svc = spawn(process.execPath, ['--import', 'tsx', CLI, ...ctlArgs, ...auth], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((r) => svc.once('exit', (code) => r(code)));
+  t.after(() => void svc.kill('SIGKILL'));
+  const api = `http://127.0.0.1:${apiPort}`;
+  const releases = await waitFor('the controller API', 30_000, () =>
+    fetch(`${api}/v1/releases`).then(
+      (r) => r.json() as Promise<{ releases: { name: string; version: string }[] }>,
+      () => undefined,
+    ),
+  );
+  assert.deepEqual(
+    releases.releases.map((r) => `${r.name} ${r.version}`),
+    ['m.json 2.0.0'],
+  );
+  const list = (await (await fetch(`${api}/v1/rollouts`)).json()) as { rollouts: { rolloutId: string; status: string }[] };
+  assert.deepEqual(
+    list.rollouts.map((r) => r.status),
+    ['completed'],
+    'the rollout of the command, from its state file',
+  );
+  const id = list.rollouts[0]?.rolloutId ?? '';
+  const pause = await fetch(`${api}/v1/rollouts/${id}/pause`, {
+    method: 'POST',
+    body: '{}',
+    headers: { 'content-type': 'application/json' },
+  });
+  assert.equal(pause.status, 409);
+  const again = await fetch(`${api}/v1/rollouts`, {
+    method: 'POST',
+    body: JSON.stringify({ release: 'm.json', cohort: '100%', failThreshold: 1, rolloutId: id }),
+    headers: { 'content-type': 'application/json' },
+  });
+  assert.equal(again.status, 409, 'the same rollout id twice');
+  svc.kill('SIGTERM');
+  assert.equal(await exited, 0, 'SIGTERM stops it cleanly');
 });

@@ -10,6 +10,7 @@
 //   GET  /v1/failovers/:id       one failover
 //   GET  /v1/failovers/:id/report its report, as for a drill
 import { ConnectorError } from '../../shared/errors.js';
+import type { JsonApiResponse } from '../../shared/net/json-api-server.js';
 import type { DrillKind, DrillSpec } from './drill.js';
 
 export interface DrillOps {
@@ -21,11 +22,6 @@ export interface DrillOps {
   report(id: string): Promise<{ report: unknown; html: string }>;
   failovers(): Promise<unknown[]>;
   failover(id: string): Promise<unknown>;
-}
-
-export interface ApiResponse {
-  status: number;
-  body: unknown;
 }
 
 const KINDS: readonly DrillKind[] = ['in-place', 'sandbox'];
@@ -52,7 +48,7 @@ function specOf(body: unknown): DrillSpec | string {
   };
 }
 
-export async function routeDrillApi(ops: DrillOps, method: string, path: string, body: unknown): Promise<ApiResponse> {
+export async function routeDrillApi(ops: DrillOps, method: string, path: string, body: unknown): Promise<JsonApiResponse> {
   try {
     const parts = path.split('?')[0]?.split('/').filter(Boolean) ?? [];
     if (parts[0] !== 'v1' || (parts[1] !== 'drills' && parts[1] !== 'failovers')) return { status: 404, body: { error: 'not-found' } };

@@ -9,6 +9,7 @@
 //   POST /v1/rollouts/:id/resume      {by?, acceptFailures?}
 //   POST /v1/rollouts/:id/widen       {cohort, by?}
 import { ConnectorError } from '../../shared/errors.js';
+import type { JsonApiResponse } from '../../shared/net/json-api-server.js';
 import { parseCohort, parseWindow, type CohortSpec, type MaintenanceWindow, type RolloutState } from './rollout-state.js';
 
 export interface ReleaseInfo {
@@ -87,12 +88,7 @@ function startOf(body: unknown): StartRequest {
   };
 }
 
-export async function routeRolloutApi(
-  ops: RolloutOps,
-  method: string,
-  path: string,
-  body: unknown,
-): Promise<{ status: number; body: unknown }> {
+export async function routeRolloutApi(ops: RolloutOps, method: string, path: string, body: unknown): Promise<JsonApiResponse> {
   try {
     const parts = path.split('?')[0]?.split('/').filter(Boolean) ?? [];
     if (parts[0] !== 'v1') return { status: 404, body: { error: 'not-found' } };

@@ -30,7 +30,7 @@ const core = new HeadendCore(config, registry, {
   vtep: { send: () => {} } as never,
 });
 // Traffic on every segment: each VTEP frame counts vtep-in.
-for (const s of core.forwarder.segmentStats()) {
+for (const s of core.l2.segmentStats()) {
   s.stats.vtepIn.frames = 10;
   s.stats.vtepIn.bytes = 1_000;
   s.stats.tunnelOut.frames = 10;

@@ -57,6 +57,7 @@ typedef struct tap {
   uint8_t *data;
   size_t cap;
   uint32_t max_batch;
+  uint32_t room;                   // bytes one plain read may take (READ_ROOM unless start() was told less)
   double truncated, write_errors;  // counters JS cannot see itself
   int last_write_errno;
   int in_callback;                 // close() from inside the handler defers releasing the JS side
@@ -174,7 +175,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   size_t off = 0;
   int err = status < 0 ? -status : 0;
   const size_t lenb = t->vnet ? 4 : 2;
-  const size_t room = t->vnet ? VNET_READ_ROOM : READ_ROOM;
+  const size_t room = t->vnet ? VNET_READ_ROOM : t->room;
   const size_t max = t->vnet ? MAX_VNET_READ : MAX_FRAME;
   while (!err && (events & UV_READABLE) && count < t->max_batch && t->cap - off >= lenb + room) {
     ssize_t n = read(t->fd, t->data + off + lenb, room);
@@ -268,9 +269,9 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
 
 // start(handle, maxBatch, cb(count, used, err?)) -> the batch Buffer, reused for every batch.
 static napi_value js_start(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3], buf, name;
-  uint32_t max_batch = 0;
+  size_t argc = 4;
+  napi_value argv[4], buf, name;
+  uint32_t max_batch = 0, room = READ_ROOM;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   tap_t *t = unwrap(env, argv[0]);
   if (!t) return NULL;
@@ -278,9 +279,18 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   if (t->poll) return throw_errno(env, EALREADY, "uv_poll_start", t->ifname, "already started");
   if (napi_get_value_uint32(env, argv[1], &max_batch) != napi_ok || max_batch < 1 || max_batch > MAX_BATCH)
     return napi_throw_range_error(env, "EINVAL", "start: maxBatch must be an integer from 1 to 1024"), NULL;
+  // A TAP whose MTU the caller fixes (the headend's session ports) reads into a small buffer: thousands
+  // of them would otherwise hold 66 KB each for frames that cannot arrive.
+  if (argc >= 4 && !t->vnet) {
+    napi_valuetype ty;
+    CHECK(napi_typeof(env, argv[3], &ty));
+    if (ty != napi_undefined && (napi_get_value_uint32(env, argv[3], &room) != napi_ok || room < 1519u || room > READ_ROOM))
+      return napi_throw_range_error(env, "EINVAL", "start: readRoom must be an integer from 1519 to 65536"), NULL;
+  }
   t->max_batch = max_batch;
+  t->room = room;
   t->cap = t->vnet ? (size_t)max_batch * (SLOT_BYTES + 4 + VNET_HDR_LEN) + VNET_SUPER_FRAMES * (4 + VNET_READ_ROOM)
-                   : (size_t)max_batch * SLOT_BYTES + 2 + READ_ROOM;
+                   : (size_t)max_batch * SLOT_BYTES + 2 + room;
   uv_loop_t *loop;
   CHECK(napi_get_uv_event_loop(env, &loop));
   CHECK(napi_create_buffer(env, t->cap, (void **)&t->data, &buf));

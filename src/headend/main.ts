@@ -13,14 +13,20 @@ import { openRegistryStore } from '../shared/registry/open.js';
 import { describeRegistrySource, type RegistryStore } from '../shared/registry/source.js';
 import { monotonicClock, systemScheduler, systemWallClock } from '../shared/system-time.js';
 import { feedSession, tlsTransport } from '../shared/tunnel/tls-transport.js';
-import { openAuditLog } from './adapters/audit-log.js';
+import { openAuditLog, type AuditLog } from './adapters/audit-log.js';
+import { openKernelSwitch, type KernelSwitch } from './adapters/kernel-switch.js';
+import { auditToPrimary, forkWorkers, headendWorkerIndex, isHeadendWorker, serveWorker } from './adapters/workers.js';
+import { segmentsOf } from './core/admission.js';
+import type { Registry } from '../shared/registry/registry.js';
+import { headendMetrics } from './core/metrics.js';
+import { mergeExpositions } from './core/metrics-merge.js';
+import { loadTapAddon } from '../shared/native/addon.js';
 import { readAuditFile, verifyAuditFile, type FileVerdict, type VerifyFileOptions } from '../shared/audit/files.js';
 import { openMetricsServer, type MetricsServer } from './adapters/metrics-server.js';
 import { openTlsListener, refuseConnection } from './adapters/tls-listener.js';
 import { watchLoopHealth } from './adapters/loop-health.js';
-import { nativeMemoryTrim } from './adapters/memory-trim.js';
+import { memoryReturnLoop } from './adapters/memory-trim.js';
 import { openDatagramServer, type DatagramServer } from './adapters/datagram-server.js';
-import { MemoryReturn } from './core/memory-return.js';
 import { attachEvpnFeed } from './adapters/evpn-feed.js';
 import { openVxlanSocket } from './adapters/vxlan-socket.js';
 import { auditToCsv, auditToJsonl } from '../shared/audit/chain.js';
@@ -38,13 +44,15 @@ export interface Headend {
   readonly metricsAddress: AddressInfo | null;
   /** Re-reads the registry (SIGHUP): new segments and VTEPs apply, refused devices are disconnected. */
   reload(): Promise<void>;
-  renderMetrics(): string;
+  renderMetrics(detail?: 'tenant' | 'segment'): string;
   sessions(): readonly { id: string; serial: string; tenant: string; vni: number; vlan: number; state: string }[];
   close(): Promise<void>;
 }
 
 export interface HeadendDeps {
   log: Logger;
+  /** This process is worker N (1..) of a headend of several: audit goes to the primary, which also serves metrics. */
+  worker?: number;
   now?: () => Date;
   /** Poll interval for registry file changes, ms (0 disables; SIGHUP still works). PostgreSQL notifies instead. */
   registryPollMs?: number;
@@ -102,20 +110,36 @@ export async function startHeadend(config: HeadendConfig, deps: HeadendDeps): Pr
   }
 }
 
-async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store: RegistryStore, pollMs: number): Promise<Headend> {
-  const { log } = deps;
+/** The audit file and its checkpoint a minute (a crash leaves at most a minute unsigned; the next start signs it). */
+function openAudit(config: HeadendConfig, deps: HeadendDeps): { log: AuditLog; close(): Promise<void> } {
   const auditLog = openAuditLog(
     config.auditLogFile,
     deps.now ?? (() => new Date()),
-    (p) => log.error('alarm raised: audit log problem', { problem: p }),
-    {
-      sinkFile: config.auditSinkFile ?? undefined,
-      rotateBytes: config.auditRotateMiB * 1024 * 1024,
-    },
+    (p) => deps.log.error('alarm raised: audit log problem', { problem: p }),
+    { sinkFile: config.auditSinkFile ?? undefined, rotateBytes: config.auditRotateMiB * 1024 * 1024 },
   );
-  // A checkpoint a minute while records come: a crash leaves at most a minute unsigned (its next start signs it).
-  const checkpointTimer = setInterval(() => auditLog.checkpoint(), 60_000);
-  checkpointTimer.unref();
+  const timer = setInterval(() => auditLog.checkpoint(), 60_000);
+  timer.unref();
+  return {
+    log: auditLog,
+    async close() {
+      clearInterval(timer);
+      // The disconnects just queued are committed and signed before the process goes: no unsigned tail.
+      await auditLog.close().catch((e: unknown) => deps.log.error('audit checkpoint at shutdown failed', { error: errorMessage(e) }));
+    },
+  };
+}
+
+/** The kernel engine's switch: worker N names its ports with N; the only or primary process owns the devices. */
+function openKernelL2(config: HeadendConfig, log: Logger, worker: number): Promise<KernelSwitch> {
+  const { prefix } = config.l2;
+  const { localAddress, port } = config.vxlan;
+  return openKernelSwitch({ prefix, localAddress, port, ageMs: config.mac.ageMs, addon: loadTapAddon(), log, worker, owner: worker === 0 });
+}
+
+async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store: RegistryStore, pollMs: number): Promise<Headend> {
+  const { log } = deps;
+  const audit = deps.worker ? null : openAudit(config, deps);
   const registry = await store.reload();
   const tls = {
     key: readPem(config.tls.keyFile, 'headend key (tls.key)'),
@@ -123,31 +147,31 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
     deviceCa: readPem(config.tls.deviceCaFile, 'device CA bundle (tls.deviceCa)'),
   };
   // Before the VXLAN socket: a refused datagram port must leave nothing open behind the error.
-  const datagram = await openDatagram(config, log);
-  const vxlan = await openVxlanSocket({
-    localAddress: config.vxlan.localAddress,
-    port: config.vxlan.port,
-    vtepPort: config.vxlan.vtepPort,
-    log,
-  }).catch(async (e: unknown) => {
-    await datagram?.close();
-    throw e;
-  });
+  const datagram = await openDatagram(config, log, deps.worker ?? 0);
+  const kernel = config.l2.engine === 'kernel';
+  const l2 = await (kernel ? openKernelL2(config, log, deps.worker ?? 0) : openVxlanSocket({ ...config.vxlan, log })).catch(
+    async (e: unknown) => {
+      await datagram?.close();
+      throw e;
+    },
+  );
   const core = new HeadendCore(config, registry, {
     ...(datagram ? { datagram } : {}),
+    ...('settled' in l2 ? { l2 } : { vtep: l2 }),
     log,
-    audit: (event, fields) => auditLog.append(event, fields),
+    audit: (event, fields) => (audit ? audit.log.append(event, fields) : auditToPrimary(event, fields)),
     clock: monotonicClock,
     wallClock: systemWallClock,
     scheduler: systemScheduler,
-    vtep: vxlan,
   });
-  vxlan.receiveInto(core.forwarder, (reason) => core.countDrop(reason));
-  const evpn = config.evpn ? attachEvpnFeed(core.forwarder, config.evpn, log) : null;
+  if ('receiveInto' in l2 && core.forwarder) l2.receiveInto(core.forwarder, (reason) => core.countDrop(reason));
+  const evpn = config.evpn && core.forwarder ? attachEvpnFeed(core.forwarder, config.evpn, log) : null;
+  const vxlanAddress: AddressInfo =
+    'address' in l2 ? l2.address : { address: config.vxlan.localAddress, port: config.vxlan.port, family: 'IPv4' };
 
   // A listener that cannot open (a port taken) must not leave the sockets already open holding the
   // process: the error is reported and the process exits.
-  const opened: { close(): Promise<void> }[] = [vxlan, ...(datagram ? [datagram] : [])];
+  const opened: { close(): Promise<void> }[] = [l2, ...(datagram ? [datagram] : [])];
   const undo = async (e: unknown): Promise<never> => {
     for (const o of opened.reverse()) await o.close().catch(() => undefined);
     throw e;
@@ -187,7 +211,7 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
   opened.push(listener);
 
   let metrics: MetricsServer | null = null;
-  if (config.metrics)
+  if (config.metrics && !deps.worker)
     metrics = await openMetricsServer(
       config.metrics.host,
       config.metrics.port,
@@ -263,25 +287,26 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
   const instance = config.instance ?? hostname();
   core.metrics.set('connector_headend_info', { instance, version: config.headendVersion }, 1);
   core.audit('headend-start', { remote: `${tunnelAddress.address}:${tunnelAddress.port}`, headend: instance });
-  log.info('headend listening', {
+  log.info(deps.worker ? 'headend worker listening' : 'headend listening', {
     instance,
     tunnel: `${tunnelAddress.address}:${tunnelAddress.port}`,
-    vxlan: `${config.vxlan.localAddress}:${vxlan.address.port}`,
+    vxlan: `${config.vxlan.localAddress}:${vxlanAddress.port}`,
     metrics: metrics ? `${metrics.address.address}:${metrics.address.port}` : 'off',
     datagram: datagram ? `${config.datagram?.host ?? ''}:${datagram.port}` : 'off',
     registry: describeRegistrySource(config.registry),
+    l2: config.l2.engine,
+    ...(deps.worker ? { pid: process.pid } : {}),
   });
 
   return {
     tunnelAddress,
-    vxlanAddress: vxlan.address,
+    vxlanAddress,
     datagramPort: datagram?.port ?? null,
     metricsAddress: metrics?.address ?? null,
     reload: () => reload('sighup'),
-    renderMetrics: () => core.renderMetrics(),
+    renderMetrics: (detail) => core.renderMetrics(detail),
     sessions: () => core.sessions(),
     async close() {
-      clearInterval(checkpointTimer);
       evpn?.();
       loop.stop();
       clearInterval(returnMemory);
@@ -292,18 +317,82 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
       core.closeAll('headend-shutdown', reconnectWindowMs(core.sessions().length, config.listen.acceptPerS));
       await listener.close(SHUTDOWN_GRACE_MS);
       await metrics?.close();
-      await vxlan.close();
+      await l2.close();
       await datagram?.close();
-      // The disconnects just queued are committed and signed before the process goes: a clean stop
-      // leaves no unsigned tail.
-      try {
-        await auditLog.close();
-      } catch (e) {
-        log.error('audit checkpoint at shutdown failed', { error: errorMessage(e) });
-      }
+      await audit?.close();
       await store.close();
     },
   };
+}
+
+/**
+ * The primary of a headend of several workers: owns the audit file, the segments' kernel devices and
+ * the metrics endpoint; the workers (adapters/workers.ts) own the sessions.
+ */
+export async function startPrimary(config: HeadendConfig, deps: HeadendDeps): Promise<Headend> {
+  const { log } = deps;
+  const store = await openRegistryStore(config.registry, { log, filePollMs: deps.registryPollMs ?? 2_000 });
+  const audit = openAudit(config, deps);
+  const l2 = await openKernelL2(config, log, 0);
+  const apply = (reg: Registry): void => l2.setSegments(segmentsOf(reg, Date.now()));
+  apply(await store.reload());
+  // The workers attach their ports to bridges that must exist first.
+  await l2.settled();
+  const stopWatch = store.watch(
+    () => void store.reload().then(apply, (e: unknown) => log.error('registry reload failed', { error: errorMessage(e) })),
+  );
+  const pool = forkWorkers(config.workers, log, (event, fields) => audit.log.append(event, fields));
+  const own = headendMetrics();
+  const render = async (detail: 'tenant' | 'segment'): Promise<string> => {
+    const parts = await pool.ask('metrics', detail);
+    own.set('connector_headend_workers', {}, pool.live);
+    return mergeExpositions([
+      { worker: null, text: own.render() },
+      ...parts.map((p) => ({ worker: String(p.worker), text: String(p.value) })),
+    ]);
+  };
+  const sessions = async (): Promise<unknown[]> => (await pool.ask('sessions')).flatMap((p) => (Array.isArray(p.value) ? p.value : []));
+  let metrics: MetricsServer | null = null;
+  try {
+    const { tunnel, datagramPorts } = await pool.ready;
+    if (config.metrics) metrics = await openMetricsServer(config.metrics.host, config.metrics.port, render, log, sessions);
+    const instance = config.instance ?? hostname();
+    audit.log.append('headend-start', { remote: `${tunnel.address}:${tunnel.port}`, headend: instance });
+    log.info('headend listening', {
+      instance,
+      tunnel: `${tunnel.address}:${tunnel.port}`,
+      vxlan: `${config.vxlan.localAddress}:${config.vxlan.port}`,
+      metrics: metrics ? `${metrics.address.address}:${metrics.address.port}` : 'off',
+      datagram: datagramPorts.join(','),
+      registry: describeRegistrySource(config.registry),
+      l2: config.l2.engine,
+      workers: config.workers,
+    });
+    return {
+      tunnelAddress: tunnel,
+      vxlanAddress: { address: config.vxlan.localAddress, port: config.vxlan.port, family: 'IPv4' },
+      datagramPort: datagramPorts[0] ?? null,
+      metricsAddress: metrics?.address ?? null,
+      reload: async () => {
+        apply(await store.reload());
+        pool.reload();
+      },
+      renderMetrics: () => own.render(),
+      sessions: () => [],
+      async close() {
+        stopWatch();
+        await pool.stop();
+        await metrics?.close();
+        await l2.close();
+        await audit.close();
+        await store.close();
+      },
+    };
+  } catch (e) {
+    await pool.stop();
+    await Promise.all([metrics?.close(), l2.close(), audit.close(), store.close()]);
+    throw e;
+  }
 }
 
 /** `connector headend`: runs until SIGTERM/SIGINT; resolves with the exit code. */
@@ -326,7 +415,20 @@ export async function runHeadend(configFile: string, log: Logger): Promise<numbe
   process.once('SIGTERM', onTerm);
   process.once('SIGINT', onInt);
   try {
-    headend = await startHeadend(config, { log });
+    const worker = isHeadendWorker() ? headendWorkerIndex() : 0;
+    if (worker > 0) {
+      // A worker stops when its primary says so (or is gone), not on a signal the whole group received.
+      const wlog = log.child({ worker });
+      const h = await startHeadend(config, { log: wlog, worker });
+      await serveWorker(
+        { renderMetrics: (d) => h.renderMetrics(d), sessions: () => h.sessions(), reload: () => h.reload(), close: () => h.close() },
+        h.tunnelAddress,
+        h.datagramPort,
+        wlog,
+      );
+      return 0;
+    }
+    headend = config.workers > 1 ? await startPrimary(config, { log }) : await startHeadend(config, { log });
     await stopped;
     log.info('headend stopping', { signal: stopSignal ?? '' });
     await headend.close();
@@ -349,43 +451,18 @@ export function verifyAuditLog(file: string, o: VerifyFileOptions = {}): FileVer
   return verifyAuditFile(file, o);
 }
 
-/** Every 2 s: once the session count has settled after a large drop, freed native memory goes back to the kernel. */
-function memoryReturnLoop(sessions: () => number, log: Logger, counted: (released: boolean) => void): NodeJS.Timeout | undefined {
-  const trim = nativeMemoryTrim();
-  if (trim === null) return undefined;
-  const policy = new MemoryReturn();
-  let running = false;
-  const timer = setInterval(() => {
-    if (running || !policy.tick(Date.now(), sessions())) return;
-    running = true;
-    const before = process.memoryUsage.rss();
-    void trim().then(({ released, gcMs, trimMs }) => {
-      running = false;
-      counted(released);
-      const mb = (b: number): number => Math.round(b / 1e5) / 10;
-      log.info('native memory returned after a session drop', {
-        rssMbBefore: mb(before),
-        rssMbAfter: mb(process.memoryUsage.rss()),
-        gcMs: +gcMs.toFixed(1),
-        trimMs: +trimMs.toFixed(1),
-        sessions: sessions(),
-      });
-    });
-  }, 2_000);
-  timer.unref();
-  return timer;
-}
-
 /**
  * The datagram channel's socket. Its port defaults to the TLS listener's number: when that UDP port is
  * taken and no port was configured, the headend still starts, TLS only, and says so; a configured port
  * that cannot be bound is a start-up error like any listener's.
  */
-async function openDatagram(config: HeadendConfig, log: Logger): Promise<DatagramServer | null> {
+async function openDatagram(config: HeadendConfig, log: Logger, worker: number): Promise<DatagramServer | null> {
   const d = config.datagram;
   if (d === null) return null;
+  // Each worker has its own UDP socket: worker N takes the port N-1 above the configured one.
+  const port = d.port === 0 || worker === 0 ? d.port : d.port + worker - 1;
   try {
-    return await openDatagramServer({ host: d.host, port: d.port, log, now: () => monotonicClock.now() });
+    return await openDatagramServer({ host: d.host, port, log, now: () => monotonicClock.now() });
   } catch (e) {
     if (d.portExplicit) throw e;
     log.warn('datagram channel off: its default port is taken', {

@@ -22,7 +22,8 @@ export function bindUdp(sock: UdpSocket, host: string, port: number, what: strin
     const onError = (e: Error): void =>
       reject(new ConnectorError('CK_ERR_IO', `cannot bind the ${what} socket to ${host}:${port}: ${e.message}`, { cause: e }));
     sock.once('error', onError);
-    sock.bind(port, host, () => {
+    // exclusive: a headend worker binds its own socket (cluster would share one among all workers).
+    sock.bind({ port, address: host, exclusive: true }, () => {
       sock.removeListener('error', onError);
       resolve();
     });

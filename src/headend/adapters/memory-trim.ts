@@ -9,6 +9,8 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { loadTapAddon } from '../../shared/native/addon.js';
+import type { Logger } from '../../shared/log.js';
+import { MemoryReturn } from '../core/memory-return.js';
 
 export type MemoryTrim = () => Promise<{ released: boolean; gcMs: number; trimMs: number }>;
 
@@ -35,4 +37,31 @@ export function nativeMemoryTrim(): MemoryTrim | null {
     const gcMs = performance.now() - t0;
     return new Promise((resolve) => call((released, trimMs) => resolve({ released, gcMs, trimMs })));
   };
+}
+
+/** Every 2 s: once the session count has settled after a large drop, freed native memory goes back to the kernel. */
+export function memoryReturnLoop(sessions: () => number, log: Logger, counted: (released: boolean) => void): NodeJS.Timeout | undefined {
+  const trim = nativeMemoryTrim();
+  if (trim === null) return undefined;
+  const policy = new MemoryReturn();
+  let running = false;
+  const timer = setInterval(() => {
+    if (running || !policy.tick(Date.now(), sessions())) return;
+    running = true;
+    const before = process.memoryUsage.rss();
+    void trim().then(({ released, gcMs, trimMs }) => {
+      running = false;
+      counted(released);
+      const mb = (b: number): number => Math.round(b / 1e5) / 10;
+      log.info('native memory returned after a session drop', {
+        rssMbBefore: mb(before),
+        rssMbAfter: mb(process.memoryUsage.rss()),
+        gcMs: +gcMs.toFixed(1),
+        trimMs: +trimMs.toFixed(1),
+        sessions: sessions(),
+      });
+    });
+  }, 2_000);
+  timer.unref();
+  return timer;
 }

@@ -2,7 +2,8 @@
 // The operations endpoint: GET /metrics renders the headend's counters on each scrape (Prometheus text);
 // GET /sessions lists the live sessions as JSON (the console's view of the headend). Both belong on the
 // provider's management network, never on the internet-facing address.
-import { createServer } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
+import { errorMessage } from '../../shared/errors.js';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../../shared/log.js';
 import { guardServer } from '../../shared/net/service-guard.js';
@@ -13,10 +14,21 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
+async function answer(res: ServerResponse, type: string, body: () => string | Promise<string>): Promise<void> {
+  try {
+    const text = await body();
+    res.writeHead(200, { 'content-type': type });
+    res.end(text);
+  } catch (e) {
+    res.writeHead(503, { 'content-type': 'text/plain' });
+    res.end(`not available: ${errorMessage(e)}\n`);
+  }
+}
+
 export async function openMetricsServer(
   host: string,
   port: number,
-  render: (detail: 'tenant' | 'segment') => string,
+  render: (detail: 'tenant' | 'segment') => string | Promise<string>,
   log: Logger,
   sessions: () => unknown = () => [],
 ): Promise<MetricsServer> {
@@ -24,11 +36,10 @@ export async function openMetricsServer(
     const path = (req.url ?? '').split('?')[0];
     if (req.method === 'GET' && path === '/metrics') {
       const detail = new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get('detail') === 'segment' ? 'segment' : 'tenant';
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
-      res.end(render(detail));
+      // Several workers answer through the primary: the text may arrive later.
+      void answer(res, 'text/plain; version=0.0.4; charset=utf-8', () => render(detail));
     } else if (req.method === 'GET' && path === '/sessions') {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ sessions: sessions() }));
+      void answer(res, 'application/json', async () => JSON.stringify({ sessions: await sessions() }));
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end('not found; try GET /metrics or GET /sessions\n');

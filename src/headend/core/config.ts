@@ -16,7 +16,9 @@ import {
   string,
   type SchemaIssue,
   boolean,
+  oneOf,
 } from '../../shared/schema/schema.js';
+import { checkPrefix } from './kernel-l2-plan.js';
 import { VXLAN_UDP_PORT } from '../../shared/l2/vxlan.js';
 import { registrySourceField, resolveRegistrySource, type RegistrySource } from '../../shared/registry/source.js';
 
@@ -61,6 +63,14 @@ export interface HeadendConfig {
    * replaced) for FRR to advertise, refreshed every `refreshS`. null: flood-and-learn only.
    */
   evpn: { port: string; refreshS: number } | null;
+  /**
+   * Who switches frames (docs/headend.md): `userspace`, this process (learning and VXLAN in
+   * forwarder.ts), or `kernel`, a Linux bridge and vxlan device per segment with each session a TAP port
+   * (adapters/kernel-switch.ts; needs root or CAP_NET_ADMIN). `prefix` names the devices.
+   */
+  l2: { engine: 'userspace' | 'kernel'; prefix: string };
+  /** Processes serving sessions (kernel engine only): a primary owns audit, metrics and devices, workers the sessions. */
+  workers: number;
   session: {
     keepaliveMs: number;
     deadAfterMs: number;
@@ -160,6 +170,8 @@ const HEADEND_SCHEMA = object({
     vtepPort: optional(port(1), VXLAN_UDP_PORT),
   }),
   evpn: optional(nullable(object({ port: string(), refreshS: optional(integer(5, 3_600), 60) })), null),
+  l2: section({ engine: optional(oneOf(['userspace', 'kernel']), 'userspace'), prefix: optional(string(), 'ck') }),
+  workers: optional(integer(1, 64), 1),
   session: section({
     keepaliveMs: optional(integer(100, 600_000), HEADEND_DEFAULTS.keepaliveMs),
     deadAfterMs: optional(integer(300, 3_600_000), HEADEND_DEFAULTS.deadAfterMs),
@@ -195,6 +207,18 @@ export function parseHeadendConfig(doc: unknown, baseDir: string): HeadendConfig
   if (c.session.deadAfterMs <= c.session.keepaliveMs) {
     throw new ConfigError('session.deadAfterMs', `must be larger than session.keepaliveMs (${c.session.keepaliveMs})`);
   }
+  const prefixProblem = checkPrefix(c.l2.prefix);
+  if (prefixProblem) throw new ConfigError('l2.prefix', prefixProblem);
+  if (c.l2.engine === 'kernel') {
+    // One kernel vxlan socket both receives and sends on its port.
+    if (c.vxlan.port !== c.vxlan.vtepPort)
+      throw new ConfigError('vxlan.port', `must equal vxlan.vtepPort (${c.vxlan.vtepPort}) with l2.engine "kernel"`);
+    // FRR reads the kernel bridges itself; the feed of session MACs is the userspace engine's.
+    if (c.evpn !== null) throw new ConfigError('evpn', 'is for l2.engine "userspace"; with "kernel", point FRR at the segment bridges');
+  }
+  if (c.workers > 1 && c.l2.engine !== 'kernel') {
+    throw new ConfigError('workers', 'more than 1 needs l2.engine "kernel": sessions on different workers meet in the kernel bridge');
+  }
   return Object.freeze({
     listen: Object.freeze(c.listen),
     tls: Object.freeze({
@@ -211,6 +235,8 @@ export function parseHeadendConfig(doc: unknown, baseDir: string): HeadendConfig
     metrics: c.metrics === null ? null : Object.freeze(c.metrics),
     vxlan: Object.freeze(c.vxlan),
     evpn: c.evpn === null ? null : Object.freeze(c.evpn),
+    l2: Object.freeze({ engine: c.l2.engine, prefix: c.l2.prefix }),
+    workers: c.workers,
     session: Object.freeze(c.session),
     tunnel: Object.freeze({ maxProtocol: c.tunnel.maxProtocol === 1 ? (1 as const) : (2 as const) }),
     mac: Object.freeze({ ageMs: c.mac.ageS * 1_000, maxEntriesPerSegment: c.mac.maxEntriesPerSegment }),

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: UNLICENSED
 // The headend's orchestration, pure: admission of connections that completed TLS (admission.ts), one
-// tunnel session per admitted device (the shared session core, role 'server'), the switch between
-// sessions and VTEPs (forwarder.ts), registry changes, metrics and the audit trail. The sockets, the
-// UDP egress, the audit file and the timers are ports; main.ts wires the real ones.
+// tunnel session per admitted device (the shared session core, role 'server'), the switch (l2-switch.ts),
+// registry changes, metrics and the audit trail. Sockets, switch, audit file and timers are ports.
 import { randomBytes } from 'node:crypto';
 import { errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
@@ -25,6 +24,7 @@ import {
 import type { AuditEvent, AuditFields } from '../../shared/audit/chain.js';
 import type { HeadendConfig } from './config.js';
 import { Forwarder, type VtepPort } from './forwarder.js';
+import type { L2Switch } from './l2-switch.js';
 import { headendMetrics, type Metrics } from './metrics.js';
 import { setSegmentMetrics } from './segment-metrics.js';
 import type { DatagramPort } from './datagram-port.js';
@@ -39,7 +39,10 @@ export interface HeadendPorts {
   clock: Clock;
   wallClock: WallClock;
   scheduler: Scheduler;
-  vtep: VtepPort;
+  /** The userspace switch's VXLAN egress; unused with `l2`. */
+  vtep?: VtepPort;
+  /** The switch; absent: the userspace one (forwarder.ts) over `vtep`. */
+  l2?: L2Switch;
   /** Default: 8 random bytes in hex. */
   newSessionId?: () => string;
   /** The datagram channel (adapters/datagram-server.ts); absent: every session carries its data in TLS. */
@@ -61,7 +64,9 @@ const sessionKey = (i: Pick<SessionIdentity, 'serial' | 'vlan'>): string => (i.v
 
 export class HeadendCore {
   readonly metrics: Metrics = headendMetrics();
-  readonly forwarder: Forwarder;
+  /** The userspace switch when it is the one in use (main.ts feeds it the VTEPs' frames); else null. */
+  readonly forwarder: Forwarder | null;
+  readonly l2: L2Switch;
   readonly #config: HeadendConfig;
   readonly #p: HeadendPorts;
   readonly #log: Logger;
@@ -81,9 +86,10 @@ export class HeadendCore {
     this.#p = ports;
     this.#log = ports.log;
     this.#registry = registry;
-    this.forwarder = new Forwarder(ports.vtep, { ageMs: config.mac.ageMs, maxEntries: config.mac.maxEntriesPerSegment }, () =>
-      ports.clock.now(),
-    );
+    if (!ports.l2 && !ports.vtep) throw new TypeError('HeadendCore needs ports.l2 or ports.vtep');
+    const mac = { ageMs: config.mac.ageMs, maxEntries: config.mac.maxEntriesPerSegment };
+    this.forwarder = ports.l2 ? null : new Forwarder(ports.vtep as VtepPort, mac, () => ports.clock.now());
+    this.l2 = ports.l2 ?? (this.forwarder as Forwarder);
     this.applyRegistry(registry, 'start');
   }
 
@@ -131,13 +137,8 @@ export class HeadendCore {
     const c = this.#config.session;
     const log = this.#log.child({ session: id, serial: admitted.serial });
     this.metrics.inc('connector_headend_sessions_total');
-    this.#log.info('session admitted', {
-      session: id,
-      serial: admitted.serial,
-      tenant: admitted.tenant,
-      remote: admitted.remote,
-      fingerprint: admitted.fingerprint,
-    });
+    const { serial: aSerial, tenant: aTenant, remote: aRemote, fingerprint: aFp } = admitted;
+    this.#log.info('session admitted', { session: id, serial: aSerial, tenant: aTenant, remote: aRemote, fingerprint: aFp });
     let datagramOffered = false;
     const onHello = (hello: HelloMessage): Pick<HelloAckMessage, 'vni' | 'capabilities'> | string => {
       const vlan = helloVlan(hello.capabilities);
@@ -201,7 +202,7 @@ export class HeadendCore {
         up: (s) => {
           const vni = entry.identity.vni;
           log.info('session up', { site: s.peerHello?.site, agentVersion: s.peerHello?.agentVersion, vni, vlan: entry.identity.vlan });
-          this.forwarder.attach(vni, id, s);
+          if (!this.l2.attach(vni, id, s)) return s.close('l2-port', 'l2-port');
           if (datagramOffered)
             this.#p.datagram?.attach(id, s, transport, (tx, reason) => {
               const { serial, tenant } = entry.identity;
@@ -212,9 +213,9 @@ export class HeadendCore {
         frames: (batch) => {
           // The VNI on the records is the device's claim; the segment comes from admission only.
           const vni = entry.identity.vni;
-          for (const f of batch) this.forwarder.fromSession(vni, id, f);
+          for (const f of batch) this.l2.fromSession(vni, id, f);
         },
-        offload: (hdr, frame) => this.forwarder.fromSessionOffload(entry.identity.vni, id, hdr, frame),
+        offload: (hdr, frame) => this.l2.fromSessionOffload(entry.identity.vni, id, hdr, frame),
         drop: (reason) => this.countDrop(reason),
         dgState: (msg) => {
           log.info('device transport', { tx: msg.tx, reason: msg.reason });
@@ -250,7 +251,7 @@ export class HeadendCore {
       return;
     }
     if (this.#bySerial.get(sessionKey(i)) === e) this.#bySerial.delete(sessionKey(i));
-    this.forwarder.detach(i.vni, i.id);
+    this.l2.detach(i.vni, i.id);
     this.#closedQueueDrops.aqm += t.egress.counters.aqmDrops;
     this.#closedQueueDrops.overflow += t.egress.counters.overflowDrops;
     const c = {
@@ -284,7 +285,7 @@ export class HeadendCore {
   applyRegistry(reg: Registry, why: string): void {
     this.#registry = reg;
     const now = this.#p.wallClock.now();
-    this.forwarder.setSegments(segmentsOf(reg, now));
+    this.l2.setSegments(segmentsOf(reg, now));
     // A drill sandbox ends at its expiry: re-apply the registry then, whatever the drill tooling does.
     this.#expiryCancel?.();
     this.#expiryCancel = undefined;
@@ -299,8 +300,8 @@ export class HeadendCore {
     }
     this.metrics.reset('connector_headend_segment_mtu_too_small');
     for (const f of mtuFindings(reg, this.#config.minVtepPathMtu)) {
-      if (f.tooSmall) this.metrics.set('connector_headend_segment_mtu_too_small', { vni: f.vni, segment: f.segment }, 1);
       if (f.tooSmall) {
+        this.metrics.set('connector_headend_segment_mtu_too_small', { vni: f.vni, segment: f.segment }, 1);
         this.#log.warn('segment VTEP path MTU cannot carry 1514-byte inner frames', {
           segment: f.segment,
           vni: f.vni,
@@ -345,8 +346,8 @@ export class HeadendCore {
    */
   renderMetrics(detail: 'tenant' | 'segment' = 'tenant'): string {
     const m = this.metrics;
-    setSegmentMetrics(m, this.forwarder.segmentStats(), detail);
-    for (const [reason, n] of Object.entries(this.forwarder.drops)) if (n > 0) this.#drops.set(`fwd:${reason}`, n);
+    setSegmentMetrics(m, this.l2.segmentStats(), detail);
+    for (const [reason, n] of Object.entries(this.l2.drops)) if (n > 0) this.#drops.set(`fwd:${reason}`, n);
     let { aqm, overflow } = this.#closedQueueDrops;
     let dropping = 0;
     for (const { tunnel } of this.#sessions.values()) {
@@ -357,7 +358,7 @@ export class HeadendCore {
     if (aqm > 0) this.#drops.set('queue-aqm', aqm);
     if (overflow > 0) this.#drops.set('queue-overflow', overflow);
     m.set('connector_headend_aqm_dropping_sessions', {}, dropping);
-    const o = this.forwarder.offloadStats;
+    const o = this.l2.offloadStats;
     if (o.recordsIn > 0) {
       m.set('connector_headend_offload_total', { kind: 'records-in' }, o.recordsIn);
       m.set('connector_headend_offload_total', { kind: 'whole' }, o.whole);

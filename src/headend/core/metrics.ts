@@ -87,6 +87,7 @@ export function headendMetrics(): Metrics {
     'gauge',
     'Event-loop delay over the last 10 s window (quantile 0.99 and 1 = max).',
   );
+  m.define('connector_headend_workers', 'gauge', 'Worker processes serving sessions (kernel L2 engine with workers > 1).');
   m.define('connector_headend_event_loop_delayed', 'gauge', '1 while the event-loop delay alarm is raised (p99 above 100 ms).');
   m.define('connector_headend_refusals_total', 'counter', 'Connections refused, per reason.');
   m.define('connector_headend_handshakes_total', 'counter', 'TLS handshakes completed, by resumed (yes: a session ticket, no: full).');

@@ -29,7 +29,8 @@ export interface NativeStats {
 /** The addon's exports, as the C code defines them. */
 export interface TapAddon {
   open(name: string, vnetHdr?: boolean): NativeTap;
-  start(tap: NativeTap, maxBatch: number, onBatch: (count: number, used: number, err?: Error) => void): Buffer;
+  /** `readRoom` (plain TAPs, 1519-65536, default 65536): the largest read; a TAP of known MTU needs less buffer. */
+  start(tap: NativeTap, maxBatch: number, onBatch: (count: number, used: number, err?: Error) => void, readRoom?: number): Buffer;
   write(tap: NativeTap, frames: readonly Uint8Array[]): number;
   close(tap: NativeTap): void;
   stats(tap: NativeTap): NativeStats;

@@ -2,7 +2,7 @@
 // A host on the tunnel side for interop tests: runs the agent's tunnel client and plays 192.168.10.20
 // (MAC 02:00:00:00:00:20) in software. It answers ARP requests and ICMP echo requests for its address,
 // resolves 192.168.10.5 by ARP and pings it. Events go to stdout as JSON lines. Not a test file itself.
-// Env: CK_HEADEND_URL, CK_KEY, CK_CERT, CK_CA (file paths).
+// Env: CK_HEADEND_URL, CK_KEY, CK_CERT, CK_CA (file paths), CK_PINGS.
 import { readFileSync } from 'node:fs';
 import { createTunnelClient } from '../../../src/agent/adapters/tunnel-client.js';
 import { ARP_OP_REPLY, ARP_OP_REQUEST, encodeArp, newArpView, parseArp } from '../../../src/agent/core/l2/arp.js';
@@ -100,6 +100,8 @@ link.onFrames((frames) => {
 });
 
 let seq = 0;
+/** Echo requests sent in all (CK_PINGS, default 5), across reconnects. */
+const PINGS = Number(process.env['CK_PINGS'] ?? 5);
 link.onStateChange((s) => {
   emit({ event: 'state', state: s });
   if (s !== 'up') return;
@@ -107,7 +109,7 @@ link.onStateChange((s) => {
     if (link.state !== 'up') return;
     if (peerMac === null) {
       link.sendFrames([encodeArp({ op: ARP_OP_REQUEST, senderMac: MY_MAC, senderIp: MY_IP, targetMac: 0, targetIp: PEER_IP })]);
-    } else if (seq < 5) {
+    } else if (seq < PINGS) {
       seq++;
       const echo = icmpEcho(8, 0x4242, seq, Buffer.alloc(56, 0x61));
       link.sendFrames([

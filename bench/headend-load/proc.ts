@@ -14,6 +14,39 @@ export function rssMb(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
+/** `pid` and its descendants (a headend's workers and its iproute2 helpers). */
+export function processTree(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length && out.length < 256; i++) {
+    const r = spawnSync('pgrep', ['-P', String(out[i])], { encoding: 'utf8' });
+    for (const l of r.stdout.split('\n')) if (l.trim() !== '') out.push(Number(l));
+  }
+  return out;
+}
+
+/** Summed over the process tree: shared pages count once per process, so this is an upper bound. */
+export function treeRssMb(pid: number): number {
+  return processTree(pid).reduce((a, p) => a + (safe(() => rssMb(p)) ?? 0), 0);
+}
+
+export function treeCpuMs(pid: number): number {
+  return processTree(pid).reduce((a, p) => a + (safe(() => cpuMs(p)) ?? 0), 0);
+}
+
+const safe = <T>(f: () => T): T | undefined => {
+  try {
+    return f();
+  } catch {
+    return undefined; // the process ended between the listing and the read
+  }
+};
+
+/** Kernel slab memory, MB (/proc/meminfo): where a TAP port's netdev and queues live. */
+export function slabMb(): number {
+  const m = /^Slab:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
 /** utime + stime of `pid`, ms. */
 export function cpuMs(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

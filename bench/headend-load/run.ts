@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: UNLICENSED
-// `npm run bench:headend-load -- --sessions N --tenants K [--cycles C] [--bcast-per-s B] [--no-netns] [--pin]`:
+// `npm run bench:headend-load -- --sessions N --tenants K [--cycles C] [--bcast-per-s B] [--no-netns] [--pin]
+//   [--l2 kernel] [--workers W]`:
 // issue 19's phases against a real headend process of this repo, with N real TLS sessions (load.ts, a
 // child) and a probe session pinging every 20 ms (probe.ts, in this process, which does nothing else
 // heavy). Run as root it re-executes itself in a fresh network namespace (loopback only), so the TCP
@@ -16,7 +17,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { makeFleetPki, registryDoc } from './fleet.js';
 import { Probe, type ProbeStats } from './probe.js';
-import { auditVerifies, cpuMs, establishedOn, REPO, rssMb, startHeadendProcess, tcpExt, type HeadendChild } from './proc.js';
+import { auditVerifies, establishedOn, REPO, slabMb, startHeadendProcess, tcpExt, treeCpuMs, treeRssMb, type HeadendChild } from './proc.js';
+import { cpuMs as ownCpuMs } from './proc.js';
 
 const argv = process.argv.slice(2);
 const arg = (name: string, dflt: number): number => {
@@ -41,6 +43,10 @@ const RESUMPTION = !argv.includes('--no-resumption');
 // headend and the probe share CPU 0, the fleet the others). Off by default: on a 2-core box the fleet
 // then has one core for N clients' handshakes, which slows the storm it is meant to produce.
 const PIN = argv.includes('--pin') && availableParallelism() >= 2;
+// The kernel L2 engine (each session a TAP port of a Linux bridge) and worker processes; RSS and CPU are
+// then the sums over the headend's process tree, and the kernel's slab growth is reported beside them.
+const KERNEL = argv.includes('--l2') && argv[argv.indexOf('--l2') + 1] === 'kernel';
+const WORKERS = arg('workers', 1);
 
 // Root: run inside a fresh namespace with a raised fd limit, then remove the namespace.
 if (process.env['CK_LOAD_INNER'] === undefined) {
@@ -133,6 +139,8 @@ const dir = mkdtempSync(join(tmpdir(), 'ck-headend-load-'));
 const out: Record<string, unknown> = {
   sessions: N,
   tenants: K,
+  l2: KERNEL ? 'kernel' : 'userspace',
+  workers: WORKERS,
   unpaced: UNPACED,
   cycles: CYCLES,
   bcastPerS: BCAST,
@@ -175,7 +183,8 @@ try {
       registry: registryFile,
       auditLog,
       metrics: { host: '127.0.0.1', port: metricsPort },
-      vxlan: { localAddress: '127.0.0.1', port: 0, vtepPort: 4789 },
+      vxlan: { localAddress: '127.0.0.1', port: KERNEL ? 4789 : 0, vtepPort: 4789 },
+      ...(KERNEL ? { l2: { engine: 'kernel' }, workers: WORKERS } : {}),
     }),
   );
   const fleetFile = join(dir, 'fleet.json');
@@ -206,23 +215,25 @@ try {
   probe = new Probe({ port, key: pki.probe.key, cert: pki.probe.cert, ca: pki.dcCaPem });
   probe.start();
   await sleep(3_000);
-  const idleRss = rssMb(headend.pid);
+  const idleRss = treeRssMb(headend.pid);
+  const idleSlab = slabMb();
   out['idle'] = { rssMb: mb(idleRss) };
 
   // Steady: the fleet comes up (all at once), then a quiet window with keepalives and broadcasts.
-  let cpu0 = cpuMs(headend.pid);
+  let cpu0 = treeCpuMs(headend.pid);
   let t0 = now();
   fleet = newFleet();
   await fleet.waitUp('bring-up');
   const upMs = now() - Math.max(t0, fleet.firstAttemptAt);
-  const upCpu = cpuMs(headend.pid) - cpu0;
-  const fleetUpCpu = cpuMs(fleet.child.pid ?? 0);
+  const upCpu = treeCpuMs(headend.pid) - cpu0;
+  const fleetUpCpu = ownCpuMs(fleet.child.pid ?? 0);
   await sleep(2_000);
-  cpu0 = cpuMs(headend.pid);
+  cpu0 = treeCpuMs(headend.pid);
   t0 = now();
   await sleep(STEADY_S * 1000);
-  const steadyCpu = ((cpuMs(headend.pid) - cpu0) / (now() - t0)) * 100;
-  const upRss = rssMb(headend.pid);
+  const steadyCpu = ((treeCpuMs(headend.pid) - cpu0) / (now() - t0)) * 100;
+  const upRss = treeRssMb(headend.pid);
+  const upSlab = slabMb();
   out['steady'] = {
     upMs: Math.round(upMs),
     sessionsPerS: Math.round(N / (upMs / 1000)),
@@ -232,6 +243,8 @@ try {
     timedOut: fleet.last.timeouts,
     rssMb: mb(upRss),
     rssPerSessionKb: +(((upRss - idleRss) * 1024) / N).toFixed(1),
+    // The machine's slab growth (TAP ports live there with the kernel engine); other processes add noise.
+    slabPerSessionKb: +(((upSlab - idleSlab) * 1024) / N).toFixed(1),
     cpuPct: +steadyCpu.toFixed(1),
     probe: probe.stats(t0, now()),
   };
@@ -265,17 +278,20 @@ try {
   const t1 = now();
   await sleep(5_000);
   const settleProbe = probe.stats(t1, now());
-  const afterRss = rssMb(headend.pid);
+  const afterRss = treeRssMb(headend.pid);
   // The headend's own view: how much of what stays is the JS heap, and whether freed memory went back.
   const memText = (await get(metricsPort, '/metrics', true)).text;
-  const gauge = (re: RegExp): number => Number(re.exec(memText)?.[1] ?? NaN);
+  const gauge = (re: RegExp): number => {
+    const all = [...memText.matchAll(re)].map((m) => Number(m[1]));
+    return all.length ? all.reduce((a, b) => a + b, 0) : NaN;
+  };
   out['teardown'] = {
     closeMs: Math.round(closeMs),
     probe: teardownProbe,
     settleProbe,
     rssAfterMb: mb(afterRss),
-    heapUsedAfterMb: mb(gauge(/^connector_headend_memory_bytes\{kind="heap_used"\} (\d+)/m) / 1e6),
-    memoryTrims: gauge(/^connector_headend_memory_trims_total\{released="yes"\} (\d+)/m) || 0,
+    heapUsedAfterMb: mb(gauge(/^connector_headend_memory_bytes\{(?:worker="\d+",)?kind="heap_used"\} (\d+)/gm) / 1e6),
+    memoryTrims: gauge(/^connector_headend_memory_trims_total\{(?:worker="\d+",)?released="yes"\} (\d+)/gm) || 0,
     idleRssMb: mb(idleRss),
     rssOverIdlePct: +((afterRss / idleRss - 1) * 100).toFixed(1),
   };
@@ -300,22 +316,26 @@ try {
   headend = await startHeadendProcess(configFile, dir, ++hn);
   children.push(headend.child);
   if (PIN) pin(headend.pid, '0');
-  cpu0 = cpuMs(headend.pid);
-  const fleetCpu0 = cpuMs(fleet.child.pid ?? 0);
+  cpu0 = treeCpuMs(headend.pid);
+  const fleetCpu0 = ownCpuMs(fleet.child.pid ?? 0);
   const tListen = now();
   await fleet.waitUp('storm');
-  const stormCpu = cpuMs(headend.pid) - cpu0;
-  const fleetStormCpu = cpuMs(fleet.child.pid ?? 0) - fleetCpu0;
+  const stormCpu = treeCpuMs(headend.pid) - cpu0;
+  const fleetStormCpu = ownCpuMs(fleet.child.pid ?? 0) - fleetCpu0;
   const tDone = now();
   await sleep(500);
   const ext1 = tcpExt();
   // What the headend says about the storm: refusals by reason, handshakes done for clients that left.
   const metricsText = (await get(metricsPort, '/metrics', true)).text;
-  const counter = (re: RegExp): Record<string, number> =>
-    Object.fromEntries([...metricsText.matchAll(re)].map((m) => [m[1] ?? '', Number(m[2])]));
-  const refusals = counter(/^connector_headend_refusals_total\{reason="([^"]+)"\} (\d+)/gm);
-  const handshakes = counter(/^connector_headend_handshakes_total\{resumed="([a-z]+)"\} (\d+)/gm);
-  const wasted = counter(/^connector_headend_handshakes_wasted_total()(?:\{\})? (\d+)/gm)[''] ?? 0;
+  // Summed over workers (a headend of several processes labels each series with its worker).
+  const counter = (re: RegExp): Record<string, number> => {
+    const sums: Record<string, number> = {};
+    for (const m of metricsText.matchAll(re)) sums[m[1] ?? ''] = (sums[m[1] ?? ''] ?? 0) + Number(m[2]);
+    return sums;
+  };
+  const refusals = counter(/^connector_headend_refusals_total\{(?:worker="\d+",)?reason="([^"]+)"\} (\d+)/gm);
+  const handshakes = counter(/^connector_headend_handshakes_total\{(?:worker="\d+",)?resumed="([a-z]+)"\} (\d+)/gm);
+  const wasted = counter(/^connector_headend_handshakes_wasted_total()(?:\{(?:worker="\d+")?\})? (\d+)/gm)[''] ?? 0;
   const since = (f: number): number => Math.round((fleet?.reached.get(f) ?? NaN) - tListen);
   out['storm'] = {
     t50Ms: since(0.5),
@@ -340,16 +360,16 @@ try {
     fleet.kill();
     await waitSessions(port, 1, 60_000);
     await sleep(3_000);
-    const down = rssMb(headend.pid);
+    const down = treeRssMb(headend.pid);
     fleet = newFleet();
     t0 = now();
     await fleet.waitUp(`cycle ${c + 1}`);
-    cycles.push({ rssDownMb: mb(down), rssUpMb: mb(rssMb(headend.pid)), upMs: Math.round(now() - Math.max(t0, fleet.firstAttemptAt)) });
+    cycles.push({ rssDownMb: mb(down), rssUpMb: mb(treeRssMb(headend.pid)), upMs: Math.round(now() - Math.max(t0, fleet.firstAttemptAt)) });
   }
   fleet.kill();
   await waitSessions(port, 1, 60_000);
   await sleep(3_000);
-  const finalDown = rssMb(headend.pid);
+  const finalDown = treeRssMb(headend.pid);
   const firstDown = cycles[0]?.rssDownMb ?? finalDown;
   out['cycles'] = { rows: cycles, finalDownMb: mb(finalDown), growthPct: +((finalDown / firstDown - 1) * 100).toFixed(1) };
 } catch (e) {
@@ -382,7 +402,7 @@ function table(o: Record<string, unknown>): void {
   const lines = [
     `headend load: ${N} sessions, ${K} tenants${UNPACED ? ', UNPACED' : ''}${RESUMPTION ? '' : ', no resumption'}, netns ${String(o['netns'])}${o['error'] ? `; ERROR ${String(o['error'])}` : ''}`,
     `idle            RSS ${r(o['idle'])['rssMb']} MB`,
-    `steady          up in ${st['upMs']} ms (${st['sessionsPerS']}/s, CPU per session: headend ${st['cpuMsPerSessionUp']} ms, fleet ${st['fleetCpuMsPerSessionUp']} ms), RSS ${st['rssMb']} MB (${st['rssPerSessionKb']} KB/session), CPU ${st['cpuPct']} %; ${p(st['probe'])}`,
+    `steady          up in ${st['upMs']} ms (${st['sessionsPerS']}/s, CPU per session: headend ${st['cpuMsPerSessionUp']} ms, fleet ${st['fleetCpuMsPerSessionUp']} ms), RSS ${st['rssMb']} MB (${st['rssPerSessionKb']} KB/session, kernel slab ${st['slabPerSessionKb']} KB/session), CPU ${st['cpuPct']} %; ${p(st['probe'])}`,
     ...Object.entries(sc).map(([k, v]) => `scrape ${k.padEnd(24)} ${r(v)['bytes']} B in ${r(v)['ms']} ms; ${p(r(v)['probe'])}`),
     `registry change ${p(r(o['registryChange'])['probe'])}`,
     `teardown -9     closed in ${td['closeMs']} ms; ${p(td['probe'])}; RSS after ${td['rssAfterMb']} MB vs idle ${td['idleRssMb']} (+${td['rssOverIdlePct']} %), JS heap ${td['heapUsedAfterMb']} MB, trims ${td['memoryTrims']}; the 5 s after: ${p(td['settleProbe'])}`,

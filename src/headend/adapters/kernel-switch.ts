@@ -10,9 +10,19 @@ import { newEthernetView, parseEthernet } from '../../shared/l2/ethernet.js';
 import { OFFLOAD_DROPS, headFrame, parseOffload, toFrames } from '../../shared/l2/tso-segment.js';
 import type { NativeTap, TapAddon } from '../../shared/native/addon.js';
 import { exec } from '../../shared/exec.js';
-import type { OffloadStats, SegmentInfo, SegmentStats, SessionPort } from '../core/forwarder.js';
-import type { L2Switch } from '../core/l2-switch.js';
-import { kernelSegments, planIsolation, planPort, planSegments, portName, type KernelL2Options } from '../core/kernel-l2-plan.js';
+import type { OffloadStats, SegmentInfo, SegmentStats } from '../core/forwarder.js';
+import type { L2Switch, SwitchedSession } from '../core/l2-switch.js';
+import {
+  kernelSegments,
+  leftoverPorts,
+  planIsolation,
+  planPort,
+  planPortRemoval,
+  planSegments,
+  portName,
+  removalGroup,
+  type KernelL2Options,
+} from '../core/kernel-l2-plan.js';
 import { openIpBatch, type BatchFailure } from './ip-batch.js';
 
 export const KERNEL_DROPS = [
@@ -42,9 +52,10 @@ interface Segment {
 
 interface Port {
   name: string;
-  tap: NativeTap;
+  /** Null until iproute2 has created the port and this process opened it. */
+  tap: NativeTap | null;
   segment: Segment;
-  session: SessionPort;
+  session: SwitchedSession;
   /** Frames waiting for the port to join its bridge; null once it has. */
   pending: Buffer[] | null;
   out: Buffer[];
@@ -88,6 +99,11 @@ export async function openKernelSwitch(o: KernelSwitchOptions): Promise<KernelSw
     }
   };
   let inKernel = kernelSegments(o.prefix, parse(links.stdout), parse(fdb.stdout));
+  const group = removalGroup(o.prefix, o.worker);
+  // What a previous life of this process (or, for the owner, of any worker) left behind goes first.
+  const leftovers = leftoverPorts(o.prefix, parse(links.stdout), o.owner ? undefined : o.worker);
+  const doomed: string[] = [];
+  let removal: NodeJS.Timeout | null = null;
   const ip = openIpBatch('ip');
   const bridgeTool = openIpBatch('bridge');
   const drops = Object.fromEntries(KERNEL_DROPS.map((d) => [d, 0])) as Record<KernelDrop, number>;
@@ -114,9 +130,24 @@ export async function openKernelSwitch(o: KernelSwitchOptions): Promise<KernelSw
     return p;
   };
 
+  const removeDoomed = (): Promise<unknown> => {
+    removal = null;
+    return doomed.length ? run('port removal', planPortRemoval(doomed.splice(0), group)) : Promise.resolve();
+  };
+  // Removals are gathered for a moment: a fleet's disconnect becomes a few requests, not thousands.
+  const doom = (name: string): void => {
+    doomed.push(name);
+    removal ??= setTimeout(() => void removeDoomed(), 200);
+  };
+  if (leftovers.length) {
+    o.log.info('kernel L2: removing session ports left by an earlier run', { ports: leftovers.length });
+    doomed.push(...leftovers);
+    void removeDoomed();
+  }
+
   const flush = (p: Port): void => {
     p.flushing = false;
-    if (p.out.length === 0 || p.closed) return;
+    if (p.out.length === 0 || p.closed || !p.tap) return;
     const n = o.addon.write(p.tap, p.out);
     if (n < p.out.length) drops['port-write'] += p.out.length - n;
     p.out.length = 0;
@@ -133,6 +164,31 @@ export async function openKernelSwitch(o: KernelSwitchOptions): Promise<KernelSw
       p.flushing = true;
       queueMicrotask(() => flush(p));
     }
+  };
+  const open = (p: Port): NativeTap => {
+    const tap = o.addon.open(p.name, false);
+    const batch: Buffer = o.addon.start(
+      tap,
+      READ_BATCH,
+      (count, used, err) => {
+        if (err) o.log.warn('kernel L2: session port read failed', { port: p.name, error: err.message });
+        if (count === 0 || p.closed) return;
+        // One copy per wake-up: the session's queue keeps the frames after the buffer is reused.
+        const copy = Buffer.from(batch.subarray(0, used));
+        let off = 0;
+        for (let i = 0; i < count && off + 2 <= used; i++) {
+          const len = copy.readUInt16LE(off);
+          const frame = copy.subarray(off + 2, off + 2 + len);
+          off += 2 + len;
+          if (p.session.send(frame)) {
+            p.segment.stats.tunnelOut.frames++;
+            p.segment.stats.tunnelOut.bytes += len;
+          }
+        }
+      },
+      READ_ROOM,
+    );
+    return tap;
   };
   const portOf = (vni: number, id: string): Port | undefined => {
     const p = ports.get(id);
@@ -170,42 +226,25 @@ export async function openKernelSwitch(o: KernelSwitchOptions): Promise<KernelSw
       const segment = segments.get(vni);
       if (!segment) return false;
       const name = portName(o.prefix, o.worker, counter++);
-      let tap: NativeTap;
-      try {
-        tap = o.addon.open(name, false);
-      } catch (e) {
-        o.log.error('kernel L2: cannot open the session port', { port: name, error: errorMessage(e) });
-        return false;
-      }
-      const p: Port = { name, tap, segment, session, pending: [], out: [], flushing: false, closed: false };
+      const p: Port = { name, tap: null, segment, session, pending: [], out: [], flushing: false, closed: false };
       ports.set(sessionId, p);
       segment.ports.set(sessionId, p);
-      const batch: Buffer = o.addon.start(
-        tap,
-        READ_BATCH,
-        (count, used, err) => {
-          if (err) o.log.warn('kernel L2: session port read failed', { port: name, error: err.message });
-          if (count === 0 || p.closed) return;
-          // One copy per wake-up: the session's queue keeps the frames after the buffer is reused.
-          const copy = Buffer.from(batch.subarray(0, used));
-          let off = 0;
-          for (let i = 0; i < count && off + 2 <= used; i++) {
-            const len = copy.readUInt16LE(off);
-            const frame = copy.subarray(off + 2, off + 2 + len);
-            off += 2 + len;
-            if (session.send(frame)) {
-              segment.stats.tunnelOut.frames++;
-              segment.stats.tunnelOut.bytes += len;
-            }
-          }
-        },
-        READ_ROOM,
-      );
       void run('port', planPort(o.prefix, name, segment.info)).then((f) => {
         const waiting = p.pending ?? [];
         p.pending = null;
-        if (f.some((x) => !/File exists/.test(x.error))) drops['port-not-ready'] += waiting.length;
-        else for (const frame of waiting) toPort(p, frame);
+        if (p.closed) return doom(name);
+        if (f.length > 0) {
+          drops['port-not-ready'] += waiting.length;
+          return session.close('l2-port', 'l2-port');
+        }
+        try {
+          p.tap = open(p);
+        } catch (e) {
+          o.log.error('kernel L2: cannot open the session port', { port: name, error: errorMessage(e) });
+          doom(name);
+          return session.close('l2-port', 'l2-port');
+        }
+        for (const frame of waiting) toPort(p, frame);
       });
       return true;
     },
@@ -215,8 +254,12 @@ export async function openKernelSwitch(o: KernelSwitchOptions): Promise<KernelSw
       ports.delete(sessionId);
       p.segment.ports.delete(sessionId);
       p.closed = true;
-      // The TAP is not persistent: closing it removes the port and the kernel forgets its MACs.
-      o.addon.close(p.tap);
+      // Closing a persistent TAP's descriptor is cheap; the device goes with the next removal batch,
+      // and the kernel forgets its MACs with it. A port still being created is removed once it exists.
+      if (p.tap) {
+        o.addon.close(p.tap);
+        doom(p.name);
+      }
     },
     fromSession(vni, sessionId, frame) {
       const p = portOf(vni, sessionId);
@@ -261,8 +304,14 @@ export async function openKernelSwitch(o: KernelSwitchOptions): Promise<KernelSw
       for (const [id, p] of ports) {
         ports.delete(id);
         p.closed = true;
-        o.addon.close(p.tap);
+        if (p.tap) {
+          o.addon.close(p.tap);
+          doom(p.name);
+        }
       }
+      if (removal) clearTimeout(removal);
+      await work;
+      await removeDoomed();
       await work;
       await Promise.all([ip.close(), bridgeTool.close()]);
     },

@@ -5,11 +5,16 @@
 // care which.
 import type { OffloadStats, SegmentInfo, SegmentStats, SessionPort } from './forwarder.js';
 
+/** A session as a switch holds it: it can also be ended, when its port cannot be made. */
+export interface SwitchedSession extends SessionPort {
+  close(reason: string, bye?: string): void;
+}
+
 export interface L2Switch {
   /** The registry's segments (load or reload); sessions of segments that remain stay attached. */
   setSegments(segments: readonly SegmentInfo[]): void;
   /** A session whose hello was answered joins its segment; false when the segment is unknown. */
-  attach(vni: number, sessionId: string, session: SessionPort): boolean;
+  attach(vni: number, sessionId: string, session: SwitchedSession): boolean;
   detach(vni: number, sessionId: string): void;
   /** A data frame from a session, bound to segment `vni` by admission. */
   fromSession(vni: number, sessionId: string, frame: Buffer): void;

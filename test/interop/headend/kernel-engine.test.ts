@@ -193,6 +193,8 @@ test(
     const replies = a.count('echo-reply');
     await waitFor('acme pings again after its worker died', 20_000, () => a.count('echo-reply') >= replies + 3);
     assert.ok(b.count('echo-reply') > 3, 'globex kept its session');
+    // The dead worker's port was removed by its successor: one port per session, no more.
+    await waitFor('one port per live session', 10_000, async () => (await links()).filter((l) => /^ck\dt/.test(l)).length === 2);
 
     // SIGTERM: every session hears a bye, the primary exits, the audit chain verifies.
     a.child.kill('SIGKILL');

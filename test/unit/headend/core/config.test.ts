@@ -60,3 +60,24 @@ test('an unknown key at any depth is refused with its JSON path and the closest 
     );
   }
 });
+
+test('the L2 engine and workers: userspace and one process by default; what the kernel engine and workers need', () => {
+  const c = parseHeadendConfig(minimal, '/srv/headend');
+  assert.deepEqual(c.l2, { engine: 'userspace', prefix: 'ck' });
+  assert.equal(c.workers, 1);
+  const k = parseHeadendConfig({ ...minimal, l2: { engine: 'kernel', prefix: 'dr1' }, workers: 4 }, '/srv/headend');
+  assert.deepEqual([k.l2.engine, k.l2.prefix, k.workers], ['kernel', 'dr1', 4]);
+  for (const [doc, key, text] of [
+    [{ ...minimal, workers: 2 }, 'workers', /l2.engine "kernel"/],
+    [{ ...minimal, l2: { engine: 'kernel' }, vxlan: { port: 4790 } }, 'vxlan.port', /vtepPort/],
+    [{ ...minimal, l2: { engine: 'kernel' }, evpn: { port: 'vx{vni}' } }, 'evpn', /FRR/],
+    [{ ...minimal, l2: { prefix: 'toolong' } }, 'l2.prefix', /1 to 4/],
+    [{ ...minimal, l2: { engine: 'ovs' } }, 'l2.engine', /./],
+  ] as const) {
+    assert.throws(
+      () => parseHeadendConfig(doc, '/x'),
+      (e: unknown) => hasCode(e, 'CK_ERR_CONFIG_INVALID') && (e as Error).message.includes(key) && text.test((e as Error).message),
+      key,
+    );
+  }
+});

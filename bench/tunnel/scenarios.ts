@@ -18,6 +18,7 @@ import { ADDR, bridgeLan, buildBase, fabricLeg, kernelVxlan, type BenchNet } fro
 export const SCENARIOS = [
   'connector',
   'connector-datagram',
+  'connector-kernel-l2',
   'openvpn-tap-tcp',
   'openvpn-tap-udp',
   'wireguard-go-vxlan',
@@ -72,8 +73,11 @@ function benchBundles(dir: string): Promise<{ agent: string; headend: string }> 
   return bundles;
 }
 
-/** `datagram`: the agent asks for the datagram channel (`option datagram '1'`, docs/datagram.md). */
-async function connector(net: BenchNet, work: string, datagram = false): Promise<Running> {
+/**
+ * `datagram`: the agent asks for the datagram channel (`option datagram '1'`, docs/datagram.md).
+ * `kernelL2`: the headend switches on the kernel's bridge and vxlan device (docs/headend.md).
+ */
+async function connector(net: BenchNet, work: string, datagram = false, kernelL2 = false): Promise<Running> {
   await buildBase(net, { hostMtu: 1500, hbOn: 'gv' });
   await bridgeLan(net.ns.ga);
   await fabricLeg(net);
@@ -102,6 +106,7 @@ async function connector(net: BenchNet, work: string, datagram = false): Promise
       registry: join(work, 'registry.json'),
       auditLog: join(work, 'audit.jsonl'),
       vxlan: { localAddress: ADDR.fabricHeadend },
+      ...(kernelL2 ? { l2: { engine: 'kernel' } } : {}),
     }),
   );
   const idDir = join(work, 'identity');
@@ -139,9 +144,10 @@ async function connector(net: BenchNet, work: string, datagram = false): Promise
     env,
   });
   const transport = datagram ? 'UDP datagrams beside TLS 1.3' : 'TLS 1.3';
+  const switching = kernelL2 ? ' (session TAP -> kernel bridge -> kernel vxlan)' : '';
   return {
     procs: { agent, headend },
-    notes: `agent TAP on br0 -> ${transport} -> headend -> VXLAN/UDP 4789 -> kernel VTEP; host MTU 1500`,
+    notes: `agent TAP on br0 -> ${transport} -> headend${switching} -> VXLAN/UDP 4789 -> kernel VTEP; host MTU 1500`,
   };
 }
 
@@ -335,6 +341,8 @@ export async function startScenario(name: ScenarioName, net: BenchNet, work: str
       return connector(net, work, true);
     case 'connector':
       return connector(net, work);
+    case 'connector-kernel-l2':
+      return connector(net, work, false, true);
     case 'openvpn-tap-tcp':
       return openvpn(net, work, 'tcp');
     case 'openvpn-tap-udp':

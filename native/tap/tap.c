@@ -201,60 +201,50 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   napi_close_handle_scope(t->env, scope);
 }
 
-// open(name, vnetHdr?) -> handle object { ifname, fd, vnetHdr }. An empty name lets the kernel pick tapN.
-static napi_value js_open(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2], obj;
-  bool vnet = false;
-  char name[64] = "";
-  size_t len = 0;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok)
-    return napi_throw_type_error(env, "EINVAL", "open(name): name must be a string"), NULL;
-  if (argc >= 2) napi_get_value_bool(env, argv[1], &vnet);
-  if (len >= IFNAMSIZ) return throw_errno(env, ENAMETOOLONG, "ioctl(TUNSETIFF)", name, "interface names are at most 15 bytes");
+// Opens (or attaches to) TAP `name`: the fd, or -errno with *what naming the failing call. Blocking only
+// in the kernel (TUNSETIFF takes the RTNL lock): openAsync runs it on a libuv worker thread.
+static int tap_open_fd(const char *name, size_t len, int vnet, char *ifname_out, const char **what) {
   int fd = open(TUN_PATH, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) {
-    int e = errno;
-    const char *hint = e == ENOENT ? "no TUN/TAP support: load kmod-tun (opkg install kmod-tun; modprobe tun)"
-                     : e == EACCES || e == EPERM ? "needs root or CAP_NET_ADMIN" : NULL;
-    return throw_errno(env, e, "open(" TUN_PATH ")", name, hint);
-  }
+  if (fd < 0) { *what = "open(" TUN_PATH ")"; return -errno; }
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
   memcpy(ifr.ifr_name, name, len);
-  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-    int e = errno;
-    close(fd);
-    const char *hint = e == EPERM ? "needs root or CAP_NET_ADMIN"
-                     : e == EBUSY ? "another process already has this single-queue TAP open"
-                     : e == EINVAL ? "bad name, or an existing device of another type or with other flags" : NULL;
-    return throw_errno(env, e, "ioctl(TUNSETIFF)", name, hint);
-  }
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) { int e = errno; close(fd); *what = "ioctl(TUNSETIFF)"; return -e; }
   if (vnet) {
     int sz = VNET_HDR_LEN, le = 1;
     unsigned int off = 0;
     // Little endian on every host (a no-op on x86-64 and arm64, whose native order it is); offloads stay
     // off until a session that accepts super-frames asks for them (setOffload).
     if (ioctl(fd, TUNSETVNETHDRSZ, &sz) < 0 || ioctl(fd, TUNSETOFFLOAD, off) < 0) {
-      int e = errno;
-      close(fd);
-      return throw_errno(env, e, "ioctl(TUNSETVNETHDRSZ)", name, NULL);
+      int e = errno; close(fd); *what = "ioctl(TUNSETVNETHDRSZ)"; return -e;
     }
-    if (ioctl(fd, TUNSETVNETLE, &le) < 0 && errno != EINVAL) {
-      int e = errno;
-      close(fd);
-      return throw_errno(env, e, "ioctl(TUNSETVNETLE)", name, NULL);
-    }
+    if (ioctl(fd, TUNSETVNETLE, &le) < 0 && errno != EINVAL) { int e = errno; close(fd); *what = "ioctl(TUNSETVNETLE)"; return -e; }
   }
+  memcpy(ifname_out, ifr.ifr_name, IFNAMSIZ - 1);
+  return fd;
+}
+
+static const char *open_hint(int e, const char *what) {
+  if (strcmp(what, "open(" TUN_PATH ")") == 0)
+    return e == ENOENT ? "no TUN/TAP support: load kmod-tun (opkg install kmod-tun; modprobe tun)"
+         : e == EACCES || e == EPERM ? "needs root or CAP_NET_ADMIN" : NULL;
+  if (strcmp(what, "ioctl(TUNSETIFF)") == 0)
+    return e == EPERM ? "needs root or CAP_NET_ADMIN"
+         : e == EBUSY ? "another process already has this single-queue TAP open"
+         : e == EINVAL ? "bad name, or an existing device of another type or with other flags" : NULL;
+  return NULL;
+}
+
+// The JS handle { ifname, fd, vnetHdr } around an open fd; NULL (fd closed, exception pending) on failure.
+static napi_value wrap_handle(napi_env env, int fd, const char *ifname, int vnet) {
+  napi_value obj, fdv;
   tap_t *t = calloc(1, sizeof *t);
-  if (!t) { close(fd); return throw_errno(env, ENOMEM, "calloc", name, NULL); }
+  if (!t) { close(fd); return throw_errno(env, ENOMEM, "calloc", ifname, NULL); }
   t->fd = fd;
   t->vnet = vnet;
   t->env = env;
-  memcpy(t->ifname, ifr.ifr_name, IFNAMSIZ - 1);
-  napi_value fdv;
+  memcpy(t->ifname, ifname, IFNAMSIZ - 1);
   if (napi_create_object(env, &obj) != napi_ok || napi_wrap(env, obj, t, finalize, NULL, NULL) != napi_ok) {
     close(fd); free(t); throw_last(env); return NULL;
   }
@@ -265,6 +255,107 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   napi_get_boolean(env, vnet, &fdv);
   napi_set_named_property(env, obj, "vnetHdr", fdv);
   return obj;
+}
+
+// open(name, vnetHdr?) -> handle object { ifname, fd, vnetHdr }. An empty name lets the kernel pick tapN.
+static napi_value js_open(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  bool vnet = false;
+  char name[64] = "", ifname[IFNAMSIZ] = "";
+  size_t len = 0;
+  const char *what = "";
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok)
+    return napi_throw_type_error(env, "EINVAL", "open(name): name must be a string"), NULL;
+  if (argc >= 2) napi_get_value_bool(env, argv[1], &vnet);
+  if (len >= IFNAMSIZ) return throw_errno(env, ENAMETOOLONG, "ioctl(TUNSETIFF)", name, "interface names are at most 15 bytes");
+  int fd = tap_open_fd(name, len, vnet, ifname, &what);
+  if (fd < 0) return throw_errno(env, -fd, what, name, open_hint(-fd, what));
+  return wrap_handle(env, fd, ifname, vnet);
+}
+
+// openAsync(name, cb(err, handle)) and closeAsync(handle, cb?): the same as open and close, with the
+// kernel's part (TUNSETIFF, the last close of a TAP: both wait for the RTNL lock, which a busy netlink
+// neighbour can hold for a long time) on a libuv worker thread, so a loop serving other sessions never waits.
+typedef struct fd_work {
+  napi_async_work work;
+  napi_ref cb;
+  char name[IFNAMSIZ];
+  char ifname[IFNAMSIZ];
+  size_t len;
+  int fd;
+  const char *what;
+} fd_work;
+
+static void open_execute(napi_env env, void *data) {
+  (void)env;
+  fd_work *w = data;
+  w->fd = tap_open_fd(w->name, w->len, 0, w->ifname, &w->what);
+}
+
+static void close_execute(napi_env env, void *data) {
+  (void)env;
+  fd_work *w = data;
+  if (w->fd >= 0) close(w->fd);
+}
+
+static void fd_complete(napi_env env, napi_status status, void *data) {
+  fd_work *w = data;
+  napi_value cb, undef, args[2];
+  napi_get_undefined(env, &undef);
+  args[0] = undef;
+  args[1] = undef;
+  if (w->what != NULL && w->fd < 0) args[0] = errno_error(env, -w->fd, w->what, w->name, open_hint(-w->fd, w->what));
+  else if (w->what != NULL) {
+    napi_value h = wrap_handle(env, w->fd, w->ifname, 0);
+    if (h == NULL) napi_get_and_clear_last_exception(env, &args[0]);
+    else args[1] = h;
+  }
+  if (status == napi_ok && w->cb && napi_get_reference_value(env, w->cb, &cb) == napi_ok && cb != NULL)
+    napi_call_function(env, undef, cb, 2, args, NULL);
+  if (w->cb) napi_delete_reference(env, w->cb);
+  napi_delete_async_work(env, w->work);
+  free(w);
+}
+
+static napi_value queue_fd_work(napi_env env, fd_work *w, napi_value cb, napi_async_execute_callback exec, const char *label) {
+  napi_value name;
+  napi_valuetype ty = napi_undefined;
+  if (cb) napi_typeof(env, cb, &ty);
+  if (ty == napi_function && napi_create_reference(env, cb, 1, &w->cb) != napi_ok) { free(w); throw_last(env); return NULL; }
+  if (napi_create_string_utf8(env, label, NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, exec, fd_complete, w, &w->work) != napi_ok ||
+      napi_queue_async_work(env, w->work) != napi_ok) {
+    if (w->cb) napi_delete_reference(env, w->cb);
+    free(w);
+    throw_last(env);
+  }
+  return NULL;
+}
+
+static napi_value js_open_async(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_valuetype ty;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || napi_typeof(env, argv[1], &ty) != napi_ok || ty != napi_function)
+    return napi_throw_type_error(env, "EINVAL", "openAsync(name, cb): cb must be a function"), NULL;
+  fd_work *w = calloc(1, sizeof *w);
+  if (!w) return napi_throw_error(env, "ENOMEM", "openAsync: out of memory"), NULL;
+  char name[64] = "";
+  if (napi_get_value_string_utf8(env, argv[0], name, sizeof name, &w->len) != napi_ok) {
+    free(w);
+    return napi_throw_type_error(env, "EINVAL", "openAsync(name, cb): name must be a string"), NULL;
+  }
+  if (w->len >= IFNAMSIZ) {
+    free(w);
+    return throw_errno(env, ENAMETOOLONG, "ioctl(TUNSETIFF)", name, "interface names are at most 15 bytes");
+  }
+  memcpy(w->name, name, w->len);
+  w->fd = -1;
+  w->what = "";
+  return queue_fd_work(env, w, argv[1], open_execute, "ConnectorTapOpen");
 }
 
 // start(handle, maxBatch, cb(count, used, err?)) -> the batch Buffer, reused for every batch.
@@ -403,6 +494,23 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value js_close_async(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  tap_t *t = unwrap(env, argv[0]);
+  if (!t) return NULL;
+  fd_work *w = calloc(1, sizeof *w);
+  if (!w) return napi_throw_error(env, "ENOMEM", "closeAsync: out of memory"), NULL;
+  // Polling stops and the JS side is released here, on the loop; only close(2) moves to the worker thread.
+  w->fd = t->fd;
+  w->what = NULL;
+  memcpy(w->name, t->ifname, IFNAMSIZ - 1);
+  t->fd = -1;
+  tap_close(t);
+  return queue_fd_work(env, w, argc >= 2 ? argv[1] : NULL, close_execute, "ConnectorTapClose");
+}
+
 static napi_value js_stats(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], obj, v;
@@ -512,6 +620,8 @@ NAPI_MODULE_INIT() {
     {"start", NULL, js_start, NULL, NULL, NULL, napi_enumerable, NULL},
     {"write", NULL, js_write, NULL, NULL, NULL, napi_enumerable, NULL},
     {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"openAsync", NULL, js_open_async, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"closeAsync", NULL, js_close_async, NULL, NULL, NULL, napi_enumerable, NULL},
     {"writeOffload", NULL, js_write_offload, NULL, NULL, NULL, napi_enumerable, NULL},
     {"setOffload", NULL, js_set_offload, NULL, NULL, NULL, napi_enumerable, NULL},
     {"stats", NULL, js_stats, NULL, NULL, NULL, napi_enumerable, NULL},

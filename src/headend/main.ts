@@ -32,7 +32,7 @@ import { openVxlanSocket } from './adapters/vxlan-socket.js';
 import { auditToCsv, auditToJsonl } from '../shared/audit/chain.js';
 import { parseHeadendConfigText, type HeadendConfig } from './core/config.js';
 import { HeadendCore } from './core/headend.js';
-import { reconnectWindowMs } from './core/pacing.js';
+import { reconnectWindowMs, workerShare } from './core/pacing.js';
 
 export { handshakeRefusalReason } from './adapters/tls-listener.js';
 
@@ -176,15 +176,16 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
     for (const o of opened.reverse()) await o.close().catch(() => undefined);
     throw e;
   };
+  const listen = workerShare(config.listen, deps.worker ? config.workers : 1);
   const listener = await openTlsListener({
     host: config.listen.host,
     port: config.listen.port,
     ...tls,
     handshakeTimeoutMs: config.session.helloTimeoutMs,
     backlog: config.listen.backlog,
-    maxConnections: config.listen.maxConnections,
-    maxPerSource: config.listen.maxPerSource,
-    pacing: config.listen,
+    maxConnections: listen.maxConnections,
+    maxPerSource: listen.maxPerSource,
+    pacing: listen,
     ticketKeysFile: config.tls.ticketKeysFile,
     ticketLifetimeS: config.tls.ticketLifetimeS,
     onHandshake: (resumed) => core.metrics.inc('connector_headend_handshakes_total', { resumed: resumed ? 'yes' : 'no' }),
@@ -314,7 +315,7 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
       stopWatch();
       clearInterval(registryTimer);
       // The fleet is asked to spread its return over the time the accept rate needs for all of it.
-      core.closeAll('headend-shutdown', reconnectWindowMs(core.sessions().length, config.listen.acceptPerS));
+      core.closeAll('headend-shutdown', reconnectWindowMs(core.sessions().length, listen.acceptPerS));
       await listener.close(SHUTDOWN_GRACE_MS);
       await metrics?.close();
       await l2.close();

@@ -165,8 +165,19 @@ export async function openKernelSwitch(o: KernelSwitchOptions): Promise<KernelSw
       queueMicrotask(() => flush(p));
     }
   };
-  const open = (p: Port): NativeTap => {
-    const tap = o.addon.open(p.name, false);
+  // TUNSETIFF and a TAP's last close wait for the kernel's RTNL lock, which iproute2 holds while it
+  // creates and deletes thousands of devices: on the loop, every session of the process waited with them.
+  const addon = o.addon;
+  const openPort = (name: string, cb: (err: Error | undefined, tap: NativeTap | undefined) => void): void => {
+    if (addon.openAsync) return addon.openAsync(name, cb);
+    try {
+      cb(undefined, addon.open(name, false));
+    } catch (e) {
+      cb(e as Error, undefined);
+    }
+  };
+  const closePort = (tap: NativeTap): void => (addon.closeAsync ? addon.closeAsync(tap) : addon.close(tap));
+  const listen = (p: Port, tap: NativeTap): NativeTap => {
     const batch: Buffer = o.addon.start(
       tap,
       READ_BATCH,
@@ -237,14 +248,19 @@ export async function openKernelSwitch(o: KernelSwitchOptions): Promise<KernelSw
           drops['port-not-ready'] += waiting.length;
           return session.close('l2-port', 'l2-port');
         }
-        try {
-          p.tap = open(p);
-        } catch (e) {
-          o.log.error('kernel L2: cannot open the session port', { port: name, error: errorMessage(e) });
-          doom(name);
-          return session.close('l2-port', 'l2-port');
-        }
-        for (const frame of waiting) toPort(p, frame);
+        openPort(name, (err, tap) => {
+          if (err || !tap) {
+            o.log.error('kernel L2: cannot open the session port', { port: name, error: errorMessage(err) });
+            doom(name);
+            return session.close('l2-port', 'l2-port');
+          }
+          if (p.closed) {
+            closePort(tap);
+            return doom(name);
+          }
+          p.tap = listen(p, tap);
+          for (const frame of waiting) toPort(p, frame);
+        });
       });
       return true;
     },
@@ -257,7 +273,7 @@ export async function openKernelSwitch(o: KernelSwitchOptions): Promise<KernelSw
       // Closing a persistent TAP's descriptor is cheap; the device goes with the next removal batch,
       // and the kernel forgets its MACs with it. A port still being created is removed once it exists.
       if (p.tap) {
-        o.addon.close(p.tap);
+        closePort(p.tap);
         doom(p.name);
       }
     },

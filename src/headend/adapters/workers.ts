@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: UNLICENSED
 // A headend of several processes (config `workers`, kernel L2 engine): the primary forks the workers,
-// the cluster module hands each accepted connection to one of them in turn, and every worker runs the
-// whole session life cycle for its connections. The audit chain has one writer, so a worker's audit
+// which share the listening socket (each accepts when its admission pacing lets it), and every worker
+// runs the whole session life cycle for its connections. The audit chain has one writer, so a worker's audit
 // records travel to the primary over the IPC channel in order; scrapes and session lists are gathered
 // from the workers on request; reload and stop are the primary's to give. A worker that dies is forked
 // again (its Connectors reconnect to the others meanwhile); a worker whose primary is gone stops.
@@ -46,6 +46,10 @@ export function headendWorkerIndex(): number {
 }
 
 export function forkWorkers(count: number, log: Logger, audit: (event: AuditEvent, fields: AuditFields) => void): WorkerPool {
+  // The workers accept from the shared socket themselves. Round robin would have the primary accept every
+  // connection at once and queue it where no worker's admission pacing sees it: in a fleet's reconnect
+  // they waited there past the agents' connect timeout (0 of 5,000 up after 60 s in the load tool).
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
   const workers = new Map<number, Worker>();
   const waiting = new Map<number, { resolve(v: unknown): void; timer: NodeJS.Timeout }>();
   const listening = new Map<number, { tunnel: AddressInfo; datagramPort: number | null }>();

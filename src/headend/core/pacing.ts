@@ -179,3 +179,23 @@ export function reconnectWindowMs(sessions: number, acceptPerS: number, minMs = 
   const need = Math.ceil((Math.max(0, sessions) / acceptPerS) * 1_000);
   return Math.min(maxMs, Math.max(minMs, need));
 }
+
+/**
+ * One worker's share of the listener's limits: they are the headend's totals (an operator sizes one
+ * headend, not its processes), split evenly and rounded up among `workers` processes that accept from one
+ * socket. On a box whose load generator shares the cores, twice the default rate outran the clients'
+ * own handshakes and nothing converged.
+ */
+export function workerShare<T extends PacingOptions & { maxConnections: number; maxPerSource: number }>(listen: T, workers: number): T {
+  if (workers <= 1) return listen;
+  const part = (n: number): number => Math.max(1, Math.ceil(n / workers));
+  return {
+    ...listen,
+    maxConnections: part(listen.maxConnections),
+    maxPerSource: part(listen.maxPerSource),
+    maxHandshakes: part(listen.maxHandshakes),
+    maxQueued: listen.maxQueued === 0 ? 0 : part(listen.maxQueued),
+    acceptPerS: part(listen.acceptPerS),
+    acceptBurst: part(listen.acceptBurst),
+  };
+}

@@ -3,7 +3,7 @@
 // bucket, and the reconnect window a shutting-down headend hands its fleet.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HandshakeGate, reconnectWindowMs, type PacingOptions } from '../../../../src/headend/core/pacing.js';
+import { HandshakeGate, reconnectWindowMs, workerShare, type PacingOptions } from '../../../../src/headend/core/pacing.js';
 
 const O: PacingOptions = { maxHandshakes: 2, maxQueued: 3, maxWaitMs: 1_000, acceptPerS: 1_000_000, acceptBurst: 1_000_000 };
 
@@ -145,4 +145,29 @@ test('the reconnect window is the time the accept rate needs for every session, 
   assert.equal(reconnectWindowMs(1_000_000, 100), 60_000, 'at most the maximum');
   assert.equal(reconnectWindowMs(0, 1_000), 1_000);
   assert.equal(reconnectWindowMs(3, 2), 1_500);
+});
+
+test("a worker's share of the listener's limits: the headend's totals split evenly, rounded up", () => {
+  const listen = {
+    maxConnections: 20_000,
+    maxPerSource: 1_000,
+    maxHandshakes: 1_024,
+    maxQueued: 4_096,
+    maxWaitMs: 5_000,
+    acceptPerS: 300,
+    acceptBurst: 30,
+  };
+  assert.equal(workerShare(listen, 1), listen);
+  assert.deepEqual(workerShare(listen, 4), {
+    maxConnections: 5_000,
+    maxPerSource: 250,
+    maxHandshakes: 256,
+    maxQueued: 1_024,
+    maxWaitMs: 5_000,
+    acceptPerS: 75,
+    acceptBurst: 8,
+  });
+  // Never below one, and a queue turned off stays off.
+  assert.equal(workerShare({ ...listen, acceptBurst: 1, maxQueued: 0 }, 3).acceptBurst, 1);
+  assert.equal(workerShare({ ...listen, maxQueued: 0 }, 3).maxQueued, 0);
 });

@@ -175,7 +175,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   size_t off = 0;
   int err = status < 0 ? -status : 0;
   const size_t lenb = t->vnet ? 4 : 2;
-  const size_t room = t->vnet ? VNET_READ_ROOM : t->room;
+  const size_t room = t->room;
   const size_t max = t->vnet ? MAX_VNET_READ : MAX_FRAME;
   while (!err && (events & UV_READABLE) && count < t->max_batch && t->cap - off >= lenb + room) {
     ssize_t n = read(t->fd, t->data + off + lenb, room);
@@ -184,7 +184,8 @@ static void on_poll(uv_poll_t *h, int status, int events) {
       if (errno != EAGAIN && errno != EWOULDBLOCK) err = errno;
       break;
     }
-    if ((size_t)n > max) { t->truncated++; continue; }  // the kernel cut it; never pass half a frame
+    // The kernel cut it (a read fills the room only when the frame did not fit); never pass half a frame.
+    if ((size_t)n > max || (size_t)n >= room) { t->truncated++; continue; }
     t->data[off] = (uint8_t)(n & 0xff);
     t->data[off + 1] = (uint8_t)(n >> 8);
     if (t->vnet) { t->data[off + 2] = (uint8_t)(n >> 16); t->data[off + 3] = 0; }
@@ -285,13 +286,14 @@ typedef struct fd_work {
   char ifname[IFNAMSIZ];
   size_t len;
   int fd;
+  int vnet;
   const char *what;
 } fd_work;
 
 static void open_execute(napi_env env, void *data) {
   (void)env;
   fd_work *w = data;
-  w->fd = tap_open_fd(w->name, w->len, 0, w->ifname, &w->what);
+  w->fd = tap_open_fd(w->name, w->len, w->vnet, w->ifname, &w->what);
 }
 
 static void close_execute(napi_env env, void *data) {
@@ -308,7 +310,7 @@ static void fd_complete(napi_env env, napi_status status, void *data) {
   args[1] = undef;
   if (w->what != NULL && w->fd < 0) args[0] = errno_error(env, -w->fd, w->what, w->name, open_hint(-w->fd, w->what));
   else if (w->what != NULL) {
-    napi_value h = wrap_handle(env, w->fd, w->ifname, 0);
+    napi_value h = wrap_handle(env, w->fd, w->ifname, w->vnet);
     if (h == NULL) napi_get_and_clear_last_exception(env, &args[0]);
     else args[1] = h;
   }
@@ -334,13 +336,16 @@ static napi_value queue_fd_work(napi_env env, fd_work *w, napi_value cb, napi_as
   return NULL;
 }
 
+// openAsync(name, cb, vnetHdr?)
 static napi_value js_open_async(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   napi_valuetype ty;
+  bool vnet = false;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 2 || napi_typeof(env, argv[1], &ty) != napi_ok || ty != napi_function)
     return napi_throw_type_error(env, "EINVAL", "openAsync(name, cb): cb must be a function"), NULL;
+  if (argc >= 3) napi_get_value_bool(env, argv[2], &vnet);
   fd_work *w = calloc(1, sizeof *w);
   if (!w) return napi_throw_error(env, "ENOMEM", "openAsync: out of memory"), NULL;
   char name[64] = "";
@@ -353,6 +358,7 @@ static napi_value js_open_async(napi_env env, napi_callback_info info) {
     return throw_errno(env, ENAMETOOLONG, "ioctl(TUNSETIFF)", name, "interface names are at most 15 bytes");
   }
   memcpy(w->name, name, w->len);
+  w->vnet = vnet;
   w->fd = -1;
   w->what = "";
   return queue_fd_work(env, w, argv[1], open_execute, "ConnectorTapOpen");
@@ -372,16 +378,26 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
     return napi_throw_range_error(env, "EINVAL", "start: maxBatch must be an integer from 1 to 1024"), NULL;
   // A TAP whose MTU the caller fixes (the headend's session ports) reads into a small buffer: thousands
   // of them would otherwise hold 66 KB each for frames that cannot arrive.
-  if (argc >= 4 && !t->vnet) {
+  // A vnetHdr TAP whose offloads stay off never delivers a super-frame: it needs no room for one.
+  bool small = false;
+  if (argc >= 4) {
     napi_valuetype ty;
     CHECK(napi_typeof(env, argv[3], &ty));
     if (ty != napi_undefined && (napi_get_value_uint32(env, argv[3], &room) != napi_ok || room < 1519u || room > READ_ROOM))
       return napi_throw_range_error(env, "EINVAL", "start: readRoom must be an integer from 1519 to 65536"), NULL;
+    small = ty != napi_undefined;
   }
   t->max_batch = max_batch;
-  t->room = room;
-  t->cap = t->vnet ? (size_t)max_batch * (SLOT_BYTES + 4 + VNET_HDR_LEN) + VNET_SUPER_FRAMES * (4 + VNET_READ_ROOM)
-                   : (size_t)max_batch * SLOT_BYTES + 2 + room;
+  if (t->vnet && small) {
+    t->room = room + VNET_HDR_LEN;
+    t->cap = (size_t)max_batch * (SLOT_BYTES + 4 + VNET_HDR_LEN) + 4 + t->room;
+  } else if (t->vnet) {
+    t->room = VNET_READ_ROOM;
+    t->cap = (size_t)max_batch * (SLOT_BYTES + 4 + VNET_HDR_LEN) + VNET_SUPER_FRAMES * (4 + VNET_READ_ROOM);
+  } else {
+    t->room = room;
+    t->cap = (size_t)max_batch * SLOT_BYTES + 2 + room;
+  }
   uv_loop_t *loop;
   CHECK(napi_get_uv_event_loop(env, &loop));
   CHECK(napi_create_buffer(env, t->cap, (void **)&t->data, &buf));

@@ -7,7 +7,7 @@
 import type { Logger } from '../../shared/log.js';
 import { errorMessage } from '../../shared/errors.js';
 import { newEthernetView, parseEthernet } from '../../shared/l2/ethernet.js';
-import { OFFLOAD_DROPS, headFrame, parseOffload, toFrames } from '../../shared/l2/tso-segment.js';
+import { OFFLOAD_DROPS, VNET_HDR_LEN, headFrame, parseOffload, toFrames } from '../../shared/l2/tso-segment.js';
 import type { NativeTap, TapAddon } from '../../shared/native/addon.js';
 import { exec } from '../../shared/exec.js';
 import type { OffloadStats, SegmentInfo, SegmentStats } from '../core/forwarder.js';
@@ -168,8 +168,11 @@ export async function openKernelSwitch(o: KernelSwitchOptions): Promise<KernelSw
   // TUNSETIFF and a TAP's last close wait for the kernel's RTNL lock, which iproute2 holds while it
   // creates and deletes thousands of devices: on the loop, every session of the process waited with them.
   const addon = o.addon;
+  // With a virtio_net_hdr a v2 agent's TCP super-frame goes into the bridge whole, one write, and the
+  // kernel segments it on its way to the VTEP (offloads stay off toward us: reads are plain frames).
+  const vnet = addon.writeOffload !== undefined && addon.openAsync !== undefined;
   const openPort = (name: string, cb: (err: Error | undefined, tap: NativeTap | undefined) => void): void => {
-    if (addon.openAsync) return addon.openAsync(name, cb);
+    if (addon.openAsync) return addon.openAsync(name, cb, vnet);
     try {
       cb(undefined, addon.open(name, false));
     } catch (e) {
@@ -186,11 +189,14 @@ export async function openKernelSwitch(o: KernelSwitchOptions): Promise<KernelSw
         if (count === 0 || p.closed) return;
         // One copy per wake-up: the session's queue keeps the frames after the buffer is reused.
         const copy = Buffer.from(batch.subarray(0, used));
+        const v = tap.vnetHdr === true;
         let off = 0;
         for (let i = 0; i < count && off + 2 <= used; i++) {
-          const len = copy.readUInt16LE(off);
-          const frame = copy.subarray(off + 2, off + 2 + len);
-          off += 2 + len;
+          // [u16 len][frame], or [u32 len][virtio_net_hdr][frame]: offloads off, the header says nothing.
+          const len = v ? copy.readUInt32LE(off) - VNET_HDR_LEN : copy.readUInt16LE(off);
+          const start = off + (v ? 4 + VNET_HDR_LEN : 2);
+          const frame = copy.subarray(start, start + len);
+          off = start + len;
           if (p.session.send(frame)) {
             p.segment.stats.tunnelOut.frames++;
             p.segment.stats.tunnelOut.bytes += len;
@@ -305,6 +311,13 @@ export async function openKernelSwitch(o: KernelSwitchOptions): Promise<KernelSw
       offloadStats.recordsIn++;
       p.segment.stats.tunnelIn.frames++;
       p.segment.stats.tunnelIn.bytes += frame.length;
+      if (p.tap?.vnetHdr === true && !p.pending && addon.writeOffload) {
+        // Frames queued before it go first: a flow is never reordered.
+        flush(p);
+        if (addon.writeOffload(p.tap, vnetHdr, frame)) offloadStats.whole++;
+        else drops['port-write']++;
+        return;
+      }
       const segs: Buffer[] = [];
       // Cut to fit the fabric's 1,500-byte inner packets, as the userspace switch does toward VTEPs.
       toFrames(off, frame, segs, off.gso ? Math.min(off.mss, FABRIC_IP_MTU - (off.headers - off.l3)) : off.mss);

@@ -29,12 +29,12 @@ export interface NativeStats {
 /** The addon's exports, as the C code defines them. */
 export interface TapAddon {
   open(name: string, vnetHdr?: boolean): NativeTap;
-  /** `readRoom` (plain TAPs, 1519-65536, default 65536): the largest read; a TAP of known MTU needs less buffer. */
+  /** `readRoom` (1519-65536): the largest frame read; a TAP of known MTU needs less buffer (a vnetHdr one then gets no super-frame room). */
   start(tap: NativeTap, maxBatch: number, onBatch: (count: number, used: number, err?: Error) => void, readRoom?: number): Buffer;
   write(tap: NativeTap, frames: readonly Uint8Array[]): number;
   close(tap: NativeTap): void;
   /** open(name) with the kernel's part on a libuv worker thread (TUNSETIFF waits for the RTNL lock). Older builds lack it. */
-  openAsync?(name: string, cb: (err: Error | undefined, tap: NativeTap | undefined) => void): void;
+  openAsync?(name: string, cb: (err: Error | undefined, tap: NativeTap | undefined) => void, vnetHdr?: boolean): void;
   /** close(tap): polling stops at once, close(2) runs on a libuv worker thread. Older builds lack it. */
   closeAsync?(tap: NativeTap, cb?: () => void): void;
   stats(tap: NativeTap): NativeStats;

@@ -165,8 +165,11 @@ test(
     const isolated = await nsExec(dc, 'bridge', ['-d', 'link', 'show']);
     assert.equal((isolated.stdout.match(/isolated on/g) ?? []).length, 2, isolated.stdout);
     const upLines = headend.lines.filter((l) => l['msg'] === 'session up');
+    // Workers accept from one shared socket: which one takes a connection is the kernel's choice.
     const workers = new Set(upLines.map((l) => l['worker']));
-    assert.deepEqual([...workers].sort(), [1, 2], 'the two sessions went to different workers');
+    assert.ok([...workers].every((w) => w === 1 || w === 2), `sessions served by workers ${[...workers].join(',')}`);
+    assert.equal(headend.lines.filter((l) => l['msg'] === 'headend worker listening').length, 2);
+    t.diagnostic(`sessions on workers ${upLines.map((l) => `${String(l['serial'])}:${String(l['worker'])}`).join(' ')}`);
 
     // The scrape: one text, each worker's series labelled, HELP once per family.
     const scrape = (await nsExec(dc, 'curl', ['-s', 'http://10.99.0.1:9100/metrics'])).stdout;
@@ -191,8 +194,9 @@ test(
     process.kill(victim, 'SIGKILL');
     await headend.waitForLine((l) => l['msg'] === 'headend worker died; forking it again' && l['worker'] === acmeWorker, 10_000);
     const replies = a.count('echo-reply');
+    const repliesB = b.count('echo-reply');
     await waitFor('acme pings again after its worker died', 20_000, () => a.count('echo-reply') >= replies + 3);
-    assert.ok(b.count('echo-reply') > 3, 'globex kept its session');
+    await waitFor('globex pings on', 20_000, () => b.count('echo-reply') >= repliesB + 3);
     // The dead worker's port was removed by its successor: one port per session, no more.
     await waitFor('one port per live session', 10_000, async () => (await links()).filter((l) => /^ck\dt/.test(l)).length === 2);
 

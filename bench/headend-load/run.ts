@@ -17,7 +17,17 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { makeFleetPki, registryDoc } from './fleet.js';
 import { Probe, type ProbeStats } from './probe.js';
-import { auditVerifies, establishedOn, REPO, slabMb, startHeadendProcess, tcpExt, treeCpuMs, treeRssMb, type HeadendChild } from './proc.js';
+import {
+  auditVerifies,
+  establishedOn,
+  REPO,
+  slabMb,
+  startHeadendProcess,
+  tcpExt,
+  treeCpuMs,
+  treeRssMb,
+  type HeadendChild,
+} from './proc.js';
 import { cpuMs as ownCpuMs } from './proc.js';
 
 const argv = process.argv.slice(2);

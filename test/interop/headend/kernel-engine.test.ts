@@ -167,7 +167,10 @@ test(
     const upLines = headend.lines.filter((l) => l['msg'] === 'session up');
     // Workers accept from one shared socket: which one takes a connection is the kernel's choice.
     const workers = new Set(upLines.map((l) => l['worker']));
-    assert.ok([...workers].every((w) => w === 1 || w === 2), `sessions served by workers ${[...workers].join(',')}`);
+    assert.ok(
+      [...workers].every((w) => w === 1 || w === 2),
+      `sessions served by workers ${[...workers].join(',')}`,
+    );
     assert.equal(headend.lines.filter((l) => l['msg'] === 'headend worker listening').length, 2);
     t.diagnostic(`sessions on workers ${upLines.map((l) => `${String(l['serial'])}:${String(l['worker'])}`).join(' ')}`);
 

@@ -7,6 +7,7 @@ PACKAGES=(
   iproute2 iptables nftables procps # lab: namespaces, veth, bridges, NAT in the isp/router nodes
   iputils-ping iputils-arping        # lab and tests: ping (DF, RTT), gratuitous ARP
   tshark tcpdump                    # interop: capture and dissect our VXLAN and frames
+  ethtool                           # interop: a fabric veth that segments in software, as a wire's NIC does
   openssl curl                      # interop: TLS and EST peers we did not write
   mosquitto mosquitto-clients       # OTA broker and its CLI clients
   iperf3 openvpn                    # benchmark and its OpenVPN-TAP baselines

@@ -276,9 +276,9 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   return wrap_handle(env, fd, ifname, vnet);
 }
 
-// openAsync(name, cb(err, handle)) and closeAsync(handle, cb?): the same as open and close, with the
-// kernel's part (TUNSETIFF, the last close of a TAP: both wait for the RTNL lock, which a busy netlink
-// neighbour can hold for a long time) on a libuv worker thread, so a loop serving other sessions never waits.
+// openAsync(name, cb(err, handle), vnetHdr?): open with the kernel's part (TUNSETIFF waits for the RTNL
+// lock, which a busy netlink neighbour can hold for a long time) on a libuv worker thread, so a loop
+// serving other sessions never waits. (A port is closed after its device is deleted: that close is free.)
 typedef struct fd_work {
   napi_async_work work;
   napi_ref cb;
@@ -294,12 +294,6 @@ static void open_execute(napi_env env, void *data) {
   (void)env;
   fd_work *w = data;
   w->fd = tap_open_fd(w->name, w->len, w->vnet, w->ifname, &w->what);
-}
-
-static void close_execute(napi_env env, void *data) {
-  (void)env;
-  fd_work *w = data;
-  if (w->fd >= 0) close(w->fd);
 }
 
 static void fd_complete(napi_env env, napi_status status, void *data) {
@@ -510,23 +504,6 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static napi_value js_close_async(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  tap_t *t = unwrap(env, argv[0]);
-  if (!t) return NULL;
-  fd_work *w = calloc(1, sizeof *w);
-  if (!w) return napi_throw_error(env, "ENOMEM", "closeAsync: out of memory"), NULL;
-  // Polling stops and the JS side is released here, on the loop; only close(2) moves to the worker thread.
-  w->fd = t->fd;
-  w->what = NULL;
-  memcpy(w->name, t->ifname, IFNAMSIZ - 1);
-  t->fd = -1;
-  tap_close(t);
-  return queue_fd_work(env, w, argc >= 2 ? argv[1] : NULL, close_execute, "ConnectorTapClose");
-}
-
 static napi_value js_stats(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], obj, v;
@@ -637,7 +614,6 @@ NAPI_MODULE_INIT() {
     {"write", NULL, js_write, NULL, NULL, NULL, napi_enumerable, NULL},
     {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
     {"openAsync", NULL, js_open_async, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"closeAsync", NULL, js_close_async, NULL, NULL, NULL, napi_enumerable, NULL},
     {"writeOffload", NULL, js_write_offload, NULL, NULL, NULL, napi_enumerable, NULL},
     {"setOffload", NULL, js_set_offload, NULL, NULL, NULL, napi_enumerable, NULL},
     {"stats", NULL, js_stats, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -102,7 +102,8 @@ export async function openKernelSwitch(o: KernelSwitchOptions): Promise<KernelSw
   const group = removalGroup(o.prefix, o.worker);
   // What a previous life of this process (or, for the owner, of any worker) left behind goes first.
   const leftovers = leftoverPorts(o.prefix, parse(links.stdout), o.owner ? undefined : o.worker);
-  const doomed: string[] = [];
+  // Ports to delete, with their descriptors: closed only after their device is gone, when it is free.
+  const doomed: { name: string; tap: NativeTap | null }[] = [];
   let removal: NodeJS.Timeout | null = null;
   const ip = openIpBatch('ip');
   const bridgeTool = openIpBatch('bridge');
@@ -130,18 +131,27 @@ export async function openKernelSwitch(o: KernelSwitchOptions): Promise<KernelSw
     return p;
   };
 
-  const removeDoomed = (): Promise<unknown> => {
+  const removeDoomed = async (): Promise<void> => {
     removal = null;
-    return doomed.length ? run('port removal', planPortRemoval(doomed.splice(0), group)) : Promise.resolve();
+    if (doomed.length === 0) return;
+    const batch = doomed.splice(0);
+    await run(
+      'port removal',
+      planPortRemoval(
+        batch.map((d) => d.name),
+        group,
+      ),
+    ).catch(() => undefined);
+    for (const d of batch) if (d.tap) o.addon.close(d.tap);
   };
   // Removals are gathered for a moment: a fleet's disconnect becomes a few requests, not thousands.
-  const doom = (name: string): void => {
-    doomed.push(name);
+  const doom = (name: string, tap: NativeTap | null = null): void => {
+    doomed.push({ name, tap });
     removal ??= setTimeout(() => void removeDoomed(), 200);
   };
   if (leftovers.length) {
     o.log.info('kernel L2: removing session ports left by an earlier run', { ports: leftovers.length });
-    doomed.push(...leftovers);
+    doomed.push(...leftovers.map((name) => ({ name, tap: null })));
     void removeDoomed();
   }
 
@@ -165,8 +175,8 @@ export async function openKernelSwitch(o: KernelSwitchOptions): Promise<KernelSw
       queueMicrotask(() => flush(p));
     }
   };
-  // TUNSETIFF and a TAP's last close wait for the kernel's RTNL lock, which iproute2 holds while it
-  // creates and deletes thousands of devices: on the loop, every session of the process waited with them.
+  // TUNSETIFF waits for the kernel's RTNL lock, which iproute2 holds while it creates and deletes
+  // thousands of devices: on the loop, every session of the process waited with it.
   const addon = o.addon;
   // With a virtio_net_hdr a v2 agent's TCP super-frame goes into the bridge whole, one write, and the
   // kernel segments it on its way to the VTEP (offloads stay off toward us: reads are plain frames).
@@ -179,14 +189,14 @@ export async function openKernelSwitch(o: KernelSwitchOptions): Promise<KernelSw
       cb(e as Error, undefined);
     }
   };
-  const closePort = (tap: NativeTap): void => (addon.closeAsync ? addon.closeAsync(tap) : addon.close(tap));
   const listen = (p: Port, tap: NativeTap): NativeTap => {
     const batch: Buffer = o.addon.start(
       tap,
       READ_BATCH,
       (count, used, err) => {
+        if (p.closed) return;
         if (err) o.log.warn('kernel L2: session port read failed', { port: p.name, error: err.message });
-        if (count === 0 || p.closed) return;
+        if (count === 0) return;
         // One copy per wake-up: the session's queue keeps the frames after the buffer is reused.
         const copy = Buffer.from(batch.subarray(0, used));
         const v = tap.vnetHdr === true;
@@ -260,10 +270,7 @@ export async function openKernelSwitch(o: KernelSwitchOptions): Promise<KernelSw
             doom(name);
             return session.close('l2-port', 'l2-port');
           }
-          if (p.closed) {
-            closePort(tap);
-            return doom(name);
-          }
+          if (p.closed) return doom(name, tap);
           p.tap = listen(p, tap);
           for (const frame of waiting) toPort(p, frame);
         });
@@ -276,12 +283,9 @@ export async function openKernelSwitch(o: KernelSwitchOptions): Promise<KernelSw
       ports.delete(sessionId);
       p.segment.ports.delete(sessionId);
       p.closed = true;
-      // Closing a persistent TAP's descriptor is cheap; the device goes with the next removal batch,
-      // and the kernel forgets its MACs with it. A port still being created is removed once it exists.
-      if (p.tap) {
-        closePort(p.tap);
-        doom(p.name);
-      }
+      // The device goes with the next removal batch (the kernel forgets its MACs with it), then its
+      // descriptor. A port still being created is removed once it exists.
+      if (p.tap) doom(p.name, p.tap);
     },
     fromSession(vni, sessionId, frame) {
       const p = portOf(vni, sessionId);
@@ -330,18 +334,17 @@ export async function openKernelSwitch(o: KernelSwitchOptions): Promise<KernelSw
     },
     settled: () => work.then(() => undefined),
     async close() {
-      for (const [id, p] of ports) {
-        ports.delete(id);
+      // The devices go first, all in one request with the descriptors still open; closing a descriptor
+      // whose device is gone is then free (closing it first waits for the RTNL lock once per port).
+      const live = [...ports.values()];
+      for (const p of live) {
         p.closed = true;
-        if (p.tap) {
-          o.addon.close(p.tap);
-          doom(p.name);
-        }
+        if (p.tap) doomed.push({ name: p.name, tap: p.tap });
       }
+      ports.clear();
       if (removal) clearTimeout(removal);
       await work;
       await removeDoomed();
-      await work;
       await Promise.all([ip.close(), bridgeTool.close()]);
     },
   };

@@ -35,8 +35,6 @@ export interface TapAddon {
   close(tap: NativeTap): void;
   /** open(name) with the kernel's part on a libuv worker thread (TUNSETIFF waits for the RTNL lock). Older builds lack it. */
   openAsync?(name: string, cb: (err: Error | undefined, tap: NativeTap | undefined) => void, vnetHdr?: boolean): void;
-  /** close(tap): polling stops at once, close(2) runs on a libuv worker thread. Older builds lack it. */
-  closeAsync?(tap: NativeTap, cb?: () => void): void;
   stats(tap: NativeTap): NativeStats;
   /** A super-frame with its virtio_net_hdr (vnetHdr TAPs); false when the kernel did not take it. Older builds lack it. */
   writeOffload?(tap: NativeTap, vnetHdr: Buffer, frame: Buffer): boolean;

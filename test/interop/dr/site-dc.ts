@@ -36,6 +36,8 @@ export interface SiteDc {
   stopAgent(): Promise<void>;
   startAgent(): void;
   siteNs: string;
+  /** The headend's namespace (its metrics listen on 10.99.0.1). */
+  dcNs: string;
   hvNs: string;
   /** Adds a VM namespace on VNI `vni` of the hypervisor (creating that VNI's VXLAN and bridge). */
   addVm(role: string, vni: number, mac: string, ipCidr: string): Promise<Host>;
@@ -47,6 +49,8 @@ export async function siteDc(
     registry: (vtep: string) => unknown;
     hosts: Record<string, { mac: string; ipCidr: string }>;
     vms: Record<string, { vni: number; mac: string; ipCidr: string }>;
+    /** More headend config (e.g. `{ l2: { engine: 'kernel' } }`). */
+    headend?: Record<string, unknown>;
   },
 ): Promise<SiteDc> {
   const scope = netnsScope(t, 'ckd');
@@ -106,10 +110,10 @@ export async function siteDc(
   const dev = await pki.client('CN-0001');
   const registryFile = d.path('registry.json');
   writeJson(registryFile, o.registry('10.98.0.2'));
-  writeJson(
-    d.path('headend.json'),
-    headendConfigDoc(d, pki, { listenHost: '10.99.0.1', listenPort: 8443, vxlanAddress: '10.98.0.1', vxlanPort: 4789, vtepPort: 4789 }),
-  );
+  writeJson(d.path('headend.json'), {
+    ...headendConfigDoc(d, pki, { listenHost: '10.99.0.1', listenPort: 8443, vxlanAddress: '10.98.0.1', vxlanPort: 4789, vtepPort: 4789 }),
+    ...o.headend,
+  });
   const idDir = d.path('identity');
   mkdirSync(idDir, { recursive: true });
   copyFileSync(dev.keyFile, join(idDir, 'op.key.pem'));
@@ -194,6 +198,7 @@ export async function siteDc(
     stopAgent,
     startAgent,
     siteNs: site,
+    dcNs: dc,
     hvNs: hv,
   };
 }

@@ -10,7 +10,7 @@ import { newEthernetView, parseEthernet } from '../../shared/l2/ethernet.js';
 import { OFFLOAD_DROPS, VNET_HDR_LEN, headFrame, parseOffload, toFrames } from '../../shared/l2/tso-segment.js';
 import type { NativeTap, TapAddon } from '../../shared/native/addon.js';
 import { exec } from '../../shared/exec.js';
-import type { OffloadStats, SegmentInfo, SegmentStats } from '../core/forwarder.js';
+import { newSegmentStats, type OffloadStats, type SegmentInfo, type SegmentStats } from '../core/forwarder.js';
 import type { L2Switch, SwitchedSession } from '../core/l2-switch.js';
 import {
   kernelSegments,
@@ -77,13 +77,6 @@ export interface KernelSwitchOptions extends KernelL2Options {
   /** Creates, updates and deletes segments' devices; false: only creates the ones it needs (a worker). */
   owner: boolean;
 }
-
-const newStats = (): SegmentStats => ({
-  tunnelIn: { frames: 0, bytes: 0 },
-  tunnelOut: { frames: 0, bytes: 0 },
-  vtepIn: { frames: 0, bytes: 0 },
-  vtepOut: { frames: 0, bytes: 0 },
-});
 
 /** Reads what the kernel already holds (a restart), then serves; devices are left in place on close. */
 export async function openKernelSwitch(o: KernelSwitchOptions): Promise<KernelSwitch> {
@@ -240,7 +233,7 @@ export async function openKernelSwitch(o: KernelSwitchOptions): Promise<KernelSw
             ),
           );
         if (old) old.info = info;
-        next.set(info.vni, old ?? { info, stats: newStats(), ports: new Map() });
+        next.set(info.vni, old ?? { info, stats: newSegmentStats(), ports: new Map() });
       }
       segments = next;
       const plan = planSegments(o, inKernel, list);

@@ -65,7 +65,7 @@ interface SegmentState {
   stats: SegmentStats;
 }
 
-const newStats = (): SegmentStats => ({
+export const newSegmentStats = (): SegmentStats => ({
   tunnelIn: { frames: 0, bytes: 0 },
   tunnelOut: { frames: 0, bytes: 0 },
   vtepIn: { frames: 0, bytes: 0 },
@@ -116,7 +116,7 @@ export class Forwarder {
           info,
           fdb: new Fdb(this.fdbOptions.ageMs, this.fdbOptions.maxEntries),
           sessions: new Map(),
-          stats: newStats(),
+          stats: newSegmentStats(),
         });
       }
     }

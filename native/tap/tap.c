@@ -202,16 +202,21 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   napi_close_handle_scope(t->env, scope);
 }
 
+// The calls tap_open_fd() can fail in, compared by address: the device build allows only the libc
+// symbols scripts/build-addon-arm64.sh lists (the musl-loaded binary resolves them), and strcmp is not one.
+static const char W_OPEN[] = "open(" TUN_PATH ")";
+static const char W_SETIFF[] = "ioctl(TUNSETIFF)";
+
 // Opens (or attaches to) TAP `name`: the fd, or -errno with *what naming the failing call. Blocking only
 // in the kernel (TUNSETIFF takes the RTNL lock): openAsync runs it on a libuv worker thread.
 static int tap_open_fd(const char *name, size_t len, int vnet, char *ifname_out, const char **what) {
   int fd = open(TUN_PATH, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) { *what = "open(" TUN_PATH ")"; return -errno; }
+  if (fd < 0) { *what = W_OPEN; return -errno; }
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
   memcpy(ifr.ifr_name, name, len);
-  if (ioctl(fd, TUNSETIFF, &ifr) < 0) { int e = errno; close(fd); *what = "ioctl(TUNSETIFF)"; return -e; }
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) { int e = errno; close(fd); *what = W_SETIFF; return -e; }
   if (vnet) {
     int sz = VNET_HDR_LEN, le = 1;
     unsigned int off = 0;
@@ -227,10 +232,10 @@ static int tap_open_fd(const char *name, size_t len, int vnet, char *ifname_out,
 }
 
 static const char *open_hint(int e, const char *what) {
-  if (strcmp(what, "open(" TUN_PATH ")") == 0)
+  if (what == W_OPEN)
     return e == ENOENT ? "no TUN/TAP support: load kmod-tun (opkg install kmod-tun; modprobe tun)"
          : e == EACCES || e == EPERM ? "needs root or CAP_NET_ADMIN" : NULL;
-  if (strcmp(what, "ioctl(TUNSETIFF)") == 0)
+  if (what == W_SETIFF)
     return e == EPERM ? "needs root or CAP_NET_ADMIN"
          : e == EBUSY ? "another process already has this single-queue TAP open"
          : e == EINVAL ? "bad name, or an existing device of another type or with other flags" : NULL;

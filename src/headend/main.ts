@@ -287,7 +287,8 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
   const tunnelAddress = listener.address;
   const instance = config.instance ?? hostname();
   core.metrics.set('connector_headend_info', { instance, version: config.headendVersion }, 1);
-  core.audit('headend-start', { remote: `${tunnelAddress.address}:${tunnelAddress.port}`, headend: instance });
+  // A worker's start is its primary's, which records it once.
+  if (!deps.worker) core.audit('headend-start', { remote: `${tunnelAddress.address}:${tunnelAddress.port}`, headend: instance });
   log.info(deps.worker ? 'headend worker listening' : 'headend listening', {
     instance,
     tunnel: `${tunnelAddress.address}:${tunnelAddress.port}`,

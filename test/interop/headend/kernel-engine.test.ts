@@ -231,6 +231,8 @@ test(
       .stdout.trim()
       .split('\n')
       .map((l) => JSON.parse(l) as { event: string; serial?: string });
+    // One start recorded for the headend, not one per worker (the re-forked worker's start neither).
+    assert.equal(records.filter((r) => r.event === 'headend-start').length, 1);
     for (const serial of ['CN-0001', 'CN-0002']) {
       assert.ok(records.filter((r) => r.event === 'connect' && r.serial === serial).length >= 1, `connect ${serial}`);
       assert.ok(records.filter((r) => r.event === 'disconnect' && r.serial === serial).length >= 1, `disconnect ${serial}`);

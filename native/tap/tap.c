@@ -284,55 +284,41 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
 // openAsync(name, cb(err, handle), vnetHdr?): open with the kernel's part (TUNSETIFF waits for the RTNL
 // lock, which a busy netlink neighbour can hold for a long time) on a libuv worker thread, so a loop
 // serving other sessions never waits. (A port is closed after its device is deleted: that close is free.)
-typedef struct fd_work {
+typedef struct open_work {
   napi_async_work work;
   napi_ref cb;
   char name[IFNAMSIZ];
   char ifname[IFNAMSIZ];
   size_t len;
-  int fd;
+  int fd;  // the fd, or -errno
   int vnet;
   const char *what;
-} fd_work;
+} open_work;
 
 static void open_execute(napi_env env, void *data) {
   (void)env;
-  fd_work *w = data;
+  open_work *w = data;
   w->fd = tap_open_fd(w->name, w->len, w->vnet, w->ifname, &w->what);
 }
 
-static void fd_complete(napi_env env, napi_status status, void *data) {
-  fd_work *w = data;
+static void open_complete(napi_env env, napi_status status, void *data) {
+  open_work *w = data;
   napi_value cb, undef, args[2];
   napi_get_undefined(env, &undef);
   args[0] = undef;
   args[1] = undef;
-  if (w->what != NULL && w->fd < 0) args[0] = errno_error(env, -w->fd, w->what, w->name, open_hint(-w->fd, w->what));
-  else if (w->what != NULL) {
+  if (w->fd < 0) args[0] = errno_error(env, -w->fd, w->what, w->name, open_hint(-w->fd, w->what));
+  else if (status != napi_ok) close(w->fd);  // cancelled at exit: nobody will take the fd
+  else {
     napi_value h = wrap_handle(env, w->fd, w->ifname, w->vnet);
     if (h == NULL) napi_get_and_clear_last_exception(env, &args[0]);
     else args[1] = h;
   }
-  if (status == napi_ok && w->cb && napi_get_reference_value(env, w->cb, &cb) == napi_ok && cb != NULL)
+  if (status == napi_ok && napi_get_reference_value(env, w->cb, &cb) == napi_ok && cb != NULL)
     napi_call_function(env, undef, cb, 2, args, NULL);
-  if (w->cb) napi_delete_reference(env, w->cb);
+  napi_delete_reference(env, w->cb);
   napi_delete_async_work(env, w->work);
   free(w);
-}
-
-static napi_value queue_fd_work(napi_env env, fd_work *w, napi_value cb, napi_async_execute_callback exec, const char *label) {
-  napi_value name;
-  napi_valuetype ty = napi_undefined;
-  if (cb) napi_typeof(env, cb, &ty);
-  if (ty == napi_function && napi_create_reference(env, cb, 1, &w->cb) != napi_ok) { free(w); throw_last(env); return NULL; }
-  if (napi_create_string_utf8(env, label, NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, exec, fd_complete, w, &w->work) != napi_ok ||
-      napi_queue_async_work(env, w->work) != napi_ok) {
-    if (w->cb) napi_delete_reference(env, w->cb);
-    free(w);
-    throw_last(env);
-  }
-  return NULL;
 }
 
 // openAsync(name, cb, vnetHdr?)
@@ -345,7 +331,7 @@ static napi_value js_open_async(napi_env env, napi_callback_info info) {
   if (argc < 2 || napi_typeof(env, argv[1], &ty) != napi_ok || ty != napi_function)
     return napi_throw_type_error(env, "EINVAL", "openAsync(name, cb): cb must be a function"), NULL;
   if (argc >= 3) napi_get_value_bool(env, argv[2], &vnet);
-  fd_work *w = calloc(1, sizeof *w);
+  open_work *w = calloc(1, sizeof *w);
   if (!w) return napi_throw_error(env, "ENOMEM", "openAsync: out of memory"), NULL;
   char name[64] = "";
   if (napi_get_value_string_utf8(env, argv[0], name, sizeof name, &w->len) != napi_ok) {
@@ -360,7 +346,16 @@ static napi_value js_open_async(napi_env env, napi_callback_info info) {
   w->vnet = vnet;
   w->fd = -1;
   w->what = "";
-  return queue_fd_work(env, w, argv[1], open_execute, "ConnectorTapOpen");
+  napi_value label;
+  if (napi_create_reference(env, argv[1], 1, &w->cb) != napi_ok) { free(w); throw_last(env); return NULL; }
+  if (napi_create_string_utf8(env, "ConnectorTapOpen", NAPI_AUTO_LENGTH, &label) != napi_ok ||
+      napi_create_async_work(env, NULL, label, open_execute, open_complete, w, &w->work) != napi_ok ||
+      napi_queue_async_work(env, w->work) != napi_ok) {
+    napi_delete_reference(env, w->cb);
+    free(w);
+    throw_last(env);
+  }
+  return NULL;
 }
 
 // start(handle, maxBatch, cb(count, used, err?)) -> the batch Buffer, reused for every batch.

@@ -214,13 +214,14 @@ $('#claim-form').addEventListener('submit', async (e) => {
 
 async function tenantChange(path, body, done) {
   try {
-    const { tenants } = await api(path, { method: 'POST', body: JSON.stringify(body) });
-    $('#tenant-result').textContent = done;
-    state.tenants = tenants;
-    await loadTenants();
+    await api(path, { method: 'POST', body: JSON.stringify(body) });
   } catch (err) {
     $('#tenant-result').textContent = `not saved: ${err.message}`;
+    return;
   }
+  // Said once the page shows the change: a tenant just added is already in the segment form's list.
+  await loadTenants().catch(() => undefined);
+  $('#tenant-result').textContent = done;
 }
 
 $('#tenant-form').addEventListener('submit', (e) => {

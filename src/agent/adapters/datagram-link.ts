@@ -7,6 +7,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Logger } from '../../shared/log.js';
+import { installDatagramAead } from '../../shared/native/datagram-aead.js';
 import { tuneSocket } from '../../shared/native/socket-options.js';
 import type { Clock } from '../../shared/ports.js';
 import { DatagramChannel, exportKeyBlock, SPLIT_CAPABILITY, type ChannelTiming, type DgTx } from '../../shared/tunnel/datagram/channel.js';
@@ -67,6 +68,7 @@ export interface DatagramLinkOptions {
 
 export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
   if (o.transport.exportKeyingMaterial === undefined) return null;
+  installDatagramAead(o.log);
   const keyBlock = exportKeyBlock(o.transport.exportKeyingMaterial, CIPHER, o.offer.peerId);
   const ipv6 = isIPv6(o.host);
   const channel = new DatagramChannel(

@@ -9,6 +9,7 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { randomInt } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import type { Logger } from '../../shared/log.js';
+import { installDatagramAead } from '../../shared/native/datagram-aead.js';
 import { tuneSocket } from '../../shared/native/socket-options.js';
 import { bindUdp } from './listen.js';
 import { parseHeader } from '../../shared/tunnel/datagram/codec.js';
@@ -50,6 +51,7 @@ export async function openDatagramServer(o: {
   now: () => number;
   timing?: Partial<ChannelTiming>;
 }): Promise<DatagramServer> {
+  installDatagramAead(o.log);
   const sock: Socket = createSocket({ type: isIPv6(o.host) ? 'udp6' : 'udp4', reuseAddr: false });
   await bindUdp(sock, o.host, o.port, 'datagram (datagram.port)');
   sock.on('error', (e) => o.log.warn('datagram socket error', { error: e.message }));

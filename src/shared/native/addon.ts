@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: UNLICENSED
-// The project's native addon (native/tap/tap.c): TAP frame I/O for the agent and socket options node does
-// not expose for both the agent and the headend. This file finds and loads it; what each call means is
-// with its users (agent/adapters/tap.ts, shared/native/socket-options.ts).
+// The project's native addon (native/tap/tap.c): TAP frame I/O for the agent, socket options node does
+// not expose and the datagram channel's AEAD (aead.c) for both the agent and the headend. This file
+// finds and loads it; what each call means is with its users (agent/adapters/tap.ts,
+// shared/native/socket-options.ts, shared/native/datagram-aead.ts).
 import { existsSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { dirname, join, parse as parsePath } from 'node:path';
@@ -26,6 +27,9 @@ export interface NativeStats {
   lastWriteError: string;
 }
 
+/** An AEAD context in C; opaque. */
+export type AeadHandle = { readonly __aead: unique symbol };
+
 /** The addon's exports, as the C code defines them. */
 export interface TapAddon {
   open(name: string, vnetHdr?: boolean): NativeTap;
@@ -44,6 +48,13 @@ export interface TapAddon {
   setsockopt?(fd: number, level: number, name: number, value: number): number;
   /** Bytes waiting in a socket's receive queue (FIONREAD). Older builds lack it. */
   unreadBytes?(fd: number): number;
+  /** The datagram AEAD's context for one epoch key (alg 0 AES-256-GCM, 1 ChaCha20-Poly1305); throws when the node has no OpenSSL to lend. Older builds lack it. */
+  aeadNew?(alg: number, key: Buffer, iv: Buffer): AeadHandle;
+  aeadFree?(h: AeadHandle): void;
+  /** Seals one or two parts into `out` after its header (see shared/tunnel/datagram/aead.ts). */
+  aeadSeal?(h: AeadHandle, out: Buffer, epoch: number, counter: number, part0: Uint8Array, part1?: Uint8Array): boolean;
+  /** Opens a datagram into `out` (its length - 28); false when it is not authentic. */
+  aeadOpen?(h: AeadHandle, d: Buffer, epoch: number, counter: number, out: Buffer): boolean;
   /** glibc's malloc_trim(0) on a worker thread; calls back with whether memory went back and how long it took. */
   mallocTrim?(cb: (released: boolean, ms: number) => void): void;
 }

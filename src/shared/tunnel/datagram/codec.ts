@@ -5,13 +5,12 @@
 // The 12 clear bytes are the AEAD's associated data; the nonce is the epoch's implicit IV XOR
 // (epoch || counter), left-aligned. Nothing here throws on input from the network: a datagram that is
 // not ours, too short, of another peer, replayed or not authentic is a reason string, counted by the caller.
-import { createCipheriv, createDecipheriv, type CipherGCM, type DecipherGCM } from 'node:crypto';
-import { NODE_CIPHER, type DatagramCipher, type EpochKeys } from './keys.js';
+import { aead, HEADER_LENGTH, TAG_LENGTH } from './aead.js';
+import type { DatagramCipher, EpochKeys } from './keys.js';
 import { ReplayWindow } from './replay-window.js';
 
 export const OP_DATA_V2 = 9;
-export const HEADER_LENGTH = 12;
-export const TAG_LENGTH = 16;
+export { HEADER_LENGTH, TAG_LENGTH };
 export const OVERHEAD = HEADER_LENGTH + TAG_LENGTH;
 /** Counters are u48; a sender moves to the next epoch long before (AES-GCM's limit is far lower). */
 export const MAX_COUNTER = 2 ** 48 - 1;
@@ -53,20 +52,6 @@ export function nonce(iv: Buffer, epoch: number, counter: number, out: Buffer = 
   return out;
 }
 
-// Both AEADs take the same calls; the branch only picks @types/node's overload.
-function cipherFor(cipher: DatagramCipher, key: Buffer, iv: Buffer): CipherGCM {
-  const alg = NODE_CIPHER[cipher];
-  return alg === 'aes-256-gcm'
-    ? createCipheriv(alg, key, iv, { authTagLength: TAG_LENGTH })
-    : (createCipheriv(alg, key, iv, { authTagLength: TAG_LENGTH }) as unknown as CipherGCM);
-}
-function decipherFor(cipher: DatagramCipher, key: Buffer, iv: Buffer): DecipherGCM {
-  const alg = NODE_CIPHER[cipher];
-  return alg === 'aes-256-gcm'
-    ? createDecipheriv(alg, key, iv, { authTagLength: TAG_LENGTH })
-    : (createDecipheriv(alg, key, iv, { authTagLength: TAG_LENGTH }) as unknown as DecipherGCM);
-}
-
 /**
  * Seals one payload as a datagram (a new Buffer: header + payload + tag). The payload may come in parts
  * (a kind byte and a frame): they are encrypted in order into the output, never joined first.
@@ -83,28 +68,14 @@ export function seal(
   for (const part of parts) length += part.length;
   const out = Buffer.allocUnsafe(HEADER_LENGTH + length + TAG_LENGTH);
   writeHeader(out, { ...h, epoch: keys.epoch });
-  const c = cipherFor(cipher, keys.key, nonce(keys.iv, keys.epoch, h.counter));
-  c.setAAD(out.subarray(0, HEADER_LENGTH));
-  let at = HEADER_LENGTH;
-  for (const part of parts) at += c.update(part).copy(out, at);
-  c.final();
-  c.getAuthTag().copy(out, HEADER_LENGTH + length);
+  aead().seal(cipher, keys, nonce(keys.iv, keys.epoch, h.counter), out, h.counter, parts);
   return out;
 }
 
 /** The payload if the datagram is authentic under keys, else null. Never throws. */
 export function open(cipher: DatagramCipher, keys: EpochKeys, d: Buffer, h: DatagramHeader): Buffer | null {
   if (h.epoch !== keys.epoch || d.length < OVERHEAD + 1) return null;
-  try {
-    const c = decipherFor(cipher, keys.key, nonce(keys.iv, h.epoch, h.counter));
-    c.setAAD(d.subarray(0, HEADER_LENGTH));
-    c.setAuthTag(d.subarray(d.length - TAG_LENGTH));
-    const p = c.update(d.subarray(HEADER_LENGTH, d.length - TAG_LENGTH));
-    c.final();
-    return p;
-  } catch {
-    return null;
-  }
+  return aead().open(cipher, keys, nonce(keys.iv, h.epoch, h.counter), d, h.counter);
 }
 
 export type DropReason = 'not-data-v2' | 'peer' | 'key-id' | 'epoch' | 'zero' | 'too-old' | 'replay' | 'auth';

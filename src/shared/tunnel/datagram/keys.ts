@@ -6,6 +6,7 @@
 // (draft-openvpntech-openvpn-wire-protocol 7.2) rotates keys without a round trip. Checked against the
 // research vectors (/work/research/datagram/vectors.json), which match OpenVPN's own.
 import { createHmac } from 'node:crypto';
+import { aead } from './aead.js';
 
 export const EXPORTER_LABEL = 'EXPORTER-connector-l2/2-datakeys';
 /** Bytes asked of the exporter: OpenVPN's key block {key_c2s[64], auth_c2s[64], key_s2c[64], auth_s2c[64]}. */
@@ -13,10 +14,6 @@ export const KEY_BLOCK_LENGTH = 256;
 
 export type DatagramCipher = 'AES-256-GCM' | 'CHACHA20-POLY1305';
 const CIPHER_IDS: Record<DatagramCipher, number> = { 'AES-256-GCM': 1, 'CHACHA20-POLY1305': 2 };
-export const NODE_CIPHER: Record<DatagramCipher, 'aes-256-gcm' | 'chacha20-poly1305'> = {
-  'AES-256-GCM': 'aes-256-gcm',
-  'CHACHA20-POLY1305': 'chacha20-poly1305',
-};
 
 export interface EpochKeys {
   readonly epoch: number;
@@ -94,6 +91,7 @@ export class EpochChain {
     if (this.#current.epoch >= 0xffff) throw new RangeError('epoch space exhausted: rekey the generation');
     const next = nextEpochSecret(this.#secret);
     this.#secret.fill(0);
+    aead().release(this.#current);
     this.#current.key.fill(0);
     this.#secret = next;
     this.#current = epochKeys(next, this.#current.epoch + 1, this.#current.key.length);
@@ -110,6 +108,7 @@ export class EpochChain {
 
   destroy(): void {
     this.#secret.fill(0);
+    aead().release(this.#current);
     this.#current.key.fill(0);
   }
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: UNLICENSED
-# Cross-compiles the TAP addon (native/tap/tap.c, aead.c) for linux-arm64 with Debian's gcc-aarch64-linux-gnu
+# Cross-compiles the TAP addon (native/tap/tap.c, aead.c, udp.c) for linux-arm64 with Debian's gcc-aarch64-linux-gnu
 # and checks the result: an AArch64 ELF shared object that needs only the C library and leaves only napi_*,
 # uv_* and libc symbols for the loading node to provide (aead.c finds OpenSSL's at run time, with dlsym). N-API keeps it independent of the Node major.
 #
@@ -33,7 +33,7 @@ mkdir -p "$(dirname "$out")"
 # No fortify and no stack protector: both add glibc-only symbols (__*_chk, __stack_chk_guard) that the
 # device's C library may not provide. No _FILE_OFFSET_BITS either: on LP64 open() is already 64-bit.
 "$cc" -std=gnu11 -O2 -Wall -Wextra -Wno-unused-parameter -fvisibility=hidden -fPIC -shared \
-  -U_FORTIFY_SOURCE -fno-stack-protector -I"$inc" -o "$out" native/tap/tap.c native/tap/aead.c
+  -U_FORTIFY_SOURCE -fno-stack-protector -I"$inc" -o "$out" native/tap/tap.c native/tap/aead.c native/tap/udp.c
 "${cross}strip" --strip-unneeded "$out"
 
 # Check what the device's dynamic loader will see.
@@ -41,7 +41,7 @@ machine=$(readelf -h "$out" | sed -n 's/^ *Machine: *//p')
 [ "$machine" = AArch64 ] || die "$out: machine is '$machine', want AArch64"
 needed=$(readelf -d "$out" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | paste -sd' ')
 [ "$needed" = libc.so.6 ] || die "$out: NEEDED is '$needed', want only libc.so.6"
-libc='close|free|calloc|ioctl|memcpy|memset|dlsym|open|read|write|writev|setsockopt|getsockopt|snprintf|strerror|__errno_location'
+libc='close|free|calloc|malloc|ioctl|memcpy|memset|dlsym|socket|bind|connect|getsockname|recvmsg|sendmmsg|inet_pton|open|read|write|writev|setsockopt|getsockopt|snprintf|strerror|__errno_location'
 weak='__cxa_finalize|__gmon_start__|_ITM_deregisterTMCloneTable|_ITM_registerTMCloneTable'
 stray=$(readelf --dyn-syms -W "$out" | awk '$7 == "UND" && $8 != "" { sub(/@.*/, "", $8); print $8 }' \
   | grep -Ev "^(napi_[a-z0-9_]+|uv_[a-z0-9_]+|$libc|$weak)$" || true)

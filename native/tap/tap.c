@@ -608,9 +608,11 @@ static napi_value js_malloc_trim(napi_env env, napi_callback_info info) {
 #endif
 
 void aead_register(napi_env env, napi_value exports); // aead.c: the datagram channel's AEAD
+void udp_register(napi_env env, napi_value exports);  // udp.c: the datagram channel's batched socket
 
 NAPI_MODULE_INIT() {
   aead_register(env, exports);
+  udp_register(env, exports);
   napi_property_descriptor props[] = {
     {"open", NULL, js_open, NULL, NULL, NULL, napi_enumerable, NULL},
     {"start", NULL, js_start, NULL, NULL, NULL, napi_enumerable, NULL},

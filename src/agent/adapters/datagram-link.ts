@@ -4,11 +4,11 @@
 // the agent sends first (its probe), and keeps its NAT mapping alive while it carries data by datagrams.
 // Its frames leave by datagrams while the path monitor says the path works, else by the TLS session;
 // frames arriving by either path are the session's.
-import { createSocket, type Socket } from 'node:dgram';
-import { isIPv6 } from 'node:net';
+import { lookup } from 'node:dns/promises';
+import { isIP, isIPv6 } from 'node:net';
 import type { Logger } from '../../shared/log.js';
 import { installDatagramAead } from '../../shared/native/datagram-aead.js';
-import { tuneSocket } from '../../shared/native/socket-options.js';
+import { openUdpEndpoint, type UdpEndpoint } from '../../shared/native/udp-endpoint.js';
 import type { Clock } from '../../shared/ports.js';
 import { DatagramChannel, exportKeyBlock, SPLIT_CAPABILITY, type ChannelTiming, type DgTx } from '../../shared/tunnel/datagram/channel.js';
 import { clampMss, mssFor } from '../../shared/tunnel/datagram/mss-clamp.js';
@@ -84,37 +84,53 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
     o.clock.now(),
   );
   keyBlock.fill(0);
-  const sock: Socket = createSocket(ipv6 ? 'udp6' : 'udp4');
-  let connected = false;
+  let ep: UdpEndpoint | null = null;
   let closed = false;
-  // A refused or unreachable port comes back as an error on a connected socket: the path monitor
-  // already treats the silence as a dark path; nothing else to do.
-  sock.on('error', (e) => o.log.debug('datagram socket error', { error: e.message }));
-  sock.on('message', (msg: Buffer) => {
+  const onDatagram = (msg: Buffer): void => {
     if (closed) return;
     const r = channel.receive(msg, o.clock.now());
     // An answered probe moves tx at once, not at the next tick.
     o.session.datagramTx = channel.tx === 'datagram' ? txFrame : null;
-    if (r.kind === 'frame') o.session.receiveFrames([r.frame]);
+    if (r.kind === 'frame') inbound.push(r.frame);
     else if (r.kind === 'ping' && r.answer) send(r.answer);
-  });
-  const send = (d: Buffer): void => {
-    if (connected && !closed) sock.send(d);
   };
-  sock.bind({ port: 0, ...(o.localAddress ? { address: o.localAddress } : {}) }, () => {
-    if (closed) return;
-    const tuned = tuneSocket(sock, { rcvbuf: DG_SOCKET_BUFFER, sndbuf: DG_SOCKET_BUFFER, pmtuProbe: ipv6 ? 'ipv6' : 'ipv4' });
-    if (!tuned.ok) o.log.debug('datagram socket without DF probing', { reason: tuned.reason });
-    sock.connect(o.port ?? o.offer.port, o.host, () => {
-      connected = true;
+  // Frames of one read batch reach the session together, as a TLS read's do.
+  const inbound: Buffer[] = [];
+  const onBatchEnd = (): void => {
+    if (inbound.length === 0 || closed) return;
+    o.session.receiveFrames(inbound.splice(0));
+  };
+  const send = (d: Buffer): void => {
+    if (ep !== null && !closed) ep.send(d);
+  };
+  const port = o.port ?? o.offer.port;
+  void (async () => {
+    const host = isIP(o.host) ? o.host : (await lookup(o.host, { family: ipv6 ? 6 : 4 })).address;
+    const e = await openUdpEndpoint({
+      host: o.localAddress ?? (ipv6 ? '::' : '0.0.0.0'),
+      port: 0,
+      what: 'datagram channel',
+      rcvbuf: DG_SOCKET_BUFFER,
+      sndbuf: DG_SOCKET_BUFFER,
+      pmtuProbe: true,
+      connect: { host, port },
+      onDatagram,
+      onBatchEnd,
+      // A refused or unreachable port: the path monitor already treats the silence as a dark path.
+      onError: (err) => o.log.debug('datagram socket error', { error: err.message }),
     });
-  });
+    if (closed) return void e.close();
+    ep = e;
+    o.log.debug('datagram socket', { kind: e.kind, port: e.port, headend: `${host}:${port}` });
+  })().catch((err: unknown) =>
+    o.log.warn('datagram channel not opened: frames stay in TLS', { error: err instanceof Error ? err.message : String(err) }),
+  );
   const txFrame = (frame: Uint8Array): boolean => {
-    if (channel.tx !== 'datagram' || !connected) return false;
+    if (channel.tx !== 'datagram' || ep === null) return false;
     return channel.sealFrame(frame, o.clock.now(), send);
   };
   const tick = setInterval(() => {
-    if (!connected) return;
+    if (ep === null) return;
     const t = channel.tick(o.clock.now());
     for (const d of t.send) send(d);
     if (t.changed) {
@@ -152,7 +168,7 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
       clearInterval(tick);
       o.session.datagramTx = null;
       channel.destroy();
-      sock.close();
+      void ep?.close();
     },
   };
 }

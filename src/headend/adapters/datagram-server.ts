@@ -5,13 +5,11 @@
 // crypto, one that is not authentic under its session's keys is counted on that session, and neither
 // allocates state, logs or gets an answer. Only an authentic datagram moves the session's address
 // (NAT rebinding: the newest authentic source wins, as WireGuard roams).
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { randomInt } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import type { Logger } from '../../shared/log.js';
 import { installDatagramAead } from '../../shared/native/datagram-aead.js';
-import { tuneSocket } from '../../shared/native/socket-options.js';
-import { bindUdp } from './listen.js';
+import { openUdpEndpoint, type UdpEndpoint } from '../../shared/native/udp-endpoint.js';
 import { parseHeader } from '../../shared/tunnel/datagram/codec.js';
 import { DatagramChannel, exportKeyBlock, SPLIT_CAPABILITY, type ChannelTiming } from '../../shared/tunnel/datagram/channel.js';
 import type { HelloMessage } from '../../shared/tunnel/control.js';
@@ -52,13 +50,20 @@ export async function openDatagramServer(o: {
   timing?: Partial<ChannelTiming>;
 }): Promise<DatagramServer> {
   installDatagramAead(o.log);
-  const sock: Socket = createSocket({ type: isIPv6(o.host) ? 'udp6' : 'udp4', reuseAddr: false });
-  await bindUdp(sock, o.host, o.port, 'datagram (datagram.port)');
-  sock.on('error', (e) => o.log.warn('datagram socket error', { error: e.message }));
-  // Every session's datagrams share this one queue: room for a burst of all of them.
   const ipv6 = isIPv6(o.host);
-  const tuned = tuneSocket(sock, { rcvbuf: RCVBUF, sndbuf: RCVBUF, pmtuProbe: ipv6 ? 'ipv6' : 'ipv4' });
-  if (!tuned.ok) o.log.debug('datagram socket not tuned', { reason: tuned.reason });
+  // Every session's datagrams share this one socket: room for a burst of all of them.
+  const sock: UdpEndpoint = await openUdpEndpoint({
+    host: o.host,
+    port: o.port,
+    what: 'datagram (datagram.port)',
+    rcvbuf: RCVBUF,
+    sndbuf: RCVBUF,
+    pmtuProbe: true,
+    onDatagram: (msg, address, port) => receive(msg, address, port),
+    onBatchEnd: () => deliver(),
+    onError: (e) => o.log.warn('datagram socket error', { error: e.message }),
+  });
+  o.log.debug('datagram socket', { kind: sock.kind, port: sock.port });
   const bySession = new Map<string, number>();
   /** Sessions whose hello said they rebuild HEAD/TAIL pairs. */
   const splits = new Set<string>();
@@ -71,10 +76,11 @@ export async function openDatagramServer(o: {
     drops[reason] = (drops[reason] ?? 0) + 1;
   };
   const sendTo = (p: Peer, d: Buffer): void => {
-    if (p.address !== null) sock.send(d, p.port, p.address);
+    if (p.address !== null) sock.send(d, p.address, p.port);
   };
-
-  sock.on('message', (msg: Buffer, from: RemoteInfo) => {
+  // Frames of one read batch go to each session together, as a TLS read's do.
+  const inbound = new Map<Peer, Buffer[]>();
+  const receive = (msg: Buffer, address: string, port: number): void => {
     const h = parseHeader(msg);
     if (h === null) return drop('not-data-v2');
     const p = peers.get(h.peerId);
@@ -85,11 +91,18 @@ export async function openDatagramServer(o: {
     // An answered probe moves tx at once, not at the next tick.
     p.tunnel.datagramTx = p.channel.tx === 'datagram' ? p.txFrame : null;
     // Authentic: this is where the device is now.
-    p.address = from.address;
-    p.port = from.port;
-    if (r.kind === 'frame') p.tunnel.receiveFrames([r.frame]);
-    else if (r.kind === 'ping' && r.answer) sendTo(p, r.answer);
-  });
+    p.address = address;
+    p.port = port;
+    if (r.kind === 'frame') {
+      const list = inbound.get(p);
+      if (list) list.push(r.frame);
+      else inbound.set(p, [r.frame]);
+    } else if (r.kind === 'ping' && r.answer) sendTo(p, r.answer);
+  };
+  const deliver = (): void => {
+    for (const [p, frames] of inbound) if (peers.get(bySession.get(p.sessionId) ?? -1) === p) p.tunnel.receiveFrames(frames);
+    inbound.clear();
+  };
 
   const tick = setInterval(() => {
     const now = o.now();
@@ -114,7 +127,7 @@ export async function openDatagramServer(o: {
       if (!peers.has(id) && !quarantine.has(id)) return id;
     }
   };
-  const port = sock.address().port;
+  const port = sock.port;
 
   return {
     port,
@@ -197,7 +210,7 @@ export async function openDatagramServer(o: {
         clearInterval(tick);
         for (const p of peers.values()) p.channel?.destroy();
         peers.clear();
-        sock.close(() => resolve());
+        void sock.close().then(resolve);
       }),
   };
 }

@@ -27,6 +27,14 @@ export interface NativeStats {
   lastWriteError: string;
 }
 
+/** The addon's UDP socket. */
+export interface UdpHandle {
+  readonly fd: number;
+  /** The bound port. */
+  readonly port: number;
+  readonly gro: boolean;
+}
+
 /** An AEAD context in C; opaque. */
 export type AeadHandle = { readonly __aead: unique symbol };
 
@@ -55,6 +63,15 @@ export interface TapAddon {
   aeadSeal?(h: AeadHandle, out: Buffer, epoch: number, counter: number, part0: Uint8Array, part1?: Uint8Array): boolean;
   /** Opens a datagram into `out` (its length - 28); false when it is not authentic. */
   aeadOpen?(h: AeadHandle, d: Buffer, epoch: number, counter: number, out: Buffer): boolean;
+  /** A non-blocking UDP socket bound to ip:port, DF with pmtuProbe, UDP_GRO when the kernel has it. Older builds lack the udp* calls. */
+  udpOpen?(ip: string, port: number, rcvbuf: number, sndbuf: number, pmtuProbe: boolean): UdpHandle;
+  udpConnect?(h: UdpHandle, ip: string, port: number): void;
+  /** Reads batches: [u16 LE length][u16 BE port][16 address bytes][datagram] x count, in the returned (reused) Buffer. */
+  udpStart?(h: UdpHandle, maxBatch: number, onBatch: (count: number, used: number, err?: Error) => void): Buffer;
+  /** Sends up to 1,024 datagrams (equal-sized runs by UDP GSO); returns how many the kernel took. */
+  udpSend?(h: UdpHandle, datagrams: readonly Buffer[], ip?: string, port?: number): number;
+  udpStats?(h: UdpHandle): { dropped: number; sendErrors: number; recvErrors: number; lastError: string; gro: boolean; gso: boolean; truncated: number };
+  udpClose?(h: UdpHandle): void;
   /** glibc's malloc_trim(0) on a worker thread; calls back with whether memory went back and how long it took. */
   mallocTrim?(cb: (released: boolean, ms: number) => void): void;
 }

@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: UNLICENSED
+// The datagram channel's UDP socket, for the agent (connected to its headend) and the headend (one socket,
+// every peer): the addon's batched socket (native/tap/udp.c: one JS call per batch of datagrams read,
+// UDP GRO in, several datagrams per system call and UDP GSO out) when this build has it, else node's
+// dgram, one datagram per call, as before. Either way sends queued in one task leave together at its end,
+// so a batch of frames from the LAN becomes a few system calls.
+import { createSocket, type Socket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import { ConnectorError } from '../errors.js';
+import { loadTapAddon, type TapAddon, type UdpHandle } from './addon.js';
+import { tuneSocket } from './socket-options.js';
+
+export interface UdpEndpointOptions {
+  /** Local IP literal to bind ('0.0.0.0', '::', '127.0.0.1'); port 0 lets the kernel pick. */
+  host: string;
+  port: number;
+  /** What the socket is for, in a bind error ("datagram (datagram.port)"). */
+  what: string;
+  rcvbuf: number;
+  sndbuf: number;
+  /** DF on every packet and no trust in ICMP's path MTU: the channel searches the path MTU itself. */
+  pmtuProbe: boolean;
+  /** The only peer (IP literal): its datagrams only, and send() needs no address. */
+  connect?: { host: string; port: number };
+  /** Each datagram as it arrives; `d` is valid during the call only. The address is '' when connected. */
+  onDatagram(d: Buffer, address: string, port: number): void;
+  /** After the datagrams of one read batch. */
+  onBatchEnd?(): void;
+  onError(e: Error): void;
+}
+
+export interface UdpEndpointStats {
+  /** Datagrams the kernel did not take: a full socket buffer, or an error (below). */
+  dropped: number;
+  sendErrors: number;
+  recvErrors: number;
+  lastError: string;
+  gro: boolean;
+  gso: boolean;
+}
+
+export interface UdpEndpoint {
+  readonly port: number;
+  /** 'native' or 'dgram'. */
+  readonly kind: string;
+  /** Queues `d` for `address`:`port` (the connected peer when omitted); it leaves at the end of this task. */
+  send(d: Buffer, address?: string, port?: number): void;
+  stats(): UdpEndpointStats;
+  close(): Promise<void>;
+}
+
+const MAX_PER_CALL = 1024;
+const READ_BATCH = 256;
+
+function bindError(o: UdpEndpointOptions, e: unknown): ConnectorError {
+  const msg = e instanceof Error ? e.message : String(e);
+  return new ConnectorError('CK_ERR_IO', `cannot bind the ${o.what} socket to ${o.host}:${o.port}: ${msg}`, { cause: e });
+}
+
+/** inet_ntop for the 16 address bytes of a batch record (IPv4 in the first 4 on an IPv4 socket). */
+export function formatAddress(b: Buffer, at: number, v6: boolean): string {
+  if (!v6) return `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
+  const words: number[] = [];
+  for (let i = 0; i < 8; i++) words.push(b.readUInt16BE(at + 2 * i));
+  if (words.slice(0, 5).every((w) => w === 0) && words[5] === 0xffff)
+    return `::ffff:${b[at + 12]}.${b[at + 13]}.${b[at + 14]}.${b[at + 15]}`;
+  // The longest run of two or more zero words becomes '::' (RFC 5952).
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    let j = i;
+    while (j < 8 && words[j] === 0) j++;
+    if (j - i > bestLen) [best, bestLen] = [i, j - i];
+    i = j === i ? i + 1 : j;
+  }
+  const hex = (ws: number[]): string => ws.map((w) => w.toString(16)).join(':');
+  return best < 0 ? hex(words) : `${hex(words.slice(0, best))}::${hex(words.slice(best + bestLen))}`;
+}
+
+function openNative(o: UdpEndpointOptions, addon: Required<Pick<TapAddon, 'udpOpen' | 'udpConnect' | 'udpStart' | 'udpSend' | 'udpStats' | 'udpClose'>>): UdpEndpoint {
+  let h: UdpHandle;
+  try {
+    h = addon.udpOpen(o.host, o.port, o.rcvbuf, o.sndbuf, o.pmtuProbe);
+  } catch (e) {
+    throw bindError(o, e);
+  }
+  const v6 = isIPv6(o.host);
+  const connected = o.connect !== undefined;
+  if (o.connect) {
+    try {
+      addon.udpConnect(h, o.connect.host, o.connect.port);
+    } catch (e) {
+      addon.udpClose(h);
+      throw e;
+    }
+  }
+  let closed = false;
+  // The last source seen: a batch mostly comes from few peers, so most records reuse its string.
+  const lastFrom = Buffer.alloc(18);
+  let lastAddress = '';
+  const batch = addon.udpStart(h, READ_BATCH, (count, _used, err) => {
+    if (err) o.onError(err);
+    let off = 0;
+    for (let i = 0; i < count && !closed; i++) {
+      const len = batch.readUInt16LE(off);
+      let address = '';
+      let port = 0;
+      if (!connected) {
+        port = batch.readUInt16BE(off + 2);
+        if (lastAddress === '' || batch.compare(lastFrom, 2, 18, off + 4, off + 20) !== 0) {
+          lastAddress = formatAddress(batch, off + 4, v6);
+          batch.copy(lastFrom, 2, off + 4, off + 20);
+        }
+        address = lastAddress;
+      }
+      o.onDatagram(batch.subarray(off + 20, off + 20 + len), address, port);
+      off += 20 + len;
+    }
+    if (!closed) o.onBatchEnd?.();
+  });
+  // Queued sends by destination, in the order they were first used.
+  const queue = new Map<string, { address: string | undefined; port: number | undefined; list: Buffer[] }>();
+  let scheduled = false;
+  const flush = (): void => {
+    scheduled = false;
+    if (closed) return queue.clear();
+    for (const q of queue.values())
+      for (let i = 0; i < q.list.length; i += MAX_PER_CALL) {
+        const part = q.list.length <= MAX_PER_CALL ? q.list : q.list.slice(i, i + MAX_PER_CALL);
+        if (q.address === undefined) addon.udpSend(h, part);
+        else addon.udpSend(h, part, q.address, q.port);
+      }
+    queue.clear();
+  };
+  return {
+    port: h.port,
+    kind: 'native',
+    send(d, address, port) {
+      if (closed) return;
+      const key = address === undefined ? '' : `${address}|${port ?? 0}`;
+      let q = queue.get(key);
+      if (q === undefined) queue.set(key, (q = { address, port, list: [] }));
+      q.list.push(d);
+      if (!scheduled) {
+        scheduled = true;
+        queueMicrotask(flush);
+      }
+    },
+    stats: () => addon.udpStats(h),
+    close() {
+      if (!closed) {
+        closed = true;
+        addon.udpClose(h);
+      }
+      return Promise.resolve();
+    },
+  };
+}
+
+async function openDgram(o: UdpEndpointOptions): Promise<UdpEndpoint> {
+  const sock: Socket = createSocket({ type: isIPv6(o.host) ? 'udp6' : 'udp4', reuseAddr: false });
+  await new Promise<void>((resolve, reject) => {
+    const onError = (e: Error): void => reject(bindError(o, e));
+    sock.once('error', onError);
+    // exclusive: a headend worker binds its own socket (cluster would share one among all workers).
+    sock.bind({ port: o.port, address: o.host, exclusive: true }, () => {
+      sock.removeListener('error', onError);
+      resolve();
+    });
+  });
+  sock.on('error', (e) => o.onError(e));
+  const tuned = tuneSocket(sock, { rcvbuf: o.rcvbuf, sndbuf: o.sndbuf, ...(o.pmtuProbe ? { pmtuProbe: isIPv6(o.host) ? 'ipv6' : 'ipv4' } : {}) });
+  let connected = o.connect === undefined;
+  if (o.connect) {
+    const c = o.connect;
+    await new Promise<void>((resolve) => sock.connect(c.port, c.host, () => resolve()));
+    connected = true;
+  }
+  sock.on('message', (msg, from) => {
+    o.onDatagram(msg, o.connect ? '' : from.address, o.connect ? 0 : from.port);
+    o.onBatchEnd?.();
+  });
+  let closed = false;
+  return {
+    port: sock.address().port,
+    kind: 'dgram',
+    send(d, address, port) {
+      if (closed || !connected) return;
+      if (address === undefined) sock.send(d);
+      else sock.send(d, port, address);
+    },
+    stats: () => ({ dropped: 0, sendErrors: 0, recvErrors: 0, lastError: tuned.ok ? '' : tuned.reason, gro: false, gso: false }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (closed) return resolve();
+        closed = true;
+        sock.close(() => resolve());
+      }),
+  };
+}
+
+/**
+ * Opens the channel's socket: the addon's when it has one (and `CONNECTOR_DATAGRAM_SOCKET` is not
+ * 'dgram'), else node's. A bind failure is a CK_ERR_IO naming the address and what the socket is for.
+ */
+export async function openUdpEndpoint(o: UdpEndpointOptions, env: NodeJS.ProcessEnv = process.env, load: () => TapAddon = loadTapAddon): Promise<UdpEndpoint> {
+  if (env.CONNECTOR_DATAGRAM_SOCKET !== 'dgram') {
+    let addon: TapAddon | null = null;
+    try {
+      addon = load();
+    } catch {
+      addon = null;
+    }
+    const { udpOpen, udpConnect, udpStart, udpSend, udpStats, udpClose } = addon ?? {};
+    if (addon && udpOpen && udpConnect && udpStart && udpSend && udpStats && udpClose)
+      return openNative(o, {
+        udpOpen: udpOpen.bind(addon),
+        udpConnect: udpConnect.bind(addon),
+        udpStart: udpStart.bind(addon),
+        udpSend: udpSend.bind(addon),
+        udpStats: udpStats.bind(addon),
+        udpClose: udpClose.bind(addon),
+      });
+  }
+  return openDgram(o);
+}

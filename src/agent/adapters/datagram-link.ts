@@ -64,6 +64,8 @@ export interface DatagramLinkOptions {
   log: Logger;
   timing?: Partial<ChannelTiming>;
   changed?: (tx: DgTx, reason: string) => void;
+  /** The session's datagramTx was set or cleared (its data moved to or from datagrams). */
+  txChanged?: () => void;
 }
 
 export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
@@ -90,7 +92,7 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
     if (closed) return;
     const r = channel.receive(msg, o.clock.now());
     // An answered probe moves tx at once, not at the next tick.
-    o.session.datagramTx = channel.tx === 'datagram' ? txFrame : null;
+    setTx();
     if (r.kind === 'frame') inbound.push(r.frame);
     else if (r.kind === 'ping' && r.answer) send(r.answer);
   };
@@ -125,6 +127,13 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
   })().catch((err: unknown) =>
     o.log.warn('datagram channel not opened: frames stay in TLS', { error: err instanceof Error ? err.message : String(err) }),
   );
+  // The session sends by datagrams only while the path monitor says they work.
+  const setTx = (): void => {
+    const next = channel.tx === 'datagram' ? txFrame : null;
+    if (o.session.datagramTx === next) return;
+    o.session.datagramTx = next;
+    o.txChanged?.();
+  };
   const txFrame = (frame: Uint8Array): boolean => {
     if (channel.tx !== 'datagram' || ep === null) return false;
     return channel.sealFrame(frame, o.clock.now(), send);
@@ -135,7 +144,7 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
     for (const d of t.send) send(d);
     if (t.changed) {
       // The session sends by datagrams only while the path monitor says they work.
-      o.session.datagramTx = channel.tx === 'datagram' ? txFrame : null;
+      setTx();
       o.session.sendControl({ type: 'dg-state', tx: channel.tx, reason: channel.reason });
       o.log.info('tunnel transport', { tx: channel.tx, reason: channel.reason });
       o.changed?.(channel.tx, channel.reason);
@@ -167,6 +176,7 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
       closed = true;
       clearInterval(tick);
       o.session.datagramTx = null;
+      o.txChanged?.();
       channel.destroy();
       void ep?.close();
     },

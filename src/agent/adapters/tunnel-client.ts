@@ -62,6 +62,7 @@ class Client implements TunnelClient {
   readonly #frameHandlers: ((frames: readonly Buffer[]) => void)[] = [];
   #offloadHandler: ((vnetHdr: Buffer, frame: Buffer) => void) | undefined;
   readonly #stateHandlers: ((state: TunnelState, info: StateInfo) => void)[] = [];
+  readonly #offloadHandlers: (() => void)[] = [];
   #state: TunnelState = 'idle';
   #sinceMs = Date.now();
   #socket: TLSSocket | null = null;
@@ -130,6 +131,10 @@ class Client implements TunnelClient {
 
   onFrames(handler: (frames: readonly Buffer[]) => void): void {
     this.#frameHandlers.push(handler);
+  }
+
+  onOffloadChange(handler: () => void): void {
+    this.#offloadHandlers.push(handler);
   }
 
   onStateChange(handler: (state: TunnelState, info: StateInfo) => void): void {
@@ -348,6 +353,9 @@ class Client implements TunnelClient {
               offer,
               clock: o.clock,
               log: this.#log,
+              txChanged: () => {
+                for (const h of this.#offloadHandlers) h();
+              },
               ...dgExtras(o),
             });
           this.#setState('up', { headend: this.#current() });

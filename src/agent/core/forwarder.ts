@@ -62,8 +62,11 @@ export class Forwarder {
     this.tap.onFrames((frames, hdrs) => (hdrs ? this.fromTap(frames, hdrs) : this.process(frames, 'lan')));
     this.tunnel.onFrames((frames) => this.process(frames, 'tunnel'));
     this.tunnel.onOffload?.((hdr, frame) => this.fromTunnelOffload(hdr, frame));
-    // The TAP hands over super-frames only while the session takes them whole.
-    this.tunnel.onStateChange(() => this.tap.offload?.set(this.tunnel.offloadUp?.() === true));
+    // The TAP hands over super-frames only while the session takes them whole: on datagrams the kernel
+    // segments them (and completes checksums) before the read, cheaper than doing it here.
+    const offload = (): void => this.tap.offload?.set(this.tunnel.offloadUp?.() === true);
+    this.tunnel.onStateChange(offload);
+    this.tunnel.onOffloadChange?.(offload);
   }
 
   /** A TAP batch with virtio_net_hdrs: plain frames go through process(); each super-frame on its own. */

@@ -41,6 +41,8 @@ export interface TunnelLink {
   offloadUp?(): boolean;
   /** Received OFFLOAD records: the virtio_net_hdr (unvalidated) and the super-frame. */
   onOffload?(handler: (vnetHdr: Buffer, frame: Buffer) => void): void;
+  /** offloadUp() may have changed without a state change: this side's data moved to or from datagrams. */
+  onOffloadChange?(handler: () => void): void;
   onStateChange(handler: (state: TunnelState, info: { headend?: string; reason?: string }) => void): void;
   status(): Record<string, unknown>;
   /** What the headend granted in its hello-ack (e.g. `dhcp-from-dc`); empty while not up. */

@@ -78,11 +78,15 @@ async function superFrames(t: TestContext, kernel: boolean): Promise<void> {
     await waitFor('LAN host -> VM through the tunnel', 15_000, async () =>
       (await nsExec(host.ns, 'ping', ['-c', '1', '-W', '1', vm.ip], { allowFailure: true })).code === 0 ? true : undefined,
     );
-    if (kernel) {
-      // The kernel engine hands the vxlan device whole super-frames; a veth would carry them to the
-      // capture unsegmented and with inner checksums left to "hardware", which no wire does: segmentation
-      // and checksums in software before the link, as a NIC would do them.
-      const off = ['tx', 'gso', 'tso', 'tx-udp_tnl-segmentation', 'tx-udp_tnl-csum-segmentation'].flatMap((f) => [f, 'off']);
+    {
+      // The kernel engine hands the vxlan device whole super-frames, and the userspace switch sends runs
+      // of VXLAN packets as one UDP GSO send; a veth would carry either to the capture unsegmented and
+      // with inner checksums left to "hardware", which no wire does: segmentation and checksums in
+      // software before the link, as a NIC would do them.
+      const off = ['tx', 'gso', 'tso', 'tx-udp-segmentation', 'tx-udp_tnl-segmentation', 'tx-udp_tnl-csum-segmentation'].flatMap((f) => [
+        f,
+        'off',
+      ]);
       await nsExec(lab.dcNs, 'ethtool', ['-K', lab.scope.ifname('dh'), ...off]);
     }
     const sock = lab.d.path('agent.sock');

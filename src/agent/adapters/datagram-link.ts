@@ -39,6 +39,8 @@ export interface DatagramLink {
   readonly tx: DgTx;
   readonly reason: string;
   readonly counters: DatagramChannel['counters'];
+  /** The socket: 'native' (batched, GSO/GRO) or 'dgram', and datagrams the kernel did not take; null before it is open. */
+  socket(): { kind: string; sendDrops: number; gso: boolean; gro: boolean } | null;
   /** The largest outer packet the path to the headend has carried. */
   readonly plpmtu: number;
   /** Times that size stopped getting through (a path MTU black hole) and the search began again. */
@@ -159,6 +161,11 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
       return channel.reason;
     },
     counters: channel.counters,
+    socket() {
+      if (ep === null) return null;
+      const st = ep.stats();
+      return { kind: ep.kind, sendDrops: st.dropped, gso: st.gso, gro: st.gro };
+    },
     get plpmtu() {
       return channel.plpmtu;
     },

@@ -87,6 +87,8 @@ export type TunnelStatus = {
     plpmtu: number;
     /** Path MTU black holes found (the size stopped getting through; searched again). */
     blackHoles: number;
+    /** The socket: `native` (the addon's batched one, with UDP GSO/GRO) or `dgram`, and datagrams the kernel did not take. */
+    socket: { kind: string; sendDrops: number; gso: boolean; gro: boolean } | null;
   } | null;
   counters: TunnelCounters;
 };

@@ -29,6 +29,7 @@ const pick = (d: DatagramLink) => {
     splits: c.splits,
     plpmtu: d.plpmtu,
     blackHoles: d.blackHoles,
+    socket: d.socket(),
   };
 };
 const dgExtras = (o: TunnelClientOptions) => ({

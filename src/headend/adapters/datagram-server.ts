@@ -38,7 +38,7 @@ export interface DatagramServer extends DatagramPort {
   /** Drops before a session could be named (not ours, no such peer id), by reason. */
   readonly drops: Readonly<Record<string, number>>;
   /** Datagram counters summed over live sessions, and drops after the peer id was known, by reason. */
-  totals(): { datagramsIn: number; datagramsOut: number; sessionDrops: Record<string, number>; onDatagrams: number };
+  totals(): { datagramsIn: number; datagramsOut: number; sessionDrops: Record<string, number>; onDatagrams: number; sendDrops: number };
   close(): Promise<void>;
 }
 
@@ -194,6 +194,7 @@ export async function openDatagramServer(o: {
         datagramsOut: closedTotals.datagramsOut,
         sessionDrops: { ...sessionDrops },
         onDatagrams: 0,
+        sendDrops: sock.stats().dropped,
       };
       for (const p of peers.values()) {
         const c = p.channel;

@@ -103,6 +103,11 @@ export function headendMetrics(): Metrics {
     'counter',
     'Datagrams dropped, by reason (not-data-v2 and peer-id before any crypto; replay, auth, epoch after).',
   );
+  m.define(
+    'connector_headend_datagram_send_drops_total',
+    'counter',
+    'Datagrams the kernel did not take on the datagram socket (a full send buffer, or an error such as no route).',
+  );
   m.define('connector_headend_memory_bytes', 'gauge', 'Process memory by kind: rss, heap_used, heap_total, external, array_buffers.');
   m.define(
     'connector_headend_memory_trims_total',

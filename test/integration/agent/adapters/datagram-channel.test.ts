@@ -172,6 +172,7 @@ test('frames move to datagrams, fall back to TLS when UDP goes dark, return, fol
   const dgOut0 = link.status().datagram?.datagramsOut ?? 0;
   await roundTrip(e, link, received, 'a');
   assert.ok((link.status().datagram?.datagramsOut ?? 0) > dgOut0, 'the frame left as a datagram');
+  assert.deepEqual(link.status().datagram?.socket, { kind: 'native', sendDrops: 0, gso: true, gro: true }, "the addon's batched socket");
   await e.h.waitForLine((l) => l['msg'] === 'session transport' && l['tx'] === 'datagram');
   const reconnects = link.status().reconnects;
 
@@ -293,6 +294,7 @@ test(`${HOSTILE} hostile datagrams at the headend port: random, truncated, bit-f
     // What the kernel itself dropped (socket buffer full under the flood) nobody can count here.
     return Object.values(d).reduce((a, b) => a + b, 0) >= n * 0.97 ? d : undefined;
   });
+  assert.match(await (await fetch(`http://${metricsAt}/metrics`)).text(), /^connector_headend_datagram_send_drops_total \d+$/m);
   t.diagnostic(`drops by reason: ${JSON.stringify(drops)}`);
   // Each fifth of the flood, less what the kernel dropped before the headend read it (the 3 % above).
   assert.ok((drops['replay'] ?? 0) >= (n / 5) * 0.97 - 200, 'the replayed copies refused as replays, before any crypto');

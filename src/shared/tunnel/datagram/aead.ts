@@ -20,12 +20,34 @@ export interface AeadBackend {
    * Encrypts `parts` in order into `out` after its 12 header bytes (the associated data, already written)
    * and puts the tag in its last 16; `out` is exactly header + parts + tag long.
    */
-  seal(cipher: DatagramCipher, keys: EpochKeys, nonce: Buffer, out: Buffer, counter: number, parts: readonly Uint8Array[]): void;
+  seal(cipher: DatagramCipher, keys: EpochKeys, out: Buffer, counter: number, parts: readonly Uint8Array[]): void;
   /** The payload of an authentic datagram (header, ciphertext, tag), else null. Never throws. */
-  open(cipher: DatagramCipher, keys: EpochKeys, nonce: Buffer, d: Buffer, counter: number): Buffer | null;
+  open(cipher: DatagramCipher, keys: EpochKeys, d: Buffer, counter: number): Buffer | null;
   /** The keys are retired: whatever the backend keeps for them goes now. */
   release(keys: EpochKeys): void;
 }
+
+/**
+ * The epoch's implicit IV XOR (u16 epoch || u48 counter), left-aligned. Into `out` when given: a new
+ * 12-byte Buffer per datagram is an ArrayBuffer of its own, which the garbage collector pays for.
+ */
+export function nonce(iv: Buffer, epoch: number, counter: number, out: Buffer = Buffer.alloc(12)): Buffer {
+  iv.copy(out, 0);
+  const hi = Math.floor(counter / 2 ** 32);
+  const lo = counter >>> 0;
+  out[0] = (out[0] ?? 0) ^ (epoch >>> 8);
+  out[1] = (out[1] ?? 0) ^ (epoch & 255);
+  out[2] = (out[2] ?? 0) ^ ((hi >>> 8) & 255);
+  out[3] = (out[3] ?? 0) ^ (hi & 255);
+  out[4] = (out[4] ?? 0) ^ (lo >>> 24);
+  out[5] = (out[5] ?? 0) ^ ((lo >>> 16) & 255);
+  out[6] = (out[6] ?? 0) ^ ((lo >>> 8) & 255);
+  out[7] = (out[7] ?? 0) ^ (lo & 255);
+  return out;
+}
+
+// node:crypto copies the IV into the cipher: one scratch nonce serves every call.
+const scratch = Buffer.alloc(12);
 
 // Both AEADs take the same calls; the branch only picks @types/node's overload.
 function cipherFor(cipher: DatagramCipher, key: Buffer, iv: Buffer): CipherGCM {
@@ -43,17 +65,17 @@ function decipherFor(cipher: DatagramCipher, key: Buffer, iv: Buffer): DecipherG
 
 export const nodeCryptoAead: AeadBackend = {
   name: 'node:crypto',
-  seal(cipher, keys, nonce, out, _counter, parts) {
-    const c = cipherFor(cipher, keys.key, nonce);
+  seal(cipher, keys, out, counter, parts) {
+    const c = cipherFor(cipher, keys.key, nonce(keys.iv, keys.epoch, counter, scratch));
     c.setAAD(out.subarray(0, HEADER_LENGTH));
     let at = HEADER_LENGTH;
     for (const part of parts) at += c.update(part).copy(out, at);
     c.final();
     c.getAuthTag().copy(out, out.length - TAG_LENGTH);
   },
-  open(cipher, keys, nonce, d) {
+  open(cipher, keys, d, counter) {
     try {
-      const c = decipherFor(cipher, keys.key, nonce);
+      const c = decipherFor(cipher, keys.key, nonce(keys.iv, keys.epoch, counter, scratch));
       c.setAAD(d.subarray(0, HEADER_LENGTH));
       c.setAuthTag(d.subarray(d.length - TAG_LENGTH));
       const p = c.update(d.subarray(HEADER_LENGTH, d.length - TAG_LENGTH));

@@ -5,12 +5,12 @@
 // The 12 clear bytes are the AEAD's associated data; the nonce is the epoch's implicit IV XOR
 // (epoch || counter), left-aligned. Nothing here throws on input from the network: a datagram that is
 // not ours, too short, of another peer, replayed or not authentic is a reason string, counted by the caller.
-import { aead, HEADER_LENGTH, TAG_LENGTH } from './aead.js';
+import { aead, HEADER_LENGTH, nonce, TAG_LENGTH } from './aead.js';
 import type { DatagramCipher, EpochKeys } from './keys.js';
 import { ReplayWindow } from './replay-window.js';
 
 export const OP_DATA_V2 = 9;
-export { HEADER_LENGTH, TAG_LENGTH };
+export { HEADER_LENGTH, nonce, TAG_LENGTH };
 export const OVERHEAD = HEADER_LENGTH + TAG_LENGTH;
 /** Counters are u48; a sender moves to the next epoch long before (AES-GCM's limit is far lower). */
 export const MAX_COUNTER = 2 ** 48 - 1;
@@ -43,15 +43,6 @@ export function parseHeader(d: Uint8Array): DatagramHeader | null {
   };
 }
 
-export function nonce(iv: Buffer, epoch: number, counter: number, out: Buffer = Buffer.alloc(12)): Buffer {
-  iv.copy(out, 0);
-  const hi = Math.floor(counter / 2 ** 32);
-  const lo = counter >>> 0;
-  const x = [epoch >>> 8, epoch & 255, (hi >>> 8) & 255, hi & 255, lo >>> 24, (lo >>> 16) & 255, (lo >>> 8) & 255, lo & 255];
-  for (let i = 0; i < 8; i++) out[i] = (out[i] ?? 0) ^ (x[i] ?? 0);
-  return out;
-}
-
 /**
  * Seals one payload as a datagram (a new Buffer: header + payload + tag). The payload may come in parts
  * (a kind byte and a frame): they are encrypted in order into the output, never joined first.
@@ -68,14 +59,14 @@ export function seal(
   for (const part of parts) length += part.length;
   const out = Buffer.allocUnsafe(HEADER_LENGTH + length + TAG_LENGTH);
   writeHeader(out, { ...h, epoch: keys.epoch });
-  aead().seal(cipher, keys, nonce(keys.iv, keys.epoch, h.counter), out, h.counter, parts);
+  aead().seal(cipher, keys, out, h.counter, parts);
   return out;
 }
 
 /** The payload if the datagram is authentic under keys, else null. Never throws. */
 export function open(cipher: DatagramCipher, keys: EpochKeys, d: Buffer, h: DatagramHeader): Buffer | null {
   if (h.epoch !== keys.epoch || d.length < OVERHEAD + 1) return null;
-  return aead().open(cipher, keys, nonce(keys.iv, h.epoch, h.counter), d, h.counter);
+  return aead().open(cipher, keys, d, h.counter);
 }
 
 export type DropReason = 'not-data-v2' | 'peer' | 'key-id' | 'epoch' | 'zero' | 'too-old' | 'replay' | 'auth';

@@ -75,6 +75,7 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
   installDatagramAead(o.log);
   const keyBlock = exportKeyBlock(o.transport.exportKeyingMaterial, CIPHER, o.offer.peerId);
   const ipv6 = isIPv6(o.host);
+  let ep: UdpEndpoint | null = null;
   const channel = new DatagramChannel(
     {
       role: 'agent',
@@ -83,12 +84,12 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
       keyBlock,
       ipv6,
       peerSplits: o.offer.splits,
+      alloc: (size) => (ep !== null ? ep.alloc(size) : Buffer.allocUnsafe(size)),
       ...(o.timing ? { timing: o.timing } : {}),
     },
     o.clock.now(),
   );
   keyBlock.fill(0);
-  let ep: UdpEndpoint | null = null;
   let closed = false;
   const onDatagram = (msg: Buffer): void => {
     if (closed) return;

@@ -146,7 +146,16 @@ export async function openDatagramServer(o: {
       const keyBlock = exportKeyBlock(transport.exportKeyingMaterial, CIPHER, id);
       const peerSplits = splits.has(sessionId);
       const channel = new DatagramChannel(
-        { role: 'headend', cipher: CIPHER, peerId: id, keyBlock, ipv6, peerSplits, ...(o.timing ? { timing: o.timing } : {}) },
+        {
+          role: 'headend',
+          cipher: CIPHER,
+          peerId: id,
+          keyBlock,
+          ipv6,
+          peerSplits,
+          alloc: sock.alloc,
+          ...(o.timing ? { timing: o.timing } : {}),
+        },
         o.now(),
       );
       keyBlock.fill(0);

@@ -56,7 +56,7 @@ async function openBatched(o: VxlanSocketOptions): Promise<VxlanSocket | null> {
   return {
     address: { address: o.localAddress, family: v6 ? 'IPv6' : 'IPv4', port: ep.port },
     send(address, vni, frame) {
-      const pkt = Buffer.allocUnsafe(VXLAN_HEADER_LEN + frame.length);
+      const pkt = ep.alloc(VXLAN_HEADER_LEN + frame.length);
       writeVxlanHeader(pkt, 0, vni);
       frame.copy(pkt, VXLAN_HEADER_LEN);
       ep.send(pkt, address, o.vtepPort);

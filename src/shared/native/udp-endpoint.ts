@@ -45,11 +45,18 @@ export interface UdpEndpoint {
   readonly kind: string;
   /** Queues `d` for `address`:`port` (the connected peer when omitted); it leaves at the end of this task. */
   send(d: Buffer, address?: string, port?: number): void;
+  /**
+   * Memory for one datagram to send: the native socket's arena, valid until the sends queued in this
+   * task have left (so fill it and send() it now, and keep no reference); a new Buffer with dgram.
+   */
+  alloc(size: number): Buffer;
   stats(): UdpEndpointStats;
   close(): Promise<void>;
 }
 
 const MAX_PER_CALL = 1024;
+/** Send memory per task: a TAP batch of 256 full frames sealed, with room to spare. */
+const ARENA_BYTES = 1024 * 1024;
 const READ_BATCH = 256;
 
 function bindError(o: UdpEndpointOptions, e: unknown): ConnectorError {
@@ -121,8 +128,13 @@ function openNative(o: UdpEndpointOptions, addon: Required<Pick<TapAddon, 'udpOp
   // Queued sends by destination, in the order they were first used.
   const queue = new Map<string, { address: string | undefined; port: number | undefined; list: Buffer[] }>();
   let scheduled = false;
+  // The send arena: datagrams of one task are carved from it and copied by the kernel at the flush, so
+  // a datagram costs no allocation of its own (each new ArrayBuffer is work for the collector).
+  const arena = Buffer.allocUnsafeSlow(ARENA_BYTES);
+  let arenaUsed = 0;
   const flush = (): void => {
     scheduled = false;
+    arenaUsed = 0;
     if (closed) return queue.clear();
     for (const q of queue.values())
       for (let i = 0; i < q.list.length; i += MAX_PER_CALL) {
@@ -145,6 +157,13 @@ function openNative(o: UdpEndpointOptions, addon: Required<Pick<TapAddon, 'udpOp
         scheduled = true;
         queueMicrotask(flush);
       }
+    },
+    alloc(size) {
+      // Round up to 8 bytes: the AEAD and the kernel like aligned buffers.
+      const at = arenaUsed;
+      if (at + size > ARENA_BYTES) return Buffer.allocUnsafe(size);
+      arenaUsed = at + ((size + 7) & ~7);
+      return arena.subarray(at, at + size);
     },
     stats: () => addon.udpStats(h),
     close() {
@@ -189,6 +208,7 @@ async function openDgram(o: UdpEndpointOptions): Promise<UdpEndpoint> {
       if (address === undefined) sock.send(d);
       else sock.send(d, port, address);
     },
+    alloc: (size) => Buffer.allocUnsafe(size),
     stats: () => ({ dropped: 0, sendErrors: 0, recvErrors: 0, lastError: tuned.ok ? '' : tuned.reason, gro: false, gso: false }),
     close: () =>
       new Promise<void>((resolve) => {

@@ -82,6 +82,8 @@ export interface ChannelOptions {
   readonly maxPlpmtu?: number;
   /** Key usage limits (tests shorten them): datagrams per epoch, and the last epoch this session may use. */
   readonly limits?: { readonly epochPackets?: number; readonly lastEpoch?: number };
+  /** Memory for a datagram about to be sent (the socket's send arena); a new Buffer by default. */
+  readonly alloc?: (size: number) => Buffer;
 }
 
 /** The exporter call both ends make; the context binds the keys to the agreed cipher and peer id. */
@@ -387,7 +389,7 @@ export class DatagramChannel {
     }
     this.counters.datagramsOut++;
     const header = { keyId: 0, peerId: this.#o.peerId, counter: this.#counter };
-    return seal(this.#o.cipher, this.#txChain.current, header, [KIND_BYTES[kind] ?? Buffer.of(kind), body]);
+    return seal(this.#o.cipher, this.#txChain.current, header, [KIND_BYTES[kind] ?? Buffer.of(kind), body], this.#o.alloc);
   }
 
   #drop(reason: string): Received {

@@ -66,6 +66,25 @@ for (const kind of ['native', 'dgram'] as const) {
     }
   });
 
+  test(`${kind}: datagrams written into alloc() memory arrive intact, within one task, past the arena, and in the next task`, async (t) => {
+    const got: Got[] = [];
+    const rx = await endpoint(kind, { got });
+    t.after(() => rx.close());
+    const tx = await endpoint(kind, { connect: { host: '127.0.0.1', port: rx.port } });
+    t.after(() => tx.close());
+    const put = (i: number, size: number): void => {
+      const d = tx.alloc(size);
+      datagram(i, size).copy(d);
+      tx.send(d);
+    };
+    // 900 of 1,400 bytes is more than the 1 MiB arena: the rest come from ordinary Buffers.
+    for (let i = 0; i < 900; i++) put(i, 1_400);
+    await new Promise((r) => setImmediate(r));
+    for (let i = 900; i < 1_000; i++) put(i, 333 + i);
+    await waitFor('all 1,000', 5_000, () => got.length >= 1_000);
+    got.forEach((g, i) => assert.ok(g.d.equals(datagram(i, i < 900 ? 1_400 : 333 + i)), `datagram ${i} intact`));
+  });
+
   test(`${kind}: one socket sends to two peers in the same task, each gets only its own`, async (t) => {
     const a: Got[] = [];
     const b: Got[] = [];

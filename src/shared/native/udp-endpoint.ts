@@ -132,6 +132,8 @@ function openNative(o: UdpEndpointOptions, addon: Required<Pick<TapAddon, 'udpOp
   // a datagram costs no allocation of its own (each new ArrayBuffer is work for the collector).
   const arena = Buffer.allocUnsafeSlow(ARENA_BYTES);
   let arenaUsed = 0;
+  let refused = 0;
+  let refusedSaidAt = Number.NEGATIVE_INFINITY;
   const flush = (): void => {
     scheduled = false;
     arenaUsed = 0;
@@ -139,8 +141,19 @@ function openNative(o: UdpEndpointOptions, addon: Required<Pick<TapAddon, 'udpOp
     for (const q of queue.values())
       for (let i = 0; i < q.list.length; i += MAX_PER_CALL) {
         const part = q.list.length <= MAX_PER_CALL ? q.list : q.list.slice(i, i + MAX_PER_CALL);
-        if (q.address === undefined) addon.udpSend(h, part);
-        else addon.udpSend(h, part, q.address, q.port);
+        try {
+          if (q.address === undefined) addon.udpSend(h, part);
+          else addon.udpSend(h, part, q.address, q.port);
+        } catch (e) {
+          // A destination this socket cannot reach (another address family): those datagrams are
+          // dropped and counted, as dgram reports an error; a flush never throws into the loop.
+          refused += part.length;
+          // Said once per 10 s, not once per task: a misconfigured peer must not flood the log.
+          if (Date.now() - refusedSaidAt >= 10_000) {
+            refusedSaidAt = Date.now();
+            o.onError(e instanceof Error ? e : new Error(String(e)));
+          }
+        }
       }
     queue.clear();
   };
@@ -165,7 +178,10 @@ function openNative(o: UdpEndpointOptions, addon: Required<Pick<TapAddon, 'udpOp
       arenaUsed = at + ((size + 7) & ~7);
       return arena.subarray(at, at + size);
     },
-    stats: () => addon.udpStats(h),
+    stats: () => {
+      const st = addon.udpStats(h);
+      return { ...st, dropped: st.dropped + refused };
+    },
     close() {
       if (!closed) {
         closed = true;

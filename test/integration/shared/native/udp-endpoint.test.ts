@@ -153,6 +153,20 @@ test('native: a refused port (ICMP) and an empty datagram are counted or skipped
   );
 });
 
+test('native: a destination of the other address family is an error to onError and a counted drop, never a throw', async (t) => {
+  const errors: Error[] = [];
+  const ep = await endpoint('native', { onError: (e) => errors.push(e) });
+  t.after(() => ep.close());
+  ep.send(datagram(1, 100), '::1', 9);
+  ep.send(datagram(2, 100), '::1', 9);
+  await sleep(20);
+  ep.send(datagram(3, 100), '::1', 9);
+  await sleep(20);
+  assert.equal(errors.length, 1, 'said once, not per task');
+  assert.match(errors[0]?.message ?? '', /IP literal/);
+  assert.equal(ep.stats().dropped, 3);
+});
+
 test('native: IPv6 on ::1, sources formatted as node formats them', async (t) => {
   const got: Got[] = [];
   const rx = await endpoint('native', { host: '::1', got });

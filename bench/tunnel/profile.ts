@@ -8,6 +8,7 @@
 //   --mode none    : load only, prints throughput and each daemon's CPU seconds per GB carried
 //   --hold         : leave the topology up until Ctrl-C (for poking by hand)
 // Root only. Usage: node --import tsx bench/tunnel/profile.ts [--mode cpuprof] [--duration 10] [--reverse]
+//   [--scenario connector|connector-datagram|connector-kernel-l2]
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,11 +32,15 @@ const { values: opt } = parseArgs({
     nice: { type: 'string' },
     cc: { type: 'string' },
     len: { type: 'string', default: '1200' },
+    scenario: { type: 'string', default: 'connector' },
   },
 });
 const DUR = Number(opt.duration);
 const mode = opt.mode ?? 'none';
 if (!['none', 'cpuprof', 'perf', 'loop'].includes(mode)) throw new Error(`--mode must be none, cpuprof, perf or loop, got ${mode}`);
+const SCENARIOS = ['connector', 'connector-datagram', 'connector-kernel-l2'] as const;
+const scenario = SCENARIOS.find((x) => x === opt.scenario);
+if (!scenario) throw new Error(`--scenario must be one of ${SCENARIOS.join(', ')}, got ${opt.scenario}`);
 
 interface ProfileNode {
   id: number;
@@ -104,7 +109,7 @@ if (mode === 'loop') {
   process.env.CK_LOOP_DELAY_DIR = profDir;
 }
 if (mode === 'perf') process.env.NODE_OPTIONS = '--perf-basic-prof-only-functions --interpreted-frames-native-stack';
-const running = await startScenario('connector', net, work);
+const running = await startScenario(scenario, net, work);
 delete process.env.NODE_OPTIONS;
 daemons.push(...Object.values(running.procs));
 delete process.env.CK_CPU_PROF_DIR;

@@ -11,7 +11,7 @@ import type { Logger } from '../../shared/log.js';
 import { readVxlanVni, VXLAN_HEADER_LEN } from '../../shared/l2/vxlan.js';
 import type { VtepPort } from '../core/forwarder.js';
 import { createVtepSender, type VtepSender } from './vtep-sender.js';
-import { openUdpEndpoint } from '../../shared/native/udp-endpoint.js';
+import { nativeUdp, openUdpEndpoint } from '../../shared/native/udp-endpoint.js';
 import { writeVxlanHeader } from '../../shared/l2/vxlan.js';
 
 export interface VxlanIngress {
@@ -37,6 +37,8 @@ export interface VxlanSocketOptions {
 const VXLAN_SOCKET_BUFFER = 4 * 1024 * 1024;
 
 async function openBatched(o: VxlanSocketOptions): Promise<VxlanSocket | null> {
+  // Only the addon's socket: with node's dgram the VTEP sender below does the GSO runs.
+  if (nativeUdp() === null) return null;
   let deliver: ((msg: Buffer, address: string) => void) | null = null;
   const ep = await openUdpEndpoint({
     host: o.localAddress,
@@ -48,10 +50,6 @@ async function openBatched(o: VxlanSocketOptions): Promise<VxlanSocket | null> {
     onDatagram: (msg, address) => deliver?.(msg, address),
     onError: (e) => o.log.error('VXLAN socket error', { error: e.message }),
   });
-  if (ep.kind !== 'native') {
-    await ep.close();
-    return null;
-  }
   const v6 = isIPv6(o.localAddress);
   return {
     address: { address: o.localAddress, family: v6 ? 'IPv6' : 'IPv4', port: ep.port },

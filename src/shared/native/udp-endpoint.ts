@@ -84,7 +84,7 @@ export function formatAddress(b: Buffer, at: number, v6: boolean): string {
   return best < 0 ? hex(words) : `${hex(words.slice(0, best))}::${hex(words.slice(best + bestLen))}`;
 }
 
-function openNative(o: UdpEndpointOptions, addon: Required<Pick<TapAddon, 'udpOpen' | 'udpConnect' | 'udpStart' | 'udpSend' | 'udpStats' | 'udpClose'>>): UdpEndpoint {
+function openNative(o: UdpEndpointOptions, addon: NativeUdp): UdpEndpoint {
   let h: UdpHandle;
   try {
     h = addon.udpOpen(o.host, o.port, o.rcvbuf, o.sndbuf, o.pmtuProbe);
@@ -126,7 +126,9 @@ function openNative(o: UdpEndpointOptions, addon: Required<Pick<TapAddon, 'udpOp
     if (!closed) o.onBatchEnd?.();
   });
   // Queued sends by destination, in the order they were first used.
-  const queue = new Map<string, { address: string | undefined; port: number | undefined; list: Buffer[] }>();
+  type Group = { address: string | undefined; port: number | undefined; list: Buffer[] };
+  const queue = new Map<string, Group>();
+  let last: Group | null = null;
   let scheduled = false;
   // The send arena: datagrams of one task are carved from it and copied by the kernel at the flush, so
   // a datagram costs no allocation of its own (each new ArrayBuffer is work for the collector).
@@ -137,7 +139,10 @@ function openNative(o: UdpEndpointOptions, addon: Required<Pick<TapAddon, 'udpOp
   const flush = (): void => {
     scheduled = false;
     arenaUsed = 0;
-    if (closed) return queue.clear();
+    if (closed) {
+      last = null;
+      return queue.clear();
+    }
     for (const q of queue.values())
       for (let i = 0; i < q.list.length; i += MAX_PER_CALL) {
         const part = q.list.length <= MAX_PER_CALL ? q.list : q.list.slice(i, i + MAX_PER_CALL);
@@ -156,15 +161,21 @@ function openNative(o: UdpEndpointOptions, addon: Required<Pick<TapAddon, 'udpOp
         }
       }
     queue.clear();
+    last = null;
   };
   return {
     port: h.port,
     kind: 'native',
     send(d, address, port) {
       if (closed) return;
-      const key = address === undefined ? '' : `${address}|${port ?? 0}`;
-      let q = queue.get(key);
-      if (q === undefined) queue.set(key, (q = { address, port, list: [] }));
+      // Most sends of a task go where the previous one went: no key string for those.
+      let q = last;
+      if (q === null || q.address !== address || q.port !== port) {
+        const key = address === undefined ? '' : `${address}|${port ?? 0}`;
+        q = queue.get(key) ?? null;
+        if (q === null) queue.set(key, (q = { address, port, list: [] }));
+        last = q;
+      }
       q.list.push(d);
       if (!scheduled) {
         scheduled = true;
@@ -235,28 +246,38 @@ async function openDgram(o: UdpEndpointOptions): Promise<UdpEndpoint> {
   };
 }
 
+type NativeUdp = Required<Pick<TapAddon, 'udpOpen' | 'udpConnect' | 'udpStart' | 'udpSend' | 'udpStats' | 'udpClose'>>;
+
+/** The addon's socket calls, bound, when this build has them and they are not turned off; else null. */
+export function nativeUdp(env: NodeJS.ProcessEnv = process.env, load: () => TapAddon = loadTapAddon): NativeUdp | null {
+  if (env.CONNECTOR_DATAGRAM_SOCKET === 'dgram') return null;
+  let addon: TapAddon;
+  try {
+    addon = load();
+  } catch {
+    return null;
+  }
+  const { udpOpen, udpConnect, udpStart, udpSend, udpStats, udpClose } = addon;
+  if (!udpOpen || !udpConnect || !udpStart || !udpSend || !udpStats || !udpClose) return null;
+  return {
+    udpOpen: udpOpen.bind(addon),
+    udpConnect: udpConnect.bind(addon),
+    udpStart: udpStart.bind(addon),
+    udpSend: udpSend.bind(addon),
+    udpStats: udpStats.bind(addon),
+    udpClose: udpClose.bind(addon),
+  };
+}
+
 /**
  * Opens the channel's socket: the addon's when it has one (and `CONNECTOR_DATAGRAM_SOCKET` is not
  * 'dgram'), else node's. A bind failure is a CK_ERR_IO naming the address and what the socket is for.
  */
-export async function openUdpEndpoint(o: UdpEndpointOptions, env: NodeJS.ProcessEnv = process.env, load: () => TapAddon = loadTapAddon): Promise<UdpEndpoint> {
-  if (env.CONNECTOR_DATAGRAM_SOCKET !== 'dgram') {
-    let addon: TapAddon | null = null;
-    try {
-      addon = load();
-    } catch {
-      addon = null;
-    }
-    const { udpOpen, udpConnect, udpStart, udpSend, udpStats, udpClose } = addon ?? {};
-    if (addon && udpOpen && udpConnect && udpStart && udpSend && udpStats && udpClose)
-      return openNative(o, {
-        udpOpen: udpOpen.bind(addon),
-        udpConnect: udpConnect.bind(addon),
-        udpStart: udpStart.bind(addon),
-        udpSend: udpSend.bind(addon),
-        udpStats: udpStats.bind(addon),
-        udpClose: udpClose.bind(addon),
-      });
-  }
-  return openDgram(o);
+export async function openUdpEndpoint(
+  o: UdpEndpointOptions,
+  env: NodeJS.ProcessEnv = process.env,
+  load: () => TapAddon = loadTapAddon,
+): Promise<UdpEndpoint> {
+  const native = nativeUdp(env, load);
+  return native ? openNative(o, native) : openDgram(o);
 }

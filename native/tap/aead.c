@@ -213,12 +213,131 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   return ret;
 }
 
+// The ones'-complement sum of n bytes at p added to sum (big-endian words, not folded).
+static uint64_t sum16(const uint8_t *p, size_t n, uint64_t sum) {
+  size_t i = 0;
+  for (; i + 1 < n; i += 2) sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+  if (i < n) sum += (uint32_t)p[i] << 8;
+  return sum;
+}
+
+static uint16_t fold(uint64_t sum) {
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return (uint16_t)sum;
+}
+
+static void put16(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 8);
+  p[1] = (uint8_t)v;
+}
+
+#define MAX_HEADERS 256
+#define MAX_SEGMENTS 256
+
+// aeadSealSegments(h, out, head, counter, kind, frame, l3, l4, headers, ipEnd, ipv6, mss) -> datagrams
+//
+// A TCP super-frame (validated by tso-segment.ts's parseOffload: Ethernet/IP/TCP headers end at `headers`,
+// the IP packet at `ipEnd`) cut into segments of `mss` payload bytes exactly as segmentOffload() cuts it
+// (IPv4 length, id + i and checksum, IPv6 payload length, TCP seq + i*mss, FIN/PSH on the last only, CWR
+// on the first only, the full TCP checksum), each sealed as one datagram [head (6)][u48 counter + i]
+// [kind][segment][tag] into `out`, one after the other with no gap: equal-sized but the last, which is
+// what a UDP GSO send takes. `out` must be exactly that long. Counters are the caller's to reserve.
+static napi_value js_seal_segments(napi_env env, napi_callback_info info) {
+  size_t argc = 12;
+  napi_value argv[12], ret;
+  uint8_t *out, *head, *frame;
+  size_t outn, headn, framen;
+  double counter0 = 0;
+  uint32_t kind = 0, l3 = 0, l4 = 0, headers = 0, ip_end = 0, mss = 0;
+  bool v6 = false;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 12)
+    return fail(env, "EINVAL", "aeadSealSegments(h, out, head, counter, kind, frame, l3, l4, headers, ipEnd, ipv6, mss)");
+  aead_t *a = get_aead(env, argv[0]);
+  if (a == NULL || a->enc == NULL) return fail(env, "EINVAL", "aeadSealSegments: context freed or not a context");
+  if (!get_bytes(env, argv[1], &out, &outn) || !get_bytes(env, argv[2], &head, &headn) || !get_bytes(env, argv[5], &frame, &framen) || headn != 6)
+    return fail(env, "EINVAL", "aeadSealSegments: out, head (6 bytes) and frame must be Buffers");
+  if (napi_get_value_double(env, argv[3], &counter0) != napi_ok || napi_get_value_uint32(env, argv[4], &kind) != napi_ok ||
+      napi_get_value_uint32(env, argv[6], &l3) != napi_ok || napi_get_value_uint32(env, argv[7], &l4) != napi_ok ||
+      napi_get_value_uint32(env, argv[8], &headers) != napi_ok || napi_get_value_uint32(env, argv[9], &ip_end) != napi_ok ||
+      napi_get_value_bool(env, argv[10], &v6) != napi_ok || napi_get_value_uint32(env, argv[11], &mss) != napi_ok)
+    return fail(env, "EINVAL", "aeadSealSegments: counter, kind, offsets and mss must be numbers, ipv6 a boolean");
+  // The offsets come from JS's own parse; these checks keep a wrong one from reading or writing out of bounds.
+  if (headers > MAX_HEADERS || l3 + (v6 ? 40u : 20u) > l4 || l4 + 20 > headers || headers >= ip_end || ip_end > framen || mss < 1 || kind > 255)
+    return fail(env, "EINVAL", "aeadSealSegments: the offsets do not describe a TCP super-frame in this frame");
+  uint32_t payload = ip_end - headers, n = (payload + mss - 1) / mss;
+  size_t full = HEADER + 1 + headers + mss + TAG;
+  size_t want = (size_t)(n - 1) * full + HEADER + 1 + headers + (payload - (n - 1) * mss) + TAG;
+  if (n > MAX_SEGMENTS) return fail(env, "EINVAL", "aeadSealSegments: more than 256 segments");
+  if (outn != want) return fail(env, "EINVAL", "aeadSealSegments: out is not the datagrams' length");
+  if (counter0 < 1 || counter0 + n - 1 > 281474976710655.0) return fail(env, "EINVAL", "aeadSealSegments: counter out of range");
+  uint8_t hdr[MAX_HEADERS], nonce[IV], k = (uint8_t)kind;
+  uint32_t ihl = v6 ? 40 : (uint32_t)(frame[l3] & 0x0f) * 4;
+  if (!v6 && l3 + ihl != l4) return fail(env, "EINVAL", "aeadSealSegments: the IPv4 header does not end at l4");
+  uint32_t seq0 = (uint32_t)frame[l4 + 4] << 24 | (uint32_t)frame[l4 + 5] << 16 | (uint32_t)frame[l4 + 6] << 8 | frame[l4 + 7];
+  uint32_t id0 = v6 ? 0 : (uint32_t)(frame[l3 + 4] << 8 | frame[l3 + 5]);
+  uint8_t flags = frame[l4 + 13];
+  // The pseudo-header's addresses are the same for every segment.
+  uint64_t addr_sum = v6 ? sum16(frame + l3 + 8, 32, 0) : sum16(frame + l3 + 12, 8, 0);
+  uint16_t epoch = (uint16_t)(head[4] << 8 | head[5]);
+  uint8_t *d = out;
+  int ok = 1;
+  for (uint32_t i = 0; ok && i < n; i++) {
+    uint32_t from = headers + i * mss, take = ip_end - from < mss ? ip_end - from : mss;
+    uint32_t ip_len = headers + take - l3;
+    memcpy(hdr, frame, headers);
+    if (v6) put16(hdr + l3 + 4, ip_len - 40);
+    else {
+      put16(hdr + l3 + 2, ip_len);
+      put16(hdr + l3 + 4, (id0 + i) & 0xffff);
+      put16(hdr + l3 + 10, 0);
+      put16(hdr + l3 + 10, (uint16_t)~fold(sum16(hdr + l3, ihl, 0)));
+    }
+    uint32_t seq = seq0 + i * mss;
+    hdr[l4 + 4] = (uint8_t)(seq >> 24);
+    hdr[l4 + 5] = (uint8_t)(seq >> 16);
+    hdr[l4 + 6] = (uint8_t)(seq >> 8);
+    hdr[l4 + 7] = (uint8_t)seq;
+    uint8_t f = flags;
+    if (i < n - 1) f &= (uint8_t)~0x09; // FIN, PSH
+    if (i > 0) f &= (uint8_t)~0x80;     // CWR
+    hdr[l4 + 13] = f;
+    put16(hdr + l4 + 16, 0);
+    uint32_t tcp_len = headers + take - l4;
+    uint64_t s = addr_sum + 6 + tcp_len;
+    s = sum16(hdr + l4, headers - l4, s);
+    // The payload's sum needs its offset's parity: headers - l4 (the TCP header) is a multiple of 4.
+    s = sum16(frame + from, take, s);
+    put16(hdr + l4 + 16, (uint16_t)~fold(s));
+    memcpy(d, head, 6);
+    uint64_t c = (uint64_t)counter0 + i;
+    for (int b = 0; b < 6; b++) d[6 + b] = (uint8_t)(c >> (40 - 8 * b));
+    make_nonce(a, epoch, (double)c, nonce);
+    int m = 0;
+    size_t at = HEADER;
+    ok = EVP_EncryptInit_ex(a->enc, NULL, NULL, NULL, nonce) == 1 && EVP_EncryptUpdate(a->enc, NULL, &m, d, HEADER) == 1;
+    ok = ok && EVP_EncryptUpdate(a->enc, d + at, &m, &k, 1) == 1;
+    at += (size_t)m;
+    ok = ok && EVP_EncryptUpdate(a->enc, d + at, &m, hdr, (int)headers) == 1;
+    at += (size_t)m;
+    ok = ok && EVP_EncryptUpdate(a->enc, d + at, &m, frame + from, (int)take) == 1;
+    at += (size_t)m;
+    ok = ok && EVP_EncryptFinal_ex(a->enc, d + at, &m) == 1;
+    at += (size_t)m;
+    ok = ok && EVP_CIPHER_CTX_ctrl(a->enc, EVP_CTRL_AEAD_GET_TAG, TAG, d + at) == 1;
+    d += at + TAG;
+  }
+  if (!ok) return fail(env, "ECRYPTO", "aeadSealSegments: the cipher failed");
+  napi_create_uint32(env, n, &ret);
+  return ret;
+}
+
 void aead_register(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"aeadNew", NULL, js_new, NULL, NULL, NULL, napi_enumerable, NULL},
     {"aeadFree", NULL, js_free, NULL, NULL, NULL, napi_enumerable, NULL},
     {"aeadSeal", NULL, js_seal, NULL, NULL, NULL, napi_enumerable, NULL},
     {"aeadOpen", NULL, js_open, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"aeadSealSegments", NULL, js_seal_segments, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

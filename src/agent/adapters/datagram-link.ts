@@ -6,6 +6,7 @@
 // frames arriving by either path are the session's.
 import { lookup } from 'node:dns/promises';
 import { isIP, isIPv6 } from 'node:net';
+import type { Offload } from '../../shared/l2/tso-segment.js';
 import type { Logger } from '../../shared/log.js';
 import { installDatagramAead } from '../../shared/native/datagram-aead.js';
 import { openUdpEndpoint, type UdpEndpoint } from '../../shared/native/udp-endpoint.js';
@@ -135,11 +136,17 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
     const next = channel.tx === 'datagram' ? txFrame : null;
     if (o.session.datagramTx === next) return;
     o.session.datagramTx = next;
+    // Super-frames cut into datagrams here only when that is one call into C; else the TAP's kernel cuts them.
+    o.session.datagramTxOffload = next !== null && channel.sealsSuperFrames ? txOffload : null;
     o.txChanged?.();
   };
   const txFrame = (frame: Uint8Array): boolean => {
     if (channel.tx !== 'datagram' || ep === null) return false;
     return channel.sealFrame(frame, o.clock.now(), send);
+  };
+  const txOffload = (off: Offload, frame: Uint8Array): number => {
+    if (channel.tx !== 'datagram' || ep === null) return 0;
+    return channel.sealSuperFrame(off, frame, o.clock.now(), send);
   };
   const tick = setInterval(() => {
     if (ep === null) return;
@@ -184,6 +191,7 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
       closed = true;
       clearInterval(tick);
       o.session.datagramTx = null;
+      o.session.datagramTxOffload = null;
       o.txChanged?.();
       channel.destroy();
       void ep?.close();

@@ -6,6 +6,7 @@
 import { isIP } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { errorMessage } from '../../shared/errors.js';
+import type { Offload } from '../../shared/l2/tso-segment.js';
 import type { Logger } from '../../shared/log.js';
 import { tuneSocket } from '../../shared/native/socket-options.js';
 import { monotonicClock, systemScheduler } from '../../shared/system-time.js';
@@ -116,13 +117,13 @@ class Client implements TunnelClient {
     return s.sendBatch(frames);
   }
 
-  /** False unless the session negotiated `offload`. */
-  sendOffload(vnetHdr: Buffer, frame: Buffer): boolean {
-    return this.#session?.sendOffload(vnetHdr, frame) ?? false;
+  /** False unless the session takes super-frames now (OFFLOAD records on TLS, or cut into datagrams). */
+  sendOffload(vnetHdr: Buffer, frame: Buffer, parsed?: Offload): boolean {
+    return this.#session?.sendOffload(vnetHdr, frame, parsed) ?? false;
   }
 
   offloadUp(): boolean {
-    return this.#state === 'up' && this.#session?.offload === true;
+    return this.#state === 'up' && this.#session?.takesSuperFrames === true;
   }
 
   /** One handler: the TAP writes OFFLOAD records with their virtio_net_hdr. */

@@ -62,8 +62,9 @@ export class Forwarder {
     this.tap.onFrames((frames, hdrs) => (hdrs ? this.fromTap(frames, hdrs) : this.process(frames, 'lan')));
     this.tunnel.onFrames((frames) => this.process(frames, 'tunnel'));
     this.tunnel.onOffload?.((hdr, frame) => this.fromTunnelOffload(hdr, frame));
-    // The TAP hands over super-frames only while the session takes them whole: on datagrams the kernel
-    // segments them (and completes checksums) before the read, cheaper than doing it here.
+    // The TAP hands over super-frames only while the session takes them whole (OFFLOAD records, or a
+    // datagram channel that cuts them in C); otherwise the kernel segments them before the read, cheaper
+    // than cutting them here in TypeScript.
     const offload = (): void => this.tap.offload?.set(this.tunnel.offloadUp?.() === true);
     this.tunnel.onStateChange(offload);
     this.tunnel.onOffloadChange?.(offload);
@@ -115,7 +116,7 @@ export class Forwarder {
       this.counters.tunnelQueueDrops++;
       return;
     }
-    if (this.tunnel.offloadUp?.() === true && this.tunnel.sendOffload?.(hdr, frame) === true) {
+    if (this.tunnel.offloadUp?.() === true && this.tunnel.sendOffload?.(hdr, frame, o) === true) {
       this.counters.offloadWhole++;
       this.counters.toTunnelFrames++;
       return;

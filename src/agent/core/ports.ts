@@ -3,6 +3,7 @@
 // tests the in-memory ones (test/helpers/ports.ts). Time is the shared Clock / Scheduler (src/shared/ports.ts).
 export type { FrameSide } from './l2/side.js';
 export type { OwnAddresses } from './own-addresses.js';
+import type { Offload } from '../../shared/l2/tso-segment.js';
 
 /** The TAP, or an in-memory stand-in in tests. */
 export interface FrameDevice {
@@ -35,9 +36,12 @@ export interface TunnelLink {
   sendFrames(frames: readonly Buffer[]): number;
   /** One batch per read; the buffers stay valid during the call. */
   onFrames(handler: (frames: readonly Buffer[]) => void): void;
-  /** A super-frame as one OFFLOAD record; false unless the session up negotiated `offload`. */
-  sendOffload?(vnetHdr: Buffer, frame: Buffer): boolean;
-  /** True while the session up negotiated `offload` (tunnel protocol v2). */
+  /**
+   * A super-frame, taken whole: one OFFLOAD record on TLS, or one datagram per segment (cut by `parsed`,
+   * the caller's validation). False when the session up takes no super-frames now.
+   */
+  sendOffload?(vnetHdr: Buffer, frame: Buffer, parsed?: Offload): boolean;
+  /** True while the session up takes super-frames: `offload` negotiated (v2) on TLS, or a channel that cuts them into datagrams. */
   offloadUp?(): boolean;
   /** Received OFFLOAD records: the virtio_net_hdr (unvalidated) and the super-frame. */
   onOffload?(handler: (vnetHdr: Buffer, frame: Buffer) => void): void;

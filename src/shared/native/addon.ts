@@ -63,6 +63,21 @@ export interface TapAddon {
   aeadSeal?(h: AeadHandle, out: Buffer, epoch: number, counter: number, part0: Uint8Array, part1?: Uint8Array): boolean;
   /** Opens a datagram into `out` (its length - 28); false when it is not authentic. */
   aeadOpen?(h: AeadHandle, d: Buffer, epoch: number, counter: number, out: Buffer): boolean;
+  /** Cuts a TCP super-frame into segments and seals each as a datagram into `out`, back to back; returns how many (shared/tunnel/datagram/aead.ts). */
+  aeadSealSegments?(
+    h: AeadHandle,
+    out: Buffer,
+    head: Buffer,
+    counter: number,
+    kind: number,
+    frame: Uint8Array,
+    l3: number,
+    l4: number,
+    headers: number,
+    ipEnd: number,
+    ipv6: boolean,
+    mss: number,
+  ): number;
   /** A non-blocking UDP socket bound to ip:port, DF with pmtuProbe, UDP_GRO when the kernel has it. Older builds lack the udp* calls. */
   udpOpen?(ip: string, port: number, rcvbuf: number, sndbuf: number, pmtuProbe: boolean): UdpHandle;
   udpConnect?(h: UdpHandle, ip: string, port: number): void;

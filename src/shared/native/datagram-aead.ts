@@ -5,7 +5,8 @@
 // datagram exactly as node:crypto does, with both ciphers: an addon built against another OpenSSL, or a
 // node that lends it none, leaves the channel on node:crypto and says why.
 import { randomBytes } from 'node:crypto';
-import { aead, nodeCryptoAead, TAG_LENGTH, useAead, type AeadBackend } from '../tunnel/datagram/aead.js';
+import { segmentOffload, type Offload } from '../l2/tso-segment.js';
+import { aead, nodeCryptoAead, segmentDatagrams, TAG_LENGTH, useAead, type AeadBackend, type SegmentCut } from '../tunnel/datagram/aead.js';
 import type { DatagramCipher, EpochKeys } from '../tunnel/datagram/keys.js';
 import { loadTapAddon, type AeadHandle, type TapAddon } from './addon.js';
 
@@ -13,7 +14,9 @@ const ALG: Record<DatagramCipher, number> = { 'AES-256-GCM': 0, 'CHACHA20-POLY13
 
 export type NativeAeadResult = { ok: true; backend: AeadBackend } | { ok: false; reason: string };
 
-function backendOf(addon: Required<Pick<TapAddon, 'aeadNew' | 'aeadFree' | 'aeadSeal' | 'aeadOpen'>>): AeadBackend {
+type AeadCalls = Required<Pick<TapAddon, 'aeadNew' | 'aeadFree' | 'aeadSeal' | 'aeadOpen'>> & Pick<TapAddon, 'aeadSealSegments'>;
+
+function backendOf(addon: AeadCalls): AeadBackend {
   const contexts = new WeakMap<EpochKeys, AeadHandle>();
   const context = (cipher: DatagramCipher, keys: EpochKeys): AeadHandle => {
     let h = contexts.get(keys);
@@ -42,7 +45,66 @@ function backendOf(addon: Required<Pick<TapAddon, 'aeadNew' | 'aeadFree' | 'aead
       contexts.delete(keys);
       addon.aeadFree(h);
     },
+    ...(addon.aeadSealSegments
+      ? {
+          sealSegments: (cipher, keys, out, head, counter, kind, frame, c) =>
+            addon.aeadSealSegments?.(context(cipher, keys), out, head, counter, kind, frame, c.l3, c.l4, c.headers, c.ipEnd, c.ipv6, c.mss) ?? 0,
+        }
+      : {}),
   };
+}
+
+/**
+ * A TCP super-frame (Ethernet, IPv4 or IPv6, TCP with options, `payload` bytes) as a TAP with TSO hands
+ * it over, parsed as parseOffload() would: for checking sealSegments against the TypeScript path.
+ */
+export function sampleSuperFrame(ipv6: boolean, payload: number, mss: number): { frame: Buffer; cut: SegmentCut; offload: Offload } {
+  const l3 = 14;
+  const ip = ipv6 ? 40 : 20;
+  const l4 = l3 + ip;
+  const headers = l4 + 32;
+  const frame = randomBytes(headers + payload);
+  frame.writeUInt16BE(ipv6 ? 0x86dd : 0x0800, 12);
+  if (ipv6) {
+    frame[l3] = 0x60;
+    frame.writeUInt16BE(32 + payload, l3 + 4);
+    frame[l3 + 6] = 6;
+  } else {
+    frame[l3] = 0x45;
+    frame.writeUInt16BE(ip + 32 + payload, l3 + 2);
+    frame.writeUInt16BE(0x4000, l3 + 6); // DF, no fragment
+    frame[l3 + 9] = 6;
+  }
+  frame[l4 + 12] = 8 << 4; // 32-byte TCP header
+  frame[l4 + 13] = 0x18 | 0x80 | 0x01; // PSH ACK, CWR, FIN: only the first keeps CWR, only the last PSH and FIN
+  const hdr = { flags: 1, gsoType: ipv6 ? 4 : 1, hdrLen: headers, gsoSize: mss, csumStart: l4, csumOffset: 16 };
+  const segments = Math.ceil(payload / mss);
+  const offload: Offload = { hdr, gso: true, ipv6, l3, l4, headers, ipEnd: headers + payload, mss, segments };
+  return { frame, cut: { l3, l4, headers, ipEnd: headers + payload, ipv6, mss }, offload };
+}
+
+/** sealSegments' datagrams against segmentOffload() sealed one by one with node:crypto; a reason when they differ. */
+function segmentsDisagree(native: AeadBackend, cipher: DatagramCipher, ipv6: boolean): string | null {
+  if (native.sealSegments === undefined) return null;
+  const keys: EpochKeys = { epoch: 3, key: randomBytes(32), iv: randomBytes(12) };
+  const { frame, cut, offload } = sampleSuperFrame(ipv6, 2_500, 1_000);
+  const head = Buffer.of(0x48, 0, 0, 9, 0, 3);
+  const size = segmentDatagrams(cut);
+  const mine = Buffer.alloc(size.length);
+  const n = native.sealSegments(cipher, keys, mine, head, 77, 0, frame, cut);
+  const segs: Buffer[] = [];
+  segmentOffload(offload, frame, segs, cut.mss);
+  const theirs = segs.map((seg, i) => {
+    const d = Buffer.alloc(12 + 1 + seg.length + TAG_LENGTH);
+    head.copy(d);
+    d.writeUIntBE(77 + i, 6, 6);
+    nodeCryptoAead.seal(cipher, keys, d, 77 + i, [Buffer.of(0), seg]);
+    return d;
+  });
+  native.release(keys);
+  if (n !== theirs.length || !mine.equals(Buffer.concat(theirs)))
+    return `${cipher}: the addon's segmented ${ipv6 ? 'IPv6' : 'IPv4'} super-frame differs from segmentOffload() sealed by node:crypto`;
+  return null;
 }
 
 /** Seals and opens one datagram per cipher both ways against node:crypto; a reason when they differ. */
@@ -60,6 +122,10 @@ function disagreement(native: AeadBackend): string | null {
     theirs[20] = (theirs[20] ?? 0) ^ 1;
     if (native.open(cipher, keys, theirs, 42) !== null) return `${cipher}: the addon accepted a forged datagram`;
     native.release(keys);
+    for (const v6 of [false, true]) {
+      const why = segmentsDisagree(native, cipher, v6);
+      if (why !== null) return why;
+    }
   }
   return null;
 }
@@ -72,13 +138,15 @@ export function nativeAead(load: () => TapAddon = loadTapAddon): NativeAeadResul
   } catch (e) {
     return { ok: false, reason: e instanceof Error ? e.message : String(e) };
   }
-  const { aeadNew, aeadFree, aeadSeal, aeadOpen } = addon;
+  const { aeadNew, aeadFree, aeadSeal, aeadOpen, aeadSealSegments } = addon;
   if (!aeadNew || !aeadFree || !aeadSeal || !aeadOpen) return { ok: false, reason: 'this build of the addon has no AEAD' };
   const backend = backendOf({
     aeadNew: aeadNew.bind(addon),
     aeadFree: aeadFree.bind(addon),
     aeadSeal: aeadSeal.bind(addon),
     aeadOpen: aeadOpen.bind(addon),
+    // An older build seals frame by frame; super-frames then stay with the kernel (the TAP segments them).
+    ...(aeadSealSegments ? { aeadSealSegments: aeadSealSegments.bind(addon) } : {}),
   });
   try {
     const why = disagreement(backend);

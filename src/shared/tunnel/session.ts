@@ -11,6 +11,7 @@
 // that sends no hello within helloTimeoutMs.
 import type { Cancel } from '../ports.js';
 import type { ByeMessage, ControlMessage, DecodedControl, HelloAckMessage, HelloMessage } from './control.js';
+import type { Offload } from '../l2/tso-segment.js';
 import { CoDel } from './codel.js';
 import { EgressQueue } from './egress-queue.js';
 import { controlRecord, streamReader, withOffload, type ProtocolVersion, type StreamReader } from './framing.js';
@@ -49,6 +50,11 @@ export class TunnelSession {
    * leaves as a datagram; otherwise the frame goes through the TLS queue as ever.
    */
   datagramTx: ((frame: Uint8Array) => boolean) | null = null;
+  /**
+   * Set beside datagramTx when the channel cuts TCP super-frames into datagrams itself (in C): a validated
+   * super-frame it takes (true) leaves as one datagram per segment, counted as that many frames.
+   */
+  datagramTxOffload: ((o: Offload, frame: Uint8Array) => number) | null = null;
 
   readonly #o: TunnelSessionOptions;
   readonly #transport: TunnelTransport;
@@ -130,9 +136,28 @@ export class TunnelSession {
     return this.offloadAgreed && this.datagramTx === null;
   }
 
-  /** Queues one super-frame as an OFFLOAD record; false unless `offload` was negotiated and it fits. */
-  sendOffload(vnetHdr: Uint8Array, frame: Uint8Array): boolean {
-    if (this.state !== 'up' || this.vni === null || !this.offload) return false;
+  /** Super-frames are taken whole now: as OFFLOAD records on TLS, or cut into datagrams by the channel. */
+  get takesSuperFrames(): boolean {
+    return this.datagramTx !== null ? this.datagramTxOffload !== null : this.offloadAgreed;
+  }
+
+  /**
+   * Queues one super-frame: cut into datagrams while this side's data is on them (`parsed`, the forwarder's
+   * validation, is what the channel cuts by), else as an OFFLOAD record when `offload` was negotiated.
+   * False when neither takes it: the caller segments it into frames.
+   */
+  sendOffload(vnetHdr: Uint8Array, frame: Uint8Array, parsed?: Offload): boolean {
+    if (this.state !== 'up' || this.vni === null) return false;
+    if (this.datagramTx !== null) {
+      if (parsed === undefined || !parsed.gso || this.datagramTxOffload === null) return false;
+      const n = this.datagramTxOffload(parsed, frame);
+      if (n === 0) return false;
+      this.counters.datagramFramesOut += n;
+      // As the frames it became: every segment carries the headers.
+      this.counters.datagramBytesOut += parsed.ipEnd + (n - 1) * parsed.headers;
+      return true;
+    }
+    if (!this.offload) return false;
     const ok = this.egress.push(this.vni, frame, this.#o.clock.now(), vnetHdr);
     if (ok) this.#scheduleFlush();
     return ok;
@@ -189,6 +214,7 @@ export class TunnelSession {
     this.state = 'closed';
     this.#cancelTimers();
     this.datagramTx = null;
+    this.datagramTxOffload = null;
     this.#controls.length = 0;
     this.egress.clear();
     if (bye !== undefined) this.#transport.end();

@@ -51,6 +51,8 @@ export async function siteDc(
     vms: Record<string, { vni: number; mac: string; ipCidr: string }>;
     /** More headend config (e.g. `{ l2: { engine: 'kernel' } }`). */
     headend?: Record<string, unknown>;
+    /** More agent options, UCI lines (e.g. `option datagram '1'`). */
+    agent?: readonly string[];
   },
 ): Promise<SiteDc> {
   const scope = netnsScope(t, 'ckd');
@@ -130,6 +132,7 @@ export async function siteDc(
       `\toption identity_dir '${idDir}'`,
       `\toption status_socket '${d.path('agent.sock')}'`,
       "\toption log_format 'json'",
+      ...(o.agent ?? []).map((l) => `\t${l}`),
       '',
     ].join('\n'),
   );

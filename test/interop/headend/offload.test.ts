@@ -55,13 +55,17 @@ async function iperf(lab: SiteDc, seconds: number): Promise<Iperf> {
 /**
  * `kernel`: the headend on its kernel L2 engine, whose session port takes each super-frame whole and the
  * kernel segments it toward the VTEP (the userspace switch cuts it in TypeScript); no "before" run.
+ * `datagram`: the agent on the datagram channel, which cuts each super-frame into one sealed datagram per
+ * segment in C (aeadSealSegments): the headend never sees a super-frame, the VTEP sees what C computed.
  */
-async function superFrames(t: TestContext, kernel: boolean): Promise<void> {
+async function superFrames(t: TestContext, mode: 'userspace' | 'kernel' | 'datagram'): Promise<void> {
   {
     for (const tool of ['tshark', 'tcpdump', 'iperf3']) if (!(await hasTool(tool))) return skipOrFail(t, `${tool} is not installed`);
     const tenant = `o${process.pid}`;
+    const kernel = mode === 'kernel';
     const lab = await siteDc(t, {
       ...(kernel ? { headend: { l2: { engine: 'kernel' } } } : {}),
+      ...(mode === 'datagram' ? { agent: ["option datagram '1'"] } : {}),
       registry: (vtep) => ({
         version: 1,
         tenants: { [tenant]: { segments: { lan: { vni: 100, vteps: [vtep] } } } },
@@ -92,6 +96,12 @@ async function superFrames(t: TestContext, kernel: boolean): Promise<void> {
     const sock = lab.d.path('agent.sock');
     const st = await agentStatus(sock);
     assert.deepEqual((st['tunnel'] as { protocol: unknown }).protocol, { version: 2, offload: true }, 'v2 with offload negotiated');
+    if (mode === 'datagram')
+      await waitFor(
+        'the agent on datagrams',
+        10_000,
+        async () => ((await agentStatus(sock))['tunnel'] as { transport?: string }).transport === 'datagram',
+      );
 
     // The fabric link at the hypervisor: the first 3000 VXLAN packets of the flow, whole.
     const pcap = lab.d.path('fabric.pcap');
@@ -105,9 +115,19 @@ async function superFrames(t: TestContext, kernel: boolean): Promise<void> {
     const after = await iperf(lab, 3);
     if (dump.exitCode === null) dump.kill('SIGINT');
     await new Promise((r) => (dump.exitCode !== null ? r(null) : dump.once('exit', r)));
-    const fwd = ((await agentStatus(sock))['counters'] as { forwarder: Record<string, unknown> }).forwarder;
+    const done = await agentStatus(sock);
+    const fwd = (done['counters'] as { forwarder: Record<string, unknown> }).forwarder;
     assert.ok(Number(fwd['offloadWhole']) > 0, `super-frames crossed whole: ${JSON.stringify(fwd)}`);
     assert.deepEqual(fwd['offloadDrops'], {});
+    if (mode === 'datagram') {
+      const tunnel = done['tunnel'] as { transport?: string; datagram?: { datagramsOut?: number } };
+      assert.equal(tunnel.transport, 'datagram', 'still on datagrams after the flow');
+      // Each super-frame became several datagrams: far more frames left than super-frames were read.
+      assert.ok(
+        Number(tunnel.datagram?.datagramsOut) > 2 * Number(fwd['offloadWhole']),
+        `${tunnel.datagram?.datagramsOut} datagrams for ${Number(fwd['offloadWhole'])} super-frames`,
+      );
+    }
 
     const fields = await exec('tshark', [
       '-r',
@@ -141,6 +161,12 @@ async function superFrames(t: TestContext, kernel: boolean): Promise<void> {
       if (Number(tcpLen) > 0) payloadPackets++;
     }
     assert.ok(payloadPackets > 1000, `${payloadPackets} data segments`);
+    if (mode === 'datagram') {
+      t.diagnostic(
+        `datagram channel, one iperf3 flow, 3 s: ${after.mbps.toFixed(0)} Mbit/s, ${after.retransmits} retransmits of ${after.segments} segments`,
+      );
+      return;
+    }
     if (kernel) {
       const m = await nsExec(lab.dcNs, 'curl', ['-s', `http://10.99.0.1:${lab.headend.metricsPort}/metrics`], { allowFailure: true });
       t.diagnostic(
@@ -180,8 +206,13 @@ const root = { skip: skipUnlessCi(!isRoot() && 'needs root for network namespace
 test(
   'super-frames: OFFLOAD records from the agent reach a kernel VTEP as ordinary VXLAN packets within the MTU, checksums correct',
   root,
-  (t) => superFrames(t, false),
+  (t) => superFrames(t, 'userspace'),
 );
 test('super-frames through the kernel L2 engine: whole into the bridge, segmented by the kernel, checksums correct', root, (t) =>
-  superFrames(t, true),
+  superFrames(t, 'kernel'),
+);
+test(
+  'super-frames on the datagram channel: cut and sealed in C, one datagram per segment, ordinary VXLAN packets with correct checksums at the VTEP',
+  root,
+  (t) => superFrames(t, 'datagram'),
 );

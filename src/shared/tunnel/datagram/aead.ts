@@ -25,6 +25,40 @@ export interface AeadBackend {
   open(cipher: DatagramCipher, keys: EpochKeys, d: Buffer, counter: number): Buffer | null;
   /** The keys are retired: whatever the backend keeps for them goes now. */
   release(keys: EpochKeys): void;
+  /**
+   * Optional (the native backend): a TCP super-frame cut into segments of `cut.mss` payload bytes as
+   * tso-segment.ts's segmentOffload() cuts it, each sealed as one datagram whose header is `head` (its
+   * first 6 bytes: opcode and key id, peer id, epoch) and counter `counter + i`, with `kind` before the
+   * segment; written back to back into `out` (datagramsLength() long). Returns the datagrams written.
+   */
+  sealSegments?(
+    cipher: DatagramCipher,
+    keys: EpochKeys,
+    out: Buffer,
+    head: Buffer,
+    counter: number,
+    kind: number,
+    frame: Uint8Array,
+    cut: SegmentCut,
+  ): number;
+}
+
+/** Where a validated super-frame's headers end and how it is cut (tso-segment.ts's Offload, and the mss). */
+export interface SegmentCut {
+  readonly l3: number;
+  readonly l4: number;
+  readonly headers: number;
+  readonly ipEnd: number;
+  readonly ipv6: boolean;
+  readonly mss: number;
+}
+
+/** How many datagrams sealSegments() writes for `cut`, and their total length. */
+export function segmentDatagrams(cut: SegmentCut): { count: number; length: number } {
+  const payload = cut.ipEnd - cut.headers;
+  const count = Math.max(1, Math.ceil(payload / cut.mss));
+  // Each: header, kind byte, the frame's headers, its share of the payload, tag.
+  return { count, length: count * (HEADER_LENGTH + 1 + cut.headers + TAG_LENGTH) + payload };
 }
 
 /**

@@ -17,7 +17,9 @@
 // flow (black-hole detection). A frame too large for one datagram at the PLPMTU leaves as a HEAD/TAIL pair
 // (reassembly.ts) when the peer said it rebuilds them; toward an older peer it leaves whole, as before. The
 // sockets set DF without local fragmentation.
-import { DatagramReceiver, MAX_COUNTER, OVERHEAD, seal } from './codec.js';
+import { aead, segmentDatagrams } from './aead.js';
+import { DatagramReceiver, MAX_COUNTER, OP_DATA_V2, OVERHEAD, seal } from './codec.js';
+import { segmentOffload, type Offload } from '../../l2/tso-segment.js';
 import { KIND_HEAD, KIND_TAIL, Reassembly } from './reassembly.js';
 import { PathMtu } from './path-mtu.js';
 import { EpochChain, exporterContext, EXPORTER_LABEL, initialSecrets, KEY_BLOCK_LENGTH, type DatagramCipher } from './keys.js';
@@ -153,6 +155,8 @@ export class DatagramChannel {
   /** PMTU probes are PINGs too, but their loss says nothing about the path's liveness. */
   readonly #pmtu: PathMtu;
   readonly #reassembly = new Reassembly((reason) => this.#drop(reason));
+  /** The first 6 header bytes of sealSuperFrame()'s datagrams, rewritten per call. */
+  readonly #head = Buffer.alloc(6);
   /** When the last authentic datagram arrived. */
   lastAuthenticAt = Number.NEGATIVE_INFINITY;
 
@@ -214,6 +218,54 @@ export class DatagramChannel {
     this.#lastFrameAt = now;
     this.counters.framesOut++;
     return true;
+  }
+
+  /** The AEAD backend cuts and seals super-frames itself (one call per super-frame): sealSuperFrame() is worth calling. */
+  get sealsSuperFrames(): boolean {
+    return aead().sealSegments !== undefined;
+  }
+
+  /**
+   * Seals a validated TCP super-frame (a TAP's, with TSO) as one datagram per segment, cut to fit the
+   * current PLPMTU (a TCP receiver takes any segment up to the MSS it advertised), all under one epoch and
+   * handed to `send` in order. With a backend that cuts and seals in C, one call for the whole super-frame;
+   * else segmentOffload() and sealFrame() per segment. Returns the segments sent; 0 when it cannot go as
+   * datagrams (nothing was sent): TLS takes it.
+   */
+  sealSuperFrame(o: Offload, frame: Uint8Array, now: number, send: (d: Buffer) => void): number {
+    if (this.#spent || !o.gso) return 0;
+    const mss = Math.min(o.mss, this.maxWhole - o.headers);
+    if (mss < 1) return 0;
+    const cut = { l3: o.l3, l4: o.l4, headers: o.headers, ipEnd: o.ipEnd, ipv6: o.ipv6, mss };
+    const size = segmentDatagrams(cut);
+    const be = aead();
+    if (be.sealSegments === undefined || size.count > this.#epochPackets) {
+      const segs: Buffer[] = [];
+      segmentOffload(o, frame, segs, mss);
+      let sent = 0;
+      // Only the session's last epoch running out stops this part way; the rest is lost as on a full queue.
+      for (const seg of segs)
+        if (this.sealFrame(seg, now, send)) sent++;
+        else if (sent > 0) this.#drop('keys-spent');
+      return sent;
+    }
+    const first = this.#take(size.count);
+    const keys = this.#txChain.current;
+    const head = this.#head;
+    head[0] = OP_DATA_V2 << 3;
+    head[1] = (this.#o.peerId >>> 16) & 255;
+    head[2] = (this.#o.peerId >>> 8) & 255;
+    head[3] = this.#o.peerId & 255;
+    head[4] = keys.epoch >>> 8;
+    head[5] = keys.epoch & 255;
+    const out = (this.#o.alloc ?? Buffer.allocUnsafe)(size.length);
+    const n = be.sealSegments(this.#o.cipher, keys, out, head, first, KIND_FRAME, frame, cut);
+    // Equal-sized datagrams back to back, the last one shorter: what one UDP GSO send takes.
+    const full = size.count === 1 ? size.length : OVERHEAD + 1 + o.headers + mss;
+    for (let i = 0, at = 0; i < n; i++, at += full) send(out.subarray(at, Math.min(at + full, size.length)));
+    this.#lastFrameAt = now;
+    this.counters.framesOut += n;
+    return n;
   }
 
   /** Opens one datagram from the wire; only an authentic one changes any state. */
@@ -376,10 +428,11 @@ export class DatagramChannel {
     this.counters.switches++;
   }
 
-  #seal(kind: number, body: Uint8Array): Buffer {
-    if (++this.#counter > this.#epochPackets) {
+  /** `n` consecutive counters of one epoch (the next epoch when this one has not that many left): the first. */
+  #take(n: number): number {
+    if (this.#counter + n > this.#epochPackets) {
       this.#txChain.advance();
-      this.#counter = 1;
+      this.#counter = 0;
       // The last epoch this session may use: its datagrams go out, then the data moves to TLS for good
       // (a new TLS session brings new keys). 2^40 datagrams at the default limits: years at line rate.
       if (this.#txChain.current.epoch >= this.#lastEpoch) {
@@ -387,8 +440,14 @@ export class DatagramChannel {
         this.#switch('tls', 'keys-spent');
       }
     }
-    this.counters.datagramsOut++;
-    const header = { keyId: 0, peerId: this.#o.peerId, counter: this.#counter };
+    const first = this.#counter + 1;
+    this.#counter += n;
+    this.counters.datagramsOut += n;
+    return first;
+  }
+
+  #seal(kind: number, body: Uint8Array): Buffer {
+    const header = { keyId: 0, peerId: this.#o.peerId, counter: this.#take(1) };
     return seal(this.#o.cipher, this.#txChain.current, header, [KIND_BYTES[kind] ?? Buffer.of(kind), body], this.#o.alloc);
   }
 

@@ -5,10 +5,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { loadTapAddon, type TapAddon } from '../../../../src/shared/native/addon.js';
-import { nativeAead } from '../../../../src/shared/native/datagram-aead.js';
-import { aead, nodeCryptoAead, useAead, type AeadBackend } from '../../../../src/shared/tunnel/datagram/aead.js';
-import { DatagramReceiver, seal } from '../../../../src/shared/tunnel/datagram/codec.js';
-import { EpochChain, type DatagramCipher } from '../../../../src/shared/tunnel/datagram/keys.js';
+import { nativeAead, sampleSuperFrame } from '../../../../src/shared/native/datagram-aead.js';
+import { segmentOffload } from '../../../../src/shared/l2/tso-segment.js';
+import { aead, nodeCryptoAead, segmentDatagrams, useAead, type AeadBackend } from '../../../../src/shared/tunnel/datagram/aead.js';
+import { DatagramChannel } from '../../../../src/shared/tunnel/datagram/channel.js';
+import { DatagramReceiver, parseHeader, seal } from '../../../../src/shared/tunnel/datagram/codec.js';
+import { EpochChain, type DatagramCipher, type EpochKeys } from '../../../../src/shared/tunnel/datagram/keys.js';
 
 const CIPHERS: DatagramCipher[] = ['AES-256-GCM', 'CHACHA20-POLY1305'];
 
@@ -118,6 +120,130 @@ test('an addon whose AEAD disagrees with node:crypto, or has none, or throws, is
   const noOpenssl: TapAddon = { ...addon, aeadNew: () => { throw new Error('aeadNew: the loading node does not export OpenSSL'); } };
   const r3 = nativeAead(() => noOpenssl);
   assert.match(r3.ok ? '' : r3.reason, /does not export OpenSSL/);
+  // Super-frames cut or sealed differently (one bit) are refused too.
+  const badCut: TapAddon = {
+    ...addon,
+    aeadSealSegments: (h, out, head, counter, kind, frame, l3, l4, headers, ipEnd, ipv6, mss) => {
+      const n = addon.aeadSealSegments?.(h, out, head, counter, kind, frame, l3, l4, headers, ipEnd, ipv6, mss) ?? 0;
+      out[20] = (out[20] ?? 0) ^ 1;
+      return n;
+    },
+  };
+  const r5 = nativeAead(() => badCut);
+  assert.match(r5.ok ? '' : r5.reason, /segmented IPv4 super-frame differs/);
   const r4 = nativeAead(() => { throw new Error('cannot load the TAP addon'); });
   assert.match(r4.ok ? '' : r4.reason, /cannot load/);
+});
+
+/** What segmentOffload() makes of the super-frame, each sealed on its own by node:crypto: the reference bytes. */
+function reference(cipher: DatagramCipher, keys: EpochKeys, head: Buffer, counter: number, s: ReturnType<typeof sampleSuperFrame>, mss: number): Buffer {
+  const segs: Buffer[] = [];
+  segmentOffload(s.offload, s.frame, segs, mss);
+  return Buffer.concat(
+    segs.map((seg, i) => {
+      const d = Buffer.alloc(12 + 1 + seg.length + 16);
+      head.copy(d);
+      d.writeUIntBE(counter + i, 6, 6);
+      nodeCryptoAead.seal(cipher, keys, d, counter + i, [Buffer.of(0), seg]);
+      return d;
+    }),
+  );
+}
+
+test('super-frames cut and sealed in C are byte for byte segmentOffload() sealed by node:crypto: IPv4 and IPv6, a short last segment, one segment, both ciphers', () => {
+  const n = native();
+  assert.ok(n.sealSegments, 'this build cuts super-frames');
+  for (const cipher of CIPHERS)
+    for (const ipv6 of [false, true])
+      for (const [payload, mss] of [
+        [64_000, 1_448],
+        [4_000, 1_000],
+        [2_896, 1_448],
+        [500, 1_448],
+        [1, 9_000],
+      ] as const) {
+        const keys = new EpochChain(randomBytes(32)).current;
+        const s = sampleSuperFrame(ipv6, payload, mss);
+        const cut = { ...s.cut, mss };
+        const head = Buffer.of(0x48, 0x0a, 0x0b, 0x0c, 0x00, keys.epoch);
+        const out = Buffer.alloc(segmentDatagrams(cut).length);
+        const count = n.sealSegments(cipher, keys, out, head, 1_000, 0, s.frame, cut);
+        assert.equal(count, Math.ceil(payload / mss));
+        assert.ok(out.equals(reference(cipher, keys, head, 1_000, s, mss)), `${cipher} ${ipv6 ? 'IPv6' : 'IPv4'} ${payload}/${mss}`);
+        n.release(keys);
+      }
+});
+
+test('sealSegments refuses offsets that do not fit its frame or buffer with an error, never a crash or a write out of bounds', () => {
+  const addon = loadTapAddon();
+  const h = addon.aeadNew?.(0, randomBytes(32), randomBytes(12));
+  assert.ok(h && addon.aeadSealSegments);
+  const s = sampleSuperFrame(false, 3_000, 1_000);
+  const c = s.cut;
+  const head = Buffer.alloc(6);
+  const good = Buffer.alloc(segmentDatagrams(c).length);
+  const call = (out: Buffer, o: Partial<typeof c> = {}, counter = 1, frame: Buffer = s.frame): number => {
+    const x = { ...c, ...o };
+    return addon.aeadSealSegments?.(h, out, head, counter, 0, frame, x.l3, x.l4, x.headers, x.ipEnd, x.ipv6, x.mss) ?? -1;
+  };
+  assert.equal(call(good), 3);
+  assert.throws(() => call(Buffer.alloc(good.length - 1)), /out is not the datagrams' length/);
+  assert.throws(() => call(Buffer.alloc(good.length + 1)), /out is not the datagrams' length/);
+  assert.throws(() => call(good, { ipEnd: s.frame.length + 1 }), /offsets do not describe/);
+  assert.throws(() => call(good, { headers: c.ipEnd }), /offsets do not describe/);
+  assert.throws(() => call(good, { l4: c.headers - 10 }), /offsets do not describe/);
+  assert.throws(() => call(good, { mss: 0 }), /offsets do not describe/);
+  assert.throws(() => call(good, { l4: c.l4 + 4 }), /IPv4 header does not end at l4/);
+  assert.throws(() => call(Buffer.alloc(segmentDatagrams({ ...c, mss: 10 }).length), { mss: 10 }), /more than 256 segments/);
+  assert.throws(() => call(good, {}, 0), /counter out of range/);
+  assert.throws(() => call(good, {}, 2 ** 48 - 2), /counter out of range/);
+  addon.aeadFree?.(h);
+  assert.throws(() => call(good), /context freed/);
+});
+
+test('the channel sends a super-frame as datagrams the peer opens into the same segments as the TypeScript path, cut to the path MTU, across an epoch change', () => {
+  const n = native();
+  for (const backend of [n, nodeCryptoAead]) {
+    useAead(backend);
+    try {
+      const block = randomBytes(256);
+      const o = { cipher: 'AES-256-GCM', peerId: 0x0a0b0c, limits: { epochPackets: 100 } } as const;
+      const agent = new DatagramChannel({ ...o, role: 'agent', keyBlock: Buffer.from(block) }, 0);
+      const headend = new DatagramChannel({ ...o, role: 'headend', keyBlock: Buffer.from(block) }, 0);
+      for (let now = 0; now <= 600 && agent.tx !== 'datagram'; now += 100)
+        for (const d of agent.tick(now).send) {
+          const r = headend.receive(d, now);
+          if (r.kind === 'ping' && r.answer) agent.receive(r.answer, now);
+        }
+      assert.equal(agent.tx, 'datagram');
+      assert.equal(agent.sealsSuperFrames, backend === n);
+      // 1,448-byte segments do not fit the 1,280-byte PLPMTU the search starts at: cut smaller.
+      const s = sampleSuperFrame(false, 60_000, 1_448);
+      const mss = agent.maxWhole - s.cut.headers;
+      assert.ok(mss < 1_448);
+      const want: Buffer[] = [];
+      segmentOffload(s.offload, s.frame, want, mss);
+      // Twice: the second straddles the 100-datagram epoch and moves whole into the next one.
+      for (const round of [1, 2]) {
+        const sent: Buffer[] = [];
+        const count = agent.sealSuperFrame(s.offload, s.frame, 700, (d) => sent.push(Buffer.from(d)));
+        assert.equal(count, want.length);
+        assert.equal(sent.length, want.length);
+        for (const d of sent) assert.ok(d.length + 28 <= agent.plpmtu, `a datagram of ${d.length} bytes fits ${agent.plpmtu}`);
+        // Never more datagrams under a key than its limit; in C one key seals the whole super-frame, so one epoch.
+        const heads = sent.map((d) => parseHeader(d));
+        if (backend === n) assert.equal(new Set(heads.map((h) => h?.epoch)).size, 1, `round ${round}: one epoch`);
+        assert.ok(heads.every((h) => h !== null && h.counter >= 1 && h.counter <= 100), `round ${round}: counters within the epoch's 100`);
+        const got = sent.map((d) => headend.receive(d, 700));
+        assert.deepEqual(
+          got.map((r) => (r.kind === 'frame' ? r.frame.toString('hex') : r.kind)),
+          want.map((f) => f.toString('hex')),
+          `${backend.name}, round ${round}`,
+        );
+      }
+      assert.equal(agent.counters.framesOut, 2 * want.length);
+    } finally {
+      useAead(nodeCryptoAead);
+    }
+  }
 });

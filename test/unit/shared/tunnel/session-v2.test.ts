@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeEthernet } from '../../../../src/shared/l2/ethernet.js';
+import { parseOffload } from '../../../../src/shared/l2/tso-segment.js';
 import { REC_CONTROL, REC_FRAME, REC_OFFLOAD, encodeOffloadV2 } from '../../../../src/shared/tunnel/records-v2.js';
 import { TunnelSession, type TunnelSessionEvents } from '../../../../src/shared/tunnel/session.js';
 import { manualTime, memoryPipe } from '../../../helpers/ports.js';
@@ -146,3 +147,43 @@ test('v2 without offload: an OFFLOAD record from the peer is dropped and counted
   assert.deepEqual(p.s.drops, ['offload-unexpected']);
   assert.equal(p.server.state, 'up');
 });
+
+test('on datagrams a super-frame goes to the channel that cuts it, never as an OFFLOAD record racing the datagrams; without such a channel the caller segments it', async () => {
+  const p = pair({ version: 2, clientOffload: true, serverOffload: true });
+  await waitFor('up', 2_000, () => p.client.state === 'up' && p.client.offload);
+  const big = frame(4_000);
+  const parsed = parseOffload(VNET, tcpSuperFrame(4_000 - 54));
+  assert.ok(typeof parsed !== 'string', String(parsed));
+  const cut: number[] = [];
+  p.client.datagramTx = () => true;
+  assert.equal(p.client.offload, false, 'no OFFLOAD records while data is on datagrams');
+  assert.equal(p.client.takesSuperFrames, false, 'a channel that cannot cut them: the TAP segments');
+  assert.equal(p.client.sendOffload(VNET, big, parsed), false);
+  p.client.datagramTxOffload = (o) => (cut.push(o.segments), o.segments);
+  assert.equal(p.client.takesSuperFrames, true);
+  assert.equal(p.client.sendOffload(VNET, big, parsed), true);
+  assert.equal(p.client.sendOffload(VNET, big), false, 'not without the validated header to cut by');
+  assert.deepEqual(cut, [3]);
+  assert.equal(p.client.counters.datagramFramesOut, 3);
+  assert.equal(p.client.counters.datagramBytesOut, 4_000 + 2 * 54, 'counted as the frames it became');
+  p.client.datagramTxOffload = () => 0;
+  assert.equal(p.client.sendOffload(VNET, big, parsed), false, 'a channel that refuses it leaves it to the caller');
+  // Back on TLS: OFFLOAD records again.
+  p.client.datagramTx = null;
+  p.client.datagramTxOffload = null;
+  assert.equal(p.client.takesSuperFrames, true);
+  assert.ok(p.client.sendOffload(VNET, big));
+  await waitFor('the OFFLOAD record', 2_000, () => p.s.log.length === 1);
+  assert.deepEqual(p.s.log, [`offload:${VNET.toString('hex')}:4000`]);
+});
+
+/** An IPv4 TCP super-frame with `payload` bytes after 54 bytes of headers, as VNET describes it. */
+function tcpSuperFrame(payload: number): Buffer {
+  const f = Buffer.alloc(54 + payload);
+  f.writeUInt16BE(0x0800, 12);
+  f[14] = 0x45;
+  f.writeUInt16BE(40 + payload, 16);
+  f[23] = 6;
+  f[46] = 5 << 4;
+  return f;
+}

@@ -74,7 +74,8 @@ function benchBundles(dir: string): Promise<{ agent: string; headend: string }> 
 }
 
 /**
- * `datagram`: the agent asks for the datagram channel (`option datagram '1'`, docs/datagram.md).
+ * `datagram`: the agent asks for the datagram channel (`option datagram '1'`, its default, docs/datagram.md); else
+ * `datagram '0'`, the TLS/TCP path alone.
  * `kernelL2`: the headend switches on the kernel's bridge and vxlan device (docs/headend.md).
  */
 async function connector(net: BenchNet, work: string, datagram = false, kernelL2 = false): Promise<Running> {
@@ -126,7 +127,8 @@ async function connector(net: BenchNet, work: string, datagram = false, kernelL2
       `\toption identity_dir '${idDir}'`,
       `\toption status_socket '${join(work, 'agent.sock')}'`,
       "\toption log_format 'json'",
-      ...(datagram ? ["\toption datagram '1'"] : []),
+      // The datagram channel is the agent's default; `connector` measures the TLS/TCP path alone.
+      `\toption datagram '${datagram ? 1 : 0}'`,
       '',
     ].join('\n'),
   );

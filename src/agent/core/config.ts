@@ -42,7 +42,7 @@ export interface AgentConfig {
   readonly maxProtocol: 1 | 2;
   /** Ceiling of the jittered exponential reconnect backoff. */
   readonly reconnectMaxMs: number;
-  /** The datagram data channel (docs/datagram.md): off unless turned on; a UDP port to use instead of the offered one. */
+  /** The datagram data channel (docs/datagram.md): asked for unless turned off; a UDP port to use instead of the offered one. */
   readonly datagram: Readonly<{ enabled: boolean; port: number | undefined }>;
   /** The Layer-2 policy, from the `config l2` section (keys: docs/l2-policy.md); each VLAN gets its own. */
   readonly l2: PolicyConfig;
@@ -134,8 +134,8 @@ const SECTIONS = {
     aqm_interval_ms: optional(intText(10, 10_000), DEFAULTS.aqmIntervalMs),
     max_protocol: optional(intText(1, 2), DEFAULTS.maxProtocol),
     reconnect_max_s: optional(intText(1, 600), DEFAULTS.reconnectMaxS),
-    // Off until datagrams cost what a TLS record costs (docs/datagram.md, "Why off by default").
-    datagram: optional(boolText(), false),
+    // On: probed at each session start, TLS carries the frames until and unless datagrams work (docs/datagram.md).
+    datagram: optional(boolText(), true),
     datagram_port: optional(intText(1, 65_535)),
     own_mac: removed(MOVED_OWN_MAC),
     vlan: optional(listText(), []),

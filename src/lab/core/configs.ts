@@ -138,8 +138,6 @@ export function agentUci(plan: LabPlan, site: string, files: AgentFiles): string
     `\toption keepalive_s '1'`,
     `\toption dead_after_s '3'`,
     `\toption send_queue_frames '512'`,
-    // The datagram channel (docs/datagram.md), off on a device by default: the lab shows it working.
-    `\toption datagram '1'`,
     '',
     // Layer-2 policy (docs/l2-policy.md): proxy ARP and the split-brain block on, as shipped.
     "config l2 'l2'",

@@ -65,7 +65,8 @@ async function superFrames(t: TestContext, mode: 'userspace' | 'kernel' | 'datag
     const kernel = mode === 'kernel';
     const lab = await siteDc(t, {
       ...(kernel ? { headend: { l2: { engine: 'kernel' } } } : {}),
-      ...(mode === 'datagram' ? { agent: ["option datagram '1'"] } : {}),
+      // OFFLOAD records travel on TLS: the other modes keep the agent off datagrams (its default).
+      agent: [`option datagram '${mode === 'datagram' ? 1 : 0}'`],
       registry: (vtep) => ({
         version: 1,
         tenants: { [tenant]: { segments: { lan: { vni: 100, vteps: [vtep] } } } },

@@ -17,11 +17,16 @@ test('minimal config gets documented defaults', () => {
   assert.equal(c.l2.proxyArp, true);
   assert.equal(c.l2.allowDhcpFromTunnel, false);
   assert.equal(c.l2.splitBrainBlock, true);
-  assert.deepEqual(c.datagram, { enabled: false, port: undefined }, 'TLS only until asked');
+  assert.deepEqual(c.datagram, { enabled: true, port: undefined }, 'datagrams asked for by default');
   assert.deepEqual(parseAgentConfig(MIN + `\toption datagram '1'\n\toption datagram_port '4443'\n`).datagram, {
     enabled: true,
     port: 4443,
   });
+  assert.deepEqual(
+    parseAgentConfig(MIN + `\toption datagram '0'\n`).datagram,
+    { enabled: false, port: undefined },
+    'TLS only when turned off',
+  );
   assert.ok(Object.isFrozen(c));
 });
 

@@ -8,12 +8,13 @@
 //   --mode none    : load only, prints throughput and each daemon's CPU seconds per GB carried
 //   --hold         : leave the topology up until Ctrl-C (for poking by hand)
 // Root only. Usage: node --import tsx bench/tunnel/profile.ts [--mode cpuprof] [--duration 10] [--reverse]
-//   [--scenario connector|connector-datagram|connector-kernel-l2]
+//   [--scenario connector|connector-datagram|connector-kernel-l2] [--wan metro|regional|continental|lossy]
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { WAN_PROFILES } from '../../src/lab/core/wan.js';
 import { exec } from '../../src/shared/exec.js';
 import { nsExec, spawnInNetns, uniquePrefix, isAlive } from '../../src/lab/adapters/netns.js';
 import { ADDR, benchNet, teardown, waitForPing } from './topology.js';
@@ -33,6 +34,7 @@ const { values: opt } = parseArgs({
     cc: { type: 'string' },
     len: { type: 'string', default: '1200' },
     scenario: { type: 'string', default: 'connector' },
+    wan: { type: 'string', default: 'none' },
   },
 });
 const DUR = Number(opt.duration);
@@ -84,7 +86,10 @@ if (process.getuid?.() !== 0) {
 }
 
 const work = mkdtempSync(join(tmpdir(), 'ck-prof-'));
-const net = benchNet(uniquePrefix('ckp'));
+const wan = opt.wan === 'none' ? undefined : WAN_PROFILES[opt.wan ?? ''];
+if (opt.wan !== 'none' && wan === undefined)
+  throw new Error(`--wan must be none or one of ${Object.keys(WAN_PROFILES).join(', ')}, got ${opt.wan}`);
+const net = benchNet(uniquePrefix('ckp'), wan);
 const daemons: number[] = [];
 process.once('exit', () => {
   for (const pid of daemons) {

@@ -29,7 +29,7 @@ export interface AeadBackend {
    * Optional (the native backend): a TCP super-frame cut into segments of `cut.mss` payload bytes as
    * tso-segment.ts's segmentOffload() cuts it, each sealed as one datagram whose header is `head` (its
    * first 6 bytes: opcode and key id, peer id, epoch) and counter `counter + i`, with `kind` before the
-   * segment; written back to back into `out` (datagramsLength() long). Returns the datagrams written.
+   * segment; written back to back into `out` (segmentDatagrams(cut).length long). Returns the datagrams written.
    */
   sealSegments?(
     cipher: DatagramCipher,

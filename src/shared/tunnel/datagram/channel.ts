@@ -233,7 +233,8 @@ export class DatagramChannel {
    * datagrams (nothing was sent): TLS takes it.
    */
   sealSuperFrame(o: Offload, frame: Uint8Array, now: number, send: (d: Buffer) => void): number {
-    if (this.#spent || !o.gso) return 0;
+    // No payload to cut (a bare header the kernel would not send as GSO): the caller's frame path takes it.
+    if (this.#spent || !o.gso || o.ipEnd <= o.headers) return 0;
     const mss = Math.min(o.mss, this.maxWhole - o.headers);
     if (mss < 1) return 0;
     const cut = { l3: o.l3, l4: o.l4, headers: o.headers, ipEnd: o.ipEnd, ipv6: o.ipv6, mss };
@@ -259,7 +260,14 @@ export class DatagramChannel {
     head[4] = keys.epoch >>> 8;
     head[5] = keys.epoch & 255;
     const out = (this.#o.alloc ?? Buffer.allocUnsafe)(size.length);
-    const n = be.sealSegments(this.#o.cipher, keys, out, head, first, KIND_FRAME, frame, cut);
+    let n: number;
+    try {
+      n = be.sealSegments(this.#o.cipher, keys, out, head, first, KIND_FRAME, frame, cut);
+    } catch {
+      // C refused what JS validated (a bug, not input): counted, and the frame path carries the super-frame.
+      this.#drop('seal-segments');
+      return 0;
+    }
     // Equal-sized datagrams back to back, the last one shorter: what one UDP GSO send takes.
     const full = size.count === 1 ? size.length : OVERHEAD + 1 + o.headers + mss;
     for (let i = 0, at = 0; i < n; i++, at += full) send(out.subarray(at, Math.min(at + full, size.length)));

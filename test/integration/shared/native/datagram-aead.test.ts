@@ -247,3 +247,39 @@ test('the channel sends a super-frame as datagrams the peer opens into the same 
     }
   }
 });
+
+test('a super-frame the C path refuses, or one without payload, is not sent as datagrams: 0, counted, and the caller carries it as frames', () => {
+  const n = native();
+  // A stand-in for a C path that refuses what JS validated (a bug): it throws as the addon does.
+  const refusing: AeadBackend = {
+    ...n,
+    sealSegments: () => {
+      throw new Error('aeadSealSegments: the offsets do not describe a TCP super-frame in this frame');
+    },
+  };
+  useAead(refusing);
+  try {
+    const block = randomBytes(256);
+    const agent = new DatagramChannel({ role: 'agent', cipher: 'AES-256-GCM', peerId: 7, keyBlock: Buffer.from(block) }, 0);
+    const headend = new DatagramChannel({ role: 'headend', cipher: 'AES-256-GCM', peerId: 7, keyBlock: Buffer.from(block) }, 0);
+    for (let now = 0; now <= 600 && agent.tx !== 'datagram'; now += 100)
+      for (const d of agent.tick(now).send) {
+        const r = headend.receive(d, now);
+        if (r.kind === 'ping' && r.answer) agent.receive(r.answer, now);
+      }
+    const sent: Buffer[] = [];
+    const s = sampleSuperFrame(false, 3_000, 1_000);
+    assert.equal(agent.sealSuperFrame(s.offload, s.frame, 700, (d) => sent.push(d)), 0);
+    assert.equal(agent.counters.drops['seal-segments'], 1);
+    const bare = sampleSuperFrame(false, 1, 1_000);
+    const empty = { ...bare.offload, ipEnd: bare.offload.headers };
+    assert.equal(agent.sealSuperFrame(empty, bare.frame, 700, (d) => sent.push(d)), 0);
+    assert.equal(agent.counters.drops['seal-segments'], 1, 'no payload: not even tried');
+    assert.equal(sent.length, 0, 'nothing was sent');
+    // Frames still go: the caller's path.
+    assert.ok(agent.sealFrame(Buffer.alloc(100, 1), 700, (d) => sent.push(d)));
+    assert.equal(sent.length, 1);
+  } finally {
+    useAead(nodeCryptoAead);
+  }
+});

@@ -160,6 +160,7 @@ test('super-frames cut and sealed in C are byte for byte segmentOffload() sealed
         [4_000, 1_000],
         [2_896, 1_448],
         [500, 1_448],
+        [3_001, 1_000],
         [1, 9_000],
       ] as const) {
         const keys = new EpochChain(randomBytes(32)).current;

@@ -83,27 +83,42 @@ export function sampleSuperFrame(ipv6: boolean, payload: number, mss: number): {
   return { frame, cut: { l3, l4, headers, ipEnd: headers + payload, ipv6, mss }, offload };
 }
 
-/** sealSegments' datagrams against segmentOffload() sealed one by one with node:crypto; a reason when they differ. */
+/**
+ * What sealSegments() must write for `s` cut at `mss`, made the TypeScript way: segmentOffload(), then each
+ * segment sealed by node:crypto as a FRAME datagram with `head` and counter `counter + i`, back to back.
+ */
+export function referenceSegments(
+  cipher: DatagramCipher,
+  keys: EpochKeys,
+  head: Buffer,
+  counter: number,
+  s: { frame: Buffer; offload: Offload },
+  mss: number,
+): { count: number; bytes: Buffer } {
+  const segs: Buffer[] = [];
+  segmentOffload(s.offload, s.frame, segs, mss);
+  const sealed = segs.map((seg, i) => {
+    const d = Buffer.alloc(12 + 1 + seg.length + TAG_LENGTH);
+    head.copy(d);
+    d.writeUIntBE(counter + i, 6, 6);
+    nodeCryptoAead.seal(cipher, keys, d, counter + i, [Buffer.of(0), seg]);
+    return d;
+  });
+  return { count: segs.length, bytes: Buffer.concat(sealed) };
+}
+
+/** sealSegments' datagrams against referenceSegments(); a reason when they differ. */
 function segmentsDisagree(native: AeadBackend, cipher: DatagramCipher, ipv6: boolean): string | null {
   if (native.sealSegments === undefined) return null;
   const keys: EpochKeys = { epoch: 3, key: randomBytes(32), iv: randomBytes(12) };
   // An odd last segment: the checksum's trailing byte.
-  const { frame, cut, offload } = sampleSuperFrame(ipv6, 2_501, 1_000);
+  const s = sampleSuperFrame(ipv6, 2_501, 1_000);
   const head = Buffer.of(0x48, 0, 0, 9, 0, 3);
-  const size = segmentDatagrams(cut);
-  const mine = Buffer.alloc(size.length);
-  const n = native.sealSegments(cipher, keys, mine, head, 77, 0, frame, cut);
-  const segs: Buffer[] = [];
-  segmentOffload(offload, frame, segs, cut.mss);
-  const theirs = segs.map((seg, i) => {
-    const d = Buffer.alloc(12 + 1 + seg.length + TAG_LENGTH);
-    head.copy(d);
-    d.writeUIntBE(77 + i, 6, 6);
-    nodeCryptoAead.seal(cipher, keys, d, 77 + i, [Buffer.of(0), seg]);
-    return d;
-  });
+  const mine = Buffer.alloc(segmentDatagrams(s.cut).length);
+  const n = native.sealSegments(cipher, keys, mine, head, 77, 0, s.frame, s.cut);
+  const theirs = referenceSegments(cipher, keys, head, 77, s, s.cut.mss);
   native.release(keys);
-  if (n !== theirs.length || !mine.equals(Buffer.concat(theirs)))
+  if (n !== theirs.count || !mine.equals(theirs.bytes))
     return `${cipher}: the addon's segmented ${ipv6 ? 'IPv6' : 'IPv4'} super-frame differs from segmentOffload() sealed by node:crypto`;
   return null;
 }

@@ -269,7 +269,7 @@ export class DatagramChannel {
       return 0;
     }
     // Equal-sized datagrams back to back, the last one shorter: what one UDP GSO send takes.
-    const full = size.count === 1 ? size.length : OVERHEAD + 1 + o.headers + mss;
+    const full = OVERHEAD + 1 + o.headers + mss;
     for (let i = 0, at = 0; i < n; i++, at += full) send(out.subarray(at, Math.min(at + full, size.length)));
     this.#lastFrameAt = now;
     this.counters.framesOut += n;

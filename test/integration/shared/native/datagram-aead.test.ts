@@ -5,12 +5,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { loadTapAddon, type TapAddon } from '../../../../src/shared/native/addon.js';
-import { nativeAead, sampleSuperFrame } from '../../../../src/shared/native/datagram-aead.js';
+import { nativeAead, referenceSegments, sampleSuperFrame } from '../../../../src/shared/native/datagram-aead.js';
 import { segmentOffload } from '../../../../src/shared/l2/tso-segment.js';
 import { aead, nodeCryptoAead, segmentDatagrams, useAead, type AeadBackend } from '../../../../src/shared/tunnel/datagram/aead.js';
 import { DatagramChannel } from '../../../../src/shared/tunnel/datagram/channel.js';
 import { DatagramReceiver, parseHeader, seal } from '../../../../src/shared/tunnel/datagram/codec.js';
-import { EpochChain, type DatagramCipher, type EpochKeys } from '../../../../src/shared/tunnel/datagram/keys.js';
+import { EpochChain, type DatagramCipher } from '../../../../src/shared/tunnel/datagram/keys.js';
 
 const CIPHERS: DatagramCipher[] = ['AES-256-GCM', 'CHACHA20-POLY1305'];
 
@@ -135,21 +135,6 @@ test('an addon whose AEAD disagrees with node:crypto, or has none, or throws, is
   assert.match(r4.ok ? '' : r4.reason, /cannot load/);
 });
 
-/** What segmentOffload() makes of the super-frame, each sealed on its own by node:crypto: the reference bytes. */
-function reference(cipher: DatagramCipher, keys: EpochKeys, head: Buffer, counter: number, s: ReturnType<typeof sampleSuperFrame>, mss: number): Buffer {
-  const segs: Buffer[] = [];
-  segmentOffload(s.offload, s.frame, segs, mss);
-  return Buffer.concat(
-    segs.map((seg, i) => {
-      const d = Buffer.alloc(12 + 1 + seg.length + 16);
-      head.copy(d);
-      d.writeUIntBE(counter + i, 6, 6);
-      nodeCryptoAead.seal(cipher, keys, d, counter + i, [Buffer.of(0), seg]);
-      return d;
-    }),
-  );
-}
-
 test('super-frames cut and sealed in C are byte for byte segmentOffload() sealed by node:crypto: IPv4 and IPv6, a short last segment, one segment, both ciphers', () => {
   const n = native();
   assert.ok(n.sealSegments, 'this build cuts super-frames');
@@ -170,7 +155,7 @@ test('super-frames cut and sealed in C are byte for byte segmentOffload() sealed
         const out = Buffer.alloc(segmentDatagrams(cut).length);
         const count = n.sealSegments(cipher, keys, out, head, 1_000, 0, s.frame, cut);
         assert.equal(count, Math.ceil(payload / mss));
-        assert.ok(out.equals(reference(cipher, keys, head, 1_000, s, mss)), `${cipher} ${ipv6 ? 'IPv6' : 'IPv4'} ${payload}/${mss}`);
+        assert.ok(out.equals(referenceSegments(cipher, keys, head, 1_000, s, mss).bytes), `${cipher} ${ipv6 ? 'IPv6' : 'IPv4'} ${payload}/${mss}`);
         n.release(keys);
       }
 });

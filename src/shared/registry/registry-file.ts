@@ -17,6 +17,7 @@ import {
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConnectorError, isErrno } from '../errors.js';
 import { EMPTY_REGISTRY, parseRegistry, type Registry } from './registry.js';
+import { RegistryParseThread, RegistryThreadError } from './registry-parse-thread.js';
 import type { RegistryStatus, RegistryStore } from './source.js';
 
 export function readRegistryFile(path: string): Registry {
@@ -34,6 +35,16 @@ export function readRegistryFile(path: string): Registry {
     throw new ConnectorError('CK_ERR_REGISTRY', `registry ${path} is not valid JSON: ${(e as Error).message}`);
   }
   return parseRegistry(doc);
+}
+
+/** The file's mtime, size and inode now ('missing' when absent): what says it changed. */
+export function registryFileStamp(path: string): string {
+  try {
+    const st = statSync(path);
+    return `${st.mtimeMs}:${st.size}:${st.ino}`;
+  } catch {
+    return 'missing';
+  }
 }
 
 export function writeRegistryFile(path: string, reg: Registry): void {
@@ -77,12 +88,7 @@ export class RegistryWatcher {
 
   /** The file's mtime, size and inode now ('missing' when absent). */
   fileStamp(): string {
-    try {
-      const st = statSync(this.path);
-      return `${st.mtimeMs}:${st.size}:${st.ino}`;
-    } catch {
-      return 'missing';
-    }
+    return registryFileStamp(this.path);
   }
 
   /** The stamp of the registry last parsed ('' before the first read). */
@@ -104,11 +110,23 @@ export class RegistryWatcher {
     this.stamp = '';
     return this.get();
   }
+
+  /** A registry parsed elsewhere (the parser thread) from the file as it was at `stamp`. */
+  adopt(stamp: string, reg: Registry): void {
+    this.stamp = stamp;
+    this.current = reg;
+  }
 }
 
-/** The file backend behind RegistryStore: mtime-stamped reads, locked atomic writes, polling watch. */
+/**
+ * The file backend behind RegistryStore: mtime-stamped reads, locked atomic writes, polling watch.
+ * `reload()` parses in a thread of its own (the headend reloads with thousands of sessions up); when the
+ * thread cannot run, it parses here as before.
+ */
 export class FileRegistryStore implements RegistryStore {
   readonly #watcher: RegistryWatcher;
+  #thread: RegistryParseThread | null = null;
+  #threadBroken = false;
   constructor(
     readonly path: string,
     private readonly pollMs = 2_000,
@@ -122,7 +140,18 @@ export class FileRegistryStore implements RegistryStore {
 
   // async: a broken file rejects the promise instead of throwing at the caller.
   async reload(): Promise<Registry> {
-    return this.#watcher.reload();
+    if (this.#threadBroken) return this.#watcher.reload();
+    this.#thread ??= new RegistryParseThread();
+    try {
+      const { stamp, registry } = await this.#thread.parse(this.path);
+      this.#watcher.adopt(stamp, registry);
+      return registry;
+    } catch (e) {
+      if (!(e instanceof RegistryThreadError)) throw e;
+      this.#threadBroken = true;
+      this.#thread = null;
+      return this.#watcher.reload();
+    }
   }
 
   async update(change: (reg: Registry) => Registry): Promise<Registry> {
@@ -157,7 +186,8 @@ export class FileRegistryStore implements RegistryStore {
     return { backend: 'file', connected: true, revision: 0 };
   }
 
-  close(): Promise<void> {
-    return Promise.resolve();
+  async close(): Promise<void> {
+    await this.#thread?.close();
+    this.#thread = null;
   }
 }

@@ -16,7 +16,7 @@ import { feedSession, tlsTransport } from '../shared/tunnel/tls-transport.js';
 import { openAuditLog, type AuditLog } from './adapters/audit-log.js';
 import { openKernelSwitch, type KernelSwitch } from './adapters/kernel-switch.js';
 import { auditToPrimary, forkWorkers, headendWorkerIndex, isHeadendWorker, serveWorker } from './adapters/workers.js';
-import { segmentsOf } from './core/admission.js';
+import { applySegmentChange, SegmentBook } from './core/segment-changes.js';
 import type { Registry } from '../shared/registry/registry.js';
 import { headendMetrics } from './core/metrics.js';
 import { mergeExpositions } from './core/metrics-merge.js';
@@ -337,8 +337,9 @@ export async function startPrimary(config: HeadendConfig, deps: HeadendDeps): Pr
   const store = await openRegistryStore(config.registry, { log, filePollMs: deps.registryPollMs ?? 2_000 });
   const audit = openAudit(config, deps);
   const l2 = await openKernelL2(config, log, 0);
-  const apply = (reg: Registry): void => l2.setSegments(segmentsOf(reg, Date.now()));
-  apply(await store.reload());
+  const book = new SegmentBook();
+  const apply = (reg: Registry, all = false): void => applySegmentChange(l2, book.change(reg, Date.now(), all));
+  apply(await store.reload(), true);
   // The workers attach their ports to bridges that must exist first.
   await l2.settled();
   const stopWatch = store.watch(

@@ -91,7 +91,7 @@ export async function openKernelSwitch(o: KernelSwitchOptions): Promise<KernelSw
       return [];
     }
   };
-  let inKernel = kernelSegments(o.prefix, parse(links.stdout), parse(fdb.stdout));
+  const inKernel = kernelSegments(o.prefix, parse(links.stdout), parse(fdb.stdout));
   const group = removalGroup(o.prefix, o.worker);
   // What a previous life of this process (or, for the owner, of any worker) left behind goes first.
   const leftovers = leftoverPorts(o.prefix, parse(links.stdout), o.owner ? undefined : o.worker);
@@ -102,7 +102,7 @@ export async function openKernelSwitch(o: KernelSwitchOptions): Promise<KernelSw
   const bridgeTool = openIpBatch('bridge');
   const drops = Object.fromEntries(KERNEL_DROPS.map((d) => [d, 0])) as Record<KernelDrop, number>;
   const offloadStats: OffloadStats = { recordsIn: 0, whole: 0, segmentsOut: 0 };
-  let segments = new Map<number, Segment>();
+  const segments = new Map<number, Segment>();
   const ports = new Map<string, Port>();
   const view = newEthernetView();
   let counter = 0;
@@ -217,31 +217,48 @@ export async function openKernelSwitch(o: KernelSwitchOptions): Promise<KernelSw
     return undefined;
   };
 
+  const updateSegments = (upsert: readonly SegmentInfo[], removed: readonly number[]): void => {
+    const isolation: string[] = [];
+    const before = new Map<number, SegmentInfo>();
+    for (const vni of removed) {
+      const had = inKernel.get(vni);
+      if (had) before.set(vni, had);
+      segments.delete(vni);
+      inKernel.delete(vni);
+    }
+    for (const info of upsert) {
+      const old = segments.get(info.vni);
+      if (old && old.info.multiSite !== info.multiSite)
+        isolation.push(
+          ...planIsolation(
+            [...old.ports.values()].map((p) => p.name),
+            info.multiSite,
+          ),
+        );
+      if (old) old.info = info;
+      else segments.set(info.vni, { info, stats: newSegmentStats(), ports: new Map() });
+      const had = inKernel.get(info.vni);
+      if (had) before.set(info.vni, had);
+      inKernel.set(info.vni, info);
+    }
+    // Planned from the touched segments alone: what they were in the kernel, what they are now.
+    const plan = planSegments(o, before, upsert);
+    // A worker never removes what the owner may still be serving; it only makes sure its ports have a bridge.
+    const keep = (l: string): boolean => o.owner || !/^(link del|fdb del)/.test(l);
+    void run('segments', [...plan.ip.filter(keep), ...isolation], plan.bridge.filter(keep));
+  };
+
   return {
     drops,
     offloadStats,
     setSegments(list) {
-      const next = new Map<number, Segment>();
-      const isolation: string[] = [];
-      for (const info of list) {
-        const old = segments.get(info.vni);
-        if (old && old.info.multiSite !== info.multiSite)
-          isolation.push(
-            ...planIsolation(
-              [...old.ports.values()].map((p) => p.name),
-              info.multiSite,
-            ),
-          );
-        if (old) old.info = info;
-        next.set(info.vni, old ?? { info, stats: newSegmentStats(), ports: new Map() });
-      }
-      segments = next;
-      const plan = planSegments(o, inKernel, list);
-      inKernel = new Map(list.map((s) => [s.vni, s]));
-      // A worker never removes what the owner may still be serving; it only makes sure its ports have a bridge.
-      const keep = (l: string): boolean => o.owner || !/^(link del|fdb del)/.test(l);
-      void run('segments', [...plan.ip.filter(keep), ...isolation], plan.bridge.filter(keep));
+      const keep = new Set(list.map((s) => s.vni));
+      updateSegments(
+        list,
+        [...inKernel.keys()].filter((vni) => !keep.has(vni)),
+      );
     },
+    updateSegments,
     attach(vni, sessionId, session) {
       const segment = segments.get(vni);
       if (!segment) return false;

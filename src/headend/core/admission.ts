@@ -3,7 +3,6 @@
 // decides, never the device), what a registry change means for the sessions already up, and which
 // segments' VTEP paths are too small for 1514-byte inner frames.
 import { admitDevice, admitDeviceVlan, type Registry } from '../../shared/registry/registry.js';
-import type { SegmentInfo } from './forwarder.js';
 
 /** Who is on the other end of an admitted session, for logs, metrics and the audit log. */
 export interface SessionIdentity {
@@ -65,35 +64,31 @@ export function admitVlan(reg: Registry, identity: SessionIdentity, vlan: number
 }
 
 /**
- * The segments of every tenant, as the switch sees them. A drill's sandbox past its expiry is left out
- * (wall-clock `nowMs`), so it ends on time even when nothing rewrites the registry.
- */
-export function segmentsOf(reg: Registry, nowMs = 0): SegmentInfo[] {
-  const out: SegmentInfo[] = [];
-  for (const [tname, t] of Object.entries(reg.tenants)) {
-    for (const [sname, s] of Object.entries(t.segments)) {
-      if (s.sandbox && nowMs > 0 && Date.parse(s.sandbox.expiresAt) <= nowMs) continue;
-      out.push({ vni: s.vni, name: `${tname}/${sname}`, vteps: s.vteps, multiSite: s.multiSite });
-    }
-  }
-  return out;
-}
-
-/**
  * The sessions a new registry no longer allows where they are, with the reason each is closed for:
  * `registry:<refusal>` for a device refused now, `segment-changed` for one moved to another segment.
+ * With `prev`, the registry every session was last checked against, a session whose unit, tenant and the
+ * denylist are the very same entries in both is skipped: its answer cannot have changed.
  */
 export function closedByRegistry<S extends { identity: Pick<SessionIdentity, 'serial' | 'vni' | 'vlan'> }>(
   reg: Registry,
   sessions: Iterable<S>,
+  prev?: Registry,
 ): { session: S; reason: string }[] {
   const out: { session: S; reason: string }[] = [];
+  const sameDenylist = prev !== undefined && prev.denylist === reg.denylist;
   for (const s of sessions) {
+    if (sameDenylist && unchangedUnit(prev, reg, s.identity.serial)) continue;
     const a = admitDeviceVlan(reg, s.identity.serial, s.identity.vlan);
     if (!a.ok) out.push({ session: s, reason: `registry:${a.reason}` });
     else if (a.segment.vni !== s.identity.vni) out.push({ session: s, reason: 'segment-changed' });
   }
   return out;
+}
+
+function unchangedUnit(prev: Registry, reg: Registry, serial: string): boolean {
+  const d = reg.devices[serial];
+  if (d === undefined || d !== prev.devices[serial]) return false;
+  return d.tenant !== undefined && reg.tenants[d.tenant] === prev.tenants[d.tenant];
 }
 
 export interface MtuFinding {
@@ -105,22 +100,10 @@ export interface MtuFinding {
 }
 
 /** One finding per segment: 1514 + 8 VXLAN + 8 UDP + 20 IPv4 needs an IP MTU of 1550 on the fabric. */
-/** The next sandbox expiry after `nowMs` (wall-clock ms), when the switch must drop that segment. */
-export function nextSandboxExpiry(reg: Registry, nowMs: number): number | undefined {
-  let next: number | undefined;
-  for (const t of Object.values(reg.tenants)) {
-    for (const s of Object.values(t.segments)) {
-      const at = s.sandbox ? Date.parse(s.sandbox.expiresAt) : NaN;
-      if (at > nowMs && (next === undefined || at < next)) next = at;
-    }
-  }
-  return next;
-}
-
-export function mtuFindings(reg: Registry, minVtepPathMtu: number): MtuFinding[] {
+export function mtuFindings(tenants: Iterable<string>, reg: Registry, minVtepPathMtu: number): MtuFinding[] {
   const out: MtuFinding[] = [];
-  for (const [tname, t] of Object.entries(reg.tenants)) {
-    for (const [sname, s] of Object.entries(t.segments)) {
+  for (const tname of tenants) {
+    for (const [sname, s] of Object.entries(reg.tenants[tname]?.segments ?? {})) {
       out.push({ segment: `${tname}/${sname}`, vni: s.vni, vtepPathMtu: s.vtepPathMtu, tooSmall: s.vtepPathMtu < minVtepPathMtu });
     }
   }

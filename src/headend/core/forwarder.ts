@@ -104,15 +104,22 @@ export class Forwarder {
    * for segments that still exist; entries behind VTEPs that left a segment are forgotten.
    */
   setSegments(segments: readonly SegmentInfo[]): void {
-    const next = new Map<number, SegmentState>();
-    for (const info of segments) {
+    const keep = new Set(segments.map((s) => s.vni));
+    this.updateSegments(
+      segments,
+      [...this.#segments.keys()].filter((vni) => !keep.has(vni)),
+    );
+  }
+
+  updateSegments(upsert: readonly SegmentInfo[], removed: readonly number[]): void {
+    for (const vni of removed) this.#segments.delete(vni);
+    for (const info of upsert) {
       const old = this.#segments.get(info.vni);
       if (old) {
         old.info = info;
         old.fdb.forgetPort((p) => p.kind === 'vtep' && !info.vteps.includes(p.address), this.now());
-        next.set(info.vni, old);
       } else {
-        next.set(info.vni, {
+        this.#segments.set(info.vni, {
           info,
           fdb: new Fdb(this.fdbOptions.ageMs, this.fdbOptions.maxEntries),
           sessions: new Map(),
@@ -120,7 +127,6 @@ export class Forwarder {
         });
       }
     }
-    this.#segments = next;
   }
 
   segment(vni: number): SegmentInfo | undefined {

@@ -10,17 +10,8 @@ import type { Registry } from '../../shared/registry/registry.js';
 import { deviceCount } from '../../shared/registry/devices-overlay.js';
 import type { HelloAckMessage, HelloMessage } from '../../shared/tunnel/control.js';
 import { TunnelSession, type TunnelTransport } from '../../shared/tunnel/session.js';
-import {
-  admit,
-  admitVlan,
-  closedByRegistry,
-  helloVlan,
-  mtuFindings,
-  nextSandboxExpiry,
-  segmentsOf,
-  type PeerCertificate,
-  type SessionIdentity,
-} from './admission.js';
+import { applySegmentChange, SegmentBook } from './segment-changes.js';
+import { admit, admitVlan, closedByRegistry, helloVlan, mtuFindings, type PeerCertificate, type SessionIdentity } from './admission.js';
 import type { AuditEvent, AuditFields } from '../../shared/audit/chain.js';
 import type { HeadendConfig } from './config.js';
 import { Forwarder, type VtepPort } from './forwarder.js';
@@ -76,6 +67,7 @@ export class HeadendCore {
   readonly #sessions = new Map<string, AdmittedSession>();
   readonly #bySerial = new Map<string, AdmittedSession>();
   #registry: Registry;
+  readonly #segmentBook = new SegmentBook();
   #expiryCancel: (() => void) | undefined;
   readonly #rtt = new RttProbe();
   /** Runs while there are sessions: no timer in a headend without any. */
@@ -281,37 +273,17 @@ export class HeadendCore {
     this.#log.info('session closed', { session: i.id, serial: i.serial, reason, framesIn: c.framesIn, framesOut: c.framesOut });
   }
 
-  /** A new registry: segments and VTEPs apply, sessions it refuses or moves are closed with a bye. */
+  /**
+   * A new registry: segments and VTEPs apply, sessions it refuses or moves are closed with a bye. A parse
+   * keeps the identity of every entry it did not change (registry-delta.ts), and what did not change is
+   * not redone: with thousands of sessions up, every one of them waits for this loop.
+   */
   applyRegistry(reg: Registry, why: string): void {
+    const started = this.#p.clock.now();
+    const prev = why === 'start' || why === 'sandbox-expiry' ? undefined : this.#registry;
     this.#registry = reg;
-    const now = this.#p.wallClock.now();
-    this.l2.setSegments(segmentsOf(reg, now));
-    // A drill sandbox ends at its expiry: re-apply the registry then, whatever the drill tooling does.
-    this.#expiryCancel?.();
-    this.#expiryCancel = undefined;
-    const next = nextSandboxExpiry(reg, now);
-    if (next !== undefined) {
-      this.#expiryCancel = this.#p.scheduler.setTimeout(
-        () => {
-          if (this.#registry === reg) this.applyRegistry(reg, 'sandbox-expiry');
-        },
-        Math.min(next - now + 1, 2 ** 31 - 1),
-      );
-    }
-    this.metrics.reset('connector_headend_segment_mtu_too_small');
-    for (const f of mtuFindings(reg, this.#config.minVtepPathMtu)) {
-      if (f.tooSmall) {
-        this.metrics.set('connector_headend_segment_mtu_too_small', { vni: f.vni, segment: f.segment }, 1);
-        this.#log.warn('segment VTEP path MTU cannot carry 1514-byte inner frames', {
-          segment: f.segment,
-          vni: f.vni,
-          vtepPathMtu: f.vtepPathMtu,
-          needed: this.#config.minVtepPathMtu,
-          fix: 'raise the fabric MTU to >= 1550 or set the tenant VM MTU to 1450',
-        });
-      }
-    }
-    for (const { session, reason } of closedByRegistry(reg, [...this.#sessions.values()])) {
+    this.#applySegments(reg, prev === undefined);
+    for (const { session, reason } of closedByRegistry(reg, this.#sessions.values(), prev)) {
       if (reason !== 'segment-changed') {
         this.#log.warn('registry change refuses a connected device', {
           serial: session.identity.serial,
@@ -325,13 +297,51 @@ export class HeadendCore {
       tenants: Object.keys(reg.tenants).length,
       devices: deviceCount(reg.devices),
       denylist: reg.denylist.length,
+      // What the change cost this loop (every session's frames waited for it).
+      applyMs: Math.round((this.#p.clock.now() - started) * 100) / 100,
     });
+  }
+
+  /** The segments of the tenants a change touched (of every tenant with `all`), with their MTU findings. */
+  #applySegments(reg: Registry, all: boolean): void {
+    const now = this.#p.wallClock.now();
+    const change = this.#segmentBook.change(reg, now, all);
+    if (change.tenants.length === 0 && !change.full) return;
+    applySegmentChange(this.l2, change);
+    // A drill sandbox ends at its expiry: re-apply the registry then, whatever the drill tooling does.
+    this.#expiryCancel?.();
+    this.#expiryCancel = undefined;
+    const next = this.#segmentBook.nextExpiry(now);
+    if (next !== undefined) {
+      this.#expiryCancel = this.#p.scheduler.setTimeout(
+        () => {
+          if (this.#registry === reg) this.applyRegistry(reg, 'sandbox-expiry');
+        },
+        Math.min(next - now + 1, 2 ** 31 - 1),
+      );
+    }
+    const MTU = 'connector_headend_segment_mtu_too_small';
+    for (const old of change.before.values()) for (const s of old) this.metrics.remove(MTU, { vni: s.vni, segment: s.name });
+    for (const f of mtuFindings(change.tenants, reg, this.#config.minVtepPathMtu)) {
+      if (!f.tooSmall) continue;
+      this.metrics.set(MTU, { vni: f.vni, segment: f.segment }, 1);
+      this.#log.warn('segment VTEP path MTU cannot carry 1514-byte inner frames', {
+        segment: f.segment,
+        vni: f.vni,
+        vtepPathMtu: f.vtepPathMtu,
+        needed: this.#config.minVtepPathMtu,
+        fix: 'raise the fabric MTU to >= 1550 or set the tenant VM MTU to 1450',
+      });
+    }
   }
 
   /** Re-reads the registry through `read`; a broken file keeps the previous registry and counts the error. */
   reload(read: () => Registry, why: string): void {
     try {
-      this.applyRegistry(read(), why);
+      const reg = read();
+      // The same registry again (a SIGHUP and the file watch both saw one write): nothing to redo.
+      if (reg === this.#registry) this.#log.info('registry loaded', { why, unchanged: true });
+      else this.applyRegistry(reg, why);
       this.metrics.inc('connector_headend_registry_reloads_total', { result: 'ok' });
     } catch (e) {
       this.metrics.inc('connector_headend_registry_reloads_total', { result: 'error' });

@@ -13,6 +13,8 @@ export interface SwitchedSession extends SessionPort {
 export interface L2Switch {
   /** The registry's segments (load or reload); sessions of segments that remain stay attached. */
   setSegments(segments: readonly SegmentInfo[]): void;
+  /** Only the segments a registry change touched: new or changed ones, and VNIs gone. */
+  updateSegments(upsert: readonly SegmentInfo[], removed: readonly number[]): void;
   /** A session whose hello was answered joins its segment; false when the segment is unknown. */
   attach(vni: number, sessionId: string, session: SwitchedSession): boolean;
   detach(vni: number, sessionId: string): void;

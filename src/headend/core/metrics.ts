@@ -40,6 +40,11 @@ export class Metrics {
     this.#family(name).series.set(labelKey(labels), value);
   }
 
+  /** Removes one series (a gauge whose subject is gone). */
+  remove(name: string, labels: Labels): void {
+    this.#family(name).series.delete(labelKey(labels));
+  }
+
   /** Removes every series of a gauge family (before re-setting it from current state). */
   reset(name: string): void {
     this.#family(name).series.clear();

@@ -203,6 +203,33 @@ test(
     // The dead worker's port was removed by its successor: one port per session, no more.
     await waitFor('one port per live session', 10_000, async () => (await links()).filter((l) => /^ck\dt/.test(l)).length === 2);
 
+    // A registry change touches only the segments it names: a tenant added, a VTEP added to acme's
+    // segment, then the new tenant removed; acme's session and its pings carry on throughout.
+    const reRegister = async (tenants: Parameters<typeof registryDoc>[0]): Promise<void> => {
+      writeJson(d.path('registry.json'), registryDoc(tenants, { 'CN-0001': 'acme', 'CN-0002': 'globex' }));
+      headend.child.kill('SIGHUP');
+    };
+    const acmeStates = a.count('state');
+    const vxlanFdb = async (dev: string): Promise<string> =>
+      (await nsExec(dc, 'bridge', ['fdb', 'show', 'dev', dev], { allowFailure: true })).stdout;
+    await reRegister({
+      acme: { vni: 100, vteps: ['10.98.0.2', '10.98.0.3'] },
+      globex: { vni: 200, vteps: ['10.98.0.2'] },
+      initech: { vni: 300, vteps: ['10.98.0.2'] },
+    });
+    await waitFor('the new tenant has its segment devices', 10_000, async () => (await links()).includes('ckx300@ckb300'));
+    await waitFor('acme has its second VTEP', 10_000, async () => (await vxlanFdb('ckx100')).includes('dst 10.98.0.3'));
+    await reRegister({ acme: { vni: 100, vteps: ['10.98.0.2'] }, globex: { vni: 200, vteps: ['10.98.0.2'] } });
+    await waitFor('the removed tenant has no devices left', 10_000, async () => !(await links()).some((l) => l.startsWith('ckx300')));
+    await waitFor('acme is back to one VTEP', 10_000, async () => !(await vxlanFdb('ckx100')).includes('dst 10.98.0.3'));
+    const acmeReplies = a.count('echo-reply');
+    await waitFor('acme pings on across the changes', 10_000, () => a.count('echo-reply') >= acmeReplies + 3);
+    assert.equal(
+      a.count('state'),
+      acmeStates,
+      `acme's session stayed up: ${JSON.stringify(a.events.filter((e) => e['event'] === 'state'))}`,
+    );
+
     // SIGTERM: every session hears a bye, the primary exits, the audit chain verifies.
     a.child.kill('SIGKILL');
     b.child.kill('SIGKILL');

@@ -3,7 +3,7 @@
 // leaves it out from then on, and the headend knows when to look again.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { nextSandboxExpiry, segmentsOf } from '../../../../src/headend/core/admission.js';
+import { nextSandboxExpiry, segmentsOf } from '../../../../src/headend/core/segment-changes.js';
 import { parseRegistry } from '../../../../src/shared/registry/registry.js';
 
 const T0 = Date.parse('2026-12-04T12:00:00Z');

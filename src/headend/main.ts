@@ -45,6 +45,8 @@ export interface Headend {
   /** Re-reads the registry (SIGHUP): new segments and VTEPs apply, refused devices are disconnected. */
   reload(): Promise<void>;
   renderMetrics(detail?: 'tenant' | 'segment'): string;
+  /** renderMetrics spread over turns of the loop, as the metrics endpoint serves it. */
+  scrapeMetrics(detail?: 'tenant' | 'segment'): Promise<string>;
   sessions(): readonly { id: string; serial: string; tenant: string; vni: number; vlan: number; state: string }[];
   close(): Promise<void>;
 }
@@ -216,7 +218,7 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
     metrics = await openMetricsServer(
       config.metrics.host,
       config.metrics.port,
-      (detail) => core.renderMetrics(detail),
+      (detail) => core.scrapeMetrics(detail),
       log,
       () => core.sessions(),
     ).catch(undo);
@@ -308,6 +310,7 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
     metricsAddress: metrics?.address ?? null,
     reload: () => reload('sighup'),
     renderMetrics: (detail) => core.renderMetrics(detail),
+    scrapeMetrics: (detail) => core.scrapeMetrics(detail),
     sessions: () => core.sessions(),
     async close() {
       evpn?.();
@@ -382,6 +385,7 @@ export async function startPrimary(config: HeadendConfig, deps: HeadendDeps): Pr
         pool.reload();
       },
       renderMetrics: () => own.render(),
+      scrapeMetrics: render,
       sessions: () => [],
       async close() {
         stopWatch();
@@ -425,7 +429,7 @@ export async function runHeadend(configFile: string, log: Logger): Promise<numbe
       const wlog = log.child({ worker });
       const h = await startHeadend(config, { log: wlog, worker });
       await serveWorker(
-        { renderMetrics: (d) => h.renderMetrics(d), sessions: () => h.sessions(), reload: () => h.reload(), close: () => h.close() },
+        { scrapeMetrics: (d) => h.scrapeMetrics(d), sessions: () => h.sessions(), reload: () => h.reload(), close: () => h.close() },
         h.tunnelAddress,
         h.datagramPort,
         wlog,

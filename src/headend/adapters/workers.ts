@@ -144,7 +144,7 @@ export function forkWorkers(count: number, log: Logger, audit: (event: AuditEven
 }
 
 export interface WorkerSide {
-  renderMetrics(detail: 'tenant' | 'segment'): string;
+  scrapeMetrics(detail: 'tenant' | 'segment'): Promise<string>;
   sessions(): unknown;
   reload(): Promise<void>;
   close(): Promise<void>;
@@ -173,15 +173,14 @@ export function serveWorker(h: WorkerSide, tunnel: AddressInfo, datagramPort: nu
       if (m.t === 'stop') void stop('primary');
       else if (m.t === 'reload') void h.reload();
       else if (m.t === 'ask') {
-        let value: unknown;
-        let ok = true;
-        try {
-          value = m.what === 'metrics' ? h.renderMetrics(m.detail) : h.sessions();
-        } catch (e) {
-          ok = false;
-          value = String(e);
-        }
-        process.send?.({ t: 'answer', id: m.id, ok, value } satisfies ToPrimary);
+        const id = m.id;
+        const answer = (ok: boolean, value: unknown): void => void process.send?.({ t: 'answer', id, ok, value } satisfies ToPrimary);
+        Promise.resolve()
+          .then(() => (m.what === 'metrics' ? h.scrapeMetrics(m.detail) : h.sessions()))
+          .then(
+            (value) => answer(true, value),
+            (e: unknown) => answer(false, String(e)),
+          );
       }
     };
     process.on('message', onMessage);

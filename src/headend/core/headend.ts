@@ -17,11 +17,14 @@ import type { HeadendConfig } from './config.js';
 import { Forwarder, type VtepPort } from './forwarder.js';
 import type { L2Switch } from './l2-switch.js';
 import { headendMetrics, type Metrics } from './metrics.js';
-import { setSegmentMetrics } from './segment-metrics.js';
+import { SEGMENT_FAMILIES, segmentFamilies, SLICE } from './segment-metrics.js';
 import type { DatagramPort } from './datagram-port.js';
 import type { HeadendSessionInfo } from './session-info.js';
 import { RTT_SLICE_MS, RttProbe } from './rtt-probe.js';
 export type { DatagramPort } from './datagram-port.js';
+
+/** The longest stretch a scrape holds the loop before it lets the sessions' I/O run. */
+const SCRAPE_SLICE_MS = 2;
 
 export interface HeadendPorts {
   log: Logger;
@@ -355,12 +358,39 @@ export class HeadendCore {
    * series per segment (GET /metrics?detail=segment). Zero-valued series are left out either way.
    */
   renderMetrics(detail: 'tenant' | 'segment' = 'tenant'): string {
+    const steps = this.#render(detail);
+    for (;;) {
+      const r = steps.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /**
+   * renderMetrics spread over turns of the loop: after each slice that took more than SCRAPE_SLICE_MS it
+   * lets the sessions' I/O run. A scrape of 5,000 segments costs tens of milliseconds in all, which would
+   * otherwise be one stall of every session's frames every scrape interval.
+   */
+  async scrapeMetrics(detail: 'tenant' | 'segment' = 'tenant'): Promise<string> {
+    const steps = this.#render(detail);
+    let since = this.#p.clock.now();
+    for (;;) {
+      const r = steps.next();
+      if (r.done) return r.value;
+      if (this.#p.clock.now() - since < SCRAPE_SLICE_MS) continue;
+      await new Promise<void>((resume) => this.#p.scheduler.setImmediate(resume));
+      since = this.#p.clock.now();
+    }
+  }
+
+  *#render(detail: 'tenant' | 'segment'): Generator<void, string> {
     const m = this.metrics;
-    setSegmentMetrics(m, this.l2.segmentStats(), detail);
+    const segments = yield* segmentFamilies(m, this.l2.segmentStats(), detail);
     for (const [reason, n] of Object.entries(this.l2.drops)) if (n > 0) this.#drops.set(`fwd:${reason}`, n);
     let { aqm, overflow } = this.#closedQueueDrops;
     let dropping = 0;
+    let i = 0;
     for (const { tunnel } of this.#sessions.values()) {
+      if (++i % SLICE === 0) yield;
       aqm += tunnel.egress.counters.aqmDrops;
       overflow += tunnel.egress.counters.overflowDrops;
       if (tunnel.egress.aqm.dropping) dropping++;
@@ -375,7 +405,7 @@ export class HeadendCore {
       m.set('connector_headend_offload_total', { kind: 'segments-out' }, o.segmentsOut);
     }
     for (const [reason, n] of this.#drops) m.set('connector_headend_drops_total', { reason: reason.replace(/^fwd:/, '') }, n);
-    return m.render();
+    return m.render(SEGMENT_FAMILIES) + segments;
   }
 
   /** The live sessions, as `GET /sessions` on the metrics listener serves them (the console reads it). */

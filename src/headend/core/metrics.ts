@@ -10,7 +10,8 @@ interface Family {
   series: Map<string, number>;
 }
 
-function labelKey(labels: Labels): string {
+/** `{a="1",b="2"}`: the label set as the exposition format writes it, names sorted, values escaped. */
+export function labelKey(labels: Labels): string {
   const parts = Object.keys(labels)
     .sort()
     .map((k) => `${k}="${String(labels[k]).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
@@ -54,9 +55,17 @@ export class Metrics {
     return this.#families.get(name)?.series.get(labelKey(labels)) ?? 0;
   }
 
-  render(): string {
+  /** The HELP and TYPE lines of a family, for text rendered outside this object. */
+  header(name: string): string {
+    const f = this.#family(name);
+    return `# HELP ${name} ${f.help}\n# TYPE ${name} ${f.type}\n`;
+  }
+
+  /** The exposition text; `omit`: families the caller renders itself. */
+  render(omit?: ReadonlySet<string>): string {
     let out = '';
     for (const [name, f] of this.#families) {
+      if (omit?.has(name)) continue;
       out += `# HELP ${name} ${f.help}\n# TYPE ${name} ${f.type}\n`;
       for (const [k, v] of f.series) out += `${name}${k} ${v}\n`;
     }

@@ -14,6 +14,7 @@ import { describeRegistrySource, type RegistryStore } from '../shared/registry/s
 import { monotonicClock, systemScheduler, systemWallClock } from '../shared/system-time.js';
 import { feedSession, tlsTransport } from '../shared/tunnel/tls-transport.js';
 import { openAuditLog, type AuditLog } from './adapters/audit-log.js';
+import { closePacer } from './adapters/close-pacer.js';
 import { openKernelSwitch, type KernelSwitch } from './adapters/kernel-switch.js';
 import { auditToPrimary, forkWorkers, headendWorkerIndex, isHeadendWorker, serveWorker } from './adapters/workers.js';
 import { applySegmentChange, SegmentBook } from './core/segment-changes.js';
@@ -179,6 +180,7 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
     throw e;
   };
   const listen = workerShare(config.listen, deps.worker ? config.workers : 1);
+  const closes = closePacer();
   const listener = await openTlsListener({
     host: config.listen.host,
     port: config.listen.port,
@@ -200,14 +202,19 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
         refuseConnection(socket, r.reason);
         return;
       }
-      feedSession(socket, r.session, {
-        error: (e) => {
-          log.debug('session socket error', { remote: peer.remote, serial: peer.serial, error: e.message });
-          return 'socket-error';
+      feedSession(
+        socket,
+        r.session,
+        {
+          error: (e) => {
+            log.debug('session socket error', { remote: peer.remote, serial: peer.serial, error: e.message });
+            return 'socket-error';
+          },
+          end: 'peer-closed',
+          close: 'peer-closed',
         },
-        end: 'peer-closed',
-        close: 'peer-closed',
-      });
+        closes.defer,
+      );
       r.session.open(protocol);
     },
   }).catch(undo);

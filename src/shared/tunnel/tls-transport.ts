@@ -18,7 +18,8 @@ export function tlsTransport(socket: TLSSocket, o: TlsTransportOptions): TunnelT
   socket.setNoDelay(true);
   return {
     write(chunks) {
-      if (socket.destroyed) return;
+      // Ended by the peer, its close still queued (feedSession's defer): nothing more to send.
+      if (socket.destroyed || socket.writableEnded) return;
       if (chunks.length === 1) {
         socket.write(chunks[0] as Buffer);
         return;
@@ -49,11 +50,27 @@ export interface SocketCloseReasons {
   readonly close: string;
 }
 
-/** Feeds `socket`'s reads, drains and endings to `session`. */
-export function feedSession(socket: TLSSocket, session: TunnelSession, reasons: SocketCloseReasons): void {
+/**
+ * Feeds `socket`'s reads, drains and endings to `session`. `defer`: where the session's close runs when
+ * the peer ended it (the headend paces thousands of them; the agent closes at once). Deferred, the
+ * socket is half-open until then: otherwise node would answer the peer's FIN at once with its own TLS
+ * shutdown and free the connection (most of a close's cost), all in the same turn for every socket the
+ * kernel reported, and the session's close (which destroys the socket) would come after.
+ */
+export function feedSession(
+  socket: TLSSocket,
+  session: TunnelSession,
+  reasons: SocketCloseReasons,
+  defer?: (fn: () => void) => void,
+): void {
+  if (defer) socket.allowHalfOpen = true;
+  else defer = (fn) => fn();
   socket.on('data', (chunk: Buffer) => session.receive(chunk));
   socket.on('drain', () => session.drain());
-  socket.on('error', (e: NodeJS.ErrnoException) => session.close(reasons.error(e)));
-  socket.on('end', () => session.close(reasons.end));
-  socket.on('close', () => session.close(reasons.close));
+  socket.on('error', (e: NodeJS.ErrnoException) => {
+    const reason = reasons.error(e);
+    defer(() => session.close(reason));
+  });
+  socket.on('end', () => defer(() => session.close(reasons.end)));
+  socket.on('close', () => defer(() => session.close(reasons.close)));
 }

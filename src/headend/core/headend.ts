@@ -315,11 +315,10 @@ export class HeadendCore {
     this.#expiryCancel?.();
     this.#expiryCancel = undefined;
     const next = this.#segmentBook.nextExpiry(now);
+    // The registry in force then: a later change of units only (no tenant touched) keeps this timer.
     if (next !== undefined) {
       this.#expiryCancel = this.#p.scheduler.setTimeout(
-        () => {
-          if (this.#registry === reg) this.applyRegistry(reg, 'sandbox-expiry');
-        },
+        () => this.applyRegistry(this.#registry, 'sandbox-expiry'),
         Math.min(next - now + 1, 2 ** 31 - 1),
       );
     }

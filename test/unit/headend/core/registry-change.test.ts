@@ -5,6 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closedByRegistry } from '../../../../src/headend/core/admission.js';
+import { parseHeadendConfig } from '../../../../src/headend/core/config.js';
+import { HeadendCore } from '../../../../src/headend/core/headend.js';
+import { silentLogger } from '../../../../src/shared/log.js';
 import { Forwarder, type SegmentInfo } from '../../../../src/headend/core/forwarder.js';
 import { applySegmentChange, SegmentBook, segmentsOf } from '../../../../src/headend/core/segment-changes.js';
 import { applyRegistryDelta, diffRegistry, EMPTY_INDEX, type RegistryIndex } from '../../../../src/shared/registry/registry-delta.js';
@@ -152,4 +155,43 @@ test('registry change: sessions are checked again only when their unit, tenant o
     'CK-3@200:registry:revoked',
     'CK-1@999:segment-changed',
   ]);
+});
+
+test('a sandbox still ends at its expiry when only units changed in between', () => {
+  let wall = T0;
+  const timers: { at: number; fn: () => void }[] = [];
+  const config = parseHeadendConfig(
+    { tls: { cert: 'x', key: 'x', deviceCa: 'x' }, registry: 'r.json', auditLog: 'a.jsonl', listen: { port: 0 } },
+    '/tmp',
+  );
+  const doc = {
+    version: 1,
+    tenants: {
+      acme: {
+        segments: { lan: { vni: 100 }, drill: { vni: 0xf00000, sandbox: { drill: 'a', expiresAt: new Date(T0 + 60_000).toISOString() } } },
+      },
+    },
+    devices: {} as Record<string, Record<string, unknown>>,
+  };
+  const next = parser();
+  const core = new HeadendCore(config, next(doc), {
+    log: silentLogger,
+    audit: () => {},
+    clock: { now: () => wall },
+    wallClock: { now: () => wall },
+    scheduler: {
+      setTimeout: (fn, ms) => (timers.push({ at: wall + ms, fn }), () => {}),
+      setInterval: () => () => {},
+      setImmediate: (fn) => (fn(), () => {}),
+    },
+    vtep: { send: () => {} } as never,
+  });
+  const vnis = (): number[] => [...core.l2.segmentStats()].map((s) => s.info.vni).sort((a, b) => a - b);
+  assert.deepEqual(vnis(), [100, 0xf00000]);
+  // A unit claimed: the tenants are the same entries, no segment is looked at again.
+  doc.devices['CK-1'] = { state: 'claimed', tenant: 'acme', updatedAt: at };
+  core.reload(() => next(doc), 'sighup');
+  wall = T0 + 60_001;
+  for (const t of timers.splice(0)) if (t.at <= wall) t.fn();
+  assert.deepEqual(vnis(), [100], 'the sandbox left the switch at its expiry');
 });

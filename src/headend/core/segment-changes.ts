@@ -20,6 +20,7 @@ export interface SegmentChange {
   readonly before: ReadonlyMap<string, readonly SegmentInfo[]>;
 }
 
+/** A drill's sandbox past its expiry (wall-clock `nowMs`) is left out, so it ends on time even when nothing rewrites the registry. */
 function isLive(s: Segment, nowMs: number): boolean {
   return !(s.sandbox && nowMs > 0 && Date.parse(s.sandbox.expiresAt) <= nowMs);
 }
@@ -37,24 +38,6 @@ function expiryOf(t: Tenant, nowMs: number): number | undefined {
   for (const s of Object.values(t.segments)) {
     const at = s.sandbox ? Date.parse(s.sandbox.expiresAt) : NaN;
     if (at > nowMs && (next === undefined || at < next)) next = at;
-  }
-  return next;
-}
-
-/**
- * The segments of every tenant, as the switch sees them. A drill's sandbox past its expiry is left out
- * (wall-clock `nowMs`), so it ends on time even when nothing rewrites the registry.
- */
-export function segmentsOf(reg: Registry, nowMs = 0): SegmentInfo[] {
-  return Object.entries(reg.tenants).flatMap(([name, t]) => infosOf(name, t, nowMs));
-}
-
-/** The next sandbox expiry after `nowMs` (wall-clock ms), when the switch must drop that segment. */
-export function nextSandboxExpiry(reg: Registry, nowMs: number): number | undefined {
-  let next: number | undefined;
-  for (const t of Object.values(reg.tenants)) {
-    const at = expiryOf(t, nowMs);
-    if (at !== undefined && (next === undefined || at < next)) next = at;
   }
   return next;
 }

@@ -9,7 +9,7 @@ import { parseHeadendConfig } from '../../../../src/headend/core/config.js';
 import { HeadendCore } from '../../../../src/headend/core/headend.js';
 import { silentLogger } from '../../../../src/shared/log.js';
 import { Forwarder, type SegmentInfo } from '../../../../src/headend/core/forwarder.js';
-import { applySegmentChange, SegmentBook, segmentsOf } from '../../../../src/headend/core/segment-changes.js';
+import { applySegmentChange, SegmentBook } from '../../../../src/headend/core/segment-changes.js';
 import { applyRegistryDelta, diffRegistry, EMPTY_INDEX, type RegistryIndex } from '../../../../src/shared/registry/registry-delta.js';
 import { EMPTY_REGISTRY, parseRegistry, type Registry } from '../../../../src/shared/registry/registry.js';
 
@@ -34,6 +34,8 @@ function forwarder(): Forwarder {
 
 const held = (fw: Forwarder): SegmentInfo[] => [...fw.segmentStats()].map((s) => s.info).sort((a, b) => a.vni - b.vni);
 const sorted = (l: readonly SegmentInfo[]): SegmentInfo[] => [...l].sort((a, b) => a.vni - b.vni);
+/** Every live segment of `reg`, as a book that has seen nothing before gives them. */
+const segmentsOf = (reg: Registry, nowMs: number): readonly SegmentInfo[] => new SegmentBook().change(reg, nowMs, true).upsert;
 
 test('segment changes: only touched tenants are looked at, and the switch ends as with every segment given again', () => {
   const doc = {

@@ -3,7 +3,7 @@
 // leaves it out from then on, and the headend knows when to look again.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { nextSandboxExpiry, segmentsOf } from '../../../../src/headend/core/segment-changes.js';
+import { SegmentBook } from '../../../../src/headend/core/segment-changes.js';
 import { parseRegistry } from '../../../../src/shared/registry/registry.js';
 
 const T0 = Date.parse('2026-12-04T12:00:00Z');
@@ -21,19 +21,12 @@ const REG = parseRegistry({
 });
 
 test('an expired sandbox leaves the switch; the next expiry is known', () => {
-  assert.deepEqual(
-    segmentsOf(REG, T0).map((s) => s.vni),
-    [100, 0xf00000, 0xf00001],
-  );
-  assert.deepEqual(
-    segmentsOf(REG, T0 + 60_000).map((s) => s.vni),
-    [100, 0xf00001],
-  );
-  assert.deepEqual(
-    segmentsOf(REG, T0 + 120_000).map((s) => s.vni),
-    [100],
-  );
-  assert.equal(nextSandboxExpiry(REG, T0), T0 + 60_000);
-  assert.equal(nextSandboxExpiry(REG, T0 + 60_000), T0 + 120_000);
-  assert.equal(nextSandboxExpiry(REG, T0 + 120_000), undefined);
+  const book = new SegmentBook();
+  const at = (ms: number): { vnis: number[]; next: number | undefined } => {
+    const c = book.change(REG, ms, true);
+    return { vnis: c.upsert.map((s) => s.vni), next: book.nextExpiry(ms) };
+  };
+  assert.deepEqual(at(T0), { vnis: [100, 0xf00000, 0xf00001], next: T0 + 60_000 });
+  assert.deepEqual(at(T0 + 60_000), { vnis: [100, 0xf00001], next: T0 + 120_000 });
+  assert.deepEqual(at(T0 + 120_000), { vnis: [100], next: undefined });
 });

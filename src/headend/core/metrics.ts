@@ -46,11 +46,6 @@ export class Metrics {
     this.#family(name).series.delete(labelKey(labels));
   }
 
-  /** Removes every series of a gauge family (before re-setting it from current state). */
-  reset(name: string): void {
-    this.#family(name).series.clear();
-  }
-
   get(name: string, labels: Labels = {}): number {
     return this.#families.get(name)?.series.get(labelKey(labels)) ?? 0;
   }

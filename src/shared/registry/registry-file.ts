@@ -37,11 +37,12 @@ export function readRegistryFile(path: string): Registry {
   return parseRegistry(doc);
 }
 
+const stampOf = (st: Pick<Stats, 'mtimeMs' | 'size' | 'ino'>): string => `${st.mtimeMs}:${st.size}:${st.ino}`;
+
 /** The file's mtime, size and inode now ('missing' when absent): what says it changed. */
 export function registryFileStamp(path: string): string {
   try {
-    const st = statSync(path);
-    return `${st.mtimeMs}:${st.size}:${st.ino}`;
+    return stampOf(statSync(path));
   } catch {
     return 'missing';
   }
@@ -161,7 +162,7 @@ export class FileRegistryStore implements RegistryStore {
   watch(onChange: () => void): () => void {
     let last = '';
     const listener = (cur: Stats): void => {
-      const stamp = `${cur.mtimeMs}:${cur.size}:${cur.ino}`;
+      const stamp = stampOf(cur);
       if (stamp !== last) {
         last = stamp;
         onChange();

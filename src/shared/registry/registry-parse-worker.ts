@@ -3,7 +3,7 @@
 // file here, off the serving loop, and answers with what changed since its last answer.
 import { parentPort } from 'node:worker_threads';
 import { ConnectorError } from '../errors.js';
-import { diffRegistry, EMPTY_INDEX, type RegistryIndex } from './registry-delta.js';
+import { diffRegistry, EMPTY_INDEX, type RegistryDelta, type RegistryIndex } from './registry-delta.js';
 import { registryFileStamp, readRegistryFile } from './registry-file.js';
 
 export interface ParseRequest {
@@ -12,7 +12,7 @@ export interface ParseRequest {
 }
 
 export type ParseAnswer =
-  | { readonly id: number; readonly ok: true; readonly stamp: string; readonly delta: import('./registry-delta.js').RegistryDelta }
+  | { readonly id: number; readonly ok: true; readonly stamp: string; readonly delta: RegistryDelta }
   | { readonly id: number; readonly ok: false; readonly code: string; readonly message: string };
 
 let index: RegistryIndex = EMPTY_INDEX;

@@ -14,7 +14,7 @@ import { describeRegistrySource, type RegistryStore } from '../shared/registry/s
 import { monotonicClock, systemScheduler, systemWallClock } from '../shared/system-time.js';
 import { feedSession, tlsTransport } from '../shared/tunnel/tls-transport.js';
 import { openAuditLog, type AuditLog } from './adapters/audit-log.js';
-import { closePacer } from './adapters/close-pacer.js';
+import { workPacer } from './adapters/work-pacer.js';
 import { openKernelSwitch, type KernelSwitch } from './adapters/kernel-switch.js';
 import { auditToPrimary, forkWorkers, headendWorkerIndex, isHeadendWorker, serveWorker } from './adapters/workers.js';
 import { applySegmentChange, SegmentBook } from './core/segment-changes.js';
@@ -180,7 +180,8 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
     throw e;
   };
   const listen = workerShare(config.listen, deps.worker ? config.workers : 1);
-  const closes = closePacer();
+  // Admissions and closes that arrive in crowds share one budget per turn of the loop.
+  const paced = workPacer();
   const listener = await openTlsListener({
     host: config.listen.host,
     port: config.listen.port,
@@ -190,6 +191,7 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
     maxConnections: listen.maxConnections,
     maxPerSource: listen.maxPerSource,
     pacing: listen,
+    defer: paced.defer,
     ticketKeysFile: config.tls.ticketKeysFile,
     ticketLifetimeS: config.tls.ticketLifetimeS,
     onHandshake: (resumed) => core.metrics.inc('connector_headend_handshakes_total', { resumed: resumed ? 'yes' : 'no' }),
@@ -213,7 +215,7 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
           end: 'peer-closed',
           close: 'peer-closed',
         },
-        closes.defer,
+        paced.defer,
       );
       r.session.open(protocol);
     },

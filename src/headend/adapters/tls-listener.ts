@@ -54,6 +54,11 @@ export interface TlsListenerOptions {
   ticketKeysFile?: string | null;
   /** How long a session ticket resumes, seconds. */
   ticketLifetimeS?: number;
+  /**
+   * Runs a completed handshake's admission (certificate, `onPeer`) when the loop has time (a reconnect
+   * storm completes hundreds in one turn); none: at once.
+   */
+  defer?(fn: () => void): void;
   /** A completed handshake, full or resumed (a ticket). */
   onHandshake?(resumed: boolean): void;
   /** Admission pacing (core/pacing.ts): handshakes at once, the queue for a slot, the start rate. */
@@ -111,12 +116,23 @@ export async function openTlsListener(o: TlsListenerOptions): Promise<TlsListene
   // A handshake's slot is freed once: when it completes, fails, or its connection closes.
   const finishers = new Map<string, () => void>();
   const finish = (key: string): void => finishers.get(key)?.();
+  const defer = o.defer ?? ((fn: () => void) => fn());
+  let closing = false;
   server.on('secureConnection', (socket: TLSSocket) => {
     const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
     finish(remote);
     socket.on('error', () => {});
     o.onHandshake?.(socket.isSessionReused());
-    // A client that left while its handshake finished gets no admission work (registry, session, audit).
+    // Whatever the client sends meanwhile (its hello) waits in the socket's buffer.
+    defer(() => admit(socket, remote));
+  });
+  const admit = (socket: TLSSocket, remote: string): void => {
+    // A client that left while its handshake finished, or while it waited here, gets no admission work
+    // (registry, session, audit); nor does one whose turn comes after the listener began to close.
+    if (closing) {
+      socket.destroy();
+      return;
+    }
     if (socket.destroyed || !socket.writable || socket.readableEnded) {
       o.onRefused('gone');
       socket.destroy();
@@ -149,7 +165,7 @@ export async function openTlsListener(o: TlsListenerOptions): Promise<TlsListene
       return;
     }
     o.onPeer(socket, { serial: subjectSerial(cert.subject) ?? '', fingerprint: certFingerprint(cert), remote }, protocol);
-  });
+  };
   server.on('tlsClientError', (e: NodeJS.ErrnoException, socket: TLSSocket) => {
     finish(`${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`);
     const verify = socket.authorizationError ? String(socket.authorizationError) : undefined;
@@ -223,21 +239,43 @@ export async function openTlsListener(o: TlsListenerOptions): Promise<TlsListene
   };
   // Every accepted connection until it closes, so a shutdown can end the ones that linger.
   const open = new Set<Socket>();
-  tcp.on('connection', (raw: Socket) => {
-    if (raw.destroyed) return; // refused by the connection caps
-    open.add(raw);
-    raw.once('close', () => open.delete(raw));
-    raw.on('error', () => {});
+  const offer = (raw: Socket): void => {
     const d = gate.offer(Date.now(), raw, raw.remoteAddress ?? '?');
     if (d === 'start') startTls(raw);
     else if (d === 'refused') refusePaced(raw, 'paced-queue-full');
     else pump();
+  };
+  tcp.on('connection', (raw: Socket) => {
+    if (raw.destroyed) return; // refused by the connection caps
+    open.add(raw);
+    raw.on('error', () => {});
+    // The gate is offered a connection once its client has spoken (the ClientHello's first segment),
+    // read here and handed back to the TLS server with the connection. Then the handshake's first and
+    // dearest step runs when the gate starts it, not whenever a slow or crowded client gets round to
+    // sending (a fleet's hellos arriving together after their slots were given: 48 of them held the loop
+    // 100 ms), and a client that connects and says nothing never holds a slot.
+    const silent = setTimeout(() => {
+      o.onRefused('client-hello-timeout');
+      raw.destroy();
+    }, o.handshakeTimeoutMs);
+    raw.once('close', () => {
+      clearTimeout(silent);
+      open.delete(raw);
+    });
+    raw.once('data', (first: Buffer) => {
+      clearTimeout(silent);
+      raw.pause();
+      raw.unshift(first);
+      offer(raw);
+    });
+    raw.resume();
   });
   const address = await listen(tcp, o.host, o.port, 'tunnels (listen)', o.backlog);
   tcp.on('error', (e) => log.error('tunnel listener error', { error: e.message }));
   return {
     address,
     close: async (graceMs = Number.POSITIVE_INFINITY) => {
+      closing = true;
       if (pumpTimer) clearTimeout(pumpTimer);
       tickets?.stop();
       const left = gate.pump(Number.MAX_SAFE_INTEGER);

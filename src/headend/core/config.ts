@@ -118,7 +118,7 @@ export const HEADEND_DEFAULTS = Object.freeze({
   maxQueued: 4_096,
   maxWaitMs: 5_000,
   acceptPerS: 300,
-  acceptBurst: 30,
+  acceptBurst: 10,
   // A day: a fleet restarted within it resumes; TLS 1.3 allows at most seven.
   ticketLifetimeS: 86_400,
   vxlanLocalAddress: '0.0.0.0',

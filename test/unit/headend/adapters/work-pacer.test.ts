@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: UNLICENSED
-// Closes queued by the pacer all run, in order, a slice at a time, with the loop's other work between.
+// Work queued by the pacer (closes, admissions) all runs, in order, a slice at a time, with the loop's other work between.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closePacer } from '../../../../src/headend/adapters/close-pacer.js';
+import { workPacer } from '../../../../src/headend/adapters/work-pacer.js';
 
 test('queued closes run in order, in slices of the time budget, other work running between slices', async () => {
   let clock = 0;
-  const pacer = closePacer(() => clock);
+  const pacer = workPacer(() => clock);
   const log: string[] = [];
   for (let i = 0; i < 10; i++) {
     pacer.defer(() => {

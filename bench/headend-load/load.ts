@@ -3,6 +3,9 @@
 // agent tunnel clients (src/agent's reconnect, backoff and resumption), each with its own device
 // certificate, all started at once; keepalives as the agent sends them and a trickle of broadcast frames.
 // Reports to the parent over IPC every 50 ms: sessions up, attempts, attempts that hit the connect timeout.
+// `load.ts FLEET.json FROM TO` runs devices [FROM, TO) only: a fleet of thousands is split over several
+// processes, as real units answer their handshakes independently (one process's loop answers them in
+// bunches, and past ~4,000 its own delays made its sessions flap).
 import { readFileSync } from 'node:fs';
 import { silentLogger } from '../../src/shared/log.js';
 import { createTunnelClient, type TunnelClient } from '../../src/agent/adapters/tunnel-client.js';
@@ -25,8 +28,11 @@ let refusedPreTls = 0;
 let rxFrames = 0;
 const clients: TunnelClient[] = [];
 const url = new URL(`tls://127.0.0.1:${fleet.port}`);
+const from = Number(process.argv[3] ?? 0);
+const to = Number(process.argv[4] ?? fleet.devices.length);
 
 fleet.devices.forEach((d, i) => {
+  if (i < from || i >= to) return;
   const c = createTunnelClient({
     headends: [url],
     getIdentity: () => Promise.resolve({ key: fleet.keyPem, cert: d.cert, ca: fleet.caPem }),

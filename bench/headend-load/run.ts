@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: UNLICENSED
 // `npm run bench:headend-load -- --sessions N --tenants K [--cycles C] [--bcast-per-s B] [--no-netns] [--pin]
-//   [--l2 kernel] [--workers W]`:
+//   [--l2 kernel] [--workers W] [--fleet-procs P]`:
 // issue 19's phases against a real headend process of this repo, with N real TLS sessions (load.ts, a
 // child) and a probe session pinging every 20 ms (probe.ts, in this process, which does nothing else
-// heavy). Run as root it re-executes itself in a fresh network namespace (loopback only), so the TCP
+// heavy; the fleet is one process per 1,000 devices unless --fleet-procs). Run as root it re-executes itself in a fresh network namespace (loopback only), so the TCP
 // counters (listen-queue overflows) are the headend's alone; `ulimit -n` is raised for every process.
 // Phases: idle baseline, steady (bring-up, RSS and CPU), metrics scrape, registry change, kill -9 of the
 // fleet (teardown), fleet back, SIGTERM of the headend (exit time, audit verifies), restart and
@@ -42,6 +42,9 @@ const BCAST = arg('bcast-per-s', 20);
 const STEADY_S = arg('steady-s', 10);
 const UP_TIMEOUT_S = arg('up-timeout-s', 120);
 const CONNECT_TIMEOUT_MS = 15_000;
+// The fleet's processes: one per 1,000 devices by default (one loop answering thousands of handshakes
+// bunches them, which no fleet of real units does, and past ~4,000 its own delays made sessions flap).
+const FLEET_PROCS = Math.max(1, arg('fleet-procs', Math.ceil(N / 1_000)));
 // The reference in the same run: admission pacing off (every connection goes on to TLS at once).
 const UNPACED = argv.includes('--unpaced');
 const MAX_HANDSHAKES = arg('max-handshakes', 0);
@@ -91,22 +94,43 @@ interface FleetReport {
   at: number;
 }
 
+/** The fleet: `procs` child processes, each running a slice of the devices; their reports summed. */
 class FleetChild {
   last: FleetReport = { up: 0, attempts: 0, timeouts: 0, refusedPreTls: 0, rxFrames: 0, at: 0 };
   /** When the fleet's first attempt was reported: the child's own start-up (tsx, N clients) is not the headend's. */
   firstAttemptAt = NaN;
   readonly reached = new Map<number, number>();
-  readonly child: ChildProcess;
-  constructor(fleetFile: string) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'bench/headend-load/load.ts'), fleetFile], {
-      cwd: REPO,
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    this.child.on('message', (m) => {
-      this.last = m as FleetReport;
-      if (Number.isNaN(this.firstAttemptAt) && this.last.attempts > 0) this.firstAttemptAt = now();
-      for (const f of [0.5, 0.95, 1]) if (!this.reached.has(f) && this.last.up >= Math.ceil(f * N)) this.reached.set(f, now());
-    });
+  readonly children: ChildProcess[] = [];
+  readonly #parts: FleetReport[] = [];
+  constructor(fleetFile: string, procs: number) {
+    const per = Math.ceil(N / procs);
+    for (let p = 0; p < procs && p * per < N; p++) {
+      const slice = [String(p * per), String(Math.min(N, (p + 1) * per))];
+      const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'bench/headend-load/load.ts'), fleetFile, ...slice], {
+        cwd: REPO,
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      });
+      this.children.push(child);
+      this.#parts.push({ ...this.last });
+      child.on('message', (m) => {
+        this.#parts[p] = m as FleetReport;
+        const sum = (k: keyof FleetReport): number => this.#parts.reduce((a, r) => a + r[k], 0);
+        this.last = {
+          up: sum('up'),
+          attempts: sum('attempts'),
+          timeouts: sum('timeouts'),
+          refusedPreTls: sum('refusedPreTls'),
+          rxFrames: sum('rxFrames'),
+          at: Date.now(),
+        };
+        if (Number.isNaN(this.firstAttemptAt) && this.last.attempts > 0) this.firstAttemptAt = now();
+        for (const f of [0.5, 0.95, 1]) if (!this.reached.has(f) && this.last.up >= Math.ceil(f * N)) this.reached.set(f, now());
+      });
+    }
+  }
+  /** CPU the fleet's processes used so far, ms. */
+  cpuMs(): number {
+    return this.children.reduce((a, c) => a + ownCpuMs(c.pid ?? 0), 0);
   }
   async waitUp(what: string, timeoutMs = UP_TIMEOUT_S * 1000): Promise<void> {
     const until = Date.now() + timeoutMs;
@@ -116,7 +140,7 @@ class FleetChild {
     }
   }
   kill(): void {
-    this.child.kill('SIGKILL');
+    for (const c of this.children) c.kill('SIGKILL');
   }
 }
 
@@ -151,6 +175,7 @@ const out: Record<string, unknown> = {
   tenants: K,
   l2: KERNEL ? 'kernel' : 'userspace',
   workers: WORKERS,
+  fleetProcs: FLEET_PROCS,
   unpaced: UNPACED,
   cycles: CYCLES,
   bcastPerS: BCAST,
@@ -211,9 +236,9 @@ try {
     }),
   );
   const newFleet = (): FleetChild => {
-    const f = new FleetChild(fleetFile);
-    children.push(f.child);
-    if (PIN) pin(f.child.pid, `1-${availableParallelism() - 1}`);
+    const f = new FleetChild(fleetFile, FLEET_PROCS);
+    children.push(...f.children);
+    if (PIN) for (const c of f.children) pin(c.pid, `1-${availableParallelism() - 1}`);
     return f;
   };
   if (PIN) pin(process.pid, '0');
@@ -236,7 +261,7 @@ try {
   await fleet.waitUp('bring-up');
   const upMs = now() - Math.max(t0, fleet.firstAttemptAt);
   const upCpu = treeCpuMs(headend.pid) - cpu0;
-  const fleetUpCpu = ownCpuMs(fleet.child.pid ?? 0);
+  const fleetUpCpu = fleet.cpuMs();
   await sleep(2_000);
   cpu0 = treeCpuMs(headend.pid);
   t0 = now();
@@ -301,6 +326,9 @@ try {
     settleProbe,
     rssAfterMb: mb(afterRss),
     heapUsedAfterMb: mb(gauge(/^connector_headend_memory_bytes\{(?:worker="\d+",)?kind="heap_used"\} (\d+)/gm) / 1e6),
+    // V8's reserved heap and the memory Node holds outside it (buffers): RSS beyond these is the allocator's.
+    heapTotalAfterMb: mb(gauge(/^connector_headend_memory_bytes\{(?:worker="\d+",)?kind="heap_total"\} (\d+)/gm) / 1e6),
+    externalAfterMb: mb(gauge(/^connector_headend_memory_bytes\{(?:worker="\d+",)?kind="external"\} (\d+)/gm) / 1e6),
     memoryTrims: gauge(/^connector_headend_memory_trims_total\{(?:worker="\d+",)?released="yes"\} (\d+)/gm) || 0,
     idleRssMb: mb(idleRss),
     rssOverIdlePct: +((afterRss / idleRss - 1) * 100).toFixed(1),
@@ -327,11 +355,11 @@ try {
   children.push(headend.child);
   if (PIN) pin(headend.pid, '0');
   cpu0 = treeCpuMs(headend.pid);
-  const fleetCpu0 = ownCpuMs(fleet.child.pid ?? 0);
+  const fleetCpu0 = fleet.cpuMs();
   const tListen = now();
   await fleet.waitUp('storm');
   const stormCpu = treeCpuMs(headend.pid) - cpu0;
-  const fleetStormCpu = ownCpuMs(fleet.child.pid ?? 0) - fleetCpu0;
+  const fleetStormCpu = fleet.cpuMs() - fleetCpu0;
   const tDone = now();
   await sleep(500);
   const ext1 = tcpExt();
@@ -415,7 +443,7 @@ function table(o: Record<string, unknown>): void {
     `steady          up in ${st['upMs']} ms (${st['sessionsPerS']}/s, CPU per session: headend ${st['cpuMsPerSessionUp']} ms, fleet ${st['fleetCpuMsPerSessionUp']} ms), RSS ${st['rssMb']} MB (${st['rssPerSessionKb']} KB/session, kernel slab ${st['slabPerSessionKb']} KB/session), CPU ${st['cpuPct']} %; ${p(st['probe'])}`,
     ...Object.entries(sc).map(([k, v]) => `scrape ${k.padEnd(24)} ${r(v)['bytes']} B in ${r(v)['ms']} ms; ${p(r(v)['probe'])}`),
     `registry change ${p(r(o['registryChange'])['probe'])}`,
-    `teardown -9     closed in ${td['closeMs']} ms; ${p(td['probe'])}; RSS after ${td['rssAfterMb']} MB vs idle ${td['idleRssMb']} (+${td['rssOverIdlePct']} %), JS heap ${td['heapUsedAfterMb']} MB, trims ${td['memoryTrims']}; the 5 s after: ${p(td['settleProbe'])}`,
+    `teardown -9     closed in ${td['closeMs']} ms; ${p(td['probe'])}; RSS after ${td['rssAfterMb']} MB vs idle ${td['idleRssMb']} (+${td['rssOverIdlePct']} %), JS heap ${td['heapUsedAfterMb']} of ${td['heapTotalAfterMb']} MB, external ${td['externalAfterMb']} MB, trims ${td['memoryTrims']}; the 5 s after: ${p(td['settleProbe'])}`,
     `SIGTERM         exit ${sg['exitMs']} ms, audit verifies ${sg['auditVerifies']}`,
     `storm           50/95/100 % up at ${sm['t50Ms']}/${sm['t95Ms']}/${sm['t100Ms']} ms; attempts ${sm['attempts']}, timed out ${sm['timedOut']}, closed pre-TLS ${sm['refusedPreTls']}, listen overflows ${sm['listenOverflows']}, handshakes ${JSON.stringify(sm['handshakes'])}, wasted ${sm['handshakesWasted']}, refusals ${JSON.stringify(sm['refusals'])}, CPU per session: headend ${sm['cpuMsPerSession']} ms, fleet ${sm['fleetCpuMsPerSession']} ms; ${p(sm['probe'])}`,
     `cycles          RSS down/up ${((cy['rows'] ?? []) as { rssDownMb: number; rssUpMb: number }[]).map((c) => `${c.rssDownMb}/${c.rssUpMb}`).join(', ')}; final ${cy['finalDownMb']} MB, growth ${cy['growthPct']} %`,

@@ -49,7 +49,11 @@ export interface Headend {
   /** renderMetrics spread over turns of the loop, as the metrics endpoint serves it. */
   scrapeMetrics(detail?: 'tenant' | 'segment'): Promise<string>;
   sessions(): readonly { id: string; serial: string; tenant: string; vni: number; vlan: number; state: string }[];
-  close(): Promise<void>;
+  /**
+   * Says bye to every session, commits the audit and closes everything. `exiting`: the process exits
+   * next, so connections still open after the shutdown grace are left for the exit to close.
+   */
+  close(o?: { exiting?: boolean }): Promise<void>;
 }
 
 export interface HeadendDeps {
@@ -321,7 +325,7 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
     renderMetrics: (detail) => core.renderMetrics(detail),
     scrapeMetrics: (detail) => core.scrapeMetrics(detail),
     sessions: () => core.sessions(),
-    async close() {
+    async close(o) {
       evpn?.();
       loop.stop();
       clearInterval(returnMemory);
@@ -330,12 +334,12 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
       clearInterval(registryTimer);
       // The fleet is asked to spread its return over the time the accept rate needs for all of it.
       core.closeAll('headend-shutdown', reconnectWindowMs(core.sessions().length, listen.acceptPerS));
-      await listener.close(SHUTDOWN_GRACE_MS);
-      await metrics?.close();
+      // Every session's record is queued now (a handshake that completes from here on is not admitted):
+      // the audit commits them and its closing checkpoint while the peers read their byes, instead of
+      // after the grace, behind thousands of sockets' close events.
+      await Promise.all([listener.close(SHUTDOWN_GRACE_MS, o?.exiting), audit?.close(), metrics?.close(), store.close()]);
       await l2.close();
       await datagram?.close();
-      await audit?.close();
-      await store.close();
     },
   };
 }
@@ -448,7 +452,10 @@ export async function runHeadend(configFile: string, log: Logger): Promise<numbe
     headend = config.workers > 1 ? await startPrimary(config, { log }) : await startHeadend(config, { log });
     await stopped;
     log.info('headend stopping', { signal: stopSignal ?? '' });
-    await headend.close();
+    const t0 = performance.now();
+    // The command exits once this returns (src/cli/commands/headend.ts).
+    await headend.close({ exiting: true });
+    log.info('headend stopped', { ms: Math.round(performance.now() - t0) });
   } finally {
     process.removeListener('SIGHUP', onHup);
     process.removeListener('SIGTERM', onTerm);

@@ -17,5 +17,8 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  return runHeadend(requireStr(p, 'config'), loggerFromEnv(process.env, { component: 'headend' }));
+  const code = await runHeadend(requireStr(p, 'config'), loggerFromEnv(process.env, { component: 'headend' }));
+  // Stopped: byes sent, the audit committed. The sockets still open are the kernel's to close; freeing
+  // thousands one at a time (OpenSSL's teardown of each connection, its close event) only delays the exit.
+  process.exit(code);
 }

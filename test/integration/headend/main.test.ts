@@ -18,6 +18,7 @@ import { CLI, REPO, headendConfigDoc, rawTunnel, registryDoc, spawnHeadend, test
 import { createTestPki, type TestPki } from '../../helpers/pki.js';
 import { tempDir, type TempDir } from '../../helpers/tmp.js';
 import { waitFor } from '../../helpers/wait.js';
+import { verifyAuditFile } from '../../../src/shared/audit/files.js';
 
 interface Vtep {
   sock: Socket;
@@ -361,6 +362,43 @@ test('connector headend reloads the registry on SIGHUP and stops on SIGTERM', as
   await h.waitForLine((l) => l['msg'] === 'registry loaded' && l['why'] === 'sighup');
   await h.kill('SIGTERM');
   assert.equal(h.child.exitCode, 0);
+});
+
+test('connector headend on SIGTERM: byes sent, the audit committed and verifying, and a peer that ignores its bye left to the exit', async (t) => {
+  const d = tempDir(t, 'ck-he-', true);
+  const pki = await createTestPki(d.dir);
+  writeJson(d.path('registry.json'), registryDoc({ acme: { vni: 100 } }, { 'A-1': 'acme', 'A-2': 'acme' }));
+  writeJson(d.path('headend.json'), headendConfigDoc(d, pki, { metricsPort: null }));
+  const h = await spawnHeadend(d.path('headend.json'));
+  t.after(async () => {
+    await h.kill('SIGKILL');
+    d.remove();
+  });
+  const a = await rawTunnel(h.tunnelPort, await pki.client('A-1'), pki.dcCa.pem);
+  await a.hello();
+  const b = await rawTunnel(h.tunnelPort, await pki.client('A-2'), pki.dcCa.pem);
+  await b.hello();
+  // A-2 stops reading: it never answers the bye, so the headend still holds its connection at the exit.
+  b.socket.pause();
+  let bClosed = false;
+  b.socket.on('close', () => (bClosed = true));
+  await h.kill('SIGTERM');
+  assert.equal(h.child.exitCode, 0);
+  assert.ok(h.lines.some((l) => l['msg'] === 'headend stopped'));
+  await a.closed;
+  assert.equal(a.control.find((m) => m.type === 'bye')?.type, 'bye', 'the reading peer got its bye');
+  // The exit closed what was left: the paused peer's connection is gone too (it sees a reset or the FIN).
+  b.socket.resume();
+  await waitFor('the ignoring peer disconnected', 5_000, () => bClosed);
+  const v = verifyAuditFile(d.path('audit.jsonl'));
+  assert.ok(v.ok, JSON.stringify(v));
+  const records = readFileSync(d.path('audit.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const disconnects = records.filter((r) => r['event'] === 'disconnect').map((r) => String(r['serial']));
+  assert.deepEqual(disconnects.sort(), ['A-1', 'A-2'], 'both sessions end in the audit log');
+  assert.equal(records.at(-1)?.['event'], 'checkpoint', 'the log ends with a signed checkpoint');
 });
 
 test('a stopping headend does not wait on peers: one that ignores the bye and one stuck before TLS', async (t) => {

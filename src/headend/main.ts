@@ -68,8 +68,9 @@ export interface HeadendDeps {
 /** How long a session that said bye may linger half-closed before its socket is destroyed. */
 const BYE_GRACE_MS = 2_000;
 /**
- * How long a stopping headend waits for its peers to close after the byes. The byes are written when
- * the stop begins, so this bounds only the wait for peers slow to answer, not the delivery of the bye.
+ * How long a stopping headend waits after the byes: for its peers to close (a headend that goes on, as a
+ * worker told to stop), or for the byes to reach the kernel (one whose process exits next). Either way a
+ * peer that stopped reading holds the stop no longer than this.
  */
 const SHUTDOWN_GRACE_MS = 250;
 
@@ -333,10 +334,10 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
       stopWatch();
       clearInterval(registryTimer);
       // The fleet is asked to spread its return over the time the accept rate needs for all of it.
-      core.closeAll('headend-shutdown', reconnectWindowMs(core.sessions().length, listen.acceptPerS));
+      core.closeAll('headend-shutdown', reconnectWindowMs(core.sessions().length, listen.acceptPerS), o?.exiting);
       // Every session's record is queued now (a handshake that completes from here on is not admitted):
-      // the audit commits them and its closing checkpoint while the peers read their byes, instead of
-      // after the grace, behind thousands of sockets' close events.
+      // the audit commits them and its closing checkpoint while the byes leave, instead of after the
+      // grace, behind thousands of sockets' close events. Exiting, the peers' answers are not even read.
       await Promise.all([listener.close(SHUTDOWN_GRACE_MS, o?.exiting), audit?.close(), metrics?.close(), store.close()]);
       await l2.close();
       await datagram?.close();

@@ -77,7 +77,8 @@ export interface TlsListener {
   /**
    * Stops accepting and resolves once every connection has closed; connections still open after
    * `graceMs` (peers slow to answer a bye, handshakes in progress) are closed from this side. With
-   * `leaveOpen` (the process exits next) it resolves after the grace and leaves them to the kernel.
+   * `leaveOpen` (the process exits next) it stops reading them, resolves once each has handed its last
+   * bytes to the kernel (or after the grace) and leaves them for the exit to close.
    */
   close(graceMs?: number, leaveOpen?: boolean): Promise<void>;
 }
@@ -87,6 +88,26 @@ export function refuseConnection(socket: TLSSocket, reason: string): void {
   const version = protocolOf(socket.alpnProtocol, 2) ?? 1;
   socket.end(controlRecord(version, { type: 'error', code: 'refused', message: reason }));
   setTimeout(() => socket.destroy(), 1_000).unref();
+}
+
+/**
+ * Stops reading a connection at the kernel. Node has no public call for it: pause() goes on reading into
+ * the stream's buffer and still ends and closes the socket when the peer closes.
+ */
+function stopReading(socket: TLSSocket): void {
+  (socket as unknown as { _handle?: { readStop?: () => number } | null })._handle?.readStop?.();
+}
+
+/** Every connection has handed what was written to it (and its end, if ended) to the kernel, or is gone. */
+function allFlushed(sockets: Iterable<TLSSocket>): boolean {
+  for (const s of sockets) if (!s.destroyed && (s.writableLength > 0 || (s.writableEnded && !s.writableFinished))) return false;
+  return true;
+}
+
+/** Resolves once `done()` holds (looked at every few ms) or after `ms`. */
+async function until(done: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!done() && Date.now() < end) await new Promise((r) => setTimeout(r, Math.min(5, Math.max(0, end - Date.now()))));
 }
 
 /** Without pacing options every connection starts its handshake at once (tests of other things). */
@@ -119,10 +140,14 @@ export async function openTlsListener(o: TlsListenerOptions): Promise<TlsListene
   const finish = (key: string): void => finishers.get(key)?.();
   const defer = o.defer ?? ((fn: () => void) => fn());
   let closing = false;
+  // Connections past their handshake, for an exiting shutdown to watch their byes leave.
+  const secured = new Set<TLSSocket>();
   server.on('secureConnection', (socket: TLSSocket) => {
     const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
     finish(remote);
     socket.on('error', () => {});
+    secured.add(socket);
+    socket.once('close', () => secured.delete(socket));
     o.onHandshake?.(socket.isSessionReused());
     // Whatever the client sends meanwhile (its hello) waits in the socket's buffer.
     defer(() => admit(socket, remote));
@@ -282,15 +307,20 @@ export async function openTlsListener(o: TlsListenerOptions): Promise<TlsListene
       const left = gate.pump(Number.MAX_SAFE_INTEGER);
       for (const raw of [...left.expired, ...left.evicted]) raw.destroy();
       const closed = new Promise<void>((r) => tcp.close(() => r()));
+      if (leaveOpen) {
+        // The process exits next and its exit closes every descriptor. What must happen first is that
+        // each bye reaches the kernel; nothing more is read, so the peers' answers (thousands of close
+        // events at 200 us each, a second at 5,000) do not hold the exit back.
+        for (const s of secured) stopReading(s);
+        await until(() => allFlushed(secured), graceMs);
+        return;
+      }
       if (open.size > 0 && Number.isFinite(graceMs)) {
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([closed, new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
         clearTimeout(timer);
         // Whatever reached the kernel (a bye, TLS close_notify) is still sent after the descriptor
-        // closes; only a peer that stopped reading loses its bye, and it reconnects either way. The
-        // process's exit closes the descriptors just the same, without freeing each connection's TLS
-        // state and running its close events one at a time (200 us each: a second at 5,000).
-        if (leaveOpen) return;
+        // closes; only a peer that stopped reading loses its bye, and it reconnects either way.
         for (const raw of open) raw.destroy();
       }
       await closed;

@@ -201,9 +201,10 @@ export class TunnelSession {
 
   /**
    * Closes once. With `bye`, what is queued leaves first, then a bye with that reason, and the transport
-   * half-closes; without, the transport is destroyed at once. `retryAfterMs` goes in the bye.
+   * half-closes; without, the transport is destroyed at once. `retryAfterMs` goes in the bye. `leaveOpen`
+   * (a bye given, the process exits next): the transport is neither ended nor destroyed; the exit closes it.
    */
-  close(reason: string, bye?: string, retryAfterMs?: number): void {
+  close(reason: string, bye?: string, retryAfterMs?: number, leaveOpen = false): void {
     if (this.state === 'closed') return;
     if (bye !== undefined) {
       // What was queued before the bye leaves before it.
@@ -217,8 +218,8 @@ export class TunnelSession {
     this.datagramTxOffload = null;
     this.#controls.length = 0;
     this.egress.clear();
-    if (bye !== undefined) this.#transport.end();
-    else this.#transport.destroy();
+    if (bye === undefined) this.#transport.destroy();
+    else if (!leaveOpen) this.#transport.end();
     this.#events.closed(reason);
   }
 

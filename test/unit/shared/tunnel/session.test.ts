@@ -195,4 +195,12 @@ test('nothing is sent before the hello exchange or after close; close destroys o
   assert.deepEqual(u.tr.writes.at(-1), ['bye']);
   assert.equal(u.s.send(frame(1)), false);
   assert.equal(u.time.pending(), 0);
+  // The process exits next: the bye is written and the connection left for the exit to close.
+  const x = upClient();
+  x.s.close('headend-shutdown', 'headend-shutdown', 5_000, true);
+  assert.deepEqual(x.tr.writes.at(-1), ['bye']);
+  assert.equal(x.tr.ended, false);
+  assert.equal(x.tr.destroyed, false);
+  assert.equal(x.ev.closed, 'headend-shutdown');
+  assert.equal(x.time.pending(), 0);
 });

@@ -57,7 +57,15 @@ export interface EgressAqmState extends AqmState {
 
 /** Chunks are sized like a full TLS write: one chunk is what one turn of a busy session usually sends. */
 const CHUNK_BYTES = 64 * 1024;
-const GROWABLE_START = 256;
+/**
+ * The chunk a frame gets when it comes to an empty queue after a quiet second: small enough to come from
+ * Node's shared pool. Otherwise an idle session's trickle (broadcasts, ARP) would walk through a 64 KB
+ * chunk page by page, and thousands of idle headend sessions would each keep most of one resident.
+ */
+const QUIET_CHUNK_BYTES = 2 * 1024;
+const QUIET_MS = 1_000;
+/** Slots and flow queues are made on demand: an idle session holds a few hundred bytes of them, not 24 KB. */
+const GROWABLE_START = 16;
 /** The largest record: a full Ethernet frame. */
 const MAX_RECORD_SIZE = recordSize(ETH_MAX_FRAME);
 /** DRR quantum (RFC 8290 uses the interface MTU): one full record. */
@@ -82,7 +90,7 @@ interface Flow {
 export class EgressQueue {
   readonly options: Readonly<Required<EgressQueueOptions>>;
   readonly counters: EgressCounters = { sentFrames: 0, sentBytes: 0, overflowDrops: 0, aqmDrops: 0 };
-  readonly #flows: Flow[];
+  readonly #flows: (Flow | undefined)[];
   readonly #newFlows: number[] = [];
   readonly #oldFlows: number[] = [];
   #sojournMs = 0;
@@ -101,6 +109,7 @@ export class EgressQueue {
   #version: ProtocolVersion = 1;
   #tail: Buffer | null = null;
   #tailPos = 0;
+  #lastPushAt = Number.NEGATIVE_INFINITY;
 
   constructor(options: EgressQueueOptions) {
     const maxFrames = options.maxFrames;
@@ -115,15 +124,7 @@ export class EgressQueue {
       throw new RangeError(`egress queue flows must be a power of two in 1..1024, got ${flows}`);
     }
     this.options = Object.freeze({ ...options, aqm, flows, seed: options.seed ?? DEFAULT_SEED });
-    this.#flows = Array.from({ length: flows }, () => ({
-      head: NONE,
-      tail: NONE,
-      count: 0,
-      bytes: 0,
-      deficit: 0,
-      list: 0 as const,
-      codel: new CoDel(aqm.intervalMs),
-    }));
+    this.#flows = new Array<Flow | undefined>(flows).fill(undefined);
     // Slots grow on demand up to maxFrames: thousands of idle headend sessions hold a small pool each.
     const slots = Math.min(maxFrames, GROWABLE_START);
     this.#chunk = new Array<Buffer | null>(slots).fill(null);
@@ -167,6 +168,7 @@ export class EgressQueue {
     let drops = 0;
     let active = 0;
     for (const f of this.#flows) {
+      if (f === undefined) continue;
       const s = f.codel.state;
       if (s.dropping) dropping = true;
       count = Math.max(count, s.count);
@@ -204,8 +206,10 @@ export class EgressQueue {
       this.counters.overflowDrops++;
     } else if (this.#free.length === 0) this.#grow();
     let tail = this.#tail;
-    if (tail === null || this.#tailPos + size > tail.length) {
-      tail = this.#tail = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, size));
+    const quiet = this.#count === 0 && now - this.#lastPushAt >= QUIET_MS;
+    this.#lastPushAt = now;
+    if (tail === null || this.#tailPos + size > tail.length || (quiet && tail.length > QUIET_CHUNK_BYTES)) {
+      tail = this.#tail = Buffer.allocUnsafe(Math.max(quiet ? QUIET_CHUNK_BYTES : CHUNK_BYTES, size));
       this.#tailPos = 0;
     }
     const slot = this.#free.pop() as number;
@@ -217,7 +221,7 @@ export class EgressQueue {
     this.#next[slot] = NONE;
     this.#tailPos = writeDataRecord(this.#version, tail, this.#tailPos, vni, frame, vnetHdr);
     const id = this.options.flows === 1 ? 0 : flowBucket(frame, this.options.flows, this.options.seed);
-    const f = this.#flows[id] as Flow;
+    const f = (this.#flows[id] ??= this.#newFlow());
     if (f.tail === NONE) f.head = slot;
     else this.#next[f.tail] = slot;
     f.tail = slot;
@@ -304,12 +308,24 @@ export class EgressQueue {
 
   /** Forgets every queued frame (a connection that failed); not counted as drops. */
   clear(): void {
-    for (let id = 0; id < this.#flows.length; id++) while ((this.#flows[id] as Flow).count > 0) this.#dropHead(id);
+    for (let id = 0; id < this.#flows.length; id++) while ((this.#flows[id]?.count ?? 0) > 0) this.#dropHead(id);
   }
 
+  #newFlow(): Flow {
+    return { head: NONE, tail: NONE, count: 0, bytes: 0, deficit: 0, list: 0, codel: new CoDel(this.options.aqm.intervalMs) };
+  }
+
+  /** The flow holding the most bytes; called with frames queued, so one exists. */
   #fattest(): number {
-    let best = 0;
-    for (let id = 1; id < this.#flows.length; id++) if ((this.#flows[id] as Flow).bytes > (this.#flows[best] as Flow).bytes) best = id;
+    let best = -1;
+    let most = -1;
+    for (let id = 0; id < this.#flows.length; id++) {
+      const bytes = this.#flows[id]?.bytes ?? -1;
+      if (bytes > most) {
+        best = id;
+        most = bytes;
+      }
+    }
     return best;
   }
 

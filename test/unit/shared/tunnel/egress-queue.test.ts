@@ -107,6 +107,29 @@ test('views already handed out are never overwritten by later pushes', () => {
   assert.deepEqual(views[0], copy);
 });
 
+test("an idle session's trickle does not walk a full-size chunk; a burst's frames share one", () => {
+  const q = agentQueue(1_024);
+  const bufferOf = (at: number): number => {
+    const views: Buffer[] = [];
+    q.drain(at, 0, views);
+    assert.equal(views.length, 1);
+    return (views[0] as Buffer).buffer.byteLength;
+  };
+  // A broadcast to a quiet session: a small piece of Node's shared pool, not a 64 KB chunk of its own.
+  q.push(1, frame(1), 0);
+  assert.ok(bufferOf(0) <= 8 * 1024);
+  // A burst: frames after the first go into full-size chunks, and go on doing so while traffic lasts.
+  for (let i = 0; i < 40; i++) q.push(1, numbered(i, 1500), 5_000);
+  const burst: Buffer[] = [];
+  q.drain(5_000, 0, burst);
+  assert.ok(burst.some((v) => v.buffer.byteLength >= 64 * 1024));
+  q.push(1, frame(2), 5_500);
+  assert.ok(bufferOf(5_500) >= 64 * 1024, 'half a second later the chunk is still in use');
+  // Quiet for a second again: the next frame goes back to the pool and the big chunk can be freed.
+  q.push(1, frame(3), 7_000);
+  assert.ok(bufferOf(7_000) <= 8 * 1024);
+});
+
 test('a late event loop is not congestion: frames that waited 300 ms for one turn are all sent', () => {
   const q = agentQueue(64);
   for (let i = 0; i < 8; i++) q.push(1, numbered(i, 1000), 1_000 + i);

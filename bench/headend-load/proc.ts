@@ -93,7 +93,8 @@ export async function startHeadendProcess(configFile: string, dir: string, n: nu
     [...nodeArgs, '--import', 'tsx', join(REPO, 'src/cli/connector.ts'), 'headend', '--config', configFile],
     {
       cwd: REPO,
-      stdio: ['ignore', 'ignore', fd],
+      // stdout too: what a profiling flag prints (--trace-gc) lands beside the logs.
+      stdio: ['ignore', fd, fd],
     },
   );
   closeSync(fd);

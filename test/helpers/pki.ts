@@ -6,6 +6,8 @@
 // PKI protects nothing. The lab has its own PKI (src/lab/adapters/pki.ts): it is part of `connector lab`.
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { alpnOffer } from '../../src/shared/tunnel/records-v2.js';
 import { createSelfSignedCa, exportPrivateKeyPem, generateKeyPair, issueCertificate, type Issuer } from '../../src/shared/pki/x509.js';
 
 const DAY_MS = 86_400_000;
@@ -149,4 +151,23 @@ export async function createTestPki(dir: string, o: TestPkiOptions = {}): Promis
     },
     client,
   };
+}
+
+/**
+ * A device's TLS connection to a headend listener on loopback: its identity `cn` from `pki`, the DC CA
+ * trusted, tunnel protocol v2 offered by ALPN. Errors are left to the caller's close handling.
+ */
+export function connectDevice(pki: TestPki, port: number, cn: string): TLSSocket {
+  const id = pki.identity(cn);
+  const s = tlsConnect({
+    host: '127.0.0.1',
+    port,
+    key: id.key,
+    cert: id.cert,
+    ca: pki.dcCa.pem,
+    servername: 'localhost',
+    ALPNProtocols: alpnOffer(2),
+  });
+  s.on('error', () => {});
+  return s;
 }

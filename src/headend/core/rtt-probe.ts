@@ -4,9 +4,10 @@
 // the fleet's pings never come in a burst that holds the loop (a fifth of them each second was 1,000 TLS
 // writes in one turn at 5,000 sessions: 70-100 ms that every session's frames waited), and the agent's
 // pong gives the RTT (any agent answers pings, old ones too). A tick walks the session table and pings
-// every 250th: 5,000 steps, about 50 us. (Slices kept apart, dealt at admission, made the probe's delay
-// in a 1,000-unit reconnect storm 147 ms instead of 41-47 in the load tool, not understood yet.) Jitter is RFC 3550's estimator over successive RTTs:
-// J += (|D| - J) / 16. Pure: the sessions and the time come in.
+// every 250th: 5,000 steps, about 50 us. (Slices dealt at admission, so a tick touches only its own, made
+// the probe's delay in a 1,000-unit reconnect storm 147 ms instead of 41-47 in the load tool, for reasons
+// not found yet.) Jitter is RFC 3550's estimator over successive RTTs: J += (|D| - J) / 16. Pure: the
+// sessions and the time come in.
 import type { TunnelSession } from '../../shared/tunnel/session.js';
 
 export const RTT_SLICES = 250;

@@ -64,7 +64,7 @@ const CHUNK_BYTES = 64 * 1024;
  */
 const QUIET_CHUNK_BYTES = 2 * 1024;
 const QUIET_MS = 1_000;
-/** Slots and flow queues are made on demand: an idle session holds a few hundred bytes of them, not 24 KB. */
+/** Slots and flow queues are made on demand: an empty queue is 6 KB, not 24 KB. */
 const GROWABLE_START = 16;
 /** The largest record: a full Ethernet frame. */
 const MAX_RECORD_SIZE = recordSize(ETH_MAX_FRAME);

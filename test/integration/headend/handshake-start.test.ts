@@ -6,11 +6,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { silentLogger } from '../../../src/shared/log.js';
 import { openTlsListener, type TlsListener, type TlsListenerOptions } from '../../../src/headend/adapters/tls-listener.js';
-import { alpnOffer } from '../../../src/shared/tunnel/records-v2.js';
-import { createTestPki, type TestPki } from '../../helpers/pki.js';
+import { connectDevice, createTestPki, type TestPki } from '../../helpers/pki.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { waitFor } from '../../helpers/wait.js';
 
@@ -39,21 +37,6 @@ async function listener(pki: TestPki, seen: Seen, o: Partial<TlsListenerOptions>
   });
 }
 
-function device(pki: TestPki, port: number, cn: string): TLSSocket {
-  const id = pki.identity(cn);
-  const s = tlsConnect({
-    host: '127.0.0.1',
-    port,
-    key: id.key,
-    cert: id.cert,
-    ca: pki.dcCa.pem,
-    servername: 'localhost',
-    ALPNProtocols: alpnOffer(2),
-  });
-  s.on('error', () => {});
-  return s;
-}
-
 test('a connection that says nothing holds no handshake slot: a device behind it is served at once, the silent one refused at the timeout', async (t) => {
   const d = tempDir(t, 'ck-he-hsstart-', true);
   const pki = await createTestPki(d.dir, { clients: ['D-1'] });
@@ -68,7 +51,7 @@ test('a connection that says nothing holds no handshake slot: a device behind it
   await new Promise((r) => silent.once('connect', r));
   await new Promise((r) => setTimeout(r, 100));
 
-  const dev = device(pki, l.address.port, 'D-1');
+  const dev = connectDevice(pki, l.address.port, 'D-1');
   t.after(() => dev.destroy());
   await waitFor('the device admitted', 5_000, () => seen.peers.length === 1);
   assert.equal(silentClosedAt, 0, 'the device was admitted while the silent connection still waited');
@@ -92,7 +75,7 @@ test('a completed handshake is admitted when the deferral runs it; not for a cli
   };
 
   // Admitted, but only when the deferred work runs.
-  const a = device(pki, l.address.port, 'D-1');
+  const a = connectDevice(pki, l.address.port, 'D-1');
   t.after(() => a.destroy());
   await waitFor('the first handshake', 5_000, () => seen.handshakes === 1 && deferred.length === 1);
   await new Promise((r) => setTimeout(r, 50));
@@ -101,7 +84,7 @@ test('a completed handshake is admitted when the deferral runs it; not for a cli
   assert.deepEqual(seen.peers, ['D-1']);
 
   // Gone before its turn: no admission, counted as gone.
-  const b = device(pki, l.address.port, 'D-2');
+  const b = connectDevice(pki, l.address.port, 'D-2');
   await waitFor('the second handshake', 5_000, () => seen.handshakes === 2 && deferred.length === 1);
   const bClosed = new Promise((r) => b.once('close', r));
   b.destroy();
@@ -112,7 +95,7 @@ test('a completed handshake is admitted when the deferral runs it; not for a cli
   assert.deepEqual(seen.refused, ['gone']);
 
   // Its turn comes after the listener began to close: closed, not admitted.
-  const c = device(pki, l.address.port, 'D-3');
+  const c = connectDevice(pki, l.address.port, 'D-3');
   t.after(() => c.destroy());
   await waitFor('the third handshake', 5_000, () => seen.handshakes === 3 && deferred.length === 1);
   let cClosed = false;

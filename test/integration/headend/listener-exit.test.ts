@@ -4,11 +4,10 @@
 // their byes do not hold the exit back. A peer that stopped reading holds it only for the grace.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { silentLogger } from '../../../src/shared/log.js';
 import { openTlsListener, type TlsListener } from '../../../src/headend/adapters/tls-listener.js';
-import { alpnOffer } from '../../../src/shared/tunnel/records-v2.js';
-import { createTestPki, type TestPki } from '../../helpers/pki.js';
+import { connectDevice, createTestPki, type TestPki } from '../../helpers/pki.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { waitFor } from '../../helpers/wait.js';
 
@@ -43,18 +42,8 @@ async function openSide(pki: TestPki): Promise<Side> {
 
 /** A device that closes its side when it reads the bye, as the agent does. */
 function device(pki: TestPki, port: number, cn: string): { socket: TLSSocket; bye: () => boolean } {
-  const id = pki.identity(cn);
   let got = '';
-  const socket = tlsConnect({
-    host: '127.0.0.1',
-    port,
-    key: id.key,
-    cert: id.cert,
-    ca: pki.dcCa.pem,
-    servername: 'localhost',
-    ALPNProtocols: alpnOffer(2),
-  });
-  socket.on('error', () => {});
+  const socket = connectDevice(pki, port, cn);
   socket.on('data', (d: Buffer) => {
     got += d.toString('latin1');
     if (got.endsWith('bye')) socket.end();

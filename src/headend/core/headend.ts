@@ -225,7 +225,8 @@ export class HeadendCore {
     );
     entry.tunnel = tunnel;
     this.#sessions.set(id, entry);
-    this.#rttCancel ??= this.#p.scheduler.setInterval(() => this.#rtt.tick(this.#sessions.values(), this.#p.clock.now()), RTT_SLICE_MS);
+    this.#rtt.add(entry);
+    this.#rttCancel ??= this.#p.scheduler.setInterval(() => this.#rtt.tick(this.#p.clock.now()), RTT_SLICE_MS);
     return { ok: true, session: tunnel };
   }
 

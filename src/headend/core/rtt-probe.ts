@@ -3,25 +3,39 @@
 // GET /sessions and the console): every session gets a ping once per 5 s, a 250th of them every 20 ms, so
 // the fleet's pings never come in a burst that holds the loop (a fifth of them each second was 1,000 TLS
 // writes in one turn at 5,000 sessions: 70-100 ms that every session's frames waited), and the agent's
-// pong gives the RTT (any agent answers pings, old ones too). A tick walks the session table and pings
-// every 250th: 5,000 steps, about 50 us. (Slices dealt at admission, so a tick touches only its own, made
-// the probe's delay in a 1,000-unit reconnect storm 147 ms instead of 41-47 in the load tool, for reasons
-// not found yet.) Jitter is RFC 3550's estimator over successive RTTs: J += (|D| - J) / 16. Pure: the
-// sessions and the time come in.
+// pong gives the RTT (any agent answers pings, old ones too). Sessions are dealt into the 250 slices as
+// they come, so a tick touches its own slice, not the whole table. Jitter is RFC 3550's estimator over
+// successive RTTs: J += (|D| - J) / 16. Pure: the sessions and the time come in.
 import type { TunnelSession } from '../../shared/tunnel/session.js';
 
 export const RTT_SLICES = 250;
 export const RTT_SLICE_MS = 20;
 
+interface Probed {
+  readonly identity: { readonly id: string };
+  readonly tunnel: TunnelSession;
+}
+
 export class RttProbe {
   #turn = 0;
+  #added = 0;
   readonly #seen = new Map<string, { rtt: number; jitter: number; samples: number }>();
+  // Each session sits in one of the slices, dealt in turn: a tick touches its own slice only, not the fleet.
+  readonly #slices = Array.from({ length: RTT_SLICES }, () => new Map<string, Probed>());
+  readonly #sliceOf = new Map<string, number>();
 
-  tick(sessions: Iterable<{ readonly identity: { readonly id: string }; readonly tunnel: TunnelSession }>, now: number): void {
-    const slice = this.#turn++ % RTT_SLICES;
-    let i = 0;
-    for (const s of sessions) {
-      if (i++ % RTT_SLICES !== slice || s.tunnel.state !== 'up') continue;
+  /** A session to probe from now on, until forget(). */
+  add(s: Probed): void {
+    const k = this.#added++ % RTT_SLICES;
+    this.#slices[k]?.set(s.identity.id, s);
+    this.#sliceOf.set(s.identity.id, k);
+  }
+
+  tick(now: number): void {
+    const slice = this.#slices[this.#turn++ % RTT_SLICES];
+    if (slice === undefined) return;
+    for (const s of slice.values()) {
+      if (s.tunnel.state !== 'up') continue;
       // The RTT the previous probe of this session measured: one sample per probe.
       if (s.tunnel.rttMs !== null) this.#note(s.identity.id, s.tunnel.rttMs);
       s.tunnel.ping(now);
@@ -35,6 +49,9 @@ export class RttProbe {
   }
 
   forget(id: string): void {
+    const k = this.#sliceOf.get(id);
+    if (k !== undefined) this.#slices[k]?.delete(id);
+    this.#sliceOf.delete(id);
     this.#seen.delete(id);
   }
 

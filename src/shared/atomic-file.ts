@@ -5,15 +5,20 @@ import { dirname, join, basename } from 'node:path';
 
 export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
   const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
-  const fh = await open(tmp, 'w', 0o644);
+  await writeFileDurably(tmp, data, 0o644);
+  await rename(tmp, file);
+  await syncDir(dirname(file));
+}
+
+/** Writes `file` (created with `mode`, or truncated) and syncs it to disk before closing. */
+export async function writeFileDurably(file: string, data: string | Uint8Array, mode: number): Promise<void> {
+  const fh = await open(file, 'w', mode);
   try {
     await fh.writeFile(data);
     await fh.sync();
   } finally {
     await fh.close();
   }
-  await rename(tmp, file);
-  await syncDir(dirname(file));
 }
 
 /** fsync a directory, so that a rename or a new file in it survives power loss. */

@@ -12,12 +12,12 @@
 // at the next open and its size recorded in the new epoch record.
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, createHash, type KeyObject } from 'node:crypto';
 import { appendFileSync, closeSync, fsyncSync, openSync, renameSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
-import { appendFile, open as openFile, rename } from 'node:fs/promises';
+import { appendFile, rename } from 'node:fs/promises';
 import { fsync as fsyncCb, write as writeCb } from 'node:fs';
 import { promisify } from 'node:util';
 import { basename, dirname } from 'node:path';
 import { ConnectorError } from '../../shared/errors.js';
-import { syncDir } from '../../shared/atomic-file.js';
+import { syncDir, writeFileDurably } from '../../shared/atomic-file.js';
 import {
   AUDIT_GENESIS,
   buildAuditLine,
@@ -85,15 +85,7 @@ interface BatchIo {
 const POOLED_IO: BatchIo = {
   write: writeFd,
   fsync: fsyncFd,
-  async writeDurably(path, data) {
-    const f = await openFile(path, 'w', 0o640);
-    try {
-      await f.writeFile(data);
-      await f.sync();
-    } finally {
-      await f.close();
-    }
-  },
+  writeDurably: (path, data) => writeFileDurably(path, data, 0o640),
   rename,
   append: (path, data) => appendFile(path, data),
 };

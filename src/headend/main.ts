@@ -401,9 +401,9 @@ export async function startPrimary(config: HeadendConfig, deps: HeadendDeps): Pr
       renderMetrics: () => own.render(),
       scrapeMetrics: render,
       sessions: () => [],
-      async close() {
+      async close(o) {
         stopWatch();
-        await pool.stop();
+        await pool.stop(o?.exiting);
         await metrics?.close();
         await l2.close();
         await audit.close();
@@ -443,7 +443,7 @@ export async function runHeadend(configFile: string, log: Logger): Promise<numbe
       const wlog = log.child({ worker });
       const h = await startHeadend(config, { log: wlog, worker });
       await serveWorker(
-        { scrapeMetrics: (d) => h.scrapeMetrics(d), sessions: () => h.sessions(), reload: () => h.reload(), close: () => h.close() },
+        { scrapeMetrics: (d) => h.scrapeMetrics(d), sessions: () => h.sessions(), reload: () => h.reload(), close: (o) => h.close(o) },
         h.tunnelAddress,
         h.datagramPort,
         wlog,

@@ -18,7 +18,8 @@ type ToPrimary =
   | { t: 'audit'; event: AuditEvent; fields: AuditFields }
   | { t: 'answer'; id: number; ok: boolean; value: unknown }
   | { t: 'stopped' };
-type ToWorker = { t: 'ask'; id: number; what: 'metrics' | 'sessions'; detail: 'tenant' | 'segment' } | { t: 'reload' } | { t: 'stop' };
+type ToWorker =
+  { t: 'ask'; id: number; what: 'metrics' | 'sessions'; detail: 'tenant' | 'segment' } | { t: 'reload' } | { t: 'stop'; exiting: boolean };
 
 /** How long the primary waits for a worker's answer or its stop before giving up on it. */
 const ASK_TIMEOUT_MS = 5_000;
@@ -32,8 +33,11 @@ export interface WorkerPool {
   /** Each live worker's answer, in worker order; a worker that does not answer is left out. */
   ask(what: 'metrics' | 'sessions', detail?: 'tenant' | 'segment'): Promise<{ worker: number; value: unknown }[]>;
   reload(): void;
-  /** Asks every worker to say bye to its sessions and exit; resolves when all have. */
-  stop(): Promise<void>;
+  /**
+   * Asks every worker to say bye to its sessions and exit; resolves when all have. `exiting`: the whole
+   * headend exits, and each worker leaves its connections to its own exit once the byes are out.
+   */
+  stop(exiting?: boolean): Promise<void>;
   readonly live: number;
 }
 
@@ -124,7 +128,7 @@ export function forkWorkers(count: number, log: Logger, audit: (event: AuditEven
     reload() {
       for (const w of workers.values()) w.send({ t: 'reload' } satisfies ToWorker);
     },
-    async stop() {
+    async stop(exiting = false) {
       stopping = true;
       await Promise.all(
         [...workers.values()].map(
@@ -135,7 +139,7 @@ export function forkWorkers(count: number, log: Logger, audit: (event: AuditEven
                 clearTimeout(timer);
                 resolve();
               });
-              w.send({ t: 'stop' } satisfies ToWorker);
+              w.send({ t: 'stop', exiting } satisfies ToWorker);
             }),
         ),
       );
@@ -147,7 +151,7 @@ export interface WorkerSide {
   scrapeMetrics(detail: 'tenant' | 'segment'): Promise<string>;
   sessions(): unknown;
   reload(): Promise<void>;
-  close(): Promise<void>;
+  close(o?: { exiting?: boolean }): Promise<void>;
 }
 
 /** In a worker: audit records go to the primary, in order. */
@@ -159,18 +163,23 @@ export function auditToPrimary(event: AuditEvent, fields: AuditFields): void {
 export function serveWorker(h: WorkerSide, tunnel: AddressInfo, datagramPort: number | null, log: Logger): Promise<void> {
   return new Promise((done) => {
     let stopping = false;
-    const stop = async (why: string): Promise<void> => {
+    const stop = async (why: string, exiting = false): Promise<void> => {
       if (stopping) return;
       stopping = true;
       log.info('headend worker stopping', { why });
-      await h.close().catch((e: unknown) => log.error('headend worker stop failed', { error: String(e) }));
+      await h.close({ exiting }).catch((e: unknown) => log.error('headend worker stop failed', { error: String(e) }));
       process.removeListener('message', onMessage);
-      // The IPC channel would keep this process alive: it goes once the primary has the last word.
-      if (process.connected) process.send?.({ t: 'stopped' } satisfies ToPrimary, () => process.disconnect());
-      done();
+      // The IPC channel would keep this process alive: it goes once the primary has the last word. The
+      // command exits when this resolves, so not before that word (and every audit record queued ahead
+      // of it) is written to the channel.
+      if (!process.connected) return done();
+      process.send?.({ t: 'stopped' } satisfies ToPrimary, () => {
+        process.disconnect();
+        done();
+      });
     };
     const onMessage = (m: ToWorker): void => {
-      if (m.t === 'stop') void stop('primary');
+      if (m.t === 'stop') void stop('primary', m.exiting);
       else if (m.t === 'reload') void h.reload();
       else if (m.t === 'ask') {
         const id = m.id;

@@ -390,6 +390,7 @@ test('connector headend on SIGTERM: byes sent, the audit committed and verifying
   // The exit closed what was left: the paused peer's connection is gone too (it sees a reset or the FIN).
   b.socket.resume();
   await waitFor('the ignoring peer disconnected', 5_000, () => bClosed);
+  assert.equal(b.control.find((m) => m.type === 'bye')?.type, 'bye', 'the peer that read late got its bye too');
   const v = verifyAuditFile(d.path('audit.jsonl'));
   assert.ok(v.ok, JSON.stringify(v));
   const records = readFileSync(d.path('audit.jsonl'), 'utf8')

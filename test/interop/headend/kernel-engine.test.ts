@@ -13,7 +13,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { ipIn, nsExec } from '../../../src/lab/adapters/netns.js';
 import { isRoot, kernelVtep, netnsScope } from '../../helpers/netns.js';
-import { CLI, REPO, headendConfigDoc, registryDoc, spawnHeadend, writeJson } from '../../integration/headend/adapters/fixtures.js';
+import { CLI, REPO, registryDoc, spawnKernelWorkers, writeJson } from '../../integration/headend/adapters/fixtures.js';
 import { createTestPki, type Identity } from '../../helpers/pki.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -111,27 +111,14 @@ test(
         { 'CN-0001': 'acme', 'CN-0002': 'globex' },
       ),
     );
-    writeJson(d.path('headend.json'), {
-      ...headendConfigDoc(d, pki, {
-        listenHost: '10.99.0.1',
-        listenPort: 8443,
-        vxlanAddress: '10.98.0.1',
-        vxlanPort: 4789,
-        vtepPort: 4789,
-        metricsPort: 9100,
-      }),
-      l2: { engine: 'kernel' },
-      workers: 2,
-    });
-    const children: ChildProcess[] = [];
-    t.after(() => {
-      for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-      scope.cleanup();
-      d.remove();
-    });
-
-    const headend = await spawnHeadend(d.path('headend.json'), dc);
-    children.push(headend.child);
+    const { headend, children } = await spawnKernelWorkers(
+      t,
+      d,
+      pki,
+      dc,
+      { listenHost: '10.99.0.1', listenPort: 8443, vxlanAddress: '10.98.0.1', vxlanPort: 4789, vtepPort: 4789, metricsPort: 9100 },
+      () => scope.cleanup(),
+    );
     const links = async (): Promise<string[]> =>
       (JSON.parse((await nsExec(dc, 'ip', ['-d', '-j', 'link', 'show'])).stdout) as { ifname: string; master?: string }[]).map(
         (l) => `${l.ifname}${l.master ? `@${l.master}` : ''}`,

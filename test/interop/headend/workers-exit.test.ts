@@ -5,14 +5,14 @@
 // worker sends its records to the primary over IPC: none may be lost to the worker's exit) and verifies.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ipIn } from '../../../src/lab/adapters/netns.js';
 import { exportPrivateKeyPem, generateKeyPair, issueCertificate } from '../../../src/shared/pki/x509.js';
 import { isRoot, netnsScope } from '../../helpers/netns.js';
-import { CLI, REPO, headendConfigDoc, registryDoc, spawnHeadend, writeJson } from '../../integration/headend/adapters/fixtures.js';
+import { CLI, REPO, registryDoc, spawnKernelWorkers, writeJson } from '../../integration/headend/adapters/fixtures.js';
 import { createTestPki } from '../../helpers/pki.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -56,19 +56,14 @@ test(
     // Ten tenants, so both workers carry sessions of several segments.
     const tenants = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`t${i}`, { vni: 100 + i }]));
     writeJson(d.path('registry.json'), registryDoc(tenants, Object.fromEntries(devices.map((x, i) => [x.cn, `t${i % 10}`]))));
-    writeJson(d.path('headend.json'), {
-      ...headendConfigDoc(d, pki, { listenPort: 8443, vxlanAddress: '10.98.0.1', vxlanPort: 4789, vtepPort: 4789, metricsPort: null }),
-      l2: { engine: 'kernel' },
-      workers: 2,
-    });
-    const children: ChildProcess[] = [];
-    t.after(() => {
-      for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-      scope.cleanup();
-      d.remove();
-    });
-    const headend = await spawnHeadend(d.path('headend.json'), dc);
-    children.push(headend.child);
+    const { headend, children } = await spawnKernelWorkers(
+      t,
+      d,
+      pki,
+      dc,
+      { listenPort: 8443, vxlanAddress: '10.98.0.1', vxlanPort: 4789, vtepPort: 4789, metricsPort: null },
+      () => scope.cleanup(),
+    );
 
     const fleet = spawn('ip', ['netns', 'exec', dc, process.execPath, '--import', 'tsx', join(REPO, 'test/interop/headend/bye-fleet.ts')], {
       cwd: REPO,

@@ -154,6 +154,31 @@ export async function spawnHeadend(configFile: string, ns?: string): Promise<Hea
   };
 }
 
+/**
+ * A headend of two workers on the kernel engine inside `ns`, listening as `spec` says. Every child in
+ * `children` (the headend first; the test adds its own) is killed when the test ends, then `cleanup`
+ * runs (the test's namespaces) and the directory goes.
+ */
+export async function spawnKernelWorkers(
+  t: { after(fn: () => void): void },
+  d: TempDir,
+  pki: TestPki,
+  ns: string,
+  spec: HeadendConfigSpec,
+  cleanup: () => void,
+): Promise<{ headend: HeadendProcess; children: ChildProcess[] }> {
+  writeJson(d.path('headend.json'), { ...headendConfigDoc(d, pki, spec), l2: { engine: 'kernel' }, workers: 2 });
+  const children: ChildProcess[] = [];
+  t.after(() => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    cleanup();
+    d.remove();
+  });
+  const headend = await spawnHeadend(d.path('headend.json'), ns);
+  children.push(headend.child);
+  return { headend, children };
+}
+
 /** A hand-driven tunnel peer: speaks the record stream directly so tests can send what the agent never would. */
 export interface RawTunnel {
   socket: TLSSocket;

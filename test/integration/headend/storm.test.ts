@@ -2,15 +2,16 @@
 // Storms that converge (issue 19): a real headend with tight admission pacing and many real agent tunnel
 // clients at once. Every client comes up without one attempt hitting its connect timeout, the excess is
 // refused before TLS (counted), and a headend that shuts down hands its fleet a retry-after window the
-// agents honour.
+// agents honour: one closed in-process, and a `connector headend` process stopped by SIGTERM, whose
+// exit resets connections that still hold the agents' unread keepalives.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { silentLogger, type Logger } from '../../../src/shared/log.js';
 import { parseHeadendConfig } from '../../../src/headend/core/config.js';
 import { startHeadend } from '../../../src/headend/main.js';
 import { createTunnelClient, type TunnelClient } from '../../../src/agent/adapters/tunnel-client.js';
-import { headendConfigDoc, registryDoc, writeJson } from './adapters/fixtures.js';
-import { createTestPki } from '../../helpers/pki.js';
+import { headendConfigDoc, registryDoc, spawnHeadend, writeJson } from './adapters/fixtures.js';
+import { createTestPki, type TestPki } from '../../helpers/pki.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { waitFor } from '../../helpers/wait.js';
 
@@ -78,5 +79,62 @@ test('a fleet connecting at once through tight pacing converges: all up, none ti
   assert.ok(
     hints.every((x) => x === 2_000),
     `hints ${hints.join(',')}`,
+  );
+});
+
+/** Agents of `serials` for a headend on loopback `port`, each from its own address; the retry hints they log go to `hints`. */
+function agentFleet(pki: TestPki, serials: string[], port: number, hints: number[], keepaliveMs: number): TunnelClient[] {
+  return serials.map((serial, i) => {
+    const id = pki.identity(serial);
+    const log = {
+      ...silentLogger,
+      info: (m: string, f?: Record<string, unknown>) => m === 'headend asked to retry later' && hints.push(Number(f?.['retryAfterMs'])),
+    } as Logger;
+    return createTunnelClient({
+      headends: [new URL(`tls://127.0.0.1:${port}`)],
+      getIdentity: () => Promise.resolve({ key: id.key, cert: id.cert, ca: pki.dcCa.pem }),
+      hello: { agentVersion: 'test', site: serial, capabilities: [] },
+      keepaliveMs,
+      deadAfterMs: 5_000,
+      backoff: { initialMs: 50, maxMs: 1_000, jitter: 1 },
+      sendQueueFrames: 16,
+      connectTimeoutMs: 5_000,
+      localAddress: `127.0.2.${i + 1}`,
+      log,
+    });
+  });
+}
+
+test('a headend process stopped by SIGTERM: every agent reads its bye before the reset and is given the window', async (t) => {
+  const d = tempDir(t, 'ck-he-term-', true);
+  const serials = Array.from({ length: FLEET }, (_, i) => `T-${i}`);
+  const pki = await createTestPki(d.dir, { clients: serials });
+  writeJson(d.path('registry.json'), registryDoc({ acme: { vni: 100 } }, Object.fromEntries(serials.map((s) => [s, 'acme']))));
+  const doc = headendConfigDoc(d, pki, { metricsPort: null }) as { listen: Record<string, unknown> };
+  // 40 sessions at 20 a second: a 2 s window.
+  Object.assign(doc.listen, { acceptPerS: 20, acceptBurst: 20 });
+  writeJson(d.path('headend.json'), doc);
+  const h = await spawnHeadend(d.path('headend.json'));
+  t.after(() => h.kill('SIGKILL'));
+  const hints: number[] = [];
+  // Keepalives every 10 ms: some arrive after the headend stopped reading, and its exit resets those
+  // connections (0 to 15 of the 40 in runs here); a reset must not cost the agent the bye before it.
+  const clients = agentFleet(pki, serials, h.tunnelPort, hints, 10);
+  t.after(() => Promise.all(clients.map((c) => c.close())));
+  for (const c of clients) c.start();
+  await waitFor('the whole fleet up', 30_000, () => clients.every((c) => c.state === 'up'));
+  await new Promise((r) => setTimeout(r, 300));
+  await h.kill('SIGTERM');
+  assert.equal(h.child.exitCode, 0);
+  await waitFor('every agent told to retry later', 5_000, () => hints.length === FLEET).catch((e: unknown) => {
+    throw new Error(`${String(e)}: ${hints.length} of ${FLEET} hints (${hints.join(',')})`);
+  });
+  assert.ok(
+    hints.every((x) => x === 2_000),
+    `hints ${hints.join(',')}`,
+  );
+  assert.ok(
+    clients.every((c) => c.state === 'backoff' || c.state === 'connecting'),
+    clients.map((c) => c.state).join(','),
   );
 });

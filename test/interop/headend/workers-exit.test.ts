@@ -101,6 +101,7 @@ test(
     fleet.stdin!.write('report\n');
     assert.equal(await fleetExit, 0);
     const report = events.find((e) => e['event'] === 'report') ?? {};
+    t.diagnostic(`connections as the devices saw them end: ${JSON.stringify(report['errors'])}`);
     assert.equal(report['n'], N);
     assert.equal(report['byes'], N, `every device heard its bye: ${JSON.stringify(report)}`);
     assert.equal(report['pausedWithBye'], PAUSED, 'the deaf peers got theirs too, read later');

@@ -33,29 +33,12 @@ test('a fleet connecting at once through tight pacing converges: all up, none ti
 
   const timeouts: string[] = [];
   const hints: number[] = [];
-  const clients: TunnelClient[] = serials.map((serial, i) => {
-    const id = pki.identity(serial);
-    const log = {
-      ...silentLogger,
-      info: (m: string, f?: Record<string, unknown>) => m === 'headend asked to retry later' && hints.push(Number(f?.['retryAfterMs'])),
-    } as Logger;
-    const c = createTunnelClient({
-      headends: [new URL(`tls://127.0.0.1:${port}`)],
-      getIdentity: () => Promise.resolve({ key: id.key, cert: id.cert, ca: pki.dcCa.pem }),
-      hello: { agentVersion: 'test', site: serial, capabilities: [] },
-      keepaliveMs: 1_000,
-      deadAfterMs: 5_000,
-      backoff: { initialMs: 50, maxMs: 1_000, jitter: 1 },
-      sendQueueFrames: 16,
-      connectTimeoutMs: 5_000,
-      localAddress: `127.0.1.${i + 1}`,
-      log,
-    });
+  const clients = agentFleet(pki, serials, port, hints, { keepaliveMs: 1_000, net: '127.0.1' });
+  clients.forEach((c, i) =>
     c.onStateChange((state, info) => {
-      if (state === 'backoff' && info.reason === 'connect-timeout') timeouts.push(serial);
-    });
-    return c;
-  });
+      if (state === 'backoff' && info.reason === 'connect-timeout') timeouts.push(serials[i] ?? '?');
+    }),
+  );
   t.after(() => Promise.all(clients.map((c) => c.close())));
   const t0 = Date.now();
   for (const c of clients) c.start();
@@ -82,8 +65,17 @@ test('a fleet connecting at once through tight pacing converges: all up, none ti
   );
 });
 
-/** Agents of `serials` for a headend on loopback `port`, each from its own address; the retry hints they log go to `hints`. */
-function agentFleet(pki: TestPki, serials: string[], port: number, hints: number[], keepaliveMs: number): TunnelClient[] {
+/**
+ * Agents of `serials` for a headend on loopback `port`, each from its own address in `net` (a /24 of
+ * 127/8); the retry hints they log go to `hints`.
+ */
+function agentFleet(
+  pki: TestPki,
+  serials: string[],
+  port: number,
+  hints: number[],
+  o: { keepaliveMs: number; net: string },
+): TunnelClient[] {
   return serials.map((serial, i) => {
     const id = pki.identity(serial);
     const log = {
@@ -94,12 +86,12 @@ function agentFleet(pki: TestPki, serials: string[], port: number, hints: number
       headends: [new URL(`tls://127.0.0.1:${port}`)],
       getIdentity: () => Promise.resolve({ key: id.key, cert: id.cert, ca: pki.dcCa.pem }),
       hello: { agentVersion: 'test', site: serial, capabilities: [] },
-      keepaliveMs,
+      keepaliveMs: o.keepaliveMs,
       deadAfterMs: 5_000,
       backoff: { initialMs: 50, maxMs: 1_000, jitter: 1 },
       sendQueueFrames: 16,
       connectTimeoutMs: 5_000,
-      localAddress: `127.0.2.${i + 1}`,
+      localAddress: `${o.net}.${i + 1}`,
       log,
     });
   });
@@ -119,7 +111,7 @@ test('a headend process stopped by SIGTERM: every agent reads its bye before the
   const hints: number[] = [];
   // Keepalives every 10 ms: some arrive after the headend stopped reading, and its exit resets those
   // connections (0 to 15 of the 40 in runs here); a reset must not cost the agent the bye before it.
-  const clients = agentFleet(pki, serials, h.tunnelPort, hints, 10);
+  const clients = agentFleet(pki, serials, h.tunnelPort, hints, { keepaliveMs: 10, net: '127.0.2' });
   t.after(() => Promise.all(clients.map((c) => c.close())));
   for (const c of clients) c.start();
   await waitFor('the whole fleet up', 30_000, () => clients.every((c) => c.state === 'up'));

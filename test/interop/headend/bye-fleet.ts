@@ -41,6 +41,12 @@ async function connect(id: Identity): Promise<RawTunnel> {
   }
 }
 
+const countBy = (keys: string[]): Map<string, number> => {
+  const m = new Map<string, number>();
+  for (const k of keys) m.set(k, (m.get(k) ?? 0) + 1);
+  return m;
+};
+
 const peers: { cn: string; t: RawTunnel; closed: boolean; err: string }[] = [];
 // Keepalives, as units send them (the headend closes a session it has not heard from in a while); the
 // deaf peers send theirs too, so the headend holds unread bytes of every kind of peer when it stops.
@@ -87,7 +93,7 @@ for await (const line of createInterface({ input: process.stdin })) {
     byes: byes.filter((b) => b !== undefined).length,
     byeReasons: [...new Set(byes.map((b) => (b?.type === 'bye' ? b.reason : 'none')))],
     withRetryAfter: byes.filter((b) => b?.type === 'bye' && (b.retryAfterMs ?? 0) > 0).length,
-    errors: Object.entries(peers.reduce<Record<string, number>>((a, p) => ((a[p.err || 'none'] = (a[p.err || 'none'] ?? 0) + 1), a), {})),
+    errors: [...countBy(peers.map((p) => p.err || 'none'))],
     pausedWithBye: byes.slice(0, paused).filter((b) => b !== undefined).length,
   });
   process.exit(0);

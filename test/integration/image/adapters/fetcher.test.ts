@@ -181,7 +181,8 @@ test('a corrupted cache entry is discarded and fetched again', async (t) => {
   const input = pinned('c', `${srv.base}/c.deb`, body);
   const cached = join(d, 'cache', mirrorPath(input));
   mkdirSync(dirname(cached), { recursive: true });
-  writeFileSync(cached, Buffer.concat([body.subarray(0, 9_999), Buffer.from([0])]));
+  // The last byte flipped: a zero written there would leave the entry intact when the random body ends in 0.
+  writeFileSync(cached, Buffer.concat([body.subarray(0, 9_999), Buffer.from([(body[9_999] ?? 0) ^ 0xff])]));
   const got = await fetchInputs([input], { cacheDir: join(d, 'cache'), offline: false });
   assert.equal(got.get('c')?.source, 'download');
   assert.deepEqual(readFileSync(cached), body);

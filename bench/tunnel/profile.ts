@@ -18,7 +18,7 @@ import { WAN_PROFILES } from '../../src/lab/core/wan.js';
 import { exec } from '../../src/shared/exec.js';
 import { nsExec, spawnInNetns, uniquePrefix, isAlive } from '../../src/lab/adapters/netns.js';
 import { ADDR, benchNet, teardown, waitForPing } from './topology.js';
-import { procUsage, startScenario } from './scenarios.js';
+import { procUsage, startScenario, threadUsage } from './scenarios.js';
 import { parseIperfTcp, parseIperfUdp, parsePing } from './stats.js';
 
 const { values: opt } = parseArgs({
@@ -132,6 +132,7 @@ const cpuTotals = (): { busy: number; all: number } => {
 };
 const sys0 = cpuTotals();
 const before = Object.fromEntries(Object.entries(running.procs).map(([k, pid]) => [k, procUsage(pid)?.cpuS ?? 0]));
+const threadsBefore = Object.fromEntries(Object.entries(running.procs).map(([k, pid]) => [k, threadUsage(pid)]));
 const server = spawnInNetns(net.ns.hb, 'iperf3', ['-s', '-1', '-p', '5201'], { logFile: '/dev/null' });
 await sleep(300);
 const signal = (sig: NodeJS.Signals): void => {
@@ -192,6 +193,14 @@ for (const [k, pid] of Object.entries(running.procs)) {
   progress(
     `${k}: ${cpu.toFixed(2)} CPU s over ${DUR} s (${((100 * cpu) / DUR).toFixed(0)}% of a core), ${(cpu / gb).toFixed(2)} CPU s/GB, peak RSS ${u.peakRssMb.toFixed(0)} MB`,
   );
+  // Which core-sized share each thread took: the busiest thread is the ceiling on a device with idle cores.
+  const t0 = threadsBefore[k] ?? {};
+  const split = Object.entries(threadUsage(pid))
+    .map(([name, s]) => [name, s - (t0[name] ?? 0)] as const)
+    .filter(([, s]) => s >= 0.05)
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, s]) => `${name} ${(s / gb).toFixed(2)}`);
+  progress(`${k} threads, CPU s/GB: ${split.join(', ')}`);
 }
 if (perf) await perf;
 const warm = parsePing((await nsExec(net.ns.ha, 'ping', ['-c', '100', '-i', '0.01', ADDR.hostB], { allowFailure: true })).stdout);

@@ -3,7 +3,7 @@
 // 2.6 TAP over TCP with TLS 1.3 and --tcp-nodelay (what users would otherwise run) and over UDP (its
 // usual deployment, no TCP-over-TCP), kernel VXLAN (the
 // ceiling) and a plain bridge (no tunnel: what every tunnel adds is measured against it).
-import { mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { mkdirSync, writeFileSync, readFileSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { exec } from '../../src/shared/exec.js';
@@ -369,6 +369,31 @@ export function procUsage(pid: number): { cpuS: number; peakRssMb: number } | un
   } catch {
     return undefined;
   }
+}
+
+/**
+ * CPU seconds of a process's threads by name (/proc/<pid>/task/<tid>/comm), the main thread as 'loop':
+ * how a daemon's work splits between its event loop and V8's and libuv's helper threads.
+ */
+export function threadUsage(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const name = tid === String(pid) ? 'loop' : readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      out[name] = (out[name] ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100;
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return out;
 }
 
 export async function toolVersions(): Promise<Record<string, string>> {

@@ -127,14 +127,15 @@ export function parseOffload(vnetHdr: Uint8Array, frame: Uint8Array): Offload | 
 }
 
 /** The ones'-complement sum of b[from, to) added to `sum` (not folded). */
-function sum16(b: Uint8Array, from: number, to: number, sum: number): number {
+export function sum16(b: Uint8Array, from: number, to: number, sum: number): number {
   let i = from;
   for (; i + 1 < to; i += 2) sum += ((b[i] as number) << 8) | (b[i + 1] as number);
   if (i < to) sum += (b[i] as number) << 8;
   return sum;
 }
 
-const fold = (sum: number): number => {
+/** `sum` folded to 16 bits (ones'-complement carries added back). */
+export const fold = (sum: number): number => {
   while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
   return sum;
 };

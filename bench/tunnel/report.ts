@@ -16,6 +16,8 @@ const ROWS: [string, string, number][] = [
   ['tcp4Mbps', 'TCP 4 streams (Mbit/s)', 0],
   ['tcp1RetransPer1000', 'TCP 1 stream retransmits per 1,000 segments', 2],
   ['tcp4RetransPer1000', 'TCP 4 streams retransmits per 1,000 segments', 2],
+  ['tcp1RevMbps', 'TCP 1 stream, datacentre to LAN (Mbit/s)', 0],
+  ['tcp1RevRetransPer1000', 'TCP 1 stream, datacentre to LAN, retransmits per 1,000 segments', 2],
   ['udpGoodputMbps', 'UDP goodput at fixed rate (Mbit/s)', 0],
   ['udpLossPercent', 'UDP loss (%)', 2],
   ['smallFramesPps', '64-byte frames delivered (frames/s)', 0],
@@ -57,7 +59,7 @@ export function renderMarkdown(r: Result): string {
   for (const [key, label, digits] of ROWS) {
     lines.push(`| ${label} | ${sc.map((s) => cell(r.summary[s]?.[key], digits)).join(' | ')} |`);
   }
-  const procKeys = new Set(sc.flatMap((s) => Object.keys(r.summary[s] ?? {}).filter((k) => /PeakRssMb$|CpuS$|CpuSPerGB$/.test(k))));
+  const procKeys = new Set(sc.flatMap((s) => Object.keys(r.summary[s] ?? {}).filter((k) => /PeakRssMb$|CpuS$|CpuSPerGB$|CpuSPerGBReverse$/.test(k))));
   for (const k of [...procKeys].sort()) lines.push(`| ${k} | ${sc.map((s) => cell(r.summary[s]?.[k], 2)).join(' | ')} |`);
   for (const [baseName, title] of [
     ['openvpn-tap-tcp', 'Ratios to OpenVPN-TAP-TCP on the same WAN'],
@@ -66,7 +68,7 @@ export function renderMarkdown(r: Result): string {
     if (!sc.some((s) => r.summary[sibling(s, baseName)])) continue;
     lines.push('', `**${title}** (median / median; > 1 is better for throughput, < 1 is better for RTT):`, '');
     lines.push(`| metric | ${sc.join(' | ')} |`, `|---|${sc.map(() => '---').join('|')}|`);
-    for (const key of ['tcp1Mbps', 'tcp4Mbps', 'loadedRttP99Ms', 'idleRttP50Ms']) {
+    for (const key of ['tcp1Mbps', 'tcp4Mbps', 'tcp1RevMbps', 'loadedRttP99Ms', 'idleRttP50Ms']) {
       lines.push(
         `| ${key} | ${sc
           .map((s) => {

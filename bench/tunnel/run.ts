@@ -30,6 +30,10 @@ export interface RunSample {
   tcp4RetransPer1000: number;
   /** Per daemon: CPU-seconds (user + system, /proc) over the two bulk TCP tests per GB iperf3 delivered. */
   cpuSPerGB: Record<string, number>;
+  /** One TCP flow the other way (iperf3 -R: hb, the datacentre side, sends to ha on the LAN): a restore. */
+  tcp1RevMbps: number;
+  tcp1RevRetransPer1000: number;
+  cpuSPerGBReverse: Record<string, number>;
   /** Idle pings at 20/s (`--idle-pings N`): sent and lost. */
   idlePings?: { sent: number; lost: number; p99: number };
   udpGoodputMbps: number;
@@ -104,6 +108,9 @@ async function measure(name: ScenarioName, wan: string, run: number, work: strin
     tcp4Retransmits: NaN,
     tcp4RetransPer1000: NaN,
     cpuSPerGB: {},
+    tcp1RevMbps: NaN,
+    tcp1RevRetransPer1000: NaN,
+    cpuSPerGBReverse: {},
     udpGoodputMbps: NaN,
     udpLossPercent: NaN,
     udpJitterMs: NaN,
@@ -163,6 +170,12 @@ async function measure(name: ScenarioName, wan: string, run: number, work: strin
     const gb = (tcp1.bytes + tcp4.bytes) / 1e9;
     for (const [role, pid] of Object.entries(running.procs))
       sample.cpuSPerGB[role] = ((procUsage(pid)?.cpuS ?? NaN) - (cpuBefore[role] ?? NaN)) / gb;
+    const revBefore = Object.fromEntries(Object.entries(running.procs).map(([role, pid]) => [role, procUsage(pid)?.cpuS ?? NaN]));
+    const rev = parseIperfTcp(await iperf(net, ['-t', String(DUR), '-R']));
+    sample.tcp1RevMbps = rev.mbps;
+    sample.tcp1RevRetransPer1000 = rev.retransPer1000;
+    for (const [role, pid] of Object.entries(running.procs))
+      sample.cpuSPerGBReverse[role] = ((procUsage(pid)?.cpuS ?? NaN) - (revBefore[role] ?? NaN)) / (rev.bytes / 1e9);
     const udp = parseIperfUdp(await iperf(net, ['-u', '-b', UDP_RATE, '-l', '1200', '-t', String(DUR)]));
     sample.udpGoodputMbps = udp.goodputMbps;
     sample.udpLossPercent = udp.lossPercent;
@@ -203,6 +216,8 @@ function aggregateOne(mine: readonly RunSample[]): Record<string, Summary> {
     tcp1RetransPer1000: pick((x) => x.tcp1RetransPer1000),
     tcp4RetransPer1000: pick((x) => x.tcp4RetransPer1000),
     tcp1Retransmits: pick((x) => x.tcp1Retransmits),
+    tcp1RevMbps: pick((x) => x.tcp1RevMbps),
+    tcp1RevRetransPer1000: pick((x) => x.tcp1RevRetransPer1000),
     idlePingsLost: pick((x) => x.idlePings?.lost ?? NaN),
     udpGoodputMbps: pick((x) => x.udpGoodputMbps),
     udpLossPercent: pick((x) => x.udpLossPercent),
@@ -219,6 +234,7 @@ function aggregateOne(mine: readonly RunSample[]): Record<string, Summary> {
     row[`${r}PeakRssMb`] = pick((x) => x.procs[r]?.peakRssMb ?? NaN);
     row[`${r}CpuS`] = pick((x) => x.procs[r]?.cpuS ?? NaN);
     row[`${r}CpuSPerGB`] = pick((x) => x.cpuSPerGB[r] ?? NaN);
+    row[`${r}CpuSPerGBReverse`] = pick((x) => x.cpuSPerGBReverse[r] ?? NaN);
   }
   return row;
 }

@@ -175,7 +175,7 @@ export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
           vlans.map((v) => v.vid),
         );
       tunnel = deps.createTunnel(() => deps.identity.current());
-      forwarder = new Forwarder(trunk?.untagged ?? tap, tunnel, policy, clock);
+      forwarder = new Forwarder(trunk?.untagged ?? tap, tunnel, policy, clock, { lanCoalesce: deps.config.lanCoalesce });
       forwarder.start();
       tunnel.onStateChange((state, info) => {
         log.info('tunnel state', { state, headend: info.headend, reason: info.reason });
@@ -190,7 +190,7 @@ export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
         if (!trunk) break;
         const t = deps.createTunnel(() => deps.identity.current(), v.vid);
         v.tunnel = t;
-        v.forwarder = new Forwarder(trunk.device(v.vid), t, v.policy, clock);
+        v.forwarder = new Forwarder(trunk.device(v.vid), t, v.policy, clock, { lanCoalesce: deps.config.lanCoalesce });
         v.forwarder.start();
         t.onStateChange((state, info) => {
           log.info('tunnel state', { vlan: v.vid, name: v.name, state, headend: info.headend, reason: info.reason });

@@ -44,6 +44,8 @@ export interface AgentConfig {
   readonly reconnectMaxMs: number;
   /** The datagram data channel (docs/datagram.md): asked for unless turned off; a UDP port to use instead of the offered one. */
   readonly datagram: Readonly<{ enabled: boolean; port: number | undefined }>;
+  /** Runs of one flow's TCP segments from the tunnel go to the LAN as super-frames (`lan_coalesce`, like GRO). */
+  readonly lanCoalesce: boolean;
   /** The Layer-2 policy, from the `config l2` section (keys: docs/l2-policy.md); each VLAN gets its own. */
   readonly l2: PolicyConfig;
   /** 802.1Q VLANs of the LAN trunk, each carried in its own tunnel session; untagged is always carried. */
@@ -137,6 +139,7 @@ const SECTIONS = {
     // On: probed at each session start, TLS carries the frames until and unless datagrams work (docs/datagram.md).
     datagram: optional(boolText(), true),
     datagram_port: optional(intText(1, 65_535)),
+    lan_coalesce: optional(boolText(), true),
     own_mac: removed(MOVED_OWN_MAC),
     vlan: optional(listText(), []),
   },
@@ -309,6 +312,7 @@ export function parseAgentConfig(text: string): AgentConfig {
     maxProtocol: a.max_protocol === 1 ? 1 : 2,
     reconnectMaxMs: a.reconnect_max_s * 1000,
     datagram: Object.freeze({ enabled: a.datagram, port: a.datagram_port }),
+    lanCoalesce: a.lan_coalesce,
     l2: l2Config(doc),
     vlans,
     enroll: Object.freeze({

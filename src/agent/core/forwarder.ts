@@ -72,6 +72,7 @@ export class Forwarder {
     private readonly tunnel: TunnelLink,
     private readonly policy: L2Policy,
     private readonly clock: Clock,
+    private readonly options: { lanCoalesce: boolean } = { lanCoalesce: true },
   ) {}
 
   start(): void {
@@ -213,7 +214,8 @@ export class Forwarder {
     if (this.toLan.length > 0) {
       // A TAP that takes super-frames gets one per run of a flow's segments: one write and one trip
       // through the bridge and the LAN host's stack instead of one per segment.
-      if (this.tap.offload !== undefined && this.toLan.length > 1) this.coalescer.coalesce(this.toLan, this.lanSink);
+      if (this.options.lanCoalesce && this.tap.offload !== undefined && this.toLan.length > 1)
+        this.coalescer.coalesce(this.toLan, this.lanSink);
       else this.lanSink.plain(this.toLan);
       this.toLan.length = 0;
     }

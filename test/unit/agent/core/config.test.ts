@@ -27,6 +27,9 @@ test('minimal config gets documented defaults', () => {
     { enabled: false, port: undefined },
     'TLS only when turned off',
   );
+  assert.equal(c.lanCoalesce, true, 'LAN coalescing on by default');
+  assert.equal(parseAgentConfig(MIN + `\toption lan_coalesce '0'\n`).lanCoalesce, false);
+  assert.throws(() => parseAgentConfig(MIN + `\toption lan_coalesce 'maybe'\n`), /lan_coalesce/);
   assert.ok(Object.isFrozen(c));
 });
 

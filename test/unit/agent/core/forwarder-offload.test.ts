@@ -9,7 +9,15 @@ import { Forwarder } from '../../../../src/agent/core/forwarder.js';
 import { L2Policy } from '../../../../src/agent/core/l2/policy.js';
 import { DEFAULT_POLICY_CONFIG } from '../../../../src/agent/core/l2/policy-config.js';
 import type { FrameDevice, TunnelLink, TunnelState } from '../../../../src/agent/core/ports.js';
-import { GSO_NONE, GSO_TCPV4, VNET_F_NEEDS_CSUM, writeVnetHdr } from '../../../../src/shared/l2/tso-segment.js';
+import {
+  GSO_NONE,
+  GSO_TCPV4,
+  VNET_F_NEEDS_CSUM,
+  parseOffload,
+  segmentOffload,
+  writeVnetHdr,
+  type Offload,
+} from '../../../../src/shared/l2/tso-segment.js';
 
 /** Ethernet/IPv4/TCP host -> VM with `payload` bytes; its TCP checksum field holds `csum`. */
 function tcpFrame(payload: number, tag: number): Buffer {
@@ -38,7 +46,7 @@ const hdr = (gsoType: number, flags: number, gsoSize = 0): Buffer => {
 };
 const PLAIN = Buffer.alloc(10);
 
-function setup(offloadUp: boolean) {
+function setup(offloadUp: boolean, options?: { lanCoalesce: boolean }) {
   const log: string[] = [];
   let tapHandler: ((f: readonly Buffer[], h?: readonly Buffer[]) => void) | undefined;
   let offloadHandler: ((h: Buffer, f: Buffer) => void) | undefined;
@@ -77,15 +85,15 @@ function setup(offloadUp: boolean) {
     peerCapabilities: () => [],
     close: async () => {},
   };
-  const fwd = new Forwarder(tap, tunnel, new L2Policy(DEFAULT_POLICY_CONFIG, {}, 0), { now: () => 1_000 });
+  const fwd = new Forwarder(tap, tunnel, new L2Policy(DEFAULT_POLICY_CONFIG, {}, 0), { now: () => 1_000 }, options);
   fwd.start();
-  void frameHandler;
   return {
     fwd,
     log,
     tapOffload,
     fromTap: (frames: Buffer[], hdrs: Buffer[]) => tapHandler?.(frames, hdrs),
     fromTunnel: (h: Buffer, f: Buffer) => offloadHandler?.(h, f),
+    fromTunnelFrames: (fs: Buffer[]) => frameHandler?.(fs),
     setState: (s: TunnelState) => {
       state = s;
       for (const h of states) h(s, {});
@@ -130,4 +138,39 @@ test('OFFLOAD records from the tunnel are written whole to the TAP; a malformed 
   x.fromTunnel(hdr(GSO_TCPV4, 1, 0), f);
   assert.deepEqual(x.fwd.counters.offloadDrops, { 'offload-gso-type': 1, 'offload-header': 1 });
   assert.equal(x.log.length, 1);
+});
+
+/** The segments of a 14,480-byte VM -> LAN host transfer, as the headend sends them: full checksums. */
+function segmentsToLan(): Buffer[] {
+  const f = tcpFrame(14_480, 3);
+  const swap = (a: number, b: number, n: number): void => {
+    const t = Buffer.from(f.subarray(a, a + n));
+    f.copy(f, a, b, b + n);
+    t.copy(f, b);
+  };
+  swap(0, 6, 6);
+  swap(26, 30, 4);
+  f[47] = 0x10;
+  const o = parseOffload(hdr(GSO_TCPV4, VNET_F_NEEDS_CSUM, 1448), f) as Offload;
+  const out: Buffer[] = [];
+  segmentOffload(o, f, out);
+  return out;
+}
+
+test('TCP segments from the tunnel reach the TAP as one super-frame, or one by one with lan_coalesce off', () => {
+  for (const lanCoalesce of [true, false]) {
+    const x = setup(true, { lanCoalesce });
+    x.fromTap([tcpFrame(10, 2)], [PLAIN]); // the LAN host's MAC and address learned on the LAN
+    x.log.length = 0;
+    x.fromTunnelFrames(segmentsToLan());
+    if (lanCoalesce) {
+      assert.deepEqual(x.log, [`lan-offload:${GSO_TCPV4}:${54 + 14_480}`]);
+      assert.deepEqual(x.fwd.counters.lanCoalesce, { superFrames: 1, segments: 10, badChecksum: 0 });
+    } else {
+      assert.equal(x.log.length, 10);
+      assert.ok(x.log.every((l) => l === 'lan:1502'));
+      assert.equal(x.fwd.counters.lanCoalesce.superFrames, 0);
+    }
+    assert.equal(x.fwd.counters.toLanFrames, 10, 'counted as the frames it carries');
+  }
 });

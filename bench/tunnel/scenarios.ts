@@ -73,6 +73,18 @@ function benchBundles(dir: string): Promise<{ agent: string; headend: string }> 
   return bundles;
 }
 
+/** `CK_BENCH_AGENT_OPTIONS='lan_coalesce=0,aqm_target_ms=10'`: more agent options, for a with/without comparison. */
+function extraAgentOptions(env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env['CK_BENCH_AGENT_OPTIONS'] ?? '')
+    .split(',')
+    .filter(Boolean)
+    .map((kv) => {
+      const m = /^([a-z_]+)=([^'\n]*)$/.exec(kv.trim());
+      if (!m) throw new Error(`CK_BENCH_AGENT_OPTIONS: '${kv}' is not name=value`);
+      return `\toption ${m[1]} '${m[2]}'`;
+    });
+}
+
 /**
  * `datagram`: the agent asks for the datagram channel (`option datagram '1'`, its default, docs/datagram.md); else
  * `datagram '0'`, the TLS/TCP path alone.
@@ -129,6 +141,7 @@ async function connector(net: BenchNet, work: string, datagram = false, kernelL2
       "\toption log_format 'json'",
       // The datagram channel is the agent's default; `connector` measures the TLS/TCP path alone.
       `\toption datagram '${datagram ? 1 : 0}'`,
+      ...extraAgentOptions(),
       '',
     ].join('\n'),
   );

@@ -59,7 +59,9 @@ export function renderMarkdown(r: Result): string {
   for (const [key, label, digits] of ROWS) {
     lines.push(`| ${label} | ${sc.map((s) => cell(r.summary[s]?.[key], digits)).join(' | ')} |`);
   }
-  const procKeys = new Set(sc.flatMap((s) => Object.keys(r.summary[s] ?? {}).filter((k) => /PeakRssMb$|CpuS$|CpuSPerGB$|CpuSPerGBReverse$/.test(k))));
+  const procKeys = new Set(
+    sc.flatMap((s) => Object.keys(r.summary[s] ?? {}).filter((k) => /PeakRssMb$|CpuS$|CpuSPerGB$|CpuSPerGBReverse$/.test(k))),
+  );
   for (const k of [...procKeys].sort()) lines.push(`| ${k} | ${sc.map((s) => cell(r.summary[s]?.[k], 2)).join(' | ')} |`);
   for (const [baseName, title] of [
     ['openvpn-tap-tcp', 'Ratios to OpenVPN-TAP-TCP on the same WAN'],

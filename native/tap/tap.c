@@ -607,6 +607,39 @@ static napi_value js_malloc_trim(napi_env env, napi_callback_info info) {
 }
 #endif
 
+// inetSum(bytes, from, to, initial) -> the ones'-complement sum of bytes[from, to) as big-endian 16-bit
+// words plus `initial`, folded to 16 bits and not complemented: 0xffff over a segment (with its
+// pseudo-header in `initial`) whose checksum is right. The agent checks each TCP segment it coalesces
+// toward the LAN; in JavaScript the loop was a sixth of its time at 1.4 Gbit/s.
+static napi_value js_inet_sum(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], ret;
+  napi_typedarray_type type;
+  size_t length = 0, offset = 0;
+  void *data = NULL;
+  napi_value ab;
+  uint32_t from = 0, to = 0;
+  double initial = 0;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4 || napi_get_typedarray_info(env, argv[0], &type, &length, &data, &ab, &offset) != napi_ok || type != napi_uint8_array ||
+      napi_get_value_uint32(env, argv[1], &from) != napi_ok || napi_get_value_uint32(env, argv[2], &to) != napi_ok ||
+      napi_get_value_double(env, argv[3], &initial) != napi_ok || from > to || to > length || !(initial >= 0 && initial < 4503599627370496.0))
+    return napi_throw_range_error(env, "EINVAL", "inetSum(bytes, from, to, initial): a Uint8Array, 0 <= from <= to <= its length, 0 <= initial < 2^52"), NULL;
+  const uint8_t *p = (const uint8_t *)data + from;
+  size_t n = to - from;
+  uint64_t sum = (uint64_t)initial;
+  for (; n >= 4; p += 4, n -= 4) sum += ((uint32_t)p[0] << 8 | p[1]) + ((uint32_t)p[2] << 8 | p[3]);
+  if (n >= 2) {
+    sum += (uint32_t)p[0] << 8 | p[1];
+    p += 2;
+    n -= 2;
+  }
+  if (n) sum += (uint32_t)p[0] << 8;
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  CHECK(napi_create_uint32(env, (uint32_t)sum, &ret));
+  return ret;
+}
+
 void aead_register(napi_env env, napi_value exports); // aead.c: the datagram channel's AEAD
 void udp_register(napi_env env, napi_value exports);  // udp.c: the datagram channel's batched socket
 
@@ -624,6 +657,7 @@ NAPI_MODULE_INIT() {
     {"stats", NULL, js_stats, NULL, NULL, NULL, napi_enumerable, NULL},
     {"setsockopt", NULL, js_setsockopt, NULL, NULL, NULL, napi_enumerable, NULL},
     {"unreadBytes", NULL, js_unread, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"inetSum", NULL, js_inet_sum, NULL, NULL, NULL, napi_enumerable, NULL},
 #ifdef WITH_MALLOC_TRIM
     {"mallocTrim", NULL, js_malloc_trim, NULL, NULL, NULL, napi_enumerable, NULL},
 #endif

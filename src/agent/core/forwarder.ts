@@ -52,7 +52,7 @@ export class Forwarder {
     offloadDrops: {},
     lanCoalesce: { superFrames: 0, segments: 0, badChecksum: 0 },
   };
-  private readonly coalescer = new TcpCoalescer(this.counters.lanCoalesce);
+  private readonly coalescer: TcpCoalescer;
   private readonly lanSink: CoalesceSink = {
     plain: (frames) => {
       const written = this.tap.writeFrames(frames);
@@ -73,7 +73,9 @@ export class Forwarder {
     private readonly policy: L2Policy,
     private readonly clock: Clock,
     private readonly options: { lanCoalesce: boolean } = { lanCoalesce: true },
-  ) {}
+  ) {
+    this.coalescer = new TcpCoalescer(this.counters.lanCoalesce, tap.offload?.inetSum);
+  }
 
   start(): void {
     this.tap.onFrames((frames, hdrs) => (hdrs ? this.fromTap(frames, hdrs) : this.process(frames, 'lan')));

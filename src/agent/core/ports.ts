@@ -3,7 +3,7 @@
 // tests the in-memory ones (test/helpers/ports.ts). Time is the shared Clock / Scheduler (src/shared/ports.ts).
 export type { FrameSide } from './l2/side.js';
 export type { OwnAddresses } from './own-addresses.js';
-import type { Offload } from '../../shared/l2/tso-segment.js';
+import type { InetSum, Offload } from '../../shared/l2/tso-segment.js';
 
 /** The TAP, or an in-memory stand-in in tests. */
 export interface FrameDevice {
@@ -25,6 +25,8 @@ export interface OffloadDevice {
   set(on: boolean): void;
   /** Writes a super-frame with its (validated) virtio_net_hdr; the kernel segments it toward the LAN. */
   write(vnetHdr: Buffer, frame: Buffer): boolean;
+  /** The ones'-complement sum in C (tcp-coalesce.ts's checksum check), when the addon has it. */
+  readonly inetSum?: InetSum;
 }
 
 export type TunnelState = 'idle' | 'connecting' | 'up' | 'backoff' | 'closed';

@@ -37,6 +37,20 @@ interface Iperf {
   mbps: number;
 }
 
+/** A LAN host and a VM on VNI 100 of `tenant`; the agent on datagrams or TLS only. */
+function oneHostOneVm(tenant: string, datagram: boolean): Omit<Parameters<typeof siteDc>[1], 'headend'> {
+  return {
+    agent: [`option datagram '${datagram ? 1 : 0}'`],
+    registry: (vtep) => ({
+      version: 1,
+      tenants: { [tenant]: { segments: { lan: { vni: 100, vteps: [vtep] } } } },
+      devices: { 'CN-0001': { state: 'claimed', tenant, segment: 'lan', updatedAt: '' } },
+    }),
+    hosts: { lanhost: { mac: '02:00:00:00:01:14', ipCidr: '192.168.1.20/24' } },
+    vms: { vm: { vni: 100, mac: '02:00:00:00:01:32', ipCidr: '192.168.1.50/24' } },
+  };
+}
+
 /** One iperf3 flow from the LAN host to the VM for `seconds`; the sender's retransmissions from its JSON. */
 async function iperf(lab: SiteDc, seconds: number): Promise<Iperf> {
   const vm = lab.vms['vm']!;
@@ -66,14 +80,7 @@ async function superFrames(t: TestContext, mode: 'userspace' | 'kernel' | 'datag
     const lab = await siteDc(t, {
       ...(kernel ? { headend: { l2: { engine: 'kernel' } } } : {}),
       // OFFLOAD records travel on TLS: the other modes keep the agent off datagrams (its default).
-      agent: [`option datagram '${mode === 'datagram' ? 1 : 0}'`],
-      registry: (vtep) => ({
-        version: 1,
-        tenants: { [tenant]: { segments: { lan: { vni: 100, vteps: [vtep] } } } },
-        devices: { 'CN-0001': { state: 'claimed', tenant, segment: 'lan', updatedAt: '' } },
-      }),
-      hosts: { lanhost: { mac: '02:00:00:00:01:14', ipCidr: '192.168.1.20/24' } },
-      vms: { vm: { vni: 100, mac: '02:00:00:00:01:32', ipCidr: '192.168.1.50/24' } },
+      ...oneHostOneVm(tenant, mode === 'datagram'),
     });
     const vm = lab.vms['vm']!;
     const host = lab.hosts['lanhost']!;
@@ -238,16 +245,7 @@ test(
   async (t) => {
     for (const tool of ['tshark', 'tcpdump']) if (!(await hasTool(tool))) return skipOrFail(t, `${tool} is not installed`);
     const tenant = `r${process.pid}`;
-    const lab = await siteDc(t, {
-      agent: [`option datagram '1'`],
-      registry: (vtep) => ({
-        version: 1,
-        tenants: { [tenant]: { segments: { lan: { vni: 100, vteps: [vtep] } } } },
-        devices: { 'CN-0001': { state: 'claimed', tenant, segment: 'lan', updatedAt: '' } },
-      }),
-      hosts: { lanhost: { mac: '02:00:00:00:01:14', ipCidr: '192.168.1.20/24' } },
-      vms: { vm: { vni: 100, mac: '02:00:00:00:01:32', ipCidr: '192.168.1.50/24' } },
-    });
+    const lab = await siteDc(t, oneHostOneVm(tenant, true));
     const vm = lab.vms['vm']!;
     const host = lab.hosts['lanhost']!;
     // The VM's NIC and the hypervisor's link finish checksums and segments as hardware would (see above).

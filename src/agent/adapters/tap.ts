@@ -87,7 +87,6 @@ export interface OpenTapOptions {
   addon?: TapAddon;
 }
 
-/** Opens (creates or attaches) the TAP. Throws TapError with the errno of the failing call. */
 /**
  * The addon's C checksum sum, once it has agreed with TypeScript's on odd and even lengths, offsets and
  * carries; otherwise (an older or broken build) undefined, and the coalescer sums in TypeScript.
@@ -117,6 +116,7 @@ export function checkedInetSum(c: InetSum | undefined, log: Logger): InetSum | u
   return c;
 }
 
+/** Opens (creates or attaches) the TAP. Throws TapError with the errno of the failing call. */
 export function openTap(options: OpenTapOptions): TapDevice {
   const maxBatch = options.maxBatch ?? TAP_DEFAULT_BATCH;
   if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > TAP_MAX_BATCH) {

@@ -61,7 +61,7 @@ interface Seg {
 const be16 = (b: Buffer, o: number): number => ((b[o] as number) << 8) | (b[o + 1] as number);
 const be32 = (b: Buffer, o: number): number => (be16(b, o) * 0x10000 + be16(b, o + 2)) >>> 0;
 
-/** A mergeable TCP data segment's offsets, or null (anything else passes as it is). */
+/** Whether `f` is a TCP data segment that may be merged, its offsets into `out` (anything else passes as it is). */
 function parseSegment(f: Buffer, out: Seg): boolean {
   if (f.length < 54) return false;
   const type = be16(f, 12);

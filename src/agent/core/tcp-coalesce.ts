@@ -44,6 +44,7 @@ export interface CoalesceCounters {
 
 /** Where coalesced output goes, in input order: runs of plain frames, and super-frames with their header. */
 export interface CoalesceSink {
+  /** `frames` is reused after the call: consume it (write it) before returning. */
   plain(frames: readonly Buffer[]): void;
   /** `segments`: how many frames of the input it carries. */
   superFrame(vnetHdr: Buffer, frame: Buffer, segments: number): void;
@@ -178,7 +179,14 @@ export class TcpCoalescer {
       [this.last, this.cur] = [s, this.last];
     }
     this.endRun(sink);
-    if (this.plain.length > 0) sink.plain(this.plain.splice(0));
+    this.flushPlain(sink);
+  }
+
+  // The sink consumes the list during the call (a TAP write): the same array serves every batch.
+  private flushPlain(sink: CoalesceSink): void {
+    if (this.plain.length === 0) return;
+    sink.plain(this.plain);
+    this.plain.length = 0;
   }
 
   /** A run of one stays a plain frame; a longer one leaves as a super-frame, after the plain frames before it. */
@@ -190,7 +198,7 @@ export class TcpCoalescer {
       run.length = 0;
       return;
     }
-    if (this.plain.length > 0) sink.plain(this.plain.splice(0));
+    this.flushPlain(sink);
     const f = this.first;
     const head = run[0] as Buffer;
     const out = this.scratch;

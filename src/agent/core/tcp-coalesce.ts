@@ -18,6 +18,7 @@ import {
   VNET_HDR_LEN,
   fold,
   inetSum,
+  ipv4Checksum,
   sum16,
   writeVnetHdr,
   type InetSum,
@@ -210,9 +211,7 @@ export class TcpCoalescer {
     if (f.ipv6) frame.writeUInt16BE(tcpLen, 18);
     else {
       frame.writeUInt16BE(at - 14, 16);
-      frame[24] = 0;
-      frame[25] = 0;
-      frame.writeUInt16BE(~fold(sum16(frame, 14, 34, 0)) & 0xffff, 24);
+      ipv4Checksum(frame, 14, 20);
     }
     // PSH of the run's last segment; the checksum field holds the pseudo-header sum (NEEDS_CSUM).
     frame[f.l4 + 13] = f.flags | (this.last.flags & TCP_PSH);

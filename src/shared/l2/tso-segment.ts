@@ -167,7 +167,8 @@ function tcpChecksum(seg: Uint8Array, l3: number, l4: number, end: number, ipv6:
   seg[l4 + 17] = c & 0xff;
 }
 
-function ipv4Checksum(seg: Uint8Array, l3: number, ihl: number): void {
+/** The IPv4 header checksum of seg[l3, l3 + ihl), written into the header. */
+export function ipv4Checksum(seg: Uint8Array, l3: number, ihl: number): void {
   seg[l3 + 10] = 0;
   seg[l3 + 11] = 0;
   const c = ~fold(sum16(seg, l3, l3 + ihl, 0)) & 0xffff;

@@ -9,7 +9,7 @@
 // With a WAN profile the underlay veth is cut in two and the delay line (native/wan) joins the halves in
 // a namespace gw: ga:u0 -- wa [gw] wb -- gb:u0, so every scenario crosses the same WAN.
 import { addNetns, addVeth, ipIn, nsExec, removeNetnsWithPrefix, sysctlIn } from '../../src/lab/adapters/netns.js';
-import { PY_TX_CSUM_OFF } from '../../src/lab/core/py-tools.js';
+import { PY_GRO_ON, PY_TX_CSUM_OFF } from '../../src/lab/core/py-tools.js';
 import { prepareWanNs, startWan, type WanLine } from '../../src/lab/adapters/wan.js';
 import type { WanProfile } from '../../src/lab/core/wan.js';
 
@@ -99,6 +99,9 @@ export async function fabricLeg(net: BenchNet): Promise<void> {
   await ipIn(net.ns.gb, 'link', 'set', 'f0', 'up');
   await ipIn(net.ns.gv, 'link', 'set', 'f0', 'up');
   await disableTxChecksumOffload(net.ns.gv, 'f0');
+  // The headend's fabric NIC merges a VTEP's runs of datagrams (GRO), as a physical NIC does by default; a
+  // veth does not unless told, and the headend would then read every frame from the fabric on its own.
+  await nsExec(net.ns.gb, 'python3', ['-c', PY_GRO_ON, 'f0']);
 }
 
 /**

@@ -14,7 +14,9 @@
 #define NAPI_VERSION 8
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/ethtool.h>
 #include <linux/if.h>
+#include <linux/sockios.h>
 #include <linux/if_tun.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -640,6 +642,32 @@ static napi_value js_inet_sum(napi_env env, napi_callback_info info) {
   return ret;
 }
 
+// netdevGro(ifname) -> whether the interface does GRO (ETHTOOL_GGRO, as `ethtool -k` shows it). The
+// headend reads VXLAN with UDP_GRO: with GRO on its fabric interface one read carries a run of a VTEP's
+// datagrams, without it one read each (a physical NIC has it on by default; a veth off).
+static napi_value js_netdev_gro(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], res;
+  char name[IFNAMSIZ + 1]; // one more than a name may hold: a longer one is refused, not cut
+  size_t len = 0;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok || len == 0 || len >= IFNAMSIZ)
+    return napi_throw_type_error(env, "EINVAL", "netdevGro(ifname): an interface name of 1-15 bytes"), NULL;
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, errno, "socket", name, NULL);
+  struct ethtool_value ev = {.cmd = ETHTOOL_GGRO};
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, name, len);
+  ifr.ifr_data = (void *)&ev;
+  int rc = ioctl(fd, SIOCETHTOOL, &ifr);
+  int err = errno;
+  close(fd);
+  if (rc < 0) return throw_errno(env, err, "ioctl(ETHTOOL_GGRO)", name, NULL);
+  CHECK(napi_get_boolean(env, ev.data != 0, &res));
+  return res;
+}
+
 void aead_register(napi_env env, napi_value exports); // aead.c: the datagram channel's AEAD
 void udp_register(napi_env env, napi_value exports);  // udp.c: the datagram channel's batched socket
 
@@ -658,6 +686,7 @@ NAPI_MODULE_INIT() {
     {"setsockopt", NULL, js_setsockopt, NULL, NULL, NULL, napi_enumerable, NULL},
     {"unreadBytes", NULL, js_unread, NULL, NULL, NULL, napi_enumerable, NULL},
     {"inetSum", NULL, js_inet_sum, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"netdevGro", NULL, js_netdev_gro, NULL, NULL, NULL, napi_enumerable, NULL},
 #ifdef WITH_MALLOC_TRIM
     {"mallocTrim", NULL, js_malloc_trim, NULL, NULL, NULL, napi_enumerable, NULL},
 #endif

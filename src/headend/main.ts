@@ -30,6 +30,7 @@ import { memoryReturnLoop } from './adapters/memory-trim.js';
 import { openDatagramServer, type DatagramServer } from './adapters/datagram-server.js';
 import { attachEvpnFeed } from './adapters/evpn-feed.js';
 import { openVxlanSocket } from './adapters/vxlan-socket.js';
+import { reportFabricGro } from './adapters/fabric-gro.js';
 import { auditToCsv, auditToJsonl } from '../shared/audit/chain.js';
 import { parseHeadendConfigText, type HeadendConfig } from './core/config.js';
 import { HeadendCore } from './core/headend.js';
@@ -163,6 +164,7 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
       throw e;
     },
   );
+  if (!deps.worker) reportFabricGro(config.vxlan.localAddress, log);
   const core = new HeadendCore(config, registry, {
     ...(datagram ? { datagram } : {}),
     ...('settled' in l2 ? { l2 } : { vtep: l2 }),

@@ -3,7 +3,7 @@
 // (`ip -n`, `ip netns exec`); nothing is created in the caller's namespace.
 import { exec } from '../../shared/exec.js';
 import { addNetns, addVeth, ipIn, nsExec, sysctlIn } from './netns.js';
-import { PY_TX_CSUM_OFF } from '../core/py-tools.js';
+import { PY_GRO_ON, PY_TX_CSUM_OFF } from '../core/py-tools.js';
 import { IPV6_ROLES, nsName, type LabNat, type LabPlan } from '../core/topology.js';
 
 export type Progress = (line: string) => void;
@@ -71,6 +71,7 @@ export async function buildLab(prefix: string, plan: LabPlan, progress: Progress
       for (const a of end.addrs ?? []) await ipIn(ns(end.node), 'addr', 'add', a, 'dev', end.ifname);
       await ipIn(ns(end.node), 'link', 'set', end.ifname, 'up');
       if (end.txChecksumOff) await nsExec(ns(end.node), 'python3', ['-c', PY_TX_CSUM_OFF, end.ifname]);
+      if (end.gro) await nsExec(ns(end.node), 'python3', ['-c', PY_GRO_ON, end.ifname]);
     }
   }
 

@@ -90,17 +90,33 @@ for k in range(count):
 print(json.dumps({'sent': count}))
 `;
 
-/** argv: ifname... -> turns transmit checksum offload off (ETHTOOL_STXCSUM; ethtool may not be installed). */
-export const PY_TX_CSUM_OFF = String.raw`
+/** The SIOCETHTOOL call both scripts below make (ethtool may not be installed). */
+const PY_ETHTOOL = String.raw`
 import array, fcntl, json, socket, struct, sys
-SIOCETHTOOL, ETHTOOL_GTXCSUM, ETHTOOL_STXCSUM = 0x8946, 0x16, 0x17
+SIOCETHTOOL = 0x8946
+ETHTOOL_GTXCSUM, ETHTOOL_STXCSUM, ETHTOOL_GGRO, ETHTOOL_SGRO = 0x16, 0x17, 0x2b, 0x2c
 def ethtool(ifname, cmd, value=0):
     buf = array.array('B', struct.pack('II', cmd, value))
     ifr = struct.pack('16sP', ifname.encode(), buf.buffer_info()[0])
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         fcntl.ioctl(s.fileno(), SIOCETHTOOL, ifr)
     return struct.unpack('II', buf.tobytes())[1]
+`;
+
+/** argv: ifname... -> turns transmit checksum offload off (ETHTOOL_STXCSUM). */
+export const PY_TX_CSUM_OFF =
+  PY_ETHTOOL +
+  String.raw`
 for ifname in sys.argv[1:]:
     ethtool(ifname, ETHTOOL_STXCSUM, 0)
 print(json.dumps({ifname: ethtool(ifname, ETHTOOL_GTXCSUM) for ifname in sys.argv[1:]}))
+`;
+
+/** argv: ifname... -> turns GRO on (ETHTOOL_SGRO), as a physical NIC has it; a veth's default is off. */
+export const PY_GRO_ON =
+  PY_ETHTOOL +
+  String.raw`
+for ifname in sys.argv[1:]:
+    ethtool(ifname, ETHTOOL_SGRO, 1)
+print(json.dumps({ifname: ethtool(ifname, ETHTOOL_GGRO) for ifname in sys.argv[1:]}))
 `;

@@ -58,6 +58,8 @@ export interface TapAddon {
   unreadBytes?(fd: number): number;
   /** The ones'-complement sum of bytes[from, to) plus `initial`, folded, not complemented (older builds lack it). */
   inetSum?(bytes: Uint8Array, from: number, to: number, initial: number): number;
+  /** Whether an interface of this namespace does GRO (ETHTOOL_GGRO); throws ENODEV and the like. Older builds lack it. */
+  netdevGro?(ifname: string): boolean;
   /** The datagram AEAD's context for one epoch key (alg 0 AES-256-GCM, 1 ChaCha20-Poly1305); throws when the node has no OpenSSL to lend. Older builds lack it. */
   aeadNew?(alg: number, key: Buffer, iv: Buffer): AeadHandle;
   aeadFree?(h: AeadHandle): void;

@@ -101,7 +101,8 @@ export async function fabricLeg(net: BenchNet): Promise<void> {
   await disableTxChecksumOffload(net.ns.gv, 'f0');
   // The headend's fabric NIC merges a VTEP's runs of datagrams (GRO), as a physical NIC does by default; a
   // veth does not unless told, and the headend would then read every frame from the fabric on its own.
-  await nsExec(net.ns.gb, 'python3', ['-c', PY_GRO_ON, 'f0']);
+  // CK_BENCH_FABRIC_GRO=0 leaves it off, for the figures before.
+  if (process.env['CK_BENCH_FABRIC_GRO'] !== '0') await nsExec(net.ns.gb, 'python3', ['-c', PY_GRO_ON, 'f0']);
 }
 
 /**

@@ -7,7 +7,7 @@ import { ConnectorError } from '../../shared/errors.js';
 import { loadTapAddon, type NativeTap, type TapAddon } from '../../shared/native/addon.js';
 import type { Logger } from '../../shared/log.js';
 import type { FrameDevice } from '../core/ports.js';
-import { inetSum, type InetSum } from '../../shared/l2/tso-segment.js';
+import { checkedInetSum } from '../../shared/native/inet-sum.js';
 
 /** The batch size the agent uses; the addon accepts 1..TAP_MAX_BATCH. */
 export const TAP_DEFAULT_BATCH = 64;
@@ -85,35 +85,6 @@ export interface OpenTapOptions {
   vnetHdr?: boolean;
   /** Defaults to loadTapAddon(). */
   addon?: TapAddon;
-}
-
-/**
- * The addon's C checksum sum, once it has agreed with TypeScript's on odd and even lengths, offsets and
- * carries; otherwise (an older or broken build) undefined, and the coalescer sums in TypeScript.
- */
-export function checkedInetSum(c: InetSum | undefined, log: Logger): InetSum | undefined {
-  if (c === undefined) return undefined;
-  const bytes = new Uint8Array(1_601);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 151 + 89) & 0xff;
-  bytes.fill(0xff, 700, 1_300); // long carries
-  const cases: [number, number, number][] = [
-    [0, 1_601, 0],
-    [1, 1_600, 0x1_2345],
-    [3, 4, 0xffff],
-    [14, 14, 7],
-    [0, 1_601, 2 ** 40],
-  ];
-  try {
-    for (const [from, to, initial] of cases)
-      if (c(bytes, from, to, initial) !== inetSum(bytes, from, to, initial)) {
-        log.warn('the TAP addon sums checksums wrongly: summing in TypeScript', { from, to });
-        return undefined;
-      }
-  } catch (e) {
-    log.warn('the TAP addon cannot sum checksums: summing in TypeScript', { error: e instanceof Error ? e.message : String(e) });
-    return undefined;
-  }
-  return c;
 }
 
 /** Opens (creates or attaches) the TAP. Throws TapError with the errno of the failing call. */

@@ -8,7 +8,7 @@ import type { L2Policy } from './l2/policy.js';
 import type { FrameSide } from './l2/side.js';
 import type { FrameDevice, TunnelLink } from './ports.js';
 import type { Clock } from '../../shared/ports.js';
-import { TcpCoalescer, type CoalesceCounters, type CoalesceSink } from './tcp-coalesce.js';
+import { TcpCoalescer, type CoalesceCounters, type CoalesceSink } from '../../shared/l2/tcp-coalesce.js';
 import {
   GSO_NONE,
   VNET_F_NEEDS_CSUM,

@@ -5,8 +5,8 @@
 // corrupt segment is still caught with the C sum in place.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkedInetSum } from '../../../../src/agent/adapters/tap.js';
-import { TcpCoalescer } from '../../../../src/agent/core/tcp-coalesce.js';
+import { checkedInetSum } from '../../../../src/shared/native/inet-sum.js';
+import { TcpCoalescer } from '../../../../src/shared/l2/tcp-coalesce.js';
 import {
   GSO_TCPV4,
   VNET_F_NEEDS_CSUM,

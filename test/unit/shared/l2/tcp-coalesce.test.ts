@@ -5,7 +5,7 @@
 // options, VLAN tags, fragments, pure ACKs) passes alone, and no frame changes its place among its flow.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TcpCoalescer, type CoalesceSink } from '../../../../src/agent/core/tcp-coalesce.js';
+import { TcpCoalescer, type CoalesceSink } from '../../../../src/shared/l2/tcp-coalesce.js';
 import {
   GSO_TCPV4,
   GSO_TCPV6,

@@ -22,7 +22,7 @@ import {
   sum16,
   writeVnetHdr,
   type InetSum,
-} from '../../shared/l2/tso-segment.js';
+} from './tso-segment.js';
 
 const MAX_RUN_SEGMENTS = 64;
 const MAX_RUN_PAYLOAD = 64_000;

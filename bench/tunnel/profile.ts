@@ -9,7 +9,8 @@
 //   --hold         : leave the topology up until Ctrl-C (for poking by hand)
 // Root only. Usage: node --import tsx bench/tunnel/profile.ts [--mode cpuprof] [--duration 10] [--reverse]
 //   [--scenario connector|connector-datagram|connector-kernel-l2] [--wan metro|regional|continental|lossy]
-// Env CK_BENCH_AGENT_OPTIONS='name=value,...' adds agent options (e.g. lan_coalesce=0 for a "before").
+// Env CK_BENCH_AGENT_OPTIONS='name=value,...' adds agent options (e.g. lan_coalesce=0 for a "before");
+// CK_BENCH_VXLAN_COALESCE=0 and CK_BENCH_FABRIC_GRO=0 turn off the headend's coalescing and its fabric GRO.
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

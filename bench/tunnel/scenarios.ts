@@ -118,7 +118,8 @@ async function connector(net: BenchNet, work: string, datagram = false, kernelL2
       tls: { cert: pki.headendCert, key: pki.headendKey, deviceCa: pki.deviceCa },
       registry: join(work, 'registry.json'),
       auditLog: join(work, 'audit.jsonl'),
-      vxlan: { localAddress: ADDR.fabricHeadend },
+      // CK_BENCH_VXLAN_COALESCE=0: the headend without coalescing toward the agent, for figures before.
+      vxlan: { localAddress: ADDR.fabricHeadend, coalesce: process.env['CK_BENCH_VXLAN_COALESCE'] !== '0' },
       ...(kernelL2 ? { l2: { engine: 'kernel' } } : {}),
     }),
   );

@@ -31,6 +31,7 @@ import { openDatagramServer, type DatagramServer } from './adapters/datagram-ser
 import { attachEvpnFeed } from './adapters/evpn-feed.js';
 import { openVxlanSocket } from './adapters/vxlan-socket.js';
 import { reportFabricGro } from './adapters/fabric-gro.js';
+import { nativeInetSum } from '../shared/native/inet-sum.js';
 import { auditToCsv, auditToJsonl } from '../shared/audit/chain.js';
 import { parseHeadendConfigText, type HeadendConfig } from './core/config.js';
 import { HeadendCore } from './core/headend.js';
@@ -165,8 +166,10 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
     },
   );
   if (!deps.worker) reportFabricGro(config.vxlan.localAddress, log);
+  const inetSum = kernel ? undefined : nativeInetSum(log);
   const core = new HeadendCore(config, registry, {
     ...(datagram ? { datagram } : {}),
+    ...(inetSum ? { inetSum } : {}),
     ...('settled' in l2 ? { l2 } : { vtep: l2 }),
     log,
     audit: (event, fields) => (audit ? audit.log.append(event, fields) : auditToPrimary(event, fields)),

@@ -16,6 +16,8 @@ import { writeVxlanHeader } from '../../shared/l2/vxlan.js';
 
 export interface VxlanIngress {
   fromVtep(address: string, vni: number, frame: Buffer): void;
+  /** Frames read together from one VTEP for one VNI, in order; the buffers are reused once it returns. */
+  fromVtepBatch?(address: string, vni: number, frames: readonly Buffer[]): void;
 }
 
 export interface VxlanSocket extends VtepPort {
@@ -40,6 +42,7 @@ async function openBatched(o: VxlanSocketOptions): Promise<VxlanSocket | null> {
   // Only the addon's socket: with node's dgram the VTEP sender below does the GSO runs.
   if (nativeUdp() === null) return null;
   let deliver: ((msg: Buffer, address: string) => void) | null = null;
+  let batchEnd: (() => void) | null = null;
   const ep = await openUdpEndpoint({
     host: o.localAddress,
     port: o.port,
@@ -48,6 +51,7 @@ async function openBatched(o: VxlanSocketOptions): Promise<VxlanSocket | null> {
     sndbuf: VXLAN_SOCKET_BUFFER,
     pmtuProbe: false,
     onDatagram: (msg, address) => deliver?.(msg, address),
+    onBatchEnd: () => batchEnd?.(),
     onError: (e) => o.log.error('VXLAN socket error', { error: e.message }),
   });
   const v6 = isIPv6(o.localAddress);
@@ -60,11 +64,42 @@ async function openBatched(o: VxlanSocketOptions): Promise<VxlanSocket | null> {
       ep.send(pkt, address, o.vtepPort);
     },
     receiveInto(ingress, onDrop) {
+      const batched = ingress.fromVtepBatch?.bind(ingress);
+      if (!batched) {
+        deliver = (msg, address) => {
+          const vni = readVxlanVni(msg, 0);
+          if (typeof vni === 'string') onDrop(vni);
+          else ingress.fromVtep(address, vni, msg.subarray(VXLAN_HEADER_LEN));
+        };
+        return;
+      }
+      // A read batch (with GRO, runs of a VTEP's datagrams) is switched at its end, in runs of one VTEP
+      // and VNI: the frames are views of the read buffer, valid until the batch callback returns.
+      const run: Buffer[] = [];
+      let runAddress = '';
+      let runVni = -1;
+      const flush = (): void => {
+        if (run.length === 0) return;
+        try {
+          batched(runAddress, runVni, run);
+        } finally {
+          run.length = 0;
+        }
+      };
       deliver = (msg, address) => {
         const vni = readVxlanVni(msg, 0);
-        if (typeof vni === 'string') onDrop(vni);
-        else ingress.fromVtep(address, vni, msg.subarray(VXLAN_HEADER_LEN));
+        if (typeof vni === 'string') {
+          onDrop(vni);
+          return;
+        }
+        if (vni !== runVni || address !== runAddress) {
+          flush();
+          runAddress = address;
+          runVni = vni;
+        }
+        run.push(msg.subarray(VXLAN_HEADER_LEN));
       };
+      batchEnd = flush;
     },
     close: () => ep.close(),
   };

@@ -57,7 +57,11 @@ export interface HeadendConfig {
   auditRotateMiB: number;
   /** null: no metrics endpoint. */
   metrics: HostPort | null;
-  vxlan: { localAddress: string; port: number; vtepPort: number };
+  /**
+   * `coalesce`: runs of one flow's TCP segments read together from a VTEP go to a session that takes
+   * super-frames as one (an OFFLOAD record, or one call that cuts and seals its datagrams); userspace engine.
+   */
+  vxlan: { localAddress: string; port: number; vtepPort: number; coalesce: boolean };
   /**
    * The EVPN fabric option (docs/ha.md): session MACs published on kernel bridge port `port` (`{vni}`
    * replaced) for FRR to advertise, refreshed every `refreshS`. null: flood-and-learn only.
@@ -168,6 +172,7 @@ const HEADEND_SCHEMA = object({
     localAddress: optional(string(), HEADEND_DEFAULTS.vxlanLocalAddress),
     port: optional(port(), VXLAN_UDP_PORT),
     vtepPort: optional(port(1), VXLAN_UDP_PORT),
+    coalesce: optional(boolean(), true),
   }),
   evpn: optional(nullable(object({ port: string(), refreshS: optional(integer(5, 3_600), 60) })), null),
   l2: section({ engine: optional(oneOf(['userspace', 'kernel']), 'userspace'), prefix: optional(string(), 'ck') }),

@@ -7,7 +7,8 @@
 // time comes through `now`.
 import { isMulticastKey } from '../../shared/l2/mac.js';
 import { newEthernetView, parseEthernet } from '../../shared/l2/ethernet.js';
-import { OFFLOAD_DROPS, headFrame, parseOffload, toFrames } from '../../shared/l2/tso-segment.js';
+import { OFFLOAD_DROPS, headView, inetSum, parseOffload, toFrames, type InetSum } from '../../shared/l2/tso-segment.js';
+import { TcpCoalescer, type CoalesceCounters, type CoalesceSink } from '../../shared/l2/tcp-coalesce.js';
 import { Fdb, type Port } from './fdb.js';
 
 export const FORWARD_DROPS = [
@@ -82,8 +83,30 @@ export interface OffloadStats {
   segmentsOut: number;
 }
 
+export interface ForwarderOptions {
+  /** Runs of a VTEP's TCP segments toward a session taking OFFLOAD records leave as one (vxlan.coalesce). */
+  coalesce: boolean;
+  /** The checksum sum the coalescer checks each segment with (the addon's C one where there is one). */
+  sum?: InetSum;
+}
+
 export class Forwarder {
   readonly offloadStats: OffloadStats = { recordsIn: 0, whole: 0, segmentsOut: 0 };
+  /** Runs of TCP segments from VTEPs merged toward sessions (fromVtepBatch). */
+  readonly vtepCoalesce: CoalesceCounters = { superFrames: 0, segments: 0, badChecksum: 0 };
+  readonly #coalescer: TcpCoalescer;
+  readonly #coalesceOn: boolean;
+  // What the coalescer's sink needs of the batch being switched; set for the call only.
+  #batchSegment: SegmentState | null = null;
+  #batchAddress = '';
+  readonly #vtepSink: CoalesceSink = {
+    plain: (frames) => {
+      const s = this.#batchSegment as SegmentState;
+      for (const f of frames) this.#fromVtepFrame(s, this.#batchAddress, f);
+    },
+    superFrame: (vnetHdr, frame, segments) =>
+      this.#fromVtepSuper(this.#batchSegment as SegmentState, this.#batchAddress, vnetHdr, frame, segments),
+  };
   readonly drops: Record<ForwardDrop, number> = Object.fromEntries(FORWARD_DROPS.map((d) => [d, 0])) as Record<ForwardDrop, number>;
   #segments = new Map<number, SegmentState>();
   #view = newEthernetView();
@@ -97,7 +120,11 @@ export class Forwarder {
     private readonly vtep: VtepPort,
     private readonly fdbOptions: { ageMs: number; maxEntries: number },
     private readonly now: () => number,
-  ) {}
+    options: ForwarderOptions = { coalesce: true },
+  ) {
+    this.#coalesceOn = options.coalesce;
+    this.#coalescer = new TcpCoalescer(this.vtepCoalesce, options.sum ?? inetSum);
+  }
 
   /**
    * Replaces the segment set (registry load or reload). Learned entries and attached sessions survive
@@ -159,10 +186,11 @@ export class Forwarder {
     this.onSessionGone?.(vni);
   }
 
-  #parse(frame: Buffer): boolean {
+  /** `frames`: how many frames a refusal drops (a coalesced super-frame's segments). */
+  #parse(frame: Buffer, frames = 1): boolean {
     const drop = parseEthernet(frame, this.#view);
     if (drop) {
-      this.drops[drop]++;
+      this.drops[drop] += frames;
       return false;
     }
     return true;
@@ -235,7 +263,7 @@ export class Forwarder {
       this.drops[o]++;
       return;
     }
-    if (!this.#parse(headFrame(o, frame))) return;
+    if (!this.#parse(headView(o, frame))) return;
     this.offloadStats.recordsIn++;
     s.stats.tunnelIn.frames++;
     s.stats.tunnelIn.bytes += frame.length;
@@ -284,17 +312,55 @@ export class Forwarder {
     }
   }
 
-  /** A frame from a VTEP (UDP source `address`) carrying `vni`. */
-  fromVtep(address: string, vni: number, frame: Buffer): void {
+  /** The segment of `vni` if VTEP `address` may send into it; else the drop is counted. */
+  #vtepSegment(address: string, vni: number): SegmentState | null {
     const s = this.#segments.get(vni);
     if (!s) {
       this.drops['unknown-vni']++;
-      return;
+      return null;
     }
     if (!s.info.vteps.includes(address)) {
       this.drops['vtep-not-in-segment']++;
+      return null;
+    }
+    return s;
+  }
+
+  /** A frame from a VTEP (UDP source `address`) carrying `vni`. */
+  fromVtep(address: string, vni: number, frame: Buffer): void {
+    const s = this.#vtepSegment(address, vni);
+    if (s) this.#fromVtepFrame(s, address, frame);
+  }
+
+  /**
+   * Frames read together from one VTEP for one VNI (a read batch, a GRO run): when a session of the
+   * segment takes OFFLOAD records (TLS, v2), runs of one flow's TCP segments become one super-frame
+   * (shared/l2/tcp-coalesce.ts), decided once and sent as one record that the agent writes to its TAP
+   * whole. Not toward datagrams: the channel would cut it again and the agent coalesces them itself, and
+   * measured, the merge cost what it saved (docs/performance.md). Order within a flow is kept; `frames`
+   * may be reused once this returns.
+   */
+  fromVtepBatch(address: string, vni: number, frames: readonly Buffer[]): void {
+    const s = this.#vtepSegment(address, vni);
+    if (!s) {
+      // Counted per frame, as one at a time would have been.
+      if (frames.length > 1) this.drops[this.#segments.has(vni) ? 'vtep-not-in-segment' : 'unknown-vni'] += frames.length - 1;
       return;
     }
+    if (!this.#coalesceOn || frames.length < 2 || !anyTakesOffload(s)) {
+      for (const f of frames) this.#fromVtepFrame(s, address, f);
+      return;
+    }
+    this.#batchSegment = s;
+    this.#batchAddress = address;
+    try {
+      this.#coalescer.coalesce(frames, this.#vtepSink);
+    } finally {
+      this.#batchSegment = null;
+    }
+  }
+
+  #fromVtepFrame(s: SegmentState, address: string, frame: Buffer): void {
     if (!this.#parse(frame)) return;
     s.stats.vtepIn.frames++;
     s.stats.vtepIn.bytes += frame.length;
@@ -309,6 +375,52 @@ export class Forwarder {
     }
     for (const port of s.sessions.values()) this.#sendTo(s, port, frame);
   }
+
+  /** A super-frame the coalescer made of `segments` frames from a VTEP: decided once, as those frames would have been. */
+  #fromVtepSuper(s: SegmentState, address: string, vnetHdr: Buffer, frame: Buffer, segments: number): void {
+    const o = parseOffload(vnetHdr, frame);
+    if (typeof o === 'string') {
+      // Not expected from the coalescer; counted, and its frames lost rather than guessed at.
+      this.drops[o] += segments;
+      return;
+    }
+    // The policy looks at its first segment, as at any super-frame.
+    if (!this.#parse(headView(o, frame), segments)) return;
+    // As the frames it was made of: each carried the headers.
+    const bytes = frame.length + (segments - 1) * o.headers;
+    s.stats.vtepIn.frames += segments;
+    s.stats.vtepIn.bytes += bytes;
+    const now = this.now();
+    const { src, dst } = this.#view;
+    if (!isMulticastKey(src)) s.fdb.learn(src, { kind: 'vtep', address }, now);
+    const to = isMulticastKey(dst) ? undefined : s.fdb.lookup(dst, now);
+    const toSession = (port: SessionPort): void => {
+      if (port.offload === true && port.sendOffload?.(vnetHdr, frame) === true) {
+        s.stats.tunnelOut.frames += segments;
+        s.stats.tunnelOut.bytes += bytes;
+        return;
+      }
+      // Not taken whole (a version-1 agent, a session on datagrams): as the frames it was made of.
+      const segs: Buffer[] = [];
+      toFrames(o, frame, segs, o.mss);
+      for (const f of segs) this.#sendTo(s, port, f);
+    };
+    if (to) {
+      if (to.kind === 'session') {
+        const port = s.sessions.get(to.id);
+        if (port) toSession(port);
+        else this.drops['session-congested'] += segments;
+      } else this.drops['split-horizon'] += segments;
+      return;
+    }
+    for (const port of s.sessions.values()) toSession(port);
+  }
+}
+
+/** Whether any session of the segment takes OFFLOAD records now (else coalescing would be undone at once). */
+function anyTakesOffload(s: SegmentState): boolean {
+  for (const p of s.sessions.values()) if (p.offload === true) return true;
+  return false;
 }
 
 export type { Port };

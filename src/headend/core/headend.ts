@@ -15,6 +15,7 @@ import { admit, admitVlan, closedByRegistry, helloVlan, mtuFindings, type PeerCe
 import type { AuditEvent, AuditFields } from '../../shared/audit/chain.js';
 import type { HeadendConfig } from './config.js';
 import { Forwarder, type VtepPort } from './forwarder.js';
+import type { InetSum } from '../../shared/l2/tso-segment.js';
 import type { L2Switch } from './l2-switch.js';
 import { headendMetrics, type Metrics } from './metrics.js';
 import { SEGMENT_FAMILIES, segmentFamilies, SLICE } from './segment-metrics.js';
@@ -41,6 +42,8 @@ export interface HeadendPorts {
   newSessionId?: () => string;
   /** The datagram channel (adapters/datagram-server.ts); absent: every session carries its data in TLS. */
   datagram?: DatagramPort;
+  /** The checksum sum for coalescing toward sessions (the addon's C one); absent: TypeScript's. */
+  inetSum?: InetSum;
 }
 
 export interface AdmittedSession {
@@ -83,7 +86,12 @@ export class HeadendCore {
     this.#registry = registry;
     if (!ports.l2 && !ports.vtep) throw new TypeError('HeadendCore needs ports.l2 or ports.vtep');
     const mac = { ageMs: config.mac.ageMs, maxEntries: config.mac.maxEntriesPerSegment };
-    this.forwarder = ports.l2 ? null : new Forwarder(ports.vtep as VtepPort, mac, () => ports.clock.now());
+    this.forwarder = ports.l2
+      ? null
+      : new Forwarder(ports.vtep as VtepPort, mac, () => ports.clock.now(), {
+          coalesce: config.vxlan.coalesce,
+          ...(ports.inetSum ? { sum: ports.inetSum } : {}),
+        });
     this.l2 = ports.l2 ?? (this.forwarder as Forwarder);
     this.applyRegistry(registry, 'start');
   }
@@ -403,6 +411,12 @@ export class HeadendCore {
       m.set('connector_headend_offload_total', { kind: 'records-in' }, o.recordsIn);
       m.set('connector_headend_offload_total', { kind: 'whole' }, o.whole);
       m.set('connector_headend_offload_total', { kind: 'segments-out' }, o.segmentsOut);
+    }
+    const c = this.forwarder?.vtepCoalesce;
+    if (c && (c.superFrames > 0 || c.badChecksum > 0)) {
+      m.set('connector_headend_vtep_coalesce_total', { kind: 'super-frames' }, c.superFrames);
+      m.set('connector_headend_vtep_coalesce_total', { kind: 'segments' }, c.segments);
+      m.set('connector_headend_vtep_coalesce_total', { kind: 'bad-checksum' }, c.badChecksum);
     }
     for (const [reason, n] of this.#drops) m.set('connector_headend_drops_total', { reason: reason.replace(/^fwd:/, '') }, n);
     return m.render(SEGMENT_FAMILIES) + segments;

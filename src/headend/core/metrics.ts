@@ -87,6 +87,11 @@ export function headendMetrics(): Metrics {
     'OFFLOAD records (super-frames) from sessions, passed whole, and segments cut from them.',
   );
   m.define(
+    'connector_headend_vtep_coalesce_total',
+    'counter',
+    "Runs of a VTEP's TCP segments sent to sessions as super-frames, the segments they carried, and segments left alone for a bad checksum.",
+  );
+  m.define(
     'connector_headend_aqm_dropping_sessions',
     'gauge',
     "Sessions whose queue toward the device is in CoDel's dropping state (a standing queue).",

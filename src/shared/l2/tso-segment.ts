@@ -253,3 +253,13 @@ export function headFrame(o: Offload, frame: Buffer): Buffer {
   segmentOffload(o, frame, out, o.mss, 1);
   return out[0] as Buffer;
 }
+
+/**
+ * The first segment's bytes as far as its Ethernet header and its length tell, without building it: a
+ * view of the super-frame cut at the first segment's size. For a decision that reads only the Ethernet
+ * header and the frame's length (the headend's switch); the IP and TCP headers in it are the super-frame's.
+ */
+export function headView(o: Offload, frame: Buffer): Buffer {
+  if (!o.gso) return frame;
+  return frame.subarray(0, Math.min(o.ipEnd, o.headers + o.mss));
+}

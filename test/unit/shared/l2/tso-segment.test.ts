@@ -11,6 +11,8 @@ import {
   GSO_TCPV6,
   VNET_F_NEEDS_CSUM,
   completeChecksum,
+  headFrame,
+  headView,
   parseOffload,
   segmentOffload,
   toFrames,
@@ -18,6 +20,7 @@ import {
   type Offload,
   type VnetHdr,
 } from '../../../../src/shared/l2/tso-segment.js';
+import { segments, superFrame as wireSuperFrame } from '../../../helpers/tcp-segments.js';
 
 /** Ones'-complement sum over 16-bit words, folded: an independent check (0xffff for a valid packet). */
 function csum(parts: Uint8Array[]): number {
@@ -217,4 +220,20 @@ test('every malformed header is a named drop reason, never an exception', () => 
   v6ext[14 + 6] = 0; // hop-by-hop
   cases.push(['offload-ipv6-ext', v6.vnet, v6ext]);
   for (const [want, v, f] of cases) assert.equal(parseOffload(v, f), want);
+});
+
+test("headView has the first segment's Ethernet header and length without building it (headFrame does)", () => {
+  for (const [payload, mss] of [
+    [10 * 1_000, 1_000],
+    [700, 1_448],
+    [1_448 * 3 + 5, 1_448],
+  ] as const) {
+    const s = wireSuperFrame({}, payload, mss);
+    const head = headFrame(s.o, s.frame);
+    const view = headView(s.o, s.frame);
+    assert.equal(view.length, head.length);
+    assert.deepEqual(view.subarray(0, 14), head.subarray(0, 14));
+    assert.deepEqual(head, segments({}, payload, mss)[0]);
+    assert.equal(view.buffer, s.frame.buffer, 'a view, not a copy');
+  }
 });

@@ -239,83 +239,112 @@ data = hashlib.shake_256(b'connector-kit').digest(24 << 20)
 c = socket.create_connection((sys.argv[1], 7000), timeout=60); c.sendall(data); c.close()
 print(len(data), hashlib.sha256(data).hexdigest())`;
 
+/**
+ * A 24 MiB stream from the VM to the LAN host. `datagram`: the headend sends its segments as datagrams and
+ * the agent merges their runs into super-frames for its TAP; else (TLS) the headend merges a VTEP's runs
+ * into OFFLOAD records, which the agent writes to its TAP whole.
+ */
+async function lanSuperFrames(t: TestContext, datagram: boolean): Promise<void> {
+  for (const tool of ['tshark', 'tcpdump']) if (!(await hasTool(tool))) return skipOrFail(t, `${tool} is not installed`);
+  const tenant = `r${process.pid}${datagram ? 'd' : 't'}`;
+  const lab = await siteDc(t, oneHostOneVm(tenant, datagram));
+  const vm = lab.vms['vm']!;
+  const host = lab.hosts['lanhost']!;
+  // The VM's NIC and the hypervisor's link finish checksums and segments as hardware would (see above).
+  await nsExec(vm.ns, 'python3', ['-c', PY_TX_CSUM_OFF, vm.ifname]);
+  const off = (...fs: string[]): string[] => fs.flatMap((f) => [f, 'off']);
+  await nsExec(lab.hvNs, 'ethtool', [
+    '-K',
+    lab.scope.ifname('hd'),
+    ...off('tx', 'gso', 'tso', 'tx-udp_tnl-segmentation', 'tx-udp_tnl-csum-segmentation'),
+  ]);
+  // The headend's fabric NIC merges the VTEP's datagrams (GRO), as a physical NIC does by default.
+  await nsExec(lab.dcNs, 'ethtool', ['-K', lab.scope.ifname('dh'), 'gro', 'on']);
+  // The bridge port toward the LAN host has no TSO and no checksum offload, as a plain switch port: the
+  // kernel cuts each super-frame from the TAP and sums each segment in software, and the capture at the
+  // LAN host sees the segments any wire would carry.
+  await nsExec(lab.siteNs, 'ethtool', ['-K', lab.scope.ifname('lanhostp'), ...off('tx', 'gso', 'tso')]);
+  await waitFor('LAN host -> VM through the tunnel', 15_000, async () =>
+    (await nsExec(host.ns, 'ping', ['-c', '1', '-W', '1', vm.ip], { allowFailure: true })).code === 0 ? true : undefined,
+  );
+  const sock = lab.d.path('agent.sock');
+  const transport = datagram ? 'datagram' : 'tls';
+  await waitFor(
+    `the agent on ${transport}`,
+    10_000,
+    async () => ((await agentStatus(sock))['tunnel'] as { transport?: string }).transport === transport,
+  );
+  const cap = await lab.capture(host.ns, host.ifname, 'lan', 'tcp port 7000');
+  const sink = nsExec(host.ns, 'python3', ['-c', PY_SINK, host.ip], { allowFailure: true, timeoutMs: 90_000 });
+  await new Promise((r) => setTimeout(r, 500));
+  const source = await nsExec(vm.ns, 'python3', ['-c', PY_SOURCE, host.ip], { allowFailure: true, timeoutMs: 90_000 });
+  const got = await sink;
+  const pcap = await cap.stop();
+  assert.equal(source.code, 0, `source: ${source.stderr}`);
+  assert.equal(got.code, 0, `sink: ${got.stderr}`);
+  assert.equal(got.stdout.trim(), source.stdout.trim(), 'the LAN host read the VM stream byte for byte');
+
+  const fwd = (
+    (await agentStatus(sock))['counters'] as {
+      forwarder: { offloadWhole: number; lanCoalesce: { superFrames: number; segments: number; badChecksum: number } };
+    }
+  ).forwarder;
+  if (datagram) {
+    const c = fwd.lanCoalesce;
+    t.diagnostic(`LAN coalescing: ${c.segments} segments in ${c.superFrames} super-frames`);
+    assert.ok(c.superFrames > 50, `super-frames written to the TAP: ${JSON.stringify(c)}`);
+    assert.ok(c.segments > 4 * c.superFrames, `several segments per super-frame: ${JSON.stringify(c)}`);
+    assert.equal(c.badChecksum, 0);
+  } else {
+    const m = await nsExec(lab.dcNs, 'curl', ['-s', `http://10.99.0.1:${lab.headend.metricsPort}/metrics`], { allowFailure: true });
+    const metric = (kind: string): number =>
+      Number(new RegExp(`connector_headend_vtep_coalesce_total\\{kind="${kind}"\\} (\\d+)`).exec(m.stdout)?.[1] ?? 0);
+    const [supers, segs] = [metric('super-frames'), metric('segments')];
+    t.diagnostic(`headend coalescing: ${segs} segments in ${supers} OFFLOAD records; ${fwd.offloadWhole} written whole by the agent`);
+    assert.ok(supers > 50, `OFFLOAD records from the VTEP's runs: ${supers}`);
+    assert.ok(segs > 4 * supers, `several segments per record: ${segs} in ${supers}`);
+    assert.equal(metric('bad-checksum'), 0);
+    assert.ok(fwd.offloadWhole >= supers, `the agent wrote them to its TAP whole: ${fwd.offloadWhole}`);
+  }
+
+  const rows = (
+    await exec('tshark', [
+      '-r',
+      pcap,
+      '-o',
+      'tcp.check_checksum:TRUE',
+      '-Y',
+      'tcp.len > 0',
+      '-T',
+      'fields',
+      '-E',
+      'separator=;',
+      '-e',
+      'frame.len',
+      '-e',
+      'tcp.checksum.status',
+    ])
+  ).stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean);
+  // tcpdump may drop some under load (the stream's hash above is what proves delivery): enough to judge.
+  assert.ok(rows.length > 1_000, `${rows.length} data segments captured at the LAN host`);
+  for (const row of rows) {
+    const [len, status] = row.split(';');
+    assert.ok(Number(len) <= 1514, `a wire-sized frame at the LAN host: ${row}`);
+    assert.equal(status, '1', `TCP checksum good at the LAN host: ${row}`);
+  }
+}
+
 test(
   'segments from the datagram channel reach the LAN as super-frames: one TAP write per run, the stream intact, every checksum good once the kernel cuts them',
   root,
-  async (t) => {
-    for (const tool of ['tshark', 'tcpdump']) if (!(await hasTool(tool))) return skipOrFail(t, `${tool} is not installed`);
-    const tenant = `r${process.pid}`;
-    const lab = await siteDc(t, oneHostOneVm(tenant, true));
-    const vm = lab.vms['vm']!;
-    const host = lab.hosts['lanhost']!;
-    // The VM's NIC and the hypervisor's link finish checksums and segments as hardware would (see above).
-    await nsExec(vm.ns, 'python3', ['-c', PY_TX_CSUM_OFF, vm.ifname]);
-    const off = (...fs: string[]): string[] => fs.flatMap((f) => [f, 'off']);
-    await nsExec(lab.hvNs, 'ethtool', [
-      '-K',
-      lab.scope.ifname('hd'),
-      ...off('tx', 'gso', 'tso', 'tx-udp_tnl-segmentation', 'tx-udp_tnl-csum-segmentation'),
-    ]);
-    // The bridge port toward the LAN host has no TSO and no checksum offload, as a plain switch port: the
-    // kernel cuts each super-frame from the TAP and sums each segment in software, and the capture at the
-    // LAN host sees the segments any wire would carry.
-    await nsExec(lab.siteNs, 'ethtool', ['-K', lab.scope.ifname('lanhostp'), ...off('tx', 'gso', 'tso')]);
-    await waitFor('LAN host -> VM through the tunnel', 15_000, async () =>
-      (await nsExec(host.ns, 'ping', ['-c', '1', '-W', '1', vm.ip], { allowFailure: true })).code === 0 ? true : undefined,
-    );
-    const sock = lab.d.path('agent.sock');
-    await waitFor(
-      'the agent on datagrams',
-      10_000,
-      async () => ((await agentStatus(sock))['tunnel'] as { transport?: string }).transport === 'datagram',
-    );
-    const cap = await lab.capture(host.ns, host.ifname, 'lan', 'tcp port 7000');
-    const sink = nsExec(host.ns, 'python3', ['-c', PY_SINK, host.ip], { allowFailure: true, timeoutMs: 90_000 });
-    await new Promise((r) => setTimeout(r, 500));
-    const source = await nsExec(vm.ns, 'python3', ['-c', PY_SOURCE, host.ip], { allowFailure: true, timeoutMs: 90_000 });
-    const got = await sink;
-    const pcap = await cap.stop();
-    assert.equal(source.code, 0, `source: ${source.stderr}`);
-    assert.equal(got.code, 0, `sink: ${got.stderr}`);
-    assert.equal(got.stdout.trim(), source.stdout.trim(), 'the LAN host read the VM stream byte for byte');
+  (t) => lanSuperFrames(t, true),
+);
 
-    const fwd = (
-      (await agentStatus(sock))['counters'] as {
-        forwarder: { lanCoalesce: { superFrames: number; segments: number; badChecksum: number } };
-      }
-    ).forwarder.lanCoalesce;
-    t.diagnostic(`LAN coalescing: ${fwd.segments} segments in ${fwd.superFrames} super-frames`);
-    assert.ok(fwd.superFrames > 50, `super-frames written to the TAP: ${JSON.stringify(fwd)}`);
-    assert.ok(fwd.segments > 4 * fwd.superFrames, `several segments per super-frame: ${JSON.stringify(fwd)}`);
-    assert.equal(fwd.badChecksum, 0);
-
-    const rows = (
-      await exec('tshark', [
-        '-r',
-        pcap,
-        '-o',
-        'tcp.check_checksum:TRUE',
-        '-Y',
-        'tcp.len > 0',
-        '-T',
-        'fields',
-        '-E',
-        'separator=;',
-        '-e',
-        'frame.len',
-        '-e',
-        'tcp.checksum.status',
-      ])
-    ).stdout
-      .trim()
-      .split('\n')
-      .filter(Boolean);
-    // tcpdump may drop some under load (the stream's hash above is what proves delivery): enough to judge.
-    assert.ok(rows.length > 1_000, `${rows.length} data segments captured at the LAN host`);
-    for (const row of rows) {
-      const [len, status] = row.split(';');
-      assert.ok(Number(len) <= 1514, `a wire-sized frame at the LAN host: ${row}`);
-      assert.equal(status, '1', `TCP checksum good at the LAN host: ${row}`);
-    }
-  },
+test(
+  "on TLS a VTEP's runs reach the agent as OFFLOAD records it writes whole: the stream intact, every checksum good once the kernel cuts them",
+  root,
+  (t) => lanSuperFrames(t, false),
 );

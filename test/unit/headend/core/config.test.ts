@@ -15,6 +15,7 @@ test('defaults apply and relative paths resolve against the config directory', (
   assert.equal(c.listen.port, 443);
   assert.equal(c.vxlan.port, 4789);
   assert.equal(c.vxlan.vtepPort, 4789);
+  assert.equal(c.vxlan.coalesce, true, 'runs toward TLS sessions as OFFLOAD records unless told otherwise');
   assert.equal(c.tls.certFile, '/srv/headend/headend.crt');
   assert.equal(c.tls.deviceCaFile, '/etc/ck/device-ca.pem');
   assert.equal(c.metrics, null);
@@ -80,4 +81,12 @@ test('the L2 engine and workers: userspace and one process by default; what the 
       key,
     );
   }
+});
+
+test('vxlan.coalesce: false turns the merging off; anything but a boolean is refused by name', () => {
+  assert.equal(parseHeadendConfig({ ...minimal, vxlan: { coalesce: false } }, '/x').vxlan.coalesce, false);
+  assert.throws(
+    () => parseHeadendConfig({ ...minimal, vxlan: { coalesce: 'yes' } }, '/x'),
+    (e: unknown) => hasCode(e, 'CK_ERR_CONFIG_INVALID') && (e as Error).message.includes('vxlan.coalesce'),
+  );
 });

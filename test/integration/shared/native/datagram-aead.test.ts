@@ -56,6 +56,31 @@ test('the native AEAD checks out against node:crypto here, and both open what th
   assert.equal(aead(), nodeCryptoAead);
 });
 
+test('frames the native AEAD opened stay as they were while thousands more are opened (plaintext memory is never reused)', () => {
+  const n = native();
+  const cipher: DatagramCipher = 'AES-256-GCM';
+  const chain = new EpochChain(randomBytes(32));
+  const frames = Array.from({ length: 3_000 }, (_, i) => randomBytes(1 + ((i * 523) % 1_600)));
+  const sealed = frames.map((f, i) => seal(cipher, chain.current, { keyId: 0, peerId: 5, counter: i + 1 }, [Buffer.of(0), f]));
+  const receiver = new DatagramReceiver(cipher, 5, 0, (e) => (e === chain.current.epoch ? chain.current : null));
+  useAead(n);
+  try {
+    const opened: Buffer[] = [];
+    for (const [i, d] of sealed.entries()) {
+      // A forged datagram between the good ones: refused, and its room must not leak into the next frame.
+      const forged = Buffer.from(d);
+      forged[forged.length - 1] = (forged[forged.length - 1] as number) ^ 1;
+      assert.equal(receiver.open(forged).ok, false);
+      const r = receiver.open(d);
+      assert.ok(r.ok, `datagram ${i}`);
+      opened.push(r.payload);
+    }
+    for (const [i, p] of opened.entries()) assert.deepEqual(p, Buffer.concat([Buffer.of(0), frames[i] as Buffer]), `frame ${i} intact`);
+  } finally {
+    useAead(nodeCryptoAead);
+  }
+});
+
 test('the native AEAD refuses a flipped bit anywhere, another epoch or counter, and a truncated datagram', () => {
   const n = native();
   for (const cipher of CIPHERS) {

@@ -16,6 +16,7 @@ import { WAN_PROFILES } from '../../src/lab/core/wan.js';
 import { procUsage, SCENARIOS, startScenario, toolVersions, type ScenarioName } from './scenarios.js';
 import { parseIperfTcp, parseIperfUdp, parsePing, summarise, type Summary } from './stats.js';
 import { renderMarkdown } from './report.js';
+import { grown, readDrops, type DropCounters } from './drops.js';
 
 export interface RunSample {
   scenario: ScenarioName;
@@ -34,8 +35,8 @@ export interface RunSample {
   tcp1RevMbps: number;
   tcp1RevRetransPer1000: number;
   cpuSPerGBReverse: Record<string, number>;
-  /** Idle pings at 20/s (`--idle-pings N`): sent and lost. */
-  idlePings?: { sent: number; lost: number; p99: number };
+  /** Idle pings at 20/s (`--idle-pings N`): sent and lost, and the daemons' drop counters that grew meanwhile. */
+  idlePings?: { sent: number; lost: number; p99: number; drops?: DropCounters };
   udpGoodputMbps: number;
   udpLossPercent: number;
   udpJitterMs: number;
@@ -138,6 +139,7 @@ async function measure(name: ScenarioName, wan: string, run: number, work: strin
     const idle = parsePing((await nsExec(net.ns.ha, 'ping', ['-c', '200', '-i', '0.01', ADDR.hostB], { allowFailure: true })).stdout);
     sample.idleRtt = { p50: idle.p50, p99: idle.p99, max: idle.max };
     if (IDLE_PINGS > 0) {
+      const before = running.drops ? await readDrops(running.drops) : null;
       const r = parsePing(
         (
           await nsExec(net.ns.ha, 'ping', ['-c', String(IDLE_PINGS), '-i', '0.05', '-W', '1', ADDR.hostB], {
@@ -147,6 +149,12 @@ async function measure(name: ScenarioName, wan: string, run: number, work: strin
         ).stdout,
       );
       sample.idlePings = { sent: IDLE_PINGS, lost: IDLE_PINGS - r.received, p99: r.p99 };
+      if (before && running.drops) {
+        const drops = grown(before, await readDrops(running.drops));
+        sample.idlePings.drops = drops;
+        if (sample.idlePings.lost > 0)
+          progress(`  idle pings: ${sample.idlePings.lost} lost; drop counters that grew meanwhile: ${JSON.stringify(drops)}`);
+      }
     }
     const cpuBefore = Object.fromEntries(Object.entries(running.procs).map(([role, pid]) => [role, procUsage(pid)?.cpuS ?? NaN]));
     const loadedPing = nsExec(net.ns.ha, 'ping', ['-c', String(Math.max(50, (DUR - 3) * 50)), '-i', '0.02', ADDR.hostB], {

@@ -14,6 +14,7 @@ import { findTapAddon, TAP_ADDON_ENV } from '../../src/shared/native/addon.js';
 import { build } from 'esbuild';
 import { parseRegistry } from '../../src/shared/registry/registry.js';
 import { ADDR, bridgeLan, buildBase, fabricLeg, kernelVxlan, type BenchNet } from './topology.js';
+import type { DropSources } from './drops.js';
 
 export const SCENARIOS = [
   'connector',
@@ -31,9 +32,12 @@ export interface Running {
   /** Processes whose CPU and peak RSS are reported (the tunnel's own daemons). */
   procs: Record<string, number>;
   notes: string;
+  /** The connector's daemons: where their drop counters are read (drops.ts). */
+  drops?: DropSources;
 }
 
 const SERIAL = 'BENCH-0001';
+const HEADEND_METRICS_PORT = 9109;
 
 /**
  * The daemons run as esbuild bundles, the way the device runs the agent (src/image/sea.ts), not under
@@ -118,6 +122,8 @@ async function connector(net: BenchNet, work: string, datagram = false, kernelL2
       tls: { cert: pki.headendCert, key: pki.headendKey, deviceCa: pki.deviceCa },
       registry: join(work, 'registry.json'),
       auditLog: join(work, 'audit.jsonl'),
+      // Read for drop counters (drops.ts), inside the headend's namespace only.
+      metrics: { host: '127.0.0.1', port: HEADEND_METRICS_PORT },
       // CK_BENCH_VXLAN_COALESCE=0: the headend without coalescing toward the agent, for figures before.
       vxlan: { localAddress: ADDR.fabricHeadend, coalesce: process.env['CK_BENCH_VXLAN_COALESCE'] !== '0' },
       ...(kernelL2 ? { l2: { engine: 'kernel' } } : {}),
@@ -164,6 +170,11 @@ async function connector(net: BenchNet, work: string, datagram = false, kernelL2
   return {
     procs: { agent, headend },
     notes: `agent TAP on br0 -> ${transport} -> headend${switching} -> VXLAN/UDP 4789 -> kernel VTEP; host MTU 1500`,
+    drops: {
+      agentSocket: join(work, 'agent.sock'),
+      headendNs: net.ns.gb,
+      headendMetrics: `http://127.0.0.1:${HEADEND_METRICS_PORT}/metrics`,
+    },
   };
 }
 

@@ -58,8 +58,8 @@ export interface HeadendConfig {
   /** null: no metrics endpoint. */
   metrics: HostPort | null;
   /**
-   * `coalesce`: runs of one flow's TCP segments read together from a VTEP go to a session that takes
-   * super-frames as one (an OFFLOAD record, or one call that cuts and seals its datagrams); userspace engine.
+   * `coalesce`: runs of one flow's TCP segments read together from a VTEP go to a session on TLS that
+   * negotiated OFFLOAD records as one record (forwarder.ts fromVtepBatch); userspace engine.
    */
   vxlan: { localAddress: string; port: number; vtepPort: number; coalesce: boolean };
   /**

@@ -25,19 +25,29 @@ const port = Number(env('CK_PORT'));
 const host = env('CK_HOST');
 const paused = Number(process.env['CK_PAUSED'] ?? '0');
 
-/** Connected and admitted; a refusal (pacing, a busy headend) is tried again, as a unit would. */
+/** How long a device keeps trying: inside the tests' 120 s wait for the whole fleet. */
+const GIVE_UP_MS = 100_000;
+const started = Date.now();
+
+/**
+ * Connected and admitted; a refusal (pacing resets a connection that waited too long, a busy headend) is
+ * tried again after a growing, jittered pause, as a unit would, until the fleet's time is up: on a loaded
+ * CI box one device was refused 20 times in a row, and a fixed count of tries failed the fleet.
+ */
 async function connect(id: Identity): Promise<RawTunnel> {
   for (let attempt = 1; ; attempt++) {
+    let why: unknown;
     try {
       const t = await rawTunnel(port, id, ca, host);
       const ack = await t.hello();
       if (ack.type === 'hello-ack') return t;
       t.socket.destroy();
-      if (attempt >= 20) throw new Error(`${id.cn}: ${JSON.stringify(ack)}`);
+      why = new Error(`${id.cn}: ${JSON.stringify(ack)}`);
     } catch (e) {
-      if (attempt >= 20) throw e;
+      why = e;
     }
-    await new Promise((r) => setTimeout(r, 100 + Math.random() * 200));
+    if (Date.now() - started > GIVE_UP_MS) throw new Error(`${id.cn}: not admitted after ${attempt} attempts`, { cause: why });
+    await new Promise((r) => setTimeout(r, Math.random() * Math.min(2_000, 100 * 2 ** Math.min(attempt, 5))));
   }
 }
 

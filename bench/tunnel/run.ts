@@ -14,7 +14,7 @@ import { ADDR, benchNet, teardown, waitForPing } from './topology.js';
 import { limitCpu, removeCpuGroups } from '../../src/lab/adapters/cpu-limit.js';
 import { WAN_PROFILES } from '../../src/lab/core/wan.js';
 import { procUsage, SCENARIOS, startScenario, toolVersions, type ScenarioName } from './scenarios.js';
-import { parseIperfTcp, parseIperfUdp, parsePing, summarise, type Summary } from './stats.js';
+import { parseIperfTcp, parseIperfUdp, parsePing, summarise, udpArrivals, type Summary } from './stats.js';
 import { renderMarkdown } from './report.js';
 import { grown, readDrops, type DropCounters } from './drops.js';
 
@@ -41,6 +41,8 @@ export interface RunSample {
   udpLossPercent: number;
   udpJitterMs: number;
   smallFramesPps: number;
+  /** The same flood counted where it reaches the far host's UDP layer: what the tunnel delivered. */
+  smallFramesAtHostPps: number;
   idleRtt: { p50: number; p99: number; max: number };
   loadedRtt: { p50: number; p99: number; max: number; lossPercent: number };
   procs: Record<string, { cpuS: number; peakRssMb: number }>;
@@ -116,6 +118,7 @@ async function measure(name: ScenarioName, wan: string, run: number, work: strin
     udpLossPercent: NaN,
     udpJitterMs: NaN,
     smallFramesPps: NaN,
+    smallFramesAtHostPps: NaN,
     idleRtt: { p50: NaN, p99: NaN, max: NaN },
     loadedRtt: { p50: NaN, p99: NaN, max: NaN, lossPercent: NaN },
     procs: {},
@@ -189,7 +192,11 @@ async function measure(name: ScenarioName, wan: string, run: number, work: strin
     sample.udpLossPercent = udp.lossPercent;
     sample.udpJitterMs = udp.jitterMs;
     // 18-byte UDP payloads make 60-byte frames, 64 bytes on a wire with its FCS.
-    sample.smallFramesPps = parseIperfUdp(await iperf(net, ['-u', '-b', '0', '-l', '18', '-t', String(Math.min(DUR, 5))])).deliveredPps;
+    const arrivals = async (): Promise<number> => udpArrivals((await nsExec(net.ns.hb, 'cat', ['/proc/net/snmp'])).stdout);
+    const arrived = await arrivals();
+    const small = parseIperfUdp(await iperf(net, ['-u', '-b', '0', '-l', '18', '-t', String(Math.min(DUR, 5))]));
+    sample.smallFramesPps = small.deliveredPps;
+    sample.smallFramesAtHostPps = ((await arrivals()) - arrived) / small.seconds;
     for (const [role, pid] of Object.entries(running.procs)) {
       const u = procUsage(pid);
       if (u) sample.procs[role] = u;
@@ -230,6 +237,7 @@ function aggregateOne(mine: readonly RunSample[]): Record<string, Summary> {
     udpGoodputMbps: pick((x) => x.udpGoodputMbps),
     udpLossPercent: pick((x) => x.udpLossPercent),
     smallFramesPps: pick((x) => x.smallFramesPps),
+    smallFramesAtHostPps: pick((x) => x.smallFramesAtHostPps),
     idleRttP50Ms: pick((x) => x.idleRtt.p50),
     idleRttP99Ms: pick((x) => x.idleRtt.p99),
     loadedRttP50Ms: pick((x) => x.loadedRtt.p50),

@@ -91,6 +91,8 @@ export interface UdpResult {
   jitterMs: number;
   /** Datagrams delivered per second (for the 64-byte frame rate). */
   deliveredPps: number;
+  /** The sender's time: what rates are per. */
+  seconds: number;
 }
 
 export function parseIperfUdp(json: string): UdpResult {
@@ -104,5 +106,23 @@ export function parseIperfUdp(json: string): UdpResult {
     lossPercent: loss,
     jitterMs: s.jitter_ms ?? NaN,
     deliveredPps: s.seconds ? delivered / s.seconds : NaN,
+    seconds: s.seconds ?? NaN,
   };
+}
+
+/**
+ * UDP datagrams that reached a host's UDP layer, from its /proc/net/snmp: those a socket took and those
+ * dropped for a full receive buffer. What a tunnel delivered to the host, whether or not the receiving
+ * program kept up (a flood of small frames outruns iperf3's one read per datagram).
+ */
+export function udpArrivals(snmp: string): number {
+  const rows = snmp.split('\n').filter((l) => l.startsWith('Udp: '));
+  const [names, values] = rows.map((l) => l.trim().split(/\s+/).slice(1));
+  if (!names || !values) throw new Error('no Udp: rows in /proc/net/snmp');
+  const field = (name: string): number => {
+    const v = Number(values[names.indexOf(name)]);
+    if (!Number.isFinite(v)) throw new Error(`no Udp ${name} in /proc/net/snmp`);
+    return v;
+  };
+  return field('InDatagrams') + field('RcvbufErrors');
 }

@@ -276,6 +276,7 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
     core.metrics.set('connector_headend_datagrams_total', { direction: 'in' }, t.datagramsIn);
     core.metrics.set('connector_headend_datagrams_total', { direction: 'out' }, t.datagramsOut);
     core.metrics.set('connector_headend_datagram_send_drops_total', {}, t.sendDrops);
+    core.metrics.set('connector_headend_datagram_bundles_total', {}, t.bundles);
     const drops: Record<string, number> = { ...datagram.drops };
     for (const [reason, n] of Object.entries(t.sessionDrops)) drops[reason] = (drops[reason] ?? 0) + n;
     for (const [reason, n] of Object.entries(drops)) core.metrics.set('connector_headend_datagram_drops_total', { reason }, n);

@@ -11,29 +11,45 @@ import type { Logger } from '../../shared/log.js';
 import { installDatagramAead } from '../../shared/native/datagram-aead.js';
 import { openUdpEndpoint, type UdpEndpoint } from '../../shared/native/udp-endpoint.js';
 import type { Clock } from '../../shared/ports.js';
-import { DatagramChannel, exportKeyBlock, SPLIT_CAPABILITY, type ChannelTiming, type DgTx } from '../../shared/tunnel/datagram/channel.js';
+import {
+  BUNDLE_CAPABILITY,
+  DatagramChannel,
+  exportKeyBlock,
+  SPLIT_CAPABILITY,
+  type ChannelTiming,
+  type DgTx,
+} from '../../shared/tunnel/datagram/channel.js';
 import { clampMss, mssFor } from '../../shared/tunnel/datagram/mss-clamp.js';
 import type { TunnelSession, TunnelTransport } from '../../shared/tunnel/session.js';
 
 export const DATAGRAM_CAPABILITY = 'datagram';
-/** What the agent's hello asks for: the channel, and HEAD/TAIL pairs for frames above the path MTU. */
-export const DATAGRAM_HELLO: readonly string[] = [DATAGRAM_CAPABILITY, SPLIT_CAPABILITY];
+/** What the agent's hello asks for: the channel, HEAD/TAIL pairs for frames above the path MTU, and bundles of small frames. */
+export const DATAGRAM_HELLO: readonly string[] = [DATAGRAM_CAPABILITY, SPLIT_CAPABILITY, BUNDLE_CAPABILITY];
 /** Socket buffers of the datagram socket: room for the bursts a busy loop leaves in the kernel (capped by net.core.rmem_max). */
 const DG_SOCKET_BUFFER = 2 * 1024 * 1024;
 const CIPHER = 'AES-256-GCM';
 const TICK_MS = 100;
 
-/** The headend's offer in its hello-ack capabilities: `datagram:<peer id>:<udp port>` (and `dg-split`), or null. */
-export function datagramOffer(capabilities: readonly string[]): { peerId: number; port: number; splits: boolean } | null {
+/** The headend's offer in its hello-ack capabilities: `datagram:<peer id>:<udp port>` (and `dg-split`, `dg-bundle`), or null. */
+export function datagramOffer(capabilities: readonly string[]): DatagramOffer | null {
   for (const c of capabilities) {
     const m = /^datagram:(\d{1,8}):(\d{1,5})$/.exec(c);
     if (!m) continue;
     const peerId = Number(m[1]);
     const port = Number(m[2]);
     if (peerId >= 1 && peerId < 0xffffff && port >= 1 && port <= 65_535)
-      return { peerId, port, splits: capabilities.includes(SPLIT_CAPABILITY) };
+      return { peerId, port, splits: capabilities.includes(SPLIT_CAPABILITY), bundles: capabilities.includes(BUNDLE_CAPABILITY) };
   }
   return null;
+}
+
+export interface DatagramOffer {
+  peerId: number;
+  port: number;
+  /** The headend rebuilds HEAD/TAIL pairs. */
+  splits: boolean;
+  /** The headend unpacks BUNDLE datagrams. */
+  bundles: boolean;
 }
 
 export interface DatagramLink {
@@ -59,7 +75,7 @@ export interface DatagramLinkOptions {
   transport: TunnelTransport;
   /** The headend host the TLS connection reached (so UDP goes to the same machine behind DNS). */
   host: string;
-  offer: { peerId: number; port: number; splits: boolean };
+  offer: DatagramOffer;
   /** Overrides the offered port (a site that must send UDP elsewhere, a test's relay). */
   port?: number;
   localAddress?: string;
@@ -85,6 +101,7 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
       keyBlock,
       ipv6,
       peerSplits: o.offer.splits,
+      peerBundles: o.offer.bundles,
       alloc: (size) => (ep !== null ? ep.alloc(size) : Buffer.allocUnsafe(size)),
       ...(o.timing ? { timing: o.timing } : {}),
     },
@@ -98,6 +115,7 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
     // An answered probe moves tx at once, not at the next tick.
     setTx();
     if (r.kind === 'frame') inbound.push(r.frame);
+    else if (r.kind === 'frames') for (const f of r.frames) inbound.push(f);
     else if (r.kind === 'ping' && r.answer) send(r.answer);
   };
   // Frames of one read batch reach the session together, as a TLS read's do.
@@ -142,7 +160,20 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
   };
   const txFrame = (frame: Uint8Array): boolean => {
     if (channel.tx !== 'datagram' || ep === null) return false;
-    return channel.sealFrame(frame, o.clock.now(), send);
+    const sent = channel.sealFrame(frame, o.clock.now(), send);
+    if (channel.bundlePending) flushSoon();
+    return sent;
+  };
+  // Small frames of this task wait in a bundle until it ends: what the socket's own flush waits for too.
+  let flushQueued = false;
+  const flushBundle = (): void => {
+    flushQueued = false;
+    channel.flushBundle(send);
+  };
+  const flushSoon = (): void => {
+    if (flushQueued) return;
+    flushQueued = true;
+    queueMicrotask(flushBundle);
   };
   const txOffload = (off: Offload, frame: Uint8Array): number => {
     if (channel.tx !== 'datagram' || ep === null) return 0;

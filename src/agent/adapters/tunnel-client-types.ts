@@ -83,6 +83,8 @@ export type TunnelStatus = {
     switches: number;
     /** Frames sent as two datagrams (HEAD/TAIL) because they exceeded the path MTU. */
     splits: number;
+    /** Datagrams that carried several small frames (to a headend that unpacks them). */
+    bundles: number;
     /** The largest outer packet the path has carried (its search starts at 1280). */
     plpmtu: number;
     /** Path MTU black holes found (the size stopped getting through; searched again). */

@@ -28,6 +28,7 @@ const pick = (d: DatagramLink) => {
     datagramsOut: c.datagramsOut,
     switches: c.switches,
     splits: c.splits,
+    bundles: c.bundles,
     plpmtu: d.plpmtu,
     blackHoles: d.blackHoles,
     socket: d.socket(),

@@ -11,7 +11,13 @@ import type { Logger } from '../../shared/log.js';
 import { installDatagramAead } from '../../shared/native/datagram-aead.js';
 import { openUdpEndpoint, type UdpEndpoint } from '../../shared/native/udp-endpoint.js';
 import { parseHeader } from '../../shared/tunnel/datagram/codec.js';
-import { DatagramChannel, exportKeyBlock, SPLIT_CAPABILITY, type ChannelTiming } from '../../shared/tunnel/datagram/channel.js';
+import {
+  BUNDLE_CAPABILITY,
+  DatagramChannel,
+  exportKeyBlock,
+  SPLIT_CAPABILITY,
+  type ChannelTiming,
+} from '../../shared/tunnel/datagram/channel.js';
 import type { HelloMessage } from '../../shared/tunnel/control.js';
 import type { TunnelSession, TunnelTransport } from '../../shared/tunnel/session.js';
 import type { DatagramPort } from '../core/headend.js';
@@ -30,6 +36,8 @@ interface Peer {
   address: string | null;
   port: number;
   changed: (tx: string, reason: string) => void;
+  /** To the session's latest address. */
+  readonly send: (d: Buffer) => void;
   readonly txFrame: (frame: Uint8Array) => boolean;
 }
 
@@ -38,7 +46,14 @@ export interface DatagramServer extends DatagramPort {
   /** Drops before a session could be named (not ours, no such peer id), by reason. */
   readonly drops: Readonly<Record<string, number>>;
   /** Datagram counters summed over live sessions, and drops after the peer id was known, by reason. */
-  totals(): { datagramsIn: number; datagramsOut: number; sessionDrops: Record<string, number>; onDatagrams: number; sendDrops: number };
+  totals(): {
+    datagramsIn: number;
+    datagramsOut: number;
+    bundles: number;
+    sessionDrops: Record<string, number>;
+    onDatagrams: number;
+    sendDrops: number;
+  };
   close(): Promise<void>;
 }
 
@@ -65,12 +80,13 @@ export async function openDatagramServer(o: {
   });
   o.log.debug('datagram socket', { kind: sock.kind, port: sock.port });
   const bySession = new Map<string, number>();
-  /** Sessions whose hello said they rebuild HEAD/TAIL pairs. */
+  /** Sessions whose hello said they rebuild HEAD/TAIL pairs, and those that unpack bundles. */
   const splits = new Set<string>();
+  const bundles = new Set<string>();
   const peers = new Map<number, Peer>();
   const quarantine = new Map<number, number>();
   const drops: Record<string, number> = {};
-  const closedTotals = { datagramsIn: 0, datagramsOut: 0 };
+  const closedTotals = { datagramsIn: 0, datagramsOut: 0, bundles: 0 };
   const sessionDrops: Record<string, number> = {};
   const drop = (reason: string): void => {
     drops[reason] = (drops[reason] ?? 0) + 1;
@@ -93,15 +109,32 @@ export async function openDatagramServer(o: {
     // Authentic: this is where the device is now.
     p.address = address;
     p.port = port;
-    if (r.kind === 'frame') {
-      const list = inbound.get(p);
-      if (list) list.push(r.frame);
-      else inbound.set(p, [r.frame]);
+    if (r.kind === 'frame' || r.kind === 'frames') {
+      let list = inbound.get(p);
+      if (list === undefined) inbound.set(p, (list = []));
+      if (r.kind === 'frame') list.push(r.frame);
+      else for (const f of r.frames) list.push(f);
     } else if (r.kind === 'ping' && r.answer) sendTo(p, r.answer);
   };
   const deliver = (): void => {
     for (const [p, frames] of inbound) if (peers.get(bySession.get(p.sessionId) ?? -1) === p) p.tunnel.receiveFrames(frames);
     inbound.clear();
+  };
+
+  // Sessions with small frames waiting in a bundle: sealed when the task that sent them ends.
+  const bundling = new Set<Peer>();
+  const flushBundles = (): void => {
+    for (const p of bundling) p.channel?.flushBundle(p.send);
+    bundling.clear();
+  };
+  const txFrame = (p: Peer, c: DatagramChannel, frame: Uint8Array): boolean => {
+    if (c.tx !== 'datagram' || p.address === null) return false;
+    const sent = c.sealFrame(frame, o.now(), p.send);
+    if (c.bundlePending && !bundling.has(p)) {
+      if (bundling.size === 0) queueMicrotask(flushBundles);
+      bundling.add(p);
+    }
+    return sent;
   };
 
   const tick = setInterval(() => {
@@ -135,10 +168,11 @@ export async function openDatagramServer(o: {
     offer(sessionId: string, hello: HelloMessage) {
       if (!hello.capabilities.includes(DATAGRAM_CAPABILITY)) return null;
       if (hello.capabilities.includes(SPLIT_CAPABILITY)) splits.add(sessionId);
+      if (hello.capabilities.includes(BUNDLE_CAPABILITY)) bundles.add(sessionId);
       const id = bySession.get(sessionId) ?? newPeerId();
       bySession.set(sessionId, id);
-      // dg-split: this end rebuilds HEAD/TAIL pairs (an older agent ignores the word).
-      return [`${DATAGRAM_CAPABILITY}:${id}:${port}`, SPLIT_CAPABILITY];
+      // dg-split, dg-bundle: this end rebuilds HEAD/TAIL pairs and unpacks bundles (an older agent ignores the words).
+      return [`${DATAGRAM_CAPABILITY}:${id}:${port}`, SPLIT_CAPABILITY, BUNDLE_CAPABILITY];
     },
     attach(sessionId, tunnel, transport: TunnelTransport, changed) {
       const id = bySession.get(sessionId);
@@ -153,6 +187,7 @@ export async function openDatagramServer(o: {
           keyBlock,
           ipv6,
           peerSplits,
+          peerBundles: bundles.has(sessionId),
           alloc: sock.alloc,
           ...(o.timing ? { timing: o.timing } : {}),
         },
@@ -167,13 +202,15 @@ export async function openDatagramServer(o: {
         address: null,
         port: 0,
         changed,
+        send,
         // The session's datagramTx while this side's path monitor says datagrams work.
-        txFrame: (frame) => channel.tx === 'datagram' && peer.address !== null && channel.sealFrame(frame, o.now(), send),
+        txFrame: (frame) => txFrame(peer, channel, frame),
       };
       peers.set(id, peer);
     },
     detach(sessionId) {
       splits.delete(sessionId);
+      bundles.delete(sessionId);
       const id = bySession.get(sessionId);
       if (id === undefined) return;
       bySession.delete(sessionId);
@@ -183,6 +220,7 @@ export async function openDatagramServer(o: {
       if (p?.channel) {
         closedTotals.datagramsIn += p.channel.counters.datagramsIn;
         closedTotals.datagramsOut += p.channel.counters.datagramsOut;
+        closedTotals.bundles += p.channel.counters.bundles;
         for (const [k, v] of Object.entries(p.channel.counters.drops)) sessionDrops[k] = (sessionDrops[k] ?? 0) + v;
         p.channel.destroy();
         p.tunnel.datagramTx = null;
@@ -201,6 +239,7 @@ export async function openDatagramServer(o: {
       const t = {
         datagramsIn: closedTotals.datagramsIn,
         datagramsOut: closedTotals.datagramsOut,
+        bundles: closedTotals.bundles,
         sessionDrops: { ...sessionDrops },
         onDatagrams: 0,
         sendDrops: sock.stats().dropped,
@@ -210,6 +249,7 @@ export async function openDatagramServer(o: {
         if (!c) continue;
         t.datagramsIn += c.counters.datagramsIn;
         t.datagramsOut += c.counters.datagramsOut;
+        t.bundles += c.counters.bundles;
         if (c.tx === 'datagram') t.onDatagrams++;
         for (const [k, v] of Object.entries(c.counters.drops)) t.sessionDrops[k] = (t.sessionDrops[k] ?? 0) + v;
       }

@@ -113,6 +113,11 @@ export function headendMetrics(): Metrics {
   m.define('connector_headend_datagram_sessions', 'gauge', 'Sessions whose data toward the device leaves as datagrams.');
   m.define('connector_headend_datagrams_total', 'counter', 'Authentic datagrams received (in) and datagrams sent (out).');
   m.define(
+    'connector_headend_datagram_bundles_total',
+    'counter',
+    'Datagrams sent that carried several small frames (to agents that unpack them).',
+  );
+  m.define(
     'connector_headend_datagram_drops_total',
     'counter',
     'Datagrams dropped, by reason (not-data-v2 and peer-id before any crypto; replay, auth, epoch after).',

@@ -17,6 +17,11 @@
 // flow (black-hole detection). A frame too large for one datagram at the PLPMTU leaves as a HEAD/TAIL pair
 // (reassembly.ts) when the peer said it rebuilds them; toward an older peer it leaves whole, as before. The
 // sockets set DF without local fragmentation.
+//
+// Small frames (an ACK stream, VoIP, ARP) sealed in the same task share a BUNDLE datagram when the peer said
+// it unpacks them (`dg-bundle`): one AEAD call, one packet on the WAN and one receive for up to a datagram's
+// worth. Nothing waits for company: the caller flushes at the end of the task (flushBundle), and a frame
+// that does not go in a bundle flushes it first, so frames leave in the order they came.
 import { aead, segmentDatagrams } from './aead.js';
 import { DatagramReceiver, MAX_COUNTER, OP_DATA_V2, OVERHEAD, seal } from './codec.js';
 import { segmentOffload, type Offload } from '../../l2/tso-segment.js';
@@ -26,7 +31,14 @@ import { EpochChain, exporterContext, EXPORTER_LABEL, initialSecrets, KEY_BLOCK_
 
 /** Hello and hello-ack capability of an end that rebuilds HEAD/TAIL pairs (sends them only to such a peer). */
 export const SPLIT_CAPABILITY = 'dg-split';
+/** Hello and hello-ack capability of an end that unpacks BUNDLE datagrams (sent only to such a peer). */
+export const BUNDLE_CAPABILITY = 'dg-bundle';
 export const KIND_FRAME = 0x00;
+/** Several frames in one datagram: [u16 length, frame] repeated, at least two. */
+export const KIND_BUNDLE = 0x03;
+/** Frames up to this size go in bundles; a larger one costs more to copy than its own datagram costs. */
+export const BUNDLE_FRAME_MAX = 512;
+const MIN_FRAME = 14;
 export const KIND_PING = 0x10;
 export const KIND_PONG = 0x11;
 const PING_ANSWER = 1;
@@ -37,6 +49,7 @@ const KIND_BYTES: Record<number, Buffer> = {
   [KIND_FRAME]: Buffer.of(KIND_FRAME),
   [KIND_HEAD]: Buffer.of(KIND_HEAD),
   [KIND_TAIL]: Buffer.of(KIND_TAIL),
+  [KIND_BUNDLE]: Buffer.of(KIND_BUNDLE),
   [KIND_PING]: Buffer.of(KIND_PING),
   [KIND_PONG]: Buffer.of(KIND_PONG),
 };
@@ -80,6 +93,8 @@ export interface ChannelOptions {
   readonly ipv6?: boolean;
   /** The peer rebuilds HEAD/TAIL pairs (capability `dg-split`); else a frame too large leaves whole. */
   readonly peerSplits?: boolean;
+  /** The peer unpacks BUNDLE datagrams (capability `dg-bundle`); else every frame is a datagram of its own. */
+  readonly peerBundles?: boolean;
   /** The largest outer packet a search may find; default 1500. */
   readonly maxPlpmtu?: number;
   /** Key usage limits (tests shorten them): datagrams per epoch, and the last epoch this session may use. */
@@ -100,6 +115,7 @@ export function exportKeyBlock(
 
 export type Received =
   | { kind: 'frame'; frame: Buffer }
+  | { kind: 'frames'; frames: Buffer[] }
   | { kind: 'half' }
   | { kind: 'ping'; answer: Buffer | null }
   | { kind: 'pong' }
@@ -112,6 +128,8 @@ export interface ChannelCounters {
   framesIn: number;
   /** Frames sent as a HEAD/TAIL pair. */
   splits: number;
+  /** BUNDLE datagrams sent (each carried two frames or more). */
+  bundles: number;
   switches: number;
   drops: Record<string, number>;
 }
@@ -123,6 +141,7 @@ export class DatagramChannel {
     framesOut: 0,
     framesIn: 0,
     splits: 0,
+    bundles: 0,
     switches: 0,
     drops: {},
   };
@@ -155,6 +174,10 @@ export class DatagramChannel {
   /** PMTU probes are PINGs too, but their loss says nothing about the path's liveness. */
   readonly #pmtu: PathMtu;
   readonly #reassembly = new Reassembly((reason) => this.#drop(reason));
+  /** Small frames waiting for the end of the task, as [u16 length, frame] from byte 0 (copied: the caller's buffer may be reused). */
+  #bundle: Buffer | null = null;
+  #bundleUsed = 0;
+  #bundled = 0;
   /** The first 6 header bytes of sealSuperFrame()'s datagrams, rewritten per call. */
   readonly #head = Buffer.alloc(6);
   /** When the last authentic datagram arrived. */
@@ -205,6 +228,13 @@ export class DatagramChannel {
   sealFrame(frame: Uint8Array, now: number, send: (d: Buffer) => void): boolean {
     if (this.#spent) return false;
     const room = this.maxWhole;
+    if (this.#o.peerBundles === true && frame.length <= BUNDLE_FRAME_MAX) {
+      this.#toBundle(frame, room, send);
+      this.#lastFrameAt = now;
+      this.counters.framesOut++;
+      return true;
+    }
+    this.flushBundle(send);
     if (frame.length <= room || this.#o.peerSplits !== true) send(this.#seal(KIND_FRAME, frame));
     else if (frame.length > 2 * room) return false;
     else {
@@ -218,6 +248,40 @@ export class DatagramChannel {
     this.#lastFrameAt = now;
     this.counters.framesOut++;
     return true;
+  }
+
+  /** Frames wait in a bundle: the caller must flushBundle() before its task ends. */
+  get bundlePending(): boolean {
+    return this.#bundled > 0;
+  }
+
+  /**
+   * Seals the small frames gathered since the last flush (one alone as a plain FRAME datagram) and hands
+   * the datagram to `send`. Nothing to do when none wait or the channel is gone (its keys with it).
+   */
+  flushBundle(send: (d: Buffer) => void): void {
+    const n = this.#bundled;
+    if (n === 0) return;
+    const b = this.#bundle as Buffer;
+    const used = this.#bundleUsed;
+    this.#bundled = 0;
+    this.#bundleUsed = 0;
+    if (this.#destroyed) return;
+    if (n === 1) return send(this.#seal(KIND_FRAME, b.subarray(2, used)));
+    this.counters.bundles++;
+    send(this.#seal(KIND_BUNDLE, b.subarray(0, used)));
+  }
+
+  #toBundle(frame: Uint8Array, room: number, send: (d: Buffer) => void): void {
+    if (this.#bundled > 0 && this.#bundleUsed + 2 + frame.length > room) this.flushBundle(send);
+    // Made once per channel that ever bundles, as large as its largest path (a bundle never outgrows room).
+    const b = (this.#bundle ??= Buffer.allocUnsafe(Math.max(this.#o.maxPlpmtu ?? 1500, 1500)));
+    const at = this.#bundleUsed;
+    b[at] = frame.length >>> 8;
+    b[at + 1] = frame.length & 255;
+    b.set(frame, at + 2);
+    this.#bundleUsed = at + 2 + frame.length;
+    this.#bundled++;
   }
 
   /** The AEAD backend cuts and seals super-frames itself (one call per super-frame): sealSuperFrame() is worth calling. */
@@ -235,6 +299,7 @@ export class DatagramChannel {
   sealSuperFrame(o: Offload, frame: Uint8Array, now: number, send: (d: Buffer) => void): number {
     // No payload to cut (a bare header the kernel would not send as GSO): the caller's frame path takes it.
     if (this.#spent || !o.gso || o.ipEnd <= o.headers) return 0;
+    this.flushBundle(send);
     const mss = Math.min(o.mss, this.maxWhole - o.headers);
     if (mss < 1) return 0;
     const cut = { l3: o.l3, l4: o.l4, headers: o.headers, ipEnd: o.ipEnd, ipv6: o.ipv6, mss };
@@ -287,10 +352,17 @@ export class DatagramChannel {
     const p = r.payload;
     const kind = p[0];
     if (kind === KIND_FRAME) {
-      if (p.length < 15) return this.#drop('frame-short');
+      if (p.length < 1 + MIN_FRAME) return this.#drop('frame-short');
       this.#lastFrameAt = now;
       this.counters.framesIn++;
       return { kind: 'frame', frame: p.subarray(1) };
+    }
+    if (kind === KIND_BUNDLE) {
+      const frames = unbundle(p);
+      if (frames === null) return this.#drop('bundle-layout');
+      this.#lastFrameAt = now;
+      this.counters.framesIn += frames.length;
+      return { kind: 'frames', frames };
     }
     if (kind === KIND_HEAD || kind === KIND_TAIL) {
       const frame = this.#reassembly.offer(kind, r.epoch, r.counter, p.subarray(1), now);
@@ -463,6 +535,25 @@ export class DatagramChannel {
     this.counters.drops[reason] = (this.counters.drops[reason] ?? 0) + 1;
     return { kind: 'drop', reason };
   }
+}
+
+/**
+ * The frames of an opened BUNDLE payload (views of it), or null when its layout is wrong: fewer than two
+ * frames, one shorter than an Ethernet header, or a length past the end. An authentic peer never sends
+ * that, so the whole datagram is dropped rather than guessed at.
+ */
+function unbundle(p: Buffer): Buffer[] | null {
+  const frames: Buffer[] = [];
+  let at = 1;
+  while (at < p.length) {
+    if (at + 2 > p.length) return null;
+    const len = (p[at] as number) * 256 + (p[at + 1] as number);
+    const end = at + 2 + len;
+    if (len < MIN_FRAME || end > p.length) return null;
+    frames.push(p.subarray(at + 2, end));
+    at = end;
+  }
+  return frames.length >= 2 ? frames : null;
 }
 
 /** Bytes a datagram adds to a frame: header and tag, the kind byte. */

@@ -142,12 +142,12 @@ for (const [name, agentMax, headendMax, version] of [
   });
 }
 
-/** The source of OLD_COMMIT in a directory of its own that resolves this checkout's node_modules; null without history. */
-function oldCode(d: TempDir): string | null {
-  const dir = d.path('old');
+/** The source of `commit` in a directory of its own that resolves this checkout's node_modules; null without history. */
+function oldCode(d: TempDir, commit = OLD_COMMIT): string | null {
+  const dir = d.path(`old-${commit}`);
   const archive = spawnSync('sh', [
     '-c',
-    `mkdir -p ${dir} && git -C ${REPO} archive ${OLD_COMMIT} src package.json tsconfig.json | tar -x -C ${dir}`,
+    `mkdir -p ${dir} && git -C ${REPO} archive ${commit} src package.json tsconfig.json | tar -x -C ${dir}`,
   ]);
   if (archive.status !== 0) return null;
   symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'));
@@ -265,4 +265,112 @@ test(`the real v1 code of commit ${OLD_COMMIT} interoperates with this code in b
     'old-headend',
   );
   t.diagnostic(`old-code interop took ${Date.now() - started} ms (git archive, two tsx processes)`);
+});
+
+/** The last commit before BUNDLE datagrams (dg-bundle): its agent and headend know only one frame per datagram. */
+const DG_OLD_COMMIT = '8fa8eab';
+
+const OLD_DG_AGENT = `
+import { createTunnelClient } from './src/agent/adapters/tunnel-client.ts';
+import { silentLogger } from './src/shared/log.ts';
+const [port, key, cert, ca] = process.argv.slice(2);
+const c = createTunnelClient({
+  headends: [new URL('tls://127.0.0.1:' + port)],
+  getIdentity: () => Promise.resolve({ key, cert, ca }),
+  hello: { agentVersion: 'old', site: 'a', capabilities: ['l2'] },
+  keepaliveMs: 1000, deadAfterMs: 5000, backoff: { initialMs: 50, maxMs: 500, jitter: 1 },
+  sendQueueFrames: 64, random: () => 0.1, log: silentLogger, datagram: { enabled: true },
+});
+c.onFrames((b) => { for (const f of b) console.log(JSON.stringify({ frame: f.toString('hex') })); });
+c.start();
+setInterval(() => console.log(JSON.stringify({ transport: c.status().transport })), 200);
+`;
+
+/** `n` small frames whose payloads are `prefix-00`, `prefix-01`, ... */
+const burst = (prefix: string, n: number, src: string, dst: string): { tags: string[]; frames: Buffer[] } => {
+  const tags = Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(2, '0')}`);
+  return { tags, frames: tags.map((tag) => testFrame(src, dst, tag)) };
+};
+
+/** Every tag, once each, in order, among `frames`. */
+const allInOrder = (frames: readonly Buffer[], tags: readonly string[]): boolean => {
+  const seen = frames.map((f) => tags.findIndex((w) => f.includes(Buffer.from(w)))).filter((i) => i >= 0);
+  return seen.length === tags.length && seen.every((v, i) => v === i);
+};
+
+test(`the datagram channel of commit ${DG_OLD_COMMIT} (no dg-bundle) and this code: bursts of small frames cross both ways, none lost, none bundled toward the old end`, async (t) => {
+  const e = await env(t);
+  const old = oldCode(e.d, DG_OLD_COMMIT);
+  if (old === null) {
+    skipOrFail(t, `git history with commit ${DG_OLD_COMMIT}`);
+    return;
+  }
+  // An old agent against this headend: the headend's bursts toward it are frame by frame.
+  const h = await headend(t, e);
+  const id = e.pki.identity('A-1');
+  writeFileSync(join(old, 'old-dg-agent.ts'), OLD_DG_AGENT);
+  const oldAgent = runTs(t, old, ['old-dg-agent.ts', String(h.tunnelPort), id.key, id.cert, e.pki.dcCa.pem]);
+  await withStderr(
+    oldAgent.stderr,
+    waitFor('the old agent on datagrams', 20_000, () => oldAgent.lines.some((l) => l['transport'] === 'datagram')),
+  );
+  // Its MAC, learned by the headend, so the bursts below are unicast to it.
+  await waitFor(
+    'the old agent known to the headend',
+    5_000,
+    () => {
+      e.vtep.send(testFrame(DC_MAC, SITE_MAC, 'hello-old'), h.vxlanPort);
+      return oldAgent.lines.some((l) => String(l['frame']).includes(Buffer.from('hello-old').toString('hex')));
+    },
+    100,
+  );
+  for (let k = 0; k < 5; k++) {
+    const b = burst(`to-old-${k}`, 30, DC_MAC, SITE_MAC);
+    const at = oldAgent.lines.length;
+    for (const f of b.frames) e.vtep.send(f, h.vxlanPort);
+    const got = (): Buffer[] =>
+      oldAgent.lines.slice(at).flatMap((l) => (typeof l['frame'] === 'string' ? [Buffer.from(l['frame'], 'hex')] : []));
+    await waitFor(`burst ${k}: all 30 at the old agent, in order`, 5_000, () => allInOrder(got(), b.tags));
+  }
+
+  // This agent against an old headend: it offers no dg-bundle, so this agent sends none.
+  const e2 = await env(t);
+  const file = e2.d.path('headend.json');
+  writeJson(file, e2.configDoc);
+  const oldHeadend = runTs(t, old, [join(old, 'src/cli/connector.ts'), 'headend', '--config', file]);
+  const ports = { tunnel: 0, vxlan: 0 };
+  await withStderr(
+    oldHeadend.stderr,
+    waitFor('the old headend listening', 20_000, () => {
+      const m = /"tunnel":"[^"]*:(\d+)".*"vxlan":"[^"]*:(\d+)"/.exec(oldHeadend.stderr());
+      if (m) [ports.tunnel, ports.vxlan] = [Number(m[1]), Number(m[2])];
+      return m !== null;
+    }),
+  );
+  const id2 = e2.pki.identity('A-1');
+  const c = createTunnelClient({
+    headends: [new URL(`tls://127.0.0.1:${ports.tunnel}`)],
+    getIdentity: () => Promise.resolve({ key: id2.key, cert: id2.cert, ca: e2.pki.dcCa.pem }),
+    hello: { agentVersion: 'test', site: 'a', capabilities: ['l2'] },
+    keepaliveMs: 1_000,
+    deadAfterMs: 5_000,
+    backoff: { initialMs: 50, maxMs: 500, jitter: 1 },
+    sendQueueFrames: 64,
+    random: () => 0.1,
+    log: silentLogger,
+    datagram: { enabled: true },
+  });
+  t.after(() => c.close());
+  c.start();
+  await waitFor('on datagrams to the old headend', 10_000, () => c.status().transport === 'datagram');
+  for (let k = 0; k < 5; k++) {
+    const b = burst(`to-old-headend-${k}`, 30, SITE_MAC, 'ff:ff:ff:ff:ff:ff');
+    const at = e2.vtep.got.length;
+    c.sendFrames(b.frames);
+    await waitFor(`burst ${k}: all 30 at the VTEP behind the old headend, in order`, 5_000, () =>
+      allInOrder(e2.vtep.got.slice(at), b.tags),
+    );
+  }
+  assert.equal(c.status().datagram?.bundles, 0, 'no bundle toward a headend that did not offer dg-bundle');
+  assert.equal(c.status().transport, 'datagram');
 });

@@ -449,3 +449,53 @@ test('paths of 1500, 1492 (PPPoE) and 1280 bytes: each side finds the MTU, full-
     }
   }
 });
+
+test('small frames sent together share datagrams both ways (dg-bundle): every frame arrives, in order, and the counters say bundles went', async (t) => {
+  const e = await env(t, { metrics: { host: '127.0.0.1', port: 0 } });
+  const relay = new Relay(await udp('127.0.0.1'), await udp('127.0.0.1'), await datagramPort(e.h));
+  t.after(() => relay.close());
+  const link = client(e, { port: relay.port });
+  t.after(() => link.close());
+  const received: Buffer[] = [];
+  link.onFrames((fs) => received.push(...fs.map((f) => Buffer.from(f))));
+  link.start();
+  await waitFor('on datagrams', 10_000, () => link.status().transport === 'datagram');
+  await roundTrip(e, link, received, 'warm');
+  await e.h.waitForLine((l) => l['msg'] === 'session transport' && l['tx'] === 'datagram');
+  const tags = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(2, '0')}`);
+  const inOrder = (frames: readonly Buffer[], want: readonly string[]): boolean => {
+    const seen = frames.map((f) => want.findIndex((w) => f.includes(Buffer.from(w)))).filter((i) => i >= 0);
+    return seen.length === want.length && seen.every((v, i) => v === i);
+  };
+
+  // Up: 50 small frames handed over at once leave in a few datagrams.
+  const up = tags('up-burst', 50);
+  const bundles0 = link.status().datagram?.bundles ?? 0;
+  const mark = e.got.length;
+  link.sendFrames(up.map((tag) => testFrame('02:00:00:00:00:01', 'ff:ff:ff:ff:ff:ff', tag)));
+  await waitFor('the 50 frames at the VTEP', 5_000, () => inOrder(e.got.slice(mark), up));
+  const dg = link.status().datagram;
+  assert.ok((dg?.bundles ?? 0) - bundles0 >= 2, `the agent sent bundles (${(dg?.bundles ?? 0) - bundles0})`);
+
+  // Down: bursts from the VTEP; one read of the headend's takes several, which then share datagrams.
+  const vx = Buffer.alloc(8);
+  writeVxlanHeader(vx, 0, 100);
+  const metric = async (): Promise<number> => {
+    const text = await (await fetch(`http://127.0.0.1:${e.h.metricsPort}/metrics`)).text();
+    return Number(/^connector_headend_datagram_bundles_total (\d+)$/m.exec(text)?.[1] ?? NaN);
+  };
+  let bursts = 0;
+  // Published every 2 s: absent (NaN) until the first time.
+  for (; bursts < 20 && !((await metric()) >= 1); bursts++) {
+    const down = tags(`down-burst-${bursts}`, 30);
+    const at = received.length;
+    for (const tag of down)
+      e.vtep.send(Buffer.concat([vx, testFrame('02:00:00:00:00:05', '02:00:00:00:00:01', tag)]), e.h.vxlanPort, '127.0.0.1');
+    await waitFor(`burst ${bursts} at the agent, all 30 in order`, 5_000, () => inOrder(received.slice(at), down));
+    // The headend's metrics are published every 2 s.
+    await new Promise((r) => setTimeout(r, 2_100));
+  }
+  assert.ok((await metric()) >= 1, `the headend sent bundles (after ${bursts} bursts of 30)`);
+  t.diagnostic(`up: 50 frames, agent bundles ${dg?.bundles}; down: bundles after ${bursts + 1} bursts`);
+  assert.equal(link.status().transport, 'datagram');
+});

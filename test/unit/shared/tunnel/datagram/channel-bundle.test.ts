@@ -157,3 +157,34 @@ test('an authentic BUNDLE of the wrong layout is dropped whole and counted; the 
   const good = headend.receive(sealed(Buffer.concat([len(f.length), f, len(f.length), f])), 10);
   assert.ok(good.kind === 'frames' && good.frames.length === 2 && good.frames.every((g) => g.equals(f)));
 });
+
+test('2,000 random authentic BUNDLE payloads: never a throw; either frames that account for every byte, or dropped whole', () => {
+  const { headend, block } = pair();
+  const chain = new EpochChain(initialSecrets(block).a2h);
+  let counter = 5_000;
+  let opened = 0;
+  for (let i = 0; i < 2_000; i++) {
+    // Half random bytes, half well-formed bundles with one length mutated.
+    let payload: Buffer;
+    if (i % 2 === 0) payload = randomBytes(i % 300);
+    else {
+      const parts = Array.from({ length: 2 + (i % 5) }, (_, k) => {
+        const f = randomBytes(14 + ((i * 7 + k * 13) % 200));
+        return Buffer.concat([Buffer.of(f.length >>> 8, f.length & 255), f]);
+      });
+      payload = Buffer.concat(parts);
+      payload[(i * 31) % payload.length] = (i * 17) & 255;
+    }
+    const d = seal('AES-256-GCM', chain.current, { keyId: 0, peerId: PEER_ID, counter: counter++ }, [Buffer.of(KIND_BUNDLE), payload]);
+    const r = headend.receive(d, 10);
+    if (r.kind === 'frames') {
+      opened++;
+      assert.ok(r.frames.length >= 2 && r.frames.every((f) => f.length >= 14));
+      assert.equal(
+        r.frames.reduce((n, f) => n + 2 + f.length, 0),
+        payload.length,
+      );
+    } else assert.ok(r.kind === 'drop' && r.reason === 'bundle-layout', `${r.kind}`);
+  }
+  assert.ok(opened > 0, 'some mutated bundles were still well-formed');
+});

@@ -73,7 +73,12 @@ async function headend(t: TestContext, e: Env, maxProtocol?: 1 | 2): Promise<{ t
   return { tunnelPort: h.tunnelAddress.port, vxlanPort: h.vxlanAddress.port };
 }
 
-function agent(t: TestContext, e: Env, port: number, maxProtocol?: 1 | 2): { c: TunnelClient; got: Buffer[] } {
+function agent(
+  t: TestContext,
+  e: Env,
+  port: number,
+  o: { maxProtocol?: 1 | 2; datagram?: boolean } = {},
+): { c: TunnelClient; got: Buffer[] } {
   const id = e.pki.identity('A-1');
   const c = createTunnelClient({
     headends: [new URL(`tls://127.0.0.1:${port}`)],
@@ -85,7 +90,8 @@ function agent(t: TestContext, e: Env, port: number, maxProtocol?: 1 | 2): { c: 
     sendQueueFrames: 64,
     random: () => 0.1,
     log: silentLogger,
-    ...(maxProtocol !== undefined ? { maxProtocol } : {}),
+    ...(o.maxProtocol !== undefined ? { maxProtocol: o.maxProtocol } : {}),
+    ...(o.datagram ? { datagram: { enabled: true } } : {}),
   });
   const got: Buffer[] = [];
   c.onFrames((b) => {
@@ -128,7 +134,7 @@ for (const [name, agentMax, headendMax, version] of [
   test(name, async (t) => {
     const e = await env(t);
     const h = await headend(t, e, headendMax);
-    const { c, got } = agent(t, e, h.tunnelPort, agentMax);
+    const { c, got } = agent(t, e, h.tunnelPort, { ...(agentMax !== undefined ? { maxProtocol: agentMax } : {}) });
     await waitFor('up', 10_000, () => c.status().state === 'up');
     assert.deepEqual(c.status().protocol, { version, offload: false });
     await roundTrip(
@@ -185,6 +191,40 @@ async function withStderr<T>(stderr: () => string, p: Promise<T>): Promise<T> {
   }
 }
 
+/** The old CLI's headend on `config`; its tunnel and VXLAN ports once it listens (it logs JSON lines on stderr). */
+async function oldHeadendListening(t: TestContext, old: string, config: string): Promise<{ tunnel: number; vxlan: number }> {
+  const p = runTs(t, old, [join(old, 'src/cli/connector.ts'), 'headend', '--config', config]);
+  const ports = { tunnel: 0, vxlan: 0 };
+  await withStderr(
+    p.stderr,
+    waitFor('the old headend listening', 20_000, () => {
+      const m = /"tunnel":"[^"]*:(\d+)".*"vxlan":"[^"]*:(\d+)"/.exec(p.stderr());
+      if (m) [ports.tunnel, ports.vxlan] = [Number(m[1]), Number(m[2])];
+      return m !== null;
+    }),
+  );
+  return ports;
+}
+
+/** An agent script run from the old code's directory, once one of its lines says `what`. */
+async function oldAgentUntil(
+  t: TestContext,
+  old: string,
+  script: string,
+  args: string[],
+  what: string,
+  ready: (l: Record<string, unknown>) => boolean,
+): Promise<ReturnType<typeof runTs>> {
+  const file = `agent-${Math.random().toString(36).slice(2)}.ts`;
+  writeFileSync(join(old, file), script);
+  const p = runTs(t, old, [file, ...args]);
+  await withStderr(
+    p.stderr,
+    waitFor(`the old agent ${what}`, 20_000, () => p.lines.some(ready)),
+  );
+  return p;
+}
+
 const OLD_AGENT = `
 import { createTunnelClient } from './src/agent/adapters/tunnel-client.ts';
 import { silentLogger } from './src/shared/log.ts';
@@ -221,11 +261,13 @@ test(`the real v1 code of commit ${OLD_COMMIT} interoperates with this code in b
   // An old agent against this headend.
   const h = await headend(t, e);
   const id = e.pki.identity('A-1');
-  writeFileSync(join(old, 'old-agent.ts'), OLD_AGENT);
-  const oldAgent = runTs(t, old, ['old-agent.ts', String(h.tunnelPort), id.key, id.cert, e.pki.dcCa.pem]);
-  await withStderr(
-    oldAgent.stderr,
-    waitFor('the old agent up', 20_000, () => oldAgent.lines.some((l) => l['state'] === 'up')),
+  const oldAgent = await oldAgentUntil(
+    t,
+    old,
+    OLD_AGENT,
+    [String(h.tunnelPort), id.key, id.cert, e.pki.dcCa.pem],
+    'up',
+    (l) => l['state'] === 'up',
   );
   await waitFor("the old agent's frame at the VTEP", 5_000, () => tagged(e.vtep.got, 'up-old-agent'));
   const down = Buffer.from('down-old-agent').toString('hex');
@@ -243,17 +285,7 @@ test(`the real v1 code of commit ${OLD_COMMIT} interoperates with this code in b
   const e2 = await env(t);
   const file = e2.d.path('headend.json');
   writeJson(file, e2.configDoc);
-  const oldHeadend = runTs(t, old, [join(old, 'src/cli/connector.ts'), 'headend', '--config', file]);
-  const ports = { tunnel: 0, vxlan: 0 };
-  await withStderr(
-    oldHeadend.stderr,
-    waitFor('the old headend listening', 20_000, () => {
-      // The headend logs JSON lines on stderr.
-      const m = /"tunnel":"[^"]*:(\d+)".*"vxlan":"[^"]*:(\d+)"/.exec(oldHeadend.stderr());
-      if (m) [ports.tunnel, ports.vxlan] = [Number(m[1]), Number(m[2])];
-      return m !== null;
-    }),
-  );
+  const ports = await oldHeadendListening(t, old, file);
   const { c, got } = agent(t, e2, ports.tunnel);
   await waitFor('up against the old headend', 10_000, () => c.status().state === 'up');
   assert.deepEqual(c.status().protocol, { version: 1, offload: false });
@@ -308,11 +340,13 @@ test(`the datagram channel of commit ${DG_OLD_COMMIT} (no dg-bundle) and this co
   // An old agent against this headend: the headend's bursts toward it are frame by frame.
   const h = await headend(t, e);
   const id = e.pki.identity('A-1');
-  writeFileSync(join(old, 'old-dg-agent.ts'), OLD_DG_AGENT);
-  const oldAgent = runTs(t, old, ['old-dg-agent.ts', String(h.tunnelPort), id.key, id.cert, e.pki.dcCa.pem]);
-  await withStderr(
-    oldAgent.stderr,
-    waitFor('the old agent on datagrams', 20_000, () => oldAgent.lines.some((l) => l['transport'] === 'datagram')),
+  const oldAgent = await oldAgentUntil(
+    t,
+    old,
+    OLD_DG_AGENT,
+    [String(h.tunnelPort), id.key, id.cert, e.pki.dcCa.pem],
+    'on datagrams',
+    (l) => l['transport'] === 'datagram',
   );
   // Its MAC, learned by the headend, so the bursts below are unicast to it.
   await waitFor(
@@ -337,31 +371,8 @@ test(`the datagram channel of commit ${DG_OLD_COMMIT} (no dg-bundle) and this co
   const e2 = await env(t);
   const file = e2.d.path('headend.json');
   writeJson(file, e2.configDoc);
-  const oldHeadend = runTs(t, old, [join(old, 'src/cli/connector.ts'), 'headend', '--config', file]);
-  const ports = { tunnel: 0, vxlan: 0 };
-  await withStderr(
-    oldHeadend.stderr,
-    waitFor('the old headend listening', 20_000, () => {
-      const m = /"tunnel":"[^"]*:(\d+)".*"vxlan":"[^"]*:(\d+)"/.exec(oldHeadend.stderr());
-      if (m) [ports.tunnel, ports.vxlan] = [Number(m[1]), Number(m[2])];
-      return m !== null;
-    }),
-  );
-  const id2 = e2.pki.identity('A-1');
-  const c = createTunnelClient({
-    headends: [new URL(`tls://127.0.0.1:${ports.tunnel}`)],
-    getIdentity: () => Promise.resolve({ key: id2.key, cert: id2.cert, ca: e2.pki.dcCa.pem }),
-    hello: { agentVersion: 'test', site: 'a', capabilities: ['l2'] },
-    keepaliveMs: 1_000,
-    deadAfterMs: 5_000,
-    backoff: { initialMs: 50, maxMs: 500, jitter: 1 },
-    sendQueueFrames: 64,
-    random: () => 0.1,
-    log: silentLogger,
-    datagram: { enabled: true },
-  });
-  t.after(() => c.close());
-  c.start();
+  const ports = await oldHeadendListening(t, old, file);
+  const { c } = agent(t, e2, ports.tunnel, { datagram: true });
   await waitFor('on datagrams to the old headend', 10_000, () => c.status().transport === 'datagram');
   for (let k = 0; k < 5; k++) {
     const b = burst(`to-old-headend-${k}`, 30, SITE_MAC, 'ff:ff:ff:ff:ff:ff');

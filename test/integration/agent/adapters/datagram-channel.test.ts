@@ -145,6 +145,22 @@ function client(e: Env, o: { port?: number; enabled?: boolean; capabilities?: st
   });
 }
 
+/** A client through a relay to the headend's datagram port, on datagrams; the frames it receives. */
+async function onDatagrams(
+  t: { after(fn: () => void | Promise<void>): void },
+  e: Env,
+): Promise<{ relay: Relay; link: TunnelClient; received: Buffer[] }> {
+  const relay = new Relay(await udp('127.0.0.1'), await udp('127.0.0.1'), await datagramPort(e.h));
+  t.after(() => relay.close());
+  const link = client(e, { port: relay.port });
+  t.after(() => link.close());
+  const received: Buffer[] = [];
+  link.onFrames((fs) => received.push(...fs.map((f) => Buffer.from(f))));
+  link.start();
+  await waitFor('on datagrams', 10_000, () => link.status().transport === 'datagram');
+  return { relay, link, received };
+}
+
 /** One frame each way; resolves when both arrived. */
 async function roundTrip(e: Env, link: TunnelClient, received: Buffer[], tag: string): Promise<void> {
   const before = e.got.length;
@@ -206,15 +222,8 @@ const HOSTILE = Number(process.env['CK_HOSTILE_DATAGRAMS'] ?? 1_000_000);
 
 test(`${HOSTILE} hostile datagrams at the headend port: random, truncated, bit-flipped and replayed are dropped, counted, unanswered; the live session's frames keep flowing both ways`, async (t) => {
   const e = await env(t, { metrics: { host: '127.0.0.1', port: 0 } });
-  const port = await datagramPort(e.h);
-  const relay = new Relay(await udp('127.0.0.1'), await udp('127.0.0.1'), port);
-  t.after(() => relay.close());
-  const link = client(e, { port: relay.port });
-  t.after(() => link.close());
-  const received: Buffer[] = [];
-  link.onFrames((fs) => received.push(...fs.map((f) => Buffer.from(f))));
-  link.start();
-  await waitFor('on datagrams', 10_000, () => link.status().transport === 'datagram');
+  const { relay, link, received } = await onDatagrams(t, e);
+  const port = relay.headendPort;
   const tap = await udp('127.0.0.1');
   t.after(() => {
     tap.close();
@@ -452,14 +461,7 @@ test('paths of 1500, 1492 (PPPoE) and 1280 bytes: each side finds the MTU, full-
 
 test('small frames sent together share datagrams both ways (dg-bundle): every frame arrives, in order, and the counters say bundles went', async (t) => {
   const e = await env(t, { metrics: { host: '127.0.0.1', port: 0 } });
-  const relay = new Relay(await udp('127.0.0.1'), await udp('127.0.0.1'), await datagramPort(e.h));
-  t.after(() => relay.close());
-  const link = client(e, { port: relay.port });
-  t.after(() => link.close());
-  const received: Buffer[] = [];
-  link.onFrames((fs) => received.push(...fs.map((f) => Buffer.from(f))));
-  link.start();
-  await waitFor('on datagrams', 10_000, () => link.status().transport === 'datagram');
+  const { link, received } = await onDatagrams(t, e);
   await roundTrip(e, link, received, 'warm');
   await e.h.waitForLine((l) => l['msg'] === 'session transport' && l['tx'] === 'datagram');
   const tags = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(2, '0')}`);

@@ -206,18 +206,20 @@ async function oldHeadendListening(t: TestContext, old: string, config: string):
   return ports;
 }
 
-/** An agent script run from the old code's directory, once one of its lines says `what`. */
+/** An agent script run from the old code's directory against headend `h` as unit A-1, once one of its lines says `what`. */
 async function oldAgentUntil(
   t: TestContext,
+  e: Env,
   old: string,
+  h: { tunnelPort: number },
   script: string,
-  args: string[],
   what: string,
   ready: (l: Record<string, unknown>) => boolean,
 ): Promise<ReturnType<typeof runTs>> {
+  const id = e.pki.identity('A-1');
   const file = `agent-${Math.random().toString(36).slice(2)}.ts`;
   writeFileSync(join(old, file), script);
-  const p = runTs(t, old, [file, ...args]);
+  const p = runTs(t, old, [file, String(h.tunnelPort), id.key, id.cert, e.pki.dcCa.pem]);
   await withStderr(
     p.stderr,
     waitFor(`the old agent ${what}`, 20_000, () => p.lines.some(ready)),
@@ -260,15 +262,7 @@ test(`the real v1 code of commit ${OLD_COMMIT} interoperates with this code in b
   }
   // An old agent against this headend.
   const h = await headend(t, e);
-  const id = e.pki.identity('A-1');
-  const oldAgent = await oldAgentUntil(
-    t,
-    old,
-    OLD_AGENT,
-    [String(h.tunnelPort), id.key, id.cert, e.pki.dcCa.pem],
-    'up',
-    (l) => l['state'] === 'up',
-  );
+  const oldAgent = await oldAgentUntil(t, e, old, h, OLD_AGENT, 'up', (l) => l['state'] === 'up');
   await waitFor("the old agent's frame at the VTEP", 5_000, () => tagged(e.vtep.got, 'up-old-agent'));
   const down = Buffer.from('down-old-agent').toString('hex');
   await waitFor(
@@ -339,15 +333,7 @@ test(`the datagram channel of commit ${DG_OLD_COMMIT} (no dg-bundle) and this co
   }
   // An old agent against this headend: the headend's bursts toward it are frame by frame.
   const h = await headend(t, e);
-  const id = e.pki.identity('A-1');
-  const oldAgent = await oldAgentUntil(
-    t,
-    old,
-    OLD_DG_AGENT,
-    [String(h.tunnelPort), id.key, id.cert, e.pki.dcCa.pem],
-    'on datagrams',
-    (l) => l['transport'] === 'datagram',
-  );
+  const oldAgent = await oldAgentUntil(t, e, old, h, OLD_DG_AGENT, 'on datagrams', (l) => l['transport'] === 'datagram');
   // Its MAC, learned by the headend, so the bursts below are unicast to it.
   await waitFor(
     'the old agent known to the headend',

@@ -340,11 +340,23 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
       stopWatch();
       clearInterval(registryTimer);
       // The fleet is asked to spread its return over the time the accept rate needs for all of it.
-      core.closeAll('headend-shutdown', reconnectWindowMs(core.sessions().length, listen.acceptPerS), o?.exiting);
+      const t0 = performance.now();
+      const sessions = core.sessions().length;
+      core.closeAll('headend-shutdown', reconnectWindowMs(sessions, listen.acceptPerS), o?.exiting);
+      const byesMs = performance.now() - t0;
+      const done = async (p: Promise<void> | undefined): Promise<number> => (await p, performance.now() - t0);
       // Every session's record is queued now (a handshake that completes from here on is not admitted):
       // the audit commits them and its closing checkpoint while the byes leave, instead of after the
       // grace, behind thousands of sockets' close events. Exiting, the peers' answers are not even read.
-      await Promise.all([listener.close(SHUTDOWN_GRACE_MS, o?.exiting), audit?.close(), metrics?.close(), store.close()]);
+      const [sentMs, auditMs] = await Promise.all([
+        done(listener.close(SHUTDOWN_GRACE_MS, o?.exiting)),
+        done(audit?.close()),
+        metrics?.close(),
+        store.close(),
+      ]);
+      // Where a slow stop went: the byes (and each session's record and log line), their leaving the
+      // socket buffers, the audit's last commit and checkpoint.
+      log.info('sessions closed', { sessions, byesMs: Math.round(byesMs), sentMs: Math.round(sentMs), auditMs: Math.round(auditMs) });
       await l2.close();
       await datagram?.close();
     },

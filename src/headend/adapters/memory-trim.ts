@@ -3,16 +3,21 @@
 // TLS objects hold their native buffers until V8 collects them, and an idle headend allocates too little
 // to start one), then glibc's malloc_trim(0) through the native addon on a libuv worker thread, which
 // returns the free pages in the middle of the heap that free() never gives back.
-// Both pause the loop: the collection for its duration (90 ms compacting after 2,000 sessions), the trim
-// while the loop allocates from the arena being trimmed (up to its duration, 40-110 ms). Hence the policy
-// in core/memory-return.ts: only after a settled, large drop, at most every 30 s.
+// Both pause the loop: the collection for its duration (90 ms compacting after 2,000 sessions, 150 ms
+// after 5,000), the trim while the loop allocates from the arena being trimmed (up to its duration,
+// 40-150 ms). Back to back they held every session's frames for 300 ms after a 5,000-session teardown,
+// so the trim waits a second after the collection: two shorter pauses with the loop's work between them.
+// Hence also the policy in core/memory-return.ts: only after a settled, large drop, at most every 30 s.
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { loadTapAddon } from '../../shared/native/addon.js';
 import type { Logger } from '../../shared/log.js';
 import { MemoryReturn } from '../core/memory-return.js';
 
-export type MemoryTrim = () => Promise<{ released: boolean; gcMs: number; trimMs: number }>;
+export type MemoryTrim = () => Promise<{ released: boolean; gcMs: number; trimMs: number; gapMs: number }>;
+
+/** Between the collection and the trim, so their pauses do not add up. */
+export const TRIM_AFTER_GC_MS = 1_000;
 
 /**
  * V8's full collection, exposed without a command-line flag (the flag set at run time, read in a new
@@ -34,7 +39,7 @@ function fullGc(): () => void {
 }
 
 /** Null where there is nothing to call (no addon, a build without it, musl). */
-export function nativeMemoryTrim(): MemoryTrim | null {
+export function nativeMemoryTrim(gapMs = TRIM_AFTER_GC_MS): MemoryTrim | null {
   let trim: ((cb: (released: boolean, ms: number) => void) => void) | undefined;
   try {
     trim = loadTapAddon().mallocTrim;
@@ -44,11 +49,13 @@ export function nativeMemoryTrim(): MemoryTrim | null {
   if (trim === undefined) return null;
   const call = trim;
   const gc = fullGc();
-  return () => {
+  return async () => {
     const t0 = performance.now();
     gc();
     const gcMs = performance.now() - t0;
-    return new Promise((resolve) => call((released, trimMs) => resolve({ released, gcMs, trimMs })));
+    await new Promise((r) => setTimeout(r, gapMs));
+    const gap = performance.now() - t0 - gcMs;
+    return new Promise((resolve) => call((released, trimMs) => resolve({ released, gcMs, trimMs, gapMs: gap })));
   };
 }
 
@@ -62,7 +69,7 @@ export function memoryReturnLoop(sessions: () => number, log: Logger, counted: (
     if (running || !policy.tick(Date.now(), sessions())) return;
     running = true;
     const before = process.memoryUsage.rss();
-    void trim().then(({ released, gcMs, trimMs }) => {
+    void trim().then(({ released, gcMs, trimMs, gapMs }) => {
       running = false;
       counted(released);
       const mb = (b: number): number => Math.round(b / 1e5) / 10;
@@ -71,6 +78,7 @@ export function memoryReturnLoop(sessions: () => number, log: Logger, counted: (
         rssMbAfter: mb(process.memoryUsage.rss()),
         gcMs: +gcMs.toFixed(1),
         trimMs: +trimMs.toFixed(1),
+        trimAfterMs: Math.round(gapMs),
         sessions: sessions(),
       });
     });

@@ -60,3 +60,18 @@ test('the collection before the trim compacts: the pages a teardown leaves spars
   assert.ok(after.size < 1.6 * after.used + 4e6, `old space still ${mb(after.size)} MB for ${mb(after.used)} MB live`);
   assert.equal(live.length, 100_000);
 });
+
+test('the trim waits after the collection: their pauses do not add up, the loop runs between them', async () => {
+  const trim = nativeMemoryTrim(200);
+  assert.ok(trim);
+  const t0 = performance.now();
+  let fired = Number.NaN;
+  setTimeout(() => (fired = performance.now() - t0), 20);
+  const r = await trim();
+  assert.ok(r.gapMs >= 190, `the trim began ${r.gapMs.toFixed(0)} ms after the collection`);
+  // The timer's turn came after the collection and before the trim began.
+  assert.ok(
+    fired >= 20 && fired <= r.gcMs + r.gapMs,
+    `timer at ${fired.toFixed(1)} ms; collection ${r.gcMs.toFixed(1)} ms, gap ${r.gapMs.toFixed(1)} ms`,
+  );
+});

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: UNLICENSED
 // `npm run bench:headend-load -- --sessions N --tenants K [--cycles C] [--bcast-per-s B] [--no-netns] [--pin]
-//   [--l2 kernel] [--workers W] [--fleet-procs P]`:
+//   [--l2 kernel] [--workers W] [--fleet-procs P] [--fleet-nice 19]`:
 // issue 19's phases against a real headend process of this repo, with N real TLS sessions (load.ts, a
 // child) and a probe session pinging every 20 ms (probe.ts, in this process, which does nothing else
 // heavy; the fleet is one process per 1,000 devices unless --fleet-procs). Run as root it re-executes itself in a fresh network namespace (loopback only), so the TCP
@@ -56,6 +56,12 @@ const RESUMPTION = !argv.includes('--no-resumption');
 // headend and the probe share CPU 0, the fleet the others). Off by default: on a 2-core box the fleet
 // then has one core for N clients' handshakes, which slows the storm it is meant to produce.
 const PIN = argv.includes('--pin') && availableParallelism() >= 2;
+// --fleet-nice: the fleet's processes at this nice value. The fleet's TLS clients cost more CPU per
+// session than the headend (5.6 against 3.5 ms in a storm) and, on this box, the same two cores: at nice
+// 0 the headend waits for the CPU the fleet holds, and the probe counts that wait as the headend's. At
+// 19 the fleet gets whatever the headend and the probe leave, all of both cores when they are idle.
+const FLEET_NICE = arg('fleet-nice', 0);
+if (!(Number.isInteger(FLEET_NICE) && FLEET_NICE >= 0 && FLEET_NICE <= 19)) throw new Error(`--fleet-nice must be 0-19, got ${FLEET_NICE}`);
 // The kernel L2 engine (each session a TAP port of a Linux bridge) and worker processes; RSS and CPU are
 // then the sums over the headend's process tree, and the kernel's slab growth is reported beside them.
 const KERNEL = argv.includes('--l2') && argv[argv.indexOf('--l2') + 1] === 'kernel';
@@ -106,7 +112,10 @@ class FleetChild {
     const per = Math.ceil(N / procs);
     for (let p = 0; p < procs && p * per < N; p++) {
       const slice = [String(p * per), String(Math.min(N, (p + 1) * per))];
-      const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'bench/headend-load/load.ts'), fleetFile, ...slice], {
+      const cmd = [process.execPath, '--import', 'tsx', join(REPO, 'bench/headend-load/load.ts'), fleetFile, ...slice];
+      // Through nice(1), so every thread the child starts has the value from its first instruction.
+      const [exe, ...args] = FLEET_NICE > 0 ? ['nice', '-n', String(FLEET_NICE), ...cmd] : cmd;
+      const child = spawn(exe as string, args, {
         cwd: REPO,
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       });
@@ -242,6 +251,7 @@ try {
     return f;
   };
   if (PIN) pin(process.pid, '0');
+  out['fleetNice'] = FLEET_NICE;
   out['pinned'] = PIN ? { headendAndProbe: '0', fleet: `1-${availableParallelism() - 1}` } : false;
   let hn = 0;
   headend = await startHeadendProcess(configFile, dir, ++hn);
@@ -438,7 +448,7 @@ function table(o: Record<string, unknown>): void {
   const cy = r(o['cycles']);
   const sc = r(o['scrape']);
   const lines = [
-    `headend load: ${N} sessions, ${K} tenants${UNPACED ? ', UNPACED' : ''}${RESUMPTION ? '' : ', no resumption'}, netns ${String(o['netns'])}${o['error'] ? `; ERROR ${String(o['error'])}` : ''}`,
+    `headend load: ${N} sessions, ${K} tenants${UNPACED ? ', UNPACED' : ''}${RESUMPTION ? '' : ', no resumption'}${FLEET_NICE > 0 ? `, fleet at nice ${FLEET_NICE}` : ''}, netns ${String(o['netns'])}${o['error'] ? `; ERROR ${String(o['error'])}` : ''}`,
     `idle            RSS ${r(o['idle'])['rssMb']} MB`,
     `steady          up in ${st['upMs']} ms (${st['sessionsPerS']}/s, CPU per session: headend ${st['cpuMsPerSessionUp']} ms, fleet ${st['fleetCpuMsPerSessionUp']} ms), RSS ${st['rssMb']} MB (${st['rssPerSessionKb']} KB/session, kernel slab ${st['slabPerSessionKb']} KB/session), CPU ${st['cpuPct']} %; ${p(st['probe'])}`,
     ...Object.entries(sc).map(([k, v]) => `scrape ${k.padEnd(24)} ${r(v)['bytes']} B in ${r(v)['ms']} ms; ${p(r(v)['probe'])}`),

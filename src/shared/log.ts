@@ -56,9 +56,9 @@ export function formatLine(format: LogFormat, time: Date, level: LogLevel, msg: 
 let stderrSink: ((line: string) => void) | undefined;
 
 /**
- * stderr, one write per turn of the loop. When a headend closes thousands of sessions in one turn (a
- * shutdown, a site's router dropping every connection), a write per line was a system call each (stderr
- * is synchronous for files and pipes): 5,000 lines held the loop for 140 ms. Lines wait at most until the
+ * stderr, one write per task. When a headend closes thousands of sessions in one task (a shutdown, a
+ * site's router dropping every connection), a write per line was a system call each (stderr is
+ * synchronous for files and pipes): 5,000 lines held the loop for 77-140 ms. Lines wait at most until the
  * running task ends; the process's exit (process.exit, an uncaught exception) writes what is still held.
  * One per process, because stderr is: each logger's own would each need an exit listener.
  */

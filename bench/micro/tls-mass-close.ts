@@ -9,12 +9,10 @@
 // headend's teardown stall (`npm run bench:headend-load`) is read against it. JSON on stdout, a table
 // on stderr. N=1000,2000,5000 by default (SESSIONS=a,b,c to change); loopback only; needs
 // `ulimit -n` above N (every connection is a descriptor in the server and one in a client).
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { connect, createServer, type TLSSocket } from 'node:tls';
+import { createSelfSignedCa, exportPrivateKeyPem, generateKeyPair } from '../../src/shared/pki/x509.js';
 
 const SIZES = (process.env['SESSIONS'] ?? '1000,2000,5000').split(',').map(Number);
 
@@ -45,39 +43,15 @@ if (process.argv[2] === 'client') {
 }
 
 async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'ck-tls-close-'));
-  const key = join(dir, 'key.pem');
-  const cert = join(dir, 'cert.pem');
-  const r = spawnSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '1',
-      '-subj',
-      '/CN=bench',
-    ],
-    {
-      encoding: 'utf8',
-    },
+  // The server's certificate: a self-signed P-256 one, as the headend's (its content does not matter here).
+  const keys = await generateKeyPair();
+  const now = Date.now();
+  const cert = Buffer.from(
+    (await createSelfSignedCa({ cn: 'bench' }, keys, new Date(now - 3_600_000), new Date(now + 86_400_000))).toString('pem'),
   );
-  if (r.status !== 0) throw new Error(`openssl: ${r.stderr}`);
+  const key = Buffer.from(await exportPrivateKeyPem(keys.privateKey));
   const results: { sessions: number; loopHeldMs: number; allClosedMs: number }[] = [];
-  try {
-    for (const n of SIZES) results.push(await once(n, readFileSync(key), readFileSync(cert)));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  for (const n of SIZES) results.push(await once(n, key, cert));
   process.stdout.write(JSON.stringify({ bench: 'tls-mass-close', node: process.version, results }) + '\n');
   process.stderr.write('sessions  loop held (max gap of a 1 ms timer)  all closed\n');
   for (const x of results)

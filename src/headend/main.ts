@@ -292,6 +292,7 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
         () => core.sessions().length,
         log,
         (released) => core.metrics.inc('connector_headend_memory_trims_total', { released: released ? 'yes' : 'no' }),
+        () => listener.admitting,
       )
     : undefined;
 

@@ -60,13 +60,18 @@ export function nativeMemoryTrim(gapMs = TRIM_AFTER_GC_MS): MemoryTrim | null {
 }
 
 /** Every 2 s: once the session count has settled after a large drop, freed native memory goes back to the kernel. */
-export function memoryReturnLoop(sessions: () => number, log: Logger, counted: (released: boolean) => void): NodeJS.Timeout | undefined {
+export function memoryReturnLoop(
+  sessions: () => number,
+  log: Logger,
+  counted: (released: boolean) => void,
+  admitting: () => number = () => 0,
+): NodeJS.Timeout | undefined {
   const trim = nativeMemoryTrim();
   if (trim === null) return undefined;
   const policy = new MemoryReturn();
   let running = false;
   const timer = setInterval(() => {
-    if (running || !policy.tick(Date.now(), sessions())) return;
+    if (running || !policy.tick(Date.now(), sessions(), admitting())) return;
     running = true;
     const before = process.memoryUsage.rss();
     void trim().then(({ released, gcMs, trimMs, gapMs }) => {

@@ -74,6 +74,8 @@ export interface TlsListenerOptions {
 
 export interface TlsListener {
   readonly address: AddressInfo;
+  /** Connections in their handshake or waiting for a slot (admission pacing). */
+  readonly admitting: number;
   /**
    * Stops accepting and resolves once every connection has closed; connections still open after
    * `graceMs` (peers slow to answer a bye, handshakes in progress) are closed from this side. With
@@ -300,6 +302,9 @@ export async function openTlsListener(o: TlsListenerOptions): Promise<TlsListene
   tcp.on('error', (e) => log.error('tunnel listener error', { error: e.message }));
   return {
     address,
+    get admitting() {
+      return gate.inProgress + gate.queued;
+    },
     close: async (graceMs = Number.POSITIVE_INFINITY, leaveOpen = false) => {
       closing = true;
       if (pumpTimer) clearTimeout(pumpTimer);

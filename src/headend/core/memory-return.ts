@@ -12,9 +12,15 @@ export interface MemoryReturnPolicy {
   readonly minFraction: number;
   /** At most one trim per this many ms. */
   readonly minIntervalMs: number;
+  /**
+   * Not while more connections than this are in or waiting for their handshake: a reconnect storm (or
+   * a fleet flapping) is no time for the collection's and the trim's pauses, 0.1-0.5 s each, which
+   * push clients past their connect timeout. The trim waits for the storm to pass.
+   */
+  readonly maxAdmitting: number;
 }
 
-export const MEMORY_RETURN_DEFAULTS: MemoryReturnPolicy = { minDrop: 100, minFraction: 0.1, minIntervalMs: 30_000 };
+export const MEMORY_RETURN_DEFAULTS: MemoryReturnPolicy = { minDrop: 100, minFraction: 0.1, minIntervalMs: 30_000, maxAdmitting: 16 };
 
 export class MemoryReturn {
   #peak = 0;
@@ -23,15 +29,19 @@ export class MemoryReturn {
 
   constructor(private readonly policy: MemoryReturnPolicy = MEMORY_RETURN_DEFAULTS) {}
 
-  /** Called at a steady interval with the live session count; true when a trim should run now. */
-  tick(nowMs: number, sessions: number): boolean {
+  /**
+   * Called at a steady interval with the live session count and the connections in or waiting for their
+   * handshake; true when a trim should run now.
+   */
+  tick(nowMs: number, sessions: number, admitting = 0): boolean {
     this.#peak = Math.max(this.#peak, sessions);
     // Settled: the same count as one interval ago (a teardown still under way frees more).
     const settled = sessions === this.#previous;
     this.#previous = sessions;
     const drop = this.#peak - sessions;
-    const { minDrop, minFraction, minIntervalMs } = this.policy;
+    const { minDrop, minFraction, minIntervalMs, maxAdmitting } = this.policy;
     if (!settled || drop < minDrop || drop < minFraction * this.#peak || nowMs - this.#lastTrimAt < minIntervalMs) return false;
+    if (admitting > maxAdmitting) return false;
     this.#peak = sessions;
     this.#lastTrimAt = nowMs;
     return true;

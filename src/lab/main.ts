@@ -253,18 +253,27 @@ async function waitTunnels(state: LabState, plan: LabPlan, progress: Progress): 
   }
 }
 
-/** Slow-core mode: puts the process `name` into its own cgroup limited to `fraction` of a core. */
 const planOptions = (o: { wan?: unknown; natUdpTimeoutS?: number | undefined }): PlanOptions => ({
   wan: o.wan !== undefined,
   ...(o.natUdpTimeoutS !== undefined ? { natUdpTimeoutS: o.natUdpTimeoutS } : {}),
 });
 
+/** Slow-core mode: puts the process `name` into its own cgroup limited to `fraction` of a core. */
 function confine(state: LabState, name: string, fraction: number | undefined, progress: Progress): void {
   if (fraction === undefined) return;
   const p = state.processes.find((x) => x.name === name);
   if (!p || p.pid <= 0) return;
   limitCpu(`${state.prefix}-${name}`, fraction).add(p.pid);
   progress(`slow-core mode: ${name} confined to ${fraction} of a core`);
+}
+
+/**
+ * How long a lab process may take to listen. Confined to a fraction of a core it starts that many times
+ * slower: the headend needs about 3 s of CPU from sources (tsx), 23 s at an eighth of a core.
+ */
+function startUpMs(slowCore: number | undefined): number {
+  const fullCoreMs = 20_000;
+  return slowCore === undefined ? fullCoreMs : Math.min(fullCoreMs / slowCore, 180_000);
 }
 
 export async function labUp(o: LabUpOptions): Promise<LabState> {
@@ -318,7 +327,7 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
       const es = state.processes.find((p) => p.name === 'est');
       if (es) await waitListening(state, es, DC.estPort, 20_000);
       const he = state.processes.find((p) => p.name === 'headend');
-      if (he) await waitListening(state, he, plan.headend.port, 20_000);
+      if (he) await waitListening(state, he, plan.headend.port, startUpMs(o.slowCore));
     }
     if (wantAgents) {
       for (const t of plan.tenants) {

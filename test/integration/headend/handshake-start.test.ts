@@ -107,3 +107,36 @@ test('a completed handshake is admitted when the deferral runs it; not for a cli
   await waitFor('the third client closed', 5_000, () => cClosed);
   assert.deepEqual(seen.peers, ['D-1']);
 });
+
+test('admitting counts the connections in a handshake and those waiting for a slot, and falls to 0 once they are gone', async (t) => {
+  const d = tempDir(t, 'ck-he-hsadmitting-', true);
+  const pki = await createTestPki(d.dir, { clients: ['D-1'] });
+  const seen: Seen = { peers: [], refused: [], handshakes: 0 };
+  const l = await listener(pki, seen, {
+    handshakeTimeoutMs: 10_000,
+    pacing: { maxHandshakes: 1, maxQueued: 8, maxWaitMs: 10_000, acceptPerS: 1_000, acceptBurst: 10 },
+  });
+  t.after(() => l.close(0));
+  assert.equal(l.admitting, 0);
+  // A TLS record header that announces a ClientHello and never sends it: the first holds the one slot
+  // in its handshake, the other two wait for it.
+  const stuck: Socket[] = [];
+  for (let i = 0; i < 3; i++) {
+    const s = netConnect(l.address.port, '127.0.0.1');
+    s.on('error', () => {});
+    t.after(() => s.destroy());
+    await new Promise((r) => s.once('connect', r));
+    s.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]));
+    stuck.push(s);
+  }
+  await waitFor('three connections admitting', 5_000, () => l.admitting === 3);
+  assert.equal(seen.handshakes, 0);
+
+  for (const s of stuck) s.destroy();
+  await waitFor('none admitting once the clients left', 5_000, () => l.admitting === 0);
+
+  const dev = connectDevice(pki, l.address.port, 'D-1');
+  t.after(() => dev.destroy());
+  await waitFor('the device admitted', 5_000, () => seen.peers.length === 1);
+  assert.equal(l.admitting, 0, 'an admitted session is no longer admitting');
+});

@@ -2,11 +2,14 @@
 // The load tool's fleet (a child of run.ts, so it never shares the headend's or the probe's loop): N real
 // agent tunnel clients (src/agent's reconnect, backoff and resumption), each with its own device
 // certificate, all started at once; keepalives as the agent sends them and a trickle of broadcast frames.
-// Reports to the parent over IPC every 50 ms: sessions up, attempts, attempts that hit the connect timeout.
+// Reports to the parent over IPC every 50 ms: sessions up, attempts, attempts that hit the connect timeout,
+// and its own loop's delay since the parent last asked it to start counting (a fleet late on a busy box
+// times its own connections out: that storm is the fleet's, not the headend's).
 // `load.ts FLEET.json FROM TO` runs devices [FROM, TO) only: a fleet of thousands is split over several
 // processes, as real units answer their handshakes independently (one process's loop answers them in
 // bunches, and past ~4,000 its own delays made its sessions flap).
 import { readFileSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { silentLogger } from '../../src/shared/log.js';
 import { createTunnelClient, type TunnelClient } from '../../src/agent/adapters/tunnel-client.js';
 
@@ -81,7 +84,16 @@ const bcast = setInterval(() => {
     }
   }
 }, 100);
-const report = setInterval(() => process.send?.({ up, attempts, timeouts, refusedPreTls, rxFrames, at: Date.now() }), 50);
+const loop = monitorEventLoopDelay({ resolution: 10 });
+loop.enable();
+process.on('message', (m) => {
+  if ((m as { resetLoop?: boolean }).resetLoop) loop.reset();
+});
+const report = setInterval(() => {
+  const loopP99Ms = loop.count > 0 ? loop.percentile(99) / 1e6 : 0;
+  const loopMaxMs = loop.count > 0 ? loop.max / 1e6 : 0;
+  process.send?.({ up, attempts, timeouts, refusedPreTls, rxFrames, loopP99Ms, loopMaxMs, at: Date.now() });
+}, 50);
 process.on('disconnect', () => {
   clearInterval(bcast);
   clearInterval(report);

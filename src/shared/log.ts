@@ -62,7 +62,7 @@ let stderrSink: ((line: string) => void) | undefined;
  * running task ends; the process's exit (process.exit, an uncaught exception) writes what is still held.
  * One per process, because stderr is: each logger's own would each need an exit listener.
  */
-export function stderrLines(): (line: string) => void {
+function stderrLines(): (line: string) => void {
   if (stderrSink) return stderrSink;
   let held: string[] = [];
   const flush = (): void => {

@@ -29,7 +29,8 @@ describe('slow-core mode (agent and headend at 1/8 of a core)', { skip: slowCore
   let lab: LabHandle;
   before(async () => {
     lab = await openLab(undefined, { headend: true, agents: true, slowCore: FRACTION });
-    await lab.waitPing('lan-host', SITE.vm.ip, 60_000);
+    // The agent starts (from sources, about 3 s of CPU), enrolls and connects at an eighth of a core.
+    await lab.waitPing('lan-host', SITE.vm.ip, 120_000);
   });
   after(() => lab?.down());
 

@@ -8,6 +8,7 @@
 // 40-150 ms). Back to back they held every session's frames for 300 ms after a 5,000-session teardown,
 // so the trim waits a second after the collection: two shorter pauses with the loop's work between them.
 // Hence also the policy in core/memory-return.ts: only after a settled, large drop, at most every 30 s.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { loadTapAddon } from '../../shared/native/addon.js';
@@ -53,7 +54,7 @@ export function nativeMemoryTrim(gapMs = TRIM_AFTER_GC_MS): MemoryTrim | null {
     const t0 = performance.now();
     gc();
     const gcMs = performance.now() - t0;
-    await new Promise((r) => setTimeout(r, gapMs));
+    await sleep(gapMs);
     const gap = performance.now() - t0 - gcMs;
     return new Promise((resolve) => call((released, trimMs) => resolve({ released, gcMs, trimMs, gapMs: gap })));
   };
@@ -64,7 +65,7 @@ export function memoryReturnLoop(
   sessions: () => number,
   log: Logger,
   counted: (released: boolean) => void,
-  admitting: () => number = () => 0,
+  admitting: () => number,
 ): NodeJS.Timeout | undefined {
   const trim = nativeMemoryTrim();
   if (trim === null) return undefined;

@@ -146,22 +146,22 @@ class FleetChild {
   cpuMs(): number {
     return this.children.reduce((a, c) => a + ownCpuMs(c.pid ?? 0), 0);
   }
-  async waitUp(what: string, timeoutMs = UP_TIMEOUT_S * 1000): Promise<void> {
-    const until = Date.now() + timeoutMs;
-    while (this.last.up < N) {
-      if (Date.now() > until) throw new Error(`${what}: ${this.last.up} of ${N} up after ${timeoutMs} ms`);
-      await sleep(50);
-    }
+  /** Waits until all N are up. */
+  waitUp(what: string, timeoutMs = UP_TIMEOUT_S * 1000): Promise<void> {
+    return this.#waitUntil(() => this.last.up >= N, `${what}: not all ${N} up`, timeoutMs);
+  }
+  /** Waits until every device has reported its session gone, so a storm's clock starts from none up. */
+  waitDown(what: string, timeoutMs = 60_000): Promise<void> {
+    return this.#waitUntil(() => this.last.up === 0, `${what}: not all ${N} down`, timeoutMs);
   }
   /** Starts the fleet's loop-delay figures afresh (each process's own monitor). */
   resetLoop(): void {
     for (const c of this.children) if (c.connected) c.send({ resetLoop: true });
   }
-  /** Waits until every device has reported its session gone, so a storm's clock starts from none up. */
-  async waitDown(what: string, timeoutMs = 60_000): Promise<void> {
+  async #waitUntil(done: () => boolean, what: string, timeoutMs: number): Promise<void> {
     const until = Date.now() + timeoutMs;
-    while (this.last.up > 0) {
-      if (Date.now() > until) throw new Error(`${what}: ${this.last.up} of ${N} still up after ${timeoutMs} ms`);
+    while (!done()) {
+      if (Date.now() > until) throw new Error(`${what}: ${this.last.up} up after ${timeoutMs} ms`);
       await sleep(50);
     }
   }
@@ -480,7 +480,7 @@ function table(o: Record<string, unknown>): void {
     `registry change ${p(r(o['registryChange'])['probe'])}`,
     `teardown -9     closed in ${td['closeMs']} ms; ${p(td['probe'])}; RSS after ${td['rssAfterMb']} MB vs idle ${td['idleRssMb']} (+${td['rssOverIdlePct']} %), JS heap ${td['heapUsedAfterMb']} of ${td['heapTotalAfterMb']} MB, external ${td['externalAfterMb']} MB, trims ${td['memoryTrims']}; the 5 s after: ${p(td['settleProbe'])}`,
     `SIGTERM         exit ${sg['exitMs']} ms, audit verifies ${sg['auditVerifies']}`,
-    `storm           50/95/100 % up at ${sm['t50Ms']}/${sm['t95Ms']}/${sm['t100Ms']} ms; attempts ${sm['attempts']}, timed out ${sm['timedOut']}, closed pre-TLS ${sm['refusedPreTls']}, listen overflows ${sm['listenOverflows']}, handshakes ${JSON.stringify(sm['handshakes'])}, wasted ${sm['handshakesWasted']}, refusals ${JSON.stringify(sm['refusals'])}, CPU per session: headend ${sm['cpuMsPerSession']} ms, fleet ${sm['fleetCpuMsPerSession']} ms (both over ${availableParallelism()} cores: ${sm['cpuBoundMs']} ms), the fleet's loop delay p99 / max ${(sm['fleetLoop'] as { p99Ms: number }).p99Ms} / ${(sm['fleetLoop'] as { maxMs: number }).maxMs} ms; ${p(sm['probe'])}`,
+    `storm           50/95/100 % up at ${sm['t50Ms']}/${sm['t95Ms']}/${sm['t100Ms']} ms; attempts ${sm['attempts']}, timed out ${sm['timedOut']}, closed pre-TLS ${sm['refusedPreTls']}, listen overflows ${sm['listenOverflows']}, handshakes ${JSON.stringify(sm['handshakes'])}, wasted ${sm['handshakesWasted']}, refusals ${JSON.stringify(sm['refusals'])}, CPU per session: headend ${sm['cpuMsPerSession']} ms, fleet ${sm['fleetCpuMsPerSession']} ms (both over ${availableParallelism()} cores: ${sm['cpuBoundMs']} ms), the fleet's loop delay p99 / max ${r(sm['fleetLoop'])['p99Ms']} / ${r(sm['fleetLoop'])['maxMs']} ms; ${p(sm['probe'])}`,
     `cycles          RSS down/up ${((cy['rows'] ?? []) as { rssDownMb: number; rssUpMb: number }[]).map((c) => `${c.rssDownMb}/${c.rssUpMb}`).join(', ')}; final ${cy['finalDownMb']} MB, growth ${cy['growthPct']} %`,
   ];
   process.stderr.write(lines.join('\n') + '\n');

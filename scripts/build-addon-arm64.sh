@@ -41,7 +41,7 @@ machine=$(readelf -h "$out" | sed -n 's/^ *Machine: *//p')
 [ "$machine" = AArch64 ] || die "$out: machine is '$machine', want AArch64"
 needed=$(readelf -d "$out" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | paste -sd' ')
 [ "$needed" = libc.so.6 ] || die "$out: NEEDED is '$needed', want only libc.so.6"
-libc='close|free|calloc|malloc|ioctl|memcpy|memset|dlsym|socket|bind|connect|getsockname|recvmsg|sendmmsg|inet_pton|open|read|write|writev|setsockopt|getsockopt|snprintf|strerror|__errno_location'
+libc='close|free|calloc|malloc|ioctl|memcpy|memset|dlsym|socket|bind|connect|getsockname|recvmsg|sendmmsg|inet_pton|open|read|write|writev|setsockopt|getsockopt|snprintf|strerror|prctl|__errno_location'
 weak='__cxa_finalize|__gmon_start__|_ITM_deregisterTMCloneTable|_ITM_registerTMCloneTable'
 stray=$(readelf --dyn-syms -W "$out" | awk '$7 == "UND" && $8 != "" { sub(/@.*/, "", $8); print $8 }' \
   | grep -Ev "^(napi_[a-z0-9_]+|uv_[a-z0-9_]+|$libc|$weak)$" || true)

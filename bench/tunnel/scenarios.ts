@@ -127,6 +127,8 @@ async function connector(net: BenchNet, work: string, datagram = false, kernelL2
       // CK_BENCH_VXLAN_COALESCE=0: the headend without coalescing toward the agent, for figures before.
       vxlan: { localAddress: ADDR.fabricHeadend, coalesce: process.env['CK_BENCH_VXLAN_COALESCE'] !== '0' },
       ...(kernelL2 ? { l2: { engine: 'kernel' } } : {}),
+      // CK_BENCH_SEND_THREADS=0: the headend's sockets send from its event loop, for figures before.
+      ...(process.env['CK_BENCH_SEND_THREADS'] === '0' ? { sendThreads: false } : {}),
     }),
   );
   const idDir = join(work, 'identity');

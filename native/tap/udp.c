@@ -8,6 +8,11 @@
 //
 // Batch layout handed to JS: repeated [u16 little-endian length][u16 big-endian source port]
 // [16 bytes source address: IPv4 in the first 4][datagram], `count` records, `used` bytes.
+//
+// With udpSendThread(h) the system calls of sending leave the loop: udpSend copies the task's datagrams
+// into a ring and a thread of the socket's own ("ck-udp-tx") hands them to the kernel, which does the
+// UDP/IP work, the GSO cut and the checksums (most of a send's cost) on that thread's core. One ring,
+// one thread, jobs in the order they were queued: the socket's datagrams never overtake each other.
 #define NAPI_VERSION 8
 #define _GNU_SOURCE 1 // sendmmsg, struct mmsghdr
 #include <errno.h>
@@ -17,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -39,6 +45,37 @@
 #define GSO_MAX_SEGS 64u
 #define GSO_MAX_BYTES 60000u          // a GSO send is one UDP payload of at most 64 KB, headers aside
 #define MAX_SEND 1024u
+// The send ring: one task's datagrams at most (the endpoint's 1 MB arena) twice over. It is work in
+// progress, not a queue that stands: a datagram the kernel cannot take is dropped, as on the loop.
+#define TX_RING (2u * 1024u * 1024u)
+
+// Working space of one sender (the loop's, or the send thread's): send_runs' message arrays.
+typedef struct send_space {
+  struct mmsghdr *msgs;
+  struct iovec *iov;
+  uint32_t *first, *segs;
+  char (*ctrl)[CMSG_SPACE(sizeof(uint16_t))];
+} send_space_t;
+
+// One udpSend call in the ring: the destination, then n u16 lengths, then the datagrams, 8-aligned.
+typedef struct tx_job {
+  uint32_t size;                   // bytes of this record in the ring; 0 marks a wrap to the ring's start
+  uint32_t n;
+  socklen_t tolen;                 // 0: the connected peer
+  struct sockaddr_storage to;
+} tx_job_t;
+
+typedef struct tx_thread {
+  uv_thread_t th;
+  uv_mutex_t mu;
+  uv_cond_t cv;
+  uint8_t *ring;
+  uint64_t wpos, rpos;             // bytes ever written and read; offsets are these modulo TX_RING
+  int stop, sleeping;
+  send_space_t sp;
+  double send_errors, dropped, sent;  // the thread's counters, read under mu
+  int last_errno;
+} tx_thread_t;
 
 typedef struct udp {
   int fd;
@@ -50,14 +87,12 @@ typedef struct udp {
   uint8_t *data, *scratch;
   uint32_t max_batch;
   int in_callback;
-  int gro, gso;                       // the kernel took UDP_GRO; UDP_SEGMENT has not failed
+  int gro, gso;                       // the kernel took UDP_GRO; UDP_SEGMENT has not failed (atomic: both senders)
   double truncated, recv_errors, send_errors, dropped;
   int last_errno;
   // send_runs' working space, per socket (worker threads each load the addon but share its statics).
-  struct mmsghdr *msgs;
-  struct iovec *iov;
-  uint32_t *first, *segs;
-  char (*ctrl)[CMSG_SPACE(sizeof(uint16_t))];
+  send_space_t sp;
+  tx_thread_t *tx;                    // NULL: the loop sends itself
 } udp_t;
 
 static const char *errno_name(int err) {
@@ -103,7 +138,56 @@ static void release_js(udp_t *u) {
   if (u->actx) { napi_async_destroy(u->env, u->actx); u->actx = NULL; }
 }
 
+static void free_space(send_space_t *sp) {
+  free(sp->msgs);
+  free(sp->iov);
+  free(sp->first);
+  free(sp->segs);
+  free(sp->ctrl);
+  memset(sp, 0, sizeof *sp);
+}
+
+static int alloc_space(send_space_t *sp) {
+  sp->msgs = calloc(MAX_SEND, sizeof *sp->msgs);
+  sp->iov = calloc(MAX_SEND, sizeof *sp->iov);
+  sp->first = calloc(MAX_SEND, sizeof *sp->first);
+  sp->segs = calloc(MAX_SEND, sizeof *sp->segs);
+  sp->ctrl = calloc(MAX_SEND, sizeof *sp->ctrl);
+  if (sp->msgs && sp->iov && sp->first && sp->segs && sp->ctrl) return 1;
+  free_space(sp);
+  return 0;
+}
+
+// Stops the send thread (what it has not sent yet is dropped with the socket) and frees it.
+static void tx_stop(udp_t *u) {
+  tx_thread_t *t = u->tx;
+  if (t == NULL) return;
+  uv_mutex_lock(&t->mu);
+  t->stop = 1;
+  uv_cond_signal(&t->cv);
+  uv_mutex_unlock(&t->mu);
+  uv_thread_join(&t->th);
+  // Its counters stay the socket's, and what it had not sent counts as dropped.
+  for (uint64_t r = t->rpos; r < t->wpos;) {
+    size_t off = (size_t)(r % TX_RING);
+    const tx_job_t *j = (const tx_job_t *)(t->ring + off);
+    if (TX_RING - off < sizeof *j || j->size == 0) { r += TX_RING - off; continue; }
+    t->dropped += j->n;
+    r += j->size;
+  }
+  u->send_errors += t->send_errors;
+  u->dropped += t->dropped;
+  if (t->last_errno) u->last_errno = t->last_errno;
+  uv_cond_destroy(&t->cv);
+  uv_mutex_destroy(&t->mu);
+  free_space(&t->sp);
+  free(t->ring);
+  free(t);
+  u->tx = NULL;
+}
+
 static void udp_close(udp_t *u) {
+  tx_stop(u);
   if (u->poll) {
     uv_poll_stop(u->poll);
     // libc's free as the close callback: the addon may be unloaded before the loop runs it (see tap.c).
@@ -116,21 +200,13 @@ static void udp_close(udp_t *u) {
   if (!u->in_callback) release_js(u);
 }
 
-static void free_send_space(udp_t *u) {
-  free(u->msgs);
-  free(u->iov);
-  free(u->first);
-  free(u->segs);
-  free(u->ctrl);
-}
-
 static void cleanup_hook(void *arg) { udp_close(arg); }
 
 static void finalize(napi_env env, void *data, void *hint) {
   udp_t *u = data;
   napi_remove_env_cleanup_hook(env, cleanup_hook, u);
   udp_close(u);
-  free_send_space(u);
+  free_space(&u->sp);
   free(u);
 }
 
@@ -212,14 +288,8 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   u->env = env;
   u->gro = gro;
   u->gso = 1;
-  u->msgs = calloc(MAX_SEND, sizeof *u->msgs);
-  u->iov = calloc(MAX_SEND, sizeof *u->iov);
-  u->first = calloc(MAX_SEND, sizeof *u->first);
-  u->segs = calloc(MAX_SEND, sizeof *u->segs);
-  u->ctrl = calloc(MAX_SEND, sizeof *u->ctrl);
-  if (u->msgs == NULL || u->iov == NULL || u->first == NULL || u->segs == NULL || u->ctrl == NULL) {
+  if (!alloc_space(&u->sp)) {
     close(fd);
-    free_send_space(u);
     free(u);
     return fail(env, "udpOpen: out of memory");
   }
@@ -372,11 +442,18 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   return buf;
 }
 
+// What one sender's system calls came to: datagrams the kernel refused for good, and the last errno.
+typedef struct send_count {
+  double errors;
+  int last_errno;
+} send_count_t;
+
 // Sends datagrams [from, n) as runs: equal-sized ones (the last may be shorter) as one GSO message
 // when `gso`. Returns how many datagrams the kernel took; *stop is set when the socket is full.
-static uint32_t send_runs(udp_t *u, struct iovec *iov, uint32_t n, struct sockaddr_storage *to, socklen_t tolen, int gso, int *stop) {
-  struct mmsghdr *msgs = u->msgs;
-  uint32_t *first = u->first, *segs = u->segs;
+static uint32_t send_runs(udp_t *u, send_space_t *sp, send_count_t *c, struct iovec *iov, uint32_t n, struct sockaddr_storage *to,
+                          socklen_t tolen, int gso, int *stop) {
+  struct mmsghdr *msgs = sp->msgs;
+  uint32_t *first = sp->first, *segs = sp->segs;
   uint32_t nm = 0;
   for (uint32_t i = 0; i < n;) {
     size_t size = iov[i].iov_len, total = size;
@@ -394,14 +471,14 @@ static uint32_t send_runs(udp_t *u, struct iovec *iov, uint32_t n, struct sockad
     m->msg_iov = &iov[i];
     m->msg_iovlen = j - i;
     if (j - i > 1) {
-      m->msg_control = u->ctrl[nm];
-      m->msg_controllen = sizeof u->ctrl[nm];
-      struct cmsghdr *c = CMSG_FIRSTHDR(m);
-      c->cmsg_level = SOL_UDP;
-      c->cmsg_type = UDP_SEGMENT;
-      c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+      m->msg_control = sp->ctrl[nm];
+      m->msg_controllen = sizeof sp->ctrl[nm];
+      struct cmsghdr *cm = CMSG_FIRSTHDR(m);
+      cm->cmsg_level = SOL_UDP;
+      cm->cmsg_type = UDP_SEGMENT;
+      cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
       uint16_t s = (uint16_t)size;
-      memcpy(CMSG_DATA(c), &s, sizeof s);
+      memcpy(CMSG_DATA(cm), &s, sizeof s);
     }
     first[nm] = i;
     segs[nm] = j - i;
@@ -417,25 +494,109 @@ static uint32_t send_runs(udp_t *u, struct iovec *iov, uint32_t n, struct sockad
       continue;
     }
     if (errno == EINTR) continue;
-    u->last_errno = errno;
+    c->last_errno = errno;
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) { *stop = 1; break; }
     if (segs[k] > 1 && (errno == EIO || errno == EINVAL)) {
       // This path cannot segment (no checksum offload on the way out): every datagram on its own from now.
-      u->gso = 0;
+      __atomic_store_n(&u->gso, 0, __ATOMIC_RELAXED);
       int s2 = 0;
-      uint32_t rest = send_runs(u, &iov[first[k]], n - first[k], to, tolen, 0, &s2);
+      uint32_t rest = send_runs(u, sp, c, &iov[first[k]], n - first[k], to, tolen, 0, &s2);
       *stop = s2;
       return sent + rest;
     }
     // This message only (too big for the path, no route, refused): the others still go.
-    u->send_errors += segs[k];
+    c->errors += segs[k];
     k++;
   }
   return sent;
 }
 
-// udpSend(h, datagrams[], ip?, port?) -> how many the kernel took; the rest are dropped and counted (a
-// full socket buffer is a full queue). Several per system call; without ip the connected peer.
+static size_t align8(size_t n) { return (n + 7u) & ~(size_t)7u; }
+
+// The send thread: takes the ring's jobs in order and sends each as the loop would have.
+static void tx_main(void *arg) {
+  udp_t *u = arg;
+  tx_thread_t *t = u->tx;
+  prctl(PR_SET_NAME, "ck-udp-tx", 0, 0, 0);
+  uv_mutex_lock(&t->mu);
+  for (;;) {
+    while (t->rpos == t->wpos && !t->stop) {
+      t->sleeping = 1;
+      uv_cond_wait(&t->cv, &t->mu);
+      t->sleeping = 0;
+    }
+    if (t->stop) break;
+    uint64_t r = t->rpos, w = t->wpos;
+    uv_mutex_unlock(&t->mu);
+    send_count_t c = {0, 0};
+    double dropped = 0, sent_total = 0;
+    while (r < w) {
+      size_t off = (size_t)(r % TX_RING);
+      tx_job_t *j = (tx_job_t *)(t->ring + off);
+      if (TX_RING - off < sizeof *j || j->size == 0) {  // the writer went back to the ring's start
+        r += TX_RING - off;
+        continue;
+      }
+      const uint16_t *lens = (const uint16_t *)(j + 1);
+      uint8_t *d = (uint8_t *)(j + 1) + align8(j->n * sizeof(uint16_t));
+      for (uint32_t i = 0; i < j->n; i++) {
+        t->sp.iov[i].iov_base = d;
+        t->sp.iov[i].iov_len = lens[i];
+        d += lens[i];
+      }
+      int stop = 0;
+      uint32_t sent = send_runs(u, &t->sp, &c, t->sp.iov, j->n, j->tolen ? &j->to : NULL, j->tolen,
+                                __atomic_load_n(&u->gso, __ATOMIC_RELAXED), &stop);
+      dropped += j->n - sent;
+      sent_total += sent;
+      r += j->size;
+    }
+    uv_mutex_lock(&t->mu);
+    t->rpos = r;
+    t->dropped += dropped;
+    t->sent += sent_total;
+    t->send_errors += c.errors;
+    if (c.last_errno) t->last_errno = c.last_errno;
+  }
+  uv_mutex_unlock(&t->mu);
+}
+
+// Queues one call's datagrams (iov[0, n), to) for the send thread; false when the ring has no room.
+static int tx_queue(tx_thread_t *t, const struct iovec *iov, uint32_t n, const struct sockaddr_storage *to, socklen_t tolen) {
+  size_t bytes = 0;
+  for (uint32_t i = 0; i < n; i++) bytes += iov[i].iov_len;
+  size_t need = align8(sizeof(tx_job_t) + align8(n * sizeof(uint16_t)) + bytes);
+  if (need > TX_RING) return 0;
+  uv_mutex_lock(&t->mu);
+  uint64_t w = t->wpos, r = t->rpos;
+  uv_mutex_unlock(&t->mu);
+  size_t off = (size_t)(w % TX_RING);
+  size_t pad = TX_RING - off < need ? TX_RING - off : 0;
+  if (w + pad + need - r > TX_RING) return 0;
+  // Only this thread writes past wpos, and the reader never reads past it: the copy needs no lock.
+  if (pad >= sizeof(tx_job_t)) ((tx_job_t *)(t->ring + off))->size = 0;
+  tx_job_t *j = (tx_job_t *)(t->ring + (size_t)((w + pad) % TX_RING));
+  j->size = (uint32_t)need;
+  j->n = n;
+  j->tolen = tolen;
+  if (tolen) memcpy(&j->to, to, sizeof j->to);
+  uint16_t *lens = (uint16_t *)(j + 1);
+  uint8_t *d = (uint8_t *)(j + 1) + align8(n * sizeof(uint16_t));
+  for (uint32_t i = 0; i < n; i++) {
+    lens[i] = (uint16_t)iov[i].iov_len;
+    memcpy(d, iov[i].iov_base, iov[i].iov_len);
+    d += iov[i].iov_len;
+  }
+  uv_mutex_lock(&t->mu);
+  t->wpos = w + pad + need;
+  if (t->sleeping) uv_cond_signal(&t->cv);
+  uv_mutex_unlock(&t->mu);
+  return 1;
+}
+
+// udpSend(h, datagrams[], ip?, port?) -> how many the kernel took (with a send thread: how many were
+// queued for it); the rest are dropped and counted (a full socket buffer is a full queue). Several per
+// system call; without ip the connected peer.
 static napi_value js_send(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4], ret;
@@ -446,7 +607,7 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   udp_t *u = unwrap(env, argv[0]);
   if (u == NULL) return NULL;
   if (napi_get_array_length(env, argv[1], &n) != napi_ok || n > MAX_SEND) return fail(env, "udpSend: datagrams must be an array of at most 1024");
-  struct iovec *iov = u->iov;
+  struct iovec *iov = u->sp.iov;
   struct sockaddr_storage to;
   socklen_t tolen = 0;
   if (argc >= 4) {
@@ -470,35 +631,96 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
     iov[i].iov_len = len;
   }
   uint32_t sent = 0;
-  int stop = 0;
-  if (u->fd >= 0 && n > 0) sent = send_runs(u, iov, n, tolen ? &to : NULL, tolen, u->gso, &stop);
+  if (u->fd >= 0 && n > 0) {
+    if (u->tx != NULL) {
+      sent = tx_queue(u->tx, iov, n, tolen ? &to : NULL, tolen) ? n : 0;
+    } else {
+      int stop = 0;
+      send_count_t c = {0, 0};
+      sent = send_runs(u, &u->sp, &c, iov, n, tolen ? &to : NULL, tolen, u->gso, &stop);
+      u->send_errors += c.errors;
+      if (c.last_errno) u->last_errno = c.last_errno;
+    }
+  }
   u->dropped += n - sent;
   napi_create_uint32(env, sent, &ret);
   return ret;
 }
 
-// udpStats(h) -> { truncated, recvErrors, sendErrors, dropped, lastError, gro, gso }
+// udpSendThread(h): from now on a thread of this socket's own makes the send system calls (above).
+static napi_value js_send_thread(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return fail(env, "udpSendThread(h)");
+  udp_t *u = unwrap(env, argv[0]);
+  if (u == NULL) return NULL;
+  if (u->fd < 0) return fail(env, "udpSendThread: the socket is closed");
+  if (u->tx != NULL) return NULL;
+  tx_thread_t *t = calloc(1, sizeof *t);
+  if (t == NULL) return fail(env, "udpSendThread: out of memory");
+  t->ring = malloc(TX_RING);
+  if (t->ring == NULL || !alloc_space(&t->sp)) {
+    free(t->ring);
+    free(t);
+    return fail(env, "udpSendThread: out of memory");
+  }
+  if (uv_mutex_init(&t->mu) != 0 || uv_cond_init(&t->cv) != 0) {
+    free_space(&t->sp);
+    free(t->ring);
+    free(t);
+    return fail(env, "udpSendThread: cannot make the thread's lock");
+  }
+  u->tx = t;
+  int rc = uv_thread_create(&t->th, tx_main, u);
+  if (rc != 0) {
+    u->tx = NULL;
+    uv_cond_destroy(&t->cv);
+    uv_mutex_destroy(&t->mu);
+    free_space(&t->sp);
+    free(t->ring);
+    free(t);
+    return napi_throw(env, errno_error(env, -rc, "uv_thread_create", "udp", 0)), NULL;
+  }
+  return NULL;
+}
+
+// udpStats(h) -> { truncated, recvErrors, sendErrors, dropped, lastError, gro, gso, sendThread, queuedBytes }
 static napi_value js_stats(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], obj, v;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return fail(env, "udpStats(h)");
   udp_t *u = unwrap(env, argv[0]);
   if (u == NULL) return NULL;
+  double send_errors = u->send_errors, dropped = u->dropped, queued = 0;
+  int last = u->last_errno;
+  if (u->tx != NULL) {
+    tx_thread_t *t = u->tx;
+    uv_mutex_lock(&t->mu);
+    send_errors += t->send_errors;
+    dropped += t->dropped;
+    queued = (double)(t->wpos - t->rpos);
+    if (t->last_errno) last = t->last_errno;
+    uv_mutex_unlock(&t->mu);
+  }
   napi_create_object(env, &obj);
   napi_create_double(env, u->truncated, &v);
   napi_set_named_property(env, obj, "truncated", v);
   napi_create_double(env, u->recv_errors, &v);
   napi_set_named_property(env, obj, "recvErrors", v);
-  napi_create_double(env, u->send_errors, &v);
+  napi_create_double(env, send_errors, &v);
   napi_set_named_property(env, obj, "sendErrors", v);
-  napi_create_double(env, u->dropped, &v);
+  napi_create_double(env, dropped, &v);
   napi_set_named_property(env, obj, "dropped", v);
-  napi_create_string_utf8(env, u->last_errno ? errno_name(u->last_errno) : "", NAPI_AUTO_LENGTH, &v);
+  napi_create_string_utf8(env, last ? errno_name(last) : "", NAPI_AUTO_LENGTH, &v);
   napi_set_named_property(env, obj, "lastError", v);
   napi_get_boolean(env, u->gro, &v);
   napi_set_named_property(env, obj, "gro", v);
-  napi_get_boolean(env, u->gso, &v);
+  napi_get_boolean(env, __atomic_load_n(&u->gso, __ATOMIC_RELAXED), &v);
   napi_set_named_property(env, obj, "gso", v);
+  napi_get_boolean(env, u->tx != NULL, &v);
+  napi_set_named_property(env, obj, "sendThread", v);
+  napi_create_double(env, queued, &v);
+  napi_set_named_property(env, obj, "queuedBytes", v);
   return obj;
 }
 
@@ -518,6 +740,7 @@ void udp_register(napi_env env, napi_value exports) {
     {"udpConnect", NULL, js_connect, NULL, NULL, NULL, napi_enumerable, NULL},
     {"udpStart", NULL, js_start, NULL, NULL, NULL, napi_enumerable, NULL},
     {"udpSend", NULL, js_send, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"udpSendThread", NULL, js_send_thread, NULL, NULL, NULL, napi_enumerable, NULL},
     {"udpStats", NULL, js_stats, NULL, NULL, NULL, napi_enumerable, NULL},
     {"udpClose", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
   };

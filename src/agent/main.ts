@@ -8,6 +8,7 @@ import { flag, parseCommandArgs, str } from '../shared/cli/args.js';
 import { ConnectorError, UsageError } from '../shared/errors.js';
 import { createLogger, LOG_LEVELS, type LogFormat, type Logger, type LogLevel } from '../shared/log.js';
 import { monotonicClock, systemScheduler } from '../shared/system-time.js';
+import { wantSendThread } from '../shared/native/udp-endpoint.js';
 import { parseUsignPublicKey } from '../shared/usign/index.js';
 import { productVersion } from '../shared/version.js';
 import { attachToBridge, disableTapIpv6, readOwnAddresses } from './adapters/host-net.js';
@@ -178,7 +179,11 @@ export async function run(argv: string[]): Promise<number> {
         backoff: { initialMs: 250, maxMs: config.reconnectMaxMs, jitter: 1 },
         sendQueueFrames: config.sendQueueFrames,
         aqm: config.aqm,
-        datagram: { enabled: config.datagram.enabled, ...(config.datagram.port ? { port: config.datagram.port } : {}) },
+        datagram: {
+          enabled: config.datagram.enabled,
+          sendThread: wantSendThread(config.sendThread),
+          ...(config.datagram.port ? { port: config.datagram.port } : {}),
+        },
         maxProtocol: config.maxProtocol,
         offload: superFrames,
         log: log.child(vlan ? { part: 'tunnel', vlan } : { part: 'tunnel' }),

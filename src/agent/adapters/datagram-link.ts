@@ -57,7 +57,7 @@ export interface DatagramLink {
   readonly reason: string;
   readonly counters: DatagramChannel['counters'];
   /** The socket: 'native' (batched, GSO/GRO) or 'dgram', and datagrams the kernel did not take; null before it is open. */
-  socket(): { kind: string; sendDrops: number; gso: boolean; gro: boolean } | null;
+  socket(): { kind: string; sendDrops: number; gso: boolean; gro: boolean; sendThread: boolean } | null;
   /** The largest outer packet the path to the headend has carried. */
   readonly plpmtu: number;
   /** Times that size stopped getting through (a path MTU black hole) and the search began again. */
@@ -79,6 +79,8 @@ export interface DatagramLinkOptions {
   /** Overrides the offered port (a site that must send UDP elsewhere, a test's relay). */
   port?: number;
   localAddress?: string;
+  /** The socket's sends leave the event loop for a thread of their own (udp-endpoint.ts). */
+  sendThread?: boolean;
   clock: Clock;
   log: Logger;
   timing?: Partial<ChannelTiming>;
@@ -137,6 +139,7 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
       rcvbuf: DG_SOCKET_BUFFER,
       sndbuf: DG_SOCKET_BUFFER,
       pmtuProbe: true,
+      ...(o.sendThread === true ? { sendThread: true } : {}),
       connect: { host, port },
       onDatagram,
       onBatchEnd,
@@ -145,7 +148,7 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
     });
     if (closed) return void e.close();
     ep = e;
-    o.log.debug('datagram socket', { kind: e.kind, port: e.port, headend: `${host}:${port}` });
+    o.log.debug('datagram socket', { kind: e.kind, port: e.port, headend: `${host}:${port}`, sendThread: e.stats().sendThread });
   })().catch((err: unknown) =>
     o.log.warn('datagram channel not opened: frames stay in TLS', { error: err instanceof Error ? err.message : String(err) }),
   );
@@ -203,7 +206,7 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
     socket() {
       if (ep === null) return null;
       const st = ep.stats();
-      return { kind: ep.kind, sendDrops: st.dropped, gso: st.gso, gro: st.gro };
+      return { kind: ep.kind, sendDrops: st.dropped, gso: st.gso, gro: st.gro, sendThread: st.sendThread };
     },
     get plpmtu() {
       return channel.plpmtu;

@@ -39,7 +39,7 @@ export interface TunnelClientOptions {
   clock?: Clock;
   scheduler?: Scheduler;
   /** The datagram data channel (docs/datagram.md); off unless enabled, then at the port the headend offers. */
-  datagram?: { enabled: boolean; port?: number; timing?: Partial<ChannelTiming> };
+  datagram?: { enabled: boolean; port?: number; timing?: Partial<ChannelTiming>; sendThread?: boolean };
 }
 
 export type TunnelCounters = {
@@ -90,7 +90,7 @@ export type TunnelStatus = {
     /** Path MTU black holes found (the size stopped getting through; searched again). */
     blackHoles: number;
     /** The socket: `native` (the addon's batched one, with UDP GSO/GRO) or `dgram`, and datagrams the kernel did not take. */
-    socket: { kind: string; sendDrops: number; gso: boolean; gro: boolean } | null;
+    socket: { kind: string; sendDrops: number; gso: boolean; gro: boolean; sendThread: boolean } | null;
   } | null;
   counters: TunnelCounters;
 };

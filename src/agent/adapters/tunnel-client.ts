@@ -37,6 +37,7 @@ const pick = (d: DatagramLink) => {
 const dgExtras = (o: TunnelClientOptions) => ({
   ...(o.datagram?.port ? { port: o.datagram.port } : {}),
   ...(o.datagram?.timing ? { timing: o.datagram.timing } : {}),
+  ...(o.datagram?.sendThread === true ? { sendThread: true } : {}),
   ...(o.localAddress ? { localAddress: o.localAddress } : {}),
 });
 

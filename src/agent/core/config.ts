@@ -46,6 +46,8 @@ export interface AgentConfig {
   readonly datagram: Readonly<{ enabled: boolean; port: number | undefined }>;
   /** Runs of one flow's TCP segments from the tunnel go to the LAN as super-frames (`lan_coalesce`, like GRO). */
   readonly lanCoalesce: boolean;
+  /** The datagram socket sends from a thread of its own, off the event loop (`send_thread`; 'auto': on more than one core). */
+  readonly sendThread: boolean | 'auto';
   /** The Layer-2 policy, from the `config l2` section (keys: docs/l2-policy.md); each VLAN gets its own. */
   readonly l2: PolicyConfig;
   /** 802.1Q VLANs of the LAN trunk, each carried in its own tunnel session; untagged is always carried. */
@@ -140,6 +142,7 @@ const SECTIONS = {
     datagram: optional(boolText(), true),
     datagram_port: optional(intText(1, 65_535)),
     lan_coalesce: optional(boolText(), true),
+    send_thread: optional(boolText()),
     own_mac: removed(MOVED_OWN_MAC),
     vlan: optional(listText(), []),
   },
@@ -313,6 +316,7 @@ export function parseAgentConfig(text: string): AgentConfig {
     reconnectMaxMs: a.reconnect_max_s * 1000,
     datagram: Object.freeze({ enabled: a.datagram, port: a.datagram_port }),
     lanCoalesce: a.lan_coalesce,
+    sendThread: a.send_thread ?? 'auto',
     l2: l2Config(doc),
     vlans,
     enroll: Object.freeze({

@@ -63,6 +63,8 @@ export async function openDatagramServer(o: {
   log: Logger;
   now: () => number;
   timing?: Partial<ChannelTiming>;
+  /** Sends leave the event loop for a thread of the socket's own (udp-endpoint.ts). */
+  sendThread?: boolean;
 }): Promise<DatagramServer> {
   installDatagramAead(o.log);
   const ipv6 = isIPv6(o.host);
@@ -74,6 +76,7 @@ export async function openDatagramServer(o: {
     rcvbuf: RCVBUF,
     sndbuf: RCVBUF,
     pmtuProbe: true,
+    ...(o.sendThread === true ? { sendThread: true } : {}),
     onDatagram: (msg, address, port) => receive(msg, address, port),
     onBatchEnd: () => deliver(),
     onError: (e) => o.log.warn('datagram socket error', { error: e.message }),

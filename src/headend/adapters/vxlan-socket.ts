@@ -32,6 +32,8 @@ export interface VxlanSocketOptions {
   port: number;
   /** Destination UDP port of the VTEPs (4789). */
   vtepPort: number;
+  /** Sends leave the event loop for a thread of the socket's own (the addon's socket only). */
+  sendThread?: boolean;
   log: Logger;
 }
 
@@ -50,6 +52,7 @@ async function openBatched(o: VxlanSocketOptions): Promise<VxlanSocket | null> {
     rcvbuf: VXLAN_SOCKET_BUFFER,
     sndbuf: VXLAN_SOCKET_BUFFER,
     pmtuProbe: false,
+    ...(o.sendThread === true ? { sendThread: true } : {}),
     onDatagram: (msg, address) => deliver?.(msg, address),
     onBatchEnd: () => batchEnd?.(),
     onError: (e) => o.log.error('VXLAN socket error', { error: e.message }),

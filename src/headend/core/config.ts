@@ -97,6 +97,11 @@ export interface HeadendConfig {
   datagram: (HostPort & { portExplicit: boolean }) | null;
   /** After a large, settled drop in sessions: a full collection and malloc_trim (core/memory-return.ts). */
   returnMemory: boolean;
+  /**
+   * The datagram and VXLAN sockets send from threads of their own, off the event loop (`sendThreads`;
+   * 'auto': when the host has more than one core).
+   */
+  sendThreads: boolean | 'auto';
   headendVersion: string;
   /** This headend's name in its audit log and metrics (several serve one registry); null: the host name. */
   instance: string | null;
@@ -196,6 +201,7 @@ const HEADEND_SCHEMA = object({
   }),
   minVtepPathMtu: optional(integer(576, 9_216), HEADEND_DEFAULTS.minVtepPathMtu),
   returnMemory: optional(boolean(), true),
+  sendThreads: optional(boolean()),
   // UDP beside the TLS listener: by default the same address and port number (443 UDP beside 443 TCP).
   datagram: section({ enabled: optional(boolean(), true), host: optional(string()), port: optional(port()) }),
   headendVersion: optional(string(), '0.1.0'),
@@ -247,6 +253,7 @@ export function parseHeadendConfig(doc: unknown, baseDir: string): HeadendConfig
     mac: Object.freeze({ ageMs: c.mac.ageS * 1_000, maxEntriesPerSegment: c.mac.maxEntriesPerSegment }),
     minVtepPathMtu: c.minVtepPathMtu,
     returnMemory: c.returnMemory,
+    sendThreads: c.sendThreads ?? 'auto',
     datagram:
       c.datagram.enabled === false
         ? null

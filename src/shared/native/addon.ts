@@ -89,7 +89,20 @@ export interface TapAddon {
   udpStart?(h: UdpHandle, maxBatch: number, onBatch: (count: number, used: number, err?: Error) => void): Buffer;
   /** Sends up to 1,024 datagrams (equal-sized runs by UDP GSO); returns how many the kernel took. */
   udpSend?(h: UdpHandle, datagrams: readonly Buffer[], ip?: string, port?: number): number;
-  udpStats?(h: UdpHandle): { dropped: number; sendErrors: number; recvErrors: number; lastError: string; gro: boolean; gso: boolean; truncated: number };
+  /** From now on a thread of the socket's own makes its send system calls, in the order udpSend queued them. */
+  udpSendThread?(h: UdpHandle): void;
+  udpStats?(h: UdpHandle): {
+    dropped: number;
+    sendErrors: number;
+    recvErrors: number;
+    lastError: string;
+    gro: boolean;
+    gso: boolean;
+    truncated: number;
+    /** Older builds leave these out. */
+    sendThread?: boolean;
+    queuedBytes?: number;
+  };
   udpClose?(h: UdpHandle): void;
   /** glibc's malloc_trim(0) on a worker thread; calls back with whether memory went back and how long it took. */
   mallocTrim?(cb: (released: boolean, ms: number) => void): void;

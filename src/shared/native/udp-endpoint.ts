@@ -6,6 +6,7 @@
 // so a batch of frames from the LAN becomes a few system calls.
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { ConnectorError } from '../errors.js';
 import { loadTapAddon, type TapAddon, type UdpHandle } from './addon.js';
 import { tuneSocket } from './socket-options.js';
@@ -22,6 +23,11 @@ export interface UdpEndpointOptions {
   pmtuProbe: boolean;
   /** The only peer (IP literal): its datagrams only, and send() needs no address. */
   connect?: { host: string; port: number };
+  /**
+   * Sends leave the event loop: a thread of the socket's own makes the system calls (the kernel's UDP/IP
+   * work, the GSO cut and the checksums run on its core), in order. Only with the addon's socket.
+   */
+  sendThread?: boolean;
   /** Each datagram as it arrives; `d` is valid during the call only. The address is '' when connected. */
   onDatagram(d: Buffer, address: string, port: number): void;
   /** After the datagrams of one read batch. */
@@ -37,6 +43,10 @@ export interface UdpEndpointStats {
   lastError: string;
   gro: boolean;
   gso: boolean;
+  /** A thread of its own makes the send system calls (UdpEndpointOptions.sendThread). */
+  sendThread: boolean;
+  /** Bytes queued for that thread and not yet handed to the kernel. */
+  queuedBytes: number;
 }
 
 export interface UdpEndpoint {
@@ -52,6 +62,14 @@ export interface UdpEndpoint {
   alloc(size: number): Buffer;
   stats(): UdpEndpointStats;
   close(): Promise<void>;
+}
+
+/**
+ * Whether sockets get a send thread: 'auto' means when the host has a core to run it on beside the loop
+ * (on one core the hand-over would only add a copy and a wake-up).
+ */
+export function wantSendThread(setting: boolean | 'auto', cores: number = availableParallelism()): boolean {
+  return setting === 'auto' ? cores > 1 : setting;
 }
 
 const MAX_PER_CALL = 1024;
@@ -93,13 +111,12 @@ function openNative(o: UdpEndpointOptions, addon: NativeUdp): UdpEndpoint {
   }
   const v6 = isIPv6(o.host);
   const connected = o.connect !== undefined;
-  if (o.connect) {
-    try {
-      addon.udpConnect(h, o.connect.host, o.connect.port);
-    } catch (e) {
-      addon.udpClose(h);
-      throw e;
-    }
+  try {
+    if (o.connect) addon.udpConnect(h, o.connect.host, o.connect.port);
+    if (o.sendThread === true) addon.udpSendThread?.(h);
+  } catch (e) {
+    addon.udpClose(h);
+    throw e;
   }
   let closed = false;
   // The last source seen: a batch mostly comes from few peers, so most records reuse its string.
@@ -191,7 +208,7 @@ function openNative(o: UdpEndpointOptions, addon: NativeUdp): UdpEndpoint {
     },
     stats: () => {
       const st = addon.udpStats(h);
-      return { ...st, dropped: st.dropped + refused };
+      return { ...st, dropped: st.dropped + refused, sendThread: st.sendThread === true, queuedBytes: st.queuedBytes ?? 0 };
     },
     close() {
       if (!closed) {
@@ -236,7 +253,16 @@ async function openDgram(o: UdpEndpointOptions): Promise<UdpEndpoint> {
       else sock.send(d, port, address);
     },
     alloc: (size) => Buffer.allocUnsafe(size),
-    stats: () => ({ dropped: 0, sendErrors: 0, recvErrors: 0, lastError: tuned.ok ? '' : tuned.reason, gro: false, gso: false }),
+    stats: () => ({
+      dropped: 0,
+      sendErrors: 0,
+      recvErrors: 0,
+      lastError: tuned.ok ? '' : tuned.reason,
+      gro: false,
+      gso: false,
+      sendThread: false,
+      queuedBytes: 0,
+    }),
     close: () =>
       new Promise<void>((resolve) => {
         if (closed) return resolve();
@@ -246,7 +272,8 @@ async function openDgram(o: UdpEndpointOptions): Promise<UdpEndpoint> {
   };
 }
 
-type NativeUdp = Required<Pick<TapAddon, 'udpOpen' | 'udpConnect' | 'udpStart' | 'udpSend' | 'udpStats' | 'udpClose'>>;
+type NativeUdp = Required<Pick<TapAddon, 'udpOpen' | 'udpConnect' | 'udpStart' | 'udpSend' | 'udpStats' | 'udpClose'>> &
+  Pick<TapAddon, 'udpSendThread'>;
 
 /** The addon's socket calls, bound, when this build has them and they are not turned off; else null. */
 export function nativeUdp(env: NodeJS.ProcessEnv = process.env, load: () => TapAddon = loadTapAddon): NativeUdp | null {
@@ -266,6 +293,7 @@ export function nativeUdp(env: NodeJS.ProcessEnv = process.env, load: () => TapA
     udpSend: udpSend.bind(addon),
     udpStats: udpStats.bind(addon),
     udpClose: udpClose.bind(addon),
+    ...(addon.udpSendThread ? { udpSendThread: addon.udpSendThread.bind(addon) } : {}),
   };
 }
 

@@ -141,7 +141,13 @@ function client(e: Env, o: { port?: number; enabled?: boolean; capabilities?: st
     sendQueueFrames: 64,
     log: silentLogger,
     // A short re-probe cap so "back on datagrams" is seen within the test (the default is 60 s).
-    datagram: { enabled: o.enabled ?? true, ...(o.port ? { port: o.port } : {}), timing: { reprobeFirstMs: 500, reprobeMaxMs: 2_000 } },
+    // Sends from the socket's own thread, as the agent does on a device with more than one core.
+    datagram: {
+      enabled: o.enabled ?? true,
+      sendThread: true,
+      ...(o.port ? { port: o.port } : {}),
+      timing: { reprobeFirstMs: 500, reprobeMaxMs: 2_000 },
+    },
   });
 }
 
@@ -188,7 +194,11 @@ test('frames move to datagrams, fall back to TLS when UDP goes dark, return, fol
   const dgOut0 = link.status().datagram?.datagramsOut ?? 0;
   await roundTrip(e, link, received, 'a');
   assert.ok((link.status().datagram?.datagramsOut ?? 0) > dgOut0, 'the frame left as a datagram');
-  assert.deepEqual(link.status().datagram?.socket, { kind: 'native', sendDrops: 0, gso: true, gro: true }, "the addon's batched socket");
+  assert.deepEqual(
+    link.status().datagram?.socket,
+    { kind: 'native', sendDrops: 0, gso: true, gro: true, sendThread: true },
+    "the addon's batched socket, sending from its thread",
+  );
   await e.h.waitForLine((l) => l['msg'] === 'session transport' && l['tx'] === 'datagram');
   const reconnects = link.status().reconnects;
 

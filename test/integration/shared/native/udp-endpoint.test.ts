@@ -2,18 +2,22 @@
 // The datagram channel's socket, both kinds (the addon's batched one and node's dgram, which older builds
 // and CONNECTOR_DATAGRAM_SOCKET=dgram use), on loopback: every datagram arrives whole, in order, from the
 // right address, whether the kernel carried it alone or in a GSO/GRO train; a bind conflict is a clear
-// error; an ICMP error or an empty datagram is counted or skipped, never fatal.
+// error; an ICMP error or an empty datagram is counted or skipped, never fatal. The addon's socket runs
+// each test twice: sending from the event loop, and from its send thread ('native-thread'), which must
+// keep the socket's order and count every datagram it could not send.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
+import { readdirSync, readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatAddress, openUdpEndpoint, type UdpEndpoint, type UdpEndpointOptions } from '../../../../src/shared/native/udp-endpoint.js';
 import { waitFor } from '../../../helpers/wait.js';
 
 type Got = { d: Buffer; address: string; port: number };
+type Kind = 'native' | 'native-thread' | 'dgram';
 
-async function endpoint(kind: 'native' | 'dgram', o: Partial<UdpEndpointOptions> & { got?: Got[] }): Promise<UdpEndpoint> {
+async function endpoint(kind: Kind, o: Partial<UdpEndpointOptions> & { got?: Got[] }): Promise<UdpEndpoint> {
   const got = o.got ?? [];
   const ep = await openUdpEndpoint(
     {
@@ -25,13 +29,27 @@ async function endpoint(kind: 'native' | 'dgram', o: Partial<UdpEndpointOptions>
       pmtuProbe: true,
       onDatagram: (d, address, port) => got.push({ d: Buffer.from(d), address, port }),
       onError: () => undefined,
+      ...(kind === 'native-thread' ? { sendThread: true } : {}),
       ...o,
     },
     { CONNECTOR_DATAGRAM_SOCKET: kind === 'dgram' ? 'dgram' : '' },
   );
-  assert.equal(ep.kind, kind);
+  assert.equal(ep.kind, kind === 'dgram' ? 'dgram' : 'native');
+  assert.equal(ep.stats().sendThread, kind === 'native-thread');
   return ep;
 }
+
+/** Names of this process's threads (the send thread calls itself ck-udp-tx). */
+function threadNames(): string[] {
+  return readdirSync('/proc/self/task').map((tid) => {
+    try {
+      return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+    } catch {
+      return '';
+    }
+  });
+}
+const sendThreads = (): number => threadNames().filter((n) => n === 'ck-udp-tx').length;
 
 /** Distinct contents: datagram i is filled with i and its first two bytes carry i. */
 function datagram(i: number, size: number): Buffer {
@@ -40,7 +58,7 @@ function datagram(i: number, size: number): Buffer {
   return d;
 }
 
-for (const kind of ['native', 'dgram'] as const) {
+for (const kind of ['native', 'native-thread', 'dgram'] as const) {
   test(`${kind}: a burst of equal and odd sizes from a connected socket arrives whole, in order, from its source`, async (t) => {
     const got: Got[] = [];
     let batches = 0;
@@ -59,7 +77,7 @@ for (const kind of ['native', 'dgram'] as const) {
     got.forEach((g, i) => assert.ok(g.d.equals(datagram(i, sizes[i] ?? 0)), `datagram ${i} intact`));
     assert.ok(got.every((g) => g.address === '127.0.0.1' && g.port === tx.port));
     assert.ok(batches >= 1);
-    if (kind === 'native') {
+    if (kind !== 'dgram') {
       assert.ok(batches < sizes.length / 4, `read in batches (${batches} for ${sizes.length})`);
       assert.equal(tx.stats().dropped, 0);
       assert.equal(tx.stats().gso, true);
@@ -122,13 +140,14 @@ for (const kind of ['native', 'dgram'] as const) {
   });
 }
 
-test('native: a refused port (ICMP) and an empty datagram are counted or skipped; the socket keeps working', async (t) => {
+for (const kind of ['native', 'native-thread'] as const)
+test(`${kind}: a refused port (ICMP) and an empty datagram are counted or skipped; the socket keeps working`, async (t) => {
   const got: Got[] = [];
-  const rx = await endpoint('native', { got });
-  const gone = await endpoint('native', {});
+  const rx = await endpoint(kind, { got });
+  const gone = await endpoint(kind, {});
   const gonePort = gone.port;
   await gone.close();
-  const tx = await endpoint('native', { connect: { host: '127.0.0.1', port: gonePort } });
+  const tx = await endpoint(kind, { connect: { host: '127.0.0.1', port: gonePort } });
   t.after(async () => {
     await rx.close();
     await tx.close();
@@ -167,10 +186,11 @@ test('native: a destination of the other address family is an error to onError a
   assert.equal(ep.stats().dropped, 3);
 });
 
-test('native: IPv6 on ::1, sources formatted as node formats them', async (t) => {
+for (const kind of ['native', 'native-thread'] as const)
+test(`${kind}: IPv6 on ::1, sources formatted as node formats them`, async (t) => {
   const got: Got[] = [];
-  const rx = await endpoint('native', { host: '::1', got });
-  const tx = await endpoint('native', { host: '::1', connect: { host: '::1', port: rx.port } });
+  const rx = await endpoint(kind, { host: '::1', got });
+  const tx = await endpoint(kind, { host: '::1', connect: { host: '::1', port: rx.port } });
   t.after(async () => {
     await rx.close();
     await tx.close();
@@ -179,6 +199,66 @@ test('native: IPv6 on ::1, sources formatted as node formats them', async (t) =>
   await waitFor('the IPv6 datagram', 2_000, () => got.length === 1);
   assert.equal(got[0]?.address, '::1');
   assert.equal(got[0]?.port, tx.port);
+});
+
+test('native-thread: 300 tasks of sends to two peers leave from the thread, each peer gets its own in order', async (t) => {
+  const a: Got[] = [];
+  const b: Got[] = [];
+  const pa = await endpoint('native', { got: a });
+  const pb = await endpoint('native', { got: b });
+  const before = sendThreads();
+  const hub = await endpoint('native-thread', {});
+  t.after(async () => {
+    await pa.close();
+    await pb.close();
+    await hub.close();
+  });
+  // The thread names itself as it starts.
+  await waitFor('a thread of its own, named ck-udp-tx', 2_000, () => sendThreads() === before + 1);
+  // Paced so loopback's receive buffers never overflow: what is asserted is order, not the kernel's room.
+  let ia = 0;
+  let ib = 0;
+  for (let task = 0; task < 300; task++) {
+    for (let k = 0; k < 20; k++) {
+      hub.send(datagram(ia++, 200 + ((task * 7 + k) % 1_200)), '127.0.0.1', pa.port);
+      if (k % 3 === 0) hub.send(datagram(ib++, 1_400), '127.0.0.1', pb.port);
+    }
+    await new Promise((r) => setImmediate(r));
+    if (task % 20 === 19) await waitFor('the peers to keep up', 5_000, () => a.length >= ia - 200 && b.length >= ib - 200);
+  }
+  await waitFor('every datagram', 10_000, () => a.length >= ia && b.length >= ib);
+  assert.equal(hub.stats().dropped, 0);
+  assert.deepEqual(
+    a.map((g) => g.d.readUInt16BE(0)),
+    [...Array(ia).keys()].map((i) => i & 0xffff),
+    "peer A's datagrams in the order sent",
+  );
+  assert.deepEqual(
+    b.map((g) => g.d.readUInt16BE(0)),
+    [...Array(ib).keys()],
+    "peer B's datagrams in the order sent",
+  );
+  await hub.close();
+  assert.equal(sendThreads(), before, 'the thread is gone with its socket');
+});
+
+test('native-thread: closing with datagrams still queued neither hangs nor loses count: each arrived or is counted dropped', async (t) => {
+  const got: Got[] = [];
+  const rx = await endpoint('native', { got, rcvbuf: 16 << 20 });
+  t.after(() => rx.close());
+  for (let round = 0; round < 5; round++) {
+    const tx = await endpoint('native-thread', { connect: { host: '127.0.0.1', port: rx.port } });
+    const start = got.length;
+    const n = 1_000;
+    for (let i = 0; i < n; i++) tx.send(datagram(i, 1_000));
+    // The task's sends reach the thread in a microtask; the close comes right behind them.
+    await Promise.resolve();
+    await tx.close();
+    const st = tx.stats();
+    await sleep(100);
+    const arrived = got.length - start;
+    assert.equal(arrived + st.dropped, n, `round ${round}: ${arrived} arrived + ${st.dropped} counted dropped`);
+  }
 });
 
 test('formatAddress writes IPv4, IPv6 and IPv4-mapped addresses as inet_ntop does', () => {

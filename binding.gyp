@@ -5,7 +5,7 @@
   "targets": [
     {
       "target_name": "tap",
-      "sources": ["native/tap/tap.c", "native/tap/aead.c", "native/tap/udp.c"],
+      "sources": ["native/tap/tap.c", "native/tap/aead.c", "native/tap/udp.c", "native/tap/tx-ring.c"],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"],
       "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "CK_MALLOC_TRIM"]
     }

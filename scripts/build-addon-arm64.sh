@@ -31,9 +31,10 @@ fi
 
 mkdir -p "$(dirname "$out")"
 # No fortify and no stack protector: both add glibc-only symbols (__*_chk, __stack_chk_guard) that the
-# device's C library may not provide. No _FILE_OFFSET_BITS either: on LP64 open() is already 64-bit.
-"$cc" -std=gnu11 -O2 -Wall -Wextra -Wno-unused-parameter -fvisibility=hidden -fPIC -shared \
-  -U_FORTIFY_SOURCE -fno-stack-protector -I"$inc" -o "$out" native/tap/tap.c native/tap/aead.c native/tap/udp.c
+# device's C library may not provide. No _FILE_OFFSET_BITS either: on LP64 open() is already 64-bit. No
+# outline atomics: the send threads' counters would call libgcc helpers that need glibc's __getauxval.
+"$cc" -std=gnu11 -O2 -Wall -Wextra -Wno-unused-parameter -fvisibility=hidden -fPIC -shared -mno-outline-atomics \
+  -U_FORTIFY_SOURCE -fno-stack-protector -I"$inc" -o "$out" native/tap/tap.c native/tap/aead.c native/tap/udp.c native/tap/tx-ring.c
 "${cross}strip" --strip-unneeded "$out"
 
 # Check what the device's dynamic loader will see.

@@ -11,7 +11,7 @@
 //   [--scenario connector|connector-datagram|connector-kernel-l2] [--wan metro|regional|continental|lossy]
 // Env CK_BENCH_AGENT_OPTIONS='name=value,...' adds agent options (e.g. lan_coalesce=0 for a "before");
 // CK_BENCH_VXLAN_COALESCE=0 and CK_BENCH_FABRIC_GRO=0 turn off the headend's coalescing and its fabric GRO.
-// CK_BENCH_SEND_THREADS=0 with CK_BENCH_AGENT_OPTIONS=send_thread=0: both daemons send from their loops.
+// CK_BENCH_SEND_THREADS=1 or 0: both daemons' send threads on or off, whatever their default here.
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -77,10 +77,19 @@ function benchBundles(dir: string): Promise<{ agent: string; headend: string }> 
   return bundles;
 }
 
+/**
+ * `CK_BENCH_SEND_THREADS=1` or `0`: both daemons' send threads on or off (agent `send_thread`, headend
+ * `sendThreads`), whatever their default for this machine's cores; unset: the default.
+ */
+function sendThreadsSetting(env: NodeJS.ProcessEnv = process.env): boolean | null {
+  const v = env['CK_BENCH_SEND_THREADS'];
+  return v === '1' ? true : v === '0' ? false : null;
+}
+
 /** `CK_BENCH_AGENT_OPTIONS='lan_coalesce=0,aqm_target_ms=10'`: more agent options, for a with/without comparison. */
 function extraAgentOptions(env: NodeJS.ProcessEnv = process.env): string[] {
-  return (env['CK_BENCH_AGENT_OPTIONS'] ?? '')
-    .split(',')
+  const threads = sendThreadsSetting(env);
+  return [...(env['CK_BENCH_AGENT_OPTIONS'] ?? '').split(','), ...(threads === null ? [] : [`send_thread=${threads ? 1 : 0}`])]
     .filter(Boolean)
     .map((kv) => {
       const m = /^([a-z_]+)=([^'\n]*)$/.exec(kv.trim());
@@ -127,8 +136,7 @@ async function connector(net: BenchNet, work: string, datagram = false, kernelL2
       // CK_BENCH_VXLAN_COALESCE=0: the headend without coalescing toward the agent, for figures before.
       vxlan: { localAddress: ADDR.fabricHeadend, coalesce: process.env['CK_BENCH_VXLAN_COALESCE'] !== '0' },
       ...(kernelL2 ? { l2: { engine: 'kernel' } } : {}),
-      // CK_BENCH_SEND_THREADS=0: the headend's sockets send from its event loop, for figures before.
-      ...(process.env['CK_BENCH_SEND_THREADS'] === '0' ? { sendThreads: false } : {}),
+      ...(sendThreadsSetting() === null ? {} : { sendThreads: sendThreadsSetting() }),
     }),
   );
   const idDir = join(work, 'identity');

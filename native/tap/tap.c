@@ -11,6 +11,11 @@
 // struct virtio_net_hdr before the frame, and with setOffload(true) (TUNSETOFFLOAD CSUM|TSO4|TSO6|
 // TSO_ECN) the kernel hands over TCP super-frames of up to 64 KB instead of segmenting them first. Then
 // the batch layout is [u32 little-endian length][virtio_net_hdr (10)][frame], the length counting both.
+//
+// With writeThread(handle) the writes leave the loop: write() and writeOffload() copy their frames into a
+// ring and a thread of the TAP's own ("ck-tap-tx") makes the system calls, in order. A TAP write is the
+// expensive half of the DC-to-LAN path: the kernel takes the frame through the bridge and, on veth, into
+// the receiving host's stack, all in the writer's context, now on another core.
 #define NAPI_VERSION 8
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +40,7 @@
 #endif
 #include <node_api.h>
 #include <uv.h>
+#include "tx-ring.h"
 
 #define TUN_PATH "/dev/net/tun"
 #define MAX_FRAME 65535u           // largest frame passed on; a u16 length always fits
@@ -45,6 +51,8 @@
 #define MAX_VNET_READ (VNET_HDR_LEN + 65550u)  // a TSO super-frame: IP 65535 + Ethernet + VLAN
 #define VNET_READ_ROOM (MAX_VNET_READ + 1u)
 #define VNET_SUPER_FRAMES 8u                  // super-frames a batch may hold beside its small frames
+// The write ring: a full read batch of ordinary frames, or a run of super-frames, with room to spare.
+#define TX_RING (4u * 1024u * 1024u)
 #ifndef TUNSETVNETLE
 #define TUNSETVNETLE _IOW('T', 220, int)
 #endif
@@ -64,6 +72,10 @@ typedef struct tap {
   int last_write_errno;
   int in_callback;                 // close() from inside the handler defers releasing the JS side
   int vnet;                        // IFF_VNET_HDR: every read and write carries a virtio_net_hdr
+  tx_ring_t *tx;                   // NULL: the loop writes itself
+  // The write thread's counters (atomic: the loop reads them): frames it could not write, and errors.
+  uint64_t tx_dropped, tx_errors;
+  int tx_last_errno;
 } tap_t;
 
 #define CHECK(call) do { if ((call) != napi_ok) { throw_last(env); return NULL; } } while (0)
@@ -121,8 +133,24 @@ static void release_js(tap_t *t) {
   if (t->actx) { napi_async_destroy(t->env, t->actx); t->actx = NULL; }
 }
 
+// A job of the write ring: this, then `count` records [u32 frame length][virtio_net_hdr when vnet][frame].
+typedef struct tap_job {
+  uint32_t count;
+  uint32_t vnet;
+} tap_job_t;
+
+static void tx_discard(void *owner, uint8_t *job) {
+  tap_t *t = owner;
+  t->tx_dropped += ((tap_job_t *)job)->count;
+}
+
 // Safe to call twice and from the env cleanup hook: each resource is released once and marked.
 static void tap_close(tap_t *t) {
+  if (t->tx != NULL) {
+    // What the thread had not written is dropped with the device, and counted.
+    tx_ring_stop(t->tx, tx_discard);
+    t->tx = NULL;
+  }
   if (t->poll) {
     uv_poll_stop(t->poll);
     // The close callback is libc's free(), not a function of ours: when a worker thread exits, node
@@ -420,6 +448,112 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   return buf;
 }
 
+// One frame as the loop would write it: with a plain virtio_net_hdr on a vnet TAP unless one is given.
+// Returns 1 written, 0 for a full device queue, -errno otherwise.
+static int write_one(tap_t *t, const uint8_t *hdr, const uint8_t *f, size_t len) {
+  static const uint8_t plain[VNET_HDR_LEN];  // no offload: the kernel takes the frame as it is
+  ssize_t w;
+  struct iovec iov[2] = {{(void *)(hdr != NULL ? hdr : plain), VNET_HDR_LEN}, {(void *)f, len}};
+  if (t->vnet) do w = writev(t->fd, iov, 2); while (w < 0 && errno == EINTR);
+  else do w = write(t->fd, f, len); while (w < 0 && errno == EINTR);
+  if (w >= 0) return 1;
+  return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+}
+
+// On the write thread: one job's frames, in order.
+static void tx_run(void *owner, uint8_t *job) {
+  tap_t *t = owner;
+  tap_job_t *j = (tap_job_t *)job;
+  uint8_t *p = (uint8_t *)(j + 1);
+  uint64_t dropped = 0, errors = 0;
+  int last = 0;
+  for (uint32_t i = 0; i < j->count; i++) {
+    uint32_t len;
+    memcpy(&len, p, sizeof len);
+    const uint8_t *hdr = j->vnet ? p + 4 : NULL;
+    const uint8_t *f = p + 4 + (j->vnet ? VNET_HDR_LEN : 0);
+    int r = write_one(t, hdr, f, len);
+    if (r <= 0) dropped++;
+    if (r < 0) { errors++; last = -r; }
+    p = (uint8_t *)f + len;
+  }
+  if (dropped) __atomic_fetch_add(&t->tx_dropped, dropped, __ATOMIC_RELAXED);
+  if (errors) __atomic_fetch_add(&t->tx_errors, errors, __ATOMIC_RELAXED);
+  if (last) __atomic_store_n(&t->tx_last_errno, last, __ATOMIC_RELAXED);
+}
+
+// Copies n frames (with `hdr` for each on a vnet TAP, a plain one when NULL) into the ring as one job;
+// false when the ring has no room (the frames are the caller's to count as dropped).
+static bool queue_frames(tap_t *t, const uint8_t *const *frames, const size_t *lens, uint32_t n, const void *hdr) {
+  size_t per = 4 + (t->vnet ? VNET_HDR_LEN : 0), bytes = sizeof(tap_job_t);
+  for (uint32_t i = 0; i < n; i++) bytes += per + lens[i];
+  tap_job_t *j = (tap_job_t *)tx_ring_reserve(t->tx, bytes);
+  if (j == NULL) return false;
+  static const uint8_t plain[VNET_HDR_LEN];
+  j->count = n;
+  j->vnet = (uint32_t)t->vnet;
+  uint8_t *p = (uint8_t *)(j + 1);
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t len = (uint32_t)lens[i];
+    memcpy(p, &len, sizeof len);
+    p += 4;
+    if (t->vnet) {
+      memcpy(p, hdr != NULL ? hdr : plain, VNET_HDR_LEN);
+      p += VNET_HDR_LEN;
+    }
+    memcpy(p, frames[i], len);
+    p += len;
+  }
+  tx_ring_commit(t->tx);
+  return true;
+}
+
+// write() with a write thread: the valid frames of the array as one job; returns how many were queued.
+static napi_value write_queued(napi_env env, tap_t *t, napi_value arr, uint32_t n) {
+  const uint8_t *frames[MAX_BATCH];
+  size_t lens[MAX_BATCH];
+  uint32_t valid = 0, queued = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value el, ab;
+    napi_typedarray_type type;
+    size_t len = 0, boff = 0;
+    void *p = NULL;
+    CHECK(napi_get_element(env, arr, i, &el));
+    if (napi_get_typedarray_info(env, el, &type, &len, &p, &ab, &boff) != napi_ok || type != napi_uint8_array) {
+      napi_value exc;
+      napi_get_and_clear_last_exception(env, &exc);
+      t->write_errors++; t->last_write_errno = EINVAL;
+      continue;
+    }
+    frames[valid] = p;
+    lens[valid++] = len;
+    // A job holds at most one read batch's worth; a longer array becomes several jobs, in order.
+    if (valid == MAX_BATCH) {
+      if (queue_frames(t, frames, lens, valid, NULL)) queued += valid;
+      valid = 0;
+    }
+  }
+  if (valid > 0 && queue_frames(t, frames, lens, valid, NULL)) queued += valid;
+  napi_value res;
+  CHECK(napi_create_uint32(env, queued, &res));
+  return res;
+}
+
+// writeThread(handle): from now on a thread of the TAP's own makes the write system calls (above).
+static napi_value js_write_thread(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  tap_t *t = unwrap(env, argv[0]);
+  if (!t) return NULL;
+  if (t->fd < 0) return napi_throw_error(env, "EBADF", "writeThread: the TAP is closed"), NULL;
+  if (t->tx != NULL) return NULL;
+  int err = 0;
+  t->tx = tx_ring_start(TX_RING, "ck-tap-tx", tx_run, t, &err);
+  if (t->tx == NULL) return throw_errno(env, -err, "uv_thread_create", t->ifname, NULL);
+  return NULL;
+}
+
 // write(handle, frames: Uint8Array[]) -> frames accepted. Stops at EAGAIN; a frame the kernel rejects
 // (too short, too long) is skipped and counted, so one bad frame never blocks the rest of the batch.
 static napi_value js_write(napi_env env, napi_callback_info info) {
@@ -431,6 +565,7 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
   if (!t) return NULL;
   if (argc < 2 || napi_get_array_length(env, argv[1], &n) != napi_ok)
     return napi_throw_type_error(env, "EINVAL", "write(handle, frames): frames must be an array"), NULL;
+  if (t->tx != NULL && t->fd >= 0) return write_queued(env, t, argv[1], n);
   for (uint32_t i = 0; i < n && t->fd >= 0; i++) {
     napi_value el;
     napi_typedarray_type type;
@@ -444,13 +579,9 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
       t->write_errors++; t->last_write_errno = EINVAL;
       continue;
     }
-    ssize_t w;
-    static const uint8_t plain[VNET_HDR_LEN];  // no offload: the kernel takes the frame as it is
-    struct iovec iov[2] = {{(void *)plain, VNET_HDR_LEN}, {p, len}};
-    if (t->vnet) do w = writev(t->fd, iov, 2); while (w < 0 && errno == EINTR);
-    else do w = write(t->fd, p, len); while (w < 0 && errno == EINTR);
-    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-    if (w < 0) { t->write_errors++; t->last_write_errno = errno; continue; }
+    int w = write_one(t, NULL, p, len);
+    if (w == 0) break;
+    if (w < 0) { t->write_errors++; t->last_write_errno = -w; continue; }
     ok++;
   }
   CHECK(napi_create_uint32(env, ok, &res));
@@ -470,12 +601,14 @@ static napi_value js_write_offload(napi_env env, napi_callback_info info) {
   if (argc < 3 || napi_get_buffer_info(env, argv[1], &h, &hlen) != napi_ok || napi_get_buffer_info(env, argv[2], &f, &flen) != napi_ok)
     return napi_throw_type_error(env, "EINVAL", "writeOffload(handle, vnetHdr, frame): two Buffers"), NULL;
   bool ok = false;
-  if (t->fd >= 0 && t->vnet && hlen == VNET_HDR_LEN) {
-    struct iovec iov[2] = {{h, hlen}, {f, flen}};
-    ssize_t w;
-    do w = writev(t->fd, iov, 2); while (w < 0 && errno == EINTR);
-    if (w >= 0) ok = true;
-    else if (errno != EAGAIN && errno != EWOULDBLOCK) { t->write_errors++; t->last_write_errno = errno; }
+  if (t->tx != NULL && t->fd >= 0 && t->vnet && hlen == VNET_HDR_LEN) {
+    const uint8_t *one[1] = {f};
+    size_t len[1] = {flen};
+    ok = queue_frames(t, one, len, 1, h);
+  } else if (t->fd >= 0 && t->vnet && hlen == VNET_HDR_LEN) {
+    int w = write_one(t, h, f, flen);
+    ok = w > 0;
+    if (w < 0) { t->write_errors++; t->last_write_errno = -w; }
   }
   CHECK(napi_get_boolean(env, ok, &res));
   return res;
@@ -513,9 +646,15 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   tap_t *t = unwrap(env, argv[0]);
   if (!t) return NULL;
   CHECK(napi_create_object(env, &obj));
+  double errors = t->write_errors + (double)__atomic_load_n(&t->tx_errors, __ATOMIC_RELAXED);
+  int last = __atomic_load_n(&t->tx_last_errno, __ATOMIC_RELAXED);
+  if (last == 0) last = t->last_write_errno;
   napi_create_double(env, t->truncated, &v); napi_set_named_property(env, obj, "truncated", v);
-  napi_create_double(env, t->write_errors, &v); napi_set_named_property(env, obj, "writeErrors", v);
-  set_str(env, obj, "lastWriteError", t->last_write_errno ? errno_name(t->last_write_errno) : "");
+  napi_create_double(env, errors, &v); napi_set_named_property(env, obj, "writeErrors", v);
+  set_str(env, obj, "lastWriteError", last ? errno_name(last) : "");
+  napi_create_double(env, (double)__atomic_load_n(&t->tx_dropped, __ATOMIC_RELAXED), &v);
+  napi_set_named_property(env, obj, "threadDropped", v);
+  napi_get_boolean(env, t->tx != NULL, &v); napi_set_named_property(env, obj, "writeThread", v);
   return obj;
 }
 
@@ -681,6 +820,7 @@ NAPI_MODULE_INIT() {
     {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
     {"openAsync", NULL, js_open_async, NULL, NULL, NULL, napi_enumerable, NULL},
     {"writeOffload", NULL, js_write_offload, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"writeThread", NULL, js_write_thread, NULL, NULL, NULL, napi_enumerable, NULL},
     {"setOffload", NULL, js_set_offload, NULL, NULL, NULL, napi_enumerable, NULL},
     {"stats", NULL, js_stats, NULL, NULL, NULL, napi_enumerable, NULL},
     {"setsockopt", NULL, js_setsockopt, NULL, NULL, NULL, napi_enumerable, NULL},

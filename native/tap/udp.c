@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include <node_api.h>
 #include <uv.h>
+#include "tx-ring.h"
 
 #ifndef SOL_UDP
 #define SOL_UDP 17
@@ -57,25 +58,12 @@ typedef struct send_space {
   char (*ctrl)[CMSG_SPACE(sizeof(uint16_t))];
 } send_space_t;
 
-// One udpSend call in the ring: the destination, then n u16 lengths, then the datagrams, 8-aligned.
+// One udpSend call in the ring: this, then n u16 lengths (8-aligned), then the datagrams.
 typedef struct tx_job {
-  uint32_t size;                   // bytes of this record in the ring; 0 marks a wrap to the ring's start
   uint32_t n;
   socklen_t tolen;                 // 0: the connected peer
   struct sockaddr_storage to;
 } tx_job_t;
-
-typedef struct tx_thread {
-  uv_thread_t th;
-  uv_mutex_t mu;
-  uv_cond_t cv;
-  uint8_t *ring;
-  uint64_t wpos, rpos;             // bytes ever written and read; offsets are these modulo TX_RING
-  int stop, sleeping;
-  send_space_t sp;
-  double send_errors, dropped, sent;  // the thread's counters, read under mu
-  int last_errno;
-} tx_thread_t;
 
 typedef struct udp {
   int fd;
@@ -92,7 +80,11 @@ typedef struct udp {
   int last_errno;
   // send_runs' working space, per socket (worker threads each load the addon but share its statics).
   send_space_t sp;
-  tx_thread_t *tx;                    // NULL: the loop sends itself
+  tx_ring_t *tx;                      // NULL: the loop sends itself
+  send_space_t tx_sp;                 // the send thread's own working space
+  // The send thread's counters (atomic: the loop reads them for stats).
+  uint64_t tx_errors, tx_dropped;
+  int tx_last_errno;
 } udp_t;
 
 static const char *errno_name(int err) {
@@ -158,32 +150,21 @@ static int alloc_space(send_space_t *sp) {
   return 0;
 }
 
-// Stops the send thread (what it has not sent yet is dropped with the socket) and frees it.
+static void tx_discard(void *owner, uint8_t *job) {
+  udp_t *u = owner;
+  u->dropped += ((tx_job_t *)job)->n;
+}
+
+// Stops the send thread (what it has not sent yet is dropped with the socket, and counted).
 static void tx_stop(udp_t *u) {
-  tx_thread_t *t = u->tx;
-  if (t == NULL) return;
-  uv_mutex_lock(&t->mu);
-  t->stop = 1;
-  uv_cond_signal(&t->cv);
-  uv_mutex_unlock(&t->mu);
-  uv_thread_join(&t->th);
-  // Its counters stay the socket's, and what it had not sent counts as dropped.
-  for (uint64_t r = t->rpos; r < t->wpos;) {
-    size_t off = (size_t)(r % TX_RING);
-    const tx_job_t *j = (const tx_job_t *)(t->ring + off);
-    if (TX_RING - off < sizeof *j || j->size == 0) { r += TX_RING - off; continue; }
-    t->dropped += j->n;
-    r += j->size;
-  }
-  u->send_errors += t->send_errors;
-  u->dropped += t->dropped;
-  if (t->last_errno) u->last_errno = t->last_errno;
-  uv_cond_destroy(&t->cv);
-  uv_mutex_destroy(&t->mu);
-  free_space(&t->sp);
-  free(t->ring);
-  free(t);
+  if (u->tx == NULL) return;
+  tx_ring_stop(u->tx, tx_discard);
   u->tx = NULL;
+  free_space(&u->tx_sp);
+  u->send_errors += (double)u->tx_errors;
+  u->dropped += (double)u->tx_dropped;
+  u->tx_errors = u->tx_dropped = 0;
+  if (u->tx_last_errno) u->last_errno = u->tx_last_errno;
 }
 
 static void udp_close(udp_t *u) {
@@ -513,70 +494,32 @@ static uint32_t send_runs(udp_t *u, send_space_t *sp, send_count_t *c, struct io
 
 static size_t align8(size_t n) { return (n + 7u) & ~(size_t)7u; }
 
-// The send thread: takes the ring's jobs in order and sends each as the loop would have.
-static void tx_main(void *arg) {
-  udp_t *u = arg;
-  tx_thread_t *t = u->tx;
-  prctl(PR_SET_NAME, "ck-udp-tx", 0, 0, 0);
-  uv_mutex_lock(&t->mu);
-  for (;;) {
-    while (t->rpos == t->wpos && !t->stop) {
-      t->sleeping = 1;
-      uv_cond_wait(&t->cv, &t->mu);
-      t->sleeping = 0;
-    }
-    if (t->stop) break;
-    uint64_t r = t->rpos, w = t->wpos;
-    uv_mutex_unlock(&t->mu);
-    send_count_t c = {0, 0};
-    double dropped = 0, sent_total = 0;
-    while (r < w) {
-      size_t off = (size_t)(r % TX_RING);
-      tx_job_t *j = (tx_job_t *)(t->ring + off);
-      if (TX_RING - off < sizeof *j || j->size == 0) {  // the writer went back to the ring's start
-        r += TX_RING - off;
-        continue;
-      }
-      const uint16_t *lens = (const uint16_t *)(j + 1);
-      uint8_t *d = (uint8_t *)(j + 1) + align8(j->n * sizeof(uint16_t));
-      for (uint32_t i = 0; i < j->n; i++) {
-        t->sp.iov[i].iov_base = d;
-        t->sp.iov[i].iov_len = lens[i];
-        d += lens[i];
-      }
-      int stop = 0;
-      uint32_t sent = send_runs(u, &t->sp, &c, t->sp.iov, j->n, j->tolen ? &j->to : NULL, j->tolen,
-                                __atomic_load_n(&u->gso, __ATOMIC_RELAXED), &stop);
-      dropped += j->n - sent;
-      sent_total += sent;
-      r += j->size;
-    }
-    uv_mutex_lock(&t->mu);
-    t->rpos = r;
-    t->dropped += dropped;
-    t->sent += sent_total;
-    t->send_errors += c.errors;
-    if (c.last_errno) t->last_errno = c.last_errno;
+// On the send thread: one udpSend call's datagrams, sent as the loop would have.
+static void tx_run(void *owner, uint8_t *job) {
+  udp_t *u = owner;
+  tx_job_t *j = (tx_job_t *)job;
+  const uint16_t *lens = (const uint16_t *)(j + 1);
+  uint8_t *d = (uint8_t *)(j + 1) + align8(j->n * sizeof(uint16_t));
+  for (uint32_t i = 0; i < j->n; i++) {
+    u->tx_sp.iov[i].iov_base = d;
+    u->tx_sp.iov[i].iov_len = lens[i];
+    d += lens[i];
   }
-  uv_mutex_unlock(&t->mu);
+  int stop = 0;
+  send_count_t c = {0, 0};
+  uint32_t sent = send_runs(u, &u->tx_sp, &c, u->tx_sp.iov, j->n, j->tolen ? &j->to : NULL, j->tolen,
+                            __atomic_load_n(&u->gso, __ATOMIC_RELAXED), &stop);
+  if (sent < j->n) __atomic_fetch_add(&u->tx_dropped, (uint64_t)(j->n - sent), __ATOMIC_RELAXED);
+  if (c.errors > 0) __atomic_fetch_add(&u->tx_errors, (uint64_t)c.errors, __ATOMIC_RELAXED);
+  if (c.last_errno) __atomic_store_n(&u->tx_last_errno, c.last_errno, __ATOMIC_RELAXED);
 }
 
 // Queues one call's datagrams (iov[0, n), to) for the send thread; false when the ring has no room.
-static int tx_queue(tx_thread_t *t, const struct iovec *iov, uint32_t n, const struct sockaddr_storage *to, socklen_t tolen) {
+static int tx_queue(udp_t *u, const struct iovec *iov, uint32_t n, const struct sockaddr_storage *to, socklen_t tolen) {
   size_t bytes = 0;
   for (uint32_t i = 0; i < n; i++) bytes += iov[i].iov_len;
-  size_t need = align8(sizeof(tx_job_t) + align8(n * sizeof(uint16_t)) + bytes);
-  if (need > TX_RING) return 0;
-  uv_mutex_lock(&t->mu);
-  uint64_t w = t->wpos, r = t->rpos;
-  uv_mutex_unlock(&t->mu);
-  size_t off = (size_t)(w % TX_RING);
-  size_t pad = TX_RING - off < need ? TX_RING - off : 0;
-  if (w + pad + need - r > TX_RING) return 0;
-  // Only this thread writes past wpos, and the reader never reads past it: the copy needs no lock.
-  if (pad >= sizeof(tx_job_t)) ((tx_job_t *)(t->ring + off))->size = 0;
-  tx_job_t *j = (tx_job_t *)(t->ring + (size_t)((w + pad) % TX_RING));
-  j->size = (uint32_t)need;
+  tx_job_t *j = (tx_job_t *)tx_ring_reserve(u->tx, sizeof(tx_job_t) + align8(n * sizeof(uint16_t)) + bytes);
+  if (j == NULL) return 0;
   j->n = n;
   j->tolen = tolen;
   if (tolen) memcpy(&j->to, to, sizeof j->to);
@@ -587,10 +530,7 @@ static int tx_queue(tx_thread_t *t, const struct iovec *iov, uint32_t n, const s
     memcpy(d, iov[i].iov_base, iov[i].iov_len);
     d += iov[i].iov_len;
   }
-  uv_mutex_lock(&t->mu);
-  t->wpos = w + pad + need;
-  if (t->sleeping) uv_cond_signal(&t->cv);
-  uv_mutex_unlock(&t->mu);
+  tx_ring_commit(u->tx);
   return 1;
 }
 
@@ -633,7 +573,7 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   uint32_t sent = 0;
   if (u->fd >= 0 && n > 0) {
     if (u->tx != NULL) {
-      sent = tx_queue(u->tx, iov, n, tolen ? &to : NULL, tolen) ? n : 0;
+      sent = tx_queue(u, iov, n, tolen ? &to : NULL, tolen) ? n : 0;
     } else {
       int stop = 0;
       send_count_t c = {0, 0};
@@ -656,30 +596,12 @@ static napi_value js_send_thread(napi_env env, napi_callback_info info) {
   if (u == NULL) return NULL;
   if (u->fd < 0) return fail(env, "udpSendThread: the socket is closed");
   if (u->tx != NULL) return NULL;
-  tx_thread_t *t = calloc(1, sizeof *t);
-  if (t == NULL) return fail(env, "udpSendThread: out of memory");
-  t->ring = malloc(TX_RING);
-  if (t->ring == NULL || !alloc_space(&t->sp)) {
-    free(t->ring);
-    free(t);
-    return fail(env, "udpSendThread: out of memory");
-  }
-  if (uv_mutex_init(&t->mu) != 0 || uv_cond_init(&t->cv) != 0) {
-    free_space(&t->sp);
-    free(t->ring);
-    free(t);
-    return fail(env, "udpSendThread: cannot make the thread's lock");
-  }
-  u->tx = t;
-  int rc = uv_thread_create(&t->th, tx_main, u);
-  if (rc != 0) {
-    u->tx = NULL;
-    uv_cond_destroy(&t->cv);
-    uv_mutex_destroy(&t->mu);
-    free_space(&t->sp);
-    free(t->ring);
-    free(t);
-    return napi_throw(env, errno_error(env, -rc, "uv_thread_create", "udp", 0)), NULL;
+  if (!alloc_space(&u->tx_sp)) return fail(env, "udpSendThread: out of memory");
+  int err = 0;
+  u->tx = tx_ring_start(TX_RING, "ck-udp-tx", tx_run, u, &err);
+  if (u->tx == NULL) {
+    free_space(&u->tx_sp);
+    return napi_throw(env, errno_error(env, -err, "uv_thread_create", "udp", 0)), NULL;
   }
   return NULL;
 }
@@ -694,13 +616,11 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   double send_errors = u->send_errors, dropped = u->dropped, queued = 0;
   int last = u->last_errno;
   if (u->tx != NULL) {
-    tx_thread_t *t = u->tx;
-    uv_mutex_lock(&t->mu);
-    send_errors += t->send_errors;
-    dropped += t->dropped;
-    queued = (double)(t->wpos - t->rpos);
-    if (t->last_errno) last = t->last_errno;
-    uv_mutex_unlock(&t->mu);
+    send_errors += (double)__atomic_load_n(&u->tx_errors, __ATOMIC_RELAXED);
+    dropped += (double)__atomic_load_n(&u->tx_dropped, __ATOMIC_RELAXED);
+    queued = (double)tx_ring_queued(u->tx);
+    int e = __atomic_load_n(&u->tx_last_errno, __ATOMIC_RELAXED);
+    if (e) last = e;
   }
   napi_create_object(env, &obj);
   napi_create_double(env, u->truncated, &v);

@@ -160,7 +160,8 @@ export async function run(argv: string[]): Promise<number> {
     scheduler: systemScheduler,
     identity: identitySource(config, log),
     // Super-frames (tunnel protocol v2, `offload`) on a plain LAN port; a VLAN trunk keeps ordinary frames.
-    openTap: async () => openTap({ name: config.tapName, maxBatch: 64, log, vnetHdr: superFrames }),
+    openTap: async () =>
+      openTap({ name: config.tapName, maxBatch: 64, log, vnetHdr: superFrames, writeThread: wantSendThread(config.sendThread) }),
     attachTap: async () => {
       // Before the link goes up (by us or by netifd): the TAP is a bridge port, not a host.
       disableTapIpv6(config.tapName, log);

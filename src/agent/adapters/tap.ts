@@ -57,6 +57,8 @@ export interface TapStats {
   /** Of those, frames the kernel rejected (too short, too long); lastTxError names the last errno. */
   txErrors: number;
   lastTxError: string;
+  /** Writes leave the event loop: a thread of the TAP's own makes them (OpenTapOptions.writeThread). */
+  writeThread: boolean;
 }
 
 /** The agent's FrameDevice port, plus what only a TAP has (its name, read errors, counters). */
@@ -83,6 +85,11 @@ export interface OpenTapOptions {
   log: Logger;
   /** Open with IFF_VNET_HDR, so super-frames can be handed over once `offload.set(true)`; default off. */
   vnetHdr?: boolean;
+  /**
+   * A thread of the TAP's own makes the write system calls, in order: the kernel's work for a frame
+   * written (the bridge, and on veth the receiving host's stack) runs on its core, not the loop's.
+   */
+  writeThread?: boolean;
   /** Defaults to loadTapAddon(). */
   addon?: TapAddon;
 }
@@ -102,6 +109,14 @@ export function openTap(options: OpenTapOptions): TapDevice {
   }
   const name = native.ifname;
   const log = options.log.child({ tap: name });
+  if (options.writeThread === true && addon.writeThread) {
+    try {
+      addon.writeThread(native);
+    } catch (e) {
+      addon.close(native);
+      throw toTapError(e, name);
+    }
+  }
   const stats: TapStats = {
     rxFrames: 0,
     rxBatches: 0,
@@ -111,6 +126,7 @@ export function openTap(options: OpenTapOptions): TapDevice {
     txDrops: 0,
     txErrors: 0,
     lastTxError: '',
+    writeThread: false,
   };
   let handler: ((frames: readonly Buffer[], vnetHdrs?: readonly Buffer[]) => void) | undefined;
   const vnet = native.vnetHdr === true;
@@ -120,12 +136,18 @@ export function openTap(options: OpenTapOptions): TapDevice {
 
   // Counters only the C side sees; read on demand so the write path allocates nothing.
   const syncNative = (): void => {
-    if (closed) return;
     const s = addon.stats(native);
     stats.rxTruncated = s.truncated;
     stats.txErrors = s.writeErrors;
     stats.lastTxError = s.lastWriteError;
+    stats.writeThread = s.writeThread === true;
+    // A write the thread could not make was counted as written when it was queued.
+    const lost = (s.threadDropped ?? 0) - threadDroppedSeen;
+    threadDroppedSeen += lost;
+    stats.txFrames -= lost;
+    stats.txDrops += lost;
   };
+  let threadDroppedSeen = 0;
 
   const onBatch = (count: number, used: number, err?: Error): void => {
     if (count > 0 && batch && handler) {
@@ -211,14 +233,15 @@ export function openTap(options: OpenTapOptions): TapDevice {
       return n;
     },
     get stats() {
-      syncNative();
+      if (!closed) syncNative();
       return { ...stats };
     },
     close() {
       if (!closed) {
-        syncNative();
         closed = true;
         addon.close(native);
+        // After the close: frames the write thread had not written yet are counted now.
+        syncNative();
         batch = undefined;
         log.info('tap closed', { rxFrames: stats.rxFrames, txFrames: stats.txFrames, txDrops: stats.txDrops });
       }

@@ -103,7 +103,7 @@ export async function startAgent(deps: AgentDeps): Promise<RunningAgent> {
       ...(reason ? { reason } : {}),
       identity: deps.identity.status(),
       ...(tunnel ? { tunnel: tunnel.status() } : {}),
-      counters: { forwarder: forwarder?.counters ?? {}, core: l2.counters },
+      counters: { forwarder: forwarder?.counters ?? {}, core: l2.counters, ...(tap?.stats ? { tap: tap.stats } : {}) },
       macTable: l2.macTable,
       neighbours: l2.neighbours,
       alarms: l2.alarms,

@@ -46,7 +46,7 @@ export interface AgentConfig {
   readonly datagram: Readonly<{ enabled: boolean; port: number | undefined }>;
   /** Runs of one flow's TCP segments from the tunnel go to the LAN as super-frames (`lan_coalesce`, like GRO). */
   readonly lanCoalesce: boolean;
-  /** The datagram socket sends from a thread of its own, off the event loop (`send_thread`; 'auto': on more than one core). */
+  /** The datagram socket's sends and the TAP's writes run on threads of their own, off the event loop (`send_thread`; 'auto': with four cores or more). */
   readonly sendThread: boolean | 'auto';
   /** The Layer-2 policy, from the `config l2` section (keys: docs/l2-policy.md); each VLAN gets its own. */
   readonly l2: PolicyConfig;

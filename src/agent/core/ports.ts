@@ -17,6 +17,11 @@ export interface FrameDevice {
   writeFrames(frames: readonly Buffer[]): number;
   /** Super-frames (a TAP opened with IFF_VNET_HDR); absent on a device without them. */
   readonly offload?: OffloadDevice;
+  /**
+   * The device's own counters for status (a TAP's frames read and written, and the writes its write
+   * thread could not make, which writeFrames had already accepted).
+   */
+  readonly stats?: object;
   close(): Promise<void>;
 }
 

@@ -99,7 +99,7 @@ export interface HeadendConfig {
   returnMemory: boolean;
   /**
    * The datagram and VXLAN sockets send from threads of their own, off the event loop (`sendThreads`;
-   * 'auto': when the host has more than one core).
+   * 'auto': when the host has four cores or more).
    */
   sendThreads: boolean | 'auto';
   headendVersion: string;

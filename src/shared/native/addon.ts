@@ -25,6 +25,9 @@ export interface NativeStats {
   truncated: number;
   writeErrors: number;
   lastWriteError: string;
+  /** Frames the write thread could not write (older builds lack it, and the thread). */
+  threadDropped?: number;
+  writeThread?: boolean;
 }
 
 /** The addon's UDP socket. */
@@ -50,6 +53,8 @@ export interface TapAddon {
   stats(tap: NativeTap): NativeStats;
   /** A super-frame with its virtio_net_hdr (vnetHdr TAPs); false when the kernel did not take it. Older builds lack it. */
   writeOffload?(tap: NativeTap, vnetHdr: Buffer, frame: Buffer): boolean;
+  /** From now on a thread of the TAP's own makes the write system calls, in the order write/writeOffload queued them. */
+  writeThread?(tap: NativeTap): void;
   /** TUNSETOFFLOAD CSUM|TSO4|TSO6|TSO_ECN (true) or 0 (false) on a vnetHdr TAP. Older builds lack it. */
   setOffload?(tap: NativeTap, on: boolean): void;
   /** setsockopt(2) with an int value on a socket fd; returns what getsockopt reads back. Older builds lack it. */

@@ -65,11 +65,13 @@ export interface UdpEndpoint {
 }
 
 /**
- * Whether sockets get a send thread: 'auto' means when the host has a core to run it on beside the loop
- * (on one core the hand-over would only add a copy and a wake-up).
+ * Whether the daemons send from threads of their own: 'auto' means on a host of four cores or more (the
+ * R3S has four). With fewer, the thread finds no idle core: on this project's 2-vCPU bench box, where
+ * both daemons and both iperf3 ends share the cores, it cost 9-19 % of one flow's throughput
+ * (docs/performance.md), the hand-over's copy and wake-ups for nothing.
  */
 export function wantSendThread(setting: boolean | 'auto', cores: number = availableParallelism()): boolean {
-  return setting === 'auto' ? cores > 1 : setting;
+  return setting === 'auto' ? cores >= 4 : setting;
 }
 
 const MAX_PER_CALL = 1024;

@@ -37,10 +37,14 @@ interface Iperf {
   mbps: number;
 }
 
-/** A LAN host and a VM on VNI 100 of `tenant`; the agent on datagrams or TLS only. */
-function oneHostOneVm(tenant: string, datagram: boolean): Omit<Parameters<typeof siteDc>[1], 'headend'> {
+/**
+ * A LAN host and a VM on VNI 100 of `tenant`; the agent on datagrams or TLS only. On datagrams both daemons
+ * send from their threads (the agent's TAP writes too), as they do by default on four cores or more.
+ */
+function oneHostOneVm(tenant: string, datagram: boolean): Parameters<typeof siteDc>[1] {
   return {
-    agent: [`option datagram '${datagram ? 1 : 0}'`],
+    agent: [`option datagram '${datagram ? 1 : 0}'`, ...(datagram ? [`option send_thread '1'`] : [])],
+    ...(datagram ? { headend: { sendThreads: true } } : {}),
     registry: (vtep) => ({
       version: 1,
       tenants: { [tenant]: { segments: { lan: { vni: 100, vteps: [vtep] } } } },
@@ -78,9 +82,9 @@ async function superFrames(t: TestContext, mode: 'userspace' | 'kernel' | 'datag
     const tenant = `o${process.pid}`;
     const kernel = mode === 'kernel';
     const lab = await siteDc(t, {
-      ...(kernel ? { headend: { l2: { engine: 'kernel' } } } : {}),
       // OFFLOAD records travel on TLS: the other modes keep the agent off datagrams (its default).
       ...oneHostOneVm(tenant, mode === 'datagram'),
+      ...(kernel ? { headend: { l2: { engine: 'kernel' } } } : {}),
     });
     const vm = lab.vms['vm']!;
     const host = lab.hosts['lanhost']!;
@@ -290,6 +294,14 @@ async function lanSuperFrames(t: TestContext, datagram: boolean): Promise<void> 
     }
   ).forwarder;
   if (datagram) {
+    // Every datagram and every TAP write was made by the agent's threads, none lost there.
+    const st = await agentStatus(sock);
+    const socket = (st['tunnel'] as { datagram?: { socket?: { sendThread?: boolean; sendDrops?: number } } }).datagram?.socket;
+    const tap = (st['counters'] as { tap?: { writeThread?: boolean; txDrops?: number } }).tap;
+    assert.equal(socket?.sendThread, true, 'the datagram socket sends from its thread');
+    assert.equal(socket?.sendDrops, 0);
+    assert.equal(tap?.writeThread, true, 'the TAP is written from its thread');
+    assert.equal(tap?.txDrops, 0);
     const c = fwd.lanCoalesce;
     t.diagnostic(`LAN coalescing: ${c.segments} segments in ${c.superFrames} super-frames`);
     assert.ok(c.superFrames > 50, `super-frames written to the TAP: ${JSON.stringify(c)}`);

@@ -138,10 +138,11 @@ interface Fixture {
 }
 
 /** A TAP opened here, moved into a fresh namespace, addressed 10.77.0.1/24 and up. */
-async function tapInNamespace(t: TestContext, maxBatch = 64): Promise<Fixture> {
+async function tapInNamespace(t: TestContext, maxBatch = 64, writeThread = false): Promise<Fixture> {
   const { ns, ifname } = await addNs(t, 'k');
   const name = ifname('tap');
-  const tap = openTap({ name, maxBatch, log: silentLogger });
+  const tap = openTap({ name, maxBatch, log: silentLogger, writeThread });
+  assert.equal(tap.stats.writeThread, writeThread);
   t.after(() => tap.close());
   await run('ip', 'link', 'set', name, 'netns', ns);
   // Keep the wire quiet: only the frames a test provokes (no IPv6 DAD, MLD, router solicitations).
@@ -198,57 +199,74 @@ test('the kernel ARPs out of the TAP, our reply fills its neighbour table and re
   assert.deepEqual(reply.payload, payload);
 });
 
-test('a burst written in one call is accepted whole, and the replies arrive in batches of at most maxBatch', { skip }, async (t) => {
-  const maxBatch = 32;
-  const { ns, name, tap, kernelMac } = await tapInNamespace(t, maxBatch);
-  await ipIn(ns, 'neigh', 'replace', '10.77.0.2', 'lladdr', '02:cc:00:00:00:02', 'dev', name, 'nud', 'permanent');
-  const count = 500;
-  const sizes: number[] = [];
-  const replies = new Map<number, Echo>();
-  tap.onFrames((frames) => {
-    sizes.push(frames.length);
-    for (const f of frames) {
-      const e = parseEcho(f);
-      if (e && e.type === 0 && e.id === 7) replies.set(e.seq, e);
-    }
-  });
-  const payloadOf = (seq: number): Buffer => Buffer.alloc(200, seq & 0xff);
-  const requests = Array.from({ length: count }, (_, seq) => echoRequest(kernelMac, 7, seq, payloadOf(seq)));
-  assert.equal(tap.writeFrames(requests), count);
-  await waitFor(`${count} echo replies (have ${replies.size})`, 5000, () => replies.size === count, 10);
+// 'from its thread': the writes are made by the TAP's write thread (the agent's default with more than one core).
+for (const writeThread of [false, true])
+  test(
+    `a burst written in one call is accepted whole, and the replies arrive in batches of at most maxBatch${writeThread ? ' (writes from its thread)' : ''}`,
+    { skip },
+    async (t) => {
+      const maxBatch = 32;
+      const { ns, name, tap, kernelMac } = await tapInNamespace(t, maxBatch, writeThread);
+      await ipIn(ns, 'neigh', 'replace', '10.77.0.2', 'lladdr', '02:cc:00:00:00:02', 'dev', name, 'nud', 'permanent');
+      const count = 500;
+      const sizes: number[] = [];
+      const replies = new Map<number, Echo>();
+      tap.onFrames((frames) => {
+        sizes.push(frames.length);
+        for (const f of frames) {
+          const e = parseEcho(f);
+          if (e && e.type === 0 && e.id === 7) replies.set(e.seq, e);
+        }
+      });
+      const payloadOf = (seq: number): Buffer => Buffer.alloc(200, seq & 0xff);
+      const requests = Array.from({ length: count }, (_, seq) => echoRequest(kernelMac, 7, seq, payloadOf(seq)));
+      assert.equal(tap.writeFrames(requests), count);
+      await waitFor(`${count} echo replies (have ${replies.size})`, 5000, () => replies.size === count, 10);
 
-  for (let seq = 0; seq < count; seq++) {
-    const r = replies.get(seq);
-    assert.ok(r?.checksumOk, `reply ${seq} has a valid ICMP checksum`);
-    assert.deepEqual(r.payload, payloadOf(seq), `reply ${seq} carries its request's payload`);
-  }
-  const frames = sizes.reduce((a, b) => a + b, 0);
-  assert.ok(Math.max(...sizes) <= maxBatch, `no batch exceeds maxBatch: ${Math.max(...sizes)}`);
-  assert.ok(sizes.length < frames, `fewer callbacks (${sizes.length}) than frames (${frames})`);
-  assert.equal(tap.stats.txFrames, count);
-  assert.equal(tap.stats.rxFrames, frames);
-  assert.equal(tap.stats.rxBatches, sizes.length);
-});
+      for (let seq = 0; seq < count; seq++) {
+        const r = replies.get(seq);
+        assert.ok(r?.checksumOk, `reply ${seq} has a valid ICMP checksum`);
+        assert.deepEqual(r.payload, payloadOf(seq), `reply ${seq} carries its request's payload`);
+      }
+      const frames = sizes.reduce((a, b) => a + b, 0);
+      assert.ok(Math.max(...sizes) <= maxBatch, `no batch exceeds maxBatch: ${Math.max(...sizes)}`);
+      assert.ok(sizes.length < frames, `fewer callbacks (${sizes.length}) than frames (${frames})`);
+      assert.equal(tap.stats.txFrames, count);
+      assert.equal(tap.stats.rxFrames, frames);
+      assert.equal(tap.stats.rxBatches, sizes.length);
+    },
+  );
 
-test('frames the kernel rejects are skipped and counted; the rest of the batch still goes out', { skip }, async (t) => {
-  const { ns, name, tap, kernelMac } = await tapInNamespace(t);
-  await ipIn(ns, 'neigh', 'replace', '10.77.0.2', 'lladdr', '02:cc:00:00:00:02', 'dev', name, 'nud', 'permanent');
-  const seqs: number[] = [];
-  tap.onFrames((frames) => {
-    for (const f of frames) {
-      const e = parseEcho(f);
-      if (e && e.id === 9) seqs.push(e.seq);
-    }
-  });
-  const runt = Buffer.alloc(4); // shorter than an Ethernet header: the kernel answers EINVAL
-  const accepted = tap.writeFrames([echoRequest(kernelMac, 9, 1, Buffer.alloc(8)), runt, echoRequest(kernelMac, 9, 2, Buffer.alloc(8))]);
-  assert.equal(accepted, 2);
-  await waitFor('both echo replies', 3000, () => seqs.length === 2, 10);
-  assert.deepEqual(seqs, [1, 2]);
-  assert.equal(tap.stats.txDrops, 1);
-  assert.equal(tap.stats.txErrors, 1);
-  assert.equal(tap.stats.lastTxError, 'EINVAL');
-});
+for (const writeThread of [false, true])
+  test(
+    `frames the kernel rejects are skipped and counted; the rest of the batch still goes out${writeThread ? ' (writes from its thread)' : ''}`,
+    { skip },
+    async (t) => {
+      const { ns, name, tap, kernelMac } = await tapInNamespace(t, 64, writeThread);
+      await ipIn(ns, 'neigh', 'replace', '10.77.0.2', 'lladdr', '02:cc:00:00:00:02', 'dev', name, 'nud', 'permanent');
+      const seqs: number[] = [];
+      tap.onFrames((frames) => {
+        for (const f of frames) {
+          const e = parseEcho(f);
+          if (e && e.id === 9) seqs.push(e.seq);
+        }
+      });
+      const runt = Buffer.alloc(4); // shorter than an Ethernet header: the kernel answers EINVAL
+      const accepted = tap.writeFrames([
+        echoRequest(kernelMac, 9, 1, Buffer.alloc(8)),
+        runt,
+        echoRequest(kernelMac, 9, 2, Buffer.alloc(8)),
+      ]);
+      // The thread takes all three and finds the runt refused when it writes it: counted then.
+      assert.equal(accepted, writeThread ? 3 : 2);
+      await waitFor('both echo replies', 3000, () => seqs.length === 2, 10);
+      assert.deepEqual(seqs, [1, 2]);
+      assert.equal(tap.stats.txDrops, 1);
+      assert.equal(tap.stats.txFrames, 2);
+      assert.equal(tap.stats.txErrors, 1);
+      assert.equal(tap.stats.lastTxError, 'EINVAL');
+    },
+  );
 
 test('close removes the TAP, stops callbacks, can be called again, and later writes count as drops', { skip }, async (t) => {
   const { ns, name, tap, kernelMac } = await tapInNamespace(t);
@@ -437,11 +455,13 @@ test('a worker thread that exits with a polling TAP still open neither crashes t
     `const { Worker } = await import('node:worker_threads');
      const { execFileSync } = await import('node:child_process');
      const code = "const m = { exports: {} }; process.dlopen(m, process.env.ADDON); const h = m.exports.open('wk0');" +
+       "if (require('node:worker_threads').workerData) m.exports.writeThread(h);" +
        "m.exports.start(h, 64, () => {}); require('node:worker_threads').parentPort.postMessage(h.ifname);" +
        "setTimeout(() => process.exit(0), 20);";
      out.rounds = [];
      for (let i = 0; i < 3; i++) {
-       const w = new Worker(code, { eval: true, execArgv: [] });
+       // The second round's TAP has a write thread, which the worker's exit must stop and join.
+       const w = new Worker(code, { eval: true, execArgv: [], workerData: i === 1 });
        const name = await new Promise((resolve) => w.once('message', resolve));
        await new Promise((resolve) => w.once('exit', resolve));
        out.rounds.push([name, execFileSync('ip', ['-br', 'link']).toString().includes('wk0')]);

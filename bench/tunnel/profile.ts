@@ -31,6 +31,9 @@ const { values: opt } = parseArgs({
     reverse: { type: 'boolean', default: false },
     streams: { type: 'string', default: '1' },
     udp: { type: 'string' },
+    // A TCP rate below what the box can carry (e.g. 800M): each thread's cost per GB without the
+    // contention of two saturated cores, the figure that scales to a device whose cores are the agent's.
+    rate: { type: 'string' },
     hold: { type: 'boolean', default: false },
     top: { type: 'string', default: '25' },
     nice: { type: 'string' },
@@ -162,6 +165,7 @@ const iperfArgs = ['-c', ADDR.hostB, '-p', '5201', '-J', '-t', String(DUR), '-P'
 if (opt.reverse) iperfArgs.push('-R');
 if (opt.cc) iperfArgs.push('-C', opt.cc);
 if (opt.udp) iperfArgs.push('-u', '-b', opt.udp, '-l', opt.len ?? '1200');
+else if (opt.rate) iperfArgs.push('-b', opt.rate);
 const ip = await nsExec(net.ns.ha, 'iperf3', iperfArgs, { allowFailure: true, timeoutMs: (DUR + 20) * 1000 });
 const loaded = parsePing((await loadedPing).stdout);
 if (mode === 'cpuprof' || mode === 'loop') {

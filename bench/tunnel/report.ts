@@ -61,7 +61,9 @@ export function renderMarkdown(r: Result): string {
     lines.push(`| ${label} | ${sc.map((s) => cell(r.summary[s]?.[key], digits)).join(' | ')} |`);
   }
   const procKeys = new Set(
-    sc.flatMap((s) => Object.keys(r.summary[s] ?? {}).filter((k) => /PeakRssMb$|CpuS$|CpuSPerGB$|CpuSPerGBReverse$/.test(k))),
+    sc.flatMap((s) =>
+      Object.keys(r.summary[s] ?? {}).filter((k) => /PeakRssMb$|CpuS$|CpuSPerGB$|CpuSPerGBReverse$|LoopSPerGB$|LoopSPerGBReverse$/.test(k)),
+    ),
   );
   for (const k of [...procKeys].sort()) lines.push(`| ${k} | ${sc.map((s) => cell(r.summary[s]?.[k], 2)).join(' | ')} |`);
   for (const [baseName, title] of [

@@ -13,7 +13,7 @@ import { nsExec, spawnInNetns, uniquePrefix } from '../../src/lab/adapters/netns
 import { ADDR, benchNet, teardown, waitForPing } from './topology.js';
 import { limitCpu, removeCpuGroups } from '../../src/lab/adapters/cpu-limit.js';
 import { WAN_PROFILES } from '../../src/lab/core/wan.js';
-import { procUsage, SCENARIOS, startScenario, toolVersions, type ScenarioName } from './scenarios.js';
+import { procUsage, SCENARIOS, startScenario, threadUsage, toolVersions, type ScenarioName } from './scenarios.js';
 import { parseIperfTcp, parseIperfUdp, parsePing, summarise, udpArrivals, type Summary } from './stats.js';
 import { renderMarkdown } from './report.js';
 import { grown, readDrops, type DropCounters } from './drops.js';
@@ -35,6 +35,13 @@ export interface RunSample {
   tcp1RevMbps: number;
   tcp1RevRetransPer1000: number;
   cpuSPerGBReverse: Record<string, number>;
+  /**
+   * Per daemon: its event-loop thread's CPU-seconds per GB over the same tests: what one core must do, so
+   * one flow's ceiling where every thread has a core of its own (the send threads and the kernel's other
+   * work elsewhere; CK_BENCH_SEND_THREADS=1).
+   */
+  loopSPerGB: Record<string, number>;
+  loopSPerGBReverse: Record<string, number>;
   /** Idle pings at 20/s (`--idle-pings N`): sent and lost, and the daemons' drop counters that grew meanwhile. */
   idlePings?: { sent: number; lost: number; p99: number; drops?: DropCounters };
   udpGoodputMbps: number;
@@ -79,6 +86,11 @@ function progress(msg: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 }
 
+/** Each daemon's event-loop thread CPU-seconds so far (its main thread; `loop` in threadUsage). */
+function loopCpu(procs: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(procs).map(([role, pid]) => [role, threadUsage(pid)['loop'] ?? NaN]));
+}
+
 async function iperf(net: ReturnType<typeof benchNet>, args: string[]): Promise<string> {
   const server = spawnInNetns(net.ns.hb, 'iperf3', ['-s', '-1', '-p', '5201'], { logFile: '/dev/null' });
   await sleep(300);
@@ -111,6 +123,8 @@ async function measure(name: ScenarioName, wan: string, run: number, work: strin
     tcp4Retransmits: NaN,
     tcp4RetransPer1000: NaN,
     cpuSPerGB: {},
+    loopSPerGB: {},
+    loopSPerGBReverse: {},
     tcp1RevMbps: NaN,
     tcp1RevRetransPer1000: NaN,
     cpuSPerGBReverse: {},
@@ -160,6 +174,7 @@ async function measure(name: ScenarioName, wan: string, run: number, work: strin
       }
     }
     const cpuBefore = Object.fromEntries(Object.entries(running.procs).map(([role, pid]) => [role, procUsage(pid)?.cpuS ?? NaN]));
+    const loopBefore = loopCpu(running.procs);
     const loadedPing = nsExec(net.ns.ha, 'ping', ['-c', String(Math.max(50, (DUR - 3) * 50)), '-i', '0.02', ADDR.hostB], {
       allowFailure: true,
     });
@@ -181,12 +196,18 @@ async function measure(name: ScenarioName, wan: string, run: number, work: strin
     const gb = (tcp1.bytes + tcp4.bytes) / 1e9;
     for (const [role, pid] of Object.entries(running.procs))
       sample.cpuSPerGB[role] = ((procUsage(pid)?.cpuS ?? NaN) - (cpuBefore[role] ?? NaN)) / gb;
+    const loopAfter = loopCpu(running.procs);
+    for (const role of Object.keys(loopAfter)) sample.loopSPerGB[role] = ((loopAfter[role] ?? NaN) - (loopBefore[role] ?? NaN)) / gb;
     const revBefore = Object.fromEntries(Object.entries(running.procs).map(([role, pid]) => [role, procUsage(pid)?.cpuS ?? NaN]));
+    const revLoopBefore = loopCpu(running.procs);
     const rev = parseIperfTcp(await iperf(net, ['-t', String(DUR), '-R']));
     sample.tcp1RevMbps = rev.mbps;
     sample.tcp1RevRetransPer1000 = rev.retransPer1000;
     for (const [role, pid] of Object.entries(running.procs))
       sample.cpuSPerGBReverse[role] = ((procUsage(pid)?.cpuS ?? NaN) - (revBefore[role] ?? NaN)) / (rev.bytes / 1e9);
+    const revLoopAfter = loopCpu(running.procs);
+    for (const role of Object.keys(revLoopAfter))
+      sample.loopSPerGBReverse[role] = ((revLoopAfter[role] ?? NaN) - (revLoopBefore[role] ?? NaN)) / (rev.bytes / 1e9);
     const udp = parseIperfUdp(await iperf(net, ['-u', '-b', UDP_RATE, '-l', '1200', '-t', String(DUR)]));
     sample.udpGoodputMbps = udp.goodputMbps;
     sample.udpLossPercent = udp.lossPercent;
@@ -251,6 +272,8 @@ function aggregateOne(mine: readonly RunSample[]): Record<string, Summary> {
     row[`${r}CpuS`] = pick((x) => x.procs[r]?.cpuS ?? NaN);
     row[`${r}CpuSPerGB`] = pick((x) => x.cpuSPerGB[r] ?? NaN);
     row[`${r}CpuSPerGBReverse`] = pick((x) => x.cpuSPerGBReverse[r] ?? NaN);
+    row[`${r}LoopSPerGB`] = pick((x) => x.loopSPerGB[r] ?? NaN);
+    row[`${r}LoopSPerGBReverse`] = pick((x) => x.loopSPerGBReverse[r] ?? NaN);
   }
   return row;
 }

@@ -8,7 +8,6 @@ import { flag, parseCommandArgs, str } from '../shared/cli/args.js';
 import { ConnectorError, UsageError } from '../shared/errors.js';
 import { createLogger, LOG_LEVELS, type LogFormat, type Logger, type LogLevel } from '../shared/log.js';
 import { monotonicClock, systemScheduler } from '../shared/system-time.js';
-import { wantSendThread } from '../shared/native/udp-endpoint.js';
 import { parseUsignPublicKey } from '../shared/usign/index.js';
 import { productVersion } from '../shared/version.js';
 import { attachToBridge, disableTapIpv6, readOwnAddresses } from './adapters/host-net.js';
@@ -160,8 +159,7 @@ export async function run(argv: string[]): Promise<number> {
     scheduler: systemScheduler,
     identity: identitySource(config, log),
     // Super-frames (tunnel protocol v2, `offload`) on a plain LAN port; a VLAN trunk keeps ordinary frames.
-    openTap: async () =>
-      openTap({ name: config.tapName, maxBatch: 64, log, vnetHdr: superFrames, writeThread: wantSendThread(config.sendThread) }),
+    openTap: async () => openTap({ name: config.tapName, maxBatch: 64, log, vnetHdr: superFrames, writeThread: config.sendThread }),
     attachTap: async () => {
       // Before the link goes up (by us or by netifd): the TAP is a bridge port, not a host.
       disableTapIpv6(config.tapName, log);
@@ -182,7 +180,7 @@ export async function run(argv: string[]): Promise<number> {
         aqm: config.aqm,
         datagram: {
           enabled: config.datagram.enabled,
-          sendThread: wantSendThread(config.sendThread),
+          sendThread: config.sendThread,
           ...(config.datagram.port ? { port: config.datagram.port } : {}),
         },
         maxProtocol: config.maxProtocol,

@@ -32,7 +32,6 @@ import { attachEvpnFeed } from './adapters/evpn-feed.js';
 import { openVxlanSocket } from './adapters/vxlan-socket.js';
 import { reportFabricGro } from './adapters/fabric-gro.js';
 import { nativeInetSum } from '../shared/native/inet-sum.js';
-import { wantSendThread } from '../shared/native/udp-endpoint.js';
 import { auditToCsv, auditToJsonl } from '../shared/audit/chain.js';
 import { parseHeadendConfigText, type HeadendConfig } from './core/config.js';
 import { HeadendCore } from './core/headend.js';
@@ -158,7 +157,7 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
     deviceCa: readPem(config.tls.deviceCaFile, 'device CA bundle (tls.deviceCa)'),
   };
   // Before the VXLAN socket: a refused datagram port must leave nothing open behind the error.
-  const sendThread = wantSendThread(config.sendThreads);
+  const sendThread = config.sendThreads;
   const datagram = await openDatagram(config, log, deps.worker ?? 0, sendThread);
   const kernel = config.l2.engine === 'kernel';
   const l2 = await (kernel ? openKernelL2(config, log, deps.worker ?? 0) : openVxlanSocket({ ...config.vxlan, sendThread, log })).catch(

@@ -46,8 +46,11 @@ export interface AgentConfig {
   readonly datagram: Readonly<{ enabled: boolean; port: number | undefined }>;
   /** Runs of one flow's TCP segments from the tunnel go to the LAN as super-frames (`lan_coalesce`, like GRO). */
   readonly lanCoalesce: boolean;
-  /** The datagram socket's sends and the TAP's writes run on threads of their own, off the event loop (`send_thread`; 'auto': with four cores or more). */
-  readonly sendThread: boolean | 'auto';
+  /**
+   * The datagram socket's sends and the TAP's writes run on threads of their own, off the event loop
+   * (`send_thread`, default off: measured, it cost more CPU than it took off the loop; docs/performance.md).
+   */
+  readonly sendThread: boolean;
   /** The Layer-2 policy, from the `config l2` section (keys: docs/l2-policy.md); each VLAN gets its own. */
   readonly l2: PolicyConfig;
   /** 802.1Q VLANs of the LAN trunk, each carried in its own tunnel session; untagged is always carried. */
@@ -142,7 +145,7 @@ const SECTIONS = {
     datagram: optional(boolText(), true),
     datagram_port: optional(intText(1, 65_535)),
     lan_coalesce: optional(boolText(), true),
-    send_thread: optional(boolText()),
+    send_thread: optional(boolText(), false),
     own_mac: removed(MOVED_OWN_MAC),
     vlan: optional(listText(), []),
   },
@@ -316,7 +319,7 @@ export function parseAgentConfig(text: string): AgentConfig {
     reconnectMaxMs: a.reconnect_max_s * 1000,
     datagram: Object.freeze({ enabled: a.datagram, port: a.datagram_port }),
     lanCoalesce: a.lan_coalesce,
-    sendThread: a.send_thread ?? 'auto',
+    sendThread: a.send_thread,
     l2: l2Config(doc),
     vlans,
     enroll: Object.freeze({

@@ -98,10 +98,10 @@ export interface HeadendConfig {
   /** After a large, settled drop in sessions: a full collection and malloc_trim (core/memory-return.ts). */
   returnMemory: boolean;
   /**
-   * The datagram and VXLAN sockets send from threads of their own, off the event loop (`sendThreads`;
-   * 'auto': when the host has four cores or more).
+   * The datagram and VXLAN sockets send from threads of their own, off the event loop (`sendThreads`,
+   * default off: it takes 7-13 % off the loop for about 10 % more CPU in all; docs/performance.md).
    */
-  sendThreads: boolean | 'auto';
+  sendThreads: boolean;
   headendVersion: string;
   /** This headend's name in its audit log and metrics (several serve one registry); null: the host name. */
   instance: string | null;
@@ -201,7 +201,7 @@ const HEADEND_SCHEMA = object({
   }),
   minVtepPathMtu: optional(integer(576, 9_216), HEADEND_DEFAULTS.minVtepPathMtu),
   returnMemory: optional(boolean(), true),
-  sendThreads: optional(boolean()),
+  sendThreads: optional(boolean(), false),
   // UDP beside the TLS listener: by default the same address and port number (443 UDP beside 443 TCP).
   datagram: section({ enabled: optional(boolean(), true), host: optional(string()), port: optional(port()) }),
   headendVersion: optional(string(), '0.1.0'),
@@ -253,7 +253,7 @@ export function parseHeadendConfig(doc: unknown, baseDir: string): HeadendConfig
     mac: Object.freeze({ ageMs: c.mac.ageS * 1_000, maxEntriesPerSegment: c.mac.maxEntriesPerSegment }),
     minVtepPathMtu: c.minVtepPathMtu,
     returnMemory: c.returnMemory,
-    sendThreads: c.sendThreads ?? 'auto',
+    sendThreads: c.sendThreads,
     datagram:
       c.datagram.enabled === false
         ? null

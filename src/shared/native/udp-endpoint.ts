@@ -6,7 +6,6 @@
 // so a batch of frames from the LAN becomes a few system calls.
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
-import { availableParallelism } from 'node:os';
 import { ConnectorError } from '../errors.js';
 import { loadTapAddon, type TapAddon, type UdpHandle } from './addon.js';
 import { tuneSocket } from './socket-options.js';
@@ -62,16 +61,6 @@ export interface UdpEndpoint {
   alloc(size: number): Buffer;
   stats(): UdpEndpointStats;
   close(): Promise<void>;
-}
-
-/**
- * Whether the daemons send from threads of their own: 'auto' means on a host of four cores or more (the
- * R3S has four). With fewer, the thread finds no idle core: on this project's 2-vCPU bench box, where
- * both daemons and both iperf3 ends share the cores, it cost 9-19 % of one flow's throughput
- * (docs/performance.md), the hand-over's copy and wake-ups for nothing.
- */
-export function wantSendThread(setting: boolean | 'auto', cores: number = availableParallelism()): boolean {
-  return setting === 'auto' ? cores >= 4 : setting;
 }
 
 const MAX_PER_CALL = 1024;

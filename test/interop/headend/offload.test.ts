@@ -39,7 +39,8 @@ interface Iperf {
 
 /**
  * A LAN host and a VM on VNI 100 of `tenant`; the agent on datagrams or TLS only. On datagrams both daemons
- * send from their threads (the agent's TAP writes too), as they do by default on four cores or more.
+ * send from their threads (`send_thread`, `sendThreads`; the agent's TAP writes too): the path those
+ * options take is tested end to end here.
  */
 function oneHostOneVm(tenant: string, datagram: boolean): Parameters<typeof siteDc>[1] {
   return {

@@ -141,7 +141,7 @@ function client(e: Env, o: { port?: number; enabled?: boolean; capabilities?: st
     sendQueueFrames: 64,
     log: silentLogger,
     // A short re-probe cap so "back on datagrams" is seen within the test (the default is 60 s).
-    // Sends from the socket's own thread, as the agent does on a device with more than one core.
+    // Sends from the socket's own thread (`send_thread '1'`): the whole channel's behaviour holds with it.
     datagram: {
       enabled: o.enabled ?? true,
       sendThread: true,

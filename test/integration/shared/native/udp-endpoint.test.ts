@@ -11,7 +11,7 @@ import { createSocket } from 'node:dgram';
 import { readdirSync, readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { formatAddress, openUdpEndpoint, wantSendThread, type UdpEndpoint, type UdpEndpointOptions } from '../../../../src/shared/native/udp-endpoint.js';
+import { formatAddress, openUdpEndpoint, type UdpEndpoint, type UdpEndpointOptions } from '../../../../src/shared/native/udp-endpoint.js';
 import { waitFor } from '../../../helpers/wait.js';
 
 type Got = { d: Buffer; address: string; port: number };
@@ -259,15 +259,6 @@ test('native-thread: closing with datagrams still queued neither hangs nor loses
     const arrived = got.length - start;
     assert.equal(arrived + st.dropped, n, `round ${round}: ${arrived} arrived + ${st.dropped} counted dropped`);
   }
-});
-
-test('send threads: on by default from four cores (the R3S), off below; a setting wins either way', () => {
-  assert.equal(wantSendThread('auto', 4), true);
-  assert.equal(wantSendThread('auto', 16), true);
-  assert.equal(wantSendThread('auto', 2), false);
-  assert.equal(wantSendThread('auto', 1), false);
-  assert.equal(wantSendThread(true, 1), true);
-  assert.equal(wantSendThread(false, 8), false);
 });
 
 test('formatAddress writes IPv4, IPv6 and IPv4-mapped addresses as inet_ntop does', () => {

@@ -30,6 +30,8 @@ test('minimal config gets documented defaults', () => {
   assert.equal(c.lanCoalesce, true, 'LAN coalescing on by default');
   assert.equal(parseAgentConfig(MIN + `\toption lan_coalesce '0'\n`).lanCoalesce, false);
   assert.throws(() => parseAgentConfig(MIN + `\toption lan_coalesce 'maybe'\n`), /lan_coalesce/);
+  assert.equal(c.sendThread, false, 'send threads off by default');
+  assert.equal(parseAgentConfig(MIN + `\toption send_thread '1'\n`).sendThread, true);
   assert.ok(Object.isFrozen(c));
 });
 

@@ -90,3 +90,12 @@ test('vxlan.coalesce: false turns the merging off; anything but a boolean is ref
     (e: unknown) => hasCode(e, 'CK_ERR_CONFIG_INVALID') && (e as Error).message.includes('vxlan.coalesce'),
   );
 });
+
+test('sendThreads: off unless set; anything but a boolean is refused by name', () => {
+  assert.equal(parseHeadendConfig(minimal, '/x').sendThreads, false);
+  assert.equal(parseHeadendConfig({ ...minimal, sendThreads: true }, '/x').sendThreads, true);
+  assert.throws(
+    () => parseHeadendConfig({ ...minimal, sendThreads: 'auto' }, '/x'),
+    (e: unknown) => hasCode(e, 'CK_ERR_CONFIG_INVALID') && (e as Error).message.includes('sendThreads'),
+  );
+});

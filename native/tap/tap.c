@@ -13,9 +13,9 @@
 // the batch layout is [u32 little-endian length][virtio_net_hdr (10)][frame], the length counting both.
 //
 // With writeThread(handle) the writes leave the loop: write() and writeOffload() copy their frames into a
-// ring and a thread of the TAP's own ("ck-tap-tx") makes the system calls, in order. A TAP write is the
-// expensive half of the DC-to-LAN path: the kernel takes the frame through the bridge and, on veth, into
-// the receiving host's stack, all in the writer's context, now on another core.
+// ring and a thread of the TAP's own ("ck-tap-tx") makes the system calls, in order, so the kernel's work
+// for a written frame (the bridge and, on veth, the receiving host's stack) runs on that thread. Off by
+// default: measured on x86 it took nothing off the agent's loop (docs/performance.md, "Send threads").
 #define NAPI_VERSION 8
 #include <errno.h>
 #include <fcntl.h>
@@ -53,6 +53,9 @@
 #define VNET_SUPER_FRAMES 8u                  // super-frames a batch may hold beside its small frames
 // The write ring: a full read batch of ordinary frames, or a run of super-frames, with room to spare.
 #define TX_RING (4u * 1024u * 1024u)
+#define TX_JOB_BYTES (1024u * 1024u)  // a longer write() becomes several jobs, so any batch fits the ring
+// The virtio_net_hdr of a frame without offloads: the kernel takes it as it is.
+static const uint8_t PLAIN_HDR[VNET_HDR_LEN];
 #ifndef TUNSETVNETLE
 #define TUNSETVNETLE _IOW('T', 220, int)
 #endif
@@ -451,9 +454,8 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
 // One frame as the loop would write it: with a plain virtio_net_hdr on a vnet TAP unless one is given.
 // Returns 1 written, 0 for a full device queue, -errno otherwise.
 static int write_one(tap_t *t, const uint8_t *hdr, const uint8_t *f, size_t len) {
-  static const uint8_t plain[VNET_HDR_LEN];  // no offload: the kernel takes the frame as it is
   ssize_t w;
-  struct iovec iov[2] = {{(void *)(hdr != NULL ? hdr : plain), VNET_HDR_LEN}, {(void *)f, len}};
+  struct iovec iov[2] = {{(void *)(hdr != NULL ? hdr : PLAIN_HDR), VNET_HDR_LEN}, {(void *)f, len}};
   if (t->vnet) do w = writev(t->fd, iov, 2); while (w < 0 && errno == EINTR);
   else do w = write(t->fd, f, len); while (w < 0 && errno == EINTR);
   if (w >= 0) return 1;
@@ -489,7 +491,6 @@ static bool queue_frames(tap_t *t, const uint8_t *const *frames, const size_t *l
   for (uint32_t i = 0; i < n; i++) bytes += per + lens[i];
   tap_job_t *j = (tap_job_t *)tx_ring_reserve(t->tx, bytes);
   if (j == NULL) return false;
-  static const uint8_t plain[VNET_HDR_LEN];
   j->count = n;
   j->vnet = (uint32_t)t->vnet;
   uint8_t *p = (uint8_t *)(j + 1);
@@ -498,7 +499,7 @@ static bool queue_frames(tap_t *t, const uint8_t *const *frames, const size_t *l
     memcpy(p, &len, sizeof len);
     p += 4;
     if (t->vnet) {
-      memcpy(p, hdr != NULL ? hdr : plain, VNET_HDR_LEN);
+      memcpy(p, hdr != NULL ? hdr : PLAIN_HDR, VNET_HDR_LEN);
       p += VNET_HDR_LEN;
     }
     memcpy(p, frames[i], len);
@@ -513,6 +514,7 @@ static napi_value write_queued(napi_env env, tap_t *t, napi_value arr, uint32_t 
   const uint8_t *frames[MAX_BATCH];
   size_t lens[MAX_BATCH];
   uint32_t valid = 0, queued = 0;
+  size_t bytes = 0;
   for (uint32_t i = 0; i < n; i++) {
     napi_value el, ab;
     napi_typedarray_type type;
@@ -525,13 +527,15 @@ static napi_value write_queued(napi_env env, tap_t *t, napi_value arr, uint32_t 
       t->write_errors++; t->last_write_errno = EINVAL;
       continue;
     }
-    frames[valid] = p;
-    lens[valid++] = len;
-    // A job holds at most one read batch's worth; a longer array becomes several jobs, in order.
-    if (valid == MAX_BATCH) {
+    // A job holds at most MAX_BATCH frames and TX_JOB_BYTES; a longer array becomes several, in order.
+    if (valid == MAX_BATCH || (valid > 0 && bytes + len > TX_JOB_BYTES)) {
       if (queue_frames(t, frames, lens, valid, NULL)) queued += valid;
       valid = 0;
+      bytes = 0;
     }
+    frames[valid] = p;
+    lens[valid++] = len;
+    bytes += len;
   }
   if (valid > 0 && queue_frames(t, frames, lens, valid, NULL)) queued += valid;
   napi_value res;

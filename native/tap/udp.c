@@ -11,8 +11,9 @@
 //
 // With udpSendThread(h) the system calls of sending leave the loop: udpSend copies the task's datagrams
 // into a ring and a thread of the socket's own ("ck-udp-tx") hands them to the kernel, which does the
-// UDP/IP work, the GSO cut and the checksums (most of a send's cost) on that thread's core. One ring,
-// one thread, jobs in the order they were queued: the socket's datagrams never overtake each other.
+// UDP/IP work, the GSO cut and the checksums on that thread's core. One ring, one thread, jobs in the
+// order they were queued: the socket's datagrams never overtake each other. Off by default: measured, it
+// costs more CPU in all than it takes off the loop (docs/performance.md, "Send threads").
 #define NAPI_VERSION 8
 #define _GNU_SOURCE 1 // sendmmsg, struct mmsghdr
 #include <errno.h>
@@ -22,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>

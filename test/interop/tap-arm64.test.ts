@@ -43,6 +43,8 @@ const LIBC = new Set([
   'recvmsg',
   'sendmmsg',
   'inet_pton',
+  // The send threads (tx-ring.c) name themselves; their lock and condition come from uv_*.
+  'prctl',
 ]);
 // Weak references the toolchain's crt files always add; unresolved weak symbols are fine.
 const CRT_WEAK = new Set(['__cxa_finalize', '__gmon_start__', '_ITM_deregisterTMCloneTable', '_ITM_registerTMCloneTable']);

@@ -30,6 +30,21 @@ export interface NativeStats {
   writeThread?: boolean;
 }
 
+/** The addon's UDP socket's counters. */
+export interface NativeUdpStats {
+  /** Datagrams the kernel did not take: a full socket buffer, or an error (below). */
+  dropped: number;
+  sendErrors: number;
+  recvErrors: number;
+  lastError: string;
+  gro: boolean;
+  gso: boolean;
+  truncated: number;
+  /** A thread of its own makes the send system calls, and the bytes queued for it (older builds leave both out). */
+  sendThread?: boolean;
+  queuedBytes?: number;
+}
+
 /** The addon's UDP socket. */
 export interface UdpHandle {
   readonly fd: number;
@@ -96,18 +111,7 @@ export interface TapAddon {
   udpSend?(h: UdpHandle, datagrams: readonly Buffer[], ip?: string, port?: number): number;
   /** From now on a thread of the socket's own makes its send system calls, in the order udpSend queued them. */
   udpSendThread?(h: UdpHandle): void;
-  udpStats?(h: UdpHandle): {
-    dropped: number;
-    sendErrors: number;
-    recvErrors: number;
-    lastError: string;
-    gro: boolean;
-    gso: boolean;
-    truncated: number;
-    /** Older builds leave these out. */
-    sendThread?: boolean;
-    queuedBytes?: number;
-  };
+  udpStats?(h: UdpHandle): NativeUdpStats;
   udpClose?(h: UdpHandle): void;
   /** glibc's malloc_trim(0) on a worker thread; calls back with whether memory went back and how long it took. */
   mallocTrim?(cb: (released: boolean, ms: number) => void): void;

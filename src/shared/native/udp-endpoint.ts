@@ -7,7 +7,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { ConnectorError } from '../errors.js';
-import { loadTapAddon, type TapAddon, type UdpHandle } from './addon.js';
+import { loadTapAddon, type NativeUdpStats, type TapAddon, type UdpHandle } from './addon.js';
 import { tuneSocket } from './socket-options.js';
 
 export interface UdpEndpointOptions {
@@ -34,19 +34,11 @@ export interface UdpEndpointOptions {
   onError(e: Error): void;
 }
 
-export interface UdpEndpointStats {
-  /** Datagrams the kernel did not take: a full socket buffer, or an error (below). */
-  dropped: number;
-  sendErrors: number;
-  recvErrors: number;
-  lastError: string;
-  gro: boolean;
-  gso: boolean;
-  /** A thread of its own makes the send system calls (UdpEndpointOptions.sendThread). */
+/** The socket's counters (NativeUdpStats); node's dgram reports zeros and no send thread. */
+export type UdpEndpointStats = Omit<NativeUdpStats, 'truncated' | 'sendThread' | 'queuedBytes'> & {
   sendThread: boolean;
-  /** Bytes queued for that thread and not yet handed to the kernel. */
   queuedBytes: number;
-}
+};
 
 export interface UdpEndpoint {
   readonly port: number;

@@ -12,6 +12,7 @@
 // Env CK_BENCH_AGENT_OPTIONS='name=value,...' adds agent options (e.g. lan_coalesce=0 for a "before");
 // CK_BENCH_VXLAN_COALESCE=0 and CK_BENCH_FABRIC_GRO=0 turn off the headend's coalescing and its fabric GRO.
 // CK_BENCH_SEND_THREADS=1 or 0: both daemons' send threads on or off, whatever their default here.
+// CK_BENCH_AGENT_NODE_OPTIONS='--max-semi-space-size=2': node options for the agent alone (V8 heap flags).
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

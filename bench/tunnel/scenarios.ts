@@ -171,9 +171,11 @@ async function connector(net: BenchNet, work: string, datagram = false, kernelL2
     env,
   });
   await sleep(1500);
+  // CK_BENCH_AGENT_NODE_OPTIONS: node options for the agent alone (V8 heap flags, as an init script would set them).
+  const agentNode = process.env['CK_BENCH_AGENT_NODE_OPTIONS'];
   const agent = spawnInNetns(net.ns.ga, process.execPath, [bin.agent, 'run', '--config', join(work, 'connector.uci')], {
     logFile: join(work, 'agent.log'),
-    env,
+    env: agentNode ? { ...env, NODE_OPTIONS: agentNode } : env,
   });
   const transport = datagram ? 'UDP datagrams beside TLS 1.3' : 'TLS 1.3';
   const switching = kernelL2 ? ' (session TAP -> kernel bridge -> kernel vxlan)' : '';

@@ -22,7 +22,7 @@ export interface StatusDoc {
 function flat(prefix: string, v: unknown, out: string[]): void {
   if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
     for (const [k, x] of Object.entries(v as Record<string, unknown>)) flat(prefix ? `${prefix}.${k}` : k, x, out);
-  } else if (v !== undefined && v !== 0 && v !== null) {
+  } else if (v !== undefined && v !== 0 && v !== null && v !== '') {
     out.push(`${prefix}=${Array.isArray(v) ? v.join(',') : String(v)}`);
   }
 }

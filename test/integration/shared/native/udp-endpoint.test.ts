@@ -201,6 +201,22 @@ test(`${kind}: IPv6 on ::1, sources formatted as node formats them`, async (t) =
   assert.equal(got[0]?.port, tx.port);
 });
 
+test('native: datagrams from three source addresses in one read batch are each attributed to their own', async (t) => {
+  const got: Got[] = [];
+  const rx = await endpoint('native', { got });
+  t.after(() => rx.close());
+  const senders = await Promise.all(['127.0.0.2', '127.0.0.3', '127.0.0.2'].map((host) => endpoint('native', { host })));
+  t.after(() => Promise.all(senders.map((x) => x.close())));
+  // Interleaved, so consecutive records of one batch change source: a, b, c, a, b, c ...
+  for (let i = 0; i < 60; i++) senders[i % 3]?.send(datagram(i, 100), '127.0.0.1', rx.port);
+  await waitFor('all 60', 5_000, () => got.length >= 60);
+  for (const g of got) {
+    const i = g.d.readUInt16BE(0);
+    const from = senders[i % 3];
+    assert.equal(`${g.address}:${g.port}`, `${['127.0.0.2', '127.0.0.3', '127.0.0.2'][i % 3]}:${from?.port}`, `datagram ${i}'s source`);
+  }
+});
+
 test('native-thread: 300 tasks of sends to two peers leave from the thread, each peer gets its own in order', async (t) => {
   const a: Got[] = [];
   const b: Got[] = [];

@@ -62,6 +62,7 @@ static void thread_main(void *arg) {
       uv_mutex_unlock(&r->mu);
     }
     uv_mutex_lock(&r->mu);
+    r->rpos = p;  // also past a wrap mark that ended the run
   }
   uv_mutex_unlock(&r->mu);
 }

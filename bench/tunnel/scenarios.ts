@@ -79,7 +79,7 @@ function benchBundles(dir: string): Promise<{ agent: string; headend: string }> 
 
 /**
  * `CK_BENCH_SEND_THREADS=1` or `0`: both daemons' send threads on or off (agent `send_thread`, headend
- * `sendThreads`), whatever their default for this machine's cores; unset: the default.
+ * `sendThreads`); unset: their default (off).
  */
 function sendThreadsSetting(env: NodeJS.ProcessEnv = process.env): boolean | null {
   const v = env['CK_BENCH_SEND_THREADS'];
@@ -104,6 +104,7 @@ function extraAgentOptions(env: NodeJS.ProcessEnv = process.env): string[] {
  * `kernelL2`: the headend switches on the kernel's bridge and vxlan device (docs/headend.md).
  */
 async function connector(net: BenchNet, work: string, datagram = false, kernelL2 = false): Promise<Running> {
+  const sendThreads = sendThreadsSetting();
   await buildBase(net, { hostMtu: 1500, hbOn: 'gv' });
   await bridgeLan(net.ns.ga);
   await fabricLeg(net);
@@ -136,7 +137,7 @@ async function connector(net: BenchNet, work: string, datagram = false, kernelL2
       // CK_BENCH_VXLAN_COALESCE=0: the headend without coalescing toward the agent, for figures before.
       vxlan: { localAddress: ADDR.fabricHeadend, coalesce: process.env['CK_BENCH_VXLAN_COALESCE'] !== '0' },
       ...(kernelL2 ? { l2: { engine: 'kernel' } } : {}),
-      ...(sendThreadsSetting() === null ? {} : { sendThreads: sendThreadsSetting() }),
+      ...(sendThreads === null ? {} : { sendThreads }),
     }),
   );
   const idDir = join(work, 'identity');

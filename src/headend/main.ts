@@ -157,15 +157,14 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
     deviceCa: readPem(config.tls.deviceCaFile, 'device CA bundle (tls.deviceCa)'),
   };
   // Before the VXLAN socket: a refused datagram port must leave nothing open behind the error.
-  const sendThread = config.sendThreads;
-  const datagram = await openDatagram(config, log, deps.worker ?? 0, sendThread);
+  const datagram = await openDatagram(config, log, deps.worker ?? 0);
   const kernel = config.l2.engine === 'kernel';
-  const l2 = await (kernel ? openKernelL2(config, log, deps.worker ?? 0) : openVxlanSocket({ ...config.vxlan, sendThread, log })).catch(
-    async (e: unknown) => {
-      await datagram?.close();
-      throw e;
-    },
-  );
+  const l2 = await (
+    kernel ? openKernelL2(config, log, deps.worker ?? 0) : openVxlanSocket({ ...config.vxlan, sendThread: config.sendThreads, log })
+  ).catch(async (e: unknown) => {
+    await datagram?.close();
+    throw e;
+  });
   if (!deps.worker) reportFabricGro(config.vxlan.localAddress, log);
   const inetSum = kernel ? undefined : nativeInetSum(log);
   const core = new HeadendCore(config, registry, {
@@ -322,7 +321,7 @@ async function startWithRegistry(config: HeadendConfig, deps: HeadendDeps, store
     datagram: datagram ? `${config.datagram?.host ?? ''}:${datagram.port}` : 'off',
     registry: describeRegistrySource(config.registry),
     l2: config.l2.engine,
-    sendThreads: sendThread,
+    sendThreads: config.sendThreads,
     ...(deps.worker ? { pid: process.pid } : {}),
   });
 
@@ -502,13 +501,13 @@ export function verifyAuditLog(file: string, o: VerifyFileOptions = {}): FileVer
  * taken and no port was configured, the headend still starts, TLS only, and says so; a configured port
  * that cannot be bound is a start-up error like any listener's.
  */
-async function openDatagram(config: HeadendConfig, log: Logger, worker: number, sendThread: boolean): Promise<DatagramServer | null> {
+async function openDatagram(config: HeadendConfig, log: Logger, worker: number): Promise<DatagramServer | null> {
   const d = config.datagram;
   if (d === null) return null;
   // Each worker has its own UDP socket: worker N takes the port N-1 above the configured one.
   const port = d.port === 0 || worker === 0 ? d.port : d.port + worker - 1;
   try {
-    return await openDatagramServer({ host: d.host, port, log, sendThread, now: () => monotonicClock.now() });
+    return await openDatagramServer({ host: d.host, port, log, sendThread: config.sendThreads, now: () => monotonicClock.now() });
   } catch (e) {
     if (d.portExplicit) throw e;
     log.warn('datagram channel off: its default port is taken', {

@@ -13,6 +13,7 @@
 // CK_BENCH_VXLAN_COALESCE=0 and CK_BENCH_FABRIC_GRO=0 turn off the headend's coalescing and its fabric GRO.
 // CK_BENCH_SEND_THREADS=1 or 0: both daemons' send threads on or off, whatever their default here.
 // CK_BENCH_AGENT_NODE_OPTIONS='--max-semi-space-size=2': node options for the agent alone (V8 heap flags).
+// CK_BENCH_HEADEND_NODE_OPTIONS: the same for the headend alone.
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -167,9 +167,11 @@ async function connector(net: BenchNet, work: string, datagram = false, kernelL2
   if (!addon) throw new Error('TAP addon not built: npm run build:addon');
   const env = { ...process.env, LOG_FORMAT: 'json', [TAP_ADDON_ENV]: addon };
   const bin = await benchBundles(join(work, 'bin'));
+  // CK_BENCH_HEADEND_NODE_OPTIONS: the same for the headend alone (heap flags, or --import of a hook that turns on --trace-gc).
+  const headendNode = process.env['CK_BENCH_HEADEND_NODE_OPTIONS'];
   const headend = spawnInNetns(net.ns.gb, process.execPath, [bin.headend, 'headend', '--config', join(work, 'headend.json')], {
     logFile: join(work, 'headend.log'),
-    env,
+    env: headendNode ? { ...env, NODE_OPTIONS: headendNode } : env,
   });
   await sleep(1500);
   // CK_BENCH_AGENT_NODE_OPTIONS: node options for the agent alone (V8 heap flags, as an init script would set them).

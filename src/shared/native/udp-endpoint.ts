@@ -27,7 +27,11 @@ export interface UdpEndpointOptions {
    * work, the GSO cut and the checksums run on its core), in order. Only with the addon's socket.
    */
   sendThread?: boolean;
-  /** Each datagram as it arrives; `d` is valid during the call only. The address is '' when connected. */
+  /**
+   * Each datagram as it arrives; the address is '' when connected. `d` may be written (opened in place)
+   * and stays valid to the end of its batch (onBatchEnd and the microtasks after it); the addon's next read
+   * batch reuses its memory, so what must outlive the batch is copied.
+   */
   onDatagram(d: Buffer, address: string, port: number): void;
   /** After the datagrams of one read batch. */
   onBatchEnd?(): void;

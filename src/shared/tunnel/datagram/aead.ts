@@ -21,7 +21,10 @@ export interface AeadBackend {
    * and puts the tag in its last 16; `out` is exactly header + parts + tag long.
    */
   seal(cipher: DatagramCipher, keys: EpochKeys, out: Buffer, counter: number, parts: readonly Uint8Array[]): void;
-  /** The payload of an authentic datagram (header, ciphertext, tag), else null. Never throws. */
+  /**
+   * The payload of an authentic datagram (header, ciphertext, tag), else null. Never throws. The payload
+   * may be opened in place, a view of `d`'s own bytes (the native backend): `d` is consumed either way.
+   */
   open(cipher: DatagramCipher, keys: EpochKeys, d: Buffer, counter: number): Buffer | null;
   /** The keys are retired: whatever the backend keeps for them goes now. */
   release(keys: EpochKeys): void;

@@ -341,7 +341,10 @@ export class DatagramChannel {
     return n;
   }
 
-  /** Opens one datagram from the wire; only an authentic one changes any state. */
+  /**
+   * Opens one datagram from the wire; only an authentic one changes any state. The frames returned may
+   * be views of `d` itself (opened in place): valid as long as `d` is.
+   */
   receive(d: Buffer, now: number): Received {
     if (this.#destroyed) return this.#drop('closed');
     const r = this.#receiver.open(d);

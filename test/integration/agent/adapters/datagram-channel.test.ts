@@ -101,7 +101,11 @@ interface Env {
   h: HeadendProcess;
 }
 
-async function env(t: { after(fn: () => void | Promise<void>): void }, headend: Record<string, unknown> = {}): Promise<Env> {
+async function env(
+  t: { after(fn: () => void | Promise<void>): void },
+  headend: Record<string, unknown> = {},
+  segment: { multiSite?: boolean; devices?: string[] } = {},
+): Promise<Env> {
   const d = tempDir(t, 'ck-dg-', true);
   const pki = await createTestPki(d.dir);
   const id = await pki.client('CN-0001');
@@ -111,7 +115,11 @@ async function env(t: { after(fn: () => void | Promise<void>): void }, headend: 
   });
   const got: Buffer[] = [];
   vtep.on('message', (m) => got.push(m));
-  writeJson(d.path('registry.json'), registryDoc({ acme: { vni: 100, vteps: ['127.0.0.2'] } }, { 'CN-0001': 'acme' }));
+  const devices = Object.fromEntries(['CN-0001', ...(segment.devices ?? [])].map((serial) => [serial, 'acme']));
+  writeJson(
+    d.path('registry.json'),
+    registryDoc({ acme: { vni: 100, vteps: ['127.0.0.2'], multiSite: segment.multiSite ?? false } }, devices),
+  );
   const vtepPort = (vtep.address() as AddressInfo).port;
   writeJson(d.path('h.json'), { ...headendConfigDoc(d, pki, { vtepPort, metricsPort: null }), ...headend });
   const h = await spawnHeadend(d.path('h.json'));
@@ -510,4 +518,63 @@ test('small frames sent together share datagrams both ways (dg-bundle): every fr
   assert.ok((await metric()) >= 1, `the headend sent bundles (after ${bursts} bursts of 30)`);
   t.diagnostic(`up: 50 frames, agent bundles ${dg?.bundles}; down: bundles after ${bursts + 1} bursts`);
   assert.equal(link.status().transport, 'datagram');
+});
+
+test("frames opened in place, in the socket's reused read batch, arrive whole: 400 distinct frames each way in bursts, also from a datagram site to a TLS site of the segment", async (t) => {
+  const e = await env(t, {}, { multiSite: true, devices: ['CN-0002'] });
+  const { link, received } = await onDatagrams(t, e);
+  await roundTrip(e, link, received, 'warm');
+  await e.h.waitForLine((l) => l['msg'] === 'session transport' && l['tx'] === 'datagram');
+  // Site B: TLS only, the same segment; what reaches it from A waited in its session's egress queue.
+  const idB = await e.pki.client('CN-0002');
+  const siteB = createTunnelClient({
+    headends: [new URL(`tls://127.0.0.1:${e.h.tunnelPort}`)],
+    getIdentity: async () => ({ key: idB.key, cert: idB.cert, ca: e.pki.dcCa.pem }),
+    hello: { agentVersion: '0.1.0-test', site: 'site-b', capabilities: ['l2'] },
+    keepaliveMs: 500,
+    deadAfterMs: 5_000,
+    backoff: { initialMs: 100, maxMs: 1_000, jitter: 0.3 },
+    sendQueueFrames: 4_096,
+    log: silentLogger,
+    datagram: { enabled: false },
+  });
+  t.after(() => siteB.close());
+  const atB: Buffer[] = [];
+  siteB.onFrames((fs) => atB.push(...fs.map((f) => Buffer.from(f))));
+  siteB.start();
+  await waitFor('site B up', 10_000, () => siteB.status().state === 'up');
+
+  // 1,000-byte frames (too big for bundles), each its own random payload: a frame whose bytes were
+  // overwritten by a later datagram of the batch no longer matches any that was sent.
+  const frames = (src: string, dst: string, n: number): Buffer[] =>
+    Array.from({ length: n }, (_, i) => testFrame(src, dst, `${i}:${randomBytes(480).toString('hex')}`));
+  const key = (f: Buffer): string => f.toString('hex');
+  const missing = (sent: readonly Buffer[], got: readonly Buffer[]): number => {
+    const have = new Set(got.map(key));
+    return sent.filter((f) => !have.has(key(f))).length;
+  };
+  const vtepFrames = (from: number): Buffer[] => e.got.slice(from).map((p) => p.subarray(8));
+
+  // Bursts of 50 (the UDP relay's buffer holds one), each read by its receiver in one or more batches.
+  const vx = Buffer.alloc(8);
+  writeVxlanHeader(vx, 0, 100);
+  for (let burst = 0; burst < 8; burst++) {
+    // Up, broadcast: to the VTEP and to site B.
+    const up = frames('02:00:00:00:00:01', 'ff:ff:ff:ff:ff:ff', 50);
+    const mark = e.got.length;
+    const markB = atB.length;
+    link.sendFrames(up);
+    await waitFor(
+      `up burst ${burst}: all 50 at the VTEP and at site B, byte for byte`,
+      5_000,
+      () => missing(up, vtepFrames(mark)) === 0 && missing(up, atB.slice(markB)) === 0,
+    );
+    // Down: from the VTEP to site A's MAC; the agent opens them in its socket's batch.
+    const down = frames('02:00:00:00:00:05', '02:00:00:00:00:01', 50);
+    const at = received.length;
+    for (const f of down) e.vtep.send(Buffer.concat([vx, f]), e.h.vxlanPort, '127.0.0.1');
+    await waitFor(`down burst ${burst}: all 50 at site A, byte for byte`, 5_000, () => missing(down, received.slice(at)) === 0);
+  }
+  assert.equal(link.status().transport, 'datagram');
+  assert.equal(siteB.status().transport, 'tls');
 });

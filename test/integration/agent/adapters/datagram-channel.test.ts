@@ -138,11 +138,12 @@ async function datagramPort(h: HeadendProcess): Promise<number> {
   return Number(m[1]);
 }
 
-function client(e: Env, o: { port?: number; enabled?: boolean; capabilities?: string[] } = {}): TunnelClient {
+function client(e: Env, o: { port?: number; enabled?: boolean; capabilities?: string[]; id?: Identity; site?: string } = {}): TunnelClient {
+  const id = o.id ?? e.id;
   return createTunnelClient({
     headends: [new URL(`tls://127.0.0.1:${e.h.tunnelPort}`)],
-    getIdentity: async () => ({ key: e.id.key, cert: e.id.cert, ca: e.pki.dcCa.pem }),
-    hello: { agentVersion: '0.1.0-test', site: 'site-a', capabilities: o.capabilities ?? ['l2'] },
+    getIdentity: async () => ({ key: id.key, cert: id.cert, ca: e.pki.dcCa.pem }),
+    hello: { agentVersion: '0.1.0-test', site: o.site ?? 'site-a', capabilities: o.capabilities ?? ['l2'] },
     keepaliveMs: 500,
     deadAfterMs: 5_000,
     backoff: { initialMs: 100, maxMs: 1_000, jitter: 0.3 },
@@ -526,18 +527,7 @@ test("frames opened in place, in the socket's reused read batch, arrive whole: 4
   await roundTrip(e, link, received, 'warm');
   await e.h.waitForLine((l) => l['msg'] === 'session transport' && l['tx'] === 'datagram');
   // Site B: TLS only, the same segment; what reaches it from A waited in its session's egress queue.
-  const idB = await e.pki.client('CN-0002');
-  const siteB = createTunnelClient({
-    headends: [new URL(`tls://127.0.0.1:${e.h.tunnelPort}`)],
-    getIdentity: async () => ({ key: idB.key, cert: idB.cert, ca: e.pki.dcCa.pem }),
-    hello: { agentVersion: '0.1.0-test', site: 'site-b', capabilities: ['l2'] },
-    keepaliveMs: 500,
-    deadAfterMs: 5_000,
-    backoff: { initialMs: 100, maxMs: 1_000, jitter: 0.3 },
-    sendQueueFrames: 4_096,
-    log: silentLogger,
-    datagram: { enabled: false },
-  });
+  const siteB = client(e, { enabled: false, id: await e.pki.client('CN-0002'), site: 'site-b' });
   t.after(() => siteB.close());
   const atB: Buffer[] = [];
   siteB.onFrames((fs) => atB.push(...fs.map((f) => Buffer.from(f))));

@@ -507,7 +507,14 @@ async function openDatagram(config: HeadendConfig, log: Logger, worker: number):
   // Each worker has its own UDP socket: worker N takes the port N-1 above the configured one.
   const port = d.port === 0 || worker === 0 ? d.port : d.port + worker - 1;
   try {
-    return await openDatagramServer({ host: d.host, port, log, sendThread: config.sendThreads, now: () => monotonicClock.now() });
+    return await openDatagramServer({
+      host: d.host,
+      port,
+      log,
+      sendThread: config.sendThreads,
+      maxLanes: d.lanes,
+      now: () => monotonicClock.now(),
+    });
   } catch (e) {
     if (d.portExplicit) throw e;
     log.warn('datagram channel off: its default port is taken', {

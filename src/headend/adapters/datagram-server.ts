@@ -5,12 +5,17 @@
 // crypto, one that is not authentic under its session's keys is counted on that session, and neither
 // allocates state, logs or gets an answer. Only an authentic datagram moves the session's address
 // (NAT rebinding: the newest authentic source wins, as WireGuard roams).
+// A session may have lanes (`dg-lanes`, docs/datagram.md): more peer ids, each with its own keys, replay
+// window and path monitor, so the agent can seal and open each on a core of its own. Frames this end sends
+// pick a lane by their inner flow (flow-hash.ts), so one flow always takes the same lane and is never
+// reordered; frames arriving on any lane are the session's.
 import { randomInt } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import type { Logger } from '../../shared/log.js';
 import { installDatagramAead } from '../../shared/native/datagram-aead.js';
 import { openUdpEndpoint, type UdpEndpoint } from '../../shared/native/udp-endpoint.js';
 import { parseHeader } from '../../shared/tunnel/datagram/codec.js';
+import { laneCount, laneOffer, pickLane } from '../../shared/tunnel/datagram/lanes.js';
 import {
   BUNDLE_CAPABILITY,
   DatagramChannel,
@@ -33,6 +38,11 @@ interface Peer {
   readonly sessionId: string;
   readonly tunnel: TunnelSession;
   channel: DatagramChannel | null;
+  /** The session's first peer id (its path state is the session's), or one of its further lanes. */
+  readonly primary: boolean;
+  /** The primary's further lanes, in the order the offer named them. */
+  readonly lanes: Peer[];
+  live: boolean;
   address: string | null;
   port: number;
   changed: (tx: string, reason: string) => void;
@@ -65,7 +75,10 @@ export async function openDatagramServer(o: {
   timing?: Partial<ChannelTiming>;
   /** Sends leave the event loop for a thread of the socket's own (udp-endpoint.ts). */
   sendThread?: boolean;
+  /** The most lanes a session may have (its first peer id included); 1: none. */
+  maxLanes?: number;
 }): Promise<DatagramServer> {
+  const maxLanes = o.maxLanes ?? 1;
   installDatagramAead(o.log);
   const ipv6 = isIPv6(o.host);
   // Every session's datagrams share this one socket: room for a burst of all of them.
@@ -86,6 +99,8 @@ export async function openDatagramServer(o: {
   /** Sessions whose hello said they rebuild HEAD/TAIL pairs, and those that unpack bundles. */
   const splits = new Set<string>();
   const bundles = new Set<string>();
+  /** The further lanes' peer ids offered to each session. */
+  const laneIds = new Map<string, number[]>();
   const peers = new Map<number, Peer>();
   const quarantine = new Map<number, number>();
   const drops: Record<string, number> = {};
@@ -108,7 +123,7 @@ export async function openDatagramServer(o: {
     const r = p.channel.receive(msg, now);
     if (r.kind === 'drop') return;
     // An answered probe moves tx at once, not at the next tick.
-    p.tunnel.datagramTx = p.channel.tx === 'datagram' ? p.txFrame : null;
+    if (p.primary) p.tunnel.datagramTx = p.channel.tx === 'datagram' ? p.txFrame : null;
     // Authentic: this is where the device is now.
     p.address = address;
     p.port = port;
@@ -120,7 +135,7 @@ export async function openDatagramServer(o: {
     } else if (r.kind === 'ping' && r.answer) sendTo(p, r.answer);
   };
   const deliver = (): void => {
-    for (const [p, frames] of inbound) if (peers.get(bySession.get(p.sessionId) ?? -1) === p) p.tunnel.receiveFrames(frames);
+    for (const [p, frames] of inbound) if (p.live) p.tunnel.receiveFrames(frames);
     inbound.clear();
   };
 
@@ -147,7 +162,8 @@ export async function openDatagramServer(o: {
       if (c === null) continue;
       const t = c.tick(now);
       for (const d of t.send) sendTo(p, d);
-      if (t.changed) {
+      // A lane's path state only decides whether frames take it; the session's is its primary's.
+      if (t.changed && p.primary) {
         p.tunnel.datagramTx = c.tx === 'datagram' ? p.txFrame : null;
         p.tunnel.sendControl({ type: 'dg-state', tx: c.tx, reason: c.reason });
         p.changed(c.tx, c.reason);
@@ -174,59 +190,86 @@ export async function openDatagramServer(o: {
       if (hello.capabilities.includes(BUNDLE_CAPABILITY)) bundles.add(sessionId);
       const id = bySession.get(sessionId) ?? newPeerId();
       bySession.set(sessionId, id);
+      const lanes = laneIds.get(sessionId) ?? [];
+      const want = Math.min(laneCount(hello.capabilities), maxLanes) - 1;
+      while (lanes.length < want) lanes.push(newPeerId());
+      if (lanes.length > 0) laneIds.set(sessionId, lanes);
       // dg-split, dg-bundle: this end rebuilds HEAD/TAIL pairs and unpacks bundles (an older agent ignores the words).
-      return [`${DATAGRAM_CAPABILITY}:${id}:${port}`, SPLIT_CAPABILITY, BUNDLE_CAPABILITY];
+      return [`${DATAGRAM_CAPABILITY}:${id}:${port}`, SPLIT_CAPABILITY, BUNDLE_CAPABILITY, ...(lanes.length > 0 ? [laneOffer(lanes)] : [])];
     },
     attach(sessionId, tunnel, transport: TunnelTransport, changed) {
       const id = bySession.get(sessionId);
-      if (id === undefined || transport.exportKeyingMaterial === undefined) return;
-      const keyBlock = exportKeyBlock(transport.exportKeyingMaterial, CIPHER, id);
+      const exporter = transport.exportKeyingMaterial;
+      if (id === undefined || exporter === undefined) return;
       const peerSplits = splits.has(sessionId);
-      const channel = new DatagramChannel(
-        {
-          role: 'headend',
-          cipher: CIPHER,
-          peerId: id,
-          keyBlock,
-          ipv6,
-          peerSplits,
-          peerBundles: bundles.has(sessionId),
-          alloc: sock.alloc,
-          ...(o.timing ? { timing: o.timing } : {}),
-        },
-        o.now(),
-      );
-      keyBlock.fill(0);
-      const send = (d: Buffer): void => sendTo(peer, d);
-      const peer: Peer = {
-        sessionId,
-        tunnel,
-        channel,
-        address: null,
-        port: 0,
-        changed,
-        send,
-        // The session's datagramTx while this side's path monitor says datagrams work.
-        txFrame: (frame) => txFrame(peer, channel, frame),
+      const peerBundles = bundles.has(sessionId);
+      const newPeer = (peerId: number, primary: boolean): Peer => {
+        const keyBlock = exportKeyBlock(exporter, CIPHER, peerId);
+        const channel = new DatagramChannel(
+          {
+            role: 'headend',
+            cipher: CIPHER,
+            peerId,
+            keyBlock,
+            ipv6,
+            peerSplits,
+            peerBundles,
+            alloc: sock.alloc,
+            ...(o.timing ? { timing: o.timing } : {}),
+          },
+          o.now(),
+        );
+        keyBlock.fill(0);
+        const send = (d: Buffer): void => sendTo(peer, d);
+        const own = (frame: Uint8Array): boolean => txFrame(peer, channel, frame);
+        const peer: Peer = {
+          sessionId,
+          tunnel,
+          channel,
+          primary,
+          lanes: [],
+          live: true,
+          address: null,
+          port: 0,
+          changed,
+          send,
+          // The session's datagramTx while this side's path monitor says datagrams work: each frame takes
+          // its flow's lane while that lane's own monitor says it works, else this one.
+          txFrame: (frame) => {
+            const lane = pickLane(frame, peer.lanes);
+            return lane !== undefined && lane.channel !== null && lane.channel.tx === 'datagram' && lane.address !== null
+              ? txFrame(lane, lane.channel, frame)
+              : own(frame);
+          },
+        };
+        peers.set(peerId, peer);
+        return peer;
       };
-      peers.set(id, peer);
+      const primary = newPeer(id, true);
+      for (const laneId of laneIds.get(sessionId) ?? []) primary.lanes.push(newPeer(laneId, false));
     },
     detach(sessionId) {
       splits.delete(sessionId);
       bundles.delete(sessionId);
       const id = bySession.get(sessionId);
+      const lanes = laneIds.get(sessionId) ?? [];
+      laneIds.delete(sessionId);
       if (id === undefined) return;
       bySession.delete(sessionId);
-      const p = peers.get(id);
-      peers.delete(id);
-      quarantine.set(id, o.now() + QUARANTINE_MS);
-      if (p?.channel) {
-        closedTotals.datagramsIn += p.channel.counters.datagramsIn;
-        closedTotals.datagramsOut += p.channel.counters.datagramsOut;
-        closedTotals.bundles += p.channel.counters.bundles;
-        for (const [k, v] of Object.entries(p.channel.counters.drops)) sessionDrops[k] = (sessionDrops[k] ?? 0) + v;
-        p.channel.destroy();
-        p.tunnel.datagramTx = null;
+      for (const peerId of [id, ...lanes]) {
+        const p = peers.get(peerId);
+        peers.delete(peerId);
+        quarantine.set(peerId, o.now() + QUARANTINE_MS);
+        if (p === undefined) continue;
+        p.live = false;
+        if (p.channel) {
+          closedTotals.datagramsIn += p.channel.counters.datagramsIn;
+          closedTotals.datagramsOut += p.channel.counters.datagramsOut;
+          closedTotals.bundles += p.channel.counters.bundles;
+          for (const [k, v] of Object.entries(p.channel.counters.drops)) sessionDrops[k] = (sessionDrops[k] ?? 0) + v;
+          p.channel.destroy();
+        }
+        if (p.primary) p.tunnel.datagramTx = null;
       }
     },
     peerState(sessionId, tx) {
@@ -253,7 +296,7 @@ export async function openDatagramServer(o: {
         t.datagramsIn += c.counters.datagramsIn;
         t.datagramsOut += c.counters.datagramsOut;
         t.bundles += c.counters.bundles;
-        if (c.tx === 'datagram') t.onDatagrams++;
+        if (c.tx === 'datagram' && p.primary) t.onDatagrams++;
         for (const [k, v] of Object.entries(c.counters.drops)) t.sessionDrops[k] = (t.sessionDrops[k] ?? 0) + v;
       }
       return t;

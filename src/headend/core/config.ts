@@ -21,6 +21,7 @@ import {
 import { checkPrefix } from './kernel-l2-plan.js';
 import { VXLAN_UDP_PORT } from '../../shared/l2/vxlan.js';
 import { registrySourceField, resolveRegistrySource, type RegistrySource } from '../../shared/registry/source.js';
+import { MAX_LANES } from '../../shared/tunnel/datagram/lanes.js';
 
 export interface HostPort {
   host: string;
@@ -93,8 +94,11 @@ export interface HeadendConfig {
   mac: { ageMs: number; maxEntriesPerSegment: number };
   /** IP MTU a VTEP path needs for 1514-byte inner frames: 1514 + 8 VXLAN + 8 UDP + 20 IPv4 = 1550. */
   minVtepPathMtu: number;
-  /** The datagram data channel (docs/datagram.md): UDP on this address and port; null: TLS only. */
-  datagram: (HostPort & { portExplicit: boolean }) | null;
+  /**
+   * The datagram data channel (docs/datagram.md): UDP on this address and port; null: TLS only. `lanes`:
+   * the most lanes a session may have when its agent asks (its first peer id included; 1: none).
+   */
+  datagram: (HostPort & { portExplicit: boolean; lanes: number }) | null;
   /** After a large, settled drop in sessions: a full collection and malloc_trim (core/memory-return.ts). */
   returnMemory: boolean;
   /**
@@ -203,7 +207,12 @@ const HEADEND_SCHEMA = object({
   returnMemory: optional(boolean(), true),
   sendThreads: optional(boolean(), false),
   // UDP beside the TLS listener: by default the same address and port number (443 UDP beside 443 TCP).
-  datagram: section({ enabled: optional(boolean(), true), host: optional(string()), port: optional(port()) }),
+  datagram: section({
+    enabled: optional(boolean(), true),
+    host: optional(string()),
+    port: optional(port()),
+    lanes: optional(integer(1, MAX_LANES), 4),
+  }),
   headendVersion: optional(string(), '0.1.0'),
   instance: optional(string()),
 });
@@ -261,6 +270,7 @@ export function parseHeadendConfig(doc: unknown, baseDir: string): HeadendConfig
             host: c.datagram.host ?? c.listen.host,
             port: c.datagram.port ?? c.listen.port,
             portExplicit: c.datagram.port !== undefined,
+            lanes: c.datagram.lanes,
           }),
     headendVersion: c.headendVersion,
     instance: c.instance ?? null,

@@ -91,6 +91,16 @@ test('vxlan.coalesce: false turns the merging off; anything but a boolean is ref
   );
 });
 
+test('datagram.lanes: at most 4 lanes a session by default, 1 to 8 when set, anything else refused by name', () => {
+  assert.equal(parseHeadendConfig(minimal, '/x').datagram?.lanes, 4);
+  assert.equal(parseHeadendConfig({ ...minimal, datagram: { lanes: 1 } }, '/x').datagram?.lanes, 1);
+  for (const lanes of [0, 9, 'many'])
+    assert.throws(
+      () => parseHeadendConfig({ ...minimal, datagram: { lanes } }, '/x'),
+      (e: unknown) => hasCode(e, 'CK_ERR_CONFIG_INVALID') && (e as Error).message.includes('lanes'),
+    );
+});
+
 test('sendThreads: off unless set; anything but a boolean is refused by name', () => {
   assert.equal(parseHeadendConfig(minimal, '/x').sendThreads, false);
   assert.equal(parseHeadendConfig({ ...minimal, sendThreads: true }, '/x').sendThreads, true);

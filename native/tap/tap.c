@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -702,6 +703,19 @@ static napi_value js_unread(napi_env env, napi_callback_info info) {
   return res;
 }
 
+// threadName(name): names the calling thread (at most 15 bytes, as the kernel keeps them), so that `top -H`,
+// /proc/<pid>/task/*/comm and perf tell a datagram lane's worker thread from the event loop's.
+static napi_value js_thread_name(napi_env env, napi_callback_info info) {
+  size_t argc = 1, len = 0;
+  napi_value argv[1];
+  char name[16];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok || len == 0)
+    return napi_throw_type_error(env, "EINVAL", "threadName(name): name must be a non-empty string"), NULL;
+  if (prctl(PR_SET_NAME, name, 0, 0, 0) < 0) return throw_errno(env, errno, "prctl(PR_SET_NAME)", name, NULL);
+  return NULL;
+}
+
 // malloc_trim: glibc keeps the memory of freed TLS sessions (OpenSSL's per-connection buffers) in its
 // arenas after a mass disconnect; trimming hands it back to the kernel. It walks every arena under
 // their locks, so it runs on a libuv worker thread, never on the loop. musl returns memory on its own:
@@ -831,6 +845,7 @@ NAPI_MODULE_INIT() {
     {"unreadBytes", NULL, js_unread, NULL, NULL, NULL, napi_enumerable, NULL},
     {"inetSum", NULL, js_inet_sum, NULL, NULL, NULL, napi_enumerable, NULL},
     {"netdevGro", NULL, js_netdev_gro, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"threadName", NULL, js_thread_name, NULL, NULL, NULL, napi_enumerable, NULL},
 #ifdef WITH_MALLOC_TRIM
     {"mallocTrim", NULL, js_malloc_trim, NULL, NULL, NULL, napi_enumerable, NULL},
 #endif

@@ -3,6 +3,8 @@
 // Literal imports and no top-level await: the image build bundles this file into one CommonJS binary.
 import { runCommand, runProgram, usage, type CommandTable } from '../shared/cli/dispatch.js';
 import { productVersion } from '../shared/version.js';
+import { isLaneWorker, runLaneWorker } from './adapters/datagram-lane-worker.js';
+import { setLaneEntry, workerEntry } from './adapters/datagram-lanes.js';
 
 export const AGENT_COMMANDS: CommandTable = {
   run: [
@@ -37,4 +39,10 @@ async function main(argv: string[]): Promise<number> {
   return runCommand('connector-agent', AGENT_COMMANDS, argv);
 }
 
-void runProgram('connector-agent', () => main(process.argv.slice(2)));
+// A datagram lane's worker thread starts from this same module (datagram-lanes.ts): from its file, or
+// inside the single binary, where this module's URL is the executable's, from the source the launcher keeps.
+if (isLaneWorker()) runLaneWorker();
+else {
+  setLaneEntry(workerEntry(import.meta.url));
+  void runProgram('connector-agent', () => main(process.argv.slice(2)));
+}

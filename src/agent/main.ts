@@ -181,6 +181,7 @@ export async function run(argv: string[]): Promise<number> {
         datagram: {
           enabled: config.datagram.enabled,
           sendThread: config.sendThread,
+          lanes: config.datagram.lanes,
           ...(config.datagram.port ? { port: config.datagram.port } : {}),
         },
         maxProtocol: config.maxProtocol,

@@ -3,7 +3,9 @@
 // headend's datagram port, opened once the hello-ack offers it, closed with the session. Outbound only:
 // the agent sends first (its probe), and keeps its NAT mapping alive while it carries data by datagrams.
 // Its frames leave by datagrams while the path monitor says the path works, else by the TLS session;
-// frames arriving by either path are the session's.
+// frames arriving by either path are the session's. With lanes (`datagram_lanes`, docs/datagram.md) the
+// headend's further peer ids each get a worker thread of their own (datagram-lanes.ts), and each frame
+// takes the lane its inner flow hashes to while that lane's path works.
 import { lookup } from 'node:dns/promises';
 import { isIP, isIPv6 } from 'node:net';
 import type { Offload } from '../../shared/l2/tso-segment.js';
@@ -20,11 +22,19 @@ import {
   type DgTx,
 } from '../../shared/tunnel/datagram/channel.js';
 import { clampMss, mssFor } from '../../shared/tunnel/datagram/mss-clamp.js';
+import { laneAsk, parseLaneOffer, pickLane } from '../../shared/tunnel/datagram/lanes.js';
 import type { TunnelSession, TunnelTransport } from '../../shared/tunnel/session.js';
+import { startLanes, type Lane, type LaneStatus } from './datagram-lanes.js';
 
 export const DATAGRAM_CAPABILITY = 'datagram';
-/** What the agent's hello asks for: the channel, HEAD/TAIL pairs for frames above the path MTU, and bundles of small frames. */
-export const DATAGRAM_HELLO: readonly string[] = [DATAGRAM_CAPABILITY, SPLIT_CAPABILITY, BUNDLE_CAPABILITY];
+/**
+ * What the agent's hello asks for: the channel, HEAD/TAIL pairs for frames above the path MTU, bundles of
+ * small frames, and `lanes` lanes in all when more than one.
+ */
+export function datagramHello(lanes = 1): string[] {
+  const ask = laneAsk(lanes);
+  return [DATAGRAM_CAPABILITY, SPLIT_CAPABILITY, BUNDLE_CAPABILITY, ...(ask !== null ? [ask] : [])];
+}
 /** Socket buffers of the datagram socket: room for the bursts a busy loop leaves in the kernel (capped by net.core.rmem_max). */
 const DG_SOCKET_BUFFER = 2 * 1024 * 1024;
 const CIPHER = 'AES-256-GCM';
@@ -38,7 +48,13 @@ export function datagramOffer(capabilities: readonly string[]): DatagramOffer | 
     const peerId = Number(m[1]);
     const port = Number(m[2]);
     if (peerId >= 1 && peerId < 0xffffff && port >= 1 && port <= 65_535)
-      return { peerId, port, splits: capabilities.includes(SPLIT_CAPABILITY), bundles: capabilities.includes(BUNDLE_CAPABILITY) };
+      return {
+        peerId,
+        port,
+        splits: capabilities.includes(SPLIT_CAPABILITY),
+        bundles: capabilities.includes(BUNDLE_CAPABILITY),
+        laneIds: parseLaneOffer(capabilities).filter((id) => id !== peerId),
+      };
   }
   return null;
 }
@@ -50,7 +66,12 @@ export interface DatagramOffer {
   splits: boolean;
   /** The headend unpacks BUNDLE datagrams. */
   bundles: boolean;
+  /** The peer ids of the session's further lanes (none from a headend without lanes). */
+  laneIds: readonly number[];
 }
+
+/** What the link needs of its session: a TunnelSession, or a lane worker's stand-in for it. */
+export type DatagramSessionPort = Pick<TunnelSession, 'receiveFrames' | 'sendControl' | 'datagramTx' | 'datagramTxOffload'>;
 
 export interface DatagramLink {
   readonly tx: DgTx;
@@ -58,6 +79,8 @@ export interface DatagramLink {
   readonly counters: DatagramChannel['counters'];
   /** The socket: 'native' (batched, GSO/GRO) or 'dgram', and datagrams the kernel did not take; null before it is open. */
   socket(): { kind: string; sendDrops: number; gso: boolean; gro: boolean; sendThread: boolean } | null;
+  /** Each further lane's state and counters (empty without lanes). */
+  lanes(): LaneStatus[];
   /** The largest outer packet the path to the headend has carried. */
   readonly plpmtu: number;
   /** Times that size stopped getting through (a path MTU black hole) and the search began again. */
@@ -71,8 +94,9 @@ export interface DatagramLink {
 }
 
 export interface DatagramLinkOptions {
-  session: TunnelSession;
-  transport: TunnelTransport;
+  session: DatagramSessionPort;
+  /** The TLS session's exporter derives the keys; a lane worker is handed its key block instead. */
+  keys: TunnelTransport | Buffer;
   /** The headend host the TLS connection reached (so UDP goes to the same machine behind DNS). */
   host: string;
   offer: DatagramOffer;
@@ -81,6 +105,8 @@ export interface DatagramLinkOptions {
   localAddress?: string;
   /** The socket's sends leave the event loop for a thread of their own (udp-endpoint.ts). */
   sendThread?: boolean;
+  /** Starts the offer's further lanes, each in a worker thread (datagram-lanes.ts); without it, one lane. */
+  lanes?: boolean;
   clock: Clock;
   log: Logger;
   timing?: Partial<ChannelTiming>;
@@ -90,9 +116,10 @@ export interface DatagramLinkOptions {
 }
 
 export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
-  if (o.transport.exportKeyingMaterial === undefined) return null;
+  const exporter = Buffer.isBuffer(o.keys) ? undefined : o.keys.exportKeyingMaterial;
+  if (exporter === undefined && !Buffer.isBuffer(o.keys)) return null;
   installDatagramAead(o.log);
-  const keyBlock = exportKeyBlock(o.transport.exportKeyingMaterial, CIPHER, o.offer.peerId);
+  const keyBlock = exporter !== undefined ? exportKeyBlock(exporter, CIPHER, o.offer.peerId) : (o.keys as Buffer);
   const ipv6 = isIPv6(o.host);
   let ep: UdpEndpoint | null = null;
   const channel = new DatagramChannel(
@@ -111,6 +138,24 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
   );
   keyBlock.fill(0);
   let closed = false;
+  const lanes: Lane[] =
+    o.lanes === true && exporter !== undefined && o.offer.laneIds.length > 0
+      ? startLanes({
+          ids: o.offer.laneIds,
+          keyBlock: (id) => exportKeyBlock(exporter, CIPHER, id),
+          host: o.host,
+          port: o.port ?? o.offer.port,
+          splits: o.offer.splits,
+          bundles: o.offer.bundles,
+          ...(o.localAddress !== undefined ? { localAddress: o.localAddress } : {}),
+          ...(o.sendThread === true ? { sendThread: true } : {}),
+          ...(o.timing ? { timing: o.timing } : {}),
+          log: o.log,
+          deliver: (frames) => {
+            if (!closed) o.session.receiveFrames(frames);
+          },
+        })
+      : [];
   const onDatagram = (msg: Buffer): void => {
     if (closed) return;
     const r = channel.receive(msg, o.clock.now());
@@ -163,6 +208,8 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
   };
   const txFrame = (frame: Uint8Array): boolean => {
     if (channel.tx !== 'datagram' || ep === null) return false;
+    const lane = pickLane(frame, lanes);
+    if (lane?.up === true) return lane.send(frame);
     const sent = channel.sealFrame(frame, o.clock.now(), send);
     if (channel.bundlePending) flushSoon();
     return sent;
@@ -180,6 +227,8 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
   };
   const txOffload = (off: Offload, frame: Uint8Array): number => {
     if (channel.tx !== 'datagram' || ep === null) return 0;
+    const lane = pickLane(frame, lanes);
+    if (lane?.up === true) return lane.sendSuperFrame(off, frame);
     return channel.sealSuperFrame(off, frame, o.clock.now(), send);
   };
   const tick = setInterval(() => {
@@ -208,6 +257,7 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
       const st = ep.stats();
       return { kind: ep.kind, sendDrops: st.dropped, gso: st.gso, gro: st.gro, sendThread: st.sendThread };
     },
+    lanes: () => lanes.map((l) => l.status()),
     get plpmtu() {
       return channel.plpmtu;
     },
@@ -228,6 +278,7 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
       o.session.datagramTxOffload = null;
       o.txChanged?.();
       channel.destroy();
+      for (const l of lanes) l.close();
       void ep?.close();
     },
   };

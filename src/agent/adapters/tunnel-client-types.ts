@@ -7,6 +7,7 @@ import type { ChannelTiming } from '../../shared/tunnel/datagram/channel.js';
 import type { EgressAqmState } from '../../shared/tunnel/egress-queue.js';
 import type { BackoffOptions } from '../core/backoff.js';
 import type { TunnelIdentity, TunnelLink, TunnelState } from '../core/ports.js';
+import type { LaneStatus } from './datagram-lanes.js';
 
 /** The identity's CA is the DC CA the headend must chain to: no system roots are used. */
 export type { TunnelIdentity, TunnelState };
@@ -39,7 +40,8 @@ export interface TunnelClientOptions {
   clock?: Clock;
   scheduler?: Scheduler;
   /** The datagram data channel (docs/datagram.md); off unless enabled, then at the port the headend offers. */
-  datagram?: { enabled: boolean; port?: number; timing?: Partial<ChannelTiming>; sendThread?: boolean };
+  /** `lanes`: how many lanes in all to ask the headend for (docs/datagram.md), each further one a worker thread; default 1. */
+  datagram?: { enabled: boolean; port?: number; timing?: Partial<ChannelTiming>; sendThread?: boolean; lanes?: number };
 }
 
 export type TunnelCounters = {
@@ -91,6 +93,8 @@ export type TunnelStatus = {
     blackHoles: number;
     /** The socket: `native` (the addon's batched one, with UDP GSO/GRO) or `dgram`, and datagrams the kernel did not take. */
     socket: { kind: string; sendDrops: number; gso: boolean; gro: boolean; sendThread: boolean } | null;
+    /** The session's further lanes, each on a worker thread of its own (none unless `datagram_lanes` > 1 and the headend offered them). */
+    lanes: LaneStatus[];
   } | null;
   counters: TunnelCounters;
 };

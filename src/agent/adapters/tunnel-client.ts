@@ -19,7 +19,7 @@ import { afterLoss, backoffDelay, hintedDelay } from '../core/backoff.js';
 import type { TunnelState } from '../core/ports.js';
 import { TicketCache } from './tls-tickets.js';
 import { hostOf, validate } from './tunnel-options.js';
-import { DATAGRAM_HELLO, datagramOffer, openDatagramLink, type DatagramLink } from './datagram-link.js';
+import { datagramHello, datagramOffer, openDatagramLink, type DatagramLink } from './datagram-link.js';
 
 const pick = (d: DatagramLink) => {
   const c = d.counters;
@@ -32,12 +32,14 @@ const pick = (d: DatagramLink) => {
     plpmtu: d.plpmtu,
     blackHoles: d.blackHoles,
     socket: d.socket(),
+    lanes: d.lanes(),
   };
 };
 const dgExtras = (o: TunnelClientOptions) => ({
   ...(o.datagram?.port ? { port: o.datagram.port } : {}),
   ...(o.datagram?.timing ? { timing: o.datagram.timing } : {}),
   ...(o.datagram?.sendThread === true ? { sendThread: true } : {}),
+  ...((o.datagram?.lanes ?? 1) > 1 ? { lanes: true } : {}),
   ...(o.localAddress ? { localAddress: o.localAddress } : {}),
 });
 
@@ -327,7 +329,7 @@ class Client implements TunnelClient {
         clock: o.clock,
         scheduler: o.scheduler,
         egress: { maxFrames: o.sendQueueFrames, holdUnsentBytes: o.maxBufferedBytes, aqm: o.aqm },
-        hello: dgOn ? { ...o.hello, capabilities: [...o.hello.capabilities, ...DATAGRAM_HELLO] } : o.hello,
+        hello: dgOn ? { ...o.hello, capabilities: [...o.hello.capabilities, ...datagramHello(o.datagram?.lanes)] } : o.hello,
         keepaliveMs: o.keepaliveMs,
         deadAfterMs: o.deadAfterMs,
         offload: o.offload,
@@ -352,7 +354,7 @@ class Client implements TunnelClient {
           if (offer)
             this.#dg = openDatagramLink({
               session: s,
-              transport,
+              keys: transport,
               host: socket.remoteAddress ?? host,
               offer,
               clock: o.clock,

@@ -16,6 +16,7 @@ import {
   type SchemaIssue,
   type Shape,
 } from '../../shared/schema/schema.js';
+import { MAX_LANES } from '../../shared/tunnel/datagram/lanes.js';
 import { boolText, intText, listText, oneOfText, patternText, text } from '../../shared/schema/text.js';
 import { parseUci, type UciSection } from './uci.js';
 import { parsePolicyConfig, POLICY_CONFIG_KEYS, type PolicyConfig } from './l2/policy-config.js';
@@ -42,8 +43,12 @@ export interface AgentConfig {
   readonly maxProtocol: 1 | 2;
   /** Ceiling of the jittered exponential reconnect backoff. */
   readonly reconnectMaxMs: number;
-  /** The datagram data channel (docs/datagram.md): asked for unless turned off; a UDP port to use instead of the offered one. */
-  readonly datagram: Readonly<{ enabled: boolean; port: number | undefined }>;
+  /**
+   * The datagram data channel (docs/datagram.md): asked for unless turned off; a UDP port to use instead of
+   * the offered one; `lanes` (`datagram_lanes`): lanes in all to ask for, each further one sealed and
+   * opened on a worker thread of its own, each inner flow on one lane.
+   */
+  readonly datagram: Readonly<{ enabled: boolean; port: number | undefined; lanes: number }>;
   /** Runs of one flow's TCP segments from the tunnel go to the LAN as super-frames (`lan_coalesce`, like GRO). */
   readonly lanCoalesce: boolean;
   /**
@@ -144,6 +149,7 @@ const SECTIONS = {
     // On: probed at each session start, TLS carries the frames until and unless datagrams work (docs/datagram.md).
     datagram: optional(boolText(), true),
     datagram_port: optional(intText(1, 65_535)),
+    datagram_lanes: optional(intText(1, MAX_LANES), 1),
     lan_coalesce: optional(boolText(), true),
     send_thread: optional(boolText(), false),
     own_mac: removed(MOVED_OWN_MAC),
@@ -317,7 +323,7 @@ export function parseAgentConfig(text: string): AgentConfig {
     aqm: Object.freeze({ targetMs: a.aqm_target_ms, intervalMs: a.aqm_interval_ms }),
     maxProtocol: a.max_protocol === 1 ? 1 : 2,
     reconnectMaxMs: a.reconnect_max_s * 1000,
-    datagram: Object.freeze({ enabled: a.datagram, port: a.datagram_port }),
+    datagram: Object.freeze({ enabled: a.datagram, port: a.datagram_port, lanes: a.datagram_lanes }),
     lanCoalesce: a.lan_coalesce,
     sendThread: a.send_thread,
     l2: l2Config(doc),

@@ -76,6 +76,8 @@ export interface TapAddon {
   setsockopt?(fd: number, level: number, name: number, value: number): number;
   /** Bytes waiting in a socket's receive queue (FIONREAD). Older builds lack it. */
   unreadBytes?(fd: number): number;
+  /** Names the calling thread (15 bytes at most; longer is cut). Older builds lack it. */
+  threadName?(name: string): void;
   /** The ones'-complement sum of bytes[from, to) plus `initial`, folded, not complemented (older builds lack it). */
   inetSum?(bytes: Uint8Array, from: number, to: number, initial: number): number;
   /** Whether an interface of this namespace does GRO (ETHTOOL_GGRO); throws ENODEV and the like. Older builds lack it. */

@@ -11,6 +11,7 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
+import { setLaneEntry } from '../../../../src/agent/adapters/datagram-lanes.js';
 import { createTunnelClient, type TunnelClient } from '../../../../src/agent/adapters/tunnel-client.js';
 import { silentLogger } from '../../../../src/shared/log.js';
 import { writeVxlanHeader } from '../../../../src/shared/l2/vxlan.js';
@@ -138,7 +139,10 @@ async function datagramPort(h: HeadendProcess): Promise<number> {
   return Number(m[1]);
 }
 
-function client(e: Env, o: { port?: number; enabled?: boolean; capabilities?: string[]; id?: Identity; site?: string } = {}): TunnelClient {
+function client(
+  e: Env,
+  o: { port?: number; enabled?: boolean; capabilities?: string[]; id?: Identity; site?: string; lanes?: number } = {},
+): TunnelClient {
   const id = o.id ?? e.id;
   return createTunnelClient({
     headends: [new URL(`tls://127.0.0.1:${e.h.tunnelPort}`)],
@@ -155,6 +159,7 @@ function client(e: Env, o: { port?: number; enabled?: boolean; capabilities?: st
       enabled: o.enabled ?? true,
       sendThread: true,
       ...(o.port ? { port: o.port } : {}),
+      ...(o.lanes ? { lanes: o.lanes } : {}),
       timing: { reprobeFirstMs: 500, reprobeMaxMs: 2_000 },
     },
   });
@@ -567,4 +572,120 @@ test("frames opened in place, in the socket's reused read batch, arrive whole: 4
   }
   assert.equal(link.status().transport, 'datagram');
   assert.equal(siteB.status().transport, 'tls');
+});
+
+// Lanes (docs/datagram.md): without the relay, which follows one agent address, and each lane is a socket.
+setLaneEntry(new URL('../../../../src/agent/cli.ts', import.meta.url).href);
+
+/** `flows` flows of `n` frames each, interleaved; each frame names its flow and its place in it. */
+function flowFrames(flows: number, n: number, src: (f: number) => string, dst: (f: number) => string): Buffer[] {
+  const out: Buffer[] = [];
+  for (let i = 0; i < n; i++) for (let f = 0; f < flows; f++) out.push(testFrame(src(f), dst(f), `flow${f}:${i}:${'x'.repeat(600)}`));
+  return out;
+}
+
+/** Flows whose frames arrived out of order, and how many frames each flow got. */
+function orderOf(frames: readonly Buffer[]): { reordered: string[]; counts: Map<string, number> } {
+  const last = new Map<string, number>();
+  const counts = new Map<string, number>();
+  const reordered: string[] = [];
+  for (const f of frames) {
+    const m = /flow(\d+):(\d+):/.exec(f.toString('latin1'));
+    if (!m) continue;
+    const flow = m[1] as string;
+    const seq = Number(m[2]);
+    if ((last.get(flow) ?? -1) >= seq) reordered.push(`flow ${flow}: ${seq} after ${last.get(flow)}`);
+    last.set(flow, seq);
+    counts.set(flow, (counts.get(flow) ?? 0) + 1);
+  }
+  return { reordered, counts };
+}
+
+test('lanes: an agent asking for 3 gets 3 from the headend, each on a worker thread; 48 flows each way spread over them, every frame arrives, no flow reordered', async (t) => {
+  const e = await env(t);
+  const link = client(e, { lanes: 3 });
+  t.after(() => link.close());
+  const received: Buffer[] = [];
+  link.onFrames((fs) => received.push(...fs.map((f) => Buffer.from(f))));
+  link.start();
+  await waitFor('on datagrams, both further lanes up', 15_000, () => {
+    const d = link.status().datagram;
+    return link.status().transport === 'datagram' && d !== null && d.lanes.length === 2 && d.lanes.every((l) => l.up);
+  });
+
+  const FLOWS = 48;
+  const N = 40;
+  const mac = (f: number, host: number): string => `02:00:00:${f.toString(16).padStart(2, '0')}:00:${host.toString(16).padStart(2, '0')}`;
+  const up = flowFrames(
+    FLOWS,
+    N,
+    (f) => mac(f, 1),
+    (f) => mac(f, 5),
+  );
+  const down = flowFrames(
+    FLOWS,
+    N,
+    (f) => mac(f, 5),
+    (f) => mac(f, 1),
+  );
+  const atVtep = (): Buffer[] => e.got.map((p) => p.subarray(8));
+  const vx = Buffer.alloc(8);
+  writeVxlanHeader(vx, 0, 100);
+  // Bursts of two frames per flow: the test's own VTEP socket has a small receive buffer.
+  const BURST = 2 * FLOWS;
+  for (let i = 0; i < up.length; i += BURST) {
+    link.sendFrames(up.slice(i, i + BURST));
+    await waitFor(`up: ${i + BURST} frames at the VTEP`, 5_000, () => atVtep().length >= i + BURST);
+    // Down: to the MACs the headend learnt from the way up, from the VTEP.
+    for (const f of down.slice(i, i + BURST)) e.vtep.send(Buffer.concat([vx, f]), e.h.vxlanPort, '127.0.0.1');
+    await waitFor(`down: ${i + BURST} frames at the agent`, 5_000, () => received.length >= i + BURST);
+  }
+  const upOrder = orderOf(atVtep());
+  assert.deepEqual(upOrder.reordered, [], 'no flow reordered on the way up');
+  assert.equal(upOrder.counts.size, FLOWS);
+  assert.ok(
+    [...upOrder.counts.values()].every((c) => c === N),
+    'each frame once, on the way up',
+  );
+  const downOrder = orderOf(received);
+  assert.deepEqual(downOrder.reordered, [], 'no flow reordered on the way down');
+  assert.equal(downOrder.counts.size, FLOWS);
+  assert.ok(
+    [...downOrder.counts.values()].every((c) => c === N),
+    'each frame once, on the way down',
+  );
+
+  // Each lane carried some of the flows, both ways (the lanes' counters arrive once a second).
+  await waitFor('every lane carried frames both ways', 5_000, () =>
+    (link.status().datagram?.lanes ?? []).every((l) => l.datagramsOut > 0 && l.datagramsIn > 0),
+  );
+  const lanes = link.status().datagram?.lanes ?? [];
+  t.diagnostic(`lanes: ${lanes.map((l) => `${l.peerId} out ${l.datagramsOut} in ${l.datagramsIn}`).join(', ')}`);
+  assert.ok(
+    lanes.every((l) => l.lost === 0 && Object.keys(l.drops).length === 0),
+    `no lane lost or dropped anything: ${JSON.stringify(lanes)}`,
+  );
+  assert.equal(link.status().transport, 'datagram');
+});
+
+test('lanes, mixed settings: a headend that offers none (datagram.lanes 1) and an agent that asks for none both run on one lane', async (t) => {
+  const e = await env(t, { datagram: { host: '127.0.0.1', port: 0, lanes: 1 } });
+  const link = client(e, { lanes: 4 });
+  t.after(() => link.close());
+  const received: Buffer[] = [];
+  link.onFrames((fs) => received.push(...fs.map((f) => Buffer.from(f))));
+  link.start();
+  await waitFor('on datagrams', 10_000, () => link.status().transport === 'datagram');
+  await roundTrip(e, link, received, 'one-lane');
+  assert.deepEqual(link.status().datagram?.lanes, []);
+
+  const e2 = await env(t);
+  const plain = client(e2);
+  t.after(() => plain.close());
+  const got2: Buffer[] = [];
+  plain.onFrames((fs) => got2.push(...fs.map((f) => Buffer.from(f))));
+  plain.start();
+  await waitFor('on datagrams', 10_000, () => plain.status().transport === 'datagram');
+  await roundTrip(e2, plain, got2, 'no-ask');
+  assert.deepEqual(plain.status().datagram?.lanes, []);
 });

@@ -17,16 +17,20 @@ test('minimal config gets documented defaults', () => {
   assert.equal(c.l2.proxyArp, true);
   assert.equal(c.l2.allowDhcpFromTunnel, false);
   assert.equal(c.l2.splitBrainBlock, true);
-  assert.deepEqual(c.datagram, { enabled: true, port: undefined }, 'datagrams asked for by default');
+  assert.deepEqual(c.datagram, { enabled: true, port: undefined, lanes: 1 }, 'datagrams asked for by default, one lane');
   assert.deepEqual(parseAgentConfig(MIN + `\toption datagram '1'\n\toption datagram_port '4443'\n`).datagram, {
     enabled: true,
     port: 4443,
+    lanes: 1,
   });
   assert.deepEqual(
     parseAgentConfig(MIN + `\toption datagram '0'\n`).datagram,
-    { enabled: false, port: undefined },
+    { enabled: false, port: undefined, lanes: 1 },
     'TLS only when turned off',
   );
+  assert.equal(parseAgentConfig(MIN + `\toption datagram_lanes '4'\n`).datagram.lanes, 4);
+  assert.throws(() => parseAgentConfig(MIN + `\toption datagram_lanes '9'\n`), /datagram_lanes/, 'at most 8 lanes');
+  assert.throws(() => parseAgentConfig(MIN + `\toption datagram_lanes '0'\n`), /datagram_lanes/);
   assert.equal(c.lanCoalesce, true, 'LAN coalescing on by default');
   assert.equal(parseAgentConfig(MIN + `\toption lan_coalesce '0'\n`).lanCoalesce, false);
   assert.throws(() => parseAgentConfig(MIN + `\toption lan_coalesce 'maybe'\n`), /lan_coalesce/);

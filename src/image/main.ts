@@ -153,6 +153,7 @@ async function buildAgentAndOverlay(
     postjectDir: postjectPkg,
     launcher: launcherSource(bundle),
     tapAddon,
+    ...(bundle.format === 'cjs' ? { bundleCode: bundle.code } : {}),
     runtimeDir: board.runtimeDir,
     out: agentOut,
     strip: 'aarch64-linux-gnu-strip',

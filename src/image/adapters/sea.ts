@@ -12,6 +12,8 @@ import { ImageError } from '../core/errors.js';
 
 export const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 export const TAP_ASSET = 'tap.node';
+/** The bundle's own source, kept as an asset so that worker threads (datagram lanes) can run it too. */
+export const BUNDLE_ASSET = 'bundle.cjs';
 
 /** Unpacks an npm tarball (`package/` inside) and returns that directory. */
 export async function unpackNpmTarball(tgz: string, dest: string): Promise<string> {
@@ -124,7 +126,18 @@ globalThis.__ck_meta_url = require('node:url').pathToFileURL(process.execPath).h
   }
 })();
 `;
-  if (bundle.format === 'cjs') return `${prelude}${bundle.code}`;
+  // A worker thread cannot load the executable as a module: it runs the bundle from its asset, after the
+  // two lines of this prelude it needs (the addon's path is in the environment it inherits). The global's
+  // name is the one src/agent/adapters/datagram-lanes.ts looks for.
+  const workerSource = `(function keepWorkerSource() {
+  const sea = require('node:sea');
+  if (!sea.isSea()) return;
+  globalThis.__ck_worker_source = function () {
+    return "'use strict';\\nglobalThis.__ck_meta_url = require('node:url').pathToFileURL(process.execPath).href;\\n" + sea.getAsset(${JSON.stringify(BUNDLE_ASSET)}, 'utf8');
+  };
+})();
+`;
+  if (bundle.format === 'cjs') return `${prelude}${workerSource}${bundle.code}`;
   // The ESM bundle is served under a file: URL next to the binary through module hooks, so stack traces
   // and resolver errors name a path instead of a megabyte of base64; data: is the fallback.
   const b64 = Buffer.from(bundle.code, 'utf8').toString('base64');
@@ -156,6 +169,8 @@ export interface SeaBuildOptions {
   readonly postjectDir: string;
   readonly launcher: string;
   readonly tapAddon?: string | undefined;
+  /** The bundle's source (a CommonJS one), kept as an asset for worker threads. */
+  readonly bundleCode?: string | undefined;
   readonly runtimeDir: string;
   readonly out: string;
   /** e.g. aarch64-linux-gnu-strip; undefined keeps debug info (+20 MB). */
@@ -182,10 +197,16 @@ export async function buildSea(o: SeaBuildOptions): Promise<SeaBuildResult> {
     useSnapshot: false,
     useCodeCache: false,
   };
+  const assets: Record<string, string> = {};
   if (o.tapAddon) {
     await copyFile(o.tapAddon, join(o.workDir, TAP_ASSET));
-    config['assets'] = { [TAP_ASSET]: TAP_ASSET };
+    assets[TAP_ASSET] = TAP_ASSET;
   }
+  if (o.bundleCode !== undefined) {
+    await writeFile(join(o.workDir, BUNDLE_ASSET), o.bundleCode);
+    assets[BUNDLE_ASSET] = BUNDLE_ASSET;
+  }
+  if (Object.keys(assets).length > 0) config['assets'] = assets;
   await writeFile(join(o.workDir, 'sea-config.json'), JSON.stringify(config, null, 2));
   await exec(o.hostNode, ['--experimental-sea-config', 'sea-config.json'], { cwd: o.workDir }).catch((e: unknown) => {
     throw new ImageError('sea-failed', `making the SEA blob failed: ${(e as Error).message}`, { cause: e });

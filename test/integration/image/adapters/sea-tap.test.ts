@@ -60,6 +60,7 @@ before(async () => {
     postjectDir: postject,
     launcher: launcherSource(bundle),
     tapAddon: addon,
+    bundleCode: bundle.code,
     runtimeDir: '/usr/lib/connector',
     out: join(root, 'usr/bin/tap-probe'),
     strip: 'aarch64-linux-gnu-strip',
@@ -70,26 +71,32 @@ after(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-test('the arm64 SEA binary creates a TAP in a namespace under qemu-aarch64, with no glibc in its root', { skip: needsRoot }, async (t) => {
-  if (skip) return skipOrFail(t, skip);
-  const scope = netnsScope(t, 'ckimg');
-  const ns = await scope.ns('dev');
-  const ifname = scope.ifname('tap');
-  const child = spawn('ip', ['netns', 'exec', ns, 'chroot', root, '/qemu-aarch64-static', '/usr/bin/tap-probe', ifname], {
-    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  t.after(() => child.kill('SIGKILL'));
-  let stderr = '';
-  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  const first = await lines.next();
-  assert.equal(first.value, `opened ${ifname} on arm64`, stderr);
-  const link = execFileSync('ip', ['-n', ns, '-d', 'link', 'show', ifname], { encoding: 'utf8' });
-  assert.match(link, /tun type tap/, 'a TAP device exists in the test namespace');
-  child.stdin.end();
-  assert.equal((await lines.next()).value, 'closed');
-  await new Promise((r) => child.once('close', r));
-  const gone = execFileSync('ip', ['-n', ns, 'link', 'show'], { encoding: 'utf8' });
-  assert.ok(!gone.includes(ifname), 'the non-persistent TAP disappears when the agent closes it');
-});
+test(
+  'the arm64 SEA binary creates a TAP in a namespace under qemu-aarch64, with no glibc in its root, and starts a worker thread from itself',
+  { skip: needsRoot },
+  async (t) => {
+    if (skip) return skipOrFail(t, skip);
+    const scope = netnsScope(t, 'ckimg');
+    const ns = await scope.ns('dev');
+    const ifname = scope.ifname('tap');
+    const child = spawn('ip', ['netns', 'exec', ns, 'chroot', root, '/qemu-aarch64-static', '/usr/bin/tap-probe', ifname], {
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    t.after(() => child.kill('SIGKILL'));
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+    const first = await lines.next();
+    assert.equal(first.value, `opened ${ifname} on arm64`, stderr);
+    const link = execFileSync('ip', ['-n', ns, '-d', 'link', 'show', ifname], { encoding: 'utf8' });
+    assert.match(link, /tun type tap/, 'a TAP device exists in the test namespace');
+    // A worker thread from the bundle the binary keeps (as the agent's datagram lanes start), with the addon.
+    assert.equal((await lines.next()).value, 'worker: native AEAD on arm64', stderr);
+    child.stdin.end();
+    assert.equal((await lines.next()).value, 'closed');
+    await new Promise((r) => child.once('close', r));
+    const gone = execFileSync('ip', ['-n', ns, 'link', 'show'], { encoding: 'utf8' });
+    assert.ok(!gone.includes(ifname), 'the non-persistent TAP disappears when the agent closes it');
+  },
+);

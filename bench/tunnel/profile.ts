@@ -14,6 +14,8 @@
 // CK_BENCH_SEND_THREADS=1 or 0: both daemons' send threads on or off, whatever their default here.
 // CK_BENCH_AGENT_NODE_OPTIONS='--max-semi-space-size=2': node options for the agent alone (V8 heap flags).
 // CK_BENCH_HEADEND_NODE_OPTIONS: the same for the headend alone.
+//   --slow-core F  : each daemon confined to F of one core (as the bench's slow-core mode);
+//   --slow-cores   : with it, each agent thread that carries frames gets a slow core of its own (slow-cores.ts)
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +26,8 @@ import { exec } from '../../src/shared/exec.js';
 import { nsExec, spawnInNetns, uniquePrefix, isAlive } from '../../src/lab/adapters/netns.js';
 import { ADDR, benchNet, teardown, waitForPing } from './topology.js';
 import { procUsage, startScenario, threadUsage } from './scenarios.js';
+import { slowCores } from './slow-cores.js';
+import { limitCpu, removeCpuGroups } from '../../src/lab/adapters/cpu-limit.js';
 import { parseIperfTcp, parseIperfUdp, parsePing } from './stats.js';
 
 const { values: opt } = parseArgs({
@@ -43,8 +47,11 @@ const { values: opt } = parseArgs({
     len: { type: 'string', default: '1200' },
     scenario: { type: 'string', default: 'connector' },
     wan: { type: 'string', default: 'none' },
+    'slow-core': { type: 'string' },
+    'slow-cores': { type: 'boolean', default: false },
   },
 });
+const SLOW_CORE = opt['slow-core'] === undefined ? undefined : Number(opt['slow-core']);
 const DUR = Number(opt.duration);
 const mode = opt.mode ?? 'none';
 if (!['none', 'cpuprof', 'perf', 'loop'].includes(mode)) throw new Error(`--mode must be none, cpuprof, perf or loop, got ${mode}`);
@@ -108,6 +115,7 @@ process.once('exit', () => {
     }
   }
   teardown(net);
+  if (SLOW_CORE !== undefined) removeCpuGroups(`${net.prefix}-`);
 });
 process.once('SIGINT', () => process.exit(130));
 process.once('SIGTERM', () => process.exit(143));
@@ -128,6 +136,16 @@ daemons.push(...Object.values(running.procs));
 delete process.env.CK_CPU_PROF_DIR;
 delete process.env.CK_LOOP_DELAY_DIR;
 if (!(await waitForPing(net.ns.ha, ADDR.hostB, 30_000))) throw new Error(`no connectivity; logs in ${work}`);
+const cores =
+  SLOW_CORE === undefined
+    ? null
+    : opt['slow-cores'] === true
+      ? slowCores(net.prefix, running.procs, SLOW_CORE)
+      : (Object.entries(running.procs).forEach(([role, pid]) => limitCpu(`${net.prefix}-${role}`, SLOW_CORE).add(pid)), null);
+if (cores) {
+  await sleep(1_000); // the lanes' workers name themselves once their session is up
+  progress(`slow cores of ${SLOW_CORE}: agent threads ${JSON.stringify(cores.placed())}`);
+}
 if (opt.nice) for (const pid of Object.values(running.procs)) await exec('renice', ['-n', opt.nice, '-p', String(pid)]);
 progress(`up: agent ${running.procs.agent}, headend ${running.procs.headend}; work dir ${work}`);
 const idle = parsePing((await nsExec(net.ns.ha, 'ping', ['-c', '100', '-i', '0.01', ADDR.hostB], { allowFailure: true })).stdout);

@@ -17,6 +17,7 @@ import { procUsage, SCENARIOS, startScenario, threadUsage, toolVersions, type Sc
 import { parseIperfTcp, parseIperfUdp, parsePing, summarise, udpArrivals, type Summary } from './stats.js';
 import { renderMarkdown } from './report.js';
 import { grown, readDrops, type DropCounters } from './drops.js';
+import { slowCores, type SlowCores } from './slow-cores.js';
 
 export interface RunSample {
   scenario: ScenarioName;
@@ -65,6 +66,7 @@ const { values: opt } = parseArgs({
     out: { type: 'string', default: 'bench/results' },
     wan: { type: 'string', default: 'none' },
     'slow-core': { type: 'string' },
+    'slow-cores': { type: 'boolean', default: false },
     'idle-pings': { type: 'string', default: '0' },
   },
 });
@@ -142,10 +144,16 @@ async function measure(name: ScenarioName, wan: string, run: number, work: strin
     if (SLOW_CORE !== undefined) removeCpuGroups(`${net.prefix}-`);
   };
   process.once('exit', cleanup);
+  let cores: SlowCores | null = null;
   try {
     const running = await startScenario(name, net, join(work, `${keyOf(name, wan)}-${run}`));
-    // Slow-core mode: each tunnel daemon confined to a fraction of one core (docs/performance.md).
-    if (SLOW_CORE !== undefined)
+    // Slow-core mode: each tunnel daemon confined to a fraction of one core (docs/performance.md); with
+    // --slow-cores the connector agent's threads that carry frames get one each (slow-cores.ts).
+    cores =
+      SLOW_CORE !== undefined && opt['slow-cores'] === true && running.procs['agent'] !== undefined
+        ? slowCores(net.prefix, running.procs, SLOW_CORE)
+        : null;
+    if (SLOW_CORE !== undefined && cores === null)
       for (const [role, pid] of Object.entries(running.procs)) limitCpu(`${net.prefix}-${role}`, SLOW_CORE).add(pid);
     if (!(await waitForPing(net.ns.ha, ADDR.hostB, 30_000))) throw new Error('no connectivity between the hosts');
     await nsExec(net.ns.ha, 'ping', ['-c', '20', '-i', '0.05', ADDR.hostB], { allowFailure: true }); // warm caches
@@ -226,6 +234,7 @@ async function measure(name: ScenarioName, wan: string, run: number, work: strin
     sample.error = e instanceof Error ? e.message : String(e);
     progress(`${name} run ${run}: ${sample.error}`);
   } finally {
+    cores?.stop();
     cleanup();
     process.removeListener('exit', cleanup);
   }
@@ -312,6 +321,7 @@ const result = {
     scenarios: PROFILES.flatMap((w) => scenarios.map((s) => keyOf(s, w))),
     wan: Object.fromEntries(PROFILES.map((w) => [w, WAN_PROFILES[w] ?? null])),
     slowCore: SLOW_CORE ?? null,
+    slowCores: SLOW_CORE !== undefined && opt['slow-cores'] === true,
     idlePings: IDLE_PINGS,
   },
   samples,

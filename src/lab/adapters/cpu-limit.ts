@@ -18,6 +18,11 @@ export interface CpuGroup {
   readonly version: 1 | 2;
   /** Moves a process (all its threads) into the group. */
   add(pid: number): void;
+  /**
+   * Moves one thread into the group, so that each thread of a process can have a slow core of its own
+   * (the cgroup v1 hierarchy only: v2 would need a threaded subtree, not built).
+   */
+  addThread(tid: number): void;
   /** Times the kernel throttled the group, and for how long in total (ms). */
   throttled(): { periods: number; throttledPeriods: number; throttledMs: number };
 }
@@ -75,6 +80,10 @@ function group(path: string, version: 1 | 2): CpuGroup {
     version,
     add(pid) {
       writeFileSync(join(path, 'cgroup.procs'), String(pid));
+    },
+    addThread(tid) {
+      if (version !== 1) throw limitError('a slow core per thread needs the cgroup v1 cpu hierarchy (v2 threaded subtrees are not built)');
+      writeFileSync(join(path, 'tasks'), String(tid));
     },
     throttled() {
       const stat = Object.fromEntries(

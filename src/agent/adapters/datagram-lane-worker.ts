@@ -8,9 +8,10 @@ import { parseOffload, toFrames } from '../../shared/l2/tso-segment.js';
 import type { LogFields, Logger } from '../../shared/log.js';
 import { loadTapAddon } from '../../shared/native/addon.js';
 import { monotonicClock } from '../../shared/system-time.js';
+import { CoDel } from '../../shared/tunnel/codel.js';
 import type { ControlMessage } from '../../shared/tunnel/control.js';
 import { openDatagramLink, type DatagramSessionPort } from './datagram-link.js';
-import { BufferShuttle, forEachItem, LaneOutbox, type FromLane, type LaneInit, type ToLane } from './datagram-lanes.js';
+import { admit, BufferShuttle, LaneOutbox, type FromLane, type LaneInit, type ToLane } from './datagram-lanes.js';
 
 /** True in a thread started by startLanes(): the entry module runs the lane instead of the program. */
 export function isLaneWorker(): boolean {
@@ -38,17 +39,16 @@ export function runLaneWorker(): void {
   };
   let lost = 0;
   const shuttle = new BufferShuttle();
-  const rx = new LaneOutbox(shuttle, new Int32Array(init.rxTaken), (buf, used, free) => post({ t: 'rx', buf, used, free }, [buf, ...free]));
+  const rx = new LaneOutbox(shuttle, new Int32Array(init.rxTaken), (m) => post({ t: 'rx', ...m }, [m.buf, ...m.free]));
+  const codel = new CoDel(init.aqm.intervalMs);
+  let aqmDrops = 0;
   const txTaken = new Int32Array(init.txTaken);
   // The stand-in for the tunnel session: what the link hands it goes to the event loop.
   const session: DatagramSessionPort = {
     datagramTx: null,
     datagramTxOffload: null,
     receiveFrames(frames: readonly Buffer[]) {
-      for (const f of frames) {
-        rx.room(5 + f.length);
-        rx.batch.put(f);
-      }
+      for (const f of frames) if (rx.room(5 + f.length)) rx.batch.put(f);
     },
     // Lanes do not announce their path state to the headend: the session's is the first lane's.
     sendControl(_msg: ControlMessage) {},
@@ -89,7 +89,7 @@ export function runLaneWorker(): void {
     }
     if (m.t === 'free') return shuttle.give(m.free);
     shuttle.give(m.free);
-    forEachItem(m.buf, m.used, (frame, hdr) => {
+    aqmDrops += admit(codel, init.aqm.targetMs, m, (frame, hdr) => {
       if (hdr === null) return sendOne(frame);
       const o = parseOffload(hdr, frame);
       if (typeof o === 'string') return void lost++;
@@ -111,7 +111,15 @@ export function runLaneWorker(): void {
     const c = link.counters;
     post({
       t: 'stats',
-      stats: { tx: link.tx, datagramsIn: c.datagramsIn, datagramsOut: c.datagramsOut, lost, drops: { ...c.drops } },
+      stats: {
+        tx: link.tx,
+        datagramsIn: c.datagramsIn,
+        datagramsOut: c.datagramsOut,
+        lost,
+        drops: { ...c.drops },
+        aqmDrops,
+        queueFull: rx.full,
+      },
     });
   }, STATS_MS);
 }

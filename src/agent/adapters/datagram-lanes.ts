@@ -6,11 +6,16 @@
 // received, one message per read batch. Messages carry one buffer each, transferred, not copied again,
 // and the buffers go back the other way once read (BufferShuttle): a fresh buffer per message is memory
 // outside the heap, which V8 answers with full collections (docs/performance.md, "opened in place").
+// Each direction is a queue the tunnel did not have before, so it gets what the issue of loss without
+// congestion gave the others: the side that takes frames from it runs CoDel on their sojourn (each
+// buffer says when its first frame went in) and drops only under a standing queue; a hard cap in bytes
+// is there for memory alone.
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Offload } from '../../shared/l2/tso-segment.js';
 import { VNET_HDR_LEN, writeVnetHdr } from '../../shared/l2/tso-segment.js';
 import type { LogFields, Logger } from '../../shared/log.js';
+import { AQM_DEFAULTS, CoDel, type AqmOptions } from '../../shared/tunnel/codel.js';
 import type { ChannelTiming } from '../../shared/tunnel/datagram/channel.js';
 
 /** What a lane worker is started with (its workerData's `ckLane`). */
@@ -24,17 +29,25 @@ export interface LaneInit {
   localAddress?: string;
   sendThread?: boolean;
   timing?: Partial<ChannelTiming>;
+  aqm: AqmOptions;
   /** One Int32 each: the bytes of tx messages the worker has taken and of rx messages the loop has (wrapping). */
   txTaken: SharedArrayBuffer;
   rxTaken: SharedArrayBuffer;
 }
 
-export type ToLane = { t: 'tx'; buf: ArrayBuffer; used: number; free: ArrayBuffer[] } | { t: 'free'; free: ArrayBuffer[] } | { t: 'close' };
+/** A buffer of frames: `at` (laneNow()) is when its first frame went in. */
+export interface LaneBuffer {
+  buf: ArrayBuffer;
+  used: number;
+  at: number;
+  free: ArrayBuffer[];
+}
+export type ToLane = ({ t: 'tx' } & LaneBuffer) | { t: 'free'; free: ArrayBuffer[] } | { t: 'close' };
 export type FromLane =
-  | { t: 'rx'; buf: ArrayBuffer; used: number; free: ArrayBuffer[] }
+  | ({ t: 'rx' } & LaneBuffer)
   | { t: 'free'; free: ArrayBuffer[] }
   | { t: 'state'; up: boolean }
-  | { t: 'stats'; stats: Omit<LaneStatus, 'peerId' | 'up' | 'alive' | 'queueFull'> }
+  | { t: 'stats'; stats: WorkerStats }
   | { t: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; msg: string; fields: LogFields };
 
 export interface LaneStatus {
@@ -48,7 +61,8 @@ export interface LaneStatus {
   datagramsOut: number;
   /** Frames handed to the lane that it could not send (its path went dark with them on the way). */
   lost: number;
-  /** Frames dropped before the lane because it had MAX_WAITING bytes still to take, as a full socket drops. */
+  /** Frames dropped between the loop and the lane, either way: by CoDel (a standing queue), or at the MAX_WAITING cap. */
+  aqmDrops: number;
   queueFull: number;
   drops: Record<string, number>;
 }
@@ -57,12 +71,34 @@ export interface LaneStatus {
 export const ITEM_FRAME = 0;
 export const ITEM_SUPER = 1;
 const STAGE_BYTES = 256 * 1024;
+/** What the worker reports of itself. */
+export type WorkerStats = Omit<LaneStatus, 'peerId' | 'up' | 'alive'>;
 /**
- * Bytes handed to a lane and not yet taken by it, at most: a lane that falls behind drops what comes
- * next, as its socket would with a full buffer, instead of queueing delay for every flow it carries
- * (about 4 ms at 1 Gbit/s).
+ * Bytes handed over one way and not yet taken, at most: beyond it frames are dropped, for memory's sake
+ * only (CoDel keeps the standing queue far below it; a full socket buffer is 2 MB).
  */
-export const MAX_WAITING = 512 * 1024;
+export const MAX_WAITING = 4 * 1024 * 1024;
+
+/** Milliseconds on a clock both threads share (each thread's performance.now() has its own origin). */
+export function laneNow(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/**
+ * Frames of a received buffer that CoDel lets through: drops (counted) only while the buffers' sojourn
+ * has stood above target for an interval.
+ */
+export function admit(codel: CoDel, targetMs: number, m: LaneBuffer, fn: (frame: Buffer, hdr: Buffer | null) => void): number {
+  const now = laneNow();
+  const above = now - m.at > targetMs;
+  let dropped = 0;
+  forEachItem(m.buf, m.used, (frame, hdr) => {
+    if (codel.offer(now, above)) dropped++;
+    else fn(frame, hdr);
+  });
+  if (!above) codel.empty();
+  return dropped;
+}
 
 export interface Lane {
   readonly peerId: number;
@@ -117,7 +153,7 @@ export function startEntryWorker(data: Record<string, unknown>): Worker | null {
 }
 
 /** Buffers kept for reuse, and read buffers waiting to go back to the side that wrote them. */
-const POOL_MAX = 32;
+const POOL_MAX = 8;
 /** Read buffers held before they go back in a message of their own (else with the next data message). */
 const RETURN_AT = 8;
 
@@ -207,12 +243,15 @@ export class LaneOutbox {
   #handed = 0;
   #queued = false;
   #timer: NodeJS.Timeout | null = null;
+  #firstAt = 0;
+  /** Frames refused because MAX_WAITING bytes were still to be taken. */
+  full = 0;
 
   constructor(
     private readonly shuttle: BufferShuttle,
     /** One Int32 the other side adds the bytes it has taken to (wrapping). */
     private readonly taken: Int32Array,
-    private readonly send: (buf: ArrayBuffer, used: number, free: ArrayBuffer[]) => void,
+    private readonly send: (m: LaneBuffer) => void,
   ) {
     this.batch = new LaneBatch(shuttle);
   }
@@ -222,17 +261,23 @@ export class LaneOutbox {
     return (this.#handed - Atomics.load(this.taken, 0)) | 0;
   }
 
-  /** Makes room for `n` more bytes in the batch, handing over a full one first. */
-  room(n: number): void {
+  /** Makes room for `n` more bytes in the batch, handing over a full one first; false (counted) at the cap. */
+  room(n: number): boolean {
     const b = this.batch;
+    if (this.waiting + b.used + n > MAX_WAITING) {
+      this.full++;
+      return false;
+    }
     if (!b.fits(n)) {
       if (b.used > 0) this.#post(n);
       else b.take(n);
     }
+    if (b.used === 0) this.#firstAt = laneNow();
     if (!this.#queued) {
       this.#queued = true;
       queueMicrotask(this.#flush);
     }
+    return true;
   }
 
   close(): void {
@@ -255,7 +300,7 @@ export class LaneOutbox {
   #post(next: number): void {
     const m = this.batch.take(next);
     this.#handed = (this.#handed + m.used) | 0;
-    this.send(m.buf, m.used, this.shuttle.returns());
+    this.send({ buf: m.buf, used: m.used, at: this.#firstAt, free: this.shuttle.returns() });
   }
 }
 
@@ -287,6 +332,8 @@ export interface LanesOptions {
   localAddress?: string;
   sendThread?: boolean;
   timing?: Partial<ChannelTiming>;
+  /** CoDel's target and interval for the queues between the loop and each lane (the agent's `aqm_*`). */
+  aqm?: AqmOptions;
   log: Logger;
   /** Frames a lane received, one call per read batch; valid only during the call. */
   deliver(frames: Buffer[]): void;
@@ -324,39 +371,32 @@ function startLane(o: LanesOptions, peerId: number): Lane {
     ...(o.localAddress !== undefined ? { localAddress: o.localAddress } : {}),
     ...(o.sendThread === true ? { sendThread: true } : {}),
     ...(o.timing ? { timing: o.timing } : {}),
+    aqm: o.aqm ?? AQM_DEFAULTS,
     txTaken: new SharedArrayBuffer(4),
     rxTaken: new SharedArrayBuffer(4),
   };
   keyBlock.fill(0);
   const rxTaken = new Int32Array(init.rxTaken);
-  let queueFull = 0;
+  const codel = new CoDel(init.aqm.intervalMs);
+  let rxAqmDrops = 0;
   const log = o.log.child({ lane: peerId });
   const worker = startEntryWorker({ ckLane: init }) as Worker;
   init.keyBlock.fill(0);
   let alive = true;
   let up = false;
   let closed = false;
-  let stats: Omit<LaneStatus, 'peerId' | 'up' | 'alive' | 'queueFull'> = { tx: 'tls', datagramsIn: 0, datagramsOut: 0, lost: 0, drops: {} };
+  let stats: WorkerStats = { tx: 'tls', datagramsIn: 0, datagramsOut: 0, lost: 0, drops: {}, aqmDrops: 0, queueFull: 0 };
   const shuttle = new BufferShuttle();
-  const out = new LaneOutbox(shuttle, new Int32Array(init.txTaken), (buf, used, free) => {
-    if (alive) worker.postMessage({ t: 'tx', buf, used, free } satisfies ToLane, [buf, ...free]);
+  const out = new LaneOutbox(shuttle, new Int32Array(init.txTaken), (m) => {
+    if (alive) worker.postMessage({ t: 'tx', ...m } satisfies ToLane, [m.buf, ...m.free]);
   });
   const vnetHdr = Buffer.alloc(VNET_HDR_LEN);
-  /** Room for `n` more bytes; false (counted) when the lane has too much still to take. */
-  const room = (n: number): boolean => {
-    if (out.waiting + out.batch.used + n > MAX_WAITING) {
-      queueFull++;
-      return false;
-    }
-    out.room(n);
-    return true;
-  };
   worker.on('message', (m: FromLane) => {
     if (closed) return;
     if (m.t === 'rx') {
       shuttle.give(m.free);
       const frames: Buffer[] = [];
-      forEachItem(m.buf, m.used, (f) => frames.push(f));
+      rxAqmDrops += admit(codel, init.aqm.targetMs, m, (f) => frames.push(f));
       if (frames.length > 0) o.deliver(frames);
       Atomics.add(rxTaken, 0, m.used);
       shuttle.done(m.buf);
@@ -388,16 +428,23 @@ function startLane(o: LanesOptions, peerId: number): Lane {
     // Taken either way, as a socket takes what its full buffer then drops: false would send the frame by
     // TLS instead, past the frames of its flow still on the lane.
     send(frame) {
-      if (room(1 + 4 + frame.length)) out.batch.put(frame);
+      if (out.room(1 + 4 + frame.length)) out.batch.put(frame);
       return true;
     },
     sendSuperFrame(off, frame) {
-      if (!room(1 + VNET_HDR_LEN + 4 + frame.length)) return off.segments;
+      if (!out.room(1 + VNET_HDR_LEN + 4 + frame.length)) return off.segments;
       writeVnetHdr(vnetHdr, 0, off.hdr);
       out.batch.put(frame, vnetHdr);
       return off.segments;
     },
-    status: () => ({ peerId, alive, up: up && alive, ...stats, queueFull }),
+    status: () => ({
+      peerId,
+      alive,
+      up: up && alive,
+      ...stats,
+      aqmDrops: stats.aqmDrops + rxAqmDrops,
+      queueFull: stats.queueFull + out.full,
+    }),
     close() {
       if (closed) return;
       closed = true;

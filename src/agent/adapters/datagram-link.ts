@@ -22,6 +22,7 @@ import {
   type DgTx,
 } from '../../shared/tunnel/datagram/channel.js';
 import { clampMss, mssFor } from '../../shared/tunnel/datagram/mss-clamp.js';
+import type { AqmOptions } from '../../shared/tunnel/codel.js';
 import { laneAsk, parseLaneOffer, pickLane } from '../../shared/tunnel/datagram/lanes.js';
 import type { TunnelSession, TunnelTransport } from '../../shared/tunnel/session.js';
 import { startLanes, type Lane, type LaneStatus } from './datagram-lanes.js';
@@ -107,6 +108,8 @@ export interface DatagramLinkOptions {
   sendThread?: boolean;
   /** Starts the offer's further lanes, each in a worker thread (datagram-lanes.ts); without it, one lane. */
   lanes?: boolean;
+  /** CoDel's settings for the queues between the loop and the lanes (the agent's `aqm_*`). */
+  aqm?: AqmOptions;
   clock: Clock;
   log: Logger;
   timing?: Partial<ChannelTiming>;
@@ -150,6 +153,7 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
           ...(o.localAddress !== undefined ? { localAddress: o.localAddress } : {}),
           ...(o.sendThread === true ? { sendThread: true } : {}),
           ...(o.timing ? { timing: o.timing } : {}),
+          ...(o.aqm ? { aqm: o.aqm } : {}),
           log: o.log,
           deliver: (frames) => {
             if (!closed) o.session.receiveFrames(frames);

@@ -39,7 +39,7 @@ const dgExtras = (o: TunnelClientOptions) => ({
   ...(o.datagram?.port ? { port: o.datagram.port } : {}),
   ...(o.datagram?.timing ? { timing: o.datagram.timing } : {}),
   ...(o.datagram?.sendThread === true ? { sendThread: true } : {}),
-  ...((o.datagram?.lanes ?? 1) > 1 ? { lanes: true } : {}),
+  ...((o.datagram?.lanes ?? 1) > 1 ? { lanes: true, ...(o.aqm ? { aqm: o.aqm } : {}) } : {}),
   ...(o.localAddress ? { localAddress: o.localAddress } : {}),
 });
 

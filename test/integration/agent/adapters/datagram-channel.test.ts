@@ -662,7 +662,7 @@ test('lanes: an agent asking for 3 gets 3 from the headend, each on a worker thr
   const lanes = link.status().datagram?.lanes ?? [];
   t.diagnostic(`lanes: ${lanes.map((l) => `${l.peerId} out ${l.datagramsOut} in ${l.datagramsIn}`).join(', ')}`);
   assert.ok(
-    lanes.every((l) => l.lost === 0 && Object.keys(l.drops).length === 0),
+    lanes.every((l) => l.lost === 0 && l.aqmDrops === 0 && l.queueFull === 0 && Object.keys(l.drops).length === 0),
     `no lane lost or dropped anything: ${JSON.stringify(lanes)}`,
   );
   assert.equal(link.status().transport, 'datagram');

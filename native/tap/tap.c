@@ -452,6 +452,24 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   return buf;
 }
 
+// pause(tap, paused): stops (true) or restarts (false) reading the TAP. While the agent does not read, the
+// frames wait in the kernel's queue in front of the TAP (its ring, txqueuelen deep) instead of in a queue
+// of the agent's own: its datagram lanes' backpressure.
+static napi_value js_pause(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  bool paused = false;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  tap_t *t = unwrap(env, argv[0]);
+  if (!t) return NULL;
+  if (argc < 2 || napi_get_value_bool(env, argv[1], &paused) != napi_ok)
+    return napi_throw_type_error(env, "EINVAL", "pause(tap, paused): paused must be a boolean"), NULL;
+  if (t->fd < 0 || !t->poll) return NULL;  // closed, or not started: nothing to pause
+  int r = paused ? uv_poll_stop(t->poll) : uv_poll_start(t->poll, UV_READABLE, on_poll);
+  if (r != 0) return throw_errno(env, -r, paused ? "uv_poll_stop" : "uv_poll_start", t->ifname, NULL);
+  return NULL;
+}
+
 // One frame as the loop would write it: with a plain virtio_net_hdr on a vnet TAP unless one is given.
 // Returns 1 written, 0 for a full device queue, -errno otherwise.
 static int write_one(tap_t *t, const uint8_t *hdr, const uint8_t *f, size_t len) {
@@ -846,6 +864,7 @@ NAPI_MODULE_INIT() {
     {"inetSum", NULL, js_inet_sum, NULL, NULL, NULL, napi_enumerable, NULL},
     {"netdevGro", NULL, js_netdev_gro, NULL, NULL, NULL, napi_enumerable, NULL},
     {"threadName", NULL, js_thread_name, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"pause", NULL, js_pause, NULL, NULL, NULL, napi_enumerable, NULL},
 #ifdef WITH_MALLOC_TRIM
     {"mallocTrim", NULL, js_malloc_trim, NULL, NULL, NULL, napi_enumerable, NULL},
 #endif

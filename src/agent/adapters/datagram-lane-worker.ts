@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: UNLICENSED
 // A datagram lane's worker thread (datagram-lanes.ts starts it): the lane's UDP socket and channel, run by
 // the same code as the first lane (datagram-link.ts) against a stand-in for the tunnel session. Frames
-// from the event loop are sealed in the order they came; frames received are copied into one buffer per
-// read batch and handed back. The worker logs through the loop, which owns the log's format and level.
+// from the event loop are sealed in the order they came; frames received are copied into a buffer and
+// handed back (LaneOutbox). The worker logs through the loop, which owns the log's format and level.
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { parseOffload, toFrames } from '../../shared/l2/tso-segment.js';
 import type { LogFields, Logger } from '../../shared/log.js';

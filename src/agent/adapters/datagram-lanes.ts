@@ -2,14 +2,14 @@
 // The agent's further datagram lanes (docs/datagram.md, "Lanes"), seen from the event loop: each lane is a
 // worker thread with its own UDP socket and channel (datagram-lane-worker.ts), so its sealing, opening and
 // system calls run on a core of their own. The loop keeps the TAP and the Layer-2 policy; it hands a lane
-// the frames of the flows that hash to it, in one message per task, and takes back the frames the lane
-// received, one message per read batch. Messages carry one buffer each, transferred, not copied again,
+// the frames of the flows that hash to it, at most one message per task, and takes back the frames the
+// lane received the same way (LaneOutbox). Messages carry one buffer each, transferred, not copied again,
 // and the buffers go back the other way once read (BufferShuttle): a fresh buffer per message is memory
 // outside the heap, which V8 answers with full collections (docs/performance.md, "opened in place").
-// Each direction is a queue the tunnel did not have before, so it gets what the issue of loss without
-// congestion gave the others: the side that takes frames from it runs CoDel on their sojourn (each
-// buffer says when its first frame went in) and drops only under a standing queue; a hard cap in bytes
-// is there for memory alone.
+// Each direction is a queue the tunnel did not have before, so it is managed as the egress queue is
+// (shared/tunnel/codel.ts): the side that takes frames from it runs CoDel on their sojourn (each buffer
+// says when its first frame went in) and drops only under a standing queue; a cap in bytes is there for
+// memory alone.
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Offload } from '../../shared/l2/tso-segment.js';
@@ -18,10 +18,8 @@ import type { LogFields, Logger } from '../../shared/log.js';
 import { AQM_DEFAULTS, CoDel, type AqmOptions } from '../../shared/tunnel/codel.js';
 import type { ChannelTiming } from '../../shared/tunnel/datagram/channel.js';
 
-/** What a lane worker is started with (its workerData's `ckLane`). */
-export interface LaneInit {
-  peerId: number;
-  keyBlock: Uint8Array;
+/** The headend's datagram port and what it offered: the same for every lane of a session. */
+interface LaneChannel {
   host: string;
   port: number;
   splits: boolean;
@@ -29,6 +27,12 @@ export interface LaneInit {
   localAddress?: string;
   sendThread?: boolean;
   timing?: Partial<ChannelTiming>;
+}
+
+/** What a lane worker is started with (its workerData's `ckLane`). */
+export interface LaneInit extends LaneChannel {
+  peerId: number;
+  keyBlock: Uint8Array;
   aqm: AqmOptions;
   /** One Int32 each: the bytes of tx messages the worker has taken and of rx messages the loop has (wrapping). */
   txTaken: SharedArrayBuffer;
@@ -61,8 +65,9 @@ export interface LaneStatus {
   datagramsOut: number;
   /** Frames handed to the lane that it could not send (its path went dark with them on the way). */
   lost: number;
-  /** Frames dropped between the loop and the lane, either way: by CoDel (a standing queue), or at the MAX_WAITING cap. */
+  /** Frames dropped between the loop and the lane, either way, by CoDel (a standing queue). */
   aqmDrops: number;
+  /** ... and at the MAX_WAITING cap. */
   queueFull: number;
   drops: Record<string, number>;
 }
@@ -96,19 +101,68 @@ export function admit(codel: CoDel, targetMs: number, m: LaneBuffer, fn: (frame:
     if (codel.offer(now, above)) dropped++;
     else fn(frame, hdr);
   });
-  if (!above) codel.empty();
   return dropped;
 }
 
 export interface Lane {
   readonly peerId: number;
   readonly up: boolean;
-  /** Queues a frame for the lane; it leaves at the end of this task. */
+  /** Bytes handed to the lane and not yet taken by it (0 once its worker is gone). */
+  readonly waiting: number;
+  /** Queues a frame for the lane; it leaves at the end of this task at the earliest (LaneOutbox). */
   send(frame: Uint8Array): boolean;
   /** Queues a validated super-frame; returns its segment count. */
   sendSuperFrame(o: Offload, frame: Uint8Array): number;
   status(): LaneStatus;
   close(): void;
+}
+
+/** Bytes a lane may have still to take before the loop stops reading the TAP, and when it reads again. */
+export const PAUSE_AT = 1024 * 1024;
+export const RESUME_AT = 256 * 1024;
+
+/**
+ * Backpressure from the lanes to the TAP. A lane slower than the loop (its core busier, its flows
+ * heavier) would otherwise grow a queue of the agent's own in front of it, of whole super-frames, which
+ * only its 4 MB cap would bound. Past PAUSE_AT the loop stops reading the TAP, so what comes waits in the
+ * kernel's queue in front of it instead (the TAP's ring, txqueuelen deep), where it waited with one lane,
+ * the loop then being the slowest. Reading resumes when every lane is under RESUME_AT (looked at every
+ * millisecond while paused) and always when the link closes.
+ */
+export class LanePressure {
+  #paused = false;
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly lanes: readonly Lane[],
+    private readonly emit: (full: boolean) => void,
+  ) {}
+
+  /** After a send to `lane`; passes its result through. */
+  sent<T>(lane: Lane, result: T): T {
+    if (!this.#paused && lane.waiting > PAUSE_AT) {
+      this.#paused = true;
+      this.#timer = setInterval(this.#poll, 1);
+      this.emit(true);
+    }
+    return result;
+  }
+
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  release(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+    this.emit(false);
+  }
+
+  readonly #poll = (): void => {
+    if (this.lanes.every((l) => l.waiting < RESUME_AT)) this.release();
+  };
 }
 
 /**
@@ -322,16 +376,9 @@ export function forEachItem(buf: ArrayBuffer, used: number, fn: (frame: Buffer, 
   }
 }
 
-export interface LanesOptions {
+export interface LanesOptions extends LaneChannel {
   ids: readonly number[];
   keyBlock(peerId: number): Buffer;
-  host: string;
-  port: number;
-  splits: boolean;
-  bundles: boolean;
-  localAddress?: string;
-  sendThread?: boolean;
-  timing?: Partial<ChannelTiming>;
   /** CoDel's target and interval for the queues between the loop and each lane (the agent's `aqm_*`). */
   aqm?: AqmOptions;
   log: Logger;
@@ -424,6 +471,9 @@ function startLane(o: LanesOptions, peerId: number): Lane {
     peerId,
     get up() {
       return up && alive;
+    },
+    get waiting() {
+      return alive ? out.waiting + out.batch.used : 0;
     },
     // Taken either way, as a socket takes what its full buffer then drops: false would send the frame by
     // TLS instead, past the frames of its flow still on the lane.

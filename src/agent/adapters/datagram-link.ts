@@ -25,7 +25,7 @@ import { clampMss, mssFor } from '../../shared/tunnel/datagram/mss-clamp.js';
 import type { AqmOptions } from '../../shared/tunnel/codel.js';
 import { laneAsk, parseLaneOffer, pickLane } from '../../shared/tunnel/datagram/lanes.js';
 import type { TunnelSession, TunnelTransport } from '../../shared/tunnel/session.js';
-import { startLanes, type Lane, type LaneStatus } from './datagram-lanes.js';
+import { LanePressure, startLanes, type Lane, type LaneStatus } from './datagram-lanes.js';
 
 export const DATAGRAM_CAPABILITY = 'datagram';
 /**
@@ -116,6 +116,8 @@ export interface DatagramLinkOptions {
   changed?: (tx: DgTx, reason: string) => void;
   /** The session's datagramTx was set or cleared (its data moved to or from datagrams). */
   txChanged?: () => void;
+  /** A lane has too much still to take (true), or every lane has room again (false); false at close too. */
+  backpressure?: (full: boolean) => void;
 }
 
 export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
@@ -160,6 +162,7 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
           },
         })
       : [];
+  const pressure = new LanePressure(lanes, (full) => o.backpressure?.(full));
   const onDatagram = (msg: Buffer): void => {
     if (closed) return;
     const r = channel.receive(msg, o.clock.now());
@@ -213,7 +216,7 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
   const txFrame = (frame: Uint8Array): boolean => {
     if (channel.tx !== 'datagram' || ep === null) return false;
     const lane = pickLane(frame, lanes);
-    if (lane?.up === true) return lane.send(frame);
+    if (lane?.up === true) return pressure.sent(lane, lane.send(frame));
     const sent = channel.sealFrame(frame, o.clock.now(), send);
     if (channel.bundlePending) flushSoon();
     return sent;
@@ -232,7 +235,7 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
   const txOffload = (off: Offload, frame: Uint8Array): number => {
     if (channel.tx !== 'datagram' || ep === null) return 0;
     const lane = pickLane(frame, lanes);
-    if (lane?.up === true) return lane.sendSuperFrame(off, frame);
+    if (lane?.up === true) return pressure.sent(lane, lane.sendSuperFrame(off, frame));
     return channel.sealSuperFrame(off, frame, o.clock.now(), send);
   };
   const tick = setInterval(() => {
@@ -282,6 +285,7 @@ export function openDatagramLink(o: DatagramLinkOptions): DatagramLink | null {
       o.session.datagramTxOffload = null;
       o.txChanged?.();
       channel.destroy();
+      pressure.release();
       for (const l of lanes) l.close();
       void ep?.close();
     },

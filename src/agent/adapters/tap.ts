@@ -222,6 +222,9 @@ export function openTap(options: OpenTapOptions): TapDevice {
     onError(h) {
       errorHandler = h;
     },
+    pause(paused) {
+      if (!closed && batch) addon.pause?.(native, paused);
+    },
     writeFrames(frames) {
       if (closed || frames.length === 0) {
         stats.txDrops += frames.length;

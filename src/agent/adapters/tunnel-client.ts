@@ -69,6 +69,7 @@ class Client implements TunnelClient {
   #offloadHandler: ((vnetHdr: Buffer, frame: Buffer) => void) | undefined;
   readonly #stateHandlers: ((state: TunnelState, info: StateInfo) => void)[] = [];
   readonly #offloadHandlers: (() => void)[] = [];
+  readonly #pressureHandlers: ((full: boolean) => void)[] = [];
   #state: TunnelState = 'idle';
   #sinceMs = Date.now();
   #socket: TLSSocket | null = null;
@@ -137,6 +138,10 @@ class Client implements TunnelClient {
 
   onFrames(handler: (frames: readonly Buffer[]) => void): void {
     this.#frameHandlers.push(handler);
+  }
+
+  onBackpressure(handler: (full: boolean) => void): void {
+    this.#pressureHandlers.push(handler);
   }
 
   onOffloadChange(handler: () => void): void {
@@ -361,6 +366,9 @@ class Client implements TunnelClient {
               log: this.#log,
               txChanged: () => {
                 for (const h of this.#offloadHandlers) h();
+              },
+              backpressure: (full) => {
+                for (const h of this.#pressureHandlers) h(full);
               },
               ...dgExtras(o),
             });

@@ -87,6 +87,7 @@ export class Forwarder {
     const offload = (): void => this.tap.offload?.set(this.tunnel.offloadUp?.() === true);
     this.tunnel.onStateChange(offload);
     this.tunnel.onOffloadChange?.(offload);
+    this.tunnel.onBackpressure?.((full) => this.tap.pause?.(full));
   }
 
   /** A TAP batch with virtio_net_hdrs: plain frames go through process(); each super-frame on its own. */

@@ -15,6 +15,11 @@ export interface FrameDevice {
   onFrames(handler: (frames: readonly Buffer[], vnetHdrs?: readonly Buffer[]) => void): void;
   /** Returns how many frames were accepted; the caller counts the rest as drops. */
   writeFrames(frames: readonly Buffer[]): number;
+  /**
+   * Stops (true) or restarts (false) reading: what comes meanwhile waits in the kernel's queue in front
+   * of the device (a TAP's qdisc), not in one of the agent's. Absent where the device cannot.
+   */
+  pause?(paused: boolean): void;
   /** Super-frames (a TAP opened with IFF_VNET_HDR); absent on a device without them. */
   readonly offload?: OffloadDevice;
   /**
@@ -54,6 +59,11 @@ export interface TunnelLink {
   onOffload?(handler: (vnetHdr: Buffer, frame: Buffer) => void): void;
   /** offloadUp() may have changed without a state change: this side's data moved to or from datagrams. */
   onOffloadChange?(handler: () => void): void;
+  /**
+   * The tunnel's own queue toward the headend is full (true) or has room again (false): the forwarder
+   * stops reading the LAN meanwhile, so that what comes waits in the kernel's queue instead.
+   */
+  onBackpressure?(handler: (full: boolean) => void): void;
   onStateChange(handler: (state: TunnelState, info: { headend?: string; reason?: string }) => void): void;
   status(): Record<string, unknown>;
   /** What the headend granted in its hello-ack (e.g. `dhcp-from-dc`); empty while not up. */

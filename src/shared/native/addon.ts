@@ -76,6 +76,8 @@ export interface TapAddon {
   setsockopt?(fd: number, level: number, name: number, value: number): number;
   /** Bytes waiting in a socket's receive queue (FIONREAD). Older builds lack it. */
   unreadBytes?(fd: number): number;
+  /** Stops (true) or restarts (false) reading a started TAP; the kernel's queue holds what comes meanwhile. Older builds lack it. */
+  pause?(tap: NativeTap, paused: boolean): void;
   /** Names the calling thread (15 bytes at most; longer is cut). Older builds lack it. */
   threadName?(name: string): void;
   /** The ones'-complement sum of bytes[from, to) plus `initial`, folded, not complemented (older builds lack it). */

@@ -669,23 +669,16 @@ test('lanes: an agent asking for 3 gets 3 from the headend, each on a worker thr
 });
 
 test('lanes, mixed settings: a headend that offers none (datagram.lanes 1) and an agent that asks for none both run on one lane', async (t) => {
-  const e = await env(t, { datagram: { host: '127.0.0.1', port: 0, lanes: 1 } });
-  const link = client(e, { lanes: 4 });
-  t.after(() => link.close());
-  const received: Buffer[] = [];
-  link.onFrames((fs) => received.push(...fs.map((f) => Buffer.from(f))));
-  link.start();
-  await waitFor('on datagrams', 10_000, () => link.status().transport === 'datagram');
-  await roundTrip(e, link, received, 'one-lane');
-  assert.deepEqual(link.status().datagram?.lanes, []);
-
-  const e2 = await env(t);
-  const plain = client(e2);
-  t.after(() => plain.close());
-  const got2: Buffer[] = [];
-  plain.onFrames((fs) => got2.push(...fs.map((f) => Buffer.from(f))));
-  plain.start();
-  await waitFor('on datagrams', 10_000, () => plain.status().transport === 'datagram');
-  await roundTrip(e2, plain, got2, 'no-ask');
-  assert.deepEqual(plain.status().datagram?.lanes, []);
+  const oneLane = async (e: Env, lanes: number | undefined, tag: string): Promise<void> => {
+    const link = client(e, lanes === undefined ? {} : { lanes });
+    t.after(() => link.close());
+    const received: Buffer[] = [];
+    link.onFrames((fs) => received.push(...fs.map((f) => Buffer.from(f))));
+    link.start();
+    await waitFor(`${tag}: on datagrams`, 10_000, () => link.status().transport === 'datagram');
+    await roundTrip(e, link, received, tag);
+    assert.deepEqual(link.status().datagram?.lanes, [], `${tag}: no further lanes`);
+  };
+  await oneLane(await env(t, { datagram: { host: '127.0.0.1', port: 0, lanes: 1 } }), 4, 'headend-offers-none');
+  await oneLane(await env(t), undefined, 'agent-asks-none');
 });

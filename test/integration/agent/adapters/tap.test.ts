@@ -498,3 +498,27 @@ test('the largest frame a TAP carries (MTU 65521: 65535 bytes) arrives whole, ne
   );
   assert.equal(tap.stats.rxTruncated, 0);
 });
+
+test('pause: no frame is read while paused; they wait in the kernel and arrive, in order, on resume', { skip }, async (t) => {
+  const { ns, name, tap } = await tapInNamespace(t);
+  await ipIn(ns, 'neigh', 'replace', '10.77.0.2', 'lladdr', '02:cc:00:00:00:02', 'dev', name, 'nud', 'permanent');
+  const got: number[] = [];
+  tap.onFrames((batch) => {
+    for (const f of batch) if (f.length > 42 && f.readUInt16BE(12) === 0x0800 && f[23] === 17) got.push(f.readUInt16BE(42));
+  });
+  const send = (from: number, n: number): string =>
+    `const s = (await import('node:dgram')).createSocket('udp4'); for (let i = ${from}; i < ${from + n}; i++) { const b = Buffer.alloc(100); b.writeUInt16BE(i, 0); s.send(b, 9, '10.77.0.2'); } setTimeout(() => s.close(), 200);`;
+  await run('ip', 'netns', 'exec', ns, process.execPath, '--input-type=module', '-e', send(0, 5));
+  await waitFor('5 frames before the pause', 3000, () => got.length === 5, 10);
+  tap.pause?.(true);
+  await run('ip', 'netns', 'exec', ns, process.execPath, '--input-type=module', '-e', send(5, 50));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(got.length, 5, 'nothing read while paused');
+  tap.pause?.(false);
+  await waitFor('the 50 sent while paused', 3000, () => got.length === 55, 10);
+  assert.deepEqual(
+    got,
+    Array.from({ length: 55 }, (_, i) => i),
+    'all of them, in order',
+  );
+});

@@ -4,7 +4,18 @@
 // and CoDel drops from the queue between them only under a standing queue, never for one late buffer.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { admit, BufferShuttle, forEachItem, LaneOutbox, laneNow, type LaneBuffer } from '../../../../src/agent/adapters/datagram-lanes.js';
+import {
+  admit,
+  BufferShuttle,
+  forEachItem,
+  LaneOutbox,
+  LanePressure,
+  laneNow,
+  PAUSE_AT,
+  RESUME_AT,
+  type Lane,
+  type LaneBuffer,
+} from '../../../../src/agent/adapters/datagram-lanes.js';
 import { CoDel } from '../../../../src/shared/tunnel/codel.js';
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
@@ -127,4 +138,31 @@ test('CoDel on the queue: one late buffer is delivered whole; a standing queue l
   while (laneNow() - t0 < 300) dropped += admit(codel, 5, { ...frames(10), at: laneNow() - 20, free: [] }, () => delivered++);
   assert.ok(dropped > 0, 'a standing queue above target for more than an interval is dropped from');
   assert.ok(dropped < 40, `a few frames at the control law's rate, not the queue: ${dropped}`);
+});
+
+test('backpressure: a lane past PAUSE_AT stops the TAP once; it reads again when every lane is under RESUME_AT, or at close', async () => {
+  const lanes = [{ waiting: 0 }, { waiting: 0 }] as unknown as Lane[];
+  const set = (i: number, w: number): void => {
+    (lanes[i] as unknown as { waiting: number }).waiting = w;
+  };
+  const said: boolean[] = [];
+  const p = new LanePressure(lanes, (full) => said.push(full));
+  assert.equal(p.sent(lanes[0] as Lane, 7), 7, 'the send result passes through');
+  assert.deepEqual(said, []);
+  set(0, PAUSE_AT + 1);
+  p.sent(lanes[0] as Lane, true);
+  p.sent(lanes[0] as Lane, true);
+  assert.deepEqual(said, [true], 'paused once');
+  set(0, RESUME_AT - 1);
+  set(1, RESUME_AT + 1);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(said, [true], 'not while another lane is still above RESUME_AT');
+  set(1, 0);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(said, [true, false], 'resumed');
+  set(1, PAUSE_AT + 1);
+  p.sent(lanes[1] as Lane, true);
+  p.release();
+  p.release();
+  assert.deepEqual(said, [true, false, true, false], 'released at close, once');
 });

@@ -242,6 +242,9 @@ export async function openDatagramServer(o: {
               : own(frame);
           },
         };
+        // A peer id attached again (the same session's) retires the old one: its frames are not delivered.
+        const old = peers.get(peerId);
+        if (old !== undefined) old.live = false;
         peers.set(peerId, peer);
         return peer;
       };

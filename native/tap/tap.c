@@ -452,18 +452,25 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   return buf;
 }
 
+// The (handle, boolean) arguments of pause and setOffload: the handle (NULL with an exception pending), and
+// the flag with whether a boolean was given.
+static tap_t *tap_and_flag(napi_env env, napi_callback_info info, bool *flag, bool *given) {
+  size_t argc = 2;
+  napi_value argv[2];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) { throw_last(env); return NULL; }
+  tap_t *t = unwrap(env, argv[0]);
+  *given = t && argc >= 2 && napi_get_value_bool(env, argv[1], flag) == napi_ok;
+  return t;
+}
+
 // pause(tap, paused): stops (true) or restarts (false) reading the TAP. While the agent does not read, the
 // frames wait in the kernel's queue in front of the TAP (its ring, txqueuelen deep) instead of in a queue
 // of the agent's own: its datagram lanes' backpressure.
 static napi_value js_pause(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  bool paused = false;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  tap_t *t = unwrap(env, argv[0]);
+  bool paused = false, given = false;
+  tap_t *t = tap_and_flag(env, info, &paused, &given);
   if (!t) return NULL;
-  if (argc < 2 || napi_get_value_bool(env, argv[1], &paused) != napi_ok)
-    return napi_throw_type_error(env, "EINVAL", "pause(tap, paused): paused must be a boolean"), NULL;
+  if (!given) return napi_throw_type_error(env, "EINVAL", "pause(tap, paused): paused must be a boolean"), NULL;
   if (t->fd < 0 || !t->poll) return NULL;  // closed, or not started: nothing to pause
   int r = paused ? uv_poll_stop(t->poll) : uv_poll_start(t->poll, UV_READABLE, on_poll);
   if (r != 0) return throw_errno(env, -r, paused ? "uv_poll_stop" : "uv_poll_start", t->ifname, NULL);
@@ -639,13 +646,9 @@ static napi_value js_write_offload(napi_env env, napi_callback_info info) {
 
 // setOffload(handle, on): TUNSETOFFLOAD CSUM|TSO4|TSO6|TSO_ECN (on) or 0 (off) on a vnetHdr TAP.
 static napi_value js_set_offload(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  bool on = false;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  tap_t *t = unwrap(env, argv[0]);
+  bool on = false, given = false;
+  tap_t *t = tap_and_flag(env, info, &on, &given);
   if (!t) return NULL;
-  if (argc >= 2) napi_get_value_bool(env, argv[1], &on);
   if (t->fd < 0 || !t->vnet) return throw_errno(env, EINVAL, "ioctl(TUNSETOFFLOAD)", t->ifname, "needs an open vnetHdr TAP");
   unsigned int flags = on ? (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN) : 0;
   if (ioctl(t->fd, TUNSETOFFLOAD, flags) < 0) return throw_errno(env, errno, "ioctl(TUNSETOFFLOAD)", t->ifname, NULL);
